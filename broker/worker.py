@@ -123,11 +123,6 @@ COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may tak
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
 rebalance, and the commit is not needed for exactly once (a coordinator failing over would hold it seconds)."""
-NODE_SKEW_MS = 60_000
-"""How far apart the clocks of a cluster's Kafka nodes are allowed to be, where one's append time (an audit block's)
-bounds another's (the ingress records the block follows): ``_remade_ingress`` for a head that gives no record's own
-time. A topic made anew and refilled within this long of the head's block is not told so; nodes' clocks further
-apart than this refuse a slot whose topic was not (FeedGapError)."""
 SETTLE_WAIT_S = 40.0
 """The longest the slots' transactions in flight may take to end when the slots are handed over or retired (one
 deadline for all of them, and longer where ``PUENTE_KAFKA_TIMEOUT_S`` is: ``BrokerWorker.settle_wait_s``): past it
@@ -807,46 +802,59 @@ class BrokerWorker:
     async def _remade_ingress(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
                               states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[TopicPartition, str]:
         """The fresh slots whose ingress topic was made anew and filled again past where their head stands, each
-        with what happened: the record the head took last is no longer at its offset (another, appended at
-        another time, is), so reading on from there would pass every record of the new topic before it in
-        silence, neither decided nor recorded. FeedGapError unless ``accept_gaps``, which records a gap and reads
-        the new topic from its first record (the caller: ``_accept_gap``).
+        with what happened: the record the head took last is no longer at its offset (another is), so reading on
+        from there would pass every record of the new topic before it in silence, neither decided nor recorded.
+        FeedGapError unless ``accept_gaps``, which records a gap and reads the new topic from its first record
+        (the caller: ``_accept_gap``).
 
-        Every head standing past offset 0 is checked, none skipped. One whose entries give that record's own time
-        (``ChainHead.resume_ms``) by that time: a record gone with retention, or a partition that ends before it
-        (the gap ``_gap`` meets), is not this. Any other (a gap's entry, an unreadable batch's) by a time after
-        which Kafka appended no record before where it stands (``ChainHead.resume_by_ms``): a record there
-        appended later, by more than the nodes' clocks may differ (``NODE_SKEW_MS``), is of a topic made anew.
-        A head giving neither cannot be told from one, and is refused the same way: it fails closed."""
-        heads = {tp: head for tp, slot in fresh if (head := states[slot][0]).resume}
+        Every head standing past offset 0 is checked, none skipped, and only what the broker itself decided is
+        looked up by time: a lookup landing on a batch it refused unread (perhaps compressed) may have a Kafka
+        node inflate it whole to answer. A record gone with retention, or a partition that ends before where
+        the head stands (the gap ``_gap`` meets), is no finding here.
+
+        - A head whose entry gives the append time of the record it took last (``ChainHead.resume_ms``) is
+          checked by that exact time (``_taken_elsewhere``).
+        - A gap read on from where the partition's log started (``ChainHead.resume_by_ms`` 0) asks no time: a
+          log's start never moves back, so one starting below where the head stands now is another log.
+        - Any other (an unreadable batch's dead letter, an audit-expired gap, a gap of an earlier release) has the
+          record before where it stands read itself, never inflated (``_appended_since``).
+        - A head giving no time at all cannot be told from one at a topic made anew, and --accept-gap would read
+          a topic that was not from its first record again: refused either way, naming what to check."""
+        heads = {tp: (slot, head) for tp, slot in fresh if (head := states[slot][0]).resume}
         if not heads:
             return {}
-        exact = {tp: head.resume_ms for tp, head in heads.items() if head.resume_ms is not None}
-        bound = {tp: head.resume_by_ms + NODE_SKEW_MS for tp, head in heads.items()
-                 if head.resume_ms is None and head.resume_by_ms is not None}
-        # One request for every slot: where each partition holds its first record appended at or after the time
-        # asked. For an exact time, the record the head took (or one of the same millisecond before it) answers
-        # in the common case; only an answer at another time, at or before it, needs the record itself read.
-        hits = await consumer.offsets_for_times({**exact, **bound}) if exact or bound else {}
+        exact = {tp: head.resume_ms for tp, (_, head) in heads.items() if head.resume_ms is not None}
+        at_start = [tp for tp, (_, head) in heads.items() if head.resume_ms is None and head.resume_by_ms == 0]
+        # One request of each kind for every slot. For an exact time, the record the head took (or one of the
+        # same millisecond before it) answers in the common case; only an answer at another time, at or before
+        # it, needs the record itself read.
+        hits = await consumer.offsets_for_times(exact) if exact else {}
+        starts = await consumer.beginning_offsets(at_start) if at_start else {}
         found: dict[TopicPartition, str] = {}
-        for tp, head in sorted(heads.items()):
-            resume, hit = head.resume or 0, hits.get(tp)
-            made = f"{tp.topic}[{tp.partition}] was made anew: "
-            unread = ", so the records of the new topic before where the broker stands were never read"
+        for tp in sorted(heads):
+            slot, head = heads[tp]
+            resume = head.resume or 0
             if tp in exact:
-                how = await self._taken_elsewhere(consumer, tp, resume - 1, exact[tp], hit)
-                what = None if how is None else made + how + unread
-            elif tp in bound:
-                # Ingress topics keep Kafka's append time (checked at start), so the answer's is the record's own.
-                what = None if hit is None or hit.offset >= resume else (
-                    f"{made}it holds a record at offset {hit.offset}, before offset {resume} where the broker stands, "
-                    f"that it did not hold when the broker's audit last stood there{unread}")
+                how = await self._taken_elsewhere(consumer, tp, resume - 1, exact[tp], hits.get(tp))
+            elif tp in starts:
+                how = None if starts[tp] >= resume else (
+                    f"its log starts at offset {starts[tp]} now, below offset {resume}, where the broker stands and "
+                    "where the log started when the broker's audit read past the records before it; a log's start "
+                    "never moves back")
+            elif head.resume_by_ms is not None:
+                how = await self._appended_since(consumer, tp, resume - 1, head.resume_by_ms)
             else:
-                what = (f"{tp.topic}[{tp.partition}] cannot be told from a topic made anew (the broker's audit head "
-                        f"there gives no time to tell it by): if it was, the records of the new topic before offset "
-                        f"{resume}, where the broker stands, were never read")
-            if what is None:
+                raise FeedGapError(
+                    f"{tp.topic}[{tp.partition}] cannot be told from a topic made anew: the broker's last audit "
+                    f"block there ({self.names.decisions}[{slot}]) states no time and Kafka gives none for it, so "
+                    f"nothing dates the records before offset {resume}, where the broker stands. --accept-gap does "
+                    "not read past this: it would read the topic from its first record again if it was not made "
+                    f"anew. Check that {self.names.decisions} keeps Kafka's append time (`puente topics apply`) and "
+                    "run `puente audit verify`")
+            if how is None:
                 continue
+            what = (f"{tp.topic}[{tp.partition}] was made anew: {how}, so the records of the new topic before where "
+                    "the broker stands were never read")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}. Nothing was skipped: run `puente broker run --accept-gap` to read the "
                                    "new topic from its first record, recording the gap in the audit")
@@ -860,13 +868,34 @@ class BrokerWorker:
         if hit is None or hit.offset > at or hit.timestamp == ms:
             return None  # gone with retention (or nothing since), or the record the head took
         rec = await record_at(consumer, tp, at)
-        # Inside a batch the broker does not read, but not at its end: the broker took offset ``at`` from
-        # another batch (it takes such a batch at its last offset), so the topic is another now.
-        inside = rec is not None and rec.unreadable is not None and rec.offset != at
-        if not inside and (rec is None or not rec.append_time or rec.timestamp_ms == ms):
+        if (inside := _inside_unread(rec, at)) is not None:
+            return inside
+        if rec is None or not rec.append_time or rec.timestamp_ms == ms:
             return None  # gone, or a time its producer chose: nothing to compare
-        return (f"the record at offset {at}, the last the broker took, is another now ("
-                + ("inside a batch the broker does not read" if inside else "appended at another time") + ")")
+        return f"the record at offset {at}, the last the broker took, is another now (appended at another time)"
+
+    @staticmethod
+    async def _appended_since(consumer: Consumer, tp: TopicPartition, at: int, block_ms: int) -> str | None:
+        """How the record at offset ``at``, the last before where a slot's head stands, is of a topic made anew, or
+        None, for a head whose entries give no time of that record: ``block_ms`` is when the head's block was
+        appended (``ChainHead.resume_by_ms``), after every record it follows. The record is read itself
+        (``record_at`` reads batches raw, and a compressed one comes back unread), never looked up by time.
+
+        Appended later than the block by more than Kafka nodes' clocks are allowed to differ
+        (``MAX_FUTURE_SKEW_MS``, as the replay window and the audit's key rotation allow: the ingress partition's
+        leader may run ahead of the decisions partition's), it came after the slot stood there. A topic made anew
+        and refilled within that hour of the block is not told so."""
+        rec = await record_at(consumer, tp, at)
+        if (inside := _inside_unread(rec, at)) is not None:
+            return inside
+        appended = None if rec is None else rec.appended_ms
+        if appended is None or appended <= block_ms + MAX_FUTURE_SKEW_MS:
+            return None  # gone (retention, or the partition ends before it), a producer's time, or no later
+        late_min = (appended - block_ms) // 60_000
+        return (f"the record at offset {at}, the last before where the broker stands, was appended at "
+                f"{_iso_ms(appended)}, {late_min} minutes after the broker's audit block standing there "
+                f"({_iso_ms(block_ms)}): later than Kafka nodes' clocks may differ "
+                f"({MAX_FUTURE_SKEW_MS // 60_000} minutes)")
 
     def _verified_head(self, tp: TopicPartition, rec: Record | None,
                        before: Record | None = None) -> dict[str, Any] | None:
@@ -1642,6 +1671,23 @@ class BrokerWorker:
 SLOT_ORDER = ("the slots follow PUENTE_AGENCIES and its order, which must stay as the topics were made (new "
               "agencies go at the end)")
 """Why a slot may not load another ingress partition's state, as both slot checks say it."""
+
+
+def _inside_unread(rec: Record | None, at: int) -> str | None:
+    """How ``rec``, read at offset ``at`` where a slot's head stands after, shows the topic another now, or None:
+    a batch the broker does not read that holds ``at`` but does not end there. The broker takes such a batch at its
+    last offset, so it never stood inside one: it took ``at`` from another batch."""
+    covers = None if rec is None else rec.unreadable
+    if rec is None or covers is None or rec.offset == at:
+        return None
+    return (f"offset {at}, the last before where the broker stands, lies inside a batch the broker does not read "
+            f"(offsets {covers.first}-{covers.last}), not at its end, where the broker takes such a batch: the "
+            "record the broker took there is gone")
+
+
+def _iso_ms(ms: int) -> str:
+    """Unix milliseconds as an ISO 8601 time in UTC, for a message."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def slot_mismatch(last: dict[str, Any] | None, slot: int, slots: Slots) -> str | None:

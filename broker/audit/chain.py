@@ -103,12 +103,12 @@ class ChainHead:
     """For a slot's decision chain read back: when Kafka appended the ingress record before ``resume`` (the last
     its last block took), as that block's entry says; None when no entry says."""
     resume_by_ms: int | None = None
-    """For a slot's decision chain read back: a time after which Kafka appended no ingress record before
-    ``resume`` that the partition still holds, for the heads whose ``resume_ms`` is None, so that a topic made anew
-    is still told: when the last block was appended (its records were all appended before), or 0 when that
-    block's last entry is a gap read past records the partition's log no longer held (``_gap_from_log_start``:
-    a log's start never moves back, so any record before ``resume`` is of a topic made anew). None when neither is
-    known (a block stating no time, read from outside Kafka)."""
+    """For a slot's decision chain read back, the heads whose ``resume_ms`` is None: when the last block was
+    appended, after every ingress record before ``resume`` the partition held then (the worker compares the
+    record before ``resume`` with it, read itself: ``BrokerWorker._remade_ingress``), so that a topic made anew is
+    still told; or 0 when that block's last entry is a gap read on from where the partition's log started
+    (``_gap_from_log_start``: a log's start never moves back, so the worker asks where it starts now, no time).
+    None when neither is known (a block stating no time, read from outside Kafka)."""
     at: str | None = None
     """The time the chain's last record states (its ``at``), which the next record carries as ``prev_at``: a
     chain cut at its start then says when its first record's predecessor was written, which tells a deletion from

@@ -1,6 +1,9 @@
-"""A slot whose audit head is a GAP entry is checked for an ingress topic made anew like any other head: a topic
-deleted, made again and refilled past where the head stands is refused, never read on from there in silence (its
-first records neither decided, dead-lettered nor recorded); the same topic as the head left it still reads on."""
+"""A slot whose audit head gives no time of the record it took last (a GAP entry, an unreadable batch's dead letter)
+is checked for an ingress topic made anew like any other head: a topic deleted, made again and refilled past where
+the head stands is refused, never read on from there in silence (its first records neither decided, dead-lettered
+nor recorded); the same topic as the head left it still reads on, whatever the Kafka nodes' clocks (within the
+hour the worker allows elsewhere). Such a head is never checked by a lookup by time, which a Kafka node may answer
+by inflating a batch the broker refused unread: the log's start, or the record itself, read raw."""
 
 from __future__ import annotations
 
@@ -14,23 +17,31 @@ import pytest
 from aiokafka import TopicPartition
 
 from broker.audit import ChainHead, ChainWriter
+from broker.kafka.io import LOG_APPEND_TIME
+from broker.kafka.unreadable import UNREADABLE
 from broker.replay import ReplayWindow
-from broker.worker import NODE_SKEW_MS
 from puente.errors import FeedGapError
+from puente.wire import Unreadable
 from tests.unit.broker.test_worker_lifecycle_loss import _gaps, _loaded, _worker
 
 TP = TopicPartition("t.ingress.SNM", 1)
 AT = "2026-06-01T00:00:00Z"  # when the head's block was written
 AT_MS = int(datetime.fromisoformat(AT).timestamp() * 1000)
 TOOK_MS = AT_MS - 3_600_000  # when Kafka appended the record at offset 99, the last the old chain took
-DAY_MS = 86_400_000
+MINUTE_MS, DAY_MS = 60_000, 86_400_000
+REASONS = ["states-lost", "audit-expired", "deleted", "topic-remade", "unreadable"]
 
 
-def _gap(reason: str) -> dict[str, Any]:
-    """A GAP entry standing at offset 100, as a release before ``taken_ms`` wrote it."""
+def _entry(reason: str) -> dict[str, Any]:
+    """The head's last entry, standing at offset 100: a GAP as a release before ``taken_ms`` wrote it (``deleted``
+    and ``topic-remade`` read on from where the log started then), or an unreadable batch's dead letter."""
+    if reason == "unreadable":
+        return {"kind": "DEAD_LETTER", "reason": "unreadable", "detail": "x", "at": AT,
+                "ingress": f"{TP.topic}:1:99", "ingress_ms": TOOK_MS}
     skipped = 60 if reason == "deleted" else 0
-    return {"kind": "GAP", "reason": reason, "detail": "x", "from_offset": 100 - skipped, "next_offset": 100,
-            "skipped": skipped, "at": AT, "ingress": f"{TP.topic}:1:99", "ingress_ms": TOOK_MS}
+    return {"kind": "GAP", "reason": reason, "detail": "x", "next_offset": 100, "skipped": skipped, "at": AT,
+            "from_offset": {"deleted": 40, "topic-remade": 150}.get(reason, 100),
+            "ingress": f"{TP.topic}:1:99", "ingress_ms": TOOK_MS}
 
 
 def _head(entry: dict[str, Any], appended_ms: int | None = None) -> ChainHead:
@@ -40,16 +51,59 @@ def _head(entry: dict[str, Any], appended_ms: int | None = None) -> ChainHead:
 
 
 class _Ingress:
-    """The ingress partition as ``_remade_ingress`` asks it: its records' (offset, Kafka append time), answering
-    with the first appended at or after each time asked, as Kafka does; and the times it was asked."""
+    """The ingress partition as ``_remade_ingress`` asks it, through the audit reader: its records' (offset, Kafka
+    append time) and the batches it holds that the broker does not read ((first, last, time): read, each comes
+    back as one record at its last offset, never inflated), from ``start`` on. Notes each lookup by time
+    (``asked``) and each read of records (``read``: the offsets sought)."""
 
-    def __init__(self, records: list[tuple[int, int]]) -> None:
-        self.records, self.asked = records, []  # type: list[dict[TopicPartition, int]]
+    def __init__(self, records: list[tuple[int, int]], unread: list[tuple[int, int, int]] | None = None,
+                 start: int | None = None) -> None:
+        self.records, self.unread = dict(records), unread or []
+        held = [*self.records, *(o for first, last, _ in self.unread for o in (first, last))]
+        self.start = min(held, default=0) if start is None else start
+        self.end = max(held, default=self.start - 1) + 1
+        self.asked: list[dict[TopicPartition, int]] = []
+        self.read: list[int] = []
+        self.pos = 0
 
     async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+        # As Kafka answers, inflating a batch it holds to find the record in it (here its first).
         self.asked.append(times)
-        return {tp: next((NS(offset=o, timestamp=t) for o, t in self.records if t >= ms), None)
-                for tp, ms in times.items()}
+        held = sorted([*self.records.items(), *((first, ms) for first, _, ms in self.unread)])
+        return {tp: next((NS(offset=o, timestamp=t) for o, t in held if t >= ms), None) for tp, ms in times.items()}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.start)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.end)
+
+    def assign(self, tps: list[TopicPartition]) -> None: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.read.append(offset)
+        self.pos = offset
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.pos
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0) -> dict[TopicPartition, list[Any]]:
+        while self.pos < self.end:
+            at = self.pos
+            for first, last, ms in self.unread:
+                if first <= at <= last:
+                    self.pos = last + 1
+                    why = Unreadable("a zstd-compressed batch, not inflated", first, last, at if at > first else None)
+                    return {TP: [self._msg(last, ms, [(UNREADABLE, why)])]}
+            self.pos += 1
+            if at in self.records:
+                return {TP: [self._msg(at, self.records[at], [])]}
+        return {}
+
+    @staticmethod
+    def _msg(offset: int, ms: int, headers: list[Any]) -> Any:
+        return NS(topic=TP.topic, partition=TP.partition, offset=offset, key=None, value=b"v", headers=headers,
+                  timestamp=ms, timestamp_type=LOG_APPEND_TIME)
 
 
 def _remade(worker: Any, ingress: _Ingress, head: ChainHead) -> dict[TopicPartition, str]:
@@ -61,33 +115,76 @@ def _made_anew() -> _Ingress:
     return _Ingress([(o, AT_MS + DAY_MS + o) for o in range(120)])
 
 
-@pytest.mark.parametrize("reason", ["states-lost", "audit-expired", "deleted"])
-def test_a_gap_head_at_an_ingress_topic_made_anew_and_refilled_is_refused(reason: str) -> None:
-    """A head whose last entry is a gap (no record's own time) at a topic made anew and refilled past it: the slot
-    is refused (FeedGapError naming --accept-gap), or with --accept-gap marked for a gap read from offset 0. It was
-    skipped unchecked, and read on from offset 100, past the new topic's records 0-99 in silence."""
-    head = _head(_gap(reason))
+@pytest.mark.parametrize("reason", REASONS)
+def test_a_head_at_an_ingress_topic_made_anew_and_refilled_is_refused(reason: str) -> None:
+    """A head whose last entry gives no time of the record before it, at a topic made anew and refilled past it: the
+    slot is refused (FeedGapError naming --accept-gap), or with --accept-gap marked for a gap read from offset 0,
+    and no lookup by time is asked. (Read on from offset 100, the new topic's records 0-99 would pass in silence.)"""
+    head = _head(_entry(reason))
     assert (head.resume, head.resume_ms) == (100, None)
+    ingress = _made_anew()
     with pytest.raises(FeedGapError) as caught:
-        _remade(_worker(), _made_anew(), head)
+        _remade(_worker(), ingress, head)
     assert "was made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
-    assert list(_remade(_worker(accept_gaps=True), _made_anew(), head)) == [TP]
+    assert list(_remade(_worker(accept_gaps=True), ingress, head)) == [TP]
+    assert ingress.asked == []
 
 
-@pytest.mark.parametrize("reason", ["states-lost", "audit-expired", "deleted"])
-def test_a_gap_head_at_the_topic_it_left_reads_on(reason: str) -> None:
-    """A normal restart: the topic is as the gap's head left it, its records before offset 100 appended before the
-    head's block (the last one 30 s after, by a node whose clock runs ahead, within ``NODE_SKEW_MS``), or deleted
-    below 100 (a gap past records retention deleted), the later ones appended since. Nothing is found, and the
-    slot reads on from 100. A gap's head is checked by when its block was appended, Kafka's time where known (else
-    the time it states); one past deleted records by any record before it, whenever appended."""
-    before = [(o, TOOK_MS - (99 - o) * 1000) for o in range(99)] + [(99, AT_MS + 30_000)]
+@pytest.mark.parametrize("reason", REASONS)
+def test_a_normal_restart_reads_on_with_the_nodes_clocks_ten_minutes_apart(reason: str) -> None:
+    """A normal restart: the topic is as the head left it, its record at offset 99 appended by an ingress leader
+    whose clock runs 10 minutes ahead of the decisions leader's (it seems appended after the head's block, within
+    the hour the worker allows: ``MAX_FUTURE_SKEW_MS``), or its records below 100 deleted (a gap read on from the
+    log's start), the later ones appended since. Nothing is found and the slot reads on from 100, whether the
+    block is dated by Kafka's time or the one it states; no lookup by time is asked. (A minute's bound refused it.)"""
     since = [(o, AT_MS + DAY_MS + o) for o in range(100, 120)]
-    ingress = _Ingress(since if reason == "deleted" else before + since)
-    kafka_ms = AT_MS + 5
-    for head, asked in ((_head(_gap(reason)), AT_MS), (_head(_gap(reason), kafka_ms), kafka_ms)):
+    if reason in ("deleted", "topic-remade"):
+        ingress = _Ingress(since)
+    else:
+        # The last record before 100, or the batch the broker took at 99 without reading it.
+        end, last, unread = ((97, [], [(97, 99, AT_MS + 10 * MINUTE_MS)]) if reason == "unreadable" else
+                             (99, [(99, AT_MS + 10 * MINUTE_MS)], None))
+        before = [(o, TOOK_MS - (99 - o) * 1000) for o in range(end)]
+        ingress = _Ingress(before + last + since, unread)
+    for head in (_head(_entry(reason)), _head(_entry(reason), AT_MS + 5)):
         assert head.resume == 100 and _remade(_worker(), ingress, head) == {}
-        assert ingress.asked[-1] == {TP: (0 if reason == "deleted" else asked) + NODE_SKEW_MS}
+    assert ingress.asked == []
+
+
+@pytest.mark.parametrize("reason", ["deleted", "topic-remade"])
+def test_a_gap_head_read_on_from_the_log_start_is_refused_by_the_log_start_alone(reason: str) -> None:
+    """A gap read on from where the log started (offset 100) meets a log starting at 0 now: a log's start never
+    moves back, so the topic was made anew, whenever its records were appended (here all before the head's block,
+    which no time would tell). Refused with what was seen, asking no time and reading no record."""
+    ingress = _Ingress([(o, TOOK_MS - (120 - o) * 1000) for o in range(120)])
+    with pytest.raises(FeedGapError) as caught:
+        _remade(_worker(), ingress, _head(_entry(reason)))
+    assert "its log starts at offset 0 now, below offset 100" in str(caught.value)
+    assert (ingress.asked, ingress.read) == ([], [])
+    for start in (100, 130):  # where the log started then, or past it since (retention)
+        assert _remade(_worker(), _Ingress([], start=start), _head(_entry(reason))) == {}
+
+
+def test_a_head_after_a_batch_the_broker_does_not_read_is_checked_by_reading_it_raw() -> None:
+    """An unreadable batch's dead letter at the head (the broker took the batch at its last offset, 99): the batch
+    read back raw ends at 99 and was appended before the block, so the slot reads on; offset 99 inside such a batch
+    that ends further on (the broker took 99 from another), or a record there appended a day after the block, is a
+    topic made anew. Gone with retention, or a partition ending before it, is not. No lookup by time is asked:
+    the batch may be compressed, and a Kafka node may inflate it whole to answer one."""
+    head = _head(_entry("unreadable"))
+    unread = [(97, 99, TOOK_MS)]
+    ingress = _Ingress([(o, TOOK_MS - 1000) for o in range(97)], unread)
+    assert _remade(_worker(), ingress, head) == {}
+    for gone in (_Ingress([(o, AT_MS + DAY_MS) for o in range(100, 110)]), _Ingress([(5, TOOK_MS)])):
+        assert _remade(_worker(), gone, head) == {}
+    inside = _Ingress([(o, AT_MS + DAY_MS) for o in range(97)], [(97, 101, AT_MS + DAY_MS)])
+    later = _Ingress([(o, AT_MS + DAY_MS + o) for o in range(97)], [(97, 99, AT_MS + DAY_MS)])
+    for ingress, seen in ((inside, "lies inside a batch the broker does not read (offsets 97-101), not at its end"),
+                          (later, "was appended at 2026-06-02T00:00:00Z, 1440 minutes after")):
+        with pytest.raises(FeedGapError) as caught:
+            _remade(_worker(), ingress, head)
+        assert "was made anew" in str(caught.value) and seen in str(caught.value)
+        assert ingress.asked == [] and ingress.read == [99]
 
 
 def test_states_lost_carries_the_time_of_the_record_it_names_and_its_head_is_checked_by_it() -> None:
@@ -107,12 +204,19 @@ def test_states_lost_carries_the_time_of_the_record_it_names_and_its_head_is_che
     assert _remade(_worker(), ingress, after) == {} and ingress.asked == [{TP: appended}]
 
 
-def test_a_head_giving_no_time_to_tell_by_is_refused() -> None:
+def test_a_head_giving_no_time_to_tell_by_is_refused_even_with_accept_gap() -> None:
     """A head standing past offset 0 whose block gives no time at all (neither a record's nor its own) cannot be
-    told from one at a topic made anew: refused the same way (fails closed), never read on unchecked."""
+    told from one at a topic made anew: refused (fails closed), never read on unchecked, and --accept-gap does not
+    read past it either, since it would read a topic that was not made anew from offset 0 again. The message names
+    what to check."""
     head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [
-        {k: v for k, v in _gap("states-lost").items() if k != "at"}]})
+        {k: v for k, v in _entry("states-lost").items() if k != "at"}]})
     assert (head.resume, head.resume_ms, head.resume_by_ms) == (100, None, None)
-    with pytest.raises(FeedGapError) as caught:
-        _remade(_worker(), _Ingress([]), head)
-    assert "cannot be told from a topic made anew" in str(caught.value) and "--accept-gap" in str(caught.value)
+    for accept in (False, True):
+        ingress = _Ingress([(o, TOOK_MS) for o in range(120)])
+        with pytest.raises(FeedGapError) as caught:
+            _remade(_worker(accept_gaps=accept), ingress, head)
+        assert "cannot be told from a topic made anew" in str(caught.value)
+        assert "--accept-gap does not read past this" in str(caught.value)
+        assert "`puente topics apply`" in str(caught.value) and "`puente audit verify`" in str(caught.value)
+        assert (ingress.asked, ingress.read) == ([], [])

@@ -538,7 +538,8 @@ async def test_a_fresh_slot_starts_where_its_audit_head_stands_not_at_the_group_
     checked against it), drops anything fetched before that, and commits its position at the revocation."""
     worker, group, gate, _ = _loading_worker(monkeypatch)
     head = {"seq": 6, "hash": "h", "kind": "BLOCK", "at": "2026-06-01T00:00:00Z", "entries": [
-        {"kind": "ALERT", "ingress": f"{TP.topic}:0:10"}, {"kind": "ALERT", "ingress": f"{TP.topic}:0:11"}]}
+        {"kind": "ALERT", "ingress": f"{TP.topic}:0:10", "ingress_ms": 1_780_271_000_000},
+        {"kind": "ALERT", "ingress": f"{TP.topic}:0:11", "ingress_ms": 1_780_271_000_001}]}
 
     async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
         return {slot: (ChainHead.after(head), ReplayWindow(7)) for slot in slots}
