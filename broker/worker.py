@@ -66,6 +66,7 @@ from broker.kafka import (
     fetch_view,
     hold_rebalance,
     instance_holder,
+    last_before,
     last_records,
     membership,
     partition_count_now,
@@ -888,11 +889,15 @@ class BrokerWorker:
         rec = await record_at(consumer, tp, at)
         if (inside := _inside_unread(rec, at)) is not None:
             return inside
+        if rec is None:
+            # No committed record there: gone with retention, or a transaction's marker or an aborted record of a
+            # topic made anew by a transactional producer. The last committed record before it says which.
+            rec = await last_before(consumer, tp, at + 1)
         appended = None if rec is None else rec.appended_ms
-        if appended is None or appended <= block_ms + MAX_FUTURE_SKEW_MS:
+        if rec is None or appended is None or appended <= block_ms + MAX_FUTURE_SKEW_MS:
             return None  # gone (retention, or the partition ends before it), a producer's time, or no later
         late_min = (appended - block_ms) // 60_000
-        return (f"the record at offset {at}, the last before where the broker stands, was appended at "
+        return (f"the record at offset {rec.offset}, the last before where the broker stands, was appended at "
                 f"{_iso_ms(appended)}, {late_min} minutes after the broker's audit block standing there "
                 f"({_iso_ms(block_ms)}): later than Kafka nodes' clocks may differ "
                 f"({MAX_FUTURE_SKEW_MS // 60_000} minutes)")

@@ -220,3 +220,20 @@ def test_a_head_giving_no_time_to_tell_by_is_refused_even_with_accept_gap() -> N
         assert "--accept-gap does not read past this" in str(caught.value)
         assert "`puente topics apply`" in str(caught.value) and "`puente audit verify`" in str(caught.value)
         assert (ingress.asked, ingress.read) == ([], [])
+
+
+@pytest.mark.parametrize("reason", ["states-lost", "audit-expired", "unreadable"])
+def test_a_marker_where_the_head_stands_does_not_hide_a_topic_made_anew(reason: str) -> None:
+    """The topic made anew by a transactional producer: offset 99, the last before where the head stands, is a
+    transaction's marker (no record a reader is given). The last committed record before it is read instead: appended
+    a day after the head's block, the topic is refused as made anew; in the topic as the head left it (the record
+    before the marker appended before the block), the slot reads on. Still no lookup by time."""
+    head = _head(_entry(reason))
+    remade = _Ingress([(o, AT_MS + DAY_MS + o) for o in range(99)] + [(o, AT_MS + DAY_MS + o) for o in range(100, 120)])
+    with pytest.raises(FeedGapError) as caught:
+        _remade(_worker(), remade, head)
+    assert "was made anew" in str(caught.value) and "the record at offset 98" in str(caught.value)
+    kept = _Ingress([(o, TOOK_MS - (99 - o) * 1000) for o in range(99)] + [(o, AT_MS + DAY_MS + o)
+                                                                          for o in range(100, 120)])
+    assert _remade(_worker(), kept, head) == {}
+    assert remade.asked == kept.asked == []
