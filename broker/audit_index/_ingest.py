@@ -43,6 +43,7 @@ from broker.audit.verify import (
     Holds,
     PartitionWalk,
     ReceiptReach,
+    StartFinding,
     VerifyFn,
 )
 from broker.audit_index._places import SqlReceiptBook
@@ -294,6 +295,10 @@ class PartitionIngest:
         if self._reach is not None and (why := self._reach.take(doc, not found, cut)) is not None:
             placed.append(Finding(self.topic, self.partition, offset, why))
         unmatched = 0
+        # A chain's first record held whose predecessor was deleted (``StartFinding``) is sound itself: its rows are
+        # indexed, as `audit log` lists them, and the deletion is a finding beside them.
+        placed += [f for f in found if isinstance(f, StartFinding)]
+        found = [f for f in found if not isinstance(f, StartFinding)]
         if doc is not None and not found:
             if self.holds == "decisions" and (where := last_ingress(doc)) is not None:
                 self._end = (f"{where[0]}:{where[1]}", where[2], offset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +27,8 @@ SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscriber
 
 def _blocks(n: int) -> list[bytes]:
     writer = ChainWriter(DECISIONS, 0)
-    return [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "ingress": f"t.ingress.SNM:0:{i}", "decisions": []}],
+    return [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "ingress": f"t.ingress.SNM:0:{i}", "decisions": [
+        {"partner": "COL", "decision": "WITHHOLD", "rules": ["partner.clearance"], "reasons": ["x"]}]}],
                          "broker-sign-test", _sign, f"2026-03-0{1 + i}T12:00:00Z") for i in range(n)]
 
 
@@ -245,3 +247,6 @@ def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reportin
             problems = [f["problem"] for f in index.integrity(Scope())["findings"]]
             assert index.problems() == 1 and len(problems) == 1
             assert "the records before it were deleted, not expired" in problems[0]
+        # The first block held is sound: its decisions are indexed, as `audit log` lists them.
+        held = sqlite3.connect(tmp_path / name).execute("SELECT alert_id FROM decisions ORDER BY id").fetchall()
+        assert held == [("A4",), ("A5",)]
