@@ -44,6 +44,7 @@ from broker.audit.verify import (
     PartitionReport,
     PartitionWalk,
     ReceiptReach,
+    Retention,
     StartFinding,
     VerifyFn,
     end_check,
@@ -117,7 +118,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                         ends: Mapping[tuple[str, int], int] | None = None,
                         feed_ends: FeedEnds | None = None,
                         progress: Callable[[WalkProgress], None] | None = None,
-                        retained_since: int | None = None) -> list[PartitionReport]:
+                        retention: Retention | None = None) -> list[PartitionReport]:
     """Walk every partition of every audit topic, oldest record first, and report what is wrong.
 
     ``topics`` maps each topic to what it holds (``"decisions"``, ``"receipts"``, ``"denials"``,
@@ -134,8 +135,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
     finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
     records retention deleted is vouched for from its first record held, not called a gap
-    (``PartitionWalk``), unless that record says its predecessor was written after ``retained_since``
-    (``retention_horizon``), when retention cannot have taken it: then records were deleted. The broker's key
+    (``PartitionWalk``), unless that record says its predecessor was written since ``retention`` could take it
+    (``Retention.since``): then records were deleted. The broker's key
     order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
@@ -171,7 +172,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
                                      log_start=starts.get(TopicPartition(topic, partition), 0),
-                                     retained_since=retained_since)
+                                     retention=retention)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
                 reports.append(await _verify_partition(conn, consumer, walk, delivered,
@@ -495,7 +496,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                    left_out: list[int] | None = None,
                    owners: Mapping[str, str] | None = None,
                    progress: Callable[[WalkProgress], None] | None = None,
-                   retained_since: int | None = None,
+                   retention: Retention | None = None,
                    deleted: list[Finding] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
@@ -509,7 +510,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
     (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``). A receipt's row
     carries when Kafka appended it and the checkpoint that signs it (``appended_at``), a time no partner chooses.
-    ``retained_since`` (``retention_horizon``) has each chain cut at its start checked as `audit verify` checks it:
+    ``retention`` (``Retention``) has each chain cut at its start checked as `audit verify` checks it:
     a chain that lost records to a deletion is named in ``deleted``, its first record's rows still listed (they are
     sound: what is missing is before them, and no row says what it was).
     """
@@ -527,7 +528,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
             for partition in parts[topic]:
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
                                      log_start=starts.get(TopicPartition(topic, partition), 0),
-                                     retained_since=retained_since)
+                                     retention=retention)
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
@@ -612,7 +613,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
                        owners: Mapping[str, str] | None = None,
                        progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds,
                        batch_rows: int = 5_000, now: Callable[[], datetime] | None = None,
-                       retained_since: int | None = None) -> IndexRun:
+                       retention: Retention | None = None) -> IndexRun:
     """Bring ``index`` up to the end of every audit partition: read each read_committed from the
     position the index holds, verify each record from the chain states the index holds, and store
     the rows of the sound ones, committing position and rows together about every ``batch_rows``
@@ -652,7 +653,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0),
-                                     retained_since=retained_since)
+                                     retention=retention)
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
@@ -794,7 +795,8 @@ transaction's timeout."""
 
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],
                           signer_id: str, sign: Callable[[bytes], bytes], verify: VerifyFn,
-                          since: datetime | None = None, *, per_transaction: int = DENIALS_PER_TRANSACTION) -> int:
+                          since: datetime | None = None, *, per_transaction: int = DENIALS_PER_TRANSACTION,
+                          keep_days: int | None = None, new_chain: bool = False) -> int:
     """Append the denials in Kafka's authorizer ``logs`` that concern this deployment (from ``since``
     on, when given), and are not yet collected, to its denials topic as broker-signed blocks; how
     many were added.
@@ -814,8 +816,8 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     added = 0
     async with running(writer, conn, f"writing {names.denials}"):
         async with running(reader(conn, "puente-auditor"), conn, f"reading {names.denials}") as consumer:
-            head, seen = await _denials_head(consumer, tp, verify)
-        chain = ChainWriter(tp.topic, 0, head)
+            head, seen = await _denials_head(consumer, tp, verify, new_chain)
+        chain = ChainWriter(tp.topic, 0, head, keep_days=keep_days)
         fresh: dict[str, dict[str, Any]] = {}
 
         async def write() -> None:
@@ -857,7 +859,8 @@ def _lines_of(logs: list[Path]) -> Iterator[str]:
             yield line
 
 
-async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> tuple[ChainHead, set[str]]:
+async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn,
+                        new_chain: bool = False) -> tuple[ChainHead, set[str]]:
     """Where the denials chain may be continued from, and the log lines it already holds.
 
     The whole partition is walked as `audit verify` walks it (``PartitionWalk``): the collector signs
@@ -866,7 +869,10 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
     "already collected" is taken from sound records only, so nothing written by someone else can keep
     a denial out. AuditChainError when the chain may not be extended. The walk starts where the partition's log
     starts (``log_starts``), as `audit verify`'s does: blocks retention deleted are no gap, and their lines, no
-    longer held, no longer count as collected.
+    longer held, no longer count as collected. A partition that holds no record but whose log starts past
+    offset 0 had every record of its chain deleted, by retention or by hand, which nothing here tells apart: a new
+    chain, whose start no record before it would vouch for, is begun only when ``new_chain`` says so
+    (AuditChainError otherwise), as the console's query log refuses the same.
     """
     starts = await log_starts(consumer, [tp])
     walk = PartitionWalk(tp.topic, tp.partition, verify, "denials", log_start=starts.get(tp, 0))
@@ -889,6 +895,12 @@ async def _denials_head(consumer: Any, tp: TopicPartition, verify: VerifyFn) -> 
         raise AuditChainError(f"{tp.topic} cannot be continued: {problems or 1} problem(s), the first at {where}; "
                               "run `puente audit verify`")
     if state is None:
+        if starts.get(tp, 0) > 0 and not new_chain:
+            raise AuditChainError(
+                f"{tp.topic} holds no record, but its log starts at offset {starts[tp]}: every record of its chain "
+                "was deleted, by retention (no denial collected for PUENTE_AUDIT_RETENTION_DAYS) or by hand; if by "
+                "retention, run `puente audit collect-denials --new-chain` to begin a new chain, else restore the "
+                "topic and run `puente audit verify`")
         return ChainHead(), seen
     # Every denials record is a signed block: the newest one's time is the chain's last (``ChainHead.at``).
     at = state.signed_at if state.signed_seq == state.seq - 1 else None

@@ -172,7 +172,8 @@ def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], r
 class QueryLog:
     """The console's writer of auditors' queries (module docstring). ``start`` before use, ``stop`` after."""
 
-    def __init__(self, conn: KafkaConnection, names: TopicNames) -> None:
+    def __init__(self, conn: KafkaConnection, names: TopicNames, keep_days: int | None = None) -> None:
+        self.keep_days = keep_days  # the audit's retention, which each record states (``ChainWriter.keep_days``)
         self.conn, self.names = conn, names
         self.tp = TopicPartition(names.queries, 0)
         self._producer: Producer | None = None
@@ -190,7 +191,7 @@ class QueryLog:
         await start(made, self.conn, f"writing {self.names.queries}")
         self._producer = made
         try:
-            self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN)
+            self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN, keep_days=self.keep_days)
         except BaseException:
             await self.stop()
             raise

@@ -364,6 +364,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
         stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,
+        audit_retention_days=settings.audit_retention_days,
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems

@@ -42,6 +42,7 @@ import orjson
 from broker.audit import (
     ChainHead,
     ChainWriter,
+    Retention,
     VerifyFn,
     falls_short,
     head_problem,
@@ -208,6 +209,9 @@ class WorkerConfig:
     group_instance_id: str | None = None
     """Kafka's ``group.instance.id``: static membership, so a restart within the session keeps the slots."""
     stall_warning_s: float = 10.0
+    audit_retention_days: int | None = None
+    """How long the audit topics keep records (PUENTE_AUDIT_RETENTION_DAYS): each block states it (``keep_days``),
+    so a chain cut at its start is judged by it (``broker.audit.verify.Retention``)."""
     load_timeout_s: float = 300.0
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
     accept_gaps: bool = False
@@ -424,7 +428,8 @@ class BrokerWorker:
                 if not self._closing and self._failure is None:
                     for tp, slot in fresh:  # the slots own their producers now
                         head, seen = states[slot]
-                        chain = ChainWriter(self.names.decisions, slot, head)
+                        chain = ChainWriter(self.names.decisions, slot, head,
+                                            keep_days=self.config.audit_retention_days)
                         state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
                                           states=head.states)
                         self._start_slot(state, head.resume, offsets.get(tp))
@@ -705,12 +710,41 @@ class BrokerWorker:
                 raise ConfigError(
                     f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
                     f"committed offset {committed}: its decisions are in another slot's partition; {SLOT_ORDER}")
+            deleted = await self._decided_within_retention(consumer, tp, committed or 0)
+            if deleted is not None:
+                what = (f"audit partition {self.names.decisions}[{slot}] holds no block (its log starts at offset "
+                        f"{start}), but {deleted}: its blocks were deleted, not expired")
+                if not self.config.accept_gaps:
+                    raise FeedGapError(f"{what}. Nothing was read: restore the decisions topic, or run `puente "
+                                       "broker run --accept-gap` to begin a new chain there, recording this in it")
+                log.warning("audit chain deleted; a new chain starts (--accept-gap)",
+                            partition=f"{self.names.decisions}[{slot}]", log_start=start,
+                            ingress=f"{tp.topic}:{tp.partition}", offset=committed)
+                expired[tp] = f"{what}; a new chain starts at committed offset {committed} (--accept-gap)"
+                continue
             log.warning("audit chain expired; a new chain starts", partition=f"{self.names.decisions}[{slot}]",
                         log_start=start, ingress=f"{tp.topic}:{tp.partition}", offset=committed)
             expired[tp] = (f"audit partition {self.names.decisions}[{slot}] held no block: retention deleted its "
                            f"chain (its log starts at offset {start}), {tp.topic}:{tp.partition} standing at "
                            f"committed offset {committed}; a new chain starts there")
         return expired
+
+    async def _decided_within_retention(self, consumer: Consumer, tp: TopicPartition, committed: int) -> str | None:
+        """What shows that a slot's blocks, all gone, were deleted rather than expired, or None: the last ingress
+        record the slot took before ``committed`` (read raw, never looked up by time), appended since the audit's
+        retention could take the block that decided it (``Retention.since`` by ``audit_retention_days``): that
+        block was appended after it, so it cannot have expired. A record gone too (the ingress topic keeps records
+        a week, the audit years), or no retention known, tells nothing: retention is taken at its word."""
+        days = self.config.audit_retention_days
+        if days is None or committed <= 0:
+            return None
+        rec = await record_at(consumer, tp, committed - 1) or await last_before(consumer, tp, committed)
+        if rec is None or rec.appended_ms is None or rec.unreadable is not None:
+            return None
+        if rec.appended_ms < Retention.now(days).since(days):
+            return None
+        return (f"{tp.topic}:{tp.partition} still holds offset {rec.offset}, which it decided, appended at "
+                f"{_iso_ms(rec.appended_ms)}, within the audit's retention ({days:,} days)")
 
     async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
         """Each slot's alert states, from its partition of the lifecycle topic, read back whole

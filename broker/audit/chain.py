@@ -139,6 +139,11 @@ class ChainWriter:
     head: ChainHead = field(default_factory=ChainHead)
     checkpoint_every: int = 500
     chain: str | None = None  # set where several chains share one partition
+    keep_days: int | None = None
+    """The retention, in days, its writer's settings keep the topic's records for (PUENTE_AUDIT_RETENTION_DAYS):
+    each record states it (``keep_days``), beside when the one before it was written (``prev_at``), so a
+    chain cut at its start is judged by the retention its records were kept under, raised or lowered since
+    (``broker.audit.verify.Retention``). None for a writer that does not know it (a partner's subscriber)."""
 
     def _start(self, kind: str) -> dict[str, Any]:
         doc: dict[str, Any] = {"v": VERSION, "seq": self.head.seq, "prev": self.head.prev, "kind": kind}
@@ -146,6 +151,8 @@ class ChainWriter:
             doc["chain"] = self.chain
         if self.head.at is not None:  # when the record before this one was written (``ChainHead.at``)
             doc["prev_at"] = self.head.at
+        if self.keep_days is not None:
+            doc["keep_days"] = self.keep_days
         return doc
 
     def append(self, kind: str, body: dict[str, Any]) -> bytes:

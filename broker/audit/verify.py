@@ -267,16 +267,30 @@ class GroupEnds:
 
 
 RETENTION_MARGIN_MS = 86_400_000
-"""How much longer ago than the audit's retention a record must have been written for its deletion to be
-retention's (``retention_horizon``): a day, more than a writer's clock, the auditor's and Kafka's nodes' may
-differ by. Kafka deletes a segment only once its newest record is older than the retention."""
+"""How much longer ago than the retention a record must have been written for its deletion to be retention's
+(``Retention.since``): a day, more than a writer's clock, the auditor's and Kafka's nodes' may differ by. Kafka
+deletes a segment only once its newest record is older than the retention."""
 
 
-def retention_horizon(retention_days: int, now: datetime) -> int:
-    """Unix ms after which a record written cannot yet have expired from an audit topic kept
-    ``retention_days`` (PUENTE_AUDIT_RETENTION_DAYS, every audit topic's), less ``RETENTION_MARGIN_MS``:
-    ``PartitionWalk``'s start check."""
-    return int(now.timestamp() * 1000) - retention_days * 86_400_000 + RETENTION_MARGIN_MS
+@dataclass(frozen=True)
+class Retention:
+    """What the start check (``PartitionWalk._start_check``) judges a chain's cut start by: the audit topics'
+    retention as the auditor's settings give it now (PUENTE_AUDIT_RETENTION_DAYS, every audit topic's), and now."""
+
+    days: int
+    now_ms: int
+
+    @classmethod
+    def now(cls, days: int) -> Retention:
+        return cls(days, int(datetime.now(UTC).timestamp() * 1000))
+
+    def since(self, kept_days: int) -> int:
+        """Unix ms after which a record written cannot yet have expired, for a record its writer kept under
+        ``kept_days`` (its ``keep_days``): under the shorter of that and today's setting, less
+        ``RETENTION_MARGIN_MS``. A retention raised since keeps the records cut under the shorter one from
+        reading as deleted; one lowered since is today's. Only a retention lowered by hand on the topic, below
+        both, deletes a record this says could not have expired."""
+        return self.now_ms - min(self.days, kept_days) * 86_400_000 + RETENTION_MARGIN_MS
 
 
 MAX_PLACES = 1_024
@@ -1119,17 +1133,17 @@ class PartitionWalk:
     its first record held starts it, at whatever seq (``ChainState.first_seq``), and is no gap. The first record
     held need not sit at ``log_start`` itself (a transaction's marker or an aborted record may), so the rule is
     per chain, not per offset. At 0 nothing was deleted, and a chain not starting at seq 0 is a gap. Given
-    ``retained_since`` (``retention_horizon``), a chain's first record held that says its predecessor was written
-    after it (``prev_at``) is a finding: that predecessor cannot have expired (``_start_check``).
+    ``retention``, a chain's first record held that says its predecessor was written (``prev_at``) since
+    retention could take it (``Retention.since``) is a finding: that predecessor was deleted (``_start_check``).
     """
 
     def __init__(self, topic: str, partition: int, verify: VerifyFn, holds: Holds | None = None,
                  owner: str | None = None, chains: dict[str | None, ChainState] | None = None, *,
                  prunes: bool = False, tracked: tuple[int, int] = (TRACKED_PER_CHAIN, TRACKED_IN_ALL),
-                 max_chains: int = MAX_CHAINS, log_start: int = 0, retained_since: int | None = None) -> None:
+                 max_chains: int = MAX_CHAINS, log_start: int = 0, retention: Retention | None = None) -> None:
         self.topic, self.partition, self.verify, self.holds, self.owner = topic, partition, verify, holds, owner
         self.log_start = log_start
-        self.retained_since = retained_since
+        self.retention = retention
         self.chains: dict[str | None, ChainState] = chains if chains is not None else {}
         # Written least recently first (``_state`` moves a chain last at each of its records): the order chains are
         # given up in, kept across a save of the states by their ``last`` offset.
@@ -1293,8 +1307,8 @@ class PartitionWalk:
             self._side(offset, doc, seq, prev, claimed, str(chain), state, signed, sound, flag)
         else:
             self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
-        if self.retained_since is not None and not found and seq == state.first_seq > 0:
-            found.extend(self._start_check(offset, doc, self.retained_since))
+        if self.retention is not None and not found and seq == state.first_seq > 0:
+            found.extend(self._start_check(offset, doc, self.retention))
         if self.pruned and not self.prunes:
             # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
             # takes none of them (the chain is cut) and the forks are findings at the settling record.
@@ -1303,21 +1317,25 @@ class PartitionWalk:
             self.pruned, self.settled = {}, [f for f in self.settled if isinstance(f, ChainFinding)]
         return doc, found
 
-    def _start_check(self, offset: int, doc: dict[str, Any], since_ms: int) -> list[Finding]:
+    def _start_check(self, offset: int, doc: dict[str, Any], retention: Retention) -> list[Finding]:
         """The start check of a chain whose first records are no longer held (``first_seq``), at its first record
-        held, sound: the record before it was written when this one's ``prev_at`` says. At or after ``since_ms``
-        (``retention_horizon``) it cannot have expired, so it was deleted (DeleteRecords, or the topic's retention
-        lowered by hand), which the chain alone cannot otherwise show. A record with no ``prev_at`` (written
-        before chains stated it) is not checked."""
-        prev = when(doc.get("prev_at"))
-        if prev is None or int(prev.timestamp() * 1000) < since_ms:
+        held, sound: the record before it was written when this one's ``prev_at`` says, and kept for as long as its
+        ``keep_days`` says. Written since retention could take it (``Retention.since``), it cannot have expired,
+        so it was deleted (DeleteRecords, or the topic's retention lowered by hand), which the chain alone cannot
+        otherwise show. A record stating neither (written before chains stated them, or by a partner's subscriber,
+        which does not know the deployment's retention) is not checked: receipts deleted read as a recall not
+        acknowledged, never as one acknowledged."""
+        prev, kept = when(doc.get("prev_at")), doc.get("keep_days")
+        if prev is None or type(kept) is not int or kept <= 0:
+            return []
+        if int(prev.timestamp() * 1000) < retention.since(kept):
             return []
         label = f"chain {plain(doc['chain'])} " if isinstance(doc.get("chain"), str) else "the chain "
         return [StartFinding(self.topic, self.partition, offset, (
             f"{label}starts at seq {doc.get('seq')}, and that record says the one before it was written at "
-            f"{iso_utc(prev)}, within the audit's retention (PUENTE_AUDIT_RETENTION_DAYS, less a day for clocks): "
-            "the records before it were deleted, not expired (DeleteRecords, or the topic's retention lowered "
-            "by hand)"))]
+            f"{iso_utc(prev)}, within the retention it was kept under ({min(retention.days, kept):,} days, less a "
+            "day for clocks): the records before it were deleted, not expired (DeleteRecords, or the topic's "
+            "retention lowered by hand)"))]
 
     @staticmethod
     def _owners_break(state: ChainState, seq: int) -> bool:
@@ -1611,7 +1629,7 @@ class PartitionWalk:
 def verify_partition(
     topic: str, partition: int, records: Iterable[tuple[int, bytes]], verify: VerifyFn,
     holds: Holds | None = None, owner: str | None = None, log_start: int = 0,
-    retained_since: int | None = None,
+    retention: Retention | None = None,
 ) -> PartitionReport:
     """Check one partition's records, given in offset order as (offset, value).
 
@@ -1620,13 +1638,13 @@ def verify_partition(
     any may be). In a topic of receipts, receipts that no checkpoint of their partner's vouches for
     are reported too: a subscriber signs every batch it commits, so only someone else can have
     written them. ``log_start``: the partition's first offset Kafka still holds (``PartitionWalk``: a chain
-    whose first records were before it starts where it is held), ``retained_since`` the time (Unix ms) by which
-    the record before such a chain's first one held must have been written for retention to have deleted it
-    (``retention_horizon``). (A :class:`PartitionWalk` over every record; ``records`` is read once, as a stream.)
+    whose first records were before it starts where it is held), ``retention`` what such a chain's start is
+    judged by (``PartitionWalk._start_check``). (A :class:`PartitionWalk` over every record; ``records`` is read
+    once, as a stream.)
     """
     report = PartitionReport(topic, partition)
     walk = PartitionWalk(topic, partition, verify, holds, owner, prunes=True, log_start=log_start,
-                         retained_since=retained_since)
+                         retention=retention)
     for offset, value in records:
         report.records += 1
         report.add(walk.feed(offset, value)[1])

@@ -25,6 +25,7 @@ from broker.audit.verify import (
     Holds,
     PartitionReport,
     ReceiptReach,
+    Retention,
     VerifyFn,
     missing_topic,
     plain,
@@ -354,7 +355,7 @@ class AuditIndex:
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
                   batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0,
-                  retained_since: int | None = None) -> PartitionIngest:
+                  retention: Retention | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
@@ -363,10 +364,10 @@ class AuditIndex:
         partition's receipts reach into the feeds (``end_reports``). ``log_start``: the partition's first offset
         Kafka still holds: a chain the index holds nothing of whose first records were before it starts where
         it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap.
-        ``retained_since``: as ``PartitionWalk``'s, the start check of a chain so cut."""
+        ``retention``: as ``PartitionWalk``'s, the start check of a chain so cut."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
-                                   log_start, retained_since)
+                                   log_start, retention)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 

@@ -43,6 +43,7 @@ from broker.audit.verify import (
     Holds,
     PartitionWalk,
     ReceiptReach,
+    Retention,
     StartFinding,
     VerifyFn,
 )
@@ -155,7 +156,7 @@ class PartitionIngest:
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
                  verify: VerifyFn, batch_rows: int = 5_000, path: Path | None = None,
                  feeds: str | None = None, log_start: int = 0,
-                 retained_since: int | None = None) -> None:
+                 retention: Retention | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self.path = path or Path("(the audit index)")
         self.batch_rows = batch_rows
@@ -167,7 +168,7 @@ class PartitionIngest:
         # ``prunes``: the index holds each waiting receipt by offset (``pending_receipts``), so a fork a signed
         # record settles drops exactly the branch off its path, as `audit verify` does (``_prune``).
         self._walk = PartitionWalk(topic, partition, verify, holds, owner, chains, prunes=True, log_start=log_start,
-                                   retained_since=retained_since)
+                                   retention=retention)
         # Where the chain ends, for the check against the groups' committed offsets (``AuditIndex.end_reports``):
         # a decisions partition's newest sound block naming an ingress record; how far a receipts
         # partition's sound receipts reach into feeds (``feeds``: what every feed topic's name starts

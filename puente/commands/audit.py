@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from broker.access import AUDITOR, BROKER, CONSOLE, parties
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
-from broker.audit.verify import Finding, plain, retention_horizon
+from broker.audit.verify import Finding, Retention, plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
     IndexProgress,
@@ -108,6 +108,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                          help="a node's authorizer log (the local Kafka's: .puente/kafka/<shape>/node<N>/logs/"
                               "authorizer.log); repeat for every node")
     collect.add_argument("--since", type=when, help="only denials from this time on (ISO 8601; UTC without offset)")
+    collect.add_argument("--new-chain", action="store_true",
+                         help="begin a new denials chain when every record of the old one is gone (retention "
+                              "deleted them all); refused otherwise, since a deletion by hand looks the same")
     collect.set_defaults(func=_collect)
     text = ("every recall notice for a partner and whether its subscriber acknowledged it (a signed RECALLED receipt) "
             "within the deadline its agreements set (recall_ack_hours) when the notice was sent: failed (never "
@@ -280,10 +283,10 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def _horizon(cfg: PuenteSettings) -> int:
-    """The start check's time for every audit topic (``broker.audit.verify.retention_horizon``): they all keep
+def _horizon(cfg: PuenteSettings) -> Retention:
+    """What the start check judges every audit topic's chains by (``broker.audit.verify.Retention``): they all keep
     their records PUENTE_AUDIT_RETENTION_DAYS."""
-    return retention_horizon(cfg.audit_retention_days, datetime.now(UTC))
+    return Retention.now(cfg.audit_retention_days)
 
 
 def _deleted_note(deleted: list[Finding]) -> str:
@@ -313,7 +316,7 @@ def _index(args: argparse.Namespace) -> int:
             ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
             with AuditIndex(target) as index:
                 return await index_topics(conn, found.roles, check, index, found.owners, progress, ends=ends,
-                                          retained_since=_horizon(cfg))
+                                          retention=_horizon(cfg))
 
         done = run(catch_up())
     rate = done.records / done.seconds if done.seconds else 0.0
@@ -339,7 +342,8 @@ def _collect(args: argparse.Namespace) -> int:
     added = run(collect_denials(conn, TopicNames(cfg.topic_prefix), args.log,
                                 frozenset(parties(policy, cfg.agencies)), signer_id,
                                 lambda payload: sign_checkpoint(signing, payload),
-                                signature_checks(cfg.keys / "broker", None, signer=True), args.since))
+                                signature_checks(cfg.keys / "broker", None, signer=True), args.since,
+                                keep_days=cfg.audit_retention_days, new_chain=args.new_chain))
     say(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
 

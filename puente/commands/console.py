@@ -230,7 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
     conn = kafka(cfg, "puente-console")
     require_party(conn, "puente audit serve", CONSOLE)  # the one login that may write the auditors' query log
     names = TopicNames(cfg.topic_prefix)
-    log = QueryLog(conn, names)
+    log = QueryLog(conn, names, cfg.audit_retention_days)
 
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from broker.audit.verify import retention_horizon
+from broker.audit.verify import Retention
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import IndexRun, audit_topics, group_ends, index_topics, signature_checks
 from broker.gate import Gate, client_address
@@ -504,7 +504,7 @@ def catch_up_index(cfg: PuenteSettings, conn: KafkaConnection, path: Path) -> Ca
         ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
         with writer_lock(path), AuditIndex(path) as index:
             return await index_topics(conn, found.roles, check, index, found.owners, ends=ends,
-                                      retained_since=retention_horizon(cfg.audit_retention_days, datetime.now(UTC)))
+                                      retention=Retention.now(cfg.audit_retention_days))
 
     async def catch_up() -> IndexRun:
         return await asyncio.to_thread(asyncio.run, indexed())

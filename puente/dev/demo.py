@@ -48,7 +48,7 @@ from broker.access import (
     quota_plan,
 )
 from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
-from broker.audit.verify import GroupEnds, retention_horizon
+from broker.audit.verify import GroupEnds, Retention
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
     AuditTopics,
@@ -329,7 +329,8 @@ async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet
     return await collect_denials(conn, TopicNames(cfg.topic_prefix), [p for p in authorizer_logs if p.exists()],
                                  frozenset(parties(policy, cfg.agencies)), signer,
                                  lambda payload: sign_checkpoint(signing, payload),
-                                 signature_checks(cfg.keys / "broker", None, signer=True), since)
+                                 signature_checks(cfg.keys / "broker", None, signer=True), since,
+                                 keep_days=cfg.audit_retention_days)
 
 
 def _only_local(cfg: PuenteSettings, local: LocalKafka, keys_named: bool) -> None:
@@ -423,7 +424,7 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     ends = await group_ends(auditor, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
     reports = await verify_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), found.owners,
                                   ends.ingress, ends.feeds,
-                                  retained_since=retention_horizon(cfg.audit_retention_days, datetime.now(UTC)))
+                                  retention=Retention.now(cfg.audit_retention_days))
     problems = [f for r in reports for f in r.findings]
     _step(9, "result, from the audit topics")
     decisions, dead, receipts, denials, actions = await _audit_counts(cfg, auditor, found)
@@ -461,7 +462,7 @@ async def _console(cfg: PuenteSettings, auditor: KafkaConnection, found: AuditTo
     with writer_lock(index_path), AuditIndex(index_path) as index:
         done = await index_topics(auditor, found.roles, signature_checks(auditor_path(cfg.keys), None), index,
                                   found.owners, ends=ends,
-                                  retained_since=retention_horizon(cfg.audit_retention_days, datetime.now(UTC)))
+                                  retention=Retention.now(cfg.audit_retention_days))
     reached = sum(1 for r in done.ends.reports if r.end is not None and r.end.checked and not r.end.short)
     sign_ins = console_accounts(default_accounts_path(cfg.keys), sorted(policy.partners), run_id, CONSOLE_PASSWORDS)
     CONSOLE_ENV.write_text("".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in {

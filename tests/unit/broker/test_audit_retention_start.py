@@ -16,8 +16,9 @@ import pytest
 import broker.auditor as auditor
 from broker.audit import ChainWriter, verify_partition
 from broker.audit.chain import seal
-from broker.audit.verify import Holds, StartFinding
+from broker.audit.verify import RETENTION_MARGIN_MS, Holds, Retention, StartFinding
 from broker.audit_index import AuditIndex, Scope
+from puente.errors import AuditChainError
 from tests.unit.broker import test_audit_trust as trust
 from tests.unit.broker.test_audit_chain import _sign, _verify
 
@@ -25,8 +26,11 @@ DECISIONS, RECEIPTS = "t.audit.decisions", "t.receipts.COL"
 SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 
 
-def _blocks(n: int) -> list[bytes]:
-    writer = ChainWriter(DECISIONS, 0)
+KEEP = 30  # the retention the broker's settings keep the audit for, which each block states
+
+
+def _blocks(n: int, keep: int = KEEP) -> list[bytes]:
+    writer = ChainWriter(DECISIONS, 0, keep_days=keep)
     return [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "ingress": f"t.ingress.SNM:0:{i}", "decisions": [
         {"partner": "COL", "decision": "WITHHOLD", "rules": ["partner.clearance"], "reasons": ["x"]}]}],
                          "broker-sign-test", _sign, f"2026-03-0{1 + i}T12:00:00Z") for i in range(n)]
@@ -148,6 +152,23 @@ def test_collect_denials_continues_a_denials_chain_cut_by_retention(
     assert report.ok and [(v.seq, v.since) for v in report.vouched] == [(5, 2)]
 
 
+def test_collect_denials_begins_no_new_chain_over_one_deleted_whole_unless_told(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every denials block gone (the log starting at offset 5, past all of them): retention's work or a deletion by
+    hand, which nothing tells apart. The collector refuses to begin a chain whose start nothing vouches for (a
+    deletion would then verify clean), naming `--new-chain`; told so, it begins one at seq 0, its blocks stating the
+    retention they are kept under."""
+    monkeypatch.setitem(auditor.collect_denials.__kwdefaults__, "per_transaction", 1)
+    audit_topics[trust.NAMES.denials] = []
+    added, blocks = trust._collect(monkeypatch, tmp_path, [trust.LINE.format(s=s) for s in range(5)])
+    assert added == len(blocks) == 5
+    _held_from(monkeypatch, blocks, 5)
+    with pytest.raises(AuditChainError, match=r"holds no record, but its log starts at offset 5.*--new-chain"):
+        trust._collect(monkeypatch, tmp_path, [trust.LINE.format(s=9)])
+    added, fresh = trust._collect(monkeypatch, tmp_path, [trust.LINE.format(s=9)], new_chain=True)
+    assert added == 1 and (json.loads(fresh[0])["seq"], json.loads(fresh[0])["keep_days"]) == (0, 30)
+
+
 def test_the_index_starts_a_new_chain_at_the_log_start_and_keeps_a_gap_it_never_read(tmp_path: Path) -> None:
     """An index built after retention cut the partition starts the chain at its first record held; an index that
     held the chain at seq 2 when Kafka deleted seq 2-3 unread reports the gap (it never verified them)."""
@@ -177,54 +198,74 @@ def _ms(at: str) -> int:
     return int(datetime.fromisoformat(at).timestamp() * 1000)
 
 
+def _kept_since(at: str, days: int = 30) -> Retention:
+    """A retention of ``days`` (today's setting) judged at a time such that records written since ``at`` cannot
+    have expired."""
+    return Retention(days, _ms(at) + days * 86_400_000 - RETENTION_MARGIN_MS)
+
+
 def test_a_chain_cut_after_a_record_written_within_the_retention_was_deleted_not_expired() -> None:
-    """Each record states when the one before it was written (``prev_at``). The decision chain held from seq 3,
-    whose record says seq 2 was written on 2026-03-03: with the retention reaching back to 2026-03-02, seq 2 cannot
-    have expired, so it was deleted, and `audit verify` says so; reaching back only to 2026-03-04, retention may
-    have taken it, and the chain is vouched for from seq 3 as before. A whole chain has nothing cut."""
+    """Each record states when the one before it was written (``prev_at``) and the retention it is kept under
+    (``keep_days``). The decision chain held from seq 3, whose record says seq 2 was written on 2026-03-03: with the
+    retention reaching back to 2026-03-02, seq 2 cannot have expired, so it was deleted, and `audit verify` says so;
+    reaching back only to 2026-03-04, retention may have taken it, and the chain is vouched for from seq 3 as before.
+    A whole chain has nothing cut."""
     blocks = _blocks(6)
     assert [json.loads(b).get("prev_at") for b in blocks[:3]] == [None, "2026-03-01T12:00:00Z",
                                                                   "2026-03-02T12:00:00Z"]
+    assert {json.loads(b)["keep_days"] for b in blocks} == {KEEP}
     report = verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3,
-                              retained_since=_ms("2026-03-02T00:00:00+00:00"))
+                              retention=_kept_since("2026-03-02T00:00:00+00:00"))
     assert [(f.offset, f.problem) for f in report.findings] == [(3, (
         "the chain starts at seq 3, and that record says the one before it was written at 2026-03-03T12:00:00Z, "
-        "within the audit's retention (PUENTE_AUDIT_RETENTION_DAYS, less a day for clocks): the records before it "
-        "were deleted, not expired (DeleteRecords, or the topic's retention lowered by hand)"))]
+        "within the retention it was kept under (30 days, less a day for clocks): the records before it were "
+        "deleted, not expired (DeleteRecords, or the topic's retention lowered by hand)"))]
     assert all(isinstance(f, StartFinding) for f in report.findings)  # listings keep the record's rows
-    for since in (_ms("2026-03-04T00:00:00+00:00"), None):
+    for retention in (_kept_since("2026-03-04T00:00:00+00:00"), None):
         assert verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3,
-                                retained_since=since).ok
+                                retention=retention).ok
     assert verify_partition(DECISIONS, 0, _cut(blocks, 0), _verify, "decisions", log_start=0,
-                            retained_since=_ms("2026-01-01T00:00:00+00:00")).ok
+                            retention=_kept_since("2026-01-01T00:00:00+00:00")).ok
 
 
-def test_a_record_written_before_chains_stated_their_predecessor_is_not_checked() -> None:
-    """A block an earlier release wrote has no ``prev_at``: its chain's start cannot be told from retention's, and
-    is vouched for from where it is held, as before."""
-    old = [json.loads(b) for b in _blocks(4)]
-    for doc in old:
-        doc.pop("prev_at", None)
-    values = [seal(doc) for doc in old]  # re-sealed without it (the signatures are taken as good here)
-    report = verify_partition(DECISIONS, 0, _cut(values, 2), lambda *_: True, "decisions", log_start=2,
-                              retained_since=_ms("2026-01-01T00:00:00+00:00"))
-    assert not any(isinstance(f, StartFinding) for f in report.findings)
+def test_a_retention_raised_since_judges_a_cut_by_the_retention_its_records_were_kept_under() -> None:
+    """Records written under a retention of 30 days, cut by it; the setting raised to ten years since (an agreement
+    keeping alerts longer asks for it): judged by today's setting alone, every such cut would read as a deletion
+    for years. The shorter of the two, the one each record states, is what Kafka could delete by. Lowered since,
+    today's shorter setting is the one."""
+    blocks = _blocks(6)
+    now = _ms("2026-04-04T00:00:00+00:00")  # seq 2 (2026-03-03) is 32 days old: past 30 days, within ten years
+    raised = Retention(3650, now)
+    assert verify_partition(DECISIONS, 0, _cut(blocks, 3), _verify, "decisions", log_start=3, retention=raised).ok
+    lowered = [json.loads(b) for b in _blocks(6, keep=3650)]
+    assert lowered[3]["keep_days"] == 3650
+    assert verify_partition(DECISIONS, 0, _cut(_blocks(6, keep=3650), 3), _verify, "decisions", log_start=3,
+                            retention=Retention(30, now)).ok
+    assert not verify_partition(DECISIONS, 0, _cut(_blocks(6, keep=3650), 3), _verify, "decisions", log_start=3,
+                                retention=raised).ok
 
 
-def test_every_kind_of_chain_says_when_its_previous_record_was_written() -> None:
-    """A partner's receipt chain, the denials' and the queries' are cut by the same retention: their records carry
-    ``prev_at`` too, and their starts are checked the same way."""
+def test_a_record_that_states_no_retention_or_predecessor_is_not_checked() -> None:
+    """A block an earlier release wrote states neither ``prev_at`` nor ``keep_days``, and a partner's subscriber
+    knows no retention: their chains' starts cannot be told from retention's, and are vouched for from where they
+    are held, as before (receipts deleted read as recalls not acknowledged, never as acknowledged)."""
+    for drop in ("prev_at", "keep_days"):
+        old = [json.loads(b) for b in _blocks(4)]
+        for doc in old:
+            doc.pop(drop, None)
+        values = [seal(doc) for doc in old]  # re-sealed without it (their links break: other findings)
+        report = verify_partition(DECISIONS, 0, _cut(values, 2), lambda *_: True, "decisions", log_start=2,
+                                  retention=_kept_since("2026-01-01T00:00:00+00:00"))
+        assert not any(isinstance(f, StartFinding) for f in report.findings), drop
     writer = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL/a")
     values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": f"A{i}", "version": 1, "status": "RECEIVED",
                                         "feed": f"t.feed.COL:0:{i}", "at": f"2026-03-0{1 + i}T12:00:00Z"})
               for i in range(3)]
     values.append(writer.checkpoint("COL-rcpt-test", _sign, "2026-03-05T12:00:00Z"))
-    assert [json.loads(v).get("prev_at") for v in values] == [None, "2026-03-01T12:00:00Z", "2026-03-02T12:00:00Z",
-                                                              "2026-03-03T12:00:00Z"]
+    assert json.loads(values[3])["prev_at"] == "2026-03-03T12:00:00Z" and "keep_days" not in json.loads(values[3])
     report = verify_partition(RECEIPTS, 0, _cut(values, 3), _verify, "receipts", "COL", log_start=3,
-                              retained_since=_ms("2026-03-01T00:00:00+00:00"))
-    assert [type(f) for f in report.findings] == [StartFinding]
-    assert "chain COL/a starts at seq 3" in report.findings[0].problem
+                              retention=_kept_since("2026-03-01T00:00:00+00:00"))
+    assert not any(isinstance(f, StartFinding) for f in report.findings)
 
 
 def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reporting_it(tmp_path: Path) -> None:
@@ -232,15 +273,15 @@ def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reportin
     its finding, and a rebuild (a new index walking from the log start) finds it again rather than forget it; the
     later catch-ups, continuing from the index's position, do not repeat it."""
     blocks = _blocks(6)
-    since = _ms("2026-03-01T00:00:00+00:00")
+    since = _kept_since("2026-03-01T00:00:00+00:00")
     for name in ("first.sqlite", "rebuilt.sqlite"):
         with AuditIndex(tmp_path / name) as index:
             index.register({DECISIONS: "decisions"})
-            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retained_since=since)
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retention=since)
             for offset, value in _cut(blocks, 4)[:1]:
                 ingest.add(offset, value)
             ingest.commit()
-            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retained_since=since)
+            ingest = index.partition(DECISIONS, 0, "decisions", _verify, log_start=4, retention=since)
             for offset, value in _cut(blocks, 5):
                 ingest.add(offset, value)
             ingest.commit()

@@ -560,13 +560,15 @@ class _Producer:
         self.sent.append(value)
 
 
-def _collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: list[str]) -> tuple[int, list[bytes]]:
+def _collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: list[str],
+             new_chain: bool = False) -> tuple[int, list[bytes]]:
     out = _Producer()
     monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
     log = tmp_path / "authorizer.log"
     log.write_text("".join(line + "\n" for line in lines))
     added = asyncio.run(auditor.collect_denials(None, NAMES, [log], frozenset({"partner-COL"}),  # type: ignore[arg-type]
-                                                "broker-sign-2026a", _sign, _verify))
+                                                "broker-sign-2026a", _sign, _verify, keep_days=30,
+                                                new_chain=new_chain))
     return added, out.sent
 
 

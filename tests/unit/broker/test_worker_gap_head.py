@@ -8,6 +8,7 @@ by inflating a batch the broker refused unread: the log's start, or the record i
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace as NS
 from typing import Any
@@ -237,3 +238,26 @@ def test_a_marker_where_the_head_stands_does_not_hide_a_topic_made_anew(reason: 
                                                                           for o in range(100, 120)])
     assert _remade(_worker(), kept, head) == {}
     assert remade.asked == kept.asked == []
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_a_slot_whose_blocks_are_all_gone_while_what_they_decided_is_young_was_deleted(accept: bool) -> None:
+    """A slot's decisions partition holds no block (its log starts past 0) while its ingress partition has a
+    committed offset: retention's work, the worker took it for, and began a new chain. But the ingress record the
+    slot took last is still held, appended an hour ago, and the block deciding it was appended after it: within
+    the audit's retention, it cannot have expired. Refused (FeedGapError), or with --accept-gap read on with the
+    new chain's first entry saying the blocks were deleted; ten years and more ago, it is retention's as before."""
+    now_ms = int(datetime.now().timestamp() * 1000)
+    head = ChainHead()
+    for appended, deleted in ((now_ms - 3_600_000, True), (now_ms - 3700 * DAY_MS, False)):
+        worker = _worker(accept_gaps=accept)
+        worker.config = replace(worker.config, audit_retention_days=3650)
+        ingress = _Ingress([(o, appended + o) for o in range(5, 100)], start=5)
+        if deleted and not accept:
+            with pytest.raises(FeedGapError, match="its blocks were deleted, not expired"):
+                asyncio.run(worker._check_empty_slots(ingress, [(TP, 1)], {1: (head, ReplayWindow(7))}, {TP: 100}))
+            continue
+        found = asyncio.run(worker._check_empty_slots(ingress, [(TP, 1)], {1: (head, ReplayWindow(7))}, {TP: 100}))
+        assert ("deleted, not expired" in found[TP]) is deleted and ("retention deleted its chain" in found[TP]) is (
+            not deleted)
+        assert ingress.asked == []

@@ -56,7 +56,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None,
-                       progress: Any = None, retained_since: int | None = None,
+                       progress: Any = None, retention: Any = None,
                        deleted: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
         for row in held.get("rows", ROWS):
@@ -71,7 +71,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
                             ends: Any = None, feed_ends: Any = None, progress: Any = None,
-                            retained_since: int | None = None) -> list[PartitionReport]:
+                            retention: Any = None) -> list[PartitionReport]:
         held["ends_given"], held["feed_ends_given"] = ends, feed_ends
         walked = WalkProgress(progress, partitions=len(held["reports"]))
         for report in held["reports"]:
