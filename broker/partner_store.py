@@ -27,8 +27,13 @@ Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 - **Forgetting for real.** ``PRAGMA secure_delete = ON`` makes SQLite overwrite deleted content
   with zeros, in the page that held it and in pages it frees; after a transaction that deleted
   content the WAL is checkpointed into the file and truncated (``wal_checkpoint(TRUNCATE)``), so
-  neither the file nor its WAL holds a recalled alert's text any more. (What the disk itself
-  keeps of overwritten blocks is the operating system's to handle: use full-disk encryption.)
+  neither the file nor its WAL holds a recalled alert's text any more. The deleting transaction
+  also writes that a checkpoint is owed into the store (meta ``wipe-due``, cleared only by a
+  checkpoint that completed): a process killed between its commit and its checkpoint leaves the
+  old page in the file, and whichever process writes next (another subscriber instance sharing the
+  file, reading the batch again) checkpoints before its own commit may vouch for the deletion.
+  (What the disk itself keeps of overwritten blocks is the operating system's to handle: use
+  full-disk encryption.)
 
 The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by :func:`judge`):
 
@@ -346,6 +351,7 @@ _MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just bef
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
+_WIPE_KEY = "wipe-due"  # meta key: content deleted since the last completed checkpoint may be in the files (``wipe``)
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -447,7 +453,7 @@ class PartnerStore:
                               f"SELECT {_ALERT_COLUMNS} FROM alerts_layout3")
                     c.execute("DROP TABLE alerts_layout3")  # secure_delete zeroes its pages; the WAL is wiped
                     c.execute("CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms)")
-                    self._wipe_due = True
+                    self._deleted()
                     version = 6  # the new table has purged_ms and sealed_ms already
                 if version == 4:  # no purged_ms yet: every EXPIRED row so far arrived expired
                     c.execute("ALTER TABLE alerts ADD COLUMN purged_ms INTEGER")
@@ -706,6 +712,12 @@ class PartnerStore:
         with self._sql("starting a transaction"):
             self._conn.execute("BEGIN IMMEDIATE")
         try:
+            with self._sql("starting a transaction"):
+                # Another connection's deletion whose checkpoint never completed (its process died between the
+                # two): what this transaction commits may vouch for it (a recall read again), so this one
+                # checkpoints too. Read under the write lock: no deletion commits between this and our commit.
+                if self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (_WIPE_KEY,)).fetchall():
+                    self._wipe_due = True
             yield
         except BaseException:
             if self._conn.in_transaction:
@@ -721,16 +733,38 @@ class PartnerStore:
     def wipe(self) -> bool:
         """Checkpoint the WAL into the store and truncate it, so deleted content is gone from both
         files; False when a reader kept it from completing (it is tried again after the next commit
-        and on closing)."""
+        and on closing).
+
+        A completed checkpoint also ends the obligation the deleting transaction wrote into the store (``_deleted``),
+        but only the one read before it: a deletion another connection committed meanwhile wrote a token of its own,
+        which stays for the next transaction to checkpoint again."""
         with self._sql("checkpointing"):
             # A reader blocks it for as long as it reads: do not wait the write lock's whole timeout.
             self._conn.execute(f"PRAGMA busy_timeout = {WIPE_WAIT_MS}")
             try:
+                owed = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_WIPE_KEY,)).fetchall()
                 busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy and owed:
+                    try:
+                        self._conn.execute("DELETE FROM meta WHERE key = ? AND value = ?", (_WIPE_KEY, owed[0][0]))
+                    except sqlite3.OperationalError as exc:  # another writer holds the lock: the mark stays, and
+                        if "locked" not in str(exc) and "busy" not in str(exc):  # the next one checkpoints again
+                            raise
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         self._wipe_due = bool(busy)
         return not busy
+
+    def _deleted(self) -> None:
+        """Note, in the transaction that deletes or replaces content, that the WAL must be checkpointed before
+        anything committed after it vouches for the deletion: in this connection, and in the store itself
+        (``_WIPE_KEY``), since a process killed between its commit and its checkpoint takes its own note with it,
+        and another that has the file open already (a subscriber instance sharing it) would read the batch again,
+        write nothing (a record already applied) and acknowledge a recall whose text the file still holds. A
+        token of its own per transaction, so a checkpoint clears only what it covered (``wipe``)."""
+        self._wipe_due = True
+        self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                           "value = excluded.value", (_WIPE_KEY, uuid.uuid4().hex))
 
     @property
     def wipe_pending(self) -> bool:
@@ -824,7 +858,7 @@ class PartnerStore:
                   "purged_ms = CASE WHEN state = 'HELD' THEN ? ELSE purged_ms END WHERE alert_id = ?",
                   (d.version, d.action, now_ms, d.feed, d.agreement, d.expires_ms, ended, now_ms, ended,
                    now_ms, d.alert_id))
-        self._wipe_due = True  # secure_delete zeroed the text held; wipe() clears the WAL
+        self._deleted()  # secure_delete zeroed the text held; wipe() clears the WAL
 
     def _write(self, held: Held | None, d: Delivery, outcome: Outcome, now_ms: int) -> None:
         c = self._conn
@@ -832,7 +866,7 @@ class PartnerStore:
             c.execute("DELETE FROM meta WHERE key = ?", (f"{_ELSEWHERE_KEY}{d.alert_id}",))  # held here from now on
             fresh = held is None or held.recalled  # a holding starts again after a recall without reason
             if held is not None and not held.recalled and not held.expired:
-                self._wipe_due = True  # the text replaced, a correction's reason to be, goes from the file too
+                self._deleted()  # the text replaced, a correction's reason to be, goes from the file too
             # The sealing time kept is that of what the partner first received in this holding (the earliest), or,
             # when that one came without it, of the first version that had one.
             c.execute(
@@ -869,7 +903,7 @@ class PartnerStore:
                     "recall_reason = ?, "
                     "recalled_ms = ?, purged_ms = NULL WHERE alert_id = ?",
                     (d.version, d.action, now_ms, d.feed, d.agreement, d.reason, now_ms, d.alert_id))
-                self._wipe_due = True
+                self._deleted()
             elif d.version > held.version:
                 # Recalled already: the tombstone follows the newest version; a reason, once given, stays.
                 c.execute(
@@ -912,7 +946,7 @@ class PartnerStore:
                 retention += c.execute(gone + f"{same} AND state = 'HELD' AND MIN(first_ms, COALESCE(sealed_ms, "
                                        "first_ms)) <= ?", (now_ms, agreement, cutoff)).rowcount
             if expired + retention + tombstones:
-                self._wipe_due = True
+                self._deleted()
         return Purged(expired, retention, tombstones)
 
     def recent(self, limit: int | None = None) -> list[Entry]:

@@ -597,6 +597,36 @@ def test_a_writer_that_crashed_before_its_checkpoint_leaves_the_wipe_to_the_next
         second.close()
 
 
+def test_an_instance_sharing_the_store_checkpoints_a_deletion_another_died_before_wiping(tmp_path: Path,
+                                                                                       monkeypatch: pytest.MonkeyPatch
+                                                                                       ) -> None:
+    """Two subscriber instances share one store file, both open: the one that committed a recall dies before its
+    checkpoint; the other reads the batch again, which writes nothing, and still checkpoints before its commit
+    may vouch for the recall, since the obligation is in the store, not in the dead process."""
+    path = tmp_path / "col" / "feed.sqlite"
+    first = PartnerStore.open(path, "COL", retention=RETENTION)
+    second = PartnerStore.open(path, "COL", retention=RETENTION)
+    try:
+        second.apply(_at(_view("senan-gofast-seizure"), 1), T0)  # its own batch: the check on opening is done
+        assert not second.wipe_pending
+        view = _view(summary=f"Avistamiento reportado por {SECRET}")
+        first.apply(_at(view, 2), T0)
+        notice = _at(recall_notice(view, 2, "ERROR"), 3)
+        monkeypatch.setattr(first, "wipe", lambda: False)  # killed right after its commit, before the checkpoint
+        first.apply(notice, T0)
+        first._conn.close()
+        assert SECRET.encode() in _bytes(path)  # the old page: the test below is not vacuous
+        with second.transaction():
+            assert second.apply(notice, T0).outcome is Outcome.RECALLED  # the batch again: nothing written
+        assert not second.wipe_pending and SECRET.encode() not in _bytes(path)
+        with second.transaction():  # the obligation ended with the checkpoint: a batch after it checkpoints no more
+            second.apply(_at(_view("senan-gofast-seizure"), 4), T0)
+        assert not second.wipe_pending
+        assert not sqlite3.connect(path).execute("SELECT 1 FROM meta WHERE key = 'wipe-due'").fetchall()
+    finally:
+        second.close()
+
+
 def test_the_store_keeps_a_receipt_chains_last_checkpoint(tmp_path: Path) -> None:
     """The head a subscriber noted after a commit comes back after reopening; each chain keeps its own,
     and a damaged entry is an error naming the chain, not a head of zero."""
