@@ -24,8 +24,9 @@ store read last (the store keeps a mark of it; a transaction open across that of
 made anew stops the run (``Subscriber._remade``). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
-recall a line once written, so the store marks each alert it wrote there, and a recall of a marked
-alert (whichever run, with or without ``out``, receives it) says ``RECALL_PASSED_ON``, which is no
+recall a line once written, so the store marks each alert it wrote there (for good: the mark outlives the purge of
+the alert's row), and a recall of a marked alert (whichever run, with or without ``out``, receives it, however late)
+says ``RECALL_PASSED_ON``, which is no
 acknowledgement. Nor is ``RECALL_NOT_HELD``: a recall of an alert the store never held, on a feed partition
 it took over mid-stream from another store (another instance's, or one left under another ``--instance``),
 which may hold it.

@@ -78,7 +78,9 @@ otherwise find nothing held and be stored anew, a superseded text or one past it
 the store. Such rows, and tombstones, hold no content and are kept for the partner's longest retention
 after the last version arrived (a copy may come under any of its agreements), and the sealing margin
 (``SEALING_MARGIN_MS``) beyond it, so that a late copy of a purged or recalled version is still refused
-until it is old enough to be refused as EXPIRED.
+until it is old enough to be refused as EXPIRED. Of an alert passed on (``mark_passed_on``) the purge keeps
+the id for good once the row goes: the ``--out`` copy holds its text beyond the store's reach, so a recall
+of it, however late it is read, is passed on, never acknowledged as though nothing were held.
 
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
@@ -350,6 +352,7 @@ _CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka comm
 _MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just before a partition's confirmed offset
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
+_PASSED_KEY = "passed-on:"  # meta key prefix: an alert passed on (``mark_passed_on``) whose row the purge deleted
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
 _WIPE_KEY = "wipe-due"  # meta key: content deleted since the last completed checkpoint may be in the files (``wipe``)
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
@@ -794,13 +797,17 @@ class PartnerStore:
                     self._expired(held, d, _ms(now))
             elif not replay:
                 self._write(held, d, outcome, _ms(now))
-        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version,
-                       row is not None and bool(row[4]))
+            # A copy went out before, though the purge deleted the row that said so (the alert may have been stored
+            # anew since): the mark outlives the row.
+            passed = (row is not None and bool(row[4])) or self._conn.execute(
+                "SELECT 1 FROM meta WHERE key = ?", (_PASSED_KEY + d.alert_id,)).fetchone() is not None
+        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version, passed)
 
     def mark_passed_on(self, alert_id: str) -> None:
         """Remember that a copy of ``alert_id`` went beyond the store (``puente subscribe --out``), inside
         the caller's transaction: a later recall, whatever run receives it, is then passed on, never
-        acknowledged, since no one can take that copy back. The mark stays with the tombstone."""
+        acknowledged, since no one can take that copy back. The mark stays with the tombstone, and outlives the
+        row: when the purge deletes it, the alert's id is kept for good (``purge``)."""
         with self._sql("marking an alert passed on"):
             self._conn.execute("UPDATE alerts SET passed_on = 1 WHERE alert_id = ?", (alert_id,))
 
@@ -927,8 +934,13 @@ class PartnerStore:
             # or was purged (counted from its arrival: no copy of a version arrives before it was sealed).
             longest = max([*r.days.values(), r.fallback_days])
             kept = now_ms - longest * _DAY_MS - SEALING_MARGIN_MS - CLOCK_SKEW_MS
-            tombstones = c.execute("DELETE FROM alerts WHERE (state = 'RECALLED' AND recalled_ms <= ?) "
-                                   "OR (state = 'EXPIRED' AND received_ms <= ?)", (kept, kept)).rowcount
+            old = "(state = 'RECALLED' AND recalled_ms <= ?) OR (state = 'EXPIRED' AND received_ms <= ?)"
+            # The row of an alert passed on goes, but not the fact: the --out copy holds its text beyond the store's
+            # reach for good, so a recall of it however late (a subscriber reading its feed long after) is passed
+            # on, never acknowledged (``apply``). Its id alone is kept, for good.
+            c.execute(f"INSERT OR IGNORE INTO meta (key, value) SELECT ? || alert_id, '1' FROM alerts "  # noqa: S608
+                      f"WHERE passed_on != 0 AND ({old})", (_PASSED_KEY, kept, kept))
+            tombstones = c.execute(f"DELETE FROM alerts WHERE {old}", (kept, kept)).rowcount  # noqa: S608
             c.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) NOT IN (SELECT alert_id FROM "
                       "alerts)", (_ELSEWHERE_KEY, _ELSEWHERE_KEY[:-1] + ";", len(_ELSEWHERE_KEY) + 1))
             # The text goes (secure_delete zeroes it); the row remembers the version (module docstring).

@@ -699,6 +699,27 @@ def test_an_alert_passed_on_stays_marked_through_its_recall(store: PartnerStore)
     assert not store.apply(_at(recall_notice(other, 2, "ERROR"), 4), T0).passed_on
 
 
+def test_an_alert_passed_on_stays_marked_after_the_purge_deleted_its_row(store: PartnerStore) -> None:
+    """The purge deletes the content-free row of an alert passed on (--out) at its horizon, but not the fact: a
+    recall read after that (a subscriber far behind its feed) reports the mark, never an acknowledgement, as does
+    one of an alert whose tombstone went; an alert never passed on is not marked by it."""
+    view, other, third = _view(), _view("senan-gofast-seizure"), _view("paso-canoas-migrant-flow")
+    with store.transaction():
+        for offset, alert in enumerate((view, other, third), start=1):
+            store.apply(_at(alert, offset), T0)
+        store.mark_passed_on(view["alert_id"])
+        store.mark_passed_on(third["alert_id"])
+    store.apply(_at(recall_notice(third, 2, "ERROR"), 4), T0)  # a tombstone, passed on
+    first = store.purge(T0 + timedelta(days=181))  # the text goes (content-free rows remember it); the tombstone
+    assert first.retention == 2 and first.tombstones == 1  # is past the longest retention and margins
+    assert store.purge(T0 + timedelta(days=400)).tombstones == 2  # and so are the content-free rows now
+    assert store.counts() == type(store.counts())(0, 0, None)
+    late = store.apply(_at(recall_notice(view, 2, "ERROR"), 5), T0 + timedelta(days=400))
+    assert late.outcome is Outcome.RECALLED and late.held_version is None and late.passed_on
+    assert store.apply(_at(recall_notice(third, 3, "ERROR"), 6), T0 + timedelta(days=400)).passed_on
+    assert not store.apply(_at(recall_notice(other, 2, "ERROR"), 7), T0 + timedelta(days=400)).passed_on
+
+
 def _older_layout(tmp_path: Path, version: int, *missing: str) -> Path:
     """A store holding one alert, as layout ``version`` wrote it: without the ``missing`` columns."""
     path = tmp_path / "col" / "feed.sqlite"
