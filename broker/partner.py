@@ -46,11 +46,7 @@ the instance giving it up has committed its batch in flight and the group shows 
 rebalance waits for it, and so does leaving the group: ``_hand_over``); the new owner starts
 after it, and each alert gets one receipt. (An instance that dies between asking Kafka to commit
 and hearing back is the exception: the instance that takes its partitions may read the batch
-before its commit shows, and the alert then has a receipt in two chains, each chain whole. So is one killed
-between its store's commit and Kafka's whose partition another instance reads on: its store holds what it applied,
-with no receipt naming it, so when it gets the partition back it reads those records again, up to the group's
-offset, and applies and receipts those of alerts its store has a row of, a recall among them included:
-``_catch_store_up``.)
+before its commit shows, and the alert then has a receipt in two chains, each chain whole.)
 The receipt chains of a partner's
 instances share its receipts topic's partition: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
@@ -317,9 +313,6 @@ class Subscriber:
         """The feed offsets this subscriber committed last, by partition."""
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
-        self._catch_up: dict[TopicPartition, int] = {}
-        """Partitions read again from before the group's offset (the value) to catch the store up (``_resume``):
-        there only records of alerts the store has a row of are applied and receipted (``_theirs``)."""
         self._tag: tuple[PartnerStore | None, str] | None = None
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
@@ -586,7 +579,6 @@ class Subscriber:
         if store is None:
             return
         for tp in sorted(assigned):
-            self._catch_up.pop(tp, None)
             if tp not in feed.assignment():
                 continue  # revoked meanwhile
             found = await committed_with_metadata(feed, tp)
@@ -605,8 +597,6 @@ class Subscriber:
             if committed is not None and owner == "store":
                 await self._mark_kept(feed, tp, committed, store)
             at = resume_at(stored, committed, start, owner, confirmed)
-            if owner == "other" and committed is not None and await self._catch_store_up(feed, tp, committed, store):
-                continue
             if at is None or tp not in feed.assignment():
                 continue
             where = f"{tp.topic}[{tp.partition}]"
@@ -621,26 +611,6 @@ class Subscriber:
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
                              "another --store, misses them)")
-
-    async def _catch_store_up(self, feed: Consumer, tp: TopicPartition, committed: int, store: PartnerStore) -> bool:
-        """Whether a partition another instance committed the group's offset of is read again from before it, so the
-        store can answer for what it applied without a receipt: killed between its commit and Kafka's, it holds
-        alerts no committed receipt names (``PartnerStore.applied_unconfirmed``), and the other instance read the
-        batch again into its own store and on. Read on from the group's offset, this store would hold them silently:
-        ``audit recalls`` knows holders by their receipts, and their recalls, before that offset, would never reach
-        it. From the earliest such record up to the group's offset (``_catch_up``), records of alerts the store has a
-        row of are applied again (the version rule: a record applied already gets the status it first had) and get
-        their receipts; the others are the other instance's, which receipted them, and get none here."""
-        back = store.applied_unconfirmed(tp.topic, tp.partition)
-        if back is None or back >= committed or tp not in feed.assignment():
-            return False
-        self._catch_up[tp] = committed
-        feed.seek(tp, back)
-        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {back} on whose receipts "
-                     f"Kafka never committed, and another instance read on to the group's offset {committed}: reading "
-                     f"{committed - back} record(s) again, applying and receipting only those of alerts the store "
-                     "holds or held, so a recall among them reaches it too")
-        return True
 
     async def _remade(self, feed: Consumer, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
         """Before a partition the group has no offset in is read on from the store's confirmed offset ``at``: whether
@@ -789,8 +759,6 @@ class Subscriber:
         second receipt, in its own chain; never a loss).
         """
         self._generation += 1
-        for tp in revoked:
-            self._catch_up.pop(tp, None)
         try:
             async with asyncio.timeout(HANDOVER_WAIT_S):
                 await self._settle(feed, revoked)
@@ -911,8 +879,6 @@ class Subscriber:
             keys_seen = self._trust_key_block(opened, now)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
-            if self._theirs(rec, delivery):
-                return None
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -1043,15 +1009,6 @@ class Subscriber:
             self.store.keep_broker_keys_seen(noted)
         else:
             self._broker_keys_seen = noted
-
-    def _theirs(self, rec: Record, delivery: Delivery) -> bool:
-        """Whether a record read again to catch the store up (``_catch_store_up``), before the group's offset, is of an
-        alert the store has no row of: the instance that read it first applied it to its own store and receipted it,
-        so it is neither applied nor receipted here (a second holder, a second receipt, for nothing)."""
-        end = self._catch_up.get(TopicPartition(rec.topic, rec.partition))
-        if end is None or rec.offset >= end or self.store is None:
-            return False
-        return not self.store.has_row(delivery.alert_id)
 
     def _held_elsewhere(self, delivery: Delivery, held_version: int | None) -> bool:
         """Whether a recall the store took is another store's to acknowledge: one of an alert found so before (the

@@ -572,29 +572,6 @@ class PartnerStore:
             found.append(int(value))
         return min(found)
 
-    def applied_unconfirmed(self, topic: str, partition: int) -> int | None:
-        """The offset of the earliest record of feed partition ``topic[partition]`` that this store applied past its
-        confirmed offset (:meth:`confirm_feed_offsets`; from the first, when it confirmed none there) and whose
-        effect a row still names (its ``feed``), or None when there is none. Such a record's receipt was aborted
-        with its Kafka transaction (a crash between the two commits): no receipt names this store as holding what
-        it applied (``broker.partner.Subscriber._resume``). Reads every row only when the two offsets differ."""
-        stored = self.feed_offset(topic, partition)
-        since = self.feed_offset(topic, partition, confirmed=True) or 0
-        if stored is None or since >= stored:
-            return None
-        prefix = f"{topic}:{partition}:"
-        with self._sql("reading the feed offsets"):
-            rows = self._conn.execute("SELECT feed FROM alerts WHERE substr(feed, 1, ?) = ?",
-                                      (len(prefix), prefix)).fetchall()
-        tails = (str(feed)[len(prefix):] for (feed,) in rows)
-        found = [int(tail) for tail in tails if re.fullmatch(r"[0-9]{1,19}", tail)]
-        return min((at for at in found if since <= at < stored), default=None)
-
-    def has_row(self, alert_id: str) -> bool:
-        """Whether the store holds, or held, anything of ``alert_id``: a view, a tombstone or a content-free row."""
-        with self._sql("reading an alert"):
-            return self._conn.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone() is not None
-
     def confirmed_feed_offsets(self, topic: str) -> dict[int, int]:
         """Every partition of feed ``topic`` this store confirmed an offset of, with that offset as
         :meth:`feed_offset` gives it (``confirmed``)."""
