@@ -713,7 +713,8 @@ class BrokerWorker:
             deleted = await self._decided_within_retention(consumer, tp, committed or 0)
             if deleted is not None:
                 what = (f"audit partition {self.names.decisions}[{slot}] holds no block (its log starts at offset "
-                        f"{start}), but {deleted}: its blocks were deleted, not expired")
+                        f"{start}), but {deleted}: its blocks were deleted, or expired under a shorter retention than "
+                        "today's (PUENTE_AUDIT_RETENTION_DAYS raised since, the ingress topic keeping records longer)")
                 if not self.config.accept_gaps:
                     raise FeedGapError(f"{what}. Nothing was read: restore the decisions topic, or run `puente "
                                        "broker run --accept-gap` to begin a new chain there, recording this in it")
@@ -733,8 +734,10 @@ class BrokerWorker:
         """What shows that a slot's blocks, all gone, were deleted rather than expired, or None: the last ingress
         record the slot took before ``committed`` (read raw, never looked up by time), appended since the audit's
         retention could take the block that decided it (``Retention.since`` by ``audit_retention_days``): that
-        block was appended after it, so it cannot have expired. A record gone too (the ingress topic keeps records
-        a week, the audit years), or no retention known, tells nothing: retention is taken at its word."""
+        block was appended after it, so it cannot have expired, unless the retention was shorter when it did (raised
+        since, while the ingress topic keeps records longer than the shorter one): the refusal says both, and
+        ``--accept-gap`` reads on. A record gone too (the ingress topic keeps records a week, the audit years), or no
+        retention known, tells nothing: retention is taken at its word."""
         days = self.config.audit_retention_days
         if days is None or committed <= 0:
             return None
