@@ -59,6 +59,21 @@ class AclChanges:
     """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``): a
     leftover login, another application's, a name differing from a party's only in case. Not removed here (they
     may be another application's to remove), but the cluster grants more than the policy names."""
+    held: int = 0
+    """How many rules of Puente's parties the cluster holds now (those ``remove`` is drawn from)."""
+
+    @property
+    def mass_removal(self) -> str | None:
+        """Why applying these changes takes too many rights away at once to go on without ``--allow-many``, in one
+        line; None when it removes none, or a few. Too many: more than half (two at least) of the rules Puente's
+        parties hold. A ``PUENTE_TOPIC_PREFIX``, policy folder or agency list named by mistake plans another
+        deployment's rules, and applying it would cut every party of this one off its topics at once; a policy
+        change that retires a partner or an agreement removes a share of them, not most."""
+        if len(self.remove) < 2 or 2 * len(self.remove) <= self.held:
+            return None
+        return (f"refusing to remove {len(self.remove)} of the {self.held} rules Puente's parties hold on the "
+                "cluster: is PUENTE_TOPIC_PREFIX, PUENTE_POLICY_DIR or PUENTE_AGENCIES the wrong one? `puente acls "
+                "plan` lists them; if they are to go, run `puente acls apply --allow-many`. Nothing was changed")
 
     @property
     def empty(self) -> bool:
@@ -152,7 +167,8 @@ def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
                       others, everyone,
                       tuple(a for a in others if a not in everyone and not puentes(a.principal, who)
-                            and reaches(a, want)))
+                            and reaches(a, want)),
+                      sum(1 for a in have if managed(a, who)))
 
 
 async def apply_acls(admin: Admin, changes: AclChanges) -> list[str]:

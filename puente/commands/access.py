@@ -65,6 +65,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                           "then make their client quotas the plan's (exit 1 when a change failed or "
                                           "a rule for every user remains)",
                             parents=[kafka_options()])
+    make.add_argument("--allow-many", action="store_true",
+                      help="remove more than half of the rules Puente's parties hold, if the plan says so (refused "
+                           "without it: a wrong topic prefix, policy or agency list would cut every party off)")
     make.set_defaults(func=_apply)
 
 
@@ -195,6 +198,9 @@ def _plan(args: argparse.Namespace) -> int:
     cfg = settings(args)
     changes, others, quotas = run(_changes(cfg, kafka(cfg, "puente-admin")))
     _print(changes, others, quotas)
+    if changes.mass_removal is not None:
+        print(f"! `puente acls apply` refuses this without --allow-many: it removes {len(changes.remove)} of the "
+              f"{changes.held} rules Puente's parties hold (is the topic prefix, policy or agency list the wrong one?)")
     return 1 if changes.drift or not quotas.empty else 0
 
 
@@ -204,6 +210,8 @@ def _apply(args: argparse.Namespace) -> int:
 
     async def go() -> tuple[AclChanges, list[str], QuotaChanges, list[str]]:
         changes, others, quotas = await _changes(cfg, conn)
+        if not args.allow_many and (refusal := changes.mass_removal) is not None:
+            raise ConfigError(refusal)
         failed = await apply_acls(Admin(conn), changes)
         try:
             refused = await set_user_quotas(conn, quotas.requests())

@@ -16,7 +16,7 @@ from broker.kafka.acls import AclChanges
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.cli import build_parser
-from puente.errors import KafkaUnavailableError
+from puente.errors import ConfigError, KafkaUnavailableError
 from puente.settings import PuenteSettings
 
 STRAYS = [
@@ -270,3 +270,21 @@ def test_apply_shows_the_acl_changes_made_when_the_quota_step_fails(cluster: dic
     assert out[-1] == ("ACLs: the changes above were made (0 failed); the client quotas were not set (1 to set, 0 to "
                        "remove): `puente acls plan` shows them")
     assert not any(line.startswith("+ quota") for line in out)
+
+
+def test_apply_refuses_to_take_most_rights_away_at_once_unless_told(cluster: dict[str, Any],
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The cluster holds another prefix's plan for the same parties (`acls apply` run with this deployment's
+    PUENTE_TOPIC_PREFIX by mistake would remove them all, cutting every party off its topics): `plan` says apply
+    would refuse; `apply` refuses in one line, changing nothing; with --allow-many it goes ahead. A few strays
+    among the plan's rules are removed without it (above)."""
+    cfg = PuenteSettings(topic_prefix="other")
+    theirs = plan(load_policy_set(cfg.policy_dir), TopicNames("other"), cfg.agencies, cfg.broker_group)
+    cluster["acls"] = set(theirs)
+    assert _puente("acls", "plan") == 1
+    assert "! `puente acls apply` refuses this without --allow-many" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"refusing to remove \d+ of the \d+ rules .*--allow-many"):
+        _puente("acls", "apply")
+    assert cluster["applied"] == [] and cluster["acls"] == set(theirs)
+    assert _puente("acls", "apply", "--allow-many") == 0
+    assert cluster["acls"] == set(cluster["wanted"])
