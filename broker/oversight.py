@@ -173,8 +173,8 @@ class QueryLog:
     """The console's writer of auditors' queries (module docstring). ``start`` before use, ``stop`` after."""
 
     def __init__(self, conn: KafkaConnection, names: TopicNames, keep_days: int | None = None) -> None:
-        self.keep_days = keep_days  # the audit's retention, which each record states (``ChainWriter.keep_days``)
         self.conn, self.names = conn, names
+        self.keep_days = keep_days  # the audit's retention, which each record states (``ChainWriter.keep_days``)
         self.tp = TopicPartition(names.queries, 0)
         self._producer: Producer | None = None
         self._chain: ChainWriter | None = None

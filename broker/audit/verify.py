@@ -15,10 +15,11 @@ partition's oldest records (``audit_retention_days``, or an admin's DeleteRecord
 above offset 0. A walk told where the log starts (``PartitionWalk``'s ``log_start``) takes each chain's first
 record held there as where the chain now starts, and says so in what it vouches for (``Vouched.since``); with
 the log starting at 0, a chain that does not start at seq 0 is a gap. Each record a chain writer makes states when
-the record before it was written (``prev_at``, ``ChainWriter``): a chain whose first record held says its
-predecessor was written within the audit's retention (less a margin for clocks) lost it to a deletion, not
-to retention (``PartitionWalk._start_check``). A record written before ``prev_at`` existed says nothing, and
-its chain's start is not checked.
+the record before it was written (``prev_at``, ``ChainWriter``) and, where its writer knows it, the retention it is
+kept under (``keep_days``): a chain whose first record held says its predecessor was written within that retention
+(the shorter of it and today's, less a margin for clocks: ``Retention``) lost it to a deletion, not to retention
+(``PartitionWalk._start_check``). A record stating neither (an earlier release's, a partner's receipts) says
+nothing, and its chain's start is not checked.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -67,9 +68,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class StartFinding(Finding):
-    """A decision chain's start check's finding (``PartitionWalk._start_check``): given at its first block held,
-    which is sound; the blocks before it were deleted. A reader listing rows (``broker.auditor.read_log``) keeps
-    that block's rows and says decisions are missing."""
+    """A chain's start check's finding (``PartitionWalk._start_check``): given at its first record held, which is
+    sound; the records before it were deleted. A reader listing rows (``broker.auditor.read_log``, the audit
+    index) keeps that record's rows and says records are missing."""
 
 
 MAX_LISTED = 1_000
@@ -266,7 +267,8 @@ class GroupEnds:
     refused: tuple[str, ...] = ()
 
 
-RETENTION_MARGIN_MS = 86_400_000
+_DAY_MS = 86_400_000
+RETENTION_MARGIN_MS = _DAY_MS
 """How much longer ago than the retention a record must have been written for its deletion to be retention's
 (``Retention.since``): a day, more than a writer's clock, the auditor's and Kafka's nodes' may differ by. Kafka
 deletes a segment only once its newest record is older than the retention."""
@@ -290,7 +292,7 @@ class Retention:
         ``RETENTION_MARGIN_MS``. A retention raised since keeps the records cut under the shorter one from
         reading as deleted; one lowered since is today's. Only a retention lowered by hand on the topic, below
         both, deletes a record this says could not have expired."""
-        return self.now_ms - min(self.days, kept_days) * 86_400_000 + RETENTION_MARGIN_MS
+        return self.now_ms - min(self.days, kept_days) * _DAY_MS + RETENTION_MARGIN_MS
 
 
 MAX_PLACES = 1_024
