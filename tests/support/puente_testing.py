@@ -37,6 +37,7 @@ from broker.kafka import (
     reader,
     running,
     set_user_quotas,
+    settle,
     user_quotas,
 )
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls
@@ -208,11 +209,17 @@ async def delivered_most(env: Env, count: int, seed: int) -> tuple[str, dict[str
 
 
 async def read_topic(conn: KafkaConnection, topic: str, *, committed: bool = True) -> list[Record]:
-    """Every record of a topic, partition by partition: committed ones only, or also aborted ones."""
+    """Every record of a topic, partition by partition: committed ones only, or also aborted ones. Committed ones once
+    every transaction open on the topic has ended (``settle``): Kafka answers a transaction's commit before its
+    markers are written, and a read_committed reader stops at the first record of one still open, so a read right
+    after a worker committed could miss its last blocks."""
     async with running(reader(conn, "puente-test", committed=committed), conn, f"reading {topic}") as consumer:
+        parts = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+        if committed:
+            await settle(conn, parts, timeout_s=60)
         out = []
-        for p in await partitions_of(consumer, topic):
-            out += [r async for r in read_range(consumer, TopicPartition(topic, p))]
+        for tp in parts:
+            out += [r async for r in read_range(consumer, tp)]
         return out
 
 
