@@ -46,7 +46,11 @@ the instance giving it up has committed its batch in flight and the group shows 
 rebalance waits for it, and so does leaving the group: ``_hand_over``); the new owner starts
 after it, and each alert gets one receipt. (An instance that dies between asking Kafka to commit
 and hearing back is the exception: the instance that takes its partitions may read the batch
-before its commit shows, and the alert then has a receipt in two chains, each chain whole.)
+before its commit shows, and the alert then has a receipt in two chains, each chain whole. So is one killed
+between its store's commit and Kafka's whose partition another instance reads on: its store holds what it applied,
+with no receipt naming it, so when it gets the partition back it reads those records again, up to the group's
+offset, applying and receipting those of alerts its store holds or held, a recall among them included:
+``_catch_store_up``.)
 The receipt chains of a partner's
 instances share its receipts topic's partition: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
@@ -313,6 +317,10 @@ class Subscriber:
         """The feed offsets this subscriber committed last, by partition."""
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
+        self._catch_up: dict[TopicPartition, int] = {}
+        """Partitions read again to catch the store up (``_catch_store_up``), with the offset that ends it: records
+        before it are applied and receipted only when of an alert the store holds or held (``_theirs``), and the
+        group's offset committed there is never below it."""
         self._tag: tuple[PartnerStore | None, str] | None = None
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
@@ -579,6 +587,7 @@ class Subscriber:
         if store is None:
             return
         for tp in sorted(assigned):
+            self._catch_up.pop(tp, None)
             if tp not in feed.assignment():
                 continue  # revoked meanwhile
             found = await committed_with_metadata(feed, tp)
@@ -590,6 +599,8 @@ class Subscriber:
                 # What came before the group's offset went to another store: its alerts' recalls are not ours to
                 # acknowledge (``_apply``).
                 store.note_taken_over(tp.topic, tp.partition, committed)
+            if committed is not None and self._catch_store_up(feed, tp, committed, owner, store):
+                continue
             start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
             if start:  # this instance's other store read what retention has deleted since: the same, from there
                 store.note_taken_over(tp.topic, tp.partition, start)
@@ -597,11 +608,15 @@ class Subscriber:
             if committed is not None and owner == "store":
                 await self._mark_kept(feed, tp, committed, store)
             at = resume_at(stored, committed, start, owner, confirmed)
+            if at is not None and tp in feed.assignment() and committed is None and await self._remade(
+                    feed, tp, at, store):
+                continue
+            kept = store.catch_up(tp.topic, tp.partition) if committed is None else None
+            if kept is not None:  # the group's offsets gone mid catch-up: it goes on from the confirmed offset
+                self._catch_up[tp] = kept[1]
             if at is None or tp not in feed.assignment():
                 continue
             where = f"{tp.topic}[{tp.partition}]"
-            if committed is None and await self._remade(feed, tp, at, store):
-                continue
             feed.seek(tp, at)
             if committed is None:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
@@ -611,6 +626,46 @@ class Subscriber:
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
                              "another --store, misses them)")
+
+    def _catch_store_up(self, feed: Consumer, tp: TopicPartition, committed: int, owner: Owner,
+                        store: PartnerStore) -> bool:
+        """Whether a partition whose group offset ``committed`` another instance committed is read again from before
+        it, so the store answers for what it applied without a receipt. Killed between its commit and Kafka's, the
+        store holds alerts no committed receipt names (``PartnerStore.applied_unconfirmed``) while the other instance
+        read the batch again into its own store and on: read on from the group's offset, it would hold them
+        silently (``audit recalls`` knows holders by their receipts, and their recalls before that offset would
+        never reach it). From there up to the group's offset, records of alerts the store holds or held are
+        applied again (the version rule gives a record applied already the status it first had) and receipted;
+        the others are the other instance's, receipted there, and get nothing here (``_theirs``).
+
+        The catch-up is kept in the store (``keep_catch_up``), so a restart, a rebalance or the group's offsets
+        expiring partway through goes on with it rather than take the other instance's records as this store's;
+        each batch commits the group's offset at its end at least, never back (the other instance, taking the
+        partition again, reads on from there); it ends once Kafka committed past its end (``confirm_feed_offsets``),
+        and is extended to a later group offset another instance committed meanwhile."""
+        kept = store.catch_up(tp.topic, tp.partition)
+        if kept is not None and (owner == "instance" or (owner == "store" and committed > kept[1])):
+            # Kafka committed past it (its last batch did; the store did not hear back), or read elsewhere: over.
+            store.end_catch_up(tp.topic, tp.partition)
+            kept = None
+        if kept is None:
+            back = store.applied_unconfirmed(tp.topic, tp.partition) if owner == "other" else None
+            if back is None or back >= committed:
+                return False
+            kept = (back, committed)
+        confirmed = store.feed_offset(tp.topic, tp.partition, confirmed=True)
+        start, end = max(kept[0], confirmed or 0), max(kept[1], committed)
+        if start >= end:
+            store.end_catch_up(tp.topic, tp.partition)
+            return False
+        store.keep_catch_up(tp.topic, tp.partition, kept[0], end)
+        self._catch_up[tp] = end
+        feed.seek(tp, start)
+        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {kept[0]} on whose "
+                     f"receipts Kafka never committed, and another instance read on to offset {end}: reading "
+                     f"{end - start} record(s) from {start} again, applying and receipting only those of alerts the "
+                     "store holds or held, so a recall among them reaches it too")
+        return True
 
     async def _remade(self, feed: Consumer, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
         """Before a partition the group has no offset in is read on from the store's confirmed offset ``at``: whether
@@ -651,8 +706,9 @@ class Subscriber:
         self.on_note(f"{what}; reading it from its first record, {begin} (--accept-gap)")
         feed.seek(tp, begin)
         # The store stands there too, so that a run ending before the first batch commits reads from there again
-        # rather than meet the old offset's mark anew.
+        # rather than meet the old offset's mark anew; a catch-up of the old topic's offsets is over.
         with store.transaction():
+            store.end_catch_up(tp.topic, tp.partition)
             store.keep_feed_offsets({(tp.topic, tp.partition): begin})
         store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
         return True
@@ -731,16 +787,19 @@ class Subscriber:
             self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
             self.stats.skipped += max(0, start - at)
             feed.seek(tp, start)
+            if at > end and self.store is not None:  # a topic made anew: a catch-up of the old one's offsets is over
+                self._catch_up.pop(tp, None)
+                self.store.end_catch_up(tp.topic, tp.partition)
             # Committed at once: with nothing after the gap to carry it in a receipt transaction, the next
             # run would meet the same gap. No batch is in flight (this holds ``_busy``). Should the group
             # refuse it (a rebalance began), the next owner or run meets the gap again: nothing is lost.
             try:
-                await feed.commit({tp: OffsetAndMetadata(start, self.commit_tag)})
+                await feed.commit({tp: OffsetAndMetadata(max(start, self._catch_up.get(tp, 0)), self.commit_tag)})
             except ClientError as exc:
                 self.on_note(f"{tp.topic}[{tp.partition}]: the offset past the gap was not committed "
                              f"({type(exc).__name__}); the next reader meets the gap again")
             else:
-                self._committed[tp] = start
+                self._committed[tp] = max(start, self._catch_up.get(tp, 0))
                 if self.store is not None:  # the store reads on from here too (``_resume``), confirmed: Kafka has it
                     with self.store.transaction():
                         self.store.keep_feed_offsets({(tp.topic, tp.partition): start})
@@ -759,6 +818,8 @@ class Subscriber:
         second receipt, in its own chain; never a loss).
         """
         self._generation += 1
+        for tp in revoked:
+            self._catch_up.pop(tp, None)  # the store keeps it, for when the partition comes back
         try:
             async with asyncio.timeout(HANDOVER_WAIT_S):
                 await self._settle(feed, revoked)
@@ -817,9 +878,11 @@ class Subscriber:
                     if unread is not None:
                         break
                 tag = self.commit_tag
-                offsets = {tp: OffsetAndMetadata(at, tag) for tp, at in next_offsets.items()}
+                # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there.
+                offsets = {tp: OffsetAndMetadata(max(at, self._catch_up.get(tp, 0)), tag)
+                           for tp, at in next_offsets.items()}
                 if self.store is not None and offsets:  # committed with what was applied, before the receipts
-                    self.store.keep_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()})
+                    self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                 sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
@@ -838,8 +901,11 @@ class Subscriber:
             # The receipts commit on leaving.
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
         if self.store is not None and offsets:  # committed: a restart with no group offset may rely on them now
-            self.store.confirm_feed_offsets({(tp.topic, tp.partition): at.offset for tp, at in offsets.items()},
+            self.store.confirm_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()},
                                             {(tp.topic, tp.partition): record_mark(last[tp]) for tp in offsets})
+        for tp, at in next_offsets.items():
+            if at >= self._catch_up.get(tp, at):
+                self._catch_up.pop(tp, None)  # caught up (the store ended it with the confirmation)
         return unread, (await sent).offset  # delivered: the transaction committed
 
     async def _wiped(self, tries: int = 20) -> None:
@@ -879,6 +945,8 @@ class Subscriber:
             keys_seen = self._trust_key_block(opened, now)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
+            if self._theirs(rec, delivery):
+                return None
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -1009,6 +1077,15 @@ class Subscriber:
             self.store.keep_broker_keys_seen(noted)
         else:
             self._broker_keys_seen = noted
+
+    def _theirs(self, rec: Record, delivery: Delivery) -> bool:
+        """Whether a record read again to catch the store up (``_catch_store_up``), before its end, is of an alert the
+        store holds nothing of and never held: the instance that read it first applied it to its own store and
+        receipted it, so it is neither applied nor receipted here (a second holder, a second receipt, for nothing)."""
+        end = self._catch_up.get(TopicPartition(rec.topic, rec.partition))
+        if end is None or rec.offset >= end or self.store is None:
+            return False
+        return not self.store.has_row(delivery.alert_id)
 
     def _held_elsewhere(self, delivery: Delivery, held_version: int | None) -> bool:
         """Whether a recall the store took is another store's to acknowledge: one of an alert found so before (the

@@ -351,6 +351,7 @@ _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partiti
 _CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka committed the batch's receipts
 _MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just before a partition's confirmed offset
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
+_CATCH_UP_KEY = "feed-catch-up:"  # meta key prefix: a partition read again to answer for what a crash left unreceipted
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _PASSED_KEY = "passed-on:"  # meta key prefix: an alert passed on (``mark_passed_on``) whose row the purge deleted
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
@@ -618,6 +619,70 @@ class PartnerStore:
                 stack.enter_context(self.transaction())
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+            for (topic, partition), at in offsets.items():  # a catch-up ends once Kafka committed past its end
+                kept = self.catch_up(topic, partition)
+                if kept is not None and at >= kept[1]:
+                    self.end_catch_up(topic, partition)
+
+    def applied_unconfirmed(self, topic: str, partition: int) -> int | None:
+        """The offset of the earliest record of feed partition ``topic[partition]`` that this store applied past its
+        confirmed offset (:meth:`confirm_feed_offsets`; past none, when it confirmed none there) and that a row still
+        names (its ``feed``), or None when there is none. Such a record's receipt was aborted with its Kafka
+        transaction (killed between the two commits): no receipt names this store as holding what it applied
+        (``broker.partner.Subscriber._resume``). Reads the partition's rows only when the two offsets differ."""
+        stored = self.feed_offset(topic, partition)
+        confirmed = self.feed_offset(topic, partition, confirmed=True)
+        if stored is None or (confirmed is not None and confirmed >= stored):
+            return None
+        since = 0 if confirmed is None else confirmed
+        prefix = f"{topic}:{partition}:"
+        with self._sql("reading the feed offsets"):
+            rows = self._conn.execute("SELECT feed FROM alerts WHERE substr(feed, 1, ?) = ?",
+                                      (len(prefix), prefix)).fetchall()
+        offsets = [int(tail) for tail in (str(feed)[len(prefix):] for (feed,) in rows)
+                   if re.fullmatch(r"[0-9]{1,19}", tail)]
+        found = [at for at in offsets if since <= at < stored]
+        return min(found) if found else None
+
+    def has_row(self, alert_id: str) -> bool:
+        """Whether the store holds, or remembers having held, anything of ``alert_id`` (a view, a tombstone, a
+        version whose text was purged, or the mark of a copy passed on whose row the purge forgot)."""
+        with self._sql("reading the alerts"):
+            return (self._conn.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone() is not None
+                    or self._conn.execute("SELECT 1 FROM meta WHERE key = ?",
+                                          (f"{_PASSED_KEY}{alert_id}",)).fetchone() is not None)
+
+    def catch_up(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """The catch-up under way in feed partition ``topic[partition]`` (:meth:`keep_catch_up`): the offset it reads
+        from and the one it ends at, or None. A value kept that is not such a pair is a StoreError."""
+        with self._sql("reading the feed offsets"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                     (f"{_CATCH_UP_KEY}{topic}[{partition}]",)).fetchone()
+        if row is None:
+            return None
+        try:
+            doc = json.loads(row[0])
+        except (ValueError, TypeError):
+            doc = None
+        start, end = (doc.get("from"), doc.get("to")) if isinstance(doc, dict) else (None, None)
+        if type(start) is not int or type(end) is not int or not 0 <= start < end < 1 << 63:
+            raise StoreError(f"{self.path}: the kept catch-up of feed partition {topic[:200]}[{partition}] is damaged")
+        return start, end
+
+    def keep_catch_up(self, topic: str, partition: int, start: int, end: int) -> None:
+        """Remember that feed partition ``topic[partition]`` is read again from ``start`` up to ``end`` (the group's
+        offset, which another store's subscriber committed) so that this store answers for what it applied without
+        a receipt (``broker.partner.Subscriber._resume``): until a confirmed offset reaches ``end``
+        (:meth:`confirm_feed_offsets` then ends it) or :meth:`end_catch_up`, across restarts."""
+        with self._sql("keeping a catch-up"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               (f"{_CATCH_UP_KEY}{topic}[{partition}]", json.dumps({"from": start, "to": end})))
+
+    def end_catch_up(self, topic: str, partition: int) -> None:
+        """Forget the catch-up of ``topic[partition]`` (the partition is read from elsewhere: a topic made anew)."""
+        with self._sql("ending a catch-up"):
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{_CATCH_UP_KEY}{topic}[{partition}]",))
 
     def feed_mark(self, topic: str, partition: int) -> tuple[int, str | None] | None:
         """What identifies the record of ``topic[partition]`` that the store read last before a confirmed offset

@@ -1,0 +1,293 @@
+"""A subscriber killed between its store's commit and Kafka's, whose partition another instance then read on: its
+store holds alerts no committed receipt names, so on getting the partition back it reads the batch again, up to the
+group's offset, and answers for what it holds (a recall among those records included). The catch-up is kept in the
+store: a restart, a rebalance or the group's offsets expiring partway through go on with it, and the group's offset
+is never committed back below its end."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from partner_feed import FEED, BrokerKeys, Receipts, run_batch, sealed, subscriber
+from recall_views import recall_notice
+
+import broker.partner as partner
+from broker.kafka import TopicPartition
+from broker.partner import Subscriber
+from broker.partner_store import PartnerStore, Retention
+from puente.errors import StoreError
+from tests.unit.broker.test_partner_store import SECRET, _bytes, _view
+
+T0 = datetime.now(UTC) - timedelta(minutes=5)
+TP = TopicPartition(FEED, 0)
+RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KilledAtCommit(Receipts):
+    """The process dies as Kafka would commit: the receipts and the group's offsets are aborted."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+        raise _Killed
+
+
+class _Feed:
+    """The feed's group consumer as ``_resume`` and ``_gap`` use it, holding records from ``begin`` to ``end``."""
+
+    def __init__(self, begin: int = 0, end: int = 100) -> None:
+        self.seeks: list[int] = []
+        self.commits: list[int] = []
+        self.begin, self.end = begin, end
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.begin for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    def seek(self, tp: TopicPartition, at: int) -> None:
+        self.seeks.append(at)
+
+    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.commits.extend(at.offset for at in offsets.values())
+
+
+class _Scene:
+    """Instance A applied view V at 5 and was killed before Kafka's commit; instance B read V, another alert's view W
+    (6) and V's recall R (7) on, committing the group's offset 8. ``later``: a new alert at 8, past B's offset."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.keys = BrokerKeys("2026a")
+        sealer = self.keys.sealer("broker-sign-2026a")
+        self.a_store = PartnerStore.open(tmp_path / "a" / "feed.sqlite", "COL", retention=RETENTION)
+        self.b_store = PartnerStore.open(tmp_path / "b" / "feed.sqlite", "COL", retention=RETENTION)
+        self.notes: list[str] = []
+        self.a = self.instance()
+        self.b = subscriber(self.keys, self.b_store, lambda: datetime.now(UTC))
+        self.first = sealed(sealer, _view("senan-gofast-seizure"), 4, T0)
+        self.view = _view(summary=f"Avistamiento reportado por {SECRET}")
+        self.v = sealed(sealer, self.view, 5, T0)
+        self.w = sealed(sealer, _view("paso-canoas-migrant-flow"), 6, T0)
+        self.r = sealed(sealer, recall_notice(self.view, 2, "ERROR"), 7, T0)
+        self.later = sealed(sealer, _view("tocumen-red-notice-hit"), 8, T0)
+        self.sealer = sealer
+
+    def instance(self) -> Subscriber:
+        """Instance A's subscriber over its store (a new one stands for a restart)."""
+        return subscriber(self.keys, self.a_store, lambda: datetime.now(UTC), notes=self.notes)
+
+    async def crash_and_hand_over(self) -> None:
+        assert (await run_batch(self.a, self.first))[0] is None  # committed: A's store confirmed 5
+        with pytest.raises(_Killed):
+            await run_batch(self.a, self.v, receipts=_KilledAtCommit())
+        assert self.a_store.feed_offset(FEED, 0) == 6 and self.a_store.feed_offset(FEED, 0, confirmed=True) == 5
+        _, b_receipts = await run_batch(self.b, self.v, self.w, self.r)
+        assert b_receipts.statuses() == ["RECEIVED", "RECEIVED", "RECALLED"] and b_receipts.offsets == {TP: 8}
+
+    def close(self) -> None:
+        self.a_store.close()
+        self.b_store.close()
+
+
+def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
+    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
+        return found
+    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
+
+
+def _b_tag(scene: _Scene) -> str:
+    return f"b|{scene.b_store.store_id}"
+
+
+def _receipted(receipts: Receipts) -> list[str]:
+    return [x["feed"] for x in receipts.sent if x["kind"] == "RECEIPT"]
+
+
+async def test_a_store_that_applied_a_batch_another_instance_read_on_catches_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A, given the partition back, reads 5-7 again: V and R get their receipts in A's chain (RECEIVED, RECALLED) and
+    the text goes from A's store; W, B's alone, is neither stored nor receipted; the group's offset stays 8."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    feed = _Feed()
+    await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [5] and "reading 3 record(s) from 5 again" in scene.notes[-1]
+    _, a_receipts = await run_batch(scene.a, scene.v, scene.w, scene.r)
+    assert a_receipts.statuses() == ["RECEIVED", "RECALLED"] and a_receipts.offsets == {TP: 8}
+    assert _receipted(a_receipts) == [f"{FEED}:0:5", f"{FEED}:0:7"]
+    assert scene.a_store.show(scene.view["alert_id"]).state == "RECALLED"
+    assert not scene.a_store.has_row(scene.w.key.decode())
+    assert SECRET.encode() not in _bytes(scene.a_store.path)
+    assert scene.a_store.catch_up(FEED, 0) is None  # Kafka committed its end: over
+    # Past the group's offset, every record is this store's again.
+    assert (await run_batch(scene.a, scene.later))[1].statuses() == ["RECEIVED"]
+    scene.close()
+
+
+async def test_a_catch_up_stopped_partway_goes_on_after_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catch-up's first batch (V) committed the group's offset at the catch-up's end, 8, under A's own tag; A
+    restarted there goes on with the catch-up from where its store confirmed (6), so W, B's, is still not taken
+    as A's (a store behind its own commit would otherwise read everything again into itself)."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    _, first = await run_batch(scene.a, scene.v)
+    assert first.statuses() == ["RECEIVED"] and first.offsets == {TP: 8}  # never back below the catch-up's end
+    assert scene.a_store.catch_up(FEED, 0) == (5, 8) and scene.a_store.feed_offset(FEED, 0, confirmed=True) == 6
+    restarted = scene.instance()
+    _committed(monkeypatch, (8, restarted.commit_tag))
+    feed = _Feed()
+    await restarted._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [6]
+    _, rest = await run_batch(restarted, scene.w, scene.r)
+    assert rest.statuses() == ["RECALLED"] and rest.offsets == {TP: 8}
+    assert not scene.a_store.has_row(scene.w.key.decode()) and scene.a_store.catch_up(FEED, 0) is None
+    scene.close()
+
+
+async def test_a_catch_up_killed_at_its_commit_reads_its_batch_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catch-up's own batch killed between the store's commit and Kafka's: the next run reads it again from the
+    confirmed offset, still passing over B's records (V, which the recall in the same batch replaced, is judged by
+    the version rule as in any batch read again: older than the recall held)."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    with pytest.raises(_Killed):
+        await run_batch(scene.a, scene.v, scene.w, scene.r, receipts=_KilledAtCommit())
+    restarted = scene.instance()
+    feed = _Feed()
+    await restarted._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [5]
+    _, again = await run_batch(restarted, scene.v, scene.w, scene.r)
+    assert again.statuses() == ["SUPERSEDED", "RECALLED"] and again.offsets == {TP: 8}
+    assert _receipted(again) == [f"{FEED}:0:5", f"{FEED}:0:7"] and scene.a_store.catch_up(FEED, 0) is None
+    scene.close()
+
+
+async def test_a_catch_up_handed_over_midway_is_extended_to_the_other_instances_offset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Revoked after the catch-up's first batch, the partition went back to B, which read on to 10; A, given it
+    again, catches up from 6 to 10: records of alerts it holds are applied, B's new ones passed over."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
+    ninth = sealed(scene.sealer, _view("colon-panama-only-seizure"), 9, T0)  # an alert A never held
+    _committed(monkeypatch, (10, _b_tag(scene)))
+    feed = _Feed()
+    await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [6] and "another instance read on to offset 10" in scene.notes[-1]
+    _, rest = await run_batch(scene.a, scene.w, scene.r, scene.later, ninth)
+    assert rest.statuses() == ["RECALLED"] and rest.offsets == {TP: 10}
+    assert scene.a_store.catch_up(FEED, 0) is None
+    scene.close()
+
+
+async def test_a_catch_up_goes_on_when_the_groups_offsets_are_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's offsets expired mid catch-up (no committed offset): A reads on from its confirmed offset, as
+    always then, and still passes over B's records before the catch-up's end."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await run_batch(scene.a, scene.v)
+    restarted = scene.instance()
+
+    async def same_topic(feed: Any, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
+        return False
+    monkeypatch.setattr(restarted, "_remade", same_topic)
+    _committed(monkeypatch, None)
+    feed = _Feed()
+    await restarted._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [6]
+    _, rest = await run_batch(restarted, scene.w, scene.r)
+    assert rest.statuses() == ["RECALLED"] and rest.offsets == {TP: 8}
+    scene.close()
+
+
+async def test_a_topic_made_anew_ends_a_catch_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up of a feed topic deleted and made again is over (``_gap``, --accept-gap): the new topic is read
+    from its first record like any other, committed there, not at the old topic's catch-up end; every record of the
+    new topic is this store's."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    scene.a.accept_gaps = True
+    feed = _Feed(begin=0, end=2)  # made anew: it ends before the next record, 5
+    await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
+    assert feed.seeks == [0] and feed.commits == [0] and scene.a_store.catch_up(FEED, 0) is None
+    fresh = sealed(scene.sealer, _view("paso-canoas-migrant-flow"), 0, T0)  # W's alert, new to this store
+    _, receipts = await run_batch(scene.a, fresh)
+    assert receipts.statuses() == ["RECEIVED"] and receipts.offsets == {TP: 1}
+    scene.close()
+
+
+async def test_records_deleted_mid_catch_up_commit_past_the_gap_at_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed's retention deleted records the catch-up had still to read (--accept-gap): it reads on from the
+    partition's first record, but the group's offset is committed at the catch-up's end, never back below it."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    scene.a.accept_gaps = True
+    feed = _Feed(begin=7, end=9)
+    await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
+    assert feed.seeks == [7] and feed.commits == [8] and scene.a_store.catch_up(FEED, 0) == (5, 8)
+    _, receipts = await run_batch(scene.a, scene.r)
+    assert receipts.statuses() == ["RECALLED"] and receipts.offsets == {TP: 8}
+    scene.close()
+
+
+async def test_a_store_whose_receipts_all_committed_reads_on_from_the_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that applied nothing without a receipt reads a partition another instance read on from the group's
+    offset, as before: nothing of that instance's is read again."""
+    scene = _Scene(tmp_path)
+    assert (await run_batch(scene.a, scene.first))[0] is None
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    feed = _Feed()
+    await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None
+    scene.close()
+
+
+def test_a_damaged_catch_up_is_refused(tmp_path: Path) -> None:
+    """A kept catch-up that is not a pair of offsets, from before to its end, stops the run rather than be read
+    as none (which would take the other instance's records as this store's, or leave a recall unapplied)."""
+    with PartnerStore.open(tmp_path / "feed.sqlite", "COL", retention=RETENTION) as store:
+        for value in ('{"from": 8, "to": 8}', '{"from": -1, "to": 3}', '{"from": true, "to": 3}', "[5, 8]", "x"):
+            store._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                                "value = excluded.value", (f"feed-catch-up:{FEED}[0]", value))
+            with pytest.raises(StoreError, match=r"catch-up of feed partition .* is damaged"):
+                store.catch_up(FEED, 0)
+
+
+def test_a_confirmed_offset_ends_a_catch_up_only_at_its_end(tmp_path: Path) -> None:
+    with PartnerStore.open(tmp_path / "feed.sqlite", "COL", retention=RETENTION) as store:
+        store.keep_catch_up(FEED, 0, 5, 8)
+        store.confirm_feed_offsets({(FEED, 0): 7})
+        assert store.catch_up(FEED, 0) == (5, 8)
+        store.confirm_feed_offsets({(FEED, 0): 8})
+        assert store.catch_up(FEED, 0) is None
