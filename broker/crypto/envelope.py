@@ -221,6 +221,10 @@ def peek_key_block(value: bytes) -> KeyBlock:
     return _parse_key_block(block)
 
 
+_STEP_BACK = timedelta(minutes=1)
+"""How far the clock may read before a data key's date before the key is replaced (``FeedSealer.seal``)."""
+
+
 class FeedSealer:
     """Seals one partner's feed records under a data key it rotates by count and age."""
 
@@ -248,6 +252,7 @@ class FeedSealer:
         self._count = 0
         self._head = b""
         self._expires_at = _EPOCH
+        self._made_at = _EPOCH
         self._prefixes: dict[tuple[str, bytes, str, str], bytes] = {}
 
     @property
@@ -287,6 +292,7 @@ class FeedSealer:
         self._count = 0
         self._head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(block)) + block
         self._expires_at = now + self._max_age
+        self._made_at = now
         self._prefixes = {}
         return aead
 
@@ -299,9 +305,12 @@ class FeedSealer:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         aead = self._aead
-        # The age is judged from the caller's clock; if it steps back, the key lives longer
-        # by that step, bounded by max_records all the same.
-        if aead is None or self._count >= self._max_records or now >= self._expires_at:
+        # The age is judged from the caller's clock. A key made while it ran ahead (a bad time source, since
+        # corrected) would go on dating every key block in the future, which partners refuse as a forged date
+        # (``broker.partner.future_key_block``) until real time caught up: a clock now before the key's date
+        # makes a new one (a minute's leeway: slots of a worker seal with times read a few moments apart).
+        if (aead is None or self._count >= self._max_records or now >= self._expires_at
+                or now < self._made_at - _STEP_BACK):
             aead = self._new_data_key(now)
         context = (topic, schema_fp, policy_version, agreement)
         prefix = self._prefixes.get(context)

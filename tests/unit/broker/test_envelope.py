@@ -190,6 +190,19 @@ def test_rotation_after_max_age(keys: Keys) -> None:
     assert peek_key_block(later).created_at == NOW + timedelta(hours=1)
 
 
+@pytest.mark.parametrize("back", [timedelta(minutes=2), timedelta(days=3)])
+def test_a_clock_set_back_before_the_keys_date_makes_a_new_key(keys: Keys, back: timedelta) -> None:
+    """A key made while the clock ran ahead (corrected since) is not kept: every block it dates lies in the future,
+    which partners refuse, until real time caught up with it. The first seal after the step makes a new key."""
+    sealer = keys.sealer(max_age=timedelta(hours=1))
+    ahead = peek_key_block(seal(sealer, now=NOW + back)).key_id
+    corrected = peek_key_block(seal(sealer, now=NOW))
+    assert corrected.key_id != ahead and corrected.created_at == NOW
+    assert peek_key_block(seal(sealer, now=NOW + timedelta(minutes=1))).key_id == corrected.key_id
+    # Times read a few moments apart (slots sealing concurrently) keep the key.
+    assert peek_key_block(seal(sealer, now=NOW + timedelta(seconds=30))).key_id == corrected.key_id
+
+
 def test_explicit_rotate(keys: Keys) -> None:
     """rotate() starts a new data key at once."""
     sealer = keys.sealer()
