@@ -442,7 +442,8 @@ class Console:
         cannot be written is kept, to go with the account's next one; False when one could not be. Written when a
         window ends, by the account's timer (``_summarise_held``), or first by whichever request comes after it."""
         written = True
-        for refused in self.budget.due(now):
+        due = self.budget.due(now)
+        for n, refused in enumerate(due):
             try:
                 await self.config.queries.record(refused.account, refused.scope, OVER_RATE_PAGE, refused.params(),
                                                  0)
@@ -450,8 +451,9 @@ class Console:
                 log.warning("the refused requests of an account cannot be recorded yet", error=str(exc)[:300])
                 self.budget.restore(refused)
                 written = False
-            except BaseException:  # cancelled mid-write (the console stopping): kept, for ``stopping`` to write
-                self.budget.restore(refused)
+            except BaseException:  # cancelled mid-write (the console stopping): kept, for ``stopping`` to write,
+                for left in due[n:]:  # with every other account's not written yet
+                    self.budget.restore(left)
                 raise
         return written
 

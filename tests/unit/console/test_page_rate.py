@@ -221,6 +221,32 @@ async def test_a_console_stopping_while_a_tally_is_written_keeps_it(sink: Sink) 
     assert [r["params"]["refused"] for r in sink.records] == [4]
 
 
+async def test_a_console_stopping_while_one_tally_is_written_keeps_every_other_due(sink: Sink) -> None:
+    """Two accounts' tallies due together, the console stopping while the first is written: both are written as it
+    stops (the second, taken out with the first, was once dropped with the cancelled write)."""
+    clock = Clock()
+    slow = asyncio.Event()
+    recording = sink.record
+
+    async def record(*args: Any) -> None:
+        slow.set()
+        await asyncio.sleep(0.5)
+        await recording(*args)
+
+    sink.record = record  # type: ignore[method-assign]
+    console = Console(ConsoleConfig(lambda: FakeIndex(), None, sink, clock=clock))  # type: ignore[arg-type]
+    console.budget = PageBudget(1, 1, window_s=0.1)
+    for name in ("ana", "ben"):
+        session = Session(Account(name, "national", T0), "token")
+        for _ in range(5):
+            await console.over_rate(session)
+    clock.now += timedelta(seconds=0.2)
+    async with asyncio.timeout(5):
+        await slow.wait()  # a timer is inside the first write
+    await console.stopping()
+    assert sorted((r["auditor"], r["params"]["refused"]) for r in sink.records) == [("ana", 4), ("ben", 4)]
+
+
 async def _status(port: int, path: str, cookie: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: puente-console={cookie}\r\n"
