@@ -823,9 +823,9 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
         async def write() -> None:
             nonlocal added
             run = sorted(fresh.values(), key=lambda e: sort_key(e["at"]))  # the instant, not the text (``sort_key``)
-            async with transaction(writer):
+            async with transaction(writer) as sends:  # a block not delivered aborts them all (``Sends``)
                 for block in chain.blocks(run, signer_id, sign, iso_utc(datetime.now(UTC))):
-                    await writer.send(tp.topic, block, partition=0)
+                    sends.add(await writer.send(tp.topic, block, partition=0))
             seen.update(fresh)
             added += len(run)
             fresh.clear()

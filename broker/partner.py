@@ -124,6 +124,7 @@ from broker.kafka import (
     OffsetOutOfRange,
     Producer,
     ProducerFenced,
+    Sends,
     TopicPartition,
     chain_records,
     committed_with_metadata,
@@ -322,6 +323,8 @@ class Subscriber:
         before it are applied and receipted only when of an alert the store holds or held (``_theirs``), and the
         group's offset committed there is never below it."""
         self._tag: tuple[PartnerStore | None, str] | None = None
+        self._sends = Sends()
+        """The sends of the batch's transaction under way (``_transact``)."""
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
 
@@ -865,7 +868,8 @@ class Subscriber:
         unread: UnreadableFeedError | None = None
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
-        async with transaction(producer):
+        async with transaction(producer) as sends:
+            self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
             with self._store_transaction():
                 for tp, msgs in batch.items():
                     for msg in msgs:
@@ -886,6 +890,7 @@ class Subscriber:
                 # The partner vouches for its chain so far, batch by batch.
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                 sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
+                sends.add(sent)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
             # The store has committed, with each alert passed on marked: only now may a line leave it (a
@@ -999,8 +1004,8 @@ class Subscriber:
             # Which store holds what it received: a recall is acknowledged once every store holding the alert
             # answers (``broker.audit.recalls``), not by one that took its feed partition over mid-stream.
             receipt["store"] = self.commit_tag.partition("|")[2]
-        await producer.send(self.access_topic, chain.append("RECEIPT", receipt), key=self.partner.encode(),
-                            partition=part)
+        self._sends.add(await producer.send(self.access_topic, chain.append("RECEIPT", receipt),
+                                            key=self.partner.encode(), partition=part))
 
     async def _unreadable(self, rec: Record, batch: Unreadable, producer: Producer, chain: ChainWriter,
                           part: int) -> UnreadableFeedError | None:

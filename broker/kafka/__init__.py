@@ -25,6 +25,7 @@ from broker.kafka.admin import Admin, group_offsets, instance_holder
 from broker.kafka.batches import PartitionBatches
 from broker.kafka.clients import (
     FetchView,
+    Sends,
     admin_session,
     broken_for_good,
     consumer,
@@ -77,6 +78,7 @@ __all__ = [
     "PartitionBatches",
     "Producer",
     "ProducerFenced",
+    "Sends",
     "StillOpen",
     "TopicPartition",
     "TopicResult",

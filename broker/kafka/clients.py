@@ -169,8 +169,30 @@ def broken_for_good(made: AIOKafkaProducer) -> BaseException | None:
     return failure if isinstance(failure, BaseException) else aiokafka_errors.KafkaError("stopped for good")
 
 
+class Sends:
+    """The sends of one transaction (``transaction``): each one added is awaited before the transaction commits.
+
+    Why: a record batch the client gives up on (a non-retriable error: an out-of-order sequence, an unknown
+    producer id, a record Kafka refuses) fails only that batch's futures; aiokafka's flush before the commit waits
+    for every batch without raising, and the transaction commits the other records without it. A writer that does
+    not await each of its sends commits a chain with a hole, or offsets past records it never receipted."""
+
+    def __init__(self) -> None:
+        self._pending: list[Awaitable[Any]] = []
+
+    def add(self, sent: Awaitable[Any]) -> None:
+        """Count ``sent`` (what ``send`` returned: the record's delivery) among the transaction's sends."""
+        self._pending.append(sent)
+
+    async def settle(self) -> None:
+        """Every send added so far delivered: the first failure is raised (the transaction then aborts)."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
 @contextlib.asynccontextmanager
-async def transaction(made: AIOKafkaProducer) -> AsyncIterator[None]:
+async def transaction(made: AIOKafkaProducer) -> AsyncIterator[Sends]:
     """One transaction of transactional producer ``made`` (aiokafka's ``made.transaction()``): committed when
     the block ends, aborted when it raises. A failure of the block or its commit (not one of Puente's own) when
     ``made`` can never write again (``broken_for_good``) comes out as the error that broke it, the one a
@@ -182,10 +204,15 @@ async def transaction(made: AIOKafkaProducer) -> AsyncIterator[None]:
     as an AssertionError: plain Exceptions, no Kafka error, which a worker did not restart on and reported as
     an internal error (exit 70), for a slot another worker had simply taken. Nothing is committed either way:
     aiokafka does not abort a FATAL producer's transaction, and the next owner's producer fences it, which
-    aborts it."""
+    aborts it.
+
+    The block is given a ``Sends``: each send added to it must deliver before the commit, else the transaction is
+    aborted with that send's error (see ``Sends``)."""
     try:
         async with made.transaction():
-            yield
+            sends = Sends()
+            yield sends
+            await sends.settle()
     except Exception as exc:
         broken = broken_for_good(made)
         # Only what the client raises for a dead producer is replaced: a fault of Puente's own code (a KeyError)

@@ -556,8 +556,11 @@ class _Producer:
         self.transactions += 1
         yield None
 
-    async def send(self, topic: str, value: bytes, partition: int) -> None:
+    async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future[None]:
         self.sent.append(value)
+        delivered = asyncio.get_running_loop().create_future()  # what aiokafka gives: the record's delivery
+        delivered.set_result(None)
+        return delivered
 
 
 def _collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: list[str],
