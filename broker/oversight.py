@@ -132,7 +132,7 @@ async def last_records(topic: str, begin: int, end: int,
     and what is left holds no committed record: the chain's head is gone, and starting it again would
     fork it."""
     if begin >= end:
-        return Tail([], begin == 0)  # no record at all: a new chain (or, begin > 0, one whose head is gone)
+        return Tail([], begin == 0)  # no record at all: a new chain (begin > 0: the caller's to allow, ``_head``)
     back = _BACK
     while True:
         first = max(begin, end - back)
@@ -172,9 +172,12 @@ def query_body(auditor: str, scope: str, page: str, params: Mapping[str, Any], r
 class QueryLog:
     """The console's writer of auditors' queries (module docstring). ``start`` before use, ``stop`` after."""
 
-    def __init__(self, conn: KafkaConnection, names: TopicNames, keep_days: int | None = None) -> None:
+    def __init__(self, conn: KafkaConnection, names: TopicNames, keep_days: int | None = None, *,
+                 new_chain: bool = False) -> None:
         self.conn, self.names = conn, names
         self.keep_days = keep_days  # the audit's retention, which each record states (``ChainWriter.keep_days``)
+        self.new_chain = new_chain
+        """Begin a new chain, once, at ``start``, when every record of the old one is gone (``_head``)."""
         self.tp = TopicPartition(names.queries, 0)
         self._producer: Producer | None = None
         self._chain: ChainWriter | None = None
@@ -195,6 +198,7 @@ class QueryLog:
         except BaseException:
             await self.stop()
             raise
+        self.new_chain = False  # a head read again later (after a failed write) never begins one
 
     def _given_up(self, made: Producer) -> None:
         """After a failed write: when ``made`` can never write again (``broken_for_good``), the log ends as fenced
@@ -246,6 +250,14 @@ class QueryLog:
             async def read_from(first: int) -> list[Record]:
                 return [r async for r in read_range(consumer, self.tp, first)]
 
+            if end <= begin > 0 and not self.new_chain:
+                # Every record gone: retention's work (no query written for as long as it keeps them) or a
+                # deletion by hand, which nothing tells apart; a chain begun anew at seq 0 would verify clean.
+                raise AuditChainError(
+                    f"{self.tp.topic} holds no record, but its log starts at offset {begin}: every record of the "
+                    "auditors' query log was deleted, by retention (no query written for PUENTE_AUDIT_RETENTION_DAYS) "
+                    "or by hand; if by retention, run `puente audit serve --new-chain` to begin a new chain, else "
+                    "restore the topic and run `puente audit verify`")
             tail = await last_records(self.tp.topic, begin, end, read_from)
         problem = head_problem(tail.records, whole=tail.whole)
         if problem is not None:

@@ -52,6 +52,10 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     srv.add_argument("--tls-key", type=Path, metavar="PEM", help="and this private key")
     srv.add_argument("--refresh", type=seconds(0, 86400), default=60.0, metavar="SECONDS",
                      help="catch the index up from Kafka every SECONDS (default 60; 0: only at start)")
+    srv.add_argument("--new-chain", action="store_true",
+                     help="begin a new query log chain when every record of the old one is gone (its log starting past "
+                          "offset 0): retention's work once no query was written for PUENTE_AUDIT_RETENTION_DAYS; "
+                          "refused without this, since a deletion by hand looks the same")
     srv.set_defaults(func=_serve)
 
     users = audit.add_parser("users", help="manage the console's auditor accounts",
@@ -230,7 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
     conn = kafka(cfg, "puente-console")
     require_party(conn, "puente audit serve", CONSOLE)  # the one login that may write the auditors' query log
     names = TopicNames(cfg.topic_prefix)
-    log = QueryLog(conn, names, cfg.audit_retention_days)
+    log = QueryLog(conn, names, cfg.audit_retention_days, new_chain=args.new_chain)
 
     def open_index() -> IndexReader:
         return AuditIndex(index, readonly=True)

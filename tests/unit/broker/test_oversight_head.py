@@ -95,6 +95,31 @@ async def test_a_chain_from_the_genesis_or_a_head_past_lost_offsets_is_continued
     assert head.seq == 8 and head.since_checkpoint == 8
 
 
+async def test_a_query_log_whose_every_record_is_gone_begins_a_new_chain_only_when_told(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record deleted (its log starting at offset 50, nothing held): retention's work or a deletion by hand.
+    The console refuses to begin a chain whose start nothing vouches for (a deletion would then verify clean),
+    naming `--new-chain`; told so, it begins one at seq 0, once: a head read again later refuses as before. A
+    partition that never held a record (offset 0) begins the chain as ever."""
+    log = _partition(monkeypatch, 50, 50, [])
+    with pytest.raises(AuditChainError, match=r"holds no record, but its log starts at offset 50.*--new-chain"):
+        await log._head()
+    assert (await _partition(monkeypatch, 0, 0, [])._head()).seq == 0
+
+    class Made:
+        async def stop(self) -> None: ...
+
+    async def started(*args: Any) -> None: ...
+    monkeypatch.setattr(oversight, "producer", lambda *args, **kwargs: Made())
+    monkeypatch.setattr(oversight, "start", started)
+    told = _partition(monkeypatch, 50, 50, [])
+    told.new_chain = True
+    await told.start()
+    assert told._chain is not None and told._chain.head.seq == 0 and not told.new_chain
+    with pytest.raises(AuditChainError, match="--new-chain"):
+        await told._head()
+
+
 @pytest.mark.parametrize("fields", [
     {"seq": "6"}, {"seq": 6.9}, {"seq": True}, {"seq": -1}, {"seq": 6, "since_checkpoint": "6"},
     {"seq": 6, "since_checkpoint": 6.5}, {"seq": 6, "since_checkpoint": False},
