@@ -388,7 +388,7 @@ class BrokerWorker:
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
                                   dict[TopicPartition, int | None], dict[TopicPartition, str], dict[int, str],
-                                  dict[TopicPartition, str]]:
+                                  dict[TopicPartition, tuple[str, str]]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -679,7 +679,7 @@ class BrokerWorker:
 
     async def _check_empty_slots(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
                                  states: dict[int, tuple[ChainHead, ReplayWindow]],
-                                 offsets: dict[TopicPartition, int | None]) -> dict[TopicPartition, str]:
+                                 offsets: dict[TopicPartition, int | None]) -> dict[TopicPartition, tuple[str, str]]:
         """The fresh slots whose audit partition holds no block while their ingress partition has a committed
         offset, each with what happened, once told apart by where the partition's log starts.
 
@@ -689,7 +689,8 @@ class BrokerWorker:
         records.) Above 0 it held blocks, and retention deleted them all: a slot idle longer than the audit's
         retention. That refusal blocked every later start, --accept-gap or not. The slot then reads on from its
         committed offset with a new chain, whose first block is a GAP entry saying so (``_states_lost``, reason
-        ``audit-expired``): its ingress records up to that offset were decided by the blocks retention deleted,
+        ``audit-expired``; ``audit-deleted`` for one ``_decided_within_retention`` shows deleted, read on with
+        ``accept_gaps``): its ingress records up to that offset were decided by the blocks retention deleted,
         and ``audit verify`` vouches for a partition from where its log starts. Its replay window starts empty:
         the slot's newest block was older than the audit's retention, which is longer than the window (the
         topic plan). (A move onto a slot whose own chain expired cannot be told from this; its blocks would be
@@ -703,7 +704,7 @@ class BrokerWorker:
             return {}
         audit = {tp: TopicPartition(self.names.decisions, slot) for tp, slot in suspects.items()}
         starts = await consumer.beginning_offsets(list(audit.values()))
-        expired: dict[TopicPartition, str] = {}
+        expired: dict[TopicPartition, tuple[str, str]] = {}
         for tp, slot in sorted(suspects.items()):
             committed, start = offsets[tp], starts[audit[tp]]
             if not start:
@@ -721,13 +722,14 @@ class BrokerWorker:
                 log.warning("audit chain deleted; a new chain starts (--accept-gap)",
                             partition=f"{self.names.decisions}[{slot}]", log_start=start,
                             ingress=f"{tp.topic}:{tp.partition}", offset=committed)
-                expired[tp] = f"{what}; a new chain starts at committed offset {committed} (--accept-gap)"
+                expired[tp] = (f"{what}; a new chain starts at committed offset {committed} (--accept-gap)",
+                               "audit-deleted")
                 continue
             log.warning("audit chain expired; a new chain starts", partition=f"{self.names.decisions}[{slot}]",
                         log_start=start, ingress=f"{tp.topic}:{tp.partition}", offset=committed)
             expired[tp] = (f"audit partition {self.names.decisions}[{slot}] held no block: retention deleted its "
                            f"chain (its log starts at offset {start}), {tp.topic}:{tp.partition} standing at "
-                           f"committed offset {committed}; a new chain starts there")
+                           f"committed offset {committed}; a new chain starts there", "audit-expired")
         return expired
 
     async def _decided_within_retention(self, consumer: Consumer, tp: TopicPartition, committed: int) -> str | None:
@@ -798,7 +800,8 @@ class BrokerWorker:
         return lost
 
     def _mark_losses(self, group: Consumer, state: SlotState, resume: int | None, remade: str | None,
-                     states_lost: str | None, expired: str | None = None, resume_ms: int | None = None) -> None:
+                     states_lost: str | None, expired: tuple[str, str] | None = None,
+                     resume_ms: int | None = None) -> None:
         """Record in a fresh slot's chain, first in its queue, what its load accepted as lost (``accept_gaps``): an
         ingress topic made anew (``_remade_ingress``: a gap, read from the new topic's first record), its alert
         states (``_check_books``), or both, in one entry: a mark of its own for the states, first, would leave
@@ -809,7 +812,7 @@ class BrokerWorker:
         elif states_lost is not None:
             self._states_lost(group, state, resume, states_lost, taken_ms=resume_ms)
         elif expired is not None:  # no head, so neither of the others (both read the head)
-            self._states_lost(group, state, state.next_offset, expired, "audit-expired")
+            self._states_lost(group, state, state.next_offset, *expired)  # what, and audit-expired or -deleted
 
     def _states_lost(self, group: Consumer, state: SlotState, resume: int | None, what: str,
                      reason: str = "states-lost", taken_ms: int | None = None) -> None:
@@ -1666,7 +1669,8 @@ class BrokerWorker:
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
-        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired"):
+        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired",
+                                                                         "audit-deleted"):
             state.loss = None  # recorded in the block just committed
 
     async def _count_feeds(self, state: SlotState) -> None:

@@ -1060,8 +1060,9 @@ class AuditIndex:
         """Dead letters grouped by reason and source (the ingress topic), then the ingress records the broker
         never read (GAP entries: deleted before it read them, skipped with --accept-gap), counted by record
         under reason ``never read (<why>)``, and the losses of alert states accepted (``states-lost`` GAP
-        entries) and audit chains retention deleted whole (``audit-expired``), which skip no record, counted by
-        entry; never a payload. Scoped: none."""
+        entries) and audit chains retention deleted whole (``audit-expired``), or deleted otherwise and read past
+        with --accept-gap (``audit-deleted``), which skip no record, counted by entry; never a payload. Scoped:
+        none."""
         if not scope.national:
             return []
         rows = self._all("SELECT reason, source, COUNT(*), MIN(at), MAX(at) FROM dead_letters "
@@ -1073,8 +1074,10 @@ class AuditIndex:
             # that record it.
             rows += self._all("SELECT CASE WHEN reason = 'states-lost' THEN 'alert states lost (who holds what)' "
                               "WHEN reason = 'audit-expired' THEN 'audit chain expired (a new one started)' "
+                              "WHEN reason = 'audit-deleted' THEN 'audit chain deleted, not expired (a new one "
+                              "started, --accept-gap)' "
                               "ELSE 'never read (' || COALESCE(reason, '?') || ')' END, source, "
-                              "CASE WHEN reason IN ('states-lost', 'audit-expired') THEN COUNT(*) "
+                              "CASE WHEN reason IN ('states-lost', 'audit-expired', 'audit-deleted') THEN COUNT(*) "
                               "ELSE SUM(COALESCE(skipped, 0)) END, "
                               "MIN(at), MAX(at) FROM gaps GROUP BY reason, source ORDER BY reason, source")
         return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last}

@@ -893,19 +893,23 @@ def test_alert_states_lost_are_named_as_such_not_as_records_never_read(tmp_path:
                                             "count": 1, "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
 
 
-def test_an_audit_chain_retention_deleted_is_named_as_such_not_as_records_never_read(tmp_path: Path) -> None:
-    """The GAP entry that opens a slot's new chain once retention deleted its old one whole (``audit-expired``)
-    skips no ingress record: the dead-letters page names it and counts the entries, not "never read" with 0."""
-    expired = {"kind": "GAP", "reason": "audit-expired", "detail": "t.audit.decisions[0] held no block",
+@pytest.mark.parametrize(("reason", "named"), [
+    ("audit-expired", "audit chain expired (a new one started)"),
+    ("audit-deleted", "audit chain deleted, not expired (a new one started, --accept-gap)")])
+def test_an_audit_chain_gone_whole_is_named_as_such_not_as_records_never_read(tmp_path: Path, reason: str,
+                                                                             named: str) -> None:
+    """The GAP entry that opens a slot's new chain once its old one went whole (``audit-expired``: retention;
+    ``audit-deleted``: deleted, the broker found, and read past with --accept-gap) skips no ingress record: the
+    dead-letters page names it as what it is and counts the entries, not "never read" with 0."""
+    expired = {"kind": "GAP", "reason": reason, "detail": "t.audit.decisions[0] held no block",
                "from_offset": 10, "next_offset": 10, "skipped": 0, "ingress": "t.ingress.SNM:0:9", "at": iso_utc(T0)}
     chain = ChainWriter(DECISIONS, 0)
     values = [chain.block([expired], "broker-sign-2026a", _signer("broker-sign-2026a"), iso_utc(T0))]
     index = AuditIndex(tmp_path / "audit" / "index.sqlite")
     _ingest(index, {DECISIONS: values})
     assert index.problems() == 0
-    assert index.dead_letters(Scope()) == [{"reason": "audit chain expired (a new one started)",
-                                            "source": "t.ingress.SNM", "count": 1, "first_at": iso_utc(T0),
-                                            "last_at": iso_utc(T0)}]
+    assert index.dead_letters(Scope()) == [{"reason": named, "source": "t.ingress.SNM", "count": 1,
+                                            "first_at": iso_utc(T0), "last_at": iso_utc(T0)}]
 
 
 def test_an_index_made_before_gap_entries_still_lists_its_dead_letters(index: AuditIndex) -> None:
