@@ -174,6 +174,11 @@ class LifecycleBook:
     def __len__(self) -> int:
         return len(self._states)
 
+    @property
+    def newest_ms(self) -> int | None:
+        """When the newest state held was written (Kafka's time, ms), or None: none held."""
+        return max(self._written.values(), default=None)
+
     def get(self, alert_id: str) -> AlertState | None:
         return self._states.get(alert_id)
 

@@ -32,7 +32,7 @@ import contextlib
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -407,9 +407,9 @@ class BrokerWorker:
                 offsets = await self._committed_now([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh],
                                                 {slot: offsets.get(tp) for tp, slot in fresh})
-                expired = await self._check_empty_slots(audit, fresh, states, offsets)
-                took["audit_s"] = time.monotonic() - began - sum(took.values())
                 books = await self._read_books(audit, [slot for _, slot in fresh])
+                expired = await self._check_empty_slots(audit, fresh, states, offsets, books)
+                took["audit_s"] = time.monotonic() - began - sum(took.values())
                 lost = await self._check_books(audit, states)
                 remade = await self._remade_ingress(audit, fresh, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
@@ -679,7 +679,9 @@ class BrokerWorker:
 
     async def _check_empty_slots(self, consumer: Consumer, fresh: list[tuple[TopicPartition, int]],
                                  states: dict[int, tuple[ChainHead, ReplayWindow]],
-                                 offsets: dict[TopicPartition, int | None]) -> dict[TopicPartition, tuple[str, str]]:
+                                 offsets: dict[TopicPartition, int | None],
+                                 books: Mapping[int, LifecycleBook] | None = None,
+                                 ) -> dict[TopicPartition, tuple[str, str]]:
         """The fresh slots whose audit partition holds no block while their ingress partition has a committed
         offset, each with what happened, once told apart by where the partition's log starts.
 
@@ -711,7 +713,9 @@ class BrokerWorker:
                 raise ConfigError(
                     f"audit partition {self.names.decisions}[{slot}] is empty, but {tp.topic}:{tp.partition} has "
                     f"committed offset {committed}: its decisions are in another slot's partition; {SLOT_ORDER}")
-            deleted = await self._decided_within_retention(consumer, tp, committed or 0)
+            book = books.get(slot) if books is not None else None
+            deleted = await self._decided_within_retention(consumer, tp, committed or 0,
+                                                           book.newest_ms if book is not None else None)
             if deleted is not None:
                 what = (f"audit partition {self.names.decisions}[{slot}] holds no block (its log starts at offset "
                         f"{start}), but {deleted}: its blocks were deleted, or expired under a shorter retention than "
@@ -732,21 +736,29 @@ class BrokerWorker:
                            f"committed offset {committed}; a new chain starts there", "audit-expired")
         return expired
 
-    async def _decided_within_retention(self, consumer: Consumer, tp: TopicPartition, committed: int) -> str | None:
+    async def _decided_within_retention(self, consumer: Consumer, tp: TopicPartition, committed: int,
+                                        state_ms: int | None = None) -> str | None:
         """What shows that a slot's blocks, all gone, were deleted rather than expired, or None: the last ingress
         record the slot took before ``committed`` (read raw, never looked up by time), appended since the audit's
         retention could take the block that decided it (``Retention.since`` by ``audit_retention_days``): that
         block was appended after it, so it cannot have expired, unless the retention was shorter when it did (raised
         since, while the ingress topic keeps records longer than the shorter one): the refusal says both, and
-        ``--accept-gap`` reads on. A record gone too (the ingress topic keeps records a week, the audit years), or no
-        retention known, tells nothing: retention is taken at its word."""
+        ``--accept-gap`` reads on. With that record gone too (the ingress topic keeps records a week, the audit
+        years: a slot idle since), the slot's newest alert state (``state_ms``, when its lifecycle partition's
+        newest held state was written) stands witness the same way: states are written in the transaction of the
+        block that decided them, and the lifecycle topic keeps them no longer than the audit keeps blocks. Neither
+        held, or no retention known, tells nothing: retention is taken at its word."""
         days = self.config.audit_retention_days
         if days is None or committed <= 0:
             return None
+        since = Retention.now(days).since(days)
+        if state_ms is not None and state_ms >= since:
+            return (f"the slot's lifecycle partition still holds an alert state written at {_iso_ms(state_ms)} by "
+                    f"the transaction of a block deciding it, within the audit's retention ({days:,} days)")
         rec = await record_at(consumer, tp, committed - 1) or await last_before(consumer, tp, committed)
         if rec is None or rec.appended_ms is None or rec.unreadable is not None:
             return None
-        if rec.appended_ms < Retention.now(days).since(days):
+        if rec.appended_ms < since:
             return None
         return (f"{tp.topic}:{tp.partition} still holds offset {rec.offset}, which it decided, appended at "
                 f"{_iso_ms(rec.appended_ms)}, within the audit's retention ({days:,} days)")

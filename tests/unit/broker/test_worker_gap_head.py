@@ -20,6 +20,7 @@ from aiokafka import TopicPartition
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka.io import LOG_APPEND_TIME
 from broker.kafka.unreadable import UNREADABLE
+from broker.lifecycle import AlertState, LifecycleBook
 from broker.replay import ReplayWindow
 from puente.errors import FeedGapError
 from puente.wire import Unreadable
@@ -264,3 +265,28 @@ def test_a_slot_whose_blocks_are_all_gone_while_what_they_decided_is_young_was_d
         # Recorded as what it is: a deletion read past is no expiry to auditors (the index's dead-letter page).
         assert reason == ("audit-deleted" if deleted else "audit-expired")
         assert ingress.asked == []
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_an_idle_slot_whose_blocks_are_all_gone_while_its_states_are_young_was_deleted(accept: bool) -> None:
+    """The slot idle for longer than the ingress topic keeps records (its last record gone, nothing to read):
+    the witness is its newest alert state, written in the transaction of the block that decided it, and kept no
+    longer than the audit keeps blocks. Written an hour ago, the block cannot have expired: refused, or read on
+    with --accept-gap as a deletion; written longer ago than the retention, or no state held, retention's."""
+    now_ms = int(datetime.now().timestamp() * 1000)
+    head = ChainHead()
+    for written, deleted in ((now_ms - 3_600_000, True), (now_ms - 3700 * DAY_MS, False), (None, False)):
+        worker = _worker(accept_gaps=accept)
+        worker.config = replace(worker.config, audit_retention_days=3650)
+        book = LifecycleBook()
+        if written is not None:
+            book.put("SNM:A", AlertState(1, {"COL": 1}), written)
+        ingress = _Ingress([], start=100)  # everything up to the committed offset gone
+        check = worker._check_empty_slots(ingress, [(TP, 1)], {1: (head, ReplayWindow(7))}, {TP: 100}, {1: book})
+        if deleted and not accept:
+            with pytest.raises(FeedGapError, match="lifecycle partition still holds an alert state written at"):
+                asyncio.run(check)
+            continue
+        what, reason = asyncio.run(check)[TP]
+        assert reason == ("audit-deleted" if deleted else "audit-expired")
+        assert ("still holds an alert state" in what) is deleted
