@@ -288,7 +288,7 @@ def test_the_budget_is_a_setting_that_audit_serve_passes_on(monkeypatch: pytest.
 
     monkeypatch.setattr(console_commands, "_accounts", lambda *args, **kwargs: Accounts())
     monkeypatch.setattr(console_commands, "kafka", lambda *args: NO_KAFKA)
-    monkeypatch.setattr(console_commands, "QueryLog", lambda *args: None)
+    monkeypatch.setattr(console_commands, "QueryLog", lambda *args, **kwargs: None)
     monkeypatch.setattr(console_commands, "catch_up_index", lambda *args: None)
     monkeypatch.setattr(console_commands, "serve", lambda listen, config, *args, **kwargs: given.append(config))
     monkeypatch.setattr(console_commands, "run", lambda _: None)
