@@ -71,6 +71,9 @@ MAX_DEVICES = 8
 DEVICE_DAYS = 30
 SESSION_HOURS = 8
 IDLE_MINUTES = 30
+AHEAD_MS = 5 * 60_000
+"""How far a session's or device token's times may lie ahead of the clock before it is taken as made while the clock
+ran ahead (set back since): ended, since its limits, counted from then, would last the step longer."""
 HTTPS_MARK = "s."  # begins a token given to an https origin (module docstring); never in a token_urlsafe
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
@@ -429,8 +432,8 @@ class ConsoleAccounts:
         """A new device token for ``name``, for an https origin or a plain one; the account keeps its ``MAX_DEVICES``
         newest, and tokens past ``DEVICE_DAYS`` or ended by failures go, anyone's."""
         token = _new_token(https)
-        c.execute("DELETE FROM devices WHERE created_ms < ? OR failures >= ?",
-                  (at - DEVICE_DAYS * 86_400_000, MAX_FAILURES))
+        c.execute("DELETE FROM devices WHERE created_ms < ? OR created_ms > ? OR failures >= ?",
+                  (at - DEVICE_DAYS * 86_400_000, at + AHEAD_MS, MAX_FAILURES))
         c.execute("INSERT INTO devices (token_sha256, name, created_ms) VALUES (?, ?, ?)", (_digest(token), name, at))
         c.execute("DELETE FROM devices WHERE name = ? AND token_sha256 NOT IN (SELECT token_sha256 FROM devices "
                   "WHERE name = ? ORDER BY created_ms DESC, rowid DESC LIMIT ?)", (name, name, MAX_DEVICES))
@@ -457,8 +460,8 @@ class ConsoleAccounts:
         token = _new_token(https)
         at = _ms(now or datetime.now(UTC))
         with self._sql() as c:
-            c.execute("DELETE FROM sessions WHERE created_ms < ? OR seen_ms < ?",
-                      (at - SESSION_HOURS * 3_600_000, at - IDLE_MINUTES * 60_000))
+            c.execute("DELETE FROM sessions WHERE created_ms < ? OR seen_ms < ? OR MAX(created_ms, seen_ms) > ?",
+                      (at - SESSION_HOURS * 3_600_000, at - IDLE_MINUTES * 60_000, at + AHEAD_MS))
             c.execute("INSERT INTO sessions (token_sha256, name, created_ms, seen_ms) VALUES (?, ?, ?, ?)",
                       (_digest(token), account.name, at, at))
         return Session(account, token)
@@ -478,7 +481,8 @@ class ConsoleAccounts:
                 return None
             name, scope, created_ms, started, seen = row
             if (started < at - SESSION_HOURS * 3_600_000 or seen < at - IDLE_MINUTES * 60_000
-                    or (scope != NATIONAL and scope not in self.partners)):
+                    or max(started, seen) > at + AHEAD_MS  # begun or used while the clock ran ahead: its limits
+                    or (scope != NATIONAL and scope not in self.partners)):  # would last that much longer
                 c.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_digest(token),))
                 return None
             c.execute("UPDATE sessions SET seen_ms = ? WHERE token_sha256 = ?", (at, _digest(token)))
@@ -579,8 +583,9 @@ def _live_device(c: sqlite3.Connection, token: str | None, at: int, https: bool)
     says it is brought from, not past ``DEVICE_DAYS`` and not ended by ``MAX_FAILURES`` failures."""
     if not token or len(token) > 100 or not _given_to(token, https):
         return None
-    row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms >= ? AND failures < ?",
-                    (_digest(token), at - DEVICE_DAYS * 86_400_000, MAX_FAILURES)).fetchone()
+    row = c.execute("SELECT name, failures FROM devices WHERE token_sha256 = ? AND created_ms BETWEEN ? AND ? "
+                    "AND failures < ?", (_digest(token), at - DEVICE_DAYS * 86_400_000, at + AHEAD_MS,
+                                         MAX_FAILURES)).fetchone()
     return None if row is None else (str(row[0]), int(row[1]))
 
 

@@ -120,6 +120,23 @@ def test_sessions_are_stored_hashed_and_expire_when_idle_or_old(tmp_path: Path) 
         assert accounts.session("not-a-token", T0) is None and accounts.session(None, T0) is None
 
 
+@pytest.mark.parametrize("ahead", [timedelta(hours=2), timedelta(days=2)])
+def test_a_session_or_device_made_while_the_clock_ran_ahead_ends_once_it_is_set_back(tmp_path: Path,
+                                                                                     ahead: timedelta) -> None:
+    """A session begun (or used) and a device token made while the clock ran ahead, set back since: their limits,
+    counted from those times, would last the step longer (a session left unused for days still valid). Ended;
+    a few minutes' difference (clocks read moments apart) is not."""
+    with _open(tmp_path / "a.sqlite") as accounts:
+        account = accounts.add("ana", "national", PASSWORD)
+        session = accounts.start_session(account, T0 + ahead)
+        device = accounts.sign_in("ana", PASSWORD, T0 + ahead).device
+        assert accounts.session(session.token, T0 + timedelta(minutes=1)) is None
+        assert accounts.device(device, T0 + timedelta(minutes=1)) is None
+        near = accounts.start_session(account, T0 + timedelta(minutes=3))
+        near_device = accounts.sign_in("ana", PASSWORD, T0 + timedelta(minutes=3)).device
+        assert accounts.session(near.token, T0) is not None and accounts.device(near_device, T0) == "ana"
+
+
 def test_sign_out_password_change_and_removal_end_sessions(tmp_path: Path) -> None:
     """Every way out ends the sessions it concerns."""
     with _open(tmp_path / "a.sqlite") as accounts:
