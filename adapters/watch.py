@@ -383,6 +383,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             if finish_move(path, done_dir):
                 print(f"{run.adapter.name}: {name} was already in done/ (a move a stop cut short); "
                       "finished moving it", file=run.err, flush=True)
+                handled.discard((path, *sig))  # gone from the folder: a later export of that name is new
                 continue
             try:
                 stream, identity = open_dropped(path)
@@ -428,10 +429,14 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     print(f"{run.adapter.name}: {name} changed or was replaced after it was read; it is left "
                           "in place to be read again", file=run.err, flush=True)
                     handled.discard((path, *sig))
-                elif moved.name != path.name:
-                    kept = one_line(moved.name)
-                    print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
-                          f"this one is kept as done/{kept}", file=run.err, flush=True)
+                else:
+                    # Moved out of the folder: a later export of the same name, size and time (a copy keeping
+                    # its time, an unzip) is a new file, not this one, and is read.
+                    handled.discard((path, *sig))
+                    if moved.name != path.name:
+                        kept = one_line(moved.name)
+                        print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
+                              f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)
             idle_since = time.monotonic()
         if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:

@@ -465,6 +465,33 @@ def test_the_archive_never_replaces_an_earlier_export_of_the_same_name(tmp_path:
     assert (done / "export.jsonl").read_text() == "first" and (done / "export.3.jsonl").read_text() == "fourth"
 
 
+def test_an_export_dropped_again_with_the_same_name_size_and_time_is_read_within_one_run(tmp_path: Path) -> None:
+    """A second export of one name, with the size and modification time of the first (copied keeping its time, or
+    unzipped), dropped while the same watcher runs: read and archived like any other, never passed over in
+    silence as the file already handled."""
+    fake = _FakeRun()
+    first = tmp_path / "a.jsonl"
+    first.write_text("{}\n")
+    os.utime(first, (1_700_000_000, 1_700_000_000))
+
+    async def drop_again() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(fake, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))  # type: ignore[arg-type]
+        async with asyncio.timeout(5):
+            while not (tmp_path / "done" / "a.jsonl").exists():
+                await asyncio.sleep(0.02)
+            again = tmp_path / "a.jsonl"
+            again.write_text("[]\n")  # the same size
+            os.utime(again, (1_700_000_000, 1_700_000_000))
+            while not (tmp_path / "done" / "a.1.jsonl").exists():
+                await asyncio.sleep(0.02)
+        stop.set()
+        await task
+
+    asyncio.run(drop_again())
+    assert fake.seen == ["a.jsonl", "a.jsonl"]
+
+
 def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
     """An export arriving under the name of one already processed is adapted and archived beside it, and said so."""
     fake = _FakeRun()
