@@ -370,9 +370,11 @@ def _recalls(args: argparse.Namespace) -> int:
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
     deleted: list[Finding] = []
+    roles: dict[str, str] = {}  # what each audit topic holds
 
     async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
+        roles.update(found.roles)
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
                                   _walk_progress("audit recalls"), _horizon(cfg), deleted):
@@ -380,7 +382,11 @@ def _recalls(args: argparse.Namespace) -> int:
         return book
 
     now = datetime.now(UTC)
-    rows = run(collect()).status(ack_deadlines(policy), now)
+    book = run(collect())
+    # Only decisions and receipts hold recall notices and their acknowledgements: the queries or denials log cut
+    # at its start keeps no recall from being judged.
+    deleted = [f for f in deleted if roles.get(f.topic) in ("decisions", "receipts")]
+    rows = book.status(ack_deadlines(policy), now)
     if args.json:
         for r in rows:
             print(json.dumps({"alert_id": r.alert_id, "partner": r.partner, "version": r.version, "state": r.state,

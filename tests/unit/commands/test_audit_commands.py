@@ -18,7 +18,7 @@ import broker.auditor as auditor
 import puente.commands.audit as audit
 from broker.audit import Finding, PartitionReport
 from broker.audit.recalls import MAX_HOLDERS
-from broker.audit.verify import MAX_LISTED, EndCheck, Vouched
+from broker.audit.verify import MAX_LISTED, EndCheck, StartFinding, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from broker.kafka import KafkaConnection
 from puente.cli import build_parser
@@ -52,7 +52,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     monkeypatch.setattr(tempfile, "tempdir", str(held["tmp"]))
 
     async def audit_topics(conn: Any, prefix: str) -> AuditTopics:
-        return AuditTopics({"p.decisions": "decisions"}, {}, ["p.feed.COL"])
+        return AuditTopics({"p.decisions": "decisions", "p.queries": "queries"}, {}, ["p.feed.COL"])
 
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None,
@@ -67,6 +67,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
                 raise held["fail"]
         if left_out is not None:
             left_out.append(held.get("left_out", 1))
+        if deleted is not None:
+            deleted.extend(held.get("deleted", []))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -446,6 +448,19 @@ def test_recalls_with_records_left_out_as_unsound_never_exits_0(service: dict[st
     service["rows"], service["left_out"] = pending, 0
     assert _puente("audit", "recalls") == 0
     assert "left out" not in capsys.readouterr().err
+
+
+def test_recalls_judged_whole_when_only_a_log_holding_no_recall_lost_records(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Records deleted from the decisions (where recall notices are) keep `audit recalls` from judging every recall:
+    exit 5, saying so. Deleted from the auditors' queries (or the denials), which hold no recall, they do not."""
+    pending = [{"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+                "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(1)}]
+    service["rows"], service["left_out"] = pending, 0
+    for topic, status in (("p.queries", 0), ("p.decisions", EXIT_UNCHECKED)):
+        service["deleted"] = [StartFinding(topic, 0, 5, "the records before it were deleted, not expired")]
+        assert _puente("audit", "recalls") == status
+        assert ("not every recall could be judged" in capsys.readouterr().err) is bool(status)
 
 
 def test_recalls_shows_a_failed_notice_a_later_delivery_superseded_and_exits_0(
