@@ -322,6 +322,9 @@ class Subscriber:
         """Partitions read again to catch the store up (``_catch_store_up``), with the offset that ends it: records
         before it are applied and receipted only when of an alert the store holds or held (``_theirs``), and the
         group's offset committed there is never below it."""
+        self._window: Mapping[TopicPartition, int] = {}
+        """``_catch_up`` as the batch under way began (``_transact``): a revocation meanwhile (which drops a
+        partition from ``_catch_up``) must not change how the rest of the batch is read and committed."""
         self._tag: tuple[PartnerStore | None, str] | None = None
         self._sends = Sends()
         """The sends of the batch's transaction under way (``_transact``)."""
@@ -645,10 +648,14 @@ class Subscriber:
         expiring partway through goes on with it rather than take the other instance's records as this store's;
         each batch commits the group's offset at its end at least, never back (the other instance, taking the
         partition again, reads on from there); it ends once Kafka committed past its end (``confirm_feed_offsets``),
-        and is extended to a later group offset another instance committed meanwhile."""
+        and is extended to a later group offset another instance committed meanwhile. A group offset below its end
+        was never committed on the topic it was kept for (no one commits below it there): the feed topic was made
+        anew (another instance read the new one first) or the offsets were reset, and the catch-up is over."""
         kept = store.catch_up(tp.topic, tp.partition)
-        if kept is not None and (owner == "instance" or (owner == "store" and committed > kept[1])):
-            # Kafka committed past it (its last batch did; the store did not hear back), or read elsewhere: over.
+        if kept is not None and (owner == "instance" or committed < kept[1]
+                                 or (owner == "store" and committed > kept[1])):
+            # Kafka committed past it (its last batch did; the store did not hear back), read elsewhere, or another
+            # topic's offset: over.
             store.end_catch_up(tp.topic, tp.partition)
             kept = None
         if kept is None:
@@ -662,6 +669,8 @@ class Subscriber:
             store.end_catch_up(tp.topic, tp.partition)
             return False
         store.keep_catch_up(tp.topic, tp.partition, kept[0], end)
+        if tp not in feed.assignment():
+            return True  # revoked meanwhile: kept, for when it comes back
         self._catch_up[tp] = end
         feed.seek(tp, start)
         self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {kept[0]} on whose "
@@ -767,7 +776,12 @@ class Subscriber:
 
         Kafka's own answer, resetting to the earliest record, would skip the deleted records in silence:
         alerts the broker delivered that this partner never read, acknowledged or kept. They have no
-        receipt, so auditors see them outstanding; the subscriber's operator has to know too."""
+        receipt, so auditors see them outstanding; the subscriber's operator has to know too.
+
+        Records deleted within a catch-up (``_catch_store_up``: before its end, which another instance read to) are
+        no such gap: that instance read and receipted them, and only this store's answer to a recall among them is
+        lost. It reads on past them with a note, ``accept_gaps`` or not; what was deleted past the catch-up's end
+        is a gap as any other."""
         positions = {tp: at for tp, at in positions.items() if tp in feed.assignment()}
         if not positions:
             return
@@ -776,18 +790,26 @@ class Subscriber:
         for tp, at in sorted(positions.items()):
             start, end = starts[tp], ends[tp]
             held = f"holds records {start}-{end - 1}" if end > start else f"is empty from {start}"
+            window = self._catch_up.get(tp)
+            if window is not None and at < min(start, window):  # deleted before this store caught up on them
+                self.on_note(f"{tp.topic}[{tp.partition}] {held}: records {at}-{min(start, window) - 1} were deleted "
+                             "(the feed's retention) before this store caught up on them; another instance read and "
+                             f"receipted them (the group's offset stood at {window}), so no delivery is lost, but a "
+                             "recall among them does not reach this store")
+                at = min(start, window)
             gap = f"{tp.topic}[{tp.partition}] {held}, but this subscriber's next record is {at}"
             what = (f"records {at}-{start - 1} were deleted (the feed's retention) before {self.partner} read them"
                     if at < start else f"it ends before {at}: the topic was made anew, and what it held before is "
                     "gone")
-            if not self.accept_gaps:
+            if not self.accept_gaps and at != start:
                 raise FeedGapError(
                     f"{gap}: {what}; their alerts have no receipt and are in no store. Nothing was skipped: ask the "
                     "broker's operator to send them again (auditors see them unacknowledged), or subscribe with "
                     "--accept-gap to read on from the feed's first record")
             if tp not in feed.assignment():
                 continue  # revoked while the offsets were asked: its new owner meets the gap
-            self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
+            if at != start:
+                self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
             self.stats.skipped += max(0, start - at)
             feed.seek(tp, start)
             if at > end and self.store is not None:  # a topic made anew: a catch-up of the old one's offsets is over
@@ -868,6 +890,7 @@ class Subscriber:
         unread: UnreadableFeedError | None = None
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
+        self._window = window = dict(self._catch_up)
         async with transaction(producer) as sends:
             self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
             with self._store_transaction():
@@ -883,8 +906,7 @@ class Subscriber:
                         break
                 tag = self.commit_tag
                 # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there.
-                offsets = {tp: OffsetAndMetadata(max(at, self._catch_up.get(tp, 0)), tag)
-                           for tp, at in next_offsets.items()}
+                offsets = {tp: OffsetAndMetadata(max(at, window.get(tp, 0)), tag) for tp, at in next_offsets.items()}
                 if self.store is not None and offsets:  # committed with what was applied, before the receipts
                     self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})
                 # The partner vouches for its chain so far, batch by batch.
@@ -947,11 +969,11 @@ class Subscriber:
         version: int | None = None
         try:
             view, opened = opened_record(rec, self.opener, self.codec)
-            keys_seen = self._trust_key_block(opened, now)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
-            if self._theirs(rec, delivery):
+            if self._theirs(rec, delivery):  # another store's record: not judged here at all
                 return None
+            keys_seen = self._trust_key_block(opened, now)
         except (CryptoError, CodecError) as exc:
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -1087,7 +1109,7 @@ class Subscriber:
         """Whether a record read again to catch the store up (``_catch_store_up``), before its end, is of an alert the
         store holds nothing of and never held: the instance that read it first applied it to its own store and
         receipted it, so it is neither applied nor receipted here (a second holder, a second receipt, for nothing)."""
-        end = self._catch_up.get(TopicPartition(rec.topic, rec.partition))
+        end = self._window.get(TopicPartition(rec.topic, rec.partition))
         if end is None or rec.offset >= end or self.store is None:
             return False
         return not self.store.has_row(delivery.alert_id)

@@ -646,11 +646,14 @@ class PartnerStore:
 
     def has_row(self, alert_id: str) -> bool:
         """Whether the store holds, or remembers having held, anything of ``alert_id`` (a view, a tombstone, a
-        version whose text was purged, or the mark of a copy passed on whose row the purge forgot)."""
+        version whose text was purged, or the mark of a copy passed on whose row the purge forgot); not the tombstone
+        of a recall it took without ever holding the alert, on a partition it took over (``mark_held_elsewhere``):
+        that alert is another store's."""
         with self._sql("reading the alerts"):
+            if self._conn.execute("SELECT 1 FROM meta WHERE key = ?", (f"{_PASSED_KEY}{alert_id}",)).fetchone():
+                return True
             return (self._conn.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone() is not None
-                    or self._conn.execute("SELECT 1 FROM meta WHERE key = ?",
-                                          (f"{_PASSED_KEY}{alert_id}",)).fetchone() is not None)
+                    and not self.held_elsewhere(alert_id))
 
     def catch_up(self, topic: str, partition: int) -> tuple[int, int] | None:
         """The catch-up under way in feed partition ``topic[partition]`` (:meth:`keep_catch_up`): the offset it reads

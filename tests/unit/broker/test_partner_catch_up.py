@@ -6,6 +6,7 @@ is never committed back below its end."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import broker.partner as partner
 from broker.kafka import TopicPartition
 from broker.partner import Subscriber
 from broker.partner_store import PartnerStore, Retention
-from puente.errors import StoreError
+from puente.errors import FeedGapError, StoreError
 from tests.unit.broker.test_partner_store import SECRET, _bytes, _view
 
 T0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -243,20 +244,111 @@ async def test_a_topic_made_anew_ends_a_catch_up(tmp_path: Path, monkeypatch: py
     scene.close()
 
 
-async def test_records_deleted_mid_catch_up_commit_past_the_gap_at_its_end(
+async def test_records_deleted_mid_catch_up_are_read_past_with_a_note_and_no_gap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The feed's retention deleted records the catch-up had still to read (--accept-gap): it reads on from the
-    partition's first record, but the group's offset is committed at the catch-up's end, never back below it."""
+    """The feed's retention deleted records the catch-up had still to read: another instance read and receipted
+    them, so no delivery is lost and the run does not stop (--accept-gap or not): it says so and reads on from the
+    partition's first record, the group's offset committed at the catch-up's end, never back below it. Deleted
+    past the catch-up's end too, the rest is a gap like any other."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
-    scene.a.accept_gaps = True
     feed = _Feed(begin=7, end=9)
     await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
+    assert "records 5-6 were deleted" in scene.notes[-1] and "no delivery is lost" in scene.notes[-1]
     assert feed.seeks == [7] and feed.commits == [8] and scene.a_store.catch_up(FEED, 0) == (5, 8)
+    assert scene.a.stats.skipped == 0
     _, receipts = await run_batch(scene.a, scene.r)
     assert receipts.statuses() == ["RECALLED"] and receipts.offsets == {TP: 8}
+    other = _Scene(tmp_path / "other")
+    await other.crash_and_hand_over()
+    await other.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    with pytest.raises(FeedGapError, match="records 8-9 were deleted"):
+        await other.a._gap(_Feed(begin=10, end=12), {TP: 5})  # type: ignore[arg-type]
+    scene.close()
+    other.close()
+
+
+async def test_a_revocation_during_a_catch_up_batch_does_not_change_how_it_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebalance revokes the partition while a catch-up batch is sending its receipts (its callback runs at the
+    batch's awaits): the batch still passes over B's records and commits the group's offset at the catch-up's end,
+    as it began; the partition's next owner reads on from there."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+
+    async def visible(*args: Any, **kwargs: Any) -> bool:
+        return True
+    monkeypatch.setattr(partner, "offsets_visible", visible)
+    revoking: list[asyncio.Task[None]] = []
+
+    class RevokedMidBatch(Receipts):
+        async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
+            sent = await super().send(topic, value, **kwargs)
+            if not revoking:
+                revoking.append(asyncio.ensure_future(scene.a._hand_over(_Feed(), {TP})))  # type: ignore[arg-type]
+                await asyncio.sleep(0)  # the callback runs up to its wait for the batch
+            return sent
+
+    receipts = RevokedMidBatch()
+    async with scene.a._busy:  # held by the batch, as ``_follow`` holds it
+        await run_batch(scene.a, scene.v, scene.w, receipts=receipts)
+    await revoking[0]
+    assert receipts.statuses() == ["RECEIVED"] and receipts.offsets == {TP: 8}
+    assert not scene.a_store.has_row(scene.w.key.decode()) and scene.a_store.catch_up(FEED, 0) == (5, 8)
+    scene.close()
+
+
+async def test_a_group_offset_below_a_kept_catch_ups_end_ends_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed topic deleted and made again while A was away, and another instance read the new one first (its
+    group offset 3, below the kept catch-up's end, 8, which no one commits below on the topic it was kept for): the
+    catch-up is over, and A reads on from the group's offset, passing nothing of the new topic over."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await run_batch(scene.a, scene.v)
+    assert scene.a_store.catch_up(FEED, 0) == (5, 8)
+    _committed(monkeypatch, (3, "c|" + "c" * 32))
+    restarted = scene.instance()
+    feed = _Feed(begin=0, end=10)
+    await restarted._resume(feed, {TP})  # type: ignore[arg-type]
+    assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None and restarted._catch_up == {}
+    new = sealed(scene.sealer, _view("colon-panama-only-seizure"), 3, T0)
+    _, receipts = await run_batch(restarted, new)
+    assert receipts.statuses() == ["RECEIVED"] and receipts.offsets == {TP: 4}
+    scene.close()
+
+
+async def test_a_record_of_another_store_is_passed_over_before_its_key_block_is_judged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the catch-up, a record of an alert the store never held is B's: passed over, not judged by this
+    subscriber's key-block rules (a block dated ahead of its clock stopped A at a delivery B took and receipted)."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    ahead = sealed(scene.sealer, _view("paso-canoas-migrant-flow"), 6, T0 + timedelta(days=3))
+    unread, receipts = await run_batch(scene.a, scene.v, ahead, scene.r)
+    assert unread is None and receipts.statuses() == ["RECEIVED", "RECALLED"] and receipts.offsets == {TP: 8}
+    scene.close()
+
+
+async def test_a_recall_taken_of_an_alert_another_store_held_is_not_a_holding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recall this store took of an alert it never held, on a partition it took over (RECALL_NOT_HELD, its
+    tombstone marked held elsewhere), does not make the alert this store's: within a catch-up its later views are
+    B's, passed over."""
+    scene = _Scene(tmp_path)
+    with scene.a_store.transaction():
+        scene.a_store.note_taken_over(FEED, 0, 0)
+    x = _view("paso-canoas-migrant-flow")
+    _, first = await run_batch(scene.a, sealed(scene.sealer, recall_notice(x, 2, None), 3, T0), scene.first)
+    assert first.statuses() == ["RECALL_NOT_HELD", "RECEIVED"] and not scene.a_store.has_row(x["alert_id"])
     scene.close()
 
 
