@@ -364,6 +364,13 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             if gone:
                 print(f"{run.adapter.name}: {where} can be listed again; watching it", file=run.err, flush=True)
             gone = False
+        # What no longer lies in the folder is forgotten: read, moved away or removed, a later file of that name is
+        # new (and this run's memory does not grow with every file it ever saw).
+        listed = set(ready) | {path for path, _ in refused}
+        if not gone:
+            handled = {entry for entry in handled if entry[0] in listed}
+            told = {entry for entry in told if entry[0] in listed}
+            sizes = {path: sig for path, sig in sizes.items() if path in listed}
         for path, why in refused:
             if (path, why) not in told:
                 told.add((path, why))

@@ -492,6 +492,31 @@ def test_an_export_dropped_again_with_the_same_name_size_and_time_is_read_within
     assert fake.seen == ["a.jsonl", "a.jsonl"]
 
 
+def test_a_file_not_taken_that_comes_again_is_reported_again(tmp_path: Path) -> None:
+    """A file the watcher will not take is reported once while it lies there; removed and put there again, it is
+    reported again (the watcher forgets what left the folder: its memory does not grow with every file seen)."""
+    fake = _FakeRun()
+
+    async def twice() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(watch(fake, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))  # type: ignore[arg-type]
+        stray = tmp_path / "notes.txt"
+        async with asyncio.timeout(5):
+            for _ in range(2):
+                stray.write_text("x")
+                said = fake.err.getvalue().count("notes.txt is not taken")
+                while fake.err.getvalue().count("notes.txt is not taken") == said:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.15)  # polls with it still there: said once
+                stray.unlink()
+                await asyncio.sleep(0.15)  # a poll without it
+        stop.set()
+        await task
+
+    asyncio.run(twice())
+    assert fake.err.getvalue().count("notes.txt is not taken") == 2
+
+
 def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
     """An export arriving under the name of one already processed is adapted and archived beside it, and said so."""
     fake = _FakeRun()
