@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from puente.errors import ConfigError
+from puente.strict import DuplicateKey, one_line, unique_keys
 
 AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
 AGENCY_COUNTRIES = {"COMBIFRON": "COL"}  # Colombia's alerts, relayed by the binational commission
@@ -77,7 +79,7 @@ class PuenteSettings(BaseSettings):
     # Each agency names a folder of the keystore, a login and a topic: the keystore's own id rule.
     agencies: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ...] = Field(
         AGENCIES, min_length=1, description="the agencies whose ingress topics the broker reads, in slot order (JSON)")
-    agency_countries: dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]] = Field(
+    agency_countries: Annotated[dict[str, Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]], NoDecode] = Field(
         default_factory=lambda: dict(AGENCY_COUNTRIES), description=(
         "the originator country each agency's alerts must name, as JSON ({\"COMBIFRON\": \"COL\"}); an agency "
         "not named here is of the policy's home country and must name itself as originator; one of another "
@@ -91,7 +93,9 @@ class PuenteSettings(BaseSettings):
     replay_window_days: int = Field(7, ge=1, le=366, description=(
         "how long the broker remembers alert ids to refuse replays; a record reaching Kafka longer than "
         "this after its signed publication time is refused as stale"))
-    max_batch: int = Field(500, ge=1, description="ingress records per transaction")
+    # Bounded: a slot pauses its partition only once its queue holds a batch, and one transaction takes it all; a
+    # batch of millions would hold a backlog in memory and outlast the transaction's timeout, aborted and redone.
+    max_batch: int = Field(500, ge=1, le=5000, description="ingress records per transaction")
     # Latency against throughput. Each slot's batch is one transaction of four coordinator round
     # trips. Fewer open at once: each commits sooner and the slots waiting gather larger batches, but
     # the round trips of the others no longer overlap. Measured on the 2-core machine at 1,000
@@ -139,7 +143,7 @@ class PuenteSettings(BaseSettings):
         "progress does not). A restart that changes what the worker reads (PUENTE_AGENCIES) needs a new "
         "name or a stop longer than the session timeout. With --workers N the workers are <name>-0 .. "
         "<name>-N-1. Default: none (dynamic membership)"))
-    stall_warning_s: float = Field(10.0, gt=0, le=3600, allow_inf_nan=False, description=(
+    stall_warning_s: float = Field(10.0, ge=1, le=3600, allow_inf_nan=False, description=(
         "a worker with work that makes no progress for this long logs what it waits for, and again "
         "every such interval until it moves"))
     metrics_port: int | None = Field(None, ge=1, le=65535, description="port of the /metrics endpoint")
@@ -193,6 +197,20 @@ class PuenteSettings(BaseSettings):
         except ValueError:
             raise ValueError("is not an IP address (127.0.0.1 by default; 0.0.0.0 for every IPv4 address)") from None
         return address
+
+    @field_validator("agency_countries", mode="before")
+    @classmethod
+    def _agency_countries_json(cls, value: Any) -> Any:
+        """PUENTE_AGENCY_COUNTRIES read as JSON naming each agency once: with a name given twice, plain JSON keeps
+        the last, silently, and which country an agency's alerts are held to is not a thing to guess."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value, object_pairs_hook=unique_keys)
+        except DuplicateKey as exc:
+            raise ValueError(f"names agency {one_line(exc.key)[:40]} twice: name each agency once") from None
+        except ValueError:
+            raise ValueError('is not JSON: give {"AGENCY": "COUNTRY", ...}') from None
 
     @field_validator("agency_countries")
     @classmethod
@@ -324,6 +342,8 @@ def load_settings(**overrides: object) -> PuenteSettings:
         first = exc.errors()[0]
         if not first["loc"]:  # a check across settings names them in its message
             raise ConfigError(f"invalid settings: {first['msg'].removeprefix('Value error, ')}") from None
-        name = "PUENTE_" + "_".join(str(p) for p in first["loc"] if not isinstance(p, int)).upper()
-        name += "".join(f" (entry {p + 1})" for p in first["loc"] if isinstance(p, int))
+        # The variable, then where in its value: a list's entry, a map's key (PUENTE_AGENCY_COUNTRIES's agency).
+        name = f"PUENTE_{str(first['loc'][0]).upper()}"
+        name += "".join(f" (entry {p + 1})" if isinstance(p, int) else f" (key {one_line(str(p))[:40]})"
+                        for p in first["loc"][1:])
         raise ConfigError(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -122,6 +122,14 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     # A misspelt setting would be ignored and its default used (the shipped policy, or COMBIFRON of Panama).
     ({"PUENTE_POLICY_DIRECTORY": "/srv/policy"}, ("policy", "lint"), 3, "did you mean PUENTE_POLICY_DIR?"),
     ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRN": "COL"}'}, ("policy", "lint"), 3, "names COMBIFRN, not among"),
+    # Plain JSON keeps the last of two: which country an agency's alerts are held to is not a thing to guess.
+    ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRON": "COL", "COMBIFRON": "PAN"}'}, ("policy", "lint"), 3,
+     "names agency COMBIFRON twice"),
+    ({"PUENTE_AGENCY_COUNTRIES": '{"COMBIFRON": "col"}'}, ("policy", "lint"), 3,
+     "PUENTE_AGENCY_COUNTRIES (key COMBIFRON): String should match"),
+    # A batch is one transaction, and a slot pauses its partition only once its queue holds one.
+    ({"PUENTE_MAX_BATCH": "10000000"}, ("policy", "lint"), 3, "PUENTE_MAX_BATCH: Input should be less than"),
+    ({"PUENTE_STALL_WARNING_S": "1e-300"}, ("policy", "lint"), 3, "PUENTE_STALL_WARNING_S"),
     # An agency names a keystore folder and a login: one that climbs out of its folder, or comes twice, is refused.
     ({"PUENTE_AGENCIES": '["SNM", "../broker"]'}, ("policy", "lint"), 3, "PUENTE_AGENCIES (entry 2)"),
     ({"PUENTE_AGENCIES": '["SNM", "PN", "SNM"]'}, ("policy", "lint"), 3, "names SNM more than once"),
