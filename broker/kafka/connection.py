@@ -43,6 +43,7 @@ Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import ssl
@@ -134,6 +135,15 @@ class KafkaConnection(BaseModel):
         if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
             raise ConfigError(f"{where}: sasl.mechanism PLAIN over SASL_PLAINTEXT sends the password in clear: set "
                               "security.protocol SASL_SSL")
+        if self.security_protocol == "SASL_PLAINTEXT" and not _loopback_only(self.bootstrap):
+            # Without TLS the server is never authenticated, and SCRAM as Kafka speaks it binds no channel: a
+            # relay in between signs in as this party and keeps the session.
+            raise ConfigError(f"{where}: security.protocol SASL_PLAINTEXT authenticates no server, so a relay on the "
+                              "way could take this login over; it is for a Kafka on this host only: set SASL_SSL")
+        if self.uses_tls and not self.check_hostname and self.ca_file is not None and _system_trust(self.ca_file):
+            raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, and ssl.truststore.location "
+                              "is the system's own CA bundle: any certificate those CAs signed, for any name, would "
+                              "pass; name a file holding only your own CA")
         if self.uses_tls and not self.check_hostname and self.ca_file is None:
             # Any certificate the system trusts, for any name, would then pass: a relay of the SCRAM login.
             raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, so the server's name is not "
@@ -341,13 +351,45 @@ def _jaas(entry: Entry, source: str) -> dict[str, str]:
     if match is None:
         raise ConfigError(f"{where} must be a ScramLoginModule or PlainLoginModule "
                           'entry: ... required username="..." password="...";')
-    options = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in _OPTION.findall(match["options"])}
+    found = _OPTION.findall(match["options"])
+    options = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in found}
+    if len(options) != len(found):  # the last would win silently, as a property given twice would
+        twice = next(k for k in options if sum(1 for name, _ in found if name == k) > 1)
+        named = f"option {twice}" if twice in ("username", "password") else "an option"  # else: maybe a password
+        raise ConfigError(f"{where}: {named} is given twice, and the last would silently win")
     unknown = sorted(set(options) - {"username", "password"})
     if unknown:  # named only when it is an option Kafka defines: otherwise it may be part of a password
         named = f"option {unknown[0]}" if unknown[0] in _JAAS_OTHER else \
             f"an option other than username and password{_did_you_mean(unknown[0], ('username', 'password'))}"
         raise ConfigError(f"{where}: {named} is not supported")
     return options
+
+
+def _loopback_only(servers: str) -> bool:
+    """Whether every server of a ``host:port,host:port`` list is on this host (localhost, or a loopback address)."""
+    hosts = [entry.strip().rsplit(":", 1)[0].strip("[]").lower() for entry in servers.split(",") if entry.strip()]
+    if not hosts:
+        return False
+    for host in hosts:
+        if host == "localhost":
+            continue
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def _system_trust(ca_file: Path) -> bool:
+    """Whether ``ca_file`` is (or links to) this system's default CA bundle: every CA the system trusts. (A file of
+    one's own CA in the system's CA folder is not refused: it holds that CA alone.)"""
+    paths = ssl.get_default_verify_paths()
+    try:
+        given = ca_file.resolve()
+        return given in {Path(p).resolve() for p in (paths.cafile, paths.openssl_cafile) if p}
+    except OSError:
+        return False
 
 
 def _server_set(servers: str) -> frozenset[str]:

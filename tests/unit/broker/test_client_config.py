@@ -3,6 +3,7 @@ Puente cannot honour is refused by name, never ignored and never quoted with a s
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -129,10 +130,29 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
          'security.scram.ScramLoginModule required username="partner-USA" password="y";\n',
          "sasl.username and sasl.jaas.config set the same thing"),
     ]
+    scram = "sasl.mechanism=SCRAM-SHA-512\nsasl.username=u\nsasl.password=p\n"
+    system = ssl.get_default_verify_paths()
+    bundle = system.cafile or system.openssl_cafile
+    cases += [
+        # No server authenticated and no channel bound: a relay on the way takes the login over. This host only.
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_PLAINTEXT\n{scram}", "authenticates no server"),
+        (f"bootstrap.servers=127.0.0.1:9093,10.0.0.5:9093\nsecurity.protocol=SASL_PLAINTEXT\n{scram}",
+         "authenticates no server"),
+        # The names unchecked and the system's CAs trusted: any certificate they signed, for any name.
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={bundle}\n"
+         "ssl.endpoint.identification.algorithm=\n", "the system's own CA bundle"),
+        # The last of two would win: another login than the one a reader of the file sees first.
+        ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config="
+         'org.apache.kafka.common.security.scram.ScramLoginModule required username="agency-SENAN" password="a" '
+         f'username="broker" password="b";\nssl.truststore.location={ca}\n', "option username is given twice"),
+    ]
     for text, named in cases:
         with pytest.raises(ConfigError) as caught:
             connection_from_properties(_write(tmp_path, text))
         assert named in str(caught.value), (text, str(caught.value))
+    for local in ("localhost:9092", "127.0.0.1:9092,[::1]:9092"):
+        assert connection_from_properties(_write(tmp_path, f"bootstrap.servers={local}\n"
+                                                 f"security.protocol=SASL_PLAINTEXT\n{scram}")).uses_sasl
     checked_by_own_ca = (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}"
                          "ssl.endpoint.identification.algorithm=\n")
     assert not connection_from_properties(_write(tmp_path, checked_by_own_ca)).check_hostname
