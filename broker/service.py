@@ -411,6 +411,7 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
                                                      "key signing on")
     await _check_lifecycle_retention(admin, names.lifecycle,
                                      lifecycle_retention_days(policy_set, settings.replay_window_days))
+    await _check_audit_retention(admin, names.decisions, settings.audit_retention_days)
 
 
 async def _check_append_time(admin: Admin, topic: str, why: str = "the replay checks need Kafka's append time",
@@ -448,6 +449,30 @@ async def _check_lifecycle_retention(admin: Admin, topic: str, days: int) -> Non
         kept = "by size (retention.bytes)" if capped and not short else f"for retention.ms={str(kept_ms)[:20]}"
         raise ConfigError(f"{topic} keeps alert states {kept}, but the agreements need them kept {days} days (the "
                           "longest any lets a partner keep an alert): run `puente topics apply`")
+
+
+async def _check_audit_retention(admin: Admin, topic: str, days: int) -> None:
+    """ConfigError unless the decisions ``topic`` keeps its blocks as long as PUENTE_AUDIT_RETENTION_DAYS (``days``)
+    says, or for ever (``check_topology``). Each block states ``days`` (``keep_days``), and a chain cut at its start
+    is judged by it (``broker.audit.verify.Retention``), as is a slot whose blocks are all gone
+    (``BrokerWorker._decided_within_retention``): a setting shorter than the topic's retention (a value left in the
+    broker's shell) would make a deletion by hand of blocks older than it read as retention's, and a longer one
+    every expiry as a deletion."""
+    try:
+        held = await topic_settings(admin, topic)
+    except KafkaAccessError:
+        raise ConfigError(f"the broker's login may not read {topic}'s settings, which it checks before it starts: "
+                          "run `puente acls apply`") from None
+    kept_ms = held.get("retention.ms")
+    try:
+        same = kept_ms is not None and int(kept_ms) in (-1, days * DAY_MS)
+    except ValueError:
+        same = False
+    if not same:
+        raise ConfigError(f"{topic} keeps blocks for retention.ms={str(kept_ms)[:20]}, but PUENTE_AUDIT_RETENTION_DAYS "
+                          f"is {days} ({days * DAY_MS} ms), which each block states and the audit judges deletions "
+                          "by: run `puente topics apply` with the retention meant, or set the variable to the "
+                          "topic's")
 
 
 async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,

@@ -229,6 +229,26 @@ def test_the_broker_refuses_a_decisions_topic_that_keeps_producers_times(policy:
     asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
 
 
+def test_the_broker_refuses_an_audit_retention_other_than_its_decisions_topics(policy: PolicySet,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block states PUENTE_AUDIT_RETENTION_DAYS, and deletions are told from expiries by it: a broker whose
+    value differs from what the decisions topic keeps (a day left in its shell, the topic keeping ten years) would
+    have a deletion by hand of blocks a few days old read as retention's. It stops at start naming both; a topic
+    kept for ever by hand is taken."""
+    settings = PuenteSettings()
+    cluster = Cluster()
+    _apply(cluster, plan_topics(settings, policy))
+    monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    for days in (1, 3651):
+        shell = settings.model_copy(update={"audit_retention_days": days})
+        with pytest.raises(ConfigError, match=rf"keeps blocks for retention.ms=315360000000, but "
+                                              rf"PUENTE_AUDIT_RETENTION_DAYS is {days} .* topics apply"):
+            asyncio.run(service.check_topology(shell, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+    cluster.topics["puente.audit.decisions"][1]["retention.ms"] = "-1"
+    asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+
+
 def _deployed(**update: Any) -> tuple[Cluster, list[TopicSpec]]:
     """A production cluster as `topics apply` made it (replication 3, min ISR 2), and the plan of a shell whose
     settings differ by ``update``."""
