@@ -894,9 +894,11 @@ async def test_decision_blocks_deleted_within_the_audit_retention_are_reported(e
 
 async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env: Env) -> None:
     """A slot idle longer than the audit keeps its records: retention deletes its whole chain (emulated with
-    DeleteRecords), its ingress partition keeping its committed offset. The broker starts (it refused, even with
-    --accept-gap: "its decisions are in another slot's partition"), the slot's new chain opens with a GAP entry
-    saying why, what comes next is decided once, and the audit verifies from where each log starts."""
+    DeleteRecords), and its ingress records and alert states, which are kept no longer, its ingress partition
+    keeping its committed offset. The broker starts (it refused, even with --accept-gap: "its decisions are in
+    another slot's partition"), the slot's new chain opens with a GAP entry saying why, what comes next is decided
+    once, and the audit verifies from where each log starts. With a state still held, written minutes ago with a
+    block deciding it, the chain cannot have expired: the broker refuses to start, naming --accept-gap."""
     await publish_synthetic(env.cfg, env.conn, 60, seed=41)
     first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
@@ -910,7 +912,9 @@ async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env
         tp = next(tp for tp in ingress if ends[tp] > 0)
         slot = env.cfg.agencies.index(tp.topic.rsplit(".", 1)[1]) * env.cfg.ingress_partitions + tp.partition
         audit = TopicPartition(env.names.decisions, slot)
-        audit_end = (await probe.end_offsets([audit]))[audit]
+        states = TopicPartition(env.names.lifecycle, slot)
+        held = await probe.end_offsets([audit, states])
+        audit_end, states_end = held[audit], held[states]
     finally:
         await probe.stop()
     admin = AIOKafkaAdminClient(**env.conn.aiokafka())
@@ -921,6 +925,16 @@ async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env
         await admin.close()
 
     await publish_synthetic(env.cfg, env.conn, 60, seed=42, first=60)
+    refused = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+                             capture_output=True, text=True, timeout=180, check=False)
+    assert refused.returncode == 1 and "still holds an alert state written at" in refused.stderr, (
+        refused.stderr[-2000:])
+    admin = AIOKafkaAdminClient(**env.conn.aiokafka())
+    await admin.start()
+    try:
+        await admin.delete_records({states: RecordsToDelete(states_end)})
+    finally:
+        await admin.close()
     again = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
