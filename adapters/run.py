@@ -195,14 +195,7 @@ class AdapterRun:
         keystore = Keystore(self.cfg.keys / "agencies" / agency)
         mac = keystore.load_agency_mac(agency)
         try:
-            # Only records the agency's own MAC proves count as published: a forged one must not make
-            # its genuine record look recalled, conflicting or older. Nor one naming an originator the
-            # broker refuses for its id: another unit's copy of a relayed unit's alert.
-            home = self.ctx.vocab.home_country
-            self.ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec(), agency,
-                                            own_mac_lookup(keystore, agency),
-                                            None if home is None else own_originator(self.cfg, agency, home))
-            await scan(self.conn, self.dead_topic, self._known_dead)
+            await self.refresh()
             self._publisher = IngressPublisher(self.conn, agency, mac.key_id, mac, self.names)
             await self._publisher.__aenter__()
             self._dlq = await start(producer(self.conn, f"puente-adapter-{agency}-dlq", acks="all",
@@ -219,9 +212,27 @@ class AdapterRun:
         if self._dlq is not None:
             await stop_client(self._dlq)
 
-    def _known_dead(self, rec: Record) -> None:
+    async def refresh(self) -> None:
+        """Read the ledger and the dead letters' keys anew from the agency's topics: what their retention keeps,
+        no more. At the start, and now and then in a watcher that runs for months (``adapters.watch``), whose
+        memory would otherwise keep every record it ever published; what the topics no longer hold a restart
+        forgets as well (the broker's replay checks answer for it). Between files only: never with one in flight."""
+        agency = self.adapter.agency
+        keystore = Keystore(self.cfg.keys / "agencies" / agency)
+        # Only records the agency's own MAC proves count as published: a forged one must not make
+        # its genuine record look recalled, conflicting or older. Nor one naming an originator the
+        # broker refuses for its id: another unit's copy of a relayed unit's alert.
+        home = self.ctx.vocab.home_country
+        ledger = await read_ledger(self.conn, self.names.ingress(agency), alert_codec(), agency,
+                                   own_mac_lookup(keystore, agency),
+                                   None if home is None else own_originator(self.cfg, agency, home))
+        dead: set[bytes] = set()
+        await scan(self.conn, self.dead_topic, lambda rec: self._known_dead(rec, dead))
+        self.ledger, self.dead = ledger, dead
+
+    def _known_dead(self, rec: Record, dead: set[bytes]) -> None:
         if rec.key is not None and rec.key.startswith(f"adapter:{self.adapter.name}:".encode()):
-            self.dead.add(rec.key)
+            dead.add(rec.key)
 
     async def run(self, stream: BinaryIO, source: str) -> Tally:
         """Adapt one export; returns its tally. Kafka failures raise KafkaSetupError (a re-run is safe)."""

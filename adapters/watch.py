@@ -58,6 +58,10 @@ from puente.strict import one_line
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 LOCK_NAME = ".puente-watch.lock"  # hidden: never taken for an export
+REFRESH_S = 86_400.0
+"""How often a watcher reads what its agency published anew (``AdapterRun.refresh``): its memory then holds what
+the topics keep, not all it ever published. After a failed read, it tries again in ``REFRESH_RETRY_S``."""
+REFRESH_RETRY_S = 3_600.0
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
@@ -352,7 +356,18 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     idle_since = time.monotonic()
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     gone = False  # the folder could not be listed at the last poll
+    refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
     while not stop.is_set():
+        if time.monotonic() >= refresh_at:  # between files: none is in flight
+            try:
+                await run.refresh()
+            except PuenteError as exc:  # Kafka away for a while: the ledger held still answers; tried again later
+                print(f"{run.adapter.name}: could not read what {run.adapter.agency} published anew "
+                      f"({one_line(str(exc))[:300]}); going on with what is known, trying again in an hour",
+                      file=run.err, flush=True)
+                refresh_at = time.monotonic() + REFRESH_RETRY_S
+            else:
+                refresh_at = time.monotonic() + REFRESH_S
         try:
             ready, refused = scan(folder, run.adapter.patterns)
         except OSError as exc:  # a share unmounted or remounting: said once, and polled until it is back

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import io
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,10 +17,15 @@ from unreachable import unreachable_kafka
 
 from adapters.config import Context
 from adapters.core import Result
+from adapters.ledger import Ledger
 from adapters.registry import ADAPTERS, get
-from adapters.run import Tally, check, dead_key
+from adapters.run import AdapterRun, Tally, check, dead_key
 from adapters.watch import open_dropped, pending, watch
+from broker.topology import TopicNames
 from puente.commands.adapt import register
+from puente.errors import KafkaUnavailableError
+from puente.settings import PuenteSettings
+from puente.wire import Record
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 
@@ -515,6 +522,51 @@ def test_a_file_not_taken_that_comes_again_is_reported_again(tmp_path: Path) -> 
 
     asyncio.run(twice())
     assert fake.err.getvalue().count("notes.txt is not taken") == 2
+
+
+def test_a_long_watch_reads_what_its_agency_published_anew_now_and_then(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher running for months reads its ledger anew (``REFRESH_S``, a day) so its memory holds what the topics
+    keep, not all it ever published; Kafka away then is said, and tried again later, the watch going on."""
+    monkeypatch.setattr("adapters.watch.REFRESH_S", 0.1)
+    monkeypatch.setattr("adapters.watch.REFRESH_RETRY_S", 0.1)
+    fake = _FakeRun()
+    refreshed: list[float] = []
+
+    async def refresh() -> None:
+        refreshed.append(time.monotonic())
+        if len(refreshed) == 1:
+            raise KafkaUnavailableError("Kafka at k:9093 did not answer")
+
+    fake.refresh = refresh  # type: ignore[attr-defined]
+    asyncio.run(watch(fake, tmp_path, interval=0.05, idle_exit=0.6, out=io.StringIO()))  # type: ignore[arg-type]
+    assert len(refreshed) >= 2
+    assert "could not read what SNM published anew (Kafka at k:9093 did not answer)" in fake.err.getvalue()
+
+
+def test_refreshing_a_run_replaces_its_ledger_and_dead_letter_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AdapterRun.refresh`` holds what the topics hold now: what they no longer keep is forgotten."""
+    run = AdapterRun.__new__(AdapterRun)
+    run.cfg, run.conn, run.adapter = PuenteSettings(), None, get("snm")  # type: ignore[assignment]
+    run.ctx, run.names, run.dead_topic = SimpleNamespace(vocab=SimpleNamespace(home_country=None)), TopicNames("t"), "d"  # type: ignore[assignment]
+    run.ledger, run.dead = Ledger(), {b"adapter:snm:old"}
+    run.ledger.add("SNM:OLD", 1, b"x")
+    fresh = Ledger()
+    fresh.add("SNM:NEW", 1, b"y")
+
+    async def read_ledger(*args: Any) -> Ledger:
+        return fresh
+
+    async def scan(conn: Any, topic: str, each: Any) -> None:
+        each(Record(topic, 0, 0, b"adapter:snm:new", b"", (), 0))
+        each(Record(topic, 0, 1, b"adapter:pn:other", b"", (), 0))
+
+    monkeypatch.setattr("adapters.run.read_ledger", read_ledger)
+    monkeypatch.setattr("adapters.run.scan", scan)
+    monkeypatch.setattr("adapters.run.Keystore", lambda path: None)
+    monkeypatch.setattr("adapters.run.own_mac_lookup", lambda keystore, agency: None)
+    asyncio.run(run.refresh())
+    assert run.ledger is fresh and run.ledger.latest("SNM:OLD") is None and run.dead == {b"adapter:snm:new"}
 
 
 def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
