@@ -618,8 +618,10 @@ class Subscriber:
                     feed, tp, at, store):
                 continue
             kept = store.catch_up(tp.topic, tp.partition) if committed is None else None
-            if kept is not None:  # the group's offsets gone mid catch-up: it goes on from the confirmed offset
-                self._catch_up[tp] = kept[1]
+            if kept is not None and at is not None:  # the group's offsets gone mid catch-up, the topic the same
+                self._catch_up[tp] = kept[1]  # (``_remade``): it goes on from the confirmed offset
+            elif kept is not None:  # nothing confirmed to tell the topic by: every record read is this store's
+                store.end_catch_up(tp.topic, tp.partition)
             if at is None or tp not in feed.assignment():
                 continue
             where = f"{tp.topic}[{tp.partition}]"
@@ -843,8 +845,8 @@ class Subscriber:
         second receipt, in its own chain; never a loss).
         """
         self._generation += 1
-        for tp in revoked:
-            self._catch_up.pop(tp, None)  # the store keeps it, for when the partition comes back
+        # A partition's catch-up entry stays until its next assignment (``_resume`` sets it anew): a batch fetched, or
+        # a gap judged, while this callback runs is of a partition still held until it ends, and is read by it.
         try:
             async with asyncio.timeout(HANDOVER_WAIT_S):
                 await self._settle(feed, revoked)
@@ -975,6 +977,12 @@ class Subscriber:
                 return None
             keys_seen = self._trust_key_block(opened, now)
         except (CryptoError, CodecError) as exc:
+            end = self._passed_by_another(rec.topic, rec.partition, rec.offset)
+            if end is not None:  # another instance opened it or gave it up, and the group read on past it
+                self.on_note(f"{where} (alert {shown}) does not open ({type(exc).__name__}), but lies within this "
+                             f"store's catch-up: another instance read past it (the group's offset stands at {end}); "
+                             "passed over here, with no receipt")
+                return None
             reason = type(exc).__name__
             self.stats.rejected += 1
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
@@ -1044,6 +1052,12 @@ class Subscriber:
         first = batch.read_from
         count = batch.last - first + 1
         tp = f"{rec.topic}:{rec.partition}"
+        end = self._passed_by_another(rec.topic, rec.partition, batch.last)
+        if end is not None:  # another instance read past the whole batch (or gave it up): not this store's to stop at
+            self.on_note(f"{tp} records {first}-{batch.last} are one batch this Kafka client cannot read, within this "
+                         f"store's catch-up: another instance read past it (the group's offset stands at {end}); "
+                         "passed over here, with no receipt")
+            return None
         place = f"{tp}:{first}-{batch.last}" if count > 1 else f"{tp}:{batch.last}"
         what = (f"{tp} records {first}-{batch.last} ({count} record(s)) are one batch this Kafka client "
                 f"cannot read ({one_line(batch.what)[:200]})")
@@ -1104,6 +1118,12 @@ class Subscriber:
             self.store.keep_broker_keys_seen(noted)
         else:
             self._broker_keys_seen = noted
+
+    def _passed_by_another(self, topic: str, partition: int, offset: int) -> int | None:
+        """The end of the catch-up of the batch under way (``_window``) when ``offset`` lies before it, else None: the
+        group's offset stands past that record, which another instance read (opened, or gave up with --skip)."""
+        end = self._window.get(TopicPartition(topic, partition))
+        return end if end is not None and offset < end and self.store is not None else None
 
     def _theirs(self, rec: Record, delivery: Delivery) -> bool:
         """Whether a record read again to catch the store up (``_catch_store_up``), before its end, is of an alert the

@@ -11,17 +11,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, Msg, Receipts, run_batch, sealed, subscriber
 from recall_views import recall_notice
 
 import broker.partner as partner
+from broker.audit import ChainWriter
 from broker.kafka import TopicPartition
+from broker.kafka.unreadable import UNREADABLE
 from broker.partner import Subscriber
 from broker.partner_store import PartnerStore, Retention
 from puente.errors import FeedGapError, StoreError
+from puente.wire import Unreadable
 from tests.unit.broker.test_partner_store import SECRET, _bytes, _view
 
 T0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -383,3 +387,101 @@ def test_a_confirmed_offset_ends_a_catch_up_only_at_its_end(tmp_path: Path) -> N
         assert store.catch_up(FEED, 0) == (5, 8)
         store.confirm_feed_offsets({(FEED, 0): 8})
         assert store.catch_up(FEED, 0) is None
+
+
+class _RevokingFeed(_Feed):
+    """Its offsets asked, a rebalance's revocation callback runs meanwhile (aiokafka runs it at any await)."""
+
+    def __init__(self, scene: _Scene, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scene = scene
+        self.revoking: asyncio.Task[None] | None = None
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.revoking is None:
+            self.revoking = asyncio.ensure_future(self.scene.a._hand_over(_Feed(), {TP}))  # type: ignore[arg-type]
+            await asyncio.sleep(0)
+        return await super().beginning_offsets(tps)
+
+
+async def test_a_gap_judged_or_a_batch_read_as_a_revocation_begins_keeps_the_catch_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A revocation beginning while a gap in the catch-up is judged, or before a batch fetched meanwhile is read (the
+    partition is held until the rebalance ends): both still read by the catch-up. No false stop, no group offset
+    committed back below its end, no record of B's taken."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
+
+    async def visible(*args: Any, **kwargs: Any) -> bool:
+        return True
+    monkeypatch.setattr(partner, "offsets_visible", visible)
+    feed = _RevokingFeed(scene, begin=7, end=9)  # retention deleted 6, B's W
+    async with scene.a._busy:
+        await scene.a._gap(feed, {TP: 6})  # type: ignore[arg-type]
+    assert feed.revoking is not None
+    await feed.revoking
+    assert feed.commits == [8] and any("no delivery is lost" in note for note in scene.notes)
+    _, rest = await run_batch(scene.a, scene.w, scene.r)  # a batch fetched while the callback ran
+    assert rest.statuses() == ["RECALLED"] and rest.offsets == {TP: 8}
+    assert not scene.a_store.has_row(scene.w.key.decode())
+    scene.close()
+
+
+async def test_with_no_group_offset_and_nothing_confirmed_a_kept_catch_up_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's first batch in the partition killed at Kafka's commit (nothing confirmed there), B read on, A kept a
+    catch-up; then the group's offsets are gone (the feed topic made anew). With nothing confirmed, the topic cannot
+    be told the same: the catch-up is over and every record read is A's, never a new topic's passed over."""
+    scene = _Scene(tmp_path)
+    with pytest.raises(_Killed):
+        await run_batch(scene.a, scene.v, receipts=_KilledAtCommit())
+    await run_batch(scene.b, scene.v, scene.w, scene.r)
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    assert scene.a_store.catch_up(FEED, 0) == (5, 8)
+    restarted = scene.instance()
+    _committed(monkeypatch, None)
+    await restarted._resume(_Feed(begin=0, end=3), {TP})  # type: ignore[arg-type]
+    assert restarted._catch_up == {} and scene.a_store.catch_up(FEED, 0) is None
+    fresh = [sealed(scene.sealer, _view(name), at, T0)
+             for at, name in enumerate(["colon-panama-only-seizure", "tocumen-red-notice-hit"])]
+    _, receipts = await run_batch(restarted, *fresh)
+    assert receipts.statuses() == ["RECEIVED", "RECEIVED"] and receipts.offsets == {TP: 2}
+    scene.close()
+
+
+async def test_a_record_that_does_not_open_within_the_catch_up_is_passed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the catch-up, the group's offset already stands past a record that does not open here (another
+    instance opened it, or gave it up): passed over with a note and no receipt, rather than a stop saying nothing
+    past it was committed, and a second "given up" receipt for a delivery already answered for."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    bad = scene.w._replace(value=scene.w.value[:-1] + bytes([scene.w.value[-1] ^ 1]))
+    unread, receipts = await run_batch(scene.a, scene.v, bad, scene.r)
+    assert unread is None and receipts.statuses() == ["RECEIVED", "RECALLED"] and receipts.offsets == {TP: 8}
+    assert "does not open (DecryptionError), but lies within this store's catch-up" in "\n".join(scene.notes)
+    scene.close()
+
+
+async def test_a_batch_the_client_cannot_read_within_the_catch_up_is_passed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch this Kafka client cannot read (compressed), wholly within the catch-up: another instance read past it,
+    so it is passed over with a note, not a stop saying nothing of it was committed."""
+    scene = _Scene(tmp_path)
+    await scene.crash_and_hand_over()
+    _committed(monkeypatch, (8, _b_tag(scene)))
+    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    blob = SimpleNamespace(topic=FEED, partition=0, offset=7, key=None, value=None, timestamp=0, timestamp_type=1,
+                           headers=[(UNREADABLE, Unreadable("a gzip-compressed batch, not inflated", 6, 7))])
+    receipts = Receipts()
+    unread, _ = await scene.a._batch({TP: [Msg(scene.v), blob]}, None, receipts,
+                                     ChainWriter("t.receipts.COL", 0, chain="COL"), 0)
+    assert unread is None and receipts.statuses() == ["RECEIVED"] and receipts.offsets == {TP: 8}
+    assert "cannot read, within this store's catch-up" in "\n".join(scene.notes)
+    scene.close()
