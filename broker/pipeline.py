@@ -384,13 +384,8 @@ class Pipeline:
         if invalid is not None:  # a later version no rule passed: withheld from everyone, pulled back from holders
             verdicts = [_Invalid(partner, self.policy.version, version, invalid) for partner in self._partner_ids]
         else:
-            # Decided at Kafka's append time when this worker's clock is behind it (by less than the skew allowed,
-            # else ``_admit`` refused it): a slow clock must not deliver under an agreement already ended, or an
-            # alert whose expiry day has begun. Never earlier than the worker's own time, so only ever stricter.
-            decided = (now if record.timestamp_ms <= now.timestamp() * 1000
-                       else datetime.fromtimestamp(record.timestamp_ms / 1000, UTC))
             try:
-                verdicts = self.policy.decide_all(alert, self._partner_ids, decided)
+                verdicts = self.policy.decide_all(alert, self._partner_ids, now)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         if prior is None and version == 1:  # the common case: a first publication

@@ -276,29 +276,6 @@ def test_a_policy_that_fails_to_decide_withholds_from_every_partner() -> None:
     assert "RecursionError" in out.entry["decisions"][0]["reasons"][0]
 
 
-class ClockedPolicy(FakePolicy):
-    """Remembers the time each alert was decided at."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.at: list[datetime] = []
-
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[FakeDecision]:
-        self.at.append(now)
-        return super().decide_all(alert, partners, now)
-
-
-@pytest.mark.parametrize("appended", [timedelta(minutes=-5), timedelta(0), timedelta(minutes=59)])
-def test_an_alert_is_decided_at_the_later_of_the_workers_clock_and_kafkas_append_time(appended: timedelta) -> None:
-    """A worker whose clock is behind Kafka's (by less than the skew allowed) decides at the append time, so a slow
-    clock cannot deliver under an agreement already ended; never earlier than its own time."""
-    record, _ = _record(NOW_MS, NOW_MS + appended // timedelta(milliseconds=1))
-    policy = ClockedPolicy()
-    out = _with(policy, {"COL": FakeSealer(), "USA": FakeSealer()}).process(record, set(), NOW)
-    assert out.dead_reason is None and policy.at == [max(NOW, NOW + appended)]
-    assert out.entry["at"] == NOW.isoformat().replace("+00:00", "Z")  # the audit says when the worker decided
-
-
 def test_an_unexpected_failure_while_admitting_is_a_dead_letter() -> None:
     """A failure nobody foresaw while checking a record dead-letters it (reason internal); it never raises."""
     record, _ = _record(NOW_MS)
