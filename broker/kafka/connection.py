@@ -142,8 +142,8 @@ class KafkaConnection(BaseModel):
                               "way could take this login over; it is for a Kafka on this host only: set SASL_SSL")
         if self.uses_tls and not self.check_hostname and self.ca_file is not None and _system_trust(self.ca_file):
             raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, and ssl.truststore.location "
-                              "is the system's own CA bundle: any certificate those CAs signed, for any name, would "
-                              "pass; name a file holding only your own CA")
+                              "holds a CA the system trusts by default: any certificate it signed, for any name, "
+                              "would pass; name a file holding only your own CA")
         if self.uses_tls and not self.check_hostname and self.ca_file is None:
             # Any certificate the system trusts, for any name, would then pass: a relay of the SCRAM login.
             raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, so the server's name is not "
@@ -381,15 +381,27 @@ def _loopback_only(servers: str) -> bool:
     return True
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+
+
 def _system_trust(ca_file: Path) -> bool:
-    """Whether ``ca_file`` is (or links to) this system's default CA bundle: every CA the system trusts. (A file of
-    one's own CA in the system's CA folder is not refused: it holds that CA alone.)"""
-    paths = ssl.get_default_verify_paths()
+    """Whether ``ca_file`` holds a CA this system trusts by default (judged by the certificates, not the file's name:
+    a copy of the system's bundle is that bundle). A file of one's own CA alone holds none of them. One that cannot
+    be read or holds no PEM certificate is left to the TLS setup's own error."""
     try:
-        given = ca_file.resolve()
-        return given in {Path(p).resolve() for p in (paths.cafile, paths.openssl_cafile) if p}
+        text = ca_file.read_bytes()
     except OSError:
         return False
+    given = set()
+    for block in _PEM_CERT.findall(text):
+        try:
+            given.add(ssl.PEM_cert_to_DER_cert(block.decode("ascii")))
+        except ValueError:
+            continue
+    if not given:
+        return False
+    system = ssl.create_default_context().get_ca_certs(binary_form=True)
+    return any(bytes(cert) in given for cert in system)
 
 
 def _server_set(servers: str) -> frozenset[str]:
