@@ -465,9 +465,12 @@ async def _check_audit_retention(admin: Admin, topic: str, days: int) -> None:
                           "run `puente acls apply`") from None
     kept_ms = held.get("retention.ms")
     try:
-        same = kept_ms is not None and int(kept_ms) in (-1, days * DAY_MS)
+        kept = int(kept_ms) if kept_ms is not None else None
     except ValueError:
-        same = False
+        kept = None
+    # For ever: -1, or more days than any setting may say. Otherwise the same whole days (a part of a day over, set
+    # by hand, is no other retention to judge deletions by).
+    same = kept is not None and (kept == -1 or kept // DAY_MS >= (2**63 - 1) // DAY_MS or kept // DAY_MS == days)
     if not same:
         raise ConfigError(f"{topic} keeps blocks for retention.ms={str(kept_ms)[:20]}, but PUENTE_AUDIT_RETENTION_DAYS "
                           f"is {days} ({days * DAY_MS} ms), which each block states and the audit judges deletions "
