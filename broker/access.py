@@ -166,7 +166,9 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
     grant(_PREFIX, _topic(BROKER, names.deadletter, ("WRITE", "DESCRIBE")))
     grant(_GROUP, (Acl(BROKER, "TRANSACTIONAL_ID", f"{broker_group}-slot-", "PREFIXED", op)
                    for op in ("WRITE", "DESCRIBE")))
-    grant(_PREFIX, _topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE")))
+    # DESCRIBE_CONFIGS: the denials collector checks at start that the topic keeps its blocks as long as the
+    # retention each block states (``check_audit_retention``).
+    grant(_PREFIX, _topic(BROKER, names.denials, ("WRITE", "READ", "DESCRIBE", "DESCRIBE_CONFIGS")))
     grant(_PREFIX, (Acl(BROKER, "TRANSACTIONAL_ID", denials_transaction(names), "LITERAL", op)
                     for op in ("WRITE", "DESCRIBE")))
     # Every partner partners.yaml lists, not only those an agreement names: the broker sends recall
@@ -205,7 +207,9 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
         # reach: DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``).
         grant(_PREFIX, [Acl(checker, "GROUP", names.feeds, "PREFIXED", "DESCRIBE")])
         grant(_PREFIX, _topic(checker, names.feeds, ("DESCRIBE",), "PREFIXED"))
-    grant(_PREFIX, _topic(CONSOLE, names.queries, ("WRITE",)))
+    # DESCRIBE_CONFIGS: the console checks at start that the query log keeps its records as long as the retention
+    # each record states (``check_audit_retention``).
+    grant(_PREFIX, _topic(CONSOLE, names.queries, ("WRITE", "DESCRIBE_CONFIGS")))
     grant(_PREFIX, (Acl(CONSOLE, "TRANSACTIONAL_ID", console_transaction(names), "LITERAL", op)
                     for op in ("WRITE", "DESCRIBE")))
     check_grants(grants)

@@ -61,6 +61,7 @@ from broker.kafka import (
     KafkaConnection,
     StillOpen,
     TopicPartition,
+    check_audit_retention,
     group_offsets,
     partitions_of,
     producer,
@@ -811,6 +812,8 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     line once, by its hash).
     """
     tp = TopicPartition(names.denials, 0)
+    if keep_days is not None:  # each block states it: the topic must keep blocks so long
+        await check_audit_retention(conn, tp.topic, keep_days, "the denials collector")
     writer = producer(conn, "puente-denials", transactional_id=denials_transaction(names), enable_idempotence=True,
                       acks="all")
     added = 0

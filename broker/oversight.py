@@ -43,6 +43,7 @@ from broker.kafka import (
     ProducerFenced,
     TopicPartition,
     broken_for_good,
+    check_audit_retention,
     producer,
     read_range,
     reader,
@@ -194,6 +195,8 @@ class QueryLog:
         await start(made, self.conn, f"writing {self.names.queries}")
         self._producer = made
         try:
+            if self.keep_days is not None:  # each record states it: the topic must keep records so long
+                await check_audit_retention(self.conn, self.tp.topic, self.keep_days, "the console")
             self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN, keep_days=self.keep_days)
         except BaseException:
             await self.stop()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
-from broker.kafka import Admin, KafkaConnection, topic_settings
+from broker.kafka import Admin, KafkaConnection, check_audit_retention, topic_settings
 from broker.keystore import Keystore, signature_check
 from broker.metrics import Metrics, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
@@ -411,7 +411,7 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
                                                      "key signing on")
     await _check_lifecycle_retention(admin, names.lifecycle,
                                      lifecycle_retention_days(policy_set, settings.replay_window_days))
-    await _check_audit_retention(admin, names.decisions, settings.audit_retention_days)
+    await check_audit_retention(conn, names.decisions, settings.audit_retention_days, "the broker")
 
 
 async def _check_append_time(admin: Admin, topic: str, why: str = "the replay checks need Kafka's append time",
@@ -449,33 +449,6 @@ async def _check_lifecycle_retention(admin: Admin, topic: str, days: int) -> Non
         kept = "by size (retention.bytes)" if capped and not short else f"for retention.ms={str(kept_ms)[:20]}"
         raise ConfigError(f"{topic} keeps alert states {kept}, but the agreements need them kept {days} days (the "
                           "longest any lets a partner keep an alert): run `puente topics apply`")
-
-
-async def _check_audit_retention(admin: Admin, topic: str, days: int) -> None:
-    """ConfigError unless the decisions ``topic`` keeps its blocks as long as PUENTE_AUDIT_RETENTION_DAYS (``days``)
-    says, or for ever (``check_topology``). Each block states ``days`` (``keep_days``), and a chain cut at its start
-    is judged by it (``broker.audit.verify.Retention``), as is a slot whose blocks are all gone
-    (``BrokerWorker._decided_within_retention``): a setting shorter than the topic's retention (a value left in the
-    broker's shell) would make a deletion by hand of blocks older than it read as retention's, and a longer one
-    every expiry as a deletion."""
-    try:
-        held = await topic_settings(admin, topic)
-    except KafkaAccessError:
-        raise ConfigError(f"the broker's login may not read {topic}'s settings, which it checks before it starts: "
-                          "run `puente acls apply`") from None
-    kept_ms = held.get("retention.ms")
-    try:
-        kept = int(kept_ms) if kept_ms is not None else None
-    except ValueError:
-        kept = None
-    # For ever: -1, or more days than any setting may say. Otherwise the same whole days (a part of a day over, set
-    # by hand, is no other retention to judge deletions by).
-    same = kept is not None and (kept == -1 or kept // DAY_MS >= (2**63 - 1) // DAY_MS or kept // DAY_MS == days)
-    if not same:
-        raise ConfigError(f"{topic} keeps blocks for retention.ms={str(kept_ms)[:20]}, but PUENTE_AUDIT_RETENTION_DAYS "
-                          f"is {days} ({days * DAY_MS} ms), which each block states and the audit judges deletions "
-                          "by: run `puente topics apply` with the retention meant, or set the variable to the "
-                          "topic's")
 
 
 async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: int, *,

@@ -62,7 +62,7 @@ from broker.kafka.io import (
     wait_settled,
 )
 from broker.kafka.quotas import DEFAULT_USER, set_user_quotas, user_quotas
-from broker.kafka.topics import TopicResult, apply_topics, plan_topics, topic_settings
+from broker.kafka.topics import TopicResult, apply_topics, check_audit_retention, plan_topics, topic_settings
 
 __all__ = [
     "DEFAULT_USER",
@@ -86,6 +86,7 @@ __all__ = [
     "apply_topics",
     "broken_for_good",
     "chain_records",
+    "check_audit_retention",
     "committed_with_metadata",
     "connection",
     "connection_from_properties",

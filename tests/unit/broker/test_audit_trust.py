@@ -563,10 +563,15 @@ class _Producer:
         return delivered
 
 
+async def kept_as_stated(*args: Any) -> None:
+    """``check_audit_retention`` finding the topic's retention the one the blocks state (no Kafka here)."""
+
+
 def _collect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: list[str],
              new_chain: bool = False) -> tuple[int, list[bytes]]:
     out = _Producer()
     monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
+    monkeypatch.setattr(auditor, "check_audit_retention", kept_as_stated)
     log = tmp_path / "authorizer.log"
     log.write_text("".join(line + "\n" for line in lines))
     added = asyncio.run(auditor.collect_denials(None, NAMES, [log], frozenset({"partner-COL"}),  # type: ignore[arg-type]

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
 
+import broker.auditor as auditor
+import broker.kafka.topics as topics
+import broker.oversight as oversight
 import broker.service as service
 from broker.kafka.topics import TopicResult, apply_topics, drift, plan_topics
-from broker.topology import DAY_MS, INVARIANTS, TopicSpec
+from broker.oversight import QueryLog
+from broker.topology import DAY_MS, INVARIANTS, TopicNames, TopicSpec
 from policies import PolicySet, load_policy_set
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
@@ -204,6 +209,7 @@ def test_an_agency_added_at_the_end_grows_decisions_and_lifecycle_and_the_broker
     refused = [r.spec.name for r in _apply(cluster, planned) if r.action == "refused"]
     assert refused == [] and sorted(grown) == [("puente.audit.decisions", 9), ("puente.lifecycle", 9)]
     monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    monkeypatch.setattr(topics, "Admin", lambda conn: FakeAdmin(cluster))
     for topic in ("puente.audit.decisions", "puente.lifecycle"):
         with pytest.raises(ConfigError, match=r"has 6 partitions but the 3 agencies' ingress partitions make 9 slots"):
             asyncio.run(service.check_topology(after, NS(timeout_s=5), policy))  # type: ignore[arg-type]
@@ -220,6 +226,7 @@ def test_the_broker_refuses_a_decisions_topic_that_keeps_producers_times(policy:
     cluster = Cluster()
     _apply(cluster, plan_topics(settings, policy))
     monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    monkeypatch.setattr(topics, "Admin", lambda conn: FakeAdmin(cluster))
     asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
     cluster.topics["puente.audit.decisions"][1]["message.timestamp.type"] = "CreateTime"
     with pytest.raises(ConfigError, match=r"puente.audit.decisions keeps the producers' own times .* topics apply"):
@@ -239,15 +246,49 @@ def test_the_broker_refuses_an_audit_retention_other_than_its_decisions_topics(p
     cluster = Cluster()
     _apply(cluster, plan_topics(settings, policy))
     monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    monkeypatch.setattr(topics, "Admin", lambda conn: FakeAdmin(cluster))
     asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
     for days in (1, 3651):
         shell = settings.model_copy(update={"audit_retention_days": days})
-        with pytest.raises(ConfigError, match=rf"keeps blocks for retention.ms=315360000000, but "
+        with pytest.raises(ConfigError, match=rf"keeps records for retention.ms=315360000000, but "
                                               rf"PUENTE_AUDIT_RETENTION_DAYS is {days} .* topics apply"):
             asyncio.run(service.check_topology(shell, NS(timeout_s=5), policy))  # type: ignore[arg-type]
     for forever in ("-1", str(2**63 - 1), str(3650 * 86_400_000 + 3_600_000)):  # an hour over: the same days
         cluster.topics["puente.audit.decisions"][1]["retention.ms"] = forever
         asyncio.run(service.check_topology(settings, NS(timeout_s=5), policy))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("who", ["the console", "the denials collector"])
+def test_the_console_and_the_collector_refuse_a_retention_other_than_their_topics(
+        who: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The query log's and the denials' records state their writer's PUENTE_AUDIT_RETENTION_DAYS too: each writer
+    checks it against its topic before it writes anything (a shell's stray value would make a deletion by hand read
+    as retention's in the log that audits the auditors)."""
+    settings = PuenteSettings()
+    cluster = Cluster()
+    _apply(cluster, plan_topics(settings, load_policy_set(settings.policy_dir)))
+    topic = "puente.audit.queries" if who == "the console" else "puente.audit.denials"
+    cluster.topics[topic][1]["retention.ms"] = str(30 * 86_400_000)
+    monkeypatch.setattr(topics, "Admin", lambda conn: FakeAdmin(cluster))
+    made: list[Any] = []
+    monkeypatch.setattr(oversight, "producer", lambda *args, **kwargs: made.append(args))
+    monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: made.append(args))
+
+    async def started(*args: Any) -> None: ...
+    monkeypatch.setattr(oversight, "start", started)
+    with pytest.raises(ConfigError, match=rf"{topic} keeps records for retention.ms=2592000000, but "
+                                          r"PUENTE_AUDIT_RETENTION_DAYS is 3650"):
+        if who == "the console":
+            log = QueryLog(NS(timeout_s=5), TopicNames("puente"), 3650)  # type: ignore[arg-type]
+            log.stop = started  # type: ignore[method-assign]
+            asyncio.run(log.start())
+        else:
+            log_file = tmp_path / "authorizer.log"
+            log_file.write_text("")
+            asyncio.run(auditor.collect_denials(NS(timeout_s=5), TopicNames("puente"), [log_file],  # type: ignore[arg-type]
+                                                frozenset(), "broker-sign-2026a", lambda b: b"", lambda *a: True,
+                                                keep_days=3650))
+    assert who == "the console" or made == []  # the collector refuses before it makes its producer
 
 
 def _deployed(**update: Any) -> tuple[Cluster, list[TopicSpec]]:
@@ -380,5 +421,6 @@ def test_a_feeds_partition_count_is_kept_as_found(policy: PolicySet, monkeypatch
     replicas, config = cluster.topics[feeds[0]]
     cluster.topics[feeds[0]] = (replicas * 2, config)  # a feed made later, with the new setting
     monkeypatch.setattr(service, "Admin", lambda conn: FakeAdmin(cluster))
+    monkeypatch.setattr(topics, "Admin", lambda conn: FakeAdmin(cluster))
     for either in (settings, more):
         asyncio.run(service.check_topology(either, NS(timeout_s=5), policy))  # type: ignore[arg-type]

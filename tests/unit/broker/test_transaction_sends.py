@@ -20,7 +20,7 @@ from partner_feed import Msg, Receipts
 import broker.auditor as auditor
 from broker.audit import ChainWriter
 from broker.kafka import transaction
-from tests.unit.broker.test_audit_trust import LINE, NAMES, _sign, _verify
+from tests.unit.broker.test_audit_trust import LINE, NAMES, _sign, _verify, kept_as_stated
 from tests.unit.broker.test_partner_skip import TP, _junk, _subscriber
 
 
@@ -70,6 +70,7 @@ def test_a_denials_block_kafka_refused_aborts_the_collection(
     audit_topics[NAMES.denials] = []
     out = AiokafkaLike(fail=0)
     monkeypatch.setattr(auditor, "producer", lambda *args, **kwargs: out)
+    monkeypatch.setattr(auditor, "check_audit_retention", kept_as_stated)
     log = tmp_path / "authorizer.log"
     log.write_text("".join(LINE.format(s=s) + "\n" for s in range(3)))
     with pytest.raises(OutOfOrderSequenceNumber):
