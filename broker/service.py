@@ -480,8 +480,11 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
             worker.metrics = metrics
         running.extend(w for w, _, _ in built)
         on_stop_signals(lambda: _stop_all(running), "the broker")
+        # Which agreements it decides by, for whoever reads its log: the folder (PUENTE_POLICY_DIR, else the shipped,
+        # illustrative one) and the version every decision names.
         log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
-                 principal=conn.principal, instance=settings.group_instance_id)
+                 principal=conn.principal, instance=settings.group_instance_id, policy=str(settings.policy_dir),
+                 policy_version=policy_set.version)
         async def run_one(worker: BrokerWorker, topics: list[str]) -> None:
             try:
                 await worker.run(topics, idle_exit_s=exit_when_idle)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -247,7 +248,7 @@ def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monke
     async def checked(*args: object) -> None:
         pass
 
-    monkeypatch.setattr(service, "load_policy_set", lambda path: None)
+    monkeypatch.setattr(service, "load_policy_set", lambda path: SimpleNamespace(version="p-test"))
     monkeypatch.setattr(service, "build_worker", lambda *a, **kw: (Ending(next(ends)), ["t"], []))
     monkeypatch.setattr(service, "check_topology", checked)
     with pytest.raises(KafkaUnavailableError):
