@@ -66,7 +66,10 @@ it committed, and refuses an older one of its own written again after it (which 
 would fork the chain); without a store it cannot tell such a replay from its own head. And it
 never commits past a feed record it could not open: it commits what came before, writes a
 REJECTED receipt for that record so auditors see it, and stops with an error; the record stays
-for a subscriber with the right keys. So that a key rotation on either side does not turn every
+for a subscriber with the right keys. (Within a catch-up, ``_catch_store_up``, the group's offset already stands past
+such a record, another instance having read it: one of an alert this store never held is passed over, and one of an
+alert it holds or held stops the run, the store reading it again when it runs next.) So that a key rotation on either
+side does not turn every
 record still sealed or signed under an old key into such a stop, the subscriber holds every
 generation of the partner's decryption keys and of the broker's signing keys it is given
 (``opener_for``). Holding a retired broker key to read what it signed does not let it sign anew: a
@@ -969,19 +972,25 @@ class Subscriber:
         agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")[:100] or None
         unread = None
         version: int | None = None
+        opened_here = False  # opened, and of an alert this store holds or held (not another store's)
+        end = self._passed_by_another(rec.topic, rec.partition, rec.offset)
         try:
             view, opened = opened_record(rec, self.opener, self.codec)
             # Opened: the key block's signature verified, so its created_at is the broker's.
             delivery = Delivery.of(view, where, agreement, opened.created_at)
             if self._theirs(rec, delivery):  # another store's record: not judged here at all
                 return None
+            opened_here = True
             keys_seen = self._trust_key_block(opened, now)
         except (CryptoError, CodecError) as exc:
-            end = self._passed_by_another(rec.topic, rec.partition, rec.offset)
-            if end is not None:  # another instance opened it or gave it up, and the group read on past it
+            # Within a catch-up, a record that does not open here and whose alert (as its header names it: only the
+            # broker writes the feed) this store never held is another store's, which opened it or gave it up: the
+            # group read on past it. One of an alert this store holds or held (a recall it cannot open, say) stops
+            # the run as anywhere else, the catch-up kept, so that a run with the right keys or clock applies it.
+            if end is not None and not opened_here and self.store is not None and not self.store.has_row(alert_id):
                 self.on_note(f"{where} (alert {shown}) does not open ({type(exc).__name__}), but lies within this "
-                             f"store's catch-up: another instance read past it (the group's offset stands at {end}); "
-                             "passed over here, with no receipt")
+                             f"store's catch-up, and is of an alert it never held: another instance read past it "
+                             f"(the group's offset stands at {end}); passed over here, with no receipt")
                 return None
             reason = type(exc).__name__
             self.stats.rejected += 1
@@ -1003,6 +1012,12 @@ class Subscriber:
                 self.stats.given_up += 1
                 self.on_error(f"puente subscribe: gave up {where} (alert {shown}) as --skip named it; its "
                               "REJECTED receipt tells auditors it was never applied")
+            elif end is not None:  # the group read past it already; this store reads it again when it runs next
+                unread = UnreadableFeedError(
+                    f"{self.partner}'s subscriber stopped at {where} (alert {shown}, which its store holds or held): "
+                    f"{exc}. It lies within the store's catch-up: the group's offset stands past it, another "
+                    f"instance having read it, but this store reads it again when it runs next: {check}; or, to give "
+                    f"this one record up for good, run again with --skip {where}")
             else:
                 unread = UnreadableFeedError(
                     f"{self.partner}'s subscriber stopped at {where} (alert {shown}): {exc}. Nothing past "

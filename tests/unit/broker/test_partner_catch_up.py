@@ -469,6 +469,28 @@ async def test_a_record_that_does_not_open_within_the_catch_up_is_passed_over(
     scene.close()
 
 
+async def test_a_record_of_a_held_alert_that_does_not_open_within_the_catch_up_stops_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the catch-up, a record of an alert this store holds that does not open here (the recall of V, sealed
+    for another key, or dated ahead of this host's clock) is not passed over: the run stops, with a REJECTED
+    receipt, the catch-up kept, so a run with the right keys or clock applies it; the stop says the group's offset
+    already stands past it."""
+    for broken in ("sealed wrong", "dated ahead"):
+        scene = _Scene(tmp_path / broken.replace(" ", "-"))
+        await scene.crash_and_hand_over()
+        _committed(monkeypatch, (8, _b_tag(scene)))
+        await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+        recall = (scene.r._replace(value=scene.r.value[:-1] + bytes([scene.r.value[-1] ^ 1]))
+                  if broken == "sealed wrong" else
+                  sealed(scene.sealer, recall_notice(scene.view, 2, "ERROR"), 7, T0 + timedelta(days=3)))
+        unread, receipts = await run_batch(scene.a, scene.v, recall)
+        assert unread is not None and "the group's offset stands past it" in str(unread)
+        assert receipts.statuses()[0] == "RECEIVED" and receipts.statuses()[1].startswith("REJECTED")
+        assert scene.a_store.catch_up(FEED, 0) == (5, 8) and scene.a_store.feed_offset(FEED, 0, confirmed=True) == 6
+        assert scene.a_store.show(scene.view["alert_id"]).state == "HELD"
+        scene.close()
+
+
 async def test_a_batch_the_client_cannot_read_within_the_catch_up_is_passed_over(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch this Kafka client cannot read (compressed), wholly within the catch-up: another instance read past it,
