@@ -190,13 +190,14 @@ class QueryLog:
     async def start(self) -> None:
         """Take over the chain: fence any earlier console, then read and check the head. AuditChainError
         when the chain ends with what a console did not write; a Kafka error when it cannot be reached."""
+        if self.keep_days is not None:  # each record states it: the topic must keep records so long. Checked
+            # before the producer starts, which fences a console running (a refusal must not take it down).
+            await check_audit_retention(self.conn, self.tp.topic, self.keep_days, "the console")
         made = producer(self.conn, "puente-console", transactional_id=console_transaction(self.names),
                         enable_idempotence=True, acks="all")
         await start(made, self.conn, f"writing {self.names.queries}")
         self._producer = made
         try:
-            if self.keep_days is not None:  # each record states it: the topic must keep records so long
-                await check_audit_retention(self.conn, self.tp.topic, self.keep_days, "the console")
             self._chain = ChainWriter(self.tp.topic, 0, await self._head(), chain=CHAIN, keep_days=self.keep_days)
         except BaseException:
             await self.stop()
