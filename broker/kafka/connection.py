@@ -381,27 +381,17 @@ def _loopback_only(servers: str) -> bool:
     return True
 
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
-
-
 def _system_trust(ca_file: Path) -> bool:
-    """Whether ``ca_file`` holds a CA this system trusts by default (judged by the certificates, not the file's name:
-    a copy of the system's bundle is that bundle). A file of one's own CA alone holds none of them. One that cannot
-    be read or holds no PEM certificate is left to the TLS setup's own error."""
+    """Whether ``ca_file`` holds a CA this system trusts by default: judged by what TLS would load from it (every
+    form OpenSSL reads, a copy of the system's bundle under another name too), not by the file's name. A file of
+    one's own CA alone holds none of them. One that does not load is left to the TLS setup's own error."""
+    given = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        text = ca_file.read_bytes()
-    except OSError:
+        given.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError, ValueError):
         return False
-    given = set()
-    for block in _PEM_CERT.findall(text):
-        try:
-            given.add(ssl.PEM_cert_to_DER_cert(block.decode("ascii")))
-        except ValueError:
-            continue
-    if not given:
-        return False
-    system = ssl.create_default_context().get_ca_certs(binary_form=True)
-    return any(bytes(cert) in given for cert in system)
+    loaded = {bytes(cert) for cert in given.get_ca_certs(binary_form=True)}
+    return any(bytes(cert) in loaded for cert in ssl.create_default_context().get_ca_certs(binary_form=True))
 
 
 def _server_set(servers: str) -> frozenset[str]:

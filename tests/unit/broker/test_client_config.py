@@ -135,6 +135,9 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
     bundle = system.cafile or system.openssl_cafile
     copied = tmp_path / "our-ca.pem"  # the system's bundle under another name is that bundle all the same
     copied.write_bytes(Path(str(bundle)).read_bytes())
+    one = tmp_path / "one-root.pem"  # and any one CA of it
+    text = Path(str(bundle)).read_text("ascii", "replace")
+    one.write_text(text[text.index("-----BEGIN CERTIFICATE-----"):text.index("-----END CERTIFICATE-----") + 25] + "\n")
     cases += [
         # No server authenticated and no channel bound: a relay on the way takes the login over. This host only.
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_PLAINTEXT\n{scram}", "authenticates no server"),
@@ -144,6 +147,8 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={bundle}\n"
          "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={copied}\n"
+         "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={one}\n"
          "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
         # The last of two would win: another login than the one a reader of the file sees first.
         ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config="
