@@ -26,6 +26,7 @@ from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.topology import DAY_MS, Slots, TopicNames, lifecycle_retention_days, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
 from policies import (
+    DEFAULT_DIR,
     Decision,
     PolicySet,
     alert_reference,
@@ -483,7 +484,8 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         # Which agreements it decides by, for whoever reads its log: the folder (PUENTE_POLICY_DIR, else the shipped,
         # illustrative one) and the version every decision names.
         log.info("broker starting", workers=workers, group=settings.broker_group, bootstrap=conn.bootstrap,
-                 principal=conn.principal, instance=settings.group_instance_id, policy=str(settings.policy_dir),
+                 principal=conn.principal, instance=settings.group_instance_id,
+                 policy=str(settings.policy_dir) if settings.policy_dir is not None else f"{DEFAULT_DIR} (shipped)",
                  policy_version=policy_set.version)
         async def run_one(worker: BrokerWorker, topics: list[str]) -> None:
             try:

@@ -7,6 +7,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -251,5 +252,11 @@ def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monke
     monkeypatch.setattr(service, "load_policy_set", lambda path: SimpleNamespace(version="p-test"))
     monkeypatch.setattr(service, "build_worker", lambda *a, **kw: (Ending(next(ends)), ["t"], []))
     monkeypatch.setattr(service, "check_topology", checked)
+    said: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(service, "log", SimpleNamespace(info=lambda event, **kw: said.append((event, kw)),
+                                                        warning=lambda event, **kw: said.append((event, kw))))
     with pytest.raises(KafkaUnavailableError):
         asyncio.run(service.run_broker(PuenteSettings(keys=tmp_path), KafkaConnection(bootstrap="x:1"), 2))
+    # Which agreements it decides by: the shipped, illustrative policy named as such when PUENTE_POLICY_DIR is unset.
+    [starting] = [kw for event, kw in said if event == "broker starting"]
+    assert starting["policy"].endswith("(shipped)") and starting["policy_version"] == "p-test"
