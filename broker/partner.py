@@ -326,8 +326,8 @@ class Subscriber:
         before it are applied and receipted only when of an alert the store holds or held (``_theirs``), and the
         group's offset committed there is never below it."""
         self._window: Mapping[TopicPartition, int] = {}
-        """``_catch_up`` as the batch under way began (``_transact``): a revocation meanwhile (which drops a
-        partition from ``_catch_up``) must not change how the rest of the batch is read and committed."""
+        """``_catch_up`` as the batch under way began (``_transact``): the batch reads its records and commits its
+        offsets by it, whatever changes meanwhile (a batch's awaits let a rebalance's callbacks run)."""
         self._tag: tuple[PartnerStore | None, str] | None = None
         self._sends = Sends()
         """The sends of the batch's transaction under way (``_transact``)."""
