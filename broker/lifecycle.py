@@ -176,7 +176,8 @@ class LifecycleBook:
 
     @property
     def newest_ms(self) -> int | None:
-        """When the newest state held was written (Kafka's time, ms), or None: none held."""
+        """When the newest state held was written (ms), or None: none held. Its record's own timestamp: the writing
+        worker's clock, since the lifecycle topic keeps the producer's time."""
         return max(self._written.values(), default=None)
 
     def get(self, alert_id: str) -> AlertState | None:
