@@ -93,6 +93,31 @@ class Receipts:
         return [r["status"] for r in self.sent if r["kind"] == "RECEIPT"]
 
 
+class GroupFeed:
+    """The feed's group consumer as ``Subscriber._resume`` and ``_gap`` use it: partition 0 of ``FEED`` holding records
+    ``begin`` to ``end - 1``; the seeks and commits made are noted."""
+
+    def __init__(self, begin: int = 0, end: int = 100) -> None:
+        self.begin, self.end = begin, end
+        self.seeks: list[int] = []
+        self.commits: list[int] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(FEED, 0)}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.begin for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    def seek(self, tp: TopicPartition, at: int) -> None:
+        self.seeks.append(at)
+
+    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        self.commits.extend(at.offset for at in offsets.values())
+
+
 class Msg:
     """A feed record as aiokafka's consumer gives it."""
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, Msg, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, subscriber
 from recall_views import recall_notice
 
 import broker.partner as partner
@@ -44,30 +44,6 @@ class _KilledAtCommit(Receipts):
     async def transaction(self) -> AsyncIterator[None]:
         yield
         raise _Killed
-
-
-class _Feed:
-    """The feed's group consumer as ``_resume`` and ``_gap`` use it, holding records from ``begin`` to ``end``."""
-
-    def __init__(self, begin: int = 0, end: int = 100) -> None:
-        self.seeks: list[int] = []
-        self.commits: list[int] = []
-        self.begin, self.end = begin, end
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
-    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.begin for tp in tps}
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.end for tp in tps}
-
-    def seek(self, tp: TopicPartition, at: int) -> None:
-        self.seeks.append(at)
-
-    async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
-        self.commits.extend(at.offset for at in offsets.values())
 
 
 class _Scene:
@@ -128,7 +104,7 @@ async def test_a_store_that_applied_a_batch_another_instance_read_on_catches_up(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    feed = _Feed()
+    feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [5] and "reading 3 record(s) from 5 again" in scene.notes[-1]
     _, a_receipts = await run_batch(scene.a, scene.v, scene.w, scene.r)
@@ -151,13 +127,13 @@ async def test_a_catch_up_stopped_partway_goes_on_after_a_restart(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     _, first = await run_batch(scene.a, scene.v)
     assert first.statuses() == ["RECEIVED"] and first.offsets == {TP: 8}  # never back below the catch-up's end
     assert scene.a_store.catch_up(FEED, 0) == (5, 8) and scene.a_store.feed_offset(FEED, 0, confirmed=True) == 6
     restarted = scene.instance()
     _committed(monkeypatch, (8, restarted.commit_tag))
-    feed = _Feed()
+    feed = GroupFeed()
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6]
     _, rest = await run_batch(restarted, scene.w, scene.r)
@@ -174,11 +150,11 @@ async def test_a_catch_up_killed_at_its_commit_reads_its_batch_again(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     with pytest.raises(_Killed):
         await run_batch(scene.a, scene.v, scene.w, scene.r, receipts=_KilledAtCommit())
     restarted = scene.instance()
-    feed = _Feed()
+    feed = GroupFeed()
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [5]
     _, again = await run_batch(restarted, scene.v, scene.w, scene.r)
@@ -194,11 +170,11 @@ async def test_a_catch_up_handed_over_midway_is_extended_to_the_other_instances_
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
     ninth = sealed(scene.sealer, _view("colon-panama-only-seizure"), 9, T0)  # an alert A never held
     _committed(monkeypatch, (10, _b_tag(scene)))
-    feed = _Feed()
+    feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6] and "another instance read on to offset 10" in scene.notes[-1]
     _, rest = await run_batch(scene.a, scene.w, scene.r, scene.later, ninth)
@@ -214,7 +190,7 @@ async def test_a_catch_up_goes_on_when_the_groups_offsets_are_gone(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     await run_batch(scene.a, scene.v)
     restarted = scene.instance()
 
@@ -222,7 +198,7 @@ async def test_a_catch_up_goes_on_when_the_groups_offsets_are_gone(
         return False
     monkeypatch.setattr(restarted, "_remade", same_topic)
     _committed(monkeypatch, None)
-    feed = _Feed()
+    feed = GroupFeed()
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6]
     _, rest = await run_batch(restarted, scene.w, scene.r)
@@ -237,9 +213,9 @@ async def test_a_topic_made_anew_ends_a_catch_up(tmp_path: Path, monkeypatch: py
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     scene.a.accept_gaps = True
-    feed = _Feed(begin=0, end=2)  # made anew: it ends before the next record, 5
+    feed = GroupFeed(begin=0, end=2)  # made anew: it ends before the next record, 5
     await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
     assert feed.seeks == [0] and feed.commits == [0] and scene.a_store.catch_up(FEED, 0) is None
     fresh = sealed(scene.sealer, _view("paso-canoas-migrant-flow"), 0, T0)  # W's alert, new to this store
@@ -257,8 +233,8 @@ async def test_records_deleted_mid_catch_up_are_read_past_with_a_note_and_no_gap
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
-    feed = _Feed(begin=7, end=9)
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
+    feed = GroupFeed(begin=7, end=9)
     await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
     assert "records 5-6 were deleted" in scene.notes[-1] and "no delivery is lost" in scene.notes[-1]
     assert feed.seeks == [7] and feed.commits == [8] and scene.a_store.catch_up(FEED, 0) == (5, 8)
@@ -267,9 +243,9 @@ async def test_records_deleted_mid_catch_up_are_read_past_with_a_note_and_no_gap
     assert receipts.statuses() == ["RECALLED"] and receipts.offsets == {TP: 8}
     other = _Scene(tmp_path / "other")
     await other.crash_and_hand_over()
-    await other.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await other.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     with pytest.raises(FeedGapError, match="records 8-9 were deleted"):
-        await other.a._gap(_Feed(begin=10, end=12), {TP: 5})  # type: ignore[arg-type]
+        await other.a._gap(GroupFeed(begin=10, end=12), {TP: 5})  # type: ignore[arg-type]
     scene.close()
     other.close()
 
@@ -282,7 +258,7 @@ async def test_a_revocation_during_a_catch_up_batch_does_not_change_how_it_ends(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
 
     async def visible(*args: Any, **kwargs: Any) -> bool:
         return True
@@ -293,7 +269,7 @@ async def test_a_revocation_during_a_catch_up_batch_does_not_change_how_it_ends(
         async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
             sent = await super().send(topic, value, **kwargs)
             if not revoking:
-                revoking.append(asyncio.ensure_future(scene.a._hand_over(_Feed(), {TP})))  # type: ignore[arg-type]
+                revoking.append(asyncio.ensure_future(scene.a._hand_over(GroupFeed(), {TP})))  # type: ignore[arg-type]
                 await asyncio.sleep(0)  # the callback runs up to its wait for the batch
             return sent
 
@@ -314,12 +290,12 @@ async def test_a_group_offset_below_a_kept_catch_ups_end_ends_it(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     await run_batch(scene.a, scene.v)
     assert scene.a_store.catch_up(FEED, 0) == (5, 8)
     _committed(monkeypatch, (3, "c|" + "c" * 32))
     restarted = scene.instance()
-    feed = _Feed(begin=0, end=10)
+    feed = GroupFeed(begin=0, end=10)
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None and restarted._catch_up == {}
     new = sealed(scene.sealer, _view("colon-panama-only-seizure"), 3, T0)
@@ -335,7 +311,7 @@ async def test_a_record_of_another_store_is_passed_over_before_its_key_block_is_
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     ahead = sealed(scene.sealer, _view("paso-canoas-migrant-flow"), 6, T0 + timedelta(days=3))
     unread, receipts = await run_batch(scene.a, scene.v, ahead, scene.r)
     assert unread is None and receipts.statuses() == ["RECEIVED", "RECALLED"] and receipts.offsets == {TP: 8}
@@ -363,7 +339,7 @@ async def test_a_store_whose_receipts_all_committed_reads_on_from_the_group(
     scene = _Scene(tmp_path)
     assert (await run_batch(scene.a, scene.first))[0] is None
     _committed(monkeypatch, (8, _b_tag(scene)))
-    feed = _Feed()
+    feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None
     scene.close()
@@ -389,7 +365,7 @@ def test_a_confirmed_offset_ends_a_catch_up_only_at_its_end(tmp_path: Path) -> N
         assert store.catch_up(FEED, 0) is None
 
 
-class _RevokingFeed(_Feed):
+class _RevokingFeed(GroupFeed):
     """Its offsets asked, a rebalance's revocation callback runs meanwhile (aiokafka runs it at any await)."""
 
     def __init__(self, scene: _Scene, **kwargs: Any) -> None:
@@ -399,7 +375,7 @@ class _RevokingFeed(_Feed):
 
     async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         if self.revoking is None:
-            self.revoking = asyncio.ensure_future(self.scene.a._hand_over(_Feed(), {TP}))  # type: ignore[arg-type]
+            self.revoking = asyncio.ensure_future(self.scene.a._hand_over(GroupFeed(), {TP}))  # type: ignore[arg-type]
             await asyncio.sleep(0)
         return await super().beginning_offsets(tps)
 
@@ -412,7 +388,7 @@ async def test_a_gap_judged_or_a_batch_read_as_a_revocation_begins_keeps_the_cat
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
 
     async def visible(*args: Any, **kwargs: Any) -> bool:
@@ -440,11 +416,11 @@ async def test_with_no_group_offset_and_nothing_confirmed_a_kept_catch_up_ends(
         await run_batch(scene.a, scene.v, receipts=_KilledAtCommit())
     await run_batch(scene.b, scene.v, scene.w, scene.r)
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert scene.a_store.catch_up(FEED, 0) == (5, 8)
     restarted = scene.instance()
     _committed(monkeypatch, None)
-    await restarted._resume(_Feed(begin=0, end=3), {TP})  # type: ignore[arg-type]
+    await restarted._resume(GroupFeed(begin=0, end=3), {TP})  # type: ignore[arg-type]
     assert restarted._catch_up == {} and scene.a_store.catch_up(FEED, 0) is None
     fresh = [sealed(scene.sealer, _view(name), at, T0)
              for at, name in enumerate(["colon-panama-only-seizure", "tocumen-red-notice-hit"])]
@@ -461,7 +437,7 @@ async def test_a_record_that_does_not_open_within_the_catch_up_is_passed_over(
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     bad = scene.w._replace(value=scene.w.value[:-1] + bytes([scene.w.value[-1] ^ 1]))
     unread, receipts = await run_batch(scene.a, scene.v, bad, scene.r)
     assert unread is None and receipts.statuses() == ["RECEIVED", "RECALLED"] and receipts.offsets == {TP: 8}
@@ -479,7 +455,7 @@ async def test_a_record_of_a_held_alert_that_does_not_open_within_the_catch_up_s
         scene = _Scene(tmp_path / broken.replace(" ", "-"))
         await scene.crash_and_hand_over()
         _committed(monkeypatch, (8, _b_tag(scene)))
-        await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+        await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
         recall = (scene.r._replace(value=scene.r.value[:-1] + bytes([scene.r.value[-1] ^ 1]))
                   if broken == "sealed wrong" else
                   sealed(scene.sealer, recall_notice(scene.view, 2, "ERROR"), 7, T0 + timedelta(days=3)))
@@ -498,7 +474,7 @@ async def test_a_batch_the_client_cannot_read_within_the_catch_up_is_passed_over
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
-    await scene.a._resume(_Feed(), {TP})  # type: ignore[arg-type]
+    await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     blob = SimpleNamespace(topic=FEED, partition=0, offset=7, key=None, value=None, timestamp=0, timestamp_type=1,
                            headers=[(UNREADABLE, Unreadable("a gzip-compressed batch, not inflated", 6, 7))])
     receipts = Receipts()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, GroupFeed, run_batch, sealed, subscriber
 
 import broker.partner as partner
 from broker.kafka import TopicPartition
@@ -23,26 +23,6 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = "broker-sign-2026a"
 TP = TopicPartition(FEED, 0)
 RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
-
-
-class _Feed:
-    """The feed's group consumer as ``_resume`` uses it: a partition holding records ``begin`` to ``end - 1``."""
-
-    def __init__(self, begin: int, end: int) -> None:
-        self.begin, self.end = begin, end
-        self.seeks: list[int] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
-    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.begin for tp in tps}
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.end for tp in tps}
-
-    def seek(self, tp: TopicPartition, at: int) -> None:
-        self.seeks.append(at)
 
 
 async def _no_group_offset(consumer: Any, tp: TopicPartition) -> None:
@@ -84,7 +64,7 @@ async def test_a_topic_made_anew_and_filled_past_the_store_stops_the_subscriber(
     another = sealed(keys.sealer(KEY), _view(alert_id="SENAFRONT:BD-NEW"), 4, T0 + timedelta(days=1))
     asked: list[int] = []
     _reading(sub, another, asked)
-    feed = _Feed(0, 8000)
+    feed = GroupFeed(0, 8000)
     with pytest.raises(FeedGapError) as stop:
         await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and asked == [5]
@@ -103,7 +83,7 @@ async def test_the_same_topic_is_read_on_from_the_confirmed_offset(tmp_path: Pat
     notes: list[str] = []
     sub = subscriber(keys, store, lambda: T0, notes=notes)
     _reading(sub, last, [])
-    feed = _Feed(0, 9)
+    feed = GroupFeed(0, 9)
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [5] and "reading on from offset 5" in notes[-1]
     store.close()
@@ -120,7 +100,7 @@ async def test_with_accept_gap_a_topic_made_anew_is_read_from_its_first_record(
     sub = subscriber(keys, store, lambda: T0, notes=notes)
     sub.accept_gaps = True
     _reading(sub, None, [])
-    feed = _Feed(0, 8000)
+    feed = GroupFeed(0, 8000)
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [0] and "reading it from its first record, 0 (--accept-gap)" in notes[-1]
     assert store.feed_offset(FEED, 0, confirmed=True) == 0 and store.feed_mark(FEED, 0) == (-1, None)
@@ -138,7 +118,7 @@ async def test_a_store_with_no_mark_is_not_taken_on_trust(tmp_path: Path, monkey
     sub = subscriber(BrokerKeys("2026a"), store, lambda: T0)
     asked: list[int] = []
     _reading(sub, None, asked)
-    feed = _Feed(0, 8000)
+    feed = GroupFeed(0, 8000)
     with pytest.raises(FeedGapError, match="keeps no mark of the record before offset 5000"):
         await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and asked == []
@@ -158,7 +138,7 @@ async def test_a_topic_made_anew_with_a_transaction_open_across_the_offset_is_no
     sub = subscriber(BrokerKeys("2026a"), store, lambda: T0)
     asked: list[int] = []
     _reading(sub, None, asked, high=16)
-    feed = _Feed(0, 6)  # read_committed: it ends at the open transaction
+    feed = GroupFeed(0, 6)  # read_committed: it ends at the open transaction
     with pytest.raises(FeedGapError) as stop:
         await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and asked == []
@@ -180,7 +160,7 @@ async def test_the_last_committed_record_before_the_offset_is_compared_past_a_ma
     sub = subscriber(BrokerKeys("2026a"), store, lambda: T0, notes=notes)
     asked: list[int] = []
     _reading(sub, _record(4), asked)
-    feed = _Feed(0, 9)
+    feed = GroupFeed(0, 9)
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6] and asked == [6] and "reading on from offset 6" in notes[-1]
     store.close()
@@ -209,11 +189,11 @@ async def test_a_store_an_earlier_puente_kept_gets_its_mark_while_the_group_offs
         return found[0]
     monkeypatch.setattr(partner, "committed_with_metadata", group_offset)
     for _ in range(2):
-        await sub._resume(_Feed(0, 9), {TP})  # type: ignore[arg-type]
+        await sub._resume(GroupFeed(0, 9), {TP})  # type: ignore[arg-type]
         found.pop(0)
     assert asked == [] and store.feed_mark(FEED, 0) is None
     found.append((5, sub.commit_tag))
-    feed = _Feed(0, 5)
+    feed = GroupFeed(0, 5)
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and asked == [5] and store.feed_mark(FEED, 0) == (4, record_mark(last))
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
