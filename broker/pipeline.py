@@ -592,11 +592,14 @@ class Pipeline:
         over: str | None = None  # an array past its bound (``schemas.bounds``): a content problem, as below
         emptied: tuple[str, ...] = ()
         try:
-            alert = self.codec.decode(record.value)
+            # Its text measured too (``schemas.bounds``), as the native decoder reads it: ``content_problem``'s
+            # first check, and whether its text is plain ASCII, in which nothing can hide (``hidden_char``).
+            alert, oversized, plain = self.codec.decode_bounded(record.value)
         except BoundsExceededError as exc:
             # The codec built no entry past the bound, and gives the rest of the alert (that array empty): its id,
             # version and lifecycle still say which alert this version changes, and whom to pull it back from.
             alert, over, emptied = exc.alert, str(exc), exc.emptied
+            oversized, plain = None, False
         except CodecError as exc:
             raise _Reject(_codec_reason(exc), str(exc)) from exc
         # A recall's content is never used: its notices carry its id, type, version and lifecycle, and its audit entry
@@ -608,7 +611,7 @@ class Pipeline:
         content = not recall
         # A content rule broken (``content_problem``): too much held, a hidden character, an unsound value. A
         # recall's content is neither scanned nor viewed: only its id, held to its length before it is read.
-        unsound = (over or content_problem(alert, now)) if content else None
+        unsound = (over or oversized or _bounded_content_problem(alert, now, plain)) if content else None
         if not content:
             if len(alert["alert_id"]) > bounds.ALERT_ID:
                 raise _Reject("invalid", f"the alert id has {len(alert['alert_id']):,} characters; at most "
@@ -1143,7 +1146,13 @@ def content_problem(alert: dict[str, Any], now: datetime) -> str | None:
     (``adapters.lifecycle.change_alert``), or it would withdraw the alert instead."""
     if (oversized := bounds_problem(alert)) is not None:
         return oversized
-    if (char := hidden_char(alert)) is not None:
+    return _bounded_content_problem(alert, now, False)
+
+
+def _bounded_content_problem(alert: dict[str, Any], now: datetime, plain: bool) -> str | None:
+    """``content_problem`` for an alert within its bounds: a hidden character (none where ``plain``: its text is
+    printable ASCII and line feeds, as the codec measured it), or ``_sanity``'s problem."""
+    if not plain and (char := hidden_char(alert)) is not None:
         return _hidden(char)
     return _sanity(alert, now)
 

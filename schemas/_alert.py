@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from puente.errors import RecordMismatchError
-from schemas._bounds import ARRAY_BOUNDS
+from schemas._bounds import ARRAY_BOUNDS, TEXT_BOUNDS, bounds_problem, text_problem
 from schemas._codec import SingleObjectCodec
 from schemas._registry import ALERT, SchemaVersion, current, known_writers
 
@@ -43,11 +43,22 @@ class AlertCodec(SingleObjectCodec):
     refused (a seizure payload under ``alert_type: WATCHLIST_HIT`` would be judged by the watchlist rules
     while carrying what only the seizure rules may release). Each array is held to its bound
     (``schemas.bounds.ARRAY_BOUNDS``): past it, its entries are never built, and the alert is refused with
-    BoundsExceededError, which carries the rest of it (that array empty) for the broker to judge the version by."""
+    BoundsExceededError, which carries the rest of it (that array empty) for the broker to judge the version by.
+    ``decode_bounded`` holds its text to its bounds too (``schemas.bounds``), measured as it is decoded where it can."""
 
     def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = ()) -> None:
-        super().__init__(writer, known, ARRAY_BOUNDS)  # an array past its bound is never built
+        super().__init__(writer, known, ARRAY_BOUNDS, TEXT_BOUNDS)  # an array past its bound is never built
         self._payload_fields = payload_fields(writer)
+
+    def decode_bounded(self, data: bytes) -> tuple[dict[str, Any], str | None, bool]:
+        """``decode``'s alert, why it holds more text than an adapter can write (``bounds_problem``'s answer) or
+        None, and whether all its text is printable ASCII or line feeds (False where that was not measured): what
+        the broker needs of every record, from the native decoder's one pass where it read the alert, else from a
+        walk of the value."""
+        value, text = self.decode_measured(data)
+        if text is None:
+            return value, bounds_problem(value), False
+        return value, text_problem(text.chars, text.long), text.plain
 
     def checked(self, value: dict[str, Any]) -> None:
         want = self._payload_fields.get(str(value.get("alert_type")))

@@ -109,7 +109,7 @@ def _strings(record: Any, fields: tuple[tuple[str, int], ...], where: str) -> in
         value = record.get(key)
         if isinstance(value, str):
             if len(value) > limit:
-                raise _TooMuch(f"{where}{key} has {len(value):,} characters; at most {limit:,} are accepted")
+                raise _TooMuch(_long(f"{where}{key}", len(value), limit))
             used += len(value)
     return used
 
@@ -128,9 +128,44 @@ def _codes(values: Any, where: str, key: str, entries: int) -> int:
     for value in _entries(values, where, key, entries):
         if isinstance(value, str):
             if len(value) > CODE:
-                raise _TooMuch(f"{where}{key}[] has {len(value):,} characters; at most {CODE:,} are accepted")
+                raise _TooMuch(_long(f"{where}{key}[]", len(value), CODE))
             used += len(value)
     return used
+
+
+# The same bounds by the record type that holds each string field (the payload table is looked for in each payload
+# type), for the native codec, which measures strings as it decodes them (``text_problem``). Every string of the
+# alert schema is bounded here, each record type at its one place in an alert (a test holds both so).
+_CODE_LISTS = {"puente.Markings": _MARKING_LISTS, "puente.Lifecycle": ("partners",),
+               "puente.BorderEvent": ("nationalities_observed",), "puente.Person": ("nationalities",)}
+TEXT_BOUNDS: Mapping[tuple[str, str], int] = MappingProxyType({
+    **{(record, key): limit
+       for record, table in (("puente.Alert", _ALERT), ("puente.Location", _LOCATION),
+                             ("puente.Markings", _MARKINGS), ("puente.Originator", _ORIGINATOR),
+                             ("puente.WatchlistHit", _PAYLOAD), ("puente.Seizure", _PAYLOAD),
+                             ("puente.BorderEvent", _PAYLOAD), ("puente.SeizedItem", _ITEM),
+                             ("puente.Conveyance", _CONVEYANCE), ("puente.Person", _PERSON),
+                             ("puente.TravelDocument", _DOCUMENT))
+       for key, limit in table},
+    **{(record, key): CODE for record, keys in _CODE_LISTS.items() for key in keys},
+})
+"""The most characters of each string field (of each string of a list of codes), by the record type and field that
+hold it: ``bounds_problem``'s bounds, as the alert codec's native decoder takes them (``SingleObjectCodec``)."""
+
+
+def text_problem(chars: int, long: tuple[str, int, int] | None) -> str | None:
+    """``bounds_problem``'s answer from what the native decoder measured of an alert's strings (its arrays within
+    their bounds): the characters of its bounded strings in all, and the first string past its bound (its path, its
+    characters, its bound). Where several strings are past their bounds, the one named may differ from the walk's."""
+    if long is not None:
+        return _long(*long)
+    if chars > TEXT_BUDGET:
+        return f"the alert's text fields hold {chars:,} characters in all; at most {TEXT_BUDGET:,} are accepted"
+    return None
+
+
+def _long(where: str, count: int, limit: int) -> str:
+    return f"{where} has {count:,} characters; at most {limit:,} are accepted"
 
 
 def bounds_problem(alert: Mapping[str, Any]) -> str | None:
@@ -142,9 +177,7 @@ def bounds_problem(alert: Mapping[str, Any]) -> str | None:
         used = _alert(alert)
     except _TooMuch as exc:
         return str(exc)
-    if used > TEXT_BUDGET:
-        return f"the alert's text fields hold {used:,} characters in all; at most {TEXT_BUDGET:,} are accepted"
-    return None
+    return text_problem(used, None)
 
 
 def _alert(alert: Mapping[str, Any]) -> int:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
@@ -37,10 +37,16 @@ class SingleObjectCodec:
     past (checked as any value is, so that what is corrupt is refused as
     before) but never built, and the record is refused with
     BoundsExceededError carrying the rest of its value, that array empty.
+
+    ``texts`` holds strings to a most characters the same way, for the native
+    codec only: it decodes them whole and measures them as it goes
+    (``decode_measured``), which saves a walk of the value; without it, the
+    caller walks the value itself.
     """
 
     def __init__(self, writer: SchemaVersion, known: tuple[SchemaVersion, ...] = (),
-                 bounds: Mapping[tuple[str, str], int] | None = None) -> None:
+                 bounds: Mapping[tuple[str, str], int] | None = None,
+                 texts: Mapping[tuple[str, str], int] | None = None) -> None:
         check_distinct((*known, writer))  # one fingerprint, two meanings: the reader could not tell them apart
         self.writer = writer
         self._header = header(writer.fingerprint)
@@ -50,7 +56,7 @@ class SingleObjectCodec:
         self._guard = type_guard(writer.parsed)
         self._settle = resolved_value(writer.parsed)
         bounds = dict(bounds or {})
-        self._native = native_codec(writer.expanded, bounds)
+        self._native = native_codec(writer.expanded, bounds, texts or {})
         # What checks a body before fastavro reads it (see body_check); the current writer's native codec
         # decodes, and so checks, by itself.
         self._checks = {fp: body_check(v, bounds) for fp, v in self._writers.items()
@@ -110,18 +116,23 @@ class SingleObjectCodec:
         A record with an array past its bound raises BoundsExceededError, with the record's value, every such
         array decoded as empty, once the rest is decoded and checked (``checked``): a record refused as corrupt or
         as not fitting is refused so whatever its arrays hold."""
-        value, over = self._decoded(data)
+        return self.decode_measured(data)[0]
+
+    def decode_measured(self, data: bytes) -> tuple[dict[str, Any], Text | None]:
+        """``decode``'s value, and what its text holds (``Text``, by the ``texts`` bounds) where the native codec
+        read it; None where it did not (an older writer, or no native codec), for the caller to measure."""
+        value, over, text = self._decoded(data)
         self.checked(value)
         if over:
             path, count, bound = over[0][:3]
             raise BoundsExceededError(f"{path} has {count:,} entries; at most {bound:,} are accepted", value,
                                       tuple(o[0] for o in over))
-        return value
+        return value, text
 
     def checked(self, value: dict[str, Any]) -> None:
         """What a subclass holds a decoded value to (raising a CodecError), arrays past their bound emptied."""
 
-    def _decoded(self, data: bytes) -> tuple[dict[str, Any], list[Over] | None]:
+    def _decoded(self, data: bytes) -> tuple[dict[str, Any], list[Over] | None, Text | None]:
         if len(data) >= HEADER_LEN and data[:2] == MARKER:  # split's checks, without building the body view
             fp = data[2:HEADER_LEN]
         else:
@@ -131,13 +142,13 @@ class SingleObjectCodec:
             raise UnknownSchemaError(f"unknown writer schema fingerprint {bytes(fp).hex()} for {self.writer.name}")
         if writer is self.writer and self._native is not None:
             try:
-                value, end, over = self._native.decode(data, HEADER_LEN)
+                value, end, over, text = self._native.decode(data, HEADER_LEN)
             except ValueError as exc:  # the native reader names the problem, never the bytes
                 raise CorruptRecordError(f"{self.writer.name} body does not decode under writer {fp.hex()}: "
                                          f"{exc}") from None
             if end != len(data):
                 raise CorruptRecordError(f"{self.writer.name} record has {len(data) - end} unexpected trailing bytes")
-            return value, over
+            return value, over, Text(*text)
         try:
             end, over = self._checks[fp](data)
         except ValueError as exc:  # the checks name the problem, never the bytes
@@ -171,13 +182,26 @@ class SingleObjectCodec:
         if not isinstance(value, dict):
             raise CorruptRecordError(f"{self.writer.name} body is not a record")
         if writer is self.writer:
-            return value, over
+            return value, over, None
         try:  # resolved: fastavro filled in defaults as the schema holds them (see resolved_value)
             settled: dict[str, Any] = self._settle(value)
         except TypeMismatch as exc:
             raise RecordMismatchError(f"{self.writer.name} record of writer {fp.hex()} does not fit once "
                                       f"resolved: {exc}") from None
-        return settled, over
+        return settled, over, None
+
+
+class Text(NamedTuple):
+    """What a decoded value's text holds, as the native codec measured it by its ``texts`` bounds."""
+
+    chars: int
+    """The characters (code points) of its bounded strings, in all."""
+    plain: bool
+    """Whether every string (and map key) is printable ASCII (U+0020 to U+007E) or line feeds, and no value is
+    bytes: text in which no character can hide another."""
+    long: tuple[str, int, int] | None
+    """The first string past its bound: its path (``payload.detainees[].surnames``; ``[]`` for an array's string),
+    its characters and its bound; None when there is none."""
 
 
 # An array or map past its bound, as both decoders name it: its path (``payload.detainees[].documents``), its
@@ -198,12 +222,13 @@ def _emptied(data: bytes, over: list[Over]) -> bytes:
 
 # What the native module must say it is (its INTERFACE) for its codec to be used: one built from an older native/
 # (before setup.sh rebuilt it) would not hold arrays to their bounds, nor answer ``decode`` as this one does.
-_NATIVE_INTERFACE = 3
+_NATIVE_INTERFACE = 4
 
 
-def native_codec(expanded: dict[str, Any], bounds: Mapping[tuple[str, str], int]) -> Any | None:
-    """Puente's native codec for this writer schema, holding arrays and maps to ``bounds``, or None (then fastavro
-    does everything).
+def native_codec(expanded: dict[str, Any], bounds: Mapping[tuple[str, str], int],
+                 texts: Mapping[tuple[str, str], int] | None = None) -> Any | None:
+    """Puente's native codec for this writer schema, holding arrays and maps to ``bounds`` and measuring strings by
+    ``texts`` (``Text``), or None (then fastavro does everything).
 
     The native codec (``native/``, Rust, built by ``make setup``) reads bytes directly into
     the same Python values fastavro gives, and writes the same bytes for the values it is
@@ -220,7 +245,7 @@ def native_codec(expanded: dict[str, Any], bounds: Mapping[tuple[str, str], int]
     if getattr(puente_avro, "INTERFACE", None) != _NATIVE_INTERFACE:
         return None
     try:
-        return puente_avro.Codec(json.dumps(expanded), UTC, dict(bounds))
+        return puente_avro.Codec(json.dumps(expanded), UTC, dict(bounds), dict(texts or {}))
     except ValueError:
         return None
 
@@ -276,7 +301,7 @@ def body_check(writer: SchemaVersion, bounds: Mapping[tuple[str, str], int]
         decode = native.decode
 
         def native_check(data: bytes) -> tuple[int, list[Over] | None]:
-            _, end, over = decode(data, HEADER_LEN)
+            _, end, over, _ = decode(data, HEADER_LEN)
             return end, over
 
         return native_check

@@ -17,7 +17,10 @@
 //! are skipped (read and checked as a value is, so what is refused as corrupt is the same, but never
 //! built), it decodes as empty, and decoding goes on; ``decode`` then names each such array (its
 //! path, its entries, its bound and where its bytes lie), for Puente to refuse the record with the
-//! rest of its value.
+//! rest of its value. A string a record field holds may be given a bound in characters too: it is
+//! decoded whole, and ``decode`` names the first string past its bound and counts the characters of
+//! the bounded strings, so that Puente holds an alert to its text bounds without walking it again;
+//! it also says whether all text is printable ASCII, in which no character can hide.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +41,8 @@ enum Node {
     Float,
     Double,
     Bytes,
-    Str,
+    /// A string, and the most characters it may hold where a bound is given (``texts``): counted, never cut.
+    Str(Option<usize>),
     TimestampMillis,
     TimestampMicros,
     Date,
@@ -56,6 +60,9 @@ struct Compiler<'py> {
     open: Vec<String>,
     /// Most entries of an array or map, by the full name of the record and the field that hold it.
     bounds: HashMap<(String, String), usize>,
+    /// Most characters of a string, by the full name of the record and the field that hold it (or hold an array of
+    /// such strings).
+    texts: HashMap<(String, String), usize>,
 }
 
 fn err<T>(msg: impl Into<String>) -> PyResult<T> {
@@ -93,14 +100,15 @@ impl<'py> Compiler<'py> {
     }
 
     /// ``bound`` is a record field's: it holds the array or map the field is (or one of its union's) to it.
-    fn compile(&mut self, schema: &Value, namespace: &str, bound: Option<usize>) -> PyResult<Arc<Node>> {
+    /// ``text`` too: it holds the string the field is (or one of its union's, or its array's items) to it.
+    fn compile(&mut self, schema: &Value, namespace: &str, bound: Option<usize>, text: Option<usize>) -> PyResult<Arc<Node>> {
         match schema {
-            Value::String(name) => self.primitive_or_named(name, namespace),
+            Value::String(name) => self.primitive_or_named(name, namespace, text),
             Value::Array(branches) => {
                 let mut out = Vec::with_capacity(branches.len());
                 let mut names = Vec::with_capacity(branches.len());
                 for b in branches {
-                    out.push(self.compile(b, namespace, bound)?);
+                    out.push(self.compile(b, namespace, bound, text)?);
                     names.push(Self::branch_name(b, namespace));
                 }
                 Ok(Arc::new(Node::Union(out, names)))
@@ -139,15 +147,15 @@ impl<'py> Compiler<'py> {
                         }
                         "array" => {
                             let items = map.get("items").ok_or_else(|| PyValueError::new_err("array without items"))?;
-                            Ok(Arc::new(Node::Array(self.compile(items, namespace, None)?, bound)))
+                            Ok(Arc::new(Node::Array(self.compile(items, namespace, None, text)?, bound)))
                         }
                         "map" => {
                             let values = map.get("values").ok_or_else(|| PyValueError::new_err("map without values"))?;
-                            Ok(Arc::new(Node::Map(self.compile(values, namespace, None)?, bound)))
+                            Ok(Arc::new(Node::Map(self.compile(values, namespace, None, text)?, bound)))
                         }
-                        other => self.primitive_or_named(other, namespace),
+                        other => self.primitive_or_named(other, namespace, text),
                     },
-                    nested => self.compile(nested, namespace, bound),
+                    nested => self.compile(nested, namespace, bound, text),
                 }
             }
             _ => err("schema is not a string, list or object"),
@@ -162,8 +170,9 @@ impl<'py> Compiler<'py> {
         for f in fields {
             let name = f.get("name").and_then(Value::as_str).ok_or_else(|| PyValueError::new_err("field without a name"))?;
             let ty = f.get("type").ok_or_else(|| PyValueError::new_err("field without a type"))?;
-            let bound = self.bounds.get(&(full.clone(), name.to_string())).copied();
-            out.push((PyString::intern(self.py, name).unbind(), self.compile(ty, &space, bound)?));
+            let key = (full.clone(), name.to_string());
+            let (bound, text) = (self.bounds.get(&key).copied(), self.texts.get(&key).copied());
+            out.push((PyString::intern(self.py, name).unbind(), self.compile(ty, &space, bound, text)?));
         }
         self.open.pop();
         let node = Arc::new(Node::Record(out));
@@ -171,7 +180,7 @@ impl<'py> Compiler<'py> {
         Ok(node)
     }
 
-    fn primitive_or_named(&mut self, name: &str, namespace: &str) -> PyResult<Arc<Node>> {
+    fn primitive_or_named(&mut self, name: &str, namespace: &str, text: Option<usize>) -> PyResult<Arc<Node>> {
         let node = match name {
             "null" => Node::Null,
             "boolean" => Node::Boolean,
@@ -180,7 +189,7 @@ impl<'py> Compiler<'py> {
             "float" => Node::Float,
             "double" => Node::Double,
             "bytes" => Node::Bytes,
-            "string" => Node::Str,
+            "string" => Node::Str(text),
             _ => {
                 let full = if name.contains('.') || namespace.is_empty() { name.to_string() } else { format!("{namespace}.{name}") };
                 for candidate in [full.as_str(), name] {
@@ -213,6 +222,12 @@ struct Reader<'a> {
     pos: usize,
     /// The arrays and maps past their bound so far, in the order their bytes come.
     over: Vec<Over>,
+    /// The characters of the bounded strings read so far.
+    chars: usize,
+    /// The first string read past its bound (``count``: its characters; no offsets), if any: at most one.
+    long: Vec<Over>,
+    /// Whether every string and map key read so far is printable ASCII or a line feed, and no bytes were read.
+    plain: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -403,7 +418,7 @@ fn write(out: &mut Vec<u8>, node: &Node, v: &Bound<'_, PyAny>) -> Result<(), Uns
             }
             out.extend_from_slice(b.as_bytes());
         }
-        Node::Str => {
+        Node::Str(_) => {
             let s = v.downcast_exact::<PyString>().map_err(|_| Unsure)?;
             put_str(out, s.to_str().map_err(|_| Unsure)?);
         }
@@ -515,11 +530,19 @@ struct Codec {
     utc: Py<PyTzInfo>,
 }
 
-/// ``r.over`` from ``mark`` on, each with ``step`` added to its path (on the way out of a field or an entry).
-fn within(r: &mut Reader<'_>, mark: usize, step: &str) {
-    for o in &mut r.over[mark..] {
+/// ``r.over`` from ``mark`` on and ``r.long`` from ``long`` on, each with ``step`` added to its path (on the way out
+/// of a field or an entry).
+fn within(r: &mut Reader<'_>, mark: usize, long: usize, step: &str) {
+    for o in r.over[mark..].iter_mut().chain(r.long[long..].iter_mut()) {
         o.steps.push(step.to_string());
     }
+}
+
+/// Whether ``raw`` is printable ASCII (0x20 to 0x7E) and line feeds only: text in which no character can hide
+/// another (what Python's ``broker.pipeline.hidden_char`` looks for is all outside it).
+#[inline]
+fn plain_ascii(raw: &[u8]) -> bool {
+    raw.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\n')
 }
 
 impl Codec {
@@ -537,16 +560,27 @@ impl Codec {
             Node::Double => f64::from_le_bytes(r.take(8)?.try_into().unwrap()).into_pyobject(py)?.into_any(),
             Node::Bytes => {
                 let n = r.length()?;
+                r.plain = false;
                 PyBytes::new(py, r.take(n)?).into_any()
             }
-            Node::Fixed(n) => PyBytes::new(py, r.take(*n)?).into_any(),
-            Node::Str => {
+            Node::Fixed(n) => {
+                r.plain = false;
+                PyBytes::new(py, r.take(*n)?).into_any()
+            }
+            Node::Str(text) => {
                 let n = r.length()?;
                 let raw = r.take(n)?;
-                match std::str::from_utf8(raw) {
-                    Ok(s) => PyString::new(py, s).into_any(),
-                    Err(_) => return err("string is not UTF-8"),
+                let s = std::str::from_utf8(raw).map_err(|_| PyValueError::new_err("string is not UTF-8"))?;
+                let ascii = plain_ascii(raw);
+                r.plain &= ascii;
+                if let Some(most) = *text {
+                    let chars = if ascii { raw.len() } else { s.chars().count() };
+                    r.chars += chars;
+                    if chars > most && r.long.is_empty() {
+                        r.long.push(Over { steps: Vec::new(), count: chars, bound: most, start: 0, end: 0 });
+                    }
                 }
+                PyString::new(py, s).into_any()
             }
             Node::TimestampMillis | Node::TimestampMicros => {
                 let per_sec: i64 = if matches!(node, Node::TimestampMillis) { 1_000 } else { 1_000_000 };
@@ -561,10 +595,10 @@ impl Codec {
             Node::Record(fields) => {
                 let dict = PyDict::new(py);
                 for (name, ty) in fields {
-                    let mark = r.over.len();
+                    let (mark, long) = (r.over.len(), r.long.len());
                     let value = self.read(py, ty, r)?;
-                    if r.over.len() > mark {
-                        within(r, mark, name.bind(py).to_str()?);
+                    if r.over.len() > mark || r.long.len() > long {
+                        within(r, mark, long, name.bind(py).to_str()?);
                     }
                     dict.set_item(name.bind(py), value)?;
                 }
@@ -586,7 +620,7 @@ impl Codec {
             }
             Node::Array(items, bound) => {
                 let list = PyList::empty(py);
-                let (start, mark) = (r.pos, r.over.len());
+                let (start, mark, long) = (r.pos, r.over.len(), r.long.len());
                 let mut seen: usize = 0;
                 loop {
                     let (count, size) = r.block("array")?;
@@ -616,14 +650,14 @@ impl Codec {
                         return err("array block size is not its items' size");
                     }
                 }
-                if r.over.len() > mark {
-                    within(r, mark, "[]");
+                if r.over.len() > mark || r.long.len() > long {
+                    within(r, mark, long, "[]");
                 }
                 list.into_any()
             }
             Node::Map(values, bound) => {
                 let dict = PyDict::new(py);
-                let (start, mark) = (r.pos, r.over.len());
+                let (start, mark, long) = (r.pos, r.over.len(), r.long.len());
                 let mut seen: usize = 0;
                 loop {
                     let (count, size) = r.block("map")?;
@@ -648,6 +682,7 @@ impl Codec {
                     let block_start = r.pos;
                     for _ in 0..count {
                         let key = r.key()?;
+                        r.plain &= plain_ascii(key.as_bytes());
                         let value = self.read(py, values, r)?;
                         dict.set_item(PyString::new(py, key), value)?;
                     }
@@ -655,8 +690,8 @@ impl Codec {
                         return err("map block size is not its items' size");
                     }
                 }
-                if r.over.len() > mark {
-                    within(r, mark, "[]");
+                if r.over.len() > mark || r.long.len() > long {
+                    within(r, mark, long, "[]");
                 }
                 dict.into_any()
             }
@@ -691,7 +726,7 @@ impl Codec {
             Node::Fixed(n) => {
                 r.take(*n)?;
             }
-            Node::Str => {
+            Node::Str(_) => {
                 let n = r.length()?;
                 if std::str::from_utf8(r.take(n)?).is_err() {
                     return err("string is not UTF-8");
@@ -758,12 +793,15 @@ impl Codec {
 impl Codec {
     /// Compile ``schema_json`` (the writer schema, expanded). ValueError if it is not supported.
     /// ``bounds`` maps (record full name, field name) to the most entries of the array or map that
-    /// field holds: one past it decodes as empty, and ``decode`` names it.
+    /// field holds: one past it decodes as empty, and ``decode`` names it. ``texts`` maps them to the most
+    /// characters of the string the field holds (or of each string of its array): a string past it is decoded
+    /// whole, and ``decode`` names the first such.
     #[new]
-    fn new(py: Python<'_>, schema_json: &str, utc: Bound<'_, PyTzInfo>, bounds: HashMap<(String, String), usize>) -> PyResult<Self> {
+    fn new(py: Python<'_>, schema_json: &str, utc: Bound<'_, PyTzInfo>, bounds: HashMap<(String, String), usize>,
+           texts: HashMap<(String, String), usize>) -> PyResult<Self> {
         let schema: Value = serde_json::from_str(schema_json).map_err(|e| PyValueError::new_err(format!("schema is not JSON: {e}")))?;
-        let mut compiler = Compiler { py, named: HashMap::new(), open: Vec::new(), bounds };
-        let root = compiler.compile(&schema, "", None)?;
+        let mut compiler = Compiler { py, named: HashMap::new(), open: Vec::new(), bounds, texts };
+        let root = compiler.compile(&schema, "", None, None)?;
         Ok(Codec { root, utc: utc.unbind() })
     }
 
@@ -778,25 +816,31 @@ impl Codec {
         }
     }
 
-    /// Decode one value from ``data`` starting at ``offset``; return it, the offset after it, and None, or, when
+    /// Decode one value from ``data`` starting at ``offset``; return it, the offset after it, None or, when
     /// arrays or maps were past their bound (decoded as empty), a list of ``(path, entries, bound, start, end)``
     /// for each, in the order of their bytes (``payload.detainees[].documents``; ``start``, ``end``: offsets in
-    /// ``data``). None of them lies within another.
+    /// ``data``; none of them lies within another), and what its text holds: ``(characters, plain, long)``, the
+    /// characters of its bounded strings (``texts``) in all, whether every string and map key is printable ASCII
+    /// or line feeds (and no bytes value was read), and None or ``(path, characters, bound)`` for the first
+    /// string past its bound. Strings within an array past its bound are not counted.
     #[allow(clippy::type_complexity)]
     fn decode<'py>(&self, py: Python<'py>, data: &[u8], offset: usize)
-                   -> PyResult<(Bound<'py, PyAny>, usize, Option<Vec<(String, usize, usize, usize, usize)>>)> {
+                   -> PyResult<(Bound<'py, PyAny>, usize, Option<Vec<(String, usize, usize, usize, usize)>>,
+                                (usize, bool, Option<(String, usize, usize)>))> {
         if offset > data.len() {
             return err("offset beyond the data");
         }
-        let mut r = Reader { buf: data, pos: offset, over: Vec::new() };
+        let mut r = Reader { buf: data, pos: offset, over: Vec::new(), chars: 0, long: Vec::new(), plain: true };
         let value = self.read(py, &self.root, &mut r)?;
         let over = if r.over.is_empty() {
             None
         } else {
             Some(r.over.into_iter().map(|o| (path(&o.steps), o.count, o.bound, o.start, o.end)).collect())
         };
-        Ok((value, r.pos, over))
+        let long = r.long.into_iter().next().map(|o| (path(&o.steps), o.count, o.bound));
+        Ok((value, r.pos, over, (r.chars, r.plain, long)))
     }
+
 }
 
 /// ``payload.detainees[].documents`` from its steps, innermost first.
@@ -814,8 +858,9 @@ fn path(steps: &[String]) -> String {
 #[pymodule]
 fn puente_avro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
-    // What Python checks before it uses this build (schemas._codec): 3 since an array or map past its bound
-    // decodes as empty and ``decode`` names it (2, never released, raised at its count).
-    m.add("INTERFACE", 3)?;
+    // What Python checks before it uses this build (schemas._codec): 4 since ``decode`` says what the text holds
+    // and strings have bounds (``texts``); 3 since an array or map past its bound decodes as
+    // empty and ``decode`` names it (2, never released, raised at its count).
+    m.add("INTERFACE", 4)?;
     Ok(())
 }

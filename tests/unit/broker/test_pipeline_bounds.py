@@ -283,3 +283,25 @@ def test_a_recalls_id_is_held_to_its_bound_before_it_is_scanned(monkeypatch: pyt
     monkeypatch.setattr(pipeline, "hidden_char", scan)
     out = _admitted("SNM", recall)
     assert out.dead_reason == "invalid" and "at most 200 are accepted" in out.entry["detail"]
+
+
+def test_an_alert_whose_text_is_printable_ascii_is_not_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text the codec measured as printable ASCII and line feeds holds no hidden character: the scan is not run. Text
+    with any other character is scanned, and a hidden one still refuses the alert."""
+    def scan(alert: Any) -> None:
+        raise AssertionError("scanned")
+
+    def ascii_only(alert: dict[str, Any]) -> None:
+        alert["summary"], alert["location"] = "Seizure at the\nDarien gap", None
+        alert["payload"]["person"].update(given_names="Ana", surnames="Paz")
+        alert["markings"]["originator"]["unit"] = None
+
+    monkeypatch.setattr(pipeline, "hidden_char", scan)
+    if not alert_codec().uses_native:  # without the native codec, every alert is scanned
+        assert _admitted("SNM", ascii_only).dead_reason == "internal"
+        return
+    plain = _admitted("SNM", ascii_only)
+    assert plain.dead_reason is None
+    monkeypatch.undo()
+    hidden = _admitted("SNM", _set("summary", "Seizure at the \u202eDarién gap"))
+    assert hidden.dead_reason == "invalid" and "U+202E" in hidden.entry["detail"]
