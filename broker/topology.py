@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from broker.audit.verify import Holds
@@ -166,7 +166,8 @@ _WORDS = struct.Struct("<I")
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash of a record key (``org.apache.kafka.common.utils.Utils.murmur2``), as an
-    unsigned 32-bit value: what its default partitioner, and every client's, places a key by."""
+    unsigned 32-bit value: what its default partitioner, and every client's, places a key by. (``key_partition``
+    takes the native codec's, the same hash twenty times faster, where it is built.)"""
     length = len(data)
     h = (0x9747B28C ^ length) & 0xFFFFFFFF
     whole = length & ~3
@@ -188,10 +189,18 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+_murmur2: Callable[[bytes], int] = murmur2
+try:  # the native codec's build (``native/``): the same hash, a unit test holds it so
+    from puente_avro import murmur2 as _native_murmur2
+    _murmur2 = _native_murmur2
+except ImportError:  # not built here, or a build from before it had murmur2
+    pass
+
+
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` among ``partitions``: every version of
     an alert (its id is the key) lands in one partition, so in one slot with its state."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return (_murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def feed_partition(key: bytes, partitions: int) -> int:

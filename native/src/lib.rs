@@ -20,7 +20,8 @@
 //! rest of its value. A string a record field holds may be given a bound in characters too: it is
 //! decoded whole, and ``decode`` names the first string past its bound and counts the characters of
 //! the bounded strings, so that Puente holds an alert to its text bounds without walking it again;
-//! it also says whether all text is printable ASCII, in which no character can hide.
+//! it also says whether all text is printable ASCII, in which no character can hide. ``murmur2`` is
+//! Kafka's key hash, which Puente checks each ingress record's partition by.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -843,6 +844,36 @@ impl Codec {
 
 }
 
+/// Kafka's murmur2 hash of ``data`` (``org.apache.kafka.common.utils.Utils.murmur2``), as an unsigned 32-bit
+/// value: what Kafka's default partitioner places a record key by.
+#[pyfunction]
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        let mut k = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = words.remainder();
+    if rest.len() == 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
 /// ``payload.detainees[].documents`` from its steps, innermost first.
 fn path(steps: &[String]) -> String {
     let mut out = String::new();
@@ -858,8 +889,9 @@ fn path(steps: &[String]) -> String {
 #[pymodule]
 fn puente_avro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
+    m.add_function(wrap_pyfunction!(murmur2, m)?)?;
     // What Python checks before it uses this build (schemas._codec): 4 since ``decode`` says what the text holds
-    // and strings have bounds (``texts``); 3 since an array or map past its bound decodes as
+    // and strings have bounds (``texts``), and ``Codec.murmur2``; 3 since an array or map past its bound decodes as
     // empty and ``decode`` names it (2, never released, raised at its count).
     m.add("INTERFACE", 4)?;
     Ok(())
