@@ -20,6 +20,9 @@ def frame_alert(agency: str, key_id: str, mac_key: SecretBytes, alert: dict[str,
     return alert["alert_id"].encode(), value, headers
 
 
+_RAW_CHECK = 1024  # ``send_raw``'s sends held before the ones done are checked and let go
+
+
 class IngressPublisher:
     """Writes one agency's alerts to its ingress topic, idempotently, with its origin MAC.
 
@@ -33,13 +36,18 @@ class IngressPublisher:
         self.topic = (names or TopicNames()).ingress(agency)
         self._producer = producer(conn, f"puente-adapter-{agency}", acks="all", enable_idempotence=True,
                                   linger_ms=5, max_batch_size=256 * 1024)
+        self._raw: list[asyncio.Future[Any]] = []  # ``send_raw``'s sends not yet known to have succeeded
 
     async def __aenter__(self) -> IngressPublisher:
         await start(self._producer, self.conn, f"publishing to {self.topic}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await stop_client(self._producer)
+        try:
+            if exc[0] is None:  # leaving normally: every record sent raw must have reached Kafka
+                await self.flush()
+        finally:
+            await stop_client(self._producer)
 
     def frame(self, alert: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         """The key, value and headers of one alert, without sending it."""
@@ -55,12 +63,23 @@ class IngressPublisher:
         return fut
 
     async def flush(self) -> None:
-        """Wait until every queued record has been sent."""
+        """Wait until every queued record has been sent; raise the first failure of a record sent by ``send_raw``."""
         await self._producer.flush()
+        raw, self._raw = self._raw, []
+        for outcome in await asyncio.gather(*raw, return_exceptions=True):  # each one's failure retrieved
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """Send already-framed bytes (used to replay or to inject test input)."""
-        await self._producer.send(self.topic, value, key=key, headers=headers)
+        """Send already-framed bytes (used to replay or to inject test input), without waiting for Kafka: ``flush``,
+        and leaving the publisher, wait for it and raise if it failed, so that no record sent this way is lost
+        unsaid; one found failed meanwhile raises at the next send."""
+        self._raw.append(await self._producer.send(self.topic, value, key=key, headers=headers))
+        if len(self._raw) >= _RAW_CHECK:
+            for fut in self._raw:
+                if fut.done():
+                    fut.result()  # raises the send's failure
+            self._raw = [fut for fut in self._raw if not fut.done()]
 
     async def publish(self, alerts: Iterable[dict[str, Any]]) -> int:
         """Send every alert; returns how many were sent once all are acknowledged."""
