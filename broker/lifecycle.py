@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import weakref
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,11 +64,11 @@ class LifecycleStateError(PuenteError):
     """A lifecycle state record that cannot be read: the slot stops rather than guess."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True, weakref_slot=True)
 class AlertState:
-    """One alert's life so far, as the broker acted on it. Never changed once made, its dicts neither: a new version
-    of an alert gets a new state, and a slot's book shares one state between all the alerts whose states are equal
-    (``LifecycleBook.put``)."""
+    """One alert's life so far, as the broker acted on it. Never changed once made, and its dicts must never be
+    changed in place either (a later state may take an earlier one's unchanged dicts; a changed one is a new dict): a
+    slot's book shares one state between all the alerts whose states are equal (``LifecycleBook.put``)."""
 
     version: int
     """The latest version processed."""
@@ -167,14 +168,13 @@ class LifecycleBook:
     slack covers a worker clock up to about half a day off Kafka's). None: every state is kept."""
 
     PRUNE_SLACK_MS = 86_400_000
-    SHARED_LIMIT = 65_536
-    """The most distinct states the book keeps one copy of to share (``put``): past it, it starts again."""
 
     def __init__(self, retention_ms: int | None = None) -> None:
         self._states: dict[str, AlertState] = {}
         self._written: dict[str, int] = {}  # alert id -> when its state was written (ms), oldest first
         self._retention_ms = retention_ms
-        self._shared: dict[tuple[Any, ...], AlertState] = {}
+        # Each distinct state, for as long as some alert of the book (or of a batch in the works) holds it.
+        self._shared: weakref.WeakValueDictionary[tuple[Any, ...], AlertState] = weakref.WeakValueDictionary()
 
     def __len__(self) -> int:
         return len(self._states)
@@ -193,13 +193,12 @@ class LifecycleBook:
 
         The book holds one copy of equal states: most alerts reach the same partners at version 1 from the same
         originator, and a state of its own for each took about 1.1 KB (a book the lifecycle topic's five years
-        fill would not fit in a worker's memory); shared, an alert costs its id and its place in the book."""
+        fill would not fit in a worker's memory); shared, an alert costs its id and its place in the book. A state
+        no alert holds any longer (pruned, or replaced by a later version's) is let go with its last holder."""
         key = (state.version, tuple(state.holders.items()), state.recalled, state.originator, state.by_id,
                state.by_slot, tuple(state.counts.items()))
         shared = self._shared.get(key)
         if shared is None:
-            if len(self._shared) >= self.SHARED_LIMIT:
-                self._shared.clear()
             shared = self._shared[key] = state
         self._states[alert_id] = shared
         self._written.pop(alert_id, None)

@@ -363,9 +363,9 @@ def test_a_state_is_written_and_read_back_and_anything_else_stops_the_slot() -> 
 
 
 def test_a_book_holds_one_copy_of_equal_states_and_each_alert_reads_its_own() -> None:
-    """Alerts whose states are equal share one; a state differing in any field is its own; the copies kept to share
-    start again past ``SHARED_LIMIT`` and each alert still reads its own state. A state cannot be changed in place,
-    so a shared one never changes another alert's."""
+    """Alerts whose states are equal share one; a state differing in any field is its own; a state no alert holds
+    any longer (pruned, or replaced) is let go. A state cannot be changed in place, so a shared one never changes
+    another alert's."""
     book = LifecycleBook()
     fields = [AlertState(1, {"COL": 1}, originator="SNM", counts={"COL": 3}),
               AlertState(2, {"COL": 1}, originator="SNM", counts={"COL": 3}),
@@ -384,11 +384,15 @@ def test_a_book_holds_one_copy_of_equal_states_and_each_alert_reads_its_own() ->
     assert len({id(book.get(f"SNM:A-{i}")) for i in range(len(fields))}) == len(fields)
     with pytest.raises(AttributeError):
         book.get("SNM:A-0").version = 3  # type: ignore[misc, union-attr]
-    small = LifecycleBook()
-    small.SHARED_LIMIT = 4
-    for n in range(1, 20):
-        small.put(f"SNM:C-{n}", AlertState(n, {"COL": n}))
-    assert [small.get(f"SNM:C-{n}") for n in range(1, 20)] == [AlertState(n, {"COL": n}) for n in range(1, 20)]
+    pruned = LifecycleBook(retention_ms=1000)
+    for n in range(1, 2001):
+        pruned.put(f"SNM:C-{n}", AlertState(n, {"COL": n}), written_ms=n)
+    pruned.put("SNM:C-1", AlertState(1, {"COL": 1}), written_ms=10**9)  # a later write of the first
+    assert len(pruned._shared) == 2000
+    assert pruned.prune(10**9) == 1999 and len(pruned) == 1
+    assert len(pruned._shared) == 1 and pruned.get("SNM:C-1") == AlertState(1, {"COL": 1})
+    pruned.put("SNM:C-1", AlertState(2, {"COL": 2}), written_ms=10**9)
+    assert list(pruned._shared.values()) == [AlertState(2, {"COL": 2})]
 
 
 def test_a_book_of_many_alerts_holds_a_few_hundred_bytes_each() -> None:
