@@ -135,7 +135,8 @@ def _codes(values: Any, where: str, key: str, entries: int) -> int:
 
 # The same bounds by the record type that holds each string field (the payload table is looked for in each payload
 # type), for the native codec, which measures strings as it decodes them (``text_problem``). Every string of the
-# alert schema is bounded here, each record type at its one place in an alert (a test holds both so).
+# alert schema is bounded here, with the walk's bound wherever its record type lies in an alert (a person, under
+# payload.person and payload.detainees[], has one table): a test holds both so.
 _CODE_LISTS = {"puente.Markings": _MARKING_LISTS, "puente.Lifecycle": ("partners",),
                "puente.BorderEvent": ("nationalities_observed",), "puente.Person": ("nationalities",)}
 TEXT_BOUNDS: Mapping[tuple[str, str], int] = MappingProxyType({

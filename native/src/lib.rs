@@ -823,7 +823,8 @@ impl Codec {
     /// ``data``; none of them lies within another), and what its text holds: ``(characters, plain, long)``, the
     /// characters of its bounded strings (``texts``) in all, whether every string and map key is printable ASCII
     /// or line feeds (and no bytes value was read), and None or ``(path, characters, bound)`` for the first
-    /// string past its bound. Strings within an array past its bound are not counted.
+    /// string past its bound. For a record with an array past its bound, which Puente refuses for that, the text
+    /// measure is of no use: strings of the array's blocks before the one that took it past are counted, after not.
     #[allow(clippy::type_complexity)]
     fn decode<'py>(&self, py: Python<'py>, data: &[u8], offset: usize)
                    -> PyResult<(Bound<'py, PyAny>, usize, Option<Vec<(String, usize, usize, usize, usize)>>,
@@ -891,7 +892,8 @@ fn puente_avro(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
     m.add_function(wrap_pyfunction!(murmur2, m)?)?;
     // What Python checks before it uses this build (schemas._codec): 4 since ``decode`` says what the text holds
-    // and strings have bounds (``texts``), and ``Codec.murmur2``; 3 since an array or map past its bound decodes as
+    // and strings have bounds (``texts``; ``murmur2`` came later in 4, and Python falls back where a build lacks
+    // it); 3 since an array or map past its bound decodes as
     // empty and ``decode`` names it (2, never released, raised at its count).
     m.add("INTERFACE", 4)?;
     Ok(())
