@@ -155,6 +155,7 @@ class Outcome:
     """The key and value of a dead letter cut to ``MAX_DEAD_LETTER`` (see ``dead_letter_body``)."""
     seen_id: str | None = None
     decisions: list[tuple[str, str]] = field(default_factory=list)
+    """(partner, outcome) of each decision, as the metrics count them: the policy's partners, or ``FORMER_PARTNER``."""
     state: AlertState | None = None
     """The alert's lifecycle state after this version, to write with the batch; None: nothing to keep."""
     by_id: frozenset[str] = frozenset()
@@ -172,6 +173,10 @@ class Outcome:
 
 
 _EARLIEST_APPEND_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
+FORMER_PARTNER = "(not in the policy)"
+"""How a holder the policy no longer names is counted (``Pipeline._orphans``): one label for all such partners."""
 
 
 def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
@@ -454,11 +459,13 @@ class Pipeline:
     def _orphans(self, held: dict[str, int], version: int, holders: dict[str, int], out: Outcome) -> None:
         """Holders the policy no longer names: no key to seal a notice with, so they still hold it,
         and the audit says so for every version until the policy names them again (under the partner's
-        reference, as its later notices: ``audit recalls`` takes those as carrying on the failed one)."""
+        reference, as its later notices: ``audit recalls`` takes those as carrying on the failed one).
+        Counted (``Outcome.decisions``, the metrics' partner label) as ``FORMER_PARTNER``, not by name: the names
+        come from the lifecycle states, and only the policy's partners may make a metric's labels."""
         for partner in sorted(set(held) - set(self._partner_ids)):
             self._reference(partner, out.entry["alert_id"], out)
             holders[partner] = held[partner]
-            out.decisions.append((partner, "RECALL_FAILED"))
+            out.decisions.append((FORMER_PARTNER, "RECALL_FAILED"))
             out.entry["decisions"].append({
                 "partner": partner, "decision": RECALL, "agreement": None, "rules": ["lifecycle.recall"],
                 "reasons": [f"held version {held[partner]}; version {version} cannot reach it: the policy no longer "

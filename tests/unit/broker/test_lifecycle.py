@@ -17,6 +17,7 @@ from worker_fakes import counted
 
 from broker import pipeline
 from broker.lifecycle import MAX_VERSION, AlertState, LifecycleBook, LifecycleStateError
+from broker.metrics import Metrics
 from broker.pipeline import WITHHOLD, Originator, Outcome, Pipeline
 from broker.topology import Slots, TopicNames, _murmur2, key_partition, murmur2
 from policies import alert_reference, recall_notice
@@ -360,6 +361,28 @@ def test_a_state_is_written_and_read_back_and_anything_else_stops_the_slot() -> 
                 b'{"alert_id": "SNM:X-1", "version": true, "holders": {}, "recalled": false}'):
         with pytest.raises(LifecycleStateError):
             book.load(b"SNM:X-1", bad)
+
+
+def test_holders_the_policy_no_longer_names_are_audited_by_name_and_counted_under_one_label() -> None:
+    """A state naming holders the policy does not (a partner removed since, or names no partner ever had): each is
+    in the audit entry by name, still a holder, and counted under ``FORMER_PARTNER``: a metric's partner label is
+    never a name read from a state."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    held = run.book.get(first["alert_id"])
+    assert held is not None
+    names = [f"GONE-{n:04d}" for n in range(50)]
+    run.book.put(first["alert_id"], dataclasses.replace(held, holders={**held.holders, **dict.fromkeys(names, 1)}))
+    out = run.send(_next(first, "UPDATE"))
+    audited = _by_partner(out)
+    assert all(audited[name]["decision"] == "RECALL" and audited[name]["sent"] is False for name in names)
+    assert out.state is not None and set(names) <= set(out.state.holders)
+    assert {p for p, _ in out.decisions} == {"COL", "USA", pipeline.FORMER_PARTNER}
+    assert out.decisions.count((pipeline.FORMER_PARTNER, "RECALL_FAILED")) == 50
+    metrics = Metrics()
+    metrics.count_batch([out], [NOW_MS])
+    assert not any(name in line for line in metrics.render().decode().splitlines() for name in names)
 
 
 def test_a_book_holds_one_copy_of_equal_states_and_each_alert_reads_its_own() -> None:
