@@ -1123,6 +1123,7 @@ _MARKING_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STATED_HANDLING = "H3"  # the handling code whose restriction markings.handling_text states, as the adapters write it
 MAX_MARKING_ENTRIES = 64
 _MARKING_LISTS = ("releasable_to", "caveats", "originator_consent")
+_MARKING_VALUES = ("classification", "handling_code", "source_reliability", "information_credibility")
 
 
 def dead_letter_source(entry: Mapping[str, Any]) -> str:
@@ -1196,6 +1197,11 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
     markings = alert["markings"]
     if (problem := _marking_lists_problem(markings, alert.get("lifecycle"))) is not None:
         return problem
+    for name in _MARKING_VALUES:
+        # Codes of the vocabulary, as the adapters write them: the audit entry records the classification, and
+        # the decisions' reasons quote an unknown one; free text there (a name) would reach them both.
+        if not _MARKING_CODE.fullmatch(markings[name]):
+            return f"markings.{name} must be a code: letters, digits and _ . -, at most 64"
     if markings.get("handling_text") and markings["handling_code"] != STATED_HANDLING:
         # As the adapters refuse it: the text states an H3 restriction, which under another code no partner
         # honours (views hold it only with H3), so the alert would go out wider than its originator wrote.

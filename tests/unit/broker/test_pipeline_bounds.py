@@ -305,3 +305,15 @@ def test_an_alert_whose_text_is_printable_ascii_is_not_scanned(monkeypatch: pyte
     monkeypatch.undo()
     hidden = _admitted("SNM", _set("summary", "Seizure at the \u202eDarién gap"))
     assert hidden.dead_reason == "invalid" and "U+202E" in hidden.entry["detail"]
+
+
+@pytest.mark.parametrize("field", ["classification", "handling_code", "source_reliability", "information_credibility"])
+def test_a_marking_that_is_not_a_code_is_invalid_and_never_quoted(field: str) -> None:
+    """The classification, the handling code and the grading are codes of the vocabulary, as the adapters write
+    them: free text there (a name) would reach the audit entry and the decisions' reasons. It is dead-lettered
+    ``invalid``, naming the field and never the value; an unknown code is the policy's to withhold."""
+    out = _admitted("SNM", _set(f"markings.{field}", "SECRETNAME123 Perez"))
+    assert out.dead_reason == "invalid" and not out.feeds
+    assert out.entry["detail"] == f"markings.{field} must be a code: letters, digits and _ . -, at most 64"
+    assert "SECRETNAME123" not in repr(out.entry) and "SECRETNAME123" not in repr(out.dead_letter)
+    assert _admitted("SNM", _set(f"markings.{field}", "UNHEARD_OF-2.1")).dead_reason is None
