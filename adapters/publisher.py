@@ -23,6 +23,12 @@ def frame_alert(agency: str, key_id: str, mac_key: SecretBytes, alert: dict[str,
 _RAW_CHECK = 1024  # ``send_raw``'s sends held before the ones done are checked and let go
 
 
+def _failure(fut: asyncio.Future[Any]) -> BaseException | None:
+    """Why a send done failed (its failure retrieved, so asyncio never reports it as unseen), or None."""
+    return asyncio.CancelledError("the send was cancelled before Kafka took it") if fut.cancelled() \
+        else fut.exception()
+
+
 class IngressPublisher:
     """Writes one agency's alerts to its ingress topic, idempotently, with its origin MAC.
 
@@ -37,16 +43,22 @@ class IngressPublisher:
         self._producer = producer(conn, f"puente-adapter-{agency}", acks="all", enable_idempotence=True,
                                   linger_ms=5, max_batch_size=256 * 1024)
         self._raw: list[asyncio.Future[Any]] = []  # ``send_raw``'s sends not yet known to have succeeded
+        self._check_at = _RAW_CHECK  # how many held sends make ``send_raw`` look at the ones done
 
     async def __aenter__(self) -> IngressPublisher:
         await start(self._producer, self.conn, f"publishing to {self.topic}")
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None = None, *_: object) -> None:
+        """Leaving normally (``exc_type`` None), wait for every record sent raw and raise the first that failed.
+        The producer is stopped whatever happens; a raw send not waited for is let go, its failure retrieved."""
         try:
-            if exc[0] is None:  # leaving normally: every record sent raw must have reached Kafka
+            if exc_type is None and self._raw:
                 await self.flush()
         finally:
+            for fut in self._raw:
+                fut.add_done_callback(_failure)
+            self._raw = []
             await stop_client(self._producer)
 
     def frame(self, alert: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -66,6 +78,7 @@ class IngressPublisher:
         """Wait until every queued record has been sent; raise the first failure of a record sent by ``send_raw``."""
         await self._producer.flush()
         raw, self._raw = self._raw, []
+        self._check_at = _RAW_CHECK
         for outcome in await asyncio.gather(*raw, return_exceptions=True):  # each one's failure retrieved
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -73,13 +86,15 @@ class IngressPublisher:
     async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """Send already-framed bytes (used to replay or to inject test input), without waiting for Kafka: ``flush``,
         and leaving the publisher, wait for it and raise if it failed, so that no record sent this way is lost
-        unsaid; one found failed meanwhile raises at the next send."""
+        unsaid; one found failed meanwhile raises at a later send, once."""
         self._raw.append(await self._producer.send(self.topic, value, key=key, headers=headers))
-        if len(self._raw) >= _RAW_CHECK:
-            for fut in self._raw:
-                if fut.done():
-                    fut.result()  # raises the send's failure
+        if len(self._raw) >= self._check_at:  # every ``_RAW_CHECK`` sends, not at each while Kafka is slow
+            done = [fut for fut in self._raw if fut.done()]
             self._raw = [fut for fut in self._raw if not fut.done()]
+            self._check_at = len(self._raw) + _RAW_CHECK
+            failures = [failure for failure in map(_failure, done) if failure is not None]  # each one retrieved
+            if failures:
+                raise failures[0]
 
     async def publish(self, alerts: Iterable[dict[str, Any]]) -> int:
         """Send every alert; returns how many were sent once all are acknowledged."""

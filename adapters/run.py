@@ -202,15 +202,17 @@ class AdapterRun:
                                              enable_idempotence=True),
                                     self.conn, f"writing {self.dead_topic}")
         except BaseException:
-            await self.__aexit__()
+            await self.__aexit__(*sys.exc_info())
             raise
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._publisher is not None:
-            await self._publisher.__aexit__()
-        if self._dlq is not None:
-            await stop_client(self._dlq)
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            if self._publisher is not None:
+                await self._publisher.__aexit__(*exc)  # leaving normally, it raises a raw send that failed
+        finally:
+            if self._dlq is not None:
+                await stop_client(self._dlq)
 
     async def refresh(self) -> None:
         """Read the ledger and the dead letters' keys anew from the agency's topics: what their retention keeps,

@@ -648,6 +648,7 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
 
     for pub in pubs.values():
         await pub.__aenter__()
+    raised: BaseException | None = None
     watcher = asyncio.create_task(observe())
     task = asyncio.create_task(child)
     warm_n, measure_n = int(rate * warm_s), int(rate * measure_s)
@@ -675,14 +676,17 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
         window_to_ms = time.time() * 1000
         measured = [frames[j][1] for j in range(probe + warm_n, last)]
         drained = await wait_seen(measured, 30.0)
+    except BaseException as exc:
+        raised = exc
+        raise
     finally:
         stop.set()
         result = await task
         done.set()
         await watcher
         await observer.stop()
-        for pub in pubs.values():
-            await pub.__aexit__(None, None, None)
+        for pub in pubs.values():  # leaving normally, a publisher raises a send that failed; else it lets it go
+            await pub.__aexit__(None if raised is None else type(raised))
     lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
     return {
         "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),
