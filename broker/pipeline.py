@@ -359,8 +359,9 @@ class Pipeline:
                                  else m["originator"]["agency"]),
             "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if unchecked
                                    else _bounded(m["originator"]["country"])),
-            "classification": ((m["classification"] if m["classification"] in self._levels else "(not a level)")
-                               if unchecked else _bounded(m["classification"])),
+            # A level of the policy's scale, whatever the version: any other value, a code in form as it may be,
+            # is the agency's text (a name, say), and the decisions say it is not a level.
+            "classification": m["classification"] if m["classification"] in self._levels else "(not a level)",
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
             "sector": _sector(alert),
             "ingress": where,

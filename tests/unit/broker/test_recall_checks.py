@@ -115,3 +115,20 @@ def test_content_versions_are_still_held_to_every_content_check() -> None:
         assert {d["decision"] for d in run.send(first).entry["decisions"]} == {"WITHHOLD"}
         out = run.send(_bad_content(_next(first, "UPDATE"), flaw))
         assert out.dead_reason == "invalid" and out.feeds == [], flaw
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_audit_records_a_classification_only_as_a_level_of_the_scale(version: int) -> None:
+    """A classification in the form of a code but not a level (an agency's text: a name written as one) is recorded
+    as ``(not a level)`` for every version, first or later, never as written; a level is recorded as it is."""
+    run = Run()
+    first = _first()
+    if version == 1:
+        first["markings"]["classification"] = "Juan.Perez.Pasaporte.AB123456"
+        out = run.send(first)
+    else:
+        run.send(first)
+        out = run.send(_next(first, "RECLASSIFY", classification="Juan.Perez.Pasaporte.AB123456"))
+    assert out.dead_reason is None and out.entry["classification"] == "(not a level)"
+    assert b"Juan.Perez" not in orjson.dumps(out.entry)
+    assert run.send(_first("CONFIDENCIAL") | {"alert_id": "SNM:LEVEL-1"}).entry["classification"] == "CONFIDENCIAL"
