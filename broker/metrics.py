@@ -4,7 +4,8 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
 
     puente_ingress_records_total{topic}                  ingress records committed (decided or dead-lettered)
     puente_ingress_skipped_records_total{topic}          ingress records deleted unread, skipped with --accept-gap
-    puente_decisions_total{partner,decision}            decisions committed
+    puente_decisions_total{partner,decision}            decisions committed (a holder the policy no longer names:
+                                                         partner "(not in the policy)", one label for all)
     puente_dead_letters_total{reason}                    dead letters written
     puente_transactions_total                            slot transactions committed
     puente_transaction_duration_seconds                  a slot batch, from its first record taken to its commit
