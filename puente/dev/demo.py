@@ -88,7 +88,7 @@ from puente import logs
 from puente.dev import samplegen
 from puente.dev.localkafka import LocalKafka
 from puente.dev.synthetic import generate
-from puente.errors import ConfigError, KafkaError
+from puente.errors import ConfigError, KafkaError, KafkaUnavailableError
 from puente.settings import PuenteSettings, load_settings
 from puente.strict import printable
 
@@ -362,6 +362,9 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     base = load_settings()
     local = LocalKafka("single")
     _only_local(base, local, "PUENTE_KEYS" in os.environ)
+    if not local.admin_config.exists():  # never started here: its admin's login is made at its first start
+        raise KafkaUnavailableError(f"the local Kafka is not running here (no {local.admin_config}): start it with "
+                                    "`puente kafka up`, or run `make demo`, which starts it")
     # the local Kafka, as its admin (as make demo runs)
     base = base.model_copy(update={"bootstrap": local.bootstrap, "client_config": local.admin_config})
     keys = base.keys if "PUENTE_KEYS" in os.environ else DEMO_HOME / "keys"

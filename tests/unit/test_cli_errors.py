@@ -409,3 +409,16 @@ def test_a_second_watcher_of_a_folder_stops_before_it_says_anything_or_reaches_k
     assert lines[0] == (f"puente: error: {drop} is watched already by the snm adapter (process 1): give each adapter "
                         "a drop folder of its own"), lines
     assert done.stdout == ""
+
+
+def test_the_demo_without_a_local_kafka_says_to_start_it(keys: Path, tmp_path: Path) -> None:
+    """`puente demo` where the local Kafka was never started says so in one line (exit 4, Kafka unavailable) and
+    names `puente kafka up`, rather than blaming a client configuration the user never named."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = _puente(keys, "demo", "--alerts", "10", PUENTE_HOME=str(home), PUENTE_CLIENT_CONFIG=None, PUENTE_KEYS=None,
+                   PUENTE_LOGINS=None)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 4 and len(lines) == 1, done.stderr
+    assert "the local Kafka is not running here" in lines[0] and "`puente kafka up`" in lines[0], lines
+    assert list(home.iterdir()) == []
