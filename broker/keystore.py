@@ -1182,12 +1182,17 @@ class Keystore:
         own blocks refused, and the other side keep using the old key."""
         for held in self.generations(owner, kind):
             old = parse_key_id(held.key_id).generation
-            if compare_generations(generation, old) != 1:
+            order = compare_generations(generation, old)
+            if order != 1:
+                why = ("comes before it or is the same" if order is not None else
+                       "cannot be ordered against it: labels compare only when they have the same shape, runs of "
+                       "digits and of letters in the same order, each letter run as long (2027a after 2026b, not 2027 "
+                       "or 2026ba)")
                 raise KeyMaterialError(
                     f"generation {generation[:40]} does not come after {old} ({held.key_id}, held in {self.path}): "
-                    "the other side takes the newest label for the key in use, and labels compare run by run, "
-                    "digits as numbers and letters alphabetically (2026a < 2026b < 2027a): choose one that comes "
-                    "after every generation held")
+                    f"it {why}; the other side takes the newest label for the key in use, and labels compare run by "
+                    "run, digits as numbers and letters alphabetically (2026a < 2026b < 2027a): choose one that "
+                    "comes after every generation held")
 
     def retired_files(self) -> list[Path]:
         """Files of the retired shared ``agency-mac`` keys (``<agency>-mac-<gen>.json``) still here."""

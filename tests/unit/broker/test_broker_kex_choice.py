@@ -103,12 +103,18 @@ def test_one_broker_key_under_two_ids_in_an_agencys_folder_is_refused(tmp_path: 
     assert "broker-kex-2026a" in str(info.value) and "broker-kex-2026b" in str(info.value)
 
 
-@pytest.mark.parametrize(("held", "new"), [("2026nov", "2026dec"), ("2026b", "2026a"), ("2026a", "spring"),
-                                           ("2026a", "2026A"), ("2026b", "2026b2")])
-def test_a_new_generation_must_come_after_every_one_held(tmp_path: Path, held: str, new: str) -> None:
+@pytest.mark.parametrize(("held", "new", "why"), [("2026nov", "2026dec", "comes before it"),
+                                                  ("2026b", "2026a", "comes before it"),
+                                                  ("2026a", "spring", "cannot be ordered"),
+                                                  ("2026a", "2026A", "cannot be ordered"),
+                                                  ("2026b", "2026b2", "cannot be ordered"),
+                                                  ("2026b", "2027", "cannot be ordered"),
+                                                  ("2026b", "2026ba", "cannot be ordered")])
+def test_a_new_generation_must_come_after_every_one_held(tmp_path: Path, held: str, new: str, why: str) -> None:
     """The other side takes the newest label for the key in use, and the broker's workers and `audit verify` take a
     block signed by a label that comes before one already used for a retired key: a new generation whose label does
-    not come after the old one's is refused in one line naming it, and nothing is written."""
+    not come after the old one's is refused in one line naming it and saying whether it comes before or cannot be
+    ordered (a label of another shape: 2027 after 2026b), and nothing is written."""
     broker = Keystore(tmp_path / "broker")
     broker.generate_own(Holder.BROKER, "broker", generation=held, now=T0)
     before = sorted(p.name for p in broker.path.iterdir())
@@ -116,6 +122,7 @@ def test_a_new_generation_must_come_after_every_one_held(tmp_path: Path, held: s
         broker.generate_own(Holder.BROKER, "broker", generation=new, now=T0 + timedelta(days=30))
     message = str(info.value)
     assert "\n" not in message and f"generation {new} does not come after {held}" in message
+    assert f"it {why}" in message
     assert sorted(p.name for p in broker.path.iterdir()) == before
 
 
