@@ -215,6 +215,18 @@ def test_a_partys_own_folder_is_named_as_such_and_never_told_to_give_up_its_keys
     assert "remove" not in found[0] and "move " not in found[0]
 
 
+def test_the_keys_root_named_for_the_brokers_folder_is_named_as_such(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lint --keys pointed at PUENTE_KEYS itself (the parties' folders, broker/ among them) says so in one finding
+    and names the broker's folder: never that broker/ is a folder to move out, nor to make the broker's keys there."""
+    Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN"], agreements=[], generation="2026a")
+    folder = tmp_path / "keys"
+    code, found = _lint_keys(folder, capsys)
+    assert code == 1 and len(found) == 1, found
+    assert found[0] == (f"{folder}: [keys] holds the parties' folders (broker/ among them) and no key: it looks like "
+                        f"PUENTE_KEYS itself; --keys names the broker's own folder, {folder / 'broker'}")
+
+
 def test_keys_the_policy_does_not_name_are_checked_too(
         tmp_path: Path, keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """lint --keys finds what stops the broker's start beyond the keys the policy names: an agency's key-agreement
