@@ -20,9 +20,9 @@ from puente.strict import one_line
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="each party's Kafka login (SCRAM) and client configuration")
     verbs = users.add_subparsers(dest="verb", required=True)
-    text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor) and "
-            "write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); disable the "
-            "login of every agency- or partner- user no longer named (a new password no one holds; its "
+    text = ("set a SCRAM-SHA-512 login for every party (each agency, the broker, each partner, the auditor, the "
+            "console) and write its client.properties into its folder under PUENTE_LOGINS (default: PUENTE_KEYS); "
+            "disable the login of every agency- or partner- user no longer named (a new password no one holds; its "
             "client.properties moved aside as .client.properties.former), and with --prune delete it; without "
             "--allow-many, refuse to disable or delete the logins of more than half of the agencies in use, or of "
             "more than half of the partners; run as the admin")

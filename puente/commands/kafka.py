@@ -51,7 +51,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "compose.yaml mounts (kept if present)")
     files = verbs.add_parser("compose-files", help=text, description=text)
     files.add_argument("--out", type=Path, default=Path("deploy"), metavar="DIR",
-                       help="where compose.yaml finds them (default: deploy, beside compose.yaml)")
+                       help="where compose.yaml finds them (default: ./deploy, in the current folder: run it "
+                            "beside compose.yaml)")
     files.set_defaults(func=_compose_files)
 
 
