@@ -1,6 +1,7 @@
 """The worker's pure work per alert, in process, without Kafka: what a slot does between a fetch and a send.
 
     python bench/bench_pipeline.py                 # 6,000 alerts, best of 5 rounds
+    python bench/bench_pipeline.py --quick         # 2,000 alerts, best of 3 (``make bench --quick``)
     python bench/bench_pipeline.py --profile 25    # and the 25 costliest functions (cProfile, one round)
 
 The broker is the one ``build_worker`` makes, on a copy of the shipped policy cut to the three partners
@@ -103,14 +104,17 @@ def _round(worker: Any, batches: list[tuple[int, list[Any]]], now: datetime) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alerts", type=int, default=6000, help="alerts per round (default 6,000)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; the best counts (default 5)")
+    parser.add_argument("--alerts", type=int, help="alerts per round (default 6,000; quick 2,000)")
+    parser.add_argument("--rounds", type=int, help="rounds; the best counts (default 5; quick 3)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run, a few seconds")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--profile", type=int, metavar="N", default=0,
                         help="after the rounds, profile one more and print its N costliest functions")
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"),
                         help="the profile's order: own time (default) or with callees")
     args = parser.parse_args(argv)
+    args.alerts = args.alerts or (2000 if args.quick else 6000)
+    args.rounds = args.rounds or (3 if args.quick else 5)
 
     from broker.kafka import KafkaConnection
     from broker.keystore import provision_all

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Puente's benchmarks: policy and crypto CPU costs (when those benches exist), then the broker end to end
+# Puente's benchmarks: policy, crypto and in-process pipeline CPU costs (when those benches exist), then the broker end to end
 # (bench/bench_broker.py) and the audit index at a million decisions (bench/bench_audit_index.py), on
 # the Kafka that PUENTE_CLIENT_CONFIG (with PUENTE_BOOTSTRAP) names when set, else on the local Kafka, which is started here if it is not running (and stopped again only if it
 # was started here) and pointed at with `eval "$(puente kafka env)"`: Puente has no default Kafka.
@@ -61,7 +61,7 @@ run() {
   fi
 }
 
-for bench in bench/bench_policy.py bench/bench_crypto.py; do
+for bench in bench/bench_policy.py bench/bench_crypto.py bench/bench_pipeline.py; do
   if [ -f "$bench" ]; then
     run "$(basename "$bench" .py)" "$PY" "$bench" "${quick[@]}"
   fi
