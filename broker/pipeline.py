@@ -287,8 +287,8 @@ class Pipeline:
         ``lifecycle_retention_days``: how long the lifecycle topic keeps a state
         (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
-        ``classifications``: the policy's classification scale, the only values a recall's audit entry records as
-        its classification (a recall's markings are checked for nothing else)."""
+        ``classifications``: the policy's classification scale, the only values an audit entry records as its
+        classification (any other is the agency's text; a recall's markings are checked for nothing else)."""
         self.policy = policy
         self._levels = frozenset(classifications)
         self.originators = dict(originators or {})

@@ -165,6 +165,12 @@ class _Facts:
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
 
+def _listed(codes: Mapping[str, Any]) -> str:
+    """The policy's codes of one marking: by rank where they are ranked (a scale, a grading), else as it lists them."""
+    ranked = all(type(value) is int for value in codes.values())
+    return ", ".join(sorted(codes, key=codes.__getitem__) if ranked else codes)
+
+
 def _unknown(values: list[Any], known: AbstractSet[str]) -> list[Any]:
     """The values not in ``known``, each once, in the order given."""
     return list(dict.fromkeys(v for v in values if v not in known))
@@ -178,8 +184,12 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     cred_rank = ps.credibility_rank.get(credibility, -1)
     grading_fail = None
     if rel_rank < 0 or cred_rank < 0:
-        grade = f"{excerpt(reliability)}/{excerpt(credibility)}"
-        grading_fail = (UNKNOWN_GRADING, f"grading {grade} is unknown to the policy")
+        # The value is not quoted, here nor for a classification or handling code: each is one code of a short list
+        # the policy states, and anything else is the agency's text, which an audit entry must not carry.
+        grading_fail = (UNKNOWN_GRADING, "; ".join(
+            f"the grading's {what} is not one the policy knows ({_listed(ranks)})"
+            for what, rank, ranks in (("source reliability", rel_rank, ps.reliability_rank),
+                                      ("information credibility", cred_rank, ps.credibility_rank)) if rank < 0))
     consent, rel, caveats = m["originator_consent"], m["releasable_to"], m["caveats"]
     if type(consent) is not list or type(rel) is not list or type(caveats) is not list:
         # Malformed: a dict or a string would be read as its keys or its characters, and a dict
@@ -239,7 +249,8 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
             _restrict(ps, partner, "caveat." + caveat, effect, consented, fails, notices)
     effect = f.handling_effect
     if effect is None:
-        fails.append((UNKNOWN_HANDLING, f"handling code {excerpt(f.handling)} is unknown to the policy"))
+        fails.append((UNKNOWN_HANDLING, f"the handling code is not one the policy knows "
+                                        f"({_listed(ps.handling_effects)})"))
     elif effect is not Effect.NONE:
         _restrict(ps, partner, f.handling_rule, effect, consented, fails, notices)
     if f.releasable_fail is not None:
@@ -343,7 +354,8 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
     notices: Fails = []
     cls_rank = f.cls_rank
     if cls_rank < 0:
-        fails.append((UNKNOWN_CLASSIFICATION, f"classification {excerpt(f.cls)} is not on the policy's scale"))
+        fails.append((UNKNOWN_CLASSIFICATION, f"the classification is not on the policy's scale "
+                                              f"({_listed(ps.class_rank)})"))
     elif cls_rank > partner.clearance_rank:
         fails.append((CLEARANCE, f"{f.cls} is above {partner.id}'s clearance ({partner.clearance})"))
     if f.grading_fail is not None:

@@ -78,6 +78,27 @@ def test_unknown_marking_withholds_from_every_partner(
         assert rule in decision.rule_ids
 
 
+@pytest.mark.parametrize(("field", "rule", "said"), [
+    ("classification", "unknown.classification",
+     "the classification is not on the policy's scale (PUBLICO, RESTRINGIDO, CONFIDENCIAL, SECRETO)"),
+    ("handling_code", "unknown.handling_code", "the handling code is not one the policy knows (H0, H1, H2, H3)"),
+    ("source_reliability", "unknown.grading",
+     "the grading's source reliability is not one the policy knows (A, B, C, D, E, F)"),
+    ("information_credibility", "unknown.grading",
+     "the grading's information credibility is not one the policy knows (1, 2, 3, 4, 5, 6)"),
+])
+def test_an_unknown_level_handling_code_or_grading_is_never_quoted(
+    policy_set: PolicySet, field: str, rule: str, said: str, make_alert: MakeAlert, now: datetime
+) -> None:
+    """A classification, handling code or grading the policy does not know is named by its field, with the codes
+    the policy knows, never quoted: anything but one of those is the agency's text (a name written as a code), and
+    the reasons reach the audit entry."""
+    alert = make_alert("darien_sighting", {f"markings.{field}": "Juan.Perez.Pasaporte.AB123456"})
+    for decision in decide_many(alert, list(policy_set.partners), policy_set, now):
+        assert decision.outcome is Outcome.WITHHOLD and rule in decision.rule_ids
+        assert said in decision.reasons and not any("Juan" in reason for reason in decision.reasons)
+
+
 def test_the_fixture_itself_is_delivered(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
     """The base alert of WITHHOLDS is delivered, so each withhold above is caused by its change."""
     for fixture, _, partner, rule in WITHHOLDS:
