@@ -46,7 +46,7 @@ if ! command -v "${PUENTE_CHROMIUM:-/usr/bin/chromium}" >/dev/null; then
     echo "setup: installing Debian's chromium for the console's browser tests (a few minutes the first time)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
       || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
-      || echo "setup: could not install chromium; the console's browser tests will fail (CI) or skip" >&2
+      || echo "setup: could not install chromium; the console's browser tests will fail until it is there" >&2
   else
     echo "setup: chromium not found; install Debian's 'chromium' package (or set PUENTE_CHROMIUM) for the console's browser tests" >&2
   fi
