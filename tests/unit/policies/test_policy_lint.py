@@ -221,10 +221,17 @@ def test_the_keys_root_named_for_the_brokers_folder_is_named_as_such(
     and names the broker's folder: never that broker/ is a folder to move out, nor to make the broker's keys there."""
     Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN"], agreements=[], generation="2026a")
     folder = tmp_path / "keys"
+    said = (f"{folder}: [keys] holds the parties' folders (broker/ and partners/ or agencies/): it looks like "
+            f"PUENTE_KEYS itself; --keys names the broker's own folder, {folder / 'broker'}")
     code, found = _lint_keys(folder, capsys)
-    assert code == 1 and len(found) == 1, found
-    assert found[0] == (f"{folder}: [keys] holds the parties' folders (broker/ among them) and no key: it looks like "
-                        f"PUENTE_KEYS itself; --keys names the broker's own folder, {folder / 'broker'}")
+    assert code == 1 and found == [said], found
+    (folder / "stray.json").write_text("{}", "utf-8")  # a stray file at the root changes nothing
+    code, found = _lint_keys(folder, capsys)
+    assert code == 1 and found == [said], found
+    # A broker folder holding a folder named broker (and no partners/ or agencies/) is the broker's, judged as such.
+    (folder / "broker" / "broker").mkdir()
+    code, found = _lint_keys(folder / "broker", capsys)
+    assert not any("PUENTE_KEYS itself" in line for line in found), found
 
 
 def test_keys_the_policy_does_not_name_are_checked_too(
