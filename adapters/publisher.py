@@ -23,6 +23,13 @@ def frame_alert(agency: str, key_id: str, mac_key: SecretBytes, alert: dict[str,
 _RAW_CHECK = 1024  # ``send_raw``'s sends held before the ones done are checked and let go
 
 
+def _first_of(failures: list[BaseException]) -> BaseException:
+    """The first failure, saying how many other sends failed with it (none is dropped unsaid)."""
+    if len(failures) > 1:
+        failures[0].add_note(f"{len(failures) - 1:,} other record(s) sent raw failed too")
+    return failures[0]
+
+
 def _failure(fut: asyncio.Future[Any]) -> BaseException | None:
     """Why a send done failed (its failure retrieved, so asyncio never reports it as unseen), or None."""
     return asyncio.CancelledError("the send was cancelled before Kafka took it") if fut.cancelled() \
@@ -79,9 +86,10 @@ class IngressPublisher:
         await self._producer.flush()
         raw, self._raw = self._raw, []
         self._check_at = _RAW_CHECK
-        for outcome in await asyncio.gather(*raw, return_exceptions=True):  # each one's failure retrieved
-            if isinstance(outcome, BaseException):
-                raise outcome
+        failures = [outcome for outcome in await asyncio.gather(*raw, return_exceptions=True)  # each retrieved
+                    if isinstance(outcome, BaseException)]
+        if failures:
+            raise _first_of(failures)
 
     async def send_raw(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """Send already-framed bytes (used to replay or to inject test input), without waiting for Kafka: ``flush``,
@@ -94,7 +102,7 @@ class IngressPublisher:
             self._check_at = len(self._raw) + _RAW_CHECK
             failures = [failure for failure in map(_failure, done) if failure is not None]  # each one retrieved
             if failures:
-                raise failures[0]
+                raise _first_of(failures)
 
     async def publish(self, alerts: Iterable[dict[str, Any]]) -> int:
         """Send every alert; returns how many were sent once all are acknowledged."""

@@ -685,8 +685,13 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
         done.set()
         await watcher
         await observer.stop()
-        for pub in pubs.values():  # leaving normally, a publisher raises a send that failed; else it lets it go
-            await pub.__aexit__(None if raised is None else type(raised))
+        # Leaving normally, a publisher raises a send that failed (else it lets it go): each is stopped all the same,
+        # and the first failure is raised once all are.
+        left = await asyncio.gather(*(pub.__aexit__(None if raised is None else type(raised)) for pub in pubs.values()),
+                                    return_exceptions=True)
+        failed = next((outcome for outcome in left if isinstance(outcome, BaseException)), None)
+        if failed is not None and raised is None:
+            raise failed
     lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
     return {
         "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),

@@ -81,6 +81,19 @@ def test_the_publisher_left_by_a_failure_stops_without_waiting_or_raising_again(
     assert stopped == [True, True]
 
 
+def test_several_refused_sends_are_told_as_one_failure_and_a_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def run() -> BaseException:
+        pub = _publisher(monkeypatch, {b"bad1", b"bad2", b"bad3"})
+        for key in (b"bad1", b"good", b"bad2", b"bad3"):
+            await pub.send_raw(key, b"v", [])
+        with pytest.raises(RuntimeError) as info:
+            await pub.flush()
+        return info.value
+
+    failure = asyncio.run(run())
+    assert failure.__notes__ == ["2 other record(s) sent raw failed too"]
+
+
 def test_flush_raises_a_refused_raw_send_and_then_starts_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
     async def run() -> list[bytes]:
         pub = _publisher(monkeypatch, {b"bad"})
