@@ -1199,15 +1199,15 @@ def _sanity(alert: dict[str, Any], now: datetime) -> str | None:
     if (problem := _marking_lists_problem(markings, alert.get("lifecycle"))) is not None:
         return problem
     for name in _MARKING_VALUES:
-        # Codes of the vocabulary, as the adapters write them: the audit entry records the classification, and
-        # the decisions' reasons quote an unknown one; free text there (a name) would reach them both.
+        # Codes of the vocabulary, as the adapters write them. Still the agency's text (a name written as a code):
+        # the audit records a classification only as a level, and no reason or problem quotes any of them.
         if not _MARKING_CODE.fullmatch(markings[name]):
             return f"markings.{name} must be a code: letters, digits and _ . -, at most 64"
     if markings.get("handling_text") and markings["handling_code"] != STATED_HANDLING:
         # As the adapters refuse it: the text states an H3 restriction, which under another code no partner
         # honours (views hold it only with H3), so the alert would go out wider than its originator wrote.
-        return (f"markings.handling_text is stated under handling code {_code_shown(markings['handling_code'])}: "
-                f"only {STATED_HANDLING} carries a restriction in text")
+        return (f"markings.handling_text is stated under a handling code other than {STATED_HANDLING}: only "
+                f"{STATED_HANDLING} carries a restriction in text")
     for name in ("review_at", "expires_at"):
         # Dates the partners' stores act on (a review notice, a deletion): a year-1 review date reached every
         # partner as overdue, and a negative time in its store. Decades ahead is an agency's choice; centuries not.
@@ -1245,11 +1245,6 @@ def _marking_lists_problem(markings: dict[str, Any], life: dict[str, Any] | None
     if partners and (len(partners) > MAX_MARKING_ENTRIES or not all(map(code, partners))):
         return _list_problem("lifecycle.partners", partners)
     return None
-
-
-def _code_shown(code: Any) -> str:
-    """A marking code as a problem may name it: itself when it is a code, else "another code"."""
-    return code if isinstance(code, str) and _MARKING_CODE.fullmatch(code) else "another code"
 
 
 def _list_problem(name: str, values: list[Any]) -> str:
