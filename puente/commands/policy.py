@@ -121,16 +121,18 @@ def _lint(args: argparse.Namespace) -> int:
     owner = Keystore(args.keys).own_folder_of() if args.keys is not None else None
     # PUENTE_KEYS itself, the parties' folders in it, named for the broker's (one level too high): its broker/ folder
     # would be "a folder the broker does not keep" to move out, and the broker's keys made again beside it.
+    # Told by a broker/ folder and none of the broker's own key files beside it (a broker host's keys root holds
+    # broker/ alone: each party keeps its keys on its own side).
     root_of_keys = (args.keys is not None and owner is None and (args.keys / "broker").is_dir()
-                    and any((args.keys / folder).is_dir() for folder in ("partners", "agencies")))
+                    and not any(args.keys.glob("broker-*.json")))
     if owner is not None or root_of_keys:
         # A party's own folder named for the broker's: each of its private keys would be "another party's private
         # half" to move out, and following that would take the party's own keys away. One finding says so instead.
         key_problem = None
     findings = [str(finding) for finding in lint(root, now=now, key_problem=key_problem)]
     if root_of_keys:
-        findings.append(f"{args.keys}: [keys] holds the parties' folders (broker/ and partners/ or agencies/): it "
-                        f"looks like PUENTE_KEYS itself; --keys names the broker's own folder, {args.keys / 'broker'}")
+        findings.append(f"{args.keys}: [keys] holds a broker/ folder and none of the broker's keys: it looks like "
+                        f"PUENTE_KEYS itself; --keys names the broker's own folder, {args.keys / 'broker'}")
     elif owner is not None:
         findings.append(f"{args.keys}: [keys] holds {owner}'s private keys and none of the broker's: it looks like "
                         f"{owner}'s own keystore, not the broker's, which --keys names (PUENTE_KEYS/broker); leave "

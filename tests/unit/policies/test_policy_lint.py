@@ -12,7 +12,7 @@ import pytest
 
 import policies._lint
 import policies._load
-from broker.keystore import Keystore
+from broker.keystore import Holder, Keystore
 from policies import build_view, decide, load_policy_set
 from policies._compile import UNREVIEWED
 from policies._lint import lint
@@ -217,19 +217,22 @@ def test_a_partys_own_folder_is_named_as_such_and_never_told_to_give_up_its_keys
 
 def test_the_keys_root_named_for_the_brokers_folder_is_named_as_such(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """lint --keys pointed at PUENTE_KEYS itself (the parties' folders, broker/ among them) says so in one finding
-    and names the broker's folder: never that broker/ is a folder to move out, nor to make the broker's keys there."""
-    Keystore.provision(tmp_path / "keys", partners=["COL"], agencies=["SENAN"], agreements=[], generation="2026a")
+    """lint --keys pointed at PUENTE_KEYS itself (broker/ in it, beside the other parties' folders on a trial
+    machine, or alone on a broker host, as compose.yaml makes it) says so in one finding and names the broker's
+    folder: never that broker/ is a folder to move out, nor to make the broker's keys there."""
     folder = tmp_path / "keys"
-    said = (f"{folder}: [keys] holds the parties' folders (broker/ and partners/ or agencies/): it looks like "
-            f"PUENTE_KEYS itself; --keys names the broker's own folder, {folder / 'broker'}")
+    said = (f"{folder}: [keys] holds a broker/ folder and none of the broker's keys: it looks like PUENTE_KEYS "
+            f"itself; --keys names the broker's own folder, {folder / 'broker'}")
+    Keystore(folder / "broker").generate_own(Holder.BROKER, "broker", generation="2026a", now=AT, agreements=[])
+    code, found = _lint_keys(folder, capsys)  # a broker host's keys root
+    assert code == 1 and found == [said], found
+    Keystore.provision(folder, partners=["COL"], agencies=["SENAN"], agreements=[], generation="2026a")
+    (folder / "stray.json").write_text("{}", "utf-8")  # every party's folder and a stray file change nothing
     code, found = _lint_keys(folder, capsys)
     assert code == 1 and found == [said], found
-    (folder / "stray.json").write_text("{}", "utf-8")  # a stray file at the root changes nothing
-    code, found = _lint_keys(folder, capsys)
-    assert code == 1 and found == [said], found
-    # A broker folder holding a folder named broker (and no partners/ or agencies/) is the broker's, judged as such.
-    (folder / "broker" / "broker").mkdir()
+    # The broker's own folder, its keys in it, holding a folder named broker and others, is judged as the broker's.
+    for name in ("broker", "partners"):
+        (folder / "broker" / name).mkdir()
     code, found = _lint_keys(folder / "broker", capsys)
     assert not any("PUENTE_KEYS itself" in line for line in found), found
 
