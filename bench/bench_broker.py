@@ -681,17 +681,19 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
         raise
     finally:
         stop.set()
-        result = await task
-        done.set()
-        await watcher
-        await observer.stop()
-        # Leaving normally, a publisher raises a send that failed (else it lets it go): each is stopped all the same,
-        # and the first failure is raised once all are.
-        left = await asyncio.gather(*(pub.__aexit__(None if raised is None else type(raised)) for pub in pubs.values()),
-                                    return_exceptions=True)
-        failed = next((outcome for outcome in left if isinstance(outcome, BaseException)), None)
-        if failed is not None and raised is None:
-            raise failed
+        try:
+            result = await task
+            done.set()
+            await watcher
+            await observer.stop()
+        finally:
+            # Leaving normally, a publisher raises a send that failed (else it lets it go): each is stopped all the
+            # same, whatever failed before, and the first failure is raised once all are, none over another.
+            left = await asyncio.gather(*(pub.__aexit__(None if raised is None else type(raised))
+                                          for pub in pubs.values()), return_exceptions=True)
+            failed = [outcome for outcome in left if isinstance(outcome, BaseException)]
+            if failed and raised is None and sys.exc_info()[0] is None:
+                raise failed[0]
     lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
     return {
         "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),

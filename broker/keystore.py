@@ -1187,7 +1187,8 @@ class Keystore:
                 why = ("comes before it or is the same" if order is not None else
                        "cannot be ordered against it: labels compare only when they have the same shape, runs of "
                        "digits and of letters in the same order, each letter run as long (2027a after 2026b, not 2027 "
-                       "or 2026ba), and no run is the same spelt another way (2026A and 2026a, 01 and 1)")
+                       "or 2026ba), and the first run that differs not the same spelt another way (2026A and 2026a, "
+                       "01 and 1)")
                 raise KeyMaterialError(
                     f"generation {generation[:40]} does not come after {old} ({held.key_id}, held in {self.path}): "
                     f"it {why}; the other side takes the newest label for the key in use, and labels compare run by "
