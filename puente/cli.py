@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
+import io
 import os
 import sys
 import traceback
@@ -120,6 +122,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors print one clear line to stderr and exit with their status."""
     _stderr_somewhere()
+    _stdout_refusing()
     # A client left unclosed after a failure would print a warning nobody can act on; each
     # service closes what it opened, and this keeps the rare leftover off the operator's screen.
     warnings.simplefilter("ignore", ResourceWarning)
@@ -144,6 +147,23 @@ def _stderr_somewhere() -> None:
     library's own messages to descriptor 2 never land in that file."""
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - the process's stderr, open to its end
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when Python started with it closed (`puente ... >&-`): a command's first write raises
+    OSError, which ends it in one line (``_run``), rather than an AttributeError on None ("internal error") or, were
+    it /dev/null, output thrown away under exit 0. A command that writes nothing there runs as it would."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed; give the command somewhere to write (> FILE)")
+
+
+def _stdout_refusing() -> None:
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
 
 
 def _run(argv: list[str]) -> int:

@@ -173,3 +173,24 @@ def test_a_closed_stderr_never_sends_errors_or_notes_into_the_output(tmp_path: P
     assert (failed.returncode, failed.stdout) == (3, b""), failed
     done = puente("keys", "export-public", "COL-enc-2026a", "--dir", keys)
     assert done.returncode == 0 and done.stdout.endswith(b"-----END PUBLIC KEY-----\n"), done
+
+
+def test_a_closed_stdout_ends_a_command_that_writes_there_in_one_line(tmp_path: Path) -> None:
+    """Started with standard output closed (`>&-`), a command that writes there (a public key's PEM, a check's
+    result) stops at its first write in one line naming it, exit 3: never an internal error, never exit 0 with its
+    output thrown away. A command that writes nothing there runs as it would."""
+    def puente(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, "-m", "puente.cli", *args],
+                              capture_output=True, timeout=60, check=False,
+                              env={**os.environ, "PUENTE_KEYS": str(tmp_path / "keys")})
+
+    keys = str(tmp_path / "keys" / "partners" / "COL")
+    for args in (("keys", "export-public", "COL-enc-2026a", "--dir", keys), ("schema", "check")):
+        if args[0] == "keys":
+            made = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "generate", "--for", "partner", "COL",
+                                   "--dir", keys], capture_output=True, timeout=60, check=False)
+            assert made.returncode == 0, made
+        done = puente(*args)
+        lines = done.stderr.decode().strip().splitlines()
+        assert done.returncode == 3 and lines == [
+            "puente: error: standard output is closed; give the command somewhere to write (> FILE)"], done
