@@ -34,13 +34,20 @@ def _label(value: Any) -> str:
 
 
 def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> Condition:
+    # Reasons reach the audit: an area label is quoted only when the policy names it (an outline, or the agreement's
+    # own list); any other, a code in form as it may be, is the agency's text (a name written as one).
+    known = frozenset(areas.outlines) | provinces | sectors
+
+    def shown(label: Any) -> str:
+        return "-" if label is None else label if label in known else "(an area the policy does not know)"
+
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         loc = alert.get("location")
         if loc is None:
             return "the alert has no location, and the agreement covers only listed areas"
         province, sector = loc.get("province"), loc.get("border_sector")
         if province not in provinces and sector not in sectors:
-            return f"province {_label(province)} / sector {_label(sector)} is outside the agreed area"
+            return f"province {shown(province)} / sector {shown(sector)} is outside the agreed area"
         lat, lon = loc.get("latitude"), loc.get("longitude")
         if lat is None and lon is None:
             # No position: the labels decide alone, so they must agree with each other. An agreed one
@@ -49,10 +56,10 @@ def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> C
             if province is not None and sector is not None:
                 meet = areas.meet(province, sector)
                 if meet is None:
-                    return (f"province {_label(province)} / sector {_label(sector)}: one has no outline, so the "
+                    return (f"province {shown(province)} / sector {shown(sector)}: one has no outline, so the "
                             "labels cannot be checked against each other, and the alert has no position")
                 if not meet:
-                    return (f"province {_label(province)} and sector {_label(sector)} do not meet: the labels "
+                    return (f"province {shown(province)} and sector {shown(sector)} do not meet: the labels "
                             "contradict each other, and the alert has no position to settle it")
             return None
         if not (_degrees(lat, 90) and _degrees(lon, 180)):
@@ -64,11 +71,11 @@ def _area(provinces: frozenset[str], sectors: frozenset[str], areas: Areas) -> C
                 continue
             inside = areas.contains(label, lat, lon)
             if inside is None:
-                return f"{kind} {_label(label)} has no outline, so the position cannot confirm it"
+                return f"{kind} {shown(label)} has no outline, so the position cannot confirm it"
             if not inside:
                 # Never the position itself, even rounded: reasons reach the audit, and a place is the alert's
                 # content, not the policy's.
-                return f"the position is outside {kind} {_label(label)}: the coordinates disagree with the label"
+                return f"the position is outside {kind} {shown(label)}: the coordinates disagree with the label"
         return None
 
     return check

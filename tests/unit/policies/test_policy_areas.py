@@ -375,8 +375,11 @@ def test_the_same_alert_without_coordinates_is_decided_by_its_labels(
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"location.border_sector": "DARIEN_NUEVO"}, "border sector DARIEN_NUEVO has no outline"),
-        ({"location.border_sector": "x" * 300}, "border sector (not a code) has no outline"),
+        # A label the policy does not know is never quoted: a code in form, it may still be a name written as one.
+        ({"location.border_sector": "DARIEN_NUEVO"}, "border sector (an area the policy does not know) has no outline"),
+        ({"location.border_sector": "JUAN_PEREZ_PASAPORTE_AB123456"},
+         "border sector (an area the policy does not know) has no outline"),
+        ({"location.border_sector": "x" * 300}, "border sector (an area the policy does not know) has no outline"),
         ({"location.latitude": math.nan}, "incomplete or out of range"),
         ({"location.latitude": 1e300}, "incomplete or out of range"),
     ],
