@@ -281,6 +281,7 @@ class Pipeline:
         originators: Mapping[str, Originator] | None = None,
         lifecycle_retention_days: int | None = None,
         classifications: Collection[str] = (),
+        areas: Collection[str] = (),
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
         agency without an entry (all of them when None) has every alert dead-lettered.
@@ -288,9 +289,11 @@ class Pipeline:
         (``topology.lifecycle_retention_days``); None: the replay window, the least it ever keeps one,
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
         ``classifications``: the policy's classification scale, the only values an audit entry records as its
-        classification (any other is the agency's text; a recall's markings are checked for nothing else)."""
+        classification (any other is the agency's text; a recall's markings are checked for nothing else).
+        ``areas``: the policy's area labels (its outlines), the only border sectors an audit entry records as such."""
         self.policy = policy
         self._levels = frozenset(classifications)
+        self._areas = frozenset(areas)
         self.originators = dict(originators or {})
         self.codec = codec
         self.sealers = sealers
@@ -363,7 +366,7 @@ class Pipeline:
             # is the agency's text (a name, say), and the decisions say it is not a level.
             "classification": m["classification"] if m["classification"] in self._levels else "(not a level)",
             # The border sector (a coarse area code, no coordinates): the follow-up indicators count by it.
-            "sector": _sector(alert),
+            "sector": _sector(alert, self._areas),
             "ingress": where,
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
@@ -998,11 +1001,14 @@ class _Invalid:
                       "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
 
 
-def _sector(alert: dict[str, Any]) -> str | None:
-    """The alert's border sector code as the audit records it, or None when it names none."""
+def _sector(alert: dict[str, Any], areas: Collection[str]) -> str | None:
+    """The alert's border sector as the audit records it: a label of the policy's areas, ``(not an area)`` for any
+    other (a code in form as it may be, it is the agency's text), None when it names none."""
     location = alert.get("location")
     sector = location.get("border_sector") if isinstance(location, dict) else None
-    return _coded(sector) if sector is not None else None
+    if sector is None:
+        return None
+    return sector if sector in areas else "(not an area)"
 
 
 def _coded(value: Any) -> str:

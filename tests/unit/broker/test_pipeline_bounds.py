@@ -52,7 +52,7 @@ class _Sealer:
         return b"sealed"
 
 
-def _admitted(agency: str, change: Callable[[dict[str, Any]], None]) -> Any:
+def _admitted(agency: str, change: Callable[[dict[str, Any]], None], areas: Sequence[str] = ()) -> Any:
     alert = copy.deepcopy(next(a for a in generate(60, seed=5, now=NOW) if a["agency"] == agency))
     change(alert)
     key = alert["alert_id"].encode()
@@ -63,7 +63,7 @@ def _admitted(agency: str, change: Callable[[dict[str, Any]], None]) -> Any:
         return key.split(":", 1)[0], NOW_MS
 
     pipe = counted(Pipeline(_Deliver(), alert_codec(), {"COL": _Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
-                            originators={a: Originator.of(a, "PAN", "PAN") for a in SLOTS.agencies}))
+                            originators={a: Originator.of(a, "PAN", "PAN") for a in SLOTS.agencies}, areas=areas))
     return pipe.process(record, set(), NOW)
 
 
@@ -318,3 +318,19 @@ def test_a_marking_that_is_not_a_code_is_invalid_and_never_quoted(field: str) ->
     assert out.entry["detail"] == f"markings.{field} must be a code: letters, digits and _ . -, at most 64"
     assert "SECRETNAME123" not in repr(out.entry) and "SECRETNAME123" not in repr(out.dead_letter)
     assert _admitted("SNM", _set(f"markings.{field}", "UNHEARD_OF-2.1")).dead_reason is None
+
+
+def test_the_audit_records_a_border_sector_only_as_an_area_of_the_policy() -> None:
+    """A border sector the policy's areas name is recorded as it is; any other, a code in form as it may be (a name
+    written as one), as ``(not an area)``: the audit's sector column and the indicators counting by it carry no text
+    of the agency's."""
+    def sector(value: str) -> Callable[[dict[str, Any]], None]:
+        def change(alert: dict[str, Any]) -> None:
+            alert["location"] = {**(alert["location"] or {"latitude": None, "longitude": None, "province": None,
+                                                           "place_name": None}), "border_sector": value}
+        return change
+
+    areas = ("DARIEN_PUERTO_OBALDIA",)
+    assert _admitted("SNM", sector("DARIEN_PUERTO_OBALDIA"), areas).entry["sector"] == "DARIEN_PUERTO_OBALDIA"
+    out = _admitted("SNM", sector("JUAN_PEREZ_PASAPORTE_AB123456"), areas)
+    assert out.dead_reason is None and out.entry["sector"] == "(not an area)" and "JUAN" not in repr(out.entry)

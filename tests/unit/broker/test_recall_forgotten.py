@@ -230,7 +230,7 @@ def test_the_worker_ages_states_by_kafkas_append_times_not_its_own_clock(monkeyp
 
 def test_a_recall_reaches_an_alert_whose_areas_are_no_codes_and_the_audit_keeps_no_free_text() -> None:
     """An alert published before areas had to be codes (a province written out, an agency's free text): its recall
-    still goes out (a recall's content is never used), and the audit entry records "(not a code)", not the text."""
+    still goes out (a recall's content is never used), and the audit entry records "(not an area)", not the text."""
     run = Clocked()
     first = _first()
     run.send(first, NOW)
@@ -238,7 +238,7 @@ def test_a_recall_reaches_an_alert_whose_areas_are_no_codes_and_the_audit_keeps_
     recall["location"] = {**(recall.get("location") or {}), "province": "Darién", "border_sector": "Juan Perez CC 80"}
     out = run.send(recall, NOW + timedelta(hours=1))
     assert out.entry["kind"] == "ALERT" and _headers(out) == {"COL": "RECALL"}
-    assert out.entry["sector"] == "(not a code)" and "Juan" not in str(out.entry)
+    assert out.entry["sector"] == "(not an area)" and "Juan" not in str(out.entry)
     update = _next(recall, "UPDATE")
     update["lifecycle"] = {"action": "UPDATE", "reason": None, "partners": []}
     dead = run.send(update, NOW + timedelta(hours=2)).entry  # content again: codes needed, checked first
