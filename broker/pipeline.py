@@ -290,7 +290,7 @@ class Pipeline:
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
         ``classifications``: the policy's classification scale, the only values an audit entry records as its
         classification (any other is the agency's text; a recall's markings are checked for nothing else).
-        ``areas``: the policy's area labels (its outlines), the only border sectors an audit entry records as such."""
+        ``areas``: the policy's border sectors (its outlines of that kind), the only ones an audit entry records."""
         self.policy = policy
         self._levels = frozenset(classifications)
         self._areas = frozenset(areas)

@@ -95,7 +95,9 @@ VIEW_COLUMNS: Mapping[str, str] = MappingProxyType({
     "ingress": "markings.originator.agency",  # the ingress record's place: the agency's own topic
 })
 """The columns of a decision row that describe the alert, each keyed to the field of the alert it was
-copied from (the broker copies them from the alert as published, before any view). A partner's auditor
+copied from (the broker copies them from the alert as published, before any view; a classification only
+when it is a level of the policy's scale and a sector only when it is one of its areas, else a placeholder that
+says it is not, ``(not a level)``, ``(not an area)``). A partner's auditor
 reads one only where the view went to its partner and no change of that view covers its field: a
 dropped, masked, pseudonymised or generalised field is not what the column holds. An allow-list: a
 descriptive column added to the audit is blanked until it is named here, with its field. The order
