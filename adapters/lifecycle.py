@@ -298,8 +298,10 @@ def own_mac_lookup(keystore: Keystore, agency: str) -> Callable[[str, str], Secr
 
 
 def own_originator(cfg: PuenteSettings, agency: str, home_country: str) -> Originator:
-    """The originator ``agency``'s alerts may name, as the broker configures it (``PUENTE_AGENCY_COUNTRIES``)."""
-    return Originator.of(agency, cfg.agency_countries.get(agency, home_country), home_country)
+    """The originator ``agency``'s alerts may name, as the broker configures it (``PUENTE_AGENCY_COUNTRIES`` and
+    ``PUENTE_AGENCY_UNITS``)."""
+    return Originator.of(agency, cfg.agency_countries.get(agency, home_country), home_country,
+                         cfg.agency_units.get(agency, ()))
 
 
 def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Callable[[str, str], SecretBytes | None],

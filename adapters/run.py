@@ -173,12 +173,26 @@ class _Hashing(io.RawIOBase):
         return self._hash.digest()
 
 
+def check_units(cfg: PuenteSettings, ctx: Context) -> None:
+    """Raise ConfigError when the agency's adapter configuration names a relayed unit (``originators``) that the
+    broker does not take (``PUENTE_AGENCY_UNITS``): each of that unit's alerts would be dead-lettered by the broker
+    after publication, so the run stops before reading a record, naming the units and both places to look."""
+    home, agency = ctx.vocab.home_country, ctx.agency
+    if home is None or cfg.agency_countries.get(agency, home) == home:
+        return  # an agency of the home country names itself; the COMBIFRON adapter refuses it anything else
+    missing = sorted(set(ctx.profile.originators) - set(cfg.agency_units.get(agency, ())))
+    if missing:
+        raise ConfigError(f"agencies.yaml names {agency} originators the broker does not take: {', '.join(missing)}; "
+                          "add them to PUENTE_AGENCY_UNITS, or remove them from the adapter configuration")
+
+
 class AdapterRun:
     """One adapter connected to Kafka: the ledger of what is published, the publisher, the dead letters."""
 
     def __init__(self, cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, ctx: Context, *,
                  err: TextIO | None = None, progress_every: float = 2.0) -> None:
         check_ignored(adapter, ctx)  # before Kafka: a configuration that does not fit stops the run unread
+        check_units(cfg, ctx)
         self.cfg, self.conn, self.adapter, self.ctx = cfg, conn, adapter, ctx
         self.err = err or sys.stderr  # looked up per run, so that a redirected stderr is honoured
         self.names = TopicNames(cfg.topic_prefix)

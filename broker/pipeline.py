@@ -25,7 +25,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -200,21 +200,27 @@ StateLookup = Callable[[str], AlertState | None]
 class Originator(NamedTuple):
     """The originator an agency's alerts may name: ``country`` always; as agency, the publishing
     agency itself, or, for an agency relaying a foreign country's services (COMBIFRON for
-    Colombia's), any name starting with ``prefix`` (``COL-``)."""
+    Colombia's), ``prefix`` (``COL-``) and one of its ``units`` (``COL-DIJIN``): an allow-list, so
+    an agency naming no units relays none."""
 
     country: str
     prefix: str | None = None
     agency: str = ""
+    units: frozenset[str] = frozenset()
 
     def names(self, originator_agency: Any, codes: bool = True) -> bool:
         if originator_agency == self.agency:
             return True
-        # The unit is a code (COL-DIJIN), as the adapters write it: free text there would reach the audit and every
-        # partner's envelope, which no agreement may redact. (``codes`` False: a recall, whose originator reaches
-        # the audit only coded, of an alert perhaps published before units had to be codes.)
-        return (self.prefix is not None and isinstance(originator_agency, str)
-                and len(originator_agency) > len(self.prefix) and originator_agency.startswith(self.prefix)
-                and (not codes or _AREA_CODE.fullmatch(originator_agency, len(self.prefix)) is not None))
+        prefix = self.prefix
+        if prefix is None or not isinstance(originator_agency, str) or not originator_agency.startswith(prefix):
+            return False
+        # A content version names one of the configured units (COL-DIJIN), as the adapters write them: any other
+        # name, even one shaped as a code, is the agency system's own text, and it would reach the audit and every
+        # partner's envelope, which no agreement may redact. (``codes`` False: a recall, whose originator reaches the
+        # audit only coded, of an alert perhaps published before units were named, or by a unit no longer named: a
+        # withdrawal delivers nothing, and where the alert's state names its originator the recall is held to it.)
+        unit = originator_agency[len(prefix):]
+        return unit in self.units if codes else unit != ""
 
     def in_series(self, alert_id: Any, originator_agency: Any, recall: bool = False) -> bool:
         """Whether a version of ``alert_id`` naming ``originator_agency`` keeps to the units' series
@@ -244,10 +250,12 @@ class Originator(NamedTuple):
         return self.in_series(alert_id, name, recall)
 
     @classmethod
-    def of(cls, agency: str, country: str, home_country: str) -> Originator:
+    def of(cls, agency: str, country: str, home_country: str, units: Iterable[str] = ()) -> Originator:
         """An agency of the home country names itself; one of another country relays that country's
-        services, named ``<COUNTRY>-<unit>``."""
-        return cls(country, None if country == home_country else f"{country}-", agency)
+        services ``units``, each named ``<COUNTRY>-<unit>``."""
+        if country == home_country:
+            return cls(country, None, agency)
+        return cls(country, f"{country}-", agency, frozenset(units))
 
 
 def _no_states(alert_id: str) -> AlertState | None:
@@ -768,7 +776,15 @@ class Pipeline:
         if originator["country"] != allowed.country:
             return f"{agency}'s alerts must name originator country {allowed.country}; this one names another"
         if not allowed.names(originator["agency"]):
-            whom = f"{agency}" if allowed.prefix is None else f"{agency} or {allowed.prefix}<unit>"
+            if allowed.prefix is None:
+                whom = agency
+            elif allowed.units:
+                units = sorted(allowed.units)
+                shown = ", ".join(allowed.prefix + u for u in units[:_UNITS_SHOWN])
+                more = f" and {len(units) - _UNITS_SHOWN} more" if len(units) > _UNITS_SHOWN else ""
+                whom = f"{agency} or one of its units ({shown}{more}: PUENTE_AGENCY_UNITS)"
+            else:
+                whom = f"{agency} (it relays no units: PUENTE_AGENCY_UNITS names none)"
             return f"{agency}'s alerts must name {whom} as originator agency; this one names another"
         return None
 
@@ -1119,6 +1135,7 @@ def _codec_reason(exc: CodecError) -> str:
 # ':', no space (the replay window's keys add `` v<n>`` to an id: ``seen_key``), no control character.
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
 # A province, a border sector or an originator's unit: a code of the adapters' tables (DARIEN_JAQUE, DIJIN).
+_UNITS_SHOWN = 8  # an originator problem names this many of a relaying agency's units, and counts the rest
 _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
 _AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock

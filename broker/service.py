@@ -343,7 +343,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         return proven.agency, proven.published_ms
 
     originators = {a: Originator.of(a, settings.agency_countries.get(a, policy_set.home_country),
-                                    policy_set.home_country) for a in settings.agencies}
+                                    policy_set.home_country, settings.agency_units.get(a, ()))
+                   for a in settings.agencies}
     pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
                         replay_window_days=settings.replay_window_days, originators=originators,
                         lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days),

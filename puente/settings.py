@@ -19,6 +19,8 @@ from puente.strict import DuplicateKey, one_line, unique_keys
 
 AGENCIES = ("SENAFRONT", "SENAN", "PN", "SNM", "COMBIFRON")
 AGENCY_COUNTRIES = {"COMBIFRON": "COL"}  # Colombia's alerts, relayed by the binational commission
+# The Colombian services whose alerts the commission relays, as the shipped adapters/agencies.yaml names them.
+AGENCY_UNITS = {"COMBIFRON": ("PONAL", "DIJIN", "ARC", "EJC", "FAC", "MIGRACION")}
 
 # The PUENTE_* variables that are not settings, each read where it is used: any other PUENTE_* variable
 # that is no setting is refused (``unknown_variables``), since a misspelt one would be ignored and its
@@ -86,6 +88,16 @@ class PuenteSettings(BaseSettings):
         "country relays that country's services, named <COUNTRY>-<unit>. The broker dead-letters any other "
         "originator (reason originator): the policy applies the originator country's restrictions. It "
         "replaces the default: name every agency of another country"), validate_default=True)
+    # An allow-list: a unit is a code (no hyphen: an alert id <agency>:<COUNTRY>-<unit>-... is in one unit's series),
+    # and the broker takes no unit it does not name. A code of any shape would let an agency system put its own
+    # text, a source's name, into the audit's originator column and every partner's envelope.
+    agency_units: Annotated[dict[str, tuple[Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9_]{0,63}$")],
+                                            ...]], NoDecode] = Field(
+        default_factory=lambda: dict(AGENCY_UNITS), description=(
+        "the units each agency of another country relays, as JSON ({\"COMBIFRON\": [\"PONAL\", \"DIJIN\"]}): "
+        "codes of capitals, digits and _; its alerts may name <COUNTRY>-<unit> for these units only, or the agency "
+        "itself. The broker dead-letters any other unit (reason originator). It replaces the default: name every "
+        "unit"), validate_default=True)
     # retention.ms is a Java long: days * 86,400,000 must fit in one, or Kafka refuses the topic's configuration.
     ingress_retention_days: int = Field(7, ge=1, le=_MAX_RETENTION_DAYS)
     audit_retention_days: int = Field(3650, ge=1, le=_MAX_RETENTION_DAYS)
@@ -198,11 +210,11 @@ class PuenteSettings(BaseSettings):
             raise ValueError("is not an IP address (127.0.0.1 by default; 0.0.0.0 for every IPv4 address)") from None
         return address
 
-    @field_validator("agency_countries", mode="before")
+    @field_validator("agency_countries", "agency_units", mode="before")
     @classmethod
-    def _agency_countries_json(cls, value: Any) -> Any:
-        """PUENTE_AGENCY_COUNTRIES read as JSON naming each agency once: with a name given twice, plain JSON keeps
-        the last, silently, and which country an agency's alerts are held to is not a thing to guess."""
+    def _agency_map_json(cls, value: Any, info: ValidationInfo) -> Any:
+        """PUENTE_AGENCY_COUNTRIES and PUENTE_AGENCY_UNITS read as JSON naming each agency once: with a name given
+        twice, plain JSON keeps the last, silently, and what an agency's alerts are held to is not a thing to guess."""
         if not isinstance(value, str):
             return value
         try:
@@ -210,7 +222,9 @@ class PuenteSettings(BaseSettings):
         except DuplicateKey as exc:
             raise ValueError(f"names agency {one_line(exc.key)[:40]} twice: name each agency once") from None
         except ValueError:
-            raise ValueError('is not JSON: give {"AGENCY": "COUNTRY", ...}') from None
+            shape = '{"AGENCY": "COUNTRY", ...}' if info.field_name == "agency_countries" else \
+                '{"AGENCY": ["UNIT", ...], ...}'
+            raise ValueError(f"is not JSON: give {shape}") from None
 
     @field_validator("agency_countries")
     @classmethod
@@ -228,6 +242,29 @@ class PuenteSettings(BaseSettings):
             raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not among "
                              f"PUENTE_AGENCIES ({', '.join(agencies)}): check the spelling")
         return countries
+
+    @field_validator("agency_units")
+    @classmethod
+    def _agency_units_name_relays(cls, units: dict[str, tuple[str, ...]],
+                                  info: ValidationInfo) -> dict[str, tuple[str, ...]]:
+        """Each agency named is one PUENTE_AGENCY_COUNTRIES names (an agency of the home country relays no units),
+        each unit once. The shipped default keeps only those agencies, so a deployment without COMBIFRON needs no
+        PUENTE_AGENCY_UNITS; one naming a relaying agency of its own names its units too, or the agency's alerts
+        may name only the agency itself."""
+        countries = info.data.get("agency_countries")
+        if countries is None:  # agency_countries itself was refused; its error is the one to read
+            return units
+        if units == AGENCY_UNITS:
+            return {a: u for a, u in units.items() if a in countries}
+        strangers = sorted(set(units) - set(countries))
+        if strangers:
+            raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not named in PUENTE_AGENCY_COUNTRIES "
+                             f"({', '.join(countries) or 'none'}): only an agency of another country relays units")
+        for agency, codes in units.items():
+            twice = sorted({c for c in codes if codes.count(c) > 1})
+            if twice:
+                raise ValueError(f"names unit {twice[0]} of {agency[:40]} twice: name each unit once")
+        return units
 
     @model_validator(mode="after")
     def _group_of_its_own(self) -> PuenteSettings:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from unreachable import closed_port, unreachable_kafka
 
+from adapters.config import load_config
 from broker.credentials import party_folder
 from puente.errors import ConfigError
-from puente.settings import load_settings
+from puente.settings import AGENCY_UNITS, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "snm"
@@ -220,6 +221,43 @@ def test_the_default_agency_countries_follow_the_agencies(monkeypatch: pytest.Mo
     monkeypatch.setenv("PUENTE_AGENCY_COUNTRIES", '{"COLOMBIA": "COL"}')
     with pytest.raises(ConfigError, match="names COLOMBIA, not among PUENTE_AGENCIES"):
         load_settings()
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({}, None),
+    ({"PUENTE_AGENCY_UNITS": '{"SNM": ["ARC"]}'}, "names SNM, not named in PUENTE_AGENCY_COUNTRIES"),
+    ({"PUENTE_AGENCY_UNITS": '{"COMBIFRON": ["ARC", "ARC"]}'}, "names unit ARC of COMBIFRON twice"),
+    ({"PUENTE_AGENCY_UNITS": '{"COMBIFRON": ["COL-ARC"]}'}, "PUENTE_AGENCY_UNITS (key COMBIFRON)"),
+    ({"PUENTE_AGENCY_UNITS": '{"COMBIFRON": ["Juan Perez"]}'}, "PUENTE_AGENCY_UNITS (key COMBIFRON)"),
+    ({"PUENTE_AGENCY_UNITS": '{"COMBIFRON": "ARC"}'}, "PUENTE_AGENCY_UNITS (key COMBIFRON)"),
+    ({"PUENTE_AGENCY_UNITS": '{"COMBIFRON": ["ARC"], "COMBIFRON": ["DIJIN"]}'}, "names agency COMBIFRON twice"),
+    ({"PUENTE_AGENCY_UNITS": "[ARC]"}, 'is not JSON: give {"AGENCY": ["UNIT", ...], ...}'),
+])
+def test_agency_units_are_an_allow_list_of_codes(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                 said: str | None) -> None:
+    """PUENTE_AGENCY_UNITS names, for each agency of another country, the unit codes its alerts may name: by
+    default COMBIFRON's six Colombian services; an agency of the home country, a unit twice, or a unit that is no
+    code is refused in one line naming the setting, never quoting the value."""
+    for name in [n for n in os.environ if n.startswith("PUENTE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if said is None:
+        assert load_settings().agency_units == {"COMBIFRON": ("PONAL", "DIJIN", "ARC", "EJC", "FAC", "MIGRACION")}
+        monkeypatch.setenv("PUENTE_AGENCIES", '["SENAN", "PN"]')
+        assert load_settings().agency_units == {}
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert said in str(caught.value) and "\n" not in str(caught.value) and "Juan" not in str(caught.value)
+
+
+def test_the_shipped_units_are_those_the_shipped_adapters_name() -> None:
+    """The broker's default units and the shipped adapter configuration's COMBIFRON originators are one list: a unit
+    only one of them named would have its alerts refused by the adapter, or dead-lettered by the broker."""
+    config = load_config()
+    assert {a: tuple(p.originators) for a, p in config.agencies.items() if p.originators} == \
+        {a: tuple(u) for a, u in AGENCY_UNITS.items()}
 
 
 @pytest.mark.parametrize("principal", ["partner-..", "agency-../broker", "partner-a/b", "agency-", "auditors"])

@@ -24,7 +24,7 @@ from adapters.watch import open_dropped, pending, watch
 from broker.topology import TopicNames
 from puente.commands.adapt import register
 from puente.errors import KafkaUnavailableError
-from puente.settings import PuenteSettings
+from puente.settings import AGENCY_COUNTRIES, AGENCY_UNITS, PuenteSettings
 from puente.wire import Record
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -413,7 +413,7 @@ def test_two_exports_of_one_name_cut_short_each_get_their_dead_letter(pipe: bool
 
     async def go() -> list[tuple[int, int]]:
         kafka = _FakeKafka()
-        offline: Any = SimpleNamespace(topic_prefix="t")
+        offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
         adapter_run = AdapterRun(offline, None, get("pn"), ctx_for("PN"), err=io.StringIO())  # type: ignore[arg-type]
         adapter_run._publisher, adapter_run._dlq = kafka, kafka
         counts = []
@@ -589,7 +589,7 @@ def _offline_run(ctx_for: Callable[[str], Context], name: str, kafka: _FakeKafka
     from adapters.run import AdapterRun
 
     adapter = get(name)
-    offline: Any = SimpleNamespace(topic_prefix="t")
+    offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
     adapter_run = AdapterRun(offline, None, adapter, ctx_for(adapter.agency), err=io.StringIO())
     adapter_run._publisher, adapter_run._dlq = kafka, kafka
     return adapter_run

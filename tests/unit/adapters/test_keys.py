@@ -19,6 +19,7 @@ from adapters.core import Each, Keys, Result, check_ignored, check_keys, convert
 from adapters.registry import ADAPTERS, get
 from adapters.run import AdapterRun
 from puente.errors import AdapterError, ConfigError
+from puente.settings import AGENCY_UNITS
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -321,3 +322,28 @@ def test_a_first_row_of_data_is_not_quoted_as_a_header(run: Callable[..., list[R
     results = run("senafront", f"SF-1;02/11/2026;05:15;Cruce;{SECRET}\n".encode())
     assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.MISSING_COLUMN)]
     assert SECRET not in str(results[0].error)
+
+
+@pytest.mark.parametrize(("units", "refused"), [
+    (AGENCY_UNITS, None),
+    ({"COMBIFRON": ("ARC", "DIJIN", "PONAL", "EJC", "FAC", "MIGRACION", "OTHER")}, None),
+    ({"COMBIFRON": ("ARC", "DIJIN")}, "EJC, FAC, MIGRACION, PONAL"),
+    ({}, "ARC, DIJIN, EJC, FAC, MIGRACION, PONAL"),
+])
+def test_an_adapter_naming_a_unit_the_broker_refuses_stops_before_any_record(
+        units: dict[str, tuple[str, ...]], refused: str | None, ctx_for: Callable[[str], Context]) -> None:
+    """COMBIFRON's adapter maps each Colombian entity it knows to a unit; one the broker does not take
+    (PUENTE_AGENCY_UNITS) would have every alert of it dead-lettered after publication: the run stops first, in one
+    line naming the units and both settings. An agency of the home country is held to no units."""
+    cfg: Any = SimpleNamespace(topic_prefix="t", agency_countries={"COMBIFRON": "COL"}, agency_units=units)
+    adapter = get(next(name for name, (_, a, _t) in ADAPTERS.items() if a == "COMBIFRON"))
+    if refused is None:
+        AdapterRun(cfg, None, adapter, ctx_for("COMBIFRON"))  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ConfigError) as caught:
+            AdapterRun(cfg, None, adapter, ctx_for("COMBIFRON"))  # type: ignore[arg-type]
+        said = str(caught.value)
+        assert f"originators the broker does not take: {refused};" in said and "PUENTE_AGENCY_UNITS" in said
+        assert "agencies.yaml" in said and "\n" not in said
+    snm = get(next(name for name, (_, a, _t) in ADAPTERS.items() if a == "SNM"))
+    AdapterRun(cfg, None, snm, ctx_for("SNM"))  # type: ignore[arg-type]

@@ -177,7 +177,7 @@ async def test_another_units_copies_of_a_units_alert_are_not_in_the_ledger(
     monkeypatch.setattr("adapters.ledger.scan", scan)
     ledger = await read_ledger(None, "t.ingress.COMBIFRON", codec, "COMBIFRON",  # type: ignore[arg-type]
                                own_mac_lookup(site.agencies["COMBIFRON"], "COMBIFRON"),
-                               Originator.of("COMBIFRON", "COL", "PAN"))
+                               Originator.of("COMBIFRON", "COL", "PAN", ("ARC", "DIJIN")))
     assert len(ledger) == 0 and ledger.refused == 3 and ledger.unverified == 0
     assert ledger.judge(alert_id, 1, digest(codec.encode(arc))) is Verdict.NEW
     assert ledger.judge(alert_id, 2, b"an update") is Verdict.NEW

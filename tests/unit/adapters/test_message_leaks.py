@@ -26,6 +26,7 @@ from adapters.registry import get
 from adapters.run import AdapterRun, check
 from puente import wire
 from puente.errors import AdapterError
+from puente.settings import AGENCY_COUNTRIES, AGENCY_UNITS
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 SNM: dict[str, Any] = json.loads((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_text("utf-8")
@@ -128,7 +129,7 @@ def _messages(adapter: str, ctx: Context, data: bytes) -> tuple[str, list[str]]:
             return None
 
     async def go() -> None:
-        offline: Any = SimpleNamespace(topic_prefix="t")
+        offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
         adapter_run = AdapterRun(offline, None, get(adapter), ctx, err=io.StringIO())  # type: ignore[arg-type]
         adapter_run._dlq = _DeadLetters()
         adapter_run._publisher = SimpleNamespace(flush=_DeadLetters().flush)

@@ -15,10 +15,11 @@ from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from broker.pipeline import Originator
 from broker.topology import Slots, TopicNames
 from puente.errors import ConfigError
+from puente.settings import AGENCY_UNITS
 from tests.unit.broker.test_lifecycle import Run, _bare, _first, _headers, _next
 
 SLOTS = Slots(("COMBIFRON",), 3, TopicNames("t"))
-ORIGINATORS = {"COMBIFRON": Originator.of("COMBIFRON", "COL", "PAN")}
+ORIGINATORS = {"COMBIFRON": Originator.of("COMBIFRON", "COL", "PAN", AGENCY_UNITS["COMBIFRON"])}
 
 
 def Relay() -> Run:

@@ -624,7 +624,7 @@ def test_an_originator_the_agency_may_not_name_is_dead_lettered(agency: str, cou
 def test_a_relaying_agency_names_its_countrys_services() -> None:
     """An agency configured for another country (COMBIFRON for Colombia) names <COUNTRY>-<unit> as originator,
     with that country; its own country's name, or a bare prefix, is refused."""
-    relay = Originator.of("SNM", "COL", "PAN")
+    relay = Originator.of("SNM", "COL", "PAN", ("DIJIN", "ARC"))
     pipe = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
                             _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay}))
     ok = pipe.process(_snm_record("SNM:COL-DIJIN-2026-1", originator_agency="COL-DIJIN", originator_country="COL"),
@@ -639,11 +639,36 @@ def test_a_relaying_agency_names_its_countrys_services() -> None:
         assert "Juan" not in out.entry.get("detail", "")
 
 
+@pytest.mark.parametrize("units", [(), ("DIJIN",), tuple(f"U{i}" for i in range(20))])
+def test_a_unit_the_broker_does_not_name_is_dead_lettered(units: tuple[str, ...]) -> None:
+    """A relaying agency's units are an allow-list (PUENTE_AGENCY_UNITS): a unit shaped as a code but not named, a
+    name the agency system made up (a source's name in capitals), is refused, and the detail quotes only the
+    configured units. A relay with none named takes only the agency itself."""
+    relay = Originator.of("SNM", "COL", "PAN", units)
+    pipe = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                            _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay}))
+    for unit in ("JUAN_PEREZ_CC80123456", "ARC", "DIJIN2", "U99"):
+        out = pipe.process(_snm_record(f"SNM:COL-{unit}-2026-1", originator_agency=f"COL-{unit}",
+                                       originator_country="COL"), set(), NOW)
+        assert out.dead_reason == "originator" and not out.feeds, unit
+        assert f"COL-{unit}" not in out.entry["detail"].replace("SNM:COL-", "") and unit not in str(out.dead_letter)
+        assert "PUENTE_AGENCY_UNITS" in out.entry["detail"]
+        assert not units or f"COL-{units[0]}" in out.entry["detail"]
+    if len(units) > 8:
+        assert f"and {len(units) - 8} more" in out.entry["detail"]
+    own = pipe.process(_snm_record("SNM:SCR-00000003", originator_agency="SNM", originator_country="COL"), set(), NOW)
+    assert own.dead_reason is None
+    for unit in units[:1]:
+        ok = pipe.process(_snm_record(f"SNM:COL-{unit}-2026-1", originator_agency=f"COL-{unit}",
+                                      originator_country="COL"), set(), NOW)
+        assert ok.dead_reason is None
+
+
 def test_a_relayed_units_alert_id_must_be_in_its_own_series() -> None:
     """A relaying agency's units number their messages in their own series (``SNM:COL-DIJIN-...``, as the
     COMBIFRON adapter writes them): an alert naming one unit under another unit's id, or under no unit's, is
     refused, so no unit can publish a version of another's alert; the agency naming itself is held to no series."""
-    relay = Originator.of("SNM", "COL", "PAN")
+    relay = Originator.of("SNM", "COL", "PAN", ("DIJIN", "ARC"))
     pipe = counted(Pipeline(FakePolicy(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
                             _pipeline({}).origin, SLOTS, originators={**ORIGINATORS, "SNM": relay}))
     for alert_id in ("SNM:COL-ARC-2026-1", "SNM:SCR-00000002", "SNM:COL-DIJINX-2026-1", "SNM:COL-DIJIN"):
