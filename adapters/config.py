@@ -298,6 +298,13 @@ def check_profile(agency: str, cfg: AdaptersConfig, vocab: Vocabulary) -> list[s
         out.append(f"originator country {p.country!r} is unknown to the policy")
     out += [f"classification_map sends {k!r} to {v!r}, not on the policy scale"
             for k, v in p.classification_map.items() if v not in vocab.classifications]
+    # A sector the policy's areas lack is inside no area a rule names, and the audit records it as no area: a
+    # configuration naming one is a mistake to say now, not an alert's sector to lose later. (A policy with no
+    # areas at all outlines nothing, and no sector can be held to it.)
+    if vocab.areas.outlines:
+        known = vocab.areas.border_sectors
+        out += [f"border_sectors names {code!r}, not a border sector of the policy's areas"
+                for code in cfg.border_sectors if code not in known]
     return [f"{agency}: {problem}" for problem in out]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from adapters.config import (
     make_context,
 )
 from adapters.core import Adapter, alert, alert_id, convert, finish, location, markings
+from policies import Areas
 from puente.errors import AdapterError, ConfigError
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -280,6 +282,18 @@ def test_profile_problems_are_listed_before_any_record_is_read(config: AdaptersC
     assert "TOP" in str(caught.value) and "XYZ" in str(caught.value)
     with pytest.raises(ConfigError):
         make_context("NOBODY", NOW, config, vocab)
+
+
+def test_a_border_sector_the_policys_areas_lack_stops_the_adapter(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """A custom configuration's border sector that the policy's areas.yaml does not outline would be in no area a
+    rule names, and recorded in the audit as no area: the adapter refuses to start, naming it. A policy with no areas
+    at all holds no sector to its outlines."""
+    bad = config.model_copy(update={"border_sectors": {**config.border_sectors, "DARIEN_NUEVO": "Nuevo puesto"}})
+    with pytest.raises(ConfigError) as caught:
+        make_context("SENAFRONT", NOW, bad, vocab)
+    assert "border_sectors names 'DARIEN_NUEVO', not a border sector of the policy's areas" in str(caught.value)
+    assert "BOCAS_GUABITO" not in str(caught.value)
+    make_context("SENAFRONT", NOW, bad, dataclasses.replace(vocab, areas=Areas()))
 
 
 def test_invalid_configuration_file_names_file_and_field(tmp_path: Path) -> None:
