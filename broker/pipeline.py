@@ -100,8 +100,10 @@ class PolicyPort(Protocol):
         """(partner id, feed topic) for every partner."""
         ...
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> DecisionLike: ...
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> Sequence[DecisionLike]:
-        """``decide`` for each of ``partners``, in that order."""
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: datetime | None = None) -> Sequence[DecisionLike]:
+        """``decide`` for each of ``partners``, in that order; with ``until``, held for every moment from ``now`` to
+        it (``policies.decide``)."""
         ...
     def view(self, alert: dict[str, Any], decision: DecisionLike) -> dict[str, Any]: ...
     def notice(self, alert: dict[str, Any], version: int, reason: str | None) -> dict[str, Any]:
@@ -402,7 +404,12 @@ class Pipeline:
             verdicts = [_Invalid(partner, self.policy.version, version, invalid) for partner in self._partner_ids]
         else:
             try:
-                verdicts = self.policy.decide_all(alert, self._partner_ids, now)
+                # Kafka appended the record after ``now`` by its clock: the worker's is behind, by at most
+                # MAX_FUTURE_SKEW (``_admit``). The decision holds until Kafka's time too, so a slow worker clock
+                # never delivers past an agreement's end or an alert's expiry.
+                until = (datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+                         if record.timestamp_ms > now.timestamp() * 1000 else None)
+                verdicts = self.policy.decide_all(alert, self._partner_ids, now, until)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         if prior is None and version == 1:  # the common case: a first publication

@@ -115,8 +115,9 @@ class PolicyAdapter:
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> RoutedDecision:
         return self._routed_for(decide(alert, partner, self.policy_set, now))
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[RoutedDecision]:
-        return [self._routed_for(d) for d in decide_many(alert, partners, self.policy_set, now)]
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: datetime | None = None) -> list[RoutedDecision]:
+        return [self._routed_for(d) for d in decide_many(alert, partners, self.policy_set, now, until)]
 
     def _routed_for(self, inner: Decision) -> RoutedDecision:
         # The policy shares equal decisions between alerts; so does this wrapper, with its audit fields.

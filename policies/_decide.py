@@ -286,9 +286,10 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
 
 
 def _covers(
-    ps: PolicySet, partner: PartnerInfo, alert_type: Any, now: datetime, fails: Fails
+    ps: PolicySet, partner: PartnerInfo, alert_type: Any, now: datetime, until: datetime, fails: Fails
 ) -> tuple[tuple[CompiledCover, ...], tuple[CompiledCover, ...]]:
-    """(all covering agreement rules, those in force); when none applies, the reason is added."""
+    """(all covering agreement rules, those in force from ``now`` to ``until``); when none applies, the reason is
+    added."""
     covers = ps.covers_for.get((partner.id, alert_type))
     if covers is None:
         if alert_type not in ps.alert_types:
@@ -301,14 +302,14 @@ def _covers(
     live: tuple[CompiledCover, ...] = ()
     if len(covers) == 1:  # the usual case, without building a generator
         a = covers[0].agreement
-        if a.starts <= now < a.ends:
+        if a.starts <= now and until < a.ends:
             live = covers
     else:
-        live = tuple(c for c in covers if c.agreement.starts <= now < c.agreement.ends)
+        live = tuple(c for c in covers if c.agreement.starts <= now and until < c.agreement.ends)
     if not live:
         for c in covers:
             a = c.agreement
-            state = "expired" if now >= a.ends else "not yet in force"
+            state = "expired" if until >= a.ends else "not yet in force"
             fails.append((f"{a.id}.validity", f"{a.id} is {state} (valid {a.valid_from} to {a.valid_until})"))
     return covers, live
 
@@ -328,13 +329,27 @@ def _check_cover(cover: CompiledCover, alert: Mapping[str, Any], partner: Partne
             fails.append((rule_id, f"{cover.rule_id}: {problem}"))
 
 
-def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datetime) -> Decision:
+def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datetime,
+            until: datetime | None) -> Decision:
     partner = ps.partners.get(partner_id)
     if partner is None:
         return _unknown_partner(ps, partner_id)
-    if not isinstance(now, datetime) or now.utcoffset() is None:
+    latest = _latest(now, until)
+    if latest is None:
         return _withhold(ps, partner.id, (), [(TIME_NAIVE, "the decision time is not a datetime with a UTC offset")])
-    return _decide_for(alert, partner, ps, now, _facts(alert, ps, now))
+    return _decide_for(alert, partner, ps, now, _facts(alert, ps, latest), latest)
+
+
+def _latest(now: Any, until: Any) -> datetime | None:
+    """The later of the decision's two times (``until`` None: ``now``), or None when either is no datetime with a
+    UTC offset."""
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        return None
+    if until is None:
+        return now
+    if not isinstance(until, datetime) or until.utcoffset() is None:
+        return None
+    return until if until > now else now
 
 
 def _unknown_partner(ps: PolicySet, partner_id: str) -> Decision:
@@ -348,8 +363,10 @@ def _partner_label(partner_id: Any) -> str:
     return partner_id if type(partner_id) is str else excerpt(partner_id)
 
 
-def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, now: datetime, f: _Facts) -> Decision:
-    """One known partner's decision, at a checked time, from the alert's facts."""
+def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, now: datetime, f: _Facts,
+                until: datetime) -> Decision:
+    """One known partner's decision, at checked times (``now`` at most ``until``), from the alert's facts (taken at
+    ``until``)."""
     fails: Fails = []
     notices: Fails = []
     cls_rank = f.cls_rank
@@ -363,7 +380,7 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
     _check_markings(ps, partner, f, fails, notices)
     if f.expired_fail is not None:
         fails.append(f.expired_fail)
-    considered, covers = _covers(ps, partner, alert["alert_type"], now, fails)
+    considered, covers = _covers(ps, partner, alert["alert_type"], now, until, fails)
     for cover in covers:
         _check_cover(cover, alert, partner, f, fails)
     if fails:
@@ -388,31 +405,38 @@ def _with_review(decision: Decision, notice: tuple[str, str]) -> Decision:
     return replace(decision, rule_ids=(*decision.rule_ids, rule), reasons=(*decision.reasons, reason))
 
 
-def decide(alert: Mapping[str, Any], partner_id: str, policy_set: PolicySet, now: datetime) -> Decision:
+def decide(alert: Mapping[str, Any], partner_id: str, policy_set: PolicySet, now: datetime,
+           until: datetime | None = None) -> Decision:
     """Deliver, deliver redacted or withhold ``alert`` to ``partner_id`` at ``now`` (tz-aware).
+
+    ``until``, when later than ``now``, is the latest the present may be: two clocks that disagree (the worker's,
+    and Kafka's time of the record) leave the present anywhere between them, so the decision holds for every
+    moment there. An agreement must be in force from ``now`` to ``until``, and the alert's expiry and review dates
+    are held to ``until``: a slow clock never delivers past an agreement's end or an alert's expiry.
 
     ``alert`` is the dict the alert codec decodes. Never raises for bad
     input: an unknown partner, a naive time or a malformed alert withholds,
     whatever the fault (an OverflowError or a RecursionError as much as a KeyError).
     """
     try:
-        return _decide(alert, partner_id, policy_set, now)
+        return _decide(alert, partner_id, policy_set, now, until)
     except Exception as exc:  # noqa: BLE001 - any fault an alert causes withholds; KeyboardInterrupt is not one
         return _malformed(policy_set, partner_id, exc)
 
 
 def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set: PolicySet,
-                now: datetime) -> list[Decision]:
+                now: datetime, until: datetime | None = None) -> list[Decision]:
     """``decide`` for several partners, with what they all read from the alert looked up once.
 
     The same decisions, reasons in the same order, as calling ``decide`` for each partner.
     """
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        return [decide(alert, p, policy_set, now) for p in partner_ids]
+    latest = _latest(now, until)
+    if latest is None:
+        return [decide(alert, p, policy_set, now, until) for p in partner_ids]
     try:
-        facts = _facts(alert, policy_set, now)
+        facts = _facts(alert, policy_set, latest)
     except Exception:  # noqa: BLE001 - decide withholds it for each partner, naming the fault
-        return [decide(alert, p, policy_set, now) for p in partner_ids]
+        return [decide(alert, p, policy_set, now, until) for p in partner_ids]
     out = []
     partners = policy_set.partners
     for partner_id in partner_ids:
@@ -421,7 +445,7 @@ def decide_many(alert: Mapping[str, Any], partner_ids: Sequence[str], policy_set
             if partner is None:
                 out.append(_unknown_partner(policy_set, partner_id))
                 continue
-            out.append(_decide_for(alert, partner, policy_set, now, facts))
+            out.append(_decide_for(alert, partner, policy_set, now, facts, latest))
         except Exception as exc:  # noqa: BLE001 - as in decide
             out.append(_malformed(policy_set, partner_id, exc))
     return out

@@ -66,7 +66,8 @@ class Policy:
                  "reasons": ["because"], "redacted": [], "policy_version": "v1"}
         return Decision(partner, outcome, audit=audit)
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[Decision]:
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[Decision]:
         return [self.decide(alert, p, now) for p in partners]
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:

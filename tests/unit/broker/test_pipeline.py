@@ -74,7 +74,8 @@ class FakePolicy:
             self.shared[partner] = FakeDecision(partner, "DELIVER", audit=audit)
         return self.shared[partner]
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[FakeDecision]:
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[FakeDecision]:
         return [self.decide(alert, p, now) for p in partners]
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
@@ -236,7 +237,8 @@ class RaisingPolicy(FakePolicy):
         super().__init__()
         self.view_error, self.decide_error = view_error, decide_error
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[FakeDecision]:
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[FakeDecision]:
         if self.decide_error is not None:
             raise self.decide_error
         return super().decide_all(alert, partners, now)
@@ -711,6 +713,29 @@ def test_an_agency_mismatch_quotes_only_a_known_agency() -> None:
         out = _pipeline({}).process(record, set(), NOW)
         assert out.dead_reason == "agency-mismatch" and f"names {shown} as its agency" in out.entry["detail"]
         assert "Perez" not in out.entry["detail"] and "Perez" not in str(out.dead_letter)
+
+
+@pytest.mark.parametrize(("appended_ms", "until"), [
+    (NOW_MS + 600_000, NOW + timedelta(minutes=10)),  # Kafka's clock ahead of the worker's: held until then
+    (NOW_MS, None), (NOW_MS - 5_000, None),  # behind or equal (a backlog, or skew the other way): the worker's time
+])
+def test_the_decision_holds_until_kafkas_time_when_the_workers_clock_is_behind(appended_ms: int,
+                                                                               until: datetime | None) -> None:
+    """Kafka appended the record after the worker's ``now``: the worker's clock is slow, so the policy is asked to
+    decide for every moment up to Kafka's time (``policies.decide``'s ``until``); otherwise for ``now`` alone."""
+    asked: list[tuple[datetime, datetime | None]] = []
+
+    class Recording(FakePolicy):
+        def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                       until: Any = None) -> list[FakeDecision]:
+            asked.append((now, until))
+            return super().decide_all(alert, partners, now, until)
+
+    record, _ = _record(appended_ms, appended_ms)
+    pipe = counted(Pipeline(Recording(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
+                            _pipeline({}).origin, SLOTS, originators=ORIGINATORS))
+    assert pipe.process(record, set(), NOW).dead_reason is None
+    assert asked == [(NOW, until)]
 
 
 @pytest.mark.parametrize("appended_ms", [0, -1, 946_684_799_999])

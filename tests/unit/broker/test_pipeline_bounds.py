@@ -34,7 +34,8 @@ class _Deliver:
     def partners(self) -> list[tuple[str, str]]:
         return [("COL", "t.feed.COL")]
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[Any]:
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[Any]:
         audit = {"partner": "COL", "decision": "DELIVER", "agreement": "AGR", "rules": [], "reasons": [],
                  "redacted": [], "policy_version": "v1"}
         return [type("D", (), {"partner": "COL", "outcome": "DELIVER", "agreement": "AGR", "rules": (),

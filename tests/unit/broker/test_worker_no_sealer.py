@@ -53,7 +53,8 @@ class _DeliverToUSA:
     def partners(self) -> list[tuple[str, str]]:
         return [("USA", "t.feed.USA")]
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[_Deliver]:
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[_Deliver]:
         return [_Deliver(p, audit={"partner": p, "decision": "DELIVER", "reasons": ["because"]}) for p in partners]
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:

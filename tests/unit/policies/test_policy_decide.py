@@ -196,6 +196,31 @@ def test_validity_is_judged_in_panama_time(policy_set: PolicySet, make_alert: Ma
     assert "expired" in after.reasons[0]
 
 
+def test_two_clocks_hold_the_decision_for_every_moment_between_them(policy_set: PolicySet, now: datetime,
+                                                                     make_alert: MakeAlert) -> None:
+    """With ``until`` (Kafka's time of the record, ahead of the worker's clock), the agreement must be in force from
+    ``now`` to ``until``, and expiry is judged at ``until``: a slow worker clock never delivers past an agreement's
+    end. ``until`` before ``now`` changes nothing; one that is no aware datetime withholds."""
+    alert = make_alert()
+    inside = datetime(2027, 3, 1, 4, 30, tzinfo=UTC)  # COMBIFRON is in force until 05:00Z
+    later = inside + timedelta(minutes=40)
+    assert decide(alert, "COL", policy_set, inside).delivers
+    for held in (decide(alert, "COL", policy_set, inside, later), decide_many(alert, ["COL"], policy_set, inside,
+                                                                               later)[0]):
+        assert held.rule_ids == ("COMBIFRON.validity",) and "expired" in held.reasons[0]
+    assert decide(alert, "COL", policy_set, inside, inside - timedelta(hours=1)).delivers
+    assert decide(alert, "COL", policy_set, inside, inside + timedelta(minutes=29)).delivers
+    # The start is judged at the worker's time: a Kafka time after it is no proof the agreement has begun.
+    start = datetime(2024, 3, 1, 5, 0, tzinfo=UTC)  # 1 March 2024 in Panama
+    assert decide(alert, "COL", policy_set, start - timedelta(minutes=1), start + timedelta(minutes=5)).rule_ids == \
+        ("COMBIFRON.validity",)
+    expiring = make_alert("darien_sighting", {"markings.expires_at": "2025-06-03T12:00:00Z"})
+    assert decide(expiring, "COL", policy_set, now).delivers
+    assert "alert.expired" in decide(expiring, "COL", policy_set, now, now + timedelta(hours=12)).rule_ids
+    naive = decide(alert, "COL", policy_set, inside, later.replace(tzinfo=None))
+    assert not naive.delivers and naive.rule_ids == ("time.naive",)
+
+
 def test_equal_inputs_give_equal_decisions(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
     """The same alert, partner and time give equal decisions, also for a copy of the alert."""
     alert = make_alert("gofast_seizure")

@@ -281,8 +281,9 @@ class _Policy:
     def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> _Routed:
         return _Routed(decide(alert, partner, self.ps, now))
 
-    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime) -> list[_Routed]:
-        return [_Routed(d) for d in decide_many(alert, partners, self.ps, now)]
+    def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
+                   until: Any = None) -> list[_Routed]:
+        return [_Routed(d) for d in decide_many(alert, partners, self.ps, now, until)]
 
     def view(self, alert: dict[str, Any], decision: Any) -> dict[str, Any]:
         return build_view(alert, decision.decision, self.ps, KEY)
