@@ -182,8 +182,9 @@ def check_units(cfg: PuenteSettings, ctx: Context) -> None:
         return  # an agency of the home country names itself; the COMBIFRON adapter refuses it anything else
     missing = sorted(set(ctx.profile.originators) - set(cfg.agency_units.get(agency, ())))
     if missing:
-        raise ConfigError(f"agencies.yaml names {agency} originators the broker does not take: {', '.join(missing)}; "
-                          "add them to PUENTE_AGENCY_UNITS, or remove them from the adapter configuration")
+        raise ConfigError(f"the adapter configuration (agencies.yaml, or --config) names {agency} originators the "
+                          f"broker does not take: {', '.join(missing)}; add them to PUENTE_AGENCY_UNITS, or remove "
+                          "them from the adapter configuration")
 
 
 class AdapterRun:

@@ -238,11 +238,12 @@ class Originator(NamedTuple):
     def may_take(self, alert_id: Any, originator: Any, recall: bool) -> bool:
         """Whether the broker may take a version of ``alert_id`` naming ``originator`` (its markings' originator), as
         far as that can be told without the alert's state: ``Pipeline._admit``'s rules, the same functions. A content
-        version names a code this agency may name, of its country; a recall, any name it may name (``names``, codes
-        False); either keeps to the units' series (``in_series``: for an id in no unit's series, a content version
-        names the agency itself). The broker holds a version to the series only where no state names the alert's
-        originator, and a state it alone reads may name a unit for an id in none (one published before the rule):
-        that unit's content versions are refused here though the broker would take them, never the reverse."""
+        version names the agency itself or a unit it relays (``units``), of its country; a recall, any name of a
+        unit's form (``names``, codes False); either keeps to the units' series (``in_series``: for an id in no
+        unit's series, a content version names the agency itself). The broker holds a version to the series only
+        where no state names the alert's originator, and a state it alone reads may name a unit for an id in none
+        (one published before the rule): that unit's content versions are refused here though the broker would take
+        them, never the reverse."""
         if not isinstance(originator, Mapping):
             return False
         name = originator.get("agency")
@@ -264,15 +265,18 @@ def _no_states(alert_id: str) -> AlertState | None:
     return None
 
 
-def _first_originator(alert: dict[str, Any], prior: AlertState | None) -> str | None:
+def _first_originator(alert: dict[str, Any], prior: AlertState | None, allowed: Originator | None) -> str | None:
     """The originator a later version's state records: the prior state's (None there stays None: a later
     version's originator is no proof of the first's); with no prior state (no version reached anyone, so
-    none was written), this version's, when it is a code (a recall's is not checked for one). Either way it
-    passed ``Pipeline._admit``'s series check, a recall's too: with no state, no unit's name is recorded
-    for an alert in another unit's series."""
+    none was written), this version's, when the agency may name it (``allowed``: a content version's was
+    checked so; a recall's only for its form, and a unit no longer configured, or one the agency system made up,
+    is recorded as none). Either way it passed ``Pipeline._admit``'s series check, a recall's too: with no state,
+    no unit's name is recorded for an alert in another unit's series."""
     if prior is not None:
         return prior.originator
     name = alert["markings"]["originator"]["agency"]
+    if allowed is None or not allowed.names(name):
+        return None
     return name if isinstance(name, str) and _AUDIT_CODE.fullmatch(name) else None
 
 
@@ -368,8 +372,8 @@ class Pipeline:
             # Marking values are the agency's strings: bounded, so no input can swell an audit block. A recall's
             # markings are whatever copy it was built on, checked for nothing (``_admit``): the audit takes the
             # alert's first originator from its state, the country the agency's alerts name, and codes only.
-            "originator": _coded(prior.originator if recall and prior is not None and prior.originator is not None
-                                 else m["originator"]["agency"]),
+            "originator": (self._recall_originator(alert["agency"], m["originator"]["agency"], prior) if recall
+                           else _coded(m["originator"]["agency"])),
             "originator_country": (self._country(alert["agency"], m["originator"]["country"]) if unchecked
                                    else _bounded(m["originator"]["country"])),
             # A level of the policy's scale, whatever the version: any other value, a code in form as it may be,
@@ -456,8 +460,9 @@ class Pipeline:
         if life is not None and life["action"] == CONSENT and invalid is None:  # an invalid one consents to nothing
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, originator=_first_originator(alert, prior), by_id=out.by_id,
-                               by_slot=out.by_slot, counts=out.counts)
+        first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
+        out.state = AlertState(version, holders, originator=first, by_id=out.by_id, by_slot=out.by_slot,
+                               counts=out.counts)
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
@@ -513,8 +518,9 @@ class Pipeline:
                 holders[partner] = was
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
-        out.state = AlertState(version, holders, recalled=True, originator=_first_originator(alert, prior),
-                               by_id=out.by_id, by_slot=out.by_slot, counts=out.counts)
+        first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
+        out.state = AlertState(version, holders, recalled=True, originator=first, by_id=out.by_id,
+                               by_slot=out.by_slot, counts=out.counts)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
@@ -766,6 +772,16 @@ class Pipeline:
         allowed = self.originators.get(agency)
         return allowed is not None and allowed.names(originator_agency, codes=False)
 
+    def _recall_originator(self, agency: str, given: Any, prior: AlertState | None) -> str:
+        """The originator the audit entry of a recall records: the alert's first, from its state; with none there,
+        the recall's own name only when the agency may name it as a content version would (itself, or a unit the
+        settings name): a recall is held to the form of a unit only, so any other name is the agency system's own
+        text, and the audit says it is no named unit instead."""
+        if prior is not None and prior.originator is not None:
+            return _coded(prior.originator)
+        allowed = self.originators.get(agency)
+        return _coded(given) if allowed is not None and allowed.names(given) else "(not a named unit)"
+
     def _country(self, agency: str, given: Any) -> str:
         """The originator country an audit entry of a recall records: the one ``agency``'s alerts name, as
         configured, never the recall's own (unchecked) value; coded when none is configured."""
@@ -789,7 +805,7 @@ class Pipeline:
                 units = sorted(allowed.units)
                 shown = ", ".join(allowed.prefix + u for u in units[:_UNITS_SHOWN])
                 more = f" and {len(units) - _UNITS_SHOWN} more" if len(units) > _UNITS_SHOWN else ""
-                whom = f"{agency} or one of its units ({shown}{more}: PUENTE_AGENCY_UNITS)"
+                whom = f"{agency} or one of the units PUENTE_AGENCY_UNITS names ({shown}{more})"
             else:
                 whom = f"{agency} (it relays no units: PUENTE_AGENCY_UNITS names none)"
             return f"{agency}'s alerts must name {whom} as originator agency; this one names another"
@@ -1141,8 +1157,8 @@ def _codec_reason(exc: CodecError) -> str:
 # An alert id's reference, after ``AGENCY:``: what the adapters write (``adapters.core.alert_id``). No
 # ':', no space (the replay window's keys add `` v<n>`` to an id: ``seen_key``), no control character.
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/#-]*")
-# A province, a border sector or an originator's unit: a code of the adapters' tables (DARIEN_JAQUE, DIJIN).
 _UNITS_SHOWN = 8  # an originator problem names this many of a relaying agency's units, and counts the rest
+# A province or a border sector: a code of the adapters' tables (DARIEN_JAQUE).
 _AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,63}")
 _AUDIT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")  # an area code, an originator (SNM, COL-DIJIN)
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)  # no alert reports an event older; year 1 is a broken clock

@@ -343,6 +343,10 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
             raise OriginError("the MAC-protected alert id differs from the record key")
         return proven.agency, proven.published_ms
 
+    home = [a for a in settings.agency_units if settings.agency_countries.get(a) == policy_set.home_country]
+    if home:  # the settings cannot know the policy's country: named so, an agency relays nothing, and says so
+        raise ConfigError(f"PUENTE_AGENCY_UNITS names units of {', '.join(home)}, an agency of the policy's home "
+                          f"country ({policy_set.home_country}), which names itself and relays no units: remove them")
     originators = {a: Originator.of(a, settings.agency_countries.get(a, policy_set.home_country),
                                     policy_set.home_country, settings.agency_units.get(a, ()))
                    for a in settings.agencies}

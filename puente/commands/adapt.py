@@ -17,7 +17,7 @@ from pathlib import Path
 from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import Adapter
 from adapters.registry import ADAPTERS, get
-from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, open_source
+from adapters.run import AdapterRun, Tally, adapt_paths, check, check_sources, check_units, open_source
 from adapters.watch import folder_lock, watcher, watching
 from broker.kafka import KafkaConnection
 from puente import logs
@@ -60,6 +60,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 def _context(args: argparse.Namespace, cfg: PuenteSettings) -> tuple[Adapter, Context]:
     adapter = get(args.adapter)
     ctx = make_context(adapter.agency, datetime.now(UTC), load_config(args.config), Vocabulary.load(cfg.policy_dir))
+    check_units(cfg, ctx)  # --check too: it says what a run would publish, and the broker would refuse these
     return adapter, ctx
 
 

@@ -256,8 +256,8 @@ def test_the_shipped_units_are_those_the_shipped_adapters_name() -> None:
     """The broker's default units and the shipped adapter configuration's COMBIFRON originators are one list: a unit
     only one of them named would have its alerts refused by the adapter, or dead-lettered by the broker."""
     config = load_config()
-    assert {a: tuple(p.originators) for a, p in config.agencies.items() if p.originators} == \
-        {a: tuple(u) for a, u in AGENCY_UNITS.items()}
+    assert {a: set(p.originators) for a, p in config.agencies.items() if p.originators} == \
+        {a: set(u) for a, u in AGENCY_UNITS.items()}
 
 
 @pytest.mark.parametrize("principal", ["partner-..", "agency-../broker", "partner-a/b", "agency-", "auditors"])

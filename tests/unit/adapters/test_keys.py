@@ -18,6 +18,7 @@ from adapters.config import AdaptersConfig, AgencyProfile, Context, Vocabulary, 
 from adapters.core import Each, Keys, Result, check_ignored, check_keys, convert
 from adapters.registry import ADAPTERS, get
 from adapters.run import AdapterRun
+from puente import cli
 from puente.errors import AdapterError, ConfigError
 from puente.settings import AGENCY_UNITS
 
@@ -334,7 +335,7 @@ def test_an_adapter_naming_a_unit_the_broker_refuses_stops_before_any_record(
         units: dict[str, tuple[str, ...]], refused: str | None, ctx_for: Callable[[str], Context]) -> None:
     """COMBIFRON's adapter maps each Colombian entity it knows to a unit; one the broker does not take
     (PUENTE_AGENCY_UNITS) would have every alert of it dead-lettered after publication: the run stops first, in one
-    line naming the units and both settings. An agency of the home country is held to no units."""
+    line naming the units, the setting and the file. An agency of the home country is held to no units."""
     cfg: Any = SimpleNamespace(topic_prefix="t", agency_countries={"COMBIFRON": "COL"}, agency_units=units)
     adapter = get(next(name for name, (_, a, _t) in ADAPTERS.items() if a == "COMBIFRON"))
     if refused is None:
@@ -347,3 +348,18 @@ def test_an_adapter_naming_a_unit_the_broker_refuses_stops_before_any_record(
         assert "agencies.yaml" in said and "\n" not in said
     snm = get(next(name for name, (_, a, _t) in ADAPTERS.items() if a == "SNM"))
     AdapterRun(cfg, None, snm, ctx_for("SNM"))  # type: ignore[arg-type]
+
+
+def test_adapt_check_refuses_a_unit_the_broker_would_refuse(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`puente adapt combifron --check FILE` says what a run would publish: with PUENTE_AGENCY_UNITS naming fewer
+    units than agencies.yaml maps entities to, it stops as the run would, in one line, before reading FILE."""
+    sample = Path(__file__).resolve().parents[3] / "samples" / "combifron" / "mensajes-colombia-2026-11.jsonl"
+    monkeypatch.setenv("PUENTE_AGENCY_UNITS", '{"COMBIFRON": ["ARC"]}')
+    assert cli.main(["adapt", "combifron", "--check", str(sample)]) == cli.EXIT_CONFIG
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "originators the broker does not take: DIJIN, EJC, FAC, MIGRACION, PONAL;" in captured.err
+    monkeypatch.delenv("PUENTE_AGENCY_UNITS")
+    assert cli.main(["adapt", "combifron", "--check", str(sample)]) in (0, 1)
+    assert "valid" in capsys.readouterr().out

@@ -179,6 +179,22 @@ def test_building_a_worker_reads_the_broker_signing_keys_once(tmp_path: Path, mo
     assert not worker.config.verify("broker-sign-2026a", b"payload", worker.sign(b"payload"))
 
 
+def test_the_worker_takes_the_configured_units_and_refuses_units_of_a_home_agency(tmp_path: Path) -> None:
+    """The pipeline's originators carry PUENTE_AGENCY_UNITS's units for the relaying agency; units named for an
+    agency the settings hold to the policy's home country are a mistake the settings alone cannot see: refused."""
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    worker, _, _ = build_worker(PuenteSettings(keys=made.root, agency_units={"COMBIFRON": ("ARC",)}),
+                                KafkaConnection(bootstrap="unused:9092"))
+    assert worker.pipeline.originators["COMBIFRON"].units == frozenset({"ARC"})
+    assert worker.pipeline.originators["SNM"].units == frozenset()
+    cfg = PuenteSettings(keys=made.root, agency_countries={"COMBIFRON": "COL", "SNM": "PAN"},
+                         agency_units={"SNM": ("ARC",)})
+    with pytest.raises(ConfigError, match=r"PUENTE_AGENCY_UNITS names units of SNM, an agency of the policy's home "
+                                          r"country \(PAN\)"):
+        build_worker(cfg, KafkaConnection(bootstrap="unused:9092"))
+
+
 class _Built(Exception):
     """Raised by the stand-in for the consumer's constructor: the worker got as far as making it."""
 
