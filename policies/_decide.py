@@ -5,9 +5,12 @@ when an agreement in force covers it and no check fails; every check runs,
 so a withheld decision lists every reason, and any one of them withholds
 (the most restrictive rule wins). A value the policy does not know
 withholds. A malformed alert withholds too, whatever the fault: nothing an
-alert holds makes ``decide`` raise. Reasons quote alert values only as short
-excerpts (``_excerpt``), so an alert's audit record stays small whatever its
-markings hold.
+alert holds makes ``decide`` raise. Reasons quote an alert's markings only
+where they are the policy's own codes: any other value is the agency's text
+(a name typed into a marking column), which a decision's reasons, copied
+into every partner's audit entry, must not carry. They count such values
+instead and list the codes the policy knows; what else they quote is cut
+short (``_excerpt``), so an alert's audit record stays small.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from policies._compile import CompiledCover, PartnerInfo, PolicySet
 from policies._decision import Decision, Outcome, day_of
-from policies._excerpt import excerpt, excerpts
+from policies._excerpt import excerpt
 from policies._model import Effect
 
 # Rule ids of the checks that do not come from an agreement. Agreement rules add
@@ -165,10 +168,20 @@ class _Facts:
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
 
-def _listed(codes: Mapping[str, Any]) -> str:
-    """The policy's codes of one marking: by rank where they are ranked (a scale, a grading), else as it lists them."""
-    ranked = all(type(value) is int for value in codes.values())
-    return ", ".join(sorted(codes, key=codes.__getitem__) if ranked else codes)
+def _listed(codes: Mapping[str, Any] | AbstractSet[str]) -> str:
+    """The policy's codes of one marking: by rank where they are ranked (a scale, a grading), else as it lists them
+    (a set, sorted); past ``LISTED`` of them, the rest counted."""
+    if isinstance(codes, Mapping):
+        ranked = all(type(value) is int for value in codes.values())
+        names = sorted(codes, key=codes.__getitem__) if ranked else list(codes)
+    else:
+        names = sorted(codes)
+    more = len(names) - LISTED
+    return ", ".join(names[:LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
+def _entries(count: int, what: str = "entry", whats: str = "entries") -> str:
+    return f"{count:,} {what if count == 1 else whats}"
 
 
 def _unknown(values: list[Any], known: AbstractSet[str]) -> list[Any]:
@@ -197,12 +210,14 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         raise TypeError("a marking list is not a list")
     consent_fail = None
     if not ps.partners.keys() >= set(consent):  # consent is per partner: a country names no one partner
-        unknown = excerpts(_unknown(consent, ps.partners.keys()))
-        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {unknown}, not a partner of the policy")
+        unknown = len(_unknown(consent, ps.partners.keys()))
+        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {_entries(unknown)} not a partner of the policy "
+                                         f"(consent names partner ids: {_listed(ps.partners)})")
     releasable_fail = None
     if not ps.known_names.issuperset(rel):
-        unknown = excerpts(_unknown(rel, ps.known_names))
-        releasable_fail = (UNKNOWN_RELEASABLE_TO, f"releasable_to names {unknown}, unknown to the policy")
+        unknown = len(_unknown(rel, ps.known_names))
+        releasable_fail = (UNKNOWN_RELEASABLE_TO, f"releasable_to names {_entries(unknown)} unknown to the policy "
+                                                  f"(it knows {_listed(ps.known_names)})")
     expires = m["expires_at"]  # a decoded alert always has it; a missing one must not read as "never"
     expired_fail = None
     # Partners' views state the expiry's day (``day_of``): an alert whose day has begun would reach a partner
@@ -240,10 +255,10 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     consented = partner.id in f.consent
     # Each caveat once (``_facts``); the unknown ones in one reason, as releasable_to's: a reason each would let
     # one alert's list of made-up caveats multiply every partner's decision (and its audit) without bound.
-    unknown = [caveat for caveat, effect in f.caveats if effect is None]
+    unknown = sum(1 for _, effect in f.caveats if effect is None)
     if unknown:
-        fails.append((UNKNOWN_CAVEAT, f"caveat {excerpt(unknown[0])} is unknown to the policy" if len(unknown) == 1
-                      else f"caveats {excerpts(unknown)} are unknown to the policy"))
+        fails.append((UNKNOWN_CAVEAT, f"{_entries(unknown, 'caveat is', 'caveats are')} unknown to the policy (it "
+                                      f"knows {_listed(ps.caveat_effects)})"))
     for caveat, effect in f.caveats:
         if effect is not None and effect is not Effect.NONE:
             _restrict(ps, partner, "caveat." + caveat, effect, consented, fails, notices)
@@ -257,17 +272,21 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
         fails.append(f.releasable_fail)
     rel = f.releasable
     if not partner.internal and partner.names.isdisjoint(rel):
-        # Known names are policy vocabulary, short and safe to show as they are; anything else, or a
-        # long list, is quoted in excerpts.
+        # Known names are policy vocabulary, short and safe to show as they are; anything else is counted.
         if f.releasable_fail is None and len(rel) <= LISTED:
             listed = ", ".join(rel) or "none outside " + ps.home_country
         else:
-            listed = excerpts(rel)
+            known = list(dict.fromkeys(name for name in rel if name in ps.known_names))
+            others = len(_unknown(rel, ps.known_names))
+            listed = ", ".join(known[:LISTED]) + (f" and {len(known) - LISTED} more" if len(known) > LISTED else "")
+            if others:
+                listed = "; ".join(filter(None, (listed, f"{_entries(others)} unknown to the policy")))
         fails.append((RELEASABILITY, f"releasable_to ({listed}) omits {partner.id}"))
     origin = f.origin
     if origin != ps.home_country:
         if not f.origin_known:
-            fails.append((UNKNOWN_ORIGINATOR, f"originator country {excerpt(origin)} is unknown to the policy"))
+            fails.append((UNKNOWN_ORIGINATOR, f"the originator country is not one the policy knows "
+                                              f"({_listed(ps.known_countries)})"))
         elif partner.country != origin:
             # A third country's information: its originator's restrictions travel with it, whoever receives it.
             # Inside Panama it may be used, but passing it on needs the originator's consent, which Puente itself

@@ -1,4 +1,4 @@
-"""Reasons name the policy's vocabulary and the alert's marking codes, never its content.
+"""Reasons name the policy's vocabulary, never the alert's content nor a marking value the policy does not know.
 
 Every decision's reasons go into the signed audit entry for every partner, the ones it was withheld from included,
 and national auditors read them (``broker.service._audit_fields``: "never alert content beyond what the reasons
@@ -21,6 +21,7 @@ from schemas import alert_codec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 NAME = "Zqx Telltale Perez"  # not code-like: an area label is quoted only when it looks like a code
+CODE = "ZQX_TELLTALE_PEREZ"  # shaped as a code, and none of the policy's: the agency's text all the same
 
 
 def _leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -39,7 +40,7 @@ def _variants(leaf: Any) -> list[tuple[Any, tuple[str, ...]]]:
     if isinstance(leaf, bool) or leaf is None:
         return []
     if isinstance(leaf, str):
-        return [(NAME, ("Telltale",))]
+        return [(NAME, ("Telltale",)), (CODE, ("TELLTALE",))]
     if isinstance(leaf, float):  # a little, and far enough to leave the area its label names
         return [(moved, ("7431", f"{moved:.1f}", f"{moved:.2f}")) for moved in (leaf + 0.0374317431,
                                                                                 leaf - 1.2374317431)]
@@ -54,8 +55,8 @@ def test_no_payload_or_location_value_reaches_a_reason(policy_set: PolicySet) ->
     tried = 0
     for alert in generate(60, seed=3, now=NOW):
         for path, leaf in _leaves(alert):
-            if path[0] not in ("payload", "location"):
-                continue  # markings are codes, quoted by design; ids and times are the audit's own columns
+            if path[0] not in ("payload", "location", "markings"):
+                continue  # ids and times are the audit's own columns
             for value, tells in _variants(leaf):
                 changed = copy.deepcopy(alert)
                 node = changed
