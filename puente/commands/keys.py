@@ -76,7 +76,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                      help="the broker only: beside its keys of --generation, make only the pseudonym keys it lacks "
                           "(its alert-reference key in a keystore made before references, a new agreement's key), "
                           "rotating nothing; never for a lost key, which its backup restores")
-    gen.set_defaults(func=_generate)
+    gen.set_defaults(func=_generate, parser=gen)
 
     text = "write a key's public half as PEM SubjectPublicKeyInfo, to hand to the other side"
     out = keys.add_parser("export-public", help=text, description=text)
@@ -146,15 +146,16 @@ def _check_id(holder: Holder, ident: str, cfg: PuenteSettings) -> None:
 def _generate(args: argparse.Namespace) -> int:
     holder = Holder(args.holder)
     ident = args.ident if args.ident is not None else (BROKER_OWNER if holder is Holder.BROKER else None)
-    if ident is None:
-        raise ConfigError(f"keys generate --for {holder}: give the {holder}'s id, e.g. "
+    parser: argparse.ArgumentParser = args.parser
+    if ident is None:  # usage, as argparse's own errors (exit 2): the command line lacks what it needs
+        parser.error(f"--for {holder} needs the {holder}'s id, e.g. "
                           f"{'COL' if holder is Holder.PARTNER else 'SENAN'}")
+    if args.missing_only and holder is not Holder.BROKER:
+        parser.error("--missing-only is for the broker's pseudonym keys only (--for broker)")
     cfg = settings(args)
     _check_id(holder, ident, cfg)
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
     agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
-    if args.missing_only and holder is not Holder.BROKER:
-        raise ConfigError(f"keys generate --for {holder}: --missing-only is for the broker's pseudonym keys only")
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements,
                               missing_only=args.missing_only)
     whose = "the broker" if holder is Holder.BROKER else f"{holder} {ident}"

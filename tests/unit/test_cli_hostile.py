@@ -216,6 +216,23 @@ def test_policy_explain_refuses_a_partner_the_policy_does_not_name(partner: str,
 
 
 @pytest.mark.parametrize(("args", "said"), [
+    (["keys", "generate", "--for", "partner"], "--for partner needs the partner's id, e.g. COL"),
+    (["keys", "generate", "--for", "agency"], "--for agency needs the agency's id, e.g. SENAN"),
+    (["keys", "generate", "--for", "agency", "SENAN", "--missing-only"], "--missing-only is for the broker's"),
+])
+def test_keys_generate_usage_mistakes_are_usage_errors(args: list[str], said: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A partner's or agency's keys without its id, or --missing-only for anyone but the broker: the command line
+    lacks what it needs, exit 2 with the usage and one line saying which, before any key is read or written."""
+    with pytest.raises(SystemExit) as done:
+        cli.main([*args, "--dir", str(tmp_path / "keys")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 2 and err[0].startswith("usage: puente keys generate"), err
+    assert err[-1].startswith("puente keys generate: error: ") and said in err[-1], err
+    assert not (tmp_path / "keys").exists()
+
+
+@pytest.mark.parametrize(("args", "said"), [
     (["adapt", "senan"], "give export files to read ('-' for standard input), or --watch DIR"),
     (["adapt", "senan", "x.json", "--watch", "."], "not both"),
     (["adapt", "senan", "--watch", ".", "--check"], "--check reads files, not a watched folder"),
