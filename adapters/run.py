@@ -178,8 +178,13 @@ def check_units(cfg: PuenteSettings, ctx: Context) -> None:
     broker does not take (``PUENTE_AGENCY_UNITS``): each of that unit's alerts would be dead-lettered by the broker
     after publication, so the run stops before reading a record, naming the units and both places to look."""
     home, agency = ctx.vocab.home_country, ctx.agency
-    if home is None or cfg.agency_countries.get(agency, home) == home:
-        return  # an agency of the home country names itself; the COMBIFRON adapter refuses it anything else
+    if home is None:
+        return
+    if cfg.agency_countries.get(agency, home) == home:  # it names itself; the COMBIFRON adapter refuses it all else
+        if agency in cfg.agency_units:  # the broker refuses to start so (``broker.service.build_worker``)
+            raise ConfigError(f"PUENTE_AGENCY_UNITS names units of {agency}, an agency of the policy's home country "
+                              f"({home}), which names itself and relays no units: remove them")
+        return
     missing = sorted(set(ctx.profile.originators) - set(cfg.agency_units.get(agency, ())))
     if missing:
         raise ConfigError(f"the adapter configuration (agencies.yaml, or --config) names {agency} originators the "

@@ -99,7 +99,6 @@ class PolicyPort(Protocol):
     def partners(self) -> Sequence[tuple[str, str]]:
         """(partner id, feed topic) for every partner."""
         ...
-    def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> DecisionLike: ...
     def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
                    until: datetime | None = None) -> Sequence[DecisionLike]:
         """``decide`` for each of ``partners``, in that order; with ``until``, held for every moment from ``now`` to
@@ -316,6 +315,9 @@ class Pipeline:
         self.replay_window_ms = replay_window_days * DAY_MS
         self.lifecycle_retention = timedelta(days=lifecycle_retention_days or replay_window_days)
         self._half_retention = self.lifecycle_retention / 2  # ``_forgettable``'s margin for an alert withheld from all
+        # The latest time Kafka appended any record this pipeline admitted: Kafka's present is at least that, so a
+        # worker clock behind it is behind Kafka's for every record, a backlog's too (``process``).
+        self._kafka_ms = 0
         self._partners = list(policy.partners())
         self._partner_ids = [p for p, _ in self._partners]
         self._schema_hex = codec.fingerprint.hex().encode()
@@ -359,6 +361,8 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
             return self._dead(record, where, key, "internal", f"the record could not be checked "
                               f"({type(exc).__name__}); report it to Puente's maintainers", now)
+        if record.timestamp_ms > self._kafka_ms:  # admitted: no more than MAX_FUTURE_SKEW ahead of ``now``
+            self._kafka_ms = record.timestamp_ms
         m = alert["markings"]
         decisions: list[dict[str, Any]] = []
         version: int = alert.get("version", 1)
@@ -408,11 +412,12 @@ class Pipeline:
             verdicts = [_Invalid(partner, self.policy.version, version, invalid) for partner in self._partner_ids]
         else:
             try:
-                # Kafka appended the record after ``now`` by its clock: the worker's is behind, by at most
-                # MAX_FUTURE_SKEW (``_admit``). The decision holds until Kafka's time too, so a slow worker clock
-                # never delivers past an agreement's end or an alert's expiry.
-                until = (datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-                         if record.timestamp_ms > now.timestamp() * 1000 else None)
+                # Kafka appended this record, or one admitted before it, after ``now`` by its clock: the worker's
+                # is behind Kafka's, by at most MAX_FUTURE_SKEW (``_admit``). The decision holds until Kafka's
+                # latest time too, so a slow worker clock never delivers past an agreement's end or an alert's
+                # expiry, not even a backlog's older records.
+                latest = self._kafka_ms
+                until = datetime.fromtimestamp(latest / 1000, UTC) if latest > now.timestamp() * 1000 else None
                 verdicts = self.policy.decide_all(alert, self._partner_ids, now, until)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
@@ -681,7 +686,7 @@ class Pipeline:
         if (problem or structural) and not (problem and not structural and content and prior is not None
                                             and prior.holders and not prior.recalled and version > prior.version):
             raise _Reject("invalid", str(problem or structural))
-        if ((prior is None or prior.originator is None)
+        if ((prior is None or prior.originator is None) and not (content and prior is not None and prior.recalled)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
             # unit could publish under another's id a version the broker takes as the first it knows (the first
@@ -776,11 +781,12 @@ class Pipeline:
         """The originator the audit entry of a recall records: the alert's first, from its state; with none there,
         the recall's own name only when the agency may name it as a content version would (itself, or a unit the
         settings name): a recall is held to the form of a unit only, so any other name is the agency system's own
-        text, and the audit says it is no named unit instead."""
+        text, and the audit records the agency that sent the recall (its MAC proves it) instead, a name the
+        auditors' agency filter finds."""
         if prior is not None and prior.originator is not None:
             return _coded(prior.originator)
         allowed = self.originators.get(agency)
-        return _coded(given) if allowed is not None and allowed.names(given) else "(not a named unit)"
+        return _coded(given) if allowed is not None and allowed.names(given) else agency
 
     def _country(self, agency: str, given: Any) -> str:
         """The originator country an audit entry of a recall records: the one ``agency``'s alerts name, as

@@ -31,7 +31,6 @@ from policies import (
     PolicySet,
     alert_reference,
     build_view,
-    decide,
     decide_many,
     load_policy_set,
     recall_notice,
@@ -111,9 +110,6 @@ class PolicyAdapter:
     def partners(self) -> Sequence[tuple[str, str]]:
         return [(p.id, self.names.feed(p.feed_topic)) for p in sorted(self.policy_set.partners.values(),
                                                                        key=lambda p: p.id)]
-
-    def decide(self, alert: dict[str, Any], partner: str, now: datetime) -> RoutedDecision:
-        return self._routed_for(decide(alert, partner, self.policy_set, now))
 
     def decide_all(self, alert: dict[str, Any], partners: Sequence[str], now: datetime,
                    until: datetime | None = None) -> list[RoutedDecision]:

@@ -211,7 +211,8 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     consent_fail = None
     if not ps.partners.keys() >= set(consent):  # consent is per partner: a country names no one partner
         unknown = len(_unknown(consent, ps.partners.keys()))
-        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {_entries(unknown)} not a partner of the policy "
+        consent_fail = (UNKNOWN_CONSENT, f"originator_consent names {_entries(unknown)} that "
+                                         f"{'is not a partner' if unknown == 1 else 'are not partners'} of the policy "
                                          f"(consent names partner ids: {_listed(ps.partners)})")
     releasable_fail = None
     if not ps.known_names.issuperset(rel):
@@ -274,7 +275,7 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
     if not partner.internal and partner.names.isdisjoint(rel):
         # Known names are policy vocabulary, short and safe to show as they are; anything else is counted.
         if f.releasable_fail is None and len(rel) <= LISTED:
-            listed = ", ".join(rel) or "none outside " + ps.home_country
+            listed = ", ".join(dict.fromkeys(rel)) or "none outside " + ps.home_country
         else:
             known = list(dict.fromkeys(name for name in rel if name in ps.known_names))
             others = len(_unknown(rel, ps.known_names))
@@ -328,7 +329,12 @@ def _covers(
     if not live:
         for c in covers:
             a = c.agreement
-            state = "expired" if until >= a.ends else "not yet in force"
+            if now >= a.ends:
+                state = "expired"
+            elif until >= a.ends:  # by the later clock only: the reason says so, or the audit's time would belie it
+                state = "expired by the later of the decision's two clocks (the worker's is behind Kafka's)"
+            else:
+                state = "not yet in force"
             fails.append((f"{a.id}.validity", f"{a.id} is {state} (valid {a.valid_from} to {a.valid_until})"))
     return covers, live
 
@@ -355,7 +361,8 @@ def _decide(alert: Mapping[str, Any], partner_id: str, ps: PolicySet, now: datet
         return _unknown_partner(ps, partner_id)
     latest = _latest(now, until)
     if latest is None:
-        return _withhold(ps, partner.id, (), [(TIME_NAIVE, "the decision time is not a datetime with a UTC offset")])
+        return _withhold(ps, partner.id, (), [(TIME_NAIVE, "a decision time (now, or until) is not a datetime with a "
+                                                           "UTC offset")])
     return _decide_for(alert, partner, ps, now, _facts(alert, ps, latest), latest)
 
 

@@ -348,6 +348,9 @@ def test_an_adapter_naming_a_unit_the_broker_refuses_stops_before_any_record(
         assert "agencies.yaml" in said and "\n" not in said
     snm = get(next(name for name, (_, a, _t) in ADAPTERS.items() if a == "SNM"))
     AdapterRun(cfg, None, snm, ctx_for("SNM"))  # type: ignore[arg-type]
+    home: Any = SimpleNamespace(topic_prefix="t", agency_countries={"SNM": "PAN"}, agency_units={"SNM": ("ARC",)})
+    with pytest.raises(ConfigError, match="PUENTE_AGENCY_UNITS names units of SNM, an agency of the policy's home"):
+        AdapterRun(home, None, snm, ctx_for("SNM"))  # type: ignore[arg-type]
 
 
 def test_adapt_check_refuses_a_unit_the_broker_would_refuse(monkeypatch: pytest.MonkeyPatch,

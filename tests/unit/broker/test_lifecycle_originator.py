@@ -223,16 +223,19 @@ def test_with_no_state_a_units_recall_of_another_units_alert_is_refused_and_reco
 def test_a_recalls_unit_the_settings_do_not_name_reaches_neither_the_audit_nor_the_state(unit: str) -> None:
     """A recall is held to a unit's form only (it may withdraw an alert of a unit no longer configured): with no
     state naming the alert's originator, the audit records the recall's own unit only when the settings name it,
-    else ``(not a named unit)``, and the recalled state records none; a configured unit is recorded as before."""
+    else the agency that sent it, and the recalled state records none; a configured unit is recorded as before.
+    A content version of the recalled alert is then refused as recalled, not for its id's series."""
     run = Relay()
     alert_id = f"COMBIFRON:COL-{unit}-2026-00412"
     recall = _next(_colombian(unit=unit, alert_id=alert_id), "RECALL", reason="ERROR")
     out = run.send(recall)
     assert out.dead_reason is None and out.state is not None, out.entry
     named = unit == "ARC"
-    assert out.entry["originator"] == (f"COL-{unit}" if named else "(not a named unit)")
+    assert out.entry["originator"] == (f"COL-{unit}" if named else "COMBIFRON")
     assert out.state.recalled and out.state.originator == (f"COL-{unit}" if named else None)
     assert run.book.get(alert_id) is not None and run.book.get(alert_id).originator == out.state.originator  # type: ignore[union-attr]
+    again = run.send(_next(_colombian(alert_id=alert_id), "UPDATE"))
+    assert again.dead_reason == "recalled", again.entry
 
 
 def test_with_a_state_naming_no_originator_a_units_recall_is_held_to_the_ids_series() -> None:

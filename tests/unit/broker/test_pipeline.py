@@ -736,6 +736,19 @@ def test_the_decision_holds_until_kafkas_time_when_the_workers_clock_is_behind(a
                             _pipeline({}).origin, SLOTS, originators=ORIGINATORS))
     assert pipe.process(record, set(), NOW).dead_reason is None
     assert asked == [(NOW, until)]
+    # Kafka's present is at least the latest time it appended anything admitted: an older record of the same batch
+    # (a backlog) is decided until then too, and a later batch's ``now`` past it needs no ``until``.
+    older, _ = _record(NOW_MS - 60_000, NOW_MS - 60_000)
+    assert pipe.process(older, set(), NOW).dead_reason is None
+    assert asked[-1] == (NOW, until)
+    later = NOW + timedelta(hours=1)
+    assert pipe.process(older, set(), later).dead_reason is None
+    assert asked[-1] == (later, None)
+    # A record refused as appended too far ahead moves nothing.
+    ahead, _ = _record(NOW_MS + MAX_FUTURE_SKEW_MS + 1, NOW_MS + MAX_FUTURE_SKEW_MS + 1)
+    assert pipe.process(ahead, set(), NOW).dead_reason is not None
+    assert pipe.process(older, set(), NOW).dead_reason is None
+    assert asked[-1] == (NOW, until)
 
 
 @pytest.mark.parametrize("appended_ms", [0, -1, 946_684_799_999])
