@@ -69,10 +69,12 @@ _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, par
 # recall notice went, at any version): its scoped auditor reads that id, else the row's alias (``_scope.scoped``).
 # That id is the partner's reference (``ref``) once any record sent to it named one, the alert's own id only where
 # every record sent to it did (blocks written before references: its feed and receipts used that id). ``{t}``: the
-# row's table. By ``decisions_by_alert``, named: without statistics SQLite took the partner's decisions index and
-# scanned every delivery of the partner for each row (a page of a 200,000-decision index: 1.7 s; a scoped export:
-# about 40 min).
-_HELD_AS = (f"(SELECT {KNOWN_AS.format(t='k.')} FROM decisions k INDEXED BY decisions_by_alert WHERE k.alert_id = "
+# row's table. By ``decisions_held``, named: its first entry for the alert and partner is the answer, one seek per
+# row. Without statistics SQLite took the partner's decisions index and scanned every delivery of the partner for
+# each row (a page of a 200,000-decision index: 1.7 s; a scoped export: about 40 min); by ``decisions_by_alert`` it
+# read and sorted every version's row for each row (a scoped page of an alert of 5,000 versions: 19 s, growing with
+# the square of the versions).
+_HELD_AS = (f"(SELECT {KNOWN_AS.format(t='k.')} FROM decisions k INDEXED BY decisions_held WHERE k.alert_id = "
             "{t}.alert_id AND k.partner = {t}.partner AND k.went = 1 AND k.decision IN ('DELIVER', 'DELIVER_REDACTED', "
             "'RECALL') ORDER BY k.ref IS NULL, k.id LIMIT 1)")
 _ROW_KEYS = ("alert_id", "version", "partner", "decision", "agreement", "alert_type", "originator",

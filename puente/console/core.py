@@ -552,7 +552,11 @@ class Console:
             await run_in_threadpool(self.config.accounts.end_session, session.token)
         response = RedirectResponse("/login", status_code=303)
         origin = self.origin(request)
-        response.delete_cookie(origin.session, secure=origin.secure, httponly=True, samesite="strict")
+        # Only a cookie the request carried is deleted (one whose session ended, or that no longer names one): a
+        # cross-site form carries none (SameSite=Strict), and a deletion in its answer would sign the auditor's
+        # browser out, unrecorded, while the session stays live on the server.
+        if session is not None or origin.session in request.cookies:
+            response.delete_cookie(origin.session, secure=origin.secure, httponly=True, samesite="strict")
         return response
 
 

@@ -109,6 +109,21 @@ def test_behind_a_proxy_every_cookie_is_secure_and_host_only_and_hsts_is_sent(ac
     assert out.status_code == 303 and _host_only_secure(_set(out)["__Host-puente-console"])
 
 
+def test_a_cross_site_sign_out_deletes_no_cookie_and_ends_no_session(accounts: ConsoleAccounts, sink: Sink) -> None:
+    """A cross-site page's form posting to /logout carries no cookie of the console's (SameSite=Strict): its answer
+    deletes none, so it cannot sign the auditor's browser out while the session stays live, unrecorded. A request
+    carrying a session cookie that names no live session has that stale cookie deleted."""
+    app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink))
+    client = TestClient(app, base_url=PROXIED, follow_redirects=False)
+    session = _value(_sign_in(client, "__Host-puente-login"), "__Host-puente-console")
+    forged = client.post("/logout", content=b"", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert forged.status_code == 303 and _set(forged) == {}, forged.headers
+    assert client.get("/", headers={"cookie": f"__Host-puente-console={session}"}).status_code == 200
+    stale = client.post("/logout", content=b"", headers={"cookie": "__Host-puente-console=ended",
+                                                         "content-type": "application/x-www-form-urlencoded"})
+    assert stale.status_code == 303 and "max-age=0" in _set(stale)["__Host-puente-console"].lower()
+
+
 def test_a_cookie_set_under_one_origin_is_not_taken_under_the_other(accounts: ConsoleAccounts, sink: Sink) -> None:
     """A session is read only under its own origin's name: a proxied request bringing it as the plain loopback
     cookie is not signed in (no downgrade), nor a loopback request bringing it as the ``__Host-`` one."""
