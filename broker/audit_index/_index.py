@@ -61,6 +61,12 @@ another when a store reads one again; a partner signs as many as it likes, and l
 hundreds of megabytes. The first of each delivery is always listed: the broker's decisions bound their number, and
 a partner's later acknowledgement (of a recall, say) is never pushed off the page by its earlier receipts."""
 NOT_SHOWN = "RECEIPTS_NOT_SHOWN"  # the kind of that event
+TIMELINE_VERSIONS = 200
+"""Versions of an alert a timeline, or a "why" page, lists: the newest, then a ``VERSIONS_NOT_SHOWN`` event (a "why"
+page, a row) counting the earlier ones. An agency may publish up to a million versions of one alert (a vessel's
+track, updated every few minutes), and listed whole a timeline of 20,000 was a page of 35 MiB, made in seconds with a
+quarter of a gigabyte of memory; `puente audit log --alert ID` lists every version."""
+VERSIONS_NOT_SHOWN = "VERSIONS_NOT_SHOWN"  # the kind of that event
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
@@ -841,13 +847,14 @@ class AuditIndex:
         # +partner: the alert's own index, not the partner's whole history (see _where).
         who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
                      else ("", [alert_id]))
+        since, earlier, capped = self._newest_versions(alert_id, scope.partner)
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
-            f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ?{who} ORDER BY at_ms, id", args)]
-        receipts, unshown = self._timeline_receipts(scope, alert_id) if held else ([], {})
+            f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ?{who} AND version >= ? ORDER BY at_ms, id",
+            [*args, since])]
+        receipts, unshown = self._timeline_receipts(scope, alert_id, since) if held else ([], {})
         dead = [] if not scope.national else self._all(
-            "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM dead_letters WHERE alert_id = ? "
-            "ORDER BY id",
-            [alert_id])
+            "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM (SELECT * FROM dead_letters WHERE "
+            "alert_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", [alert_id, TIMELINE_VERSIONS])
         if not (decisions or receipts or dead):
             return None
         events: list[tuple[int, int, dict[str, Any]]] = []
@@ -856,6 +863,12 @@ class AuditIndex:
             base = dict.fromkeys(("at", "partner", "version", "decision", "agreement", "rules", "reasons", "redacted",
                                   "status", "detail"))
             events.append((when if when is not None else 0, rank, {**base, **fields, "kind": kind}))
+
+        if earlier:  # first: what is not listed, before all that is
+            count = f"more than {earlier:,}" if capped else f"{earlier:,}"
+            event(-1, -1, VERSIONS_NOT_SHOWN, not_shown=earlier, capped=capped,
+                  detail=f"{count} earlier version{'s' if earlier != 1 or capped else ''} not shown: a timeline lists "
+                  f"the newest {TIMELINE_VERSIONS} (`puente audit log --alert` lists them all)")
 
         published: set[int] = set()
         for d in decisions:
@@ -894,14 +907,31 @@ class AuditIndex:
                   detail=f"{came}: {detail or ''}" if came else detail)
         return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
 
-    def _timeline_receipts(self, scope: Scope, alert_id: str) -> tuple[list[tuple[Any, ...]],
-                                                                        dict[str, tuple[int, bool, int | None]]]:
+    def _newest_versions(self, alert_id: str, partner: str | None) -> tuple[int, int, bool]:
+        """(the oldest version of ``alert_id`` a timeline lists, how many earlier versions it leaves out, whether
+        that count stopped at ``COUNT_LIMIT``): its newest ``TIMELINE_VERSIONS`` versions decided (for ``partner``,
+        when given). Seeks into ``decisions_by_alert``, which orders an alert's rows by partner, then version."""
+        who, args = (" AND partner = ?", [alert_id, partner]) if partner is not None else ("", [alert_id])
+        newest = [int(v) for (v,) in self._all(
+            f"SELECT DISTINCT version FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ?{who} "
+            "ORDER BY version DESC LIMIT ?", [*args, TIMELINE_VERSIONS + 1])]
+        if len(newest) <= TIMELINE_VERSIONS:
+            return 0, 0, False
+        since = newest[TIMELINE_VERSIONS - 1]
+        earlier = int(self._one(
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT version FROM decisions INDEXED BY decisions_by_alert WHERE "
+            f"alert_id = ?{who} AND version < ? LIMIT ?)", [*args, since, COUNT_LIMIT + 1]) or 0)
+        return since, min(earlier, COUNT_LIMIT), earlier > COUNT_LIMIT
+
+    def _timeline_receipts(self, scope: Scope, alert_id: str, since: int = 0
+                           ) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, bool, int | None]]]:
         """The receipts of ``alert_id`` a timeline lists (partner, version, status, at, at_ms, detail, feed), by when
         they acknowledge: of each partner in ``scope``, the first of each delivery it was sent, and the first
         ``TIMELINE_RECEIPTS`` of its others (``TIMELINE_RECEIPTS``); and per partner with more, how many more
         (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them acknowledges. A seek per
         delivery into ``receipts_by_delivery_time`` and a few per partner into ``receipts_by_alert_time``, whatever
-        the number of receipts."""
+        the number of receipts. The firsts only of deliveries of versions from ``since`` on, the timeline's
+        (``_newest_versions``); the others by time alone, as bounded."""
         # Each partner sent the alert and the ids it knows it by (its reference; the alert's own id where a block
         # written before references sent it): its receipts name those, and every receipt row is bound to a
         # delivery of them to its partner (``_ingest._SENT_SQL``). A handful: the broker's decisions bound them.
@@ -919,8 +949,8 @@ class AuditIndex:
             firsts = self._all(
                 f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d JOIN receipts r ON r.id "
                 "= (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id = d.id ORDER BY "
-                "at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ? AND d.went = 1 AND r.partner = d.partner",
-                [alert_id, partner])
+                "at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ? AND d.version >= ? AND d.went = 1 "
+                "AND r.partner = d.partner", [alert_id, partner, since])
             listed = {r[0] for r in firsts}
             # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts, of each id.
             others = sorted((r for name in known for r in self._all(
@@ -957,9 +987,12 @@ class AuditIndex:
         if resolved is None:
             return []
         alert_id = resolved[0]
-        out = []
+        out: list[dict[str, Any]] = []
+        since, earlier, capped = self._newest_versions(alert_id, partner)
+        if earlier:  # as the timeline: its newest versions, and a row counting the others first
+            out.append({"kind": VERSIONS_NOT_SHOWN, "not_shown": earlier, "capped": capped, "version": None})
         for r in self._all(f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ? AND +partner = ? "
-                           "ORDER BY version, at_ms, id", [alert_id, partner]):
+                           "AND version >= ? ORDER BY version, at_ms, id", [alert_id, partner, since]):
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             decision = d.get("decision")

@@ -13,7 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from broker.audit_index import MAX_FINDINGS, NOT_SHOWN, TIMELINE_RECEIPTS, Query, Scope
+from broker.audit_index import (
+    MAX_FINDINGS,
+    NOT_SHOWN,
+    TIMELINE_RECEIPTS,
+    TIMELINE_VERSIONS,
+    VERSIONS_NOT_SHOWN,
+    Query,
+    Scope,
+)
 from broker.console_accounts import Session
 from puente.console import views
 from puente.console.charts import bar_chart
@@ -197,9 +205,11 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             partners = sorted({str(e["partner"]) for e in events if e.get("partner")})
             # Each partner's receipts past the first the index lists: said at the top, not only where they begin.
             unlisted = [e for e in events if e.get("kind") == NOT_SHOWN]
+            earlier = next((e for e in events if e.get("kind") == VERSIONS_NOT_SHOWN), None)
             return len(events), lambda: console.html(
                 "timeline.html", request, session, alert_id=named, events=events, partner=partner,
-                partners=partners, redactions=views.redactions, unlisted=unlisted, listed=TIMELINE_RECEIPTS)
+                partners=partners, redactions=views.redactions, unlisted=unlisted, listed=TIMELINE_RECEIPTS,
+                earlier=earlier, versions=TIMELINE_VERSIONS)
 
         return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
 
@@ -217,7 +227,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             if (scope.partner is not None and partner != scope.partner) or index.timeline(scope, alert_id) is None:
                 return 0, lambda: console.not_found(request, session)
             rows = index.why(scope, alert_id, partner, field, console.config.envelope)
-            return len(rows), lambda: console.html("why.html", request, session, asked=asked, rows=rows)
+            earlier = next((r for r in rows if r.get("kind") == VERSIONS_NOT_SHOWN), None)
+            rows = [r for r in rows if r is not earlier]
+            return len(rows), lambda: console.html("why.html", request, session, asked=asked, rows=rows,
+                                                   earlier=earlier, versions=TIMELINE_VERSIONS)
 
         return await answer(request, session, "why", asked, work)
 

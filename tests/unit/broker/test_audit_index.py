@@ -951,3 +951,49 @@ def test_a_partner_auditor_reads_no_place_in_the_audit() -> None:
     seen = scoped(Scope("USA"), row)
     assert (seen["id"], seen["record"], seen["block"], seen["ingress"]) == (None, None, None, "t.ingress.SNM")
     assert scoped(Scope(), row) == row
+
+
+def track_blocks(versions: int) -> list[bytes]:
+    """Decision blocks of one alert, SENAN:TRACK-1, of ``versions`` versions, each delivered to COL and USA."""
+    writer, blocks = ChainWriter(DECISIONS, 0), []
+    for first in range(1, versions + 1, 100):
+        alerts = []
+        for version in range(first, min(versions, first + 99) + 1):
+            alert = _alert("SENAN:TRACK-1", 0, [_decision(p, "DELIVER", [f"{p}.cover"], feed=f"t.feed.{p}")
+                                                for p in ("COL", "USA")],
+                           version=version, action=None if version == 1 else "UPDATE")
+            alert["ingress"] = f"t.ingress.SENAN:0:{version}"
+            alert["at"] = iso_utc(T0 + timedelta(seconds=version))
+            alerts.append(alert)
+        blocks.append(writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t"))
+    return blocks
+
+
+def test_a_timeline_and_why_list_an_alerts_newest_versions_and_count_the_rest(tmp_path: Path) -> None:
+    """An alert of more versions than ``TIMELINE_VERSIONS`` (a vessel's track): its timeline and its "why" rows list
+    the newest that many, and say first how many earlier versions they leave out, for a national auditor and a
+    partner's alike; one of no more lists every version and says nothing. The page's size no longer grows with the
+    alert's versions (20,000 made a timeline of 35 MiB)."""
+    from broker.audit_index import TIMELINE_VERSIONS, VERSIONS_NOT_SHOWN
+
+    versions = TIMELINE_VERSIONS + 37
+    path = tmp_path / "audit" / "index.sqlite"
+    index = AuditIndex(path)
+    index.register({DECISIONS: "decisions"})
+    ingest = index.partition(DECISIONS, 0, "decisions", VERIFY, batch_rows=5000)
+    for offset, block in enumerate(track_blocks(versions)):
+        ingest.add(offset, block)
+    ingest.commit()
+    index.finish(T0)
+    for scope in (Scope(), Scope("USA")):
+        named = "SENAN:TRACK-1" if scope.national else index.alert_name(scope, "SENAN:TRACK-1")
+        assert named is not None
+        events = index.timeline(scope, named)
+        assert events is not None and events[0]["kind"] == VERSIONS_NOT_SHOWN and events[0]["not_shown"] == 37
+        assert "37 earlier versions not shown" in events[0]["detail"]
+        shown = {e["version"] for e in events if e["kind"] in ("DELIVERED", "UPDATED", "PUBLISHED")}
+        assert shown == set(range(38, versions + 1)), scope
+        why = index.why(scope, named, "USA", "summary")
+        assert why[0]["kind"] == VERSIONS_NOT_SHOWN and why[0]["not_shown"] == 37
+        assert [r["version"] for r in why[1:]] == list(range(38, versions + 1))
+    index.close()

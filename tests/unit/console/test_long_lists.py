@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from broker.audit import ChainWriter
-from broker.audit_index import TIMELINE_RECEIPTS, AuditIndex
+from broker.audit_index import TIMELINE_RECEIPTS, TIMELINE_VERSIONS, AuditIndex, Scope
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.wire import iso_utc
@@ -23,6 +23,7 @@ from tests.unit.broker.test_audit_index import (
     _decisions_topic,
     _ingest,
     _signer,
+    track_blocks,
 )
 from tests.unit.broker.test_audit_index_receipt_text import _flood
 from tests.unit.console.conftest import PASSWORD, Sink, _sign_in, local_client
@@ -129,6 +130,27 @@ def test_a_timeline_says_how_many_receipts_of_a_partner_it_does_not_list(
         assert page.count('<li class="event receipts_not_shown">') == 1
         assert ("29 more receipts from COL not shown: a timeline lists the first receipt of each delivery and the "
                 f"first {TIMELINE_RECEIPTS} of a partner") in page
+
+
+def test_a_timeline_and_why_of_a_long_track_say_how_many_versions_they_leave_out(
+        tmp_path: Path, accounts: ConsoleAccounts) -> None:
+    """An alert of TIMELINE_VERSIONS + 37 versions: its timeline and "why" pages say at the top that 37 earlier
+    versions are not shown, and list the newest, to a national auditor and to USA's."""
+    path = tmp_path / "index.sqlite"
+    with AuditIndex(path) as made:
+        _ingest(made, {DECISIONS: track_blocks(TIMELINE_VERSIONS + 37)})
+    accounts.add("usa", "USA", PASSWORD)
+    with AuditIndex(path, readonly=True) as index:  # the name USA's auditor reads on its rows
+        names = {"ana": "SENAN:TRACK-1", "usa": index.alert_name(Scope("USA"), "SENAN:TRACK-1")}
+    for who, name in names.items():
+        client = _client(path, accounts, Sink(), who)
+        page = client.get(f"/alerts/{name}").text
+        assert re.search(r'id="versions-not-shown">Not shown: 37 earlier versions\. A timeline lists the newest '
+                         rf'{TIMELINE_VERSIONS} versions', page), who
+        assert page.count('<li class="event delivered">') == (2 if who == "ana" else 1) * TIMELINE_VERSIONS
+        why = client.get(f"/why?alert={name}&partner=USA&field=summary").text
+        assert 'id="versions-not-shown">Not shown: 37 earlier versions' in why, who
+        assert why.count("<tr>") == TIMELINE_VERSIONS + 1  # the header's row and one per version shown
 
 
 def test_a_timeline_within_the_bound_says_nothing_is_left_out(tmp_path: Path, accounts: ConsoleAccounts) -> None:
