@@ -7,7 +7,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,19 @@ _NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$"
 _HOST = r"^(\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$"
 
 _MAX_RETENTION_DAYS = (2**63 - 1) // 86_400_000  # the most days whose milliseconds fit a Java long
+
+
+def _by_agency(given: dict[str, Any], default: Mapping[str, Any], agencies: Collection[str],
+               wrong: str) -> dict[str, Any]:
+    """A setting keyed by agency, each key among ``agencies``: the shipped ``default`` keeps only those (a deployment
+    without one of its agencies needs no override); any other value naming another is refused, ``wrong`` saying
+    why."""
+    if given == default:
+        return {a: v for a, v in given.items() if a in agencies}
+    strangers = sorted(set(given) - set(agencies))
+    if strangers:
+        raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, {wrong}")
+    return given
 
 
 class PuenteSettings(BaseSettings):
@@ -235,13 +248,8 @@ class PuenteSettings(BaseSettings):
         agencies = info.data.get("agencies")
         if agencies is None:  # agencies itself was refused; its error is the one to read
             return countries
-        if countries == AGENCY_COUNTRIES:
-            return {a: c for a, c in countries.items() if a in agencies}
-        strangers = sorted(set(countries) - set(agencies))
-        if strangers:
-            raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not among "
-                             f"PUENTE_AGENCIES ({', '.join(agencies)}): check the spelling")
-        return countries
+        return _by_agency(countries, AGENCY_COUNTRIES, agencies,
+                          f"not among PUENTE_AGENCIES ({', '.join(agencies)}): check the spelling")
 
     @field_validator("agency_units")
     @classmethod
@@ -254,12 +262,8 @@ class PuenteSettings(BaseSettings):
         countries = info.data.get("agency_countries")
         if countries is None:  # agency_countries itself was refused; its error is the one to read
             return units
-        if units == AGENCY_UNITS:
-            return {a: u for a, u in units.items() if a in countries}
-        strangers = sorted(set(units) - set(countries))
-        if strangers:
-            raise ValueError(f"names {', '.join(a[:40] for a in strangers)}, not named in PUENTE_AGENCY_COUNTRIES "
-                             f"({', '.join(countries) or 'none'}): only an agency of another country relays units")
+        units = _by_agency(units, AGENCY_UNITS, countries, f"not named in PUENTE_AGENCY_COUNTRIES "
+                           f"({', '.join(countries) or 'none'}): only an agency of another country relays units")
         for agency, codes in units.items():
             twice = sorted({c for c in codes if codes.count(c) > 1})
             if twice:
