@@ -73,10 +73,12 @@ checkpoints or position: those grow with what other partners were sent.
 
 from broker.audit_index._index import (
     ANY_ROW_FILTERS,
+    DEAD_LETTERS_NOT_SHOWN,
     FILTER_COLUMNS,
     MAX_FINDINGS,
     MAX_PER_PAGE,
     NOT_SHOWN,
+    TIMELINE_DEAD_LETTERS,
     TIMELINE_RECEIPTS,
     TIMELINE_VERSIONS,
     VERSIONS_NOT_SHOWN,
@@ -106,6 +108,7 @@ from broker.audit_index._store import DEFAULT_INDEX, at_ms, rebuilding, remove_i
 
 __all__ = [
     "ANY_ROW_FILTERS",
+    "DEAD_LETTERS_NOT_SHOWN",
     "DEFAULT_INDEX",
     "DELIVERY_FIELDS",
     "FILTER_COLUMNS",
@@ -116,6 +119,7 @@ __all__ = [
     "RECEIPT_DETAIL_BYTES",
     "RECEIPT_FIELDS",
     "RECEIPT_VALUE_BYTES",
+    "TIMELINE_DEAD_LETTERS",
     "TIMELINE_RECEIPTS",
     "TIMELINE_VERSIONS",
     "UNDELIVERED_FIELDS",

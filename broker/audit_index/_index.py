@@ -67,6 +67,10 @@ page, a row) counting the earlier ones. An agency may publish up to a million ve
 track, updated every few minutes), and listed whole a timeline of 20,000 was a page of 35 MiB, made in seconds with a
 quarter of a gigabyte of memory; `puente audit log --alert ID` lists every version."""
 VERSIONS_NOT_SHOWN = "VERSIONS_NOT_SHOWN"  # the kind of that event
+TIMELINE_DEAD_LETTERS = 200
+"""Dead letters under one alert id a timeline lists: the newest, then a ``DEAD_LETTERS_NOT_SHOWN`` event counting the
+others. The id is only their records' key, which anyone able to write the agency's topic may give them."""
+DEAD_LETTERS_NOT_SHOWN = "DEAD_LETTERS_NOT_SHOWN"  # the kind of that event
 MAX_FINDINGS = 500  # finding texts ``integrity`` gives at most (it counts them all)
 _ROW_COLUMNS = ("id, topic, partition, \"offset\", block, alert_id, version, partner, decision, agreement, "
                 "alert_type, originator, originator_country, classification, sector, action, reason, supersedes, "
@@ -826,7 +830,7 @@ class AuditIndex:
             return alert_id
         return self._held_as(scope.partner, alert_id) if held else given  # not held: found by its alias alone
 
-    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
+    def timeline(self, scope: Scope, alert_id: str, partner: str | None = None) -> list[dict[str, Any]] | None:
         """One alert's life as ``scope`` may see it, oldest first: published (and updated or recalled)
         per version, decided for each partner (DELIVERED, WITHHELD, RECALLED notice, or DECIDED when
         nothing went out), receipted (when the receipt acknowledges: no earlier than Kafka appended it, its partner's
@@ -839,22 +843,35 @@ class AuditIndex:
         from one that does not exist: it finds an alert by the name it reads on its rows (its partner's reference,
         or its alias while its partner was never sent it: ``_resolve``), never by its own id, and one never sent
         shows that partner's decisions alone, no receipt. A national auditor finds it by its own id or by any
-        partner's reference, whose receipts are listed whatever id they name it by."""
+        partner's reference, whose receipts are listed whatever id they name it by. ``partner``: one partner's
+        events only (a national auditor's ``?partner=``), the scope's own when scoped.
+
+        An alert of many versions lists its newest ``TIMELINE_VERSIONS`` versions decided for the partners listed,
+        and its recalls whatever version they reuse, and says first how many earlier versions it leaves out; receipts
+        from the first of those decisions on; the newest ``TIMELINE_DEAD_LETTERS`` dead letters, saying how many
+        others there are."""
         resolved = self._resolve(scope, alert_id)
         if resolved is None:
             return None
         alert_id, held = resolved
-        # +partner: the alert's own index, not the partner's whole history (see _where).
-        who, args = ((" AND +partner = ?", [alert_id, scope.partner]) if scope.partner is not None
-                     else ("", [alert_id]))
-        since, earlier, capped = self._newest_versions(alert_id, scope.partner)
+        partner = scope.partner if scope.partner is not None else partner
+        since, earlier, capped = self._newest_versions(alert_id, partner)
+        # The alert's own index, its partner's rows alone: not the partner's whole history (see _where), nor the
+        # other partners' rows of the alert.
+        who, args = ((" AND partner = ?", [alert_id, partner]) if partner is not None else ("", [alert_id]))
+        cut = " AND (version >= ? OR action = 'RECALL')" if since else ""
         decisions = [scoped(scope, _decision_row(r)) for r in self._all(
-            f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ?{who} AND version >= ? ORDER BY at_ms, id",
-            [*args, since])]
-        receipts, unshown = self._timeline_receipts(scope, alert_id, since) if held else ([], {})
+            f"SELECT {_columns(scope)} FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ?{who}{cut} "
+            "ORDER BY at_ms, id", [*args, since] if since else args)]
+        first_ms = min((ms for d in decisions if (ms := at_ms(d.get("at"))) is not None), default=None)
+        receipts, unshown = (self._timeline_receipts(scope, alert_id, partner, since, first_ms if since else None)
+                             if held else ([], {}))
         dead = [] if not scope.national else self._all(
             "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM (SELECT * FROM dead_letters WHERE "
-            "alert_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", [alert_id, TIMELINE_VERSIONS])
+            "alert_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", [alert_id, TIMELINE_DEAD_LETTERS])
+        more_dead = 0 if len(dead) < TIMELINE_DEAD_LETTERS else int(self._one(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM dead_letters WHERE alert_id = ? LIMIT ?)",
+            [alert_id, COUNT_LIMIT + 1]) or 0) - TIMELINE_DEAD_LETTERS
         if not (decisions or receipts or dead):
             return None
         events: list[tuple[int, int, dict[str, Any]]] = []
@@ -869,6 +886,13 @@ class AuditIndex:
             event(-1, -1, VERSIONS_NOT_SHOWN, not_shown=earlier, capped=capped,
                   detail=f"{count} earlier version{'s' if earlier != 1 or capped else ''} not shown: a timeline lists "
                   f"the newest {TIMELINE_VERSIONS} (`puente audit log --alert` lists them all)")
+        if more_dead > 0:
+            capped_dead = more_dead + TIMELINE_DEAD_LETTERS > COUNT_LIMIT
+            shown = min(more_dead, COUNT_LIMIT - TIMELINE_DEAD_LETTERS)
+            count = f"more than {shown:,}" if capped_dead else f"{shown:,}"
+            event(-1, -1, DEAD_LETTERS_NOT_SHOWN, not_shown=shown, capped=capped_dead,
+                  detail=f"{count} earlier dead letter{'s' if shown != 1 or capped_dead else ''} under this id not "
+                  f"shown: a timeline lists the newest {TIMELINE_DEAD_LETTERS} (the dead letters page lists them all)")
 
         published: set[int] = set()
         for d in decisions:
@@ -923,19 +947,24 @@ class AuditIndex:
             f"alert_id = ?{who} AND version < ? LIMIT ?)", [*args, since, COUNT_LIMIT + 1]) or 0)
         return since, min(earlier, COUNT_LIMIT), earlier > COUNT_LIMIT
 
-    def _timeline_receipts(self, scope: Scope, alert_id: str, since: int = 0
+    def _timeline_receipts(self, scope: Scope, alert_id: str, partner: str | None = None, since: int = 0,
+                           from_ms: int | None = None
                            ) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, bool, int | None]]]:
         """The receipts of ``alert_id`` a timeline lists (partner, version, status, at, at_ms, detail, feed), by when
         they acknowledge: of each partner in ``scope``, the first of each delivery it was sent, and the first
         ``TIMELINE_RECEIPTS`` of its others (``TIMELINE_RECEIPTS``); and per partner with more, how many more
         (counted up to ``COUNT_LIMIT``: past it, capped) and when the first of them acknowledges. A seek per
         delivery into ``receipts_by_delivery_time`` and a few per partner into ``receipts_by_alert_time``, whatever
-        the number of receipts. The firsts only of deliveries of versions from ``since`` on, the timeline's
-        (``_newest_versions``); the others by time alone, as bounded."""
+        the number of receipts. Of ``partner`` alone when given; where the timeline leaves earlier versions out, the
+        firsts of deliveries of versions from ``since`` on (a recall's, whatever its version) and the others from
+        ``from_ms`` on, the first decision it lists: what acknowledges a version not listed is not listed either."""
         # Each partner sent the alert and the ids it knows it by (its reference; the alert's own id where a block
         # written before references sent it): its receipts name those, and every receipt row is bound to a
         # delivery of them to its partner (``_ingest._SENT_SQL``). A handful: the broker's decisions bound them.
-        who, args = (" AND partner = ?", [alert_id, scope.partner]) if scope.partner is not None else ("", [alert_id])
+        only = scope.partner if scope.partner is not None else partner
+        who, args = (" AND partner = ?", [alert_id, only]) if only is not None else ("", [alert_id])
+        cut = " AND (d.version >= ? OR d.action = 'RECALL')" if since else ""
+        late, late_args = (" AND (at_ms IS NULL OR at_ms >= ?)", [from_ms]) if from_ms is not None else ("", [])
         names: dict[str, list[str]] = {}
         for partner, name in self._all(
                 f"SELECT DISTINCT partner, {KNOWN_AS.format(t='')} FROM decisions INDEXED BY decisions_by_alert WHERE "
@@ -949,17 +978,18 @@ class AuditIndex:
             firsts = self._all(
                 f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d JOIN receipts r ON r.id "
                 "= (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id = d.id ORDER BY "
-                "at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ? AND d.version >= ? AND d.went = 1 "
-                "AND r.partner = d.partner", [alert_id, partner, since])
+                f"at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ?{cut} AND d.went = 1 "
+                "AND r.partner = d.partner", [alert_id, partner, *([since] if since else [])])
             listed = {r[0] for r in firsts}
             # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts, of each id.
             others = sorted((r for name in known for r in self._all(
-                f"SELECT {columns} FROM receipts INDEXED BY receipts_by_alert_time WHERE alert_id = ? AND partner = ? "
-                "ORDER BY at_ms, id LIMIT ?", [name, partner, len(listed) + TIMELINE_RECEIPTS + 1])
+                f"SELECT {columns} FROM receipts INDEXED BY receipts_by_alert_time WHERE alert_id = ? AND partner = ?"
+                f"{late} ORDER BY at_ms, id LIMIT ?", [name, partner, *late_args, len(listed) + TIMELINE_RECEIPTS + 1])
                 if r[0] not in listed), key=lambda r: (r[5] is not None, r[5] or 0, r[0]))
             if len(others) > TIMELINE_RECEIPTS:
-                total = sum(int(self._one("SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND "
-                                          "partner = ? LIMIT ?)", [name, partner, len(listed) + COUNT_LIMIT + 1]) or 0)
+                total = sum(int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND "
+                                          f"partner = ?{late} LIMIT ?)",
+                                          [name, partner, *late_args, len(listed) + COUNT_LIMIT + 1]) or 0)
                             for name in known)
                 rest = total - len(listed)
                 unshown[partner] = (min(rest, COUNT_LIMIT) - TIMELINE_RECEIPTS, rest > COUNT_LIMIT,
@@ -991,8 +1021,10 @@ class AuditIndex:
         since, earlier, capped = self._newest_versions(alert_id, partner)
         if earlier:  # as the timeline: its newest versions, and a row counting the others first
             out.append({"kind": VERSIONS_NOT_SHOWN, "not_shown": earlier, "capped": capped, "version": None})
-        for r in self._all(f"SELECT {_columns(scope)} FROM decisions WHERE alert_id = ? AND +partner = ? "
-                           "AND version >= ? ORDER BY version, at_ms, id", [alert_id, partner, since]):
+        cut = " AND (version >= ? OR action = 'RECALL')" if since else ""
+        for r in self._all(f"SELECT {_columns(scope)} FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ? "
+                           f"AND partner = ?{cut} ORDER BY version, at_ms, id",
+                           [alert_id, partner, *([since] if since else [])]):
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             decision = d.get("decision")

@@ -14,8 +14,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from broker.audit_index import (
+    DEAD_LETTERS_NOT_SHOWN,
     MAX_FINDINGS,
     NOT_SHOWN,
+    TIMELINE_DEAD_LETTERS,
     TIMELINE_RECEIPTS,
     TIMELINE_VERSIONS,
     VERSIONS_NOT_SHOWN,
@@ -192,7 +194,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         partner = request.query_params.get("partner", "").strip()[:40] or None
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            events = index.timeline(scope, alert_id)
+            events = index.timeline(scope, alert_id, partner)  # bounded by that partner's versions, when named
             if events is not None and partner is not None:
                 events = [e for e in events if e.get("partner") in (partner, None)]
                 if not any(e.get("partner") == partner for e in events):
@@ -206,10 +208,11 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             # Each partner's receipts past the first the index lists: said at the top, not only where they begin.
             unlisted = [e for e in events if e.get("kind") == NOT_SHOWN]
             earlier = next((e for e in events if e.get("kind") == VERSIONS_NOT_SHOWN), None)
+            dead = next((e for e in events if e.get("kind") == DEAD_LETTERS_NOT_SHOWN), None)
             return len(events), lambda: console.html(
                 "timeline.html", request, session, alert_id=named, events=events, partner=partner,
                 partners=partners, redactions=views.redactions, unlisted=unlisted, listed=TIMELINE_RECEIPTS,
-                earlier=earlier, versions=TIMELINE_VERSIONS)
+                earlier=earlier, versions=TIMELINE_VERSIONS, dead=dead, dead_listed=TIMELINE_DEAD_LETTERS)
 
         return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
 
@@ -224,7 +227,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             if not (alert_id and partner and field):
                 return 0, lambda: console.html("why.html", request, session, asked=asked, rows=None)
-            if (scope.partner is not None and partner != scope.partner) or index.timeline(scope, alert_id) is None:
+            if (scope.partner is not None and partner != scope.partner) or \
+                    index.timeline(scope, alert_id, partner) is None:
                 return 0, lambda: console.not_found(request, session)
             rows = index.why(scope, alert_id, partner, field, console.config.envelope)
             earlier = next((r for r in rows if r.get("kind") == VERSIONS_NOT_SHOWN), None)

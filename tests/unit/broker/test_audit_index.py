@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -953,19 +953,28 @@ def test_a_partner_auditor_reads_no_place_in_the_audit() -> None:
     assert scoped(Scope(), row) == row
 
 
-def track_blocks(versions: int) -> list[bytes]:
-    """Decision blocks of one alert, SENAN:TRACK-1, of ``versions`` versions, each delivered to COL and USA."""
-    writer, blocks = ChainWriter(DECISIONS, 0), []
-    for first in range(1, versions + 1, 100):
-        alerts = []
-        for version in range(first, min(versions, first + 99) + 1):
-            alert = _alert("SENAN:TRACK-1", 0, [_decision(p, "DELIVER", [f"{p}.cover"], feed=f"t.feed.{p}")
-                                                for p in ("COL", "USA")],
-                           version=version, action=None if version == 1 else "UPDATE")
-            alert["ingress"] = f"t.ingress.SENAN:0:{version}"
-            alert["at"] = iso_utc(T0 + timedelta(seconds=version))
-            alerts.append(alert)
-        blocks.append(writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t"))
+def track_blocks(versions: int, partners: Callable[[int], tuple[str, ...]] = lambda _: ("COL", "USA"),
+                 recall_at: int | None = None, dead: int = 0) -> list[bytes]:
+    """Decision blocks of one alert, SENAN:TRACK-1, of ``versions`` versions, each delivered to ``partners(v)``;
+    then a recall reusing version ``recall_at``, and ``dead`` dead letters under the alert's id."""
+    writer, blocks, entries = ChainWriter(DECISIONS, 0), [], []
+    for version in range(1, versions + 1):
+        alert = _alert("SENAN:TRACK-1", 0, [_decision(p, "DELIVER", [f"{p}.cover"], feed=f"t.feed.{p}")
+                                            for p in partners(version)],
+                       version=version, action=None if version == 1 else "UPDATE")
+        alert["ingress"] = f"t.ingress.SENAN:0:{version}"
+        alert["at"] = iso_utc(T0 + timedelta(seconds=version))
+        entries.append(alert)
+    if recall_at is not None:
+        recall = _alert("SENAN:TRACK-1", 0, [_decision(p, "RECALL", ["lifecycle.recall"], feed=f"t.feed.{p}")
+                                             for p in ("COL", "USA")], version=recall_at, action="RECALL")
+        recall["ingress"] = f"t.ingress.SENAN:0:{versions + 1}"
+        recall["at"] = iso_utc(T0 + timedelta(seconds=versions + 1))
+        entries.append(recall)
+    entries += [{"kind": "DEAD_LETTER", "alert_id": "SENAN:TRACK-1", "reason": "replay", "detail": f"copy {i}",
+                 "ingress": f"t.ingress.SENAN:1:{i}", "ingress_ms": _ms(T0), "at": iso_utc(T0)} for i in range(dead)]
+    for first in range(0, len(entries), 100):
+        blocks.append(writer.block(entries[first:first + 100], "broker-sign-2026a", _signer("broker-sign-2026a"), "t"))
     return blocks
 
 
@@ -996,4 +1005,61 @@ def test_a_timeline_and_why_list_an_alerts_newest_versions_and_count_the_rest(tm
         why = index.why(scope, named, "USA", "summary")
         assert why[0]["kind"] == VERSIONS_NOT_SHOWN and why[0]["not_shown"] == 37
         assert [r["version"] for r in why[1:]] == list(range(38, versions + 1))
+    index.close()
+
+
+def _track_index(path: Path, versions: int, **more: Any) -> AuditIndex:
+    index = AuditIndex(path)
+    index.register({DECISIONS: "decisions"})
+    ingest = index.partition(DECISIONS, 0, "decisions", VERIFY, batch_rows=5000)
+    for offset, block in enumerate(track_blocks(versions, **more)):
+        ingest.add(offset, block)
+    ingest.commit()
+    index.finish(T0)
+    return index
+
+
+def test_a_long_timeline_lists_a_recall_that_reuses_an_old_version(tmp_path: Path) -> None:
+    """A recall may reuse a version number long past (the agency's latest it still had): the timeline and "why"
+    list it however many versions came after, as the newest event it is."""
+    from broker.audit_index import TIMELINE_VERSIONS
+
+    index = _track_index(tmp_path / "audit" / "index.sqlite", TIMELINE_VERSIONS + 50, recall_at=5)
+    for scope in (Scope(), Scope("COL")):
+        named = index.alert_name(scope, "SENAN:TRACK-1")
+        events = index.timeline(scope, named or "")
+        assert events is not None
+        recalls = [e for e in events if e["decision"] == "RECALL"]
+        assert recalls and all(e["version"] == 5 for e in recalls) and events[-1]["decision"] == "RECALL", scope
+        assert index.why(scope, named or "", "COL", "summary")[1]["decision"] == "RECALL"
+    index.close()
+
+
+def test_a_national_timeline_of_one_partner_is_bounded_by_that_partners_versions(tmp_path: Path) -> None:
+    """COL was decided only in the first 50 of 300 versions: a national auditor's timeline of COL (``partner``)
+    lists those 50, not the newest 200 versions of all partners, which hold none of COL's."""
+    index = _track_index(tmp_path / "audit" / "index.sqlite", 300,
+                         partners=lambda v: ("COL", "USA") if v <= 50 else ("USA",))
+    events = index.timeline(Scope(), "SENAN:TRACK-1", "COL")
+    assert events is not None
+    assert {e["version"] for e in events if e["partner"] == "COL"} == set(range(1, 51))
+    assert not [e for e in events if e["partner"] not in ("COL", None)]
+    everyone = index.timeline(Scope(), "SENAN:TRACK-1")
+    assert everyone is not None and not [e for e in everyone if e["partner"] == "COL"]  # the newest 200: USA's
+    index.close()
+
+
+def test_a_timeline_lists_the_newest_dead_letters_under_an_id_and_counts_the_rest(tmp_path: Path) -> None:
+    """Dead letters under one id (its records' key, which whoever writes the agency's topic chooses): the newest
+    TIMELINE_DEAD_LETTERS are listed, and an event first says how many earlier ones are not."""
+    from broker.audit_index import DEAD_LETTERS_NOT_SHOWN, TIMELINE_DEAD_LETTERS
+
+    index = _track_index(tmp_path / "audit" / "index.sqlite", 3, dead=TIMELINE_DEAD_LETTERS + 12)
+    events = index.timeline(Scope(), "SENAN:TRACK-1")
+    assert events is not None and events[0]["kind"] == DEAD_LETTERS_NOT_SHOWN and events[0]["not_shown"] == 12
+    assert "12 earlier dead letters under this id not shown" in events[0]["detail"]
+    listed = [e["detail"] for e in events if e["kind"] == "DEAD_LETTER"]
+    assert len(listed) == TIMELINE_DEAD_LETTERS and listed[-1].endswith(f"copy {TIMELINE_DEAD_LETTERS + 11}")
+    assert not [e for e in index.timeline(Scope("USA"), index.alert_name(Scope("USA"), "SENAN:TRACK-1") or "") or []
+                if e["kind"] in (DEAD_LETTERS_NOT_SHOWN, "DEAD_LETTER")]
     index.close()

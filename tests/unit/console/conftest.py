@@ -127,7 +127,7 @@ class FakeIndex:
         seen = self._seen(scope)
         return {"partners": sorted({r["partner"] for r in seen}), "decisions": sorted({r["decision"] for r in seen})}
 
-    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
+    def timeline(self, scope: Scope, alert_id: str, partner: str | None = None) -> list[dict[str, Any]] | None:
         rows = self._named(scope, alert_id)
         if not rows:
             return None

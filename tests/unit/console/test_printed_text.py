@@ -35,7 +35,7 @@ class HostileIndex(FakeIndex):
 
     statuses: tuple[str, ...] = ("RECEIVED",)
 
-    def timeline(self, scope: Scope, alert_id: str) -> list[dict[str, Any]] | None:
+    def timeline(self, scope: Scope, alert_id: str, partner: str | None = None) -> list[dict[str, Any]] | None:
         events = super().timeline(scope, alert_id)
         if events is None:
             return None
