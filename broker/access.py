@@ -315,21 +315,26 @@ def wildcard(acl: Acl) -> bool:
 def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
     """Whether an ALLOW rule to do more than describe matches a resource the plan grants (one of this deployment's
     topics, groups or transactional ids: ``overlaps``, a LITERAL ``*`` being Kafka's wildcard), or gives power over
-    the cluster itself (ALTER: its ACLs; CLUSTER_ACTION: a node's). For a principal that is none of
-    Puente's parties, such a rule lets a login no policy names read a feed, write an audit topic or take a
-    party's group or transactional id: ``acls plan`` reports it, however it came there."""
-    if acl.permission != "ALLOW" or acl.operation in _LOOK_ONLY:
-        return False  # a monitoring login (lag exporters, Burrow) describes topics and groups: no data, no rights
+    the cluster itself (ALTER: its ACLs; CLUSTER_ACTION: a node's; DESCRIBE: every ACL and login). For a principal
+    that is none of Puente's parties, such a rule lets a login no policy names read a feed, write an audit topic,
+    take a party's group or transactional id, or map who may reach what: ``acls plan`` reports it, however it came
+    there."""
+    if acl.permission != "ALLOW":
+        return False
     if acl.resource == "CLUSTER":
-        # It may change the ACLs, act as a node, or make any topic first (a Puente topic not made yet, wrongly).
-        # (Puente's own admin login is a super user, as the local and compose Kafka make it: no rule of its here.)
+        # It may change the ACLs, act as a node, or make any topic first (a Puente topic not made yet, wrongly), or
+        # list every ACL and every SCRAM login (DESCRIBE: DescribeAcls, DescribeUserScramCredentials), the map of
+        # who may reach what. (Puente's own admin login is a super user, as the local and compose Kafka make it: no
+        # rule of its here.)
         return acl.operation in _CLUSTER_POWERS
+    if acl.operation in _LOOK_ONLY:
+        return False  # a monitoring login (lag exporters, Burrow) describes topics and groups: no data, no rights
     return any(w.resource == acl.resource and ((acl.pattern == "LITERAL" and acl.name == "*") or overlaps(acl, w))
                for w in planned)
 
 
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})
-_CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE"})
+_CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE"})
 
 
 # ---- client quotas ---------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ STRANGERS = [
     Acl("svc-col", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "WRITE"),
     Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER"),  # may change the ACLs: reaches everything
     Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "CREATE"),  # may make a Puente topic first, wrongly
+    Acl("exporter", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE"),  # lists every ACL and every login
 ]
 
 
