@@ -859,10 +859,9 @@ class AuditIndex:
         # The alert's own index, its partner's rows alone: not the partner's whole history (see _where), nor the
         # other partners' rows of the alert.
         who, args = ((" AND partner = ?", [alert_id, partner]) if partner is not None else ("", [alert_id]))
-        cut = " AND (version >= ? OR action = 'RECALL')" if since else ""
-        decisions = [scoped(scope, _decision_row(r)) for r in self._all(
-            f"SELECT {_columns(scope)} FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ?{who}{cut} "
-            "ORDER BY at_ms, id", [*args, since] if since else args)]
+        kept, recalls = self._listed_decisions(_columns(scope), who, args, since, "at_ms, id")
+        decisions = sorted((scoped(scope, _decision_row(r)) for r in (*kept, *recalls)),
+                           key=lambda d: at_ms(d.get("at")) or 0)  # stable: each part is in time order already
         first_ms = min((ms for d in decisions if (ms := at_ms(d.get("at"))) is not None), default=None)
         receipts, unshown = (self._timeline_receipts(scope, alert_id, partner, since, first_ms if since else None)
                              if held else ([], {}))
@@ -931,6 +930,20 @@ class AuditIndex:
                   detail=f"{came}: {detail or ''}" if came else detail)
         return [scoped(scope, e) for _, _, e in sorted(events, key=lambda t: (t[0], t[1]))]
 
+    def _listed_decisions(self, columns: str, who: str, args: list[Any], since: int,
+                          order: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """(the alert's decision rows of versions from ``since`` on, its recalls of earlier versions), each part in
+        ``order``: ``args`` give ``alert_id = ?`` and the ``who`` clause. Each part one range of an index
+        (``decisions_by_alert``, ``decisions_recalls``): an OR of the two read every row of the alert."""
+        def rows(index: str, cut: str, more: list[Any]) -> list[tuple[Any, ...]]:
+            return self._all("SELECT " + columns + " FROM decisions INDEXED BY " + index + " WHERE alert_id = ?" + who
+                             + cut + " ORDER BY " + order, [*args, *more])
+
+        if not since:
+            return rows("decisions_by_alert", "", []), []
+        return (rows("decisions_by_alert", " AND version >= ?", [since]),
+                rows("decisions_recalls", " AND action = 'RECALL' AND version < ?", [since]))
+
     def _newest_versions(self, alert_id: str, partner: str | None) -> tuple[int, int, bool]:
         """(the oldest version of ``alert_id`` a timeline lists, how many earlier versions it leaves out, whether
         that count stopped at ``COUNT_LIMIT``): its newest ``TIMELINE_VERSIONS`` versions decided (for ``partner``,
@@ -963,8 +976,11 @@ class AuditIndex:
         # delivery of them to its partner (``_ingest._SENT_SQL``). A handful: the broker's decisions bound them.
         only = scope.partner if scope.partner is not None else partner
         who, args = (" AND partner = ?", [alert_id, only]) if only is not None else ("", [alert_id])
-        cut = " AND (d.version >= ? OR d.action = 'RECALL')" if since else ""
-        late, late_args = (" AND (at_ms IS NULL OR at_ms >= ?)", [from_ms]) if from_ms is not None else ("", [])
+        # Each part one range of an index: an OR of the two would read every row (every receipt) of the alert.
+        cuts = ([("decisions_by_alert", " AND d.version >= ?", [since]),
+                 ("decisions_recalls", " AND d.action = 'RECALL' AND d.version < ?", [since])] if since
+                else [("decisions_by_alert", "", [])])
+        lates = [(" AND at_ms IS NULL", []), (" AND at_ms >= ?", [from_ms])] if from_ms is not None else [("", [])]
         names: dict[str, list[str]] = {}
         for partner, name in self._all(
                 f"SELECT DISTINCT partner, {KNOWN_AS.format(t='')} FROM decisions INDEXED BY decisions_by_alert WHERE "
@@ -975,22 +991,22 @@ class AuditIndex:
         rows: list[tuple[Any, ...]] = []
         unshown: dict[str, tuple[int, bool, int | None]] = {}
         for partner, known in names.items():
-            firsts = self._all(
-                f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d JOIN receipts r ON r.id "
-                "= (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id = d.id ORDER BY "
-                f"at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ?{cut} AND d.went = 1 "
-                "AND r.partner = d.partner", [alert_id, partner, *([since] if since else [])])
+            firsts = [r for index, cut, more in cuts for r in self._all(
+                f"SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM decisions d INDEXED BY {index} JOIN "
+                "receipts r ON r.id = (SELECT id FROM receipts INDEXED BY receipts_by_delivery_time WHERE decision_id "
+                f"= d.id ORDER BY at_ms, id LIMIT 1) WHERE d.alert_id = ? AND d.partner = ?{cut} AND d.went = 1 "
+                "AND r.partner = d.partner", [alert_id, partner, *more])]
             listed = {r[0] for r in firsts}
             # The first TIMELINE_RECEIPTS + 1 of the others are among the first that many and the firsts, of each id.
-            others = sorted((r for name in known for r in self._all(
+            others = sorted((r for name in known for late, more in lates for r in self._all(
                 f"SELECT {columns} FROM receipts INDEXED BY receipts_by_alert_time WHERE alert_id = ? AND partner = ?"
-                f"{late} ORDER BY at_ms, id LIMIT ?", [name, partner, *late_args, len(listed) + TIMELINE_RECEIPTS + 1])
+                f"{late} ORDER BY at_ms, id LIMIT ?", [name, partner, *more, len(listed) + TIMELINE_RECEIPTS + 1])
                 if r[0] not in listed), key=lambda r: (r[5] is not None, r[5] or 0, r[0]))
             if len(others) > TIMELINE_RECEIPTS:
                 total = sum(int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM receipts WHERE alert_id = ? AND "
                                           f"partner = ?{late} LIMIT ?)",
-                                          [name, partner, *late_args, len(listed) + COUNT_LIMIT + 1]) or 0)
-                            for name in known)
+                                          [name, partner, *more, len(listed) + COUNT_LIMIT + 1]) or 0)
+                            for name in known for late, more in lates)
                 rest = total - len(listed)
                 unshown[partner] = (min(rest, COUNT_LIMIT) - TIMELINE_RECEIPTS, rest > COUNT_LIMIT,
                                     others[TIMELINE_RECEIPTS][5])
@@ -1021,10 +1037,10 @@ class AuditIndex:
         since, earlier, capped = self._newest_versions(alert_id, partner)
         if earlier:  # as the timeline: its newest versions, and a row counting the others first
             out.append({"kind": VERSIONS_NOT_SHOWN, "not_shown": earlier, "capped": capped, "version": None})
-        cut = " AND (version >= ? OR action = 'RECALL')" if since else ""
-        for r in self._all(f"SELECT {_columns(scope)} FROM decisions INDEXED BY decisions_by_alert WHERE alert_id = ? "
-                           f"AND partner = ?{cut} ORDER BY version, at_ms, id",
-                           [alert_id, partner, *([since] if since else [])]):
+        # Its versions in order, then its recalls of earlier versions, by time: after all those listed, as they came.
+        kept, recalls = self._listed_decisions(_columns(scope), " AND partner = ?", [alert_id, partner], since,
+                                               "version, at_ms, id")
+        for r in (*kept, *sorted(recalls, key=lambda row: row[0])):  # by id: the order the chain holds them in
             d = scoped(scope, _decision_row(r))
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             decision = d.get("decision")

@@ -40,8 +40,8 @@ SCHEMA_VERSION = 19  # PRAGMA user_version of the layout below (8: unvouched rec
 # 17: each decision keeps its ``alias`` in its partner's scope, under the index's own key, meta ``alias_key``;
 # 18: each decision keeps its partner's reference to the alert (``ref``), by which that partner's receipts name it
 # and are matched: an index of 17 holds every receipt naming a reference unmatched;
-# 19: ``decisions_held`` finds the id a partner knows an alert by in one seek; the writer adds it to an index of 18
-# in place, ``UPGRADES``)
+# 19: ``decisions_held`` finds the id a partner knows an alert by in one seek, ``decisions_recalls`` an alert's
+# recalls; the writer adds them to an index of 18 in place, ``UPGRADES``)
 UPGRADES = frozenset({18})  # layouts the writer brings to SCHEMA_VERSION in place: it only adds indexes to them
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
@@ -133,6 +133,8 @@ CREATE INDEX IF NOT EXISTS decisions_by_alias ON decisions (alias);
 -- row for each row shown (a scoped page of an alert of 5,000 versions: 19 s).
 CREATE INDEX IF NOT EXISTS decisions_held ON decisions (alert_id, partner, ref IS NULL, id)
     WHERE went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL');
+-- An alert's recalls, whatever version they reuse: a timeline of its newest versions lists them too (_index.py).
+CREATE INDEX IF NOT EXISTS decisions_recalls ON decisions (alert_id, partner, version) WHERE action = 'RECALL';
 -- Receipts meet their deliveries here: by the id the partner knows the alert by, and the partner.
 CREATE INDEX IF NOT EXISTS decisions_by_name ON decisions (COALESCE(ref, alert_id), partner);
 CREATE INDEX IF NOT EXISTS decisions_by_agency ON decisions (originator, at_ms);

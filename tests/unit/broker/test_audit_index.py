@@ -789,6 +789,7 @@ def test_an_index_of_layout_18_is_brought_up_to_date_by_the_writer_in_place(tmp_
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO meta (key, value) VALUES ('kept', 'yes')")
         conn.execute("DROP INDEX decisions_held")
+        conn.execute("DROP INDEX decisions_recalls")
         conn.execute("PRAGMA user_version = 18")
     with pytest.raises(StoreError, match=r"layout 18: run `puente audit index` once, which adds what this version "
                                          r"reads \(no rebuild\)"):
@@ -797,7 +798,8 @@ def test_an_index_of_layout_18_is_brought_up_to_date_by_the_writer_in_place(tmp_
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 19
         assert conn.execute("SELECT value FROM meta WHERE key = 'kept'").fetchone() == ("yes",)
-        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'decisions_held'").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('decisions_held', 'decisions_recalls')"
+                            ).fetchone() == (2,)
     AuditIndex(path, readonly=True).close()
 
 
@@ -1031,7 +1033,9 @@ def test_a_long_timeline_lists_a_recall_that_reuses_an_old_version(tmp_path: Pat
         assert events is not None
         recalls = [e for e in events if e["decision"] == "RECALL"]
         assert recalls and all(e["version"] == 5 for e in recalls) and events[-1]["decision"] == "RECALL", scope
-        assert index.why(scope, named or "", "COL", "summary")[1]["decision"] == "RECALL"
+        why = index.why(scope, named or "", "COL", "summary")
+        assert why[-1]["decision"] == "RECALL" and why[-1]["version"] == 5  # last: after the versions it follows
+        assert [r["version"] for r in why[1:-1]] == list(range(51, TIMELINE_VERSIONS + 51))
     index.close()
 
 
