@@ -320,6 +320,7 @@ class Pipeline:
         self._kafka_ms = 0
         self._partners = list(policy.partners())
         self._partner_ids = [p for p, _ in self._partners]
+        self._named = frozenset(self._partner_ids)
         self._schema_hex = codec.fingerprint.hex().encode()
         self._at: tuple[datetime | None, str] = (None, "")
         self._fed: dict[int, tuple[dict[str, Any], str, dict[str, Any]]] = {}
@@ -702,7 +703,7 @@ class Pipeline:
                                         "for the unit the alert names as originator agency; this one does not")
         # A recall again at the last version reuses it (there is no higher one): its id was seen.
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
-                         and prior.version == MAX_VERSION and bool(prior.holders))
+                         and prior.version == MAX_VERSION and self._reachable(prior))
         if not again_at_last and seen_key(alert_id, version, recall) in seen:
             raise _Reject("replay", f"this alert id's version {version} was already processed")
         if prior is None and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
@@ -728,9 +729,14 @@ class Pipeline:
                 # the agency's next recall (``puente recall``: its latest on the topic, plus one) lands on it.
                 # Only the holders left are sent a notice, and none of them got one at that version (theirs were
                 # the ones not sent); a content version is refused whatever its number, so nothing comes back.
-                if not (recall and prior.holders and version >= prior.version):
-                    raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good; "
-                                              "publish a new alert instead")
+                if not (recall and self._reachable(prior) and version >= prior.version):
+                    # Holders the policy no longer names only: no notice can reach them (no key to seal it with)
+                    # until it names them again, and each recall again would add an audit entry saying so, without
+                    # bound at the last version, which any number of them may reuse.
+                    left = (" (its holders left are partners the policy no longer names: none can be sent a notice "
+                            "until the policy names them again)" if recall and prior.holders else "")
+                    raise _Reject("recalled", f"this alert id was recalled at version {prior.version}, for good"
+                                              f"{left}; publish a new alert instead")
                 return alert, prior, None
             if recall and not prior.recalled:
                 # A recall carries no content, so its version need not be new: an officer's recall
@@ -776,6 +782,10 @@ class Pipeline:
         be a code; no configured originator: none)."""
         allowed = self.originators.get(agency)
         return allowed is not None and allowed.names(originator_agency, codes=False)
+
+    def _reachable(self, prior: AlertState) -> bool:
+        """Whether a recall again can reach anyone: some holder of the alert is a partner the policy names."""
+        return any(partner in self._named for partner in prior.holders)
 
     def _recall_originator(self, agency: str, given: Any, prior: AlertState | None) -> str:
         """The originator the audit entry of a recall records: the alert's first, from its state; with none there,

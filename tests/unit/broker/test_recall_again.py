@@ -4,9 +4,10 @@ broker raised the state one above it; it reaches only the holders left and bring
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from broker.lifecycle import AlertState
+from broker.lifecycle import MAX_VERSION, AlertState
 from tests.unit.broker.test_lifecycle import CODEC, Run, _bare, _first, _headers, _next
 
 
@@ -58,3 +59,24 @@ def test_a_recall_again_brings_nothing_back_and_is_not_repeated() -> None:
     last = _next(again, "RECALL", reason="ERROR")
     assert _headers(run.send(last)) == {"USA": "RECALL"}
     assert run.send(_next(last, "RECALL", reason="ERROR")).dead_reason == "recalled"  # no holder left
+
+
+def test_a_recall_again_that_can_reach_no_holder_is_refused_at_any_version() -> None:
+    """The holders left are partners the policy no longer names: no notice can reach them, so a recall again, at a
+    new version or at the last one (which any number may reuse), is refused as recalled, saying why, and adds no
+    audit entry. Once the policy names a holder again, a recall again reaches it."""
+    run, first, recall = _recalled_with_a_holder_left()
+    alert_id = first["alert_id"]
+    held = run.book.get(alert_id)
+    assert held is not None
+    run.book.put(alert_id, dataclasses.replace(held, holders={"GONE": 2}))
+    again = _next(recall, "RECALL", reason="ERROR")
+    out = run.send(again)
+    assert out.dead_reason == "recalled" and "partners the policy no longer names" in out.entry["detail"]
+    last = {**again, "version": MAX_VERSION}
+    run.book.put(alert_id, dataclasses.replace(held, version=MAX_VERSION, holders={"GONE": 2}))
+    for _ in range(3):
+        assert run.send(last).dead_reason == "recalled"
+    run.book.put(alert_id, dataclasses.replace(held, version=MAX_VERSION, holders={"USA": 2, "GONE": 2}))
+    taken = run.send(last)
+    assert taken.dead_reason is None and _headers(taken) == {"USA": "RECALL"}
