@@ -168,14 +168,14 @@ class _Facts:
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
 
-def _listed(codes: Mapping[str, Any] | AbstractSet[str]) -> str:
+def _listed(codes: Mapping[str, Any] | AbstractSet[str] | Sequence[str]) -> str:
     """The policy's codes of one marking: by rank where they are ranked (a scale, a grading), else as it lists them
-    (a set, sorted); past ``LISTED`` of them, the rest counted."""
+    (a set, sorted; a sequence, in its order); past ``LISTED`` of them, the rest counted."""
     if isinstance(codes, Mapping):
         ranked = all(type(value) is int for value in codes.values())
         names = sorted(codes, key=codes.__getitem__) if ranked else list(codes)
     else:
-        names = sorted(codes)
+        names = sorted(codes) if isinstance(codes, AbstractSet) else list(codes)
     more = len(names) - LISTED
     return ", ".join(names[:LISTED]) + (f" and {more} more" if more > 0 else "")
 
@@ -277,9 +277,8 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
         if f.releasable_fail is None and len(rel) <= LISTED:
             listed = ", ".join(dict.fromkeys(rel)) or "none outside " + ps.home_country
         else:
-            known = list(dict.fromkeys(name for name in rel if name in ps.known_names))
+            listed = _listed(list(dict.fromkeys(name for name in rel if name in ps.known_names)))
             others = len(_unknown(rel, ps.known_names))
-            listed = ", ".join(known[:LISTED]) + (f" and {len(known) - LISTED} more" if len(known) > LISTED else "")
             if others:
                 listed = "; ".join(filter(None, (listed, f"{_entries(others)} unknown to the policy")))
         fails.append((RELEASABILITY, f"releasable_to ({listed}) omits {partner.id}"))

@@ -238,6 +238,21 @@ def _shown(scope: Scope, column: str) -> str:
     return column if scope.national else f"CASE WHEN hidden & {bit(column)} THEN NULL ELSE {column} END"
 
 
+def _version_cuts(since: int, table: str = "") -> list[tuple[str, str, list[Any]]]:
+    """(index, clause, arguments) of each index range that lists an alert's decisions of versions from ``since`` on,
+    then its recalls of earlier versions (every row of it when ``since`` is 0); ``table``: the decisions' alias and a
+    dot, or "". Ranges apart: an OR of the two clauses reads every row of the alert."""
+    if not since:
+        return [("decisions_by_alert", "", [])]
+    return [("decisions_by_alert", f" AND {table}version >= ?", [since]),
+            ("decisions_recalls", f" AND {table}action = 'RECALL' AND {table}version < ?", [since])]
+
+
+def _counted(count: int, capped: bool, noun: str) -> str:
+    """``count`` of ``noun`` as a "not shown" line says it: "more than" when the count stopped at its bound."""
+    return f"{'more than ' if capped else ''}{count:,} {noun}{'s' if count != 1 or capped else ''}"
+
+
 def _columns(scope: Scope, table: str = "decisions") -> str:
     """The columns of a decision row ``_decision_row`` reads, of ``table`` (a name or an alias): for a scoped
     auditor, its ``alias`` and the id by which its partner knows the alert (``_HELD_AS``) besides."""
@@ -881,17 +896,15 @@ class AuditIndex:
             events.append((when if when is not None else 0, rank, {**base, **fields, "kind": kind}))
 
         if earlier:  # first: what is not listed, before all that is
-            count = f"more than {earlier:,}" if capped else f"{earlier:,}"
             event(-1, -1, VERSIONS_NOT_SHOWN, not_shown=earlier, capped=capped,
-                  detail=f"{count} earlier version{'s' if earlier != 1 or capped else ''} not shown: a timeline lists "
-                  f"the newest {TIMELINE_VERSIONS} (`puente audit log --alert` lists them all)")
+                  detail=f"{_counted(earlier, capped, 'earlier version')} not shown: a timeline lists the newest "
+                  f"{TIMELINE_VERSIONS} (`puente audit log --alert` lists them all)")
         if more_dead > 0:
             capped_dead = more_dead + TIMELINE_DEAD_LETTERS > COUNT_LIMIT
             shown = min(more_dead, COUNT_LIMIT - TIMELINE_DEAD_LETTERS)
-            count = f"more than {shown:,}" if capped_dead else f"{shown:,}"
             event(-1, -1, DEAD_LETTERS_NOT_SHOWN, not_shown=shown, capped=capped_dead,
-                  detail=f"{count} earlier dead letter{'s' if shown != 1 or capped_dead else ''} under this id not "
-                  f"shown: a timeline lists the newest {TIMELINE_DEAD_LETTERS} (the dead letters page lists them all)")
+                  detail=f"{_counted(shown, capped_dead, 'earlier dead letter')} under this id not shown: a timeline "
+                  f"lists the newest {TIMELINE_DEAD_LETTERS} (the dead letters page lists them all)")
 
         published: set[int] = set()
         for d in decisions:
@@ -918,9 +931,8 @@ class AuditIndex:
             event(ms, 2, "RECEIPT", at=iso_ms(ms) if ms is not None else at, partner=partner, version=version,
                   status=status, detail="; ".join(x for x in (dated, detail or feed) if x) or None)
         for partner, (more, capped, ms) in unshown.items():  # where the first receipt not listed would be
-            count = f"more than {more:,}" if capped else f"{more:,}"
             event(ms, 2, NOT_SHOWN, at=iso_ms(ms) if ms is not None else None, partner=partner, not_shown=more,
-                  capped=capped, detail=f"{count} more receipt{'s' if more != 1 or capped else ''} from {partner} "
+                  capped=capped, detail=f"{_counted(more, capped, 'more receipt')} from {partner} "
                   f"not shown: a timeline lists the first receipt of each delivery and the first "
                   f"{TIMELINE_RECEIPTS} of a partner's others")
         for reason, detail, source, ingress, ingress_ms, at, ms in dead:
@@ -935,14 +947,10 @@ class AuditIndex:
         """(the alert's decision rows of versions from ``since`` on, its recalls of earlier versions), each part in
         ``order``: ``args`` give ``alert_id = ?`` and the ``who`` clause. Each part one range of an index
         (``decisions_by_alert``, ``decisions_recalls``): an OR of the two read every row of the alert."""
-        def rows(index: str, cut: str, more: list[Any]) -> list[tuple[Any, ...]]:
-            return self._all("SELECT " + columns + " FROM decisions INDEXED BY " + index + " WHERE alert_id = ?" + who
-                             + cut + " ORDER BY " + order, [*args, *more])
-
-        if not since:
-            return rows("decisions_by_alert", "", []), []
-        return (rows("decisions_by_alert", " AND version >= ?", [since]),
-                rows("decisions_recalls", " AND action = 'RECALL' AND version < ?", [since]))
+        kept, *recalls = [self._all("SELECT " + columns + " FROM decisions INDEXED BY " + index + " WHERE alert_id = ?"
+                                    + who + cut + " ORDER BY " + order, [*args, *more])
+                          for index, cut, more in _version_cuts(since)]
+        return kept, recalls[0] if recalls else []
 
     def _newest_versions(self, alert_id: str, partner: str | None) -> tuple[int, int, bool]:
         """(the oldest version of ``alert_id`` a timeline lists, how many earlier versions it leaves out, whether
@@ -977,9 +985,7 @@ class AuditIndex:
         only = scope.partner if scope.partner is not None else partner
         who, args = (" AND partner = ?", [alert_id, only]) if only is not None else ("", [alert_id])
         # Each part one range of an index: an OR of the two would read every row (every receipt) of the alert.
-        cuts = ([("decisions_by_alert", " AND d.version >= ?", [since]),
-                 ("decisions_recalls", " AND d.action = 'RECALL' AND d.version < ?", [since])] if since
-                else [("decisions_by_alert", "", [])])
+        cuts = _version_cuts(since, "d.")
         lates = [(" AND at_ms IS NULL", []), (" AND at_ms >= ?", [from_ms])] if from_ms is not None else [("", [])]
         names: dict[str, list[str]] = {}
         for partner, name in self._all(
