@@ -32,6 +32,9 @@ them, and without this one unit's version 2 would update, re-mark or recall anot
 
 Values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
 broker will not guess who holds an alert).
+
+The partition also keeps the slot's outbox: the feed records its last transaction decided and has not
+yet written to the feeds (``outbox_records``, ``Outbox``), under keys no alert id takes.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -261,3 +264,115 @@ def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> s
         if not set(partners) <= set(alert["markings"]["originator_consent"]):
             return "a consent's partners must also be in markings.originator_consent, which the policy reads"
     return None
+
+
+OUTBOX_KEY = b"\x00outbox"
+"""The key of an outbox mark in a slot's lifecycle partition; an outbox entry's key is this, a colon and its index.
+No alert id begins with a NUL byte (``pipeline``'s ids are printable), so neither is ever taken for a state."""
+_ENTRY_PREFIX = OUTBOX_KEY + b":"
+_WHERE = "puente.outbox"
+_KEY = "puente.outbox.key"
+MAX_UNSENT = 1_000_000
+"""The most entries a mark may name: far beyond any batch (a bound on input)."""
+
+
+class Unsent(NamedTuple):
+    """A feed record decided and committed, not yet written to its feed (``outbox_records``)."""
+
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def outbox_records(unsent: Sequence[Unsent]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The lifecycle records (key, value, headers) that keep ``unsent`` until it is written: one entry per feed record,
+    then the mark naming how many.
+
+    Why: a partner's feed must never hold a record the committed audit does not deliver. Kafka leaves an aborted
+    transaction's records in the log, marked aborted, and any consumer that reads ``read_uncommitted`` gets them:
+    Kafka checks only READ on the topic. So a slot's transaction decides and records (audit block, alert states, and
+    these entries) but writes no feed record of its own batch; its feed records go out in the slot's next
+    transaction, after that commit, with a mark naming what is still unsent (none, or that transaction's own). An
+    aborted transaction then leaves in a feed only records the audit already delivered. Whoever owns the slot next
+    reads the partition back (``Outbox``) and sends the last mark's entries first.
+
+    The entries of one transaction come right before its mark, and the mark is its last lifecycle record, so they
+    are the mark's n records before it (one producer writes the partition). Compaction keeps them: each key's newest
+    record is kept, and no later record shares the last mark's key, nor an entry's key with a later entry of its
+    transaction (each has its own index)."""
+    out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    for i, sent in enumerate(unsent):
+        where = orjson.dumps([sent.topic, sent.partition])
+        out.append((_ENTRY_PREFIX + str(i).encode(), sent.value,
+                    [(_WHERE, where), (_KEY, sent.key), *sent.headers]))
+    out.append((OUTBOX_KEY, orjson.dumps({"unsent": len(unsent)}), []))
+    return out
+
+
+def is_outbox(key: bytes | None) -> bool:
+    """Whether a lifecycle record under ``key`` is an outbox entry or mark, not an alert's state."""
+    return key is not None and key[:1] == b"\x00"
+
+
+class Outbox:
+    """A slot's unsent feed records, from its lifecycle partition read in order (``outbox_records``).
+
+    ``take`` each record of the partition; ``unsent`` then gives the last mark's entries. Fails closed
+    (LifecycleStateError): a mark with fewer entries before it than it names, an entry for a topic outside the feeds
+    (``feeds``, every feed topic's prefix), entries after the last mark, a key or value Puente does not write."""
+
+    def __init__(self, where: str, feeds: str) -> None:
+        self._where = where
+        self._feeds = feeds
+        self._run: list[Unsent] = []
+        self._mark: tuple[int, list[Unsent]] = (0, [])
+
+    def take(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
+        if not is_outbox(key):  # an alert's state: entries before it belong to no later mark
+            self._run = []
+            return
+        if key == OUTBOX_KEY:
+            # Only the last mark is held to its entries: compaction may have kept an older mark whose entries a
+            # later transaction's replaced (the cleaner may stop between that transaction's entries and its mark).
+            self._mark = (self._count(value), self._run)
+            self._run = []
+            return
+        if key is None or not key.startswith(_ENTRY_PREFIX) or not key[len(_ENTRY_PREFIX):].isdigit():
+            raise LifecycleStateError(f"{self._where}: a record under a key Puente does not write")
+        self._run.append(self._entry(value, headers))
+
+    @property
+    def unsent(self) -> list[Unsent]:
+        if self._run:
+            raise LifecycleStateError(f"{self._where}: {len(self._run)} outbox entries with no mark after them")
+        count, run = self._mark
+        if count > len(run):
+            raise LifecycleStateError(f"{self._where}: the last outbox mark names {count} unsent feed records, but "
+                                      f"only {len(run)} come right before it")
+        return run[len(run) - count:]
+
+    def _count(self, value: bytes | None) -> int:
+        try:
+            doc = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            doc = None
+        count = doc.get("unsent") if isinstance(doc, dict) else None
+        if type(count) is not int or not 0 <= count <= MAX_UNSENT:
+            raise LifecycleStateError(f"{self._where}: an outbox mark that does not say how many records are unsent")
+        return count
+
+    def _entry(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Unsent:
+        where: Any = None
+        if len(headers) >= 2 and headers[0][0] == _WHERE and headers[1][0] == _KEY:
+            try:
+                where = orjson.loads(headers[0][1])
+            except orjson.JSONDecodeError:
+                where = None
+        if not (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
+                and where[0].startswith(self._feeds) and type(where[1]) is int
+                and 0 <= where[1] < MAX_FEED_PARTITIONS and value):
+            raise LifecycleStateError(f"{self._where}: an outbox entry that names no feed partition of this "
+                                      "deployment, or holds no record")
+        return Unsent(where[0], where[1], bytes(headers[1][1]), value, tuple(headers[2:]))

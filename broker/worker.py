@@ -5,9 +5,18 @@ ingress partition is a *slot* with its own transactional producer, whose
 ``transactional.id`` names the slot. Whoever owns the slot after a rebalance or
 a crash starts a producer with the same id, which fences the previous owner and
 aborts its open transaction. Per slot and per batch, one transaction holds the
-feed records, the audit block (in the slot's own audit partition, so each audit
-chain has one writer), the dead letters and the consumer offsets. A crash at any
-point leaves either all of them or none.
+audit block (in the slot's own audit partition, so each audit chain has one
+writer), the dead letters, the alert states and the batch's feed records as
+outbox entries in the slot's lifecycle partition. A crash at any point leaves
+either all of them or none.
+
+The feed records themselves go out in the slot's next transaction, once the
+decisions are committed (``broker.lifecycle.outbox_records``): Kafka keeps an
+aborted transaction's records in the log, and a partner's client that reads
+``read_uncommitted`` would get views the audit never delivered (a retry may
+decide otherwise). An aborted transaction now leaves in a feed only records the
+audit already delivers. A slot with no batch to follow writes them in a
+transaction of their own at once; a new owner reads the unsent ones back.
 
 The audit block is also where the slot stands. Its entries name the ingress records the batch took, so the
 offset a slot reads on from is read from its last block (``resume_offset``), not from the consumer group:
@@ -85,7 +94,7 @@ from broker.kafka import (
     tune_transactions,
     wake_group_waiters,
 )
-from broker.lifecycle import AlertState, LifecycleBook
+from broker.lifecycle import AlertState, LifecycleBook, Outbox, Unsent, is_outbox, outbox_records
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, FeedCountStale, Outcome, Pipeline, seen_key
 from broker.replay import ReplayWindow
@@ -147,7 +156,10 @@ class SlotState:
     """The slot's committed alert states (who holds which version of each alert)."""
     states: int = 0
     """An offset the slot's lifecycle partition reaches at least, as its last block says (``ChainHead.states``):
-    each transaction adds its states to it and writes the sum in its blocks."""
+    each transaction adds its states (and outbox records) to it and writes the sum in its blocks."""
+    unsent: list[Unsent] = field(default_factory=list)
+    """The feed records of the slot's last committed transaction, not yet written (``broker.lifecycle.outbox_records``):
+    its next transaction writes them, or, when no batch follows at once, one of their own (``_drain``)."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
     task: asyncio.Task[None] | None = None
@@ -387,8 +399,8 @@ class BrokerWorker:
             producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
-                                  dict[TopicPartition, int | None], dict[TopicPartition, str], dict[int, str],
-                                  dict[TopicPartition, tuple[str, str]]]:
+                                  dict[int, list[Unsent]], dict[TopicPartition, int | None],
+                                  dict[TopicPartition, str], dict[int, str], dict[TopicPartition, tuple[str, str]]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -407,18 +419,18 @@ class BrokerWorker:
                 offsets = await self._committed_now([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh],
                                                 {slot: offsets.get(tp) for tp, slot in fresh})
-                books = await self._read_books(audit, [slot for _, slot in fresh])
+                books, unsent = await self._read_books(audit, [slot for _, slot in fresh])
                 expired = await self._check_empty_slots(audit, fresh, states, offsets, books)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 lost = await self._check_books(audit, states)
                 remade = await self._remade_ingress(audit, fresh, states)
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books, offsets, remade, lost, expired
+                return states, books, unsent, offsets, remade, lost, expired
 
         try:
             try:
                 async with asyncio.timeout(self.config.load_timeout_s):
-                    states, books, offsets, remade, lost, expired = await load()
+                    states, books, unsent, offsets, remade, lost, expired = await load()
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -431,12 +443,13 @@ class BrokerWorker:
                         chain = ChainWriter(self.names.decisions, slot, head,
                                             keep_days=self.config.audit_retention_days)
                         state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
-                                          states=head.states)
+                                          states=head.states, unsent=unsent[slot])
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
                         if self._group is not None:
                             self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
                                               expired.get(tp), head.resume_ms)
+                            self._send_unsent(self._group, state)
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
@@ -508,6 +521,8 @@ class BrokerWorker:
                     if state.next_offset is not None and self._group is not None:
                         self._group.seek(tp, state.next_offset)
                     self._owned[tp] = state
+                    if self._group is not None:
+                        self._send_unsent(self._group, state)
                     kept += 1
         self._retiring.extend(parked.values())
         return kept
@@ -763,22 +778,32 @@ class BrokerWorker:
         return (f"{tp.topic}:{tp.partition} still holds offset {rec.offset}, which it decided, appended at "
                 f"{_iso_ms(rec.appended_ms)}, within the audit's retention ({days:,} days)")
 
-    async def _read_books(self, consumer: Consumer, slots: list[int]) -> dict[int, LifecycleBook]:
-        """Each slot's alert states, from its partition of the lifecycle topic, read back whole
-        (compacted: one record per alert it remembers). Only the slot's producer writes there, and
-        it has fenced the previous owner, so what is committed is all there is."""
+    async def _read_books(self, consumer: Consumer, slots: list[int],
+                          ) -> tuple[dict[int, LifecycleBook], dict[int, list[Unsent]]]:
+        """Each slot's alert states and its unsent feed records (``broker.lifecycle.Outbox``), from its partition of
+        the lifecycle topic, read back whole (compacted: one record per alert it remembers). Only the slot's producer
+        writes there, and it has fenced the previous owner, so what is committed is all there is."""
         retention_ms = int(self.pipeline.lifecycle_retention.total_seconds() * 1000)
         books = {slot: LifecycleBook(retention_ms) for slot in slots}
-        by_tp = {TopicPartition(self.names.lifecycle, slot): books[slot] for slot in slots}
+        tps = {TopicPartition(self.names.lifecycle, slot): slot for slot in slots}
+        outboxes = {slot: Outbox(f"lifecycle partition {tp.topic}[{tp.partition}]", self.names.feeds)
+                    for tp, slot in tps.items()}
 
         def load(rec: Record) -> None:
-            by_tp[TopicPartition(rec.topic, rec.partition)].load(rec.key, rec.value, rec.timestamp_ms)
+            slot = tps[TopicPartition(rec.topic, rec.partition)]
+            outboxes[slot].take(rec.key, rec.value, rec.headers)
+            if not is_outbox(rec.key):
+                books[slot].load(rec.key, rec.value, rec.timestamp_ms)
 
-        await read_many(consumer, list(by_tp), starts=dict.fromkeys(by_tp, 0), each=load)
+        await read_many(consumer, list(tps), starts=dict.fromkeys(tps, 0), each=load)
         loaded = sum(len(book) for book in books.values())
         if loaded:
             log.info("lifecycle states loaded", slots=len(slots), alerts=loaded)
-        return books
+        unsent = {slot: outbox.unsent for slot, outbox in outboxes.items()}
+        if any(unsent.values()):
+            log.info("unsent feed records found", slots=sum(map(bool, unsent.values())),
+                     count=sum(map(len, unsent.values())))
+        return books, unsent
 
     async def _check_books(self, consumer: Consumer,
                            states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[int, str]:
@@ -1522,12 +1547,21 @@ class BrokerWorker:
         if state.task is None or state.task.done():
             state.task = asyncio.create_task(self._drain(consumer, state))
 
+    def _send_unsent(self, consumer: Consumer, state: SlotState) -> None:
+        """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance), if it
+        has none running: it writes them at once, whether records come or not (``_drain``)."""
+        if state.unsent and (state.task is None or state.task.done()):
+            state.task = asyncio.create_task(self._drain(consumer, state))
+
     async def _drain(self, consumer: Consumer, state: SlotState) -> None:
-        """One slot's loop: a transaction per batch from its queue until the queue is empty.
+        """One slot's loop: a transaction per batch from its queue until the queue is empty, and one more for the
+        last batch's feed records (each transaction writes the previous one's: ``outbox_records``).
 
         The next batch is worked out while the previous one's commit is in flight (its alert ids
         count as seen); its transaction only begins once that commit is done. A slot alone at the
-        end of a burst no longer leaves the CPU idle for each commit's round trips.
+        end of a burst no longer leaves the CPU idle for each commit's round trips. A worker stopping
+        still writes the feed records its last commit left unsent, so a partner need not wait for the
+        slot's next owner.
         """
         committing: asyncio.Task[bool] | None = None
         committing_ids: dict[str, int] = {}
@@ -1536,7 +1570,9 @@ class BrokerWorker:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
-                        break  # nothing queued and nothing in flight; no await since the check
+                        if not state.unsent or not await self._transact(state, [], [], time.monotonic()):
+                            break  # nothing queued, in flight or unsent (or the slot lost meanwhile)
+                        continue
                     if await committing:  # records may arrive meanwhile: look at the queue again after
                         self._committed(state, committing_ids, committing_states)
                     committing = None
@@ -1563,6 +1599,8 @@ class BrokerWorker:
                     state.paused = False
             if committing is not None and await committing:
                 self._committed(state, committing_ids, committing_states)
+            if state.unsent and self._failure is None:  # stopping
+                await self._transact(state, [], [], time.monotonic())
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
             state.queue.clear()
@@ -1626,16 +1664,23 @@ class BrokerWorker:
             state.book.prune(kafka_ms)
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
-        """One transaction: the batch's feed records, dead letters, audit block and offsets; False
-        when the batch is dropped unsent, the slot lost or the worker stopping while it waited its turn."""
+        """One transaction: the batch's dead letters, alert states, unsent feed records and audit block, and the
+        previous transaction's feed records; with no ``msgs``, those feed records alone. False when the batch is
+        dropped unsent, the slot lost or the worker stopping while it waited its turn (feed records alone are still
+        written then, while the slot is this worker's)."""
         async with self._permits:
-            if self._failure is not None or self._stopping.is_set() or self._owned.get(state.tp) is not state:
-                return False  # whoever owns the slot next reads the batch again
+            if (self._failure is not None or (msgs and self._stopping.is_set())
+                    or self._owned.get(state.tp) is not state):
+                return False  # whoever owns the slot next reads the batch (and the unsent records) again
             state.txn_began = time.monotonic()
             try:
                 await self._transaction(state, msgs, outcomes)
             finally:
                 state.txn_began = None
+        self._commits += 1
+        state.progress_at = time.monotonic()
+        if not msgs:
+            return True
         if type(msgs[0]) is GapMark:
             self.metrics.skipped(state.tp.topic, msgs[0].skipped)
             state.group_has = msgs[-1].offset + 1
@@ -1643,8 +1688,6 @@ class BrokerWorker:
             self.metrics.count_batch(outcomes, [msg.timestamp for msg in msgs], state.tp.topic)
         self.metrics.transaction(time.monotonic() - started)
         state.next_offset = state.done_to = msgs[-1].offset + 1
-        state.progress_at = time.monotonic()
-        self._commits += 1
         return True
 
     async def _transaction(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome]) -> None:
@@ -1653,12 +1696,16 @@ class BrokerWorker:
             # Feed, lifecycle and audit records go in one record batch per partition
             # (``PartitionBatches``): no per-record send, future or metadata check.
             batches = PartitionBatches(producer)
+            for sent in state.unsent:  # decided and committed by the slot's last transaction
+                await batches.add(sent.topic, sent.partition, sent.key, sent.value, sent.headers)
             sends = []
+            unsent: list[Unsent] = []
             for msg, outcome in zip(msgs, outcomes, strict=True):
                 if outcome.feeds or outcome.dead_letter is not None:  # most alerts go to no feed
-                    dead = await self._emit(state, batches, msg, outcome)
+                    dead = self._emit(state, unsent, msg, outcome)
                     if dead is not None:
-                        sends.append(dead)
+                        sends.append(await state.producer.send(self.names.deadletter, dead[1], key=dead[0],
+                                                               headers=dead[2]))
             at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             reached = state.states
             for outcome in outcomes:
@@ -1666,6 +1713,10 @@ class BrokerWorker:
                     alert_id = str(outcome.entry["alert_id"])
                     await batches.add(self.names.lifecycle, state.slot, alert_id.encode(),
                                       outcome.state.encode(alert_id, at))
+                    reached += 1
+            if unsent or state.unsent:  # what is unsent now: the mark, after this batch's own entries
+                for key, value, headers in outbox_records(unsent):
+                    await batches.add(self.names.lifecycle, state.slot, key, value, headers)
                     reached += 1
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at,
                                             states=reached):
@@ -1676,13 +1727,14 @@ class BrokerWorker:
             # offsets back, and a group offset of the old topic left above the new head would have the next
             # owner refuse it as a head behind (``head_behind``), so its offset commits with its block.
             # Every send must succeed before the commit, or all is aborted.
-            if type(msgs[0]) is GapMark:
+            if msgs and type(msgs[0]) is GapMark:
                 await producer.send_offsets_to_transaction(
                     {state.tp: OffsetAndMetadata(msgs[-1].offset + 1, "")}, self.config.group_id)
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
-        if type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in ("states-lost", "topic-remade", "audit-expired",
-                                                                         "audit-deleted"):
+        state.unsent = unsent
+        if msgs and type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in (
+                "states-lost", "topic-remade", "audit-expired", "audit-deleted"):
             state.loss = None  # recorded in the block just committed
 
     async def _count_feeds(self, state: SlotState) -> None:
@@ -1709,21 +1761,22 @@ class BrokerWorker:
                 stale = again
         raise stale  # a feed read anew cannot raise again (``Pipeline._feed_count``)
 
-    async def _emit(self, state: SlotState, batches: PartitionBatches, msg: Any, outcome: Outcome) -> Any:
-        """Add the feed records of one ingress record to the transaction's batches, and send its
-        dead letter, if any (the dead-letter topic is partitioned by key: the producer chooses).
-        Returns the dead letter's delivery future, or None.
-        """
+    @staticmethod
+    def _emit(state: SlotState, unsent: list[Unsent], msg: Any, outcome: Outcome,
+              ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]] | None:
+        """Add the feed records of one ingress record to ``unsent`` (the next transaction writes them), and return its
+        dead letter's key, value and headers, if any (the dead-letter topic is partitioned by key: the producer
+        chooses)."""
         for out in outcome.feeds:
             # The key's partition under the count the alert was first sent under; the slot's for an alert whose
             # partner was fed before feeds went by key: its later records reach the partition (and the subscriber
             # instance) that holds its copy.
             partition = state.slot % out.partitions if out.by_slot else feed_partition(out.key, out.partitions)
-            await batches.add(out.topic, partition, out.key, out.value, out.headers)
+            unsent.append(Unsent(out.topic, partition, out.key, out.value, out.headers))
         if outcome.dead_letter is None:
             return None
         key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")
-        return await state.producer.send(self.names.deadletter, value, key=key, headers=list(outcome.dead_letter))
+        return key, value, list(outcome.dead_letter)
 
 
 SLOT_ORDER = ("the slots follow PUENTE_AGENCIES and its order, which must stay as the topics were made (new "

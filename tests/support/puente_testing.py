@@ -229,16 +229,19 @@ async def audit_docs(env: Env) -> list[dict[str, Any]]:
     return [row for r in records for row in flatten(json.loads(r.value))]
 
 
-async def open_feed(env: Env, partner: str, key_partner: str | None = None) -> list[dict[str, Any]]:
+async def open_feed(env: Env, partner: str, key_partner: str | None = None, *,
+                    committed: bool = True) -> list[dict[str, Any]]:
     """The decrypted views in a partner's feed (opened with ``key_partner``'s key if given: the
-    opener is built by hand, past the subscriber's check that a key is the partner's own)."""
+    opener is built by hand, past the subscriber's check that a key is the partner's own); with ``committed``
+    False, aborted records too, read with the partner's own login, as its own client may."""
     from broker.crypto import FeedOpener
     from broker.keystore import Keystore, load_key_file
 
     private = load_key_file(env.key_file(key_partner or partner)).x25519_private()
     opener = FeedOpener(partner, private, Keystore(env.cfg.keys / "broker").load_verify_key())
     codec = alert_codec()
-    return [open_record(r, opener, codec) for r in await read_topic(env.conn, env.feed(partner))]
+    conn = env.conn if committed else env.login(f"partner-{partner}")
+    return [open_record(r, opener, codec) for r in await read_topic(conn, env.feed(partner), committed=committed)]
 
 
 @functools.cache

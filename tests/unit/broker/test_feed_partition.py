@@ -20,7 +20,7 @@ from worker_fakes import HeldProducer, settle
 import broker.kafka.io as kafka_io
 from broker.audit import ChainWriter
 from broker.kafka.batches import PartitionBatches
-from broker.lifecycle import AlertState, LifecycleStateError
+from broker.lifecycle import AlertState, LifecycleStateError, Unsent
 from broker.pipeline import FeedCountStale, FeedCountUnknown, FeedOut, Originator, Outcome, Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import Slots, TopicNames, feed_partition, key_partition
@@ -72,7 +72,10 @@ async def _emitted(feeds: list[FeedOut]) -> list[tuple[int, bytes]]:
     state = SlotState(TopicPartition("t.ingress.SNM", 1), 1, producer, ChainWriter("t.audit", 1),  # type: ignore[arg-type]
                       ReplayWindow(7))
     batches = PartitionBatches(producer)  # type: ignore[arg-type]
-    await worker._emit(state, batches, None, Outcome(entry={}, feeds=feeds))
+    unsent: list[Unsent] = []
+    worker._emit(state, unsent, None, Outcome(entry={}, feeds=feeds))
+    for sent in unsent:  # as the slot's next transaction writes them
+        await batches.add(sent.topic, sent.partition, sent.key, sent.value, sent.headers)
     await batches.submit()
     return kept
 

@@ -471,8 +471,8 @@ def _loading_worker(monkeypatch: pytest.MonkeyPatch, fail_reading: bool = False,
             raise KafkaUnavailableError("the audit partition's leader is away")
         return {slot: (ChainHead.after(None), ReplayWindow(7)) for slot in slots}
 
-    async def read_books(consumer: Any, slots: list[int]) -> dict[int, LifecycleBook]:
-        return {slot: LifecycleBook() for slot in slots}
+    async def read_books(consumer: Any, slots: list[int]) -> tuple[dict[int, LifecycleBook], dict[int, list[Any]]]:
+        return {slot: LifecycleBook() for slot in slots}, {slot: [] for slot in slots}
 
     @contextlib.asynccontextmanager
     async def running(client: Any, conn: Any, what: str) -> AsyncIterator[Any]:

@@ -1,0 +1,88 @@
+"""The outbox in a slot's lifecycle partition: feed records decided and committed, not yet written to their feeds.
+
+A slot's transaction writes no feed record of its own batch (an aborted one's would stay readable to any
+``read_uncommitted`` reader): it keeps them as outbox entries and a mark, and its next transaction writes them. Whoever
+owns the slot next reads the partition back with ``Outbox``, which must give exactly the last mark's entries, and
+refuse, never guess, a partition Puente did not write so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.lifecycle import (
+    OUTBOX_KEY,
+    AlertState,
+    LifecycleStateError,
+    Outbox,
+    Unsent,
+    is_outbox,
+    outbox_records,
+)
+
+FEEDS = "t.feed."
+
+
+def _unsent(n: int, tag: str = "a") -> list[Unsent]:
+    return [Unsent(f"t.feed.USA{i % 2}", i % 3, f"ref-{tag}{i}".encode(), f"sealed-{tag}{i}".encode(),
+                   (("puente-kind", b"ALERT"), ("puente-n", str(i).encode()))) for i in range(n)]
+
+
+def _state(alert_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return alert_id.encode(), AlertState(1, {"USA": 1}).encode(alert_id, "2026-12-06T00:00:00Z"), []
+
+
+def _read(*transactions: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> list[Unsent]:
+    outbox = Outbox("lifecycle partition t.lifecycle[0]", FEEDS)
+    for records in transactions:
+        for key, value, headers in records:
+            outbox.take(key, value, headers)
+    return outbox.unsent
+
+
+def test_the_last_mark_gives_back_its_entries_exactly() -> None:
+    first, second = _unsent(3, "a"), _unsent(2, "b")
+    assert _read() == []
+    assert _read([_state("SNM:1"), *outbox_records(first)]) == first
+    # The next transaction wrote the first's records and kept its own: only its own are unsent.
+    assert _read([_state("SNM:1"), *outbox_records(first)], [_state("SNM:2"), *outbox_records(second)]) == second
+    # A transaction of feed records alone leaves none unsent; states written later change nothing.
+    assert _read(outbox_records(first), outbox_records([]), [_state("SNM:3")]) == []
+    assert all(is_outbox(key) for key, _, _ in outbox_records(first)) and not is_outbox(b"SNM:1")
+
+
+def test_a_compacted_partition_still_gives_the_last_marks_entries() -> None:
+    """Compaction keeps each key's newest record: an older mark may stay while a later transaction's entries replaced
+    some of its own (the cleaner stopped between that transaction's entries and its mark). Only the last mark is held
+    to its entries."""
+    older, newer = outbox_records(_unsent(3, "a")), outbox_records(_unsent(1, "b"))
+    compacted = [older[1], older[2], older[3], newer[0], newer[1]]  # older's entry 0 replaced by newer's
+    assert _read(compacted) == _unsent(1, "b")
+    kept_old_mark = [older[1], older[2], older[3]]  # the older mark kept, its first entry gone
+    with pytest.raises(LifecycleStateError, match="names 3 unsent feed records, but only 2"):
+        _read(kept_old_mark)
+
+
+@pytest.mark.parametrize("records, why", [
+    ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")])],
+     "no mark after them"),
+    ([(OUTBOX_KEY, b'{"unsent": 1}', [])], "only 0 come right before it"),
+    ([(OUTBOX_KEY, b'{"unsent": -1}', [])], "does not say how many"),
+    ([(OUTBOX_KEY, b'{"unsent": true}', [])], "does not say how many"),
+    ([(OUTBOX_KEY, b"not json", [])], "does not say how many"),
+    ([(OUTBOX_KEY + b":x", b"v", [])], "a key Puente does not write"),
+    ([(b"\x00other", b"v", [])], "a key Puente does not write"),
+    ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.audit.decisions", 0]'), ("puente.outbox.key", b"k")]),
+      (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
+    ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.feed.USA", -1]'), ("puente.outbox.key", b"k")]),
+      (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
+    ([(OUTBOX_KEY + b":0", b"", [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")]),
+      (OUTBOX_KEY, b'{"unsent": 1}', [])], "holds no record"),
+    ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox.key", b"k")]), (OUTBOX_KEY, b'{"unsent": 1}', [])],
+     "names no feed partition"),
+])
+def test_a_partition_puente_did_not_write_so_is_refused(
+        records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], why: str) -> None:
+    with pytest.raises(LifecycleStateError, match=why) as caught:
+        _read(records)
+    assert str(caught.value).startswith("lifecycle partition t.lifecycle[0]: ") and "\n" not in str(caught.value)
