@@ -30,7 +30,7 @@ A state also names the alert's originator (``AlertState.originator``), and a lat
 another is dead-lettered: an agency that relays several foreign units (COMBIFRON) may name any of
 them, and without this one unit's version 2 would update, re-mark or recall another's alert.
 
-Values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
+State values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
 broker will not guess who holds an alert).
 
 The partition also keeps the slot's outbox: the feed records its last transaction decided and has not
@@ -274,6 +274,8 @@ _WHERE = "puente.outbox"
 _KEY = "puente.outbox.key"
 MAX_UNSENT = 1_000_000
 """The most entries a mark may name: far beyond any batch (a bound on input)."""
+MAX_ENTRY_BYTES = 1_048_576
+"""The most bytes an entry's record may hold: Kafka's default record limit (a sealed view is withheld well below it)."""
 
 
 class Unsent(NamedTuple):
@@ -286,9 +288,12 @@ class Unsent(NamedTuple):
     headers: tuple[tuple[str, bytes], ...]
 
 
-def outbox_records(unsent: Sequence[Unsent]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+def outbox_records(unsent: Sequence[Unsent], held: int = 0,
+                   ) -> list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]:
     """The lifecycle records (key, value, headers) that keep ``unsent`` until it is written: one entry per feed record,
-    then the mark naming how many.
+    then the mark naming how many; first a tombstone for each entry of the previous mark (``held`` of them) that no
+    entry here replaces, so that compaction soon drops the sealed copies of views already written to their feeds
+    (the lifecycle topic keeps records far longer than a feed may).
 
     Why: a partner's feed must never hold a record the committed audit does not deliver. Kafka leaves an aborted
     transaction's records in the log, marked aborted, and any consumer that reads ``read_uncommitted`` gets them:
@@ -302,7 +307,8 @@ def outbox_records(unsent: Sequence[Unsent]) -> list[tuple[bytes, bytes, list[tu
     are the mark's n records before it (one producer writes the partition). Compaction keeps them: each key's newest
     record is kept, and no later record shares the last mark's key, nor an entry's key with a later entry of its
     transaction (each has its own index)."""
-    out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    out: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = [
+        (_ENTRY_PREFIX + str(i).encode(), None, []) for i in range(len(unsent), held)]
     for i, sent in enumerate(unsent):
         where = orjson.dumps([sent.topic, sent.partition])
         out.append((_ENTRY_PREFIX + str(i).encode(), sent.value,
@@ -320,14 +326,15 @@ class Outbox:
     """A slot's unsent feed records, from its lifecycle partition read in order (``outbox_records``).
 
     ``take`` each record of the partition; ``unsent`` then gives the last mark's entries. Fails closed
-    (LifecycleStateError): a mark with fewer entries before it than it names, an entry for a topic outside the feeds
-    (``feeds``, every feed topic's prefix), entries after the last mark, a key or value Puente does not write."""
+    (LifecycleStateError): a last mark not right after its entries, numbered from 0, an entry for a topic outside the
+    feeds (``feeds``, every feed topic's prefix) or larger than ``MAX_ENTRY_BYTES``, entries after the last mark, an
+    outbox key Puente does not write."""
 
     def __init__(self, where: str, feeds: str) -> None:
         self._where = where
         self._feeds = feeds
-        self._run: list[Unsent] = []
-        self._mark: tuple[int, list[Unsent]] = (0, [])
+        self._run: list[tuple[int, Unsent]] = []
+        self._mark: tuple[int, list[tuple[int, Unsent]]] = (0, [])
 
     def take(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
         if not is_outbox(key):  # an alert's state: entries before it belong to no later mark
@@ -339,19 +346,24 @@ class Outbox:
             self._mark = (self._count(value), self._run)
             self._run = []
             return
-        if key is None or not key.startswith(_ENTRY_PREFIX) or not key[len(_ENTRY_PREFIX):].isdigit():
+        index = key[len(_ENTRY_PREFIX):] if key is not None and key.startswith(_ENTRY_PREFIX) else b""
+        if not (index.isdigit() and len(index) <= 7):
             raise LifecycleStateError(f"{self._where}: a record under a key Puente does not write")
-        self._run.append(self._entry(value, headers))
+        if not value:  # a tombstone (``outbox_records``): before its transaction's entries, like a state
+            self._run = []
+            return
+        self._run.append((int(index), self._entry(value, headers)))
 
     @property
     def unsent(self) -> list[Unsent]:
         if self._run:
             raise LifecycleStateError(f"{self._where}: {len(self._run)} outbox entries with no mark after them")
         count, run = self._mark
-        if count > len(run):
-            raise LifecycleStateError(f"{self._where}: the last outbox mark names {count} unsent feed records, but "
-                                      f"only {len(run)} come right before it")
-        return run[len(run) - count:]
+        last = run[len(run) - count:]
+        if count > len(run) or [i for i, _ in last] != list(range(count)):
+            raise LifecycleStateError(f"{self._where}: the last outbox mark names {count} unsent feed records, but the "
+                                      f"{min(count, len(run))} right before it are not its entries 0 to {count - 1}")
+        return [sent for _, sent in last]
 
     def _count(self, value: bytes | None) -> int:
         try:
@@ -365,14 +377,15 @@ class Outbox:
 
     def _entry(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Unsent:
         where: Any = None
-        if len(headers) >= 2 and headers[0][0] == _WHERE and headers[1][0] == _KEY:
+        if (len(headers) >= 2 and headers[0][0] == _WHERE and headers[1][0] == _KEY
+                and all(isinstance(k, str) and isinstance(v, bytes) for k, v in headers)):
             try:
                 where = orjson.loads(headers[0][1])
             except orjson.JSONDecodeError:
                 where = None
         if not (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
                 and where[0].startswith(self._feeds) and type(where[1]) is int
-                and 0 <= where[1] < MAX_FEED_PARTITIONS and value):
+                and 0 <= where[1] < MAX_FEED_PARTITIONS and value and len(value) <= MAX_ENTRY_BYTES):
             raise LifecycleStateError(f"{self._where}: an outbox entry that names no feed partition of this "
-                                      "deployment, or holds no record")
-        return Unsent(where[0], where[1], bytes(headers[1][1]), value, tuple(headers[2:]))
+                                      f"deployment, or holds no record, or one over {MAX_ENTRY_BYTES} bytes")
+        return Unsent(where[0], where[1], headers[1][1], value, tuple(headers[2:]))

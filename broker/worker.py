@@ -679,7 +679,7 @@ class BrokerWorker:
         """Set a freshly loaded slot's partition to where its audit head says it stands.
 
         The head's last block took the records up to ``resume`` - 1 in the same transaction as their
-        feed records (``resume_offset``); the group's committed offset trails it (``COMMIT_EVERY_S``),
+        decisions' outbox entries (``resume_offset``); the group's committed offset trails it (``COMMIT_EVERY_S``),
         so it is used only for a partition with no block (None or 0, or a chain retention deleted whole:
         ``_check_empty_slots``), and from offset 0 when there is neither, where ``_gap`` meets any records
         retention deleted first. aiokafka may still set the position it fetched for the assignment (the committed one,
@@ -781,8 +781,8 @@ class BrokerWorker:
     async def _read_books(self, consumer: Consumer, slots: list[int],
                           ) -> tuple[dict[int, LifecycleBook], dict[int, list[Unsent]]]:
         """Each slot's alert states and its unsent feed records (``broker.lifecycle.Outbox``), from its partition of
-        the lifecycle topic, read back whole (compacted: one record per alert it remembers). Only the slot's producer
-        writes there, and it has fenced the previous owner, so what is committed is all there is."""
+        the lifecycle topic, read back whole (compacted: about one record per alert it remembers). Only the slot's
+        producer writes there, and it has fenced the previous owner, so what is committed is all there is."""
         retention_ms = int(self.pipeline.lifecycle_retention.total_seconds() * 1000)
         books = {slot: LifecycleBook(retention_ms) for slot in slots}
         tps = {TopicPartition(self.names.lifecycle, slot): slot for slot in slots}
@@ -825,11 +825,12 @@ class BrokerWorker:
                 continue
             what = (f"lifecycle partition {tp.topic}[{tp.partition}] ends at offset {end}, but the slot's audit "
                     f"says it reached {head.states}: the topic was made anew or emptied, and the alert states it "
-                    "held (who holds which version of each alert) are gone")
+                    "held (who holds which version of each alert) are gone, with any feed records its last "
+                    "transaction left unsent")
             if not self.config.accept_gaps:
                 raise FeedGapError(f"{what}. Nothing was read: restore the topic, or run `puente broker run "
                                    "--accept-gap` to read on (recalls and updates of the alerts it held then reach "
-                                   "no partner)")
+                                   "no partner, and the unsent deliveries never reach theirs)")
             log.warning("lifecycle states lost; reading on (--accept-gap)", topic=tp.topic, partition=tp.partition,
                         offset=end)
             lost[tp.partition] = f"{what}; read on with --accept-gap"
@@ -1544,13 +1545,17 @@ class BrokerWorker:
         if len(state.queue) >= self.config.max_batch and not state.paused:
             consumer.pause(state.tp)
             state.paused = True
-        if state.task is None or state.task.done():
-            state.task = asyncio.create_task(self._drain(consumer, state))
+        self._run_slot(consumer, state)
 
     def _send_unsent(self, consumer: Consumer, state: SlotState) -> None:
-        """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance), if it
-        has none running: it writes them at once, whether records come or not (``_drain``)."""
-        if state.unsent and (state.task is None or state.task.done()):
+        """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance): it writes
+        them at once, whether records come or not (``_drain``)."""
+        if state.unsent:
+            self._run_slot(consumer, state)
+
+    def _run_slot(self, consumer: Consumer, state: SlotState) -> None:
+        """Start the slot's loop (``_drain``) unless it has one running."""
+        if state.task is None or state.task.done():
             state.task = asyncio.create_task(self._drain(consumer, state))
 
     async def _drain(self, consumer: Consumer, state: SlotState) -> None:
@@ -1570,7 +1575,7 @@ class BrokerWorker:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
-                        if not state.unsent or not await self._transact(state, [], [], time.monotonic()):
+                        if not await self._send_alone(state):
                             break  # nothing queued, in flight or unsent (or the slot lost meanwhile)
                         continue
                     if await committing:  # records may arrive meanwhile: look at the queue again after
@@ -1599,8 +1604,8 @@ class BrokerWorker:
                     state.paused = False
             if committing is not None and await committing:
                 self._committed(state, committing_ids, committing_states)
-            if state.unsent and self._failure is None:  # stopping
-                await self._transact(state, [], [], time.monotonic())
+            if self._failure is None:  # stopping
+                await self._send_alone(state)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
             self._fail(exc)
             state.queue.clear()
@@ -1663,6 +1668,11 @@ class BrokerWorker:
         if kafka_ms is not None:
             state.book.prune(kafka_ms)
 
+    async def _send_alone(self, state: SlotState) -> bool:
+        """The slot's unsent feed records in a transaction of their own; False when there are none, or the slot is
+        no longer this worker's."""
+        return bool(state.unsent) and await self._transact(state, [], [], time.monotonic())
+
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
         """One transaction: the batch's dead letters, alert states, unsent feed records and audit block, and the
         previous transaction's feed records; with no ``msgs``, those feed records alone. False when the batch is
@@ -1715,7 +1725,7 @@ class BrokerWorker:
                                       outcome.state.encode(alert_id, at))
                     reached += 1
             if unsent or state.unsent:  # what is unsent now: the mark, after this batch's own entries
-                for key, value, headers in outbox_records(unsent):
+                for key, value, headers in outbox_records(unsent, len(state.unsent)):
                     await batches.add(self.names.lifecycle, state.slot, key, value, headers)
                     reached += 1
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at,

@@ -440,7 +440,8 @@ def resume_offset(doc: dict[str, Any] | None) -> int | None:
     None when it is no such block.
 
     A slot's block holds one entry per ingress record it took, and commits in the same transaction as
-    the feed records and alert states of those records: the block, not the group's committed offset, is
+    the alert states of those records and their feed records (kept as unsent,
+    ``broker.lifecycle.outbox_records``): the block, not the group's committed offset, is
     where the slot stands. It reads on past the newest record the entries name; after a gap at a topic
     made anew (a ``GAP`` entry that names no record) from the entry's ``next_offset``, 0."""
     found = last_ingress(doc)

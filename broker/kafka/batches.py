@@ -40,9 +40,9 @@ class PartitionBatches:
     def __len__(self) -> int:
         return len(self._batches)
 
-    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes,
+    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
                   headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Append one record; waits only when a full batch has to be handed over first."""
+        """Append one record (``value`` None: a tombstone); waits only when a full batch has to be handed over first."""
         where = (topic, partition)
         batch = self._batches.get(where)
         if batch is None:

@@ -67,7 +67,8 @@ class HeldProducer:
 
     async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future[None]:
         self.batched.append((topic, partition, len(batch.records)))
-        self._blocks.extend(value for _, value, _ in batch.records if value.startswith(b'{"') and b'"BLOCK"' in value)
+        self._blocks.extend(value for _, value, _ in batch.records if value and value.startswith(b'{"')
+                            and b'"BLOCK"' in value)
         return await self.send(topic)
 
 

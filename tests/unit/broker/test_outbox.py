@@ -32,11 +32,11 @@ def _state(alert_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return alert_id.encode(), AlertState(1, {"USA": 1}).encode(alert_id, "2026-12-06T00:00:00Z"), []
 
 
-def _read(*transactions: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> list[Unsent]:
+def _read(*transactions: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> list[Unsent]:
     outbox = Outbox("lifecycle partition t.lifecycle[0]", FEEDS)
     for records in transactions:
         for key, value, headers in records:
-            outbox.take(key, value, headers)
+            outbox.take(key, value or b"", headers)  # a tombstone reads back as an empty value
     return outbox.unsent
 
 
@@ -59,14 +59,44 @@ def test_a_compacted_partition_still_gives_the_last_marks_entries() -> None:
     compacted = [older[1], older[2], older[3], newer[0], newer[1]]  # older's entry 0 replaced by newer's
     assert _read(compacted) == _unsent(1, "b")
     kept_old_mark = [older[1], older[2], older[3]]  # the older mark kept, its first entry gone
-    with pytest.raises(LifecycleStateError, match="names 3 unsent feed records, but only 2"):
+    with pytest.raises(LifecycleStateError, match="names 3 unsent feed records, but the 2 right before it"):
         _read(kept_old_mark)
 
 
+def test_entries_a_later_mark_does_not_replace_are_tombstoned() -> None:
+    """Each transaction deletes (a tombstone each) the previous mark's entries it does not replace, before its own:
+    compaction then drops the sealed copies of views already in their feeds, which the lifecycle topic would
+    otherwise keep for as long as the longest agreement, past the feed's own retention."""
+    first, second = _unsent(3, "a"), _unsent(1, "b")
+    records = outbox_records(second, held=len(first))
+    assert [(k, v) for k, v, _ in records[:2]] == [(OUTBOX_KEY + b":1", None), (OUTBOX_KEY + b":2", None)]
+    assert _read(outbox_records(first), records) == second
+    assert [(k, v) for k, v, _ in outbox_records([], held=2)][:2] == [(OUTBOX_KEY + b":0", None),
+                                                                      (OUTBOX_KEY + b":1", None)]
+    assert _read(outbox_records(first), outbox_records([], held=3)) == []
+    # Compacted: the first's entries and mark gone, replaced; the tombstones kept a while, then gone too.
+    assert _read(records) == second and _read(records[2:]) == second
+
+
+_WHERE_OK = [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")]
+
+
 @pytest.mark.parametrize("records, why", [
+    ([(OUTBOX_KEY + b":7", b"v", _WHERE_OK), (OUTBOX_KEY + b":7", b"v", _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 2}', [])],
+     "not its entries 0 to 1"),
+    ([(OUTBOX_KEY + b":1", b"v", _WHERE_OK), (OUTBOX_KEY + b":0", b"v", _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 2}', [])],
+     "not its entries 0 to 1"),
+    ([(OUTBOX_KEY + b":0", b"v", [*_WHERE_OK[:1], ("puente.outbox.key", None)]), (OUTBOX_KEY, b'{"unsent": 1}', [])],
+     "names no feed partition"),
+    ([(OUTBOX_KEY + b":0", b"v", [*_WHERE_OK, ("x", None)]), (OUTBOX_KEY, b'{"unsent": 1}', [])],
+     "names no feed partition"),
+    ([(OUTBOX_KEY + b":0", b"v" * (1_048_577), _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 1}', [])],
+     "over 1048576 bytes"),
+    ([(OUTBOX_KEY + b":12345678", b"v", _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 1}', [])],
+     "a key Puente does not write"),
     ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")])],
      "no mark after them"),
-    ([(OUTBOX_KEY, b'{"unsent": 1}', [])], "only 0 come right before it"),
+    ([(OUTBOX_KEY, b'{"unsent": 1}', [])], "the 0 right before it are not its entries 0 to 0"),
     ([(OUTBOX_KEY, b'{"unsent": -1}', [])], "does not say how many"),
     ([(OUTBOX_KEY, b'{"unsent": true}', [])], "does not say how many"),
     ([(OUTBOX_KEY, b"not json", [])], "does not say how many"),
@@ -76,13 +106,14 @@ def test_a_compacted_partition_still_gives_the_last_marks_entries() -> None:
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
     ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.feed.USA", -1]'), ("puente.outbox.key", b"k")]),
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
+    # An empty value is a tombstone: it stands before its transaction's entries, never among the mark's own.
     ([(OUTBOX_KEY + b":0", b"", [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")]),
-      (OUTBOX_KEY, b'{"unsent": 1}', [])], "holds no record"),
+      (OUTBOX_KEY, b'{"unsent": 1}', [])], "the 0 right before it"),
     ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox.key", b"k")]), (OUTBOX_KEY, b'{"unsent": 1}', [])],
      "names no feed partition"),
 ])
 def test_a_partition_puente_did_not_write_so_is_refused(
-        records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], why: str) -> None:
+        records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]], why: str) -> None:
     with pytest.raises(LifecycleStateError, match=why) as caught:
         _read(records)
     assert str(caught.value).startswith("lifecycle partition t.lifecycle[0]: ") and "\n" not in str(caught.value)

@@ -103,8 +103,9 @@ def test_a_lifecycle_partition_ending_short_of_what_the_audit_says_is_refused() 
     asyncio.run(first_version())
     written = sum(topic == "t.lifecycle" for topic, *_ in producer.records)
     block = orjson.loads([v for topic, _, _, v in producer.records if topic == "t.audit.decisions"][-1])
-    # The alert's state, its feed record's outbox entry and the mark; then the next transaction's mark (none unsent).
-    assert written == 4 and block["states"] == 3 and state.states == 4 and not state.unsent
+    # The alert's state, its feed record's outbox entry and the mark; then the next transaction's tombstone of that
+    # entry and its mark (none unsent).
+    assert written == 5 and block["states"] == 3 and state.states == 5 and not state.unsent
     lifecycle = TopicPartition("t.lifecycle", part)
     for end in (3, 4):  # intact (a transaction marker may follow the records)
         asyncio.run(_worker()._check_books(_Ends(end), {part: (ChainHead.after(block), ReplayWindow(7))}))  # type: ignore[arg-type]
