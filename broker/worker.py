@@ -130,6 +130,13 @@ this long (or ``fetch.max.wait.ms``, if longer), and Kafka answers one at its fi
 a quiet spell waits for no fetch, and an idle worker fetches a few times a second rather than every 15 ms. Its
 first batch sets the gathering back. (Longer would save little more, and a partition resumed after a pause waits
 for the fetch in flight to return: a slot loaded after a rebalance while the worker was quiet.)"""
+CARRY_WAIT_S = 0.02
+"""How long a slot whose queue ran dry waits for a next batch to carry the feed records its last transaction left
+unsent, before it writes them in a transaction of their own (``_drain``): at a steady rate the next fetch usually
+comes within it (``fetch.max.wait.ms`` is 15 ms by default), and a transaction of their own per batch would double
+the transactions. Below about a batch per slot every 20 ms, each delivery waits it out. A slot taken with unsent
+records (read back, or kept across a rebalance) writes them at once: a batch that then fails to be worked out (a
+delivery key missing) stops the worker without holding them."""
 COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may take before it is logged as failed
 COMMIT_WAIT_S = 1.0
 """The longest a commit of positions at a revocation or a stop may take: a revocation holds the whole group's
@@ -159,7 +166,8 @@ class SlotState:
     each transaction adds its states (and outbox records) to it and writes the sum in its blocks."""
     unsent: list[Unsent] = field(default_factory=list)
     """The feed records of the slot's last committed transaction, not yet written (``broker.lifecycle.outbox_records``):
-    its next transaction writes them, or, when no batch follows at once, one of their own (``_drain``)."""
+    its next transaction writes them, or, when no batch follows within ``CARRY_WAIT_S``, one of their own
+    (``_drain``)."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
     task: asyncio.Task[None] | None = None
@@ -176,6 +184,8 @@ class SlotState:
     """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
     txn_began: float | None = None
     """When the slot's transaction in flight began (None: none open), for the stall warning."""
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when records are queued: a slot waiting for a batch to carry its unsent feed records wakes at once."""
     gaps_queued: int = 0
     """``GapMark``s in ``queue`` (almost always none: only then is a batch looked through for them)."""
     loss: str | None = None
@@ -1542,25 +1552,27 @@ class BrokerWorker:
         if len(msgs) == 1 and type(msgs[0]) is GapMark:
             state.gaps_queued += 1
         state.queue.extend(msgs)
+        state.arrived.set()
         if len(state.queue) >= self.config.max_batch and not state.paused:
             consumer.pause(state.tp)
             state.paused = True
         self._run_slot(consumer, state)
 
     def _send_unsent(self, consumer: Consumer, state: SlotState) -> None:
-        """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance): it writes
-        them at once, whether records come or not (``_drain``)."""
+        """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance): with no
+        batch queued yet, it writes them at once, waiting for none (``_drain``, ``CARRY_WAIT_S``)."""
         if state.unsent:
-            self._run_slot(consumer, state)
+            self._run_slot(consumer, state, carry=False)
 
-    def _run_slot(self, consumer: Consumer, state: SlotState) -> None:
+    def _run_slot(self, consumer: Consumer, state: SlotState, *, carry: bool = True) -> None:
         """Start the slot's loop (``_drain``) unless it has one running."""
         if state.task is None or state.task.done():
-            state.task = asyncio.create_task(self._drain(consumer, state))
+            state.task = asyncio.create_task(self._drain(consumer, state, carry=carry))
 
-    async def _drain(self, consumer: Consumer, state: SlotState) -> None:
+    async def _drain(self, consumer: Consumer, state: SlotState, *, carry: bool = True) -> None:
         """One slot's loop: a transaction per batch from its queue until the queue is empty, and one more for the
-        last batch's feed records (each transaction writes the previous one's: ``outbox_records``).
+        last batch's feed records when no batch comes within ``CARRY_WAIT_S`` to carry them (each transaction
+        writes the previous one's: ``outbox_records``); with ``carry`` False, the first of those waits for none.
 
         The next batch is worked out while the previous one's commit is in flight (its alert ids
         count as seen); its transaction only begins once that commit is done. A slot alone at the
@@ -1575,8 +1587,11 @@ class BrokerWorker:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
+                        if state.unsent and carry and await self._batch_within(state, CARRY_WAIT_S):
+                            continue  # it carries them
                         if not await self._send_alone(state):
                             break  # nothing queued, in flight or unsent (or the slot lost meanwhile)
+                        carry = True
                         continue
                     if await committing:  # records may arrive meanwhile: look at the queue again after
                         self._committed(state, committing_ids, committing_states)
@@ -1667,6 +1682,16 @@ class BrokerWorker:
             state.book.put(alert_id, alert_state, kafka_ms if kafka_ms is not None else int(time.time() * 1000))
         if kafka_ms is not None:
             state.book.prune(kafka_ms)
+
+    @staticmethod
+    async def _batch_within(state: SlotState, seconds: float) -> bool:
+        """Whether records are queued for the slot within ``seconds``."""
+        state.arrived.clear()
+        if not state.queue:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await state.arrived.wait()
+        return bool(state.queue)
 
     async def _send_alone(self, state: SlotState) -> bool:
         """The slot's unsent feed records in a transaction of their own; False when there are none, or the slot is
