@@ -30,9 +30,10 @@ generator, Avro single-object encoded, with the ingress MAC headers, published b
    joined, so no group join or rebalance falls inside the measurement. Each of the
    ``--repeat`` rounds uses fresh topics and the same input; the median counts.
 3. Latency at a steady rate (default 1,000 alerts/s): while a worker runs, alerts are
-   published paced; a read_committed consumer of the audit decisions topic notes when
-   each alert's first record becomes visible. Feed and audit records commit in the same
-   transaction, so that moment is when the partner feeds can see the alert too. Then the
+   published paced; a read_committed consumer of the audit decisions topic and of every
+   feed notes when each alert's audit record and each feed record it delivers become
+   visible, and the last of them counts: a slot's feed records commit in the transaction
+   after their decisions' (``broker.lifecycle.outbox_records``). Then the
    raw baseline, in the same run: the same frames at the same rate, published the same way
    to ingress topics of its own, through the raw transactional pass-through (one
    transaction per poll, as above); a read_committed consumer of its output notes when each
@@ -79,7 +80,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without install, in the spawned children too
 
-import yaml  # noqa: E402 - after the path fix above
+import orjson  # noqa: E402 - after the path fix above
+import yaml  # noqa: E402
 
 from broker.kafka import KafkaConnection  # noqa: E402
 from puente.settings import PuenteSettings  # noqa: E402
@@ -532,10 +534,14 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
                         probe: int) -> dict[str, Any]:
     """Publish ``alerts`` paced at ``rate`` while a Puente worker runs, then the same alerts at the same
     rate through a raw transactional pass-through on topics of their own; per alert, the time from its
-    publication until its output is visible to read_committed (Puente: its audit record; raw: its copy)."""
+    publication until its output is visible to read_committed (Puente: its audit record and every feed record
+    it delivers, the last of them; raw: its copy). A slot's feed records go out in the transaction after their
+    decisions' (``broker.lifecycle.outbox_records``), so the audit record alone would show less than a partner
+    waits."""
     from adapters.publisher import IngressPublisher
     from broker.keystore import Keystore
     from broker.topology import TopicNames, TopicSpec, slots_for
+    from policies import load_policy_set
 
     names = TopicNames(cfg.topic_prefix)
     macs = {agency: Keystore(cfg.keys / "agencies" / agency).load_agency_mac(agency)
@@ -549,13 +555,30 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
     frames = [(a["agency"], *pubs[a["agency"]].frame(a)) for a in alerts]
     sizes = [len(value) for _, _, value, _ in frames]
 
-    def audit_ids(value: bytes | None, key: bytes | None) -> list[bytes]:
-        return ALERT_ID.findall(value or b"")  # an audit block records many alerts
+    refs: dict[bytes, list[bytes]] = {}  # alert id -> the references its feed records are keyed by
 
+    def puente_ids(value: bytes | None, key: bytes | None) -> list[bytes]:
+        if key is not None:  # a feed record, keyed by the partner's reference (an audit block has no key)
+            return [key]
+        doc = orjson.loads(value or b"{}")
+        for entry in doc.get("entries", []) if isinstance(doc, dict) else []:  # an audit block records many alerts
+            if isinstance(entry, dict) and "alert_id" in entry:
+                refs[str(entry["alert_id"]).encode()] = [str(r).encode() for r in (entry.get("refs") or {}).values()]
+        return ALERT_ID.findall(value or b"")
+
+    def delivered_at(seen_at: dict[bytes, float], key: bytes) -> float | None:
+        # When the last of the alert's outputs was visible: its audit record and each feed record.
+        outputs = [key, *refs.get(key, ())] if key in refs else [key]
+        times = [seen_at.get(k) for k in outputs]
+        return None if None in times else max(t for t in times if t is not None)
+
+    feeds = sorted({names.feed(p.feed_topic) for p in load_policy_set(cfg.policy_dir).partners.values()})
+    outputs = [(names.decisions, s) for s in range(slots)] + [(f, p) for f in feeds for p in range(cfg.feed_partitions)]
     stop = mp.get_context("spawn").Event()
     puente = await paced_run(
-        kafka, pubs, frames, [(names.decisions, s) for s in range(slots)], audit_ids,
-        run_child(puente_child, kafka, update, None, stop, 600.0, True), stop, rate, warm_s, measure_s, probe)
+        kafka, pubs, frames, outputs, puente_ids,
+        run_child(puente_child, kafka, update, None, stop, 600.0, True), stop, rate, warm_s, measure_s, probe,
+        delivered_at)
     worker = puente.pop("child")
     # The worker's own view of the same window: ingress timestamp to the end of the alert's transaction.
     own = sorted(ms for ts, ms in worker.pop("committed")
@@ -602,9 +625,11 @@ async def latency_phase(cfg: PuenteSettings, kafka: KafkaConnection, update: dic
 async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[tuple[str, bytes, bytes, Any]],
                     outputs: list[tuple[str, int]], ids_in: Callable[[bytes | None, bytes | None], list[bytes]],
                     child: Any, stop: Any, rate: float, warm_s: float, measure_s: float,
-                    probe: int) -> dict[str, Any]:
+                    probe: int, done_at: Callable[[dict[bytes, float], bytes], float | None] | None = None,
+                    ) -> dict[str, Any]:
     """Run ``child`` (a coroutine: the measured process) while ``frames`` are published paced at ``rate``;
-    per alert, publish to its id (``ids_in(value, key)``) first visible read_committed in ``outputs``.
+    per alert, publish to its id (``ids_in(value, key)``) first visible read_committed in ``outputs`` (or to what
+    ``done_at(seen, id)`` makes of the times each id ``ids_in`` gave was first seen; None: not yet).
 
     A probe of ``probe`` alerts goes first, at once: when all of it is visible the process has joined
     and owns its partitions. Then a warm-up and the measured window, continuously at the same rate.
@@ -624,6 +649,9 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
     sent_at: dict[bytes, float] = {}
     done = asyncio.Event()
 
+    def seen(key: bytes) -> float | None:
+        return seen_at.get(key) if done_at is None else done_at(seen_at, key)
+
     async def observe() -> None:
         while not done.is_set():
             batch = await observer.getmany(timeout_ms=100)
@@ -641,7 +669,7 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
     async def wait_seen(keys: list[bytes], timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if all(k in seen_at for k in keys):
+            if all(seen(k) is not None for k in keys):
                 return True
             await asyncio.sleep(0.05)
         return False
@@ -694,7 +722,8 @@ async def paced_run(kafka: KafkaConnection, pubs: dict[str, Any], frames: list[t
             failed = [outcome for outcome in left if isinstance(outcome, BaseException)]
             if failed and raised is None and sys.exc_info()[0] is None:
                 raise failed[0]
-    lat = sorted((seen_at[k] - sent_at[k]) * 1000 for k in measured if k in seen_at)
+    at = {k: seen(k) for k in measured}
+    lat = sorted((t - sent_at[k]) * 1000 for k, t in at.items() if t is not None)
     return {
         "rate_target": rate, "rate_achieved": measure_n / (measure_ended - measure_started),
         "measured": measure_n, "observed": len(lat), "drained": drained, "warm_up": warm_n, "probe": probe,
@@ -1040,7 +1069,8 @@ def summarise(run_id: str, args: argparse.Namespace, n: int, publish_s: float, l
         return "-" if a is None or not b else f"{a / b:.2f}"
 
     row(f"latency p50 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p50_ms"]), "ms",
-        f"publish -> audit record visible to read_committed; {lat['observed']}/{lat['measured']} alerts seen")
+        f"publish -> audit record and feed records visible to read_committed; "
+        f"{lat['observed']}/{lat['measured']} alerts seen")
     row(f"latency p99 at {lat['rate_target']:,.0f} alerts/s", f1(lat["p99_ms"]), "ms",
         f"p90 {f1(lat['p90_ms'])} ms, max {f1(lat['max_ms'])} ms; rate achieved {lat['rate_achieved']:,.0f}/s")
     row("raw transactional latency p50", f1(raw_lat["p50_ms"]), "ms",
