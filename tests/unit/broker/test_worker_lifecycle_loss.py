@@ -19,6 +19,7 @@ import broker.worker as worker_module
 from broker.audit import ChainHead, ChainWriter
 from broker.audit.chain import resume_offset
 from broker.kafka import KafkaConnection
+from broker.lifecycle import OUTBOX_KEY, Unsent
 from broker.pipeline import Pipeline
 from broker.replay import ReplayWindow
 from broker.topology import key_partition
@@ -336,3 +337,76 @@ def test_a_slot_whose_loss_is_recorded_is_kept_across_a_rebalance() -> None:
         assert not state.busy
 
     asyncio.run(kept())
+
+
+def _two_alerts() -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Two SNM alerts of one ingress partition (so of one slot), each delivered; and that partition."""
+    alerts = [copy.deepcopy(a) for a in generate(200, seed=3, now=NOW) if a["agency"] == "SNM"]
+    for alert in alerts:
+        alert["markings"].update(classification="RESTRINGIDO", originator_consent=[], expires_at=None)
+    part = key_partition(alerts[0]["alert_id"].encode(), 3)
+    second = next(a for a in alerts[1:] if key_partition(a["alert_id"].encode(), 3) == part)
+    return alerts[0], second, part
+
+
+def _feed_records(producer: KeepingProducer) -> list[bytes | None]:
+    return [k for topic, _, k, _ in producer.records if topic.startswith("t.feed.")]
+
+
+def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_sends_the_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot's transaction keeps its feed records unsent; a batch that comes within ``CARRY_WAIT_S`` writes them in
+    its own transaction, with no transaction of their own; the worker stopping writes what is left."""
+    monkeypatch.setattr(worker_module, "CARRY_WAIT_S", 60.0)  # no batch is ever late here
+    first, second, part = _two_alerts()
+    tp = TopicPartition("t.ingress.SNM", part)
+    worker, producer = _worker(), KeepingProducer()
+    state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
+
+    class Group:
+        def pause(self, tp: TopicPartition) -> None: ...
+        def resume(self, tp: TopicPartition) -> None: ...
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+    def msg(offset: int, alert: dict[str, Any]) -> Any:
+        return NS(topic=tp.topic, partition=part, offset=offset, key=alert["alert_id"].encode(),
+                  value=CODEC.encode(alert), headers=[], timestamp=NOW_MS, timestamp_type=1)
+
+    async def run() -> None:
+        worker._owned[tp] = state
+        worker._dispatch(Group(), {tp: [msg(0, first)]})  # type: ignore[arg-type]
+        await settle()
+        assert len(producer.committed) == 1 and state.unsent and _feed_records(producer) == []
+        carried = [sent.key for sent in state.unsent]
+        worker._dispatch(Group(), {tp: [msg(1, second)]})  # type: ignore[arg-type]
+        await settle()
+        assert len(producer.committed) == 2 and _feed_records(producer) == carried and state.unsent
+        assert state.task is not None and not state.task.done()  # waiting for a batch to carry the second's
+        worker.stop()
+        state.arrived.set()
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None and not state.unsent and len(_feed_records(producer)) == 2 * len(carried)
+
+    asyncio.run(run())
+
+
+def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "CARRY_WAIT_S", 60.0)
+    tp = TopicPartition("t.ingress.SNM", 1)
+    producer = KeepingProducer()
+    unsent = [Unsent("t.feed.COL", 0, b"ref-1", b"sealed", ())]
+    state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1), ReplayWindow(7),  # type: ignore[arg-type]
+                      unsent=unsent)
+    worker = _worker()
+
+    async def run() -> None:
+        worker._owned[tp] = state
+        worker._send_unsent(None, state)  # type: ignore[arg-type]
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None and not state.unsent and _feed_records(producer) == [b"ref-1"]
+        assert [(t, k) for t, _, k, _ in producer.records if t == "t.lifecycle"] == [
+            ("t.lifecycle", OUTBOX_KEY + b":0"), ("t.lifecycle", OUTBOX_KEY)]  # the entry deleted, none unsent
+
+    asyncio.run(run())
