@@ -62,6 +62,26 @@ def _worker(accept_gaps: bool = False) -> BrokerWorker:
     return BrokerWorker(config, pipeline, lambda payload: b"s")
 
 
+def _slot(part: int) -> tuple[TopicPartition, BrokerWorker, KeepingProducer, SlotState]:
+    """A worker and one fresh slot of SNM's ingress partition ``part``, its producer keeping what it is given."""
+    tp = TopicPartition("t.ingress.SNM", part)
+    producer = KeepingProducer()
+    state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
+    return tp, _worker(), producer, state
+
+
+def _group(tp: TopicPartition) -> type:
+    """The group consumer, as far as ``_dispatch`` asks: ``tp`` is assigned."""
+
+    class Group:
+        def pause(self, tp: TopicPartition) -> None: ...
+        def resume(self, tp: TopicPartition) -> None: ...
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+    return Group
+
+
 class _Ends:
     """The audit reader, as far as ``_check_books`` asks: each lifecycle partition's end offset."""
 
@@ -81,15 +101,8 @@ def test_a_lifecycle_partition_ending_short_of_what_the_audit_says_is_refused() 
     alert["markings"].update(classification="RESTRINGIDO", originator_consent=[], expires_at=None)
     key = alert["alert_id"].encode()
     part = key_partition(key, 3)
-    tp = TopicPartition("t.ingress.SNM", part)
-    worker, producer = _worker(), KeepingProducer()
-    state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
-
-    class Group:
-        def pause(self, tp: TopicPartition) -> None: ...
-        def resume(self, tp: TopicPartition) -> None: ...
-        def assignment(self) -> set[TopicPartition]:
-            return {tp}
+    tp, worker, producer, state = _slot(part)
+    Group = _group(tp)
 
     async def first_version() -> None:
         worker._owned[tp] = state
@@ -359,15 +372,8 @@ def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_s
     its own transaction, with no transaction of their own; the worker stopping writes what is left."""
     monkeypatch.setattr(worker_module, "CARRY_WAIT_S", 60.0)  # no batch is ever late here
     first, second, part = _two_alerts()
-    tp = TopicPartition("t.ingress.SNM", part)
-    worker, producer = _worker(), KeepingProducer()
-    state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
-
-    class Group:
-        def pause(self, tp: TopicPartition) -> None: ...
-        def resume(self, tp: TopicPartition) -> None: ...
-        def assignment(self) -> set[TopicPartition]:
-            return {tp}
+    tp, worker, producer, state = _slot(part)
+    Group = _group(tp)
 
     def msg(offset: int, alert: dict[str, Any]) -> Any:
         return NS(topic=tp.topic, partition=part, offset=offset, key=alert["alert_id"].encode(),
