@@ -57,6 +57,17 @@ class TopicResult:
         return self.action not in ("failed", "refused")
 
 
+HOUR_MS = 3_600_000
+LIFECYCLE_COMPACTION: Mapping[str, str] = {"segment.ms": str(HOUR_MS), "max.compaction.lag.ms": str(HOUR_MS)}
+"""How soon Kafka compacts a lifecycle partition: within about an hour of a record's writing. Each transaction
+writes its feed records there too (``broker.lifecycle.outbox_records``) and the next one writes tombstones over
+them; compaction drops those copies, and until it does, a slot taken over reads them all back with the states.
+Kafka never compacts a partition's open segment, which its defaults (7 days, 1 GiB) would keep open for days on
+a quiet deployment and fill with copies of encrypted views on a busy one: each taking of the slot would read them
+all, and the copies would outlive the feed's own retention on disk. (Kafka rolls a segment only at an append: a slot
+gone quiet keeps its last copies until its next batch.)"""
+
+
 def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSpec]:
     """Every topic Puente needs, as the settings and the policy shape them (a feed's retention is the
     shortest its partner's agreements allow).
@@ -101,7 +112,8 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
     # Compacted: the latest state of each alert, for as long as a partner may hold it. One partition per slot, as
     # the decisions topic: an agency added at the end of PUENTE_AGENCIES adds slots, and both grow with them.
     specs += [TopicSpec(names.lifecycle, slots, rf, {**base, "cleanup.policy": "compact,delete",
-                                                      "retention.ms": str(lifecycle_days * DAY_MS)},
+                                                      "retention.ms": str(lifecycle_days * DAY_MS),
+                                                      **LIFECYCLE_COMPACTION},
                         "lifecycle")]
     # One partition per partner's receipts: its chains stay whole, and only it may write there.
     specs += [TopicSpec(names.receipts(p), 1, rf, audit, "receipts", fixed=True) for p in sorted(policy_set.partners)]

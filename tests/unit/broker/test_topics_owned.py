@@ -174,6 +174,11 @@ def test_every_planned_topic_carries_the_invariants_and_ingress_its_append_time(
         assert owned["compression.type"] == "producer"  # never inflated whole in a node (broker.kafka.unreadable)
         assert owned["min.insync.replicas"] == "2"
         assert owned["cleanup.policy"] == ("compact,delete" if spec.role == "lifecycle" else "delete")
+        # The lifecycle partitions are compacted within the hour (their outbox copies dropped): no other topic
+        # is compacted, and none has its segments rolled on a timer of Puente's.
+        rolled = {k: owned.get(k) for k in ("segment.ms", "max.compaction.lag.ms")}
+        assert rolled == ({"segment.ms": "3600000", "max.compaction.lag.ms": "3600000"} if spec.role == "lifecycle"
+                          else {"segment.ms": None, "max.compaction.lag.ms": None})
     ingress = next(s for s in specs if s.role == "ingress")
     assert drift(ingress, {**DEFAULTS, **ingress.config, "message.timestamp.type": "CreateTime"}) == [
         ("message.timestamp.type", "CreateTime", "LogAppendTime")]
