@@ -366,7 +366,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         max_concurrent_txns=settings.max_concurrent_txns, retry_backoff_ms=settings.producer_retry_backoff_ms,
         session_timeout_ms=settings.session_timeout_ms, heartbeat_interval_ms=settings.heartbeat_interval_ms,
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
-        stall_warning_s=settings.stall_warning_s, group_instance_id=group_instance_id, accept_gaps=accept_gaps,
+        stall_warning_s=settings.stall_warning_s, carry_wait_s=settings.feed_carry_wait_ms / 1000,
+        group_instance_id=group_instance_id, accept_gaps=accept_gaps,
         audit_retention_days=settings.audit_retention_days,
     )
     topics = [names.ingress(a) for a in settings.agencies]

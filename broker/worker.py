@@ -131,10 +131,11 @@ a quiet spell waits for no fetch, and an idle worker fetches a few times a secon
 first batch sets the gathering back. (Longer would save little more, and a partition resumed after a pause waits
 for the fetch in flight to return: a slot loaded after a rebalance while the worker was quiet.)"""
 CARRY_WAIT_S = 0.02
-"""How long a slot whose queue ran dry waits for a next batch to carry the feed records its last transaction left
-unsent, before it writes them in a transaction of their own (``_drain``): at a steady rate the next fetch usually
-comes within it (``fetch.max.wait.ms`` is 15 ms by default), and a transaction of their own per batch would double
-the transactions. Below about a batch per slot every 20 ms, each delivery waits it out. A slot taken with unsent
+"""The default of ``WorkerConfig.carry_wait_s`` (``PUENTE_FEED_CARRY_WAIT_MS``): how long a slot whose queue ran
+dry waits for a next batch to carry the feed records its last transaction left unsent, before it writes them in a
+transaction of their own (``_drain``): at a steady rate the next fetch usually comes within it
+(``fetch.max.wait.ms`` is 15 ms by default), and a transaction of their own per batch would double the
+transactions. Below about a batch per slot every 20 ms, each delivery waits it out. A slot taken with unsent
 records (read back, or kept across a rebalance) writes them at once: a batch that then fails to be worked out (a
 delivery key missing) stops the worker without holding them."""
 COMMIT_EVERY_WAIT_S = 10.0  # the longest a periodic commit of positions may take before it is logged as failed
@@ -166,7 +167,7 @@ class SlotState:
     each transaction adds its states (and outbox records) to it and writes the sum in its blocks."""
     unsent: list[Unsent] = field(default_factory=list)
     """The feed records of the slot's last committed transaction, not yet written (``broker.lifecycle.outbox_records``):
-    its next transaction writes them, or, when no batch follows within ``CARRY_WAIT_S``, one of their own
+    its next transaction writes them, or, when no batch follows within ``carry_wait_s``, one of their own
     (``_drain``)."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
@@ -231,6 +232,9 @@ class WorkerConfig:
     group_instance_id: str | None = None
     """Kafka's ``group.instance.id``: static membership, so a restart within the session keeps the slots."""
     stall_warning_s: float = 10.0
+    carry_wait_s: float = CARRY_WAIT_S
+    """How long a slot with unsent feed records and nothing queued waits for a batch to carry them
+    (``PUENTE_FEED_CARRY_WAIT_MS``, ``CARRY_WAIT_S``)."""
     audit_retention_days: int | None = None
     """How long the audit topics keep records (PUENTE_AUDIT_RETENTION_DAYS): each block states it (``keep_days``),
     so a chain cut at its start is judged by it (``broker.audit.verify.Retention``)."""
@@ -1560,7 +1564,7 @@ class BrokerWorker:
 
     def _send_unsent(self, consumer: Consumer, state: SlotState) -> None:
         """Start the loop of a slot taken with unsent feed records (read back, or kept across a rebalance): with no
-        batch queued yet, it writes them at once, waiting for none (``_drain``, ``CARRY_WAIT_S``)."""
+        batch queued yet, it writes them at once, waiting for none (``_drain``, ``carry_wait_s``)."""
         if state.unsent:
             self._run_slot(consumer, state, carry=False)
 
@@ -1571,7 +1575,7 @@ class BrokerWorker:
 
     async def _drain(self, consumer: Consumer, state: SlotState, *, carry: bool = True) -> None:
         """One slot's loop: a transaction per batch from its queue until the queue is empty, and one more for the
-        last batch's feed records when no batch comes within ``CARRY_WAIT_S`` to carry them (each transaction
+        last batch's feed records when no batch comes within ``carry_wait_s`` to carry them (each transaction
         writes the previous one's: ``outbox_records``); with ``carry`` False, the first of those waits for none.
 
         The next batch is worked out while the previous one's commit is in flight (its alert ids
@@ -1587,7 +1591,7 @@ class BrokerWorker:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
-                        if state.unsent and carry and await self._batch_within(state, CARRY_WAIT_S):
+                        if state.unsent and carry and await self._batch_within(state, self.config.carry_wait_s):
                             continue  # it carries them
                         if not await self._send_alone(state):
                             break  # nothing queued, in flight or unsent (or the slot lost meanwhile)

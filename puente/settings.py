@@ -134,6 +134,11 @@ class PuenteSettings(BaseSettings):
         "how long a slot producer waits before retrying a refused request (e.g. NOT_ENOUGH_REPLICAS while "
         "the transaction coordinator moves); aiokafka's default of 100 ms was the latency tail; shorter "
         "means more retries, each a request, while Kafka fails over"))
+    feed_carry_wait_ms: int = Field(20, ge=0, le=1000, description=(
+        "how long a slot whose queue ran dry waits for a next batch to carry its last transaction's feed "
+        "records before writing them in a transaction of their own: 0 sends them at once (lowest latency, "
+        "up to twice the transactions at a steady rate); longer saves transactions at low rates, each "
+        "delivery waiting it out"))
     # A slot's work comes from the worker's one consumer. Kafka answers a fetch as soon as it holds
     # fetch.min.bytes, or when fetch.max.wait.ms has passed: with one byte (Kafka's default) a worker at
     # a steady 1,000 alerts/s fetched a record or two at a time, several hundred fetches a second, each

@@ -224,6 +224,21 @@ def test_the_fetch_settings_reach_the_workers_consumer(tmp_path: Path, monkeypat
             PuenteSettings(**bad)  # type: ignore[arg-type]
 
 
+def test_the_carry_wait_reaches_the_worker(tmp_path: Path) -> None:
+    """PUENTE_FEED_CARRY_WAIT_MS is the worker's wait for a batch to carry its feed records, in seconds; 0 (send
+    them at once) is taken, a negative wait or one over a second refused."""
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    for ms in (0, 35):
+        worker, _, _ = build_worker(PuenteSettings(keys=made.root, feed_carry_wait_ms=ms),
+                                    KafkaConnection(bootstrap="unused:9092"))
+        assert worker.config.carry_wait_s == ms / 1000
+    assert PuenteSettings.model_fields["feed_carry_wait_ms"].default == 20
+    for bad in (-1, 1001):
+        with pytest.raises(ValueError, match="feed_carry_wait_ms"):
+            PuenteSettings(feed_carry_wait_ms=bad)
+
+
 def test_fetching_is_changed_only_where_aiokafka_builds_its_requests_from() -> None:
     """set_fetching refuses, with a line naming what to check, a consumer that has not started and an aiokafka that
     keeps the two values elsewhere: a worker would otherwise fetch, in silence, not as it was told."""

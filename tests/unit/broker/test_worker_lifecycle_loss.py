@@ -52,22 +52,23 @@ class KeepingProducer(HeldProducer):
         return await super().send_batch(batch, topic, partition=partition)
 
 
-def _worker(accept_gaps: bool = False) -> BrokerWorker:
+def _worker(accept_gaps: bool = False, carry_wait_s: float = 0.02) -> BrokerWorker:
     def origin(headers: Any, value: bytes, key: str) -> tuple[str, int]:
         return "SNM", NOW_MS
 
     pipeline = Pipeline(Policy(), CODEC, {"COL": Sealer(), "USA": Sealer()}, origin, SLOTS,  # type: ignore[arg-type]
                         originators=ORIGINATORS)
-    config = WorkerConfig(KafkaConnection(bootstrap="x:1"), "g", SLOTS, max_batch=10, accept_gaps=accept_gaps)
+    config = WorkerConfig(KafkaConnection(bootstrap="x:1"), "g", SLOTS, max_batch=10, accept_gaps=accept_gaps,
+                          carry_wait_s=carry_wait_s)
     return BrokerWorker(config, pipeline, lambda payload: b"s")
 
 
-def _slot(part: int) -> tuple[TopicPartition, BrokerWorker, KeepingProducer, SlotState]:
+def _slot(part: int, carry_wait_s: float = 0.02) -> tuple[TopicPartition, BrokerWorker, KeepingProducer, SlotState]:
     """A worker and one fresh slot of SNM's ingress partition ``part``, its producer keeping what it is given."""
     tp = TopicPartition("t.ingress.SNM", part)
     producer = KeepingProducer()
     state = SlotState(tp, part, producer, ChainWriter("t.audit.decisions", part), ReplayWindow(7))  # type: ignore[arg-type]
-    return tp, _worker(), producer, state
+    return tp, _worker(carry_wait_s=carry_wait_s), producer, state
 
 
 def _group(tp: TopicPartition) -> type:
@@ -366,13 +367,11 @@ def _feed_records(producer: KeepingProducer) -> list[bytes | None]:
     return [k for topic, _, k, _ in producer.records if topic.startswith("t.feed.")]
 
 
-def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_sends_the_rest(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slot's transaction keeps its feed records unsent; a batch that comes within ``CARRY_WAIT_S`` writes them in
+def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_sends_the_rest() -> None:
+    """A slot's transaction keeps its feed records unsent; a batch that comes within ``carry_wait_s`` writes them in
     its own transaction, with no transaction of their own; the worker stopping writes what is left."""
-    monkeypatch.setattr(worker_module, "CARRY_WAIT_S", 60.0)  # no batch is ever late here
     first, second, part = _two_alerts()
-    tp, worker, producer, state = _slot(part)
+    tp, worker, producer, state = _slot(part, carry_wait_s=60.0)  # no batch is ever late here
     Group = _group(tp)
 
     def msg(offset: int, alert: dict[str, Any]) -> Any:
@@ -397,14 +396,33 @@ def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_s
     asyncio.run(run())
 
 
-def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_module, "CARRY_WAIT_S", 60.0)
+def test_with_no_carry_wait_a_slot_sends_its_feed_records_at_once() -> None:
+    """``PUENTE_FEED_CARRY_WAIT_MS=0``: a slot whose queue ran dry writes its last transaction's feed records in a
+    transaction of their own straight after its commit, waiting for no batch; the slot's loop then ends."""
+    first, _, part = _two_alerts()
+    tp, worker, producer, state = _slot(part, carry_wait_s=0.0)
+    Group = _group(tp)
+    msg = NS(topic=tp.topic, partition=part, offset=0, key=first["alert_id"].encode(), value=CODEC.encode(first),
+             headers=[], timestamp=NOW_MS, timestamp_type=1)
+
+    async def run() -> None:
+        worker._owned[tp] = state
+        worker._dispatch(Group(), {tp: [msg]})  # type: ignore[arg-type]
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)  # with the wait at 60 s, it would still be waiting
+        assert worker._failure is None and producer.committed == [1] and not state.unsent
+        assert _feed_records(producer) != [] and producer.records[-1][:3] == ("t.lifecycle", part, OUTBOX_KEY)
+
+    asyncio.run(run())
+
+
+def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch() -> None:
     tp = TopicPartition("t.ingress.SNM", 1)
     producer = KeepingProducer()
     unsent = [Unsent("t.feed.COL", 0, b"ref-1", b"sealed", ())]
     state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1), ReplayWindow(7),  # type: ignore[arg-type]
                       unsent=unsent)
-    worker = _worker()
+    worker = _worker(carry_wait_s=60.0)
 
     async def run() -> None:
         worker._owned[tp] = state
