@@ -1178,6 +1178,7 @@ class BrokerWorker:
         for state in states:
             state.queue.clear()
             state.gaps_queued = 0
+            state.arrived.set()  # a wait for a batch to carry its feed records ends: no batch is coming
             if state.task is not None:
                 tasks[state.task] = state
         if not tasks:
@@ -1212,8 +1213,11 @@ class BrokerWorker:
 
     # ---- the loop ----------------------------------------------------------------
     def stop(self) -> None:
-        """Ask the worker to finish its batch in flight and stop (what SIGTERM does)."""
+        """Ask the worker to finish its batch in flight and stop (what SIGTERM does): a slot waiting for a batch to
+        carry its feed records writes them at once."""
         self._stopping.set()
+        for state in self._owned.values():
+            state.arrived.set()
 
     async def run(self, topics: list[str], *, idle_exit_s: float | None = None, max_restarts: int = 5) -> None:
         """Consume until stopped; with ``idle_exit_s``, also stop after that long without records
@@ -1591,7 +1595,7 @@ class BrokerWorker:
             while not self._stopping.is_set() and self._failure is None:
                 if not state.queue:
                     if committing is None:
-                        if state.unsent and carry and await self._batch_within(state, self.config.carry_wait_s):
+                        if state.unsent and carry and await self._batch_within(state):
                             continue  # it carries them
                         if not await self._send_alone(state):
                             break  # nothing queued, in flight or unsent (or the slot lost meanwhile)
@@ -1687,13 +1691,15 @@ class BrokerWorker:
         if kafka_ms is not None:
             state.book.prune(kafka_ms)
 
-    @staticmethod
-    async def _batch_within(state: SlotState, seconds: float) -> bool:
-        """Whether records are queued for the slot within ``seconds``."""
+    async def _batch_within(self, state: SlotState) -> bool:
+        """Whether records are queued for the slot within ``carry_wait_s``; it waits for none once the slot is no
+        longer this worker's, the worker stops or has failed (``_settle`` and ``stop`` wake a wait under way), which
+        would otherwise hold a rebalance, a stop or a restart for the rest of the wait."""
         state.arrived.clear()
-        if not state.queue:
+        if (not state.queue and not self._stopping.is_set() and self._failure is None
+                and self._owned.get(state.tp) is state):
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
+                async with asyncio.timeout(self.config.carry_wait_s):
                     await state.arrived.wait()
         return bool(state.queue)
 

@@ -388,10 +388,39 @@ def test_a_batch_that_comes_soon_carries_the_last_ones_feed_records_and_a_stop_s
         await settle()
         assert len(producer.committed) == 2 and _feed_records(producer) == carried and state.unsent
         assert state.task is not None and not state.task.done()  # waiting for a batch to carry the second's
-        worker.stop()
-        state.arrived.set()
+        worker.stop()  # wakes the wait: it writes them at once
         await asyncio.wait_for(state.task, 5)
         assert worker._failure is None and not state.unsent and len(_feed_records(producer)) == 2 * len(carried)
+
+    asyncio.run(run())
+
+
+def test_a_revocation_ends_a_slots_wait_for_a_batch_at_once() -> None:
+    """A slot handed over while it waits for a batch to carry its feed records stops waiting at once (the
+    revocation holds the group's rebalance): it writes nothing, since it is no longer this worker's, and keeps the
+    records unsent for whoever takes the slot; given back, it writes them once."""
+    first, _, part = _two_alerts()
+    tp, worker, producer, state = _slot(part, carry_wait_s=60.0)
+    Group = _group(tp)
+    msg = NS(topic=tp.topic, partition=part, offset=0, key=first["alert_id"].encode(), value=CODEC.encode(first),
+             headers=[], timestamp=NOW_MS, timestamp_type=1)
+
+    class Seeking(Group):  # type: ignore[misc,valid-type]
+        def seek(self, tp: TopicPartition, offset: int) -> None:
+            pass
+
+    async def run() -> None:
+        worker._owned[tp] = state
+        worker._group = Seeking()
+        worker._dispatch(Seeking(), {tp: [msg]})  # type: ignore[arg-type]
+        await settle()
+        assert producer.committed == [1] and state.unsent and state.task is not None and not state.task.done()
+        worker._parked[tp] = worker._owned.pop(tp)  # what a revocation does, under the worker's lock
+        await asyncio.wait_for(worker._settle(state), 5)  # with the wait not woken: 60 s
+        assert state.unsent and _feed_records(producer) == []
+        assert worker._unpark([tp]) == 1  # given straight back
+        await asyncio.wait_for(state.task, 5)
+        assert not state.unsent and len(_feed_records(producer)) == len(set(_feed_records(producer))) > 0
 
     asyncio.run(run())
 
