@@ -327,14 +327,17 @@ class Outbox:
 
     ``take`` each record of the partition; ``unsent`` then gives the last mark's entries. Fails closed
     (LifecycleStateError): a last mark not right after its entries, numbered from 0, an entry for a topic outside the
-    feeds (``feeds``, every feed topic's prefix) or larger than ``MAX_ENTRY_BYTES``, entries after the last mark, an
-    outbox key Puente does not write."""
+    feeds (``feeds``, every feed topic's prefix) or larger than ``MAX_ENTRY_BYTES``, entries or tombstones after the
+    last mark (each transaction ends its outbox records with a mark, and compaction keeps the last), an outbox key
+    Puente does not write (an index with a leading zero included: Kafka would keep it as another key), a mark with
+    headers or anything beside its count."""
 
     def __init__(self, where: str, feeds: str) -> None:
         self._where = where
         self._feeds = feeds
         self._run: list[tuple[int, Unsent]] = []
         self._mark: tuple[int, list[tuple[int, Unsent]]] = (0, [])
+        self._loose = False  # a tombstone with no mark after it yet
 
     def take(self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
         if not is_outbox(key):  # an alert's state: entries before it belong to no later mark
@@ -343,21 +346,24 @@ class Outbox:
         if key == OUTBOX_KEY:
             # Only the last mark is held to its entries: compaction may have kept an older mark whose entries a
             # later transaction's replaced (the cleaner may stop between that transaction's entries and its mark).
-            self._mark = (self._count(value), self._run)
+            self._mark = (self._count(value, headers), self._run)
             self._run = []
+            self._loose = False
             return
         index = key[len(_ENTRY_PREFIX):] if key is not None and key.startswith(_ENTRY_PREFIX) else b""
-        if not (index.isdigit() and len(index) <= 7):
+        if not (index.isdigit() and len(index) <= 7 and (index == b"0" or index[:1] != b"0")):
             raise LifecycleStateError(f"{self._where}: a record under a key Puente does not write")
         if not value:  # a tombstone (``outbox_records``): before its transaction's entries, like a state
             self._run = []
+            self._loose = True
             return
         self._run.append((int(index), self._entry(value, headers)))
 
     @property
     def unsent(self) -> list[Unsent]:
-        if self._run:
-            raise LifecycleStateError(f"{self._where}: {len(self._run)} outbox entries with no mark after them")
+        if self._run or self._loose:
+            what = f"{len(self._run)} outbox entries" if self._run else "an outbox tombstone"
+            raise LifecycleStateError(f"{self._where}: {what} with no mark after them")
         count, run = self._mark
         last = run[len(run) - count:]
         if count > len(run) or [i for i, _ in last] != list(range(count)):
@@ -365,12 +371,12 @@ class Outbox:
                                       f"{min(count, len(run))} right before it are not its entries 0 to {count - 1}")
         return [sent for _, sent in last]
 
-    def _count(self, value: bytes | None) -> int:
+    def _count(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
         try:
             doc = orjson.loads(value or b"")
         except orjson.JSONDecodeError:
             doc = None
-        count = doc.get("unsent") if isinstance(doc, dict) else None
+        count = doc["unsent"] if isinstance(doc, dict) and doc.keys() == {"unsent"} and not headers else None
         if type(count) is not int or not 0 <= count <= MAX_UNSENT:
             raise LifecycleStateError(f"{self._where}: an outbox mark that does not say how many records are unsent")
         return count

@@ -111,6 +111,15 @@ _WHERE_OK = [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k"
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "the 0 right before it"),
     ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox.key", b"k")]), (OUTBOX_KEY, b'{"unsent": 1}', [])],
      "names no feed partition"),
+    # Puente writes an index as str(i): Kafka would keep ":00" as another key beside ":0".
+    ([(OUTBOX_KEY + b":00", b"v", _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 1}', [])], "a key Puente does not write"),
+    ([(OUTBOX_KEY + b":01", b"v", _WHERE_OK), (OUTBOX_KEY, b'{"unsent": 2}', [])], "a key Puente does not write"),
+    # A mark is its count alone, with no headers.
+    ([(OUTBOX_KEY, b'{"unsent": 0, "sent": 3}', [])], "does not say how many"),
+    ([(OUTBOX_KEY, b'{"unsent": 0}', [("x", b"y")])], "does not say how many"),
+    # Each transaction ends its outbox records with a mark, and compaction keeps the last: a tombstone after it is
+    # none of Puente's.
+    ([(OUTBOX_KEY, b'{"unsent": 0}', []), (OUTBOX_KEY + b":3", None, [])], "an outbox tombstone with no mark"),
 ])
 def test_a_partition_puente_did_not_write_so_is_refused(
         records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]], why: str) -> None:
