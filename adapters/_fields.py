@@ -316,7 +316,7 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
         value = int(value)
     if isinstance(value, str):
         # at most 18 digits: a longer run is no count, and int() of thousands of digits is slow or refused
-        if not re.fullmatch(r"\s*[-+]?\d{1,18}\s*", value):
+        if not re.fullmatch(r"\s*[-+]?[0-9]{1,18}\s*", value):
             raise fail(INVALID, f"{field} must be a whole number")
         value = int(value)
     if not isinstance(value, int):
@@ -385,7 +385,7 @@ def _date(y: int, m: int, d: int, field: str) -> date:
 def dmy(value: Any, field: str) -> date:
     """dd/mm/yyyy (also d/m/yyyy and dd-mm-yyyy), as a Panamanian spreadsheet writes a date."""
     raw = text(value, field, 20, required=True) or ""
-    m = re.fullmatch(r"(\d{1,2})[/-](\d{1,2})[/-](\d{4})", raw)
+    m = re.fullmatch(r"([0-9]{1,2})[/-]([0-9]{1,2})[/-]([0-9]{4})", raw)
     if not m:
         raise fail(INVALID_DATE, f"{field} is not a date as dd/mm/yyyy")
     return _date(int(m[3]), int(m[2]), int(m[1]), field)
@@ -394,7 +394,7 @@ def dmy(value: Any, field: str) -> date:
 def ymd(value: Any, field: str, *, compact: bool = False) -> date:
     """yyyy-mm-dd, or yyyymmdd when ``compact`` (fixed-width exports)."""
     raw = text(value, field, 20, required=True) or ""
-    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})" if compact else r"(\d{4})-(\d{2})-(\d{2})", raw)
+    m = re.fullmatch(r"([0-9]{4})([0-9]{2})([0-9]{2})" if compact else r"([0-9]{4})-([0-9]{2})-([0-9]{2})", raw)
     if not m:
         raise fail(INVALID_DATE, f"{field} is not a date as {'yyyymmdd' if compact else 'yyyy-mm-dd'}")
     return _date(int(m[1]), int(m[2]), int(m[3]), field)
@@ -403,7 +403,7 @@ def ymd(value: Any, field: str, *, compact: bool = False) -> date:
 def clock(value: Any, field: str) -> time:
     """HH:MM, H:MM, HH:MM:SS or HHMM, 24-hour."""
     raw = text(value, field, 12, required=True) or ""
-    m = re.fullmatch(r"(\d{1,2}):?(\d{2})(?::(\d{2}))?", raw)
+    m = re.fullmatch(r"([0-9]{1,2}):?([0-9]{2})(?::([0-9]{2}))?", raw)
     if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3] or 0) > 59:
         raise fail(INVALID_DATE, f"{field} is not a time of day as HH:MM (24-hour)")
     return time(int(m[1]), int(m[2]), int(m[3] or 0))
@@ -420,7 +420,8 @@ def local(day: date, at: time, zone: tzinfo, field: str = "the date and time") -
 def iso_datetime(value: Any, field: str, zone: tzinfo) -> datetime:
     """An ISO 8601 date-time; one without an offset is taken in the agency's zone."""
     raw = text(value, field, 40, required=True) or ""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", raw):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+                        r"(Z|[+-][0-9]{2}:?[0-9]{2})?", raw):
         raise fail(INVALID_DATE, f"{field} is not an ISO 8601 date and time")
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -444,8 +445,8 @@ def birth_date(value: Any, field: str, today: date, *, compact: bool = False) ->
 
 # ---- coordinates ---------------------------------------------------------------------------
 _DMS = re.compile(
-    r"""(?P<h1>[NSEWO])?\s*(?P<deg>\d{1,3}(?:\.\d+)?)\s*[°º:\s]?\s*(?:(?P<min>\d{1,2}(?:\.\d+)?)\s*['′:\s]?\s*
-        (?:(?P<sec>\d{1,2}(?:\.\d+)?)\s*(?:"|″|''|)?)?)?\s*(?P<h2>[NSEWO])?""", re.VERBOSE)
+    r"""(?P<h1>[NSEWO])?\s*(?P<deg>[0-9]{1,3}(?:\.[0-9]+)?)\s*[°º:\s]?\s*(?:(?P<min>[0-9]{1,2}(?:\.[0-9]+)?)\s*['′:\s]?\s*
+        (?:(?P<sec>[0-9]{1,2}(?:\.[0-9]+)?)\s*(?:"|″|''|)?)?)?\s*(?P<h2>[NSEWO])?""", re.VERBOSE)
 
 
 def coordinate(value: Any, field: str, axis: str) -> float | None:
@@ -459,7 +460,7 @@ def coordinate(value: Any, field: str, axis: str) -> float | None:
         number = float(value) if abs(value) <= 1e300 else math.inf  # float() of a huge integer overflows
     else:
         raw = (text(value, field, 40) or "").upper().replace("\u2019", "'").replace("\u201d", '"')
-        if re.fullmatch(r"[-+]?\d{1,3}([.,]\d+)?", raw):
+        if re.fullmatch(r"[-+]?[0-9]{1,3}([.,][0-9]+)?", raw):
             number = float(raw.replace(",", "."))
         else:
             number = _dms(raw, field, axis)

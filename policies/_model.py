@@ -234,10 +234,14 @@ class Term(_Model):
     description: Prose
 
 
+_UTC_OFFSET = r"^(-(0[0-9]|1[0-1]):[0-5][0-9]|-12:00|\+(0[0-9]|1[0-3]):[0-5][0-9]|\+14:00)$"
+
+
 class Home(_Model):
     country: Code
-    # -12:00 to +14:00 are the offsets in use; anything beyond 24 h is no time zone at all.
-    utc_offset: Annotated[str, StringConstraints(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "-05:00"
+    # -12:00 to +14:00 are the offsets in use (+14:59 is none); the digits 0-9 only (a pattern's \d takes any
+    # script's, which int() would then read).
+    utc_offset: Annotated[str, StringConstraints(pattern=_UTC_OFFSET)] = "-05:00"
 
     def tz(self) -> tzinfo:
         """The fixed offset agreement dates are read in."""

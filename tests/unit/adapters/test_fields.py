@@ -151,6 +151,31 @@ def test_times_of_day() -> None:
     assert _reason(f.clock, "25:61", "Hora") == f.INVALID_DATE
 
 
+BENGALI = str.maketrans("0123456789", "\u09e6\u09e7\u09e8\u09e9\u09ea\u09eb\u09ec\u09ed\u09ee\u09ef")
+"""Digits of another script: Python's int(), float() and a regex's \\d read them, and the Bengali 4 looks like an 8."""
+
+
+@pytest.mark.parametrize(("parse", "ascii_text"), [
+    (lambda v: f.integer(v, "Cantidad de personas"), "14"),
+    (lambda v: f.coordinate(v, "Latitud", "lat"), "8.67211"),
+    (lambda v: f.coordinate(v, "Longitud", "lon"), "77 25 36 O"),
+    (lambda v: f.dmy(v, "Fecha"), "04/11/2026"),
+    (lambda v: f.ymd(v, "Fecha"), "2026-11-04"),
+    (lambda v: f.ymd(v, "Fecha", compact=True), "20261104"),
+    (lambda v: f.clock(v, "Hora"), "06:40"),
+    (lambda v: f.iso_datetime(v, "t", PANAMA), "2026-11-03T06:40:00Z"),
+])
+def test_only_the_digits_0_to_9_are_read(parse: Callable[[str], Any], ascii_text: str) -> None:
+    """Every numeric parser reads the ASCII digits only, as ``quantity`` does: one digit of another script in a
+    count, a position, a date or a time is refused, never read as the number it stands for."""
+    assert parse(ascii_text) is not None
+    first = next(i for i, c in enumerate(ascii_text) if c.isdigit())
+    one_swapped = ascii_text[:first] + ascii_text[first].translate(BENGALI) + ascii_text[first + 1:]
+    for hostile in (ascii_text.translate(BENGALI), one_swapped):
+        with pytest.raises(AdapterError):  # whichever reason comes first: an invalid value, or mixed scripts
+            parse(hostile)
+
+
 def test_panama_local_time_becomes_utc() -> None:
     """Panama is UTC-5 all year: 06:40 local is 11:40 UTC."""
     assert f.local(date(2026, 11, 3), time(6, 40), PANAMA) == datetime(2026, 11, 3, 11, 40, tzinfo=UTC)

@@ -147,6 +147,10 @@ def test_ordinary_yaml_still_reads(tmp_path: Path) -> None:
         ("agreements/combifron.yaml", "valid_from: 2024-03-01", "valid_from: 0001-01-01",
          "valid_from: Input should be greater than or equal to 1900-01-01"),
         ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "+25:00"', "home.utc_offset: String should match"),
+        ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "+14:59"', "home.utc_offset: String should match"),
+        ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "-12:30"', "home.utc_offset: String should match"),
+        ("vocabulary.yaml", 'utc_offset: "-05:00"', 'utc_offset: "-0\u09eb:00"',  # a Bengali 5
+         "home.utc_offset: String should match"),
         # A date given as an instant (or seconds) would lose its offset and run up to a day and more past it.
         ("agreements/combifron.yaml", "valid_until: 2027-02-28", "valid_until: 2027-02-28T00:00:00+09:00",
          "valid_until: Value error, must be a calendar date, YYYY-MM-DD"),
