@@ -268,11 +268,26 @@ def _blank(field: str) -> AdapterError:
     return fail(MISSING_FIELD, f"{field} is blank; leave it empty, out or null")
 
 
+def _foreign_word(plain: str) -> bool:
+    """Whether ``plain`` (accents dropped) holds, beyond ASCII, anything but punctuation and spaces: a letter or a
+    digit of another script, or a sign that spells one (squared or circled letters, a flag's regional letters),
+    which the lookup form (``norm_key``) would fold into a separator, as it does punctuation, so that it passed with
+    its label ('cocaína — «Операция Буря» ٨١٢٣' is COCAINA), and a format that shows the agency's words (a summary)
+    carried it past every rule that drops a field. Punctuation carries no name or number, and staff type it
+    ('Aeropuerto Marcos A. Gelabert (Albrook)', 'Ngäbe–Buglé', 'USA,')."""
+    return any(not c.isascii() and unicodedata.category(c)[0] not in "PZ" for c in plain)
+
+
 def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, required: bool = True) -> str | None:
-    """The canonical code for a label or code, looked up by its normalised form (see norm_key)."""
+    """The canonical code for a label or code, looked up by its normalised form (see norm_key); a value holding a
+    letter, a digit or a sign no label has (``_foreign_word``) is refused as an unknown code, not folded away."""
     raw = text(value, field, 80, required=required)
     if raw is None:
         return None
+    plain = "".join(c for c in unicodedata.normalize("NFKD", raw) if not unicodedata.combining(c))
+    if _foreign_word(plain):  # not quoted: what else it holds may be anything
+        raise fail(UNKNOWN_CODE, f"{field} holds letters, digits or signs no code or label has: write the code or "
+                                 "its label alone")
     key = norm_key(raw)
     found = table.get(key) if isinstance(table, Mapping) else (key if key in table else None)
     if found is None:

@@ -111,6 +111,20 @@ def test_code_unknown_label_lists_what_may_be_written() -> None:
     assert "NORTE, SUR" in str(caught.value)
 
 
+def test_every_post_name_the_configuration_gives_is_a_label(config: Any) -> None:
+    """A label is taken with the punctuation staff type (a post named 'Aeropuerto Marcos A. Gelabert (Albrook)', a
+    dash of another kind, a trailing comma) but with no letter or digit beyond A-Z and 0-9 beside it."""
+    table = {norm_key(p.name): code for code, p in config.ports.items()}
+    for code, post in config.ports.items():
+        assert f.code(post.name, "puesto", table) == code
+    assert f.code("Aeropuerto Enrique Malek (David),", "puesto", table) == "DAV"
+    provinces = {"NGABE_BUGLE": "NGABE_BUGLE"}
+    for typed in ("Ngäbe–Buglé", "Ngäbe\u2010Buglé", "NGÄBE-BUGLÉ:"):
+        assert f.code(typed, "provincia", provinces) == "NGABE_BUGLE", typed
+    for hostile in ("Ngäbe-Buglé Иван", "Ngäbe-Buglé \u0968\u0966", "Ngäbe-Buglé ø"):
+        assert _reason(f.code, hostile, "provincia", provinces) == f.UNKNOWN_CODE, hostile
+
+
 def test_countries_from_codes_and_spanish_names() -> None:
     """Codes and Spanish nationality names, in any case or gender, become alpha-3 codes, once each."""
     assert f.countries("venezolanos, Haitianas; COL / colombiana", "n") == ["VEN", "HTI", "COL"]

@@ -88,6 +88,28 @@ def test_cargo_must_be_known_and_positive(reason: Callable[..., str]) -> None:
     assert reason("senan", _docs(dict(DOC, carga=[]))) == f.MISSING_FIELD
 
 
+def test_a_cargo_label_carries_nothing_beside_it(reason: Callable[..., str], run: Callable[..., list[Any]]) -> None:
+    """The summary shows the cargo's label as the agency wrote it, so a label holds no other word: words or digits
+    of another script beside it (which the lookup form folds away as it does punctuation, 'cocaína — «Операция
+    Буря»' reading as COCAINE) refuse the document, quoting none of it, rather than reach partners whose agreement
+    drops the operation name, in a field it keeps."""
+    def cargo(**item: Any) -> bytes:
+        return _docs(dict(DOC, carga=[{**DOC["carga"][0], **item}]))
+
+    for hostile in ({"descripcion": "cocaína — «Операция Буря» 李明"}, {"descripcion": "cocaína \u0668\u0661\u0662"},
+                    {"descripcion": "cocaína øæ"}, {"unidad": "paquetes (Иван Петров)"},
+                    {"descripcion": "cocaína \U0001f178\U0001f185\U0001f170\U0001f17d"},  # IVAN, as signs
+                    {"descripcion": "cocaína \U0001f1f7\U0001f1fa"}):  # a flag's regional letters
+        assert reason("senan", cargo(**hostile)) == f.UNKNOWN_CODE
+        [result] = run("senan", cargo(**hostile))
+        shown = str(result.error)
+        assert "Операция" not in shown and "Иван" not in shown and "\u0668" not in shown and "\U0001f178" not in shown
+    # what a label holds is still taken however it is typed, with the punctuation staff type around it
+    for label in ("Cocaina", "COCAÍNA", " cocaína ", "cocaína;", "\u201ccocaína\u201d"):
+        [taken] = run("senan", cargo(descripcion=label))
+        assert taken.error is None and taken.alert["payload"]["items"][0]["kind"] == "COCAINE", label
+
+
 def test_detenido_is_a_json_boolean_or_absent(one: Callable[..., dict[str, Any]], reason: Callable[..., str],
                                                run: Callable[..., list[Any]]) -> None:
     """"no", 0, "false" or null would have read as detained, sending a rescued person's name and documents to
