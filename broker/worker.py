@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,7 @@ from broker.kafka import (
     Producer,
     TopicPartition,
     consumer,
+    feed_counts_now,
     fetch_view,
     hold_rebalance,
     instance_holder,
@@ -169,6 +170,10 @@ class SlotState:
     """The feed records of the slot's last committed transaction, not yet written (``broker.lifecycle.outbox_records``):
     its next transaction writes them, or, when no batch follows within ``carry_wait_s``, one of their own
     (``_drain``)."""
+    marked: int = -1
+    """How many entries the slot's last committed outbox mark names (``outbox_records``): the next mark tombstones
+    those it does not replace. ``len(unsent)`` (the default, -1) but where a load dropped entries for a feed Kafka no
+    longer holds (``_place_unsent``), which stay in the partition until the next mark."""
     queue: deque[Any] = field(default_factory=deque)
     """Records fetched for this slot and not yet in a transaction (at most about two batches)."""
     task: asyncio.Task[None] | None = None
@@ -195,6 +200,10 @@ class SlotState:
     kept when the rebalance gives it back (``_unpark``) but loaded again, which finds the loss again. Kept, its next
     block would state the lower count with no GAP entry saying why, or read on at its old offset in the new topic,
     past records never decided."""
+
+    def __post_init__(self) -> None:
+        if self.marked < 0:
+            self.marked = len(self.unsent)
 
     @property
     def busy(self) -> bool:
@@ -413,8 +422,9 @@ class BrokerWorker:
             producers[slot] = await self._producer(slot)
 
         async def load() -> tuple[dict[int, tuple[ChainHead, ReplayWindow]], dict[int, LifecycleBook],
-                                  dict[int, list[Unsent]], dict[TopicPartition, int | None],
-                                  dict[TopicPartition, str], dict[int, str], dict[TopicPartition, tuple[str, str]]]:
+                                  dict[int, tuple[list[Unsent], int]], dict[TopicPartition, int | None],
+                                  dict[TopicPartition, str], dict[int, str], dict[TopicPartition, tuple[str, str]],
+                                  dict[int, str]]:
             # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
@@ -433,18 +443,24 @@ class BrokerWorker:
                 offsets = await self._committed_now([tp for tp, _ in fresh])
                 states = await self._read_state(audit, [slot for _, slot in fresh],
                                                 {slot: offsets.get(tp) for tp, slot in fresh})
-                books, unsent = await self._read_books(audit, [slot for _, slot in fresh])
+                books, read_back = await self._read_books(audit, [slot for _, slot in fresh])
                 expired = await self._check_empty_slots(audit, fresh, states, offsets, books)
                 took["audit_s"] = time.monotonic() - began - sum(took.values())
                 lost = await self._check_books(audit, states)
                 remade = await self._remade_ingress(audit, fresh, states)
+                unsent, gone = await self._place_unsent(producers, read_back)
+                for tp, slot in fresh:
+                    if slot in gone and (tp in remade or slot in lost or tp in expired):
+                        raise FeedGapError(f"{gone[slot]}; and the slot lost more at the same time (its ingress "
+                                           "topic or its audit): make the feed again first")
                 took["lifecycle_s"] = time.monotonic() - began - sum(took.values())
-                return states, books, unsent, offsets, remade, lost, expired
+                unsent_marked = {slot: (unsent[slot], len(read_back[slot])) for slot in read_back}
+                return states, books, unsent_marked, offsets, remade, lost, expired, gone
 
         try:
             try:
                 async with asyncio.timeout(self.config.load_timeout_s):
-                    states, books, unsent, offsets, remade, lost, expired = await load()
+                    states, books, unsent, offsets, remade, lost, expired, gone = await load()
             except TimeoutError:
                 raise KafkaUnavailableError(
                     f"loading {len(fresh)} slot(s) (their producers, audit and lifecycle state) took longer than "
@@ -457,12 +473,15 @@ class BrokerWorker:
                         chain = ChainWriter(self.names.decisions, slot, head,
                                             keep_days=self.config.audit_retention_days)
                         state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
-                                          states=head.states, unsent=unsent[slot])
+                                          states=head.states, unsent=unsent[slot][0], marked=unsent[slot][1])
                         self._start_slot(state, head.resume, offsets.get(tp))
                         self._owned[tp] = state
                         if self._group is not None:
                             self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
                                               expired.get(tp), head.resume_ms)
+                            if slot in gone:
+                                self._states_lost(self._group, state, head.resume, gone[slot], "deliveries-lost",
+                                                  head.resume_ms)
                             self._send_unsent(self._group, state)
                     if self._group is not None:
                         self._group.resume(*(tp for tp, _ in fresh))
@@ -818,6 +837,49 @@ class BrokerWorker:
             log.info("unsent feed records found", slots=sum(map(bool, unsent.values())),
                      count=sum(map(len, unsent.values())))
         return books, unsent
+
+    async def _place_unsent(self, producers: dict[int, Producer], unsent: dict[int, list[Unsent]],
+                            ) -> tuple[dict[int, list[Unsent]], dict[int, str]]:
+        """Each slot's unsent feed records read back (``_read_books``), placed as Kafka holds their feeds now, with
+        what was lost per slot. A record for a partition its feed no longer has (the feed made anew with fewer, its
+        old records gone) goes to the one its key has under the count now, as a record of the alert decided now
+        would (``Pipeline._feed_count``; not so for an alert fed by slot, nor for a record whose partition the new
+        count still has). One for a feed Kafka no longer holds (its partner left the policy, the topic
+        deleted) can never be written: FeedGapError, naming the feed, unless ``accept_gaps``, which drops it, logged,
+        and the slot's chain records it (a ``deliveries-lost`` GAP entry). Before, each owner of the slot in turn
+        failed to send them, until the whole group had stopped."""
+        topics = {sent.topic for records in unsent.values() for sent in records}
+        if not topics:
+            return unsent, {}
+        counts = await feed_counts_now(next(iter(producers.values())), topics)
+        placed: dict[int, list[Unsent]] = {}
+        gone: dict[int, str] = {}
+        for slot, records in unsent.items():
+            kept: list[Unsent] = []
+            dropped: Counter[str] = Counter()
+            for sent in records:
+                count = counts[sent.topic]
+                if not count:
+                    dropped[sent.topic] += 1
+                    continue
+                if sent.partition >= count:
+                    log.warning("unsent feed record placed anew: its feed has fewer partitions now", topic=sent.topic,
+                                partition=sent.partition, count=count)
+                    sent = sent._replace(partition=feed_partition(sent.key, count))
+                kept.append(sent)
+            placed[slot] = kept
+            if dropped:
+                what = (f"lifecycle partition {self.names.lifecycle}[{slot}] holds {sum(dropped.values())} feed "
+                        f"record(s) decided, committed and not yet written, for {', '.join(sorted(dropped))}, "
+                        "which Kafka no longer holds")
+                if not self.config.accept_gaps:
+                    raise FeedGapError(f"{what}. Nothing was read: make the feed again (`puente topics apply`, while "
+                                       "its partner is in the policy), or run `puente broker run --accept-gap` to "
+                                       "read on without them, recorded in the slot's audit chain")
+                log.warning("unsent feed records dropped: their feed is gone (--accept-gap)",
+                            topic=", ".join(sorted(dropped)), partition=slot, count=sum(dropped.values()))
+                gone[slot] = f"{what}: dropped with --accept-gap"
+        return placed, gone
 
     async def _check_books(self, consumer: Consumer,
                            states: dict[int, tuple[ChainHead, ReplayWindow]]) -> dict[int, str]:
@@ -1704,9 +1766,12 @@ class BrokerWorker:
         return bool(state.queue)
 
     async def _send_alone(self, state: SlotState) -> bool:
-        """The slot's unsent feed records in a transaction of their own; False when there are none, or the slot is
-        no longer this worker's."""
-        return bool(state.unsent) and await self._transact(state, [], [], time.monotonic())
+        """The slot's unsent feed records in a transaction of their own; False when there are none, the slot is no
+        longer this worker's, or its load found a loss no block records yet (``loss``): the mark it would write
+        ends the old mark's entries, those dropped with their feed gone too (``_place_unsent``), before the GAP
+        entry naming them commits, and a stop then would leave the loss in a log line only. Whoever owns the slot
+        next finds the loss again."""
+        return bool(state.unsent) and state.loss is None and await self._transact(state, [], [], time.monotonic())
 
     async def _transact(self, state: SlotState, msgs: list[Any], outcomes: list[Outcome], started: float) -> bool:
         """One transaction: the batch's dead letters, alert states, unsent feed records and audit block, and the
@@ -1759,8 +1824,8 @@ class BrokerWorker:
                     await batches.add(self.names.lifecycle, state.slot, alert_id.encode(),
                                       outcome.state.encode(alert_id, at))
                     reached += 1
-            if unsent or state.unsent:  # what is unsent now: the mark, after this batch's own entries
-                for key, value, headers in outbox_records(unsent, len(state.unsent)):
+            if unsent or state.marked:  # what is unsent now: the mark, after this batch's own entries
+                for key, value, headers in outbox_records(unsent, state.marked):
                     await batches.add(self.names.lifecycle, state.slot, key, value, headers)
                     reached += 1
             for block in state.chain.blocks([o.entry for o in outcomes], self.config.signer_id, self.sign, at,
@@ -1778,8 +1843,9 @@ class BrokerWorker:
             await asyncio.gather(*sends)
         state.states = reached  # committed: the partition reaches at least that far now
         state.unsent = unsent
+        state.marked = len(unsent)
         if msgs and type(msgs[0]) is GapMark and msgs[0].entry.get("reason") in (
-                "states-lost", "topic-remade", "audit-expired", "audit-deleted"):
+                "states-lost", "topic-remade", "audit-expired", "audit-deleted", "deliveries-lost"):
             state.loss = None  # recorded in the block just committed
 
     async def _count_feeds(self, state: SlotState) -> None:

@@ -385,8 +385,8 @@ def _last_taken_ms(doc: dict[str, Any]) -> int | None:
     ``unreadable`` one's is none (a Kafka node asked for the record at its time would inflate its batch). A GAP
     entry's ``ingress_ms`` is the slot's newest time (for the replay window), not the record's: its ``taken_ms``
     is, where the gap skipped nothing and the time was known when it was written (``states-lost``,
-    ``audit-expired``, ``audit-deleted``). A gap read past records retention deleted names the last of them, which
-    has none."""
+    ``audit-expired``, ``audit-deleted``, ``deliveries-lost``). A gap read past records retention deleted names the
+    last of them, which has none."""
     found = last_ingress(doc)
     if found is None:
         return None

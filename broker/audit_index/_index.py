@@ -1150,7 +1150,8 @@ class AuditIndex:
         never read (GAP entries: deleted before it read them, skipped with --accept-gap), counted by record
         under reason ``never read (<why>)``, and the losses of alert states accepted (``states-lost`` GAP
         entries) and audit chains retention deleted whole (``audit-expired``), or deleted otherwise and read past
-        with --accept-gap (``audit-deleted``), which skip no record, counted by entry; never a payload. Scoped:
+        with --accept-gap (``audit-deleted``), and deliveries decided but never written, their feed gone, dropped
+        with --accept-gap (``deliveries-lost``), which skip no record, counted by entry; never a payload. Scoped:
         none."""
         if not scope.national:
             return []
@@ -1165,8 +1166,11 @@ class AuditIndex:
                               "WHEN reason = 'audit-expired' THEN 'audit chain expired (a new one started)' "
                               "WHEN reason = 'audit-deleted' THEN 'audit chain deleted, not expired (a new one "
                               "started, --accept-gap)' "
+                              "WHEN reason = 'deliveries-lost' THEN 'deliveries decided, never written (their feed "
+                              "gone, --accept-gap)' "
                               "ELSE 'never read (' || COALESCE(reason, '?') || ')' END, source, "
-                              "CASE WHEN reason IN ('states-lost', 'audit-expired', 'audit-deleted') THEN COUNT(*) "
+                              "CASE WHEN reason IN ('states-lost', 'audit-expired', 'audit-deleted', "
+                              "'deliveries-lost') THEN COUNT(*) "
                               "ELSE SUM(COALESCE(skipped, 0)) END, "
                               "MIN(at), MAX(at) FROM gaps GROUP BY reason, source ORDER BY reason, source")
         return [{"reason": r, "source": s, "count": n, "first_at": first, "last_at": last}

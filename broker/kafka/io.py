@@ -61,6 +61,23 @@ async def partition_count_now(producer: AIOKafkaProducer, topic: str, at_least: 
     return count
 
 
+async def feed_counts_now(producer: AIOKafkaProducer, topics: Collection[str]) -> dict[str, int]:
+    """How many partitions each of ``topics`` has, from metadata of the whole cluster asked of Kafka now; 0 for one
+    Kafka does not hold (deleted, or never made). A topic found missing is asked for again, ``RECOUNT_READS`` reads
+    ``RECOUNT_PAUSE_S`` apart, before it is taken as gone: a node may not know a topic just made. A topic's count
+    is the highest read."""
+    counts: dict[str, int] = dict.fromkeys(topics, 0)
+    for attempt in range(RECOUNT_READS):
+        if attempt:
+            await asyncio.sleep(RECOUNT_PAUSE_S)
+        metadata = await producer.client.fetch_all_metadata()
+        for topic in counts:
+            counts[topic] = max(counts[topic], len(metadata.partitions_for_topic(topic) or ()))
+        if all(counts.values()):
+            break
+    return counts
+
+
 NOTE_AFTER_S = 2.0
 
 

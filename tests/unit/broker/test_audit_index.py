@@ -920,7 +920,8 @@ def test_alert_states_lost_are_named_as_such_not_as_records_never_read(tmp_path:
 
 @pytest.mark.parametrize(("reason", "named"), [
     ("audit-expired", "audit chain expired (a new one started)"),
-    ("audit-deleted", "audit chain deleted, not expired (a new one started, --accept-gap)")])
+    ("audit-deleted", "audit chain deleted, not expired (a new one started, --accept-gap)"),
+    ("deliveries-lost", "deliveries decided, never written (their feed gone, --accept-gap)")])
 def test_an_audit_chain_gone_whole_is_named_as_such_not_as_records_never_read(tmp_path: Path, reason: str,
                                                                              named: str) -> None:
     """The GAP entry that opens a slot's new chain once its old one went whole (``audit-expired``: retention;

@@ -463,3 +463,113 @@ def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch() ->
             ("t.lifecycle", OUTBOX_KEY + b":0"), ("t.lifecycle", OUTBOX_KEY)]  # the entry deleted, none unsent
 
     asyncio.run(run())
+
+
+class _Metadata:
+    """Kafka's metadata as ``feed_counts_now`` reads it: topic -> its partitions (a topic absent: Kafka holds none)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.reads = 0
+
+    async def fetch_all_metadata(self) -> Any:
+        self.reads += 1
+        return NS(partitions_for_topic=lambda topic: set(range(self.counts[topic])) if topic in self.counts else None)
+
+
+def _held(*sent: tuple[str, int, bytes]) -> list[Unsent]:
+    return [Unsent(topic, partition, key, b"sealed", (("puente-kind", b"ALERT"),)) for topic, partition, key in sent]
+
+
+def test_unsent_records_read_back_are_placed_as_their_feeds_are_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record for a partition its feed no longer has (made anew with fewer) goes where its key goes under the
+    count now, as the alert's next records will; one for a feed Kafka no longer holds stops the load, naming the
+    feed, and never the record; with --accept-gap it is dropped and the loss returned for the slot's chain. A
+    feed found missing is asked for again before it is taken as gone."""
+    monkeypatch.setattr("broker.kafka.io.RECOUNT_PAUSE_S", 0.0)
+    metadata = _Metadata({"t.feed.COL": 1, "t.feed.USA": 3})
+    producers: dict[int, Any] = {1: NS(client=metadata)}
+    unsent = {1: _held(("t.feed.COL", 2, b"ref-a"), ("t.feed.USA", 2, b"ref-b"), ("t.feed.CRI", 0, b"ref-c")),
+              2: _held(("t.feed.USA", 1, b"ref-d"))}
+    with pytest.raises(FeedGapError) as refused:
+        asyncio.run(_worker()._place_unsent(producers, unsent))
+    said = str(refused.value)
+    assert "t.feed.CRI" in said and "lifecycle partition t.lifecycle[1]" in said and "--accept-gap" in said
+    assert "ref-c" not in said and "sealed" not in said and "\n" not in said
+    assert metadata.reads == 3  # a topic missing is read for three times
+    placed, gone = asyncio.run(_worker(accept_gaps=True)._place_unsent(producers, unsent))
+    assert [(u.topic, u.partition, u.key) for u in placed[1]] == [("t.feed.COL", 0, b"ref-a"),
+                                                                   ("t.feed.USA", 2, b"ref-b")]
+    assert placed[2] == unsent[2] and list(gone) == [1] and "1 feed record(s)" in gone[1] and "t.feed.CRI" in gone[1]
+    # Every feed found: asked once, only the record for a partition gone moved.
+    metadata.counts["t.feed.CRI"] = 1
+    metadata.reads = 0
+    assert asyncio.run(_worker()._place_unsent(producers, unsent)) == (
+        {1: [unsent[1][0]._replace(partition=0), *unsent[1][1:]], 2: unsent[2]}, {})
+    assert metadata.reads == 1
+
+
+def test_a_mark_tombstones_the_entries_a_load_dropped() -> None:
+    """Entries a load dropped (their feed gone) stay in the lifecycle partition until the next mark: it tombstones
+    every entry the last committed mark named, not only as many as are still unsent, so compaction drops them."""
+    tp = TopicPartition("t.ingress.SNM", 1)
+    producer = KeepingProducer()
+    state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1), ReplayWindow(7),  # type: ignore[arg-type]
+                      unsent=_held(("t.feed.COL", 0, b"ref-1")), marked=3)
+    worker = _worker(carry_wait_s=60.0)
+
+    async def run() -> None:
+        worker._owned[tp] = state
+        worker._send_unsent(None, state)  # type: ignore[arg-type]
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+        assert worker._failure is None and not state.unsent and state.marked == 0
+
+    asyncio.run(run())
+    lifecycle = [(k, v) for t, _, k, v in producer.records if t == "t.lifecycle"]
+    assert lifecycle == [(OUTBOX_KEY + b":0", None), (OUTBOX_KEY + b":1", None), (OUTBOX_KEY + b":2", None),
+                         (OUTBOX_KEY, b'{"unsent":0}')]
+
+
+def test_deliveries_dropped_for_a_feed_gone_are_recorded_with_the_mark_that_ends_them() -> None:
+    """With --accept-gap, a load that dropped unsent records for a feed gone (``_place_unsent``) records it in the
+    slot's chain: one GAP entry (``deliveries-lost``), skipping no record, committed in the transaction that writes
+    the records still unsent, tombstones every entry of the old mark and names none unsent; the slot's loss is then
+    recorded, so a rebalance may give it back as it is."""
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 7})
+    worker, state, producer, group = _loaded(head, 1000)
+    state.unsent, state.marked = _held(("t.feed.COL", 0, b"ref-1")), 2  # entry 1 was for the feed gone
+    what = "lifecycle partition t.lifecycle[1] holds 1 feed record(s) ... for t.feed.CRI, which Kafka no longer holds"
+
+    def mark() -> None:
+        worker._states_lost(group, state, head.resume, what, "deliveries-lost", head.resume_ms)  # type: ignore[arg-type]
+        worker._send_unsent(group, state)  # type: ignore[arg-type]
+
+    [gap] = _gaps(worker, state, producer, mark)
+    assert (gap["kind"], gap["reason"], gap["skipped"], gap["from_offset"], gap["next_offset"]) == (
+        "GAP", "deliveries-lost", 0, 1000, 1000)
+    assert gap["detail"] == what and state.loss is None and not state.unsent and state.marked == 0
+    assert _feed_records(producer) == [b"ref-1"]
+    assert [(k, v) for t, _, k, v in producer.records if t == "t.lifecycle"] == [
+        (OUTBOX_KEY + b":0", None), (OUTBOX_KEY + b":1", None), (OUTBOX_KEY, b'{"unsent":0}')]
+
+
+def test_a_stop_before_the_loss_is_recorded_writes_nothing() -> None:
+    """A stop that comes before the GAP entry recording deliveries dropped (their feed gone) commits writes neither
+    the records still unsent nor a mark: that mark would end the dropped entries with nothing in the audit saying
+    so. The slot's next owner reads the same outbox back and finds the loss again."""
+    entry = {"kind": "ALERT", "alert_id": "SNM:X", "ingress": "t.ingress.SNM:1:999", "ingress_ms": NOW_MS}
+    head = ChainHead.after({"seq": 4, "hash": "ab" * 32, "kind": "BLOCK", "entries": [entry], "states": 7})
+    worker, state, producer, group = _loaded(head, 1000)
+    state.unsent, state.marked = _held(("t.feed.COL", 0, b"ref-1")), 2
+
+    async def run() -> None:
+        worker._states_lost(group, state, head.resume, "what", "deliveries-lost", head.resume_ms)  # type: ignore[arg-type]
+        worker._send_unsent(group, state)  # type: ignore[arg-type]
+        worker.stop()  # SIGTERM lands before the slot's loop first runs
+        assert state.task is not None
+        await asyncio.wait_for(state.task, 5)
+
+    asyncio.run(run())
+    assert producer.records == [] and state.loss == "what" and len(state.unsent) == 1 and state.marked == 2
