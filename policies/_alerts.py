@@ -13,7 +13,7 @@ from typing import Any
 import schemas
 from policies._fields import FieldInfo
 from puente.errors import CodecError, PolicyError
-from puente.strict import TooLarge, no_constants, read_bounded, unique_keys
+from puente.strict import DuplicateKey, TooLarge, no_constants, read_bounded, unique_keys
 
 _INDEX = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+)\])?$")
 MAX_ALERT_BYTES = 1024 * 1024  # an alert is a few KB; its largest field, remarks, 2,000 characters
@@ -75,6 +75,8 @@ def read_alert_json(path: Path, label: str | None = None) -> dict[str, Any]:
         )
     except json.JSONDecodeError as exc:
         raise PolicyError(f"{label}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except DuplicateKey as exc:
+        raise PolicyError(f"{label}: {key_shown(exc.key)} appears twice in one object") from None
     except (ValueError, RecursionError) as exc:  # _Refused, and what else json may raise on odd input
         raise PolicyError(f"{label}: {str(exc)[:120]}") from None
     if not isinstance(doc, dict):
@@ -98,8 +100,19 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+_FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def key_shown(key: str) -> str:
+    """A key of a JSON alert for a message: quoted when it is written as the schema's fields are (lower case, digits
+    and '_', up to 40), else by its length only: a key may be data (documents keyed by a passport number, people by
+    name), and an alert being explained may be a real one."""
+    return f"key {key!r}" if _FIELD_LIKE.fullmatch(key) else f"a key of {len(key)} characters"
+
+
 def unknown_keys(doc: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> list[str]:
-    """Keys of a JSON alert that its schema lacks (the codec would silently ignore them)."""
+    """Keys of a JSON alert that its schema lacks (the codec would silently ignore them), each by its path, its own
+    name shown only when it is written as a field's is (``key_shown``)."""
     out: list[str] = []
 
     def walk(value: Any, prefix: str) -> None:
@@ -109,7 +122,8 @@ def unknown_keys(doc: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> lis
                 if path in fields:
                     walk(sub, path)
                 else:
-                    out.append(path)
+                    shown = str(key) if _FIELD_LIKE.fullmatch(str(key)) else f"<{key_shown(str(key))}>"
+                    out.append(f"{prefix}.{shown}" if prefix else shown)
         elif isinstance(value, list):
             for item in value:
                 walk(item, prefix + "[]")

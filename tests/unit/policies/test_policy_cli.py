@@ -117,6 +117,16 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("digits", lambda: _text().replace('"quantity": 1250.0', '"quantity": ' + "9" * 5000), "of 5000 digits is too"),
     ("duplicate", lambda: _text().replace('"alert_type": "SEIZURE"', '"alert_type": "SEIZURE", "alert_type": "X"'),
      "key 'alert_type' appears twice in one object"),
+    # A key that may be data (a person's name and number) is told by its length only, duplicated or stray.
+    ("duplicate-data", lambda: _text().replace('"alert_type": "SEIZURE"',
+                                               '"alert_type": "SEIZURE", "Juan Perez 8-123-456": 1, '
+                                               '"Juan Perez 8-123-456": 2'),
+     "a key of 20 characters appears twice in one object"),
+    ("stray-data", lambda: _text().replace('"alert_type": "SEIZURE"',
+                                           '"alert_type": "SEIZURE", "PA0987654 Josue Batista": 1'),
+     "fields the SEIZURE schema lacks: <a key of 23 characters>"),
+    ("stray-field", lambda: _text().replace('"alert_type": "SEIZURE"', '"alert_type": "SEIZURE", "sumary": "x"'),
+     "fields the SEIZURE schema lacks: sumary"),
     ("huge", lambda: _text()[:-2] + ', "x": "' + "a" * 1_100_000 + '"}', "larger than 1024 KiB; not an alert"),
     ("latin-1", lambda: _text().encode("latin-1"), "not UTF-8 text (byte"),
     ("array", "[1, 2]", "an alert is a JSON object"),
@@ -143,6 +153,7 @@ def test_explain_refuses_hostile_json_in_one_line(
     captured = capsys.readouterr()
     assert captured.err.startswith(f"puente: error: {path}") and captured.err.count("\n") == 1
     assert expected in captured.err
+    assert "Juan" not in captured.err and "Josue" not in captured.err
     assert captured.out == ""
 
 
