@@ -130,9 +130,11 @@ def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> byt
 
 
 def header_text(text: str) -> bytes:
-    """A header's UTF-8 text; a file name's bytes that are not UTF-8 (decoded by Python as lone surrogates) are
-    written as escapes (``\\udcf1``), so that a reader of the topic can decode every header."""
-    return text.encode("utf-8", "backslashreplace")
+    """A header's UTF-8 text, on one line and printable as ``one_line`` gives it to a terminal (a file name's escape
+    sequences, bells and line breaks escaped: a reader printing headers is not steered by them); a file name's bytes
+    that are not UTF-8 (decoded by Python as lone surrogates) are written as escapes (``\\udcf1``), so that a reader
+    of the topic can decode every header."""
+    return one_line(text).encode("utf-8", "backslashreplace")
 
 
 def file_digest(stream: BinaryIO) -> bytes | None:

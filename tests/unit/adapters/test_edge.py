@@ -1056,3 +1056,34 @@ def test_a_folder_gone_for_a_while_does_not_stop_the_watcher(tmp_path: Path) -> 
     assert said.count(f"snm: cannot list {drop} (No such file or directory); still watching, and going on when it "
                       "is back") == 1
     assert said.count(f"snm: {drop} can be listed again; watching it") == 1
+
+
+def test_a_dead_letters_file_headers_carry_no_control_character(tmp_path: Path,
+                                                               ctx_for: Callable[[str], Context]) -> None:
+    """A file's name is the agency's (or anyone's who can drop a file): its escape sequences, bells, line breaks
+    and separators reach a dead letter's ``puente-dlq-file`` and ``puente-dlq-source`` headers escaped, as they
+    reach the terminal, so a reader printing a header (kcat) is not steered by them; bytes that are not UTF-8 stay
+    escapes, so every header decodes."""
+    from types import SimpleNamespace
+
+    from adapters.run import AdapterRun
+    from puente import wire
+
+    lines = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes().splitlines(keepends=True)
+    name = "inc\x1b[2J\x07\nS 0001\u2028\udcf1.txt"
+    path = tmp_path / name
+    path.write_bytes(b"".join(lines[:10]))  # cut short: one dead letter
+
+    async def go() -> dict[str, bytes]:
+        kafka = _FakeKafka()
+        offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
+        adapter_run = AdapterRun(offline, None, get("pn"), ctx_for("PN"), err=io.StringIO())  # type: ignore[arg-type]
+        adapter_run._publisher, adapter_run._dlq = kafka, kafka
+        with path.open("rb") as file:
+            await adapter_run.run(file, str(path))
+        return kafka.headers[0]
+
+    headers = asyncio.run(go())
+    for header in (wire.DLQ_FILE, wire.DLQ_SOURCE):
+        shown = headers[header].decode("utf-8")
+        assert shown.isprintable() and "\\x1b[2J\\x07\\nS 0001" in shown and "\\udcf1" in shown, shown
