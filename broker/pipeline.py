@@ -413,13 +413,15 @@ class Pipeline:
             verdicts = [_Invalid(partner, self.policy.version, version, invalid) for partner in self._partner_ids]
         else:
             try:
-                # Kafka appended this record, or one admitted before it, after ``now`` by its clock: the worker's
-                # is behind Kafka's, by at most MAX_FUTURE_SKEW (``_admit``). The decision holds until Kafka's
-                # latest time too, so a slow worker clock never delivers past an agreement's end or an alert's
-                # expiry, not even a backlog's older records.
+                # The present is between the worker's clock and the latest time Kafka appended a record this
+                # pipeline admitted (Kafka's present is at least that), and the decision holds for every moment
+                # between them (``policies.decide``): a slow worker clock never delivers past an agreement's end or
+                # an alert's expiry, not even a backlog's older records, and a fast one never under an agreement
+                # before its start (a record Kafka appended before it began is decided as of then).
                 latest = self._kafka_ms
-                until = datetime.fromtimestamp(latest / 1000, UTC) if latest > now.timestamp() * 1000 else None
-                verdicts = self.policy.decide_all(alert, self._partner_ids, now, until)
+                kafka = datetime.fromtimestamp(latest / 1000, UTC)
+                earlier, later = (now, kafka) if kafka > now else (kafka, now)
+                verdicts = self.policy.decide_all(alert, self._partner_ids, earlier, later if later > earlier else None)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         if prior is None and version == 1:  # the common case: a first publication

@@ -308,7 +308,12 @@ def _covers(
     ps: PolicySet, partner: PartnerInfo, alert_type: Any, now: datetime, until: datetime, fails: Fails
 ) -> tuple[tuple[CompiledCover, ...], tuple[CompiledCover, ...]]:
     """(all covering agreement rules, those in force from ``now`` to ``until``); when none applies, the reason is
-    added."""
+    added.
+
+    In force for every moment of the window: one agreement, or several one after another with no moment between
+    them uncovered (an agreement renewed by the next, the present on either side of the change), each of which
+    then applies its rules (the most restrictive wins, as for overlapping agreements). A window with a moment no
+    agreement covers (before the first begins, after the last ends, or between two) has none."""
     covers = ps.covers_for.get((partner.id, alert_type))
     if covers is None:
         if alert_type not in ps.alert_types:
@@ -324,18 +329,32 @@ def _covers(
         if a.starts <= now and until < a.ends:
             live = covers
     else:
-        live = tuple(c for c in covers if c.agreement.starts <= now and until < c.agreement.ends)
+        live = _in_force(covers, now, until)
     if not live:
         for c in covers:
             a = c.agreement
             if now >= a.ends:
                 state = "expired"
             elif until >= a.ends:  # by the later clock only: the reason says so, or the audit's time would belie it
-                state = "expired by the later of the decision's two clocks (the worker's is behind Kafka's)"
+                state = "expired by the later of the decision's two clocks (the worker's and Kafka's)"
+            elif until >= a.starts:  # in force by the later clock only
+                state = "not yet in force by the earlier of the decision's two clocks (the worker's and Kafka's)"
             else:
                 state = "not yet in force"
             fails.append((f"{a.id}.validity", f"{a.id} is {state} (valid {a.valid_from} to {a.valid_until})"))
     return covers, live
+
+
+def _in_force(covers: Sequence[CompiledCover], now: datetime, until: datetime) -> tuple[CompiledCover, ...]:
+    """The covers whose agreements are in force for part of ``now`` to ``until``, in their order, when together
+    they leave no moment of it uncovered (``_covers``); else none."""
+    met = [c for c in covers if c.agreement.starts <= until and now < c.agreement.ends]
+    reached = now  # every moment before it is covered
+    for a in sorted((c.agreement for c in met), key=lambda a: a.starts):
+        if a.starts > reached:
+            return ()  # a moment between agreements
+        reached = max(reached, a.ends)
+    return tuple(met) if met and reached > until else ()
 
 
 def _check_cover(cover: CompiledCover, alert: Mapping[str, Any], partner: PartnerInfo, f: _Facts, fails: Fails) -> None:

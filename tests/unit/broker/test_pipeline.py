@@ -715,14 +715,17 @@ def test_an_agency_mismatch_quotes_only_a_known_agency() -> None:
         assert "Perez" not in out.entry["detail"] and "Perez" not in str(out.dead_letter)
 
 
-@pytest.mark.parametrize(("appended_ms", "until"), [
-    (NOW_MS + 600_000, NOW + timedelta(minutes=10)),  # Kafka's clock ahead of the worker's: held until then
-    (NOW_MS, None), (NOW_MS - 5_000, None),  # behind or equal (a backlog, or skew the other way): the worker's time
+@pytest.mark.parametrize(("appended_ms", "window"), [
+    (NOW_MS + 600_000, (NOW, NOW + timedelta(minutes=10))),  # Kafka's clock ahead of the worker's: held until then
+    (NOW_MS, (NOW, None)),  # the clocks agree: that moment alone
+    (NOW_MS - 5_000, (NOW - timedelta(seconds=5), NOW)),  # Kafka's behind (a backlog, or the worker's clock fast)
 ])
-def test_the_decision_holds_until_kafkas_time_when_the_workers_clock_is_behind(appended_ms: int,
-                                                                               until: datetime | None) -> None:
-    """Kafka appended the record after the worker's ``now``: the worker's clock is slow, so the policy is asked to
-    decide for every moment up to Kafka's time (``policies.decide``'s ``until``); otherwise for ``now`` alone."""
+def test_the_decision_holds_between_the_workers_clock_and_kafkas(
+        appended_ms: int, window: tuple[datetime, datetime | None]) -> None:
+    """The present is between the worker's ``now`` and the latest time Kafka appended a record the pipeline admitted,
+    and the policy is asked to decide for every moment between them (``policies.decide``'s ``now`` and ``until``): a
+    slow worker clock never delivers past an agreement's end, and a fast one never under an agreement before its
+    start."""
     asked: list[tuple[datetime, datetime | None]] = []
 
     class Recording(FakePolicy):
@@ -735,20 +738,38 @@ def test_the_decision_holds_until_kafkas_time_when_the_workers_clock_is_behind(a
     pipe = counted(Pipeline(Recording(), alert_codec(), {"COL": FakeSealer(), "USA": FakeSealer()},  # type: ignore[arg-type]
                             _pipeline({}).origin, SLOTS, originators=ORIGINATORS))
     assert pipe.process(record, set(), NOW).dead_reason is None
-    assert asked == [(NOW, until)]
+    assert asked == [window]
     # Kafka's present is at least the latest time it appended anything admitted: an older record of the same batch
-    # (a backlog) is decided until then too, and a later batch's ``now`` past it needs no ``until``.
+    # (a backlog) is decided as of then too, and a later batch's ``now`` is the window's other end.
     older, _ = _record(NOW_MS - 60_000, NOW_MS - 60_000)
     assert pipe.process(older, set(), NOW).dead_reason is None
-    assert asked[-1] == (NOW, until)
+    assert asked[-1] == window
     later = NOW + timedelta(hours=1)
     assert pipe.process(older, set(), later).dead_reason is None
-    assert asked[-1] == (later, None)
+    assert asked[-1] == (datetime.fromtimestamp(appended_ms / 1000, UTC), later)
     # A record refused as appended too far ahead moves nothing.
     ahead, _ = _record(NOW_MS + MAX_FUTURE_SKEW_MS + 1, NOW_MS + MAX_FUTURE_SKEW_MS + 1)
     assert pipe.process(ahead, set(), NOW).dead_reason is not None
     assert pipe.process(older, set(), NOW).dead_reason is None
-    assert asked[-1] == (NOW, until)
+    assert asked[-1] == window
+
+
+def test_a_fast_worker_clock_delivers_under_no_agreement_before_its_start() -> None:
+    """With the real policy: PAN-USA starts 2025-04-01 00:00 in Panama (05:00Z). The window the pipeline asks for a
+    record Kafka appended at 04:40Z, decided by a worker whose clock reads 05:10Z, withholds from USA what the
+    worker's clock alone delivers, saying it is not yet in force by the earlier clock."""
+    from policies import decide, load_policy_set
+    from puente.dev.synthetic import generate
+
+    policy = load_policy_set()
+    starts = datetime(2025, 4, 1, 5, 0, tzinfo=UTC)
+    fast = starts + timedelta(minutes=10)
+    alerts = [a for a in generate(400, seed=3, now=starts) if decide(a, "USA", policy, fast).delivers]
+    assert alerts
+    for alert in alerts:
+        early = decide(alert, "USA", policy, starts - timedelta(minutes=20), fast)
+        assert not early.delivers
+        assert any("not yet in force by the earlier of the decision's two clocks" in r for r in early.reasons), early
 
 
 @pytest.mark.parametrize("appended_ms", [0, -1, 946_684_799_999])

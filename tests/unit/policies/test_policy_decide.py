@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from policies import Outcome, PolicySet, build_view, decide, decide_many
+from puente.dev.synthetic import generate
 
 MakeAlert = Callable[..., dict[str, Any]]
 
@@ -220,6 +221,40 @@ def test_two_clocks_hold_the_decision_for_every_moment_between_them(policy_set: 
     assert "alert.expired" in decide(expiring, "COL", policy_set, now, now + timedelta(hours=12)).rule_ids
     naive = decide(alert, "COL", policy_set, inside, later.replace(tzinfo=None))
     assert not naive.delivers and naive.rule_ids == ("time.naive",) and "(now, or until)" in naive.reasons[0]
+
+
+def test_a_window_across_a_renewal_is_covered_by_both_agreements(policy_copy: Any) -> None:
+    """PAN-USA ends 2028-03-31 and PAN-USA-2028, its renewal, begins the next day: a decision whose two clocks fall on
+    either side of midnight in Panama (a record appended before it, decided after) is covered for every moment, by
+    one agreement then the other, and delivers under both, their rules together. A day with no agreement between
+    them leaves a moment uncovered: withheld, each agreement saying which clock it fails."""
+    body = policy_copy.text("agreements/pan-usa.yaml")
+    renewed = (body.replace("id: PAN-USA\n", "id: PAN-USA-2028\n")
+               .replace("valid_from: 2025-04-01", "valid_from: 2028-04-01")
+               .replace("valid_until: 2028-03-31", "valid_until: 2031-03-31").replace("rule: USA-", "rule: USA2-"))
+    policy_copy.write("agreements/pan-usa-2028.yaml", renewed)
+    ps = policy_copy.load()
+    change = datetime(2028, 4, 1, 5, 0, tzinfo=UTC)  # midnight in Panama
+    before, after = change - timedelta(minutes=20), change + timedelta(minutes=10)
+    alerts = [a for a in generate(400, seed=3, now=change) if decide(a, "USA", ps, before).delivers]
+    assert alerts
+    for alert in alerts:
+        both = decide(alert, "USA", ps, before, after)
+        assert both.delivers and both.agreement_ids == ("PAN-USA", "PAN-USA-2028"), both
+        assert {r.split("-")[0] for r in both.rule_ids if "-" in r} == {"USA", "USA2"}, both.rule_ids
+        assert decide_many(alert, ["USA"], ps, before, after)[0] == both
+    # A day between them: 1 April 2028 covered by neither.
+    policy_copy.write("agreements/pan-usa-2028.yaml",
+                      renewed.replace("valid_from: 2028-04-01", "valid_from: 2028-04-02"))
+    gap = policy_copy.load()
+    held = decide(alerts[0], "USA", gap, before, after)
+    assert held.rule_ids == ("PAN-USA.validity", "PAN-USA-2028.validity")
+    assert "PAN-USA is expired by the later of the decision's two clocks" in held.reasons[0]
+    assert "PAN-USA-2028 is not yet in force (valid" in held.reasons[1]
+    # Across the next day's start, the other way: not in force by the earlier clock.
+    late = decide(alerts[0], "USA", gap, change + timedelta(days=1) - timedelta(minutes=5), change + timedelta(days=1))
+    assert late.rule_ids == ("PAN-USA.validity", "PAN-USA-2028.validity") and not late.delivers
+    assert "PAN-USA-2028 is not yet in force by the earlier of the decision's two clocks" in late.reasons[1]
 
 
 def test_equal_inputs_give_equal_decisions(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
