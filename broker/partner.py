@@ -610,8 +610,12 @@ class Subscriber:
                 store.note_taken_over(tp.topic, tp.partition, committed)
             if committed is not None and self._catch_store_up(feed, tp, committed, owner, store):
                 continue
-            start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner == "instance" else None
-            if start:  # this instance's other store read what retention has deleted since: the same, from there
+            # No offset of its own: another store of this instance read the records, or this very store did, and it
+            # is a copy restored from before it noted one (a store notes its offset in the batch that first
+            # commits there): everything the feed still holds is read again.
+            start = (await feed.beginning_offsets([tp]))[tp] if stored is None and owner != "other" else None
+            if start:  # the records were read into a store that is not this one as it stands, and retention has
+                # deleted some since: the same, from there
                 store.note_taken_over(tp.topic, tp.partition, start)
             confirmed = store.feed_offset(tp.topic, tp.partition, confirmed=True) if committed is None else None
             if committed is not None and owner == "store":
@@ -633,10 +637,14 @@ class Subscriber:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
                              f"{at}, where {store.path} saw Kafka commit its receipts last")
             else:
-                whose = "is new to this instance" if stored is None else f"stands at offset {at}"
+                whose = (f"stands at offset {at}" if stored is not None else "is new to this instance"
+                         if owner == "instance" else "has no offset of its own there (restored from a backup made "
+                         "before it read the partition)")
+                lost = ("; what it marked as passed on (--out) since that backup is no longer marked, so a recall "
+                        "of it would be acknowledged" if owner == "store" else "")
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
-                             "another --store, misses them)")
+                             f"another --store, misses them){lost}")
 
     def _catch_store_up(self, feed: Consumer, tp: TopicPartition, committed: int, owner: Owner,
                         store: PartnerStore) -> bool:
@@ -1307,7 +1315,8 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
     """Where to read a newly assigned feed partition from, or None for the group's committed offset (``committed``,
     None when the group has none there), given the store's noted offset (``stored``, None when it noted none), who
     committed the group's offset (``owner``), the offset of the partition's first record (``start``, asked only
-    when this instance's other store read the records and this one has none) and, when the group has no offset,
+    when this instance read the records, into another store or into this one as a backup restored from before it
+    noted an offset, and the store has none) and, when the group has no offset,
     the store's offset as far as Kafka is known to have committed its receipts (``confirmed``,
     ``PartnerStore.confirm_feed_offsets``).
 
@@ -1316,7 +1325,8 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
       (offset 0). Never the store's applied offset alone: a crash between the store's commit and
       Kafka's first commit in a partition leaves it past records whose receipts were aborted, which would then
       never be written.
-    - This store committed it and stands behind it (restored from a backup): from the store's offset.
+    - This store committed it and stands behind it (restored from a backup): from the store's offset; with none
+      (a backup made before it first read the partition): from the partition's first record.
     - This instance committed it from another store (a new or another ``--store``): from the store's offset, or,
       when it has none, from the partition's first record.
     - Another instance committed it: from the group's offset. Its store holds those records; this store's offset
@@ -1325,7 +1335,7 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
       receipts are written again."""
     if committed is None:
         return confirmed
-    if owner == "other" or (owner == "store" and stored is None):
+    if owner == "other":
         return None
     if stored is not None:
         return stored if stored < committed else None

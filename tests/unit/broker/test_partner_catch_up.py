@@ -483,3 +483,44 @@ async def test_a_batch_the_client_cannot_read_within_the_catch_up_is_passed_over
     assert unread is None and receipts.statuses() == ["RECEIVED"] and receipts.offsets == {TP: 8}
     assert "cannot read, within this store's catch-up" in "\n".join(scene.notes)
     scene.close()
+
+
+def test_a_store_restored_from_before_it_read_a_partition_reads_it_all_again(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store backed up before its subscriber first committed in a partition, then restored: the group's offset
+    carries this very store's id, and the store has no offset there. It reads the partition again from its first
+    record, saying so, and holds its alerts again; before, it read on from the group's offset, and alerts its lost
+    copy had receipted as RECEIVED never came back, with nothing said."""
+    import shutil
+
+    keys = BrokerKeys("2026a")
+    sealer = keys.sealer("broker-sign-2026a")
+    path = tmp_path / "col" / "feed.sqlite"
+    PartnerStore.open(path, "COL", retention=RETENTION).close()
+    shutil.copytree(tmp_path / "col", tmp_path / "backup")  # a nightly backup, before any record was read
+    store = PartnerStore.open(path, "COL", retention=RETENTION)
+    first = subscriber(keys, store, lambda: datetime.now(UTC))
+    records = [sealed(sealer, _view(name), offset, T0) for offset, name in
+               enumerate(["senan-gofast-seizure", "paso-canoas-migrant-flow", "tocumen-red-notice-hit"])]
+    unread, receipts = asyncio.run(run_batch(first, *records))
+    assert unread is None and receipts.statuses() == ["RECEIVED"] * 3 and store.counts().held == 3
+    store.close()
+    shutil.rmtree(tmp_path / "col")
+    shutil.copytree(tmp_path / "backup", tmp_path / "col")  # the disk lost; the backup restored
+
+    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str]:
+        return 3, first.commit_tag  # the group's offset, committed by this very store
+
+    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
+    restored = PartnerStore.open(path, "COL", retention=RETENTION)
+    notes: list[str] = []
+    again = subscriber(keys, restored, lambda: datetime.now(UTC), notes=notes)
+    assert again.commit_tag == first.commit_tag  # the same store, as a copy restored is
+    feed = GroupFeed()
+    asyncio.run(again._resume(feed, {TP}))  # type: ignore[arg-type]
+    assert feed.seeks == [0]
+    assert len(notes) == 1 and "has no offset of its own there" in notes[0] and "reading 3 record(s) again" in notes[0]
+    assert "passed on (--out) since that backup is no longer marked" in notes[0]
+    unread, receipts = asyncio.run(run_batch(again, *records))
+    assert unread is None and restored.counts().held == 3
+    restored.close()
