@@ -319,6 +319,7 @@ class Subscriber:
         self._stopping = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         """The feed offsets this subscriber committed last, by partition."""
+        self._kafka_committed = False  # whether the batch in hand reached Kafka's commit (``_batch``)
         self._resume_failed: Exception | None = None
         """Why the store's feed offsets could not be compared with the group's on an assignment: the run stops."""
         self._catch_up: dict[TopicPartition, int] = {}
@@ -877,12 +878,16 @@ class Subscriber:
     async def _batch(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
                      chain: ChainWriter, part: int) -> tuple[UnreadableFeedError | None, int | None]:
         """``_transact``, with the run's counts (``stats``) set back when the batch does not commit: they report
-        what committed, not a batch that comes again (a recall counted as acknowledged whose receipt aborted)."""
+        what committed, not a batch that comes again (a recall counted as acknowledged whose receipt aborted). A
+        failure after Kafka's commit (the store busy noting it) keeps them: the batch was applied and acknowledged,
+        and a summary without it would not add up."""
         counted, keys_seen = copy.deepcopy(self.stats), self._broker_keys_seen
+        self._kafka_committed = False
         try:
             return await self._transact(batch, out, producer, chain, part)
         except BaseException:
-            self.stats, self._broker_keys_seen = counted, keys_seen  # (a store rolls its own back)
+            if not self._kafka_committed:
+                self.stats, self._broker_keys_seen = counted, keys_seen  # (a store rolls its own back)
             raise
 
     async def _transact(self, batch: dict[TopicPartition, list[Any]], out: TextIO | None, producer: Producer,
@@ -939,6 +944,7 @@ class Subscriber:
             # is aborted instead: the batch comes again, and the version rule makes that harmless.
             await self._wiped()
             # The receipts commit on leaving.
+        self._kafka_committed = True
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
         if self.store is not None and offsets:  # committed: a restart with no group offset may rely on them now
             self.store.confirm_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()},

@@ -524,3 +524,31 @@ def test_a_store_restored_from_before_it_read_a_partition_reads_it_all_again(tmp
     unread, receipts = asyncio.run(run_batch(again, *records))
     assert unread is None and restored.counts().held == 3
     restored.close()
+
+
+def test_a_batch_kafka_committed_stays_counted_when_the_store_fails_after(tmp_path: Path) -> None:
+    """The store busy as it notes Kafka's commit (another process holding it): the batch's receipts and offsets are
+    committed and the store holds its alert, so the run's counts keep it; set back, the summary said nothing of a
+    batch applied and acknowledged. A failure before the commit still sets them back (the batch comes again)."""
+    from puente.errors import StoreBusy
+
+    keys = BrokerKeys("2026a")
+    sealer = keys.sealer("broker-sign-2026a")
+    store = PartnerStore.open(tmp_path / "s" / "feed.sqlite", "COL", retention=RETENTION)
+    sub = subscriber(keys, store, lambda: datetime.now(UTC))
+
+    def busy(*args: Any, **kwargs: Any) -> None:
+        raise StoreBusy("another process holds the store")
+
+    store.confirm_feed_offsets = busy  # type: ignore[method-assign]
+    receipts = Receipts()
+    with pytest.raises(StoreBusy):
+        asyncio.run(run_batch(sub, sealed(sealer, _view("senan-gofast-seizure"), 0, T0), receipts=receipts))
+    assert receipts.statuses() == ["RECEIVED"] and store.counts().held == 1 and sub.stats.received == 1
+    # Killed at Kafka's commit instead: nothing committed, nothing counted.
+    later = subscriber(keys, store, lambda: datetime.now(UTC))
+    with pytest.raises(_Killed):
+        asyncio.run(run_batch(later, sealed(sealer, _view("paso-canoas-migrant-flow"), 1, T0),
+                              receipts=_KilledAtCommit()))
+    assert later.stats.received == 0
+    store.close()
