@@ -445,12 +445,13 @@ def test_with_no_carry_wait_a_slot_sends_its_feed_records_at_once() -> None:
     asyncio.run(run())
 
 
-def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch() -> None:
+def _taken_with(unsent: list[Unsent], marked: int = -1) -> tuple[BrokerWorker, KeepingProducer, SlotState]:
+    """A slot taken with ``unsent`` feed records (its last mark naming ``marked`` entries: by default as many), its
+    loop started as a load starts it, and run until it ends."""
     tp = TopicPartition("t.ingress.SNM", 1)
     producer = KeepingProducer()
-    unsent = [Unsent("t.feed.COL", 0, b"ref-1", b"sealed", ())]
     state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1), ReplayWindow(7),  # type: ignore[arg-type]
-                      unsent=unsent)
+                      unsent=unsent, marked=marked)
     worker = _worker(carry_wait_s=60.0)
 
     async def run() -> None:
@@ -458,11 +459,16 @@ def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch() ->
         worker._send_unsent(None, state)  # type: ignore[arg-type]
         assert state.task is not None
         await asyncio.wait_for(state.task, 5)
-        assert worker._failure is None and not state.unsent and _feed_records(producer) == [b"ref-1"]
-        assert [(t, k) for t, _, k, _ in producer.records if t == "t.lifecycle"] == [
-            ("t.lifecycle", OUTBOX_KEY + b":0"), ("t.lifecycle", OUTBOX_KEY)]  # the entry deleted, none unsent
 
     asyncio.run(run())
+    return worker, producer, state
+
+
+def test_a_slot_taken_with_unsent_feed_records_writes_them_before_any_batch() -> None:
+    worker, producer, state = _taken_with([Unsent("t.feed.COL", 0, b"ref-1", b"sealed", ())])
+    assert worker._failure is None and not state.unsent and _feed_records(producer) == [b"ref-1"]
+    assert [(t, k) for t, _, k, _ in producer.records if t == "t.lifecycle"] == [
+        ("t.lifecycle", OUTBOX_KEY + b":0"), ("t.lifecycle", OUTBOX_KEY)]  # the entry deleted, none unsent
 
 
 class _Metadata:
@@ -512,20 +518,8 @@ def test_unsent_records_read_back_are_placed_as_their_feeds_are_now(monkeypatch:
 def test_a_mark_tombstones_the_entries_a_load_dropped() -> None:
     """Entries a load dropped (their feed gone) stay in the lifecycle partition until the next mark: it tombstones
     every entry the last committed mark named, not only as many as are still unsent, so compaction drops them."""
-    tp = TopicPartition("t.ingress.SNM", 1)
-    producer = KeepingProducer()
-    state = SlotState(tp, 1, producer, ChainWriter("t.audit.decisions", 1), ReplayWindow(7),  # type: ignore[arg-type]
-                      unsent=_held(("t.feed.COL", 0, b"ref-1")), marked=3)
-    worker = _worker(carry_wait_s=60.0)
-
-    async def run() -> None:
-        worker._owned[tp] = state
-        worker._send_unsent(None, state)  # type: ignore[arg-type]
-        assert state.task is not None
-        await asyncio.wait_for(state.task, 5)
-        assert worker._failure is None and not state.unsent and state.marked == 0
-
-    asyncio.run(run())
+    worker, producer, state = _taken_with(_held(("t.feed.COL", 0, b"ref-1")), marked=3)
+    assert worker._failure is None and not state.unsent and state.marked == 0
     lifecycle = [(k, v) for t, _, k, v in producer.records if t == "t.lifecycle"]
     assert lifecycle == [(OUTBOX_KEY + b":0", None), (OUTBOX_KEY + b":1", None), (OUTBOX_KEY + b":2", None),
                          (OUTBOX_KEY, b'{"unsent":0}')]
