@@ -8,8 +8,9 @@ persons, refugees); screening systems copy them from the document, so they are a
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
+
+from puente.strict import unaccented
 
 # 254 codes read better as text than as a literal list, hence the noqa below.
 ISO_ALPHA3 = frozenset("""
@@ -76,9 +77,7 @@ def norm_key(text: str) -> str:
     'Darién' -> DARIEN, 'Bocas del Toro' -> BOCAS_DEL_TORO, 'lancha rápida' -> LANCHA_RAPIDA,
     'Ngäbe-Buglé' -> NGABE_BUGLE. Staff type the same label many ways; one form compares them.
     """
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NON_WORD.sub("_", plain.upper()).strip("_")
+    return _NON_WORD.sub("_", unaccented(text).upper()).strip("_")
 
 
 def country(text: str) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from adapters._codes import COUNTRY_NAMES, ISO_ALPHA3, country, norm_key
 from puente.errors import AdapterError
-from puente.strict import emoji_unglued, unseen_mark
+from puente.strict import emoji_unglued, unaccented, unseen_mark
 
 # Reason codes, as they appear in the dead-letter header puente-dlq-reason.
 ENCODING, SYNTAX, TRUNCATED, MISSING_COLUMN, MISSING_FIELD = (
@@ -284,8 +284,7 @@ def code(value: Any, field: str, table: Mapping[str, str] | Iterable[str], *, re
     raw = text(value, field, 80, required=required)
     if raw is None:
         return None
-    plain = "".join(c for c in unicodedata.normalize("NFKD", raw) if not unicodedata.combining(c))
-    if _foreign_word(plain):  # not quoted: what else it holds may be anything
+    if _foreign_word(unaccented(raw)):  # not quoted: what else it holds may be anything
         raise fail(UNKNOWN_CODE, f"{field} holds letters, digits or signs no code or label has: write the code or "
                                  "its label alone")
     key = norm_key(raw)

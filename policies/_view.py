@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +25,7 @@ from policies._decision import Decision, Outcome, day_of
 from policies._fields import FieldInfo, children, parent_path
 from policies._model import Action, FieldRule, ViewSettings
 from puente.errors import PolicyError
+from puente.strict import unaccented
 
 if TYPE_CHECKING:
     from policies._compile import CompiledCover, PolicySet
@@ -51,9 +51,7 @@ Leaf = Callable[[Record, str, ViewContext], None]
 
 def _normal(value: str) -> str:
     # Values that differ only in case, accents or spacing are the same value for correlation.
-    decomposed = unicodedata.normalize("NFKD", value)
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.casefold().split())
+    return " ".join(unaccented(value).casefold().split())
 
 
 def pseudonym(value: str, domain: str, ctx: ViewContext) -> str:

@@ -357,6 +357,12 @@ class DuplicateKey(ValueError):
         self.key = key
 
 
+def unaccented(text: str) -> str:
+    """``text`` decomposed (NFKD: compatibility forms to their plain letters too) with its combining marks dropped:
+    'Ngäbe-Buglé' is 'Ngabe-Bugle'. What compares labels and values typed with or without accents."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def printable(text: str) -> str:
     """``text`` for a terminal: each character that is not printable escaped as Python writes it (``\x1b``,
     ``\u202e``), but for the line breaks between its lines. An escape sequence, a C1 control or a bidi override

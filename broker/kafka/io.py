@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -47,33 +47,37 @@ async def partition_count_now(producer: AIOKafkaProducer, topic: str, at_least: 
 
     A count below ``at_least`` (what an alert's state recorded) says the topic was made anew with fewer, which the
     caller then takes for good. A topic's partitions are never removed, so such an answer may also be one node's
-    metadata not yet holding partitions just added: it is taken only once ``RECOUNT_READS`` reads,
-    ``RECOUNT_PAUSE_S`` apart (each of the node the client finds least loaded then), all say so; the highest
-    count read is the answer."""
-    count = 0
-    for attempt in range(RECOUNT_READS):
-        if attempt:
-            await asyncio.sleep(RECOUNT_PAUSE_S)
+    metadata not yet holding partitions just added: it is taken only once every read says so (``_highest``)."""
+    async def read() -> dict[str, int]:
         await producer.client.force_metadata_update()
-        count = max(count, len(await producer.partitions_for(topic)))
-        if count >= at_least:
-            break
-    return count
+        return {topic: len(await producer.partitions_for(topic))}
+
+    return (await _highest(read, lambda counts: counts[topic] >= at_least))[topic]
 
 
 async def feed_counts_now(producer: AIOKafkaProducer, topics: Collection[str]) -> dict[str, int]:
     """How many partitions each of ``topics`` has, from metadata of the whole cluster asked of Kafka now; 0 for one
-    Kafka does not hold (deleted, or never made). A topic found missing is asked for again, ``RECOUNT_READS`` reads
-    ``RECOUNT_PAUSE_S`` apart, before it is taken as gone: a node may not know a topic just made. A topic's count
-    is the highest read."""
-    counts: dict[str, int] = dict.fromkeys(topics, 0)
+    Kafka does not hold (deleted, or never made). A topic found missing is taken as gone only once every read says so
+    (``_highest``): a node may not know a topic just made."""
+    async def read() -> dict[str, int]:
+        metadata = await producer.client.fetch_all_metadata()
+        return {topic: len(metadata.partitions_for_topic(topic) or ()) for topic in topics}
+
+    return await _highest(read, lambda counts: all(counts.values()))
+
+
+async def _highest(read: Callable[[], Awaitable[dict[str, int]]], enough: Callable[[dict[str, int]], bool],
+                   ) -> dict[str, int]:
+    """The highest partition count of each topic ``read`` gives, read until the counts are ``enough``, at most
+    ``RECOUNT_READS`` times, ``RECOUNT_PAUSE_S`` apart (each read may reach another node: the one the client finds
+    least loaded then)."""
+    counts: dict[str, int] = {}
     for attempt in range(RECOUNT_READS):
         if attempt:
             await asyncio.sleep(RECOUNT_PAUSE_S)
-        metadata = await producer.client.fetch_all_metadata()
-        for topic in counts:
-            counts[topic] = max(counts[topic], len(metadata.partitions_for_topic(topic) or ()))
-        if all(counts.values()):
+        for topic, count in (await read()).items():
+            counts[topic] = max(counts.get(topic, 0), count)
+        if enough(counts):
             break
     return counts
 
