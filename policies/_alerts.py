@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import schemas
-from policies._fields import FieldInfo
+from policies._fields import FieldInfo, schema_fields
 from puente.errors import CodecError, PolicyError
 from puente.strict import DuplicateKey, TooLarge, no_constants, read_bounded, unique_keys
 
@@ -100,19 +102,30 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-_FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+@cache
+def _field_names() -> frozenset[str]:
+    """Every name the alert schema gives a field, at any depth of any alert type: the only keys a message quotes."""
+    return frozenset(
+        part.removesuffix("[]") for fields in schema_fields().values() for path in fields for part in path.split(".")
+    )
 
 
 def key_shown(key: str) -> str:
-    """A key of a JSON alert for a message: quoted when it is written as the schema's fields are (lower case, digits
-    and '_', up to 40), else by its length only: a key may be data (documents keyed by a passport number, people by
-    name), and an alert being explained may be a real one."""
-    return f"key {key!r}" if _FIELD_LIKE.fullmatch(key) else f"a key of {len(key)} characters"
+    """A key of a JSON alert for a message, quoted only when the schema names a field so: any other key may be data
+    (documents keyed by a passport number, people by name, 'juan' as much as 'Juan Perez'), and an alert being
+    explained may be a real one. An allow-list, so that no shape of data is quoted by mistake; a key close to a
+    field's name gets that name as a suggestion instead, so a typo is still found."""
+    names = _field_names()
+    if key in names:
+        return f"key {key!r}"
+    shown = f"a key of {len(key)} character{'' if len(key) == 1 else 's'}"
+    near = difflib.get_close_matches(key, names, n=1, cutoff=0.8)
+    return f"{shown} (did you mean {near[0]!r}?)" if near else shown
 
 
 def unknown_keys(doc: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> list[str]:
     """Keys of a JSON alert that its schema lacks (the codec would silently ignore them), each by its path, its own
-    name shown only when it is written as a field's is (``key_shown``)."""
+    name shown only when the schema names a field so elsewhere (``key_shown``)."""
     out: list[str] = []
 
     def walk(value: Any, prefix: str) -> None:
@@ -122,7 +135,7 @@ def unknown_keys(doc: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> lis
                 if path in fields:
                     walk(sub, path)
                 else:
-                    shown = str(key) if _FIELD_LIKE.fullmatch(str(key)) else f"<{key_shown(str(key))}>"
+                    shown = str(key) if str(key) in _field_names() else f"<{key_shown(str(key))}>"
                     out.append(f"{prefix}.{shown}" if prefix else shown)
         elif isinstance(value, list):
             for item in value:

@@ -125,8 +125,18 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("stray-data", lambda: _text().replace('"alert_type": "SEIZURE"',
                                            '"alert_type": "SEIZURE", "PA0987654 Josue Batista": 1'),
      "fields the SEIZURE schema lacks: <a key of 23 characters>"),
+    # A lower-case key is data as much as any (a first name); only a name the schema gives a field is quoted, and a
+    # typo of one is named by the field it is close to.
+    ("stray-lower-data", lambda: _text().replace('"alert_type": "SEIZURE"', '"alert_type": "SEIZURE", "josue": 1'),
+     "fields the SEIZURE schema lacks: <a key of 5 characters>"),
+    ("duplicate-lower-data", lambda: _text().replace('"alert_type": "SEIZURE"',
+                                                     '"alert_type": "SEIZURE", "josue": 1, "josue": 2'),
+     "a key of 5 characters appears twice in one object"),
     ("stray-field", lambda: _text().replace('"alert_type": "SEIZURE"', '"alert_type": "SEIZURE", "sumary": "x"'),
-     "fields the SEIZURE schema lacks: sumary"),
+     "fields the SEIZURE schema lacks: <a key of 6 characters (did you mean 'summary'?)>"),
+    ("stray-known-name", lambda: _text().replace('"alert_type": "SEIZURE"',
+                                                 '"alert_type": "SEIZURE", "border_sector": "x"'),
+     "fields the SEIZURE schema lacks: border_sector"),
     ("huge", lambda: _text()[:-2] + ', "x": "' + "a" * 1_100_000 + '"}', "larger than 1024 KiB; not an alert"),
     ("latin-1", lambda: _text().encode("latin-1"), "not UTF-8 text (byte"),
     ("array", "[1, 2]", "an alert is a JSON object"),
@@ -153,7 +163,7 @@ def test_explain_refuses_hostile_json_in_one_line(
     captured = capsys.readouterr()
     assert captured.err.startswith(f"puente: error: {path}") and captured.err.count("\n") == 1
     assert expected in captured.err
-    assert "Juan" not in captured.err and "Josue" not in captured.err
+    assert "Juan" not in captured.err and "josue" not in captured.err.lower()
     assert captured.out == ""
 
 
