@@ -286,6 +286,10 @@ class Unsent(NamedTuple):
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    placed: int = 0
+    """The feed's partition count ``partition`` was chosen under (0: not said, an entry of an earlier release)."""
+    by_slot: bool = False
+    """Chosen as the slot's partition, not the key's (``AlertState.by_slot``)."""
 
 
 def outbox_records(unsent: Sequence[Unsent], held: int = 0,
@@ -310,7 +314,8 @@ def outbox_records(unsent: Sequence[Unsent], held: int = 0,
     out: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]] = [
         (_ENTRY_PREFIX + str(i).encode(), None, []) for i in range(len(unsent), held)]
     for i, sent in enumerate(unsent):
-        where = orjson.dumps([sent.topic, sent.partition])
+        where = orjson.dumps([sent.topic, sent.partition, sent.placed, sent.by_slot] if sent.placed
+                             else [sent.topic, sent.partition])
         out.append((_ENTRY_PREFIX + str(i).encode(), sent.value,
                     [(_WHERE, where), (_KEY, sent.key), *sent.headers]))
     out.append((OUTBOX_KEY, orjson.dumps({"unsent": len(unsent)}), []))
@@ -389,9 +394,13 @@ class Outbox:
                 where = orjson.loads(headers[0][1])
             except orjson.JSONDecodeError:
                 where = None
-        if not (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
+        # [topic, partition], or with the count it was placed under and how: [topic, partition, count, by_slot].
+        if not (isinstance(where, list) and len(where) in (2, 4) and isinstance(where[0], str)
                 and where[0].startswith(self._feeds) and type(where[1]) is int
-                and 0 <= where[1] < MAX_FEED_PARTITIONS and value and len(value) <= MAX_ENTRY_BYTES):
+                and 0 <= where[1] < MAX_FEED_PARTITIONS and value and len(value) <= MAX_ENTRY_BYTES
+                and (len(where) == 2 or (type(where[2]) is int and where[1] < where[2] <= MAX_FEED_PARTITIONS
+                                         and type(where[3]) is bool))):
             raise LifecycleStateError(f"{self._where}: an outbox entry that names no feed partition of this "
                                       f"deployment, or holds no record, or one over {MAX_ENTRY_BYTES} bytes")
-        return Unsent(where[0], where[1], headers[1][1], value, tuple(headers[2:]))
+        placed, by_slot = (where[2], where[3]) if len(where) == 4 else (0, False)
+        return Unsent(where[0], where[1], headers[1][1], value, tuple(headers[2:]), placed, by_slot)

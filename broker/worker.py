@@ -841,10 +841,13 @@ class BrokerWorker:
     async def _place_unsent(self, producers: dict[int, Producer], unsent: dict[int, list[Unsent]],
                             ) -> tuple[dict[int, list[Unsent]], dict[int, str]]:
         """Each slot's unsent feed records read back (``_read_books``), placed as Kafka holds their feeds now, with
-        what was lost per slot. A record for a partition its feed no longer has (the feed made anew with fewer, its
-        old records gone) goes to the one its key has under the count now, as a record of the alert decided now
-        would (``Pipeline._feed_count``; not so for an alert fed by slot, nor for a record whose partition the new
-        count still has). One for a feed Kafka no longer holds (its partner left the policy, the topic
+        what was lost per slot. A record placed under more partitions than its feed has now (the feed made anew
+        with fewer, its old records gone) goes where a record of the alert decided now would (``Pipeline._feed_count``
+        takes the count now): its key's partition under that count, or the slot's for an alert fed by slot. Where
+        it was placed is read, not guessed: a partition the new count still has may be another than the key's now,
+        and the alert's later records, there, would overtake it. (An entry of an earlier release says no count:
+        moved by its key only when its partition is gone.) One for a feed Kafka no longer holds (its partner left
+        the policy, the topic
         deleted) can never be written: FeedGapError, naming the feed, unless ``accept_gaps``, which drops it, logged,
         and the slot's chain records it (a ``deliveries-lost`` GAP entry). Before, each owner of the slot in turn
         failed to send them, until the whole group had stopped."""
@@ -862,10 +865,11 @@ class BrokerWorker:
                 if not count:
                     dropped[sent.topic] += 1
                     continue
-                if sent.partition >= count:
+                if sent.placed > count or (not sent.placed and sent.partition >= count):
                     log.warning("unsent feed record placed anew: its feed has fewer partitions now", topic=sent.topic,
                                 partition=sent.partition, count=count)
-                    sent = sent._replace(partition=feed_partition(sent.key, count))
+                    partition = slot % count if sent.by_slot else feed_partition(sent.key, count)
+                    sent = sent._replace(partition=partition, placed=count)
                 kept.append(sent)
             placed[slot] = kept
             if dropped:
@@ -1883,7 +1887,7 @@ class BrokerWorker:
             # partner was fed before feeds went by key: its later records reach the partition (and the subscriber
             # instance) that holds its copy.
             partition = state.slot % out.partitions if out.by_slot else feed_partition(out.key, out.partitions)
-            unsent.append(Unsent(out.topic, partition, out.key, out.value, out.headers))
+            unsent.append(Unsent(out.topic, partition, out.key, out.value, out.headers, out.partitions, out.by_slot))
         if outcome.dead_letter is None:
             return None
         key, value = outcome.dead_record if outcome.dead_record is not None else (msg.key, msg.value or b"")

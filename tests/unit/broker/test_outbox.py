@@ -51,6 +51,17 @@ def test_the_last_mark_gives_back_its_entries_exactly() -> None:
     assert all(is_outbox(key) for key, _, _ in outbox_records(first)) and not is_outbox(b"SNM:1")
 
 
+def test_an_entry_keeps_the_count_it_was_placed_under_and_how() -> None:
+    """An entry says the feed's partition count its partition was chosen under and whether by the slot, so that a
+    load can place it anew as the alert's next records go when the feed was made anew with fewer (``_place_unsent``);
+    an entry of an earlier release, which says neither, still reads."""
+    sent = [u._replace(placed=4, by_slot=i == 1) for i, u in enumerate(_unsent(3))]
+    assert _read(outbox_records(sent)) == sent
+    entry = outbox_records(sent)[1]
+    assert entry[2][0] == ("puente.outbox", b'["t.feed.USA1",1,4,true]')
+    assert _read(outbox_records(_unsent(2))) == _unsent(2)  # [topic, partition]: placed 0, not by slot
+
+
 def test_a_compacted_partition_still_gives_the_last_marks_entries() -> None:
     """Compaction keeps each key's newest record: an older mark may stay while a later transaction's entries replaced
     some of its own (the cleaner stopped between that transaction's entries and its mark). Only the last mark is held
@@ -106,6 +117,12 @@ _WHERE_OK = [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k"
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
     ([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", b'["t.feed.USA", -1]'), ("puente.outbox.key", b"k")]),
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition"),
+    # Placed under a count: the partition below it, a count no feed has, how as a bool.
+    *[([(OUTBOX_KEY + b":0", b"v", [("puente.outbox", where), ("puente.outbox.key", b"k")]),
+        (OUTBOX_KEY, b'{"unsent": 1}', [])], "names no feed partition")
+      for where in (b'["t.feed.USA", 3, 3, false]', b'["t.feed.USA", 0, 0, false]', b'["t.feed.USA", 0, 2, 1]',
+                    b'["t.feed.USA", 0, 2]', b'["t.feed.USA", 0, 2, false, 1]', b'["t.feed.USA", 0, 1e9, false]',
+                    b'["t.feed.USA", 0, 99999999999, false]', b'["t.feed.USA", 0, true, false]')],
     # An empty value is a tombstone: it stands before its transaction's entries, never among the mark's own.
     ([(OUTBOX_KEY + b":0", b"", [("puente.outbox", b'["t.feed.USA", 0]'), ("puente.outbox.key", b"k")]),
       (OUTBOX_KEY, b'{"unsent": 1}', [])], "the 0 right before it"),

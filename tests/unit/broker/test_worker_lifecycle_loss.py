@@ -22,7 +22,7 @@ from broker.kafka import KafkaConnection
 from broker.lifecycle import OUTBOX_KEY, Unsent
 from broker.pipeline import Pipeline
 from broker.replay import ReplayWindow
-from broker.topology import key_partition
+from broker.topology import feed_partition, key_partition
 from broker.worker import BrokerWorker, SlotState, WorkerConfig
 from puente.dev.synthetic import generate
 from puente.errors import FeedGapError
@@ -511,8 +511,30 @@ def test_unsent_records_read_back_are_placed_as_their_feeds_are_now(monkeypatch:
     metadata.counts["t.feed.CRI"] = 1
     metadata.reads = 0
     assert asyncio.run(_worker()._place_unsent(producers, unsent)) == (
-        {1: [unsent[1][0]._replace(partition=0), *unsent[1][1:]], 2: unsent[2]}, {})
+        {1: [unsent[1][0]._replace(partition=0, placed=1), *unsent[1][1:]], 2: unsent[2]}, {})
     assert metadata.reads == 1
+
+
+def test_unsent_records_placed_under_more_partitions_follow_the_alerts_next_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record placed under more partitions than its feed has now goes where the alert's next record will go (the
+    count now, ``Pipeline._feed_count``), even when the partition it was placed in still exists: by its key, or by
+    the slot for an alert fed by slot. Placed under the count now, or under fewer (the feed made anew with more: the
+    alert keeps its first count), it stays. An entry of an earlier release, which says no count, moves by its key
+    only when its partition is gone."""
+    monkeypatch.setattr("broker.kafka.io.RECOUNT_PAUSE_S", 0.0)
+    metadata = _Metadata({"t.feed.COL": 3})
+    producers: dict[int, Any] = {1: NS(client=metadata)}
+    key = next(k for k in (f"ref-{i}".encode() for i in range(100)) if feed_partition(k, 3) != feed_partition(k, 8)
+               and feed_partition(k, 8) < 3)
+    kept, lost_at = feed_partition(key, 3), feed_partition(key, 8)
+    sent = _held(("t.feed.COL", lost_at, key))[0]
+    unsent = {7: [sent._replace(placed=8), sent._replace(partition=7 % 8, placed=8, by_slot=True),
+                  sent._replace(partition=kept, placed=3), sent._replace(partition=kept, placed=2), sent]}
+    placed, gone = asyncio.run(_worker()._place_unsent(producers, unsent))
+    assert not gone
+    assert [(u.partition, u.placed, u.by_slot) for u in placed[7]] == [
+        (kept, 3, False), (7 % 3, 3, True), (kept, 3, False), (kept, 2, False), (lost_at, 0, False)]
 
 
 def test_a_mark_tombstones_the_entries_a_load_dropped() -> None:
