@@ -54,7 +54,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from broker.crypto import SecretBytes, verify_ingress
-from broker.kafka import Admin, KafkaConnection, TopicPartition, partitions_of, reader, record, running
+from broker.kafka import Admin, KafkaConnection, Stall, TopicPartition, partitions_of, reader, record, running
 from broker.pipeline import Originator
 from puente.errors import BoundsExceededError, CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
 from puente.wire import Record
@@ -263,13 +263,16 @@ async def scan(conn: KafkaConnection, topic: str, keep: Callable[[Record], Any])
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         todo = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
+        stall = Stall(f"reading {topic}")
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=2000, max_records=10_000)
             for tp, msgs in batch.items():
                 for msg in msgs:
                     if msg.offset < ends[tp]:
                         keep(record(msg))
-            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
+            at = {tp: await consumer.position(tp) for tp in todo}
+            todo = {tp for tp in todo if at[tp] < ends[tp]}
+            stall.check(at)
 
 
 async def _why_unreadable(conn: KafkaConnection, topic: str) -> PuenteError:

@@ -45,6 +45,7 @@ from broker.kafka.clients import (
 )
 from broker.kafka.connection import KafkaConnection, connection, connection_from_properties
 from broker.kafka.io import (
+    Stall,
     StillOpen,
     chain_records,
     committed_with_metadata,
@@ -80,6 +81,7 @@ __all__ = [
     "Producer",
     "ProducerFenced",
     "Sends",
+    "Stall",
     "StillOpen",
     "TopicPartition",
     "TopicResult",

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from broker.kafka.clients import reader, running
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.unreadable import UNREADABLE
-from puente.errors import PuenteError
+from puente.errors import KafkaUnavailableError, PuenteError
 from puente.wire import Record
 
 LOG_APPEND_TIME = 1  # a record batch's timestamp type: 0 the producer's time (CreateTime), 1 Kafka's
@@ -175,6 +175,34 @@ async def offsets_visible(consumer: AIOKafkaConsumer, offsets: dict[TopicPartiti
     return True
 
 
+READ_STALL_S = 60.0
+"""How long a read of records known to be there (below the end asked for at its start) may go without moving before
+it is given up as Kafka gone (``Stall``)."""
+
+
+class Stall:
+    """Gives up a read to a partition's end that stopped moving: KafkaUnavailableError, naming what was read.
+
+    aiokafka's fetcher logs a failed fetch (the node gone, a connection refused) and answers ``getmany`` with
+    nothing, so a loop that waits for each partition to reach the end it asked for at the start would wait for
+    ever, saying nothing. The end was a committed one (a read_committed reader's end is the last stable offset), so
+    the records below it are there to read: ``limit_s`` without a record or a position moved is Kafka gone."""
+
+    def __init__(self, what: str, limit_s: float | None = None) -> None:
+        self.what, self.limit_s = what, READ_STALL_S if limit_s is None else limit_s
+        self._seen: object = None
+        self._since = time.monotonic()
+
+    def check(self, where: object) -> None:
+        """Call after each fetch with where the read stands (positions, or a count of records taken)."""
+        now = time.monotonic()
+        if where != self._seen:
+            self._seen, self._since = where, now
+        elif now - self._since > self.limit_s:
+            raise KafkaUnavailableError(f"{self.what}: nothing came from Kafka for {self.limit_s:g}s while records "
+                                        "remained to read; check that Kafka is up, then run the command again")
+
+
 async def read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None = None
 ) -> AsyncGenerator[Record, None]:
@@ -186,7 +214,9 @@ async def read_range(
     if first >= end:
         return
     consumer.seek(tp, first)
-    while await consumer.position(tp) < end:
+    stall = Stall(f"reading {tp.topic}[{tp.partition}]")
+    while (at := await consumer.position(tp)) < end:
+        stall.check(at)
         batch = await consumer.getmany(tp, timeout_ms=2000)
         for msg in batch.get(tp, []):
             if msg.offset >= end:
@@ -256,6 +286,7 @@ async def read_many(
         if first < ends[tp]:
             consumer.seek(tp, first)
             todo[tp] = ends[tp]
+    stall = Stall(f"reading {', '.join(sorted({tp.topic for tp in tps}))}")
     while todo:
         batch = await consumer.getmany(*todo, timeout_ms=2000)
         for tp, msgs in batch.items():
@@ -265,9 +296,9 @@ async def read_many(
             else:
                 for rec in wanted:
                     each(rec)
-        for tp in list(todo):
-            if await consumer.position(tp) >= todo[tp]:
-                del todo[tp]
+        at = {tp: await consumer.position(tp) for tp in todo}
+        todo = {tp: end for tp, end in todo.items() if at[tp] < end}
+        stall.check(at)
     return out
 
 
