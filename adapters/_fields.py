@@ -343,6 +343,13 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
     return value
 
 
+def quantity_text(amount: float) -> str:
+    """A seized quantity written out exactly for a summary: whole digits for a whole amount, else the shortest digits
+    that give back the same number. Never rounded (``:g`` kept six digits: 1,234,567 packages read 1.23457e+06), since
+    a summary is kept under more agreements than the payload's figure, and may be all a partner sees of it."""
+    return str(int(amount)) if amount.is_integer() else repr(amount)
+
+
 def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = False) -> float:
     """A positive amount; '1250.5' or '1250,5' (a decimal comma when there is no point); with ``whole``, a count.
 

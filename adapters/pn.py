@@ -288,7 +288,7 @@ def to_alert(case: dict[str, Any], ctx: Context) -> dict[str, Any]:
                           _coordinate(s["lon"], f"{at}: longitude", "lon"), province=s["province"] or None,
                           place=s["place"], where=f"{at}: position", labels=(f"{at}: province", "", f"{at}: place")),
         markings=markings(ctx, over, f.text(s["unit"], f"{at}: unit", limits.unit)),
-        summary=f"Aprehensión: {items[0]['quantity']:g} {unit.lower()} de {kind.lower()}"
+        summary=f"Aprehensión: {f.quantity_text(items[0]['quantity'])} {unit.lower()} de {kind.lower()}"
                 + (f", {len(persons)} detenidos" if persons else ""),
         payload={"items": items, "conveyance": conveyance, "persons_detained": len(persons), "detainees": persons,
                  "operation_name": f.text(s["operation"], f"{at}: operation", limits.name)},

@@ -116,7 +116,7 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
     first = seq(doc, "carga", "carga")[0]
     unit = f.text(first.get("unidad"), "carga[0].unidad", 80)
     kind = f.text(first.get("descripcion"), "carga[0].descripcion", 80)
-    summary = f"Interdicción: {items[0]['quantity']:g} {unit} de {kind}"
+    summary = f"Interdicción: {f.quantity_text(items[0]['quantity'])} {unit} de {kind}"
     return alert(
         ctx,
         alert_id=alert_id(ctx, doc.get("numero_operacion"), "numero_operacion"),

@@ -310,3 +310,10 @@ def test_a_release_list_may_be_spaced_with_any_blank(one: Callable[..., dict[str
     refused."""
     alert = one("pn", _file(_line("S", **CASE, classification="S", release="REL TO USA,\xa0FEAN"), *ITEMS))
     assert alert["markings"]["releasable_to"] == ["USA", "FEAN"]
+
+
+def test_the_summary_gives_the_quantity_exactly(one: Callable[..., dict[str, Any]]) -> None:
+    """A summary is kept under more agreements than the payload's figure: 1,234,567 never reads 1.23457e+06."""
+    item = _line("I", case="DIJ-26-0000412", category="DR", item="PASTA BASE", quantity="1234567".rjust(12), unit="KG")
+    alert = one("pn", _file(_line("S", **CASE), item))
+    assert alert["summary"] == "Aprehensión: 1234567 kg de pasta base"

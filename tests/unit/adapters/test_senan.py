@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
+
 from adapters import _fields as f
 
 DOC: dict[str, Any] = {
@@ -138,3 +140,14 @@ def test_a_number_too_large_for_a_float_is_refused_not_read_as_inf(run: Callable
         assert "numero_operacion must be text, got a number with a fraction or an exponent" in str(results[0].error)
     whole = run("senan", json.dumps(dict(DOC, numero_operacion=20261103)).encode() + b"\n")
     assert whole[0].alert is not None and whole[0].alert["alert_id"] == "SENAN:20261103"
+
+
+@pytest.mark.parametrize(("amount", "unit", "shown"), [(1234567, "paquetes", "1234567 paquetes"),
+                                                      (12345678.5, "kg", "12345678.5 kg"), (0.25, "kg", "0.25 kg")])
+def test_the_summary_gives_the_quantity_exactly(one: Callable[..., dict[str, Any]], amount: float, unit: str,
+                                                shown: str) -> None:
+    """A summary is kept under more agreements than the payload's figure: its quantity is never rounded (six
+    significant digits made 1,234,567 packages read 1.23457e+06)."""
+    cargo = {**DOC["carga"][0], "cantidad": amount, "unidad": unit}
+    alert = one("senan", _docs(dict(DOC, carga=[cargo])))
+    assert alert["summary"] == f"Interdicción: {shown} de cocaína"
