@@ -209,6 +209,7 @@ class AdapterRun:
         self.ledger = Ledger()
         self.dead: set[bytes] = set()
         self._dead_sent: list[asyncio.Future[Any]] = []
+        self._stale = False  # a run did not finish: the ledger may hold records Kafka never took (``run``)
         self._publisher: Any = None
         self._dlq: Any = None
 
@@ -259,7 +260,28 @@ class AdapterRun:
             dead.add(rec.key)
 
     async def run(self, stream: BinaryIO, source: str) -> Tally:
-        """Adapt one export; returns its tally. Kafka failures raise KafkaSetupError (a re-run is safe)."""
+        """Adapt one export; returns its tally. A Kafka failure raises the PuenteError ``broker.kafka.translate``
+        gives it (a re-run is safe), never aiokafka's own error, which a watcher would take for a fault of the file.
+
+        The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
+        it records Kafka never took, which a later run of this object would then skip as duplicates, never
+        published. So a run that did not finish leaves the ledger stale, and the next one first waits for what is
+        still in flight and reads the ledger anew from the topic (``refresh``), which holds only what Kafka took."""
+        try:
+            if self._stale:
+                await self._publisher.flush()
+                await self.refresh()
+                self._stale = False
+            self._stale = True
+            tally = await self._run(stream, source)
+        except ClientError as exc:
+            error = kafka_error(exc, self.conn, "publishing")
+            raise type(error)(f"publishing stopped: {error}; running the same input again publishes only what is "
+                              "missing") from exc
+        self._stale = False
+        return tally
+
+    async def _run(self, stream: BinaryIO, source: str) -> Tally:
         ctx = self.ctx.at(datetime.now(UTC))
         tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []

@@ -1087,3 +1087,70 @@ def test_a_dead_letters_file_headers_carry_no_control_character(tmp_path: Path,
     for header in (wire.DLQ_FILE, wire.DLQ_SOURCE):
         shown = headers[header].decode("utf-8")
         assert shown.isprintable() and "\\x1b[2J\\x07\\nS 0001" in shown and "\\udcf1" in shown, shown
+
+
+class _KafkaGone(_FakeKafka):
+    """Kafka gone while ``down``: aiokafka's own errors, as its producer raises them. The first sends are queued and
+    their futures fail later (a batch expired, never delivered); then ``send`` itself raises (the batch is full and
+    nothing drains it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.queued, self.acked = True, 0, 0
+
+    async def send_framed(self, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
+        from aiokafka.errors import KafkaTimeoutError
+
+        if not self.down:
+            self.acked += 1
+            return await super().send_framed(key, value, headers)
+        self.queued += 1
+        if self.queued > 3:
+            raise KafkaTimeoutError()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(KafkaTimeoutError())
+        return future
+
+
+def test_kafka_gone_mid_file_stops_the_run_and_loses_no_record(tmp_path: Path,
+                                                                ctx_for: Callable[[str], Context]) -> None:
+    """aiokafka's own error from a send is raised as Puente's (exit 4 from the command, a stop for a watcher, which
+    took it for a fault of the file and went on). The records queued before it, which the ledger took and Kafka
+    never acknowledged, are not skipped as duplicates by a later run: the ledger is read anew from the topic first."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:8]
+    export = tmp_path / "hits.jsonl"
+    export.write_bytes(b"".join(lines))
+    kafka = _KafkaGone()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+    adapter_run.conn = SimpleNamespace(bootstrap="kafka:9093", principal="agency-SNM", timeout_s=15.0,
+                                       servers_from="bootstrap.servers in client.properties",
+                                       source="client.properties", ca_file=None)
+    refreshed: list[int] = []
+
+    async def refresh() -> None:  # what the topic holds: only what Kafka acknowledged (nothing here)
+        refreshed.append(kafka.acked)
+        adapter_run.ledger = Ledger()
+
+    adapter_run.refresh = refresh
+
+    async def go() -> Tally:
+        with (open(export, "rb") as stream,
+              pytest.raises(KafkaUnavailableError, match="publishing stopped: Kafka at kafka:9093 could not be")):
+            await adapter_run.run(stream, str(export))
+        kafka.down = False
+        with open(export, "rb") as stream:
+            return await adapter_run.run(stream, str(export))
+
+    tally = asyncio.run(go())
+    assert refreshed == [0] and (tally.published, tally.duplicates) == (8, 0) and kafka.acked == 8
+    # The watcher stops at it, the file left in place, rather than marking it tried and going on.
+    kafka.down, kafka.queued = True, 0
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+    adapter_run.conn = SimpleNamespace(bootstrap="kafka:9093", principal="agency-SNM", timeout_s=15.0,
+                                       servers_from="bootstrap.servers", source="client.properties", ca_file=None)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "hits.jsonl").write_bytes(b"".join(lines))
+    with pytest.raises(KafkaUnavailableError):
+        asyncio.run(watch(adapter_run, drop, interval=0.01, idle_exit=2.0, out=io.StringIO()))
+    assert (drop / "hits.jsonl").exists() and not (drop / "done" / "hits.jsonl").exists()
