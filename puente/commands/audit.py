@@ -40,7 +40,7 @@ from broker.keystore import Keystore, auditor_path
 from broker.pipeline import dead_letter_source
 from broker.spill import TimeSorted, row_time
 from broker.topology import TopicNames
-from policies import load_policy_set
+from policies import PolicySet, load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, say, settings, when
 from puente.commands.console import check_index, index_path, register_audit_verbs
 from puente.errors import (
@@ -55,6 +55,7 @@ from puente.wire import iso_utc
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
           "denial": "DENIAL", "query": "QUERY"}
 P = TypeVar("P")
+PARTNER_HELP = "one of the policy's partners, by its exact id (another is refused, exit 3)"
 PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
 
 
@@ -74,7 +75,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     verify.set_defaults(func=_verify)
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
                            parents=[kafka_options()])
-    log.add_argument("--partner")
+    log.add_argument("--partner", help=PARTNER_HELP)
     log.add_argument("--alert")
     log.add_argument("--agreement")
     log.add_argument("--since", type=when, help="ISO 8601; without an offset, UTC")
@@ -121,7 +122,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "recall among them is not judged: run `puente audit verify`)")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
-    recalls.add_argument("--partner")
+    recalls.add_argument("--partner", help=PARTNER_HELP)
     recalls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     recalls.add_argument("--verify-key", type=Path, action="append", help="as for `audit verify`")
     recalls.set_defaults(func=_recalls)
@@ -255,6 +256,8 @@ def _log(args: argparse.Namespace) -> int:
         args.parser.error(f"--since {iso_utc(args.since)} is after --until {iso_utc(args.until)}: nothing can "
                           "match; swap them")
     cfg = settings(args)
+    if args.partner is not None:
+        _known_partner(args.partner, load_policy_set(cfg.policy_dir))
     conn = _reader(cfg, "puente audit log")
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
@@ -281,6 +284,14 @@ def _log(args: argparse.Namespace) -> int:
     notes += [_deleted_note(deleted)] if deleted else []
     print("; ".join([f"{len(docs)} record(s)", *notes]), file=sys.stderr)
     return 0
+
+
+def _known_partner(partner: str | None, policy: PolicySet) -> None:
+    """Refuse a ``--partner`` the policy does not name (ids are exact: ``usa`` is not ``USA``): read as a filter, it
+    would match nothing, and "0 overdue" or no row would pass for "none happened"."""
+    if partner is not None and partner not in policy.partners:
+        raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy; known: "
+                          f"{', '.join(sorted(policy.partners)) or 'none'} (ids are exact; check PUENTE_POLICY_DIR)")
 
 
 def _horizon(cfg: PuenteSettings) -> Retention:
@@ -364,9 +375,10 @@ def _check_logs(paths: Sequence[Path]) -> None:
 
 def _recalls(args: argparse.Namespace) -> int:
     cfg = settings(args)
+    policy = load_policy_set(cfg.policy_dir)
+    _known_partner(args.partner, policy)
     conn = _reader(cfg, "puente audit recalls")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
-    policy = load_policy_set(cfg.policy_dir)
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
     deleted: list[Finding] = []

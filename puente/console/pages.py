@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -48,13 +48,25 @@ counted in its record (``core.UNKNOWN``), never written."""
 QUERIES_PER_PAGE = 200
 
 
-def _query(request: Request) -> tuple[Query, dict[str, str]]:
-    """The search filters in the query string, and them as typed (for the form and the audit)."""
+def _query(request: Request, partners: Collection[str]) -> tuple[Query, dict[str, str]]:
+    """The search filters in the query string, and them as typed (for the form and the audit). ValueError for a
+    ``partner`` not among ``partners`` (``known_partners``): an allow-list, so a mistyped id (``usa``) is refused,
+    never answered "0 decisions" as if it had none."""
     params = request.query_params
     typed = {k: params.get(k, "").strip()[:200] for k in FILTERS}
     since, until = time_param(params, "since"), time_param(params, "until")
     values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
+    if values["partner"] is not None and values["partner"] not in partners:
+        raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids are "
+                         "exact)")
     return Query(**values, since=since, until=until), typed
+
+
+def known_partners(config_partners: Collection[str], session: Session) -> frozenset[str]:
+    """The partners ``session``'s auditor may name in a filter: the policy's (``config_partners``) for a national
+    auditor, its own alone for a joint-oversight one (whose scope holds no other partner's decisions)."""
+    own = session.account.partner
+    return frozenset(config_partners) if own is None else frozenset({own})
 
 
 def _page_number(request: Request) -> int:
@@ -104,14 +116,15 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
     async def gate(request: Request) -> Session | Response:
         return await console.signed_in(request)
 
-    async def gate_parsed(request: Request, page: str, parse: Callable[[Request], T]) -> tuple[Session, T] | Response:
-        """Signed in, and the page's parameters parsed: else the sign-in form, or a recorded 400 (the parameters
-        the page takes, as given: what it could not read; the others counted)."""
+    async def gate_parsed(request: Request, page: str,
+                          parse: Callable[[Request, Session], T]) -> tuple[Session, T] | Response:
+        """Signed in, and the page's parameters parsed (for that session's auditor): else the sign-in form, or a
+        recorded 400 (the parameters the page takes, as given: what it could not read; the others counted)."""
         session = await gate(request)
         if isinstance(session, Response):
             return session
         try:
-            return session, parse(request)
+            return session, parse(request, session)
         except ValueError as exc:
             given = {name: request.query_params[name] for name in ACCEPTS[page] if name in request.query_params}
             return await console.refuse(request, session, page, given, 400, str(exc), accepts=ACCEPTS[page])
@@ -133,7 +146,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "home", {}, work)
 
     async def search(request: Request) -> Response:
-        given = await gate_parsed(request, "search", _query)
+        given = await gate_parsed(request, "search", search_filters)
         if isinstance(given, Response):
             return given
         session, (query, typed) = given
@@ -154,7 +167,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "search", asked, work)
 
     async def search_csv(request: Request) -> Response:
-        given = await gate_parsed(request, "search.csv", _query)
+        given = await gate_parsed(request, "search.csv", search_filters)
         if isinstance(given, Response):
             return given
         session, (query, typed) = given
@@ -305,7 +318,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
 
         return await answer(request, session, "receipts", asked, work)
 
-    def _period(request: Request) -> tuple[datetime | None, datetime | None, dict[str, str]]:
+    def search_filters(request: Request, session: Session) -> tuple[Query, dict[str, str]]:
+        return _query(request, known_partners(console.config.accounts.partners, session))
+
+    def _period(request: Request, _: Session) -> tuple[datetime | None, datetime | None, dict[str, str]]:
         since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until")
         typed = {k: request.query_params.get(k, "").strip()[:40] for k in ("since", "until")}
         return since, until, typed

@@ -22,7 +22,7 @@ from broker.audit.verify import MAX_LISTED, EndCheck, StartFinding, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from broker.kafka import KafkaConnection
 from puente.cli import build_parser
-from puente.errors import EXIT_UNCHECKED, KafkaAccessError, KafkaUnavailableError
+from puente.errors import EXIT_CONFIG, EXIT_UNCHECKED, ConfigError, KafkaAccessError, KafkaUnavailableError
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
@@ -138,7 +138,7 @@ def test_the_log_table_shows_reasons_and_whole_alert_ids_in_time_order(
 def test_the_log_table_without_rows_is_its_header(service: dict[str, Any],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """A filter nothing passes gives the header alone, in its narrowest form, and `0 record(s)`."""
-    assert _puente("audit", "log", "--partner", "BRA") == 0
+    assert _puente("audit", "log", "--partner", "CRI") == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [out.splitlines()[0]] and "alert " in out
     assert err.startswith("0 record(s)")
@@ -326,6 +326,20 @@ def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
     assert service["readers"] == {} and "1 end(s) not checked: the policy in " in last and "PUENTE_POLICY_DIR" in last
+
+
+@pytest.mark.parametrize("verb", ["log", "recalls"])
+@pytest.mark.parametrize("partner", ["usa", "NOPE"])
+def test_a_partner_the_policy_does_not_name_is_refused_before_kafka(
+        service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, verb: str, partner: str) -> None:
+    """`--partner` must name one of the policy's partners exactly: a mistyped (`usa`) or unknown one is bad input
+    (exit 3), in one line naming the known partners, before Kafka is reached; never "0 overdue" or no row."""
+    monkeypatch.setattr(audit, "kafka", lambda cfg, name: pytest.fail("Kafka reached"))
+    with pytest.raises(ConfigError) as refused:
+        _puente("audit", verb, "--partner", partner)
+    assert refused.value.exit_code == EXIT_CONFIG
+    message = str(refused.value)
+    assert "\n" not in message and repr(partner) in message and "known: COL, CRI, FEAN, USA" in message
 
 
 def test_a_log_since_after_until_is_a_usage_error(service: dict[str, Any],

@@ -160,8 +160,13 @@ def test_the_deployments_name_is_shown_only_to_a_signed_in_auditor(accounts: Con
 
 
 def test_a_scoped_auditor_finds_no_other_partners_rows_by_search_or_csv(sam: TestClient) -> None:
-    """Whatever the filters, a USA auditor's search and CSV hold only USA rows."""
-    for params in ({}, {"partner": "COL"}, {"alert": "A-COL-ONLY"}):
+    """Whatever the filters, a USA auditor's search and CSV hold only USA rows; naming another partner is refused
+    (400), as an unknown one is: its scope holds no other partner's decisions."""
+    for params in ({"partner": "COL"}, {"partner": "usa"}):
+        for path in ("/search", "/search.csv"):
+            refused = sam.get(path, params=params)
+            assert refused.status_code == 400 and "you may name USA (" in refused.text, path
+    for params in ({}, {"partner": "USA"}, {"alert": "A-COL-ONLY"}):
         page = sam.get("/search", params=params)
         assert page.status_code == 200
         results = page.text.split('class="result-line"', 1)[1]  # what was found, not the filters typed
@@ -229,6 +234,19 @@ def test_indicators_render_svg_charts_and_csv(ana: TestClient) -> None:
     assert page.count("<svg") >= 5 and "DARIEN" in page
     assert ana.get("/indicators.csv?table=latency").text.splitlines()[0] == "partner,to,p50_ms,p95_ms,n"
     assert ana.get("/indicators.csv?table=nope").status_code == 404
+
+
+def test_a_partner_the_policy_does_not_name_is_refused_not_answered_with_no_decisions(ana: TestClient,
+                                                                                    sink: Any) -> None:
+    """A partner filter names one of the policy's partners exactly: a mistyped or unknown one (``usa``, ``NOPE``) is
+    a recorded 400 saying it is unknown and which may be named, never "0 decisions"; a known one is searched."""
+    for partner in ("usa", "NOPE", " COL x"):
+        for path in ("/search", "/search.csv"):
+            answer = ana.get(path, params={"partner": partner})
+            assert answer.status_code == 400, (path, partner)
+            assert "unknown partner" in answer.text and "COL, CRI, USA" in answer.text
+            assert sink.records[-1]["params"]["partner"] == partner and sink.records[-1]["results"] == 0
+    assert ana.get("/search", params={"partner": "COL"}).status_code == 200
 
 
 def test_a_bad_time_is_a_400_not_a_crash(ana: TestClient) -> None:
