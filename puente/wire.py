@@ -21,12 +21,13 @@ and the broker and the officer's commands hold every version to it.
 
 Times on the wire and in the audit are UTC ISO 8601 with a ``Z`` (``iso_utc``). Times typed by a
 person (``--since``, ``--at``) are read by ``parse_time``: ISO 8601, and without an offset they
-are UTC; a date alone is its midnight UTC.
+are UTC; a date alone is its midnight UTC. The end of a range (``--until``, the console's ``until``) is read by
+``parse_until``: a date alone there is through the end of that day, so ``until=2026-12-31`` takes the 31st whole.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 AGENCY = "puente-agency"
@@ -137,3 +138,21 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"not an ISO 8601 time: {text[:40]!r} (e.g. 2026-11-01T10:00:00-05:00)") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+DAY_END = timedelta(days=1) - timedelta(microseconds=1)
+"""From a midnight to the last instant of its day: what a date alone as the end of a range adds."""
+
+
+def parse_until(text: str) -> datetime:
+    """The end of a time range typed by a person, taken inclusively: as ``parse_time``, but a date alone is the last
+    instant of that day (UTC), before the next midnight, not its first: ``2026-12-31`` takes the whole 31st.
+
+    Raises ValueError as ``parse_time`` does.
+    """
+    value = parse_time(text)
+    try:
+        date.fromisoformat(text.strip())
+    except ValueError:
+        return value  # a time, not a date alone: the instant it names
+    return value + DAY_END

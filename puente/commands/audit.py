@@ -50,7 +50,7 @@ from puente.errors import (
 )
 from puente.settings import PuenteSettings
 from puente.strict import json_text
-from puente.wire import iso_utc
+from puente.wire import iso_utc, parse_until
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
           "denial": "DENIAL", "query": "QUERY"}
@@ -79,7 +79,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     log.add_argument("--alert")
     log.add_argument("--agreement")
     log.add_argument("--since", type=when, help="ISO 8601; without an offset, UTC")
-    log.add_argument("--until", type=when, help="ISO 8601; without an offset, UTC")
+    log.add_argument("--until", type=_until,
+                     help="ISO 8601; without an offset, UTC; a date alone is through the end of that day")
     log.add_argument("--kind", choices=sorted(_KINDS), action="append",
                      help="repeat for several; default: all but the auditors' own queries")
     log.add_argument("--json", action="store_true",
@@ -126,6 +127,13 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     recalls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     recalls.add_argument("--verify-key", type=Path, action="append", help="as for `audit verify`")
     recalls.set_defaults(func=_recalls)
+
+
+def _until(text: str) -> datetime:
+    """``--until``: a time as ``when`` reads it, but a date alone is through the end of that day (``parse_until``),
+    as the console reads ``until``: ``--until 2026-12-31`` lists the 31st."""
+    when(text)  # a time, and one every offset can still express
+    return parse_until(text)
 
 
 def _reader(cfg: PuenteSettings, command: str) -> KafkaConnection:

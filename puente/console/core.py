@@ -35,7 +35,7 @@ from puente.console import views
 from puente.console.origin import Origin, host_header
 from puente.console.rate import PageBudget
 from puente.errors import PuenteError
-from puente.wire import parse_time
+from puente.wire import parse_time, parse_until
 
 log = logs.get("puente.console")
 
@@ -648,16 +648,24 @@ def csv_response(name: str, lines: Iterator[str]) -> StreamingResponse:
 MAX_TIME_TEXT = 40
 
 
-def time_param(params: QueryParams, name: str) -> datetime | None:
-    """A time from the query string (ISO 8601; a date alone is its midnight UTC); ValueError when not one."""
+def time_param(params: QueryParams, name: str, *, end: bool = False) -> datetime | None:
+    """A time from the query string (ISO 8601; a date alone is its midnight UTC, or with ``end``, the end of a range,
+    the last instant of its day: ``parse_until``); ValueError when not one."""
     text = params.get(name, "").strip()
     if not text:
         return None
     if len(text) > MAX_TIME_TEXT:  # the query log keeps this much: what it records is what was asked
         raise ValueError(f"{name}: too long to be a time (ISO 8601, at most {MAX_TIME_TEXT} characters)")
     try:
-        return parse_time(text)
+        return parse_until(text) if end else parse_time(text)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
 
 
+
+
+def in_order(since: datetime | None, until: datetime | None) -> None:
+    """ValueError when ``since`` is after ``until``: nothing can match, and a page of zeros would read as "none
+    happened" (``audit log`` refuses the same as a usage error)."""
+    if since is not None and until is not None and since > until:
+        raise ValueError("since is after until: nothing can match; swap them")

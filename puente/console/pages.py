@@ -27,7 +27,7 @@ from broker.audit_index import (
 from broker.console_accounts import Session
 from puente.console import views
 from puente.console.charts import bar_chart
-from puente.console.core import PER_PAGE, Console, IndexReader, csv_lines, csv_response, time_param
+from puente.console.core import PER_PAGE, Console, IndexReader, csv_lines, csv_response, in_order, time_param
 
 FILTERS = ("partner", "alert", "agency", "agreement", "rule", "decision", "alert_type", "since", "until")
 SEARCH_COLUMNS = ("at", "alert_id", "alert_type", "originator", "partner", "decision", "agreement", "rules",
@@ -54,7 +54,8 @@ def _query(request: Request, partners: Collection[str]) -> tuple[Query, dict[str
     never answered "0 decisions" as if it had none."""
     params = request.query_params
     typed = {k: params.get(k, "").strip()[:200] for k in FILTERS}
-    since, until = time_param(params, "since"), time_param(params, "until")
+    since, until = time_param(params, "since"), time_param(params, "until", end=True)
+    in_order(since, until)
     values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
     if values["partner"] is not None and values["partner"] not in partners:
         raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids are "
@@ -322,7 +323,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return _query(request, known_partners(console.config.accounts.partners, session))
 
     def _period(request: Request, _: Session) -> tuple[datetime | None, datetime | None, dict[str, str]]:
-        since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until")
+        since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until", end=True)
+        in_order(since, until)
         typed = {k: request.query_params.get(k, "").strip()[:40] for k in ("since", "until")}
         return since, until, typed
 

@@ -1,10 +1,15 @@
 """The alert-id series of a relayed unit (``puente.wire.series_unit``): the one rule the adapter, the broker and
-the officer's commands apply."""
+the officer's commands apply; and the end of a typed time range (``puente.wire.parse_until``), the one rule the
+console and `audit log --until` read it by."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
 from broker.pipeline import Originator
-from puente.wire import series_unit
+from puente.wire import parse_time, parse_until, series_unit
 
 
 def test_an_id_is_in_one_units_series_at_most() -> None:
@@ -26,3 +31,18 @@ def test_the_broker_holds_a_unit_to_its_series_and_the_agency_to_none() -> None:
         assert not relay.in_series("COMBIFRON:COL-ARC-2026-1", name), name
     assert relay.in_series("COMBIFRON:COL-ARC-2026-1", "COMBIFRON")
     assert Originator.of("SNM", "PAN", "PAN").in_series("SNM:COL-ARC-1", "SNM")
+
+
+def test_a_date_alone_as_the_end_of_a_range_is_through_the_end_of_that_day() -> None:
+    """``2026-12-31`` as an end is the last instant of the 31st (UTC), before the next midnight, in either ISO form;
+    a time, with or without an offset, is the instant it names, as ``parse_time`` reads it."""
+    last = datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert parse_until("2026-12-31") == parse_until(" 20261231 ") == last
+    assert parse_until("2026-12-31") < datetime(2027, 1, 1, tzinfo=UTC)
+    assert parse_time("2026-12-31") == datetime(2026, 12, 31, tzinfo=UTC)  # a start is still its midnight
+    for text in ("2026-12-31T00:00", "2026-12-31T10:00:00Z", "2026-12-31T10:00-05:00"):
+        assert parse_until(text) == parse_time(text), text
+    assert parse_until("2026-12-31T10:00-05:00").utcoffset() == timezone(timedelta(hours=-5)).utcoffset(None)
+    assert parse_until("9999-12-31") == datetime.max.replace(tzinfo=UTC)
+    with pytest.raises(ValueError, match="not an ISO 8601 time"):
+        parse_until("yesterday")

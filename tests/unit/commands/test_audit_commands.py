@@ -350,8 +350,18 @@ def test_a_log_since_after_until_is_a_usage_error(service: dict[str, Any],
         _puente("audit", "log", "--since", "2026-01-01", "--until", "2025-01-01")
     assert done.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and "--since 2026-01-01T00:00:00Z is after --until 2025-01-01T00:00:00Z" in errors[0]
+    assert len(errors) == 1 and "--since 2026-01-01T00:00:00Z is after --until 2025-01-01T23:59:59.999999Z" in errors[0]
     assert _puente("audit", "log", "--since", "2026-11-03T10:00:00Z", "--until", "2026-11-03T10:00:00Z") == 0
+
+
+def test_a_date_alone_as_until_lists_that_whole_day(service: dict[str, Any],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--until 2026-11-03` is through the end of the 3rd, as the console reads it: every row of that day is listed,
+    not only those at its midnight; the day before lists none of them."""
+    assert _puente("audit", "log", "--json", "--since", "2026-11-03", "--until", "2026-11-03") == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(ROWS)
+    assert _puente("audit", "log", "--json", "--until", "2026-11-02") == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_values_in_the_why_column_cannot_drive_the_terminal(
