@@ -128,6 +128,34 @@ def _kept_by(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> s
     return f"{rules} (unless the envelope of policy {str(d.get('policy_version'))[:12]}, not loaded, kept it)"
 
 
+PARTLY = "partly changed"  # "why": a change inside the field, none of it whole
+UNKNOWN_CUT = "unknown (the change list was cut)"  # "why": no listed change reaches it, but the list is not whole
+
+
+def _fate(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> tuple[str, Any, bool, list[Any]]:
+    """What the view of delivering decision ``d`` did with ``field``, for "why": its outcome, the rule behind it,
+    whether a rule named it, and the changes inside the field. A change of the field or of one holding it is its
+    fate; else the list being cut (``truncated`` not 0, as ``shrink`` marks it, or a change naming no field) leaves it
+    unknown; else a change inside it makes it partly changed; else it was kept (``_kept_by``)."""
+    inside: list[dict[str, Any]] = []
+    whole = d.get("truncated") in (None, 0)
+    for change in d["redacted"]:
+        path = change.get("field") if isinstance(change, dict) else None
+        if not isinstance(path, str) or not path:
+            whole = False  # a change cut to its text: what it changed is not known
+            continue
+        if within(field, path):
+            return (_PAST.get(str(change.get("action")), str(change.get("action"))), change.get("rule"),
+                    change.get("named", True) is not False, [])
+        if within(path, field):
+            inside.append({k: change[k] for k in ("field", "action", "rule", "named") if k in change})
+    if not whole:
+        return UNKNOWN_CUT, None, True, inside
+    if inside:
+        return PARTLY, _kept_by(d, field, envelope), True, inside
+    return "kept", _kept_by(d, field, envelope), True, []
+
+
 @dataclass(frozen=True)
 class Query:
     """A search over decisions; every field given must match (``alert``: an id, or a prefix ending in ``*``)."""
@@ -1028,7 +1056,10 @@ class AuditIndex:
         kept field names ``envelope``'s rule when the envelope keeps it (with the policy version it
         was read from, when the decision was made under another), else every agreement rule in force:
         each one's changes apply, so each of them kept it.
-        A change to a field above ``field`` (``location`` dropped) counts for it too. A decision that sent
+        A change to a field above ``field`` (``location`` dropped) counts for it too; with none, a change inside it
+        (``location.border_sector`` dropped) makes it "partly changed", listed in ``changes``, and a change list the
+        block cut short (``truncated``), or a change that names no field, "unknown (the change list was cut)": never
+        "kept" unless every change is known and none reaches it. A decision that sent
         no view says what it was instead: "withheld" (WITHHOLD, with the first rule that withheld it),
         "recall notice sent" or "recall notice not sent" (RECALL: a notice holds none of the alert's
         fields), "unknown decision" (any other). Empty outside the scope (``alert_id`` as ``_resolve`` takes it: a
@@ -1047,7 +1078,8 @@ class AuditIndex:
         kept, recalls = self._listed_decisions(_columns(scope), " AND partner = ?", [alert_id, partner], since,
                                                "version, at_ms, id")
         for r in (*kept, *sorted(recalls, key=lambda row: row[0])):  # by id: the order the chain holds them in
-            d = scoped(scope, _decision_row(r))
+            whole = _decision_row(r)
+            d = scoped(scope, whole)
             outcome, rule, named = "kept", d["rules"][0] if d["rules"] else None, True
             decision = d.get("decision")
             if decision == "WITHHOLD":
@@ -1059,18 +1091,13 @@ class AuditIndex:
             elif not scope.national and d.get("delivered") is not True:
                 outcome = "not sent"  # what the view held is not for a partner that was never sent it
             else:
-                for change in d["redacted"]:
-                    path = change.get("field") if isinstance(change, dict) else None
-                    if isinstance(path, str) and within(field, path):
-                        outcome = _PAST.get(str(change.get("action")), str(change.get("action")))
-                        rule, named = change.get("rule"), change.get("named", True) is not False
-                        break
-                else:
-                    rule = _kept_by(d, field, envelope)
+                # Judged on the row as indexed: the scoped one leaves out a change cut to its text, which says
+                # the list is not whole (what it passes on, ``changes``, is paths, actions and rules, as ``scoped``).
+                outcome, rule, named, inside = _fate(whole, field, envelope)
             out.append(scoped(scope, {
                 "version": d["version"], "decision": d.get("decision"), "agreement": d.get("agreement"),
                 "rules": d["rules"], "policy_version": d.get("policy_version"), "outcome": outcome, "rule": rule,
-                "named": named, "at": d.get("at")}))
+                "named": named, "at": d.get("at"), "changes": inside if outcome in (PARTLY, UNKNOWN_CUT) else []}))
         return out
 
     def integrity(self, scope: Scope, limit: int = MAX_FINDINGS) -> dict[str, Any]:

@@ -56,6 +56,7 @@ _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "r
           "denial": "DENIAL", "query": "QUERY"}
 P = TypeVar("P")
 PARTNER_HELP = "one of the policy's partners, by its exact id (another is refused, exit 3)"
+CHANGES_CUT = "changes not all recorded (the audit cut the list)"  # a decision's `why` when its change list was cut
 PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
 
 
@@ -501,6 +502,12 @@ def _why(d: dict[str, Any]) -> str:
         changes = [f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)] \
             if isinstance(redacted, list) else []
         held = f"supersedes v{d['supersedes']}; " if isinstance(d.get("supersedes"), int) else ""
+        # A list the block cut short (``shrink``: ``truncated`` not 0), a change cut to its text, or a redacted view
+        # with no list, is not every change: what it lists is not all, and an empty one is not "the full alert".
+        listed = redacted if isinstance(redacted, list) else []
+        if (d.get("truncated") not in (None, 0) or len(changes) < len(listed)
+                or (d.get("decision") == "DELIVER_REDACTED" and not isinstance(redacted, list))):
+            return life + held + "".join(f"{c}, " for c in changes) + CHANGES_CUT
         return life + held + (", ".join(changes) or "the full alert")
     if d.get("kind") == "QUERY":
         return f"{d.get('auditor')} ({d.get('scope')}) looked at {d.get('page')} {d.get('params')}: {d.get('results')}"

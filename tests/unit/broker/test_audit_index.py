@@ -358,6 +358,38 @@ def test_why_a_field_inside_a_dropped_array_names_the_drop(tmp_path: Path) -> No
         assert index.why(scope, name, "COL", "payload.itemsX")[0]["outcome"] == "kept"
 
 
+def test_why_a_field_with_a_change_inside_it_or_a_cut_change_list_is_never_kept(tmp_path: Path) -> None:
+    """A field a change reached only inside (``location`` with ``location.border_sector`` dropped) is "partly changed",
+    listing that change; a field no listed change reaches while the list was cut (``truncated`` not 0, -1 when all was
+    cut, or a change cut to its text) is "unknown (the change list was cut)", never "kept"; a change of the field
+    itself still says what it was, and a whole list that reaches it nowhere says "kept"."""
+    writer = ChainWriter(DECISIONS, 0)
+    inside = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL",
+                       redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
+    cut = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=3,
+                    redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
+    emptied = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=-1)
+    unreadable = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", redacted=["{'field': 'subj"])
+    alerts = [_alert(f"CUT:{i}", i, [d]) for i, d in enumerate((inside, cut, emptied, unreadable))]
+    index = AuditIndex(tmp_path / "i" / "index.sqlite")
+    _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
+    for scope in (Scope(), Scope("COL")):
+        def why(alert: str, field: str, scope: Scope = scope) -> dict[str, Any]:
+            name = alert if scope.national else index.alert_name(scope, alert) or alert
+            return index.why(scope, name, "COL", field)[0]
+
+        partly = why("CUT:0", "location")
+        assert (partly["outcome"], partly["rule"]) == ("partly changed", "col.cover")
+        assert partly["changes"] == [{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}]
+        assert why("CUT:0", "location.border_sector")["outcome"] == "dropped"
+        assert (why("CUT:0", "subject.name")["outcome"], why("CUT:0", "subject.name")["changes"]) == ("kept", [])
+        for alert in ("CUT:1", "CUT:2", "CUT:3"):
+            assert why(alert, "subject.name")["outcome"] == "unknown (the change list was cut)", (alert, scope)
+        assert why("CUT:1", "location.border_sector")["outcome"] == "dropped"  # listed: known whatever was cut
+        assert why("CUT:1", "location")["changes"] == [{"field": "location.border_sector", "action": "drop",
+                                                       "rule": "col.cover"}]
+
+
 def test_why_a_withheld_field_names_the_rule_that_withheld_not_the_envelope(index: AuditIndex) -> None:
     """A withheld decision names its first failing rule, whatever the envelope keeps."""
     envelope = AlwaysKept("ENVELOPE", frozenset({"alert_type"}), "p1")

@@ -364,6 +364,27 @@ def test_a_date_alone_as_until_lists_that_whole_day(service: dict[str, Any],
     assert capsys.readouterr().out == ""
 
 
+def test_a_redacted_decision_whose_changes_were_cut_never_reads_as_the_full_alert(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A decision whose change list its block cut (``truncated`` not 0, -1 when nothing of it was kept) lists what is
+    recorded and says the changes are not all recorded, never "the full alert"; a whole list, or a full delivery
+    with none, reads as before."""
+    base = {"kind": "DECISION", "alert_id": "SNM:C", "version": 1, "partner": "COL", "agreement": "PTY-COL-2026"}
+    service["rows"] = [
+        {**base, "at": "2026-11-03T10:00:00Z", "decision": "DELIVER_REDACTED", "redacted": [], "truncated": -1},
+        {**base, "at": "2026-11-03T10:01:00Z", "decision": "DELIVER_REDACTED", "truncated": 4,
+         "redacted": [{"field": "subject.name", "action": "drop"}]},
+        {**base, "at": "2026-11-03T10:02:00Z", "decision": "DELIVER_REDACTED", "redacted": ["{'field': 'subj"]},
+        {**base, "at": "2026-11-03T10:03:00Z", "decision": "DELIVER", "redacted": [], "truncated": 0},
+    ]
+    assert _puente("audit", "log") == 0
+    emptied, listed, unreadable, full = capsys.readouterr().out.splitlines()[1:]
+    assert emptied.endswith(" changes not all recorded (the audit cut the list)")
+    assert listed.endswith(" subject.name:drop, changes not all recorded (the audit cut the list)")
+    assert unreadable.endswith(" changes not all recorded (the audit cut the list)")
+    assert full.endswith(" the full alert")
+
+
 def test_values_in_the_why_column_cannot_drive_the_terminal(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A denial's principal and resource and a decision's reasons are printed escaped: an escape sequence or a
