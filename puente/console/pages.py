@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -70,11 +71,26 @@ def known_partners(config_partners: Collection[str], session: Session) -> frozen
     return frozenset(config_partners) if own is None else frozenset({own})
 
 
+MAX_PAGE = 1_000_000
+MAX_HOURS = 24 * 366
+_WHOLE = re.compile(r"[0-9]{1,9}", re.ASCII)  # digits 0-9 only: int() takes "+5", " 5", "5_0", other scripts' digits
+
+
+def whole_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole number from the query string, ``default`` when absent or empty; ValueError, naming the range, for
+    anything but ASCII digits from ``low`` to ``high``: never replaced by a value the auditor did not ask for, which
+    the page would show and the query log record as if asked."""
+    text = request.query_params.get(name, "")
+    if not text:
+        return default
+    if not _WHOLE.fullmatch(text) or not low <= int(text) <= high:
+        raise ValueError(f"{name}: give a whole number from {low} to {high:,} (digits 0-9 only)")
+    return int(text)
+
+
 def _page_number(request: Request) -> int:
-    try:
-        return max(1, min(int(request.query_params.get("page", "1")), 1_000_000))
-    except ValueError:
-        return 1
+    """The ``page`` asked for (``whole_param``: 1 to ``MAX_PAGE``, 1 when not given)."""
+    return whole_param(request, "page", 1, 1, MAX_PAGE)
 
 
 @dataclass
@@ -147,11 +163,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "home", {}, work)
 
     async def search(request: Request) -> Response:
-        given = await gate_parsed(request, "search", search_filters)
+        given = await gate_parsed(request, "search", lambda r, s: (search_filters(r, s), _page_number(r)))
         if isinstance(given, Response):
             return given
-        session, (query, typed) = given
-        number = _page_number(request)
+        session, ((query, typed), number) = given
         asked: dict[str, Any] = {**typed, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
@@ -299,15 +314,12 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                                    lambda index, scope: index.dead_letters(scope))
 
     async def receipts(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-        try:
-            hours = max(1, min(int(request.query_params.get("hours", "24")), 24 * 366))
-        except ValueError:
-            hours = 24
+        given = await gate_parsed(request, "receipts",
+                                  lambda r, _: (whole_param(r, "hours", 24, 1, MAX_HOURS), _page_number(r)))
+        if isinstance(given, Response):
+            return given
+        session, (hours, number) = given
         now = console.config.clock()
-        number = _page_number(request)
         asked: dict[str, Any] = {"hours": hours, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
@@ -362,10 +374,10 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "indicators.csv", {"table": table[:20], **typed}, work)
 
     async def queries(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
-        number = _page_number(request)
+        given = await gate_parsed(request, "queries", lambda r, _: _page_number(r))
+        if isinstance(given, Response):
+            return given
+        session, number = given
         asked: dict[str, Any] = {"page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:

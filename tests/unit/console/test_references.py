@@ -47,7 +47,7 @@ def test_a_partner_auditor_reads_links_and_opens_its_partners_reference_never_th
     assert {r["alert_id"] for r in exported if r["decision"] != "WITHHOLD" or r["alert_id"] == mine} == {mine, unread}
     pages = [client.get(p) for p in (
         "/search", "/search.csv", f"/search?alert={mine}", "/search?alert=ref-*", f"/alerts/{mine}",
-        f"/alerts/{mine}?partner=USA", f"/why?alert={mine}&partner=USA&field=subject", "/receipts?hours=0",
+        f"/alerts/{mine}?partner=USA", f"/why?alert={mine}&partner=USA&field=subject", "/receipts?hours=1",
         "/indicators", "/indicators.csv?table=shared", "/", "/integrity")]
     assert all(p.status_code == 200 for p in pages)
     assert not any(OWN in unquote(p.text) for p in pages)
