@@ -25,16 +25,22 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "", *,
-              series: Sequence[str] = ()) -> Markup:
+              series: Sequence[str] = (), keep_last: bool = False) -> Markup:
     """An SVG chart of ``bars`` (label, value), largest scale first bar to last; ``unit`` ``ms`` shows
-    times. With ``series`` (one name per bar, repeating), bars are coloured by series and a legend shown."""
-    shown = list(bars)[:MAX_BARS]
+    times. With ``series`` (one name per bar, repeating), bars are coloured by series and a legend shown.
+    At most ``MAX_BARS`` are drawn: the first ones, or with ``keep_last`` the last (the newest of bars in time
+    order), and the chart then says how many it leaves out, which the CSV holds."""
+    every = list(bars)
+    left_out = max(0, len(every) - MAX_BARS)
+    first = left_out if keep_last else 0
+    shown = every[first:first + MAX_BARS]
     if not shown:
         return Markup('<p class="empty">Nothing to chart for this period.</p>')
     top = max((v for _, v in shown), default=0) or 1
     legend = list(dict.fromkeys(series))
     legend_h = (BAR_HEIGHT if legend else 0)
-    height = legend_h + len(shown) * (BAR_HEIGHT + GAP) + GAP
+    note_h = BAR_HEIGHT if left_out else 0
+    height = legend_h + len(shown) * (BAR_HEIGHT + GAP) + GAP + note_h
     width = LABEL_WIDTH + BAR_WIDTH + VALUE_WIDTH
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
              f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(title)}"><title>{escape(title)}</title>']
@@ -45,12 +51,16 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "", *,
     for i, (label, value) in enumerate(shown):
         y = legend_h + GAP + i * (BAR_HEIGHT + GAP)
         w = max(1.0, BAR_WIDTH * value / top) if value > 0 else 0
-        klass = f"s{legend.index(series[i]) % 6}" if legend and i < len(series) else "s0"
+        klass = f"s{legend.index(series[first + i]) % 6}" if legend and first + i < len(series) else "s0"
         text = str(label) if len(str(label)) <= 28 else str(label)[:27] + "…"
         parts.append(
             f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end" class="label">{escape(text)}</text>'
             f'<rect x="{LABEL_WIDTH}" y="{y}" width="{w:.1f}" height="{BAR_HEIGHT}" rx="3" class="{klass}">'
             f'<title>{escape(label)}: {escape(_fmt(value, unit))}</title></rect>'
             f'<text x="{LABEL_WIDTH + w + 6:.1f}" y="{y + 15}" class="value">{escape(_fmt(value, unit))}</text>')
+    if left_out:
+        which = "the oldest" if keep_last else "the last listed"
+        parts.append(f'<text x="{LABEL_WIDTH}" y="{height - 8}" class="value note">{left_out:,} not shown ({which}); '
+                     'see the CSV</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated value above is escaped

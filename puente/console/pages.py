@@ -425,8 +425,9 @@ def _charts(found: dict[str, Any]) -> list[dict[str, Any]]:
                 bars.append((f"{row.get('partner')} to {row.get('to')}", float(value)))
                 series.append(pct)
     return [
-        {"title": "Alerts shared per month", "svg": bar_chart("Alerts shared per month", total("month")),
-         "table": "shared"},
+        # Months oldest first: a chart past its bars keeps the newest, the ones an auditor follows up.
+        {"title": "Alerts shared per month",
+         "svg": bar_chart("Alerts shared per month", total("month"), keep_last=True), "table": "shared"},
         {"title": "Shared by alert type", "svg": bar_chart("Shared by alert type", total("alert_type")),
          "table": "shared"},
         {"title": "Shared by border sector", "svg": bar_chart("Shared by border sector", total("sector")),

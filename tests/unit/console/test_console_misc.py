@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ from broker.console_accounts import ConsoleAccounts
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands.console import register_audit_verbs
-from puente.console.charts import bar_chart
+from puente.console.charts import MAX_BARS, bar_chart
 from puente.console.core import SECURITY_HEADERS, SecurityHeaders
+from puente.console.pages import _charts
 from puente.console.server import Listen
 from puente.console.views import cell, local_path, when
 from puente.errors import ConfigError
@@ -33,6 +35,24 @@ def test_a_chart_is_svg_with_escaped_labels_and_no_style_attribute() -> None:
     svg = str(bar_chart("t", [("<b>x</b>", 3), ("y", 1)]))
     assert svg.startswith("<svg") and "&lt;b&gt;x&lt;/b&gt;" in svg and "style=" not in svg
     assert "Nothing to chart" in str(bar_chart("t", []))
+
+
+def test_the_monthly_chart_past_its_bars_keeps_the_newest_months_and_says_how_many_it_leaves_out() -> None:
+    """48 months of shares draw the newest 40 (the eight oldest left out, never the newest), with a line saying 8
+    are not shown and to see the CSV; a chart ranked by size keeps its first bars and says the same, series colours
+    following their bars; one within the limit says nothing of the kind."""
+    shared = [{"month": f"{2022 + m // 12}-{m % 12 + 1:02d}", "alert_type": "SEIZURE", "sector": "DARIEN",
+               "partner": "COL", "alerts": 10} for m in range(MAX_BARS + 8)]
+    months = str(_charts({"shared_by_month": shared})[0]["svg"])
+    labels = re.findall(r'class="label">([^<]*)<', months)
+    assert len(labels) == MAX_BARS and labels[0] == "2022-09" and labels[-1] == "2025-12"
+    assert "8 not shown (the oldest); see the CSV" in months
+    ranked = str(bar_chart("t", [(f"r{i}", 100 - i) for i in range(MAX_BARS + 3)], series=["a", "b"] * 30))
+    assert re.findall(r'class="label">([^<]*)<', ranked)[-1] == f"r{MAX_BARS - 1}"
+    assert "3 not shown (the last listed); see the CSV" in ranked
+    late = str(bar_chart("t", [(f"m{i}", 1) for i in range(MAX_BARS + 1)], series=["a", "b"] * 30, keep_last=True))
+    assert re.findall(r'class="s(\d)">', late)[:2] == ["1", "0"]  # the first drawn is the second bar, b
+    assert "not shown" not in str(bar_chart("t", [("x", 1)] * MAX_BARS))
 
 
 def test_plain_http_is_refused_off_loopback() -> None:
