@@ -56,7 +56,7 @@ from broker.audit.verify import (
     when,
 )
 from broker.audit_index import PLACES_LAYOUT, AuditIndex, ChainEnds, SqlReceiptBook, at_ms
-from broker.crypto import KeyKind, checker, parse_key_id, refuse_one_key_two_ids
+from broker.crypto import KeyKind, checker, parse_key_id, refuse_one_key_two_ids, sign_checkpoint
 from broker.kafka import (
     KafkaConnection,
     StillOpen,
@@ -792,6 +792,16 @@ DENIALS_PER_TRANSACTION = 10_000
 """Denials ``collect_denials`` holds and writes in one transaction: a log of any size is read in runs of this many, so
 a flood of denied requests (any login can make them) neither fills the collector's memory nor outlasts a
 transaction's timeout."""
+
+
+def denials_signer(keys: Keystore) -> tuple[str, Callable[[bytes], bytes]]:
+    """The id and the signing function of the key the denials collector signs its blocks with, from the broker's
+    keystore ``keys``: both of one record, the first of ``Keystore.broker_signing_keys`` (the broker's workers sign
+    with it too), so the id a block names is the key that signed it. ``Keystore.current`` may name another: the
+    newest by date, such as the public half of a retired generation imported back after a rotation."""
+    record = keys.broker_signing_keys()[0]
+    signing = record.ed25519_private()
+    return record.key_id, lambda payload: sign_checkpoint(signing, payload)
 
 
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],

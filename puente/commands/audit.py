@@ -27,6 +27,7 @@ from broker.auditor import (
     ack_deadlines,
     audit_topics,
     collect_denials,
+    denials_signer,
     group_ends,
     index_topics,
     read_log,
@@ -34,7 +35,6 @@ from broker.auditor import (
     verify_topics,
 )
 from broker.credentials import require_party
-from broker.crypto import BROKER_OWNER, KeyKind, sign_checkpoint
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, auditor_path
 from broker.pipeline import dead_letter_source
@@ -353,15 +353,12 @@ def _index(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     _check_logs(args.log)
     cfg = settings(args)
-    keys = Keystore(cfg.keys / "broker")
-    signing = keys.load_signing_key()
-    signer_id = keys.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).key_id
+    signer_id, sign = denials_signer(Keystore(cfg.keys / "broker"))
     policy = load_policy_set(cfg.policy_dir)
     conn = kafka(cfg, "puente-denials")
     require_party(conn, "puente audit collect-denials", BROKER)  # it appends under the broker's transactional id
     added = run(collect_denials(conn, TopicNames(cfg.topic_prefix), args.log,
-                                frozenset(parties(policy, cfg.agencies)), signer_id,
-                                lambda payload: sign_checkpoint(signing, payload),
+                                frozenset(parties(policy, cfg.agencies)), signer_id, sign,
                                 signature_checks(cfg.keys / "broker", None, signer=True), args.since,
                                 keep_days=cfg.audit_retention_days, new_chain=args.new_chain))
     say(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")

@@ -56,6 +56,7 @@ from broker.auditor import (
     ack_deadlines,
     audit_topics,
     collect_denials,
+    denials_signer,
     group_ends,
     index_topics,
     read_log,
@@ -64,7 +65,7 @@ from broker.auditor import (
 )
 from broker.console_accounts import ConsoleAccounts, default_accounts_path
 from broker.credentials import apply_users, party_connection
-from broker.crypto import BROKER_OWNER, KeyKind, SecretBytes, sign_checkpoint, sign_ingress
+from broker.crypto import SecretBytes, sign_ingress
 from broker.kafka import (
     Admin,
     KafkaConnection,
@@ -321,14 +322,11 @@ async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
 
 
 async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet, since: datetime) -> int:
-    keys = Keystore(cfg.keys / "broker")
-    signing = keys.load_signing_key()
-    signer = keys.current(BROKER_OWNER, KeyKind.BROKER_SIGNING).key_id
+    signer, sign = denials_signer(Keystore(cfg.keys / "broker"))
     local = LocalKafka("single")
     authorizer_logs = [node.folder / "logs" / "authorizer.log" for node in local.nodes]
     return await collect_denials(conn, TopicNames(cfg.topic_prefix), [p for p in authorizer_logs if p.exists()],
-                                 frozenset(parties(policy, cfg.agencies)), signer,
-                                 lambda payload: sign_checkpoint(signing, payload),
+                                 frozenset(parties(policy, cfg.agencies)), signer, sign,
                                  signature_checks(cfg.keys / "broker", None, signer=True), since,
                                  keep_days=cfg.audit_retention_days)
 

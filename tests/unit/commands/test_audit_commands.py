@@ -3,6 +3,7 @@ column and whole alert ids, rows in time order through the spill, and `audit ver
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import tempfile
@@ -16,13 +17,16 @@ import pytest
 
 import broker.auditor as auditor
 import puente.commands.audit as audit
+import puente.dev.demo as demo
 from broker.audit import Finding, PartitionReport
 from broker.audit.recalls import MAX_HOLDERS
 from broker.audit.verify import MAX_LISTED, EndCheck, StartFinding, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from broker.kafka import KafkaConnection
+from policies import load_policy_set
 from puente.cli import build_parser
 from puente.errors import EXIT_CONFIG, EXIT_UNCHECKED, ConfigError, KafkaAccessError, KafkaUnavailableError
+from tests.unit.broker.test_auditor_denials_signer import rotated_broker_keys
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
 
@@ -574,3 +578,32 @@ def test_a_back_dated_receipt_is_listed_when_kafka_appended_it(
     assert _puente("audit", "log", "--json") == 0
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert docs == [service["rows"][1], service["rows"][2], service["rows"][0]]
+
+
+def test_collect_denials_and_the_demo_label_their_blocks_with_the_key_that_signs_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a rotation whose retired generation's public half came back newer by date, `audit collect-denials` and
+    the demo's collector hand the collector one key: the id each block names is the key whose signature it carries
+    (the broker's workers' own choice), so the blocks verify, never named after the retired generation."""
+    keys = rotated_broker_keys(tmp_path / "k")
+    verify = auditor.signature_checks(keys.path, None, signer=True)
+    given: list[tuple[str, bool]] = []
+
+    async def collect_denials(conn: Any, names: Any, logs: Any, principals: Any, signer_id: str, sign: Any,
+                              *rest: Any, **more: Any) -> int:
+        given.append((signer_id, verify(signer_id, b"block", sign(b"block"))))
+        return 0
+
+    cfg = SimpleNamespace(keys=tmp_path / "k", topic_prefix="p", policy_dir=None, agencies=("SNM",),
+                          audit_retention_days=3650)
+    log = tmp_path / "authorizer.log"
+    log.write_text("")
+    monkeypatch.setattr(audit, "settings", lambda args: cfg)
+    monkeypatch.setattr(audit, "kafka", lambda c, name: NO_KAFKA)
+    monkeypatch.setattr(audit, "require_party", lambda *a: None)
+    monkeypatch.setattr(audit, "collect_denials", collect_denials)
+    monkeypatch.setattr(demo, "collect_denials", collect_denials)
+    assert _puente("audit", "collect-denials", "--log", str(log)) == 0
+    asyncio.run(demo._collect(cfg, NO_KAFKA, load_policy_set(None), datetime.now(UTC)))  # type: ignore[arg-type]
+    assert given == [("broker-sign-2026b", True), ("broker-sign-2026b", True)]
+
