@@ -81,6 +81,9 @@ class Tally:
     published: int = 0
     duplicates: int = 0
     rejected: int = 0
+    # A watcher's file that ends within its last record (``cut``): that record is held, neither published nor
+    # dead-lettered, until the file changes (``AdapterRun.run``'s ``hold_cut``); read counts it.
+    held: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     # The file's last record came back flagged ``cut`` by its reader: the file stops within a record, or
     # before its end (cut short, or still being written), whatever its error's reason. A watcher leaves such
@@ -96,6 +99,7 @@ class Tally:
         self.published += other.published
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.held += other.held
         self.reasons.update(other.reasons)
         self.cut = self.cut or other.cut
         self.empty = self.empty or other.empty
@@ -103,7 +107,8 @@ class Tally:
     def line(self, valid: str = "published") -> str:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
         return (f"read {self.read:,}, {valid} {self.published:,}, duplicates {self.duplicates:,}, "
-                f"rejected {self.rejected:,}" + (f" ({why})" if why else ""))
+                f"rejected {self.rejected:,}" + (f" ({why})" if why else "")
+                + (f", held {self.held:,} (the file ends within it)" if self.held else ""))
 
 
 def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> bytes:
@@ -259,9 +264,15 @@ class AdapterRun:
         if rec.key is not None and rec.key.startswith(f"adapter:{self.adapter.name}:".encode()):
             dead.add(rec.key)
 
-    async def run(self, stream: BinaryIO, source: str) -> Tally:
+    async def run(self, stream: BinaryIO, source: str, *, hold_cut: bool = False) -> Tally:
         """Adapt one export; returns its tally. A Kafka failure raises the PuenteError ``broker.kafka.translate``
         gives it (a re-run is safe), never aiokafka's own error, which a watcher would take for a fault of the file.
+
+        ``hold_cut`` (a watcher's): a last record the file ends within (``Tally.cut``: still being written, most
+        likely) is held, neither dead-lettered nor counted rejected, since the watcher reads the file again once it
+        changes and would then publish it: a record both dead-lettered and published, and a rejected count above
+        what the agency must look at. A file cut for good stays in the drop folder, said so; `puente adapt` on it
+        dead-letters the record.
 
         The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
         it records Kafka never took, which a later run of this object would then skip as duplicates, never
@@ -273,7 +284,7 @@ class AdapterRun:
                 await self.refresh()
                 self._stale = False
             self._stale = True
-            tally = await self._run(stream, source)
+            tally = await self._run(stream, source, hold_cut)
         except ClientError as exc:
             error = kafka_error(exc, self.conn, "publishing")
             raise type(error)(f"publishing stopped: {error}; running the same input again publishes only what is "
@@ -281,7 +292,7 @@ class AdapterRun:
         self._stale = False
         return tally
 
-    async def _run(self, stream: BinaryIO, source: str) -> Tally:
+    async def _run(self, stream: BinaryIO, source: str, hold_cut: bool) -> Tally:
         ctx = self.ctx.at(datetime.now(UTC))
         tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []
@@ -289,10 +300,10 @@ class AdapterRun:
         whole = file_digest(stream)
         hashing = _Hashing(stream) if whole is None else None
         records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
-        for result in convert(self.adapter, records, ctx):
-            tally.read += 1
-            tally.cut = result.error is not None and result.error.cut
-            tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
+        held: Result | None = None
+
+        async def settle(result: Result) -> None:
+            nonlocal shown
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
                 await self._dead_letter(bad, bad.error, source, ctx.now, tally,
@@ -300,11 +311,24 @@ class AdapterRun:
                 if shown < SHOW_REJECTS:
                     shown += 1
                     print(f"  {name}:{bad.item.line}: {bad.error.reason}: {bad.error}", file=self.err)
+
+        for result in convert(self.adapter, records, ctx):
+            tally.read += 1
+            if held is not None:  # not the last record after all: settled as any other
+                await settle(held)
+                held = None
+            tally.cut = result.error is not None and result.error.cut
+            tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
+            if hold_cut and tally.cut:
+                held = result
+            else:
+                await settle(result)
             if tally.read % 1000 == 0:
                 await asyncio.sleep(0)  # let the producers' send tasks run between batches
                 if time.monotonic() - last >= self.progress_every:
                     last = time.monotonic()
                     self._progress(name, tally, len(pending), last - started)
+        tally.held = int(held is not None)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()

@@ -410,7 +410,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             try:
                 stream, identity = open_dropped(path)
                 with stream:
-                    tally = await run.run(stream, str(path))
+                    tally = await run.run(stream, str(path), hold_cut=True)
                     same = unchanged(path, stream, identity)
             except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
                 print(f"{run.adapter.name}: cannot read {name}: {exc.strerror or type(exc).__name__}; left in place",

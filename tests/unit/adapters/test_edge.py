@@ -106,7 +106,7 @@ class _FakeRun:
         self.err = io.StringIO()
         self.seen: list[str] = []
 
-    async def run(self, stream: Any, source: str) -> Tally:
+    async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
         self.seen.append(Path(source).name)
         return Tally(read=len(stream.read().splitlines()), published=1)
 
@@ -134,7 +134,7 @@ def test_a_stop_ends_the_watch_after_the_file_in_flight_not_the_backlog(tmp_path
     stop = asyncio.Event()
 
     class _Stopped(_FakeRun):
-        async def run(self, stream: Any, source: str) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
             stop.set()  # the signal arrives while this file is read
             return await super().run(stream, source)
 
@@ -172,7 +172,7 @@ def test_a_file_written_to_while_it_is_read_is_read_again_before_it_is_moved(tmp
             super().__init__()
             self.lines: list[int] = []
 
-        async def run(self, stream: Any, source: str) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
             data = stream.read()
             self.lines.append(len(data.splitlines()))
             if len(self.lines) == 1:
@@ -289,7 +289,7 @@ class _FailingSecondRun:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def run(self, stream: Any, source: str) -> Tally:
+    async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
         from puente.errors import KafkaSetupError
 
         self.files += 1
@@ -319,7 +319,7 @@ def test_each_files_summary_is_printed_as_it_ends(tmp_path: Path, capsys: pytest
 def test_the_watcher_survives_a_file_it_cannot_read(tmp_path: Path) -> None:
     """An I/O error on one file is reported and the file left in place; the next file is still adapted."""
     class _Flaky(_FakeRun):
-        async def run(self, stream: Any, source: str) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
             if Path(source).name == "a.jsonl":
                 raise OSError(5, "Input/output error")
             return await super().run(stream, source)
@@ -604,20 +604,27 @@ def test_a_file_that_ends_within_a_record_is_read_again_not_archived(tmp_path: P
     adapter_run = _offline_run(ctx_for, "snm", kafka)
     export = tmp_path / "hits.jsonl"
     export.write_bytes(b"".join(lines[:3]) + lines[3][:50])
+    out = io.StringIO()
 
-    async def go() -> None:
+    async def go() -> Tally:
         stop = asyncio.Event()
-        task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))
+        task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=out))
         await asyncio.sleep(0.5)
         assert export.exists() and kafka.published == 3
         with export.open("ab") as f:
             f.write(lines[3][50:] + b"".join(lines[4:]))
         await asyncio.sleep(0.5)
         stop.set()
-        await task
+        return await task
 
-    asyncio.run(go())
+    total = asyncio.run(go())
     assert kafka.published == 6 and not export.exists()
+    # The record the first read met cut is held, not dead-lettered: it is published once the file is whole, and
+    # the counts add up (each read, every record it read).
+    assert kafka.dead == [] and (total.read, total.published, total.duplicates, total.rejected, total.held) == (
+        10, 6, 3, 0, 1)
+    assert "hits.jsonl: read 4, published 3, duplicates 0, rejected 0, held 1 (the file ends within it)" in (
+        out.getvalue())
     assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(lines)
     assert adapter_run.err.getvalue().count("hits.jsonl ends within a record (cut short, or still being written); "
                                             "left in place, to be read again when it changes") == 1
@@ -702,7 +709,7 @@ def test_a_fault_in_one_file_is_reported_and_the_others_go_on(tmp_path: Path) ->
     """Whatever fails while one file is read, the watcher says which file in which folder, by the fault's kind (a
     message of its own might quote the content), leaves it in place and goes on with the next."""
     class _Faulty(_FakeRun):
-        async def run(self, stream: Any, source: str) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
             if Path(source).name == "a.jsonl":
                 raise ValueError("the content 'SECRET' is bad")
             return await super().run(stream, source)
@@ -878,20 +885,21 @@ def test_a_file_with_cr_only_line_ends_is_archived_with_its_reason(tmp_path: Pat
 def test_a_csv_saved_without_a_final_line_break_says_how_to_have_it_read(tmp_path: Path,
                                                                          ctx_for: Callable[[str], Context]) -> None:
     """A complete CSV saved without a final line break is still refused at its last row (a cell lost at a cut reads
-    as empty) and left in place; its dead letter and the watcher's line say to end it with a line break and drop it
-    again, and so done it is read whole and archived."""
+    as empty) and left in place, that row held (not dead-lettered: the next read publishes it); the watcher's line
+    says to end it with a line break and drop it again, and so done it is read whole and archived."""
     src = next((SAMPLES / "senafront").glob("*.csv")).read_bytes()
     (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n"))
     kafka = _FakeKafka()
     adapter_run = _offline_run(ctx_for, "senafront", kafka)
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     said = adapter_run.err.getvalue()
-    assert (tmp_path / "informe.csv").exists() and len(kafka.dead) == 1
-    assert said.count("if the export is complete, end its last line with a line break and drop it again") == 2
+    assert (tmp_path / "informe.csv").exists() and kafka.dead == []
+    assert said.count("if the export is complete, end its last line with a line break and drop it again") == 1
+    published = kafka.published
     (tmp_path / "informe.csv").unlink()
     (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n") + b"\r\n")
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
-    assert (tmp_path / "done" / "informe.csv").exists() and len(kafka.dead) == 1
+    assert (tmp_path / "done" / "informe.csv").exists() and kafka.dead == [] and kafka.published == published + 1
 
 
 def test_a_lock_file_another_account_left_still_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1002,7 +1010,7 @@ def test_a_path_in_an_error_is_shown_on_one_line(tmp_path: Path, monkeypatch: py
     failing: list[str] = []
 
     class _FailingRead(_FailingSecondRun):
-        async def run(self, stream: Any, source: str) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
             raise OSError(errno.EIO, "Input/output error", source)
 
     def fails(call: Callable[[], Any]) -> str:
