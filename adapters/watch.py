@@ -32,7 +32,10 @@ share) longer than that. A file whose reader says it stops within a record (its 
 end, whatever error that gives: a JSON line cut within a number reads as bad syntax) or before its end
 (PN: no trailer), or that holds no record at all (an exporter that opened its file and has not written
 yet), is therefore not archived: it is left in place, and read again once it changes; what the first read
-published is then a duplicate, and the records after the cut are published.
+published is then a duplicate, and the records after the cut are published. Nor does a whole last record: an
+exporter writing in place may pause at a record's end and write on through its open file, into the file ``done/``
+names by then. So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and read again from
+``done/`` if it grows, saying so (a watcher restarted meanwhile no longer looks).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ REFRESH_S = 86_400.0
 """How often a watcher reads what its agency published anew (``AdapterRun.refresh``): its memory then holds what
 the topics keep, not all it ever published. After a failed read, it tries again in ``REFRESH_RETRY_S``."""
 REFRESH_RETRY_S = 3_600.0
+REGROWN_WATCH_S = 3_600.0
+"""How long a file moved to ``done/`` is still looked at for growth (``_read_regrown``): an exporter that writes in
+place, pauses longer than two polls at a record's end and writes on, writes into the file ``done/`` now names."""
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
@@ -357,6 +363,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     gone = False  # the folder could not be listed at the last poll
     refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
+    archived: dict[Path, tuple[tuple[int, int, int, int], float]] = {}  # done/ files still looked at, ``_read_regrown``
     while not stop.is_set():
         if time.monotonic() >= refresh_at:  # between files: none is in flight
             try:
@@ -391,6 +398,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 told.add((path, why))
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
+        if archived:
+            await _read_regrown(run, archived, total, out)
         for path in ready:
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
                 break
@@ -455,6 +464,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     # Moved out of the folder: a later export of the same name, size and time (a copy keeping
                     # its time, an unzip) is a new file, not this one, and is read.
                     handled.discard((path, *sig))
+                    archived[moved] = (identity, time.monotonic())
                     if moved.name != path.name:
                         kept = one_line(moved.name)
                         print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
@@ -467,3 +477,49 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             async with asyncio.timeout(interval):
                 await stop.wait()
     return total
+
+
+async def _read_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, int, int, int], float]], total: Tally,
+                        out: TextIO) -> None:
+    """Read again each file moved to ``done/`` within ``REGROWN_WATCH_S`` that has grown since: its exporter kept it
+    open and wrote on after a pause at a record's end (two polls without change do not prove a file complete, and a
+    file whose last record is whole looks complete). Archiving links the file into ``done/``, so the exporter's later
+    records went there, where nothing read them. The ledger makes the read publish only what is new; the operator is
+    told to have the exporter write under a temporary name. A file replaced or removed there is forgotten."""
+    now = time.monotonic()
+    for path, (identity, since) in list(archived.items()):
+        try:
+            st = path.lstat()
+        except OSError:
+            del archived[path]
+            continue
+        if (st.st_dev, st.st_ino) != identity[:2]:
+            del archived[path]
+            continue
+        if _identity(st) == identity:
+            if now - since > REGROWN_WATCH_S:
+                del archived[path]
+            continue
+        name = one_line(path.name)
+        try:
+            stream, seen = open_dropped(path)
+            with stream:
+                tally = await run.run(stream, str(path), hold_cut=True)
+        except OSError as exc:
+            print(f"{run.adapter.name}: cannot read done/{name} again: {exc.strerror or type(exc).__name__}",
+                  file=run.err, flush=True)
+            del archived[path]
+            continue
+        except PuenteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as for a file in the folder: one file must not stop the others
+            print(f"{run.adapter.name}: reading done/{name} again failed ({type(exc).__name__})", file=run.err,
+                  flush=True)
+            del archived[path]
+            continue
+        archived[path] = (seen, time.monotonic())
+        total.add(tally)
+        print(f"{run.adapter.name} done/{name}: {tally.line()}", file=out, flush=True)
+        print(f"{run.adapter.name}: done/{name} was written to after it was archived, and was read again (its "
+              "exporter kept it open); have the exporter write under a temporary name (.tmp, .part) and rename the "
+              "file when done", file=run.err, flush=True)

@@ -1162,3 +1162,34 @@ def test_kafka_gone_mid_file_stops_the_run_and_loses_no_record(tmp_path: Path,
     with pytest.raises(KafkaUnavailableError):
         asyncio.run(watch(adapter_run, drop, interval=0.01, idle_exit=2.0, out=io.StringIO()))
     assert (drop / "hits.jsonl").exists() and not (drop / "done" / "hits.jsonl").exists()
+
+
+def test_an_export_written_on_after_it_was_archived_is_read_again(tmp_path: Path,
+                                                                  ctx_for: Callable[[str], Context]) -> None:
+    """An exporter that writes in place, pauses at a record's end longer than two polls and writes on through its
+    open file writes into the file done/ now names (archiving links it there): the watcher reads that file again
+    when it grows, publishing only the new records, and says to write under a temporary name. Before, those records
+    were never read, nor dead-lettered, nor said."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+    out = io.StringIO()
+
+    async def go() -> Tally:
+        stop = asyncio.Event()
+        with (tmp_path / "hits.jsonl").open("ab") as exporter:
+            exporter.write(b"".join(lines[:3]))
+            exporter.flush()
+            task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=out))
+            await asyncio.sleep(0.5)
+            assert kafka.published == 3 and (tmp_path / "done" / "hits.jsonl").exists()
+            exporter.write(b"".join(lines[3:]))
+        await asyncio.sleep(0.5)
+        stop.set()
+        return await task
+
+    total = asyncio.run(go())
+    assert kafka.published == 6 and kafka.dead == [] and (total.read, total.duplicates) == (9, 3)
+    assert "snm done/hits.jsonl: read 6, published 3, duplicates 3, rejected 0" in out.getvalue()
+    assert adapter_run.err.getvalue().count("done/hits.jsonl was written to after it was archived, and was read "
+                                            "again (its exporter kept it open)") == 1
