@@ -135,10 +135,13 @@ UNKNOWN_CUT = "unknown (the change list was cut)"  # "why": no listed change rea
 def _fate(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> tuple[str, Any, bool, list[Any]]:
     """What the view of delivering decision ``d`` did with ``field``, for "why": its outcome, the rule behind it,
     whether a rule named it, and the changes inside the field. A change of the field or of one holding it is its
-    fate; else the list being cut (``truncated`` not 0, as ``shrink`` marks it, or a change naming no field) leaves it
-    unknown; else a change inside it makes it partly changed; else it was kept (``_kept_by``)."""
+    fate; else the list being cut (``truncated`` not 0, as ``shrink`` marks it, a change naming no field, or none at
+    all for a redacted view) leaves it unknown; else a change inside it makes it partly changed; else it was kept
+    (``_kept_by``)."""
     inside: list[dict[str, Any]] = []
-    whole = d.get("truncated") in (None, 0)
+    # A redacted view with no change recorded (the list lost, or not a list, which the index keeps as none) changed
+    # something no one can name: unknown, as a cut list.
+    whole = d.get("truncated") in (None, 0) and (bool(d["redacted"]) or d.get("decision") != "DELIVER_REDACTED")
     for change in d["redacted"]:
         path = change.get("field") if isinstance(change, dict) else None
         if not isinstance(path, str) or not path:

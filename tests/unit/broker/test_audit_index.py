@@ -370,7 +370,8 @@ def test_why_a_field_with_a_change_inside_it_or_a_cut_change_list_is_never_kept(
                     redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
     emptied = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=-1)
     unreadable = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", redacted=["{'field': 'subj"])
-    alerts = [_alert(f"CUT:{i}", i, [d]) for i, d in enumerate((inside, cut, emptied, unreadable))]
+    unlisted = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", redacted="not a list")
+    alerts = [_alert(f"CUT:{i}", i, [d]) for i, d in enumerate((inside, cut, emptied, unreadable, unlisted))]
     index = AuditIndex(tmp_path / "i" / "index.sqlite")
     _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
     for scope in (Scope(), Scope("COL")):
@@ -383,7 +384,7 @@ def test_why_a_field_with_a_change_inside_it_or_a_cut_change_list_is_never_kept(
         assert partly["changes"] == [{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}]
         assert why("CUT:0", "location.border_sector")["outcome"] == "dropped"
         assert (why("CUT:0", "subject.name")["outcome"], why("CUT:0", "subject.name")["changes"]) == ("kept", [])
-        for alert in ("CUT:1", "CUT:2", "CUT:3"):
+        for alert in ("CUT:1", "CUT:2", "CUT:3", "CUT:4"):
             assert why(alert, "subject.name")["outcome"] == "unknown (the change list was cut)", (alert, scope)
         assert why("CUT:1", "location.border_sector")["outcome"] == "dropped"  # listed: known whatever was cut
         assert why("CUT:1", "location")["changes"] == [{"field": "location.border_sector", "action": "drop",
