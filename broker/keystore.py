@@ -13,7 +13,9 @@ refused, as is writing into an existing folder others may write: ``broker.privat
 these checks for every secret file); a key file must be a regular file, reached through a link
 only when no one but this user or root could have made or changed it (``broker.private_files``: a
 mounted secret); every file is written to a temporary name, fsynced
-and renamed, so a crash never leaves half a key. A keystore holds a public half under one owner's
+and put in place, so a crash never leaves half a key: a key file only as a new name, never over one that
+exists (``Keystore.put``: two runs on one folder never replace each other's key), a state file (``in-use``) by
+a rename over the old one. A keystore holds a public half under one owner's
 key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``;
 every file at the broker's start: ``broker_custody_problems``).
 
@@ -65,7 +67,7 @@ from broker.crypto.keys import (
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
-from broker.private_files import folder_refusal, read_regular, secret_problem
+from broker.private_files import folder_refusal, read_regular, secret_problem, write_new
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
@@ -580,9 +582,11 @@ class Keystore:
         return found[0]
 
     def put(self, record: KeyRecord) -> Path:
-        """Write ``record`` (replacing any file of the same id), 0600 if it holds a secret. A public half is never
-        written over a file of the same id that holds the private one: exporting a key into its own folder
-        destroyed the key (``export_public``)."""
+        """Write ``record`` as a new file, 0600 if it holds a secret; KeyMaterialError when anything is at its name
+        already. A key is never replaced: the file is created so that creating it fails when the name exists
+        (``write_new``), since a check before the write leaves a window in which a second ``keys generate`` on the
+        same folder would replace a private key whose public half may already have been handed out. A public half
+        over a file that holds the private one is named as such: exporting a key into its own folder."""
         target = self.path / f"{record.key_id}.json"
         mode = 0o600 if record.secret is not None else 0o644
         if record.secret is None and os.path.lexists(target) and self._holds_secret(target):
@@ -590,10 +594,16 @@ class Keystore:
                                    "never written over: give another folder")
         try:
             private_folder(self.path, error=KeyMaterialError)
-            write_atomic(target, record_to_json(record), mode)
+            write_new(target, record_to_json(record), mode)
+        except FileExistsError:
+            raise self._exists(record.key_id) from None
         except OSError as exc:
             raise KeyMaterialError(f"key {record.key_id}: cannot write {target}: {exc.strerror}") from None
         return target
+
+    def _exists(self, key_id: str) -> KeyMaterialError:
+        """The refusal of a key ``key_id`` that is here already: a key is never replaced."""
+        return KeyMaterialError(f"key {key_id}: already exists in {self.path}; choose a new generation")
 
     @staticmethod
     def _holds_secret(path: Path) -> bool:
@@ -607,14 +617,19 @@ class Keystore:
     def generate(self, kind: KeyKind, owner: str, *, generation: str, now: datetime) -> KeyRecord:
         """Create, store and return a new key; refuses to replace an existing one."""
         record = new_key(kind, owner, generation, now)
-        if (self.path / f"{record.key_id}.json").exists():
-            raise KeyMaterialError(f"key {record.key_id}: already exists in {self.path}; choose a new generation")
-        self.put(record)
+        if os.path.lexists(self.path / f"{record.key_id}.json"):
+            raise self._exists(record.key_id)
+        self.put(record)  # which refuses a name made since, by another run on this folder
         return record
 
     def export_public(self, key_id: str, dest: Path | str) -> Path:
-        """Write the public half of ``key_id`` into the folder ``dest``, for giving to the other side."""
-        return Keystore(dest).put(self.load(key_id).public_only())
+        """Write the public half of ``key_id`` into the folder ``dest``, for giving to the other side; one there
+        already with the same public half is left as it is (a key file is never replaced)."""
+        record = self.load(key_id).public_only()
+        target = Path(dest) / f"{key_id}.json"
+        if os.path.lexists(target) and not self._holds_secret(target) and load_key_file(target).public == record.public:
+            return target
+        return Keystore(dest).put(record)
 
     def load_signing_key(self) -> Ed25519PrivateKey:
         """The broker's current signing key (broker side): the one made last (``current``), refused

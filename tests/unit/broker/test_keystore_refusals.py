@@ -167,6 +167,7 @@ def test_a_low_order_partner_key_stops_start_up_instead_of_withholding_every_ale
     """COL's key file replaced by a low-order one (bypassing import): COL gets no sealer, and the broker refuses to
     start naming COL and the key, rather than start and withhold every alert to COL at delivery."""
     made = _site(tmp_path)
+    (made.broker.path / "COL-enc-2026a.json").unlink()  # put never writes over a key file
     made.broker.put(KeyRecord("COL-enc-2026a", KeyKind.PARTNER_ENCRYPTION, NOW, LOW_ORDER["zero"], None))
     policy = load_policy_set()
     sealers, problems = build_sealers(policy, made.broker)
@@ -235,6 +236,7 @@ def test_a_partners_private_encryption_key_in_the_brokers_keystore_is_refused(tm
     says to move the private file out to COL (it may be COL's only copy) and import the public half; never to
     remove it."""
     made = _site(tmp_path)
+    (made.broker.path / "COL-enc-2026a.json").unlink()  # put never writes over a key file
     made.broker.put(made.partners["COL"].load("COL-enc-2026a"))
     sealers, problems = build_sealers(load_policy_set(), made.broker)
     assert "COL" not in sealers
@@ -249,6 +251,7 @@ def test_a_partners_private_receipt_key_is_refused_by_the_signature_check(tmp_pa
     receipt keys refuses it, naming the key; the broker's own signing secret there is fine."""
     made = _site(tmp_path)
     signature_check(made.broker, KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)  # no secret but its own
+    (made.broker.path / "COL-rcpt-2026a.json").unlink()  # put never writes over a key file
     made.broker.put(made.partners["COL"].load("COL-rcpt-2026a"))
     with pytest.raises(KeyMaterialError) as info:
         signature_check(made.broker, KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING)
