@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from broker.access import Acl, overlaps, puentes
 
 # One whole line, as the appender writes it (``[%d] %p %enc{%m}{CRLF}``): Kafka's message, tail and all.
 _LINE = re.compile(
@@ -83,9 +85,26 @@ def denial(line: str) -> dict[str, Any] | None:
     }
 
 
-def concerns(entry: dict[str, Any], prefix: str, principals: frozenset[str]) -> bool:
-    """Whether a denial is this deployment's to report: one of its parties was refused, or someone was
-    refused one of its resources (its topics, groups and transactional ids start with its prefix)."""
+# Kafka's log names a resource type as its authorizer prints it (``TransactionalId``), the plan as its enum
+# (``TRANSACTIONAL_ID``): a lower case letter or digit before a capital is where the underscore goes.
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def concerns(entry: dict[str, Any], prefix: str, principals: frozenset[str], *, planned: Iterable[Acl] = ()) -> bool:
+    """Whether a denial is this deployment's to report: one of its parties was refused, or someone was refused one
+    of its resources.
+
+    A party is one ``principals`` names or any login Puente's by its form (``agency-*``, ``partner-*``: a party the
+    policy or settings no longer name), the rule ``broker.access.puentes`` applies to ACLs. Its resources are what
+    the ACL plan ``planned`` (``broker.access.plan``) grants, matched as ``overlaps`` matches two rules: among them
+    the broker's consumer group and its ``<group>-slot-N`` transactional ids, named by ``PUENTE_GROUP_ID`` and not
+    by the prefix; and any name under the deployment's ``prefix`` (its topics, a subscriber's transactional id
+    ``puente-subscriber:<prefix>.receipts...``), planned or not. Without ``planned`` only the prefix names its
+    resources. Kept rather than dropped when in doubt: a denial left out is one no auditor sees."""
     principal = str(entry.get("principal", "")).removeprefix("User:")
-    name = str(entry.get("resource", "")).partition(":")[2]
-    return principal in principals or name.startswith(prefix) or f":{prefix}." in name
+    kind, _, name = str(entry.get("resource", "")).partition(":")
+    if puentes(principal, principals) or name.startswith(prefix) or f":{prefix}." in name:
+        return True
+    refused = Acl(principal, _CAMEL.sub(r"\1_\2", kind).upper(), name, "LITERAL", str(entry.get("operation", "")))
+    return any(overlaps(refused, rule) for rule in planned)
+

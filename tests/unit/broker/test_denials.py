@@ -6,7 +6,10 @@ from importlib import resources
 
 import pytest
 
+from broker.access import parties, plan
 from broker.audit.denials import concerns, denial, log_lines
+from broker.topology import TopicNames
+from policies import load_policy_set
 
 PARTIES = frozenset({"partner-COL", "partner-USA"})
 TAIL = " with resourceRefCount = 1 based on rule DefaultDeny"
@@ -79,3 +82,35 @@ def test_log_lines_split_at_newlines_only() -> None:
     assert list(log_lines("a\u2028b\x1cc\x85d\r\ne\n")) == ["a\u2028b\x1cc\x85d", "e", ""]
     assert _collected(FORGED + "\r\n" + FORGED.replace("06.031", "07.000") + "\n") == [
         ("User:partner-USA", "READ", "Topic:puente.feed.COL")] * 2
+
+
+def _refused(principal: str, resource: str, name: str, operation: str = "READ") -> dict[str, object]:
+    """The DENIAL entry of the line Kafka writes when ``principal`` is refused ``resource`` (as its log names the type:
+    ``TransactionalId``) ``name``."""
+    entry = denial(f"[2026-12-01T11:50:05.000Z] INFO Principal = User:{principal} is Denied operation = {operation} "
+                   f"from host = 10.6.6.6 on resource = {resource}:LITERAL:{name} for request = Fetch" + TAIL)
+    assert entry is not None
+    return entry
+
+
+def test_denials_on_the_brokers_group_and_transactional_ids_of_a_custom_group_id_concern_it() -> None:
+    """With PUENTE_GROUP_ID set to a name outside the topic prefix, a stranger refused the broker's consumer group or
+    one of its `<group>-slot-N` transactional ids is reported: they are resources the ACL plan grants."""
+    policy = load_policy_set()
+    planned = plan(policy, TopicNames("puente"), ("PN", "SNM"), "ministry-broker")
+    who = frozenset(parties(policy, ("PN", "SNM")))
+    for resource, name in [("Group", "ministry-broker"), ("TransactionalId", "ministry-broker-slot-0"),
+                           ("TransactionalId", "ministry-broker-slot-17"), ("Topic", "puente.feed.USA")]:
+        assert concerns(_refused("mallory", resource, name), "puente", who, planned=planned), name
+    for resource, name in [("Group", "billing-consumers"), ("TransactionalId", "ministry-broker2"),
+                           ("Topic", "billing.invoices")]:
+        assert not concerns(_refused("mallory", resource, name), "puente", who, planned=planned), name
+
+
+def test_a_login_puentes_by_its_form_concerns_it_outside_the_prefix() -> None:
+    """A partner's or agency's login the policy no longer names (`partner-OLD`), refused anything, even outside the
+    prefix (the cluster itself), is reported, as `puentes` counts it Puente's; another application's login is not."""
+    for principal in ("partner-OLD", "agency-GONE"):
+        assert concerns(_refused(principal, "Cluster", "kafka-cluster", "ALTER"), "puente", PARTIES)
+        assert concerns(_refused(principal, "Topic", "billing.invoices"), "puente", PARTIES)
+    assert not concerns(_refused("mallory", "Cluster", "kafka-cluster", "ALTER"), "puente", PARTIES)
