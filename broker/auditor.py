@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from broker.access import denials_transaction, subscriber_group
+from broker.access import Acl, denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
 from broker.audit.recalls import deadline_hours
@@ -807,10 +807,11 @@ def denials_signer(keys: Keystore) -> tuple[str, Callable[[bytes], bytes]]:
 async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[Path], principals: frozenset[str],
                           signer_id: str, sign: Callable[[bytes], bytes], verify: VerifyFn,
                           since: datetime | None = None, *, per_transaction: int = DENIALS_PER_TRANSACTION,
-                          keep_days: int | None = None, new_chain: bool = False) -> int:
+                          keep_days: int | None = None, new_chain: bool = False, planned: Iterable[Acl] = ()) -> int:
     """Append the denials in Kafka's authorizer ``logs`` that concern this deployment (from ``since``
     on, when given), and are not yet collected, to its denials topic as broker-signed blocks; how
-    many were added.
+    many were added. ``planned``, the deployment's ACL plan (``broker.access.plan``): a denial of what it grants
+    concerns the deployment whatever its name (``denials.concerns``), the broker's group among them.
 
     It runs as the broker (whose login alone may write the denials topic). One collector writes the
     chain: its transactional id fences any earlier one, and it extends the chain only when the whole
@@ -827,6 +828,7 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     writer = producer(conn, "puente-denials", transactional_id=denials_transaction(names), enable_idempotence=True,
                       acks="all")
     added = 0
+    planned = list(planned)  # read once per denial
     async with running(writer, conn, f"writing {names.denials}"):
         async with running(reader(conn, "puente-auditor"), conn, f"reading {names.denials}") as consumer:
             head, seen = await _denials_head(consumer, tp, verify, new_chain)
@@ -845,7 +847,8 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
 
         for line in _lines_of(logs):
             entry = denial(line)
-            if entry is None or entry["line_sha256"] in seen or not concerns(entry, names.prefix, principals):
+            if (entry is None or entry["line_sha256"] in seen
+                    or not concerns(entry, names.prefix, principals, planned=planned)):
                 continue
             at = when(entry["at"])
             if since is None or (at is not None and at >= since):

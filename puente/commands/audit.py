@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from broker.access import AUDITOR, BROKER, CONSOLE, parties
+from broker.access import AUDITOR, BROKER, CONSOLE, parties, plan
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
 from broker.audit.verify import Finding, Retention, plain
@@ -357,10 +357,11 @@ def _collect(args: argparse.Namespace) -> int:
     policy = load_policy_set(cfg.policy_dir)
     conn = kafka(cfg, "puente-denials")
     require_party(conn, "puente audit collect-denials", BROKER)  # it appends under the broker's transactional id
-    added = run(collect_denials(conn, TopicNames(cfg.topic_prefix), args.log,
-                                frozenset(parties(policy, cfg.agencies)), signer_id, sign,
+    names = TopicNames(cfg.topic_prefix)
+    added = run(collect_denials(conn, names, args.log, frozenset(parties(policy, cfg.agencies)), signer_id, sign,
                                 signature_checks(cfg.keys / "broker", None, signer=True), args.since,
-                                keep_days=cfg.audit_retention_days, new_chain=args.new_chain))
+                                keep_days=cfg.audit_retention_days, new_chain=args.new_chain,
+                                planned=plan(policy, names, cfg.agencies, cfg.broker_group)))
     say(f"{added} new denial(s) collected into {TopicNames(cfg.topic_prefix).denials}")
     return 0
 

@@ -325,10 +325,12 @@ async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet
     signer, sign = denials_signer(Keystore(cfg.keys / "broker"))
     local = LocalKafka("single")
     authorizer_logs = [node.folder / "logs" / "authorizer.log" for node in local.nodes]
-    return await collect_denials(conn, TopicNames(cfg.topic_prefix), [p for p in authorizer_logs if p.exists()],
+    names = TopicNames(cfg.topic_prefix)
+    return await collect_denials(conn, names, [p for p in authorizer_logs if p.exists()],
                                  frozenset(parties(policy, cfg.agencies)), signer, sign,
                                  signature_checks(cfg.keys / "broker", None, signer=True), since,
-                                 keep_days=cfg.audit_retention_days)
+                                 keep_days=cfg.audit_retention_days,
+                                 planned=plan(policy, names, cfg.agencies, cfg.broker_group))
 
 
 def _only_local(cfg: PuenteSettings, local: LocalKafka, keys_named: bool) -> None:

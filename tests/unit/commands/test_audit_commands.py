@@ -588,14 +588,16 @@ def test_collect_denials_and_the_demo_label_their_blocks_with_the_key_that_signs
     keys = rotated_broker_keys(tmp_path / "k")
     verify = auditor.signature_checks(keys.path, None, signer=True)
     given: list[tuple[str, bool]] = []
+    groups: list[set[str]] = []
 
     async def collect_denials(conn: Any, names: Any, logs: Any, principals: Any, signer_id: str, sign: Any,
                               *rest: Any, **more: Any) -> int:
         given.append((signer_id, verify(signer_id, b"block", sign(b"block"))))
+        groups.append({acl.name for acl in more["planned"] if acl.resource == "GROUP"})
         return 0
 
     cfg = SimpleNamespace(keys=tmp_path / "k", topic_prefix="p", policy_dir=None, agencies=("SNM",),
-                          audit_retention_days=3650)
+                          audit_retention_days=3650, broker_group="ministry-broker")
     log = tmp_path / "authorizer.log"
     log.write_text("")
     monkeypatch.setattr(audit, "settings", lambda args: cfg)
@@ -606,4 +608,7 @@ def test_collect_denials_and_the_demo_label_their_blocks_with_the_key_that_signs
     assert _puente("audit", "collect-denials", "--log", str(log)) == 0
     asyncio.run(demo._collect(cfg, NO_KAFKA, load_policy_set(None), datetime.now(UTC)))  # type: ignore[arg-type]
     assert given == [("broker-sign-2026b", True), ("broker-sign-2026b", True)]
+    # Both hand the collector the deployment's ACL plan: a stranger refused the broker's group, named by
+    # PUENTE_GROUP_ID and not by the topic prefix, is a denial it reports (``denials.concerns``).
+    assert len(groups) == 2 and all("ministry-broker" in named for named in groups)
 
