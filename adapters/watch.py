@@ -34,8 +34,9 @@ end, whatever error that gives: a JSON line cut within a number reads as bad syn
 yet), is therefore not archived: it is left in place, and read again once it changes; what the first read
 published is then a duplicate, and the records after the cut are published. Nor does a whole last record: an
 exporter writing in place may pause at a record's end and write on through its open file, into the file ``done/``
-names by then. So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and read again from
-``done/`` if it grows, saying so (a watcher restarted meanwhile no longer looks).
+names by then. So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and moved back into the
+folder if it grows, saying so: read again as any file there (once still, a cut record held, safe across a restart),
+publishing only what is new (a watcher restarted meanwhile no longer looks at what it archived before).
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ REFRESH_S = 86_400.0
 the topics keep, not all it ever published. After a failed read, it tries again in ``REFRESH_RETRY_S``."""
 REFRESH_RETRY_S = 3_600.0
 REGROWN_WATCH_S = 3_600.0
-"""How long a file moved to ``done/`` is still looked at for growth (``_read_regrown``): an exporter that writes in
-place, pauses longer than two polls at a record's end and writes on, writes into the file ``done/`` now names."""
+"""How long a file moved to ``done/`` is still looked at for growth (``_move_back_regrown``): an exporter that writes
+in place, pauses longer than two polls at a record's end and writes on, writes into the file ``done/`` now names."""
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
@@ -363,7 +364,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     gone = False  # the folder could not be listed at the last poll
     refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
-    archived: dict[Path, tuple[tuple[int, int, int, int], float]] = {}  # done/ files still looked at, ``_read_regrown``
+    # done/ files still looked at, ``_move_back_regrown``
+    archived: dict[Path, tuple[tuple[int, int, int, int], float]] = {}
     while not stop.is_set():
         if time.monotonic() >= refresh_at:  # between files: none is in flight
             try:
@@ -399,7 +401,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
         if archived:
-            await _read_regrown(run, archived, total, out)
+            _move_back_regrown(run, archived, folder)
         for path in ready:
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
                 break
@@ -479,13 +481,16 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     return total
 
 
-async def _read_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, int, int, int], float]], total: Tally,
-                        out: TextIO) -> None:
-    """Read again each file moved to ``done/`` within ``REGROWN_WATCH_S`` that has grown since: its exporter kept it
-    open and wrote on after a pause at a record's end (two polls without change do not prove a file complete, and a
-    file whose last record is whole looks complete). Archiving links the file into ``done/``, so the exporter's later
-    records went there, where nothing read them. The ledger makes the read publish only what is new; the operator is
-    told to have the exporter write under a temporary name. A file replaced or removed there is forgotten."""
+def _move_back_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, int, int, int], float]],
+                       folder: Path) -> None:
+    """Move back into ``folder`` each file moved to ``done/`` within ``REGROWN_WATCH_S`` that has grown since: its
+    exporter kept it open and wrote on after a pause at a record's end (two polls without change do not prove a file
+    complete, and one whose last record is whole looks complete), into the file ``done/`` names since. Back in the
+    folder it is read as any file there: once still for two polls, a record it ends within held, safe across a
+    restart (a watcher never looks in ``done/`` at start); the ledger makes it publish only what is new. It goes
+    back under its own name, or a numbered one if a file of that name is there (a link: a name taken is never
+    replaced), and the operator is told to have the exporter write under a temporary name. One replaced or removed
+    in ``done/`` is forgotten."""
     now = time.monotonic()
     for path, (identity, since) in list(archived.items()):
         try:
@@ -500,26 +505,30 @@ async def _read_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, i
             if now - since > REGROWN_WATCH_S:
                 del archived[path]
             continue
+        del archived[path]
         name = one_line(path.name)
         try:
-            stream, seen = open_dropped(path)
-            with stream:
-                tally = await run.run(stream, str(path), hold_cut=True)
+            back = _link_free(path, folder)
+            path.unlink()
         except OSError as exc:
-            print(f"{run.adapter.name}: cannot read done/{name} again: {exc.strerror or type(exc).__name__}",
+            print(f"{run.adapter.name}: done/{name} was written to after it was archived, and cannot be moved back "
+                  f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
                   file=run.err, flush=True)
-            del archived[path]
             continue
-        except PuenteError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - as for a file in the folder: one file must not stop the others
-            print(f"{run.adapter.name}: reading done/{name} again failed ({type(exc).__name__})", file=run.err,
-                  flush=True)
-            del archived[path]
+        print(f"{run.adapter.name}: done/{name} was written to after it was archived (its exporter kept it open); "
+              f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
+              "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
+
+
+def _link_free(path: Path, folder: Path) -> Path:
+    """A new name for ``path`` in ``folder``: its own, or 'name.1.ext', 'name.2.ext'... (a link, which fails rather
+    than replace a name taken)."""
+    n = 0
+    while True:
+        target = folder / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        n += 1
+        try:
+            os.link(path, target, follow_symlinks=False)
+        except FileExistsError:
             continue
-        archived[path] = (seen, time.monotonic())
-        total.add(tally)
-        print(f"{run.adapter.name} done/{name}: {tally.line()}", file=out, flush=True)
-        print(f"{run.adapter.name}: done/{name} was written to after it was archived, and was read again (its "
-              "exporter kept it open); have the exporter write under a temporary name (.tmp, .part) and rename the "
-              "file when done", file=run.err, flush=True)
+        return target

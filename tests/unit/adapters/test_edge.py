@@ -623,7 +623,7 @@ def test_a_file_that_ends_within_a_record_is_read_again_not_archived(tmp_path: P
     # the counts add up (each read, every record it read).
     assert kafka.dead == [] and (total.read, total.published, total.duplicates, total.rejected, total.held) == (
         10, 6, 3, 0, 1)
-    assert "hits.jsonl: read 4, published 3, duplicates 0, rejected 0, held 1 (the file ends within it)" in (
+    assert "hits.jsonl: read 4, published 3, duplicates 0, rejected 0, held 1 (the file ends within a record)" in (
         out.getvalue())
     assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(lines)
     assert adapter_run.err.getvalue().count("hits.jsonl ends within a record (cut short, or still being written); "
@@ -1167,9 +1167,10 @@ def test_kafka_gone_mid_file_stops_the_run_and_loses_no_record(tmp_path: Path,
 def test_an_export_written_on_after_it_was_archived_is_read_again(tmp_path: Path,
                                                                   ctx_for: Callable[[str], Context]) -> None:
     """An exporter that writes in place, pauses at a record's end longer than two polls and writes on through its
-    open file writes into the file done/ now names (archiving links it there): the watcher reads that file again
-    when it grows, publishing only the new records, and says to write under a temporary name. Before, those records
-    were never read, nor dead-lettered, nor said."""
+    open file writes into the file done/ now names (archiving links it there): the watcher moves that file back into
+    the folder when it grows, where it is read as any other (once still, a cut record held, across a restart too),
+    publishing only the new records, and says to write under a temporary name. Before, those records were never
+    read, nor dead-lettered, nor said."""
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
     kafka = _FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
@@ -1190,6 +1191,52 @@ def test_an_export_written_on_after_it_was_archived_is_read_again(tmp_path: Path
 
     total = asyncio.run(go())
     assert kafka.published == 6 and kafka.dead == [] and (total.read, total.duplicates) == (9, 3)
-    assert "snm done/hits.jsonl: read 6, published 3, duplicates 3, rejected 0" in out.getvalue()
-    assert adapter_run.err.getvalue().count("done/hits.jsonl was written to after it was archived, and was read "
-                                            "again (its exporter kept it open)") == 1
+    assert "snm hits.jsonl: read 6, published 3, duplicates 3, rejected 0" in out.getvalue()
+    assert adapter_run.err.getvalue().count("done/hits.jsonl was written to after it was archived (its exporter kept "
+                                            "it open); moved back as hits.jsonl to be read again") == 1
+    assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(lines) and not (tmp_path / "hits.jsonl").exists()
+
+
+def test_an_archived_export_that_grows_goes_back_beside_a_new_one_of_its_name(tmp_path: Path,
+                                                                           ctx_for: Callable[[str], Context]) -> None:
+    """A file moved back from done/ never replaces one of its name dropped since (a link): it goes back numbered, and
+    a record it is cut within while its exporter is gone is held in the folder, said, never dead-lettered nor
+    forgotten."""
+    lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "snm", kafka)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        with (tmp_path / "hits.jsonl").open("ab") as exporter:
+            exporter.write(b"".join(lines[:3]))
+            exporter.flush()
+            task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))
+            await asyncio.sleep(0.5)
+            (tmp_path / "hits.jsonl").write_bytes(lines[5])  # the next export, under the same name
+            exporter.write(lines[3] + lines[4][:40])  # the exporter dies within a record
+        await asyncio.sleep(0.2)
+        assert (tmp_path / "hits.1.jsonl").exists() or (tmp_path / "done" / "hits.1.jsonl").exists()
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(go())
+    assert (tmp_path / "hits.1.jsonl").read_bytes() == b"".join(lines[:4]) + lines[4][:40]
+    assert kafka.published == 5 and kafka.dead == []
+    assert "hits.1.jsonl ends within a record" in adapter_run.err.getvalue()
+
+
+def test_a_pn_file_being_written_holds_its_open_case_and_missing_trailer(ctx_for: Callable[[str], Context]) -> None:
+    """PN's reader gives two results for a file that stops before its trailer: the case still open, then the file's
+    missing trailer. Both are held (hold_cut, a watcher's), neither dead-lettered; the whole file then publishes the
+    case, once."""
+    src = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
+    kafka = _FakeKafka()
+    adapter_run = _offline_run(ctx_for, "pn", kafka)
+    part = b"".join(src.splitlines(keepends=True)[:6])
+    first = asyncio.run(adapter_run.run(io.BytesIO(part), "/in/incautaciones.txt", hold_cut=True))
+    assert (first.read, first.published, first.rejected, first.held, first.cut) == (3, 1, 0, 2, True)
+    assert kafka.dead == [] and "held 2 (the file ends within a record)" in first.line()
+    whole = asyncio.run(adapter_run.run(io.BytesIO(src), "/in/incautaciones.txt", hold_cut=True))
+    assert (whole.rejected, whole.held, whole.duplicates, kafka.dead) == (0, 0, 1, [])
