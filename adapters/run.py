@@ -81,8 +81,8 @@ class Tally:
     published: int = 0
     duplicates: int = 0
     rejected: int = 0
-    # A watcher's file that ends within its last record (``cut``): that record is held, neither published nor
-    # dead-lettered, until the file changes (``AdapterRun.run``'s ``hold_cut``); read counts it.
+    # A watcher's file that ends within its last record (``cut``): the results saying so are held, neither published
+    # nor dead-lettered, until the file changes (``AdapterRun.run``'s ``hold_cut``); read counts them.
     held: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     # The file's last record came back flagged ``cut`` by its reader: the file stops within a record, or
@@ -108,7 +108,7 @@ class Tally:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
         return (f"read {self.read:,}, {valid} {self.published:,}, duplicates {self.duplicates:,}, "
                 f"rejected {self.rejected:,}" + (f" ({why})" if why else "")
-                + (f", held {self.held:,} (the file ends within it)" if self.held else ""))
+                + (f", held {self.held:,} (the file ends within a record)" if self.held else ""))
 
 
 def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> bytes:
@@ -268,8 +268,9 @@ class AdapterRun:
         """Adapt one export; returns its tally. A Kafka failure raises the PuenteError ``broker.kafka.translate``
         gives it (a re-run is safe), never aiokafka's own error, which a watcher would take for a fault of the file.
 
-        ``hold_cut`` (a watcher's): a last record the file ends within (``Tally.cut``: still being written, most
-        likely) is held, neither dead-lettered nor counted rejected, since the watcher reads the file again once it
+        ``hold_cut`` (a watcher's): the results the file ends with that say it ends within a record (``Tally.cut``:
+        still being written, most likely; PN gives two, its open case and the missing trailer) are held, neither
+        dead-lettered nor counted rejected, since the watcher reads the file again once it
         changes and would then publish it: a record both dead-lettered and published, and a rejected count above
         what the agency must look at. A file cut for good stays in the drop folder, said so; `puente adapt` on it
         dead-letters the record.
@@ -279,8 +280,11 @@ class AdapterRun:
         published. So a run that did not finish leaves the ledger stale, and the next one first waits for what is
         still in flight and reads the ledger anew from the topic (``refresh``), which holds only what Kafka took."""
         try:
-            if self._stale:
+            if self._stale:  # what the failed run left in flight settles first, so that the topics show it
                 await self._publisher.flush()
+                await self._dlq.flush()
+                await asyncio.gather(*self._dead_sent, return_exceptions=True)  # each retrieved; refresh reads them
+                self._dead_sent.clear()
                 await self.refresh()
                 self._stale = False
             self._stale = True
@@ -300,7 +304,7 @@ class AdapterRun:
         whole = file_digest(stream)
         hashing = _Hashing(stream) if whole is None else None
         records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
-        held: Result | None = None
+        held: list[Result] = []  # PN gives two for a file being written: the open case, then its missing trailer
 
         async def settle(result: Result) -> None:
             nonlocal shown
@@ -314,21 +318,21 @@ class AdapterRun:
 
         for result in convert(self.adapter, records, ctx):
             tally.read += 1
-            if held is not None:  # not the last record after all: settled as any other
-                await settle(held)
-                held = None
             tally.cut = result.error is not None and result.error.cut
             tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
             if hold_cut and tally.cut:
-                held = result
-            else:
-                await settle(result)
+                held.append(result)
+                continue
+            for earlier in held:  # not the file's end after all: settled as any other
+                await settle(earlier)
+            held = []
+            await settle(result)
             if tally.read % 1000 == 0:
                 await asyncio.sleep(0)  # let the producers' send tasks run between batches
                 if time.monotonic() - last >= self.progress_every:
                     last = time.monotonic()
                     self._progress(name, tally, len(pending), last - started)
-        tally.held = int(held is not None)
+        tally.held = len(held)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()
