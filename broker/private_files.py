@@ -12,6 +12,8 @@ else could have read it or put it there. These are OpenSSH's rules for its keys 
 - the folder its name is in belongs to this user or root and others cannot write it (whoever may write the
   folder may swap the file), by its mode, or sticky on a read-only mount (Kubernetes mounts a secret volume
   read-only, in a folder of mode 1777: others could at most add entries, by another path, never replace one);
+  and so does every folder above it, up to ``/`` (of its real path), unless sticky (/tmp): whoever may write
+  one of them may rename the folder below and put their own in its place;
 - a symbolic link is followed only when the link and every folder on the way from the link's folder to the
   file belong to this user or root and others cannot write them: no one else could have planted the link
   nor swapped what it leads through (Kubernetes' ``name -> ..data/name``, ``..data -> ..2026_...``).
@@ -92,12 +94,35 @@ def folder_problem(folder: Path, *, kind: str = "the folder", advice: str = "run
 
     The folder a link leads to is the one checked (a keystore may be reached through a link to a private
     folder). It must be a folder, belong to this user or root, and not be writable by group or others unless
-    it is on a read-only mount (``_read_only``).
+    it is on a read-only mount (``_read_only``); and so must every folder above it (``_above_problem``).
     ``kind`` names it ("the store's folder") and ``advice`` is the fix for one others may write (``shared``, for
     one all may write by design, as /tmp), so each caller's message says what the folder is for. OSError
     (FileNotFoundError for a missing one) as ``os.stat`` raises it."""
-    return _folder_info_problem(folder, os.stat(folder), kind, advice, read_only=_read_only(os.statvfs(folder)),
-                                shared=shared)
+    problem = _folder_info_problem(folder, os.stat(folder), kind, advice, read_only=_read_only(os.statvfs(folder)),
+                                   shared=shared)
+    return problem if problem is not None else _above_problem(folder, kind)
+
+
+def _above_problem(folder: Path, kind: str = "the folder", *, start: Path | None = None) -> str | None:
+    """Why a folder above ``folder`` lets someone else replace it, in words fit for an error; None when none does.
+
+    As OpenSSH's StrictModes: whoever may write a folder on the way may rename the one below it and put their own
+    in its place, so each folder above (of the real path: the folders a link leads through hold it) must belong
+    to this user or root and not be writable by group or others, unless it is sticky (/tmp: others may add
+    entries there, never rename or remove this user's or root's). ``start``: the first folder to check, for
+    one that does not exist yet (``private_folder``: the nearest one that does); else the one above ``folder``.
+    OSError as ``os.stat`` raises it."""
+    real = Path(os.path.realpath(start if start is not None else folder))
+    for above in ([real] if start is not None else []) + list(real.parents):
+        info = os.stat(above)
+        mode = stat.S_IMODE(info.st_mode)
+        if not _trusted(info.st_uid):
+            return (f"{kind} {folder} is inside {above}, which belongs to another user (uid {info.st_uid}), who may "
+                    "replace what it holds: use a folder inside folders only you or root own")
+        if mode & 0o022 and not mode & stat.S_ISVTX:
+            return (f"{kind} {folder} is inside {above}, which others may write (mode {mode:04o}) and so replace "
+                    f"what it holds: run chmod go-w on {above}")
+    return None
 
 
 def folder_refusal(folder: Path) -> str | None:
@@ -128,7 +153,8 @@ def check_folder(folder: Path, error: Refusal = ConfigError, *, missing_ok: bool
 
 def private_folder(path: Path, *, error: Refusal = ConfigError) -> None:
     """Create ``path`` and any missing folder above it as 0700, whatever the umask; refuse (``error``) a
-    ``path`` that exists but others may write or that is another user's (``folder_problem``).
+    ``path`` that exists but others may write or that is another user's (``folder_problem``), and, before
+    making any, a folder above it that others may write or that is another user's (``_above_problem``).
 
     ``Path.mkdir(parents=True)`` gives the folders above the last the umask's default mode, and under a
     permissive umask (0) those are world-writable: anyone could then replace a secret file. An existing
@@ -140,6 +166,13 @@ def private_folder(path: Path, *, error: Refusal = ConfigError) -> None:
     while not at.exists():
         missing.append(at)
         at = at.parent
+    if missing:  # before any is made: the folders it goes in must be fit to hold it
+        try:
+            problem = _above_problem(path, start=at)
+        except OSError as exc:
+            raise error(f"cannot reach the folder {at}: {exc.strerror}") from None
+        if problem is not None:
+            raise error(problem)
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; this is not
