@@ -55,7 +55,8 @@ from puente.wire import iso_utc, parse_until
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
           "denial": "DENIAL", "query": "QUERY"}
 P = TypeVar("P")
-PARTNER_HELP = "one of the policy's partners, by its exact id (another is refused, exit 3)"
+PARTNER_HELP = ("a partner by its exact id: the policy's, or one the audit names (a partner that left); another is "
+                "refused, exit 3")
 CHANGES_CUT = "changes not all recorded (the audit cut the list)"  # a decision's `why` when its change list was cut
 PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
 
@@ -265,8 +266,8 @@ def _log(args: argparse.Namespace) -> int:
         args.parser.error(f"--since {iso_utc(args.since)} is after --until {iso_utc(args.until)}: nothing can "
                           "match; swap them")
     cfg = settings(args)
-    if args.partner is not None:
-        _known_partner(args.partner, load_policy_set(cfg.policy_dir))
+    policy = load_policy_set(cfg.policy_dir) if args.partner is not None else None
+    _mistyped_partner(args.partner, policy)
     conn = _reader(cfg, "puente audit log")
     flt = LogFilter(args.partner, args.alert, args.agreement, args.since, args.until,
                     frozenset(_KINDS[k] for k in args.kind) if args.kind else LogFilter.kinds)
@@ -283,6 +284,7 @@ def _log(args: argparse.Namespace) -> int:
                                      _walk_progress("audit log"), _horizon(cfg), deleted))
 
         run(collect())
+        _known_partner(args.partner, policy, seen=len(docs) > 0)
         if args.json:
             for doc in docs:
                 print(json_text(doc))
@@ -295,12 +297,27 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def _known_partner(partner: str | None, policy: PolicySet) -> None:
-    """Refuse a ``--partner`` the policy does not name (ids are exact: ``usa`` is not ``USA``): read as a filter, it
-    would match nothing, and "0 overdue" or no row would pass for "none happened"."""
-    if partner is not None and partner not in policy.partners:
-        raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy; known: "
-                          f"{', '.join(sorted(policy.partners)) or 'none'} (ids are exact; check PUENTE_POLICY_DIR)")
+def _mistyped_partner(partner: str | None, policy: PolicySet | None) -> None:
+    """Refuse at once, before Kafka, a ``--partner`` that is one of the policy's in another case (``usa``): ids are
+    exact, and as a filter it would match nothing, so "0 overdue" or no row would pass for "none happened"."""
+    if partner is None or policy is None or partner in policy.partners:
+        return
+    near = sorted(p for p in policy.partners if p.casefold() == partner.casefold())
+    if near:
+        raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy; did you mean {near[0]}? (ids are "
+                          "exact)")
+
+
+def _known_partner(partner: str | None, policy: PolicySet | None, *, seen: bool) -> None:
+    """After the read, refuse a ``--partner`` the policy does not name when no record the filters took names it
+    either: a mistyped or unknown id, whose empty answer would pass for "none happened". One the policy no longer
+    names that the audit does (a partner that left, whose history stays) is taken: an allow-list of the policy's
+    partners and the audit's own."""
+    if partner is None or policy is None or partner in policy.partners or seen:
+        return
+    raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy, and no audit record the filters took "
+                      f"names it; the policy's: {', '.join(sorted(policy.partners)) or 'none'} (ids are exact; check "
+                      "PUENTE_POLICY_DIR, or the filters for a partner that left)")
 
 
 def _horizon(cfg: PuenteSettings) -> Retention:
@@ -383,7 +400,7 @@ def _check_logs(paths: Sequence[Path]) -> None:
 def _recalls(args: argparse.Namespace) -> int:
     cfg = settings(args)
     policy = load_policy_set(cfg.policy_dir)
-    _known_partner(args.partner, policy)
+    _mistyped_partner(args.partner, policy)
     conn = _reader(cfg, "puente audit recalls")
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
@@ -398,10 +415,13 @@ def _recalls(args: argparse.Namespace) -> int:
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
                                   _walk_progress("audit recalls"), _horizon(cfg), deleted):
             book.add(doc)
+            taken[0] += 1
         return book
 
     now = datetime.now(UTC)
+    taken = [0]  # records the filter took: with --partner, that partner's
     book = run(collect())
+    _known_partner(args.partner, policy, seen=taken[0] > 0)
     # Only decisions and receipts hold recall notices and their acknowledgements: the queries or denials log cut
     # at its start keeps no recall from being judged.
     deleted = [f for f in deleted if roles.get(f.topic) in ("decisions", "receipts")]

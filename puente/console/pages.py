@@ -21,6 +21,7 @@ from broker.audit_index import (
     TIMELINE_DEAD_LETTERS,
     TIMELINE_RECEIPTS,
     TIMELINE_VERSIONS,
+    TOO_MANY,
     VERSIONS_NOT_SHOWN,
     Query,
     Scope,
@@ -49,18 +50,23 @@ counted in its record (``core.UNKNOWN``), never written."""
 QUERIES_PER_PAGE = 200
 
 
-def _query(request: Request, partners: Collection[str]) -> tuple[Query, dict[str, str]]:
+def _query(request: Request, partners: Collection[str], *, only: bool) -> tuple[Query, dict[str, str]]:
     """The search filters in the query string, and them as typed (for the form and the audit). ValueError for a
-    ``partner`` not among ``partners`` (``known_partners``): an allow-list, so a mistyped id (``usa``) is refused,
-    never answered "0 decisions" as if it had none."""
+    ``partner`` not among ``partners`` (``known_partners``) when they are ``only`` ones it may name (a joint-oversight
+    auditor's own), or when it is one of them in another case (``usa``): a filter naming no partner would be
+    answered "0 decisions", as if it had none. Any other a national auditor names is looked for in the audit
+    (``unknown_partner``): a partner that left the policy keeps its history."""
     params = request.query_params
     typed = {k: params.get(k, "").strip()[:200] for k in FILTERS}
     since, until = time_param(params, "since"), time_param(params, "until", end=True)
     in_order(since, until)
     values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
-    if values["partner"] is not None and values["partner"] not in partners:
-        raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids are "
-                         "exact)")
+    partner = values["partner"]
+    if partner is not None and partner not in partners:
+        near = sorted(p for p in partners if p.casefold() == partner.casefold())
+        if only or near:
+            raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids "
+                             "are exact" + (f": did you mean {near[0]}?)" if near else ")"))
     return Query(**values, since=since, until=until), typed
 
 
@@ -69,6 +75,18 @@ def known_partners(config_partners: Collection[str], session: Session) -> frozen
     auditor, its own alone for a joint-oversight one (whose scope holds no other partner's decisions)."""
     own = session.account.partner
     return frozenset(config_partners) if own is None else frozenset({own})
+
+
+def unknown_partner(index: IndexReader, scope: Scope, query: Query, config_partners: Collection[str]) -> str | None:
+    """Why a national auditor's ``partner`` filter is refused, or None: one the policy does not name is taken only
+    when the audit holds decisions for it (``facets``; a partner that left), else it is a mistyped or unknown id."""
+    if query.partner is None or query.partner in config_partners:
+        return None
+    facets = index.facets(scope)
+    if query.partner in facets.get("partners", ()) or "partners" in facets.get(TOO_MANY, ()):
+        return None
+    return (f"partner: unknown partner: neither the policy nor the audit names it; the policy's: "
+            f"{', '.join(sorted(config_partners)) or 'none'} (ids are exact)")
 
 
 MAX_PAGE = 1_000_000
@@ -170,6 +188,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         asked: dict[str, Any] = {**typed, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if (why := unknown_partner(index, scope, query, console.config.accounts.partners)) is not None:
+                return 0, lambda: console.problem(request, session, 400, why)
             found = index.search(scope, query, number, PER_PAGE)
             if found.capped:  # recorded with the query (``answer`` records ``asked`` after this): a lower bound
                 asked["capped"] = "yes"
@@ -199,7 +219,9 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
             finally:
                 index.close()
 
-        def work(_: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+        def work(reader: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if (why := unknown_partner(reader, scope, query, console.config.accounts.partners)) is not None:
+                return 0, lambda: console.problem(request, session, 400, why)
             # The log records what the export streams: every matching row, not the search page's capped count,
             # counted and streamed from one read snapshot that stays open until the stream ends (the index
             # ``answer`` opens is closed once ``work`` returns, and a catch-up may commit before the stream).
@@ -332,7 +354,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "receipts", asked, work)
 
     def search_filters(request: Request, session: Session) -> tuple[Query, dict[str, str]]:
-        return _query(request, known_partners(console.config.accounts.partners, session))
+        return _query(request, known_partners(console.config.accounts.partners, session),
+                      only=session.account.partner is not None)
 
     def _period(request: Request, _: Session) -> tuple[datetime | None, datetime | None, dict[str, str]]:
         since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until", end=True)

@@ -333,17 +333,27 @@ def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
 
 
 @pytest.mark.parametrize("verb", ["log", "recalls"])
-@pytest.mark.parametrize("partner", ["usa", "NOPE"])
-def test_a_partner_the_policy_does_not_name_is_refused_before_kafka(
-        service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, verb: str, partner: str) -> None:
-    """`--partner` must name one of the policy's partners exactly: a mistyped (`usa`) or unknown one is bad input
-    (exit 3), in one line naming the known partners, before Kafka is reached; never "0 overdue" or no row."""
+def test_a_partner_the_policy_does_not_name_is_refused_not_answered_with_nothing(
+        service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, verb: str) -> None:
+    """`--partner` names a partner exactly: one of the policy's in another case (`usa`) is refused before Kafka is
+    reached, naming the right one; one neither the policy nor any record read names is refused after the read; both
+    bad input (exit 3) in one line, never "0 overdue" or no row. A partner that left the policy, whose records the
+    audit keeps, is taken."""
+    reach = audit.kafka
     monkeypatch.setattr(audit, "kafka", lambda cfg, name: pytest.fail("Kafka reached"))
     with pytest.raises(ConfigError) as refused:
-        _puente("audit", verb, "--partner", partner)
-    assert refused.value.exit_code == EXIT_CONFIG
+        _puente("audit", verb, "--partner", "usa")
+    assert refused.value.exit_code == EXIT_CONFIG and "'usa' is no partner of the policy; did you mean USA?" in str(
+        refused.value)
+    monkeypatch.setattr(audit, "kafka", reach)
+    with pytest.raises(ConfigError) as refused:
+        _puente("audit", verb, "--partner", "NOPE")
     message = str(refused.value)
-    assert "\n" not in message and repr(partner) in message and "known: COL, CRI, FEAN, USA" in message
+    assert refused.value.exit_code == EXIT_CONFIG and "\n" not in message
+    assert "'NOPE' is no partner of the policy, and no audit record the filters took names it; the policy's: COL, " \
+           "CRI, FEAN, USA" in message
+    service["rows"], service["left_out"] = [{**row, "partner": "BRA"} for row in ROWS if "partner" in row], 0
+    assert _puente("audit", verb, "--partner", "BRA") == 0
 
 
 def test_a_log_since_after_until_is_a_usage_error(service: dict[str, Any],

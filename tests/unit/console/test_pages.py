@@ -12,7 +12,7 @@ from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
 
-from .conftest import FakeIndex, _sign_in, known_as, local_client
+from .conftest import ROWS, FakeIndex, _sign_in, known_as, local_client
 
 PASSWORD = "correct horse battery"
 
@@ -236,17 +236,27 @@ def test_indicators_render_svg_charts_and_csv(ana: TestClient) -> None:
     assert ana.get("/indicators.csv?table=nope").status_code == 404
 
 
-def test_a_partner_the_policy_does_not_name_is_refused_not_answered_with_no_decisions(ana: TestClient,
-                                                                                    sink: Any) -> None:
-    """A partner filter names one of the policy's partners exactly: a mistyped or unknown one (``usa``, ``NOPE``) is
-    a recorded 400 saying it is unknown and which may be named, never "0 decisions"; a known one is searched."""
+def test_a_partner_the_policy_does_not_name_is_refused_not_answered_with_no_decisions(
+        ana: TestClient, sink: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partner filter names a partner exactly: one of the policy's in another case (``usa``) is refused naming the
+    right one, and one neither the policy nor the audit names (``NOPE``) is refused too: each a recorded 400 saying
+    it is unknown and which may be named, never "0 decisions". A known one is searched, and so is a partner that
+    left the policy whose decisions the audit keeps (``BRA``), as the form's choices offer it."""
     for partner in ("usa", "NOPE", " COL x"):
         for path in ("/search", "/search.csv"):
             answer = ana.get(path, params={"partner": partner})
             assert answer.status_code == 400, (path, partner)
             assert "unknown partner" in answer.text and "COL, CRI, USA" in answer.text
-            assert sink.records[-1]["params"]["partner"] == partner and sink.records[-1]["results"] == 0
+            assert sink.records[-1]["params"]["partner"] == partner.strip() and sink.records[-1]["results"] == 0
+    assert "did you mean USA?" in ana.get("/search", params={"partner": "usa"}).text
     assert ana.get("/search", params={"partner": "COL"}).status_code == 200
+    assert ana.get("/search", params={"partner": "BRA"}).status_code == 400
+    monkeypatch.setattr(FakeIndex, "__init__", lambda self, rows=None: setattr(
+        self, "rows", [*ROWS, {**ROWS[1], "id": 9, "alert_id": "A-BRA", "partner": "BRA"}]))
+    offered = ana.get("/search")
+    assert '<option value="BRA"' in offered.text
+    for path in ("/search", "/search.csv"):
+        assert ana.get(path, params={"partner": "BRA"}).status_code == 200, path
 
 
 def test_a_bad_time_is_a_400_not_a_crash(ana: TestClient) -> None:
