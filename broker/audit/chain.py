@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -287,6 +287,22 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | _facts(d) | {"truncated": -1}
                             for d in decisions]
     return out
+
+
+def changes_whole(decision: Mapping[str, Any]) -> bool:
+    """Whether a decision entry lists every change its view made to the alert, which an auditor may then read as
+    all (a field no change names was kept). ``shrink`` keeps the first ``_KEEP_LISTED`` of each of a decision's
+    reasons, rules and changes and counts all it left out together in ``truncated`` (-1: it kept none), so a change
+    list shorter than that was kept whole whatever else was cut. Never whole: a change cut to its text (it names
+    no field), or a redacted view (DELIVER_REDACTED) with no change listed."""
+    redacted = decision.get("redacted")
+    listed = redacted if isinstance(redacted, list) else []
+    if not all(isinstance(c, dict) and isinstance(c.get("field"), str) and c["field"] for c in listed):
+        return False
+    if decision.get("decision") == "DELIVER_REDACTED" and not listed:
+        return False
+    truncated = decision.get("truncated")
+    return truncated in (None, 0) or (type(truncated) is int and truncated > 0 and len(listed) < _KEEP_LISTED)
 
 
 _FACTS = ("sent", "recalls", "supersedes", "notice_version", "ack_hours")

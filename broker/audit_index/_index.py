@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from broker.access import subscriber_group
-from broker.audit.chain import MAX_CHAIN_NAME
+from broker.audit.chain import MAX_CHAIN_NAME, changes_whole
 from broker.audit.verify import (
     ChainState,
     EndCheck,
@@ -135,17 +135,14 @@ UNKNOWN_CUT = "unknown (the change list was cut)"  # "why": no listed change rea
 def _fate(d: Mapping[str, Any], field: str, envelope: AlwaysKept | None) -> tuple[str, Any, bool, list[Any]]:
     """What the view of delivering decision ``d`` did with ``field``, for "why": its outcome, the rule behind it,
     whether a rule named it, and the changes inside the field. A change of the field or of one holding it is its
-    fate; else the list being cut (``truncated`` not 0, as ``shrink`` marks it, a change naming no field, or none at
-    all for a redacted view) leaves it unknown; else a change inside it makes it partly changed; else it was kept
-    (``_kept_by``)."""
+    fate; else the list not being whole (``broker.audit.chain.changes_whole``: cut short by ``shrink``, a change
+    naming no field, or none at all for a redacted view) leaves it unknown; else a change inside it makes it partly
+    changed; else it was kept (``_kept_by``)."""
     inside: list[dict[str, Any]] = []
-    # A redacted view with no change recorded (the list lost, or not a list, which the index keeps as none) changed
-    # something no one can name: unknown, as a cut list.
-    whole = d.get("truncated") in (None, 0) and (bool(d["redacted"]) or d.get("decision") != "DELIVER_REDACTED")
+    whole = changes_whole(d)  # a list cut short, a change cut to its text, a redacted view with none listed: not all
     for change in d["redacted"]:
         path = change.get("field") if isinstance(change, dict) else None
         if not isinstance(path, str) or not path:
-            whole = False  # a change cut to its text: what it changed is not known
             continue
         if within(field, path):
             return (_PAST.get(str(change.get("action")), str(change.get("action"))), change.get("rule"),

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from broker.access import AUDITOR, BROKER, CONSOLE, parties, plan
 from broker.audit import EndCheck, PartitionReport
+from broker.audit.chain import changes_whole
 from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
 from broker.audit.verify import Finding, Retention, plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
@@ -517,14 +518,14 @@ def _why(d: dict[str, Any]) -> str:
             reasons = d.get("reasons")
             return life + ("; ".join(str(r) for r in reasons) if isinstance(reasons, list) else "")
         redacted = d.get("redacted")
-        changes = [f"{r.get('field')}:{r.get('action')}" for r in redacted if isinstance(r, dict)] \
+        changes = [f"{r['field']}:{r.get('action')}" for r in redacted
+                   if isinstance(r, dict) and isinstance(r.get("field"), str) and r["field"]] \
             if isinstance(redacted, list) else []
         held = f"supersedes v{d['supersedes']}; " if isinstance(d.get("supersedes"), int) else ""
-        # A list the block cut short (``shrink``: ``truncated`` not 0), a change cut to its text, or a redacted view
-        # with no list, is not every change: what it lists is not all, and an empty one is not "the full alert".
-        listed = redacted if isinstance(redacted, list) else []
-        if (d.get("truncated") not in (None, 0) or len(changes) < len(listed)
-                or (d.get("decision") == "DELIVER_REDACTED" and not isinstance(redacted, list))):
+        # A list the block cut short, a change cut to its text, or a redacted view with none listed, is not every
+        # change (``changes_whole``, as the console's "why" reads it): what it lists is not all, and an empty one is
+        # not "the full alert".
+        if not changes_whole(d):
             return life + held + "".join(f"{c}, " for c in changes) + CHANGES_CUT
         return life + held + (", ".join(changes) or "the full alert")
     if d.get("kind") == "QUERY":

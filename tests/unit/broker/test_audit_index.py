@@ -367,11 +367,16 @@ def test_why_a_field_with_a_change_inside_it_or_a_cut_change_list_is_never_kept(
     inside = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL",
                        redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
     cut = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=3,
-                    redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
+                    redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}] * 20)
+    # Only its reasons or rules were cut (``truncated`` counts them too): a change list shorter than what ``shrink``
+    # keeps is whole.
+    reasons_cut = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=30,
+                            redacted=[{"field": "location.border_sector", "action": "drop", "rule": "col.cover"}])
     emptied = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", truncated=-1)
     unreadable = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", redacted=["{'field': 'subj"])
     unlisted = _decision("COL", "DELIVER_REDACTED", ["col.cover"], feed="t.feed.COL", redacted="not a list")
-    alerts = [_alert(f"CUT:{i}", i, [d]) for i, d in enumerate((inside, cut, emptied, unreadable, unlisted))]
+    alerts = [_alert(f"CUT:{i}", i, [d]) for i, d in enumerate((inside, cut, emptied, unreadable, unlisted,
+                                                                 reasons_cut))]
     index = AuditIndex(tmp_path / "i" / "index.sqlite")
     _ingest(index, {DECISIONS: [writer.block(alerts, "broker-sign-2026a", _signer("broker-sign-2026a"), "t")]})
     for scope in (Scope(), Scope("COL")):
@@ -388,7 +393,9 @@ def test_why_a_field_with_a_change_inside_it_or_a_cut_change_list_is_never_kept(
             assert why(alert, "subject.name")["outcome"] == "unknown (the change list was cut)", (alert, scope)
         assert why("CUT:1", "location.border_sector")["outcome"] == "dropped"  # listed: known whatever was cut
         assert why("CUT:1", "location")["changes"] == [{"field": "location.border_sector", "action": "drop",
-                                                       "rule": "col.cover"}]
+                                                       "rule": "col.cover"}] * 20
+        assert why("CUT:5", "subject.name")["outcome"] == "kept"
+        assert why("CUT:5", "location")["outcome"] == "partly changed"
 
 
 def test_why_a_withheld_field_names_the_rule_that_withheld_not_the_envelope(index: AuditIndex) -> None:
@@ -857,7 +864,8 @@ def _views_index(tmp_path: Path) -> AuditIndex:
         to_usa("S:2", 1, _changed(("location", "drop"))),
         {**to_usa("S:3", 2, _changed(("markings.originator", "generalise"))), "originator": "DNI",
          "ingress": "t.ingress.DNI:0:2"},
-        to_usa("S:4", 3, _changed(("subject.name", "drop")), truncated=12),
+        # As ``shrink`` leaves a list it cut: its first 20 changes.
+        to_usa("S:4", 3, _changed(*[("subject.name", "drop")] * 20), truncated=12),
         to_usa("K:1", 4, []),
     ]
     index = AuditIndex(tmp_path / "v" / "index.sqlite")

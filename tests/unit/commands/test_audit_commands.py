@@ -387,16 +387,27 @@ def test_a_redacted_decision_whose_changes_were_cut_never_reads_as_the_full_aler
     service["rows"] = [
         {**base, "at": "2026-11-03T10:00:00Z", "decision": "DELIVER_REDACTED", "redacted": [], "truncated": -1},
         {**base, "at": "2026-11-03T10:01:00Z", "decision": "DELIVER_REDACTED", "truncated": 4,
-         "redacted": [{"field": "subject.name", "action": "drop"}]},
+         "redacted": [{"field": "subject.name", "action": "drop"}] * 20},  # as ``shrink`` leaves a list it cut
         {**base, "at": "2026-11-03T10:02:00Z", "decision": "DELIVER_REDACTED", "redacted": ["{'field': 'subj"]},
         {**base, "at": "2026-11-03T10:03:00Z", "decision": "DELIVER", "redacted": [], "truncated": 0},
+        {**base, "at": "2026-11-03T10:04:00Z", "decision": "DELIVER_REDACTED", "redacted": []},
+        {**base, "at": "2026-11-03T10:05:00Z", "decision": "DELIVER_REDACTED", "truncated": 30,  # reasons cut only
+         "redacted": [{"field": "subject.name", "action": "drop"}, {"action": "drop"}]},
+        {**base, "at": "2026-11-03T10:06:00Z", "decision": "DELIVER_REDACTED", "truncated": 30,
+         "redacted": [{"field": "subject.name", "action": "drop"}]},
     ]
     assert _puente("audit", "log") == 0
-    emptied, listed, unreadable, full = capsys.readouterr().out.splitlines()[1:]
+    emptied, listed, unreadable, full, none, fieldless, reasons_cut = capsys.readouterr().out.splitlines()[1:]
     assert emptied.endswith(" changes not all recorded (the audit cut the list)")
-    assert listed.endswith(" subject.name:drop, changes not all recorded (the audit cut the list)")
+    assert audit._why(service["rows"][1]).endswith(" subject.name:drop, changes not all recorded (the audit cut "
+                                                  "the list)")  # the table's column cuts it: 20 changes listed
+    assert "subject.name:drop, subject.name:drop" in listed
     assert unreadable.endswith(" changes not all recorded (the audit cut the list)")
     assert full.endswith(" the full alert")
+    assert none.endswith(" changes not all recorded (the audit cut the list)")  # redacted, yet none listed
+    assert fieldless.endswith(" subject.name:drop, changes not all recorded (the audit cut the list)")
+    assert "None" not in fieldless
+    assert reasons_cut.endswith(" subject.name:drop")  # its change list is whole
 
 
 def test_values_in_the_why_column_cannot_drive_the_terminal(
