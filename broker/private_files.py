@@ -12,8 +12,10 @@ else could have read it or put it there. These are OpenSSH's rules for its keys 
 - the folder its name is in belongs to this user or root and others cannot write it (whoever may write the
   folder may swap the file), by its mode, or sticky on a read-only mount (Kubernetes mounts a secret volume
   read-only, in a folder of mode 1777: others could at most add entries, by another path, never replace one);
-  and so does every folder above it, up to ``/`` (of its real path), unless sticky (/tmp): whoever may write
-  one of them may rename the folder below and put their own in its place;
+  and every folder above it, up to ``/`` (of the name as given and of its real path), belongs to this user or root
+  and is not writable by all, unless sticky (/tmp): whoever may write one of them may rename the folder below and
+  put their own in its place (one its group may write is taken, as Debian's OpenSSH does: a umask of 002 makes
+  every folder so);
 - a symbolic link is followed only when the link and every folder on the way from the link's folder to the
   file belong to this user or root and others cannot write them: no one else could have planted the link
   nor swapped what it leads through (Kubernetes' ``name -> ..data/name``, ``..data -> ..2026_...``).
@@ -107,21 +109,29 @@ def _above_problem(folder: Path, kind: str = "the folder", *, start: Path | None
     """Why a folder above ``folder`` lets someone else replace it, in words fit for an error; None when none does.
 
     As OpenSSH's StrictModes: whoever may write a folder on the way may rename the one below it and put their own
-    in its place, so each folder above (of the real path: the folders a link leads through hold it) must belong
-    to this user or root and not be writable by group or others, unless it is sticky (/tmp: others may add
-    entries there, never rename or remove this user's or root's). ``start``: the first folder to check, for
-    one that does not exist yet (``private_folder``: the nearest one that does); else the one above ``folder``.
-    OSError as ``os.stat`` raises it."""
-    real = Path(os.path.realpath(start if start is not None else folder))
-    for above in ([real] if start is not None else []) + list(real.parents):
+    in its place, so each folder above must belong to this user or root, and not be writable by all, unless it is
+    sticky (/tmp: others may add entries there, never rename or remove this user's or root's). Both ways up are
+    checked: the folders of the name as given (one holding a link to the keys), and those of its real path (the
+    folders a link leads through hold it). A folder its group may write is taken, as Debian's OpenSSH takes one
+    (``user-group-modes``): under a umask of 002 every folder a user makes is so, a clone and its caches included,
+    and a volume mounted for a group (Kubernetes' ``fsGroup``) too; the group is the deployment's to choose.
+    ``start``: the first folder to check, for one that does not exist yet (``private_folder``: the nearest one
+    that does); else the one above ``folder``. OSError as ``os.stat`` raises it."""
+    given = Path(os.path.abspath(start if start is not None else folder))
+    real = Path(os.path.realpath(given))
+    seen: set[Path] = set()
+    for above in [*([given, real] if start is not None else []), *given.parents, *real.parents]:
+        if above in seen:
+            continue
+        seen.add(above)
         info = os.stat(above)
         mode = stat.S_IMODE(info.st_mode)
         if not _trusted(info.st_uid):
             return (f"{kind} {folder} is inside {above}, which belongs to another user (uid {info.st_uid}), who may "
                     "replace what it holds: use a folder inside folders only you or root own")
-        if mode & 0o022 and not mode & stat.S_ISVTX:
-            return (f"{kind} {folder} is inside {above}, which others may write (mode {mode:04o}) and so replace "
-                    f"what it holds: run chmod go-w on {above}")
+        if mode & 0o002 and not mode & stat.S_ISVTX:
+            return (f"{kind} {folder} is inside {above}, which all may write (mode {mode:04o}) and so replace "
+                    f"what it holds: run chmod o-w on {above}")
     return None
 
 

@@ -34,18 +34,40 @@ def test_a_key_below_a_folder_others_may_write_is_refused(tmp_path: Path) -> Non
         load_key_file(key)
     message = str(info.value)
     assert "\n" not in message and f"inside {tmp_path / 'open'}," in message
-    assert f"run chmod go-w on {tmp_path / 'open'}" in message
+    assert f"run chmod o-w on {tmp_path / 'open'}" in message
     (tmp_path / "open").chmod(0o755)
     assert load_key_file(key).secret is not None
 
 
-def test_a_folder_group_may_write_two_levels_up_is_refused(tmp_path: Path) -> None:
-    """Not only the folder just above: any folder on the way up that group may write is named."""
+def test_a_folder_all_may_write_two_levels_up_is_refused(tmp_path: Path) -> None:
+    """Not only the folder just above: any folder on the way up that all may write is named."""
     (tmp_path / "a" / "b").mkdir(parents=True)
     private_folder(tmp_path / "a" / "b" / "keys")
-    (tmp_path / "a").chmod(0o775)
+    (tmp_path / "a").chmod(0o777)
     problem = folder_problem(tmp_path / "a" / "b" / "keys")
-    assert problem is not None and f"inside {tmp_path / 'a'}, which others may write (mode 0775)" in problem
+    assert problem is not None and f"inside {tmp_path / 'a'}, which all may write (mode 0777)" in problem
+
+
+def test_folders_above_that_their_group_may_write_are_taken(tmp_path: Path) -> None:
+    """Under a umask of 002 (a user with a group of their own) every folder a user makes is 0775: a clone, its
+    caches and a volume mounted for a group. Taken, as Debian's OpenSSH takes them: the keys and their own folder
+    are still held to 0600 and 0700."""
+    key = _key_in(tmp_path / "clone", 0o775)
+    (tmp_path / "clone" / "keys").parent.chmod(0o2775)
+    assert load_key_file(key).secret is not None
+    private_folder(tmp_path / "clone" / "more" / "keys")
+    assert folder_problem(tmp_path / "clone" / "more" / "keys") is None
+
+
+def test_a_link_in_a_folder_all_may_write_is_refused(tmp_path: Path) -> None:
+    """The folders of the name as given count too: whoever may write the folder holding a link to the keys may
+    point it elsewhere."""
+    _key_in(tmp_path / "real", 0o755)
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "keys").symlink_to(tmp_path / "real" / "keys")
+    (tmp_path / "open").chmod(0o777)
+    problem = folder_problem(tmp_path / "open" / "keys")
+    assert problem is not None and f"inside {tmp_path / 'open'}, which all may write" in problem
 
 
 def test_a_sticky_folder_above_is_taken(tmp_path: Path) -> None:
@@ -59,7 +81,7 @@ def test_a_folder_is_never_made_below_one_others_may_write(tmp_path: Path) -> No
     """private_folder refuses, before making anything, to make a folder inside one others may write, naming it."""
     (tmp_path / "open").mkdir()
     (tmp_path / "open").chmod(0o777)
-    with pytest.raises(ConfigError, match=f"inside {tmp_path / 'open'}, which others may write"):
+    with pytest.raises(ConfigError, match=f"inside {tmp_path / 'open'}, which all may write"):
         private_folder(tmp_path / "open" / "keys" / "broker")
     assert not (tmp_path / "open" / "keys").exists()
 
