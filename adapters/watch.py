@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import fcntl
 import fnmatch
@@ -488,9 +489,9 @@ def _move_back_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, in
     complete, and one whose last record is whole looks complete), into the file ``done/`` names since. Back in the
     folder it is read as any file there: once still for two polls, a record it ends within held, safe across a
     restart (a watcher never looks in ``done/`` at start); the ledger makes it publish only what is new. It goes
-    back under its own name, or a numbered one if a file of that name is there (a link: a name taken is never
-    replaced), and the operator is told to have the exporter write under a temporary name. One replaced or removed
-    in ``done/`` is forgotten."""
+    back under its own name, or a numbered one if a file of that name is there (``_move_free``: in one step, never
+    over a name taken), and the operator is told to have the exporter write under a temporary name. One replaced or
+    removed in ``done/`` is forgotten."""
     now = time.monotonic()
     for path, (identity, since) in list(archived.items()):
         try:
@@ -508,8 +509,7 @@ def _move_back_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, in
         del archived[path]
         name = one_line(path.name)
         try:
-            back = _link_free(path, folder)
-            path.unlink()
+            back = _move_free(path, folder)
         except OSError as exc:
             print(f"{run.adapter.name}: done/{name} was written to after it was archived, and cannot be moved back "
                   f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
@@ -520,15 +520,38 @@ def _move_back_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, in
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
 
 
-def _link_free(path: Path, folder: Path) -> Path:
-    """A new name for ``path`` in ``folder``: its own, or 'name.1.ext', 'name.2.ext'... (a link, which fails rather
-    than replace a name taken)."""
+def _move_free(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` under a name no file there has: its own, or 'name.1.ext', 'name.2.ext'... In one
+    step, never with two names (a stop between a link and an unlink would leave it with two, which ``finish_move``
+    takes for an archive a stop cut short, and removes from the folder), and never over a file of that name (an
+    exporter's next export): ``_rename_new``."""
     n = 0
     while True:
         target = folder / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
         n += 1
         try:
-            os.link(path, target, follow_symlinks=False)
+            _rename_new(path, target)
         except FileExistsError:
             continue
         return target
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _rename_new(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, FileExistsError if ``target`` exists: Linux's ``renameat2`` with
+    RENAME_NOREPLACE, which decides in the same step. Where the system or the file system has no such rename (some
+    network shares), a look first, then a rename: a file made at that name in between would be replaced."""
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(target))  # FileExistsError for EEXIST
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    os.rename(source, target)

@@ -1240,3 +1240,23 @@ def test_a_pn_file_being_written_holds_its_open_case_and_missing_trailer(ctx_for
     assert kafka.dead == [] and "held 2 (the file ends within a record)" in first.line()
     whole = asyncio.run(adapter_run.run(io.BytesIO(src), "/in/incautaciones.txt", hold_cut=True))
     assert (whole.rejected, whole.held, whole.duplicates, kafka.dead) == (0, 0, 1, [])
+
+
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_a_file_moves_back_in_one_step_never_over_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          renameat2: bool) -> None:
+    """A file moved back from done/ never has two names (a stop then would have ``finish_move`` take it for an
+    archive cut short and remove it from the folder), nor takes the name of a file there: it goes numbered. Where
+    the system has no renameat2 (or the file system refuses it), a look then a rename."""
+    from adapters import watch as watch_module
+
+    if not renameat2:
+        monkeypatch.setattr(watch_module, "_LIBC", SimpleNamespace())
+    (tmp_path / "done").mkdir()
+    grown = tmp_path / "done" / "hits.jsonl"
+    grown.write_text("{}\n{}\n")
+    (tmp_path / "hits.jsonl").write_text("next export\n")
+    back = watch_module._move_free(grown, tmp_path)
+    assert back == tmp_path / "hits.1.jsonl" and back.stat().st_nlink == 1 and not grown.exists()
+    assert (tmp_path / "hits.jsonl").read_text() == "next export\n" and back.read_text() == "{}\n{}\n"
+    assert not watch_module.finish_move(back, tmp_path / "done") and back.exists()
