@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from broker.audit.chain import changes_whole
 from policies import within
 
 PARTNER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
@@ -136,9 +137,10 @@ def _covers(change: str, source: str) -> bool:
 def covered_columns(row: Mapping[str, Any]) -> frozenset[str]:
     """The ``VIEW_COLUMNS`` of decision ``row`` (as ``flatten`` gives it) whose field a change of its view
     covers. Fails closed: every one of them when the changes cannot be read whole (``redacted`` absent
-    or not a list, a change naming no field path, or the block cut the list short: ``truncated``)."""
+    or not a list, a change naming no field path, the block cut the list short, or a redacted view lists none:
+    ``broker.audit.chain.changes_whole``, the rule the console's "why" and `audit log` read them by)."""
     changes = row.get("redacted")
-    if not isinstance(changes, list) or row.get("truncated") not in (None, 0):
+    if not isinstance(changes, list) or not changes_whole(row):
         return frozenset(VIEW_COLUMNS)
     paths = []
     for change in changes:

@@ -855,7 +855,9 @@ def _views_index(tmp_path: Path) -> AuditIndex:
     writer = ChainWriter(DECISIONS, 0)
 
     def to_usa(alert_id: str, minute: int, changes: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
-        return _alert(alert_id, minute, [_decision("USA", "DELIVER_REDACTED", ["usa.cover"], feed="t.feed.USA",
+        # A view that changed nothing is a DELIVER (``_audit_fields``: DELIVER_REDACTED lists its changes).
+        outcome = "DELIVER_REDACTED" if changes else "DELIVER"
+        return _alert(alert_id, minute, [_decision("USA", outcome, ["usa.cover"], feed="t.feed.USA",
                                                    redacted=changes, **more)], alert_type="WATCHLIST_HIT",
                       sector="DARIEN_PUERTO_OBALDIA", originator_country="PAN")
 
@@ -922,8 +924,12 @@ def test_the_view_columns_are_an_allow_list_keyed_by_source_field() -> None:
         "originator", "originator_country", "classification", "ingress"}
     assert covered_columns({"redacted": _changed(("subject.name", "drop"))}) == set()
     for unreadable in ({}, {"redacted": "location"}, {"redacted": [{"action": "drop"}]},
-                       {"redacted": [], "truncated": -1}):
+                       {"redacted": [], "truncated": -1}, {"decision": "DELIVER_REDACTED", "redacted": []},
+                       {"redacted": _changed(*[("subject.name", "drop")] * 20), "truncated": 3}):
         assert covered_columns(unreadable) == set(VIEW_COLUMNS)
+    # Only reasons or rules cut (``truncated`` counts them too): a change list shorter than what ``shrink`` keeps is
+    # whole, and covers what it names.
+    assert covered_columns({"redacted": _changed(("location", "drop")), "truncated": 30}) == {"sector"}
 
 
 def test_records_never_read_are_counted_beside_the_dead_letters(tmp_path: Path) -> None:
