@@ -270,9 +270,9 @@ class AdapterRun:
 
         ``hold_cut`` (a watcher's): the results the file ends with that say it ends within a record (``Tally.cut``:
         still being written, most likely; PN gives two, its open case and the missing trailer) are held, neither
-        dead-lettered nor counted rejected, since the watcher reads the file again once it
-        changes and would then publish it: a record both dead-lettered and published, and a rejected count above
-        what the agency must look at. A file cut for good stays in the drop folder, said so; `puente adapt` on it
+        dead-lettered nor counted rejected, since the watcher reads the file again once it changes and would then
+        publish it: a record both dead-lettered and published, and a rejected count above what the agency must
+        look at. A file cut for good stays in the drop folder, said so; `puente adapt` on it
         dead-letters the record.
 
         The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
