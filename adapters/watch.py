@@ -231,6 +231,12 @@ def finish_move(path: Path, done: Path) -> bool:
     return True
 
 
+def _numbered(path: Path, n: int) -> str:
+    """The ``n``-th name a file named as ``path`` may take where its own is taken: its own, then 'name.1.ext',
+    'name.2.ext'... (what ``finish_move`` reads back)."""
+    return path.name if n == 0 else f"{path.stem}.{n}{path.suffix}"
+
+
 def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> bool:
     """Whether ``st`` is the file ``identity`` names, as it was read: the same file, neither grown nor rewritten."""
     return identity is None or _identity(st) == identity
@@ -239,7 +245,7 @@ def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> boo
 def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int, int] | None) -> Path | None:
     n = 0
     while True:
-        name = path.name if n == 0 else f"{path.stem}.{n}{path.suffix}"
+        name = _numbered(path, n)
         n += 1
         try:
             os.link(path, name, dst_dir_fd=folder, follow_symlinks=False)
@@ -527,7 +533,7 @@ def _move_free(path: Path, folder: Path) -> Path:
     exporter's next export): ``_rename_new``."""
     n = 0
     while True:
-        target = folder / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        target = folder / _numbered(path, n)
         n += 1
         try:
             _rename_new(path, target)

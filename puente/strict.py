@@ -20,6 +20,7 @@ import re
 import stat
 import unicodedata
 import zoneinfo
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -456,3 +457,10 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if len(raw) > limit:
         raise TooLarge(f"{path} is larger than {limit:,} bytes")
     return raw
+
+
+def case_slip(name: str, names: Iterable[str]) -> str | None:
+    """The one of ``names`` that ``name`` differs from in case alone (``usa`` for ``USA``), or None: ids are exact,
+    and a command told of such a slip says which was meant rather than match nothing."""
+    near = sorted(n for n in names if n != name and n.casefold() == name.casefold())
+    return near[0] if near else None

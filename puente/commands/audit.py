@@ -50,7 +50,7 @@ from puente.errors import (
     ConfigError,
 )
 from puente.settings import PuenteSettings
-from puente.strict import json_text
+from puente.strict import case_slip, json_text
 from puente.wire import iso_utc, parse_until
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
@@ -303,9 +303,9 @@ def _mistyped_partner(partner: str | None, policy: PolicySet | None) -> None:
     exact, and as a filter it would match nothing, so "0 overdue" or no row would pass for "none happened"."""
     if partner is None or policy is None or partner in policy.partners:
         return
-    near = sorted(p for p in policy.partners if p.casefold() == partner.casefold())
+    near = case_slip(partner, policy.partners)
     if near:
-        raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy; did you mean {near[0]}? (ids are "
+        raise ConfigError(f"--partner {partner[:40]!r} is no partner of the policy; did you mean {near}? (ids are "
                           "exact)")
 
 

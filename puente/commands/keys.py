@@ -42,7 +42,7 @@ from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
 from puente.settings import PuenteSettings
-from puente.strict import TooLarge, read_bounded
+from puente.strict import TooLarge, case_slip, read_bounded
 
 MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
 
@@ -137,9 +137,9 @@ def _check_id(holder: Holder, ident: str, cfg: PuenteSettings) -> None:
         named = load_policy_set(cfg.policy_dir).partners
     except PolicyError:  # a partner's own machine may hold no policy: the case check below needs one
         return
-    near = sorted(p for p in named if p != ident and p.casefold() == ident.casefold())
+    near = case_slip(ident, named)
     if near:
-        raise ConfigError(f"{what} names no partner of partners.yaml; did you mean {near[0]}? (ids are exact, case "
+        raise ConfigError(f"{what} names no partner of partners.yaml; did you mean {near}? (ids are exact, case "
                           "included)")
 
 

@@ -30,6 +30,7 @@ from broker.console_accounts import Session
 from puente.console import views
 from puente.console.charts import bar_chart
 from puente.console.core import PER_PAGE, Console, IndexReader, csv_lines, csv_response, in_order, time_param
+from puente.strict import case_slip
 
 FILTERS = ("partner", "alert", "agency", "agreement", "rule", "decision", "alert_type", "since", "until")
 SEARCH_COLUMNS = ("at", "alert_id", "alert_type", "originator", "partner", "decision", "agreement", "rules",
@@ -63,10 +64,10 @@ def _query(request: Request, partners: Collection[str], *, only: bool) -> tuple[
     values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
     partner = values["partner"]
     if partner is not None and partner not in partners:
-        near = sorted(p for p in partners if p.casefold() == partner.casefold())
+        near = case_slip(partner, partners)
         if only or near:
             raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids "
-                             "are exact" + (f": did you mean {near[0]}?)" if near else ")"))
+                             "are exact" + (f": did you mean {near}?)" if near else ")"))
     return Query(**values, since=since, until=until), typed
 
 
