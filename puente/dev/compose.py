@@ -26,23 +26,23 @@ ministry's deployment uses its own CA and its own secret store; this is a trial 
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import secrets
 import shlex
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from broker.credentials import client_properties
-from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic
+from broker.private_files import (
+    check_folder,
+    private_folder,
+    read_regular,
+    read_secret,
+    write_atomic,
+)
 from puente.dev import pki
-from puente.dev.localkafka._cluster import read_passwords
+from puente.dev.localkafka._cluster import kept_cluster_id, kept_passwords
 from puente.dev.localkafka._nodeconf import (
     ADMIN_PRINCIPAL,
-    FIRST_LOGINS,
     NODE_PRINCIPAL,
     NodeConf,
     format_logins_argfile,
@@ -85,27 +85,6 @@ _MAX_PUBLIC_FILE = 4 * 1024 * 1024  # a certificate chain or CA bundle, at most 
 
 def _private(path: Path, text: str, mode: int = 0o600) -> None:
     write_atomic(path, text.encode("utf-8"), mode)
-
-
-def _passwords(folder: Path) -> dict[str, str]:
-    """The first logins' passwords, made once and kept in ``secrets.json``. A kept file must pass every check
-    of a secret file and name a password for every first login: one someone else could have put there, or
-    read, never becomes the admin's password."""
-    path = folder / "secrets.json"
-    if os.path.lexists(path):  # a link is there too: read_passwords refuses it
-        return read_passwords(path, "the deployment's passwords")
-    made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
-    _private(path, json.dumps(made))
-    return made
-
-
-def _cluster_id(folder: Path) -> str:
-    path = folder / "cluster.id"
-    if not os.path.lexists(path):
-        write_atomic(path, (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n").encode(),
-                     0o644)
-    data, _ = read_regular(path, 256, ConfigError)
-    return data.decode("ascii", "replace").strip()
 
 
 def _copy(source: Path, dest: Path, mode: int) -> None:
@@ -164,8 +143,8 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
     for sub in (tls, folder / "admin", *(folder / host(n) / part for n in range(1, nodes + 1)
                                          for part in ("", "config", "data", "logs"))):
         check_folder(sub)  # an open one is refused before any password is made (a missing one is made 0700)
-    passwords = _passwords(folder)
-    cluster_id = _cluster_id(folder)
+    passwords = kept_passwords(folder / "secrets.json", "the deployment's passwords")
+    cluster_id = kept_cluster_id(folder / "cluster.id")
     made = ComposeFiles(folder, nodes)
     for node_id in range(1, nodes + 1):
         name = host(node_id)

@@ -14,6 +14,7 @@ mode does, as for every secret Puente keeps.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,17 @@ def ensure_ca(folder: Path, now: datetime | None = None) -> tuple[Path, Path]:
     """The CA in ``folder`` (made on first use): (certificate, key)."""
     private_folder(folder)
     cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
+    # Held while the pair is looked for and made: two runs making it at once would each write a key and a
+    # certificate, and one could sign with the other's key under its own certificate.
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _ensure_ca(cert_path, key_path, now)
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def _ensure_ca(cert_path: Path, key_path: Path, now: datetime | None) -> tuple[Path, Path]:
     if os.path.lexists(cert_path) and os.path.lexists(key_path):  # the key is checked where it is read (issue)
         return cert_path, key_path
     now = now or datetime.now(UTC)

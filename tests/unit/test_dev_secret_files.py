@@ -8,16 +8,24 @@ import json
 import os
 import stat
 import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from puente.dev import compose, pki
 from puente.dev.localkafka import LocalKafka
+from puente.dev.localkafka._cluster import kept_cluster_id, kept_passwords
 from puente.dev.localkafka._nodeconf import FIRST_LOGINS
 from puente.errors import ConfigError
 
 PLANTED = "planted-by-other-user"
+T = TypeVar("T")
 
 
 def _mode(path: Path) -> int:
@@ -169,3 +177,48 @@ def test_the_trial_ca_key_is_read_as_a_secret_and_written_past_a_link(tmp_path: 
     (folder / "node1.pem").symlink_to(target)
     pki.issue(folder, "node1", ["127.0.0.1"], common="kafka-node")
     assert target.read_text() == "untouched" and not (folder / "node1.pem").is_symlink()
+
+
+def _at_once(count: int, work: Callable[[int], T]) -> list[T]:
+    """``work(i)`` for each i in ``count`` threads released together, as runs started at once would be."""
+    start = threading.Barrier(count)
+
+    def run(i: int) -> T:
+        start.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_runs_making_the_passwords_at_once_all_use_the_ones_kept(tmp_path: Path) -> None:
+    """Two `puente kafka up` or `compose` runs on a fresh folder: every one returns the passwords the file keeps, so
+    no client config holds a password another run's file replaced."""
+    folder = tmp_path / "kafka"
+    folder.mkdir(mode=0o700)
+    for round_ in range(5):
+        path = folder / f"secrets-{round_}.json"
+        got = _at_once(6, lambda _: kept_passwords(path, "the passwords"))
+        kept = json.loads(path.read_text())
+        assert all(each == kept for each in got)
+
+
+def test_runs_making_the_cluster_id_at_once_all_use_the_one_kept(tmp_path: Path) -> None:
+    for round_ in range(5):
+        path = tmp_path / f"cluster-{round_}.id"
+        got = _at_once(6, lambda _: kept_cluster_id(path))
+        assert set(got) == {path.read_text().strip()}
+
+
+def test_certificates_issued_at_once_on_a_fresh_folder_all_chain_to_the_ca_kept(tmp_path: Path) -> None:
+    """Each run making the CA wrote its own key and certificate: a node certificate could be signed by one run's key
+    under the other's CA certificate, and TLS between nodes then fails. The pair is made under a lock."""
+    for round_ in range(3):
+        folder = tmp_path / f"tls-{round_}"
+        issued = _at_once(4, lambda i: pki.issue(folder, f"node{i}", ["127.0.0.1"], common="kafka-node"))
+        ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+        ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
+        assert ca_key.public_key().public_numbers() == ca.public_key().public_numbers()  # type: ignore[union-attr]
+        for pem in issued:
+            cert = x509.load_pem_x509_certificates(pem.read_bytes())[0]
+            cert.verify_directly_issued_by(ca)

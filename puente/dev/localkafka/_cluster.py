@@ -41,7 +41,7 @@ from pathlib import Path
 
 from broker.credentials import client_properties
 from broker.kafka import Admin, KafkaConnection, apply_topics, connection_from_properties
-from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic
+from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic, write_new
 from broker.topology import TopicSpec
 from puente.dev import pki
 from puente.dev.localkafka._fetch import KAFKA_VERSION, fetch_kafka
@@ -121,6 +121,30 @@ def read_passwords(path: Path, what: str) -> dict[str, str]:
     return dict(doc)
 
 
+def kept_passwords(path: Path, what: str) -> dict[str, str]:
+    """The first logins' passwords in ``path``, made on first use. They are written as a new name
+    (``write_new``), never over one: of two runs making them at once, the one that loses reads the winner's,
+    so no file or client config ever holds a password another run replaced."""
+    if not os.path.lexists(path):  # a link is there too: read_passwords refuses it
+        made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
+        try:
+            write_new(path, json.dumps(made).encode("utf-8"), 0o600)
+            return made
+        except FileExistsError:
+            pass  # a concurrent run made them first: theirs are the ones in use
+    return read_passwords(path, what)
+
+
+def kept_cluster_id(path: Path) -> str:
+    """The KRaft cluster id in ``path``, made on first use as a new name (``kept_passwords``' rule): two runs
+    formatting nodes at once format them with one id."""
+    if not os.path.lexists(path):
+        with contextlib.suppress(FileExistsError):
+            write_new(path, (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n").encode(),
+                      0o644)
+    return read_regular(path, 256, ConfigError)[0].decode("ascii", "replace").strip()
+
+
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -196,12 +220,7 @@ class LocalKafka:
     def _secrets(self) -> dict[str, str]:
         """The admin's and the nodes' SCRAM passwords, made once and kept (0600). A kept file must pass every
         check of a secret file: one someone else could have put there never becomes the admin's password."""
-        path = self.folder / "secrets.json"
-        if os.path.lexists(path):
-            return read_passwords(path, "the local Kafka's passwords")
-        made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
-        write_atomic(path, json.dumps(made).encode("utf-8"), 0o600)
-        return made
+        return kept_passwords(self.folder / "secrets.json", "the local Kafka's passwords")
 
     def admin_connection(self, timeout_s: float = 15.0) -> KafkaConnection:
         """The admin's connection to this Kafka."""
@@ -258,11 +277,7 @@ class LocalKafka:
             if not (self.tls_folder / f"node{node.node_id}.pem").exists():
                 pki.issue(self.tls_folder, f"node{node.node_id}", ["127.0.0.1", "localhost"], common="kafka-node")
         self._write_admin_config(keys[ADMIN_PRINCIPAL])
-        cid_file = self.folder / "cluster.id"
-        if not os.path.lexists(cid_file):
-            write_atomic(cid_file, (base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n").encode(),
-                         0o644)
-        cluster_id = read_regular(cid_file, 256, ConfigError)[0].decode("ascii", "replace").strip()
+        cluster_id = kept_cluster_id(self.folder / "cluster.id")
         for node in self.nodes:
             private_folder(node.folder / "logs")  # the node's folder too: its server.properties holds passwords
             props = node.folder / "server.properties"
