@@ -1074,17 +1074,24 @@ class Keystore:
         """
         record = public_from_pem(pem, key_id=key_id, created_at=now, source=source)
         self._refuse_held_by_another(record, source)
-        if (self.path / f"{key_id}.json").exists():
-            existing = self.load(key_id, record.kind)
-            if existing.secret is not None:
-                raise KeyMaterialError(f"{source}: keystore {self.path} holds the private half of {key_id} itself; "
-                                       "import public halves into the other side's keystore")
-            if existing.public != record.public:
-                raise KeyMaterialError(f"{source}: keystore {self.path} already holds a different public key "
-                                       f"{key_id}; a new key needs a new generation")
-            return existing, False
-        self.put(record)
-        return record, True
+        target = self.path / f"{key_id}.json"
+        if not target.exists():
+            try:
+                self.put(record)
+                return record, True
+            except KeyMaterialError:
+                if not os.path.lexists(target):
+                    raise
+                # Written since it was looked for, by an import on this folder at the same time: judged as one
+                # found here (the same half is the no-op it would have been; another is refused).
+        existing = self.load(key_id, record.kind)
+        if existing.secret is not None:
+            raise KeyMaterialError(f"{source}: keystore {self.path} holds the private half of {key_id} itself; "
+                                   "import public halves into the other side's keystore")
+        if existing.public != record.public:
+            raise KeyMaterialError(f"{source}: keystore {self.path} already holds a different public key "
+                                   f"{key_id}; a new key needs a new generation")
+        return existing, False
 
     def _refuse_held_by_another(self, record: KeyRecord, source: str) -> None:
         """Refuse a public half held here already under another key id: as another owner's key, the wrong PEM
@@ -1163,8 +1170,14 @@ class Keystore:
         made = []
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id not in present:
-                made.append(self.generate(kind, owner, generation=generation, now=now))
-                continue
+                try:
+                    made.append(self.generate(kind, owner, generation=generation, now=now))
+                    continue
+                except KeyMaterialError:
+                    # Made since it was looked for, by a run on this folder at the same time: with keep_existing
+                    # that key is kept (whole once its name exists: ``put``), as if it had been here before.
+                    if not (keep_existing and os.path.lexists(self.path / f"{key_id}.json")):
+                        raise
             kept = self.load(key_id, kind)
             if kept.secret is None:
                 raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this is "

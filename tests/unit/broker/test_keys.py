@@ -7,6 +7,8 @@ import json
 import os
 import pickle
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from broker.crypto.keys import (
     record_from_json,
     record_to_json,
 )
-from broker.keystore import Keystore, load_key_file
+from broker.keystore import Holder, Keystore, load_key_file
 from puente.errors import KeyMaterialError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -477,3 +479,41 @@ def test_without_an_order_only_the_labels_make_a_key_newer() -> None:
     assert not newer_generation("broker-kex-2026b", "broker-sign-2026a")
     assert not newer_generation("not a key", "broker-sign-2026a")
     assert not newer_generation("broker-sign-2026a", "broker-sign-2026b", ("broker-sign-2026a", "broker-sign-2026b"))
+
+
+def test_a_key_made_meanwhile_by_another_run_is_kept_not_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `keys init` runs on one folder: the one whose key file another run created between its look and its
+    write loads that key, as it would have a key there before it started, rather than stopping with "choose a new
+    generation"."""
+    real = Keystore.generate
+    rival: dict[str, KeyRecord] = {}
+
+    def generate_after_a_rival(self: Keystore, kind: KeyKind, owner: str, *, generation: str,
+                               now: datetime) -> KeyRecord:
+        record = new_key(kind, owner, generation, now)
+        Keystore(self.path).put(record)  # the other run wins the name
+        rival[record.key_id] = record
+        return real(self, kind, owner, generation=generation, now=now)
+
+    monkeypatch.setattr(Keystore, "generate", generate_after_a_rival)
+    store = Keystore(tmp_path / "COL")
+    made = store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW, keep_existing=True)
+    assert {r.key_id: r for r in made} == rival
+    with pytest.raises(KeyMaterialError, match="already exists"):
+        Keystore(tmp_path / "USA").generate_own(Holder.PARTNER, "USA", generation="2026a", now=NOW)
+
+
+def test_provisioning_twice_at_once_gives_both_the_same_keys(tmp_path: Path) -> None:
+    start = threading.Barrier(2)
+
+    def run(_: int) -> Keystore:
+        start.wait()
+        return Keystore.provision(tmp_path, partners=["COL", "USA"], agencies=["SENAN"], agreements=["PA-COL-2026"],
+                                  now=NOW).broker
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(run, range(2))
+    kept = Keystore(tmp_path / "broker")
+    for key_id in kept.key_ids():
+        assert first.load(key_id) == second.load(key_id) == kept.load(key_id)
