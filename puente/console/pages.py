@@ -62,13 +62,19 @@ def _query(request: Request, partners: Collection[str], *, only: bool) -> tuple[
     since, until = time_param(params, "since"), time_param(params, "until", end=True)
     in_order(since, until)
     values = {k: (v or None) for k, v in typed.items() if k not in ("since", "until")}
-    partner = values["partner"]
+    check_partner(values["partner"], partners, only=only)
+    return Query(**values, since=since, until=until), typed
+
+
+def check_partner(partner: str | None, partners: Collection[str], *, only: bool) -> str | None:
+    """``partner`` as a page's filter takes it (``_query``'s rule, on every page that names a partner): ValueError
+    when it is not among ``partners`` and they are ``only`` ones it may name, or it is one of them in another case."""
     if partner is not None and partner not in partners:
         near = case_slip(partner, partners)
         if only or near:
             raise ValueError(f"partner: unknown partner; you may name {', '.join(sorted(partners)) or 'none'} (ids "
                              "are exact" + (f": did you mean {near}?)" if near else ")"))
-    return Query(**values, since=since, until=until), typed
+    return partner
 
 
 def known_partners(config_partners: Collection[str], session: Session) -> frozenset[str]:
@@ -78,13 +84,14 @@ def known_partners(config_partners: Collection[str], session: Session) -> frozen
     return frozenset(config_partners) if own is None else frozenset({own})
 
 
-def unknown_partner(index: IndexReader, scope: Scope, query: Query, config_partners: Collection[str]) -> str | None:
+def unknown_partner(index: IndexReader, scope: Scope, partner: str | None,
+                    config_partners: Collection[str]) -> str | None:
     """Why a national auditor's ``partner`` filter is refused, or None: one the policy does not name is taken only
     when the audit holds decisions for it (``facets``; a partner that left), else it is a mistyped or unknown id."""
-    if query.partner is None or query.partner in config_partners:
+    if partner is None or partner in config_partners:
         return None
     facets = index.facets(scope)
-    if query.partner in facets.get("partners", ()) or "partners" in facets.get(TOO_MANY, ()):
+    if partner in facets.get("partners", ()) or "partners" in facets.get(TOO_MANY, ()):
         return None
     return (f"partner: unknown partner: neither the policy nor the audit names it; the policy's: "
             f"{', '.join(sorted(config_partners)) or 'none'} (ids are exact)")
@@ -189,7 +196,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         asked: dict[str, Any] = {**typed, "page": number}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            if (why := unknown_partner(index, scope, query, console.config.accounts.partners)) is not None:
+            if (why := unknown_partner(index, scope, query.partner, console.config.accounts.partners)) is not None:
                 return 0, lambda: console.problem(request, session, 400, why)
             found = index.search(scope, query, number, PER_PAGE)
             if found.capped:  # recorded with the query (``answer`` records ``asked`` after this): a lower bound
@@ -221,7 +228,7 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
                 index.close()
 
         def work(reader: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
-            if (why := unknown_partner(reader, scope, query, console.config.accounts.partners)) is not None:
+            if (why := unknown_partner(reader, scope, query.partner, console.config.accounts.partners)) is not None:
                 return 0, lambda: console.problem(request, session, 400, why)
             # The log records what the export streams: every matching row, not the search page's capped count,
             # counted and streamed from one read snapshot that stays open until the stream ends (the index
@@ -239,13 +246,16 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return answered
 
     async def timeline(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
+        given = await gate_parsed(request, "alert", lambda r, s: partner_filter(
+            r.query_params.get("partner", "").strip()[:40] or None, s))
+        if isinstance(given, Response):
+            return given
+        session, partner = given
         alert_id = request.path_params["alert_id"][:200]
-        partner = request.query_params.get("partner", "").strip()[:40] or None
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
+            if (why := unknown_partner(index, scope, partner, console.config.accounts.partners)) is not None:
+                return 0, lambda: console.problem(request, session, 400, why)
             events = index.timeline(scope, alert_id, partner)  # bounded by that partner's versions, when named
             if events is not None and partner is not None:
                 events = [e for e in events if e.get("partner") in (partner, None)]
@@ -269,16 +279,21 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return await answer(request, session, "alert", {"alert": alert_id, "partner": partner}, work)
 
     async def why(request: Request) -> Response:
-        session = await gate(request)
-        if isinstance(session, Response):
-            return session
+        given = await gate_parsed(request, "why", lambda r, s: partner_filter(
+            r.query_params.get("partner", "").strip()[:200] or None, s))
+        if isinstance(given, Response):
+            return given
+        session, named = given
         params = request.query_params
-        alert_id, partner, field = (params.get(k, "").strip()[:200] for k in ("alert", "partner", "field"))
+        alert_id, field = (params.get(k, "").strip()[:200] for k in ("alert", "field"))
+        partner = named or ""
         asked = {"alert": alert_id, "partner": partner, "field": field}
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             if not (alert_id and partner and field):
                 return 0, lambda: console.html("why.html", request, session, asked=asked, rows=None)
+            if (why := unknown_partner(index, scope, partner, console.config.accounts.partners)) is not None:
+                return 0, lambda: console.problem(request, session, 400, why)
             if (scope.partner is not None and partner != scope.partner) or \
                     index.timeline(scope, alert_id, partner) is None:
                 return 0, lambda: console.not_found(request, session)
@@ -357,6 +372,12 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
     def search_filters(request: Request, session: Session) -> tuple[Query, dict[str, str]]:
         return _query(request, known_partners(console.config.accounts.partners, session),
                       only=session.account.partner is not None)
+
+    def partner_filter(partner: str | None, session: Session) -> str | None:
+        """The alert and why pages' ``partner`` by the search filter's rule (``check_partner``): a case slip, or
+        for a joint-oversight auditor any partner but its own, is refused, not answered "not found"."""
+        return check_partner(partner, known_partners(console.config.accounts.partners, session),
+                             only=session.account.partner is not None)
 
     def _period(request: Request, _: Session) -> tuple[datetime | None, datetime | None, dict[str, str]]:
         since, until = time_param(request.query_params, "since"), time_param(request.query_params, "until", end=True)

@@ -242,7 +242,8 @@ def test_an_auditor_searches_follows_an_alert_exports_and_sees_a_planted_edit(co
 
 
 def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console: Running, browser: Any) -> None:
-    """Joint oversight: COL's decisions answer 404 by URL and never appear in search; the national auditor
+    """Joint oversight: COL's decisions answer 404 by URL (COL named as the partner: 400, as an unknown partner)
+    and never appear in search; the national auditor
     then sees the USA auditor's queries in the audit."""
     # An alert both were sent: USA's auditor reads it by USA's reference (its ``ref``), never by its own id.
     with AuditIndex(console.index, readonly=True) as index:
@@ -259,11 +260,19 @@ def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console:
     absent = page.goto(console.url + "alerts/NO-SUCH-ALERT")
     assert absent is not None and absent.status == 404
     nothing = page.inner_text("main")
-    for path in (f"alerts/{col}?partner=COL", f"why?alert={col}&partner=COL&field=subject", "dead-letters",
-                 "queries", f"alerts/{col}", f"alerts/{usa_ref}?partner=COL"):
+    for path in ("dead-letters", "queries", f"alerts/{col}"):
         answer = page.goto(console.url + path)
         assert answer is not None and answer.status == 404, path
         assert page.inner_text("main") == nothing, path  # hidden reads exactly as absent
+    # COL named as the partner on an alert's pages is refused as an unknown partner is, whatever the alert.
+    for path in (f"alerts/{col}?partner=", f"why?alert={col}&field=subject&partner=", f"alerts/{usa_ref}?partner=",
+                 "alerts/NO-SUCH-ALERT?partner="):
+        told = {}
+        for other in ("COL", "NOPE"):
+            answer = page.goto(console.url + path + other)
+            assert answer is not None and answer.status == 400, path + other
+            told[other] = page.inner_text("main")
+        assert told["COL"] == told["NOPE"] and "unknown partner; you may name USA" in told["COL"], path
     own = page.goto(console.url + f"alerts/{usa_ref}")  # the same alert's USA decision is the USA auditor's to see
     assert own is not None and own.status == 200
     assert "COL" not in page.inner_text("#timeline") and col not in page.content() and usa_ref in page.title()

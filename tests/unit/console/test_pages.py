@@ -108,14 +108,18 @@ def test_a_national_auditor_sees_every_partner(ana: TestClient, sink: Any) -> No
 
 
 def test_a_scoped_auditor_gets_404_for_a_decision_about_another_partner(sam: TestClient) -> None:
-    """A USA auditor asking for COL's decisions by URL gets the page an absent alert gets."""
+    """A USA auditor asking for COL's decisions by URL gets the page an absent alert gets; naming COL as the
+    partner, the answer a partner that does not exist gets (the partner filter's: it may name USA alone)."""
     absent = sam.get("/alerts/NO-SUCH-ALERT")
     assert absent.status_code == 404
-    for path in ("/alerts/A-COL-ONLY", "/alerts/A-BOTH?partner=COL",
-                 "/why?alert=A-BOTH&partner=COL&field=subject.name", "/dead-letters", "/queries"):
+    for path in ("/alerts/A-COL-ONLY", "/dead-letters", "/queries"):
         answer = sam.get(path)
         assert answer.status_code == 404, path
         assert _main(answer.text) == _main(absent.text), path
+    for path in ("/alerts/A-BOTH?partner=", "/why?alert=A-BOTH&field=subject.name&partner="):
+        answer, unknown = sam.get(path + "COL"), sam.get(path + "NOPE")
+        assert answer.status_code == unknown.status_code == 400, path
+        assert _main(answer.text).replace("COL", "NOPE") == _main(unknown.text), path
     mine = sam.get(f"/alerts/{known_as('USA', 'A-BOTH')}")
     assert mine.status_code == 200 and "COL" not in mine.text.replace("joint oversight: USA", "")
     assert sam.get("/alerts/A-BOTH").status_code == 404  # the alert's own id: USA knows it by its reference
@@ -296,3 +300,26 @@ def test_a_time_longer_than_the_log_keeps_is_refused(ana: TestClient, sink: Any)
     for path in (f"/search?since={long}", f"/indicators?since={long}"):
         answer = ana.get(path.replace("+", "%2B"))
         assert answer.status_code == 400 and "too long" in answer.text, path
+
+
+def test_the_alert_and_why_pages_refuse_a_partner_as_the_search_does(ana: TestClient, sink: Any,
+                                                                     make_client: Any, sign_in: Any) -> None:
+    """``partner=usa`` on an alert's timeline or its why page is refused naming USA, and an id neither the policy
+    nor the audit names is refused as unknown: a recorded 400, never "not found" as if the alert had none."""
+    pages = (("/alerts/A-BOTH", {}), ("/why", {"alert": "A-BOTH", "field": "subject.name"}))
+    for path, params in pages:
+        for partner in ("usa", "NOPE"):
+            answer = ana.get(path, params={**params, "partner": partner})
+            assert answer.status_code == 400, (path, partner)
+            assert "unknown partner" in answer.text and "COL, CRI, USA" in answer.text
+            assert sink.records[-1]["params"]["partner"] == partner and sink.records[-1]["results"] == 0
+        assert "did you mean USA?" in ana.get(path, params={**params, "partner": "usa"}).text
+        assert ana.get(path, params={**params, "partner": "USA"}).status_code == 200
+    # A joint-oversight auditor is told the same for another partner as for one that does not exist.
+    sam = make_client()
+    assert sign_in(sam, "sam").status_code == 303
+    for path, params in pages:
+        told = {partner: sam.get(path, params={**params, "partner": partner}) for partner in ("COL", "NOPE")}
+        assert {a.status_code for a in told.values()} == {400}
+        assert told["COL"].text.replace("COL", "NOPE") == told["NOPE"].text
+        assert "you may name USA (ids are exact)" in told["COL"].text
