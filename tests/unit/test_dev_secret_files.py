@@ -11,6 +11,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,7 +199,7 @@ def test_runs_making_the_passwords_at_once_all_use_the_ones_kept(tmp_path: Path)
     folder.mkdir(mode=0o700)
     for round_ in range(5):
         path = folder / f"secrets-{round_}.json"
-        got = _at_once(6, lambda _: kept_passwords(path, "the passwords"))
+        got = _at_once(6, partial(lambda path, _: kept_passwords(path, "the passwords"), path))
         kept = json.loads(path.read_text())
         assert all(each == kept for each in got)
 
@@ -206,7 +207,7 @@ def test_runs_making_the_passwords_at_once_all_use_the_ones_kept(tmp_path: Path)
 def test_runs_making_the_cluster_id_at_once_all_use_the_one_kept(tmp_path: Path) -> None:
     for round_ in range(5):
         path = tmp_path / f"cluster-{round_}.id"
-        got = _at_once(6, lambda _: kept_cluster_id(path))
+        got = _at_once(6, partial(lambda path, _: kept_cluster_id(path), path))
         assert set(got) == {path.read_text().strip()}
 
 
@@ -215,7 +216,8 @@ def test_certificates_issued_at_once_on_a_fresh_folder_all_chain_to_the_ca_kept(
     under the other's CA certificate, and TLS between nodes then fails. The pair is made under a lock."""
     for round_ in range(3):
         folder = tmp_path / f"tls-{round_}"
-        issued = _at_once(4, lambda i: pki.issue(folder, f"node{i}", ["127.0.0.1"], common="kafka-node"))
+        issued = _at_once(4, partial(lambda at, i: pki.issue(at, f"node{i}", ["127.0.0.1"], common="kafka-node"),
+                                     folder))
         ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
         ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
         assert ca_key.public_key().public_numbers() == ca.public_key().public_numbers()  # type: ignore[union-attr]
