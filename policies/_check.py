@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from policies._countries import ISO_ALPHA3
 from policies._fields import ENVELOPE_FIELDS, FieldInfo
 from policies._model import Action, Agreement, Cover, Envelope, FieldRule, PartnersFile, When
-from policies._plan import ancestors, plan_fields
+from policies._plan import ancestors, plan_fields, shadowed
 from policies._source import AREAS, VOCABULARY, Doc, PolicySources
 
 # Each released alert schema's field paths per alert type, by release label: what ``reviewed_schema``
@@ -301,6 +301,12 @@ def _check_cover(
             year = path.rsplit(".", 1)[0] + ".birth_year"
             if year in fields and not _keeps(cover, year):
                 yield Finding(where, "invalid", f"{cover.rule}: {path} generalises to {year}; name {year}: keep")
+    # A rule under a field another rule drops (or otherwise changes) is one a reader takes to apply, and the
+    # view never does: which of the two the author meant is theirs to say.
+    for path, ancestor in shadowed(cover):
+        yield Finding(doc.where("covers", i, "fields", path), "shadowed",
+                      f"{cover.rule}: {path} never applies: {ancestor} is {cover.fields[ancestor].action.past}; "
+                      "remove one of the two")
     if sound:
         yield from _check_unnamed(doc, i, cover, fields, envelope, reviewed)
 

@@ -1,14 +1,14 @@
 """``puente policy lint``: everything wrong with a policy directory, as a list of findings.
 
 Besides the checks loading enforces (``_check``: unknown names, field rules
-naming fields the schema lacks, rules that do not fit their field), lint
-reports what loads but should not stay: expired agreements, a feed kept
-shorter than its partner's deadline to acknowledge a recall, overlapping
-agreements that disagree, partners without keys, field rules made moot
-by a rule on a field that contains them, fields a kept record holds that
-the schema added after the release the policy was reviewed against (views
-drop them until someone reviews them), and a precision a rule hides that a
-field it keeps gives back (``_given_back``).
+naming fields the schema lacks, rules that do not fit their field, rules
+under a field another rule changes), lint reports what loads but should
+not stay: expired agreements, a feed kept shorter than its partner's
+deadline to acknowledge a recall, overlapping agreements that disagree,
+partners without keys, fields a kept record holds that the schema added
+after the release the policy was reviewed against (views drop them until
+someone reviews them), and a precision a rule hides that a field it keeps
+gives back (``_given_back``).
 
 With a ``key_problem`` port it also checks the keys themselves: each key a
 partner names, and the pseudonym key of each agreement with a rule that
@@ -30,7 +30,7 @@ from policies._check import Finding, Releases, check_sources
 from policies._fields import FieldInfo
 from policies._load import schema_fields, schema_releases
 from policies._model import Action, Agreement, Cover, FieldRule
-from policies._plan import Planned, ancestors, plan_fields, shadowed
+from policies._plan import Planned, ancestors, plan_fields
 from policies._source import Doc, PolicySources, read_sources
 
 # The kinds of key lint asks about, as key files name them.
@@ -157,8 +157,8 @@ def _overlaps(src: PolicySources) -> list[Finding]:
 def _pseudonymises(agreement: Agreement) -> bool:
     """Whether a field rule of ``agreement`` pseudonymises: then its views need its pseudonym key.
 
-    Counts a rule that a changed ancestor makes moot too (lint reports that as shadowed): asking
-    for a key the broker might not need is the safe side of the check.
+    Counts a rule that a changed ancestor makes moot too (``_check`` refuses it as shadowed, and lint
+    runs on a policy that does not load): asking for a key the broker might not need is the safe side.
     """
     return any(rule.action is Action.PSEUDONYMISE for cover in agreement.covers for rule in cover.fields.values())
 
@@ -190,22 +190,6 @@ def _keys(src: PolicySources, key_problem: KeyProblem | None) -> list[Finding]:
     return found
 
 
-def _shadowed(docs: tuple[Doc[Agreement], ...]) -> list[Finding]:
-    found = []
-    for doc in docs:
-        for i, cover in enumerate(doc.model.covers):
-            for path, ancestor in shadowed(cover):
-                found.append(
-                    Finding(
-                        doc.where("covers", i, "fields", path),
-                        "shadowed",
-                        f"{cover.rule}: the rule on {path} never applies: {ancestor} is already "
-                        f"{cover.fields[ancestor].action.past}",
-                    )
-                )
-    return found
-
-
 def lint(directory: Path | str | None = None, *, now: datetime, key_problem: KeyProblem | None = None) -> list[Finding]:
     """Every finding for the policy in ``directory`` at ``now``; files that do not validate raise PolicyError.
 
@@ -217,7 +201,7 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
     found += (_expired(src, today) + _open_ended(src, today) + _slow_recalls(src) + _notices_outlived(src)
-              + _overlaps(src) + _keys(src, key_problem) + _shadowed(src.agreements) + _unreviewed(src, releases)
+              + _overlaps(src) + _keys(src, key_problem) + _unreviewed(src, releases)
               + _given_back(src, releases))
     return found
 

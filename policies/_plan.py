@@ -65,7 +65,7 @@ def plan_fields(fields: Mapping[str, FieldInfo], cover: Cover, envelope: Collect
         if rule is not None:
             out.append(Planned(path, rule, True))
             if rule.action is not Action.KEEP:
-                return  # rules below a changed field are moot; lint reports them as shadowed
+                return  # rules below a changed field never apply; loading refuses them (``shadowed``)
             kept = True
         elif path in envelope:
             kept = True

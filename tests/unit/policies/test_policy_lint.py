@@ -290,7 +290,7 @@ def test_a_keys_directory_that_does_not_exist_is_an_error(tmp_path: Path, capsys
 
 
 def test_shadowed_rule_is_found(policy_copy: Any) -> None:
-    """A rule on a field inside a dropped field never applies and is a shadowed finding."""
+    """A rule on a field inside a dropped field never applies: lint lists the load's shadowed finding."""
     policy_copy.replace(
         "agreements/pan-usa.yaml",
         "      payload.detainees: keep\n",
@@ -298,7 +298,7 @@ def test_shadowed_rule_is_found(policy_copy: Any) -> None:
     )
     found = _kinds(policy_copy)
     assert list(found) == ["shadowed", "precision"]
-    assert "payload.detainees is already dropped" in found["shadowed"][0]
+    assert "payload.detainees[].surnames never applies: payload.detainees is dropped" in found["shadowed"][0]
     # and the summary PAN-USA keeps may name the detainees it now hides
     assert "but keeps summary: free text can name the person" in found["precision"][0]
 
