@@ -27,9 +27,11 @@ JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every re
 recall a line once written, so the store marks each alert it wrote there (for good: the mark outlives the purge of
 the alert's row), and a recall of a marked alert (whichever run, with or without ``out``, receives it, however late)
 says ``RECALL_PASSED_ON``, which is no
-acknowledgement. Nor is ``RECALL_NOT_HELD``: a recall of an alert the store never held, on a feed partition
-it took over mid-stream from another store (another instance's, or one left under another ``--instance``),
-which may hold it.
+acknowledgement. A run without ``out`` that receives such a recall says so in a note naming the feed place and the
+alert: that note, and the ``RECALL_PASSED_ON`` receipt, which keeps the recall outstanding for auditors, is all the
+contract; nothing is kept pending for a later ``out``, which need not be the file the alert went to. Nor is
+``RECALL_NOT_HELD``: a recall of an alert the store never held, on a feed partition it took over mid-stream from
+another store (another instance's, or one left under another ``--instance``), which may hold it.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -1050,6 +1052,11 @@ class Subscriber:
                 # The store deleted it, but a --out copy (this run's, or an earlier run's) holds lines this
                 # subscriber cannot take back: passed on, not acknowledged (auditors keep the recall outstanding).
                 status = RECALL_PASSED_ON
+                if out is None:  # and no line of it goes to any copy: its reader learns of it from this note alone
+                    self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled (version "
+                                 f"{delivery.version}), but an earlier run passed it to a --out copy, and this run "
+                                 f"writes none: {RECALL_PASSED_ON}, no acknowledgement; the copy it went to must "
+                                 "apply the recall (delete the alert)")
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
         await self._receipt(producer, chain, part, where, status, alert_id or None, version,
                             (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100])
