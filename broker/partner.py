@@ -27,11 +27,14 @@ JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every re
 recall a line once written, so the store marks each alert it wrote there (for good: the mark outlives the purge of
 the alert's row), and a recall of a marked alert (whichever run, with or without ``out``, receives it, however late)
 says ``RECALL_PASSED_ON``, which is no
-acknowledgement. A run without ``out`` that receives such a recall says so in a note naming the feed place and the
-alert: that note, and the ``RECALL_PASSED_ON`` receipt, which keeps the recall outstanding for auditors, is all the
-contract; nothing is kept pending for a later ``out``, which need not be the file the alert went to. Nor is
-``RECALL_NOT_HELD``: a recall of an alert the store never held, on a feed partition it took over mid-stream from
-another store (another instance's, or one left under another ``--instance``), which may hold it.
+acknowledgement. A newer version that ends an alert passed on (it arrived expired, or past its agreement's retention:
+``EXPIRED``, the text held deleted) writes a content-free line to ``out`` (``end_line``), its reader to delete the
+alert. A run without ``out`` that deletes the text of an alert an earlier run passed on (a recall, such a
+version) says so in a note naming the feed place and the alert: that note, and for a recall the
+``RECALL_PASSED_ON`` receipt, which keeps the recall outstanding for auditors, is all the contract; nothing is kept
+pending for a later ``out``, which need not be the file the alert went to. Nor is ``RECALL_NOT_HELD``: a recall of
+an alert the store never held, on a feed partition it took over mid-stream from another store (another instance's,
+or one left under another ``--instance``), which may hold it.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -146,7 +149,7 @@ from broker.kafka import (
     wait_settled,
 )
 from broker.keystore import Keystore, load_key_file, signing_order_problem
-from broker.partner_store import CLOCK_SKEW_MS, Delivery, Outcome, PartnerStore, Retention
+from broker.partner_store import CLOCK_SKEW_MS, Applied, Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
 from policies import DEFAULT_INSTANCE, load_policy_set, subscriber_instances
 from puente import wire
@@ -1043,11 +1046,14 @@ class Subscriber:
             self.stats.received += 1
             version = delivery.version
             self._note_broker_key(opened, now, keys_seen)
-            status, passed_on = self._apply(delivery, now)
+            status, applied = self._apply(delivery, now)
+            passed_on = applied is not None and applied.passed_on
             if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
                 out.append(json_text(to_json(view)) + "\n")
                 if self.store is not None:
                     self.store.mark_passed_on(delivery.alert_id)
+            elif applied is not None and applied.passed_on and applied.dropped:
+                self._tell_copy(delivery, view, status, applied.held_version, out)
             if (out is not None or passed_on) and status == Outcome.RECALLED.value:
                 # The store deleted it, but a --out copy (this run's, or an earlier run's) holds lines this
                 # subscriber cannot take back: passed on, not acknowledged (auditors keep the recall outstanding).
@@ -1184,18 +1190,35 @@ class Subscriber:
         topic, partition, _ = delivery.feed.rsplit(":", 2)
         return store.taken_over(topic, int(partition))
 
-    def _apply(self, delivery: Delivery, now: datetime) -> tuple[str, bool]:
+    def _tell_copy(self, delivery: Delivery, view: Mapping[str, Any], status: str, held_version: int | None,
+                   out: list[str] | None) -> None:
+        """Tell the ``--out`` copy an earlier run passed the alert to that the store deleted or replaced the text it
+        holds (``Applied.dropped``) by a record of which this run writes no line: an alert that ended (EXPIRED) gets
+        a content-free line in this run's copy (``end_line``); without one, a note names the feed place and the
+        alert. (A recall's note is ``_handle``'s: it is owed whatever the store still held.)"""
+        place, alert = delivery.feed, delivery.alert_id[:200]
+        if status == Outcome.EXPIRED.value:
+            if out is not None:
+                out.append(end_line(view, status) + "\n")
+                return
+            self.on_note(f"{place}: alert {alert} version {delivery.version} ended ({status}): the store deleted the "
+                         f"text of version {held_version} it held, but an earlier run passed that to a --out copy, "
+                         "and this run writes none: the copy it went to must delete the alert")
+
+    def _apply(self, delivery: Delivery, now: datetime) -> tuple[str, Applied | None]:
         """The receipt status of one opened record: what the store made of it (RECEIVED without a store),
-        and whether a copy of its alert went beyond the store before (``PartnerStore.mark_passed_on``)."""
+        and what applying it did (``PartnerStore.apply``; None without a store): whether a copy of its alert went
+        beyond the store before (``PartnerStore.mark_passed_on``), and whether it deleted or replaced the text
+        held."""
         if self.store is None:
-            return Outcome.RECEIVED.value, False
+            return Outcome.RECEIVED.value, None
         applied = self.store.apply(delivery, now)
         if applied.outcome is Outcome.RECALLED and self._held_elsewhere(delivery, applied.held_version):
             self.store.mark_held_elsewhere(delivery.alert_id)
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled, but this store never held it, "
                          f"and took the partition over from another store, which may: {RECALL_NOT_HELD}, no "
                          "acknowledgement (apply the recall there)")
-            return RECALL_NOT_HELD, applied.passed_on
+            return RECALL_NOT_HELD, applied
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
                          f"version {applied.held_version}, already received; ignored")
@@ -1209,7 +1232,19 @@ class Subscriber:
         elif applied.outcome is Outcome.REFUSED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} refused: its "
                          f"originator recalled it (version {applied.held_version})")
-        return applied.outcome.value, applied.passed_on
+        return applied.outcome.value, applied
+
+
+def end_line(view: Mapping[str, Any], status: str) -> str:
+    """The ``--out`` line telling a copy's reader that an alert it holds ended: the store deleted its text (status
+    EXPIRED: a newer version arrived expired, or past its agreement's retention). Content-free, as a recall notice
+    is: the alert's id and type, the version that ended it, the status and that version's ``markings.expires_at``
+    (null when retention ended it); no other field of the view. Its reader deletes what it holds of the alert, as
+    for a recall notice (``lifecycle.action`` RECALL), which it is not."""
+    markings = view.get("markings")
+    expires = markings.get("expires_at") if isinstance(markings, Mapping) else None
+    return json_text(to_json({"alert_id": view["alert_id"], "alert_type": view["alert_type"],
+                              "version": view["version"], "status": status, "expires_at": expires}))
 
 
 def open_copy(path: Path, on_note: Callable[[str], None]) -> TextIO:

@@ -144,6 +144,11 @@ class Outcome(StrEnum):
     EXPIRED = "EXPIRED"  # a view past its expires_at, or sealed longer ago than its retention: not stored
 
 
+# What a record does to a text held, other than a replay of the record that stored it: deletes it (RECALLED, EXPIRED:
+# ``_expired``) or replaces it (RECEIVED); the other outcomes leave it as it was.
+_DROPS = frozenset({Outcome.RECEIVED, Outcome.RECALLED, Outcome.EXPIRED})
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One opened feed record, as the store takes it (see :meth:`of`)."""
@@ -247,6 +252,9 @@ class Applied:
     outcome: Outcome
     held_version: int | None
     passed_on: bool = False  # a copy of the alert went beyond the store before (``mark_passed_on``)
+    dropped: bool = False
+    """The store deleted or replaced the text it held of the alert (a recall, a newer version, one that arrived
+    expired or past retention): a copy that went beyond it (``passed_on``) still holds that text."""
 
 
 @dataclass(frozen=True)
@@ -854,6 +862,7 @@ class PartnerStore:
             held = None if row is None else _held(row, _Row(self.path, d.alert_id))
             outcome = judge(held, d)
             replay = held is not None and held.feed == d.feed and held.version == d.version
+            text_held = held is not None and not held.recalled and not held.expired
             now_ms = _ms(now)
             if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, now_ms) or d.expired(now)
                                                                or self._kept_too_long(held, d, now_ms)):
@@ -869,7 +878,8 @@ class PartnerStore:
             # anew since): the mark outlives the row.
             passed = (row is not None and bool(row[4])) or self._conn.execute(
                 "SELECT 1 FROM meta WHERE key = ?", (_PASSED_KEY + d.alert_id,)).fetchone() is not None
-        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version, passed)
+        dropped = text_held and not replay and outcome in _DROPS
+        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version, passed, dropped)
 
     def mark_passed_on(self, alert_id: str) -> None:
         """Remember that a copy of ``alert_id`` went beyond the store (``puente subscribe --out``), inside
