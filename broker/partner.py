@@ -29,8 +29,8 @@ the alert's row), and a recall of a marked alert (whichever run, with or without
 says ``RECALL_PASSED_ON``, which is no
 acknowledgement. A newer version that ends an alert passed on (it arrived expired, or past its agreement's retention:
 ``EXPIRED``, the text held deleted) writes a content-free line to ``out`` (``end_line``), its reader to delete the
-alert. A run without ``out`` that deletes the text of an alert an earlier run passed on (a recall, such a
-version) says so in a note naming the feed place and the alert: that note, and for a recall the
+alert. A run without ``out`` that deletes or replaces the text of an alert an earlier run passed on (a recall, such a
+version, a correction) says so in a note naming the feed place and the alert: that note, and for a recall the
 ``RECALL_PASSED_ON`` receipt, which keeps the recall outstanding for auditors, is all the contract; nothing is kept
 pending for a later ``out``, which need not be the file the alert went to. Nor is ``RECALL_NOT_HELD``: a recall of
 an alert the store never held, on a feed partition it took over mid-stream from another store (another instance's,
@@ -1195,7 +1195,8 @@ class Subscriber:
         """Tell the ``--out`` copy an earlier run passed the alert to that the store deleted or replaced the text it
         holds (``Applied.dropped``) by a record of which this run writes no line: an alert that ended (EXPIRED) gets
         a content-free line in this run's copy (``end_line``); without one, a note names the feed place and the
-        alert. (A recall's note is ``_handle``'s: it is owed whatever the store still held.)"""
+        alert, as it does for a newer version (whose view goes only to a copy this run writes). (A recall's note
+        is ``_handle``'s: it is owed whatever the store still held.)"""
         place, alert = delivery.feed, delivery.alert_id[:200]
         if status == Outcome.EXPIRED.value:
             if out is not None:
@@ -1204,6 +1205,10 @@ class Subscriber:
             self.on_note(f"{place}: alert {alert} version {delivery.version} ended ({status}): the store deleted the "
                          f"text of version {held_version} it held, but an earlier run passed that to a --out copy, "
                          "and this run writes none: the copy it went to must delete the alert")
+        elif status == Outcome.RECEIVED.value and out is None:
+            self.on_note(f"{place}: alert {alert} version {delivery.version} replaced version {held_version} in the "
+                         "store, but an earlier run passed the older one to a --out copy, and this run writes none: "
+                         "the copy it went to holds the older text; take the new version from the store")
 
     def _apply(self, delivery: Delivery, now: datetime) -> tuple[str, Applied | None]:
         """The receipt status of one opened record: what the store made of it (RECEIVED without a store),

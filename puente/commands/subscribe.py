@@ -45,7 +45,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                       help="also append every view the store takes as a JSON line here ('-': standard output); "
                            "recall notices included, and a content-free EXPIRED line when a newer version ends an "
                            "alert copied there: a copy this subscriber cannot delete from (a run without --out "
-                           "names, in a note, each alert passed on earlier that the store deletes)")
+                           "names, in a note, each alert passed on earlier that the store deletes or replaces)")
     subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
     subs.add_argument("--accept-gap", action="store_true",
                       help="when the feed no longer holds records this partner had not read (deleted by retention), "

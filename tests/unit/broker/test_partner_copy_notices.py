@@ -1,4 +1,4 @@
-"""What an earlier run's ``--out`` copy is told when the store deletes the text it passed there: a
+"""What an earlier run's ``--out`` copy is told when the store deletes or replaces the text it passed there: a
 content-free end line in this run's copy, or a note naming the feed place and the alert when this run writes none."""
 
 from __future__ import annotations
@@ -152,3 +152,19 @@ async def test_a_version_that_ends_an_alert_never_passed_on_tells_no_copy(keys: 
     out = io.StringIO()
     assert await _run(keys, store, T0, _expired(v1, 2, T0), 1, out, notes) == ["EXPIRED"]
     assert out.getvalue() == "" and not [n for n in notes if COPY in n]
+
+
+async def test_a_correction_of_an_alert_passed_on_is_named_in_a_note_when_this_run_writes_no_copy(
+        keys: BrokerKeys, store: PartnerStore) -> None:
+    """A newer version replaces the text an earlier run copied out: without --out a note says the copy holds the
+    older one; with --out the new version's line is what tells it."""
+    v1 = _view()
+    await _passed_on(keys, store, v1)
+    notes: list[str] = []
+    assert await _run(keys, store, T0, updated(v1, 2), 1, None, notes) == ["RECEIVED"]
+    [note] = [n for n in notes if COPY in n]
+    assert note.startswith(f"{FEED}:0:1: alert {v1['alert_id']} version 2 replaced version 1")
+    _no_text(v1, note)
+    out = io.StringIO()
+    assert await _run(keys, store, T0, updated(v1, 3), 2, out, notes) == ["RECEIVED"]
+    assert json.loads(out.getvalue())["version"] == 3 and len([n for n in notes if COPY in n]) == 1
