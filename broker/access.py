@@ -299,10 +299,11 @@ def managed(acl: Acl, principals: Iterable[str]) -> bool:
     A DENY rule of a party is not Puente's: it can only take rights away (an operator blocking a
     compromised partner, say), so removing it could only widen access. It is listed, and left.
 
-    Rules of other principals (other applications on a shared cluster, the admin) are left alone. So
-    are rules for every user (``User:*``), though they reach Puente's parties too: ``wildcard`` finds
-    those, for the operator to remove. A cluster holds one Puente deployment's parties: the logins
-    are cluster-wide, so a second deployment on it would share them, and each would remove the
+    Rules of other principals (other applications on a shared cluster, the admin) are not Puente's, but
+    one that lets them do more than describe a resource of this deployment alone is removed all the same
+    (``ours_alone``, ``broker.kafka.acls.acl_changes``). A wider one, and one for every user (``User:*``;
+    ``wildcard``), is left for the operator to judge. A cluster holds one Puente deployment's parties: the
+    logins are cluster-wide, so a second deployment on it would share them, and each would remove the
     other's rules."""
     return acl.permission == "ALLOW" and puentes(acl.principal, principals)
 
@@ -331,6 +332,22 @@ def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
         return False  # a monitoring login (lag exporters, Burrow) describes topics and groups: no data, no rights
     return any(w.resource == acl.resource and ((acl.pattern == "LITERAL" and acl.name == "*") or overlaps(acl, w))
                for w in planned)
+
+
+def ours_alone(acl: Acl, planned: Iterable[Acl], names: TopicNames) -> bool:
+    """Whether every resource ``acl`` matches is this deployment's: a topic under its prefix (``<prefix>.``), or a
+    name one of the plan's rules of the same type covers (a LITERAL one the same name, a PREFIXED one every name
+    starting with it). Such a rule, whoever it names, is Puente's to remove when the plan does not name it: no other
+    application's resource is in it. One matching more (Kafka's ``*``, an empty or shorter prefix, the cluster)
+    may be another application's too, and only an operator may judge it."""
+    if acl.resource == "CLUSTER" or (acl.pattern == "LITERAL" and acl.name == "*") \
+            or acl.pattern not in ("LITERAL", "PREFIXED"):
+        return False
+    if acl.resource == "TOPIC" and acl.name.startswith(f"{names.prefix}."):
+        return True
+    return any(w.resource == acl.resource and (w.name == acl.name if w.pattern == "LITERAL" else
+                                               w.pattern == "PREFIXED" and acl.name.startswith(w.name))
+               and (w.pattern == "PREFIXED" or acl.pattern == "LITERAL") for w in planned)
 
 
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})

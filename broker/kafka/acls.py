@@ -34,7 +34,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import Acl, managed, puentes, reaches, wildcard
+from broker.access import Acl, managed, ours_alone, puentes, reaches, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError, KafkaUnavailableError
@@ -53,14 +53,20 @@ class AclChanges:
     others: tuple[Acl, ...] = ()
     """Rules of principals that are not Puente's parties: left as they are."""
     everyone: tuple[Acl, ...] = ()
-    """Among ``others``, ALLOW rules for every user (``User:*``): they reach Puente's parties too, so the
-    cluster grants them more than the plan, but they may be another application's to remove."""
+    """Among ``others``, ALLOW rules for every user (``User:*``) but those in ``intruders``: they reach Puente's
+    parties too, so the cluster grants them more than the plan, but they may be another application's to
+    remove."""
     strangers: tuple[Acl, ...] = ()
-    """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``): a
-    leftover login, another application's, a name differing from a party's only in case. Not removed here (they
-    may be another application's to remove), but the cluster grants more than the policy names."""
+    """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``) that
+    match more than this deployment's resources (Kafka's ``*``, a short prefix, the cluster): a leftover login,
+    another application's, a name differing from a party's only in case. Not removed here (they may be another
+    application's too), but the cluster grants more than the policy names."""
     held: int = 0
     """How many rules of Puente's parties the cluster holds now (those ``remove`` is drawn from)."""
+    intruders: tuple[Acl, ...] = ()
+    """Rules of principals that are not Puente's parties (``User:*`` too) letting them do more than describe
+    resources of this deployment alone (``broker.access.ours_alone``): removed, as a party's rule outside the plan
+    is. A login no policy names never reads a feed or writes an audit topic because ``acls apply`` left it."""
 
     @property
     def mass_removal(self) -> str | None:
@@ -77,7 +83,12 @@ class AclChanges:
 
     @property
     def empty(self) -> bool:
-        return not self.add and not self.remove
+        return not self.add and not self.remove and not self.intruders
+
+    @property
+    def removals(self) -> tuple[Acl, ...]:
+        """Every rule to remove: a party's the plan does not name, and ``intruders``."""
+        return (*self.remove, *self.intruders)
 
     @property
     def drift(self) -> bool:
@@ -156,19 +167,22 @@ async def cluster_acls(admin: Admin) -> tuple[set[Acl], list[str]]:
 
 
 def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames,
-                principals: Iterable[str]) -> AclChanges:
-    """What to add (planned, missing) and remove (a rule of one of Puente's parties, not planned), and
-    the rules of other principals, left alone. ``names`` is kept for the callers: a party's rules are
-    Puente's whatever the resource, under this deployment's prefix or not."""
+                principals: Iterable[str], *, admin: str | None = None) -> AclChanges:
+    """What to add (planned, missing) and remove (a rule of one of Puente's parties, not planned; a rule of anyone
+    else on this deployment's resources alone, ``intruders``), and the other rules of other principals, left alone.
+    A party's rules are Puente's whatever the resource, under this deployment's prefix (``names``) or not. The
+    ``admin``, the login applying the plan, keeps its rules: it may change every ACL, so they grant it nothing."""
     have, want = set(current), set(wanted)
     who = list(principals)
-    others = tuple(sorted(a for a in have if not managed(a, who)))
+    intruders = tuple(sorted(a for a in have - want if not managed(a, who) and a.principal != admin
+                             and reaches(a, want) and ours_alone(a, want, names)))
+    others = tuple(sorted(a for a in have if not managed(a, who) and a not in intruders))
     everyone = tuple(a for a in others if wildcard(a))
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
                       others, everyone,
                       tuple(a for a in others if a not in everyone and not puentes(a.principal, who)
                             and reaches(a, want)),
-                      sum(1 for a in have if managed(a, who)))
+                      sum(1 for a in have if managed(a, who)), intruders)
 
 
 async def apply_acls(admin: Admin, changes: AclChanges) -> list[str]:
@@ -190,7 +204,7 @@ async def _settled(admin: Admin, changes: AclChanges) -> None:
     deadline = loop.time() + admin.conn.timeout_s
     while loop.time() < deadline:
         current, _ = await cluster_acls(admin)
-        if set(changes.add) <= current and not set(changes.remove) & current:
+        if set(changes.add) <= current and not set(changes.removals) & current:
             return
         await asyncio.sleep(0.1)
     raise KafkaOperationError(f"Kafka at {admin.conn.bootstrap} did not list the ACL changes within "
@@ -205,10 +219,10 @@ async def _make(admin: Admin, changes: AclChanges) -> list[str]:
         made = await admin.results("creating ACLs", await admin.call(
             "creating ACLs", lambda c: c.create_acls(bindings, request_timeout=timeout)))
         failed += [f"add {_acl(b)}: {outcome}" for b, outcome in made.items() if isinstance(outcome, Exception)]
-    unnamed = [a for a in changes.remove if _filter(a) is None]
+    unnamed = [a for a in changes.removals if _filter(a) is None]
     failed += [f"remove {a}: the Kafka client cannot name this rule's {a.resource}/{a.pattern}/{a.operation}/"
                f"{a.permission}; remove it with Kafka's kafka-acls tool" for a in unnamed]
-    filters = [f for f in map(_filter, changes.remove) if f is not None]
+    filters = [f for f in map(_filter, changes.removals) if f is not None]
     if filters:
         gone = await admin.results("deleting ACLs", await admin.call(
             "deleting ACLs", lambda c: c.delete_acls(filters, request_timeout=timeout)))

@@ -135,12 +135,13 @@ async def _changes(cfg: PuenteSettings, conn: KafkaConnection) -> tuple[AclChang
     # A former party's login still there (no `users apply --prune` yet) keeps a trickle of a quota, never none.
     logins = await scram_users(Admin(conn))
     quotas = quota_changes(await user_quotas(conn), quota_plan(policy, cfg.agencies, logins=logins), principals)
-    return acl_changes(current, wanted, names, principals), others, quotas
+    return acl_changes(current, wanted, names, principals, admin=conn.username), others, quotas
 
 
 def _print(changes: AclChanges, others: list[str], quotas: QuotaChanges, failed: list[str] | None = None) -> None:
-    """The change (``+``, ``-``), rules for every user and rules of logins no policy names on Puente's resources
-    (``!``: only an operator may judge and remove them), other principals' rules (``?``), the same for the client
+    """The change (``+``, ``-``: a rule of a login no policy names on this deployment's resources alone is removed
+    too), rules for every user and rules of logins no policy names reaching further than Puente's resources (``!``:
+    only an operator may judge and remove them), other principals' rules (``?``), the same for the client
     quotas, then a summary, then each change that ``failed``. Every line goes out through ``one_line``: principals,
     resource names and hosts are the cluster's, and Kafka lets them hold any character, an escape sequence or a line
     break too."""
@@ -174,6 +175,8 @@ def _quota_lines(quotas: QuotaChanges) -> list[str]:
 
 def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list[str]:
     lines = [*(f"+ {acl}" for acl in changes.add), *(f"- {acl}" for acl in changes.remove)]
+    lines += [f"- {acl} (a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s "
+              "alone)" for acl in changes.intruders]
     lines += [f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}"
               for acl in changes.everyone]
     lines += [f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not "
@@ -184,7 +187,7 @@ def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list
     lines += _quota_lines(quotas)
     if not changes.drift and quotas.empty:
         return [*lines, "no change: the cluster's ACLs and client quotas are what the policy implies"]
-    summary = f"{len(changes.add)} to add, {len(changes.remove)} to remove"
+    summary = f"{len(changes.add)} to add, {len(changes.removals)} to remove"
     if changes.everyone:
         summary += f"; {len(changes.everyone)} rule(s) for every user left to the operator"
     if changes.strangers:

@@ -29,7 +29,7 @@ from puente_testing import Env, audit_docs, cli, read_topic, run_broker
 
 from broker.access import Acl, subscriber_group, subscriber_transaction
 from broker.kafka import Admin, KafkaConnection, connection_from_properties, reader, start
-from broker.kafka.acls import AclChanges, apply_acls
+from broker.kafka.acls import AclChanges, apply_acls, cluster_acls
 from puente.dev import pki
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
 from puente.dev.synthetic import publish_synthetic
@@ -462,6 +462,30 @@ async def test_a_broad_grant_to_a_party_is_drift_that_apply_removes(env: Env) ->
                            check=False)
     assert after.returncode == 0 and "no change" in after.stdout, after.stdout
     refused = await _refused(env.login("partner-COL"), "read", topic=env.feed("USA"))
+    assert isinstance(refused, TopicAuthorizationFailedError)
+
+
+async def test_a_grant_to_every_user_on_a_feed_alone_is_removed_by_apply(env: Env) -> None:
+    """A rule for every user (``User:*``) or for a login no policy names, on this deployment's feed or subscriber
+    groups alone: `acls plan` exits 1 naming each to remove, `acls apply` removes them and exits 0, and the partner
+    the rule let read another's feed is refused it again."""
+    admin = Admin(env.conn)
+    feed = env.feed("USA")
+    intruders = [Acl("*", "TOPIC", feed, "LITERAL", "READ"),
+                 Acl("*", "GROUP", f"{env.cfg.topic_prefix}.feed.", "PREFIXED", "READ"),
+                 Acl("eve", "TOPIC", feed, "LITERAL", "READ")]
+    assert await apply_acls(admin, AclChanges(tuple(intruders), ())) == []
+    plan = subprocess.run(cli("acls", "plan"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    for acl in intruders:
+        assert f"- {acl} (a login no policy names" in plan.stdout, plan.stdout
+    apply = subprocess.run(cli("acls", "apply"), env=env.env_vars(), capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    current, _ = await cluster_acls(admin)
+    assert not set(intruders) & current
+    refused = await _refused(env.login("partner-COL"), "read", topic=feed)
     assert isinstance(refused, TopicAuthorizationFailedError)
 
 

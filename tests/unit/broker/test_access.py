@@ -81,13 +81,22 @@ FOREIGN = [
     Acl("burrow", "GROUP", "*", "LITERAL", "DESCRIBE"),
 ]
 # Rules of logins no policy names that reach this deployment's topics, groups or transactional ids.
-STRANGERS = [
+# Rules of logins no policy names on this deployment's resources alone: removed, whoever they name.
+INTRUDERS = [
     Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
+    Acl("eve", "TOPIC", "puente.feed.", "PREFIXED", "READ"),
+    Acl("eve", "TOPIC", "puente.feed.USA.old", "LITERAL", "READ"),  # under the prefix: a topic the plan may make
+    Acl("*", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),  # every user, on a feed
+    Acl("*", "GROUP", "puente.feed.", "PREFIXED", "READ"),  # every user, on the subscriber groups
+    Acl("Partner-USA", "TOPIC", "puente.audit.decisions", "LITERAL", "WRITE"),
+    Acl("svc-col", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "READ"),
+    Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ", "ALLOW", "10.0.0.9"),
+]
+# Rules of logins no policy names reaching further than this deployment's resources: reported, left.
+STRANGERS = [
     Acl("admin", "TOPIC", "*", "LITERAL", "ALL"),
     Acl("broker2", "TOPIC", "puente", "PREFIXED", "ALL"),
     Acl("ops", "TOPIC", "", "PREFIXED", "READ"),
-    Acl("Partner-USA", "TOPIC", "puente.audit.decisions", "LITERAL", "WRITE"),
-    Acl("svc-col", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "READ"),
     Acl("svc-col", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "WRITE"),
     Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "ALTER"),  # may change the ACLs: reaches everything
     Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "CREATE"),  # may make a Puente topic first, wrongly
@@ -114,19 +123,43 @@ def test_other_principals_rules_are_listed_and_left_alone(policy: PolicySet) -> 
     assert not any(managed(a, parties(policy, AGENCIES)) for a in FOREIGN)
 
 
+@pytest.mark.parametrize("intruder", INTRUDERS, ids=str)
+def test_a_login_no_policy_names_on_this_deployments_resources_alone_is_removed(policy: PolicySet,
+                                                                                 intruder: Acl) -> None:
+    """A leftover login, another's, a name differing from a party's only in case, every user: reading a feed,
+    writing the audit, taking a party's group. No other application's resource is in the rule, so it is removed,
+    as a party's rule outside the plan is; it does not count as a party's rule taken away (``mass_removal``)."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    changes = acl_changes(want | {intruder}, want, NAMES, parties(policy, AGENCIES), admin="admin")
+    assert changes.intruders == changes.removals == (intruder,) and changes.remove == ()
+    assert not changes.empty and changes.drift and changes.mass_removal is None
+    assert intruder not in changes.others and not changes.everyone and not changes.strangers
+
+
+def test_the_login_applying_the_plan_keeps_its_rules(policy: PolicySet) -> None:
+    """The admin may change every ACL: its rules on Puente's topics grant it nothing more, and taking them away
+    could stop `topics apply` on a cluster where it is no super user."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    own = Acl("ops-admin", "TOPIC", "puente.", "PREFIXED", "ALTER_CONFIGS")
+    changes = acl_changes(want | {own}, want, NAMES, parties(policy, AGENCIES), admin="ops-admin")
+    assert changes.intruders == () and changes.strangers == (own,)
+    assert acl_changes(want | {own}, want, NAMES, parties(policy, AGENCIES)).intruders == (own,)
+
+
 @pytest.mark.parametrize("stranger", STRANGERS, ids=str)
-def test_a_login_no_policy_names_on_a_resource_of_the_plan_is_drift(policy: PolicySet, stranger: Acl) -> None:
-    """A leftover login, another application's, a name differing from a party's only in case: reading a feed,
-    writing the audit, taking a party's group or transactional ids. Reported (drift), not removed."""
+def test_a_login_no_policy_names_reaching_past_the_plan_is_drift(policy: PolicySet, stranger: Acl) -> None:
+    """A rule of a login no policy names that reaches a resource of the plan and others' too (Kafka's ``*``, a short
+    prefix, the cluster): reported (drift), not removed, as it may be another application's too."""
     want = plan(policy, NAMES, AGENCIES, GROUP)
     changes = acl_changes(want | {stranger}, want, NAMES, parties(policy, AGENCIES))
     assert changes.empty and changes.strangers == (stranger,) and changes.drift
 
 
-def test_a_rule_for_every_user_is_drift_left_to_the_operator(policy: PolicySet) -> None:
-    """`User:*` reaches Puente's parties too: reported (drift) but not removed, since it may be another's."""
+def test_a_rule_for_every_user_past_the_plan_is_drift_left_to_the_operator(policy: PolicySet) -> None:
+    """`User:*` on every topic reaches Puente's parties too: reported (drift) but not removed, since it may be
+    another application's too."""
     want = plan(policy, NAMES, AGENCIES, GROUP)
-    everyone = Acl("*", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    everyone = Acl("*", "TOPIC", "*", "LITERAL", "READ")
     changes = acl_changes(want | {everyone}, want, NAMES, parties(policy, AGENCIES))
     assert changes.empty and changes.everyone == (everyone,) and changes.drift
 

@@ -5,6 +5,7 @@ client quotas, shown and counted beside the rules and applied after them."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,7 +48,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     async def apply_acls(admin: Any, changes: AclChanges) -> list[str]:
         held["applied"].append(changes)
-        held["acls"] = (held["acls"] | set(changes.add)) - set(changes.remove)
+        held["acls"] = (held["acls"] | set(changes.add)) - set(changes.removals)
         return []
 
     async def scram_users(admin: Any) -> dict[str, frozenset[str]]:
@@ -71,7 +72,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(access, "settings", lambda args: cfg)
     monkeypatch.setattr(access, "user_quotas", user_quotas)
     monkeypatch.setattr(access, "set_user_quotas", set_user_quotas)
-    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(access, "kafka", lambda cfg, name: SimpleNamespace(username="admin"))
     monkeypatch.setattr(access, "Admin", lambda conn: None)
     monkeypatch.setattr(access, "cluster_acls", cluster_acls)
     monkeypatch.setattr(access, "scram_users", scram_users)
@@ -116,8 +117,9 @@ def test_apply_removes_every_stray_rule_and_leaves_others(cluster: dict[str, Any
 
 def test_a_rule_for_every_user_fails_plan_and_apply_but_stays(cluster: dict[str, Any],
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """`User:*` reaches Puente's parties: flagged (`!`), exit 1, left for the operator to judge."""
-    everyone = Acl("*", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    """`User:*` on every topic reaches Puente's parties and others': flagged (`!`), exit 1, left for the operator
+    to judge."""
+    everyone = Acl("*", "TOPIC", "*", "LITERAL", "READ")
     cluster["acls"].add(everyone)
     assert _puente("acls", "plan") == 1
     out = capsys.readouterr().out
@@ -127,11 +129,11 @@ def test_a_rule_for_every_user_fails_plan_and_apply_but_stays(cluster: dict[str,
     assert everyone in cluster["acls"]
 
 
-def test_a_login_no_policy_names_reading_a_feed_fails_plan_and_apply_but_stays(
+def test_a_login_no_policy_names_reading_every_topic_fails_plan_and_apply_but_stays(
         cluster: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    """A rule for a login no policy names on one of this deployment's topics: flagged (`!`), exit 1, never
-    "no change"; left for the operator to judge."""
-    eve = Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    """A rule for a login no policy names on every topic, this deployment's among them: flagged (`!`), exit 1,
+    never "no change"; left for the operator to judge, as it may be another application's too."""
+    eve = Acl("eve", "TOPIC", "", "PREFIXED", "READ")
     cluster["acls"].add(eve)
     assert _puente("acls", "plan") == 1
     out = capsys.readouterr().out
@@ -141,6 +143,24 @@ def test_a_login_no_policy_names_reading_a_feed_fails_plan_and_apply_but_stays(
                                                                      "the operator")
     assert _puente("acls", "apply") == 1
     assert eve in cluster["acls"]
+
+
+def test_rules_of_others_on_this_deployments_feeds_alone_are_removed(cluster: dict[str, Any],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A login no policy names, or every user, reading a partner's feed or joining its subscriber group: `acls plan`
+    shows them to be removed (exit 1), `acls apply` removes them (exit 0), and Kafka then refuses those logins."""
+    intruders = {Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "READ"),
+                 Acl("*", "GROUP", "puente.feed.", "PREFIXED", "READ")}
+    cluster["acls"] |= intruders
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    for acl in intruders:
+        assert f"- {acl} (a login no policy names, on this deployment's {acl.resource.lower()}s alone)" in out
+    assert out[-1] == "0 to add, 2 to remove"
+    assert _puente("acls", "apply") == 0
+    assert not intruders & cluster["acls"]
+    capsys.readouterr()
+    assert _puente("acls", "plan") == 0
 
 
 def test_names_from_the_cluster_reach_the_terminal_escaped(cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
