@@ -3,7 +3,9 @@
 Every finding here makes the policy unusable: loading refuses it, and
 ``puente policy lint`` lists it. A name that refers to nothing (a level not
 on the scale, an unknown partner, a field the schema lacks) would otherwise
-quietly decide differently from what its author meant.
+quietly decide differently from what its author meant; so would a field
+rule that never applies, or two agreements in force together for one
+partner's alert type. Such a policy is refused, never interpreted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 
 from policies._countries import ISO_ALPHA3
 from policies._fields import ENVELOPE_FIELDS, FieldInfo
@@ -425,6 +428,35 @@ def _check_areas(src: PolicySources, doc: Doc[Agreement]) -> Iterator[Finding]:
                     yield Finding(where, "area", f"{cover.rule}: {kind} {code} has no outline ({why})")
 
 
+def _check_overlaps(src: PolicySources) -> Iterator[Finding]:
+    """No two agreements cover one partner's alert type on a common day.
+
+    Where several agreements cover an alert, a decision applies each and needs every one of them to pass, so a
+    second agreement narrows the first whatever its text says: an annex meant to widen an area would stop the
+    deliveries outside the narrower one. Which of the two was meant is the authors' to say. Validity runs from
+    ``valid_from`` to ``valid_until``, both days included: an agreement renewed by one starting the day after
+    it ends shares no day with it, and a window of the decision's two clocks across the change applies both.
+    """
+    home = src.vocabulary.model.home.country
+    for one, two in combinations(src.agreements, 2):
+        a, b = one.model, two.model
+        if a.valid_until < b.valid_from or b.valid_until < a.valid_from:
+            continue
+        partners = sorted((set(a.parties) & set(b.parties)) - {home})
+        if not partners:
+            continue
+        types = {c.alert_type for c in a.covers}
+        for i, cover in enumerate(b.covers):
+            if cover.alert_type in types:
+                yield Finding(
+                    two.where("covers", i, "alert_type"), "overlap",
+                    f"{a.id} ({one.label}) and {b.id} ({two.label}) both cover {cover.alert_type} for "
+                    f"{', '.join(partners)} from {max(a.valid_from, b.valid_from)} to "
+                    f"{min(a.valid_until, b.valid_until)}, and a decision would need both to pass; merge them, or "
+                    "end one before the other starts",
+                )  # fmt: skip
+
+
 def check_sources(
     src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]], releases: Releases
 ) -> list[Finding]:
@@ -456,4 +488,5 @@ def check_sources(
                                      "and notices (caveat.ORCON, originator.foreign, <rule>.<condition>)"))
         found.extend(_check_agreement(src, doc, fields, reviewed))
         found.extend(_check_areas(src, doc))
+    found.extend(_check_overlaps(src))
     return found

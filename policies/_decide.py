@@ -89,8 +89,8 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
         return found
     redactions = tuple(r for c in covers for r in c.redactions)
     # Shortest retention first, so the agreement a delivery names (``Decision.agreement_id``: the feed's
-    # header and its sealed associated data, which the partner's store keeps the alert by) is the one
-    # whose retention binds when agreements overlap; equal ones keep the policy's order.
+    # header and its sealed associated data, which the partner's store keeps the alert by) is the one whose
+    # retention binds when several apply (a window across a renewal); equal ones keep the policy's order.
     days: dict[str, int] = {}
     for c in covers:
         days.setdefault(c.agreement.id, c.agreement.retention_days)
@@ -312,8 +312,9 @@ def _covers(
 
     In force for every moment of the window: one agreement, or several one after another with no moment between
     them uncovered (an agreement renewed by the next, the present on either side of the change), each of which
-    then applies its rules (the most restrictive wins, as for overlapping agreements). A window with a moment no
-    agreement covers (before the first begins, after the last ends, or between two) has none."""
+    then applies its rules (the most restrictive wins). Loading refuses two sharing a day (``_check``), so several
+    apply only across such a change. A window with a moment no agreement covers (before the first begins, after
+    the last ends, or between two) has none."""
     covers = ps.covers_for.get((partner.id, alert_type))
     if covers is None:
         if alert_type not in ps.alert_types:

@@ -2,13 +2,13 @@
 
 Besides the checks loading enforces (``_check``: unknown names, field rules
 naming fields the schema lacks, rules that do not fit their field, rules
-under a field another rule changes), lint reports what loads but should
-not stay: expired agreements, a feed kept shorter than its partner's
-deadline to acknowledge a recall, overlapping agreements that disagree,
-partners without keys, fields a kept record holds that the schema added
-after the release the policy was reviewed against (views drop them until
-someone reviews them), and a precision a rule hides that a field it keeps
-gives back (``_given_back``).
+under a field another rule changes, agreements in force together for one
+partner's alert type), lint reports what loads but should not stay:
+expired agreements, a feed kept shorter than its partner's deadline to
+acknowledge a recall, partners without keys, fields a kept record holds
+that the schema added after the release the policy was reviewed against
+(views drop them until someone reviews them), and a precision a rule
+hides that a field it keeps gives back (``_given_back``).
 
 With a ``key_problem`` port it also checks the keys themselves: each key a
 partner names, and the pseudonym key of each agreement with a rule that
@@ -22,9 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import date, datetime
-from itertools import combinations
 from pathlib import Path
-from typing import Any
 
 from policies._check import Finding, Releases, check_sources
 from policies._fields import FieldInfo
@@ -116,44 +114,6 @@ def _notices_outlived(src: PolicySources) -> list[Finding]:
     return found
 
 
-def _terms(a: Agreement, alert_type: str) -> dict[str, Any]:
-    cover = next(c for c in a.covers if c.alert_type == alert_type)
-    return {
-        "conditions and field rules": cover.model_dump(mode="json", exclude={"rule"}),
-        "max_classification": a.max_classification,
-        "min_grading": a.min_grading and a.min_grading.model_dump(),
-        "onward_sharing": a.onward_sharing,
-        "retention_days": a.retention_days,
-        "recall_ack_hours": a.recall_ack_hours,
-    }
-
-
-def _overlaps(src: PolicySources) -> list[Finding]:
-    home = src.vocabulary.model.home.country
-    found = []
-    for one, two in combinations(src.agreements, 2):
-        a, b = one.model, two.model
-        if a.valid_from > b.valid_until or b.valid_from > a.valid_until:
-            continue
-        partners = sorted((set(a.parties) & set(b.parties)) - {home})
-        shared = [c.alert_type for c in b.covers if any(x.alert_type == c.alert_type for x in a.covers)]
-        for alert_type in shared:
-            ta, tb = _terms(a, alert_type), _terms(b, alert_type)
-            differ = [k for k in ta if ta[k] != tb[k]]
-            if partners and differ:
-                i = next(i for i, c in enumerate(b.covers) if c.alert_type == alert_type)
-                found.append(
-                    Finding(
-                        two.where("covers", i),
-                        "overlap",
-                        f"{a.id} and {b.id} both cover {alert_type} for {', '.join(partners)} between "
-                        f"{max(a.valid_from, b.valid_from)} and {min(a.valid_until, b.valid_until)} with different "
-                        f"{', '.join(differ)}; both apply and the stricter wins: merge them or end one",
-                    )
-                )
-    return found
-
-
 def _pseudonymises(agreement: Agreement) -> bool:
     """Whether a field rule of ``agreement`` pseudonymises: then its views need its pseudonym key.
 
@@ -201,7 +161,7 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
     found += (_expired(src, today) + _open_ended(src, today) + _slow_recalls(src) + _notices_outlived(src)
-              + _overlaps(src) + _keys(src, key_problem) + _unreviewed(src, releases)
+              + _keys(src, key_problem) + _unreviewed(src, releases)
               + _given_back(src, releases))
     return found
 

@@ -273,13 +273,15 @@ def test_decide_does_not_change_the_alert(policy_set: PolicySet, make_alert: Mak
     assert alert == before
 
 
-OVERLAP = """
+# COMBIFRON's successor for border events, from the day after the copy's COMBIFRON ends (2025-06-02); loading
+# refuses two agreements sharing a day, so several apply at once only to a window across such a change.
+SUCCESSOR = """
 id: COMBIFRON-ANNEX
 title: COMBIFRON annex on border events
 parties: [PAN, COL]
 legal_basis: Annex to the COMBIFRON framework
 purpose: Border events in Guna Yala only
-valid_from: 2025-01-01
+valid_from: 2025-06-03
 valid_until: 2026-12-31
 max_classification: RESTRINGIDO
 onward_sharing: false
@@ -299,20 +301,25 @@ covers:
 """
 
 
-def test_overlapping_agreements_both_apply_and_the_stricter_wins(
-    policy_copy: Any, make_alert: MakeAlert, now: datetime
+def test_agreements_across_a_renewal_both_apply_and_the_stricter_wins(
+    policy_copy: Any, make_alert: MakeAlert
 ) -> None:
-    """With two agreements in force for one partner and type, every check of both applies."""
-    policy_copy.write("agreements/annex.yaml", OVERLAP)
+    """With two agreements in force for one partner and type over a decision's window (its two clocks on either
+    side of the day one ends and the next begins), every check of both applies."""
+    policy_copy.replace("agreements/combifron.yaml", "valid_until: 2027-02-28", "valid_until: 2025-06-02")
+    policy_copy.write("agreements/annex.yaml", SUCCESSOR)
     ps = policy_copy.load()
-    decision = decide(make_alert(), "COL", ps, now)
+    change = datetime(2025, 6, 3, 5, 0, tzinfo=UTC)  # midnight in Panama
+    before, after = change - timedelta(minutes=10), change + timedelta(minutes=10)
+    decision = decide(make_alert(), "COL", ps, before, after)
     assert set(decision.rule_ids) == {"COMBIFRON-BORDER", "ANNEX-BORDER"}
     assert decision.retention_days == 30
     # The delivery names the agreement whose retention binds: the partner's store keeps the alert by it.
     assert decision.agreement_ids == ("COMBIFRON-ANNEX", "COMBIFRON") and decision.agreement_id == "COMBIFRON-ANNEX"
     assert "location.place_name" in {r.path for r in decision.redactions}
-    tighter = decide(make_alert("darien_sighting", {"markings.classification": "CONFIDENCIAL"}), "COL", ps, now)
-    assert tighter.rule_ids == ("COMBIFRON-ANNEX.max_classification",)
+    confidential = make_alert("darien_sighting", {"markings.classification": "CONFIDENCIAL"})
+    assert decide(confidential, "COL", ps, before).delivers  # COMBIFRON alone allows it
+    assert decide(confidential, "COL", ps, before, after).rule_ids == ("COMBIFRON-ANNEX.max_classification",)
 
 
 def test_partner_without_agreement_is_withheld(policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:

@@ -78,12 +78,13 @@ def test_expiry_is_judged_at_the_given_time() -> None:
     assert {f.message.split()[0] for f in found if f.kind == "expired"} == {"COMBIFRON", "PAN-CRI"}
 
 
-def test_contradictory_overlap_is_found(policy_copy: Any) -> None:
-    """Two agreements in force together for COL border events with different rules are an overlap finding."""
+def test_overlap_is_found(policy_copy: Any) -> None:
+    """Two agreements in force together for COL border events are the load's overlap finding."""
     policy_copy.write("agreements/annex.yaml", ANNEX)
     found = _kinds(policy_copy)
     assert list(found) == ["overlap"]
-    assert "COMBIFRON-ANNEX and COMBIFRON both cover BORDER_EVENT for COL" in found["overlap"][0]
+    assert ("COMBIFRON-ANNEX (agreements/annex.yaml) and COMBIFRON (agreements/combifron.yaml) both cover "
+            "BORDER_EVENT for COL from 2025-01-01 to 2026-12-31") in found["overlap"][0]
 
 
 def test_overlap_in_time_only_matters(policy_copy: Any) -> None:

@@ -496,12 +496,24 @@ def test_a_dict_subclass_in_the_alert_leaves_no_view_and_is_not_changed(
     assert alert["payload"]["patrol_unit"] == "Patrulla Tigre 3"
 
 
+# Loading refuses two agreements covering one partner's alert type on a common day: several apply at once only
+# to a decision whose two clocks fall on either side of the day one ends and the next begins. Here COMBIFRON ends
+# 2025-06-02 and its successor begins the next day; a decision at ACROSS applies both.
+ENDS, BEGINS = "valid_until: 2025-06-02", "valid_from: 2025-06-03"
+ACROSS = (datetime(2025, 6, 3, 4, 50, tzinfo=UTC), datetime(2025, 6, 3, 5, 10, tzinfo=UTC))  # midnight in Panama
+
+
+def _end_combifron(policy_copy: Any) -> None:
+    """COMBIFRON ending the day before a successor beginning ``BEGINS``."""
+    policy_copy.replace("agreements/combifron.yaml", "valid_until: 2027-02-28", ENDS)
+
+
 ANNEX = """id: COMBIFRON-ANNEX
 title: COMBIFRON annex on border events
 parties: [PAN, COL]
 legal_basis: Annex to the COMBIFRON framework
 purpose: Border events in Darién
-valid_from: 2025-01-01
+valid_from: 2025-06-03
 valid_until: 2026-12-31
 max_classification: CONFIDENCIAL
 onward_sharing: false
@@ -530,16 +542,18 @@ covers:
 
 @pytest.mark.parametrize("latitude", [7.7496, 7.8496, 7.749, 7.75])
 def test_overlapping_grids_round_once_to_the_coarsest_whatever_the_file_names(
-        policy_copy: Any, make_alert: MakeAlert, now: datetime, key: bytes, latitude: float) -> None:
-    """An annex rounding to 0.1° beside COMBIFRON's 0.01° gave 7.7 for latitude 7.7496 as ``a-annex.yaml`` and 7.8
-    (rounded twice) as ``zz-annex.yaml``, under one version: rules apply by agreement id, and a field several
-    rules round is rounded once, to the coarsest grid."""
+        policy_copy: Any, make_alert: MakeAlert, key: bytes, latitude: float) -> None:
+    """An annex rounding to 0.1° beside COMBIFRON's 0.01° (both in force over a window across the day one ends and
+    the other begins) gave 7.7 for latitude 7.7496 as ``a-annex.yaml`` and 7.8 (rounded twice) as
+    ``zz-annex.yaml``, under one version: rules apply by agreement id, and a field several rules round is rounded
+    once, to the coarsest grid."""
+    _end_combifron(policy_copy)
     seen = []
     for name in ("a-annex.yaml", "zz-annex.yaml"):
         policy_copy.write(f"agreements/{name}", ANNEX)
         ps = policy_copy.load()
         alert = make_alert("darien_sighting", {"location.latitude": latitude})
-        decision = decide(alert, "COL", ps, now)
+        decision = decide(alert, "COL", ps, *ACROSS)
         view = build_view(alert, decision, ps, key)
         seen.append((ps.version, decision.rule_ids, view["location"]["latitude"]))
         (policy_copy.root / "agreements" / name).unlink()
@@ -548,32 +562,33 @@ def test_overlapping_grids_round_once_to_the_coarsest_whatever_the_file_names(
     assert seen[0][2] == {7.7496: 7.7, 7.8496: 7.8, 7.749: 7.7, 7.75: 7.7}[latitude]  # the 0.1 cell it is in
 
 
-
 @pytest.mark.parametrize("agreement", ["AA-STRICT", "ZZ-STRICT"])  # its rules apply before COMBIFRON's, or after
 def test_a_year_of_birth_one_agreement_derives_is_not_shown_where_another_in_force_hides_the_date(
         policy_copy: Any, make_alert: MakeAlert, now: datetime, key: bytes, agreement: str) -> None:
-    """COMBIFRON generalises a detainee's date of birth to its year, written to ``birth_year``; a second agreement in
-    force drops the date, year and all, and keeps ``birth_year`` as the alert states it (none here). Applied one
-    after the other, the first wrote the year and the second kept it: the partner read the year of birth no rule in
-    force alone would give it, or not, by the agreements' ids. Where any agreement in force hides the date, no year
-    is derived from it."""
+    """COMBIFRON generalises a detainee's date of birth to its year, written to ``birth_year``; its successor, both
+    in force over a window across the day one ends and the other begins, drops the date, year and all, and keeps
+    ``birth_year`` as the alert states it (none here). Applied one after the other, the first wrote the year and the
+    second kept it: the partner read the year of birth no rule in force alone would give it, or not, by the
+    agreements' ids. Where any agreement in force hides the date, no year is derived from it."""
     strict = (policy_copy.text("agreements/combifron.yaml")
               .replace("id: COMBIFRON\n", f"id: {agreement}\n").replace("rule: COMBIFRON-", f"rule: {agreement}-")
+              .replace("valid_from: 2024-03-01", BEGINS)
               .replace("payload.detainees[].date_of_birth: {action: generalise, to: year}",
                        "payload.detainees[].date_of_birth: {action: drop, why: no birth dates or years}"))
-    assert f"id: {agreement}\n" in strict and "date_of_birth: {action: drop" in strict
+    assert f"id: {agreement}\n" in strict and "date_of_birth: {action: drop" in strict and BEGINS in strict
     name = f"{agreement.lower()}.yaml"
+    _end_combifron(policy_copy)
     policy_copy.write(f"agreements/{name}", strict)
     ps = policy_copy.load()
     alert = make_alert("gofast_seizure", {"payload.detainees[0].date_of_birth": date(1991, 3, 14),
                                           "payload.detainees[0].birth_year": None})
-    decision = decide(alert, "COL", ps, now)
+    decision = decide(alert, "COL", ps, *ACROSS)
     assert len(decision.rule_ids) == 2
     detainee = build_view(alert, decision, ps, key)["payload"]["detainees"][0]
     assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, None)
     stated = make_alert("gofast_seizure", {"payload.detainees[0].date_of_birth": date(1991, 3, 14),
                                            "payload.detainees[0].birth_year": 1991})
-    detainee = build_view(stated, decide(stated, "COL", ps, now), ps, key)["payload"]["detainees"][0]
+    detainee = build_view(stated, decide(stated, "COL", ps, *ACROSS), ps, key)["payload"]["detainees"][0]
     assert (detainee["date_of_birth"], detainee["birth_year"]) == (None, 1991)  # as the alert states it: both keep it
     (policy_copy.root / "agreements" / name).unlink()
     alone = policy_copy.load()  # COMBIFRON alone still gives the year
