@@ -247,8 +247,10 @@ class Ledger:
                 f"{version} would put an older copy after it (a correction needs a revision above the latest)")
 
 
-async def scan(conn: KafkaConnection, topic: str, keep: Callable[[Record], Any]) -> None:
-    """Call ``keep(record)`` for every committed record of ``topic``, up to its end at the start.
+async def scan(conn: KafkaConnection, topic: str, keep: Callable[[Record], Any],
+               sized: Callable[[int], Any] | None = None) -> None:
+    """Call ``keep(record)`` for every committed record of ``topic``, up to its end at the start; first
+    ``sized(count)`` with its partition count, when given.
 
     A topic that the login may not read and a topic that does not exist both look empty to a
     reader (Kafka hides what a principal may not describe): when no partition is found, the
@@ -258,6 +260,8 @@ async def scan(conn: KafkaConnection, topic: str, keep: Callable[[Record], Any])
         parts = await partitions_of(consumer, topic)
         if not parts:
             raise await _why_unreadable(conn, topic)
+        if sized is not None:
+            sized(len(parts))
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)

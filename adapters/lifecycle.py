@@ -4,8 +4,10 @@ Each change is the alert's next version, published by the agency that owns the a
 id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter publishes:
 
 1. Find the alert's latest version on the ingress topic, read from its beginning as the ledger is
-   (``adapters.ledger.scan``). Only records that prove the agency's origin with the agency's own
-   keys count: those are the ones the broker accepts, and a version built on a record anyone
+   (``adapters.ledger.scan``). Only records in the partition the id belongs in (``key_partition``: the
+   broker refuses any other as misrouted, and offsets then compare within one log) that prove the
+   agency's origin with the agency's own keys count: those are the ones the broker accepts, and a
+   version built on a record anyone
    else wrote would launder it under the agency's MAC. Of those, only copies naming an originator
    the broker may take for the id count (``Originator.may_take``: the units COMBIFRON relays share
    its keys, and one unit's copy of another's alert, in that unit's series, is refused), and of
@@ -30,9 +32,12 @@ originator's copies a recall, even one a later version follows: a recall is for 
 consented; a reclassification that leaves the markings as they are. Kafka itself refuses another
 agency's login.
 
-Limit, stated: two officers changing one alert at the same moment could both publish the same
+Limits, stated: two officers changing one alert at the same moment could both publish the same
 version; the broker keeps the first and dead-letters the second as a replay. Changes to one
-alert are one officer's at a time, as adapter runs are one per agency.
+alert are one officer's at a time, as adapter runs are one per agency. The copies are judged by
+what the topic holds, not by the broker's decisions: a version the broker dead-lettered for a
+reason only it can tell (stale, past its replay window) still counts here; `puente audit log
+--alert ID` shows what it decided.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
 from broker.pipeline import Originator, content_problem
-from broker.topology import TopicNames
+from broker.topology import TopicNames, key_partition
 from policies import load_policy_set
 from puente.errors import AdapterError, BoundsExceededError, CodecError, ConfigError, KeyMaterialError
 from puente.settings import PuenteSettings
@@ -109,6 +114,12 @@ class Found:
     content version of an id in no unit's series (one published before the broker held units to their series),
     which the broker now refuses, but whose recall it takes. A recall is built on them when no copy counts
     (``for_change``)."""
+    partitions: int = 0
+    """The topic's partition count, which the broker places each id by (``key_partition``); 0: not known yet, and
+    then no copy counts (``collect``)."""
+    misrouted: int = 0
+    """Records of the id in a partition its key does not belong in: the broker refused them (``misrouted``), so no
+    change is built on one. Only copies in the key's own partition count, so offsets compare within one log."""
 
     def own(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
         """The copies naming the first copy's originator, each with its rank (version, offset), in rank order."""
@@ -125,7 +136,7 @@ class Found:
         if action != "RECALL" or self.copies or not self.recallable:
             return self
         return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable), self.past_bound,
-                     self.past_digest)
+                     self.past_digest, partitions=self.partitions, misrouted=self.misrouted)
 
     @property
     def alert(self) -> dict[str, Any] | None:
@@ -310,6 +321,9 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     originator the broker may take for it (``origin``: the agency's ``Originator``)."""
     if rec.key != alert_id.encode():
         return
+    if found.partitions < 1 or rec.partition != key_partition(rec.key, found.partitions):
+        found.misrouted += 1  # the broker refuses a version outside its key's partition: it holds no state there
+        return
     past: str | None = None
     try:
         alert = codec.decode(rec.value)
@@ -349,7 +363,11 @@ async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: 
     """The copies of ``alert_id`` on ``topic`` that prove ``agency``'s origin and name an originator the broker may
     take for it (``collect``)."""
     found, codec = Found(), alert_codec()
-    await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec, origin))
+
+    def sized(partitions: int) -> None:
+        found.partitions = partitions
+
+    await scan(conn, topic, lambda rec: collect(found, rec, alert_id, agency, lookup, codec, origin), sized=sized)
     return found
 
 
@@ -370,6 +388,11 @@ def next_of(found: Found, change: Change) -> dict[str, Any]:
 
 
 def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
+    if found.misrouted and not (found.refused or found.unverified):
+        return ConfigError(f"{alert_id}: {found.misrouted} record(s) on {topic} carry this id, but each lies in a "
+                           "partition its key does not belong in, which the broker refuses (misrouted): there is no "
+                           "version it took to change; publish the alert with Kafka's default partitioner (`puente "
+                           "adapt`), then change it")
     if found.refused:
         return ConfigError(f"{alert_id}: {found.refused} record(s) on {topic} carry this id, but each names an "
                            "originator the broker refuses for it (another unit's, one the agency may not name, or, "

@@ -20,6 +20,7 @@ from adapters.lifecycle import (
     changed_markings,
     check_change,
     collect,
+    next_of,
     next_version,
     own_mac_lookup,
 )
@@ -27,6 +28,7 @@ from broker.crypto import KeyKind, sign_ingress
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore, Keystores
 from broker.pipeline import Originator
+from broker.topology import key_partition
 from puente.errors import ConfigError
 from puente.settings import AGENCIES, PuenteSettings
 from puente.wire import Record
@@ -167,9 +169,39 @@ def stand_ins(monkeypatch: pytest.MonkeyPatch, found: Found) -> list[dict[str, A
     return published
 
 
-def _record(hit: dict[str, Any], offset: int, headers: list[tuple[str, bytes]], key: str | None = None) -> Record:
+def _record(hit: dict[str, Any], offset: int, headers: list[tuple[str, bytes]], key: str | None = None,
+            partition: int = 0) -> Record:
     value = alert_codec().encode(hit)
-    return Record("t.ingress.SNM", 0, offset, (key or hit["alert_id"]).encode(), value, tuple(headers), 0)
+    return Record("t.ingress.SNM", partition, offset, (key or hit["alert_id"]).encode(), value, tuple(headers), 0)
+
+
+def test_a_version_outside_its_keys_partition_is_never_built_on(tmp_path: Path, hit: dict[str, Any]) -> None:
+    """A v2 releasable to more partners, written to another partition than the id's (a wrong partitioner, an explicit
+    partition): the broker refused it as misrouted and still holds v1. A consent is built on v1, the copy in the key's
+    partition, so it never releases v2's markings; and with only misrouted copies there is nothing to change. A copy
+    read before the partition count is known counts for nothing."""
+    site = _site(tmp_path)
+    mac = site.agencies["SNM"].load_agency_mac("SNM")
+    codec, lookup = alert_codec(), own_mac_lookup(site.agencies["SNM"], "SNM")
+    home = key_partition(hit["alert_id"].encode(), 3)
+    wider = copy.deepcopy(next_version(hit, Change("CONSENT", partners=("USA",))))
+    wider["markings"]["releasable_to"] = sorted({*wider["markings"]["releasable_to"], "USA", "CRI"})
+
+    def read(*placed: tuple[dict[str, Any], int], partitions: int = 3) -> Found:
+        found = Found(partitions=partitions)
+        for offset, (alert, partition) in enumerate(placed):
+            signed = sign_ingress("SNM", mac.key_id, mac, codec.encode(alert), alert["alert_id"])
+            collect(found, _record(alert, offset, signed, partition=partition), hit["alert_id"], "SNM", lookup,
+                    codec, SNM)
+        return found
+
+    found = read((hit, home), (wider, (home + 1) % 3))
+    assert found.misrouted == 1 and found.alert is not None and found.alert["version"] == 1
+    consent = next_of(found, Change("CONSENT", partners=("CRI",)))
+    assert consent["version"] == 2 and consent["markings"]["releasable_to"] == hit["markings"]["releasable_to"]
+    only_wrong = read((wider, (home + 1) % 3), (hit, (home + 2) % 3))
+    assert only_wrong.alert is None and only_wrong.misrouted == 2
+    assert read((hit, home), partitions=0).alert is None
 
 
 def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Path, hit: dict[str, Any]) -> None:
@@ -183,7 +215,7 @@ def test_only_versions_the_agency_signed_count_and_the_latest_wins(tmp_path: Pat
     new = snm.load_agency_mac("SNM")
     assert new.key_id != old.key_id
     pn = site.agencies["PN"].load_agency_mac("PN")
-    codec, found = alert_codec(), Found()
+    codec, found = alert_codec(), Found(partitions=1)
     lookup = own_mac_lookup(snm, "SNM")
     second = next_version(hit, Change("CONSENT", partners=("USA",)))
     third = next_version(second, Change("RECALL", reason="LEGAL"))
@@ -213,7 +245,7 @@ def test_two_copies_of_the_latest_version_with_different_content_are_noted(tmp_p
     consented = next_version(hit, Change("CONSENT", partners=("USA",)))
 
     def read(*alerts: dict[str, Any]) -> Found:
-        found = Found()
+        found = Found(partitions=1)
         for offset, alert in enumerate(alerts):
             signed = sign_ingress("SNM", mac.key_id, mac, codec.encode(alert), alert["alert_id"])
             collect(found, _record(alert, offset, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
@@ -258,7 +290,7 @@ async def test_a_copy_past_a_bound_takes_a_recall_and_no_other_change(tmp_path: 
     a recall is built and published."""
     site = _site(tmp_path / "keys")
     mac = site.agencies["SNM"].load_agency_mac("SNM")
-    codec, found = alert_codec(), Found()
+    codec, found = alert_codec(), Found(partitions=1)
     big = copy.deepcopy(hit)
     big["payload"]["person"]["documents"] = [{"document_type": "PASSPORT", "number": "X1", "issuing_country": "COL",
                                              "expires_on": None}] * (bounds.MAX_DOCUMENTS + 1)
@@ -292,7 +324,7 @@ def test_two_copies_past_a_bound_are_the_same_only_byte_for_byte(tmp_path: Path,
                                                  "issuing_country": "COL", "expires_on": None}] * 6
         return big, sign_ingress("SNM", mac.key_id, mac, codec.encode(big), big["alert_id"])
 
-    same, other = Found(), Found()
+    same, other = Found(partitions=1), Found(partitions=1)
     (big, signed), (changed, resigned) = copy_with("X1"), copy_with("X2")
     collect(same, _record(big, 0, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
     collect(same, _record(big, 1, signed), hit["alert_id"], "SNM", lookup, codec, SNM)
