@@ -367,6 +367,11 @@ class Subscriber:
             self.on_note(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their "
                          f"expiry and {purged.retention} past the agreement's retention, {purged.tombstones} old "
                          "content-free row(s)")
+        if purged.passed_on_total:
+            more = purged.passed_on_total - len(purged.passed_on)
+            self.on_note(f"{purged.passed_on_total} of the alert(s) purged from {store.path} went to a --out copy "
+                         "before, which must delete them too (past their expiry or the agreement's retention): "
+                         + ", ".join(a[:200] for a in purged.passed_on) + (f" and {more} more" if more else ""))
         due = store.due_count(self.clock())
         if due:
             self.on_note(f"{due} alert(s) in {store.path} are past their review date: `puente store list --partner "

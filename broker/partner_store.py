@@ -276,6 +276,9 @@ class Retention:
         return self.days.get(agreement, self.fallback_days) if agreement is not None else self.fallback_days
 
 
+PASSED_ON_LISTED = 50  # the most ids of purged alerts a --out copy holds that one purge names (``Purged.passed_on``)
+
+
 @dataclass(frozen=True, slots=True)
 class Purged:
     """What one purge deleted."""
@@ -283,6 +286,11 @@ class Purged:
     expired: int  # past markings.expires_at
     retention: int  # held longer than their agreement's retention
     tombstones: int  # tombstones past the same retention
+    passed_on: tuple[str, ...] = ()
+    """Of the alerts whose text went (expiry, retention), those a ``--out`` copy holds too (``mark_passed_on``), by
+    id, at most ``PASSED_ON_LISTED``: that copy must delete them as well, and nothing but the subscriber's note tells
+    its reader (retention is the agreement's, which no line of the copy states)."""
+    passed_on_total: int = 0  # how many there were in all
 
     @property
     def total(self) -> int:
@@ -1021,10 +1029,13 @@ class PartnerStore:
             tombstones = c.execute(f"DELETE FROM alerts WHERE {old}", (kept, kept)).rowcount  # noqa: S608
             c.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND substr(key, ?) NOT IN (SELECT alert_id FROM "
                       "alerts)", (_ELSEWHERE_KEY, _ELSEWHERE_KEY[:-1] + ";", len(_ELSEWHERE_KEY) + 1))
-            # The text goes (secure_delete zeroes it); the row remembers the version (module docstring).
+            # The text goes (secure_delete zeroes it); the row remembers the version (module docstring). The ids of
+            # those a --out copy holds too are read first, for the subscriber to name (``Purged.passed_on``).
             gone = "UPDATE alerts SET view = NULL, state = 'EXPIRED', review_ms = NULL, purged_ms = ? WHERE "
-            expired = c.execute(gone + "state = 'HELD' AND expires_ms IS NOT NULL AND expires_ms <= ?",
-                                (now_ms, now_ms)).rowcount
+            copied = "SELECT alert_id FROM alerts WHERE passed_on != 0 AND "
+            past_expiry = "state = 'HELD' AND expires_ms IS NOT NULL AND expires_ms <= ?"
+            passed = [row[0] for row in c.execute(copied + past_expiry, (now_ms,))]
+            expired = c.execute(gone + past_expiry, (now_ms, now_ms)).rowcount
             retention = 0
             groups = [row[0] for row in c.execute("SELECT DISTINCT agreement FROM alerts").fetchall()]
             for agreement in groups:
@@ -1033,11 +1044,12 @@ class PartnerStore:
                 same = "agreement IS ?" if agreement is None else "agreement = ?"
                 # From the first receipt, or the sealing if earlier: a late reader keeps it no longer than the
                 # broker remembers it as a holder (module docstring).
-                retention += c.execute(gone + f"{same} AND state = 'HELD' AND MIN(first_ms, COALESCE(sealed_ms, "
-                                       "first_ms)) <= ?", (now_ms, agreement, cutoff)).rowcount
+                past_retention = f"{same} AND state = 'HELD' AND MIN(first_ms, COALESCE(sealed_ms, first_ms)) <= ?"
+                passed += [row[0] for row in c.execute(copied + past_retention, (agreement, cutoff))]
+                retention += c.execute(gone + past_retention, (now_ms, agreement, cutoff)).rowcount
             if expired + retention + tombstones:
                 self._deleted()
-        return Purged(expired, retention, tombstones)
+        return Purged(expired, retention, tombstones, tuple(sorted(passed)[:PASSED_ON_LISTED]), len(passed))
 
     def recent(self, limit: int | None = None) -> list[Entry]:
         """Alerts, the most recently received first (without their views)."""

@@ -168,3 +168,18 @@ async def test_a_correction_of_an_alert_passed_on_is_named_in_a_note_when_this_r
     out = io.StringIO()
     assert await _run(keys, store, T0, updated(v1, 3), 2, out, notes) == ["RECEIVED"]
     assert json.loads(out.getvalue())["version"] == 3 and len([n for n in notes if COPY in n]) == 1
+
+
+async def test_the_purge_names_each_alert_passed_on_whose_text_it_deleted(keys: BrokerKeys,
+                                                                          store: PartnerStore) -> None:
+    """The store's purge deletes the text of an alert copied out before (past its agreement's retention, which no
+    line of the copy states): one note names it and says the copy must delete it too, without its text; an alert
+    never copied out is not named."""
+    copied, other = _view(), _view("senan-gofast-seizure")
+    await _passed_on(keys, store, copied)
+    assert await _run(keys, store, T0, other, 1, None, []) == ["RECEIVED"]
+    notes: list[str] = []
+    subscriber(keys, store, lambda: T0 + timedelta(days=400), notes=notes).purge(force=True)
+    [note] = [n for n in notes if COPY in n]
+    assert copied["alert_id"] in note and other["alert_id"] not in note and "must delete" in note
+    _no_text(copied, note)

@@ -1222,3 +1222,24 @@ def test_a_view_sealed_too_long_ago_after_a_recall_lends_its_sealing_time_to_no_
     assert store.apply(_sealed(updated(view, 4), 4, now), now).outcome is Outcome.RECEIVED
     store.purge(now + timedelta(hours=1))
     assert store.show(view["alert_id"]).state == "HELD"
+
+
+def test_the_purge_names_the_alerts_a_copy_holds_whose_text_it_deleted(store: PartnerStore) -> None:
+    """An alert passed on (--out) whose text the purge deletes, past its expiry or its agreement's retention, is named
+    by id: the copy holds it still, and its lines do not say when the agreement's retention ends. Alerts never passed
+    on, and a purge that deletes no text, name none."""
+    markings = _view()["markings"]
+    expiring = _view(alert_id="SENAFRONT:EXPIRES", markings={**markings, "expires_at": T0 + timedelta(days=2)})
+    short = _view(alert_id="SENAFRONT:SHORT", summary=SECRET)
+    kept_here = _view(alert_id="SENAFRONT:HERE")
+    with store.transaction():
+        store.apply(_at(expiring, 1), T0)
+        store.apply(_at(short, 2, "SHORT"), T0)
+        store.apply(_at(kept_here, 3, "SHORT"), T0)
+        store.mark_passed_on("SENAFRONT:EXPIRES")
+        store.mark_passed_on("SENAFRONT:SHORT")
+    assert store.purge(T0 + timedelta(days=1)).passed_on_total == 0
+    purged = store.purge(T0 + timedelta(days=11))
+    assert purged.passed_on == ("SENAFRONT:EXPIRES", "SENAFRONT:SHORT") and purged.passed_on_total == 2
+    assert purged.expired + purged.retention == 3
+    assert store.purge(T0 + timedelta(days=400)).passed_on_total == 0  # the content-free rows hold no text
