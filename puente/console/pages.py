@@ -246,12 +246,16 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         return answered
 
     async def timeline(request: Request) -> Response:
-        given = await gate_parsed(request, "alert", lambda r, s: partner_filter(
-            r.query_params.get("partner", "").strip()[:40] or None, s))
-        if isinstance(given, Response):
-            return given
-        session, partner = given
+        session = await gate(request)
+        if isinstance(session, Response):
+            return session
         alert_id = request.path_params["alert_id"][:200]
+        typed = request.query_params.get("partner", "").strip()[:40] or None
+        try:
+            partner = partner_filter(typed, session)
+        except ValueError as exc:  # recorded with the alert asked for, a path parameter ``gate_parsed`` never sees
+            return await console.refuse(request, session, "alert", {"alert": alert_id, "partner": typed}, 400,
+                                        str(exc), accepts=ACCEPTS["alert"])
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:
             if (why := unknown_partner(index, scope, partner, console.config.accounts.partners)) is not None:

@@ -313,6 +313,7 @@ def test_the_alert_and_why_pages_refuse_a_partner_as_the_search_does(ana: TestCl
             assert answer.status_code == 400, (path, partner)
             assert "unknown partner" in answer.text and "COL, CRI, USA" in answer.text
             assert sink.records[-1]["params"]["partner"] == partner and sink.records[-1]["results"] == 0
+            assert sink.records[-1]["params"]["alert"] == "A-BOTH"  # the alert asked for, path or query parameter
         assert "did you mean USA?" in ana.get(path, params={**params, "partner": "usa"}).text
         assert ana.get(path, params={**params, "partner": "USA"}).status_code == 200
     # A joint-oversight auditor is told the same for another partner as for one that does not exist.
@@ -323,3 +324,4 @@ def test_the_alert_and_why_pages_refuse_a_partner_as_the_search_does(ana: TestCl
         assert {a.status_code for a in told.values()} == {400}
         assert told["COL"].text.replace("COL", "NOPE") == told["NOPE"].text
         assert "you may name USA (ids are exact)" in told["COL"].text
+        assert sink.records[-1]["params"] == {**params, "alert": "A-BOTH", "partner": "NOPE"}
