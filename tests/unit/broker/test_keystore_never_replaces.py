@@ -82,7 +82,7 @@ def test_import_never_replaces_a_public_half_imported_after_its_check(tmp_path: 
     first = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW).public_only()
     second = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", NOW)
     _racing(monkeypatch, broker, first)
-    with pytest.raises(KeyMaterialError, match="already exists"):
+    with pytest.raises(KeyMaterialError, match="already holds a different public key"):
         broker.import_public(public_pem(second), KEY_ID, source="col.pem", now=NOW)
     assert broker.load(KEY_ID).public == first.public
 
