@@ -350,6 +350,14 @@ def ours_alone(acl: Acl, planned: Iterable[Acl], names: TopicNames) -> bool:
                and (w.pattern == "PREFIXED" or acl.pattern == "LITERAL") for w in planned)
 
 
+DATA_OPERATIONS = frozenset({"READ", "WRITE", "IDEMPOTENT_WRITE"})
+"""What an intruder's rule (``broker.kafka.acls.AclChanges.intruders``) may allow to be removed without an operator's
+word: reading or writing records, joining a group, using a transactional id. A rule to create, delete or alter
+this deployment's topics is flagged instead: it is how a topic-managing login that is not a super user works (an
+admin reached by certificate, whose principal the client cannot know), and taking it away would stop `topics
+apply`. ALL is among them only where the admin's own rules are known to be spared."""
+
+
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})
 _CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE"})
 

@@ -34,13 +34,14 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import Acl, managed, ours_alone, puentes, reaches, wildcard
+from broker.access import DATA_OPERATIONS, Acl, managed, ours_alone, puentes, reaches, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError, KafkaUnavailableError
 
 SCRAM_ITERATIONS = 8192  # Kafka's minimum is 4096
 SCRAM_MECHANISM = ScramMechanism.SCRAM_SHA_512.name  # the one Puente's logins use
+MANY_INTRUDERS = 4  # the most rules of other logins `acls apply` removes without --allow-many (``mass_removal``)
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,10 @@ class AclChanges:
     held: int = 0
     """How many rules of Puente's parties the cluster holds now (those ``remove`` is drawn from)."""
     intruders: tuple[Acl, ...] = ()
-    """Rules of principals that are not Puente's parties (``User:*`` too) letting them do more than describe
-    resources of this deployment alone (``broker.access.ours_alone``): removed, as a party's rule outside the plan
-    is. A login no policy names never reads a feed or writes an audit topic because ``acls apply`` left it."""
+    """Rules of principals that are not Puente's parties (``User:*`` too) letting them read or write records of, or
+    use, resources of this deployment alone (``broker.access.ours_alone``, ``DATA_OPERATIONS``): removed, as a
+    party's rule outside the plan is. A login no policy names never reads a feed or writes an audit topic because
+    ``acls apply`` left it."""
 
     @property
     def mass_removal(self) -> str | None:
@@ -74,7 +76,13 @@ class AclChanges:
         line; None when it removes none, or a few. Too many: more than half (two at least) of the rules Puente's
         parties hold. A ``PUENTE_TOPIC_PREFIX``, policy folder or agency list named by mistake plans another
         deployment's rules, and applying it would cut every party of this one off its topics at once; a policy
-        change that retires a partner or an agreement removes a share of them, not most."""
+        change that retires a partner or an agreement removes a share of them, not most. Or more than
+        ``MANY_INTRUDERS`` rules of other logins at once: a leftover grant or two go without a word, but as many as
+        another application's whole set (a mirror's, a backup's) are the operator's to confirm."""
+        if len(self.intruders) > MANY_INTRUDERS:
+            return (f"refusing to remove {len(self.intruders)} rules of logins no policy names on this deployment's "
+                    "resources at once: `puente acls plan` lists them; if they are to go, run `puente acls apply "
+                    "--allow-many`. Nothing was changed")
         if len(self.remove) < 2 or 2 * len(self.remove) <= self.held:
             return None
         return (f"refusing to remove {len(self.remove)} of the {self.held} rules Puente's parties hold on the "
@@ -171,11 +179,14 @@ def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames
     """What to add (planned, missing) and remove (a rule of one of Puente's parties, not planned; a rule of anyone
     else on this deployment's resources alone, ``intruders``), and the other rules of other principals, left alone.
     A party's rules are Puente's whatever the resource, under this deployment's prefix (``names``) or not. The
-    ``admin``, the login applying the plan, keeps its rules: it may change every ACL, so they grant it nothing."""
+    ``admin``, the login applying the plan, keeps its rules: it may change every ACL, so they grant it nothing. Only
+    rules to read, write or use them are intruders (``DATA_OPERATIONS``; ALL too once ``admin`` is known); a rule
+    to create, delete or alter them is left to the operator (``strangers``)."""
     have, want = set(current), set(wanted)
     who = list(principals)
+    takes = DATA_OPERATIONS | ({"ALL"} if admin else set())
     intruders = tuple(sorted(a for a in have - want if not managed(a, who) and a.principal != admin
-                             and reaches(a, want) and ours_alone(a, want, names)))
+                             and a.operation in takes and reaches(a, want) and ours_alone(a, want, names)))
     others = tuple(sorted(a for a in have if not managed(a, who) and a not in intruders))
     everyone = tuple(a for a in others if wildcard(a))
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),

@@ -8,7 +8,7 @@ import argparse
 from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
 from broker.credentials import Former, apply_users, mass_cut_off
 from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
-from broker.kafka.acls import AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
+from broker.kafka.acls import MANY_INTRUDERS, AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
 from broker.topology import TopicNames
 from policies import load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, settings
@@ -62,12 +62,14 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                          "quota (exit 1 when they differ)", parents=[kafka_options()])
     show.set_defaults(func=_plan)
     make = verbs.add_parser("apply", help="add what the plan names and remove every other rule of Puente's parties, "
-                                          "then make their client quotas the plan's (exit 1 when a change failed or "
-                                          "a rule for every user remains)",
+                                          "and other logins' rules to read, write or use this deployment's resources "
+                                          "alone, then make the parties' client quotas the plan's (exit 1 when a "
+                                          "change failed or a rule for every user or another login remains)",
                             parents=[kafka_options()])
     make.add_argument("--allow-many", action="store_true",
-                      help="remove more than half of the rules Puente's parties hold, if the plan says so (refused "
-                           "without it: a wrong topic prefix, policy or agency list would cut every party off)")
+                      help="remove more than half of the rules Puente's parties hold, or more than "
+                           f"{MANY_INTRUDERS} rules of other logins, if the plan says so (refused without it: a wrong "
+                           "topic prefix, policy or agency list would cut every party off)")
     make.set_defaults(func=_apply)
 
 
@@ -202,8 +204,8 @@ def _plan(args: argparse.Namespace) -> int:
     changes, others, quotas = run(_changes(cfg, kafka(cfg, "puente-admin")))
     _print(changes, others, quotas)
     if changes.mass_removal is not None:
-        print(f"! `puente acls apply` refuses this without --allow-many: it removes {len(changes.remove)} of the "
-              f"{changes.held} rules Puente's parties hold (is the topic prefix, policy or agency list the wrong one?)")
+        what = changes.mass_removal.split(": ", 1)[0].removeprefix("refusing to ")
+        print(f"! `puente acls apply` refuses this without --allow-many: it would {what}")
     return 1 if changes.drift or not quotas.empty else 0
 
 
