@@ -604,8 +604,14 @@ class Pipeline:
             proven, published_ms = self.origin(record.headers, record.value, key)
         except OriginError as exc:
             raise _Reject("origin", str(exc)) from exc
-        if proven != agency:
-            raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic")
+        # The MAC proves who wrote the record, not that its key is an id of theirs: a dead letter filed under another
+        # agency's id would read, in that alert's timeline, as that agency's record. So a key outside the agency's
+        # ids is refused before the proof counts, and its entry shown as naming an id nobody proved
+        # (``dead_letter_source``).
+        if proven != agency or not key.startswith(f"{agency}:"):
+            raise _Reject("origin", f"record proves agency {proven} but arrived on {agency}'s ingress topic"
+                          if proven != agency else f"the record's key is no alert id of {agency} (its ids begin "
+                          f"'{agency}:'), though {agency} wrote it: an agency files records under its own ids only")
         # Its origin is proven from here on: every reason below is in ORIGIN_PROVEN, and none above is.
         if record.append_time is False:
             # Stamped by its producer: checked on every record, since the topic's setting may have been changed

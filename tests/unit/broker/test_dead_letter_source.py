@@ -69,11 +69,15 @@ def test_a_dead_letter_whose_origin_failed_names_its_key_unproven_and_its_source
 
 def test_a_dead_letter_whose_origin_was_proven_names_its_source_only() -> None:
     """A record PN signed, keyed with its own MAC, but holding no alert: its origin is proven (PN's), so its key is
-    PN's own word; it is still said where it came from."""
-    headers = sign_ingress("PN", "PN-mac-2026a", KEYS["PN"], b"\xc3\x01junk", "SNM:1", NOW_MS)
-    entry = _dead(b"SNM:1", headers)
+    PN's own word; it is still said where it came from. Keyed with another agency's id, PN's MAC proves only who
+    wrote it: refused as ``origin`` and shown unproven, never listed as a record of SNM's."""
+    headers = sign_ingress("PN", "PN-mac-2026a", KEYS["PN"], b"\xc3\x01junk", "PN:1", NOW_MS)
+    entry = _dead(b"PN:1", headers)
     assert entry["reason"] in ORIGIN_PROVEN
-    assert dead_letter_source(entry) == f"from t.ingress.PN:{key_partition(b'SNM:1', 3)}:4"
+    assert dead_letter_source(entry) == f"from t.ingress.PN:{key_partition(b'PN:1', 3)}:4"
+    foreign = _dead(b"SNM:1", sign_ingress("PN", "PN-mac-2026a", KEYS["PN"], b"\xc3\x01junk", "SNM:1", NOW_MS))
+    assert foreign["reason"] == "origin" and "no alert id of PN" in foreign["detail"]
+    assert dead_letter_source(foreign) == f"key SNM:1 (unproven), from t.ingress.PN:{key_partition(b'SNM:1', 3)}:4"
     assert dead_letter_source({"reason": "origin", "alert_id": None, "ingress": "t.ingress.PN:0:1"}) == \
         "from t.ingress.PN:0:1"
     assert dead_letter_source({"reason": "empty", "alert_id": "X:1"}) == "key X:1 (unproven)"
