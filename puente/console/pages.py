@@ -87,8 +87,10 @@ def known_partners(config_partners: Collection[str], session: Session) -> frozen
 def unknown_partner(index: IndexReader, scope: Scope, partner: str | None,
                     config_partners: Collection[str]) -> str | None:
     """Why a national auditor's ``partner`` filter is refused, or None: one the policy does not name is taken only
-    when the audit holds decisions for it (``facets``; a partner that left), else it is a mistyped or unknown id."""
-    if partner is None or partner in config_partners:
+    when the audit holds decisions for it (``facets``; a partner that left), else it is a mistyped or unknown id. A
+    joint-oversight auditor's filter names its own partner (``check_partner``), never refused here: the answer
+    would list the policy's partners to it."""
+    if partner is None or partner in config_partners or scope.partner is not None:
         return None
     facets = index.facets(scope)
     if partner in facets.get("partners", ()) or "partners" in facets.get(TOO_MANY, ()):

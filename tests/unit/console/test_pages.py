@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from broker.audit_index import Scope
 from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.core import Console
+from puente.console.pages import unknown_partner
 
 from .conftest import ROWS, FakeIndex, _sign_in, known_as, local_client
 
@@ -325,3 +327,11 @@ def test_the_alert_and_why_pages_refuse_a_partner_as_the_search_does(ana: TestCl
         assert told["COL"].text.replace("COL", "NOPE") == told["NOPE"].text
         assert "you may name USA (ids are exact)" in told["COL"].text
         assert sink.records[-1]["params"] == {**params, "alert": "A-BOTH", "partner": "NOPE"}
+
+
+def test_a_joint_oversight_auditors_own_partner_is_never_refused_as_unknown() -> None:
+    """A partner that left the policy, with no decision in the audit yet, is refused to a national auditor naming the
+    policy's partners; its own joint-oversight auditor is never told them (its filter names its own partner only)."""
+    index = FakeIndex()
+    assert "unknown partner" in (unknown_partner(index, Scope(), "BRA", {"COL", "USA"}) or "")  # type: ignore[arg-type]
+    assert unknown_partner(index, Scope(partner="BRA"), "BRA", {"COL", "USA"}) is None  # type: ignore[arg-type]
