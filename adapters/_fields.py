@@ -329,8 +329,9 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, str):
-        # at most 18 digits: a longer run is no count, and int() of thousands of digits is slow or refused
-        if not re.fullmatch(r"\s*[-+]?[0-9]{1,18}\s*", value):
+        # at most 18 digits: a longer run is no count, and int() of thousands of digits is slow or refused; only
+        # spaces and tabs around it (\s and int() take other blanks too: '\x1f', '\u2003')
+        if not re.fullmatch(r"[ \t]*[-+]?[0-9]{1,18}[ \t]*", value):
             raise fail(INVALID, f"{field} must be a whole number")
         value = int(value)
     if not isinstance(value, int):
@@ -357,13 +358,17 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
     (1250) and a decimal one (1.25) write it alike, and the agencies use both; which was meant cannot
     be known, and guessing makes a seizure a thousand times smaller or larger. A 0 alone before it
     ('0.250') or four digits ('1250.500') cannot be thousands, and are read; a sign or zeros in front
-    ('+1.250', '01,250') do not make it less ambiguous. Only the digits 0-9 are read: float() reads
-    others too ('１.２５０' as 1.25), which the check above, in 0-9, would not see.
+    ('+1.250', '01,250') do not make it less ambiguous. Only digits 0-9 with at most one separator and
+    a sign are read (``_AMOUNT``), before float(): float() reads much else ('１.２５０', '1_250',
+    '1,250e0', 'nan'), and the thousands check, made on that pattern, would not see it.
     """
     if isinstance(value, str):
-        raw = value.strip()
+        raw = value.strip(" \t")
         if not raw.isascii():
             raise fail(INVALID, f"{field} must be a number written with the digits 0-9")
+        if raw and not _AMOUNT.fullmatch(raw):
+            raise fail(INVALID, f"{field} must be a number written with the digits 0-9 and at most one decimal "
+                                "separator (no exponent, no '_')")
         if _GROUPED.fullmatch(raw):
             raise fail(INVALID, f"{field} has one separator before three digits, which may be a thousands or a "
                                 "decimal separator: write it without a thousands separator, and with a decimal "
@@ -392,6 +397,7 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
 
 
 _GROUPED = re.compile(r"\+?0*[1-9][0-9]{0,2}[.,][0-9]{3}")  # '1.250', '+12,500': thousands, or a decimal?
+_AMOUNT = re.compile(r"[-+]?[0-9]+(?:[.,][0-9]+)?")  # what float() is given: nothing else it reads
 
 
 # ---- dates and times ---------------------------------------------------------------------
