@@ -175,7 +175,8 @@ def _header_problem(columns: list[str | None]) -> str | None:
 def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     """One patrol report row -> a BORDER_EVENT alert (pure)."""
     zone, limits = ctx.profile.zone, ctx.limits
-    occurred = f.local(f.dmy(row["date"], "Fecha"), f.clock(row["time"], "Hora"), zone)
+    event_day = f.dmy(row["date"], "Fecha")
+    occurred = f.local(event_day, f.clock(row["time"], "Hora"), zone)
     reported = None
     report_date = f.given(row.get("report_date"), "Fecha del informe")
     report_time = f.given(row.get("report_time"), "Hora del informe")
@@ -185,7 +186,9 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
         day = f.dmy(row["report_date"], "Fecha del informe")
         if report_time:
             reported = f.local(day, f.clock(row["report_time"], "Hora del informe"), zone)
-        else:  # a date alone: the report came that day, and not before the event
+        elif day < event_day:  # as a report time before the event time is (``core.alert``)
+            raise f.fail(f.INVALID_DATE, "Fecha del informe is before the event's date (Fecha)")
+        else:  # a date alone: the report came that day, and on the event's own day not before the event
             reported = max(occurred, f.local(day, f.clock("00:00", ""), zone))
     event = lookup(EVENT_TYPES, row["type"], "Tipo de evento") or "OTHER"
     headcount = f.integer(row.get("headcount"), "Cantidad de personas", maximum=50_000)
