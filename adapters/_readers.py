@@ -467,7 +467,9 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int,
     A last record without its line end is refused as ``truncated``: a file cut within it (or still being
     written) may have lost its last cells, and a cell lost just after a delimiter reads as empty, which the
     markings fill with a default (a wider release). JSON needs no such rule: an object cut anywhere lacks its
-    closing brace and does not parse.
+    closing brace and does not parse. So is a quoted cell the file stops within (``cut``: its writer may not
+    have got to its closing quote), unless a line it took in holds a row's delimiters: that record is refused
+    whatever follows, as above, and is not left waiting for a quote that a stray one never gets.
     """
     delimiter: bytes | None = None
     parts: list[bytes] = []
@@ -539,8 +541,12 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int,
                 width, spans = len(fields), frozenset(multiline(fields))
         yield start, record, fields
     if parts:  # the file stops within the quoted field
-        yield start, b"".join(parts)[:limit], AdapterError(f"a quoted field opened at line {start} never closes",
-                                                           TRUNCATED, cut=True)
+        record = b"".join(parts)[:limit]
+        if crowded:  # refused whatever follows (a stray quote took rows in): said so, not left waiting as cut
+            yield start, record, too_long(f"the record at line {start}", limit) if long else _crowded(
+                start, line_no, crowded, width)
+            return
+        yield start, record, AdapterError(f"a quoted field opened at line {start} never closes", TRUNCATED, cut=True)
 
 
 def _lines(start: int, end: int) -> str:
