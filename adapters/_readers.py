@@ -13,6 +13,9 @@ which ``_fields.text`` refuses as invisible. A JSON object that names a key twic
 Lines end at LF (CRLF too). A file whose line ends are CR alone (old Mac software) would read as one
 line without its end, which looks like a file cut short: every reader refuses it once instead, as
 ``syntax``, saying to export it with LF or CRLF line ends (``cr_only``, on the file's first line).
+A file in UTF-16 or UTF-32 (Excel's "Unicode text") is refused once as ``encoding`` before either,
+saying so (``wide``): split at its LF bytes, its lines were bad bytes each, its CRLF a CR alone, and
+its last line a NUL without its end, which looked cut.
 """
 
 from __future__ import annotations
@@ -75,6 +78,41 @@ def physical_lines(stream: BinaryIO, limit: int,
         if number == 1 and line.startswith(BOM):  # after the length check: the BOM was read as part of the line
             line = line[len(BOM):]
         yield number, line, too_long
+
+
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+              (codecs.BOM_UTF16_BE, "UTF-16"))  # UTF-32 first: its little-endian mark starts as UTF-16's does
+_LABELS = {"utf8": "UTF-8", "utf8sig": "UTF-8", "cp1252": "Windows-1252", "windows1252": "Windows-1252"}
+
+
+def wide(first: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' when ``first``, the file's first bytes, start as those encodings write text; else None.
+
+    Their byte-order mark says so, and without one the first character does: every export starts with an ASCII
+    one ('{', a header's letter, an H or S line), which UTF-16 writes as that byte and a NUL (or a NUL and that
+    byte), and UTF-32 with three NULs. No text in the encodings the agencies use has a NUL there; a file of NULs
+    (space reserved, not yet written) has no byte that is not one, and is not taken for either.
+    """
+    for bom, name in _WIDE_BOMS:
+        if first.startswith(bom):
+            return name
+    if len(first) >= 4 and ((first[0] and not any(first[1:4])) or (first[3] and not any(first[:3]))):
+        return "UTF-32"
+    if len(first) >= 2 and bool(first[0]) != bool(first[1]):
+        return "UTF-16"
+    return None
+
+
+def whole_file(first: bytes, encoding: str) -> AdapterError | None:
+    """The file's one refusal, from ``first``, its first line as ``physical_lines`` gives it (or its first bytes),
+    when nothing in it can be read as records: a file in UTF-16 or UTF-32 (``wide``), whose NULs would split it
+    into lines of bad bytes and its CRLF read as CR alone, and whose last line, a NUL, as cut; or a file whose line
+    ends are CR alone (``cr_only``). Neither is ``cut``: the same bytes, read again, say the same."""
+    name = wide(first)
+    if name is not None:
+        want = _LABELS.get(encoding.lower().replace("-", "").replace("_", ""), encoding)
+        return fail(ENCODING, f"the file is {name}: export it as {want}; nothing was read")
+    return cr_only(first)
 
 
 def cr_only(first: bytes) -> AdapterError | None:
@@ -226,8 +264,8 @@ def json_lines(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item]:
     """JSON Lines: one object per line; blank lines are skipped (a file of nothing else holds no record)."""
     number, line_no = 0, 0
     for line_no, line, long in physical_lines(stream, limit):
-        if line_no == 1 and (cr := cr_only(line)) is not None:
-            yield Item(0, 1, b"", error=cr)
+        if line_no == 1 and (refused := whole_file(line, encoding)) is not None:
+            yield Item(0, 1, b"", error=refused)
             return
         raw = line.rstrip(b"\r\n")
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
@@ -332,8 +370,8 @@ def json_documents(stream: BinaryIO, encoding: str, limit: int) -> Iterator[Item
             start = False
             if buf.startswith(BOM):
                 buf = buf[len(BOM):]
-            if (cr := cr_only(buf[:buf.find(b"\n") + 1 or len(buf)])) is not None:
-                yield Item(0, 1, b"", error=cr)
+            if (refused := whole_file(buf[:buf.find(b"\n") + 1 or len(buf)], encoding)) is not None:
+                yield Item(0, 1, b"", error=refused)
                 return
 
 
@@ -492,8 +530,8 @@ def csv_rows(stream: BinaryIO, encoding: str, limit: int,
         scan.feed(part.rstrip(b"\r\n") if part.endswith(b"\n") else part)
 
     for line_no, raw, line_long in physical_lines(stream, limit, rest_of=follow):
-        if line_no == 1 and (cr := cr_only(raw)) is not None:
-            yield line_no, b"", cr
+        if line_no == 1 and (refused := whole_file(raw, encoding)) is not None:
+            yield line_no, b"", refused
             return
         if not parts:
             start, size, long, crowded = line_no, 0, False, 0

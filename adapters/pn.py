@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, cr_only, cut_line, decode, physical_lines, too_long
+from adapters._readers import Item, cut_line, decode, physical_lines, too_long, whole_file
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, markings
 from puente.errors import AdapterError
@@ -165,8 +165,8 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     # (one refusal for them all: a file of nothing but T lines must not hold one per line until its end).
     ended, misplaced, strays = 0, None, 0
     for line_no, raw, long in physical_lines(stream, 4096):
-        if line_no == 1 and (cr := cr_only(raw)) is not None:
-            yield Item(0, 1, b"", error=cr)
+        if line_no == 1 and (refused := whole_file(raw, enc)) is not None:
+            yield Item(0, 1, b"", error=refused)
             return
         last = line_no
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
