@@ -148,7 +148,7 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
     made = ComposeFiles(folder, nodes)
     for node_id in range(1, nodes + 1):
         name = host(node_id)
-        if not (tls / f"{name}.pem").exists():
+        if pki.needs_issue(tls, name):  # missing, or ending within pki.RENEW_DAYS: a node's starts with it
             pki.issue(tls, name, [name], common=NODE_PRINCIPAL)
         base = folder / name
         config = base / "config"

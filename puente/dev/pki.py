@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -29,7 +30,9 @@ from broker.keystore import private_folder, write_atomic
 from broker.private_files import read_secret
 from puente.errors import ConfigError
 
-VALID_DAYS = 365
+VALID_DAYS = 365  # a node's or client's certificate
+CA_VALID_DAYS = 5 * 365  # the CA's: longer than any certificate it signs, each of which it caps at its own end
+RENEW_DAYS = 30  # a certificate ending within this many days is issued anew (``needs_issue``)
 # The organisation (O) of every certificate this CA makes: the node's principal mapping takes only this one
 # (``puente.dev.localkafka._nodeconf``), so a CN=kafka-node certificate of another organisation is no node.
 ORGANIZATION = "Puente (local)"
@@ -69,8 +72,9 @@ def _ensure_ca(cert_path: Path, key_path: Path, now: datetime | None) -> tuple[P
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=VALID_DAYS))
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=CA_VALID_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                      content_commitment=False, key_encipherment=False, data_encipherment=False,
                                      key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
@@ -80,6 +84,30 @@ def _ensure_ca(cert_path: Path, key_path: Path, now: datetime | None) -> tuple[P
                                        serialization.NoEncryption()), 0o600)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert_path, key_path
+
+
+def needs_issue(folder: Path, name: str, now: datetime | None = None) -> bool:
+    """Whether ``folder/<name>.pem`` is to be issued (anew): missing, or a certificate the CA in ``folder`` signed
+    that lacks the key identifiers strict verifiers ask for (an earlier release's) or ends within ``RENEW_DAYS``.
+    One it did not sign (a ministry's own, beside its CA bundle) is not this CA's to replace. ConfigError when the
+    file fails a secret file's checks (``read_secret``)."""
+    path = folder / f"{name}.pem"
+    if not os.path.lexists(path):
+        return True
+    try:
+        ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    except (ValueError, OSError):
+        return False  # no CA to judge it by: kept as it is, and the CA file refused where it is read or copied
+    try:
+        cert = x509.load_pem_x509_certificates(read_secret(path, 64 * 1024, ConfigError, "a certificate's key"))[0]
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, IndexError, InvalidSignature):
+        return False  # not this CA's
+    try:
+        cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return True
+    return cert.not_valid_after_utc - (now or datetime.now(UTC)) < timedelta(days=RENEW_DAYS)
 
 
 def issue(folder: Path, name: str, hosts: list[str], *, common: str, not_after: datetime | None = None,
@@ -99,12 +127,21 @@ def issue(folder: Path, name: str, hosts: list[str], *, common: str, not_after: 
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
+    # Never past the CA's own end: a certificate claiming a validity its issuer lacks fails at the CA's.
+    ends = min(not_after or now + timedelta(days=VALID_DAYS), ca_cert.not_valid_after_utc)
+    # The key identifiers and key usage RFC 5280 asks of a certificate: strict verifiers (Python 3.13's default
+    # context sets VERIFY_X509_STRICT) refuse one without them.
     cert = (
         x509.CertificateBuilder().subject_name(_name(common)).issuer_name(ca_cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(not_after or now + timedelta(days=VALID_DAYS))
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(ends)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
         .sign(ca_key, hashes.SHA256())

@@ -274,7 +274,7 @@ class LocalKafka:
             check_folder(folder)  # an open one is refused before any password is made (a missing one is made 0700)
         keys = self._secrets()
         for node in self.nodes:
-            if not (self.tls_folder / f"node{node.node_id}.pem").exists():
+            if pki.needs_issue(self.tls_folder, f"node{node.node_id}"):
                 pki.issue(self.tls_folder, f"node{node.node_id}", ["127.0.0.1", "localhost"], common="kafka-node")
         self._write_admin_config(keys[ADMIN_PRINCIPAL])
         cluster_id = kept_cluster_id(self.folder / "cluster.id")
