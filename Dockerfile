@@ -9,7 +9,8 @@ COPY schemas ./schemas
 COPY policies ./policies
 COPY broker ./broker
 COPY adapters ./adapters
-# puente/dev (the local Kafka runner, the demo, the generators) is for development only.
-RUN rm -rf puente/dev && pip install --no-cache-dir . && useradd --system puente
+# puente/dev (the local Kafka runner, the demo, the generators) is for development only: .dockerignore leaves it
+# out of the context, so no layer holds it.
+RUN pip install --no-cache-dir . && useradd --system puente
 USER puente
 ENTRYPOINT []

@@ -181,5 +181,7 @@ def _compose_files(args: argparse.Namespace) -> int:
           "  puente keys import-public P-enc-<g>.pem --id P-enc-<g> --dir keys/broker --fingerprint FP\n"
           "    (each partner's P-enc-<g> and P-rcpt-<g>, each agency's A-kex-<g>; FP as its owner reads it out)\n"
           "  mkdir -m 700 logins\n"
-          "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d")
+          "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d\n"
+          "  puente kafka compose-files    # again, once the nodes have started: removes the first logins' file, "
+          "which holds the admin's password")
     return 0
