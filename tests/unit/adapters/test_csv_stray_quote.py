@@ -43,3 +43,18 @@ def test_a_crowded_record_too_long_at_the_end_is_too_long_not_cut() -> None:
     rows = list(csv_rows(io.BytesIO(data), "utf-8", 1000, lambda header: [len(header) - 1]))
     err = rows[-1][2]
     assert isinstance(err, AdapterError) and err.reason == f.TOO_LONG and not err.cut
+
+
+def test_a_stray_quote_in_a_middle_column_closed_in_the_next_row_s_same_column_is_refused(
+        run: Callable[..., list[Any]]) -> None:
+    """A guard for any change to how a taken-in line is counted: a stray quote in column 3 takes in the next row up
+    to a quote closing that row's column 3, giving a record of the header's width whose Difusión is the second
+    row's (COL) and whose remark holds the first row's SOLO PANAMA. Inside the cell the second line holds only 2
+    delimiters; the whole line holds a row's 5, and that refuses it."""
+    header = "N° Informe;Fecha;Observaciones;Hora;Tipo de evento;Difusión\n"
+    data = (header + 'A-1;14/11/2026;"Fuente humana;20:54;Cruce;SOLO PANAMA\n'
+                     'A-2;14/11/2026;x";20:54;Cruce;COL\n').encode()
+    results = run("senafront", data)
+    assert len(results) == 1 and results[0].alert is None
+    err = results[0].error
+    assert err is not None and err.reason == f.SYNTAX and "takes in line 3" in str(err), err
