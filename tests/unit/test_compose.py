@@ -232,7 +232,8 @@ def _fake_bin(folder: Path, uid: str | None, gid: str) -> dict[str, str]:
     """A PATH holding only ``sh`` and what the scripts call: an ``id`` saying ``uid`` (-u) and ``gid`` (-g), or
     none when ``uid`` is None, and ``puente`` and Kafka scripts that only say they ran."""
     folder.mkdir(exist_ok=True)
-    tools = {"puente": 'echo "RAN puente $*"', "cat": 'echo c0ffee', "echo": None, "sh": None}
+    tools = {"puente": 'echo "RAN puente $*"', "cat": 'echo c0ffee', "sleep": 'echo "RAN sleep $*"', "echo": None,
+             "sh": None}
     if uid is not None:
         tools["id"] = f'[ "$1" = -g ] && echo {gid} || echo {uid}'
     for tool, body in tools.items():
@@ -264,7 +265,7 @@ def test_every_container_refuses_to_run_as_root_before_anything(deploy: Path, tm
         else:
             assert command[:2] == ["sh", "-c"], name
             scripts[name] = command[2].replace("$$", "$")
-    assert set(scripts) == {*NODES, "setup", "broker"}
+    assert set(scripts) == {*NODES, "setup", "broker", "denials"}
     for name, script in scripts.items():
         done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=False,
                               timeout=30)
