@@ -45,7 +45,7 @@ from broker.audit_index._scope import (
     scoped,
 )
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
-from broker.pipeline import dead_letter_source
+from broker.pipeline import ORIGIN_PROVEN, dead_letter_source
 from policies import REFERENCE_PREFIX, within
 from puente.wire import iso_utc
 
@@ -908,12 +908,23 @@ class AuditIndex:
         first_ms = min((ms for d in decisions if (ms := at_ms(d.get("at"))) is not None), default=None)
         receipts, unshown = (self._timeline_receipts(scope, alert_id, partner, since, first_ms if since else None)
                              if held else ([], {}))
-        dead = [] if not scope.national else self._all(
-            "SELECT reason, detail, source, ingress, ingress_ms, at, at_ms FROM (SELECT * FROM dead_letters WHERE "
-            "alert_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id", [alert_id, TIMELINE_DEAD_LETTERS])
-        more_dead = 0 if len(dead) < TIMELINE_DEAD_LETTERS else int(self._one(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM dead_letters WHERE alert_id = ? LIMIT ?)",
-            [alert_id, COUNT_LIMIT + 1]) or 0) - TIMELINE_DEAD_LETTERS
+        # Those whose origin was proven (the agency whose id it is wrote them) and the others, each its own newest
+        # TIMELINE_DEAD_LETTERS: records anyone able to write some ingress topic keyed with this id never push the
+        # agency's own out of the list.
+        dead, more_dead = [], 0
+        if scope.national:
+            proven = f"reason IN ({', '.join('?' * len(ORIGIN_PROVEN))})"
+            for kind in (proven, f"NOT {proven}"):
+                listed = self._all(
+                    "SELECT id, reason, detail, source, ingress, ingress_ms, at, at_ms FROM (SELECT * FROM "
+                    f"dead_letters WHERE alert_id = ? AND {kind} ORDER BY id DESC LIMIT ?)",
+                    [alert_id, *sorted(ORIGIN_PROVEN), TIMELINE_DEAD_LETTERS])
+                dead += listed
+                if len(listed) == TIMELINE_DEAD_LETTERS:
+                    more_dead += int(self._one(
+                        f"SELECT COUNT(*) FROM (SELECT 1 FROM dead_letters WHERE alert_id = ? AND {kind} LIMIT ?)",
+                        [alert_id, *sorted(ORIGIN_PROVEN), COUNT_LIMIT + 1]) or 0) - TIMELINE_DEAD_LETTERS
+            dead = [row[1:] for row in sorted(dead, key=lambda row: row[0])]
         if not (decisions or receipts or dead):
             return None
         events: list[tuple[int, int, dict[str, Any]]] = []

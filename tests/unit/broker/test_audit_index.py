@@ -1004,9 +1004,10 @@ def test_a_partner_auditor_reads_no_place_in_the_audit() -> None:
 
 
 def track_blocks(versions: int, partners: Callable[[int], tuple[str, ...]] = lambda _: ("COL", "USA"),
-                 recall_at: int | None = None, dead: int = 0) -> list[bytes]:
+                 recall_at: int | None = None, dead: int = 0, foreign: int = 0) -> list[bytes]:
     """Decision blocks of one alert, SENAN:TRACK-1, of ``versions`` versions, each delivered to ``partners(v)``;
-    then a recall reusing version ``recall_at``, and ``dead`` dead letters under the alert's id."""
+    then a recall reusing version ``recall_at``, ``dead`` dead letters under the alert's id, and ``foreign`` more
+    another agency wrote under it (refused as ``origin``: not proven SENAN's)."""
     writer, blocks, entries = ChainWriter(DECISIONS, 0), [], []
     for version in range(1, versions + 1):
         alert = _alert("SENAN:TRACK-1", 0, [_decision(p, "DELIVER", [f"{p}.cover"], feed=f"t.feed.{p}")
@@ -1023,6 +1024,8 @@ def track_blocks(versions: int, partners: Callable[[int], tuple[str, ...]] = lam
         entries.append(recall)
     entries += [{"kind": "DEAD_LETTER", "alert_id": "SENAN:TRACK-1", "reason": "replay", "detail": f"copy {i}",
                  "ingress": f"t.ingress.SENAN:1:{i}", "ingress_ms": _ms(T0), "at": iso_utc(T0)} for i in range(dead)]
+    entries += [{"kind": "DEAD_LETTER", "alert_id": "SENAN:TRACK-1", "reason": "origin", "detail": f"forged {i}",
+                 "ingress": f"t.ingress.PN:1:{i}", "ingress_ms": _ms(T0), "at": iso_utc(T0)} for i in range(foreign)]
     for first in range(0, len(entries), 100):
         blocks.append(writer.block(entries[first:first + 100], "broker-sign-2026a", _signer("broker-sign-2026a"), "t"))
     return blocks
@@ -1098,6 +1101,22 @@ def test_a_national_timeline_of_one_partner_is_bounded_by_that_partners_versions
     assert not [e for e in events if e["partner"] not in ("COL", None)]
     everyone = index.timeline(Scope(), "SENAN:TRACK-1")
     assert everyone is not None and not [e for e in everyone if e["partner"] == "COL"]  # the newest 200: USA's
+    index.close()
+
+
+def test_dead_letters_others_wrote_under_an_id_never_push_its_own_out_of_the_timeline(tmp_path: Path) -> None:
+    """PN writes, with its own key, hundreds of records keyed with SENAN's alert id: each is refused as ``origin``
+    (not proven SENAN's), and listed apart, its own newest TIMELINE_DEAD_LETTERS, so SENAN's own dead letters under
+    the id stay listed however many come after."""
+    from broker.audit_index import DEAD_LETTERS_NOT_SHOWN, TIMELINE_DEAD_LETTERS
+
+    index = _track_index(tmp_path / "audit" / "index.sqlite", 3, dead=5, foreign=TIMELINE_DEAD_LETTERS + 30)
+    events = index.timeline(Scope(), "SENAN:TRACK-1")
+    assert events is not None and events[0]["kind"] == DEAD_LETTERS_NOT_SHOWN and events[0]["not_shown"] == 30
+    listed = [e["detail"] for e in events if e["kind"] == "DEAD_LETTER"]
+    assert sum("copy" in d for d in listed) == 5  # SENAN's own, all listed
+    forged = [d for d in listed if "forged" in d]
+    assert len(forged) == TIMELINE_DEAD_LETTERS and all("(unproven)" in d for d in forged)
     index.close()
 
 
