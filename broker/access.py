@@ -350,12 +350,13 @@ def ours_alone(acl: Acl, planned: Iterable[Acl], names: TopicNames) -> bool:
                and (w.pattern == "PREFIXED" or acl.pattern == "LITERAL") for w in planned)
 
 
-DATA_OPERATIONS = frozenset({"READ", "WRITE", "IDEMPOTENT_WRITE"})
+DATA_OPERATIONS = frozenset({"READ", "WRITE", "IDEMPOTENT_WRITE", "DELETE"})
 """What an intruder's rule (``broker.kafka.acls.AclChanges.intruders``) may allow to be removed without an operator's
-word: reading or writing records, joining a group, using a transactional id. A rule to create, delete or alter
-this deployment's topics is flagged instead: it is how a topic-managing login that is not a super user works (an
-admin reached by certificate, whose principal the client cannot know), and taking it away would stop `topics
-apply`. ALL is among them only where the admin's own rules are known to be spared."""
+word: reading, writing or deleting records (DeleteRecords on an audit topic), joining a group or deleting its
+offsets, using a transactional id. A rule to create or alter this deployment's topics is flagged instead: it is how
+a topic-managing login that is not a super user works (an admin reached by certificate, whose principal the client
+cannot know), and taking it away would stop `topics apply`, which never deletes. ALL is among them only where the
+admin's own rules are known to be spared."""
 
 
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})

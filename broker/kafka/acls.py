@@ -58,10 +58,11 @@ class AclChanges:
     parties too, so the cluster grants them more than the plan, but they may be another application's to
     remove."""
     strangers: tuple[Acl, ...] = ()
-    """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``) that
-    match more than this deployment's resources (Kafka's ``*``, a short prefix, the cluster): a leftover login,
-    another application's, a name differing from a party's only in case. Not removed here (they may be another
-    application's too), but the cluster grants more than the policy names."""
+    """Among ``others``, ALLOW rules of principals no policy names on a resource of the plan (``reaches``) that are
+    not ``intruders``: matching more than this deployment's resources (Kafka's ``*``, a short prefix, the cluster),
+    or to create or alter them (a topic-managing login's): a leftover login, another application's, a name
+    differing from a party's only in case. Not removed here (they may be another application's, or needed), but
+    the cluster grants more than the policy names."""
     held: int = 0
     """How many rules of Puente's parties the cluster holds now (those ``remove`` is drawn from)."""
     intruders: tuple[Acl, ...] = ()
@@ -79,15 +80,16 @@ class AclChanges:
         change that retires a partner or an agreement removes a share of them, not most. Or more than
         ``MANY_INTRUDERS`` rules of other logins at once: a leftover grant or two go without a word, but as many as
         another application's whole set (a mirror's, a backup's) are the operator's to confirm."""
+        why = []
+        if len(self.remove) >= 2 and 2 * len(self.remove) > self.held:  # first: the mistake it guards against
+            why.append(f"{len(self.remove)} of the {self.held} rules Puente's parties hold on the cluster (is "
+                       "PUENTE_TOPIC_PREFIX, PUENTE_POLICY_DIR or PUENTE_AGENCIES the wrong one?)")
         if len(self.intruders) > MANY_INTRUDERS:
-            return (f"refusing to remove {len(self.intruders)} rules of logins no policy names on this deployment's "
-                    "resources at once: `puente acls plan` lists them; if they are to go, run `puente acls apply "
-                    "--allow-many`. Nothing was changed")
-        if len(self.remove) < 2 or 2 * len(self.remove) <= self.held:
+            why.append(f"{len(self.intruders)} rules of logins no policy names on this deployment's resources")
+        if not why:
             return None
-        return (f"refusing to remove {len(self.remove)} of the {self.held} rules Puente's parties hold on the "
-                "cluster: is PUENTE_TOPIC_PREFIX, PUENTE_POLICY_DIR or PUENTE_AGENCIES the wrong one? `puente acls "
-                "plan` lists them; if they are to go, run `puente acls apply --allow-many`. Nothing was changed")
+        return (f"refusing to remove {' and '.join(why)} at once: `puente acls plan` lists them; if they are to go, "
+                "run `puente acls apply --allow-many`. Nothing was changed")
 
     @property
     def empty(self) -> bool:

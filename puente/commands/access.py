@@ -62,9 +62,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                          "quota (exit 1 when they differ)", parents=[kafka_options()])
     show.set_defaults(func=_plan)
     make = verbs.add_parser("apply", help="add what the plan names and remove every other rule of Puente's parties, "
-                                          "and other logins' rules to read, write or use this deployment's resources "
-                                          "alone, then make the parties' client quotas the plan's (exit 1 when a "
-                                          "change failed or a rule for every user or another login remains)",
+                                          "and other logins' rules to read, write, delete or use this deployment's "
+                                          "resources alone, then make the parties' client quotas the plan's (exit 1 "
+                                          "when a change failed or a rule for every user or another login remains)",
                             parents=[kafka_options()])
     make.add_argument("--allow-many", action="store_true",
                       help="remove more than half of the rules Puente's parties hold, or more than "
@@ -204,8 +204,8 @@ def _plan(args: argparse.Namespace) -> int:
     changes, others, quotas = run(_changes(cfg, kafka(cfg, "puente-admin")))
     _print(changes, others, quotas)
     if changes.mass_removal is not None:
-        what = changes.mass_removal.split(": ", 1)[0].removeprefix("refusing to ")
-        print(f"! `puente acls apply` refuses this without --allow-many: it would {what}")
+        what = changes.mass_removal.split(" at once: ", 1)[0].removeprefix("refusing to ")
+        print(f"! `puente acls apply` refuses this without --allow-many: it would {what} at once")
     return 1 if changes.drift or not quotas.empty else 0
 
 
