@@ -127,6 +127,11 @@ def issue(folder: Path, name: str, hosts: list[str], *, common: str, not_after: 
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
+    if ca_cert.not_valid_after_utc - now < timedelta(days=RENEW_DAYS):
+        # Every certificate it signed ends with it, and one signed now would too: a new CA is the way on.
+        raise ConfigError(f"the CA in {folder} ends on {ca_cert.not_valid_after_utc:%Y-%m-%d}, and every certificate "
+                          f"it signs with it: move {folder} aside and run this again for a new CA, then give every "
+                          "party the new ca.pem")
     # Never past the CA's own end: a certificate claiming a validity its issuer lacks fails at the CA's.
     ends = min(not_after or now + timedelta(days=VALID_DAYS), ca_cert.not_valid_after_utc)
     # The key identifiers and key usage RFC 5280 asks of a certificate: strict verifiers (Python 3.13's default

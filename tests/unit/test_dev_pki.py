@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from puente.dev import pki
+from puente.errors import ConfigError
 
 NOW = datetime.now(UTC)
 
@@ -54,3 +56,16 @@ def test_a_certificate_of_this_ca_is_issued_anew_before_it_ends(tmp_path: Path) 
     pki.issue(other, "node1", ["127.0.0.1"], common="kafka-node", not_after=NOW + timedelta(days=10))
     (folder / "node1.pem").write_bytes((other / "node1.pem").read_bytes())  # signed by another CA
     assert not pki.needs_issue(folder, "node1")
+
+
+def test_a_ca_near_its_end_is_named_not_signed_with_again(tmp_path: Path) -> None:
+    """Certificates end with their CA: one issued within RENEW_DAYS of the CA's end would be issued anew at every
+    start, and one after it fail. Both are refused naming the CA's end and the way on (a new CA)."""
+    folder = tmp_path / "tls"
+    pki.ensure_ca(folder, now=NOW - timedelta(days=pki.CA_VALID_DAYS - 10))
+    with pytest.raises(ConfigError, match=r"ends on .*move .* aside and run this again for a new CA"):
+        pki.issue(folder, "node1", ["127.0.0.1"], common="kafka-node")
+    expired = tmp_path / "expired"
+    pki.ensure_ca(expired, now=NOW - timedelta(days=pki.CA_VALID_DAYS + 1))
+    with pytest.raises(ConfigError, match="new CA"):
+        pki.issue(expired, "node1", ["127.0.0.1"], common="kafka-node")
