@@ -105,8 +105,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     index.add_argument("--verify-key", type=Path, action="append", help="as for `audit verify`")
     index.set_defaults(func=_index)
     text = ("add the access denials in Kafka's authorizer logs that concern this deployment to its denials topic, "
-            "signed by the broker's key, for auditors (`audit log --kind denial`); run as the admin, where the "
-            "broker's keystore is")
+            "signed by the broker's key, for auditors (`audit log --kind denial`); run with the broker's login "
+            "(PUENTE_CLIENT_CONFIG), where the broker's keystore is, with every node's log and its rolled-over ones")
     collect = audit.add_parser("collect-denials", help="collect access denials from Kafka's authorizer logs",
                                description=text, parents=[kafka_options()])
     collect.add_argument("--log", type=Path, action="append", required=True, metavar="FILE",
