@@ -330,8 +330,9 @@ def integer(value: Any, field: str, *, maximum: int = 1_000_000, required: bool 
         value = int(value)
     if isinstance(value, str):
         # at most 18 digits: a longer run is no count, and int() of thousands of digits is slow or refused; only
-        # spaces and tabs around it (\s and int() take other blanks too: '\x1f', '\u2003')
-        if not re.fullmatch(r"[ \t]*[-+]?[0-9]{1,18}[ \t]*", value):
+        # the blanks a cell carries around it (``_BLANKS``: \s and int() take others too, '\x1f', '\u2003')
+        value = value.strip(_BLANKS)
+        if not re.fullmatch(r"[-+]?[0-9]{1,18}", value):
             raise fail(INVALID, f"{field} must be a whole number")
         value = int(value)
     if not isinstance(value, int):
@@ -363,7 +364,7 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
     '1,250e0', 'nan'), and the thousands check, made on that pattern, would not see it.
     """
     if isinstance(value, str):
-        raw = value.strip(" \t")
+        raw = value.strip(_BLANKS)
         if not raw.isascii():
             raise fail(INVALID, f"{field} must be a number written with the digits 0-9")
         if raw and not _AMOUNT.fullmatch(raw):
@@ -397,7 +398,10 @@ def quantity(value: Any, field: str, *, maximum: float = 1e10, whole: bool = Fal
 
 
 _GROUPED = re.compile(r"\+?0*[1-9][0-9]{0,2}[.,][0-9]{3}")  # '1.250', '+12,500': thousands, or a decimal?
-_AMOUNT = re.compile(r"[-+]?[0-9]+(?:[.,][0-9]+)?")  # what float() is given: nothing else it reads
+# What float() is given, nothing else it reads: '5', '5.5', '.5' (as number-to-text writes it), '5.'.
+_AMOUNT = re.compile(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")
+# The blanks a cell may carry around a number: spaces, tabs, a spreadsheet's no-break space, a stray line end.
+_BLANKS = " \t\u00a0\r\n"
 
 
 # ---- dates and times ---------------------------------------------------------------------
