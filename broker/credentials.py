@@ -175,7 +175,9 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     ConfigError, with or without ``dry_run``, when it would cut off many parties at once (``mass_cut_off``) and
     not ``allow_many``: nothing has changed then, on the cluster or on disk (the party folders it made are gone).
 
-    The files name the same bootstrap servers and CA as the admin's own connection. ``former="leave"``
+    The files name the same bootstrap servers and CA as the admin's own connection (the CA's path made absolute:
+    each party reads a relative one from its own folder), and each must read back as its party's login before any
+    password changes (``_reads_back``). ``former="leave"``
     is for a cluster several Puente deployments share (the tests' one Kafka): each names only its
     own parties, and must not take the others' logins away.
 
@@ -247,16 +249,21 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
         return out
     deleted, disabled = _former_changes(gone, former)
     conn: KafkaConnection = admin.conn
+    # The admin's CA path may be relative to the folder it was run from (a relative PUENTE_CLIENT_CONFIG naming
+    # ca.pem); each party reads a relative path from its own file's folder, so it is written whole. Not resolved:
+    # a link the operator renews the CA behind is followed at each reading, as the admin's is.
+    ca_file = None if conn.ca_file is None else Path(os.path.abspath(conn.ca_file))
     written: dict[str, Path] = {}  # party -> its new file, under the hidden name
     try:
         for principal, path in paths.items():
-            text = client_properties(conn.bootstrap, conn.ca_file, principal, passwords[principal])
+            text = client_properties(conn.bootstrap, ca_file, principal, passwords[principal])
             try:
                 write_atomic(_pending(path), text.encode("utf-8"), 0o600)
             except OSError as exc:
                 raise ConfigError(f"cannot write the client configuration of {principal} beside {path}: "
                                   f"{exc.strerror}; nothing was changed on Kafka") from None
             written[principal] = _pending(path)
+            _reads_back(written[principal], principal, passwords[principal])
         if former == "disable":  # first: whatever fails after, a party named again finds no password of its own
             for login in formers:
                 _move_aside(login)
@@ -406,6 +413,20 @@ async def _disable(admin: Admin, users: list[str]) -> None:
         exc.args = (f"disabling the logins of former parties: {exc}; each of those may still log in: run `puente "
                     "users apply` again, or `puente users apply --prune` to delete them", *exc.args[1:])
         raise
+
+
+def _reads_back(path: Path, principal: str, password: str) -> None:
+    """Refuse, before Kafka takes any new password, a client configuration just written that its party could not
+    use: one that does not read back (``connection_from_properties``: a CA it cannot reach, say), or reads back
+    another login. Passed on, its party would be locked out, and every later run would find its file unreadable."""
+    try:
+        back = connection_from_properties(path)
+    except ConfigError as exc:
+        raise ConfigError(f"the client configuration written for {principal} would not work ({exc}); nothing was "
+                          "changed on Kafka") from None
+    if back.username != principal or back.password is None or back.password.get_secret_value() != password:
+        raise ConfigError(f"the client configuration written for {principal} at {path} reads back another login; "
+                          "nothing was changed on Kafka")
 
 
 def _discard(written: dict[str, Path], parties: Iterable[str]) -> None:
