@@ -17,8 +17,11 @@ whose file exists and whose login the cluster holds keeps its password (the cred
 to it), so running it twice changes nothing; ``rotate`` gives every party a new one. A password is
 kept only from a file that passed every check of a secret file (``broker.private_files``: this
 user's, 0600, not a link, in a folder only its owner writes): one others could read or have planted
-is never adopted, and the party gets a new password. A party the
-cluster holds no login for gets a new password even when an old file is there.
+is never adopted, and the party gets a new password. A file whose other settings no longer read (the
+CA renewed under another name, moved) still gives its password when it is such a file and holds the login as
+Puente writes it (``_sound_secret``): stale TLS settings say nothing of who knows the password, and the file is
+rewritten with the admin's. A party the cluster holds no login for gets a new password even when an old file
+is there. Each rotation says why (``PartyLogin.reason``).
 
 The login of a party that is no more (an ``agency-`` or ``partner-`` user the policy and settings no
 longer name) is dealt with as ``former`` says: its ACLs go with ``acls apply``, but a login left as
@@ -47,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +66,13 @@ from broker.kafka.acls import (
     scram_users,
     upsert_users,
 )
-from broker.kafka.connection import unsafe_value
+from broker.kafka.connection import read_properties, unsafe_value
 from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
 from broker.keystore import FORMER_CLIENT_CONFIG, PENDING_CLIENT_CONFIG, Holder, holder_path
-from broker.private_files import check_folder, private_folder, write_atomic
+from broker.private_files import check_folder, private_folder, read_regular, secret_problem, write_atomic
 from puente.errors import ConfigError, KafkaAccessError, KafkaAuthError, KeyMaterialError, PuenteError
+
+_MAX_CONFIG = 64 * 1024  # as ``connection_from_properties`` reads a client configuration
 
 
 def party_folder(keys: Path, principal: str) -> Path:
@@ -136,18 +142,46 @@ def _moved_aside(path: Path) -> Path:
     return path.with_name(FORMER_CLIENT_CONFIG)
 
 
-def _password(path: Path, principal: str) -> str | None:
-    """``principal``'s password in the client configuration ``path``, when it exists, passes every check of a
-    secret file and names that user; else None: a password others may know is never kept."""
+def _kept(path: Path, principal: str) -> tuple[str | None, str | None]:
+    """``principal``'s password in the client configuration ``path``, and what is wrong with the file, if anything
+    (None: it reads, or is missing). The password is kept when the file reads as that user's login, or, when it no
+    longer reads, when it is still a sound secret file of that login (``_sound_secret``): its other settings are
+    stale (a CA renewed under another name, moved), and are rewritten. Else None: a password others may know is
+    never kept, and the party gets a new one."""
     if not os.path.lexists(path):
-        return None
+        return None, None
     try:
         kept = connection_from_properties(path)
-    except ConfigError:  # unreadable or exposed: the party gets a new password, and former parties still go
-        return None
+    except ConfigError as exc:
+        return _sound_secret(path, principal), str(exc)
     if kept.username == principal and kept.password:
-        return kept.password.get_secret_value()
-    return None
+        return kept.password.get_secret_value(), None
+    return None, f"{path} holds another login, or no password"
+
+
+# sasl.jaas.config as ``scram_jaas`` writes it: the only form a password is taken from when the file no longer reads.
+_OWN_JAAS = re.compile(r'org\.apache\.kafka\.common\.security\.scram\.ScramLoginModule required '
+                       r'username="(?P<user>[^"\\]*)" password="(?P<password>(?:[^"\\]|\\.)*)";')
+
+
+def _sound_secret(path: Path, principal: str) -> str | None:
+    """``principal``'s password in ``path``, a client configuration whose settings no longer read, when it is still a
+    sound secret file of that login: a regular file of this user's, not a link, 0600 in a folder only its owner
+    writes (``secret_problem``), of known keys, whose sasl.jaas.config is that login as Puente writes it. Its TLS
+    settings going stale says nothing of who may know the password; its being exposed does (else None)."""
+    try:
+        raw, info = read_regular(path, _MAX_CONFIG, ConfigError)
+        if (len(raw) > _MAX_CONFIG or os.path.islink(path) or info.st_uid != os.geteuid()
+                or secret_problem(path, info) is not None):
+            return None
+        entry = read_properties(raw.decode("utf-8"), str(path)).get("sasl.jaas.config")
+    except (OSError, ConfigError, UnicodeDecodeError):
+        return None
+    match = None if entry is None else _OWN_JAAS.fullmatch(entry.value)
+    if entry is None or match is None or match["user"] != principal:
+        return None
+    password = match["password"].replace('\\"', '"').replace("\\\\", "\\")
+    return password if password and scram_jaas(principal, password) == entry.value else None
 
 
 @dataclass(frozen=True)
@@ -160,6 +194,12 @@ class PartyLogin:
     # "disabled" (a password no one holds set, its client configuration moved aside); "former" (the same, for
     # one whose folder held no client configuration any more: disabled by a run before, or never ours).
     action: str
+    # Why, in words for the operator: a rotation's cause, a kept file's settings rewritten; "" when it goes
+    # without saying (a party new to the cluster, a file kept as it was).
+    reason: str = ""
+    # A rotation no one asked for: the party's file, kept by the cluster's login, is missing or cannot be used
+    # (``mass_cut_off`` counts these).
+    lost: bool = False
 
 
 # What ``apply_users`` does with the login of a party no longer named (module docstring).
@@ -226,15 +266,17 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
              if (mechanisms := on_cluster.get(principal, frozenset())) - {SCRAM_MECHANISM}}
     for principal, path in paths.items():
         held = not rotate and principal not in stray and SCRAM_MECHANISM in on_cluster.get(principal, ())
-        existing = _password(path, principal) if held else None
-        pending = _password(_pending(path), principal) if held else None
+        existing, problem = _kept(path, principal) if held else (None, None)
+        pending = _kept(_pending(path), principal)[0] if held else None
         if pending is not None:
             adopted.add(principal)
         passwords[principal] = pending or existing or new_password()
         # A login disabled when the party was no longer named is one no one holds a password to: a new one.
         action = ("kept" if passwords[principal] == existing else
                   "rotated" if principal in on_cluster and not _disabled_here(path) else "created")
-        out.append(PartyLogin(principal, path, action))
+        lost = action == "rotated" and held and pending is None
+        out.append(PartyLogin(principal, path, action, _reason(action, problem, rotate=rotate, lost=lost,
+                                                               stray=stray.get(principal, frozenset())), lost))
     gone = {user: mechanisms for user, mechanisms in on_cluster.items()
             if user not in passwords and puentes(user, principals)} if former != "leave" else {}
     formers = _former_logins(keys, gone, former)
@@ -301,6 +343,26 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     return out
 
 
+_UNUSABLE = "its client.properties cannot be used: "
+
+
+def _reason(action: str, problem: str | None, *, rotate: bool, lost: bool, stray: frozenset[str]) -> str:
+    """Why a named party's login gets ``action`` (``PartyLogin.reason``); ``problem``, what is wrong with its file."""
+    if action == "kept":
+        return "" if problem is None else f"its other settings are rewritten: {problem}"
+    if action != "rotated":
+        return ""
+    if rotate:
+        return "a new password asked for (--rotate)"
+    if stray:
+        return (f"a credential of {', '.join(sorted(stray))} beside Puente's, which whoever set it may know, is "
+                "deleted")
+    if not lost:
+        return "completing a run stopped after Kafka took its new password"
+    return "its client.properties is missing" if problem is None else \
+        f"{_UNUSABLE}{problem}"
+
+
 def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = False) -> str | None:
     """Why a run of ``apply_users`` whose answer (or plan) is ``logins`` cuts off too many parties at once to go on
     without ``allow_many``, in one line; None when it cuts off none, or a few.
@@ -320,12 +382,16 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
     logins = list(logins)
     cut = sorted(login.principal for login in logins if login.action in ("disabled", "removed") and _held(login.config))
     in_use = [*cut, *(login.principal for login in logins if login.action in ("kept", "rotated"))]
-    lost = sorted(login.principal for login in logins if login.action == "rotated" and not _held(login.config))
+    gone_files = [login for login in logins if login.action == "rotated" and (login.lost or not _held(login.config))]
+    lost = sorted(login.principal for login in gone_files)
     named = sum(1 for login in logins if login.action in ("kept", "rotated"))
     if not rotate and len(lost) >= 2 and 2 * len(lost) > named:
         shown = _first_of(lost, 10)
+        unusable = [login for login in gone_files if _held(login.config)]
+        what = "is missing" if not unusable else \
+            f"is missing or cannot be used ({unusable[0].reason.removeprefix(_UNUSABLE)})"
         return (f"refusing to give {len(lost)} of the {named} parties whose logins Kafka holds a new password "
-                f"({shown}): their client.properties is missing; is the logins folder the wrong one? Check "
+                f"({shown}): their client.properties {what}; is the logins folder the wrong one? Check "
                 "PUENTE_LOGINS (else PUENTE_KEYS); if they are to get new passwords, run `puente users apply "
                 "--rotate`, or with --allow-many. Nothing was changed")
     shares = []

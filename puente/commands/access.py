@@ -92,7 +92,8 @@ def _users(args: argparse.Namespace) -> int:
     planned = {"created": "create", "kept": "keep", "rotated": "rotate", "removed": "remove", "disabled": "disable"}
     for login in logins:
         action = planned.get(login.action, login.action) if args.dry_run else login.action
-        print(f"{one_line(login.principal):<22} {action:<8} {one_line(str(login.config))}")
+        why = f"  ({one_line(login.reason)})" if login.reason else ""  # why a password changes, or a file is rewritten
+        print(f"{one_line(login.principal):<22} {action:<8} {one_line(str(login.config))}{why}")
     former = [login for login in logins if login.action in ("disabled", "former")]
     parties_ = f"{len(former)} former part{'y' if len(former) == 1 else 'ies'} not named any more"
     one = len(former) == 1

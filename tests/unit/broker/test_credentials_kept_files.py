@@ -1,0 +1,130 @@
+"""A party's password is kept whenever its client.properties is still a sound secret file of its login (this user's,
+0600, naming the party, holding a SCRAM password), even when its TLS settings went stale (the CA renewed under
+another name): a plain `users apply` once took any file that did not read for lost and rotated every password, and
+the guard against mass rotation counted only missing files. Files present but unusable count as lost now, and each
+rotation says why. Kafka is a stub recording the passwords it holds (``ScramCluster``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scram_cluster import FakeAdmin, ScramCluster
+
+import broker.credentials as credentials
+import puente.commands.access as access
+from broker.kafka import KafkaConnection
+from puente.cli import build_parser
+from puente.errors import ConfigError
+from puente.settings import PuenteSettings
+
+PARTIES = ["broker", "auditor", "agency-SENAN", "agency-PN", "partner-COL", "partner-USA"]
+
+
+class _Admin:
+    """The admin's connection, naming ``ca_file`` as its CA."""
+
+    def __init__(self, ca_file: Path) -> None:
+        self.conn = KafkaConnection(bootstrap="kafka:9093", security_protocol="SASL_SSL",
+                                    sasl_mechanism="SCRAM-SHA-512", username="admin", password="x", ca_file=ca_file)
+
+    async def require_admin(self, doing: str) -> None:
+        """The admin's login: it may administer the cluster."""
+
+
+def _apply(admin: Any, keys: Path, principals: list[str] = PARTIES, **options: Any) -> list[credentials.PartyLogin]:
+    return asyncio.run(credentials.apply_users(admin, keys, principals, former="disable", **options))
+
+
+def _file(keys: Path, principal: str) -> Path:
+    return credentials.party_folder(keys, principal) / "client.properties"
+
+
+def test_a_renewed_ca_under_another_name_keeps_every_password_and_rewrites_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CA the files name is gone (renewed as ca-2026.pem): `users apply` keeps every password, says each file's
+    settings are rewritten, and every file names the new CA."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    for name in ("ca-2025.pem", "ca-2026.pem"):
+        (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    _apply(_Admin(tmp_path / "ca-2025.pem"), keys)
+    held = dict(cluster.held)
+    (tmp_path / "ca-2025.pem").unlink()
+    plan = _apply(_Admin(tmp_path / "ca-2026.pem"), keys, dry_run=True)
+    assert {login.action for login in plan} == {"kept"}
+    logins = _apply(_Admin(tmp_path / "ca-2026.pem"), keys)
+    assert {login.action for login in logins} == {"kept"} and cluster.held == held
+    assert all(login.reason.startswith("its other settings are rewritten: ") and "ca file" in login.reason
+               for login in logins)
+    assert all(credentials.party_connection(keys, p).ca_file == tmp_path / "ca-2026.pem" for p in PARTIES)
+
+
+@pytest.mark.parametrize("spoil", ["exposed", "another login", "not ours"])
+def test_a_file_that_is_no_sound_secret_is_never_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      spoil: str) -> None:
+    """A file others may read, one naming another login, one whose login line is not as Puente writes it: the party
+    gets a new password, and its line says why."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    _apply(FakeAdmin(), keys)
+    held = dict(cluster.held)
+    path = _file(keys, "partner-COL")
+    text = path.read_text(encoding="utf-8")
+    if spoil == "exposed":
+        path.chmod(0o640)
+    elif spoil == "another login":
+        path.write_text(text.replace('username="partner-COL"', 'username="partner-USA"'), encoding="utf-8")
+    else:  # a file that does not read, whose login line Puente did not write
+        path.write_text(text.replace("required username", "required  username") + "ssl.truststore.location=/no\n",
+                        encoding="utf-8")
+    [login] = [login for login in _apply(FakeAdmin(), keys) if login.principal == "partner-COL"]
+    assert login.action == "rotated" and login.lost
+    assert login.reason.startswith("its client.properties cannot be used: ")
+    assert {p for p in held if cluster.held[p] != held[p]} == {"partner-COL"}
+
+
+def test_files_present_but_unusable_count_as_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most files of a kind made unusable at once (chmod 644 on a tree): a plain `users apply` would give them all new
+    passwords, so it is refused as a missing logins folder is, naming why one cannot be used; --rotate goes on."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    _apply(FakeAdmin(), keys)
+    held = dict(cluster.held)
+    for party in PARTIES:
+        _file(keys, party).chmod(0o644)
+    with pytest.raises(ConfigError, match=r"refusing to give 6 of the 6 parties .*their client.properties is "
+                                          r"missing or cannot be used \(.*/keys/broker/client.properties: .*chmod "
+                                          r"600 on it\); is the logins folder the wrong one"):
+        _apply(FakeAdmin(), keys)
+    assert cluster.held == held
+    assert {login.action for login in _apply(FakeAdmin(), keys, rotate=True)} == {"rotated"}
+
+
+def test_users_apply_says_why_each_password_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`puente users apply` and `users plan` put the reason on each rotated party's line."""
+    keys = tmp_path / "keys"
+    ScramCluster(monkeypatch)
+    monkeypatch.setattr(access, "settings", lambda args: PuenteSettings(topic_prefix="puente", keys=keys))
+    monkeypatch.setattr(access, "load_policy_set", lambda folder: None)
+    monkeypatch.setattr(access, "parties", lambda policy, agencies: PARTIES)
+    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(access, "Admin", lambda conn: FakeAdmin())
+
+    def users(*argv: str) -> list[str]:
+        args: argparse.Namespace = build_parser(["users", *argv]).parse_args(["users", *argv])
+        args.func(args)
+        return capsys.readouterr().out.splitlines()
+
+    users("apply")
+    os.unlink(_file(keys, "partner-USA"))
+    for verb in ("plan", "apply"):
+        [line] = [line for line in users(verb) if line.startswith("partner-USA ")]
+        assert line.endswith("client.properties  (its client.properties is missing)")
+    assert all(line.endswith("client.properties  (a new password asked for (--rotate))")
+               for line in users("apply", "--rotate") if line.startswith(("broker ", "agency-")))
