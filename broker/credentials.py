@@ -30,7 +30,8 @@ it was would still authenticate, and a party named again would find its file and
 it, and removes its files. ``"disable"`` (``puente users apply``) keeps the login, and its quota
 (``broker.access.quota_plan``), but gives it a new random password no file holds, deletes its
 credentials of any other mechanism, moves its file aside (``.client.properties.former``, a name no
-password is ever taken from) and removes a pending one: it no longer authenticates, and it is done
+password is ever taken from; a mark holding none when the file was handed over and removed) and removes a
+pending one: it no longer authenticates, and it is done
 again at every run, for a password set by hand since. Either way a partner removed and added again
 under its id never gets back the password it had: it gets a new one (``created``), handed over outside
 Puente. So a policy folder or agency list named by mistake (``PUENTE_POLICY_DIR`` or
@@ -371,29 +372,24 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
     than half. Each kind apart, since each comes from its own list (``PUENTE_AGENCIES``, the policy's
     partners.yaml) and a mistake in one cuts off that kind: a partners file naming one partner of four is a
     mistake to stop however many agencies there are. In use: a login the cluster holds for a party named, or for
-    a former one whose client configuration is still in place (the ones it would cut off). A former party's
-    login disabled by a run before is cut off already: counting it would let the logins a folder named by mistake
-    leaves out hide among those of parties long gone.
+    a former one that may still log in (``_in_use``: its client configuration is in place, or was handed over and
+    removed here, with no sign of a run disabling it). A former party's login disabled by a run before is cut
+    off already: counting it would let the logins a folder named by mistake leaves out hide among those of
+    parties long gone.
 
-    And too many rotated: of the named parties' logins the cluster holds, more than half (two at least) would get
-    a new password because their client configuration is missing, not asked for (``rotate``): the logins folder
-    (``PUENTE_LOGINS``, else the keystore's) is likely the wrong one, every copy handed over would stop, and the
-    former parties' files would be missing from it too, so that none would count as cut off above."""
+    And too many rotated: of the named parties' logins the cluster holds, of all together or of the agencies' or
+    the partners' apart (as above), more than half (two at least) would get a new password because their client
+    configuration is missing or cannot be used (``PartyLogin.lost``), not asked for (``rotate``): the logins folder
+    (``PUENTE_LOGINS``, else the keystore's) is likely the wrong one, or the files were removed once handed over;
+    every copy handed over would stop, and the former parties' files would be missing from it too, so that none
+    would count as cut off above."""
     logins = list(logins)
-    cut = sorted(login.principal for login in logins if login.action in ("disabled", "removed") and _held(login.config))
+    cut = sorted(login.principal for login in logins
+                 if login.action in ("disabled", "removed") and _in_use(login.config))
     in_use = [*cut, *(login.principal for login in logins if login.action in ("kept", "rotated"))]
-    gone_files = [login for login in logins if login.action == "rotated" and (login.lost or not _held(login.config))]
-    lost = sorted(login.principal for login in gone_files)
-    named = sum(1 for login in logins if login.action in ("kept", "rotated"))
-    if not rotate and len(lost) >= 2 and 2 * len(lost) > named:
-        shown = _first_of(lost, 10)
-        unusable = [login for login in gone_files if _held(login.config)]
-        what = "is missing" if not unusable else \
-            f"is missing or cannot be used ({unusable[0].reason.removeprefix(_UNUSABLE)})"
-        return (f"refusing to give {len(lost)} of the {named} parties whose logins Kafka holds a new password "
-                f"({shown}): their client.properties {what}; is the logins folder the wrong one? Check "
-                "PUENTE_LOGINS (else PUENTE_KEYS); if they are to get new passwords, run `puente users apply "
-                "--rotate`, or with --allow-many. Nothing was changed")
+    refusal = None if rotate else _many_lost(logins)
+    if refusal is not None:
+        return refusal
     shares = []
     for kind, kinds in (("agency-", "agencies"), ("partner-", "partners")):
         gone, held = (sum(1 for p in names if p.startswith(kind)) for names in (cut, in_use))
@@ -407,6 +403,25 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
             f"{' and '.join(shares)} in use, more than half; is the policy folder or the agency list the wrong one? "
             "Check PUENTE_POLICY_DIR (its partners.yaml) and PUENTE_AGENCIES; if these parties are to go, run "
             f"`puente users apply{' --prune' if former == 'delete' else ''} --allow-many`. Nothing was changed")
+
+
+def _many_lost(logins: list[PartyLogin]) -> str | None:
+    """``mass_cut_off``'s refusal of too many rotations no one asked for, of all the named parties or of one kind."""
+    gone_files = [login for login in logins if login.action == "rotated" and (login.lost or not _held(login.config))]
+    named = [login.principal for login in logins if login.action in ("kept", "rotated")]
+    for kind, kinds in (("", "parties"), ("agency-", "agencies"), ("partner-", "partners")):
+        lost = sorted(login.principal for login in gone_files if login.principal.startswith(kind))
+        of = sum(1 for principal in named if principal.startswith(kind))
+        if len(lost) >= 2 and 2 * len(lost) > of:
+            unusable = [login for login in gone_files if _held(login.config) and login.principal in lost]
+            what = "is missing" if not unusable else \
+                f"is missing or cannot be used ({unusable[0].reason.removeprefix(_UNUSABLE)})"
+            return (f"refusing to give {len(lost)} of the {of} {kinds} whose logins Kafka holds a new password "
+                    f"({_first_of(lost, 10)}): their client.properties {what}; is the logins folder the wrong one? "
+                    "Check PUENTE_LOGINS (else PUENTE_KEYS), and keep each file there once handed over; if they are "
+                    "to get new passwords, run `puente users apply --rotate`, or with --allow-many. Nothing was "
+                    "changed")
+    return None
 
 
 def _missing(folders: Iterable[Path]) -> list[Path]:
@@ -424,7 +439,7 @@ def _former_logins(keys: Path, gone: dict[str, frozenset[str]], former: Former) 
     def action(config: Path) -> str:
         if former == "delete":
             return "removed"
-        return "disabled" if _held(config) else "former"
+        return "disabled" if _in_use(config) else "former"
     return [PartyLogin(user, config, action(config)) for user in sorted(gone) for config in [_login_path(keys, user)]]
 
 
@@ -445,6 +460,15 @@ def _disabled_here(path: Path) -> bool:
     return os.path.lexists(_moved_aside(path)) and not _held(path)
 
 
+def _in_use(config: Path) -> bool:
+    """Whether the login of a former party whose client configuration is ``config`` may still log in: its folder
+    holds the file (``_held``), or its folder is there without it and without the mark of a run that disabled the
+    login (``_moved_aside``): the file was handed over and removed here, and the party holds it."""
+    if config.name != CLIENT_CONFIG:  # the placeholder of a name no folder has: never ours
+        return False
+    return _held(config) or (config.parent.is_dir() and not os.path.lexists(_moved_aside(config)))
+
+
 def _held(config: Path) -> bool:
     """Whether a party's folder holds its client configuration ``config``, or a pending one (``_pending``); never
     for the placeholder of a name no folder has (``_login_path``)."""
@@ -454,13 +478,17 @@ def _held(config: Path) -> bool:
 def _move_aside(login: PartyLogin) -> None:
     """Move a former party's client configuration aside (``_moved_aside``) and remove a pending one, whose password
     was never handed over: once its login is disabled neither password works, and one left in place would be taken
-    up, and set again, were the party named again. ConfigError when it cannot be."""
+    up, and set again, were the party named again. A login whose file was handed over and removed here gets a mark
+    there instead, holding no password (``_in_use``). ConfigError when it cannot be."""
     config = login.config
-    if not _held(config):
+    if not _in_use(config):
         return
     try:
         if os.path.lexists(config):
             os.replace(config, _moved_aside(config))
+        else:  # handed over and removed here: a mark, so that the next run counts the login as disabled
+            write_atomic(_moved_aside(config), f"# the login of {login.principal} was disabled by `puente users "
+                         "apply`; no password is kept here\n".encode(), 0o600)
         _pending(config).unlink(missing_ok=True)
         _sync_folder(config.parent)
     except OSError as exc:
