@@ -110,6 +110,14 @@ def _users(args: argparse.Namespace) -> int:
             raise ConfigError(refusal)
         return 1 if changes else 0
     print(f"{len(logins) - len(former)} logins; hand each client.properties to its party only")
+    rotated = [one_line(login.principal) for login in logins if login.action == "rotated"]
+    if rotated:
+        # A party reads its password once, at start: a running one goes on until Kafka's re-authentication (or its
+        # next connection) cuts it off, then fails on the password it has.
+        it = len(rotated) == 1
+        print(f"new password{'' if it else 's'} for {', '.join(rotated)}: restart {'it' if it else 'each'} with its "
+              f"new client.properties, or hand {'it' if it else 'each'} its new client.properties to restart with; "
+              "a running party logs in with its old one, and Kafka cuts it off at its next authentication")
     if former:
         print(f"{parties_}: {'its login has' if one else 'each login has'} a new password no one holds, so it no "
               "longer authenticates, and its client.properties is moved aside (.client.properties.former); named "
