@@ -5,7 +5,9 @@ whose defaults are RFC 9106's second recommended profile). The scope is ``nation
 oversight body: everything) or a partner id the policy names (a joint-oversight auditor of that
 country: only what concerns it). A scope the policy does not name is refused when the account is
 made, and an account whose partner the policy has since dropped cannot sign in: fail closed. A
-policy that names a partner ``national`` is refused outright: the two scopes would be one.
+policy that names a partner ``national`` is refused outright: the two scopes would be one. A name
+that another account's differs from only in case or in '.', '_' and '-' (``name_key``) is refused
+when the account is made; such twins an older file holds still open, and are named (``twins``).
 
 Signing in (:meth:`ConsoleAccounts.sign_in`) takes as long for an unknown name as for a known one
 (a dummy hash is checked), and after ``MAX_FAILURES`` failures in a row an account is locked for
@@ -105,6 +107,13 @@ CREATE TABLE IF NOT EXISTS devices (
     failures INTEGER NOT NULL DEFAULT 0
 );
 """
+
+
+def name_key(name: str) -> str:
+    """An account name as a person reads it: ``Alice`` and ``alice``, ``a.lopez`` and ``a_lopez`` are one auditor
+    to whoever reads the audit or a sign-in list, as partner ids are one whatever their case and separators
+    (``policies._check``). ``ConsoleAccounts.add`` refuses a name whose key another account's has."""
+    return name.casefold().replace(".", "_").replace("-", "_")
 
 
 def default_accounts_path(keys: Path) -> Path:
@@ -283,13 +292,27 @@ class ConsoleAccounts:
         self.check_scope(scope)
         hashed = self._hasher.hash(_check_password(password))
         when = now or datetime.now(UTC)
-        with self._sql() as c:
+        with self._write() as c:  # the twin looked for and the row added in one transaction: no other add between
+            twin = next((n for (n,) in c.execute("SELECT name FROM accounts")
+                         if n != name and name_key(n) == name_key(name)), None)
+            if twin is not None:
+                raise ConfigError(f"{name!r} differs from the account {twin[:64]!r} only in case or in '.', '_' "
+                                  "and '-': a reader of the audit takes them for one auditor; choose another name")
             try:
                 c.execute("INSERT INTO accounts (name, scope, hash, created_ms) VALUES (?, ?, ?, ?)",
                           (name, scope, hashed, _ms(when)))
             except sqlite3.IntegrityError:
                 raise ConfigError(f"there is already an account {name!r}") from None
         return Account(name, scope, when)
+
+    def twins(self) -> list[list[str]]:
+        """The accounts whose names are one to a reader (``name_key``), each group sorted: made before ``add``
+        refused such a name. They still open and sign in, each with its own password and scope (refusing the
+        file would shut every auditor out); ``puente audit users list`` names them, for one to be renamed."""
+        groups: dict[str, list[str]] = {}
+        for account in self.list():
+            groups.setdefault(name_key(account.name), []).append(account.name)
+        return [names for names in groups.values() if len(names) > 1]
 
     def list(self) -> list[Account]:
         """Every account, by name."""

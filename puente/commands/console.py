@@ -162,6 +162,7 @@ def _list(args: argparse.Namespace) -> int:
     cfg = settings(args)
     with _accounts(args, cfg, create=False) as accounts:
         rows = accounts.list()
+        twins = accounts.twins()
     # Names and scopes are read from the accounts database, a file: shown escaped, the column as wide as that.
     names = [one_line(a.name) for a in rows]
     width = max([len(n) for n in names] + [4])
@@ -170,6 +171,10 @@ def _list(args: argparse.Namespace) -> int:
         state = f"locked until {a.locked_until:%Y-%m-%d %H:%M}" if a.locked_until else "active"
         say(f"{name:<{width}}  {one_line(a.scope):<10}  {a.created_at:%Y-%m-%d %H:%M}  {state}")
     say(f"{len(rows)} account(s) in {accounts.path}", file=sys.stderr)
+    for group in twins:  # made before `add` refused such names: each still signs in, as itself
+        say(f"{' and '.join(map(one_line, group))} differ only in case or in '.', '_' and '-': a reader of the audit "
+            "takes them for one auditor; remove one (`puente audit users remove NAME`) and add it under another "
+            "name", file=sys.stderr)
     return 0
 
 

@@ -208,3 +208,37 @@ def test_a_token_is_taken_only_from_the_kind_of_origin_it_was_given_to(tmp_path:
         assert accounts.session(session, https=not https) is None and accounts.session(session, https=https)
         assert accounts.sign_in("ana", PASSWORD, device=device, https=not https).account is not None
         assert accounts.device(device, https=https) == "ana"  # not used up: it was no device there
+
+
+@pytest.mark.parametrize("twin", ["a_lice", "A_LICE", "a.lice", "A-lice"])
+def test_a_name_differing_from_an_account_only_in_case_or_separators_is_refused(tmp_path: Path, twin: str) -> None:
+    """`A_lice` taken: a name one to a reader (case, '.', '_' and '-' alike) is refused, naming the account it
+    would be taken for, and nothing is added; a name differing otherwise is added."""
+    accounts = _open(tmp_path / "a.sqlite")
+    accounts.add("A_lice", "COL", PASSWORD)
+    with pytest.raises(ConfigError, match=rf"^'{twin}' differs from the account 'A_lice' only in case or in '\.', "
+                                          "'_' and '-'"):
+        accounts.add(twin, "national", PASSWORD)
+    assert [a.name for a in accounts.list()] == ["A_lice"]
+    accounts.add("alice2", "national", PASSWORD)
+    assert accounts.twins() == []
+
+
+def test_twins_an_older_file_holds_still_open_sign_in_and_are_named(tmp_path: Path) -> None:
+    """A file made before such names were refused, holding `Alice` (COL) and `alice` (national): it opens, each signs
+    in as itself with its own password and scope, and ``twins`` names them together."""
+    path = tmp_path / "a.sqlite"
+    accounts = _open(path)
+    accounts.add("Alice", "COL", PASSWORD)
+    with sqlite3.connect(path) as db:  # as an older Puente added it
+        hashed = db.execute("SELECT hash FROM accounts WHERE name = 'Alice'").fetchone()[0]
+        db.execute("INSERT INTO accounts (name, scope, hash, created_ms) VALUES ('alice', 'national', ?, 0)",
+                   (hashed,))
+    db.close()
+    accounts.close()
+    accounts = _open(path)
+    assert accounts.twins() == [["Alice", "alice"]]
+    assert [(a.name, a.scope) for a in accounts.list()] == [("Alice", "COL"), ("alice", "national")]
+    for name, scope in (("Alice", "COL"), ("alice", "national")):
+        signed = accounts.sign_in(name, PASSWORD, T0)
+        assert signed.account is not None and (signed.account.name, signed.account.scope) == (name, scope)
