@@ -30,8 +30,7 @@ it was would still authenticate, and a party named again would find its file and
 it, and removes its files. ``"disable"`` (``puente users apply``) keeps the login, and its quota
 (``broker.access.quota_plan``), but gives it a new random password no file holds, deletes its
 credentials of any other mechanism, moves its file aside (``.client.properties.former``, a name no
-password is ever taken from; a mark holding none when the file was handed over and removed) and removes a
-pending one: it no longer authenticates, and it is done
+password is ever taken from) and removes a pending one: it no longer authenticates, and it is done
 again at every run, for a password set by hand since. Either way a partner removed and added again
 under its id never gets back the password it had: it gets a new one (``created``), handed over outside
 Puente. So a policy folder or agency list named by mistake (``PUENTE_POLICY_DIR`` or
@@ -165,19 +164,31 @@ _OWN_JAAS = re.compile(r'org\.apache\.kafka\.common\.security\.scram\.ScramLogin
                        r'username="(?P<user>[^"\\]*)" password="(?P<password>(?:[^"\\]|\\.)*)";')
 
 
+# The settings ``client_properties`` writes, and the values of those it always writes alike.
+_WRITTEN = frozenset({"bootstrap.servers", "security.protocol", "sasl.mechanism", "sasl.jaas.config",
+                      "ssl.truststore.type", "ssl.truststore.location"})
+_AS_WRITTEN = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}
+
+
 def _sound_secret(path: Path, principal: str) -> str | None:
     """``principal``'s password in ``path``, a client configuration whose settings no longer read, when it is still a
     sound secret file of that login: a regular file of this user's, not a link, 0600 in a folder only its owner
-    writes (``secret_problem``), of known keys, whose sasl.jaas.config is that login as Puente writes it. Its TLS
-    settings going stale says nothing of who may know the password; its being exposed does (else None)."""
+    writes (``secret_problem``), holding only the settings Puente writes (SASL_SSL, SCRAM-SHA-512, no host check
+    turned off), whose sasl.jaas.config is that login as Puente writes it. Its CA going stale says nothing of who
+    may know the password; its being exposed, or sent some other way, does (else None)."""
     try:
         raw, info = read_regular(path, _MAX_CONFIG, ConfigError)
         if (len(raw) > _MAX_CONFIG or os.path.islink(path) or info.st_uid != os.geteuid()
                 or secret_problem(path, info) is not None):
             return None
-        entry = read_properties(raw.decode("utf-8"), str(path)).get("sasl.jaas.config")
+        props = read_properties(raw.decode("utf-8"), str(path))
     except (OSError, ConfigError, UnicodeDecodeError):
         return None
+    # Only the settings Puente writes, and as it writes them: one sending the password some other way (PLAIN, no
+    # TLS, no host check) says it may have gone to whoever answered.
+    if not set(props) <= _WRITTEN or any(props[key].value != value for key, value in _AS_WRITTEN.items()):
+        return None
+    entry = props.get("sasl.jaas.config")
     match = None if entry is None else _OWN_JAAS.fullmatch(entry.value)
     if entry is None or match is None or match["user"] != principal:
         return None
@@ -372,10 +383,10 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
     than half. Each kind apart, since each comes from its own list (``PUENTE_AGENCIES``, the policy's
     partners.yaml) and a mistake in one cuts off that kind: a partners file naming one partner of four is a
     mistake to stop however many agencies there are. In use: a login the cluster holds for a party named, or for
-    a former one that may still log in (``_in_use``: its client configuration is in place, or was handed over and
-    removed here, with no sign of a run disabling it). A former party's login disabled by a run before is cut
-    off already: counting it would let the logins a folder named by mistake leaves out hide among those of
-    parties long gone.
+    a former one whose client configuration is still in place (the ones it would cut off). A former party's
+    login disabled by a run before is cut off already: counting it would let the logins a folder named by mistake
+    leaves out hide among those of parties long gone. (A former party whose file was handed over and removed here
+    looks disabled already: nothing on this side tells the two apart.)
 
     And too many rotated: of the named parties' logins the cluster holds, of all together or of the agencies' or
     the partners' apart (as above), more than half (two at least) would get a new password because their client
@@ -385,7 +396,7 @@ def mass_cut_off(logins: Iterable[PartyLogin], former: Former, rotate: bool = Fa
     would count as cut off above."""
     logins = list(logins)
     cut = sorted(login.principal for login in logins
-                 if login.action in ("disabled", "removed") and _in_use(login.config))
+                 if login.action in ("disabled", "removed") and _held(login.config))
     in_use = [*cut, *(login.principal for login in logins if login.action in ("kept", "rotated"))]
     refusal = None if rotate else _many_lost(logins)
     if refusal is not None:
@@ -439,7 +450,7 @@ def _former_logins(keys: Path, gone: dict[str, frozenset[str]], former: Former) 
     def action(config: Path) -> str:
         if former == "delete":
             return "removed"
-        return "disabled" if _in_use(config) else "former"
+        return "disabled" if _held(config) else "former"
     return [PartyLogin(user, config, action(config)) for user in sorted(gone) for config in [_login_path(keys, user)]]
 
 
@@ -460,15 +471,6 @@ def _disabled_here(path: Path) -> bool:
     return os.path.lexists(_moved_aside(path)) and not _held(path)
 
 
-def _in_use(config: Path) -> bool:
-    """Whether the login of a former party whose client configuration is ``config`` may still log in: its folder
-    holds the file (``_held``), or its folder is there without it and without the mark of a run that disabled the
-    login (``_moved_aside``): the file was handed over and removed here, and the party holds it."""
-    if config.name != CLIENT_CONFIG:  # the placeholder of a name no folder has: never ours
-        return False
-    return _held(config) or (config.parent.is_dir() and not os.path.lexists(_moved_aside(config)))
-
-
 def _held(config: Path) -> bool:
     """Whether a party's folder holds its client configuration ``config``, or a pending one (``_pending``); never
     for the placeholder of a name no folder has (``_login_path``)."""
@@ -478,17 +480,13 @@ def _held(config: Path) -> bool:
 def _move_aside(login: PartyLogin) -> None:
     """Move a former party's client configuration aside (``_moved_aside``) and remove a pending one, whose password
     was never handed over: once its login is disabled neither password works, and one left in place would be taken
-    up, and set again, were the party named again. A login whose file was handed over and removed here gets a mark
-    there instead, holding no password (``_in_use``). ConfigError when it cannot be."""
+    up, and set again, were the party named again. ConfigError when it cannot be."""
     config = login.config
-    if not _in_use(config):
+    if not _held(config):
         return
     try:
         if os.path.lexists(config):
             os.replace(config, _moved_aside(config))
-        else:  # handed over and removed here: a mark, so that the next run counts the login as disabled
-            write_atomic(_moved_aside(config), f"# the login of {login.principal} was disabled by `puente users "
-                         "apply`; no password is kept here\n".encode(), 0o600)
         _pending(config).unlink(missing_ok=True)
         _sync_folder(config.parent)
     except OSError as exc:

@@ -1,9 +1,7 @@
 """Files handed over to their parties and removed from the logins folder: `users apply` must not rotate or cut off
 a whole kind of party unseen. The guard against rotations no one asked for weighs the agencies and the partners
-apart, as the guard against cutting logins off does (three partners of ten logins were rotated without a word),
-and a former party's login whose file was handed over counts as in use until a run disables it (a partners.yaml
-naming no partner disabled every partner's login, listed as `former`, disabled already). Kafka is a stub recording
-the passwords it holds (``ScramCluster``)."""
+apart, as the guard against cutting logins off does (three partners of ten logins were rotated without a word).
+Kafka is a stub recording the passwords it holds (``ScramCluster``)."""
 
 from __future__ import annotations
 
@@ -53,35 +51,3 @@ def test_one_partners_file_gone_is_rotated_without_a_flag(tmp_path: Path, monkey
     os.unlink(credentials.party_folder(keys, "partner-CRI") / "client.properties")
     [login] = [login for login in apply(keys, CORE + PARTNERS, former="disable") if login.action == "rotated"]
     assert (login.principal, login.reason) == ("partner-CRI", "its client.properties is missing")
-
-
-@pytest.mark.parametrize("former", ["disable", "delete"])
-def test_former_partners_whose_files_were_handed_over_count_as_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      former: str) -> None:
-    """A partners.yaml naming no partner, their files handed over: each partner's login is one to disable (or
-    delete), not `former`, and the run is refused; with --allow-many they are cut off, and a run after finds them
-    disabled already (a mark beside each), so it is not refused again."""
-    cluster = ScramCluster(monkeypatch)
-    keys = tmp_path / "keys"
-    apply(keys, CORE + PARTNERS, former="disable")
-    held = dict(cluster.held)
-    _hand_over(keys)
-    action = "removed" if former == "delete" else "disabled"
-    plan = apply(keys, CORE, former=former, dry_run=True, allow_many=True)
-    assert {login.principal: login.action for login in plan if login.principal in PARTNERS} == \
-        dict.fromkeys(PARTNERS, action)
-    with pytest.raises(ConfigError, match=r"\(partner-COL, partner-CRI, partner-USA\): 3 of the 3 partners in use"):
-        apply(keys, CORE, former=former)
-    assert cluster.held == held
-    apply(keys, CORE, former=former, allow_many=True)
-    if former == "delete":
-        assert not set(PARTNERS) & set(cluster.held)
-        return
-    assert all(cluster.held[p] != held[p] for p in PARTNERS)
-    mark = credentials.party_folder(keys, "partner-COL") / ".client.properties.former"
-    assert mark.stat().st_mode & 0o777 == 0o600 and "password=" not in mark.read_text(encoding="utf-8")
-    again = apply(keys, CORE, former="disable")
-    assert {login.principal: login.action for login in again if login.principal in PARTNERS} == \
-        dict.fromkeys(PARTNERS, "former")
-    assert [login.action for login in apply(keys, [*CORE, "partner-COL"], former="disable")
-            if login.principal == "partner-COL"] == ["created"]  # named again: a new password, as any party disabled

@@ -64,7 +64,7 @@ def test_a_renewed_ca_under_another_name_keeps_every_password_and_rewrites_the_f
     assert all(credentials.party_connection(keys, p).ca_file == tmp_path / "ca-2026.pem" for p in PARTIES)
 
 
-@pytest.mark.parametrize("spoil", ["exposed", "another login", "not ours"])
+@pytest.mark.parametrize("spoil", ["exposed", "another login", "not ours", "sent in clear", "host unchecked"])
 def test_a_file_that_is_no_sound_secret_is_never_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       spoil: str) -> None:
     """A file others may read, one naming another login, one whose login line is not as Puente writes it: the party
@@ -79,6 +79,13 @@ def test_a_file_that_is_no_sound_secret_is_never_kept(tmp_path: Path, monkeypatc
         path.chmod(0o640)
     elif spoil == "another login":
         path.write_text(text.replace('username="partner-COL"', 'username="partner-USA"'), encoding="utf-8")
+    elif spoil == "sent in clear":  # its password may have gone to whoever answered, and the file no longer reads
+        path.write_text(text.replace("SASL_SSL", "SASL_PLAINTEXT").replace("SCRAM-SHA-512", "PLAIN")
+                        .replace("kafka:9093", "kafka.example:9092") + "ssl.truststore.location=/no\n",
+                        encoding="utf-8")
+    elif spoil == "host unchecked":
+        path.write_text(text + "ssl.endpoint.identification.algorithm=\nssl.truststore.location=/no\n",
+                        encoding="utf-8")
     else:  # a file that does not read, whose login line Puente did not write
         path.write_text(text.replace("required username", "required  username") + "ssl.truststore.location=/no\n",
                         encoding="utf-8")
