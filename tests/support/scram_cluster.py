@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 import broker.credentials as credentials
+import puente.commands.access as access
 from broker.kafka import KafkaConnection
 from broker.kafka.acls import SCRAM_MECHANISM
+from puente.settings import PuenteSettings
 
 
 class ScramCluster:
@@ -74,3 +76,15 @@ class FakeAdmin:
 def apply(keys: Path, principals: list[str], **options: Any) -> list[credentials.PartyLogin]:
     """``apply_users`` against the stubbed cluster (``ScramCluster``)."""
     return asyncio.run(credentials.apply_users(FakeAdmin(), keys, principals, **options))  # type: ignore[arg-type]
+
+
+def stub_users_command(monkeypatch: pytest.MonkeyPatch, keys: Path, principals: list[str]) -> ScramCluster:
+    """`puente users` run in process against a ``ScramCluster``: the settings name ``keys``, the parties are
+    ``principals``, and the admin's connection is a ``FakeAdmin``."""
+    cluster = ScramCluster(monkeypatch)
+    monkeypatch.setattr(access, "settings", lambda args: PuenteSettings(topic_prefix="puente", keys=keys))
+    monkeypatch.setattr(access, "load_policy_set", lambda folder: None)
+    monkeypatch.setattr(access, "parties", lambda policy, agencies: principals)
+    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
+    monkeypatch.setattr(access, "Admin", lambda conn: FakeAdmin())
+    return cluster

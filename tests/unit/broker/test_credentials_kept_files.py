@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scram_cluster import FakeAdmin, ScramCluster
+from scram_cluster import FakeAdmin, ScramCluster, stub_users_command
 
 import broker.credentials as credentials
-import puente.commands.access as access
 from broker.kafka import KafkaConnection
 from puente.cli import build_parser
 from puente.errors import ConfigError
-from puente.settings import PuenteSettings
 
 PARTIES = ["broker", "auditor", "agency-SENAN", "agency-PN", "partner-COL", "partner-USA"]
 
@@ -116,12 +114,7 @@ def test_users_apply_says_why_each_password_changes(tmp_path: Path, monkeypatch:
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """`puente users apply` and `users plan` put the reason on each rotated party's line."""
     keys = tmp_path / "keys"
-    ScramCluster(monkeypatch)
-    monkeypatch.setattr(access, "settings", lambda args: PuenteSettings(topic_prefix="puente", keys=keys))
-    monkeypatch.setattr(access, "load_policy_set", lambda folder: None)
-    monkeypatch.setattr(access, "parties", lambda policy, agencies: PARTIES)
-    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
-    monkeypatch.setattr(access, "Admin", lambda conn: FakeAdmin())
+    stub_users_command(monkeypatch, keys, PARTIES)
 
     def users(*argv: str) -> list[str]:
         args: argparse.Namespace = build_parser(["users", *argv]).parse_args(["users", *argv])

@@ -9,12 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-from scram_cluster import FakeAdmin, ScramCluster
+from scram_cluster import stub_users_command
 
 import broker.credentials as credentials
-import puente.commands.access as access
 from puente.cli import build_parser
-from puente.settings import PuenteSettings
 
 PARTIES = ["broker", "auditor", "agency-SENAN", "partner-COL", "partner-CRI", "partner-USA"]
 
@@ -36,12 +34,7 @@ class _Users:
 def users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> _Users:
     """`puente users` with Kafka and the settings stubbed."""
     keys = tmp_path / "keys"
-    ScramCluster(monkeypatch)
-    monkeypatch.setattr(access, "settings", lambda args: PuenteSettings(topic_prefix="puente", keys=keys))
-    monkeypatch.setattr(access, "load_policy_set", lambda folder: None)
-    monkeypatch.setattr(access, "parties", lambda policy, agencies: PARTIES)
-    monkeypatch.setattr(access, "kafka", lambda cfg, name: None)
-    monkeypatch.setattr(access, "Admin", lambda conn: FakeAdmin())
+    stub_users_command(monkeypatch, keys, PARTIES)
     return _Users(keys, capsys)
 
 
