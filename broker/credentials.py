@@ -18,10 +18,10 @@ to it), so running it twice changes nothing; ``rotate`` gives every party a new 
 kept only from a file that passed every check of a secret file (``broker.private_files``: this
 user's, 0600, not a link, in a folder only its owner writes): one others could read or have planted
 is never adopted, and the party gets a new password. A file whose other settings no longer read (the
-CA renewed under another name, moved) still gives its password when it is such a file and holds the login as
-Puente writes it (``_sound_secret``): stale TLS settings say nothing of who knows the password, and the file is
-rewritten with the admin's. A party the cluster holds no login for gets a new password even when an old file
-is there. Each rotation says why (``PartyLogin.reason``).
+CA renewed under another name, moved) still gives its password when it is such a file holding only the
+settings Puente writes, the login among them (``_sound_secret``): a stale CA says nothing of who knows the
+password, and the file is rewritten with the admin's. A party the cluster holds no login for gets a new
+password even when an old file is there. Each rotation says why (``PartyLogin.reason``).
 
 The login of a party that is no more (an ``agency-`` or ``partner-`` user the policy and settings no
 longer name) is dealt with as ``former`` says: its ACLs go with ``acls apply``, but a login left as
