@@ -28,9 +28,12 @@ end-to-end latency histogram is bucketed a batch at a time (a sort and a few bis
 exposed through its own collector: a per-record ``observe`` cost more.
 The endpoint bounds each request's time and size, and the connections it serves at once, in all
 and from one address (see ``serve_metrics``): a client can neither hold the broker's file
-descriptors nor keep the health checks out. It serves the text it rendered
-up to ``RENDER_EVERY_S`` ago: the endpoint shares the workers' event loop, and rendering costs about
-half a millisecond, so a client asking as fast as it can must not decide how much of the loop goes to it.
+descriptors nor keep the health checks out. ``/metrics`` answers only a request bearing the token of
+``PUENTE_METRICS_TOKEN_FILE`` when one is set, and one must be set to serve it off loopback
+(``metrics_token``): the per-partner decision counts are the audit's to show, not any network neighbour's.
+It serves the text it rendered up to ``RENDER_EVERY_S`` ago: the endpoint shares the workers' event loop,
+and rendering costs about half a millisecond, so a client asking as fast as it can must not decide how
+much of the loop goes to it.
 The worker sets the lag gauges every second from its consumer's state, whether records arrive or
 not: a worker that stalls with records behind shows ``puente_consumer_lag_seconds`` growing.
 """
@@ -40,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import hmac
 import ipaddress
 import platform
 import time
@@ -64,8 +68,10 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from broker.gate import Gate, client_address
+from broker.private_files import read_secret
 from puente import __version__, logs
 from puente.errors import ConfigError
+from puente.settings import PuenteSettings
 from schemas import alert_codec
 
 # End-to-end latency buckets, in seconds (1 ms to 10 s).
@@ -236,7 +242,8 @@ class _BadRequest(Exception):
 async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callable[[], bool], *,
                         deadline_s: float = REQUEST_DEADLINE_S,
                         max_connections: int = MAX_CONNECTIONS, max_per_address: int = MAX_PER_ADDRESS,
-                        render_every_s: float = RENDER_EVERY_S, hosts: Collection[str] = ()) -> asyncio.Server:
+                        render_every_s: float = RENDER_EVERY_S, hosts: Collection[str] = (),
+                        token: bytes | None = None) -> asyncio.Server:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError.
 
     The endpoint is bounded so that no client can take the broker's resources with it: the whole
@@ -261,27 +268,33 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     or one of ``hosts``), and only for GET and HEAD (405 else). Why: the per-partner decision counts are the
     audit's to show, and a DNS-rebinding page, at a name of its own resolved to this address, read them through
     the browser of anyone on the broker's host or network; it cannot choose the Host header, which is its name.
+    With ``token`` (``metrics_token``), ``/metrics`` is answered only to a request whose one Authorization header
+    is ``Bearer <token>`` (401 else, compared in constant time): the counts are for the operator's Prometheus, not
+    for whatever else can reach the port. ``/healthz`` and ``/readyz`` stay open: they say only that the process
+    runs and its workers hold their slots, which a container runtime's health check must be able to ask.
     """
     gate = Gate(max_connections, max_per_address)
     names = frozenset(name.lower() for name in hosts)
     rendered = _Rendered(metrics.render, render_every_s)
     refusals = _Refusals()
 
-    async def read_head(reader: asyncio.StreamReader) -> tuple[bytes, bytes | None]:
-        """The request line and the one Host header's value (None when there is none); _BadRequest past the
-        bounds, or for a second Host header (which of two a proxy or a client believed is unknowable)."""
+    async def read_head(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes]]:
+        """The request line and the values of its Host and Authorization headers, each at most once (absent when
+        not sent); _BadRequest past the bounds, or for either header twice (which of two a proxy or a client
+        believed is unknowable)."""
         request = await reader.readline()
-        size, count, host = len(request), 0, None
+        size, count, named = len(request), 0, {}
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
             size, count = size + len(line), count + 1
             if size > MAX_HEAD_BYTES or count > MAX_HEADERS:
                 raise _BadRequest
             name, colon, value = line.partition(b":")
-            if colon and name.strip().lower() == b"host":
-                if host is not None:
+            key = name.strip().lower()
+            if colon and key in (b"host", b"authorization"):
+                if key in named:
                     raise _BadRequest
-                host = value.strip()
-        return request, host
+                named[key] = value.strip()
+        return request, named
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(writer)
@@ -290,29 +303,32 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
             refusals.note(address, port)
             return
         try:
-            host: bytes | None = None
+            named: dict[bytes, bytes] = {}
             try:
                 async with asyncio.timeout(deadline_s):
                     request: bytes | None
-                    request, host = await read_head(reader)
+                    request, named = await read_head(reader)
             except (_BadRequest, ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError):
                 request = None  # ValueError: a line over the reader's limit
             if conn.evicted:
                 return  # closed for a newer connection while its head was still coming
             conn.reading = False  # a request in hand: the gate no longer closes it for another
             method, path = _target(request or b"")
-            allow = b""
+            extra = b""  # header lines some answers add
             if request is None:
                 body, status, kind = b"request head too large or malformed\n", b"400 Bad Request", _TEXT
-            elif not host_allowed(host, names):
+            elif not host_allowed(named.get(b"host"), names):
                 body, status, kind = MISNAMED, b"400 Bad Request", _TEXT
             elif method not in (b"GET", b"HEAD"):
                 body, status, kind = b"only GET and HEAD are answered here\n", b"405 Method Not Allowed", _TEXT
-                allow = b"Allow: GET, HEAD\r\n"
+                extra = b"Allow: GET, HEAD\r\n"
+            elif token is not None and path == b"/metrics" and not bearer_ok(named.get(b"authorization"), token):
+                body, status, kind = UNAUTHORISED, b"401 Unauthorized", _TEXT
+                extra = b'WWW-Authenticate: Bearer realm="puente-metrics"\r\n'
             else:
                 body, status, kind = _answer(path, rendered, ready)
             # A HEAD is answered as its GET, without the body (RFC 9110, 9.3.2): Content-Length still says its size.
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode() + b"\r\n" + allow
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind.encode() + b"\r\n" + extra
                          + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                          + (b"" if method == b"HEAD" else body))
             async with asyncio.timeout(deadline_s):
@@ -372,6 +388,44 @@ class _Refusals:
 _TEXT = "text/plain; charset=utf-8"
 MISNAMED = (b"this Host is not one the metrics endpoint answers under: use its IP address, localhost, or a name "
             b"PUENTE_METRICS_HOSTS lists\n")
+
+
+UNAUTHORISED = (b"/metrics needs the bearer token of PUENTE_METRICS_TOKEN_FILE (Prometheus: authorization: "
+                b"credentials_file, naming the same file)\n")
+MIN_TOKEN_BYTES = 32
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def bearer_ok(value: bytes | None, token: bytes) -> bool:
+    """Whether an Authorization header's value is ``Bearer <token>`` (the scheme in any case, RFC 9110 11.1),
+    compared in constant time: how long a wrong guess took says nothing of the token."""
+    if value is None:
+        return False
+    scheme, _, given = value.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token)
+
+
+def metrics_token(settings: PuenteSettings) -> bytes | None:
+    """The bearer token ``/metrics`` asks for (``serve_metrics``): the one line of ``PUENTE_METRICS_TOKEN_FILE``,
+    read as every secret file is (``read_secret``: this user's or root's, mode 0600 or stricter, in a folder fit
+    for it), at least ``MIN_TOKEN_BYTES`` printable characters without spaces. None when no file is set, which is
+    allowed only on a loopback address: off loopback, anything that reaches the port (another container on the
+    deployment's network, a neighbour on the host's) would read each partner's decision counts, which are the
+    audit's to show. A ConfigError, one line naming what to set, otherwise."""
+    path, address = settings.metrics_token_file, settings.metrics_address
+    if path is None:
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ConfigError(f"PUENTE_METRICS_ADDRESS {address} is not a loopback address, so /metrics would serve "
+                              "each partner's decision counts to anyone who reaches it: set PUENTE_METRICS_TOKEN_FILE "
+                              "to a file holding a bearer token (Prometheus: authorization: credentials_file), or "
+                              "bind it to 127.0.0.1")
+        return None
+    what = "PUENTE_METRICS_TOKEN_FILE"
+    token = read_secret(path, MAX_TOKEN_FILE_BYTES, ConfigError, what).strip()
+    if len(token) < MIN_TOKEN_BYTES or not all(0x21 <= b <= 0x7E for b in token):
+        raise ConfigError(f"{what} {path} holds no usable token: one line of at least {MIN_TOKEN_BYTES} printable "
+                          "characters without spaces (openssl rand -hex 32 makes one)")
+    return token
 
 
 def host_allowed(host: bytes | None, names: Collection[str]) -> bool:

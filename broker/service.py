@@ -21,7 +21,7 @@ from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection, check_audit_retention, topic_settings
 from broker.keystore import Keystore, signature_check
-from broker.metrics import Metrics, serve_metrics
+from broker.metrics import Metrics, metrics_token, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.topology import DAY_MS, Slots, TopicNames, lifecycle_retention_days, slots_for
 from broker.worker import BrokerWorker, WorkerConfig
@@ -468,7 +468,7 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         # not after a Kafka timeout. /readyz answers 503 until the workers exist and have joined.
         server = await serve_metrics(metrics, settings.metrics_address, metrics_port,
                                      lambda: bool(running) and all(w.ready for w in running),
-                                     hosts=settings.metrics_hosts)
+                                     hosts=settings.metrics_hosts, token=metrics_token(settings))
     try:
         # Read once for the check and every worker: reading the policy files is most of a start's own work.
         policy_set = load_policy_set(settings.policy_dir)

@@ -198,6 +198,11 @@ class PuenteSettings(BaseSettings):
     metrics_hosts: tuple[Annotated[str, StringConstraints(pattern=_NAME)], ...] = Field((), description=(
         "names the /metrics endpoint answers under besides IP addresses and localhost, as JSON ([\"broker-1\"]): "
         "the name Prometheus scrapes it by; a request under any other Host is refused (400)"))
+    metrics_token_file: Path | None = Field(None, description=(
+        "a file (mode 0600) holding the bearer token /metrics then asks for, one line of at least 32 characters "
+        "(openssl rand -hex 32); Prometheus sends it from the same file (authorization: credentials_file). Needed "
+        "when PUENTE_METRICS_ADDRESS is not a loopback address: the per-partner decision counts are the audit's to "
+        "show. /healthz and /readyz stay open"))
 
     @field_validator("agencies")
     @classmethod

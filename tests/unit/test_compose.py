@@ -20,11 +20,13 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from cryptography import x509
 
+from broker.metrics import metrics_token
 from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
@@ -211,6 +213,23 @@ def test_each_broker_replica_is_a_static_member_named_after_its_container() -> N
     assert argv["c0ffee"].group_instance_id == "broker-c0ffee"
     assert argv["d00d"].group_instance_id == "broker-d00d"
     assert argv["c0ffee"].metrics_port == 9464
+
+
+def test_no_service_serves_the_metrics_off_loopback_without_a_token() -> None:
+    """A service that serves /metrics (--metrics-port) binds it to loopback, where its own health check asks, or
+    names the token file that guards it (``broker.metrics.metrics_token``): the broker would refuse to start
+    otherwise, and any container on the network would read each partner's decision counts."""
+    served = 0
+    for name, service in _compose()["services"].items():
+        if "--metrics-port" not in " ".join(service.get("command") or []):
+            continue
+        served += 1
+        env = service.get("environment") or {}
+        address = env.get("PUENTE_METRICS_ADDRESS", "127.0.0.1")
+        token = env.get("PUENTE_METRICS_TOKEN_FILE")
+        assert token or metrics_token(SimpleNamespace(metrics_token_file=None, metrics_address=address)) is None, name
+        assert "127.0.0.1:9464/readyz" in " ".join(service["healthcheck"]["test"]), name
+    assert served
 
 
 def test_every_container_is_confined_and_named_user_set() -> None:

@@ -407,3 +407,80 @@ async def test_only_get_and_head_are_answered(method: str) -> None:
         assert b"puente_" not in answer
     finally:
         server.close()
+
+
+TOKEN = b"0123456789abcdef0123456789abcdef-metrics"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-of-the-same-length-0123456789ab",
+                                           "Basic " + TOKEN.decode(), "Bearer", TOKEN.decode(),
+                                           "Bearer " + TOKEN.decode() + "x", "Bearer " + TOKEN.decode()[:-1]])
+async def test_with_a_token_metrics_are_served_only_to_its_bearer(authorization: str | None) -> None:
+    """With a token, /metrics without it, with another, or under another scheme is 401 with a WWW-Authenticate
+    challenge and none of the per-partner counts; the bearer of the token (the scheme in any case) is served, and
+    /healthz and /readyz stay open for a container's health check."""
+    port = free_port()
+    m = Metrics()
+    m.count_batch([_outcome([("USA", "WITHHOLD")])], [int(NOW_S * 1000)], "pa.ingress.SENAFRONT")
+    server = await serve_metrics(m, "127.0.0.1", port, lambda: True, token=TOKEN)
+    try:
+        sent = f"Authorization: {authorization}\r\n" if authorization is not None else ""
+        answer = await _answer_to(port, f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{sent}\r\n".encode())
+        head = answer.partition(b"\r\n\r\n")[0].decode().splitlines()
+        assert head[0] == "HTTP/1.1 401 Unauthorized" and 'WWW-Authenticate: Bearer realm="puente-metrics"' in head
+        assert b"puente_" not in answer and TOKEN not in answer
+        for scheme in ("Bearer", "bearer"):
+            answer = await _answer_to(port, (f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                             f"Authorization: {scheme} {TOKEN.decode()}\r\n\r\n").encode())
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'partner="USA"' in answer
+        for path in ("/healthz", "/readyz"):
+            assert (await _get(port, path))[0].endswith("200 OK")
+    finally:
+        server.close()
+
+
+async def test_two_authorization_headers_are_refused() -> None:
+    """Which of two Authorization headers a proxy passed on is unknowable: 400, as for two Host headers."""
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True, token=TOKEN)
+    try:
+        bearer = f"Authorization: Bearer {TOKEN.decode()}\r\n"
+        answer = await _answer_to(port, f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n{bearer}{bearer}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"puente_" not in answer
+    finally:
+        server.close()
+
+
+def _token_settings(tmp_path: Any, address: str, content: bytes | None, mode: int = 0o600) -> Any:
+    folder = tmp_path / "metrics"
+    folder.mkdir(mode=0o700, parents=True)
+    path = None
+    if content is not None:
+        path = folder / "token"
+        path.write_bytes(content)
+        path.chmod(mode)
+    return SimpleNamespace(metrics_token_file=path, metrics_address=address)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "10.1.2.3"])  # noqa: S104 - the addresses refused
+def test_off_loopback_without_a_token_file_the_endpoint_is_refused(tmp_path: Any, address: str) -> None:
+    """Bound where others reach it, /metrics without a token would give each partner's counts to anyone: refused,
+    naming the setting; on loopback no token is needed."""
+    with pytest.raises(ConfigError, match="PUENTE_METRICS_TOKEN_FILE") as refused:
+        metrics_module.metrics_token(_token_settings(tmp_path, address, None))
+    assert address in str(refused.value) and "\n" not in str(refused.value)
+    for loopback in ("127.0.0.1", "::1"):
+        assert metrics_module.metrics_token(SimpleNamespace(metrics_token_file=None, metrics_address=loopback)) is None
+
+
+def test_a_token_file_is_read_as_a_secret_and_must_hold_a_usable_token(tmp_path: Any) -> None:
+    """The token's one line, trailing newline dropped; a file others may read, a short token or one with spaces is
+    refused without showing what it holds."""
+    assert metrics_module.metrics_token(_token_settings(tmp_path / "a", "0.0.0.0", TOKEN + b"\n")) == TOKEN  # noqa: S104
+    with pytest.raises(ConfigError, match="others may read") as refused:
+        metrics_module.metrics_token(_token_settings(tmp_path / "b", "0.0.0.0", TOKEN, 0o644))  # noqa: S104
+    assert TOKEN.decode() not in str(refused.value)
+    for n, bad in enumerate((b"short-token", b"0123456789abcdef 0123456789abcdef", b"\n\n", "é".encode() * 40)):
+        with pytest.raises(ConfigError, match="no usable token") as refused:
+            metrics_module.metrics_token(_token_settings(tmp_path / str(n), "127.0.0.1", bad))
+        assert bad.decode(errors="replace").strip() not in str(refused.value) or not bad.strip()
