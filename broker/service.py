@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -374,7 +374,8 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     return BrokerWorker(config, pipeline, sign), topics, problems
 
 
-async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None) -> None:
+async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy_set: PolicySet | None = None,
+                         ) -> bool:
     """Refuse to start unless every topic the broker reads or writes exists, with the ingress
     partitions the settings give and stamping Kafka's append time, a decisions and a lifecycle partition
     for each slot, and the lifecycle topic keeps states
@@ -415,7 +416,7 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
                                                      "key signing on")
     await _check_lifecycle_retention(admin, names.lifecycle,
                                      lifecycle_retention_days(policy_set, settings.replay_window_days))
-    await check_audit_retention(conn, names.decisions, settings.audit_retention_days, "the broker")
+    return await check_audit_retention(conn, names.decisions, settings.audit_retention_days, "the broker")
 
 
 async def _check_append_time(admin: Admin, topic: str, why: str = "the replay checks need Kafka's append time",
@@ -477,11 +478,12 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
                               group_instance_id=instance_id(settings.group_instance_id, i, workers),
                               accept_gaps=accept_gaps)
                  for i in range(workers)]
-        await check_topology(settings, conn, policy_set)
+        forever = await check_topology(settings, conn, policy_set)
         for problem in built[0][2]:
             log.warning("partner key problem", problem=problem)
         for worker, _, _ in built:
             worker.metrics = metrics
+            worker.config = replace(worker.config, audit_kept_forever=forever)
         running.extend(w for w, _, _ in built)
         on_stop_signals(lambda: _stop_all(running), "the broker")
         # Which agreements it decides by, for whoever reads its log: the folder (PUENTE_POLICY_DIR, else the shipped,

@@ -247,6 +247,9 @@ class WorkerConfig:
     audit_retention_days: int | None = None
     """How long the audit topics keep records (PUENTE_AUDIT_RETENTION_DAYS): each block states it (``keep_days``),
     so a chain cut at its start is judged by it (``broker.audit.verify.Retention``)."""
+    audit_kept_forever: bool = False
+    """The decisions topic keeps its records for ever (``retention.ms=-1``, found by ``check_topology``): a slot's
+    chain gone from it was deleted, never expired (``_decided_within_retention``)."""
     load_timeout_s: float = 300.0
     """The most taking fresh slots may last (producers, audit read-back) before the worker starts again."""
     accept_gaps: bool = False
@@ -795,7 +798,11 @@ class BrokerWorker:
         years: a slot idle since), the slot's newest alert state (``state_ms``, when its lifecycle partition's
         newest held state was written) stands witness the same way: states are written in the transaction of the
         block that decided them, and the lifecycle topic keeps them no longer than the audit keeps blocks. Neither
-        held, or no retention known, tells nothing: retention is taken at its word."""
+        held, or no retention known, tells nothing: retention is taken at its word. On a decisions topic kept for
+        ever (``audit_kept_forever``) nothing expired, so the blocks were deleted, whatever is held: refused, or read
+        on with ``accept_gaps`` as a deletion, never recorded as retention's doing."""
+        if self.config.audit_kept_forever and committed > 0:
+            return "the decisions topic keeps its records for ever (retention.ms=-1)"
         days = self.config.audit_retention_days
         if days is None or committed <= 0:
             return None

@@ -369,14 +369,16 @@ async def topic_settings(admin: Admin, topic: str) -> dict[str, str | None]:
     return {name: entry.value for name, entry in outcome.items()}
 
 
-async def check_audit_retention(conn: KafkaConnection, topic: str, days: int, who: str) -> None:
+async def check_audit_retention(conn: KafkaConnection, topic: str, days: int, who: str) -> bool:
     """ConfigError unless audit ``topic`` keeps its records as long as PUENTE_AUDIT_RETENTION_DAYS (``days``) says,
     or for ever, checked by ``who`` (the broker, the console or the denials collector) before it writes there.
     Each record it writes states ``days`` (``keep_days``), and a chain cut at its start is judged deleted or
     expired by it (``broker.audit.verify.Retention``): a setting shorter than the topic's retention (a value left in
     a shell) would make a deletion by hand of records older than it read as retention's, and a longer one every
     expiry as a deletion. A topic kept for ever (-1, or more days than any setting may say), or for the same whole
-    days (a part of a day over, set by hand, is no other retention to judge by), agrees."""
+    days (a part of a day over, set by hand, is no other retention to judge by), agrees. True when it keeps them for
+    ever: then nothing of it ever expired, and records gone from it were deleted (``broker.worker``'s empty-slot
+    check)."""
     try:
         held = await topic_settings(Admin(conn), topic)
     except KafkaAccessError:
@@ -387,8 +389,10 @@ async def check_audit_retention(conn: KafkaConnection, topic: str, days: int, wh
         kept = int(kept_ms) if kept_ms is not None else None
     except ValueError:
         kept = None
-    if kept is not None and (kept == -1 or kept // DAY_MS >= (2**63 - 1) // DAY_MS or kept // DAY_MS == days):
-        return
+    if kept is not None and (kept == -1 or kept // DAY_MS >= (2**63 - 1) // DAY_MS):
+        return True
+    if kept is not None and kept // DAY_MS == days:
+        return False
     raise ConfigError(f"{topic} keeps records for retention.ms={str(kept_ms)[:20]}, but PUENTE_AUDIT_RETENTION_DAYS "
                       f"is {days} ({days * DAY_MS} ms), which each record states and the audit judges deletions "
                       "by: run `puente topics apply` with the retention meant, or set the variable to the topic's")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -260,6 +261,13 @@ def test_fetching_is_changed_only_where_aiokafka_builds_its_requests_from() -> N
         set_fetching(made, max_wait_ms=100, min_bytes=1)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class _KeptConfig:
+    """What ``run_broker`` sets on a worker's config after the topology check."""
+
+    audit_kept_forever: bool = False
+
+
 def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path: Path) -> None:
     """Two workers end at once: one with a Kafka error, the other (listed first) with a CancelledError nobody
@@ -267,6 +275,7 @@ def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monke
     class Ending:
         def __init__(self, error: BaseException) -> None:
             self.error = error
+            self.config = _KeptConfig()
 
         async def run(self, topics: list[str], *, idle_exit_s: float | None = None) -> None:
             await asyncio.sleep(0)
@@ -277,8 +286,8 @@ def test_a_workers_error_is_raised_rather_than_anothers_stray_cancellation(monke
 
     ends = iter([asyncio.CancelledError(), KafkaUnavailableError("Kafka at x:1 could not be reached")])
 
-    async def checked(*args: object) -> None:
-        pass
+    async def checked(*args: object) -> bool:
+        return False
 
     monkeypatch.setattr(service, "load_policy_set", lambda path: SimpleNamespace(version="p-test"))
     monkeypatch.setattr(service, "build_worker", lambda *a, **kw: (Ending(next(ends)), ["t"], []))

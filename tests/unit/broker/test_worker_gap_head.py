@@ -17,12 +17,13 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
+import broker.kafka.topics as kafka_topics
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka.io import LOG_APPEND_TIME
 from broker.kafka.unreadable import UNREADABLE
 from broker.lifecycle import AlertState, LifecycleBook
 from broker.replay import ReplayWindow
-from puente.errors import FeedGapError
+from puente.errors import ConfigError, FeedGapError
 from puente.wire import Unreadable
 from tests.unit.broker.test_worker_lifecycle_loss import _gaps, _loaded, _worker
 
@@ -290,3 +291,43 @@ def test_an_idle_slot_whose_blocks_are_all_gone_while_its_states_are_young_was_d
         what, reason = asyncio.run(check)[TP]
         assert reason == ("audit-deleted" if deleted else "audit-expired")
         assert ("still holds an alert state" in what) is deleted
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_on_a_decisions_topic_kept_for_ever_blocks_all_gone_were_deleted(accept: bool) -> None:
+    """Nothing held to tell by (the slot idle past the ingress topic's retention, no alert state written): on a
+    decisions topic kept for time-limited days, retention is taken at its word (expired); on one kept for ever
+    (retention.ms=-1, which the topology check accepts whatever PUENTE_AUDIT_RETENTION_DAYS says) nothing expired,
+    so the blocks were deleted: refused, or read on with --accept-gap recorded as a deletion, never as expiry."""
+    head = ChainHead()
+    for forever in (False, True):
+        worker = _worker(accept_gaps=accept)
+        worker.config = replace(worker.config, audit_retention_days=3650, audit_kept_forever=forever)
+        ingress = _Ingress([], start=100)
+        check = worker._check_empty_slots(ingress, [(TP, 1)], {1: (head, ReplayWindow(7))}, {TP: 100}, {})
+        if forever and not accept:
+            with pytest.raises(FeedGapError, match=r"keeps its records for ever \(retention.ms=-1\)"):
+                asyncio.run(check)
+            continue
+        what, reason = asyncio.run(check)[TP]
+        assert reason == ("audit-deleted" if forever else "audit-expired")
+        assert ("for ever" in what) is forever
+
+
+@pytest.mark.parametrize(("kept_ms", "forever"), [("-1", True), (str(2**63 - 1), True), (str(3650 * DAY_MS), False),
+                                                  (str(3650 * DAY_MS + 5), False)])
+def test_the_retention_check_says_whether_the_decisions_topic_keeps_records_for_ever(
+        monkeypatch: pytest.MonkeyPatch, kept_ms: str, forever: bool) -> None:
+    """``check_audit_retention`` accepts a topic kept for ever or for the days the setting says, and tells which, so
+    the worker knows a chain gone from a topic kept for ever was deleted; any other retention is still refused."""
+    held = {"retention.ms": kept_ms}
+
+    async def described(admin: Any, topic: str) -> dict[str, str]:
+        return held
+
+    monkeypatch.setattr(kafka_topics, "Admin", lambda conn: None)
+    monkeypatch.setattr(kafka_topics, "topic_settings", described)
+    assert asyncio.run(kafka_topics.check_audit_retention(None, "pa.audit.decisions", 3650, "the broker")) is forever
+    held["retention.ms"] = str(30 * DAY_MS)
+    with pytest.raises(ConfigError, match="PUENTE_AUDIT_RETENTION_DAYS"):
+        asyncio.run(kafka_topics.check_audit_retention(None, "pa.audit.decisions", 3650, "the broker"))
