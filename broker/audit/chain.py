@@ -283,7 +283,11 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     if len(canonical(out)) > max_bytes // 2:  # still too large: only what identifies it remains
         # ``refs`` too: a partner's receipts name its reference, which the auditors' tools could not tell apart from
         # no alert without it (and a partner's auditor would read the alert's own id: ``audit_index._scope``).
-        out = {k: out[k] for k in ("kind", "alert_id", "refs", "ingress", "ingress_ms", "at") if k in out}
+        # ``version`` and ``action`` too: the worker's replay window is rebuilt from these entries after a restart or
+        # a rebalance, and one read as version 1, no recall, would let a replay of the real version (or of the
+        # recall) through it.
+        out = {k: out[k] for k in ("kind", "alert_id", "refs", "version", "action", "ingress", "ingress_ms", "at")
+               if k in out}
         out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | _facts(d) | {"truncated": -1}
                             for d in decisions]
     return out

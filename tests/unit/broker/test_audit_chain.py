@@ -435,6 +435,8 @@ def test_a_shrunk_entry_still_says_which_notices_were_not_sent() -> None:
     entry = {"kind": "ALERT", "alert_id": "R:1", "version": 2, "action": "RECALL", "reason": "x" * 20_000,
              "ingress": "t.ingress.PN:0:1", "decisions": [failed, updated, {**failed, "sent": "no", "recalls": [1]}]}
     for limit in (8_000, 200):  # cut, and cut to what identifies it
+        # Its version and action too: the replay window is rebuilt from them (``BrokerWorker._processed_ids``).
+        assert (shrink(entry, limit)["version"], shrink(entry, limit)["action"]) == (2, "RECALL")
         small = shrink(entry, limit)["decisions"]
         assert (small[0]["sent"], small[0]["recalls"]) == (False, 1), limit
         assert small[1]["supersedes"] == 1
