@@ -25,7 +25,7 @@ import orjson
 from broker.access import Acl, denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
 from broker.audit.denials import concerns, denial, log_lines
-from broker.audit.recalls import deadline_hours
+from broker.audit.recalls import ReceiptsCut, deadline_hours
 from broker.audit.receipts import (
     Unvouched,
     acknowledged,
@@ -498,7 +498,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                    owners: Mapping[str, str] | None = None,
                    progress: Callable[[WalkProgress], None] | None = None,
                    retention: Retention | None = None,
-                   deleted: list[Finding] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   deleted: list[Finding] | None = None,
+                   receipts_cut: list[ReceiptsCut] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -513,7 +514,12 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     carries when Kafka appended it and the checkpoint that signs it (``appended_at``), a time no partner chooses.
     ``retention`` (``Retention``) has each chain cut at its start checked as `audit verify` checks it:
     a chain that lost records to a deletion is named in ``deleted``, its first record's rows still listed (they are
-    sound: what is missing is before them, and no row says what it was).
+    sound: what is missing is before them, and no row says what it was). ``receipts_cut``, if given, gets each
+    receipts partition whose log starts above offset 0 (``ReceiptsCut``: its partner, where it starts, when Kafka
+    appended its first record held), whether retention or a deletion took its start: a partner's receipts chains
+    state no retention to tell them apart by (``verify.PartitionWalk._start_check``), and a receipt lost there may
+    have been the one naming a store that holds a recalled alert (``broker.audit.recalls``: give them to
+    ``RecallBook.receipts_cut``).
     """
     walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
@@ -527,9 +533,10 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
         for topic, holds in topics.items():
             for partition in parts[topic]:
+                log_start = starts.get(TopicPartition(topic, partition), 0)
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=starts.get(TopicPartition(topic, partition), 0),
-                                     retention=retention)
+                                     log_start=log_start, retention=retention)
+                first: list[int | None] = []  # when Kafka appended the first record held, if its time is Kafka's
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
@@ -538,6 +545,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     if walked is not None:
                         walked.record()
+                    if not first:
+                        first.append(rec.appended_ms)
                     doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
                     if deleted is not None:
                         deleted.extend(f for f in found if isinstance(f, StartFinding))
@@ -573,10 +582,23 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         if flt.accepts(row):
                             yield row
                 dropped += waiting.clear()
+                if receipts_cut is not None and holds == "receipts" and log_start > 0:
+                    receipts_cut.append(ReceiptsCut((owners or {}).get(topic), topic, partition, log_start,
+                                                    _kafka_time(first[0] if first else None)))
                 if left_out is not None:
                     left_out.append(dropped)
                 if walked is not None:
                     walked.partition_done()
+
+
+def _kafka_time(ms: int | None) -> datetime | None:
+    """Kafka's append time ``ms`` as a time; None for none, or for one no clock gives."""
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _rows(value: bytes | None, flt: LogFilter) -> list[dict[str, Any]]:

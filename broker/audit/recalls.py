@@ -47,12 +47,31 @@ receipted a view of it (RECEIVED or DUPLICATE) below the notice's version (a vie
 or above it went out after, and the notice does not recall it) and not below the highest version it acknowledged
 a recall at (a view received again after an earlier recall is held again). A receipt names its
 store (``store``, the store's id); one written before receipts did, or by a subscriber without a store,
-counts under its receipt chain, or under the store that chain's other receipts name. A recall of an alert
-no receipt shows held (the receipts lost, or never written) is acknowledged by any RECALLED receipt, as
-before. What an auditor then sees outstanding is a holder that has not answered (``RecallRow.waiting_on``):
+counts under its receipt chain, or under the store that chain's other receipts name. What an auditor then
+sees outstanding is a holder that has not answered (``RecallRow.waiting_on``):
 its store still holds the alert, or was purged of it without a receipt saying so. (Receipts written before
 receipts named their store count under their chain: if that store has since run under another ``--instance``
 only, its old chain never names it, and the recall waits on the old chain until that instance runs once.)
+
+A recall no receipt shows a holder of (no store that received a view it recalls is waited on or answered it: the
+views' receipts never written or no longer held, or their stores answered only earlier recalls) is acknowledged by
+any RECALLED receipt of the notice's version only while the partner's receipts are known whole: none of them was
+lost before the receipt that would name a holder could have been written. A partner's receipts topic holds
+all its chains in one partition; Kafka deletes its oldest records by retention, an admin by DeleteRecords (or by
+lowering the topic's retention), and the partition's log then starts above offset 0. A reader that sees that
+(``broker.auditor.read_log``'s ``receipts_cut``) tells the book (``RecallBook.receipts_cut``), and a recall of
+that partner's with no holder known is then never acknowledged (outstanding, or overdue past its deadline), whatever
+answered it, its row saying why (``RecallRow.receipts_cut``): a store whose RECEIVED receipt was deleted may hold
+the alert still, and another store's answer (the store that took the feed partition over and read the notice)
+says nothing of it. A recall with a holder known keeps the rule above (a second holder whose receipt went with
+the cut is then not seen: the recall waits on, or is closed by, the holders known only). The book keeps no
+delivery times (that would be every delivery of the audit), so it cannot tell a view delivered after the cut,
+whose receipts are all held, from one delivered before it: every such recall of the partner fails closed. The
+trade-off is meant: a deployment whose receipts merely expired by retention sees a recall of an alert delivered
+longer ago than that, answered by its one store, listed as not acknowledged, with the reason, rather than an
+acknowledgement the record no longer supports; DeleteRecords and retention cannot be told apart from a receipts
+chain (the partners' subscribers do not state the retention their records are kept under:
+``verify.PartitionWalk._start_check``), and only the first is an attack.
 
 What a partner's receipts name is the partner's word, signed as often as it likes: ``RecallBook`` keeps, per
 recalled (alert, partner), at most ``MAX_HOLDERS`` holders and ``MAX_ANSWERS`` acknowledgements, each holder's text
@@ -75,7 +94,8 @@ from typing import Any, NamedTuple, Protocol
 
 from broker.audit.chain import bounded
 from broker.audit.receipts import CLOCK_SKEW, acknowledged, sent_version
-from broker.audit.verify import when
+from broker.audit.verify import plain, when
+from puente.wire import iso_utc
 
 ACKNOWLEDGED = "acknowledged"
 LATE = "acknowledged late"  # acknowledged, after its deadline: a deadline missed, as OVERDUE is
@@ -124,6 +144,10 @@ class RecallRow:
     superseded_by: int | None = None
     """A failed notice closed by a later delivery to the partner (``SUPERSEDED``): when that delivery was decided,
     and the version it sent in place of the one the notice recalled."""
+    receipts_cut: ReceiptsCut | None = None
+    """Why a notice no receipt shows a holder of is not acknowledged: its partner's receipts lost their start
+    (``RecallBook.receipts_cut``), so who holds the alert is not known and no answer closes it (module
+    docstring). Set only on a notice sent and not acknowledged."""
 
     def overdue_by(self, now: datetime) -> timedelta:
         """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged)."""
@@ -132,6 +156,37 @@ class RecallRow:
     def late_by(self) -> timedelta:
         """How long after its deadline the notice was acknowledged (zero when in time, or not acknowledged)."""
         return max(timedelta(0), self.acknowledged_at - self.deadline) if self.acknowledged_at else timedelta(0)
+
+
+@dataclass(frozen=True)
+class ReceiptsCut:
+    """A partner's receipts partition whose log starts above offset 0 (``broker.auditor.read_log``'s
+    ``receipts_cut``): its records before ``offset`` expired or were deleted, and with them any receipt there that
+    named a store holding an alert (module docstring)."""
+
+    partner: str | None
+    """Whose receipts: the topic's partner, or None for a receipts topic of no known partner (any partner's)."""
+    topic: str
+    partition: int
+    offset: int  # the partition's first offset held
+    first_at: datetime | None = None
+    """When Kafka appended the partition's first record held (LogAppendTime): the receipts lost were appended before
+    it. None when the partition holds no record, or keeps its producers' times."""
+
+    def describe(self) -> str:
+        """One line: whose receipts are no longer held, from where, and what to check."""
+        who = plain(self.partner) if self.partner is not None else "every partner"
+        before = f"before {iso_utc(self.first_at)}" if self.first_at is not None else "(all of them)"
+        return (f"{who}'s receipts {before} are no longer held ({plain(self.topic)}[{self.partition}] starts at offset "
+                f"{self.offset}): no receipt shows which store held the alert, so no answer closes the recall; check "
+                "whether they expired (PUENTE_AUDIT_RETENTION_DAYS) or were deleted, and ask the partner which of "
+                "its stores hold the alert")
+
+    def loses_more(self, than: ReceiptsCut) -> bool:
+        """Whether this cut loses receipts up to a later time than ``than``: the one a partner's rows name."""
+        if self.first_at is None or than.first_at is None:
+            return than.first_at is not None
+        return self.first_at > than.first_at
 
 
 class AckTerms(Protocol):
@@ -155,9 +210,13 @@ def deadline_hours(agreements: Iterable[AckTerms]) -> dict[str, int]:
     return out
 
 
-def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
-    """``RecallBook.status`` of ``rows`` (decisions first, as ``broker.auditor.read_log`` gives them)."""
+def recall_status(rows: Iterable[dict[str, Any]], ack_hours: Mapping[str, int], now: datetime,
+                  cuts: Iterable[ReceiptsCut] = ()) -> list[RecallRow]:
+    """``RecallBook.status`` of ``rows`` (decisions first, as ``broker.auditor.read_log`` gives them), the partners'
+    receipts partitions in ``cuts`` known to have lost their start (``RecallBook.receipts_cut``)."""
     book = RecallBook()
+    for cut in cuts:
+        book.receipts_cut(cut)
     for row in rows:
         book.add(row)
     return book.status(ack_hours, now)
@@ -177,7 +236,9 @@ class RecallBook:
     """Recalls and their answers, gathered one audit row at a time (``add``), so that a reader of the whole audit
     keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
     who holds each recalled alert. Receipts are kept only for an (alert, partner) a recall notice named before
-    them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts.
+    them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts;
+    tell it whose receipts lost their start (``receipts_cut``), or a recall whose holder's receipt was lost with
+    them counts any answer too.
     A receipt chain's store, as its receipts name one, is noted per partner, for at most ``MAX_CHAIN_STORES`` of
     its chains, first come first kept: a partner's receipts never change which of another's chains are noted.
     What it keeps per (alert, partner) is bounded, the rest counted in ``unlisted`` (module docstring)."""
@@ -195,6 +256,16 @@ class RecallBook:
         # Deliveries to a partner that replaced a version it held, after a notice about the alert to it: (the
         # version replaced, when, the version sent), what closes a failed notice (``SUPERSEDED``).
         self.replaced: dict[tuple[str, str], list[tuple[int, datetime, int]]] = {}
+        # Per partner (None: any partner's), its receipts partition that lost the most of its start.
+        self.cuts: dict[str | None, ReceiptsCut] = {}
+
+    def receipts_cut(self, cut: ReceiptsCut) -> None:
+        """Note that ``cut.partner``'s receipts (every partner's, for None) before ``cut`` are no longer held: its
+        recalls with no holder known are then never acknowledged (module docstring). Any time before ``status``;
+        of a partner's several cuts, the one losing receipts up to the latest time is the one its rows name."""
+        held = self.cuts.get(cut.partner)
+        if held is None or cut.loses_more(held):
+            self.cuts[cut.partner] = cut
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
@@ -307,7 +378,8 @@ class RecallBook:
              answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime,
              unlisted: int = 0) -> RecallRow:
         """What became of one notice: acknowledged once every holder of the alert when it was sent answered it, and
-        never while ``unlisted`` receipts of the partner's about the alert were not kept."""
+        never while ``unlisted`` receipts of the partner's about the alert were not kept. With no holder known, any
+        answer closes it only while the partner's receipts are whole (no ``receipts_cut``: module docstring)."""
         stores, at = self.stores.get(partner, {}), notice.sent_at
         deadline = at + timedelta(hours=hours)
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
@@ -321,8 +393,14 @@ class RecallBook:
         before = {h: max(below) for h, versions in held.items() if (below := [v for v in versions if v < version])}
         holding = _holding(before, answers, stores)
         waiting_on = tuple(sorted(holding - first.keys()))
-        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
-        times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
+        # No receipt shows who holds it (no holder waited on, none that answered this notice: those that held it
+        # answered earlier ones only, or none is known), and the partner's receipts lost their start: a holder's
+        # receipt may be among those lost.
+        known = {stores.get(h, h) for h in before}
+        cut = None if holding or known & first.keys() else self.cuts.get(partner) or self.cuts.get(None)
+        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it and none can
+        # have been lost).
+        times = [] if waiting_on or cut else [first[h] for h in holding] if holding else list(first.values())
         acknowledged_at = max(times) if times and notice.went and not unlisted else None
         if not notice.went:
             # Replaced since by a delivery of a later version to the partner: the version it recalled is gone. A
@@ -342,7 +420,8 @@ class RecallBook:
             state = OVERDUE if now > deadline else OUTSTANDING
         return RecallRow(self.ids.get((alert, partner), alert), partner, version, at, deadline, acknowledged_at,
                          state, notice.reason,
-                         () if acknowledged_at is not None else waiting_on, unlisted)
+                         () if acknowledged_at is not None else waiting_on, unlisted,
+                         receipts_cut=cut if notice.went else None)
 
 
 _DELIVERIES = frozenset({"DELIVER", "DELIVER_REDACTED"})  # decisions that sent the partner a version

@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 from broker.access import AUDITOR, BROKER, CONSOLE, parties, plan
 from broker.audit import EndCheck, PartitionReport
 from broker.audit.chain import changes_whole
-from broker.audit.recalls import ACKNOWLEDGED, FAILED, LATE, OUTSTANDING, OVERDUE, SUPERSEDED, RecallBook
+from broker.audit.recalls import (
+    ACKNOWLEDGED,
+    FAILED,
+    LATE,
+    OUTSTANDING,
+    OVERDUE,
+    SUPERSEDED,
+    RecallBook,
+    ReceiptsCut,
+)
 from broker.audit.verify import Finding, Retention, plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
@@ -247,7 +256,8 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
 def _verify_status(problems: int, unchecked: bool) -> int:
     """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (`audit verify`: a chain's
     end, the groups' offsets or the policy they are checked against; `audit recalls`: records left out as
-    unsound), so that a script or a schedule reading the status alone never takes what was not checked for sound."""
+    unsound, or a recall whose holders are unknown once its partner's receipts lost their start), so that a script
+    or a schedule reading the status alone never takes what was not checked for sound."""
     if problems:
         return EXIT_PROBLEMS
     return EXIT_UNCHECKED if unchecked else 0
@@ -407,6 +417,7 @@ def _recalls(args: argparse.Namespace) -> int:
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
     deleted: list[Finding] = []
+    cuts: list[ReceiptsCut] = []  # the partners' receipts partitions that lost their start
     roles: dict[str, str] = {}  # what each audit topic holds
 
     async def collect() -> RecallBook:
@@ -414,9 +425,11 @@ def _recalls(args: argparse.Namespace) -> int:
         roles.update(found.roles)
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                  _walk_progress("audit recalls"), _horizon(cfg), deleted):
+                                  _walk_progress("audit recalls"), _horizon(cfg), deleted, receipts_cut=cuts):
             book.add(doc)
             taken[0] += 1
+        for cut in cuts:  # a recall of the partner's with no holder known is then never acknowledged
+            book.receipts_cut(cut)
         return book
 
     now = datetime.now(UTC)
@@ -433,6 +446,7 @@ def _recalls(args: argparse.Namespace) -> int:
                               "reason": r.reason, "sent_at": iso_utc(r.sent_at), "deadline": iso_utc(r.deadline),
                               "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
                               "waiting_on": list(r.waiting_on), "receipts_not_kept": r.unlisted,
+                              "receipts_not_held": r.receipts_cut.describe() if r.receipts_cut else None,
                               "superseded_at": iso_utc(r.superseded_at) if r.superseded_at else None,
                               "superseded_by": r.superseded_by}))
     else:
@@ -451,6 +465,8 @@ def _recalls(args: argparse.Namespace) -> int:
             if r.unlisted:  # holders or answers past what is kept: not judged acknowledged (``broker.audit.recalls``)
                 ack += (f"; {r.unlisted} receipt(s) of {_text(r.partner)[:7]} naming more holders or answers than "
                         "are kept: not acknowledged")
+            if r.receipts_cut is not None:  # no holder known, and receipts lost: not acknowledged (module docstring)
+                ack += f"; {r.receipts_cut.describe()}"
             print(f"{r.state:<17} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
                   f"{_text(r.reason)[:17]:<17} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
@@ -469,7 +485,12 @@ def _recalls(args: argparse.Namespace) -> int:
               "`puente audit verify`", file=sys.stderr)
     if deleted:  # a recall notice among the deleted blocks is in no row above
         print(f"not every recall could be judged: {_deleted_note(deleted)}", file=sys.stderr)
-    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted))
+    # Not acknowledged because who held the alert is not known: outstanding ones are not "in time", they cannot close.
+    unknown = sum(1 for r in rows if r.receipts_cut is not None)
+    if unknown:
+        print(f"not every recall could be judged: {unknown} recall(s) with no holder known, whose partner's receipts "
+              "lost their start, are not taken as acknowledged (see each row)", file=sys.stderr)
+    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0)
 
 
 def _hours(span: timedelta) -> str:

@@ -19,7 +19,7 @@ import broker.auditor as auditor
 import puente.commands.audit as audit
 import puente.dev.demo as demo
 from broker.audit import Finding, PartitionReport
-from broker.audit.recalls import MAX_HOLDERS
+from broker.audit.recalls import MAX_HOLDERS, ReceiptsCut
 from broker.audit.verify import MAX_LISTED, EndCheck, StartFinding, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from broker.kafka import KafkaConnection
@@ -48,7 +48,8 @@ ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not t
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS``, or ``held["rows"]``
-    when set (those the filter accepts), and reports one record left out (``held["left_out"]`` when set);
+    when set (those the filter accepts), and reports one record left out (``held["left_out"]`` when set), the
+    chains cut in ``held["deleted"]`` and the receipts partitions cut in ``held["receipts_cut"]``;
     `verify_topics` gives ``held["reports"]``. The system's temporary folder is this test's own, so what a spill
     leaves there shows."""
     held: dict[str, Any] = {"reports": [], "fail": None, "tmp": tmp_path / "tmp"}
@@ -61,7 +62,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None,
                        progress: Any = None, retention: Any = None,
-                       deleted: Any = None) -> AsyncIterator[dict[str, Any]]:
+                       deleted: Any = None, receipts_cut: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
         for row in held.get("rows", ROWS):
             walked.records += 1
@@ -73,6 +74,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             left_out.append(held.get("left_out", 1))
         if deleted is not None:
             deleted.extend(held.get("deleted", []))
+        if receipts_cut is not None:
+            receipts_cut.extend(held.get("receipts_cut", []))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -575,6 +578,38 @@ def test_recalls_says_how_many_receipts_naming_holders_were_not_kept(
     _puente("audit", "recalls", "--json")
     row = json.loads(capsys.readouterr().out)
     assert (row["state"], row["waiting_on"], row["receipts_not_kept"]) == ("outstanding", [], 4)
+
+
+def test_recalls_keeps_a_recall_open_when_the_partners_receipts_lost_their_start(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """COL's notice answered by one store, no receipt held showing who held the alert: with COL's receipts whole it is
+    acknowledged (exit 0); with its receipts partition starting above offset 0 (a store's RECEIVED receipt may have
+    gone with it) it is outstanding, its line and JSON say whose receipts before when are gone and what to check,
+    one line on stderr says not every recall could be judged (exit 5), and past its deadline it is overdue (exit 1)."""
+    service["left_out"] = 0
+    notice = {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+              "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(10)}
+    answer = {"kind": "RECEIPT", "status": "RECALLED", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+              "chain": "COL/b", "store": "b" * 32, "at": _ago(9)}
+    service["rows"] = [notice, answer]
+    assert _puente("audit", "recalls") == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("acknowledged")
+    cut = ReceiptsCut("COL", "p.receipts.COL", 0, 7, datetime(2026, 3, 1, 2, tzinfo=UTC))
+    service["receipts_cut"] = [cut]
+    assert _puente("audit", "recalls") == EXIT_UNCHECKED
+    out, err = capsys.readouterr()
+    _, line = out.splitlines()
+    assert line.startswith("outstanding") and line.endswith(f"not yet; {cut.describe()}")
+    assert "COL's receipts before 2026-03-01T02:00:00Z are no longer held (p.receipts.COL[0] starts at offset 7)" \
+        in line
+    assert err.splitlines()[-1] == ("not every recall could be judged: 1 recall(s) with no holder known, whose "
+                                    "partner's receipts lost their start, are not taken as acknowledged (see each row)")
+    assert _puente("audit", "recalls", "--json") == EXIT_UNCHECKED
+    row = json.loads(capsys.readouterr().out)
+    assert (row["state"], row["acknowledged_at"], row["receipts_not_held"]) == ("outstanding", None, cut.describe())
+    service["rows"] = [{**notice, "at": _ago(100)}, {**answer, "at": _ago(99)}]
+    assert _puente("audit", "recalls") == 1
+    assert capsys.readouterr().out.splitlines()[1].startswith("overdue")
 
 
 def test_a_back_dated_receipt_is_listed_when_kafka_appended_it(
