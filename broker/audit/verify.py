@@ -18,8 +18,10 @@ the log starting at 0, a chain that does not start at seq 0 is a gap. Each recor
 the record before it was written (``prev_at``, ``ChainWriter``) and, where its writer knows it, the retention it is
 kept under (``keep_days``): a chain whose first record held says its predecessor was written within that retention
 (the shorter of it and today's, less a margin for clocks: ``Retention``) lost it to a deletion, not to retention
-(``PartitionWalk._start_check``). A record stating neither (an earlier release's, a partner's receipts) says
-nothing, and its chain's start is not checked.
+(``PartitionWalk._start_check``). A record missing either (an earlier release's; a partner's receipts, which state
+no ``keep_days``) says nothing, and its chain's start is not checked: a receipts partition cut at its start, by
+retention or by hand, is no finding here, and reaches the recall judgement instead (``broker.auditor.read_log``'s
+``receipts_cut``, ``broker.audit.recalls``), where a recall no held receipt shows a holder of is never acknowledged.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -1325,8 +1327,17 @@ class PartitionWalk:
         ``keep_days`` says. Written since retention could take it (``Retention.since``), it cannot have expired,
         so it was deleted (DeleteRecords, or the topic's retention lowered by hand), which the chain alone cannot
         otherwise show. A record stating neither (written before chains stated them, or by a partner's subscriber,
-        which does not know the deployment's retention) is not checked: receipts deleted read as a recall not
-        acknowledged, never as one acknowledged."""
+        which does not know the deployment's retention) is not checked, and gives no ``StartFinding``.
+
+        Nor is such a record judged by ``retention.days`` alone (the auditor's setting, which receipts topics are
+        kept under too): a retention raised since (the setting and the topic both, by ``puente topics apply``)
+        keeps what expired under the shorter one expired, and the first record held would then say its predecessor
+        was written within today's retention, a deletion reported on every run where there was none. ``keep_days``
+        is what tells those apart, and a subscriber writes none. What a receipts partition cut at its start costs is
+        judged where it matters instead: ``broker.auditor.read_log`` reports every receipts partition whose log
+        starts above offset 0 (``receipts_cut``), whatever took its start, and a recall of that partner's that no
+        held receipt shows a holder of is then never acknowledged (``broker.audit.recalls``): receipts deleted, or
+        expired, read as a recall not acknowledged, never as one acknowledged."""
         prev, kept = when(doc.get("prev_at")), doc.get("keep_days")
         if prev is None or type(kept) is not int or kept <= 0:
             return []
