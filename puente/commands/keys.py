@@ -10,8 +10,12 @@ SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the ot
 
 ``init`` does all of that at once for a single-site trial or demo kept on one machine, each party in
 its own folder: it makes every party's private keys there, which a deployment never does (its parties
-make and keep their own), so it refuses a deployment's keys folder (``_deployment_shaped``) unless
-``--trial`` says the machine is a trial's.
+make and keep their own). So every command that makes another party's private keys (``init``; ``generate``
+for a partner or an agency) goes through one check, ``_refuse_deployment``: it refuses a deployment's keys
+folder (``_deployment_shaped``: beside a compose.yaml, or holding the broker's own key files) unless
+``--trial`` says the machine is a trial's. ``init`` leaves a mark in the folder it made keys in
+(``TRIAL_MARK``), so the trial's later runs need no ``--trial``; nothing else writes it, and no other
+party's key file counts, since one ``generate`` could make one.
 
 A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each print the key's
 fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
@@ -22,6 +26,7 @@ key whose fingerprint is not the one its owner read out, storing nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +42,7 @@ from broker.keystore import (
     holder_path,
     provision_all,
 )
-from broker.private_files import write_new
+from broker.private_files import private_folder, read_regular, write_new
 from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
@@ -45,6 +50,11 @@ from puente.settings import PuenteSettings
 from puente.strict import TooLarge, case_slip, read_bounded
 
 MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
+# Written by `keys init` in the keys folder it made every party's keys in: that folder is a trial's, though it holds
+# the broker's own keys. Only `init` writes it, once its guard passed or --trial was given.
+TRIAL_MARK = "single-site-trial"
+_TRIAL_TEXT = (b"made by `puente keys init`: a single-site trial, every party's private keys on this machine; "
+               b"a deployment's keys folder never holds this file\n")
 
 # Who receives the public half of each kind of key, once its owner has made it.
 _RECEIVER = {
@@ -72,6 +82,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                                               "<keys>/broker)")
     gen.add_argument("--generation", default=KEY_GENERATION,
                      help=f"the keys' generation, the last part of their ids (default {KEY_GENERATION})")
+    gen.add_argument("--trial", action="store_true",
+                     help="a partner's or an agency's keys even in a keys folder shaped as a deployment's (beside a "
+                          "compose.yaml, or holding the broker's own keys), or in a folder inside one (--dir): a trial "
+                          "on one machine; a deployment's parties make their keys on their own side")
     gen.add_argument("--missing-only", action="store_true",
                      help="the broker only: beside its keys of --generation, make only the pseudonym keys it lacks "
                           "(its alert-reference key in a keystore made before references, a new agreement's key), "
@@ -112,7 +126,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     init = keys.add_parser("init", help=text, description=text)
     init.add_argument("--trial", action="store_true",
                       help="make them even in a keys folder shaped as a deployment's (beside a compose.yaml, or "
-                           "holding the broker's own keys and no other party's folder): a trial on one machine")
+                           "holding the broker's own keys, unless an earlier `keys init` made them): a trial on one "
+                           "machine")
     init.set_defaults(func=_init)
 
 
@@ -154,6 +169,10 @@ def _generate(args: argparse.Namespace) -> int:
         parser.error("--missing-only is for the broker's pseudonym keys only (--for broker)")
     cfg = settings(args)
     _check_id(holder, ident, cfg)
+    if holder is not Holder.BROKER and not args.trial:
+        _refuse_deployment(f"keys generate --for {holder} {ident} makes {holder} {ident}'s private keys, which in a "
+                           f"deployment only {ident} makes, on its own machine", cfg.keys, args.dir,
+                           f"run it on {ident}'s own machine, in its own keys folder")
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
     agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements,
@@ -301,31 +320,84 @@ def _read_pem(path: Path) -> bytes:
 
 
 def _deployment_shaped(root: Path) -> str | None:
-    """Why the keys folder ``root`` looks like a deployment's, where ``init`` must not make other parties'
-    private keys, or None. Two shapes are told: the folder compose.yaml mounts (``root`` beside a
-    ``compose.yaml``), and a keystore that holds the broker's folder and no partner's or agency's, as
-    ``keys generate --for broker`` leaves one whose parties keep their own keys (``init`` would make theirs
-    beside it and import them, so the broker's host would have held every party's private keys)."""
+    """Why the keys folder ``root`` looks like a deployment's, where no one but a party makes its own private keys,
+    or None. Two shapes are told: the folder compose.yaml mounts (``root`` beside a ``compose.yaml``), and one whose
+    broker folder holds the broker's own keys (``_broker_shaped``). Never told by the absence of other parties' key
+    files: one ``keys generate --for partner`` would make some, and disarm the check."""
     beside = root.absolute().parent / "compose.yaml"
     if beside.is_file():
         return f"{root} is the keys folder of the deployment beside {beside}"
-    # Told by key files, not folders: `users apply` writes each party's Kafka login (client.properties) into a
-    # folder of its own under the keystore by default, which holds no key of that party's.
-    others = [holder_path(root, holder, "X").parent for holder in (Holder.PARTNER, Holder.AGENCY)]
-    if holder_path(root, Holder.BROKER, BROKER_OWNER).is_dir() and not any(
-            any(p.glob("*/*.json")) for p in others if p.is_dir()):
-        return f"{root} holds the broker's own keys and no other party's, as a deployment's does"
-    return None
+    return _broker_shaped(root)
+
+
+def _broker_shaped(root: Path) -> str | None:
+    """Why ``root`` is a deployment's keys folder by its ``broker/`` folder, or None: it holds the broker's own key
+    files (``broker-*.json``), as ``keys generate --for broker`` leaves them, and ``keys init`` did not mark ``root``
+    a trial's (``TRIAL_MARK``)."""
+    broker = holder_path(root, Holder.BROKER, BROKER_OWNER)
+    try:
+        held = broker.is_dir() and any(broker.glob("broker-*.json"))
+    except OSError as exc:
+        return f"cannot look into {broker}: {exc.strerror}"
+    if not held or _marked_trial(root):
+        return None
+    # "no other party's": a trial's are made by `keys init`, which leaves TRIAL_MARK beside them.
+    return (f"{root} holds the broker's own keys and no other party's made by `keys init` for a trial, as a "
+            "deployment's keys folder does")
+
+
+def _marked_trial(root: Path) -> bool:
+    """Whether ``keys init`` marked ``root`` a trial's (``TRIAL_MARK``, this user's or root's, as it wrote it)."""
+    mark = root / TRIAL_MARK
+    if not mark.is_file():
+        return False
+    data, _ = read_regular(mark, len(_TRIAL_TEXT), ConfigError)
+    return data == _TRIAL_TEXT
+
+
+def _refuse_deployment(doing: str, root: Path, folder: Path | None, fix: str) -> None:
+    """Raise ConfigError (one line: ``doing``, why, what to check, ``fix``) when another party's private keys would be
+    made in the deployment's keys folder ``root`` (``_deployment_shaped``), or in ``folder`` (``--dir``) inside it
+    or inside any folder holding the broker's own keys (``_broker_shaped``). The one check of every command that
+    makes another party's private keys; the caller skips it for ``--trial`` (a trial on one machine)."""
+    problem = _deployment_shaped(root)
+    if folder is not None:
+        real = Path(os.path.realpath(folder))
+        if problem is not None and not real.is_relative_to(os.path.realpath(root)):
+            problem = None  # --dir elsewhere: its own place, as before
+        # Not a compose.yaml beside a folder above --dir: a partner may make its keys in a clone of this repository.
+        problem = problem or next((found for above in (real, *real.parents) for found in [_broker_shaped(above)]
+                                   if found is not None), None)
+    if problem is not None:
+        check = "PUENTE_KEYS" if folder is None else "--dir and PUENTE_KEYS"
+        raise ConfigError(f"{doing}: {problem}; nothing was written (check {check}: {fix}; --trial: a single-site "
+                          "trial on one machine all the same)")
+
+
+def _mark_trial(root: Path) -> None:
+    """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing), before any key: a run that stops half-way leaves a
+    folder the next ``init`` still takes as the trial's."""
+    if _marked_trial(root):
+        return
+    private_folder(root)
+    try:
+        write_new(root / TRIAL_MARK, _TRIAL_TEXT, 0o644)
+    except FileExistsError:
+        if not _marked_trial(root):  # something else by that name: not the trial's mark
+            raise ConfigError(f"{root / TRIAL_MARK} is there but not as `keys init` writes it: check what it is, "
+                              "then remove it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {root / TRIAL_MARK}: {exc.strerror}") from None
 
 
 def _init(args: argparse.Namespace) -> int:
     cfg = settings(args)
-    problem = None if args.trial else _deployment_shaped(cfg.keys)
-    if problem is not None:
-        raise ConfigError(f"keys init makes every party's private keys on this machine, for a single-site trial: "
-                          f"{problem}; there each party runs `puente keys generate` on its own side and the broker "
-                          f"imports the public halves (`puente keys import-public`); nothing was written (--trial: "
-                          f"a trial on one machine all the same)")
+    if not args.trial:
+        _refuse_deployment("keys init makes every party's private keys on this machine, for a single-site trial; a "
+                           "deployment's parties each run `puente keys generate` on their own side and the broker "
+                           "imports the public halves (`puente keys import-public`)", cfg.keys, None,
+                           "this is for a trial's keys folder only")
+    _mark_trial(cfg.keys)
     made = provision_all(cfg)
     say(f"keys ready under {made.root} for a single-site trial: every party's private keys were made on this machine, "
         "each in its own folder; only public halves crossed:",
