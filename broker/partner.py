@@ -121,7 +121,7 @@ from broker.crypto import (
     refuse_one_key_two_ids,
     sign_checkpoint,
 )
-from broker.crypto.keys import newer_generation
+from broker.crypto.keys import compare_generations, newer_generation, parse_key_id
 from broker.kafka import (
     ClientError,
     Consumer,
@@ -1622,12 +1622,13 @@ def opener_for(partner: str, key_file: Path, verify_files: Path | Sequence[Path]
 def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keystore) -> dict[str, Ed25519PublicKey]:
     """The broker's public signing keys a subscriber verifies with: the files given, else the folder's. One public
     half under two ids is refused among the files as in the folder (``refuse_one_key_two_ids``): the same key under
-    two generations' ids has one of them mistyped, and its label can make the broker's key in use look retired."""
+    two generations' ids has one of them mistyped, and its label can make the broker's key in use look retired.
+    So are two whose labels do not order (``ordered_broker_keys``)."""
     if isinstance(verify_files, Path):
         verify_files = [verify_files]
     if not verify_files:
         try:
-            return folder.load_verify_keys()
+            return ordered_broker_keys(folder.load_verify_keys(), str(folder.path))
         except KeyMaterialError as exc:
             raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
     records: list[KeyRecord] = []
@@ -1646,7 +1647,31 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
                 f"and pass {folder.path / f'{broker_key.key_id}.json'} (or leave --verify-key out)")
         records.append(broker_key)
     refuse_one_key_two_ids(records, "the --verify-key files")
-    return {record.key_id: record.ed25519_public() for record in records}
+    return ordered_broker_keys({record.key_id: record.ed25519_public() for record in records}, "the --verify-key files")
+
+
+def ordered_broker_keys(keys: dict[str, Ed25519PublicKey], where: str) -> dict[str, Ed25519PublicKey]:
+    """``keys``, the broker's signing keys a subscriber verifies with, once every two of them order by their labels
+    (``compare_generations``); KeyMaterialError naming two that do not. Why: a retired key signing again is told by
+    a newer generation having signed before (``retired_broker_key``), and two labels that say nothing of their order
+    (``2026a`` and ``2027``, ``2026z`` and ``2026aa``) would make neither the newer: a leaked old key would never
+    retire on this side, and its holder could sign later versions of alerts. The broker's own keystore refuses such
+    a label when it makes a key (``Keystore._require_after``); a partner's ids are typed at ``import-public``, or
+    files are put in its folder by hand."""
+    ids = sorted(keys)
+    for n, a in enumerate(ids):
+        for b in ids[n + 1:]:
+            try:
+                ga, gb = parse_key_id(a).generation, parse_key_id(b).generation
+            except KeyMaterialError:
+                continue  # not a key id: one key given alone is used unnamed, and never ranked
+            if compare_generations(ga, gb) is None:
+                raise KeyMaterialError(
+                    f"the broker's signing keys {a[:80]} and {b[:80]} ({where}) cannot be ordered by their labels, so "
+                    "a retired one could not be told from the one in use: labels order run by run, digits as numbers "
+                    "and letters alphabetically, each run the same shape (2026a < 2026b < 2027a); import each under "
+                    "the id the broker's `puente keys list` shows")
+    return keys
 
 
 def receipt_signer(partner: str, key_file: Path, sign_file: Path | None) -> ReceiptSigner:

@@ -14,9 +14,10 @@ from partner_feed import FEED, BrokerKeys, FailingReceipts, Receipts, run_batch,
 from recall_views import updated
 
 from broker.crypto import FeedOpener
-from broker.partner import note_broker_key, retired_broker_key
+from broker.crypto.keys import KeyKind, new_key
+from broker.partner import note_broker_key, ordered_broker_keys, retired_broker_key
 from broker.partner_store import PartnerStore, Retention
-from puente.errors import StoreError, UnreadableFeedError
+from puente.errors import KeyMaterialError, StoreError, UnreadableFeedError
 from puente.wire import Record
 from tests.unit.broker.test_partner_store import _view
 
@@ -324,3 +325,21 @@ async def test_the_generations_seen_are_read_once_a_record(tmp_path: Path, monke
                                            sealed(keys.sealer(NEW), _view("senan-gofast-seizure"), 1, T0))
         assert unread is None and receipts.statuses() == ["RECEIVED", "RECEIVED"] and len(reads) == 2
         assert kept() == {OLD: _ms(T0 + MINUTE), NEW: _ms(T0 + MINUTE)}
+
+
+@pytest.mark.parametrize(("labels", "ordered"), [(("2026a", "2027"), False), (("2026z", "2026aa"), False),
+                                                 (("2026", "2026a"), False), (("2026a", "2026b", "2027a"), True)])
+def test_broker_keys_whose_labels_do_not_order_are_refused_where_the_subscriber_loads_them(
+        labels: tuple[str, ...], ordered: bool) -> None:
+    """A subscriber holding broker-sign-2026a and broker-sign-2027 (typed at import-public; the broker itself would
+    refuse to make 2027 after 2026a) could never tell the older from the newer, so a leaked 2026a would never
+    retire on its side: its verify keys (from its folder or --verify-key files, ``opener_for``) are refused, naming
+    both ids; labels that order are taken as before."""
+    made = {f"broker-sign-{label}": new_key(KeyKind.BROKER_SIGNING, "broker", label, T0).ed25519_public()
+            for label in labels}
+    if ordered:
+        assert ordered_broker_keys(made, "the folder") == made
+        return
+    with pytest.raises(KeyMaterialError, match="cannot be ordered by their labels") as refused:
+        ordered_broker_keys(made, "the folder")
+    assert all(key_id in str(refused.value) for key_id in made) and "the folder" in str(refused.value)
