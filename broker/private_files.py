@@ -20,14 +20,20 @@ else could have read it or put it there. These are OpenSSH's rules for its keys 
   file belong to this user or root and others cannot write them: no one else could have planted the link
   nor swapped what it leads through (Kubernetes' ``name -> ..data/name``, ``..data -> ..2026_...``).
   The walk opens each folder and checks the folder it opened, and the file is opened ``O_NOFOLLOW`` from
-  the last folder and checked as opened, so nothing swapped in after a check is trusted.
+  the last folder and checked as opened, so nothing swapped in after a check is trusted;
+- a symbolic link anywhere in the name of the folder (``/srv/keys -> /data/keys``) is held to the same rule for
+  itself and the folder it is in (this user's or root's, in a folder no one else may change), whether the folder
+  is read from (``_open_file``, walked from ``/``), checked (``folder_problem``) or made (``private_folder``); the
+  folders it leads through are those of the real path, checked as every folder above is.
 
 Everything else is refused, in one line naming the file and the chmod, chown or setting to fix.
 
-Only reads follow links. A folder meant to hold secrets (``private_folder``) is made 0700 whatever the umask;
-one that exists already is checked, never silently used nor silently changed: one others may write is refused
-with the chmod to run. Secret files are written whole or not at all (``write_atomic``): a new file of a random
-name, then renamed over the old name, so a link planted at that name is replaced, never followed.
+Only reads follow links. A folder meant to hold secrets (``private_folder``) is made 0700 whatever the umask
+(the new folder tightened through a descriptor opened ``O_NOFOLLOW``); one that exists already, or appears
+while it is made, is checked, never silently used nor silently changed (nor changed through a link): one
+others may write is refused with the chmod to run. Secret files are written whole or not at all
+(``write_atomic``): a new file of a random name, then renamed over the old name, so a link planted at that
+name is replaced, never followed.
 
 :class:`PrivateFile` applies the same checks to the SQLite files (a partner's store, the audit index,
 the console's accounts), which are written as well as read: never a link, and this user's own; it names each
@@ -132,6 +138,51 @@ def _above_problem(folder: Path, kind: str = "the folder", *, start: Path | None
         if mode & 0o002 and not mode & stat.S_ISVTX:
             return (f"{kind} {folder} is inside {above}, which all may write (mode {mode:04o}) and so replace "
                     f"what it holds: run chmod o-w on {above}")
+    return _links_problem(start if start is not None else folder, kind)
+
+
+def _links_problem(folder: Path, kind: str) -> str | None:
+    """Why a symbolic link in the name ``folder`` (any part of it, the last included) lets someone else point it
+    elsewhere, in words fit for an error; None when none does. Each link met is held to the rule of a link that
+    names a file (``_open_file``): this user's or root's, in a folder that passes ``_folder_info_problem`` (this
+    user's or root's, writable by no one else unless sticky on a read-only mount). The folders it leads through are
+    ``_above_problem``'s (those of the real path). Walked one part at a time as the kernel follows the name, each
+    link's target in its turn; a part that does not exist ends the walk (``private_folder`` makes it). OSError as
+    ``os.lstat`` raises it."""
+    pending = list(reversed((Path(os.getcwd()) / folder).parts))  # the next part last
+    at = Path("/")  # the folder reached, links resolved
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name in ("/", "", "."):
+            continue
+        if name == "..":
+            at = at.parent
+            continue
+        here = at / name
+        try:
+            info = os.lstat(here)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISLNK(info.st_mode):
+            at = here
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            return f"{kind} {folder} leads through more than {_MAX_LINKS} symbolic links: check where it leads"
+        if not _trusted(info.st_uid):
+            return (f"{kind} {folder} leads through the symbolic link {here} of another user (uid {info.st_uid}), "
+                    "who may point it anywhere: check where it leads, then remove it or chown -h it to yourself or "
+                    "root")
+        problem = _folder_info_problem(at, os.stat(at), "the folder", "run chmod go-w on it",
+                                       read_only=_read_only(os.statvfs(at)), shared="make the link lead elsewhere")
+        if problem is not None:
+            return (f"{kind} {folder} leads through the symbolic link {here}, followed only in a folder no one else "
+                    f"may change: {problem}")
+        target = PurePosixPath(os.readlink(here))
+        if target.is_absolute():
+            at = Path("/")
+        pending.extend(reversed(target.parts))
     return None
 
 
@@ -184,9 +235,33 @@ def private_folder(path: Path, *, error: Refusal = ConfigError) -> None:
         if problem is not None:
             raise error(problem)
     for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask; this is not
-    check_folder(path, error)  # another process may have made it first, open
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made since, by another process, or planted (a link): checked, never chmod-ed
+            check_folder(folder, error, missing_ok=False)
+            continue
+        _tighten(folder, error)
+    check_folder(path, error, missing_ok=False)  # another process may have made it first, open
+
+
+def _tighten(folder: Path, error: Refusal) -> None:
+    """Make ``folder``, which this process has just made, 0700 (mkdir's mode is masked by the umask; this is not),
+    through a descriptor opened without following a link: never the mode of what a link put there leads to."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except PermissionError:  # a umask that took the owner's own bits: the folder cannot be opened to read
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise error(f"{folder} changed as it was made: check who else writes {folder.parent}") from None
+        os.chmod(folder, 0o700)  # just found a folder of this user's, not a link: Linux has no lchmod
+        return
+    except OSError as exc:  # ELOOP: a link where the folder was just made
+        raise error(f"cannot open the folder {folder} just made: {exc.strerror}; check who else writes "
+                    f"{folder.parent}") from None
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -269,14 +344,17 @@ _FOLDER = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 def _open_file(path: Path, error: Refusal) -> tuple[int, os.stat_result]:
     """A descriptor open for reading on the file ``path`` names, and the status of the name that was opened.
 
-    The folder ``path`` is in is opened as given (links in it followed, as ``folder_problem`` follows them).
-    The name is walked one part at a time from an open folder, never by path: a link is followed only when
-    it and the folder holding it are trusted (this user's or root's, not writable by others), and each folder
-    entered after it is checked as opened, so no one else could have planted or re-pointed anything on the
-    way. ``error`` for a refusal, OSError otherwise."""
-    at = os.open(path.parent, _FOLDER)
-    where = path.parent  # the folder ``at`` is, as walked: what messages name
-    pending = [path.name]  # the parts still to walk, the next one last
+    The name is walked one part at a time from an open folder (``/``, or the working folder for a relative name),
+    never by path, the folders it is in included. A link on the way to the name's folder is followed only when it
+    is trusted (this user's or root's) and sits in a folder no one else may change (``_folder_info_problem``), as
+    ``folder_problem`` holds it; a link that is the name itself, also only when every folder entered after it is
+    (each checked as opened). So no one else could have planted or re-pointed anything on the way. ``error`` for
+    a refusal, OSError otherwise."""
+    at = os.open("/" if path.is_absolute() else ".", _FOLDER)
+    where = Path("/") if path.is_absolute() else Path(".")  # the folder ``at`` is, as walked: what messages name
+    pending = list(reversed(path.parts[1:] if path.is_absolute() else path.parts))  # still to walk, the next last
+    checked = False  # whether ``at`` was checked as it was entered
+    strict = False  # past a link that is the name itself: every folder entered is checked
     links = 0
     try:
         while True:
@@ -287,8 +365,7 @@ def _open_file(path: Path, error: Refusal) -> tuple[int, os.stat_result]:
                 continue
             found = os.stat(name, dir_fd=at, follow_symlinks=False)
             if stat.S_ISLNK(found.st_mode):
-                if links == 0:  # the name's own folder: any other was checked as it was entered
-                    _check_linked_folder(path, where, at, error)
+                strict = strict or not pending  # the name itself (what the name's own link leads to, after)
                 links += 1
                 if links > _MAX_LINKS:
                     raise error(f"{path} leads through more than {_MAX_LINKS} symbolic links: check where it leads")
@@ -296,15 +373,19 @@ def _open_file(path: Path, error: Refusal) -> tuple[int, os.stat_result]:
                     raise error(f"{path} leads through the symbolic link {where / name} of another user "
                                 f"(uid {found.st_uid}), who may point it anywhere: check where it leads, then "
                                 "remove it or chown -h it to yourself or root")
+                if not checked:  # the folder holding the link: one entered after a link was checked then
+                    _check_linked_folder(path, where, at, error, where / name if not strict else None)
+                    checked = strict
                 target = PurePosixPath(os.readlink(name, dir_fd=at))
                 parts = list(target.parts)
                 if target.is_absolute():
-                    at, where = _replace(at, _enter(path, at, "/", Path("/"), error)), Path("/")
-                    parts = parts[1:]
+                    at, where = _replace(at, _enter(path, at, "/", Path("/"), error, strict)), Path("/")
+                    checked, parts = strict, parts[1:]
                 pending.extend(reversed(parts))
                 continue
             if pending:  # a folder on the way to the file
-                at, where = _replace(at, _enter(path, at, name, where / name, error)), where / name
+                at, where = _replace(at, _enter(path, at, name, where / name, error, strict)), where / name
+                checked = strict
                 continue
             if not stat.S_ISREG(found.st_mode):
                 what = f"leads to {where / name}, which is" if links else "is"
@@ -320,28 +401,33 @@ def _replace(old: int, new: int) -> int:
     return new
 
 
-def _enter(path: Path, at: int, name: str, folder: Path, error: Refusal) -> int:
-    """Open the folder ``name`` of the open folder ``at`` without following a link, and check the folder
-    opened: one on the way a link leads, which no one but this user or root may change."""
+def _enter(path: Path, at: int, name: str, folder: Path, error: Refusal, check: bool = True) -> int:
+    """Open the folder ``name`` of the open folder ``at`` without following a link, and, with ``check``, check the
+    folder opened: one on the way a link naming the file leads, which no one but this user or root may change."""
     opened = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=at)
     try:
-        _check_linked_folder(path, folder, opened, error)
+        if check:
+            _check_linked_folder(path, folder, opened, error)
     except BaseException:
         os.close(opened)
         raise
     return opened
 
 
-def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal) -> None:
-    """Raise ``error`` when the folder ``folder`` (open as ``fd``), on the way a link in ``path`` leads, is another
-    user's or writable by others on a mount that is not read-only: whoever may write it may swap what the link
-    leads to."""
+def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal, link: Path | None = None) -> None:
+    """Raise ``error`` when the folder ``folder`` (open as ``fd``), holding the link ``link`` on the way to the file's
+    folder or on the way a link naming the file leads (``link`` None), is another user's or writable by others on a
+    mount that is not read-only: whoever may write it may swap what the link leads to."""
     info = os.fstat(fd)
     # A sticky folder others may write (/tmp) is theirs to fill: no chmod fixes that, a link elsewhere does.
     problem = _folder_info_problem(folder, info, "the folder", "run chmod go-w on it",
                                    read_only=_read_only(os.fstatvfs(fd)), shared="make the link lead elsewhere")
-    if problem is not None:
-        raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
+    if problem is None:
+        return
+    if link is not None:
+        raise error(f"{path} leads through the symbolic link {link}, followed only in a folder no one else may "
+                    f"change: {problem}")
+    raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
 
 
 def read_regular(path: Path, limit: int, error: Refusal) -> tuple[bytes, os.stat_result]:
