@@ -267,12 +267,15 @@ def _tighten(folder: Path, error: Refusal) -> None:
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write ``path`` whole or not at all, with ``mode`` whatever the umask: a new file of a random name
     beside it (O_EXCL, O_NOFOLLOW: never one planted there first, nor a link followed), synced, then
-    renamed over the name, which replaces a link found there instead of writing where it leads."""
+    renamed over the name, which replaces a link found there instead of writing where it leads. A private
+    ``mode`` (nothing for group or others) the file does not keep is refused before anything is written
+    (PermissionError, ``_refuse_open_mode``)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)  # the umask may have changed the mode os.open gave
+            _refuse_open_mode(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -294,12 +297,14 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
     file a person names on the command line, where replacing what is there could destroy a private key
     or a store: the new file is linked into place, which the kernel refuses over an existing name. Where
     the file system has no hard links (vfat, exFAT: the USB stick a public key is handed over on), the
-    name itself is created (O_EXCL: never over anything) and written, and removed again if the write fails."""
+    name itself is created (O_EXCL: never over anything) and written, and removed again if the write fails,
+    or if a private ``mode`` would not hold there (``_refuse_open_mode``: vfat gives the mode its mount says)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
+            _refuse_open_mode(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -327,6 +332,7 @@ def _write_in_place(path: Path, data: bytes, mode: int) -> None:
         with os.fdopen(fd, "wb") as fh:
             with contextlib.suppress(OSError):  # a file system without modes (vfat) refuses this; it keeps none
                 os.fchmod(fh.fileno(), mode)
+            _refuse_open_mode(fh.fileno(), mode)  # so a secret is never put where its mount lets others read it
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -334,6 +340,20 @@ def _write_in_place(path: Path, data: bytes, mode: int) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
+
+
+def _refuse_open_mode(fd: int, mode: int) -> None:
+    """Raise PermissionError when the file open as ``fd``, meant to be private (``mode`` gives group and others
+    nothing), gives them something all the same: a file system with no modes of its own (vfat's come from its
+    mount options) or a chmod it ignored. Checked on the file as opened, before anything is written into it; the
+    writer removes it."""
+    if mode & 0o077:
+        return
+    kept = stat.S_IMODE(os.fstat(fd).st_mode)
+    if kept & 0o077:
+        raise PermissionError(errno.EPERM, f"others could read it there (its mode is {kept:04o}, not {mode:04o}: a "
+                                           "file system without modes, as a USB stick's?); write it on one that keeps "
+                                           "modes")
 
 
 _MAX_LINKS = 40  # the kernel's own limit on the links followed for one name (ELOOP)
