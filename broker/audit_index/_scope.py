@@ -10,13 +10,18 @@ only what that partner's view kept. Every field of a decision row falls under on
 - ``VIEW_COLUMNS``: the alert's descriptions, each keyed to the field of the alert it was copied
   from, shown only in a row whose view went to the partner and kept that field.
 
-Anything else (a field the audit adds later, a province, the markings) is blanked. No row names the alert by
-its own id: an id is ``AGENCY:reference``, and references carry content (a post, a date, a sequence). An alert
-the partner held (a feed record or recall notice of it went to the partner, at some version) is named by the id
-the partner knows it by, its reference (``policies.alert_reference``: what its feed and receipts name); one it
-never held by its alias (``alias``). The index keeps,
-per row, which view columns its changes cover (``view_mask``, the ``hidden`` column), so that the
-searches, choices and indicators it answers in SQL blank and match them exactly as ``scoped`` does.
+Anything else (a field the audit adds later, a province, the markings) is blanked. Every other row that leaves
+the index for such an auditor (an alert's timeline events, its "why" rows) falls under the allow-list of its kind,
+``ROW_FIELDS``, though each is made from decision rows already scoped: a field the index adds to one later is
+blanked until it is named there. A row of a kind no allow-list names (a dead letter, which a partner's auditor is
+never shown; a kind the index adds later), or one naming another partner, keeps only its ``kind``: fails closed.
+
+No row names the alert by its own id: an id is ``AGENCY:reference``, and references carry content (a post, a date,
+a sequence). An alert the partner held (a feed record or recall notice of it went to the partner, at some version)
+is named by the id the partner knows it by, its reference (``policies.alert_reference``: what its feed and receipts
+name); one it never held by its alias (``alias``). The index keeps, per row, which view columns its changes cover
+(``view_mask``, the ``hidden`` column), so that the searches, choices and indicators it answers in SQL blank and
+match them exactly as ``scoped`` does.
 """
 
 from __future__ import annotations
@@ -161,7 +166,58 @@ def mask_columns(mask: int) -> list[str]:
     return [c for c in VIEW_COLUMNS if mask & _BIT[c]]
 
 
+LIFECYCLE_FIELDS = frozenset({"kind", "at", "version"})
+"""What a partner's auditor may read of an alert's publication, update or recall (a timeline's ``PUBLISHED``,
+``UPDATED``, ``RECALLED`` naming no partner): which version, and when it was published to Puente, which it reads
+only where that version went to its partner (``DELIVERY_FIELDS``' ``ingress_ms``). Never its ``detail``: the
+agency's lifecycle action and free-text reason."""
+
+DECISION_EVENT_FIELDS = frozenset({
+    "kind", "at", "partner", "version", "decision", "agreement", "rules",
+    "reasons",  # emptied, as a decision row's
+    "redacted",  # the changed fields' paths, actions and rules, and only those (``scoped``)
+    "detail",  # the index's own words: "the feed record was not sent"
+})
+"""What a partner's auditor may read of a timeline's decision about its partner (``DELIVERED``, ``WITHHELD``,
+``DECIDED``, ``RECALLED`` naming the partner): what the page shows of the decision row it is made from, no more."""
+
+RECEIPT_FIELDS = frozenset({"kind", "at", "partner", "version", "status", "detail"})
+"""What a partner's auditor may read of its own partner's receipt on a timeline: which version it acknowledges,
+how and when, and its ``detail`` (the time the partner stated, the partner's own text or the feed it names: the
+partner's receipts chains are read whole by its auditor, texts and all)."""
+
+NOT_SHOWN_FIELDS = frozenset({"kind", "at", "partner", "not_shown", "capped", "detail"})
+"""What a partner's auditor may read of a timeline's count of what it leaves out (``RECEIPTS_NOT_SHOWN``,
+``VERSIONS_NOT_SHOWN``): how many, whether the count stopped at its bound, where the first not listed would be,
+and the index's own sentence saying so."""
+
+WHY_FIELDS = frozenset({
+    "kind", "version", "decision", "agreement", "rules", "policy_version", "at",  # of the decision row, scoped
+    "outcome", "rule", "named",  # what became of the field asked about, and which rule said so
+    "changes",  # the changes inside that field: paths, actions and rules, and only those (``scoped``)
+})
+"""What a partner's auditor may read of a "why" row (``AuditIndex.why``: one per version decided, a row with no
+``kind``): what the console's "why" page shows."""
+
+ROW_FIELDS: Mapping[str | None, frozenset[str]] = MappingProxyType({
+    "PUBLISHED": LIFECYCLE_FIELDS,
+    "UPDATED": LIFECYCLE_FIELDS,
+    "RECALLED": DECISION_EVENT_FIELDS,  # the notice to the partner; the alert's recall, naming none: LIFECYCLE_FIELDS
+    "DELIVERED": DECISION_EVENT_FIELDS,
+    "WITHHELD": DECISION_EVENT_FIELDS,
+    "DECIDED": DECISION_EVENT_FIELDS,
+    "RECEIPT": RECEIPT_FIELDS,
+    "RECEIPTS_NOT_SHOWN": NOT_SHOWN_FIELDS,
+    "VERSIONS_NOT_SHOWN": NOT_SHOWN_FIELDS,
+    None: WHY_FIELDS,  # a "why" row, which names no kind
+})
+"""What a partner's auditor may read of each kind of row other than a decision (``kind``: a timeline event's; None
+for a "why" row, which has none). An allow-list: a field a row's kind does not name is blanked (None), and a row of
+a kind not named here (``DEAD_LETTER``, ``DEAD_LETTERS_NOT_SHOWN``: dead letters are national auditors' alone; a
+kind added later) keeps only its ``kind``, every other field blanked."""
+
 _LIFECYCLE = ("PUBLISHED", "UPDATED", "RECALLED")
+_KIND_ONLY = frozenset({"kind"})
 _CHANGE_KEYS = ("field", "action", "rule", "named")
 
 
@@ -172,11 +228,14 @@ def _kept(row: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
 
 def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     """``row`` (a decision row, timeline event or "why" row) as ``scope`` may read it; applied to every
-    row that leaves the index. Reason texts quote the alert and name other partners ("releasable_to
-    (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text: a partner's auditor
-    gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never the texts.
+    row that leaves the index. A national scope reads it whole. A partner's auditor reads only the fields an
+    allow-list names for the row's kind, every other field blanked (None), the row keeping its shape: what is not
+    named is refused, a field the audit or the index adds later included. Reason texts quote the alert and name
+    other partners ("releasable_to (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text:
+    a partner's auditor gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never
+    the texts (``reasons`` emptied; of each change in ``redacted`` or ``changes``, ``_CHANGE_KEYS`` alone).
 
-    A decision row keeps only what its allow-lists name (module docstring), every other field blanked:
+    A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
     so the partner's auditor sees the decision, not the alert it was never sent; when it did,
     ``DELIVERY_FIELDS`` and the ``VIEW_COLUMNS`` whose field the view kept (``hidden``, as the index
@@ -184,7 +243,11 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     agency's reference, which no partner is given): it is ``held_as``, the id by which the partner knows the alert
     (its reference, ``policies.alert_reference``), which only the index sets, on a row of an alert the partner was
     sent at some version; else the row's ``alias``; else None. Timeline events are made from rows scoped
-    so, so an alert not delivered gets no publication event (its ingress time is blanked)."""
+    so, so an alert not delivered gets no publication event (its ingress time is blanked).
+
+    Any other row keeps what ``ROW_FIELDS`` names for its ``kind`` (an alert's publication, update or recall
+    naming no partner: ``LIFECYCLE_FIELDS``, whatever its kind's entry); a row of a kind it does not name, or one
+    about another partner than the scope's, keeps its ``kind`` alone: fails closed."""
     if scope.national:
         return row
     out = dict(row)
@@ -216,12 +279,23 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
         for name in ("rules", "reasons", "redacted"):
             if name in out and out[name] is None:
                 out[name] = []
-    if "reasons" in out:
-        out["reasons"] = []
-    if "reason" in out:
-        out["reason"] = None
-    if isinstance(out.get("redacted"), list):
-        out["redacted"] = [{k: c[k] for k in _CHANGE_KEYS if k in c} for c in out["redacted"] if isinstance(c, dict)]
-    if out.get("kind") in _LIFECYCLE and out.get("partner") is None:
-        out["detail"] = None
+    else:
+        out = _kept(out, _row_fields(scope, out))
+    if out.get("reasons") is not None:
+        out["reasons"] = []  # the texts: never a partner's auditor's, whatever the row
+    for name in ("redacted", "changes"):
+        if isinstance(out.get(name), list):
+            out[name] = [{k: c[k] for k in _CHANGE_KEYS if k in c} for c in out[name] if isinstance(c, dict)]
     return out
+
+
+def _row_fields(scope: Scope, row: Mapping[str, Any]) -> frozenset[str]:
+    """The allow-list of ``row``, not a decision row, for ``scope``'s auditor (``ROW_FIELDS``)."""
+    kind, partner = row.get("kind"), row.get("partner")
+    if partner is not None and partner != scope.partner:
+        return _KIND_ONLY  # about another partner: nothing this scope's auditor may read
+    if kind in _LIFECYCLE and partner is None:
+        return LIFECYCLE_FIELDS
+    if kind is not None and not isinstance(kind, str):
+        return _KIND_ONLY
+    return ROW_FIELDS.get(kind, _KIND_ONLY)
