@@ -36,7 +36,9 @@ published is then a duplicate, and the records after the cut are published. Nor 
 exporter writing in place may pause at a record's end and write on through its open file, into the file ``done/``
 names by then. So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and moved back into the
 folder if it grows, saying so: read again as any file there (once still, a cut record held, safe across a restart),
-publishing only what is new (a watcher restarted meanwhile no longer looks at what it archived before).
+publishing only what is new. What was archived, and when, is kept in a journal in the folder
+(``.puente-watch.archived``, beside the lock), so that a watcher restarted meanwhile looks at it as the one that
+archived it did; and after the hour a file there that grows is still said, loudly, with what to do, never passed over.
 """
 
 from __future__ import annotations
@@ -48,12 +50,15 @@ import errno
 import fcntl
 import fnmatch
 import io
+import json
 import os
 import re
+import secrets
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -68,8 +73,133 @@ REFRESH_S = 86_400.0
 the topics keep, not all it ever published. After a failed read, it tries again in ``REFRESH_RETRY_S``."""
 REFRESH_RETRY_S = 3_600.0
 REGROWN_WATCH_S = 3_600.0
-"""How long a file moved to ``done/`` is still looked at for growth (``_move_back_regrown``): an exporter that writes
+"""How long a file moved to ``done/`` is still looked at for growth (``_look_at_archived``): an exporter that writes
 in place, pauses longer than two polls at a record's end and writes on, writes into the file ``done/`` now names."""
+
+
+JOURNAL_NAME = ".puente-watch.archived"  # hidden, beside the lock: never taken for an export
+JOURNAL_BYTES = 64 << 20  # a journal past this is no journal this watcher wrote
+LATE_LOOK_S = 600.0
+"""How often a file archived more than ``REGROWN_WATCH_S`` ago is looked at for growth: it is no longer moved back,
+but one that grows is said, loudly (``_look_at_archived``); a look every poll at every file done/ holds would cost
+more than it tells."""
+
+
+@dataclass
+class _Archived:
+    """A file ``archive`` moved to ``done/``, as the journal keeps it: its identity as read, and when (wall clock, so
+    that the watch window outlives a restart). ``told``, in memory only: the identity last said grown after the window
+    (said once per change within a run, and again after a restart, since what it holds is still unread)."""
+
+    identity: tuple[int, int, int, int]
+    at: float
+    told: tuple[int, int, int, int] | None = None
+
+
+class Journal:
+    """The files archived to ``done/`` and still looked at for growth, kept in ``.puente-watch.archived`` in the drop
+    folder beside the watch lock, so that a restarted watcher looks at them as the one that archived them did.
+
+    Whoever may write the drop folder may write this file too: what it names is only ever a name in ``done/`` (no
+    folder, no link followed), and a file there is acted on only when it is the file named (its device and inode),
+    and then at most moved back into the folder to be read again, which publishes only what is new. It is written
+    whole or not at all (a new file, then renamed over the old: a link planted at its name is replaced, never
+    followed). One that cannot be read or written is said, never passed over in silence: files it would have named
+    are then looked at only while this watcher runs."""
+
+    def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
+        self.path, self.say = folder / JOURNAL_NAME, say
+        self.entries: dict[str, _Archived] = {}
+        self._failed: str | None = None  # the last write's failure, said once until a write succeeds
+
+    @classmethod
+    def load(cls, folder: Path, say: Callable[[str], None]) -> Journal:
+        """The folder's journal as its last watcher left it; empty (said so) when it cannot be read."""
+        journal = cls(folder, say)
+        try:
+            journal.entries = _read_journal(journal.path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            why = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc)
+            say(f"the journal of files archived to done/ ({one_line(str(journal.path))}) cannot be read ({why}); "
+                "files archived before this start are not looked at for growth: compare each recent file in done/ "
+                "with its export, and move back into the folder any written to after it was archived (only what is "
+                "new is published)")
+        return journal
+
+    def note(self, name: str, identity: tuple[int, int, int, int]) -> None:
+        """Record ``done/<name>`` as archived now, read as ``identity``."""
+        self.entries[name] = _Archived(identity, time.time())
+        self._save()
+
+    def forget(self, *names: str) -> None:
+        """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
+        if any(self.entries.pop(name, None) is not None for name in names):
+            self._save()
+
+    def _save(self) -> None:
+        data = {"version": 1, "archived": [{"name": name, "identity": list(e.identity), "at": e.at}
+                                           for name, e in self.entries.items()]}
+        try:
+            _write_whole(self.path, json.dumps(data).encode())
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            if why != self._failed:
+                self._failed = why
+                self.say(f"cannot write the journal of files archived to done/ ({one_line(str(self.path))}: {why}); "
+                         "files archived meanwhile are looked at for growth only while this watcher runs: let this "
+                         "account write the folder")
+        else:
+            self._failed = None
+
+
+def _read_journal(path: Path) -> dict[str, _Archived]:
+    """The entries of the journal at ``path``; ValueError when it is not one (OSError when it cannot be read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with io.FileIO(fd, "rb", closefd=True) as file:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise ValueError("not a plain file of the folder's own; remove it")
+        data = file.read(JOURNAL_BYTES + 1)
+    if len(data) > JOURNAL_BYTES:
+        raise ValueError(f"larger than {JOURNAL_BYTES >> 20} MiB")
+    try:
+        doc = json.loads(data)
+        entries = {}
+        for item in doc["archived"]:
+            name, identity, at = item["name"], tuple(item["identity"]), item["at"]
+            if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name
+                    or len(identity) != 4 or not all(type(n) is int for n in identity)
+                    or not isinstance(at, int | float)):
+                raise ValueError
+            entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError("not a journal this watcher wrote") from None
+    return entries
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a new file beside it, synced, renamed over it (a link at ``path`` is
+    replaced, never followed), and the folder synced so that the rename outlives a crash."""
+    temp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")  # hidden and temporary: never an export
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with open(fd, "wb", closefd=True) as file:
+            file.write(data)
+            file.flush()
+            os.fsync(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # some file systems refuse a folder's fsync: the rename stands all the same
+            os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _signature(path: Path) -> tuple[int, float] | None:
@@ -371,8 +501,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     gone = False  # the folder could not be listed at the last poll
     refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
-    # done/ files still looked at, ``_move_back_regrown``
-    archived: dict[Path, tuple[tuple[int, int, int, int], float]] = {}
+    journal = Journal.load(folder, lambda text: print(f"{run.adapter.name}: {text}", file=run.err, flush=True))
+    late_at = time.monotonic()  # files archived before the window: looked at now, then every LATE_LOOK_S
     while not stop.is_set():
         if time.monotonic() >= refresh_at:  # between files: none is in flight
             try:
@@ -407,8 +537,11 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 told.add((path, why))
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
-        if archived:
-            _move_back_regrown(run, archived, folder)
+        if journal.entries and not gone:
+            late = time.monotonic() >= late_at
+            _look_at_archived(run, journal, folder, late=late)
+            if late:
+                late_at = time.monotonic() + LATE_LOOK_S
         for path in ready:
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
                 break
@@ -473,7 +606,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     # Moved out of the folder: a later export of the same name, size and time (a copy keeping
                     # its time, an unzip) is a new file, not this one, and is read.
                     handled.discard((path, *sig))
-                    archived[moved] = (identity, time.monotonic())
+                    journal.note(moved.name, identity)
                     if moved.name != path.name:
                         kept = one_line(moved.name)
                         print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
@@ -488,42 +621,66 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     return total
 
 
-def _move_back_regrown(run: AdapterRun, archived: dict[Path, tuple[tuple[int, int, int, int], float]],
-                       folder: Path) -> None:
-    """Move back into ``folder`` each file moved to ``done/`` within ``REGROWN_WATCH_S`` that has grown since: its
-    exporter kept it open and wrote on after a pause at a record's end (two polls without change do not prove a file
-    complete, and one whose last record is whole looks complete), into the file ``done/`` names since. Back in the
-    folder it is read as any file there: once still for two polls, a record it ends within held, safe across a
-    restart (a watcher never looks in ``done/`` at start); the ledger makes it publish only what is new. It goes
-    back under its own name, or a numbered one if a file of that name is there (``_move_free``: in one step, never
-    over a name taken), and the operator is told to have the exporter write under a temporary name. One replaced or
-    removed in ``done/`` is forgotten."""
-    now = time.monotonic()
-    for path, (identity, since) in list(archived.items()):
+def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool) -> None:
+    """Look at each file the journal names in ``done/`` for growth: its exporter kept it open and wrote on after a
+    pause at a record's end (two polls without change do not prove a file complete, and one whose last record is
+    whole looks complete), into the file ``done/`` names since.
+
+    Within ``REGROWN_WATCH_S`` of its archiving (a restart between them included: the journal says when), a file that
+    grew is moved back into the folder and read as any file there: once still for two polls, a record it ends within
+    held; the ledger makes it publish only what is new. It goes back under its own name, or a numbered one if a file
+    of that name is there (``_move_free``: in one step, never over a name taken), and the operator is told to have the
+    exporter write under a temporary name. Later (looked at only when ``late``: every ``LATE_LOOK_S``), a file that
+    grew is not moved (whoever writes to an archive an hour on may not be its exporter), but said, loudly, once per
+    change and again after a restart, with what to do, until it is moved back or removed: what it holds since is
+    never read otherwise. One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be looked at (a
+    share away), nothing is."""
+    done = folder / "done"
+    try:
+        if not stat.S_ISDIR(done.lstat().st_mode):
+            return
+    except OSError:
+        return
+    now, gone = time.time(), []
+    for name, entry in list(journal.entries.items()):
+        recent = now - entry.at <= REGROWN_WATCH_S
+        if not (recent or late):
+            continue
+        path = done / name
         try:
             st = path.lstat()
-        except OSError:
-            del archived[path]
+        except FileNotFoundError:
+            gone.append(name)
             continue
-        if (st.st_dev, st.st_ino) != identity[:2]:
-            del archived[path]
+        except OSError:  # cannot be looked at just now: looked at again later
             continue
-        if _identity(st) == identity:
-            if now - since > REGROWN_WATCH_S:
-                del archived[path]
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != entry.identity[:2]:
+            gone.append(name)  # another file by now
             continue
-        del archived[path]
-        name = one_line(path.name)
+        if _identity(st) == entry.identity:
+            continue
+        shown = one_line(name)
+        if not recent:
+            if entry.told != _identity(st):
+                entry.told = _identity(st)
+                print(f"{run.adapter.name}: WARNING: done/{shown} was written to after it was archived, more than "
+                      f"{REGROWN_WATCH_S / 3600:g} hour after: what was written since is not read; move it back into "
+                      f"{one_line(str(folder))} to have it read (only what is new is published), and have the "
+                      "exporter write under a temporary name (.tmp, .part) and rename the file when done",
+                      file=run.err, flush=True)
+            continue
+        gone.append(name)
         try:
             back = _move_free(path, folder)
         except OSError as exc:
-            print(f"{run.adapter.name}: done/{name} was written to after it was archived, and cannot be moved back "
+            print(f"{run.adapter.name}: done/{shown} was written to after it was archived, and cannot be moved back "
                   f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
                   file=run.err, flush=True)
             continue
-        print(f"{run.adapter.name}: done/{name} was written to after it was archived (its exporter kept it open); "
+        print(f"{run.adapter.name}: done/{shown} was written to after it was archived (its exporter kept it open); "
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
+    journal.forget(*gone)
 
 
 def _move_free(path: Path, folder: Path) -> Path:

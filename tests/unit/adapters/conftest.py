@@ -5,10 +5,12 @@ pytest runs with --import-mode=importlib, so tests take their helpers as fixture
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -89,3 +91,52 @@ def reason(run: Callable[..., list[Result]]) -> Callable[..., str]:
         return bad[0].error.reason
 
     return go
+
+
+class FakeKafka:
+    """Stands in for the ingress publisher and the dead-letter producer of an AdapterRun: records what is sent."""
+
+    def __init__(self) -> None:
+        self.dead: list[bytes] = []
+        self.headers: list[dict[str, bytes]] = []
+        self.published = 0
+
+    @staticmethod
+    def _done() -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[Any]]:
+        return alert_id.encode(), []
+
+    async def send_framed(self, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
+        self.published += 1
+        return self._done()
+
+    async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[Any]:
+        self.dead.append(key)
+        self.headers.append(dict(headers))
+        return self._done()
+
+    async def flush(self) -> None:
+        return None
+
+
+@pytest.fixture
+def offline(ctx_for: Callable[[str], Context]) -> Callable[..., tuple[Any, FakeKafka]]:
+    """A real AdapterRun of adapter ``name`` whose Kafka producers are a FakeKafka, and that FakeKafka. ``after``: an
+    earlier run whose ledger and dead-letter keys this one starts with, as a restart reads them back from the topics."""
+    from adapters.run import AdapterRun
+    from puente.settings import AGENCY_COUNTRIES, AGENCY_UNITS
+
+    def make(name: str, after: Any = None) -> tuple[Any, FakeKafka]:
+        adapter, kafka = get(name), FakeKafka()
+        settings: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
+        adapter_run = AdapterRun(settings, None, adapter, ctx_for(adapter.agency), err=io.StringIO())
+        adapter_run._publisher, adapter_run._dlq = kafka, kafka
+        if after is not None:
+            adapter_run.ledger, adapter_run.dead = after.ledger, set(after.dead)
+        return adapter_run, kafka
+
+    return make
