@@ -133,6 +133,10 @@ class Journal:
         self.entries[name] = _Archived(identity, time.time())
         self._save()
 
+    def noting(self, identity: tuple[int, int, int, int]) -> Callable[[Path], None]:
+        """``note`` of a file read as ``identity``, for ``archive`` to call with the path it gave it in ``done/``."""
+        return lambda kept: self.note(kept.name, identity)
+
     def forget(self, *names: str) -> None:
         """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
         if any(self.entries.pop(name, None) is not None for name in names):
@@ -315,7 +319,8 @@ class _Prefix(io.RawIOBase):
         super().close()
 
 
-def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None = None) -> Path | None:
+def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None = None,
+            noted: Callable[[Path], None] | None = None) -> Path | None:
     """Move ``path`` into ``done`` under its own name, or 'name.1.ext', 'name.2.ext'... if taken; never replaces one.
 
     A hard link is made under the new name and then the original removed, since a link, unlike
@@ -323,7 +328,9 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
     are not supported (some network shares), a name no file has is renamed to instead. ``done`` must be a
     folder, not a symbolic link (whoever may write the drop folder could otherwise have the adapter put files
     where it may write). With ``identity`` (``open_dropped``'s), only that file is moved: None when ``path``
-    is another file by now (replaced after it was read), which is left for the next poll.
+    is another file by now (replaced after it was read), which is left for the next poll. ``noted(done/<name>)`` is
+    called once the file is in ``done/`` and before its name in the drop folder is removed (the watcher records it in
+    its journal then, so that a stop between the two leaves what ``finish_move`` needs to finish it).
     """
     done.mkdir(exist_ok=True)
     try:
@@ -333,32 +340,57 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
             raise OSError(exc.errno, "done/ is not a folder of its own (a symbolic link?)", str(done)) from None
         raise
     try:
-        return _archive(path, done, folder, identity)
+        return _archive(path, done, folder, identity, noted or (lambda _: None))
     finally:
         os.close(folder)
 
 
-def finish_move(path: Path, done: Path) -> bool:
-    """Whether ``path`` was a file ``archive`` had linked into ``done`` (under its own name, or a numbered one) when
-    the watcher stopped, before it removed the name in the drop folder; if so the move is finished (the name
-    removed). Such a file has two names, which ``open_dropped`` refuses, and it was read in full before it was
-    linked. A link to another archived file (an operator re-dropping one) is not taken for one: refused as ever."""
+def finish_move(path: Path, done: Path, journal: Journal | None = None) -> str | None:
+    """What to make of ``path`` when it is a file ``archive`` had linked into ``done`` (under its own name, or a
+    numbered one) when the watcher stopped, before it removed the name in the drop folder; None when it is not one.
+    Such a file has two names, which ``open_dropped`` refuses.
+
+    "finished": the file is as the ``journal`` recorded it when it was archived (``archive``'s ``noted``): read in
+    full before it was linked, unchanged since; the move is finished (its name in the drop folder removed). "read
+    again": it was written to since (its exporter kept it open), or its archive was never recorded (a stop before the
+    journal was written); its name in ``done/`` is removed instead, and the file, with one name, is read again as any
+    file in the folder: the ledger publishes only what is new. A link to another archived file (an operator
+    re-dropping one) is not taken for one: refused as ever."""
     names = re.compile(re.escape(path.stem) + r"(?:\.[0-9]+)?" + re.escape(path.suffix))  # what archive names it
     try:
         st = path.lstat()
         if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode) or done.is_symlink() or not done.is_dir():
-            return False
+            return None
         with os.scandir(done) as entries:
-            linked = any(names.fullmatch(e.name) and e.inode() == st.st_ino
-                         and e.stat(follow_symlinks=False).st_dev == st.st_dev
-                         for e in entries if e.is_file(follow_symlinks=False))
+            linked = next((e.name for e in entries if e.is_file(follow_symlinks=False) and names.fullmatch(e.name)
+                           and e.inode() == st.st_ino and e.stat(follow_symlinks=False).st_dev == st.st_dev), None)
         again = path.lstat()  # still that file: one renamed over it meanwhile is a new export, to be read
-        if not linked or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
-            return False
+        if linked is None or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+            return None
+        recorded = journal.entries.get(linked) if journal is not None else None
+        if recorded is not None and recorded.identity == _identity(again):
+            path.unlink()
+            return "finished"
+        if not _unlink_same(done, linked, again):
+            return None
     except OSError:
-        return False
-    path.unlink()
-    return True
+        return None
+    if journal is not None:
+        journal.forget(linked)
+    return "read again"
+
+
+def _unlink_same(done: Path, name: str, st: os.stat_result) -> bool:
+    """Remove ``done/<name>`` if it is still the file ``st`` is (never a file put in its place since)."""
+    folder = os.open(done, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        now = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False
+        os.unlink(name, dir_fd=folder)
+        return True
+    finally:
+        os.close(folder)
 
 
 def _numbered(path: Path, n: int) -> str:
@@ -372,7 +404,8 @@ def _same(st: os.stat_result, identity: tuple[int, int, int, int] | None) -> boo
     return identity is None or _identity(st) == identity
 
 
-def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int, int] | None) -> Path | None:
+def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int, int] | None,
+             noted: Callable[[Path], None]) -> Path | None:
     n = 0
     while True:
         name = _numbered(path, n)
@@ -389,12 +422,14 @@ def _archive(path: Path, done: Path, folder: int, identity: tuple[int, int, int,
                 pass
             if not _same(path.lstat(), identity):
                 return None
+            noted(done / name)  # before: a stop just after the rename must leave it recorded
             os.rename(path, name, dst_dir_fd=folder)
             return done / name
         linked = os.stat(name, dir_fd=folder, follow_symlinks=False)
         if not _same(linked, identity):
             os.unlink(name, dir_fd=folder)  # what was linked is a file put there after the read: not archived
             return None
+        noted(done / name)
         try:
             now = path.lstat()
         except FileNotFoundError:  # removed meanwhile: done/ holds the only name of the file read
@@ -553,11 +588,16 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
             name = one_line(path.name)  # whoever names a file must not write the terminal's lines
-            if finish_move(path, done_dir):
+            cut_short = finish_move(path, done_dir, journal)
+            if cut_short == "finished":
                 print(f"{run.adapter.name}: {name} was already in done/ (a move a stop cut short); "
                       "finished moving it", file=run.err, flush=True)
                 handled.discard((path, *sig))  # gone from the folder: a later export of that name is new
                 continue
+            if cut_short is not None:
+                print(f"{run.adapter.name}: {name} was linked into done/ by a move a stop cut short, but was written "
+                      "to since (or its archive was not recorded): taken out of done/ and read again, publishing only "
+                      "what is new", file=run.err, flush=True)
             try:
                 stream, identity = open_dropped(path)
                 with stream:
@@ -594,7 +634,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 idle_since = time.monotonic()
                 continue
             try:
-                moved = archive(path, done_dir, identity)
+                moved = archive(path, done_dir, identity, journal.noting(identity))
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {name} to done/: {exc.strerror}", file=run.err)
             else:
@@ -606,7 +646,6 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     # Moved out of the folder: a later export of the same name, size and time (a copy keeping
                     # its time, an unzip) is a new file, not this one, and is read.
                     handled.discard((path, *sig))
-                    journal.note(moved.name, identity)
                     if moved.name != path.name:
                         kept = one_line(moved.name)
                         print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
@@ -657,8 +696,8 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != entry.identity[:2]:
             gone.append(name)  # another file by now
             continue
-        if _identity(st) == entry.identity:
-            continue
+        if _identity(st) == entry.identity or (st.st_nlink > 1 and _named_in(folder, st)):
+            continue  # unchanged; or still named in the folder too (a move a stop cut short): ``finish_move``'s
         shown = one_line(name)
         if not recent:
             if entry.told != _identity(st):
@@ -681,6 +720,16 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
     journal.forget(*gone)
+
+
+def _named_in(folder: Path, st: os.stat_result) -> bool:
+    """Whether a name in ``folder`` (not below it) is the file ``st`` is."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.inode() == st.st_ino and e.is_file(follow_symlinks=False)
+                       and e.stat(follow_symlinks=False).st_dev == st.st_dev for e in entries)
+    except OSError:
+        return False
 
 
 def _move_free(path: Path, folder: Path) -> Path:

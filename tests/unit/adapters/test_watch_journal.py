@@ -86,3 +86,53 @@ def test_a_journal_that_cannot_be_read_is_said_and_replaced(tmp_path: Path,
         assert kafka.published == 1 and not (drop / JOURNAL_NAME).is_symlink()
         assert list(watch_module.Journal.load(drop, print).entries) == ["hits.jsonl"]
     assert target.read_text() == "keep me"
+
+
+def _cut_short(drop: Path, offline: Callable[..., tuple[Any, Any]], *, recorded: bool) -> Any:
+    """The state a stop inside ``archive`` leaves: an export of three records read and published, linked into
+    done/, its drop-folder name not yet removed (``recorded``: after the journal noted it); its exporter then wrote
+    three more records. Returns the run that read it."""
+    (drop / "done").mkdir(parents=True)
+    export = drop / "hits.jsonl"
+    export.write_bytes(b"".join(LINES[:3]))
+    first, kafka = offline("snm")
+    with export.open("rb") as stream:
+        asyncio.run(first.run(stream, str(export)))
+    assert kafka.published == 3
+    os.link(export, drop / "done" / "hits.jsonl")
+    if recorded:
+        st = export.stat()
+        watch_module.Journal(drop, print).note("hits.jsonl", (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    with export.open("ab") as exporter:
+        exporter.write(b"".join(LINES[3:]))
+    return first
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_move_cut_short_of_a_file_written_on_since_is_read_again(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], recorded: bool) -> None:
+    """A file left with two names by a stop between its archive's link and unlink, and written to since, is not
+    taken for read in full: its done/ name is removed, it is read again, and only the three new records are published
+    (the ledger skips the three published before), recorded in the journal or not. Before, the move was finished and
+    the three records lost, unsaid."""
+    first = _cut_short(tmp_path, offline, recorded=recorded)
+    again, kafka = offline("snm", after=first)
+    total = asyncio.run(watch(again, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert kafka.published == 3 and (total.read, total.published, total.duplicates) == (6, 3, 3)
+    said = again.err.getvalue()
+    assert "written to since (or its archive was not recorded): taken out of done/ and read again" in said
+    assert "moved back" not in said
+    assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(LINES) and not (tmp_path / "hits.jsonl").exists()
+    assert list((tmp_path / "done").iterdir()) == [tmp_path / "done" / "hits.jsonl"]
+
+
+def test_the_archive_records_a_file_before_removing_its_drop_folder_name(tmp_path: Path) -> None:
+    """``archive`` calls ``noted`` with the file's name in done/ while the file still has its drop-folder name: a stop
+    between the two leaves the journal able to tell a move cut short from a file written on since."""
+    export = tmp_path / "hits.jsonl"
+    export.write_bytes(LINES[0])
+    stream, identity = watch_module.open_dropped(export)
+    stream.close()
+    seen: list[tuple[Path, bool]] = []
+    moved = watch_module.archive(export, tmp_path / "done", identity, lambda kept: seen.append((kept, export.exists())))
+    assert moved == tmp_path / "done" / "hits.jsonl" and seen == [(moved, True)]
