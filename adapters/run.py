@@ -24,10 +24,13 @@ Dead letters
     reason code and detail, and ``puente-dlq-source`` reads ``adapter:<name>:<file>:<line>``
     so that a reader of the topic can tell them from the broker's own (which name
     ``topic:partition:offset``). Dead letters are idempotent too: each is keyed by the adapter
-    and a digest of what names the failure (``dead_key``: the file's name and content, the record's
-    number, bytes and reason), and keys already on the topic are not written again, so a re-run of
-    a file adds nothing, while two distinct failures never share a key (the second would be
-    counted as rejected and never written, and the tally and the topic would disagree).
+    and a digest of what names the failure (``dead_key``: the file's name, its records up to and
+    including this one, the record's number, bytes and reason), and a key already on the topic is
+    not written again and counted *already rejected*, not rejected, as a duplicate is counted for
+    a record already published: a re-run of a file adds nothing, and neither does a file read
+    again once it grew (a watcher's: moved back, or cut short then completed), whose earlier
+    records keep their keys; another export under the same name, differing before a bad record,
+    gets that record a dead letter of its own.
 
 Ordering
     The record key is the alert id, as the broker requires (it checks key == alert id, and
@@ -40,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import stat
 import sys
@@ -81,6 +83,9 @@ class Tally:
     published: int = 0
     duplicates: int = 0
     rejected: int = 0
+    # Bad records whose dead letter is on the topic already (``dead_key``): a file read again, or run again. Not in
+    # ``reasons``, which count this run's new rejections; a command still exits 1 for them (they are this input's).
+    already_rejected: int = 0
     # A watcher's file that ends within its last record (``cut``): the results saying so are held, neither published
     # nor dead-lettered, until the file changes (``AdapterRun.run``'s ``hold_cut``); read counts them.
     held: int = 0
@@ -99,6 +104,7 @@ class Tally:
         self.published += other.published
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.already_rejected += other.already_rejected
         self.held += other.held
         self.reasons.update(other.reasons)
         self.cut = self.cut or other.cut
@@ -108,24 +114,28 @@ class Tally:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
         return (f"read {self.read:,}, {valid} {self.published:,}, duplicates {self.duplicates:,}, "
                 f"rejected {self.rejected:,}" + (f" ({why})" if why else "")
+                + (f", already rejected {self.already_rejected:,} (in the dead-letter topic before)"
+                   if self.already_rejected else "")
                 + (f", held {self.held:,} (the file ends within a record)" if self.held else ""))
 
 
-def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> bytes:
+def dead_key(adapter: str, source: str, result: Result, prefix: bytes) -> bytes:
     """A dead letter's key: the same failure of the same file always gets the same one, distinct failures never.
 
     The key is what makes dead letters idempotent (a key already on the topic is not written
-    again, so a re-run adds nothing), so two distinct failures must never share one: the second
-    would be counted as rejected and never written. A failure is named by the file's name (not
-    its folder: a file moved to done/ and read again is the same file), its content (``file_hash``,
-    see ``file_digest``), the record's number, raw bytes and reason; and for a failure of the file as a
-    whole (record 0: no trailer, a trailer miscount, a file unreadable after line N, a bad header),
-    which has no bytes of its own, its detail too. Two exports of one name cut at different lines,
-    or holding other records, thus get dead letters of their own, each record's and the file's. The name
-    is taken as the bytes the file system holds: a name that is not UTF-8 (a Latin-1 'ñ') is a name too.
+    again, so a re-run adds nothing, and is counted already rejected), so two distinct failures must
+    never share one: the second would never be written. A failure is named by the file's name (not its
+    folder: a file moved to done/ and read again is the same file), ``prefix`` (``Prefix``: a digest of
+    the file's records up to and including this one), the record's number, raw bytes and reason; and for
+    a failure of the file as a whole (record 0: no trailer, a trailer miscount, a file unreadable after
+    line N, a bad header), which has no bytes of its own, its detail too. A file read again after it grew
+    (written on after it was archived, cut short then completed) thus keeps each earlier record's key,
+    while two exports of one name that differ before a record, or are cut at different lines, get dead
+    letters of their own, each record's and the file's. The name is taken as the bytes the file system
+    holds: a name that is not UTF-8 (a Latin-1 'ñ') is a name too.
     """
     h = hashlib.blake2b(digest_size=16)
-    parts = [os.fsencode(Path(source).name), file_hash, str(result.item.number).encode(), result.item.raw,
+    parts = [os.fsencode(Path(source).name), prefix, str(result.item.number).encode(), result.item.raw,
              (result.error.reason if result.error else "").encode()]
     if result.item.number == 0:
         parts.append(str(result.error).encode())
@@ -134,50 +144,28 @@ def dead_key(adapter: str, source: str, result: Result, file_hash: bytes) -> byt
     return f"adapter:{adapter}:{h.hexdigest()}".encode()
 
 
+class Prefix:
+    """A running digest of a file's records as they are read (number, line and raw bytes of each): ``digest`` after
+    a record is that of the file up to and including it, the same whether the file is read from a disk or a pipe,
+    whole or before it grew."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def add(self, result: Result) -> None:
+        for part in (str(result.item.number).encode(), str(result.item.line).encode(), result.item.raw):
+            self._hash.update(len(part).to_bytes(8, "big") + part)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
 def header_text(text: str) -> bytes:
     """A header's UTF-8 text, on one line and printable as ``one_line`` gives it to a terminal (a file name's escape
     sequences, bells and line breaks escaped: a reader printing headers is not steered by them); a file name's bytes
     that are not UTF-8 (decoded by Python as lone surrogates) are written as escapes (``\\udcf1``), so that a reader
     of the topic can decode every header."""
     return one_line(text).encode("utf-8", "backslashreplace")
-
-
-def file_digest(stream: BinaryIO) -> bytes | None:
-    """The digest of the whole of ``stream`` from where it stands, which is then rewound there; None when it cannot be.
-
-    Read once before the records, so that every dead letter of the file, the first included, is
-    keyed by all of the file's content. A pipe cannot be rewound: its run hashes the bytes as they
-    are read instead (``_Hashing``), which may key a re-run's dead letters differently (written
-    again, never lost). An OSError is the file failing, and propagates like one met while reading.
-    """
-    if not stream.seekable():
-        return None
-    start = stream.tell()
-    h = hashlib.blake2b(digest_size=16)
-    while block := stream.read(1 << 20):
-        h.update(block)
-    stream.seek(start)
-    return h.digest()
-
-
-class _Hashing(io.RawIOBase):
-    """A stream that cannot be rewound, read through, hashing what passes (see file_digest)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__()
-        self._stream, self._hash = stream, hashlib.blake2b(digest_size=16)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[:len(data)] = data
-        self._hash.update(data)
-        return len(data)
-
-    def digest(self) -> bytes:
-        return self._hash.digest()
 
 
 def check_units(cfg: PuenteSettings, ctx: Context) -> None:
@@ -301,32 +289,31 @@ class AdapterRun:
         tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []
         started = last = time.monotonic()
-        whole = file_digest(stream)
-        hashing = _Hashing(stream) if whole is None else None
-        records = io.BufferedReader(hashing, 1 << 16) if hashing else stream
-        held: list[Result] = []  # PN gives two for a file being written: the open case, then its missing trailer
+        prefix = Prefix()
+        held: list[tuple[Result, bytes]] = []  # PN gives two for a file being written: the open case, its trailer
 
-        async def settle(result: Result) -> None:
+        async def settle(result: Result, upto: bytes) -> None:
             nonlocal shown
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
-                await self._dead_letter(bad, bad.error, source, ctx.now, tally,
-                                        hashing.digest() if hashing else whole or b"")
+                new = await self._dead_letter(bad, bad.error, source, ctx.now, tally, upto)
                 if shown < SHOW_REJECTS:
                     shown += 1
-                    print(f"  {name}:{bad.item.line}: {bad.error.reason}: {bad.error}", file=self.err)
+                    before = "" if new else " (already in the dead-letter topic)"
+                    print(f"  {name}:{bad.item.line}: {bad.error.reason}: {bad.error}{before}", file=self.err)
 
-        for result in convert(self.adapter, records, ctx):
+        for result in convert(self.adapter, stream, ctx):
             tally.read += 1
+            prefix.add(result)
             tally.cut = result.error is not None and result.error.cut
             tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
             if hold_cut and tally.cut:
-                held.append(result)
+                held.append((result, prefix.digest()))
                 continue
-            for earlier in held:  # not the file's end after all: settled as any other
-                await settle(earlier)
+            for earlier, upto in held:  # not the file's end after all: settled as any other
+                await settle(earlier, upto)
             held = []
-            await settle(result)
+            await settle(result, prefix.digest())
             if tally.read % 1000 == 0:
                 await asyncio.sleep(0)  # let the producers' send tasks run between batches
                 if time.monotonic() - last >= self.progress_every:
@@ -337,8 +324,9 @@ class AdapterRun:
         tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()
         await _drain(self._dead_sent, self.conn)  # a dead letter that did not reach Kafka must not pass unnoticed
-        if tally.rejected > shown:
-            print(f"  ... and {tally.rejected - shown} more rejected: see {self.dead_topic}", file=self.err)
+        if tally.rejected + tally.already_rejected > shown:
+            print(f"  ... and {tally.rejected + tally.already_rejected - shown} more rejected: see {self.dead_topic}",
+                  file=self.err)
         return tally
 
     async def _publish(self, result: Result, pending: list[asyncio.Future[Any]], tally: Tally) -> Result | None:
@@ -365,13 +353,16 @@ class AdapterRun:
               file=self.err, flush=True)
 
     async def _dead_letter(self, result: Result, err: AdapterError, source: str, now: datetime, tally: Tally,
-                           file_hash: bytes) -> None:
+                           prefix: bytes) -> bool:
+        """Dead-letter ``result`` unless its key is on the topic already; whether it was new (counted rejected, not
+        already rejected), as the ledger tells a record published from a duplicate."""
         reason = err.reason
+        key = dead_key(self.adapter.name, source, result, prefix)
+        if key in self.dead:
+            tally.already_rejected += 1
+            return False
         tally.rejected += 1
         tally.reasons[reason] += 1
-        key = dead_key(self.adapter.name, source, result, file_hash)
-        if key in self.dead:
-            return
         self.dead.add(key)
         detail = str(err)[: wire.DLQ_DETAIL_MAX]
         where = f"adapter:{self.adapter.name}:{Path(source).name}:{result.item.line}"
@@ -388,6 +379,7 @@ class AdapterRun:
         ]
         raw = result.item.raw[: self.ctx.limits.record_bytes]
         self._dead_sent.append(await self._dlq.send(self.dead_topic, raw, key=key, headers=headers))
+        return True
 
 
 def _recalls(alert: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """``puente adapt {senafront,senan,pn,snm,combifron} [FILE ...|-] [--watch DIR]``: agency exports -> alerts.
 
 Exit status: 0 when every record was published or had been already; 1 when some were
-rejected (each is in the dead-letter topic with its reason, and listed on stderr); 3 on bad
+rejected (each is in the dead-letter topic with its reason, written by this run or, counted
+"already rejected", by an earlier one, and listed on stderr); 3 on bad
 configuration or input that stopped the run (keys or topics missing, a file that cannot be
 read); 4 when Kafka is unavailable.
 """
@@ -96,7 +97,7 @@ def _adapt(args: argparse.Namespace) -> int:
         total.add(tally)
     if len(results) > 1:
         print(f"{adapter.name} total: {total.line()}")
-    return 1 if total.rejected else 0
+    return 1 if total.rejected or total.already_rejected else 0
 
 
 def _check_watched(folder: Path) -> None:
@@ -137,4 +138,4 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
             total = await watching(adapter_run, args.watch, interval=interval, idle_exit=args.exit_when_idle,
                                    stop=stop)
     print(f"{adapter.name} watched {folder}: {total.line()}")
-    return 1 if total.rejected else 0
+    return 1 if total.rejected or total.already_rejected else 0
