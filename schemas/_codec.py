@@ -102,11 +102,14 @@ class SingleObjectCodec:
 
     @staticmethod
     def split(data: bytes) -> tuple[bytes, memoryview]:
-        """The writer fingerprint and the body; bytes without the marker raise NotSingleObjectError."""
+        """The writer fingerprint and the body; bytes without the marker raise NotSingleObjectError, naming the
+        length and whether the marker was there, never the bytes: the record's own bytes are payload, and the
+        message reaches a dead letter's detail header (``broker.pipeline``) and logs."""
         if len(data) < HEADER_LEN or data[:2] != MARKER:
+            seen = "no marker" if data[:2] != MARKER else "the marker, but no whole fingerprint"
             raise NotSingleObjectError(
                 f"not an Avro single-object record: expected marker C3 01 and an 8-byte fingerprint, "
-                f"got {len(data)} bytes starting {data[:2].hex() or 'nothing'}"
+                f"got {len(data)} bytes with {seen}"
             )
         return bytes(data[2:HEADER_LEN]), memoryview(data)[HEADER_LEN:]
 
@@ -139,7 +142,9 @@ class SingleObjectCodec:
             fp, _ = self.split(data)  # raises, naming the problem
         writer = self._writers.get(fp)
         if writer is None:
-            raise UnknownSchemaError(f"unknown writer schema fingerprint {bytes(fp).hex()} for {self.writer.name}")
+            # Not shown: eight bytes anyone may set, which may be the record's own text (a dead letter's detail).
+            raise UnknownSchemaError(f"unknown writer schema fingerprint for {self.writer.name}: not a schema this "
+                                     "release reads (the record's bytes 3-10; the dead letter keeps the record)")
         if writer is self.writer and self._native is not None:
             try:
                 value, end, over, text = self._native.decode(data, HEADER_LEN)

@@ -67,12 +67,20 @@ def test_empty_and_short_bytes_are_refused() -> None:
             alert_codec().decode(data)
 
 
-def test_unknown_fingerprint_is_named(alerts: list[dict]) -> None:
-    """An unknown writer fingerprint raises UnknownSchemaError naming the fingerprint."""
+def test_an_unknown_fingerprint_is_refused_without_its_bytes(alerts: list[dict]) -> None:
+    """An unknown writer fingerprint raises UnknownSchemaError saying so, never its eight bytes, which anyone may
+    set and may be the record's own text: the message becomes a dead letter's detail header. Nor are a record's
+    first bytes shown when it has no single-object marker."""
     data = bytearray(alert_codec().encode(alerts[0]))
-    data[2:10] = b"\x01\x02\x03\x04\x05\x06\x07\x08"
-    with pytest.raises(UnknownSchemaError, match="0102030405060708"):
+    data[2:10] = b"SECRETOS"
+    with pytest.raises(UnknownSchemaError, match="unknown writer schema fingerprint") as refused:
         alert_codec().decode(bytes(data))
+    assert "SECRETOS" not in str(refused.value) and b"SECRETOS".hex() not in str(refused.value).lower()
+    for raw in (b'{"alert_id": "X"}', b"\xc3\x01SEC"):
+        with pytest.raises(NotSingleObjectError) as refused:
+            alert_codec().decode(raw)
+        shown = str(refused.value)
+        assert raw[:2].hex() not in shown.lower().replace("c3 01", "") and "SEC" not in shown
 
 
 def test_truncated_body_is_corrupt(alerts: list[dict]) -> None:
