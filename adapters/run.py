@@ -89,6 +89,9 @@ class Tally:
     # A watcher's file that ends within its last record (``cut``): the results saying so are held, neither published
     # nor dead-lettered, until the file changes (``AdapterRun.run``'s ``hold_cut``); read counts them.
     held: int = 0
+    # Files a watcher left unfinished: reading one failed partway (or could not start) and still failed when it
+    # stopped. What was read of each is in the counts above; the rest was not read. Never set for a single run.
+    unfinished: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     # The file's last record came back flagged ``cut`` by its reader: the file stops within a record, or
     # before its end (cut short, or still being written), whatever its error's reason. A watcher leaves such
@@ -106,6 +109,7 @@ class Tally:
         self.rejected += other.rejected
         self.already_rejected += other.already_rejected
         self.held += other.held
+        self.unfinished += other.unfinished
         self.reasons.update(other.reasons)
         self.cut = self.cut or other.cut
         self.empty = self.empty or other.empty
@@ -116,7 +120,18 @@ class Tally:
                 f"rejected {self.rejected:,}" + (f" ({why})" if why else "")
                 + (f", already rejected {self.already_rejected:,} (in the dead-letter topic before)"
                    if self.already_rejected else "")
-                + (f", held {self.held:,} (the file ends within a record)" if self.held else ""))
+                + (f", held {self.held:,} (the file ends within a record)" if self.held else "")
+                + (f", files left unfinished {self.unfinished:,} (reading failed partway)" if self.unfinished else ""))
+
+
+class UnfinishedRead(OSError):
+    """Reading a file failed partway (``cause``, the OSError met): what was read before was settled (published,
+    dead-lettered, every send acknowledged) and ``tally`` counts it; the rest was not read. Reading the file again
+    publishes only what is missing."""
+
+    def __init__(self, cause: OSError, tally: Tally) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.cause, self.tally = cause, tally
 
 
 def dead_key(adapter: str, source: str, result: Result, prefix: bytes) -> bytes:
@@ -266,7 +281,10 @@ class AdapterRun:
         The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
         it records Kafka never took, which a later run of this object would then skip as duplicates, never
         published. So a run that did not finish leaves the ledger stale, and the next one first waits for what is
-        still in flight and reads the ledger anew from the topic (``refresh``), which holds only what Kafka took."""
+        still in flight and reads the ledger anew from the topic (``refresh``), which holds only what Kafka took.
+
+        A read of ``stream`` that fails partway (an OSError: a share gone, a disk error) raises ``UnfinishedRead``,
+        once what was read before is settled, with its tally: a watcher counts it and reads the file again."""
         try:
             if self._stale:  # what the failed run left in flight settles first, so that the topics show it
                 await self._publisher.flush()
@@ -277,6 +295,9 @@ class AdapterRun:
                 self._stale = False
             self._stale = True
             tally = await self._run(stream, source, hold_cut)
+        except UnfinishedRead:
+            self._stale = False  # what was read was settled, every send acknowledged: the ledger is as Kafka has it
+            raise
         except ClientError as exc:
             error = kafka_error(exc, self.conn, "publishing")
             raise type(error)(f"publishing stopped: {error}; running the same input again publishes only what is "
@@ -302,23 +323,27 @@ class AdapterRun:
                     before = "" if new else " (already in the dead-letter topic)"
                     print(f"  {name}:{bad.item.line}: {bad.error.reason}: {bad.error}{before}", file=self.err)
 
-        for result in convert(self.adapter, stream, ctx):
-            tally.read += 1
-            prefix.add(result)
-            tally.cut = result.error is not None and result.error.cut
-            tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
-            if hold_cut and tally.cut:
-                held.append((result, prefix.digest()))
-                continue
-            for earlier, upto in held:  # not the file's end after all: settled as any other
-                await settle(earlier, upto)
-            held = []
-            await settle(result, prefix.digest())
-            if tally.read % 1000 == 0:
-                await asyncio.sleep(0)  # let the producers' send tasks run between batches
-                if time.monotonic() - last >= self.progress_every:
-                    last = time.monotonic()
-                    self._progress(name, tally, len(pending), last - started)
+        failed: OSError | None = None
+        try:
+            for result in convert(self.adapter, stream, ctx):
+                tally.read += 1
+                prefix.add(result)
+                tally.cut = result.error is not None and result.error.cut
+                tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
+                if hold_cut and tally.cut:
+                    held.append((result, prefix.digest()))
+                    continue
+                for earlier, upto in held:  # not the file's end after all: settled as any other
+                    await settle(earlier, upto)
+                held = []
+                await settle(result, prefix.digest())
+                if tally.read % 1000 == 0:
+                    await asyncio.sleep(0)  # let the producers' send tasks run between batches
+                    if time.monotonic() - last >= self.progress_every:
+                        last = time.monotonic()
+                        self._progress(name, tally, len(pending), last - started)
+        except OSError as exc:  # the file failed partway: what was read before is settled below, and counted
+            failed = exc
         tally.held = len(held)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
@@ -327,6 +352,8 @@ class AdapterRun:
         if tally.rejected + tally.already_rejected > shown:
             print(f"  ... and {tally.rejected + tally.already_rejected - shown} more rejected: see {self.dead_topic}",
                   file=self.err)
+        if failed is not None:
+            raise UnfinishedRead(failed, tally) from failed
         return tally
 
     async def _publish(self, result: Result, pending: list[asyncio.Future[Any]], tally: Tally) -> Result | None:

@@ -25,7 +25,10 @@ second one stops at the start, naming the folder and the holder. The lock goes w
 watcher killed leaves none behind.
 
 A folder that cannot be listed for a while (a network share unmounted or remounting) does not stop
-the watcher: it says so once, polls on, and says when the folder is back.
+the watcher: it says so once, polls on, and says when the folder is back. A file whose read fails (an I/O error,
+partway or before its first record) is left in place and tried again after a wait that doubles each time, up to
+``RETRY_MAX_S``; what a failed read published is counted, and a file still failing when the watcher stops is counted
+left unfinished (``Tally.unfinished``) and named, with what to do.
 
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
@@ -62,7 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from adapters.run import AdapterRun, Tally
+from adapters.run import AdapterRun, Tally, UnfinishedRead
 from puente.errors import ConfigError, PuenteError
 from puente.strict import one_line
 
@@ -75,6 +78,38 @@ REFRESH_RETRY_S = 3_600.0
 REGROWN_WATCH_S = 3_600.0
 """How long a file moved to ``done/`` is still looked at for growth (``_look_at_archived``): an exporter that writes
 in place, pauses longer than two polls at a record's end and writes on, writes into the file ``done/`` now names."""
+
+
+RETRY_MAX_S = 600.0
+"""The longest wait before a file whose read failed (an I/O error, partway or at its start) is tried again: the first
+waits two poll intervals, each later one twice the one before, up to this (``_Retries``)."""
+_REFUSALS = (errno.ELOOP, errno.EMLINK, errno.EINVAL)  # ``open_dropped`` refusing a file: not a failure to retry
+
+
+class _Retries:
+    """The files whose read failed (an I/O error, partway or before the first byte), each with how often and when it
+    is tried again: after two poll intervals, then twice as long each time, up to ``RETRY_MAX_S``. A file read in
+    full, or gone from the folder, is dropped; one still here when the watcher stops is left unfinished
+    (``Tally.unfinished``)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.due: dict[Path, tuple[int, float, str]] = {}  # path -> (failures, when to try again, why it failed)
+
+    def failed(self, path: Path, why: str) -> float:
+        """Record a failure of ``path``; the seconds until it is tried again."""
+        count = self.due.get(path, (0, 0.0, ""))[0] + 1
+        wait = min(self.interval * 2.0 ** min(count, 30), RETRY_MAX_S)
+        self.due[path] = (count, time.monotonic() + wait, why)
+        return wait
+
+    def waiting(self, path: Path) -> bool:
+        """Whether ``path`` failed and is not to be tried again yet."""
+        return path in self.due and time.monotonic() < self.due[path][1]
+
+    def keep(self, listed: set[Path]) -> None:
+        """Forget the files no longer in the folder (removed, or moved away by the operator)."""
+        self.due = {path: entry for path, entry in self.due.items() if path in listed}
 
 
 JOURNAL_NAME = ".puente-watch.archived"  # hidden, beside the lock: never taken for an export
@@ -538,6 +573,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
     journal = Journal.load(folder, lambda text: print(f"{run.adapter.name}: {text}", file=run.err, flush=True))
     late_at = time.monotonic()  # files archived before the window: looked at now, then every LATE_LOOK_S
+    retries = _Retries(interval)
     while not stop.is_set():
         if time.monotonic() >= refresh_at:  # between files: none is in flight
             try:
@@ -567,6 +603,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             handled = {entry for entry in handled if entry[0] in listed}
             told = {entry for entry in told if entry[0] in listed}
             sizes = {path: sig for path, sig in sizes.items() if path in listed}
+            retries.keep(listed)
         for path, why in refused:
             if (path, why) not in told:
                 told.add((path, why))
@@ -586,6 +623,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             if sizes.get(path) != sig or (path, *sig) in handled:
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
                 continue
+            if retries.waiting(path):  # its read failed: tried again once its wait is over
+                continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
             name = one_line(path.name)  # whoever names a file must not write the terminal's lines
             cut_short = finish_move(path, done_dir, journal)
@@ -600,12 +639,26 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                       "what is new", file=run.err, flush=True)
             try:
                 stream, identity = open_dropped(path)
+            except OSError as exc:  # refused, unreadable, or gone: one file must not stop the watcher
+                why = exc.strerror or type(exc).__name__
+                if exc.errno in _REFUSALS:  # not a failure: the same file is refused again, until it changes
+                    print(f"{run.adapter.name}: cannot read {name}: {why}; left in place", file=run.err, flush=True)
+                else:
+                    handled.discard((path, *sig))  # tried again after a wait, changed or not
+                    _failed(run, retries, path, why, None, out)
+                continue
+            try:
                 with stream:
                     tally = await run.run(stream, str(path), hold_cut=True)
                     same = unchanged(path, stream, identity)
-            except OSError as exc:  # unreadable, or gone: one file must not stop the watcher
-                print(f"{run.adapter.name}: cannot read {name}: {exc.strerror or type(exc).__name__}; left in place",
-                      file=run.err, flush=True)
+            except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
+                total.add(exc.tally)
+                handled.discard((path, *sig))  # tried again after a wait, changed or not
+                _failed(run, retries, path, exc.strerror or type(exc.cause).__name__, exc.tally, out)
+                continue
+            except OSError as exc:  # failing before a record was read
+                handled.discard((path, *sig))
+                _failed(run, retries, path, exc.strerror or type(exc).__name__, None, out)
                 continue
             except PuenteError:  # Kafka or keys failing fail every file: stop (a re-run is safe)
                 raise
@@ -615,6 +668,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                       "and the other files go on", file=run.err, flush=True)
                 continue
             total.add(tally)
+            retries.due.pop(path, None)
             print(f"{run.adapter.name} {name}: {tally.line()}", file=out, flush=True)
             if not same:  # written to or replaced meanwhile: read again once it is still (what was read is kept)
                 print(f"{run.adapter.name}: {name} changed while it was read; left in place to be read "
@@ -657,7 +711,23 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
         with contextlib.suppress(TimeoutError):  # the poll interval passed without a stop
             async with asyncio.timeout(interval):
                 await stop.wait()
+    for path, (count, _, why) in retries.due.items():
+        print(f"{run.adapter.name}: {one_line(path.name)} is left unfinished: reading it failed {count} time(s) "
+              f"({why}); what was read of it is published; check the storage of {where}, then run the watcher "
+              "again: it reads the file again, publishing only what is missing", file=run.err, flush=True)
+    total.unfinished = len(retries.due)
     return total
+
+
+def _failed(run: AdapterRun, retries: _Retries, path: Path, why: str, partial: Tally | None, out: TextIO) -> None:
+    """Say that reading ``path`` failed (``partial``: partway, with what was read), and when it is tried again."""
+    name = one_line(path.name)
+    wait = retries.failed(path, why)
+    if partial is not None:
+        print(f"{run.adapter.name} {name}: {partial.line()} (unfinished: reading failed partway)", file=out, flush=True)
+    read = f" after {partial.read:,} record(s), which are published or counted" if partial is not None else ""
+    print(f"{run.adapter.name}: cannot read {name}: {why}{read}; left in place, trying again in {wait:g}s (only what "
+          "is missing is published)", file=run.err, flush=True)
 
 
 def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool) -> None:

@@ -4,7 +4,9 @@ Exit status: 0 when every record was published or had been already; 1 when some 
 rejected (each is in the dead-letter topic with its reason, written by this run or, counted
 "already rejected", by an earlier one, and listed on stderr); 3 on bad
 configuration or input that stopped the run (keys or topics missing, a file that cannot be
-read); 4 when Kafka is unavailable.
+read), and for ``--watch`` when a file was left unfinished (reading it failed partway, or could
+not start, and still failed when the watcher stopped: what was read of it is published); 4 when
+Kafka is unavailable.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ from adapters.watch import folder_lock, watcher, watching
 from broker.kafka import KafkaConnection
 from puente import logs
 from puente.commands._common import Subparsers, kafka, kafka_options, run, seconds, settings
-from puente.errors import ConfigError
+from puente.errors import EXIT_CONFIG, ConfigError
 from puente.settings import PuenteSettings
 from puente.signals import on_stop_signals
 from puente.strict import one_line
 
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
            "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
-           "published; 1: some records rejected (see the dead-letter topic); 3: bad configuration or input; "
-           "4: Kafka unavailable.")
+           "published; 1: some records rejected (see the dead-letter topic); 3: bad configuration or input, or "
+           "with --watch a file left unfinished (its read failed; run again); 4: Kafka unavailable.")
 
 
 _INTERVAL_S = 2.0  # how often --watch polls its folder by default
@@ -138,4 +140,10 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
             total = await watching(adapter_run, args.watch, interval=interval, idle_exit=args.exit_when_idle,
                                    stop=stop)
     print(f"{adapter.name} watched {folder}: {total.line()}")
+    if total.unfinished:  # the input was not all read: as a file that cannot be read stops `puente adapt FILE`
+        print(f"{adapter.name}: {total.unfinished} file(s) in {folder} left unfinished (named above): reading each "
+              "failed partway, or could not start, and still failed when the watcher stopped; what was read is "
+              "published. Check the folder's disk or share, then run the watcher again: it reads them again, "
+              "publishing only what is missing", file=sys.stderr)
+        return EXIT_CONFIG
     return 1 if total.rejected or total.already_rejected else 0

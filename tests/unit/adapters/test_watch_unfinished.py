@@ -1,0 +1,119 @@
+"""A read that fails partway through a watched file: what was read is counted, the file is tried again after a wait,
+and one still failing when the watcher stops is counted left unfinished, never passed over."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from adapters import watch as watch_module
+from adapters.watch import watch
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+LINES = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
+
+
+class _FailingAfter(io.RawIOBase):
+    """A file whose reads fail with EIO past its first ``good`` bytes, as a share dropping mid-read."""
+
+    def __init__(self, raw: BinaryIO, good: int) -> None:
+        super().__init__()
+        self._raw, self._left = raw, good
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            raise OSError(errno.EIO, "Input/output error")
+        data = self._raw.read(min(len(buffer), self._left))
+        buffer[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _failing_opens(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the watcher's first ``times`` opens give a file failing after its first three records; returns a list
+    that counts the opens."""
+    real, opens = watch_module.open_dropped, []
+
+    def open_dropped(path: Path) -> tuple[BinaryIO, tuple[int, int, int, int]]:
+        stream, identity = real(path)
+        opens.append(1)
+        if len(opens) > times:
+            return stream, identity
+        return io.BufferedReader(_FailingAfter(stream, len(b"".join(LINES[:3]))), 64), identity
+
+    monkeypatch.setattr(watch_module, "open_dropped", open_dropped)
+    return opens
+
+
+def test_a_file_failing_partway_is_counted_and_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          offline: Callable[..., tuple[Any, Any]]) -> None:
+    """EIO after three records: those three are published and counted, the file stays, is tried again after a
+    wait, and its second read publishes the other three, nothing left unfinished. Before, the three were counted
+    nowhere (read 0) and the file never tried again."""
+    opens = _failing_opens(monkeypatch, times=1)
+    (tmp_path / "hits.jsonl").write_bytes(b"".join(LINES))
+    adapter_run, kafka = offline("snm")
+    out = io.StringIO()
+    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.6, out=out))
+    assert len(opens) == 2 and kafka.published == 6 and (tmp_path / "done" / "hits.jsonl").exists()
+    assert (total.read, total.published, total.duplicates, total.unfinished) == (9, 6, 3, 0)
+    assert "read 3, published 3, duplicates 0, rejected 0 (unfinished: reading failed partway)" in out.getvalue()
+    said = adapter_run.err.getvalue()
+    assert "cannot read hits.jsonl: Input/output error after 3 record(s)" in said and "trying again in" in said
+
+
+def test_a_file_still_failing_when_the_watcher_stops_is_left_unfinished(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., tuple[Any, Any]]) -> None:
+    """A file whose reads keep failing is tried again with a growing wait; when the watcher stops it is counted left
+    unfinished, in the total's line too, and named with what to do; what it read is counted."""
+    _failing_opens(monkeypatch, times=1_000)
+    (tmp_path / "hits.jsonl").write_bytes(b"".join(LINES))
+    adapter_run, kafka = offline("snm")
+    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert kafka.published == 3 and total.published == 3 and total.unfinished == 1
+    assert (tmp_path / "hits.jsonl").exists() and not (tmp_path / "done" / "hits.jsonl").exists()
+    assert total.line().endswith("files left unfinished 1 (reading failed partway)")
+    said = adapter_run.err.getvalue()
+    assert "hits.jsonl is left unfinished: reading it failed" in said and "run the watcher again" in said
+    waits = [float(part.split("s ", 1)[0]) for part in said.split("trying again in ")[1:]]
+    assert waits == sorted(waits) and len(set(waits)) == len(waits)
+
+
+def test_a_file_that_cannot_be_opened_is_retried_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             offline: Callable[..., tuple[Any, Any]]) -> None:
+    """A file the watcher cannot open (an I/O error, not a refusal) is tried again too, and left unfinished if it
+    still cannot be; a refused one (a hard link) is said as before and not counted."""
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    (tmp_path / "elsewhere.jsonl").write_bytes(LINES[0])
+    (refused / "linked.jsonl").hardlink_to(tmp_path / "elsewhere.jsonl")
+    adapter_run, _ = offline("snm")
+    total = asyncio.run(watch(adapter_run, refused, interval=0.05, idle_exit=0.4, out=io.StringIO()))
+    assert total.unfinished == 0 and adapter_run.err.getvalue().count("cannot read linked.jsonl") == 1
+
+    def failing(path: Path) -> Any:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(watch_module, "open_dropped", failing)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "hits.jsonl").write_bytes(b"".join(LINES))
+    adapter_run, _ = offline("snm")
+    total = asyncio.run(watch(adapter_run, drop, interval=0.05, idle_exit=0.4, out=io.StringIO()))
+    assert total.unfinished == 1 and adapter_run.err.getvalue().count("cannot read hits.jsonl") >= 2
