@@ -1070,10 +1070,15 @@ class Keystore:
 
         Returns the record and whether it was written: importing the same public half again is a
         no-op, while a different one under an id already here is refused (a new key needs a new
-        generation), as is an id whose private half this keystore holds.
+        generation), as is an id whose private half this keystore holds, and one whose generation label does
+        not order against a generation of the same owner's key of the same kind held here (``compare_generations``:
+        ``2027`` beside ``2026a``): whoever reads this keystore ranks the generations by their labels to tell a
+        retired key from the one in use (a partner's subscriber, the broker's own key rotating forward only), and
+        two that do not order would make neither the newer, so a leaked old key never retires.
         """
         record = public_from_pem(pem, key_id=key_id, created_at=now, source=source)
         self._refuse_held_by_another(record, source)
+        self._refuse_unordered(record, source)
         target = self.path / f"{key_id}.json"
         if not target.exists():
             try:
@@ -1092,6 +1097,20 @@ class Keystore:
             raise KeyMaterialError(f"{source}: keystore {self.path} already holds a different public key "
                                    f"{key_id}; a new key needs a new generation")
         return existing, False
+
+    def _refuse_unordered(self, record: KeyRecord, source: str) -> None:
+        """Refuse ``record`` when its generation label does not order against another generation of its owner's key
+        of its kind held here (``import_public``)."""
+        label = parse_key_id(record.key_id).generation
+        for key_id in self.key_ids():
+            held = parse_key_id(key_id)
+            if key_id != record.key_id and (held.owner, held.kind) == (record.owner, record.kind) \
+                    and compare_generations(label, held.generation) is None:
+                raise KeyMaterialError(
+                    f"{source}: {record.key_id} cannot be ordered against {key_id}, held in {self.path}, by their "
+                    "generation labels, so a retired key could not be told from the one in use: labels order run by "
+                    "run, digits as numbers and letters alphabetically, each run the same shape (2026a < 2026b < "
+                    "2027a); import it under the id its owner's `puente keys list` shows")
 
     def _refuse_held_by_another(self, record: KeyRecord, source: str) -> None:
         """Refuse a public half held here already under another key id: as another owner's key, the wrong PEM

@@ -1538,8 +1538,9 @@ def retired_broker_key(first_seen: Mapping[str, int], signer: str | None, made_m
     keeps versions it has seen. A block dated more than ``CLOCK_SKEW_MS`` ahead of the subscriber's clock is refused
     before this, as such (``future_key_block``), so a generation first seen at ``t`` refuses nothing until the
     subscriber's clock reads past ``t`` + 45 minutes (never in the batch that first saw it), and a subscriber's
-    clock behind the broker's, by no more than that check lets pass, shortens the hour by as much. Key ids whose
-    labels say nothing of their order, and the one unnamed key of an opener given a single key, are never refused."""
+    clock behind the broker's, by no more than that check lets pass, shortens the hour by as much. The one unnamed
+    key of an opener given a single key is never refused; key ids whose labels say nothing of their order never
+    reach this: the subscriber refuses such a set of keys when it loads them (``ordered_broker_keys``)."""
     if signer is None:
         return None
     newer = sorted((since_ms, key) for key, since_ms in first_seen.items()
@@ -1628,9 +1629,10 @@ def _broker_verify_keys(verify_files: Path | Sequence[Path] | None, folder: Keys
         verify_files = [verify_files]
     if not verify_files:
         try:
-            return ordered_broker_keys(folder.load_verify_keys(), str(folder.path))
+            held = folder.load_verify_keys()
         except KeyMaterialError as exc:
             raise KeyMaterialError(f"{exc}; pass the broker's public key with --verify-key") from exc
+        return ordered_broker_keys(held, str(folder.path))
     records: list[KeyRecord] = []
     for path in verify_files:
         broker_key = load_key_file(path)

@@ -15,7 +15,9 @@ from recall_views import updated
 
 from broker.crypto import FeedOpener
 from broker.crypto.keys import KeyKind, new_key
-from broker.partner import note_broker_key, ordered_broker_keys, retired_broker_key
+from broker.crypto.pem import public_pem
+from broker.keystore import Keystore
+from broker.partner import note_broker_key, opener_for, ordered_broker_keys, retired_broker_key
 from broker.partner_store import PartnerStore, Retention
 from puente.errors import KeyMaterialError, StoreError, UnreadableFeedError
 from puente.wire import Record
@@ -343,3 +345,36 @@ def test_broker_keys_whose_labels_do_not_order_are_refused_where_the_subscriber_
     with pytest.raises(KeyMaterialError, match="cannot be ordered by their labels") as refused:
         ordered_broker_keys(made, "the folder")
     assert all(key_id in str(refused.value) for key_id in made) and "the folder" in str(refused.value)
+
+
+def test_import_public_refuses_a_generation_that_does_not_order_against_one_held(tmp_path: Path) -> None:
+    """The partner learns of an unorderable label when it imports the key, not at its subscriber's next restart:
+    broker-sign-2027 beside broker-sign-2026a is refused, naming both, and nothing is written; one that orders is
+    taken; another owner's or kind's labels are no concern of it."""
+    folder = Keystore(tmp_path / "keys")
+    held = new_key(KeyKind.BROKER_SIGNING, "broker", "2026a", T0)
+    folder.import_public(public_pem(held), held.key_id, source="held.pem", now=T0)
+    odd = new_key(KeyKind.BROKER_SIGNING, "broker", "2027", T0)
+    with pytest.raises(KeyMaterialError, match="cannot be ordered against broker-sign-2026a") as refused:
+        folder.import_public(public_pem(odd), odd.key_id, source="odd.pem", now=T0)
+    assert "broker-sign-2027" in str(refused.value) and "\n" not in str(refused.value)
+    assert not (folder.path / "broker-sign-2027.json").exists()
+    later = new_key(KeyKind.BROKER_SIGNING, "broker", "2027a", T0)
+    assert folder.import_public(public_pem(later), later.key_id, source="later.pem", now=T0)[1]
+
+
+def test_a_folder_of_unorderable_broker_keys_is_refused_without_pointing_at_verify_key(tmp_path: Path) -> None:
+    """Keys put in the subscriber's folder by hand that do not order are refused at load, and the refusal does not
+    tell the partner to pass one key with --verify-key (which would drop the older generation it still needs)."""
+    folder = Keystore(tmp_path / "keys")
+    folder.path.mkdir(mode=0o700, parents=True)
+    for label in ("2026a", "2027"):
+        record = new_key(KeyKind.BROKER_SIGNING, "broker", label, T0)
+        other = Keystore(tmp_path / label)
+        other.import_public(public_pem(record), record.key_id, source="x.pem", now=T0)
+        (folder.path / f"{record.key_id}.json").write_bytes((other.path / f"{record.key_id}.json").read_bytes())
+    col = new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026a", T0)
+    folder.put(col)
+    with pytest.raises(KeyMaterialError, match="cannot be ordered by their labels") as refused:
+        opener_for("COL", folder.path / f"{col.key_id}.json", None)
+    assert "--verify-key" not in str(refused.value)
