@@ -802,7 +802,7 @@ class BrokerWorker:
         ever (``audit_kept_forever``) nothing expired, so the blocks were deleted, whatever is held: refused, or read
         on with ``accept_gaps`` as a deletion, never recorded as retention's doing."""
         if self.config.audit_kept_forever and committed > 0:
-            return "the decisions topic keeps its records for ever (retention.ms=-1)"
+            return "the decisions topic keeps its records for ever (retention.ms -1, or the most Kafka takes)"
         days = self.config.audit_retention_days
         if days is None or committed <= 0:
             return None
