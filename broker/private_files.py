@@ -143,9 +143,12 @@ def _above_problem(folder: Path, kind: str = "the folder", *, start: Path | None
 
 def _links_problem(folder: Path, kind: str) -> str | None:
     """Why a symbolic link in the name ``folder`` (any part of it, the last included) lets someone else point it
-    elsewhere, in words fit for an error; None when none does. Each link met is held to the rule of a link that
-    names a file (``_open_file``): this user's or root's, in a folder that passes ``_folder_info_problem`` (this
-    user's or root's, writable by no one else unless sticky on a read-only mount). The folders it leads through are
+    elsewhere, in words fit for an error; None when none does. Each link met must be this user's or root's, in a
+    folder no one else may rename it in: one of this user's or root's, not writable by all unless sticky (where
+    others may add entries, never rename or remove this user's or root's), as ``_above_problem`` holds the folders
+    above a keys folder (a group-writable one taken, as there: a umask of 002 makes every folder so). A link in a
+    folder that passes ``_above_problem`` can be replaced by no one its folders could not replace already, so it is
+    held to no stricter rule than they are. The folders it leads through are
     ``_above_problem``'s (those of the real path). Walked one part at a time as the kernel follows the name, each
     link's target in its turn; a part that does not exist ends the walk (``private_folder`` makes it). OSError as
     ``os.lstat`` raises it."""
@@ -174,15 +177,26 @@ def _links_problem(folder: Path, kind: str) -> str | None:
             return (f"{kind} {folder} leads through the symbolic link {here} of another user (uid {info.st_uid}), "
                     "who may point it anywhere: check where it leads, then remove it or chown -h it to yourself or "
                     "root")
-        problem = _folder_info_problem(at, os.stat(at), "the folder", "run chmod go-w on it",
-                                       read_only=_read_only(os.statvfs(at)), shared="make the link lead elsewhere")
+        problem = _link_folder_problem(at, os.stat(at))
         if problem is not None:
-            return (f"{kind} {folder} leads through the symbolic link {here}, followed only in a folder no one else "
-                    f"may change: {problem}")
+            return f"{kind} {folder} leads through the symbolic link {here}, in {problem}"
         target = PurePosixPath(os.readlink(here))
         if target.is_absolute():
             at = Path("/")
         pending.extend(reversed(target.parts))
+    return None
+
+
+def _link_folder_problem(folder: Path, info: os.stat_result) -> str | None:
+    """Why the folder ``folder`` (status ``info``) lets someone else replace a link of this user's or root's in it,
+    the words following "in"; None when no one may: it is this user's or root's, and not writable by all unless
+    sticky (``_links_problem``: the rule ``_above_problem`` holds folders above a keys folder to)."""
+    mode = stat.S_IMODE(info.st_mode)
+    if not _trusted(info.st_uid):
+        return (f"{folder}, which belongs to another user (uid {info.st_uid}), who may replace the link: make the "
+                "link lead elsewhere")
+    if mode & 0o002 and not mode & stat.S_ISVTX:
+        return f"{folder}, which all may write (mode {mode:04o}) and so replace the link: run chmod o-w on {folder}"
     return None
 
 
@@ -439,15 +453,17 @@ def _check_linked_folder(path: Path, folder: Path, fd: int, error: Refusal, link
     folder or on the way a link naming the file leads (``link`` None), is another user's or writable by others on a
     mount that is not read-only: whoever may write it may swap what the link leads to."""
     info = os.fstat(fd)
+    if link is not None:
+        # A link on the way to the file's folder, as ``_links_problem`` holds it: no stricter than the folders above.
+        problem = _link_folder_problem(folder, info)
+        if problem is not None:
+            raise error(f"{path} leads through the symbolic link {link}, in {problem}")
+        return
     # A sticky folder others may write (/tmp) is theirs to fill: no chmod fixes that, a link elsewhere does.
     problem = _folder_info_problem(folder, info, "the folder", "run chmod go-w on it",
                                    read_only=_read_only(os.fstatvfs(fd)), shared="make the link lead elsewhere")
-    if problem is None:
-        return
-    if link is not None:
-        raise error(f"{path} leads through the symbolic link {link}, followed only in a folder no one else may "
-                    f"change: {problem}")
-    raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
+    if problem is not None:
+        raise error(f"{path} is a symbolic link, followed only through folders no one else may change: {problem}")
 
 
 def read_regular(path: Path, limit: int, error: Refusal) -> tuple[bytes, os.stat_result]:
