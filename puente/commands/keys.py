@@ -341,9 +341,10 @@ def _broker_shaped(root: Path) -> str | None:
         return f"cannot look into {broker}: {exc.strerror}"
     if not held or _marked_trial(root):
         return None
-    # "no other party's": a trial's are made by `keys init`, which leaves TRIAL_MARK beside them.
-    return (f"{root} holds the broker's own keys and no other party's made by `keys init` for a trial, as a "
-            "deployment's keys folder does")
+    # A trial's are made by `keys init`, which leaves TRIAL_MARK beside them (since this release: a trial's folder
+    # made before has none, and `keys init --trial` once marks it).
+    return (f"{root} holds the broker's own keys and no {TRIAL_MARK} mark of a trial's `keys init`, as a deployment's "
+            f"keys folder does (a trial made before that mark existed: `puente keys init --trial` once marks it)")
 
 
 def _marked_trial(root: Path) -> bool:

@@ -103,3 +103,17 @@ def test_a_mark_that_is_not_init_s_is_no_trial(tmp_path: Path, capsys: pytest.Ca
     (root / "single-site-trial").write_text("")
     code, err = _keys(root, capsys, "generate", "--for", "partner", "COL")
     assert code == 3 and "holds the broker's own keys" in err, err
+
+
+def test_a_trial_made_before_the_mark_is_told_how_to_mark_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial's keys folder made by the release before the mark (every party's keys, no single-site-trial file) is
+    refused with a line saying that `keys init --trial` once marks it; once it has, `keys generate` for an agency
+    needs no --trial there."""
+    root = tmp_path / "keys"
+    assert _keys(root, capsys, "init")[0] == 0
+    (root / "single-site-trial").unlink()  # as the release before left it
+    code, err = _keys(root, capsys, "generate", "--for", "agency", "SENAN", "--generation", "2026b")
+    assert code == 3 and "`puente keys init --trial` once marks it" in err, err
+    assert _keys(root, capsys, "init", "--trial")[0] == 0 and (root / "single-site-trial").is_file()
+    assert _keys(root, capsys, "generate", "--for", "agency", "SENAN", "--generation", "2026b")[0] == 0
