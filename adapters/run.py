@@ -30,7 +30,9 @@ Dead letters
     a record already published: a re-run of a file adds nothing, and neither does a file read
     again once it grew (a watcher's: moved back, or cut short then completed), whose earlier
     records keep their keys; another export under the same name, differing before a bad record,
-    gets that record a dead letter of its own.
+    gets that record a dead letter of its own. A file refused before any record (UTF-16, line
+    ends CR only, a bad header) is keyed by all its bytes instead, so two different exports of
+    one name refused so are each dead-lettered.
 
 Ordering
     The record key is the alert id, as the broker requires (it checks key == alert id, and
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import stat
 import sys
@@ -135,19 +138,25 @@ class UnfinishedRead(OSError):
 
 
 def dead_key(adapter: str, source: str, result: Result, prefix: bytes) -> bytes:
-    """A dead letter's key: the same failure of the same file always gets the same one, distinct failures never.
+    """A dead letter's key: the same failure of the same file always gets the same one, and two files that differ
+    where the failure is judged never share one.
 
     The key is what makes dead letters idempotent (a key already on the topic is not written
     again, so a re-run adds nothing, and is counted already rejected), so two distinct failures must
     never share one: the second would never be written. A failure is named by the file's name (not its
-    folder: a file moved to done/ and read again is the same file), ``prefix`` (``Prefix``: a digest of
-    the file's records up to and including this one), the record's number, raw bytes and reason; and for
-    a failure of the file as a whole (record 0: no trailer, a trailer miscount, a file unreadable after
-    line N, a bad header), which has no bytes of its own, its detail too. A file read again after it grew
-    (written on after it was archived, cut short then completed) thus keeps each earlier record's key,
-    while two exports of one name that differ before a record, or are cut at different lines, get dead
-    letters of their own, each record's and the file's. The name is taken as the bytes the file system
-    holds: a name that is not UTF-8 (a Latin-1 'ñ') is a name too.
+    folder: a file moved to done/ and read again is the same file), ``prefix``, the record's number, raw
+    bytes and reason; and for a failure of the file as a whole (record 0: no trailer, a trailer miscount, a
+    file unreadable after line N, a bad header), which has no bytes of its own, its detail too.
+
+    ``prefix`` is what the failure is judged on (``AdapterRun._run`` gives it). For a record, or a failure
+    after one, a digest of the file's records up to and including this one (``Prefix``): a file read again
+    after it grew (written on after it was archived, cut short then completed) keeps each earlier record's
+    key, while two exports of one name that differ before a record, or are cut at different lines, get dead
+    letters of their own, each record's and the file's. For a refusal of the file before any record (its
+    only result: UTF-16 or UTF-32, line ends CR only, a bad header), whose detail is fixed and whose records
+    were never read, a digest of the whole file's bytes (``whole_digest``): two different exports of one name
+    refused so get a dead letter each, the same file read again gets the same key. The name is taken as the
+    bytes the file system holds: a name that is not UTF-8 (a Latin-1 'ñ') is a name too.
     """
     h = hashlib.blake2b(digest_size=16)
     parts = [os.fsencode(Path(source).name), prefix, str(result.item.number).encode(), result.item.raw,
@@ -173,6 +182,56 @@ class Prefix:
 
     def digest(self) -> bytes:
         return self._hash.digest()
+
+
+WHOLE = b"whole-file:"  # begins a refusal's ``prefix`` (``whole_digest``): never a ``Prefix`` digest (16 bytes)
+
+
+def whole_digest(stream: BinaryIO, start: int | None, hashing: _Hashing | None) -> bytes:
+    """The ``prefix`` of a file refused before any record: a digest of all its bytes. A stream that can be rewound
+    is read again from ``start``, where the run began (only a refused file pays this second read); one that cannot
+    (a pipe) was read through ``hashing``, which has what passed and here reads on to its end. OSError: the file
+    failing, as met while reading."""
+    if hashing is not None:
+        while hashing.read(1 << 20):
+            pass
+        return WHOLE + hashing.digest()
+    h = hashlib.blake2b(digest_size=16)
+    stream.seek(start or 0)
+    while block := stream.read(1 << 20):
+        h.update(block)
+    return WHOLE + h.digest()
+
+
+class _Hashing(io.RawIOBase):
+    """A stream that cannot be rewound, read through, hashing what passes (``whole_digest``): a pipe's bytes the
+    reader took before refusing the file are gone from it, and a refusal is keyed by all of them."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream, self._hash = stream, hashlib.blake2b(digest_size=16)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # One read of what lies under it at most (read1): bytes it gave before failing are not lost with the failure.
+        read1 = getattr(self._stream, "read1", None)
+        data = read1(len(buffer)) if read1 is not None else self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        self._hash.update(data)
+        return len(data)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+def _start(stream: BinaryIO) -> int | None:
+    """Where ``stream`` stands, to read it again from there (``whole_digest``); None when it cannot be rewound."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except OSError:  # a pipe behind a file object that claims to seek
+        return None
 
 
 def header_text(text: str) -> bytes:
@@ -312,6 +371,12 @@ class AdapterRun:
         started = last = time.monotonic()
         prefix = Prefix()
         held: list[tuple[Result, bytes]] = []  # PN gives two for a file being written: the open case, its trailer
+        start = _start(stream)
+        hashing = _Hashing(stream) if start is None else None
+        records = io.BufferedReader(hashing, 1 << 16) if hashing is not None else stream
+        # A first result that is the file's failure as a whole (record 0) waits: if it is also the last, the file was
+        # refused before any record, and its key is the whole file's (``dead_key``), read only then.
+        first: tuple[Result, bytes] | None = None
 
         async def settle(result: Result, upto: bytes) -> None:
             nonlocal shown
@@ -325,13 +390,19 @@ class AdapterRun:
 
         failed: OSError | None = None
         try:
-            for result in convert(self.adapter, stream, ctx):
+            for result in convert(self.adapter, records, ctx):
                 tally.read += 1
                 prefix.add(result)
                 tally.cut = result.error is not None and result.error.cut
                 tally.empty = tally.cut and tally.read == 1 and result.item.number == 0
+                if first is not None:  # not the file's only result: keyed by its records, as any other
+                    await settle(*first)
+                    first = None
                 if hold_cut and tally.cut:
                     held.append((result, prefix.digest()))
+                    continue
+                if tally.read == 1 and result.item.number == 0 and result.error is not None:
+                    first = (result, prefix.digest())
                     continue
                 for earlier, upto in held:  # not the file's end after all: settled as any other
                     await settle(earlier, upto)
@@ -342,8 +413,14 @@ class AdapterRun:
                     if time.monotonic() - last >= self.progress_every:
                         last = time.monotonic()
                         self._progress(name, tally, len(pending), last - started)
+            if first is not None:  # refused before any record: keyed by all the file holds
+                whole = whole_digest(stream, start, hashing)
+                await settle(first[0], whole)
+                first = None
         except OSError as exc:  # the file failed partway: what was read before is settled below, and counted
             failed = exc
+            if first is not None:  # its key could not be made: neither dead-lettered nor counted; read again
+                tally.read -= 1
         tally.held = len(held)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
