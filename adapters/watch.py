@@ -135,9 +135,12 @@ class Journal:
     """The files archived to ``done/`` and still looked at for growth, kept in ``.puente-watch.archived`` in the drop
     folder beside the watch lock, so that a restarted watcher looks at them as the one that archived them did.
 
-    Whoever may write the drop folder may write this file too: what it names is only ever a name in ``done/`` (no
-    folder, no link followed), and a file there is acted on only when it is the file named (its device and inode),
-    and then at most moved back into the folder to be read again, which publishes only what is new. It is written
+    Whoever may write the drop folder may write this file too, so an entry can only ever add a look, never take a
+    read away: what it names is only ever a name in ``done/`` (no folder, no link followed); a file there is acted
+    on only when it is the file named (its device and inode), and then at most moved back into the folder to be read
+    again (which publishes only what is missing) or warned of. No entry makes a file in the folder skip its read:
+    ``finish_move`` reads again every file a stop left with a name in ``done/`` too, whatever the journal says. It
+    is written
     whole or not at all (a new file, then renamed over the old: a link planted at its name is replaced, never
     followed). One that cannot be read or written is said, never passed over in silence: files it would have named
     are then looked at only while this watcher runs."""
@@ -365,7 +368,8 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
     where it may write). With ``identity`` (``open_dropped``'s), only that file is moved: None when ``path``
     is another file by now (replaced after it was read), which is left for the next poll. ``noted(done/<name>)`` is
     called once the file is in ``done/`` and before its name in the drop folder is removed (the watcher records it in
-    its journal then, so that a stop between the two leaves what ``finish_move`` needs to finish it).
+    its journal then, so that a file archived just before a stop is looked at for growth after it; a stop between
+    the two leaves it with two names, which ``finish_move`` reads again).
     """
     done.mkdir(exist_ok=True)
     try:
@@ -380,39 +384,36 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
         os.close(folder)
 
 
-def finish_move(path: Path, done: Path, journal: Journal | None = None) -> str | None:
-    """What to make of ``path`` when it is a file ``archive`` had linked into ``done`` (under its own name, or a
-    numbered one) when the watcher stopped, before it removed the name in the drop folder; None when it is not one.
+def finish_move(path: Path, done: Path, journal: Journal | None = None) -> bool:
+    """Whether ``path`` was a file ``archive`` had linked into ``done`` (under its own name, or a numbered one) when
+    the watcher stopped, before it removed the name in the drop folder; if so its name in ``done/`` is removed (and
+    forgotten by the ``journal``), and the file, with one name, is read again as any file in the folder: the ledger
+    publishes only what is missing, and its bad records' dead letters are on the topic already (already rejected).
     Such a file has two names, which ``open_dropped`` refuses.
 
-    "finished": the file is as the ``journal`` recorded it when it was archived (``archive``'s ``noted``): read in
-    full before it was linked, unchanged since; the move is finished (its name in the drop folder removed). "read
-    again": it was written to since (its exporter kept it open), or its archive was never recorded (a stop before the
-    journal was written); its name in ``done/`` is removed instead, and the file, with one name, is read again as any
-    file in the folder: the ledger publishes only what is new. A link to another archived file (an operator
-    re-dropping one) is not taken for one: refused as ever."""
+    The move is never finished the other way (the drop-folder name removed, the file unread): whoever may write the
+    drop folder may write the journal and make hard links into ``done/``, and could so make an export look archived
+    and have it removed unread; and a file written to since its link holds records never read. A read again costs
+    duplicates, never a record. A link to another archived file (an operator re-dropping one) is not taken for
+    one: refused as ever."""
     names = re.compile(re.escape(path.stem) + r"(?:\.[0-9]+)?" + re.escape(path.suffix))  # what archive names it
     try:
         st = path.lstat()
         if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode) or done.is_symlink() or not done.is_dir():
-            return None
+            return False
         with os.scandir(done) as entries:
             linked = next((e.name for e in entries if e.is_file(follow_symlinks=False) and names.fullmatch(e.name)
                            and e.inode() == st.st_ino and e.stat(follow_symlinks=False).st_dev == st.st_dev), None)
         again = path.lstat()  # still that file: one renamed over it meanwhile is a new export, to be read
         if linked is None or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
-            return None
-        recorded = journal.entries.get(linked) if journal is not None else None
-        if recorded is not None and recorded.identity == _identity(again):
-            path.unlink()
-            return "finished"
+            return False
         if not _unlink_same(done, linked, again):
-            return None
+            return False
     except OSError:
-        return None
+        return False
     if journal is not None:
         journal.forget(linked)
-    return "read again"
+    return True
 
 
 def _unlink_same(done: Path, name: str, st: os.stat_result) -> bool:
@@ -627,16 +628,9 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             handled.add((path, *sig))  # tried once per content: an unreadable file is not retried every poll
             name = one_line(path.name)  # whoever names a file must not write the terminal's lines
-            cut_short = finish_move(path, done_dir, journal)
-            if cut_short == "finished":
-                print(f"{run.adapter.name}: {name} was already in done/ (a move a stop cut short); "
-                      "finished moving it", file=run.err, flush=True)
-                handled.discard((path, *sig))  # gone from the folder: a later export of that name is new
-                continue
-            if cut_short is not None:
-                print(f"{run.adapter.name}: {name} was linked into done/ by a move a stop cut short, but was written "
-                      "to since (or its archive was not recorded): taken out of done/ and read again, publishing only "
-                      "what is new", file=run.err, flush=True)
+            if finish_move(path, done_dir, journal):
+                print(f"{run.adapter.name}: {name} was linked into done/ by a move a stop cut short: taken out of "
+                      "done/ and read again, publishing only what is missing", file=run.err, flush=True)
             try:
                 stream, identity = open_dropped(path)
             except OSError as exc:  # refused, unreadable, or gone: one file must not stop the watcher
@@ -805,7 +799,7 @@ def _named_in(folder: Path, st: os.stat_result) -> bool:
 def _move_free(path: Path, folder: Path) -> Path:
     """Move ``path`` into ``folder`` under a name no file there has: its own, or 'name.1.ext', 'name.2.ext'... In one
     step, never with two names (a stop between a link and an unlink would leave it with two, which ``finish_move``
-    takes for an archive a stop cut short, and removes from the folder), and never over a file of that name (an
+    takes for an archive a stop cut short, and reads again), and never over a file of that name (an
     exporter's next export): ``_rename_new``."""
     n = 0
     while True:

@@ -222,28 +222,24 @@ def test_done_must_be_a_folder_and_only_the_file_read_is_moved(tmp_path: Path) -
         open_dropped(drop / "c.jsonl")
 
 
-def test_a_move_a_stop_cut_short_is_finished_not_refused(tmp_path: Path) -> None:
-    """The watcher stopped between linking a file into done/ and removing its drop-folder name: the next run
-    finishes the move when the journal recorded the file as it is (read before it was linked) instead of refusing a
-    file with two names; without that record it reads the file again (the ledger skips what was published)."""
+def test_a_move_a_stop_cut_short_is_read_again_not_refused(tmp_path: Path) -> None:
+    """The watcher stopped between linking a file into done/ and removing its drop-folder name: the next run takes it
+    out of done/ and reads it again (the ledger skips what was published) instead of refusing a file with two names,
+    whether the journal recorded it or not: no journal entry makes a file skip its read."""
     from adapters.watch import Journal
 
     drop = tmp_path / "drop"
     (drop / "done").mkdir(parents=True)
-    (drop / "a.jsonl").write_text("{}\n")
-    os.link(drop / "a.jsonl", drop / "done" / "a.jsonl")
-    st = (drop / "a.jsonl").stat()
-    Journal(drop, print).note("a.jsonl", (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    fake = _FakeRun()
-    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
-    assert fake.seen == [] and not (drop / "a.jsonl").exists() and (drop / "done" / "a.jsonl").exists()
-    assert "finished moving it" in fake.err.getvalue()
-    (drop / "b.jsonl").write_text("{}\n")
-    os.link(drop / "b.jsonl", drop / "done" / "b.jsonl")  # and a stop before the journal was written
-    fake = _FakeRun()
-    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
-    assert fake.seen == ["b.jsonl"] and not (drop / "b.jsonl").exists() and (drop / "done" / "b.jsonl").exists()
-    assert "read again" in fake.err.getvalue()
+    for name, recorded in (("a.jsonl", True), ("b.jsonl", False)):
+        (drop / name).write_text("{}\n")
+        os.link(drop / name, drop / "done" / name)
+        st = (drop / name).stat()
+        if recorded:
+            Journal(drop, print).note(name, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        fake = _FakeRun()
+        asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+        assert fake.seen == [name] and not (drop / name).exists() and (drop / "done" / name).exists()
+        assert "taken out of done/ and read again" in fake.err.getvalue()
     # A link to another archived file (an operator dropping one again) is no move cut short: refused, kept.
     os.link(drop / "done" / "a.jsonl", drop / "redo.jsonl")
     fake = _FakeRun()

@@ -120,15 +120,33 @@ def test_a_move_cut_short_of_a_file_written_on_since_is_read_again(
     total = asyncio.run(watch(again, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     assert kafka.published == 3 and (total.read, total.published, total.duplicates) == (6, 3, 3)
     said = again.err.getvalue()
-    assert "written to since (or its archive was not recorded): taken out of done/ and read again" in said
+    assert "a move a stop cut short: taken out of done/ and read again" in said
     assert "moved back" not in said
     assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(LINES) and not (tmp_path / "hits.jsonl").exists()
     assert list((tmp_path / "done").iterdir()) == [tmp_path / "done" / "hits.jsonl"]
 
 
+def test_a_planted_journal_entry_and_hard_link_never_make_an_export_skip_its_read(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]]) -> None:
+    """Whoever may write the drop folder links an unread export into done/ and writes a journal entry naming it as
+    it is: the watcher still reads it (four records published) and archives it, never removing it unread. Before,
+    the move was "finished": the export removed from the folder, nothing published."""
+    (tmp_path / "done").mkdir()
+    export = tmp_path / "hits.jsonl"
+    export.write_bytes(b"".join(LINES[:4]))
+    os.link(export, tmp_path / "done" / "hits.jsonl")
+    st = export.stat()
+    watch_module.Journal(tmp_path, print).note("hits.jsonl", (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    adapter_run, kafka = offline("snm")
+    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    assert kafka.published == 4 and (total.read, total.published) == (4, 4)
+    assert "finished moving" not in adapter_run.err.getvalue()
+    assert (tmp_path / "done" / "hits.jsonl").read_bytes() == b"".join(LINES[:4]) and not export.exists()
+
+
 def test_the_archive_records_a_file_before_removing_its_drop_folder_name(tmp_path: Path) -> None:
     """``archive`` calls ``noted`` with the file's name in done/ while the file still has its drop-folder name: a stop
-    between the two leaves the journal able to tell a move cut short from a file written on since."""
+    between the two leaves it named in the journal, looked at for growth after the restart."""
     export = tmp_path / "hits.jsonl"
     export.write_bytes(LINES[0])
     stream, identity = watch_module.open_dropped(export)
