@@ -12,6 +12,7 @@ All of them stream: no partition is ever held in memory. What a walk must keep f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -499,7 +500,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                    progress: Callable[[WalkProgress], None] | None = None,
                    retention: Retention | None = None,
                    deleted: list[Finding] | None = None,
-                   receipts_cut: list[ReceiptsCut] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   receipts_cut: Callable[[ReceiptsCut], None] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -514,12 +515,13 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     carries when Kafka appended it and the checkpoint that signs it (``appended_at``), a time no partner chooses.
     ``retention`` (``Retention``) has each chain cut at its start checked as `audit verify` checks it:
     a chain that lost records to a deletion is named in ``deleted``, its first record's rows still listed (they are
-    sound: what is missing is before them, and no row says what it was). ``receipts_cut``, if given, gets each
-    receipts partition whose log starts above offset 0 (``ReceiptsCut``: its partner, where it starts, when Kafka
-    appended its first record held), whether retention or a deletion took its start: a partner's receipts chains
-    state no retention to tell them apart by (``verify.PartitionWalk._start_check``), and a receipt lost there may
-    have been the one naming a store that holds a recalled alert (``broker.audit.recalls``: give them to
-    ``RecallBook.receipts_cut``).
+    sound: what is missing is before them, and no row says what it was). ``receipts_cut``, if given, is called with
+    each receipts partition whose log starts above offset 0 (``ReceiptsCut``: its partner, where it starts, when
+    Kafka appended its first record held), whether retention or a deletion took its start, before any row is
+    yielded: a partner's receipts chains state no retention to tell them apart by
+    (``verify.PartitionWalk._start_check``), and a receipt lost there may have been the one naming a store that
+    holds a recalled alert. Pass ``RecallBook.receipts_cut``: the book must know the cut before the decisions
+    reach it, to keep the deliveries decided before it (``broker.audit.recalls``).
     """
     walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
@@ -531,12 +533,17 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
         # As `audit verify` walks them (``verify_topics``): a chain whose first records retention deleted starts at
         # its first record held, whose rows are listed, rather than at a gap that would leave them out.
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
+        if receipts_cut is not None:  # before any row: a recall judged by a decision read later needs it already
+            for topic in (t for t, holds in topics.items() if holds == "receipts"):
+                for partition in parts[topic]:
+                    if (log_start := starts.get(TopicPartition(topic, partition), 0)) > 0:
+                        first_at = await _first_appended(consumer, TopicPartition(topic, partition))
+                        receipts_cut(ReceiptsCut((owners or {}).get(topic), topic, partition, log_start, first_at))
         for topic, holds in topics.items():
             for partition in parts[topic]:
-                log_start = starts.get(TopicPartition(topic, partition), 0)
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=log_start, retention=retention)
-                first: list[int | None] = []  # when Kafka appended the first record held, if its time is Kafka's
+                                     log_start=starts.get(TopicPartition(topic, partition), 0),
+                                     retention=retention)
                 dropped = 0
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
@@ -545,8 +552,6 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 async for rec in read_range(consumer, TopicPartition(topic, partition)):
                     if walked is not None:
                         walked.record()
-                    if not first:
-                        first.append(rec.appended_ms)
                     doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
                     if deleted is not None:
                         deleted.extend(f for f in found if isinstance(f, StartFinding))
@@ -582,13 +587,18 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         if flt.accepts(row):
                             yield row
                 dropped += waiting.clear()
-                if receipts_cut is not None and holds == "receipts" and log_start > 0:
-                    receipts_cut.append(ReceiptsCut((owners or {}).get(topic), topic, partition, log_start,
-                                                    _kafka_time(first[0] if first else None)))
                 if left_out is not None:
                     left_out.append(dropped)
                 if walked is not None:
                     walked.partition_done()
+
+
+async def _first_appended(consumer: Any, tp: TopicPartition) -> datetime | None:
+    """When Kafka appended the first record ``tp`` holds (None: it holds none, or keeps its producers' times)."""
+    async with contextlib.aclosing(read_range(consumer, tp)) as records:
+        async for rec in records:
+            return _kafka_time(rec.appended_ms)
+    return None
 
 
 def _kafka_time(ms: int | None) -> datetime | None:

@@ -53,24 +53,44 @@ its store still holds the alert, or was purged of it without a receipt saying so
 receipts named their store count under their chain: if that store has since run under another ``--instance``
 only, its old chain never names it, and the recall waits on the old chain until that instance runs once.)
 
-A recall no receipt shows a holder of (no store that received a view it recalls is waited on or answered it: the
-views' receipts never written or no longer held, or their stores answered only earlier recalls) is acknowledged by
-any RECALLED receipt of the notice's version only while the partner's receipts are known whole: none of them was
-lost before the receipt that would name a holder could have been written. A partner's receipts topic holds
-all its chains in one partition; Kafka deletes its oldest records by retention, an admin by DeleteRecords (or by
-lowering the topic's retention), and the partition's log then starts above offset 0. A reader that sees that
-(``broker.auditor.read_log``'s ``receipts_cut``) tells the book (``RecallBook.receipts_cut``), and a recall of
-that partner's with no holder known is then never acknowledged (outstanding, or overdue past its deadline), whatever
-answered it, its row saying why (``RecallRow.receipts_cut``): a store whose RECEIVED receipt was deleted may hold
-the alert still, and another store's answer (the store that took the feed partition over and read the notice)
-says nothing of it. A recall with a holder known keeps the rule above (a second holder whose receipt went with
-the cut is then not seen: the recall waits on, or is closed by, the holders known only). The book keeps no
-delivery times (that would be every delivery of the audit), so it cannot tell a view delivered after the cut,
-whose receipts are all held, from one delivered before it: every such recall of the partner fails closed. The
-trade-off is meant: a deployment whose receipts merely expired by retention sees a recall of an alert delivered
-longer ago than that, answered by its one store, listed as not acknowledged, with the reason, rather than an
-acknowledgement the record no longer supports; DeleteRecords and retention cannot be told apart from a receipts
-chain (the partners' subscribers do not state the retention their records are kept under:
+A recall no receipt shows a holder of (none held, or none that answered this notice) is acknowledged by any
+RECALLED receipt of the notice's version, as long as no receipt that would name a holder can have been lost. A
+partner's receipts topic holds all its chains in one partition; Kafka deletes its oldest records by retention, an
+admin by DeleteRecords (or by lowering the topic's retention), and the partition's log then starts above offset 0.
+``broker.auditor.read_log`` reports that (``receipts_cut``: a ``ReceiptsCut``, with the time Kafka appended the first
+record held, ``first_at``) before it yields any row, and tells the book (``RecallBook.receipts_cut``) before the
+decisions reach it. What the cut costs is judged by *when the recalled view was delivered*: a store's RECEIVED
+receipt is written after the delivery it answers, so only a view delivered before ``first_at`` (give or take
+``CLOCK_SKEW``, the workers' clocks against Kafka's) can have lost its receipt. For a partner whose receipts were
+cut, and only for deliveries of its decided before that time, the book keeps per (alert, partner) the lowest
+version delivered (``RecallBook.early``), and a recall of a version above it (a view it recalls went out before
+the cut) is never acknowledged, whatever holders are known and answered: a store whose receipt was lost may hold
+the alert still (store A received v1, its receipt gone; store B took the feed partition over, received v2 and
+answered the v3 recall: B's answer says nothing of A). Such a recall is ``NOT_JUDGED``, not outstanding nor overdue:
+the record no longer says who held the alert, so it says neither that the partner complied nor that it did not;
+its row names the cut (``RecallRow.receipts_cut``) and the time the answers seen would have closed it
+(``RecallRow.answered_at``), and `audit recalls` counts it as not checked (exit 5), never as a failure. Only what
+the record still shows settles it otherwise: a known holder that has not answered (its receipt is held, so is
+anything it wrote since) keeps it outstanding, then overdue, as does a notice no one answered that was sent after
+the cut (an answer to it would be held); such a row names the cut too, since more holders than those listed may
+wait. A recall whose deliveries to the partner all came after the cut (their receipts all held) keeps the rules
+above, "no holder known, any answer counts" included; so does one whose delivery is in no decision held (the
+decisions expired too, or the alert was delivered before the audit began): the decisions topic's own cut is
+judged by `audit verify`'s start check (``verify.PartitionWalk._start_check``) and its ``deleted`` findings, which
+`audit recalls` reports too.
+
+What the book keeps for this is small in practice: receipts and decisions are kept under the audit's one retention
+(``PUENTE_AUDIT_RETENTION_DAYS``), so when a receipts partition's start merely expired, the deliveries older than
+its first record held have mostly expired too (what is left is at most the difference between the two topics'
+segments), and under a DeleteRecords attack it is bounded by what was deleted. It is bounded all the same, at
+``MAX_EARLY`` (alert, partner) pairs per partner: past it no recall of that partner is acknowledged (each is
+``NOT_JUDGED``, unless what is held shows it open; ``RecallBook.blind``), nor is any of a partner whose cut reached
+the book after rows did (the deliveries before it were not kept). A cut with no ``first_at`` (its partition holds
+no record, or keeps its producers' times) has every delivery to the partner taken as one before it. The
+trade-off is meant: a deployment whose receipts merely expired sees a recall of a view delivered before what it
+still holds as not judged, with the reason, rather than as acknowledged on evidence the record no longer holds,
+or as overdue against a partner that may have complied; DeleteRecords and retention cannot be told apart from a
+receipts chain (the partners' subscribers do not state the retention their records are kept under:
 ``verify.PartitionWalk._start_check``), and only the first is an attack.
 
 What a partner's receipts name is the partner's word, signed as often as it likes: ``RecallBook`` keeps, per
@@ -103,6 +123,9 @@ OUTSTANDING = "outstanding"
 OVERDUE = "overdue"
 FAILED = "failed"  # the notice could not be sent: the partner still holds the alert
 SUPERSEDED = "failed/superseded"  # never sent, but a later delivery to the partner replaced the version it recalled
+NOT_JUDGED = "not judged"
+"""Holders not known: a view the notice recalls was delivered before its partner's receipts were cut, so a store
+whose receipt was lost may hold the alert still; neither acknowledged nor overdue (module docstring)."""
 DEFAULT_ACK_HOURS = 72
 """A partner's deadline when no agreement names it (an agreement's ``recall_ack_hours`` default too)."""
 MAX_ACK_HOURS = 8760  # the most an agreement may set: a recorded ``ack_hours`` beyond it is not taken
@@ -118,6 +141,9 @@ MAX_HOLDER_BYTES = 64
 MAX_CHAIN_STORES = 1_024
 """The most receipt chains of one partner whose store ``RecallBook`` notes (a subscriber writes one chain per
 instance): a chain's receipts past it count under the chain, which only that partner's own recalls can wait on."""
+MAX_EARLY = 100_000
+"""The most (alert, partner) pairs per partner whose delivery before that partner's receipts cut ``RecallBook`` keeps
+(``RecallBook.early``): past it, no recall of that partner is acknowledged (``NOT_JUDGED``, module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -145,13 +171,19 @@ class RecallRow:
     """A failed notice closed by a later delivery to the partner (``SUPERSEDED``): when that delivery was decided,
     and the version it sent in place of the one the notice recalled."""
     receipts_cut: ReceiptsCut | None = None
-    """Why a notice no receipt shows a holder of is not acknowledged: its partner's receipts lost their start
-    (``RecallBook.receipts_cut``), so who holds the alert is not known and no answer closes it (module
-    docstring). Set only on a notice sent and not acknowledged."""
+    """Why who holds the alert is not all known: a view the notice recalls was delivered before its partner's
+    receipts were cut (``RecallBook.receipts_cut``), so no answer closes it (module docstring). Set only on a notice
+    sent: ``NOT_JUDGED``, or outstanding or overdue by what the receipts held show (a holder waiting)."""
+    answered_at: datetime | None = None
+    """A ``NOT_JUDGED`` notice's answer as seen: when the answers held would have acknowledged it, had no receipt
+    been lost (None if none did)."""
 
     def overdue_by(self, now: datetime) -> timedelta:
-        """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged)."""
-        return max(timedelta(0), now - self.deadline) if self.acknowledged_at is None else timedelta(0)
+        """How long past its deadline the notice is, unacknowledged at ``now`` (zero once acknowledged, and for one
+        not judged)."""
+        if self.acknowledged_at is not None or self.state == NOT_JUDGED:
+            return timedelta(0)
+        return max(timedelta(0), now - self.deadline)
 
     def late_by(self) -> timedelta:
         """How long after its deadline the notice was acknowledged (zero when in time, or not acknowledged)."""
@@ -176,11 +208,17 @@ class ReceiptsCut:
     def describe(self) -> str:
         """One line: whose receipts are no longer held, from where, and what to check."""
         who = plain(self.partner) if self.partner is not None else "every partner"
-        before = f"before {iso_utc(self.first_at)}" if self.first_at is not None else "(all of them)"
-        return (f"{who}'s receipts {before} are no longer held ({plain(self.topic)}[{self.partition}] starts at offset "
-                f"{self.offset}): no receipt shows which store held the alert, so no answer closes the recall; check "
-                "whether they expired (PUENTE_AUDIT_RETENTION_DAYS) or were deleted, and ask the partner which of "
-                "its stores hold the alert")
+        # With no time, the records from the first offset held on are still held: only those before it are gone.
+        before = iso_utc(self.first_at) if self.first_at is not None else f"offset {self.offset}"
+        return (f"holders not known: {who}'s receipts before {before} are no longer held ({plain(self.topic)}"
+                f"[{self.partition}] starts at offset {self.offset}), and a store whose receipt was among them may "
+                "hold the alert still; check whether they expired (PUENTE_AUDIT_RETENTION_DAYS) or were deleted, "
+                "and ask the partner which of its stores hold the alert")
+
+    def until(self) -> datetime:
+        """The latest a delivery can have been decided and its receipt be among those lost: ``first_at`` plus
+        ``CLOCK_SKEW`` (a worker's clock ahead of Kafka's), or the end of time for a cut with no ``first_at``."""
+        return self.first_at + CLOCK_SKEW if self.first_at is not None and self.first_at < _MAX else _MAX
 
     def loses_more(self, than: ReceiptsCut) -> bool:
         """Whether this cut loses receipts up to a later time than ``than``: the one a partner's rows name."""
@@ -237,8 +275,8 @@ class RecallBook:
     keeps what recalls need and nothing else: the recall notices, the RECALLED receipts of recalled alerts, and
     who holds each recalled alert. Receipts are kept only for an (alert, partner) a recall notice named before
     them: give the decisions first (``read_log`` does), or a recall's holders are unknown and any answer counts;
-    tell it whose receipts lost their start (``receipts_cut``), or a recall whose holder's receipt was lost with
-    them counts any answer too.
+    tell it whose receipts lost their start (``receipts_cut``) before any row, or a recall whose holder's receipt
+    was lost with them counts any answer too (told after rows, every recall of that partner is not judged).
     A receipt chain's store, as its receipts name one, is noted per partner, for at most ``MAX_CHAIN_STORES`` of
     its chains, first come first kept: a partner's receipts never change which of another's chains are noted.
     What it keeps per (alert, partner) is bounded, the rest counted in ``unlisted`` (module docstring)."""
@@ -258,22 +296,41 @@ class RecallBook:
         self.replaced: dict[tuple[str, str], list[tuple[int, datetime, int]]] = {}
         # Per partner (None: any partner's), its receipts partition that lost the most of its start.
         self.cuts: dict[str | None, ReceiptsCut] = {}
+        # Per (alert, partner) of a partner whose receipts were cut: the lowest version delivered to it before the
+        # cut (``ReceiptsCut.until``), whose receipt may be lost. At most ``MAX_EARLY`` pairs per partner.
+        self.early: dict[tuple[str, str], int] = {}
+        self.early_count: dict[str, int] = {}
+        # Partners (None: every partner) none of whose recalls is judged: past ``MAX_EARLY``, or cut after rows came.
+        self.blind: set[str | None] = set()
+        self.rows_added = False
 
     def receipts_cut(self, cut: ReceiptsCut) -> None:
-        """Note that ``cut.partner``'s receipts (every partner's, for None) before ``cut`` are no longer held: its
-        recalls with no holder known are then never acknowledged (module docstring). Any time before ``status``;
-        of a partner's several cuts, the one losing receipts up to the latest time is the one its rows name."""
+        """Note that ``cut.partner``'s receipts (every partner's, for None) before ``cut`` are no longer held: a
+        recall of a view delivered to it before then is not acknowledged (module docstring). Before the first row
+        (``add``): told after, the deliveries before it were not kept, so every recall of that partner is not
+        judged. Of a partner's several cuts, the one losing receipts up to the latest time is the one it goes by."""
+        if self.rows_added:
+            self.blind.add(cut.partner)
         held = self.cuts.get(cut.partner)
         if held is None or cut.loses_more(held):
             self.cuts[cut.partner] = cut
+
+    def cut_of(self, partner: str) -> ReceiptsCut | None:
+        """The cut ``partner``'s receipts go by: its own or one of no known partner's, whichever loses more."""
+        own, anyone = self.cuts.get(partner), self.cuts.get(None)
+        if own is None or anyone is None:
+            return own or anyone
+        return anyone if anyone.loses_more(own) else own
 
     def add(self, row: dict[str, Any]) -> None:
         """Take one audit row (``flatten``'s, or ``read_log``'s); a row of no use to recalls is dropped. A RECALLED
         receipt acknowledges at the later of its ``at`` (the partner's clock) and its ``appended_at`` (Kafka's,
         which ``read_log`` gives it; module docstring)."""
+        self.rows_added = True
         kind, alert, partner = row.get("kind"), row.get("alert_id"), row.get("partner")
         if kind == "DECISION" and row.get("decision") in _DELIVERIES:
             self._replaced(row)
+            self._early(row)
             return
         if kind == "RECEIPT" and (status := row.get("status")) in RECALL_RECEIPTS:
             if not isinstance(partner, str):
@@ -344,9 +401,42 @@ class RecallBook:
         if kept is not None and at is not None and _MIN < at < _MAX and len(kept) < MAX_ANSWERS:
             kept.append((was, at, version if type(version) is int else 1))
 
+    def _early(self, row: dict[str, Any]) -> None:
+        """A delivery decided before its partner's receipts cut (``ReceiptsCut.until``): its receipt may be among
+        those lost, so a recall of the version it sent is not judged (module docstring). Kept only for a partner
+        with a cut, at most ``MAX_EARLY`` pairs per partner; past that, the partner is ``blind``."""
+        alert, partner, version = row.get("alert_id"), row.get("partner"), row.get("version", 1)
+        if not isinstance(alert, str) or not isinstance(partner, str) or (cut := self.cut_of(partner)) is None:
+            return
+        at = when(row.get("at"))
+        if at is None or not _MIN < at < cut.until():
+            return  # after the cut (its receipts held), or at no time: the delivery a recall needs is then unknown
+        if isinstance(ref := row.get("ref"), str):
+            alert = ref  # as its notices are kept (``add``)
+        version = version if type(version) is int else 1
+        pair = (alert, partner)
+        if pair in self.early:
+            self.early[pair] = min(version, self.early[pair])
+        elif self.early_count.get(partner, 0) < MAX_EARLY:
+            self.early[pair] = version
+            self.early_count[partner] = self.early_count.get(partner, 0) + 1
+        else:
+            self.blind.add(partner)  # counted no further: fails closed for all the partner's recalls
+
+    def _doubt(self, alert: str, partner: str, version: int) -> ReceiptsCut | None:
+        """The cut a notice at ``version`` is not judged by: one of its partner's, when a view it recalls (below
+        ``version``) was delivered before it, or the partner is ``blind``; else None."""
+        cut = self.cut_of(partner)
+        if cut is None:
+            return None
+        if partner in self.blind or None in self.blind:
+            return cut
+        lowest = self.early.get((alert, partner))
+        return cut if lowest is not None and lowest < version else None
+
     def status(self, ack_hours: Mapping[str, int], now: datetime) -> list[RecallRow]:
         """Every recall notice: those that make ``audit recalls`` fail first (failed, then overdue, longest overdue
-        first, then acknowledged late, latest sent first), then outstanding (nearest deadline first) and
+        first, then acknowledged late, latest sent first), then outstanding and not judged (nearest deadline first) and
         acknowledged (latest sent first). Each notice to a partner counts on its own, a later one replacing none
         (module docstring), but for a failed one: a later notice to the partner about the alert carries the
         recall on, so the failed one is no longer listed; a later delivery replacing the version it recalled
@@ -365,7 +455,7 @@ class RecallBook:
                     hours = notice.hours or ack_hours.get(partner, DEFAULT_ACK_HOURS)
                     out.append(self._row(alert, partner, version, notice, hours, answers, held, now,
                                          self.unlisted.get((alert, partner), 0)))
-        rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, SUPERSEDED: 4, ACKNOWLEDGED: 5}
+        rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, NOT_JUDGED: 3, SUPERSEDED: 4, ACKNOWLEDGED: 5}
 
         def order(r: RecallRow) -> tuple[int, float, str, str, int]:
             if r.acknowledged_at is not None:
@@ -378,8 +468,9 @@ class RecallBook:
              answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime,
              unlisted: int = 0) -> RecallRow:
         """What became of one notice: acknowledged once every holder of the alert when it was sent answered it, and
-        never while ``unlisted`` receipts of the partner's about the alert were not kept. With no holder known, any
-        answer closes it only while the partner's receipts are whole (no ``receipts_cut``: module docstring)."""
+        never while ``unlisted`` receipts of the partner's about the alert were not kept, nor while a view it
+        recalls was delivered before its partner's receipts were cut (``NOT_JUDGED``, unless the receipts held show
+        it not acknowledged: module docstring)."""
         stores, at = self.stores.get(partner, {}), notice.sent_at
         deadline = at + timedelta(hours=hours)
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
@@ -393,15 +484,17 @@ class RecallBook:
         before = {h: max(below) for h, versions in held.items() if (below := [v for v in versions if v < version])}
         holding = _holding(before, answers, stores)
         waiting_on = tuple(sorted(holding - first.keys()))
-        # No receipt shows who holds it (no holder waited on, none that answered this notice: those that held it
-        # answered earlier ones only, or none is known), and the partner's receipts lost their start: a holder's
-        # receipt may be among those lost.
-        known = {stores.get(h, h) for h in before}
-        cut = None if holding or known & first.keys() else self.cuts.get(partner) or self.cuts.get(None)
-        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it and none can
-        # have been lost).
-        times = [] if waiting_on or cut else [first[h] for h in holding] if holding else list(first.values())
-        acknowledged_at = max(times) if times and notice.went and not unlisted else None
+        # Acknowledged when the last holder answered (any answer, when no receipt shows who holds it).
+        times = [] if waiting_on else [first[h] for h in holding] if holding else list(first.values())
+        answered = max(times) if times and not unlisted else None
+        # A view it recalls was delivered before the partner's receipts were cut: a holder's receipt may be among
+        # those lost, so no answer closes it, whatever holders are known and answered.
+        cut = self._doubt(alert, partner, version) if notice.went else None
+        acknowledged_at = answered if notice.went and cut is None else None
+        # Unless what is held shows it not acknowledged: a known holder waits (anything it wrote since its receipt
+        # is held), receipts were not kept, or no one answered a notice sent after the cut (an answer would be held).
+        shown_open = bool(waiting_on) or unlisted > 0 or (
+            not first and cut is not None and cut.first_at is not None and at - CLOCK_SKEW >= cut.first_at)
         if not notice.went:
             # Replaced since by a delivery of a later version to the partner: the version it recalled is gone. A
             # delivery before the notice replaced a version below the one it recalls, so ``was`` alone tells them
@@ -416,12 +509,14 @@ class RecallBook:
             state = FAILED
         elif acknowledged_at is not None:
             state = LATE if acknowledged_at > deadline else ACKNOWLEDGED
+        elif cut is not None and not shown_open:
+            state = NOT_JUDGED  # neither on time nor late, nor overdue: the record no longer says who held it
         else:
             state = OVERDUE if now > deadline else OUTSTANDING
         return RecallRow(self.ids.get((alert, partner), alert), partner, version, at, deadline, acknowledged_at,
                          state, notice.reason,
                          () if acknowledged_at is not None else waiting_on, unlisted,
-                         receipts_cut=cut if notice.went else None)
+                         receipts_cut=cut, answered_at=answered if state == NOT_JUDGED else None)
 
 
 _DELIVERIES = frozenset({"DELIVER", "DELIVER_REDACTED"})  # decisions that sent the partner a version

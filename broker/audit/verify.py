@@ -21,7 +21,7 @@ kept under (``keep_days``): a chain whose first record held says its predecessor
 (``PartitionWalk._start_check``). A record missing either (an earlier release's; a partner's receipts, which state
 no ``keep_days``) says nothing, and its chain's start is not checked: a receipts partition cut at its start, by
 retention or by hand, is no finding here, and reaches the recall judgement instead (``broker.auditor.read_log``'s
-``receipts_cut``, ``broker.audit.recalls``), where a recall no held receipt shows a holder of is never acknowledged.
+``receipts_cut``, ``broker.audit.recalls``), where a recall of a view delivered before the cut is never acknowledged.
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -1335,9 +1335,12 @@ class PartitionWalk:
         was written within today's retention, a deletion reported on every run where there was none. ``keep_days``
         is what tells those apart, and a subscriber writes none. What a receipts partition cut at its start costs is
         judged where it matters instead: ``broker.auditor.read_log`` reports every receipts partition whose log
-        starts above offset 0 (``receipts_cut``), whatever took its start, and a recall of that partner's that no
-        held receipt shows a holder of is then never acknowledged (``broker.audit.recalls``): receipts deleted, or
-        expired, read as a recall not acknowledged, never as one acknowledged."""
+        starts above offset 0 (``receipts_cut``), whatever took its start, and a recall of that partner's whose
+        recalled view a decision still held delivered before the cut is then never acknowledged
+        (``broker.audit.recalls``): receipts deleted, or expired, read as a recall not judged (or outstanding, where
+        the receipts held show a holder waiting), never as one acknowledged. A view whose delivering decision is no
+        longer held either is judged by the receipts held, as before: the decisions' own cut is checked here (the
+        broker's blocks state ``keep_days``) and reported as ``deleted`` by ``audit recalls`` too."""
         prev, kept = when(doc.get("prev_at")), doc.get("keep_days")
         if prev is None or type(kept) is not int or kept <= 0:
             return []

@@ -22,11 +22,12 @@ from broker.audit.recalls import (
     ACKNOWLEDGED,
     FAILED,
     LATE,
+    MAX_EARLY,
+    NOT_JUDGED,
     OUTSTANDING,
     OVERDUE,
     SUPERSEDED,
     RecallBook,
-    ReceiptsCut,
 )
 from broker.audit.verify import Finding, Retention, plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
@@ -256,7 +257,8 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
 def _verify_status(problems: int, unchecked: bool) -> int:
     """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (`audit verify`: a chain's
     end, the groups' offsets or the policy they are checked against; `audit recalls`: records left out as
-    unsound, or a recall whose holders are unknown once its partner's receipts lost their start), so that a script
+    unsound, or a recall not judged: a view it recalls was delivered before its partner's receipts were cut, so
+    who holds the alert is not known), so that a script
     or a schedule reading the status alone never takes what was not checked for sound."""
     if problems:
         return EXIT_PROBLEMS
@@ -417,19 +419,19 @@ def _recalls(args: argparse.Namespace) -> int:
     flt = LogFilter(partner=args.partner, kinds=frozenset({"DECISION", "RECEIPT"}))
     left_out: list[int] = []
     deleted: list[Finding] = []
-    cuts: list[ReceiptsCut] = []  # the partners' receipts partitions that lost their start
     roles: dict[str, str] = {}  # what each audit topic holds
 
     async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
         roles.update(found.roles)
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
+        # The receipts partitions cut at their start reach the book before any decision: it keeps the deliveries
+        # decided before each cut, whose recalls are then not judged (``broker.audit.recalls``).
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                  _walk_progress("audit recalls"), _horizon(cfg), deleted, receipts_cut=cuts):
+                                  _walk_progress("audit recalls"), _horizon(cfg), deleted,
+                                  receipts_cut=book.receipts_cut):
             book.add(doc)
             taken[0] += 1
-        for cut in cuts:  # a recall of the partner's with no holder known is then never acknowledged
-            book.receipts_cut(cut)
         return book
 
     now = datetime.now(UTC)
@@ -447,6 +449,7 @@ def _recalls(args: argparse.Namespace) -> int:
                               "acknowledged_at": iso_utc(r.acknowledged_at) if r.acknowledged_at else None,
                               "waiting_on": list(r.waiting_on), "receipts_not_kept": r.unlisted,
                               "receipts_not_held": r.receipts_cut.describe() if r.receipts_cut else None,
+                              "answered_at": iso_utc(r.answered_at) if r.answered_at else None,
                               "superseded_at": iso_utc(r.superseded_at) if r.superseded_at else None,
                               "superseded_by": r.superseded_by}))
     else:
@@ -459,13 +462,15 @@ def _recalls(args: argparse.Namespace) -> int:
                    "no: the notice was never sent; recall again" if r.state == FAILED else
                    (f"no: the notice was never sent; version {r.superseded_by} replaced what it recalled at "
                     f"{iso_utc(r.superseded_at)[:19]}") if r.state == SUPERSEDED and r.superseded_at else
-                   f"no: {_hours(r.overdue_by(now))} h overdue" if r.state == OVERDUE else "not yet")
+                   f"no: {_hours(r.overdue_by(now))} h overdue" if r.state == OVERDUE else
+                   (f"not judged: answered {iso_utc(r.answered_at)[:19]}" if r.answered_at else
+                    "not judged: no answer seen") if r.state == NOT_JUDGED else "not yet")
             if r.waiting_on:
                 ack += f"; waiting on {_holders(r.waiting_on)}"
             if r.unlisted:  # holders or answers past what is kept: not judged acknowledged (``broker.audit.recalls``)
                 ack += (f"; {r.unlisted} receipt(s) of {_text(r.partner)[:7]} naming more holders or answers than "
                         "are kept: not acknowledged")
-            if r.receipts_cut is not None:  # no holder known, and receipts lost: not acknowledged (module docstring)
+            if r.receipts_cut is not None:  # receipts lost that may name a holder: not acknowledged (module docstring)
                 ack += f"; {r.receipts_cut.describe()}"
             print(f"{r.state:<17} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
                   f"{_text(r.reason)[:17]:<17} "
@@ -474,10 +479,12 @@ def _recalls(args: argparse.Namespace) -> int:
     late = sum(1 for r in rows if r.state == LATE)
     failed = sum(1 for r in rows if r.state == FAILED)
     superseded = sum(1 for r in rows if r.state == SUPERSEDED)
+    not_judged = sum(1 for r in rows if r.state == NOT_JUDGED)
     unsound = sum(left_out)
     print(f"{len(rows)} recall(s): {sum(1 for r in rows if r.state == ACKNOWLEDGED)} acknowledged, "
           f"{late} acknowledged late, {sum(1 for r in rows if r.state == OUTSTANDING)} outstanding, "
           f"{overdue} overdue, {failed} never sent"
+          + (f", {not_judged} not judged" if not_judged else "")
           + (f", {superseded} never sent but superseded by a later delivery" if superseded else ""), file=sys.stderr)
     if unsound:
         # A recall notice or its receipt among them would be judged by no row above: "none overdue" is not known.
@@ -485,12 +492,18 @@ def _recalls(args: argparse.Namespace) -> int:
               "`puente audit verify`", file=sys.stderr)
     if deleted:  # a recall notice among the deleted blocks is in no row above
         print(f"not every recall could be judged: {_deleted_note(deleted)}", file=sys.stderr)
-    # Not acknowledged because who held the alert is not known: outstanding ones are not "in time", they cannot close.
+    # Who held the alert is not all known: not judged (nor, while outstanding, known to be all it waits on).
     unknown = sum(1 for r in rows if r.receipts_cut is not None)
     if unknown:
-        print(f"not every recall could be judged: {unknown} recall(s) with no holder known, whose partner's receipts "
-              "lost their start, are not taken as acknowledged (see each row)", file=sys.stderr)
-    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0)
+        print(f"not every recall could be judged: {unknown} recall(s) of a view delivered before its partner's "
+              "receipts were cut may have holders no receipt held names, and are not taken as acknowledged (see "
+              "each row)", file=sys.stderr)
+    for partner in sorted(book.blind, key=lambda p: (p is not None, p or "")):
+        # Past ``MAX_EARLY`` deliveries kept, or a cut told late: none of the partner's recalls is judged.
+        who = _text(partner) if partner is not None else "any partner"
+        print(f"not every recall could be judged: none of {who}'s recalls is, more of its deliveries having been "
+              f"decided before its receipts' cut than are kept ({MAX_EARLY:,})", file=sys.stderr)
+    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0 or bool(book.blind))
 
 
 def _hours(span: timedelta) -> str:

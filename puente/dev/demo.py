@@ -47,7 +47,7 @@ from broker.access import (
     quota_changes,
     quota_plan,
 )
-from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook, ReceiptsCut
+from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import GroupEnds, Retention
 from broker.audit_index import AuditIndex, writer_lock
 from broker.auditor import (
@@ -277,12 +277,9 @@ def _sum_stats(a: Any, b: Any) -> Any:
 async def _recalls(cfg: PuenteSettings, conn: KafkaConnection, found: AuditTopics, policy: PolicySet) -> list[Any]:
     check = signature_checks(auditor_path(cfg.keys), None)
     book = RecallBook()
-    cuts: list[ReceiptsCut] = []  # receipts partitions that lost their start (``RecallBook.receipts_cut``)
     async for doc in read_log(conn, found.roles, LogFilter(kinds=frozenset({"DECISION", "RECEIPT"})), check,
-                              owners=found.owners, receipts_cut=cuts):
+                              owners=found.owners, receipts_cut=book.receipts_cut):  # the cuts before any decision
         book.add(doc)
-    for cut in cuts:
-        book.receipts_cut(cut)
     return book.status(ack_deadlines(policy), datetime.now(UTC))
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from broker.kafka import KafkaConnection
 from policies import load_policy_set
 from puente.cli import build_parser
 from puente.errors import EXIT_CONFIG, EXIT_UNCHECKED, ConfigError, KafkaAccessError, KafkaUnavailableError
+from puente.wire import iso_utc
 from tests.unit.broker.test_auditor_denials_signer import rotated_broker_keys
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
@@ -49,7 +51,7 @@ ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not t
 def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS``, or ``held["rows"]``
     when set (those the filter accepts), and reports one record left out (``held["left_out"]`` when set), the
-    chains cut in ``held["deleted"]`` and the receipts partitions cut in ``held["receipts_cut"]``;
+    chains cut in ``held["deleted"]`` and, before any row, the receipts partitions cut in ``held["receipts_cut"]``;
     `verify_topics` gives ``held["reports"]``. The system's temporary folder is this test's own, so what a spill
     leaves there shows."""
     held: dict[str, Any] = {"reports": [], "fail": None, "tmp": tmp_path / "tmp"}
@@ -64,6 +66,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
                        progress: Any = None, retention: Any = None,
                        deleted: Any = None, receipts_cut: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
+        for cut in held.get("receipts_cut", []) if receipts_cut is not None else ():
+            receipts_cut(cut)
         for row in held.get("rows", ROWS):
             walked.records += 1
             if flt.accepts(row):
@@ -74,8 +78,6 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             left_out.append(held.get("left_out", 1))
         if deleted is not None:
             deleted.extend(held.get("deleted", []))
-        if receipts_cut is not None:
-            receipts_cut.extend(held.get("receipts_cut", []))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -580,36 +582,70 @@ def test_recalls_says_how_many_receipts_naming_holders_were_not_kept(
     assert (row["state"], row["waiting_on"], row["receipts_not_kept"]) == ("outstanding", [], 4)
 
 
-def test_recalls_keeps_a_recall_open_when_the_partners_receipts_lost_their_start(
+def test_recalls_does_not_judge_a_recall_of_a_view_delivered_before_the_partners_receipts_were_cut(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    """COL's notice answered by one store, no receipt held showing who held the alert: with COL's receipts whole it is
-    acknowledged (exit 0); with its receipts partition starting above offset 0 (a store's RECEIVED receipt may have
-    gone with it) it is outstanding, its line and JSON say whose receipts before when are gone and what to check,
-    one line on stderr says not every recall could be judged (exit 5), and past its deadline it is overdue (exit 1)."""
+    """COL's notice answered on time by its one store, no receipt held showing who held the alert: with COL's
+    receipts whole it is acknowledged (exit 0); with its receipts partition cut after the view was delivered it is
+    still acknowledged (the view's receipts are held); cut after, the delivery's receipts may be gone: "not judged",
+    the answer's time shown, its line and JSON naming whose receipts before when are gone, one line on stderr, exit 5
+    (not 1, past its deadline too: a partner that answered is not listed overdue)."""
     service["left_out"] = 0
+    delivery = {"kind": "DECISION", "decision": "DELIVER", "alert_id": "SNM:B", "partner": "COL", "version": 1,
+                "at": _ago(30)}
     notice = {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 2,
               "notice_version": 2, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(10)}
     answer = {"kind": "RECEIPT", "status": "RECALLED", "alert_id": "SNM:B", "partner": "COL", "version": 2,
-              "chain": "COL/b", "store": "b" * 32, "at": _ago(9)}
-    service["rows"] = [notice, answer]
+              "chain": "COL/a", "store": "a" * 32, "at": _ago(9)}
+    answered = str(answer["at"])[:19]
+    service["rows"] = [delivery, notice, answer]
     assert _puente("audit", "recalls") == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("acknowledged")
-    cut = ReceiptsCut("COL", "p.receipts.COL", 0, 7, datetime(2026, 3, 1, 2, tzinfo=UTC))
+    before = ReceiptsCut("COL", "p.receipts.COL", 0, 7, datetime.now(UTC) - timedelta(hours=40))
+    service["receipts_cut"] = [before]
+    assert _puente("audit", "recalls") == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("acknowledged")
+    cut = ReceiptsCut("COL", "p.receipts.COL", 0, 7, datetime.now(UTC) - timedelta(hours=20))
     service["receipts_cut"] = [cut]
     assert _puente("audit", "recalls") == EXIT_UNCHECKED
     out, err = capsys.readouterr()
     _, line = out.splitlines()
-    assert line.startswith("outstanding") and line.endswith(f"not yet; {cut.describe()}")
-    assert "COL's receipts before 2026-03-01T02:00:00Z are no longer held (p.receipts.COL[0] starts at offset 7)" \
-        in line
-    assert err.splitlines()[-1] == ("not every recall could be judged: 1 recall(s) with no holder known, whose "
-                                    "partner's receipts lost their start, are not taken as acknowledged (see each row)")
+    assert line.startswith("not judged") and line.endswith(f"not judged: answered {answered}; {cut.describe()}")
+    assert f"holders not known: COL's receipts before {iso_utc(cut.first_at)} are no longer held (p.receipts.COL[0] " \
+        "starts at offset 7)" in line
+    assert "1 not judged" in err
+    assert err.splitlines()[-1] == ("not every recall could be judged: 1 recall(s) of a view delivered before its "
+                                    "partner's receipts were cut may have holders no receipt held names, and are not "
+                                    "taken as acknowledged (see each row)")
     assert _puente("audit", "recalls", "--json") == EXIT_UNCHECKED
     row = json.loads(capsys.readouterr().out)
-    assert (row["state"], row["acknowledged_at"], row["receipts_not_held"]) == ("outstanding", None, cut.describe())
-    service["rows"] = [{**notice, "at": _ago(100)}, {**answer, "at": _ago(99)}]
+    assert (row["state"], row["acknowledged_at"], row["answered_at"][:19], row["receipts_not_held"]) == (
+        "not judged", None, answered, cut.describe())
+    service["rows"] = [{**delivery, "at": _ago(130)}, {**notice, "at": _ago(100)}, {**answer, "at": _ago(99)}]
+    service["receipts_cut"] = [replace(cut, first_at=datetime.now(UTC) - timedelta(hours=90))]
+    assert _puente("audit", "recalls") == EXIT_UNCHECKED  # past its deadline, answered: not overdue
+    assert capsys.readouterr().out.splitlines()[1].startswith("not judged")
+
+
+def test_recalls_lists_a_holder_that_did_not_answer_as_overdue_whatever_the_cut(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A view delivered before COL's receipts cut, another after it held by store B (its receipt held), B silent
+    past the deadline: overdue, exit 1, the row waiting on B and naming the cut (more holders may wait)."""
+    service["left_out"] = 0
+    store = "b" * 32
+    rows = [{"kind": "DECISION", "decision": "DELIVER", "alert_id": "SNM:B", "partner": "COL", "version": 1,
+             "at": _ago(200)},
+            {"kind": "DECISION", "decision": "DELIVER", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+             "at": _ago(150)},
+            {"kind": "DECISION", "decision": "RECALL", "alert_id": "SNM:B", "partner": "COL", "version": 3,
+             "notice_version": 3, "ack_hours": 72, "action": "RECLASSIFY", "at": _ago(100)},
+            {"kind": "RECEIPT", "status": "RECEIVED", "alert_id": "SNM:B", "partner": "COL", "version": 2,
+             "chain": "COL/b", "store": store, "at": _ago(149)}]
+    service["rows"] = rows
+    cut = ReceiptsCut("COL", "p.receipts.COL", 0, 7, datetime.now(UTC) - timedelta(hours=160))
+    service["receipts_cut"] = [cut]
     assert _puente("audit", "recalls") == 1
-    assert capsys.readouterr().out.splitlines()[1].startswith("overdue")
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("overdue") and "waiting on" in line and line.endswith(cut.describe())
 
 
 def test_a_back_dated_receipt_is_listed_when_kafka_appended_it(
