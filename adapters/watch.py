@@ -86,26 +86,40 @@ waits two poll intervals, each later one twice the one before, up to this (``_Re
 _REFUSALS = (errno.ELOOP, errno.EMLINK, errno.EINVAL)  # ``open_dropped`` refusing a file: not a failure to retry
 
 
+class Clock:
+    """The watcher's time: ``now``, in seconds that only go forward (``time.monotonic``), and ``pause``, the wait
+    between two polls, cut short by a stop. Tests give one of their own, whose polls take no time and whose seconds
+    pass only as the watcher waits, so that what they check does not hang on a loaded machine's timing."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def pause(self, seconds: float, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):  # the poll interval passed without a stop
+            async with asyncio.timeout(seconds):
+                await stop.wait()
+
+
 class _Retries:
     """The files whose read failed (an I/O error, partway or before the first byte), each with how often and when it
     is tried again: after two poll intervals, then twice as long each time, up to ``RETRY_MAX_S``. A file read in
     full, or gone from the folder, is dropped; one still here when the watcher stops is left unfinished
     (``Tally.unfinished``)."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
+    def __init__(self, interval: float, clock: Clock) -> None:
+        self.interval, self.clock = interval, clock
         self.due: dict[Path, tuple[int, float, str]] = {}  # path -> (failures, when to try again, why it failed)
 
     def failed(self, path: Path, why: str) -> float:
         """Record a failure of ``path``; the seconds until it is tried again."""
         count = self.due.get(path, (0, 0.0, ""))[0] + 1
         wait = min(self.interval * 2.0 ** min(count, 30), RETRY_MAX_S)
-        self.due[path] = (count, time.monotonic() + wait, why)
+        self.due[path] = (count, self.clock.now() + wait, why)
         return wait
 
     def waiting(self, path: Path) -> bool:
         """Whether ``path`` failed and is not to be tried again yet."""
-        return path in self.due and time.monotonic() < self.due[path][1]
+        return path in self.due and self.clock.now() < self.due[path][1]
 
     def keep(self, listed: set[Path]) -> None:
         """Forget the files no longer in the folder (removed, or moved away by the operator)."""
@@ -539,14 +553,14 @@ def _open_lock(path: Path, shown: str) -> tuple[int, bool]:
 
 
 async def watch(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
-                stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
+                stop: asyncio.Event | None = None, out: TextIO | None = None, clock: Clock | None = None) -> Tally:
     """Adapt files as they arrive until ``stop`` is set, or until nothing arrived for ``idle_exit`` seconds, holding
     the folder's lock (``folder_lock``) meanwhile. A caller that must know the folder is its own before it says
     anything or reaches Kafka (``puente adapt --watch``) takes the lock itself, then calls ``watching``."""
     if not folder.is_dir():
         raise ConfigError(f"{one_line(str(folder))} is not a folder")
     with folder_lock(folder, watcher(run.adapter.name)):
-        return await watching(run, folder, interval=interval, idle_exit=idle_exit, stop=stop, out=out)
+        return await watching(run, folder, interval=interval, idle_exit=idle_exit, stop=stop, out=out, clock=clock)
 
 
 def watcher(adapter: str) -> str:
@@ -555,37 +569,37 @@ def watcher(adapter: str) -> str:
 
 
 async def watching(run: AdapterRun, folder: Path, *, interval: float = 2.0, idle_exit: float | None = None,
-                   stop: asyncio.Event | None = None, out: TextIO | None = None) -> Tally:
+                   stop: asyncio.Event | None = None, out: TextIO | None = None, clock: Clock | None = None) -> Tally:
     """``watch``, the folder's lock held by the caller already (``folder_lock``)."""
-    return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout)
+    return await _watch(run, folder, interval, idle_exit, stop, out or sys.stdout, clock or Clock())
 
 
 async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: float | None,
-                 stop: asyncio.Event | None, out: TextIO) -> Tally:
+                 stop: asyncio.Event | None, out: TextIO, clock: Clock) -> Tally:
     stop = stop or asyncio.Event()
     done_dir = folder / "done"
     where = one_line(str(folder))
     total = Tally()
     sizes: dict[Path, tuple[int, float]] = {}
     handled: set[tuple[Path, int, float]] = set()
-    idle_since = time.monotonic()
+    idle_since = clock.now()
     told: set[tuple[Path, str]] = set()  # each file not taken is reported once
     gone = False  # the folder could not be listed at the last poll
-    refresh_at = time.monotonic() + REFRESH_S  # the run's ledger was read as it started
+    refresh_at = clock.now() + REFRESH_S  # the run's ledger was read as it started
     journal = Journal.load(folder, lambda text: print(f"{run.adapter.name}: {text}", file=run.err, flush=True))
-    late_at = time.monotonic()  # files archived before the window: looked at now, then every LATE_LOOK_S
-    retries = _Retries(interval)
+    late_at = clock.now()  # files archived before the window: looked at now, then every LATE_LOOK_S
+    retries = _Retries(interval, clock)
     while not stop.is_set():
-        if time.monotonic() >= refresh_at:  # between files: none is in flight
+        if clock.now() >= refresh_at:  # between files: none is in flight
             try:
                 await run.refresh()
             except PuenteError as exc:  # Kafka away for a while: the ledger held still answers; tried again later
                 print(f"{run.adapter.name}: could not read what {run.adapter.agency} published anew "
                       f"({one_line(str(exc))[:300]}); going on with what is known, trying again in an hour",
                       file=run.err, flush=True)
-                refresh_at = time.monotonic() + REFRESH_RETRY_S
+                refresh_at = clock.now() + REFRESH_RETRY_S
             else:
-                refresh_at = time.monotonic() + REFRESH_S
+                refresh_at = clock.now() + REFRESH_S
         try:
             ready, refused = scan(folder, run.adapter.patterns)
         except OSError as exc:  # a share unmounted or remounting: said once, and polled until it is back
@@ -611,10 +625,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
         if journal.entries and not gone:
-            late = time.monotonic() >= late_at
+            late = clock.now() >= late_at
             _look_at_archived(run, journal, folder, late=late)
             if late:
-                late_at = time.monotonic() + LATE_LOOK_S
+                late_at = clock.now() + LATE_LOOK_S
         for path in ready:
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
                 break
@@ -679,7 +693,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                            "again when it changes; if the export is complete, end its last line with a line break "
                            "and drop it again")
                 print(f"{run.adapter.name}: {name} {why}", file=run.err, flush=True)
-                idle_since = time.monotonic()
+                idle_since = clock.now()
                 continue
             try:
                 moved = archive(path, done_dir, identity, journal.noting(identity))
@@ -699,12 +713,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                         print(f"{run.adapter.name}: done/{name} exists (an earlier export of that name); "
                               f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)
-            idle_since = time.monotonic()
-        if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+            idle_since = clock.now()
+        if idle_exit is not None and clock.now() - idle_since >= idle_exit:
             break
-        with contextlib.suppress(TimeoutError):  # the poll interval passed without a stop
-            async with asyncio.timeout(interval):
-                await stop.wait()
+        await clock.pause(interval, stop)
     for path, (count, _, why) in retries.due.items():
         print(f"{run.adapter.name}: {one_line(path.name)} is left unfinished: reading it failed {count} time(s) "
               f"({why}); what was read of it is published; check the storage of {where}, then run the watcher "

@@ -140,3 +140,30 @@ def offline(ctx_for: Callable[[str], Context]) -> Callable[..., tuple[Any, FakeK
         return adapter_run, kafka
 
     return make
+
+
+class StepClock:
+    """A watcher's clock (``adapters.watch.Clock``) whose seconds pass only as the watcher waits between polls, by
+    exactly the interval, and whose polls take no time: a test's idle exits and retry waits count polls, never a
+    loaded machine's timing. ``on_pause(now)`` runs at each wait (a test changing files mid-watch); a watch still
+    polling after ``limit`` seconds fails the test rather than hang it."""
+
+    def __init__(self, on_pause: Callable[[float], None] | None = None, limit: float = 86_400.0) -> None:
+        self.t, self.on_pause, self.limit, self.pauses = 0.0, on_pause, limit, 0
+
+    def now(self) -> float:
+        return self.t
+
+    async def pause(self, seconds: float, stop: asyncio.Event) -> None:
+        self.t += seconds
+        self.pauses += 1
+        assert self.t <= self.limit, "the watch went on past the test's limit"
+        if self.on_pause is not None:
+            self.on_pause(self.t)
+        await asyncio.sleep(0)  # a stop set by another task is seen at the next turn
+
+
+@pytest.fixture
+def ticks() -> type[StepClock]:
+    """The StepClock class, for a test to make a clock of its own."""
+    return StepClock

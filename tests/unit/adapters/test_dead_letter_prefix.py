@@ -33,26 +33,29 @@ class _Pipe(io.RawIOBase):
 
 
 def test_an_archived_file_read_again_dead_letters_its_bad_record_once(
-        tmp_path: Path, offline: Callable[..., tuple[Any, Any]]) -> None:
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
     """An export with one bad record, archived, then grown and moved back: read twice, its bad record has one dead
     letter, and the totals count it rejected once and already rejected once. Before, it was written and counted
     twice (its key held a digest of the whole file)."""
     adapter_run, kafka = offline("snm")
     (tmp_path / "hits.jsonl").write_bytes(LINES[0] + BAD + LINES[1])
+    archived = tmp_path / "done" / "hits.jsonl"
+    grown: list[float] = []
+
+    def grow_once_archived(now: float) -> None:  # the exporter writes on once the file is archived, as a poll ends
+        if archived.exists() and not grown:
+            assert len(kafka.dead) == 1
+            grown.append(now)
+            with archived.open("ab") as exporter:
+                exporter.write(LINES[2])
+
+    clock = ticks(grow_once_archived)
 
     async def go() -> Any:
-        stop = asyncio.Event()
-        task = asyncio.create_task(watch(adapter_run, tmp_path, interval=0.05, stop=stop, out=io.StringIO()))
-        await asyncio.sleep(0.5)
-        assert len(kafka.dead) == 1 and (tmp_path / "done" / "hits.jsonl").exists()
-        with (tmp_path / "done" / "hits.jsonl").open("ab") as exporter:
-            exporter.write(LINES[2])
-        await asyncio.sleep(0.8)
-        stop.set()
-        return await task
+        return await watch(adapter_run, tmp_path, interval=0.05, idle_exit=1.0, clock=clock, out=io.StringIO())
 
     total = asyncio.run(go())
-    assert len(kafka.dead) == 1 and [h["puente-dlq-line"] for h in kafka.headers] == [b"2"]
+    assert grown and len(kafka.dead) == 1 and [h["puente-dlq-line"] for h in kafka.headers] == [b"2"]
     assert (total.read, total.published, total.duplicates, total.rejected, total.already_rejected) == (7, 3, 2, 1, 1)
     assert total.read == total.published + total.duplicates + total.rejected + total.already_rejected + total.held
     assert "rejected 1 (missing-field 1), already rejected 1 (in the dead-letter topic before)" in total.line()

@@ -222,7 +222,7 @@ def test_done_must_be_a_folder_and_only_the_file_read_is_moved(tmp_path: Path) -
         open_dropped(drop / "c.jsonl")
 
 
-def test_a_move_a_stop_cut_short_is_read_again_not_refused(tmp_path: Path) -> None:
+def test_a_move_a_stop_cut_short_is_read_again_not_refused(tmp_path: Path, ticks: Any) -> None:
     """The watcher stopped between linking a file into done/ and removing its drop-folder name: the next run takes it
     out of done/ and reads it again (the ledger skips what was published) instead of refusing a file with two names,
     whether the journal recorded it or not: no journal entry makes a file skip its read."""
@@ -237,13 +237,13 @@ def test_a_move_a_stop_cut_short_is_read_again_not_refused(tmp_path: Path) -> No
         if recorded:
             Journal(drop, print).note(name, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         fake = _FakeRun()
-        asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+        asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, clock=ticks(), out=io.StringIO()))  # type: ignore[arg-type]
         assert fake.seen == [name] and not (drop / name).exists() and (drop / "done" / name).exists()
         assert "taken out of done/ and read again" in fake.err.getvalue()
     # A link to another archived file (an operator dropping one again) is no move cut short: refused, kept.
     os.link(drop / "done" / "a.jsonl", drop / "redo.jsonl")
     fake = _FakeRun()
-    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, out=io.StringIO()))  # type: ignore[arg-type]
+    asyncio.run(watch(fake, drop, interval=0.05, idle_exit=0.3, clock=ticks(), out=io.StringIO()))  # type: ignore[arg-type]
     assert (drop / "redo.jsonl").exists() and "hard links" in fake.err.getvalue()
 
 

@@ -61,8 +61,8 @@ def _failing_opens(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
     return opens
 
 
-def test_a_file_failing_partway_is_counted_and_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          offline: Callable[..., tuple[Any, Any]]) -> None:
+def test_a_file_failing_partway_is_counted_and_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
     """EIO after three records: those three are published and counted, the file stays, is tried again after a
     wait, and its second read publishes the other three, nothing left unfinished. Before, the three were counted
     nowhere (read 0) and the file never tried again."""
@@ -70,7 +70,7 @@ def test_a_file_failing_partway_is_counted_and_read_again(tmp_path: Path, monkey
     (tmp_path / "hits.jsonl").write_bytes(b"".join(LINES))
     adapter_run, kafka = offline("snm")
     out = io.StringIO()
-    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.6, out=out))
+    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.6, clock=ticks(), out=out))
     assert len(opens) == 2 and kafka.published == 6 and (tmp_path / "done" / "hits.jsonl").exists()
     assert (total.read, total.published, total.duplicates, total.unfinished) == (9, 6, 3, 0)
     assert "read 3, published 3, duplicates 0, rejected 0 (unfinished: reading failed partway)" in out.getvalue()
@@ -79,13 +79,13 @@ def test_a_file_failing_partway_is_counted_and_read_again(tmp_path: Path, monkey
 
 
 def test_a_file_still_failing_when_the_watcher_stops_is_left_unfinished(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., tuple[Any, Any]]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
     """A file whose reads keep failing is tried again with a growing wait; when the watcher stops it is counted left
     unfinished, in the total's line too, and named with what to do; what it read is counted."""
     _failing_opens(monkeypatch, times=1_000)
     (tmp_path / "hits.jsonl").write_bytes(b"".join(LINES))
     adapter_run, kafka = offline("snm")
-    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
+    total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
     assert kafka.published == 3 and total.published == 3 and total.unfinished == 1
     assert (tmp_path / "hits.jsonl").exists() and not (tmp_path / "done" / "hits.jsonl").exists()
     assert total.line().endswith("files left unfinished 1 (reading failed partway)")
@@ -95,8 +95,8 @@ def test_a_file_still_failing_when_the_watcher_stops_is_left_unfinished(
     assert waits == sorted(waits) and len(set(waits)) == len(waits)
 
 
-def test_a_file_that_cannot_be_opened_is_retried_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             offline: Callable[..., tuple[Any, Any]]) -> None:
+def test_a_file_that_cannot_be_opened_is_retried_and_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
     """A file the watcher cannot open (an I/O error, not a refusal) is tried again too, and left unfinished if it
     still cannot be; a refused one (a hard link) is said as before and not counted."""
     refused = tmp_path / "refused"
@@ -104,7 +104,7 @@ def test_a_file_that_cannot_be_opened_is_retried_and_counted(tmp_path: Path, mon
     (tmp_path / "elsewhere.jsonl").write_bytes(LINES[0])
     (refused / "linked.jsonl").hardlink_to(tmp_path / "elsewhere.jsonl")
     adapter_run, _ = offline("snm")
-    total = asyncio.run(watch(adapter_run, refused, interval=0.05, idle_exit=0.4, out=io.StringIO()))
+    total = asyncio.run(watch(adapter_run, refused, interval=0.05, idle_exit=0.4, clock=ticks(), out=io.StringIO()))
     assert total.unfinished == 0 and adapter_run.err.getvalue().count("cannot read linked.jsonl") == 1
 
     def failing(path: Path) -> Any:
@@ -115,5 +115,5 @@ def test_a_file_that_cannot_be_opened_is_retried_and_counted(tmp_path: Path, mon
     drop.mkdir()
     (drop / "hits.jsonl").write_bytes(b"".join(LINES))
     adapter_run, _ = offline("snm")
-    total = asyncio.run(watch(adapter_run, drop, interval=0.05, idle_exit=0.4, out=io.StringIO()))
+    total = asyncio.run(watch(adapter_run, drop, interval=0.05, idle_exit=0.4, clock=ticks(), out=io.StringIO()))
     assert total.unfinished == 1 and adapter_run.err.getvalue().count("cannot read hits.jsonl") >= 2
