@@ -25,10 +25,14 @@ second one stops at the start, naming the folder and the holder. The lock goes w
 watcher killed leaves none behind.
 
 A folder that cannot be listed for a while (a network share unmounted or remounting) does not stop
-the watcher: it says so once, polls on, and says when the folder is back. A file whose read fails (an I/O error,
-partway or before its first record) is left in place and tried again after a wait that doubles each time, up to
-``RETRY_MAX_S``; what a failed read published is counted, and a file still failing when the watcher stops is counted
-left unfinished (``Tally.unfinished``) and named, with what to do.
+the watcher: it says so once, polls on, and says when the folder is back. A file whose read fails (an I/O error, a
+permission refused, partway or before its first record) is left in place and tried again after a wait that doubles
+each time, up to ``RETRY_MAX_S``, each failure said with what to do for its cause (``_advice``); what a failed read
+published is counted, and a file still failing when the watcher stops is counted left unfinished
+(``Tally.unfinished``) and named, with what to do. A file gone between the listing and its read (removed, moved away)
+is no failure: nothing to read, nothing retried. An idle exit (``--exit-when-idle``) waits for the retries: it comes
+only once every failing file has been tried again ``IDLE_RETRIES`` times, and idle seconds count from the last read,
+archive or failure; a file still failing then is left unfinished, and ``puente adapt --watch`` exits 3.
 
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
@@ -84,6 +88,20 @@ RETRY_MAX_S = 600.0
 """The longest wait before a file whose read failed (an I/O error, partway or at its start) is tried again: the first
 waits two poll intervals, each later one twice the one before, up to this (``_Retries``)."""
 _REFUSALS = (errno.ELOOP, errno.EMLINK, errno.EINVAL)  # ``open_dropped`` refusing a file: not a failure to retry
+IDLE_RETRIES = 3
+"""How many times a file whose read failed is tried again before an idle exit may come (``_Retries.holding``): with
+the default two-second polls, about half a minute of tries (4, 8 and 16 s apart) before the file is left unfinished."""
+
+
+def _advice(code: int | None) -> str:
+    """What the operator does about a read failing with ``code`` (an errno)."""
+    if code in (errno.EACCES, errno.EPERM):
+        return "let this account read it: its owner and mode"
+    if code in (errno.EMFILE, errno.ENFILE):
+        return "the watcher has too many files open: raise its open-file limit (ulimit -n, LimitNOFILE)"
+    if code in (errno.ENOMEM, errno.ENOSPC):
+        return "the watcher's machine is short of memory or space: free some"
+    return "check the folder's disk or share"
 
 
 class Clock:
@@ -108,14 +126,20 @@ class _Retries:
 
     def __init__(self, interval: float, clock: Clock) -> None:
         self.interval, self.clock = interval, clock
-        self.due: dict[Path, tuple[int, float, str]] = {}  # path -> (failures, when to try again, why it failed)
+        # path -> (failures, when to try again, why it failed, what to do)
+        self.due: dict[Path, tuple[int, float, str, str]] = {}
 
-    def failed(self, path: Path, why: str) -> float:
+    def failed(self, path: Path, why: str, advice: str) -> float:
         """Record a failure of ``path``; the seconds until it is tried again."""
-        count = self.due.get(path, (0, 0.0, ""))[0] + 1
+        count = self.due[path][0] + 1 if path in self.due else 1
         wait = min(self.interval * 2.0 ** min(count, 30), RETRY_MAX_S)
-        self.due[path] = (count, self.clock.now() + wait, why)
+        self.due[path] = (count, self.clock.now() + wait, why, advice)
         return wait
+
+    def holding(self) -> bool:
+        """Whether a failing file is still to be tried again before an idle exit: one that failed no more than
+        ``IDLE_RETRIES`` times (its first read and the retries after it)."""
+        return any(count <= IDLE_RETRIES for count, *_ in self.due.values())
 
     def waiting(self, path: Path) -> bool:
         """Whether ``path`` failed and is not to be tried again yet."""
@@ -653,7 +677,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     print(f"{run.adapter.name}: cannot read {name}: {why}; left in place", file=run.err, flush=True)
                 else:
                     handled.discard((path, *sig))  # tried again after a wait, changed or not
-                    _failed(run, retries, path, why, None, out)
+                    if _failed(run, retries, path, exc, None, out):
+                        idle_since = clock.now()
                 continue
             try:
                 with stream:
@@ -662,11 +687,13 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
                 total.add(exc.tally)
                 handled.discard((path, *sig))  # tried again after a wait, changed or not
-                _failed(run, retries, path, exc.strerror or type(exc.cause).__name__, exc.tally, out)
+                if _failed(run, retries, path, exc.cause, exc.tally, out):
+                    idle_since = clock.now()
                 continue
             except OSError as exc:  # failing before a record was read
                 handled.discard((path, *sig))
-                _failed(run, retries, path, exc.strerror or type(exc).__name__, None, out)
+                if _failed(run, retries, path, exc, None, out):
+                    idle_since = clock.now()
                 continue
             except PuenteError:  # Kafka or keys failing fail every file: stop (a re-run is safe)
                 raise
@@ -714,26 +741,34 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                               f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)
             idle_since = clock.now()
-        if idle_exit is not None and clock.now() - idle_since >= idle_exit:
+        if idle_exit is not None and clock.now() - idle_since >= idle_exit and not retries.holding():
             break
         await clock.pause(interval, stop)
-    for path, (count, _, why) in retries.due.items():
-        print(f"{run.adapter.name}: {one_line(path.name)} is left unfinished: reading it failed {count} time(s) "
-              f"({why}); what was read of it is published; check the storage of {where}, then run the watcher "
-              "again: it reads the file again, publishing only what is missing", file=run.err, flush=True)
+    for path, (count, _, why, advice) in retries.due.items():
+        print(f"{run.adapter.name}: {one_line(path.name)} in {where} is left unfinished: reading it failed {count} "
+              f"time(s) ({why}); what was read of it is published; {advice}, then run the watcher again: it reads "
+              "the file again, publishing only what is missing", file=run.err, flush=True)
     total.unfinished = len(retries.due)
     return total
 
 
-def _failed(run: AdapterRun, retries: _Retries, path: Path, why: str, partial: Tally | None, out: TextIO) -> None:
-    """Say that reading ``path`` failed (``partial``: partway, with what was read), and when it is tried again."""
+def _failed(run: AdapterRun, retries: _Retries, path: Path, exc: OSError, partial: Tally | None,
+            out: TextIO) -> bool:
+    """Say that reading ``path`` failed with ``exc`` (``partial``: partway, with what was read), what to do, and when
+    it is tried again; whether it is to be (False: the file is gone, removed or moved away since it was listed, and
+    is forgotten, neither retried nor left unfinished)."""
     name = one_line(path.name)
-    wait = retries.failed(path, why)
     if partial is not None:
         print(f"{run.adapter.name} {name}: {partial.line()} (unfinished: reading failed partway)", file=out, flush=True)
+    if exc.errno == errno.ENOENT and not os.path.lexists(path):
+        retries.due.pop(path, None)
+        return False
+    why, advice = exc.strerror or type(exc).__name__, _advice(exc.errno)
+    wait = retries.failed(path, why, advice)
     read = f" after {partial.read:,} record(s), which are published or counted" if partial is not None else ""
     print(f"{run.adapter.name}: cannot read {name}: {why}{read}; left in place, trying again in {wait:g}s (only what "
-          "is missing is published)", file=run.err, flush=True)
+          f"is missing is published): {advice}", file=run.err, flush=True)
+    return True
 
 
 def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool) -> None:

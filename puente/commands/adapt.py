@@ -5,8 +5,8 @@ rejected (each is in the dead-letter topic with its reason, written by this run 
 "already rejected", by an earlier one, and listed on stderr); 3 on bad
 configuration or input that stopped the run (keys or topics missing, a file that cannot be
 read), and for ``--watch`` when a file was left unfinished (reading it failed partway, or could
-not start, and still failed when the watcher stopped: what was read of it is published); 4 when
-Kafka is unavailable.
+not start, and still failed when the watcher stopped: what was read of it is published; with
+``--exit-when-idle`` each such file was tried again 3 times first); 4 when Kafka is unavailable.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         p.add_argument("--interval", type=seconds(0.1, 3600), metavar="SECONDS",
                        help=f"with --watch: poll DIR this often (default {_INTERVAL_S:g})")
         p.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
-                       help="with --watch: stop when no file arrived for this long (default: run until SIGTERM)")
+                       help="with --watch: stop when no file arrived, was read or failed for this long, and each "
+                            "file whose read failed was tried again 3 times (one still failing then is left "
+                            "unfinished: exit 3); default: run until SIGTERM")
         p.add_argument("--check", action="store_true",
                        help="map and validate only, without Kafka: print every rejected record and a summary")
         p.add_argument("--config", type=Path, metavar="YAML", help="adapter configuration (default: the shipped "
@@ -143,7 +145,8 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
     if total.unfinished:  # the input was not all read: as a file that cannot be read stops `puente adapt FILE`
         print(f"{adapter.name}: {total.unfinished} file(s) in {folder} left unfinished (named above): reading each "
               "failed partway, or could not start, and still failed when the watcher stopped; what was read is "
-              "published. Check the folder's disk or share, then run the watcher again: it reads them again, "
-              "publishing only what is missing", file=sys.stderr)
+              "published. Do what each one's line above says (its disk or "
+              "share, or its owner and mode), then run the watcher again: it reads them again, publishing only "
+              "what is missing", file=sys.stderr)
         return EXIT_CONFIG
     return 1 if total.rejected or total.already_rejected else 0

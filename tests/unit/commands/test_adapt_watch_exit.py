@@ -52,6 +52,7 @@ def test_a_watch_that_left_a_file_unfinished_exits_3_saying_what_to_do(
     out, err = capsys.readouterr()
     assert "files left unfinished 1 (reading failed partway)" in out
     assert "1 file(s) in" in err and "left unfinished" in err and "run the watcher again" in err
+    assert "Do what each one's line above says" in err and "Check the folder's disk or share" not in err
 
 
 @pytest.mark.parametrize(("total", "status"), [(Tally(read=2, published=2), 0),
