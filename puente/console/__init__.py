@@ -3,6 +3,7 @@
     app       the Starlette application and its routes
     core      configuration, the answer path (index, audit, page), sign-in, security headers
     origin    whether a request's browser is at an https origin: its cookies' names, Secure, HSTS
+    sameorigin only requests from the console's own origin are answered (Sec-Fetch-Site, Origin)
     pages     the pages
     rate      how many requests one account may make (429 past it), and the summary of those refused
     views     formatting helpers the templates use

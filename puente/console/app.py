@@ -22,7 +22,10 @@ by default (``rate.PageBudget``), are refused unrecorded, each account's written
 many, from when until when.) Pages are Jinja2 templates with autoescaping; no script runs in them, and the headers
 say so (``core.SECURITY_HEADERS``).
 Served (``server.serve``), the console answers only under its own names: a request with any other Host header is
-refused before all of this (``core.HostCheck``), unrecorded.
+refused before all of this (``core.HostCheck``), unrecorded. So is, 403, a request that does not come from the
+console's own origin (``sameorigin``: its ``Sec-Fetch-Site`` and ``Origin``): another page, of another host of the
+same site or another port of 127.0.0.1, would otherwise have the auditor's browser record queries in the auditor's
+name and spend the account's budget.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from puente.console import pages
 from puente.console.cleartext import PlainCookies
 from puente.console.core import HERE, Console, ConsoleConfig, SecurityHeaders
+from puente.console.sameorigin import SameOrigin
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
@@ -62,9 +66,10 @@ def create_app(config: ConsoleConfig) -> Starlette:
         return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
                                     "Nothing here: no such record in the audit you may see.")
 
-    # Inside SecurityHeaders, so that its answers have them too; before any page, which then reads only the cookies
-    # of the request's origin.
+    # Inside SecurityHeaders, so that their answers have them too. A request from another origin is refused first,
+    # before anything of it is read (``sameorigin``); then a page reads only the cookies of the request's origin.
     middleware = [Middleware(SecurityHeaders, tls=config.tls),
+                  Middleware(SameOrigin, tls=config.tls, names=config.names),
                   Middleware(PlainCookies, accounts=config.accounts, tls=config.tls)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: missing, 405: missing})
     # Starlette would answer a path with a trailing slash by a redirect to the path without it, an absolute URL

@@ -111,6 +111,9 @@ class ConsoleConfig:
     """Whether every request's origin is https (``origin.every_origin_https``: the console terminates TLS itself, or is
     served behind a proxy's public names). Without it, a request's origin is decided by the name it came under
     (``origin``). ``server.serve`` sets it from what it listens as."""
+    names: tuple[str, ...] = ()
+    """A reverse proxy's public names (PUENTE_CONSOLE_HOSTS): their https origins are the console's own, whatever Host
+    the proxy passes (``sameorigin``). ``server.serve`` sets it from what it listens as."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     deployment: str = ""
     envelope: AlwaysKept | None = None

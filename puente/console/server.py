@@ -539,11 +539,13 @@ async def serve(listen: Listen, config: ConsoleConfig, log: QueryLog, *, catch_u
                 note: Callable[[str], None] = _note) -> None:
     """Serve until stopped (Ctrl-C, or ``server.should_exit`` through ``started``), under the names
     ``listen.hosts`` gives only. The port is bound first, then ``log`` started (module docstring);
-    ``config.queries`` should be ``log``; ``config.tls`` is set here, from ``listen`` (``Listen.every_origin_https``),
-    whatever it was. A first catch-up that fails is fatal only when there is no ``index`` yet to serve from.
+    ``config.queries`` should be ``log``; ``config.tls`` and ``config.names`` are set here, from ``listen``
+    (``Listen.every_origin_https``, ``Listen.names``), whatever they were. A first catch-up that fails is fatal only
+    when there is no ``index`` yet to serve from.
     QueryLogFenced once another console has taken the query log over: served no more."""
     listen.check()
-    config = replace(config, tls=listen.every_origin_https)  # one place decides, from what the console listens as
+    # One place decides, from what the console listens as.
+    config = replace(config, tls=listen.every_origin_https, names=listen.names)
     sockets = listen.bind()
     try:
         await log.start()

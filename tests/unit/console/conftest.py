@@ -291,17 +291,20 @@ def sink() -> Sink:
 # The console's one plain-HTTP origin is a loopback name (where `make console` serves). Under any other name, the
 # TestClient's own "testserver" among them, it sets only Secure cookies, which a client over http never sends back.
 LOCAL = "http://127.0.0.1:8443"
+# What the supported browser says of a request made from the console's own pages (``puente.console.sameorigin``):
+# the console answers no request without it. Every client below sends it unless a test says otherwise.
+BROWSER = {"sec-fetch-site": "same-origin"}
 
 
 def local_client(app: ASGIApp, **options: Any) -> TestClient:
-    """A client of ``app`` at the plain loopback origin (``LOCAL``)."""
-    return TestClient(app, base_url=LOCAL, **options)
+    """A client of ``app`` at the plain loopback origin (``LOCAL``), as the browser on the console's own pages."""
+    return TestClient(app, base_url=LOCAL, **{"headers": BROWSER, **options})
 
 
 def _make_client(accounts: ConsoleAccounts, sink: Sink, *, tls: bool = False) -> TestClient:
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=tls)
     base = "https://testserver" if tls else LOCAL
-    return TestClient(create_app(config), base_url=base, follow_redirects=False)
+    return TestClient(create_app(config), base_url=base, follow_redirects=False, headers=BROWSER)
 
 
 def _sign_in(client: TestClient, name: str, password: str = PASSWORD, target: str = "/") -> Any:

@@ -12,7 +12,7 @@ from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.origin import every_origin_https
 
-from .conftest import PASSWORD, FakeIndex, Sink, local_client
+from .conftest import BROWSER, PASSWORD, FakeIndex, Sink, local_client
 
 PROXIED = "http://console.example"
 PLAIN = ("puente-console", "puente-device", "puente-login")
@@ -49,7 +49,7 @@ def _upgraded(accounts: ConsoleAccounts, sink: Sink, **options: Any) -> TestClie
     """A client of the same accounts' console behind a proxy's name, now taking every request as https."""
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=every_origin_https(False, ("console.example",)),
                            **options)
-    return TestClient(create_app(config), base_url=PROXIED, follow_redirects=False)
+    return TestClient(create_app(config), base_url=PROXIED, follow_redirects=False, headers=BROWSER)
 
 
 def test_a_device_token_given_in_clear_is_ended_when_brought_to_the_https_origin(accounts: ConsoleAccounts,

@@ -27,7 +27,8 @@ async def connect(port: int, source: str = "127.0.0.1") -> Streams:
 async def status(port: int, source: str = "127.0.0.1") -> bytes:
     """The status line answered to a GET of the sign-in page on a new connection from ``source``."""
     reader, writer = await connect(port, source)
-    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: none\r\n"
+                 "Connection: close\r\n\r\n".encode())
     try:
         return await asyncio.wait_for(reader.readline(), 5)
     finally:
@@ -55,7 +56,8 @@ async def test_a_flood_from_a_few_addresses_displaces_its_own_never_a_slow_clien
     holding the most gives way), never the auditor's, whose request is then answered."""
     async with served(accounts, sink) as port:
         reader, writer = await connect(port, "127.0.0.50")
-        writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())  # the head, not yet whole
+        # the head, not yet whole
+        writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: none\r\n".encode())
         flood = [await connect(port, f"127.0.0.{2 + i % 8}") for i in range(MAX_CONNECTIONS + 60)]
         await asyncio.sleep(0.2)
         writer.write(b"Connection: close\r\n\r\n")
@@ -140,7 +142,8 @@ async def tls_status(port: int, source: str = "127.0.0.1") -> bytes:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), ssl=context)
-    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: none\r\n"
+                 "Connection: close\r\n\r\n".encode())
     try:
         return await asyncio.wait_for(reader.readline(), 5)
     finally:

@@ -30,7 +30,7 @@ from puente.console.views import cell
 from puente.errors import AuditChainError, PuenteError
 from puente.wire import Record
 
-from .conftest import LOCAL, local_client
+from .conftest import BROWSER, LOCAL, local_client
 
 PASSWORD = "correct horse battery"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -461,7 +461,7 @@ async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: 
 
     monkeypatch.setattr(accounts, "check", sign_in)
     app = create_app(ConsoleConfig(_no_index, accounts, sink))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=LOCAL) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=LOCAL, headers=BROWSER) as client:
         page = (await client.get("/login")).text
         token = page.split('name="form_token" value="', 1)[1].split('"', 1)[0]
         form = {"name": "nobody", "password": "wrong password!", "form_token": token}

@@ -32,7 +32,7 @@ async def answer(port: int, request: bytes, tls: bool = False) -> bytes:
 
 
 def get(host: str, path: str = "/login") -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: none\r\nConnection: close\r\n\r\n".encode()
 
 
 async def test_a_loopback_console_answers_only_under_its_loopback_names_and_port(accounts: ConsoleAccounts,

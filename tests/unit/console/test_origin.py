@@ -14,7 +14,7 @@ from broker.console_accounts import ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 from puente.console.origin import Origin, every_origin_https, host_name
 
-from .conftest import PASSWORD, FakeIndex, Sink, local_client, served
+from .conftest import BROWSER, PASSWORD, FakeIndex, Sink, local_client, served
 
 PROXIED = "http://console.example"  # what a TLS-terminating proxy forwards: plain HTTP, under its public name
 HSTS = "strict-transport-security"
@@ -90,7 +90,7 @@ def test_behind_a_proxy_every_cookie_is_secure_and_host_only_and_hsts_is_sent(ac
     """Plain HTTP under a proxy's name (the console not serving TLS): the sign-in form's cookie, the session and
     the 30-day device token are all Secure, HttpOnly, host-only ``__Host-`` cookies, and every answer sends HSTS."""
     client = TestClient(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink)), base_url=PROXIED,
-                        follow_redirects=False)
+                        headers=BROWSER, follow_redirects=False)
     form = client.get("/login")
     assert list(_set(form)) == ["__Host-puente-login"] and _host_only_secure(_set(form)["__Host-puente-login"])
     assert form.headers[HSTS] == "max-age=31536000"
@@ -114,7 +114,7 @@ def test_a_cross_site_sign_out_deletes_no_cookie_and_ends_no_session(accounts: C
     deletes none, so it cannot sign the auditor's browser out while the session stays live, unrecorded. A request
     carrying a session cookie that names no live session has that stale cookie deleted."""
     app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink))
-    client = TestClient(app, base_url=PROXIED, follow_redirects=False)
+    client = TestClient(app, base_url=PROXIED, headers=BROWSER, follow_redirects=False)
     session = _value(_sign_in(client, "__Host-puente-login"), "__Host-puente-console")
     forged = client.post("/logout", content=b"", headers={"content-type": "application/x-www-form-urlencoded"})
     assert forged.status_code == 303 and _set(forged) == {}, forged.headers
@@ -128,7 +128,7 @@ def test_a_cookie_set_under_one_origin_is_not_taken_under_the_other(accounts: Co
     """A session is read only under its own origin's name: a proxied request bringing it as the plain loopback
     cookie is not signed in (no downgrade), nor a loopback request bringing it as the ``__Host-`` one."""
     app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink))
-    proxied = TestClient(app, base_url=PROXIED, follow_redirects=False)
+    proxied = TestClient(app, base_url=PROXIED, headers=BROWSER, follow_redirects=False)
     local = local_client(app, follow_redirects=False)
     secure = _value(_sign_in(proxied, "__Host-puente-login"), "__Host-puente-console")
     plain = _value(_sign_in(local, "puente-login"), "puente-console")
@@ -146,7 +146,7 @@ def test_a_planted_plain_sign_in_cookie_is_not_taken_under_a_proxy_name(accounts
     a ``__Host-`` one. Under the proxy's name only the latter is read, so a form posted with a token of the
     planter's choosing is refused (expired), signs no one in, and sets no session."""
     client = TestClient(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink)), base_url=PROXIED,
-                        follow_redirects=False)
+                        headers=BROWSER, follow_redirects=False)
     answer = client.post("/login", data={"name": "sam", "password": PASSWORD, "form_token": "planted" * 4},
                          headers={"cookie": f"puente-login={'planted' * 4}"})
     assert answer.status_code == 400 and "expired" in answer.text and "__Host-puente-console" not in _set(answer)
@@ -159,7 +159,7 @@ def test_behind_a_proxy_only_the_secure_device_token_lets_its_browser_past_the_l
     as the ``__Host-`` cookie it was set as: the same token as a plain cookie (one sent in clear, or planted) is no
     device there, and is ended (``cleartext``), so that it lets no one past as the ``__Host-`` one after."""
     app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, sink, login_per_address=2, login_overall=1))
-    client = TestClient(app, base_url=PROXIED, follow_redirects=False)
+    client = TestClient(app, base_url=PROXIED, headers=BROWSER, follow_redirects=False)
     device = _value(_sign_in(client, "__Host-puente-login"), "__Host-puente-device")
     assert _sign_in(client, "__Host-puente-login").status_code == 429  # the limits are spent
     again = _sign_in(client, "__Host-puente-login", cookies=f"__Host-puente-device={device}")
@@ -184,13 +184,15 @@ async def _exchange(port: int, request: str) -> tuple[str, list[str], bytes]:
 
 async def _served_sign_in(port: int, host: str) -> tuple[list[str], list[str]]:
     """The headers of the sign-in form, then of the sign-in, asked of the console at ``port`` under ``host``."""
-    status, form, body = await _exchange(port, f"GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    status, form, body = await _exchange(port, f"GET /login HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: none\r\n"
+                                                "Connection: close\r\n\r\n")
     assert status.startswith("HTTP/1.1 200"), (host, status)
     cookie = next(h.split(":", 1)[1].strip().split(";", 1)[0] for h in form if h.lower().startswith("set-cookie:"))
     token = body.decode().split('name="form_token" value="', 1)[1].split('"', 1)[0]
     posted = f"name=ana&password={PASSWORD.replace(' ', '+')}&form_token={token}&next=/"
     status, done, _ = await _exchange(port, (
-        f"POST /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nCookie: {cookie}\r\n"
+        f"POST /login HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: same-origin\r\nConnection: close\r\n"
+        f"Cookie: {cookie}\r\n"
         f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(posted)}\r\n\r\n{posted}"))
     assert status.startswith("HTTP/1.1 303"), (host, status)
     return form, done

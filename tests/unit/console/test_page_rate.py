@@ -249,7 +249,8 @@ async def test_a_console_stopping_while_one_tally_is_written_keeps_every_other_d
 
 async def _status(port: int, path: str, cookie: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: puente-console={cookie}\r\n"
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: none\r\n"
+                 f"Cookie: puente-console={cookie}\r\n"
                  "Connection: close\r\n\r\n".encode())
     try:
         return (await asyncio.wait_for(reader.readline(), 5)).split(b" ")[1]

@@ -22,7 +22,7 @@ from puente.console import ConsoleConfig
 from puente.console.server import Listen, serve
 from puente.errors import ConfigError, KafkaUnavailableError
 
-from .conftest import FakeIndex, Sink, free_port
+from .conftest import BROWSER, FakeIndex, Sink, free_port
 
 
 class _TakenLog:
@@ -99,7 +99,8 @@ async def test_a_console_whose_query_log_is_taken_over_stops_with_one_error(acco
     """Once another console takes the query log over, the next page is answered 503 (it cannot be recorded) and the
     console stops: ``serve`` raises QueryLogFenced naming what happened, and the port takes no one after."""
     log, port = _TakenLog(sink), free_port()
-    async with _serving(accounts, log, port) as task, httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
+    async with _serving(accounts, log, port) as task, \
+            httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=BROWSER) as web:
         assert (await web.get("/login")).status_code == 200
         log.take_over()
         form = await web.get("/login")

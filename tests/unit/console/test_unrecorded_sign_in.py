@@ -17,7 +17,7 @@ from broker.oversight import QueryLogUncertain
 from puente.console import ConsoleConfig, create_app
 from puente.errors import PuenteError
 
-from .conftest import LOCAL, PASSWORD, FakeIndex, Sink
+from .conftest import BROWSER, LOCAL, PASSWORD, FakeIndex, Sink
 
 WRONG = "not the password at all"
 AT = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -84,7 +84,8 @@ async def held_console(accounts: ConsoleAccounts) -> Any:
     """A console over a ``HeldLog``, its client (one address, a sign-in form open) and a sign-in attempt to send."""
     log = HeldLog()
     app = create_app(ConsoleConfig(lambda: FakeIndex(), accounts, log, login_per_address=100, login_overall=100))
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=LOCAL) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=LOCAL,
+                                  headers=BROWSER) as client:
         page = (await client.get("/login")).text
         token = page.split('name="form_token" value="', 1)[1].split('"', 1)[0]
 

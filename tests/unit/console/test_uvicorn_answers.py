@@ -55,11 +55,12 @@ async def test_a_request_past_those_answered_at_once_is_answered_503_with_the_se
     async with served(accounts, sink, names=names) as port:
         host = f"127.0.0.1:{port}"
         _, held = await asyncio.open_connection("127.0.0.1", port)
-        held.write(f"POST /login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        held.write(f"POST /login HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: same-origin\r\n"
+                   "Content-Type: application/x-www-form-urlencoded\r\n"
                    "Content-Length: 20\r\n\r\nname=".encode())  # the rest of the form never comes
         await asyncio.sleep(0.2)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET /login HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        writer.write(f"GET /login HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: none\r\n\r\n".encode())
         try:
             status, headers = await _head(reader)
         finally:
@@ -69,7 +70,8 @@ async def test_a_request_past_those_answered_at_once_is_answered_503_with_the_se
         assert (HSTS in headers) is hsts
         await asyncio.sleep(0.2)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(f"GET /login HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: none\r\n"
+                     "Connection: close\r\n\r\n".encode())
         try:
             status, _ = await _head(reader)
         finally:
