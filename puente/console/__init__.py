@@ -8,7 +8,7 @@
     rate      how many requests one account may make (429 past it), and the summary of those refused
     views     formatting helpers the templates use
     charts    server-rendered SVG bar charts
-    cleartext the cookies a browser was given in clear, ended under an https origin
+    cleartext the cookies a browser was given in clear, ended under an https origin (a device token, anywhere)
     server    running it with uvicorn beside the query log and the index refresher
 """
 

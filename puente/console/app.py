@@ -26,6 +26,10 @@ refused before all of this (``core.HostCheck``), unrecorded. So is, 403, a reque
 console's own origin (``sameorigin``: its ``Sec-Fetch-Site`` and ``Origin``): another page, of another host of the
 same site or another port of 127.0.0.1, would otherwise have the auditor's browser record queries in the auditor's
 name and spend the account's budget.
+Served in plain HTTP, at a loopback address (``make console``), the console is for a single-user machine: browsers
+send its cookies to every port of that address, so whatever else listens there reads them. It gives that origin
+a session cookie alone, never a device token (``origin``); TLS (``--tls-cert``, or a proxy's names) is how it is
+deployed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ any name (``broker.console_accounts``), but a browser keeps them, and sends them
 name until they expire; and the accounts file keeps their tokens live. So a request to an https origin that brings
 any of them ends them (``PlainCookies``): the session and the device token are ended in the accounts file, and the
 answer expires the cookies in the browser (a secure origin may delete cookies that are not Secure).
+
+The plain loopback origin itself no longer gives a device token (``origin``: any other port of the machine is sent
+its cookies): one a browser brings there, given before, is ended and expired the same way.
 """
 
 from __future__ import annotations
@@ -33,22 +36,24 @@ def expired(names: list[str]) -> list[tuple[bytes, bytes]]:
 
 
 class PlainCookies:
-    """Ends the plain cookies a request to an https origin brings (module docstring), before it is answered, and
-    adds their deletion to whatever answers it. A request to the plain loopback origin passes untouched."""
+    """Ends the plain cookies a request to an https origin brings, and a device token one to the plain origin brings
+    (module docstring), before it is answered, and adds their deletion to whatever answers it."""
 
     def __init__(self, app: ASGIApp, accounts: ConsoleAccounts, tls: bool) -> None:
         self.app, self.accounts, self.tls = app, accounts, tls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not Origin.of(host_header(scope), self.tls).secure:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        secure = Origin.of(host_header(scope), self.tls).secure
         cookies = HTTPConnection(scope).cookies  # read as the pages read them
-        held = [name for name in (PLAIN.session, PLAIN.device, PLAIN.login) if name in cookies]
+        ended = (PLAIN.session, PLAIN.device, PLAIN.login) if secure else (PLAIN.device,)
+        held = [name for name in ended if name in cookies]
         if not held:
             await self.app(scope, receive, send)
             return
-        await run_in_threadpool(self._end, cookies.get(PLAIN.session), cookies.get(PLAIN.device))
+        await run_in_threadpool(self._end, cookies.get(PLAIN.session) if secure else None, cookies.get(PLAIN.device))
         deleting = expired(held)
 
         async def sending(message: Message) -> None:

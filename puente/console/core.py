@@ -473,7 +473,9 @@ class Console:
     async def login(self, request: Request) -> Response:
         address = request.client.host if request.client else "-"
         origin = self.origin(request)
-        device = request.cookies.get(origin.device)
+        # The plain origin gives no device token and takes none (``origin.Origin.device``): any port of the machine
+        # would be sent it.
+        device = request.cookies.get(origin.device) if origin.secure else None
         holder = await run_in_threadpool(self.config.accounts.device, device, self.config.clock(),
                                          https=origin.secure) if device else None
         if holder is None:
@@ -528,7 +530,10 @@ class Console:
         await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
         _cookie(done, origin, origin.session, session.token)
-        _cookie(done, origin, origin.device, fresh, max_age=DEVICE_DAYS * 86_400)
+        if origin.secure:
+            _cookie(done, origin, origin.device, fresh, max_age=DEVICE_DAYS * 86_400)
+        else:  # made by ``confirm`` as for any sign-in; at the plain origin it is never given out
+            await run_in_threadpool(self.config.accounts.end_device, fresh)
         done.delete_cookie(origin.login, secure=origin.secure, httponly=True, samesite="strict")
         return done
 
@@ -564,7 +569,9 @@ class Console:
 
 
 def _cookie(response: Response, origin: Origin, name: str, value: str, max_age: int | None = None) -> None:
-    """Set a cookie of the console's for ``origin``: for this host and path "/" alone, Secure over https."""
+    """Set a cookie of the console's for ``origin``: for this host and path "/" alone, Secure over https. Without
+    ``max_age`` it lasts until the browser closes (the session's: the server ends it sooner, ``SESSION_HOURS`` in all,
+    ``IDLE_MINUTES`` unused)."""
     response.set_cookie(name, value, max_age=max_age, path="/", secure=origin.secure, httponly=True,
                         samesite="strict")
 

@@ -16,6 +16,17 @@ for a login CSRF) or shadow it. HSTS is sent too. Each origin's cookies have the
 under the origin of the request at hand: a cookie set for the plain loopback origin is never taken under a public
 name, nor the other way. The tokens themselves are bound to the kind of origin they were given to
 (``broker.console_accounts``): one given in clear is no https origin's cookie, whatever name it is sent under.
+
+The plain origin, http://127.0.0.1:PORT, is for a single-user machine; TLS (``--tls-cert``, or a proxy's names) is
+how a console is deployed. Browsers keep cookies apart by host, not by port: whatever listens on another port of
+the same address, and any page served there, is sent the console's plain cookies (neither Secure nor ``__Host-``
+would change that: a loopback origin counts as secure). So the plain origin is given the session alone, a cookie
+that lasts until the browser closes and that the server ends after ``SESSION_HOURS``, or ``IDLE_MINUTES`` unused;
+never a device token, whose 30 days would let whoever read it past the account's lock and the sign-in limits
+(``core.LoginThrottle``), and one a browser holds from before is ended on sight (``cleartext.PlainCookies``). No
+mechanism binds the session to the console's port: a cookie has no port, and a local listener that read it can
+send it back (``sameorigin`` keeps such a listener's pages from making the auditor's browser do so, not the
+listener itself).
 """
 
 from __future__ import annotations
@@ -87,5 +98,6 @@ class Origin:
 
     @property
     def device(self) -> str:
-        """The browser's device token (``broker.console_accounts``): kept across sign-outs, by design."""
+        """The browser's device token (``broker.console_accounts``): kept across sign-outs, by design. Given to an https
+        origin only (module docstring); the plain name is read only to end a token given before."""
         return self._named("puente-device")

@@ -301,6 +301,15 @@ def local_client(app: ASGIApp, **options: Any) -> TestClient:
     return TestClient(app, base_url=LOCAL, **{"headers": BROWSER, **options})
 
 
+SECURE = "https://console.example"  # an https origin: a name not loopback (a proxy's), as the console takes it
+
+
+def secure_client(app: ASGIApp, **options: Any) -> TestClient:
+    """A client of ``app`` at an https origin (``SECURE``), as the browser on the console's own pages: the one kind of
+    origin given a device token."""
+    return TestClient(app, base_url=SECURE, **{"headers": BROWSER, **options})
+
+
 def _make_client(accounts: ConsoleAccounts, sink: Sink, *, tls: bool = False) -> TestClient:
     config = ConsoleConfig(lambda: FakeIndex(), accounts, sink, tls=tls)
     base = "https://testserver" if tls else LOCAL

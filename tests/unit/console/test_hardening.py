@@ -30,7 +30,7 @@ from puente.console.views import cell
 from puente.errors import AuditChainError, PuenteError
 from puente.wire import Record
 
-from .conftest import BROWSER, LOCAL, local_client
+from .conftest import BROWSER, LOCAL, local_client, secure_client
 
 PASSWORD = "correct horse battery"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -305,10 +305,10 @@ def test_signing_in_again_and_again_with_a_device_does_not_spend_the_overall_lim
         return client.post("/login", data={"name": name, "password": PASSWORD,
                                            "form_token": _token(client)}).status_code
 
-    sam = local_client(app, follow_redirects=False, client=("192.0.2.9", 5000))
+    sam = secure_client(app, follow_redirects=False, client=("192.0.2.9", 5000))
     codes = [attempt(sam, "sam") for _ in range(12)]
     assert codes == [303] * 6 + [429] * 6  # 3 under the address limit, 3 past it on the account's own budget
-    other = local_client(app, follow_redirects=False, client=("198.51.100.7", 5000))
+    other = secure_client(app, follow_redirects=False, client=("198.51.100.7", 5000))
     assert attempt(other, "ana") == 303
 
 
@@ -323,9 +323,9 @@ def test_behind_a_proxy_a_guesser_does_not_keep_out_an_auditors_browser(accounts
         return client.post("/login", data={"name": name, "password": password,
                                            "form_token": _token(client)}).status_code
 
-    browser = local_client(app, follow_redirects=False, client=proxy)
+    browser = secure_client(app, follow_redirects=False, client=proxy)
     assert attempt(browser, "ana", PASSWORD) == 303
-    guesser = local_client(app, follow_redirects=False, client=proxy)
+    guesser = secure_client(app, follow_redirects=False, client=proxy)
     assert [attempt(guesser, "nobody", "wrong password!") for _ in range(2)] == [401, 401]  # ana's was the first
     assert attempt(guesser, "ana", PASSWORD) == 429
     assert sink.records[-1]["params"] == {"limit": "address"}
@@ -406,39 +406,43 @@ def test_an_auditor_signs_in_with_her_browser_while_others_flood_and_lock_her_ac
     addresses spends the overall limit and locks her account; another browser is refused, 429 or locked;
     ana, with her browser, from a new address, still signs in, and the page says nothing of tokens."""
     app = create_app(ConsoleConfig(_no_index, accounts, sink, login_per_address=6, login_overall=7))
-    browser = local_client(app, follow_redirects=False, client=("10.0.0.5", 5000))
+    browser = secure_client(app, follow_redirects=False, client=("10.0.0.5", 5000))
 
     def attempt(client: TestClient, password: str) -> int:
         form = {"name": "ana", "password": password, "form_token": _token(client)}
         return client.post("/login", data=form).status_code
 
     assert attempt(browser, PASSWORD) == 303
-    assert browser.cookies.get("puente-device")
-    flood = [local_client(app, follow_redirects=False, client=(f"10.9.9.{i}", 5000)) for i in range(3)]
+    assert browser.cookies.get("__Host-puente-device")
+    flood = [secure_client(app, follow_redirects=False, client=(f"10.9.9.{i}", 5000)) for i in range(3)]
     assert [attempt(c, "wrong password!") for c in flood for _ in range(2)] == [401] * 6
     assert sink.records[-1]["params"] == {"locked": "yes"}
-    stranger = local_client(app, follow_redirects=False, client=("10.9.9.9", 5000))
+    stranger = secure_client(app, follow_redirects=False, client=("10.9.9.9", 5000))
     assert attempt(stranger, PASSWORD) == 429
-    browser_elsewhere = local_client(app, follow_redirects=False, client=("192.0.2.7", 5000),
-                                     cookies={"puente-device": browser.cookies["puente-device"]})
+    browser_elsewhere = secure_client(app, follow_redirects=False, client=("192.0.2.7", 5000),
+                                     cookies={"__Host-puente-device": browser.cookies["__Host-puente-device"]})
     form = {"name": "ana", "password": PASSWORD, "form_token": _token(browser_elsewhere)}
     answer = browser_elsewhere.post("/login", data=form)
     assert answer.status_code == 303
-    token = answer.cookies["puente-device"]
+    token = answer.cookies["__Host-puente-device"]
     # A made-up token is no device.
-    forged = local_client(app, follow_redirects=False, client=("10.9.9.8", 5000), cookies={"puente-device": "x" * 43})
+    forged = secure_client(app, follow_redirects=False, client=("10.9.9.8", 5000),
+                           cookies={"__Host-puente-device": "x" * 43})
     assert attempt(forged, PASSWORD) == 429
     # Ana's token lets ana past the overall limit, not guesses at another account.
     accounts.add("ben", "USA", PASSWORD)
-    other = local_client(app, follow_redirects=False, client=("192.0.2.9", 5000), cookies={"puente-device": token})
+    other = secure_client(app, follow_redirects=False, client=("192.0.2.9", 5000),
+                          cookies={"__Host-puente-device": token})
     form = {"name": "ben", "password": "wrong password!", "form_token": _token(other)}
     assert other.post("/login", data=form).status_code == 429
     assert sink.records[-1]["page"] == "sign-in throttled" and sink.records[-1]["params"] == {"limit": "all"}
     # A sign-in that cannot be recorded is refused and uses nothing up: the browser's token still works.
     sink.failing = True
-    again = local_client(app, follow_redirects=False, client=("192.0.2.8", 5000), cookies={"puente-device": token})
+    again = secure_client(app, follow_redirects=False, client=("192.0.2.8", 5000),
+                          cookies={"__Host-puente-device": token})
     answer = again.post("/login", data={"name": "ana", "password": PASSWORD, "form_token": _token(again)})
-    assert answer.status_code == 503 and "set-cookie" not in answer.headers and accounts.device(token) == "ana"
+    assert answer.status_code == 503 and "set-cookie" not in answer.headers
+    assert accounts.device(token, https=True) == "ana"
 
 
 async def test_argon2_checks_run_two_at_a_time(accounts: ConsoleAccounts, sink: Any,

@@ -151,23 +151,23 @@ async def test_a_wrong_password_whose_record_may_have_landed_keeps_its_count(hel
 def test_a_right_password_answered_503_uses_nothing_up_and_clears_nothing(
         make_client: Callable[..., TestClient], sign_in: Callable[..., Any], sink: Sink,
         accounts: ConsoleAccounts) -> None:
-    """With the audit unwritable, a right password (with the browser's device token, or MAX_DEVICES times without)
-    mints no token, uses up none, and clears no failure: the browser's token still works, and the failures made
-    before still count toward the lock."""
-    browser = make_client()
+    """At an https origin (the one kind given device tokens), with the audit unwritable, a right password (with the
+    browser's device token, or MAX_DEVICES times without) mints no token, uses up none, and clears no failure: the
+    browser's token still works, and the failures made before still count toward the lock."""
+    browser = make_client(tls=True)
     assert sign_in(browser, "ana").status_code == 303
-    token = browser.cookies["puente-device"]
+    token = browser.cookies["__Host-puente-device"]
     for _ in range(2):
-        assert sign_in(make_client(), "ana", WRONG).status_code == 401
+        assert sign_in(make_client(tls=True), "ana", WRONG).status_code == 401
     sink.failing = True
     answer = sign_in(browser, "ana")
     assert answer.status_code == 503 and "set-cookie" not in answer.headers
     for _ in range(MAX_DEVICES):
-        assert sign_in(make_client(), "ana").status_code == 503
-    assert accounts.device(token) == "ana"
+        assert sign_in(make_client(tls=True), "ana").status_code == 503
+    assert accounts.device(token, https=True) == "ana"
     sink.failing = False
     for _ in range(MAX_FAILURES - 2):
-        assert sign_in(make_client(), "ana", WRONG).status_code == 401
+        assert sign_in(make_client(tls=True), "ana", WRONG).status_code == 401
     assert sink.records[-1]["params"] == {"locked": "yes"}
     assert sign_in(browser, "ana").status_code == 303  # her token, kept, lets her past the lock
 
