@@ -1110,7 +1110,7 @@ class Keystore:
                     f"{source}: {record.key_id} cannot be ordered against {key_id}, held in {self.path}, by their "
                     "generation labels, so a retired key could not be told from the one in use: labels order run by "
                     "run, digits as numbers and letters alphabetically, each run the same shape (2026a < 2026b < "
-                    "2027a); import it under the id its owner's `puente keys list` shows")
+                    "2027a); import it under the id its owner exported it under (`puente keys export-public`)")
 
     def _refuse_held_by_another(self, record: KeyRecord, source: str) -> None:
         """Refuse a public half held here already under another key id: as another owner's key, the wrong PEM

@@ -1672,7 +1672,7 @@ def ordered_broker_keys(keys: dict[str, Ed25519PublicKey], where: str) -> dict[s
                     f"the broker's signing keys {a[:80]} and {b[:80]} ({where}) cannot be ordered by their labels, so "
                     "a retired one could not be told from the one in use: labels order run by run, digits as numbers "
                     "and letters alphabetically, each run the same shape (2026a < 2026b < 2027a); import each under "
-                    "the id the broker's `puente keys list` shows")
+                    "the id the broker exported it under (`puente keys export-public`)")
     return keys
 
 
