@@ -285,7 +285,9 @@ def test_a_usa_auditor_cannot_see_a_decision_about_col_by_url_or_search(console:
         assert "unknown partner; you may name USA" in page.inner_text("main") and other not in page.inner_text("main")
     page.goto(console.url + "search")
     assert _partners_listed(page) == {"USA"}
-    csv_text = page.request.get(console.url + "search.csv").text()
+    # Playwright's own request, not the page's: it sends what a browser's address bar would (the console answers only
+    # requests from its own origin, by Sec-Fetch-Site).
+    csv_text = page.request.get(console.url + "search.csv", headers={"Sec-Fetch-Site": "same-origin"}).text()
     exported = list(csv.DictReader(io.StringIO(csv_text)))
     assert {r["partner"] for r in exported} == {"USA"}
     # Every alert by USA's reference, or an alias while USA was never sent it: never an agency's own id.
@@ -319,7 +321,8 @@ def test_the_console_over_https_sets_host_only_secure_cookies_and_refuses_plain_
     with _served(env, tmp_path, (chain, chain)) as console:
         assert console.url.startswith("https://127.0.0.1:")
         trusting = ssl.create_default_context(cafile=str(ca_file))
-        with urllib.request.urlopen(console.url + "login", context=trusting, timeout=10) as answer:  # noqa: S310
+        typed = urllib.request.Request(console.url + "login", headers={"Sec-Fetch-Site": "none"})  # noqa: S310
+        with urllib.request.urlopen(typed, context=trusting, timeout=10) as answer:  # noqa: S310
             assert answer.status == 200
             assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
         with pytest.raises(urllib.error.URLError):  # a client that does not trust the CA is refused
@@ -371,9 +374,17 @@ def _listening(port: int, process: subprocess.Popen[str]) -> None:
     raise AssertionError("the console did not start listening")
 
 
+def _opener(*handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
+    """A client that says, as a browser's address bar does, that no other site sent it (``Sec-Fetch-Site: none``):
+    the console answers nothing else but its own pages' requests."""
+    client = urllib.request.build_opener(*handlers)
+    client.addheaders = [*client.addheaders, ("Sec-Fetch-Site", "none")]
+    return client
+
+
 def _signed_in(url: str) -> urllib.request.OpenerDirector:
     """A client of the console at ``url``, signed in as ana."""
-    client = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    client = _opener(urllib.request.HTTPCookieProcessor())
     with client.open(url + "login", timeout=10) as form:
         token = form.read().decode().split('name="form_token" value="', 1)[1].split('"', 1)[0]
     body = urllib.parse.urlencode({"name": "ana", "password": PASSWORD, "form_token": token, "next": "/"}).encode()
@@ -416,7 +427,7 @@ def test_a_second_console_takes_the_query_log_over_and_the_first_stops_saying_so
         second = _console(env, tmp_path, second_port)
         _listening(second_port, second)
         # Its port is bound before it reaches Kafka: only once it answers a page has it taken the query log over.
-        assert _status(urllib.request.build_opener(), f"http://127.0.0.1:{second_port}/login") == 200
+        assert _status(_opener(), f"http://127.0.0.1:{second_port}/login") == 200
         assert _status(ana, url + "search") == 503
         out, err = first.communicate(timeout=60)
         assert first.returncode == 1, err
