@@ -82,7 +82,9 @@ judged by `audit verify`'s start check (``verify.PartitionWalk._start_check``) a
 What the book keeps for this is small in practice: receipts and decisions are kept under the audit's one retention
 (``PUENTE_AUDIT_RETENTION_DAYS``), so when a receipts partition's start merely expired, the deliveries older than
 its first record held have mostly expired too (what is left is at most the difference between the two topics'
-segments), and under a DeleteRecords attack it is bounded by what was deleted. It is bounded all the same, at
+segments), and under a DeleteRecords attack it is bounded by what was deleted. A decisions topic kept for ever by
+hand (which the broker takes) beside receipts topics kept for the audit's retention is where it grows: every
+delivery older than the receipts still held counts. It is bounded all the same, at
 ``MAX_EARLY`` (alert, partner) pairs per partner: past it no recall of that partner is acknowledged (each is
 ``NOT_JUDGED``, unless what is held shows it open; ``RecallBook.blind``), nor is any of a partner whose cut reached
 the book after rows did (the deliveries before it were not kept). A cut with no ``first_at`` (its partition holds

@@ -500,9 +500,11 @@ def _recalls(args: argparse.Namespace) -> int:
               "each row)", file=sys.stderr)
     for partner in sorted(book.blind, key=lambda p: (p is not None, p or "")):
         # Past ``MAX_EARLY`` deliveries kept, or a cut told late: none of the partner's recalls is judged.
-        who = _text(partner) if partner is not None else "any partner"
-        print(f"not every recall could be judged: none of {who}'s recalls is, more of its deliveries having been "
-              f"decided before its receipts' cut than are kept ({MAX_EARLY:,})", file=sys.stderr)
+        who = f"{_text(partner)}'s recalls is" if partner is not None else "any partner's recalls is"
+        print(f"not every recall could be judged: none of {who}, more deliveries having been decided before the "
+              f"receipts' cut than are kept ({MAX_EARLY:,}): the decisions topic keeps records far longer than the "
+              "receipts topics (retention.ms set by hand?); give them the same retention (puente topics apply)",
+              file=sys.stderr)
     return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0 or bool(book.blind))
 
 
