@@ -396,10 +396,13 @@ class ConsoleAccounts:
         checked = Checked(name, hashed, device if trusted else None, int(newest), int(locked_ms), https)
         return SignIn(Account(name, scope, _time(created_ms)), known=True, checked=checked)
 
-    def confirm(self, checked: Checked, password: str, now: datetime | None = None) -> str | None:
+    def confirm(self, checked: Checked, password: str, now: datetime | None = None, *,
+                device: bool = True) -> str | None:
         """Sign in the right ``password`` ``check`` held, once the audit holds the sign-in: the browser's new device
-        token, or None when the account was removed or its password changed meanwhile, or the device token it came
-        through was used up or ended meanwhile (no sign-in then).
+        token ("" without ``device``: the console's plain origin, whose cookies reach every port of the host, is given
+        none, and one made there only to be ended would push one of the account's https browsers out of its
+        ``MAX_DEVICES``), or None when the account was removed or its password changed meanwhile, or the device token
+        it came through was used up or ended meanwhile (no sign-in then).
 
         A sign-in through a device token uses it up and leaves the account's failures and lock as they were (a
         guesser elsewhere gets no fresh tries from it). Any other clears the failures counted before it was checked,
@@ -420,7 +423,7 @@ class ConsoleAccounts:
                           (checked.name, checked.newest_failure))
                 if row[1] == checked.locked_ms:
                     c.execute("UPDATE accounts SET locked_until_ms = 0 WHERE name = ?", (checked.name,))
-            fresh = self._new_device(c, checked.name, at, checked.https)
+            fresh = self._new_device(c, checked.name, at, checked.https) if device else ""
         if self._hasher.check_needs_rehash(checked.hashed):
             self._rehash(checked.name, checked.hashed, password[:MAX_PASSWORD])
         return fresh

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -519,7 +520,8 @@ class Console:
         if not await self.record(session, "sign-in", {"previous_session": "ended"} if previous else {}, 1):
             await run_in_threadpool(self.config.accounts.end_session, session.token)
             return self.problem(request, None, 503, UNRECORDED)
-        fresh = await run_in_threadpool(self.config.accounts.confirm, result.checked, password, self.config.clock())
+        fresh = await run_in_threadpool(partial(self.config.accounts.confirm, device=origin.secure), result.checked,
+                                        password, self.config.clock())
         if fresh is None:
             # Its password changed, or it was removed, while the sign-in was being recorded: the session ends, as
             # the change would have ended it a moment later, and the browser is given no device token.
@@ -530,10 +532,8 @@ class Console:
         await run_in_threadpool(self.config.accounts.end_session, previous)
         done = RedirectResponse(target, status_code=303)
         _cookie(done, origin, origin.session, session.token)
-        if origin.secure:
+        if origin.secure and fresh:  # ``confirm`` makes none at the plain origin
             _cookie(done, origin, origin.device, fresh, max_age=DEVICE_DAYS * 86_400)
-        else:  # made by ``confirm`` as for any sign-in; at the plain origin it is never given out
-            await run_in_threadpool(self.config.accounts.end_device, fresh)
         done.delete_cookie(origin.login, secure=origin.secure, httponly=True, samesite="strict")
         return done
 

@@ -23,7 +23,9 @@ the same address, and any page served there, is sent the console's plain cookies
 would change that: a loopback origin counts as secure). So the plain origin is given the session alone, a cookie
 that lasts until the browser closes and that the server ends after ``SESSION_HOURS``, or ``IDLE_MINUTES`` unused;
 never a device token, whose 30 days would let whoever read it past the account's lock and the sign-in limits
-(``core.LoginThrottle``), and one a browser holds from before is ended on sight (``cleartext.PlainCookies``). No
+(``core.LoginThrottle``), and one a browser holds from before is ended on sight (``cleartext.PlainCookies``). The
+price: nothing there lets the auditor past the account's lock, which any local process may set off with wrong
+passwords (pages of other ports cannot: ``sameorigin`` refuses their requests). No
 mechanism binds the session to the console's port: a cookie has no port, and a local listener that read it can
 send it back (``sameorigin`` keeps such a listener's pages from making the auditor's browser do so, not the
 listener itself).

@@ -4,11 +4,11 @@ session alone, never a device token, and takes none."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from broker.console_accounts import ConsoleAccounts
+from broker.console_accounts import MAX_DEVICES, ConsoleAccounts
 from puente.console import ConsoleConfig, create_app
 
 from .conftest import PASSWORD, FakeIndex, Sink, _sign_in, local_client, secure_client
@@ -53,3 +53,17 @@ def test_at_the_plain_origin_a_device_token_lets_no_one_past_the_sign_in_limits(
     holder = local_client(app, follow_redirects=False, cookies={"puente-device": device})
     assert _sign_in(holder, "ana").status_code == 429
     assert accounts.device(device, datetime.now(UTC)) is None
+
+
+def test_signing_in_at_the_plain_origin_leaves_every_https_browsers_device_token(accounts: ConsoleAccounts) -> None:
+    """An account holding its most device tokens from https browsers (``MAX_DEVICES``) signs in at the plain origin
+    of a console on the same accounts file: no token is made there, so none of the https browsers' is pushed out
+    (before, one was made and ended, and the oldest https one went with it)."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    held = [accounts.sign_in("ana", PASSWORD, start + timedelta(minutes=i), https=True).device
+            for i in range(MAX_DEVICES)]
+    assert all(accounts.device(t, https=True) == "ana" for t in held)
+    for _ in range(3):
+        plain = local_client(create_app(ConsoleConfig(lambda: FakeIndex(), accounts, Sink())), follow_redirects=False)
+        assert _sign_in(plain, "ana").status_code == 303
+    assert all(accounts.device(t, https=True) == "ana" for t in held)
