@@ -46,6 +46,9 @@ folder if it grows, saying so: read again as any file there (once still, a cut r
 publishing only what is new. What was archived, and when, is kept in a journal in the folder
 (``.puente-watch.archived``, beside the lock), so that a watcher restarted meanwhile looks at it as the one that
 archived it did; and after the hour a file there that grows is still said, loudly, with what to do, never passed over.
+A week after its hour (``JOURNAL_KEEP_S``) a file unchanged leaves the journal, which so holds about a week of
+archives; one that grows after that is found by a look at ``done/`` every ten minutes, its modification time past
+that of every file the journal let go (``_look_at_done``), and said the same way.
 """
 
 from __future__ import annotations
@@ -151,11 +154,21 @@ class _Retries:
 
 
 JOURNAL_NAME = ".puente-watch.archived"  # hidden, beside the lock: never taken for an export
-JOURNAL_BYTES = 64 << 20  # a journal past this is no journal this watcher wrote
+JOURNAL_BYTES = 64 << 20
+"""The most a journal may hold: one past it is not read (no journal this watcher wrote), and a write that would pass
+it is refused, said, and the journal on disk kept as it was. Pruning (``JOURNAL_KEEP_S``) keeps a journal far below
+it: about 130 bytes a file archived within the last week, so half a million files a week before it is reached."""
+JOURNAL_KEEP_S = 7 * 86_400.0
+"""How long past ``REGROWN_WATCH_S`` a file archived stays named in the journal, looked at every ``LATE_LOOK_S``:
+after it, one unchanged is pruned (its name dropped, its modification time folded into ``Journal.settled_ns``), so the
+journal holds about a week of archives, not every file ever archived. A pruned file that grows later is still said:
+its exporter's write gives it a modification time past ``settled_ns``, which the look at ``done/`` every
+``LATE_LOOK_S`` finds (``_look_at_done``), and warns of as a grown archive is, never passed over."""
 LATE_LOOK_S = 600.0
 """How often a file archived more than ``REGROWN_WATCH_S`` ago is looked at for growth: it is no longer moved back,
-but one that grows is said, loudly (``_look_at_archived``); a look every poll at every file done/ holds would cost
-more than it tells."""
+but one that grows is said, loudly (``_look_at_archived``, ``_look_at_done``); a look every poll at every file done/
+holds would cost more than it tells."""
+_COMPACT_BYTES = 1 << 20  # appended past the last whole write by more than this and its own size: written whole anew
 
 
 @dataclass
@@ -177,37 +190,58 @@ class Journal:
     read away: what it names is only ever a name in ``done/`` (no folder, no link followed); a file there is acted
     on only when it is the file named (its device and inode), and then at most moved back into the folder to be read
     again (which publishes only what is missing) or warned of. No entry makes a file in the folder skip its read:
-    ``finish_move`` reads again every file a stop left with a name in ``done/`` too, whatever the journal says. It
-    is written
-    whole or not at all (a new file, then renamed over the old: a link planted at its name is replaced, never
-    followed). One that cannot be read or written is said, never passed over in silence: files it would have named
-    are then looked at only while this watcher runs."""
+    ``finish_move`` reads again every file a stop left with a name in ``done/`` too, whatever the journal says.
+
+    Its lines are JSON: a header, then one line per file archived, forgotten or pruned, each appended and synced
+    (one small write per archive, whatever the journal holds); once the appended lines outgrow the last whole write
+    by its own size and a mebibyte, it is written whole anew (a new file renamed over the old: a link planted at its
+    name is replaced, never followed), so a backlog of N files costs O(N) to journal, not O(N²). Entries are
+    pruned ``JOURNAL_KEEP_S`` after their window (``prune``). One that cannot be read or written is said, never
+    passed over in silence: files it would have named are then looked at only while this watcher runs. One found
+    too large, or that could not be read for an I/O error, is never written over (an empty journal would replace
+    what it holds): the watcher keeps its journal in memory, saying so, until it is moved aside. A write that would
+    pass ``JOURNAL_BYTES`` is refused, said, and the journal on disk kept."""
 
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.path, self.say = folder / JOURNAL_NAME, say
         self.entries: dict[str, _Archived] = {}
+        # The newest modification time of a file the journal stopped naming, unchanged then (``prune``): a file in
+        # done/ the journal does not name and modified after it was written to after it was archived.
+        self.settled_ns: int | None = None
         self._failed: str | None = None  # the last write's failure, said once until a write succeeds
+        self._kept: str | None = None  # why the journal on disk must not be written over (``load``)
+        self._size = -1  # bytes of the journal on disk as this watcher wrote it; -1: none yet, written whole first
+        self._whole = 0  # bytes of its last whole write
+        self._full_at: int | None = None  # entries when a whole write was refused for size: tried again below that
 
     @classmethod
     def load(cls, folder: Path, say: Callable[[str], None]) -> Journal:
         """The folder's journal as its last watcher left it; empty (said so) when it cannot be read."""
         journal = cls(folder, say)
         try:
-            journal.entries = _read_journal(journal.path)
+            journal.entries, journal.settled_ns, journal._size = _read_journal(journal.path)
+            journal._whole = max(journal._size, 0)
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as exc:
             why = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc)
+            if isinstance(exc, OSError) or str(exc).startswith("larger than"):
+                journal._kept = why
+                keep = (" It is kept as it is, never written over: this watcher's journal is kept in memory until "
+                        "it is moved aside or removed")
+            else:
+                keep = ""
             say(f"the journal of files archived to done/ ({one_line(str(journal.path))}) cannot be read ({why}); "
                 "files archived before this start are not looked at for growth: compare each recent file in done/ "
                 "with its export, and move back into the folder any written to after it was archived (only what is "
-                "new is published)")
+                f"new is published).{keep}")
         return journal
 
     def note(self, name: str, identity: tuple[int, int, int, int]) -> None:
         """Record ``done/<name>`` as archived now, read as ``identity``."""
-        self.entries[name] = _Archived(identity, time.time())
-        self._save()
+        entry = _Archived(identity, time.time())
+        self.entries[name] = entry
+        self._append([_line(name, entry)])
 
     def noting(self, identity: tuple[int, int, int, int]) -> Callable[[Path], None]:
         """``note`` of a file read as ``identity``, for ``archive`` to call with the path it gave it in ``done/``."""
@@ -215,48 +249,131 @@ class Journal:
 
     def forget(self, *names: str) -> None:
         """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
-        if any(self.entries.pop(name, None) is not None for name in names):
-            self._save()
+        gone = [name for name in names if self.entries.pop(name, None) is not None]
+        if gone:
+            self._append([{"forget": name} for name in gone])
+
+    def prune(self, settled: dict[str, int]) -> None:
+        """Name no more the files ``settled`` names (each with its modification time, unchanged since it was
+        archived, ``JOURNAL_KEEP_S`` past its window): their times fold into ``settled_ns``, which the look at
+        ``done/`` compares every file the journal does not name with."""
+        if not settled:
+            return
+        self.settled_ns = max(self.settled_ns or 0, *settled.values())
+        for name in settled:
+            self.entries.pop(name, None)
+        self._append([{"settled_ns": self.settled_ns}, *({"forget": name} for name in settled)])
+
+    def _append(self, items: list[dict[str, Any]]) -> None:
+        if self._kept is not None:
+            return self._said(f"kept as it is ({self._kept})", "move it aside or remove it")
+        data = b"".join(json.dumps(item).encode() + b"\n" for item in items)
+        if self._size < 0 or self._size + len(data) > min(2 * self._whole + _COMPACT_BYTES, JOURNAL_BYTES):
+            return self._save()
+        try:
+            _append_to(self.path, data)
+        except OSError:  # gone, or another file by now: written whole in its place (which says why if it fails)
+            return self._save()
+        self._size += len(data)
+        self._failed = None
 
     def _save(self) -> None:
-        data = {"version": 1, "archived": [{"name": name, "identity": list(e.identity), "at": e.at}
-                                           for name, e in self.entries.items()]}
+        if self._full_at is not None and len(self.entries) >= self._full_at:
+            return  # refused for size, and no smaller since: said already
+        lines = [{"version": 2, "settled_ns": self.settled_ns}, *(_line(n, e) for n, e in self.entries.items())]
+        data = b"".join(json.dumps(item).encode() + b"\n" for item in lines)
+        if len(data) > JOURNAL_BYTES:
+            self._full_at = len(self.entries)
+            self.say(f"WARNING: the journal of files archived to done/ ({one_line(str(self.path))}) would pass "
+                     f"{_bytes(JOURNAL_BYTES)} ({len(self.entries):,} files archived within "
+                     f"{JOURNAL_KEEP_S / 86_400:g} days of their watch window); it is kept as it was, and files "
+                     "archived since are looked at for growth only while this watcher runs: compare each recent file "
+                     "in done/ with its export after a restart")
+            return
+        self._full_at = None
         try:
-            _write_whole(self.path, json.dumps(data).encode())
+            _write_whole(self.path, data)
         except OSError as exc:
-            why = exc.strerror or type(exc).__name__
-            if why != self._failed:
-                self._failed = why
-                self.say(f"cannot write the journal of files archived to done/ ({one_line(str(self.path))}: {why}); "
-                         "files archived meanwhile are looked at for growth only while this watcher runs: let this "
-                         "account write the folder")
-        else:
-            self._failed = None
+            return self._said(exc.strerror or type(exc).__name__, "let this account write the folder")
+        self._size = self._whole = len(data)
+        self._failed = None
+
+    def _said(self, why: str, what: str) -> None:
+        if why != self._failed:
+            self._failed = why
+            self.say(f"cannot write the journal of files archived to done/ ({one_line(str(self.path))}: {why}); "
+                     f"files archived meanwhile are looked at for growth only while this watcher runs: {what}")
 
 
-def _read_journal(path: Path) -> dict[str, _Archived]:
-    """The entries of the journal at ``path``; ValueError when it is not one (OSError when it cannot be read)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+def _bytes(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _line(name: str, entry: _Archived) -> dict[str, Any]:
+    return {"name": name, "identity": list(entry.identity), "at": entry.at}
+
+
+def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
+    """The entries of the journal at ``path``, its ``settled_ns`` and size; ValueError when it is not one (OSError
+    when it cannot be read). A last line cut short (a stop within an append) is left out, and the size is then -1:
+    the next write is whole, never an append after the cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link planted at its name: replaced by the next write, never followed
+            raise ValueError("a symbolic link, never followed") from None
+        raise
     with io.FileIO(fd, "rb", closefd=True) as file:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             raise ValueError("not a plain file of the folder's own; remove it")
         data = file.read(JOURNAL_BYTES + 1)
     if len(data) > JOURNAL_BYTES:
-        raise ValueError(f"larger than {JOURNAL_BYTES >> 20} MiB")
+        raise ValueError(f"larger than {_bytes(JOURNAL_BYTES)}")
+    entries: dict[str, _Archived] = {}
+    settled: int | None = None
     try:
-        doc = json.loads(data)
-        entries = {}
-        for item in doc["archived"]:
+        lines = data.split(b"\n")
+        head = json.loads(lines[0])
+        if head["version"] == 1:  # one JSON document, as the first journals were written
+            items, settled = json.loads(data)["archived"], None
+        elif head["version"] == 2 and (head["settled_ns"] is None or type(head["settled_ns"]) is int):
+            settled = head["settled_ns"]
+            items = [json.loads(line) for line in lines[1:-1]]  # the last: empty, or an append cut short
+        else:
+            raise ValueError
+        for item in items:
+            if "forget" in item:
+                entries.pop(item["forget"], None)
+                continue
+            if "settled_ns" in item:
+                if type(item["settled_ns"]) is not int:
+                    raise ValueError
+                settled = max(settled or 0, item["settled_ns"])
+                continue
             name, identity, at = item["name"], tuple(item["identity"]), item["at"]
             if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name
                     or len(identity) != 4 or not all(type(n) is int for n in identity)
                     or not isinstance(at, int | float)):
                 raise ValueError
             entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         raise ValueError("not a journal this watcher wrote") from None
-    return entries
+    return entries, settled, len(data) if data.endswith(b"\n") else -1
+
+
+def _append_to(path: Path, data: bytes) -> None:
+    """Append ``data`` to the journal at ``path`` and sync it: never through a link, never to a file with another
+    name (then OSError: the journal is written whole instead, at the next try)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise OSError(errno.EMLINK, "not a plain file of the folder's own", str(path))
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_whole(path: Path, data: bytes) -> None:
@@ -612,6 +729,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     refresh_at = clock.now() + REFRESH_S  # the run's ledger was read as it started
     journal = Journal.load(folder, lambda text: print(f"{run.adapter.name}: {text}", file=run.err, flush=True))
     late_at = clock.now()  # files archived before the window: looked at now, then every LATE_LOOK_S
+    told_done: set[tuple[str, int, int]] = set()  # ``_look_at_done``'s warnings, each said once per change
     retries = _Retries(interval, clock)
     while not stop.is_set():
         if clock.now() >= refresh_at:  # between files: none is in flight
@@ -648,10 +766,11 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 told.add((path, why))
                 print(f"{run.adapter.name}: {one_line(path.name)} is not taken: {why}", file=run.err,
                       flush=True)
-        if journal.entries and not gone:
+        if (journal.entries or journal.settled_ns is not None) and not gone:
             late = clock.now() >= late_at
             _look_at_archived(run, journal, folder, late=late)
             if late:
+                _look_at_done(run, journal, folder, told_done)
                 late_at = clock.now() + LATE_LOOK_S
         for path in ready:
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
@@ -783,15 +902,16 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
     exporter write under a temporary name. Later (looked at only when ``late``: every ``LATE_LOOK_S``), a file that
     grew is not moved (whoever writes to an archive an hour on may not be its exporter), but said, loudly, once per
     change and again after a restart, with what to do, until it is moved back or removed: what it holds since is
-    never read otherwise. One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be looked at (a
-    share away), nothing is."""
+    never read otherwise. One unchanged ``JOURNAL_KEEP_S`` past its window is pruned from the journal (a growth after
+    that is ``_look_at_done``'s to say). One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be
+    looked at (a share away), nothing is."""
     done = folder / "done"
     try:
         if not stat.S_ISDIR(done.lstat().st_mode):
             return
     except OSError:
         return
-    now, gone = time.time(), []
+    now, gone, settled = time.time(), [], {}
     for name, entry in list(journal.entries.items()):
         recent = now - entry.at <= REGROWN_WATCH_S
         if not (recent or late):
@@ -807,8 +927,12 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != entry.identity[:2]:
             gone.append(name)  # another file by now
             continue
-        if _identity(st) == entry.identity or (st.st_nlink > 1 and _named_in(folder, st)):
-            continue  # unchanged; or still named in the folder too (a move a stop cut short): ``finish_move``'s
+        if _identity(st) == entry.identity:
+            if now - entry.at > REGROWN_WATCH_S + JOURNAL_KEEP_S:
+                settled[name] = st.st_mtime_ns  # looked at long enough: a growth now is ``_look_at_done``'s
+            continue
+        if st.st_nlink > 1 and _named_in(folder, st):
+            continue  # still named in the folder too (a move a stop cut short): ``finish_move``'s
         shown = one_line(name)
         if not recent:
             if entry.told != _identity(st):
@@ -831,6 +955,41 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
     journal.forget(*gone)
+    journal.prune(settled)
+
+
+def _look_at_done(run: AdapterRun, journal: Journal, folder: Path, told: set[tuple[str, int, int]]) -> None:
+    """Warn of each file in ``done/`` the journal no longer names (pruned, ``JOURNAL_KEEP_S``) and modified after
+    ``settled_ns``: every file pruned was unchanged then, with a modification time at or before it, so one past it
+    was written to since (its exporter still writing, weeks on), or put in done/ since by another hand. Its bytes
+    since are not read: said, loudly, once per change (``told``: name, size, time) while this watcher runs, and
+    again after a restart, with what to do. A cheap look (one listing and one lstat a file, every ``LATE_LOOK_S``);
+    it trusts the file system's clock, as a modification time set back by hand (touch -d) would hide a write."""
+    if journal.settled_ns is None:
+        return
+    seen: set[tuple[str, int, int]] = set()
+    try:
+        with os.scandir(folder / "done") as entries:
+            for entry in entries:
+                if entry.name in journal.entries or not entry.is_file(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if st.st_mtime_ns <= journal.settled_ns:
+                    continue
+                key = (entry.name, st.st_size, st.st_mtime_ns)
+                seen.add(key)
+                if key in told:
+                    continue
+                days = (REGROWN_WATCH_S + JOURNAL_KEEP_S) / 86_400
+                print(f"{run.adapter.name}: WARNING: done/{one_line(entry.name)} was written to after it was "
+                      f"archived, more than {days:.0f} day(s) after (or put in done/ since by another hand): what it "
+                      f"holds since is not read; move it back into {one_line(str(folder))} to have it read (only "
+                      "what is new is published), and have the exporter write under a temporary name (.tmp, .part) "
+                      "and rename the file when done", file=run.err, flush=True)
+    except OSError:  # done/ away (a share), or not a folder: looked at again at the next late look
+        return
+    told.intersection_update(seen)
+    told.update(seen)
 
 
 def _named_in(folder: Path, st: os.stat_result) -> bool:
