@@ -753,7 +753,7 @@ def test_keys_init_refuses_a_deployment_whose_logins_made_the_party_folders(tmp_
     login.mkdir(parents=True, mode=0o700)
     (login / "client.properties").write_text("security.protocol=SASL_SSL\n")
     done = puente(root, "keys", "init")
-    assert done.returncode == 3 and "holds the broker's own keys and no other party's" in done.stderr, done
+    assert done.returncode == 3 and "holds the broker's own keys and no single-site-trial mark" in done.stderr, done
     assert not (login / "COL-enc-2026a.json").exists()
 
 
