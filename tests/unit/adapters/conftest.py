@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from adapter_fakes import FakeKafka
 
 from adapters.config import AdaptersConfig, Context, Vocabulary, load_config, make_context
 from adapters.core import Result, convert
@@ -91,36 +92,6 @@ def reason(run: Callable[..., list[Result]]) -> Callable[..., str]:
         return bad[0].error.reason
 
     return go
-
-
-class FakeKafka:
-    """Stands in for the ingress publisher and the dead-letter producer of an AdapterRun: records what is sent."""
-
-    def __init__(self) -> None:
-        self.dead: list[bytes] = []
-        self.headers: list[dict[str, bytes]] = []
-        self.published = 0
-
-    @staticmethod
-    def _done() -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[Any]]:
-        return alert_id.encode(), []
-
-    async def send_framed(self, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
-        self.published += 1
-        return self._done()
-
-    async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[Any]:
-        self.dead.append(key)
-        self.headers.append(dict(headers))
-        return self._done()
-
-    async def flush(self) -> None:
-        return None
 
 
 @pytest.fixture

@@ -10,26 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_fakes import Pipe
 
 from adapters.watch import watch
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 LINES = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
 BAD = b'{"id_control":"BAD"}\n'
-
-
-class _Pipe(io.RawIOBase):
-    """A stream that cannot be rewound, as standard input from a pipe."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._data.readinto(buffer)
 
 
 def test_an_archived_file_read_again_dead_letters_its_bad_record_once(
@@ -69,7 +56,7 @@ def test_a_continued_file_keeps_its_keys_another_export_gets_its_own(
     adapter_run, kafka = offline("snm")
 
     async def read(data: bytes) -> Any:
-        stream: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
+        stream: Any = io.BufferedReader(Pipe(data)) if pipe else io.BytesIO(data)
         return await adapter_run.run(stream, "/in/hits.jsonl")
 
     async def go() -> list[tuple[int, int]]:

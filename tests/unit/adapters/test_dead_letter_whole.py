@@ -10,23 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adapter_fakes import Pipe
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 SNM = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)
-
-
-class _Pipe(io.RawIOBase):
-    """A stream that cannot be rewound, as standard input from a pipe."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._data.readinto(buffer)
 
 
 def _utf16(lines: list[bytes]) -> bytes:
@@ -53,7 +40,7 @@ def test_two_exports_refused_as_a_whole_each_get_their_dead_letter(
     assert a != b
 
     async def read(data: bytes) -> tuple[int, int]:
-        stream: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
+        stream: Any = io.BufferedReader(Pipe(data)) if pipe else io.BytesIO(data)
         tally = await adapter_run.run(stream, "/in/hits.jsonl")
         assert tally.read == 1 and tally.published == 0
         return tally.rejected, tally.already_rejected
@@ -75,7 +62,7 @@ def test_a_bad_header_keys_by_the_whole_file(offline: Callable[..., tuple[Any, A
     async def go() -> list[int]:
         counts = []
         for data, pipe in ((a, False), (b, False), (a, True), (b, True)):
-            stream: Any = io.BufferedReader(_Pipe(data)) if pipe else io.BytesIO(data)
+            stream: Any = io.BufferedReader(Pipe(data)) if pipe else io.BytesIO(data)
             counts.append((await adapter_run.run(stream, "/in/eventos.csv")).rejected)
         return counts
 

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from adapter_fakes import FakeKafka, Pipe
 from unreachable import unreachable_kafka
 
 from adapters.config import Context
@@ -354,50 +355,6 @@ def test_file_level_dead_letter_keys_tell_distinct_failures_apart(run: Callable[
     assert a != dead_key("pn", "/in/export.txt", cut[0], b"digest-2")  # same detail, other content
 
 
-class _FakeKafka:
-    """Stands in for the ingress publisher and the dead-letter producer AdapterRun makes on entering: records sends."""
-
-    def __init__(self) -> None:
-        self.dead: list[bytes] = []
-        self.headers: list[dict[str, bytes]] = []
-        self.published = 0
-
-    @staticmethod
-    def _done() -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    def sign(self, alert_id: str, value: bytes) -> tuple[bytes, list[Any]]:
-        return alert_id.encode(), []
-
-    async def send_framed(self, key: bytes, value: bytes, headers: Any) -> asyncio.Future[Any]:
-        self.published += 1
-        return self._done()
-
-    async def send(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> asyncio.Future[Any]:
-        self.dead.append(key)
-        self.headers.append(dict(headers))
-        return self._done()
-
-    async def flush(self) -> None:
-        return None
-
-
-class _Pipe(io.RawIOBase):
-    """A stream that cannot be rewound, as standard input from a pipe."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._data.readinto(buffer)
-
-
 @pytest.mark.parametrize("pipe", [False, True])
 def test_two_exports_of_one_name_cut_short_each_get_their_dead_letter(pipe: bool, tmp_path: Path,
                                                                       ctx_for: Callable[[str], Context]) -> None:
@@ -419,7 +376,7 @@ def test_two_exports_of_one_name_cut_short_each_get_their_dead_letter(pipe: bool
         exports.append(tmp_path / folder / "incautaciones.txt")
 
     async def go() -> list[tuple[int, int, int]]:
-        kafka = _FakeKafka()
+        kafka = FakeKafka()
         offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
         adapter_run = AdapterRun(offline, None, get("pn"), ctx_for("PN"), err=io.StringIO())  # type: ignore[arg-type]
         adapter_run._publisher, adapter_run._dlq = kafka, kafka
@@ -427,7 +384,7 @@ def test_two_exports_of_one_name_cut_short_each_get_their_dead_letter(pipe: bool
         for path in [*exports, exports[0]]:
             before = len(kafka.dead)
             with path.open("rb") as file:
-                stream: Any = io.BufferedReader(_Pipe(file.read())) if pipe else file
+                stream: Any = io.BufferedReader(Pipe(file.read())) if pipe else file
                 tally = await adapter_run.run(stream, str(path))
             counts.append((tally.rejected, len(kafka.dead) - before, tally.already_rejected))
         assert len(set(kafka.dead)) == len(kafka.dead)
@@ -571,7 +528,7 @@ def test_the_watcher_keeps_both_exports_of_one_name(tmp_path: Path) -> None:
     assert "kept as done/a.1.jsonl" in fake.err.getvalue()
 
 
-def _offline_run(ctx_for: Callable[[str], Context], name: str, kafka: _FakeKafka) -> Any:
+def _offline_run(ctx_for: Callable[[str], Context], name: str, kafka: FakeKafka) -> Any:
     """A real AdapterRun whose Kafka producers are ``kafka``: the watcher drives it as it drives the real one."""
     from types import SimpleNamespace
 
@@ -589,7 +546,7 @@ def test_a_file_that_ends_within_a_record_is_read_again_not_archived(tmp_path: P
     """An export written in place that pauses within a record (longer than two polls) is not archived with its
     later records unread: it is left, said so, and read whole once it changes; what was published is not again."""
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
     export = tmp_path / "hits.jsonl"
     export.write_bytes(b"".join(lines[:3]) + lines[3][:50])
@@ -638,7 +595,7 @@ def test_one_folder_has_one_watcher(tmp_path: Path, ctx_for: Callable[[str], Con
     the folder can be watched again, and the lock file is never read as an export."""
     from puente.errors import ConfigError
 
-    snm, combifron = _FakeKafka(), _FakeKafka()
+    snm, combifron = FakeKafka(), FakeKafka()
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -685,7 +642,7 @@ def test_a_file_name_that_is_not_utf8_is_read_and_dead_lettered(tmp_path: Path,
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)
     (tmp_path / os.fsdecode(b"alertas-\xf1-nov.jsonl")).write_bytes(lines[0] + b'{"broken" 1}\n')
     (tmp_path / "later.jsonl").write_bytes(lines[1])
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     asyncio.run(watch(_offline_run(ctx_for, "snm", kafka), tmp_path, interval=0.05, idle_exit=0.4,
                       out=io.StringIO()))
     assert kafka.published == 2 and len(kafka.dead) == 1
@@ -718,7 +675,7 @@ def test_a_file_name_cannot_write_the_terminals_lines(tmp_path: Path, ctx_for: C
     name = "hits\x1b[2J\x07\nsnm ok.jsonl: read 1, published 1, duplicates 0, rejected 0\r.jsonl"
     (tmp_path / name).write_bytes(b'{"broken" 1}\n')
     out = io.StringIO()
-    adapter_run = _offline_run(ctx_for, "snm", _FakeKafka())
+    adapter_run = _offline_run(ctx_for, "snm", FakeKafka())
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.4, out=out))
     shown = "hits\\x1b[2J\\x07\\nsnm ok.jsonl: read 1, published 1, duplicates 0, rejected 0\\r.jsonl"
     assert out.getvalue() == f"snm {shown}: read 1, published 0, duplicates 0, rejected 1 (syntax 1)\n"
@@ -756,7 +713,7 @@ def test_an_export_revision_does_not_undo_a_reclassification(tmp_path: Path,
 
     codec, ctx = alert_codec(), ctx_for("SNM")
     base = json.loads((SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0])
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
 
     def export(name: str, **fields: Any) -> Path:
@@ -801,7 +758,7 @@ def test_a_file_paused_within_a_number_or_a_character_is_read_again(tmp_path: Pa
     byte, not as truncated) is still left in place and read whole once it changes: its later records are not lost."""
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
     at = lines[3].index(within) + len(within)
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
     export = tmp_path / "hits.jsonl"
     export.write_bytes(b"".join(lines[:3]) + lines[3][:at])
@@ -832,7 +789,7 @@ def test_a_file_that_holds_no_record_is_left_with_its_own_words(tmp_path: Path,
     (tmp_path / "sin-novedades.csv").write_bytes(header)
     (tmp_path / "vacio.csv").write_bytes(b"")
     (tmp_path / "patrullas.csv").write_bytes(data)
-    adapter_run = _offline_run(ctx_for, "senafront", _FakeKafka())
+    adapter_run = _offline_run(ctx_for, "senafront", FakeKafka())
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.6, out=io.StringIO()))
     assert (tmp_path / "done" / "patrullas.csv").exists()
     assert (tmp_path / "sin-novedades.csv").exists() and (tmp_path / "vacio.csv").exists()
@@ -850,7 +807,7 @@ def test_a_complete_pn_file_whose_trailer_miscounts_is_archived(tmp_path: Path,
     data = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
     assert b"T00000040" in data
     (tmp_path / "INCAU1125.TXT").write_bytes(data.replace(b"T00000040", b"T00000041"))
-    adapter_run = _offline_run(ctx_for, "pn", _FakeKafka())
+    adapter_run = _offline_run(ctx_for, "pn", FakeKafka())
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     assert (tmp_path / "done" / "INCAU1125.TXT").exists() and not (tmp_path / "INCAU1125.TXT").exists()
     assert "trailer-mismatch: the trailer counts 41 cases; the file holds 40" in adapter_run.err.getvalue()
@@ -863,7 +820,7 @@ def test_a_file_with_cr_only_line_ends_is_archived_with_its_reason(tmp_path: Pat
     done/: it is no file cut short, and was left in place for ever with advice to add a final line break."""
     data = (SAMPLES / "senafront" / "patrullas-2026-11.csv").read_bytes().replace(b"\r\n", b"\r")
     (tmp_path / "patrullas.csv").write_bytes(data)
-    adapter_run = _offline_run(ctx_for, "senafront", _FakeKafka())
+    adapter_run = _offline_run(ctx_for, "senafront", FakeKafka())
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     assert (tmp_path / "done" / "patrullas.csv").exists() and not (tmp_path / "patrullas.csv").exists()
     err = adapter_run.err.getvalue()
@@ -878,7 +835,7 @@ def test_a_csv_saved_without_a_final_line_break_says_how_to_have_it_read(tmp_pat
     says to end it with a line break and drop it again, and so done it is read whole and archived."""
     src = next((SAMPLES / "senafront").glob("*.csv")).read_bytes()
     (tmp_path / "informe.csv").write_bytes(src.rstrip(b"\r\n"))
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "senafront", kafka)
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, out=io.StringIO()))
     said = adapter_run.err.getvalue()
@@ -1072,7 +1029,7 @@ def test_a_dead_letters_file_headers_carry_no_control_character(tmp_path: Path,
     path.write_bytes(b"".join(lines[:10]))  # cut short: one dead letter
 
     async def go() -> dict[str, bytes]:
-        kafka = _FakeKafka()
+        kafka = FakeKafka()
         offline: Any = SimpleNamespace(topic_prefix="t", agency_countries=AGENCY_COUNTRIES, agency_units=AGENCY_UNITS)
         adapter_run = AdapterRun(offline, None, get("pn"), ctx_for("PN"), err=io.StringIO())  # type: ignore[arg-type]
         adapter_run._publisher, adapter_run._dlq = kafka, kafka
@@ -1086,7 +1043,7 @@ def test_a_dead_letters_file_headers_carry_no_control_character(tmp_path: Path,
         assert shown.isprintable() and "\\x1b[2J\\x07\\nS 0001" in shown and "\\udcf1" in shown, shown
 
 
-class _KafkaGone(_FakeKafka):
+class _KafkaGone(FakeKafka):
     """Kafka gone while ``down``: aiokafka's own errors, as its producer raises them. The first sends are queued and
     their futures fail later (a batch expired, never delivered); then ``send`` itself raises (the batch is full and
     nothing drains it)."""
@@ -1161,7 +1118,7 @@ def test_an_export_written_on_after_it_was_archived_is_read_again(tmp_path: Path
     publishing only the new records, and says to write under a temporary name. Before, those records were never
     read, nor dead-lettered, nor said."""
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
     out = io.StringIO()
 
@@ -1192,7 +1149,7 @@ def test_an_archived_export_that_grows_goes_back_beside_a_new_one_of_its_name(tm
     a record it is cut within while its exporter is gone is held in the folder, said, never dead-lettered nor
     forgotten."""
     lines = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines(keepends=True)[:6]
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "snm", kafka)
 
     async def go() -> None:
@@ -1221,7 +1178,7 @@ def test_a_pn_file_being_written_holds_its_open_case_and_missing_trailer(ctx_for
     missing trailer. Both are held (hold_cut, a watcher's), neither dead-lettered; the whole file then publishes the
     case, once."""
     src = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
-    kafka = _FakeKafka()
+    kafka = FakeKafka()
     adapter_run = _offline_run(ctx_for, "pn", kafka)
     part = b"".join(src.splitlines(keepends=True)[:6])
     first = asyncio.run(adapter_run.run(io.BytesIO(part), "/in/incautaciones.txt", hold_cut=True))
