@@ -503,7 +503,8 @@ def _recalls(args: argparse.Namespace) -> int:
         who = f"{_text(partner)}'s recalls is" if partner is not None else "any partner's recalls is"
         print(f"not every recall could be judged: none of {who}, more deliveries having been decided before the "
               f"receipts' cut than are kept ({MAX_EARLY:,}): the decisions topic keeps records far longer than the "
-              "receipts topics (retention.ms set by hand?); give them the same retention (puente topics apply)",
+              "receipts topics (retention.ms=-1 set by hand, which topics apply keeps); keep the receipts topics "
+              "as long (retention.ms=-1 on them too), or ask the partner which stores hold those alerts",
               file=sys.stderr)
     return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0 or bool(book.blind))
 
