@@ -31,8 +31,10 @@ each time, up to ``RETRY_MAX_S``, each failure said with what to do for its caus
 published is counted, and a file still failing when the watcher stops is counted left unfinished
 (``Tally.unfinished``) and named, with what to do. A file gone between the listing and its read (removed, moved away)
 is no failure: nothing to read, nothing retried. An idle exit (``--exit-when-idle``) waits for the retries: it comes
-only once every failing file has been tried again ``IDLE_RETRIES`` times, and idle seconds count from the last read,
-archive or failure; a file still failing then is left unfinished, and ``puente adapt --watch`` exits 3.
+only once every failing file has been tried again ``IDLE_RETRIES`` times, or was not tried within the idle seconds
+after its try was due (its folder could not be listed), and idle seconds count from the last read, archive or failure;
+a file still failing then is left unfinished, and ``puente adapt --watch`` exits 3. A fault that is no I/O error (an
+adapter's bug met in one file) is a failed try too; a file refused, or gone, is no longer retried.
 
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
@@ -139,10 +141,14 @@ class _Retries:
         self.due[path] = (count, self.clock.now() + wait, why, advice)
         return wait
 
-    def holding(self) -> bool:
+    def holding(self, idle: float) -> bool:
         """Whether a failing file is still to be tried again before an idle exit: one that failed no more than
-        ``IDLE_RETRIES`` times (its first read and the retries after it)."""
-        return any(count <= IDLE_RETRIES for count, *_ in self.due.values())
+        ``IDLE_RETRIES`` times (its first read and the retries after it), and whose try is due less than ``idle``
+        seconds ago. One not tried then (its folder cannot be listed, a share away) holds the exit no longer: it is
+        left unfinished, so an idle exit always comes."""
+        now = self.clock.now()
+        return any(count <= IDLE_RETRIES and now < at + max(idle, self.interval)
+                   for count, at, *_ in self.due.values())
 
     def waiting(self, path: Path) -> bool:
         """Whether ``path`` failed and is not to be tried again yet."""
@@ -776,7 +782,8 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             if stop.is_set():  # a backlog can hold thousands of files: a stop waits for the one in flight, no more
                 break
             sig = _signature(path)
-            if sig is None:
+            if sig is None:  # gone, or no longer a regular file, since the listing: nothing to try again
+                retries.due.pop(path, None)
                 continue
             if sizes.get(path) != sig or (path, *sig) in handled:
                 sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
@@ -793,6 +800,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             except OSError as exc:  # refused, unreadable, or gone: one file must not stop the watcher
                 why = exc.strerror or type(exc).__name__
                 if exc.errno in _REFUSALS:  # not a failure: the same file is refused again, until it changes
+                    retries.due.pop(path, None)
                     print(f"{run.adapter.name}: cannot read {name}: {why}; left in place", file=run.err, flush=True)
                 else:
                     handled.discard((path, *sig))  # tried again after a wait, changed or not
@@ -817,9 +825,13 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             except PuenteError:  # Kafka or keys failing fail every file: stop (a re-run is safe)
                 raise
             except Exception as exc:  # noqa: BLE001 - a fault met in one file must not stop the others
-                # named by its kind only: a message of a third party's may quote the file's content
+                # named by its kind only: a message of a third party's may quote the file's content; a failed try,
+                # tried again after a wait and left unfinished at the stop as an I/O error's
+                wait = retries.failed(path, type(exc).__name__, "report it to the adapter's maintainers")
+                handled.discard((path, *sig))
+                idle_since = clock.now()
                 print(f"{run.adapter.name}: reading {name} in {where} failed ({type(exc).__name__}); left in place, "
-                      "and the other files go on", file=run.err, flush=True)
+                      f"trying again in {wait:g}s, and the other files go on", file=run.err, flush=True)
                 continue
             total.add(tally)
             retries.due.pop(path, None)
@@ -860,7 +872,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                               f"this one is kept as done/{kept}", file=run.err, flush=True)
             sizes.pop(path, None)
             idle_since = clock.now()
-        if idle_exit is not None and clock.now() - idle_since >= idle_exit and not retries.holding():
+        if idle_exit is not None and clock.now() - idle_since >= idle_exit and not retries.holding(idle_exit):
             break
         await clock.pause(interval, stop)
     for path, (count, _, why, advice) in retries.due.items():

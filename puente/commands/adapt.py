@@ -6,7 +6,8 @@ rejected (each is in the dead-letter topic with its reason, written by this run 
 configuration or input that stopped the run (keys or topics missing, a file that cannot be
 read), and for ``--watch`` when a file was left unfinished (reading it failed partway, or could
 not start, and still failed when the watcher stopped: what was read of it is published; with
-``--exit-when-idle`` each such file was tried again 3 times first); 4 when Kafka is unavailable.
+``--exit-when-idle`` each such file was tried again 3 times first, unless its folder could not
+be listed meanwhile); 4 when Kafka is unavailable.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                        help=f"with --watch: poll DIR this often (default {_INTERVAL_S:g})")
         p.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
                        help="with --watch: stop when no file arrived, was read or failed for this long, and each "
-                            "file whose read failed was tried again 3 times (one still failing then is left "
-                            "unfinished: exit 3); default: run until SIGTERM")
+                            "file whose read failed was tried again 3 times, or could not be (its folder not "
+                            "listed): one still failing then is left unfinished, exit 3; default: run until SIGTERM")
         p.add_argument("--check", action="store_true",
                        help="map and validate only, without Kafka: print every rejected record and a summary")
         p.add_argument("--config", type=Path, metavar="YAML", help="adapter configuration (default: the shipped "
