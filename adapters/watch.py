@@ -205,8 +205,12 @@ class Journal:
     pruned ``JOURNAL_KEEP_S`` after their window (``prune``). One that cannot be read or written is said, never
     passed over in silence: files it would have named are then looked at only while this watcher runs. One found
     too large, or that could not be read for an I/O error, is never written over (an empty journal would replace
-    what it holds): the watcher keeps its journal in memory, saying so, until it is moved aside. A write that would
-    pass ``JOURNAL_BYTES`` is refused, said, and the journal on disk kept."""
+    what it holds): the watcher keeps its journal in memory, saying so, until it is moved aside. One garbled (not a
+    journal this watcher wrote) is renamed aside (``.puente-watch.archived.bad``, then ``.1.bad``...; kept as it is
+    if that fails), said, and a new one begun; a link or a file with other names at its name is replaced, never
+    followed. A write that would pass ``JOURNAL_BYTES`` is refused, said, and the journal on disk kept. An append the
+    disk takes only part of (full) is cut back to what was there, and the journal written whole instead (all this
+    watcher holds, renamed over: never less than the appends held); until a whole write succeeds, none is appended."""
 
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.path, self.say = folder / JOURNAL_NAME, say
@@ -231,12 +235,16 @@ class Journal:
             pass
         except (OSError, ValueError) as exc:
             why = exc.strerror or type(exc).__name__ if isinstance(exc, OSError) else str(exc)
-            if isinstance(exc, OSError) or str(exc).startswith("larger than"):
+            keep = ""
+            if isinstance(exc, _Garbled):  # what it holds may still tell an operator what was archived: kept aside
+                try:
+                    keep = f" It is kept aside as {one_line(_set_aside(journal.path).name)}; a new one is begun"
+                except OSError as aside:
+                    why = f"{why}; cannot be set aside: {aside.strerror or type(aside).__name__}"
+            if not keep and (isinstance(exc, OSError | _Garbled) or str(exc).startswith("larger than")):
                 journal._kept = why
                 keep = (" It is kept as it is, never written over: this watcher's journal is kept in memory until "
                         "it is moved aside or removed")
-            else:
-                keep = ""
             say(f"the journal of files archived to done/ ({one_line(str(journal.path))}) cannot be read ({why}); "
                 "files archived before this start are not looked at for growth: compare each recent file in done/ "
                 "with its export, and move back into the folder any written to after it was archived (only what is "
@@ -277,8 +285,9 @@ class Journal:
         if self._size < 0 or self._size + len(data) > min(2 * self._whole + _COMPACT_BYTES, JOURNAL_BYTES):
             return self._save()
         try:
-            _append_to(self.path, data)
-        except OSError:  # gone, or another file by now: written whole in its place (which says why if it fails)
+            _append_to(self.path, data, self._size)
+        except OSError:  # gone, another file by now, or a short write (a full disk): written whole in its place
+            self._size = -1  # whole writes only, until one succeeds: never an append after what a failure left
             return self._save()
         self._size += len(data)
         self._failed = None
@@ -364,19 +373,41 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
                 raise ValueError
             entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at))
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-        raise ValueError("not a journal this watcher wrote") from None
+        raise _Garbled("not a journal this watcher wrote") from None
     return entries, settled, len(data) if data.endswith(b"\n") else -1
 
 
-def _append_to(path: Path, data: bytes) -> None:
-    """Append ``data`` to the journal at ``path`` and sync it: never through a link, never to a file with another
-    name (then OSError: the journal is written whole instead, at the next try)."""
+class _Garbled(ValueError):
+    """A journal whose content is not one this watcher wrote (a file it did not write, or written over by hand)."""
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename the garbled journal at ``path`` to a hidden name beside it no file has ('….bad', '….1.bad'...), never
+    over another file: what it holds is kept for the operator, never written over by a new journal."""
+    for n in range(100):
+        aside = path.with_name(f"{path.name}.bad" if n == 0 else f"{path.name}.{n}.bad")
+        try:
+            _rename_new(path, aside)
+        except FileExistsError:
+            continue
+        return aside
+    raise OSError(errno.EEXIST, "a hundred journals set aside already: remove them", str(path))
+
+
+def _append_to(path: Path, data: bytes, size: int) -> None:
+    """Append ``data`` to the journal at ``path``, ``size`` bytes as last written, and sync it: never through a link,
+    never to a file with another name (then OSError: the journal is written whole instead). A write the disk takes
+    only part of (full) is cut back to ``size`` and raises OSError: never half a line left for the next to garble."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             raise OSError(errno.EMLINK, "not a plain file of the folder's own", str(path))
-        os.write(fd, data)
+        written = os.write(fd, data)
+        if written != len(data):
+            with contextlib.suppress(OSError):  # if this fails too, the next write is whole (``Journal._append``)
+                os.ftruncate(fd, size)
+            raise OSError(errno.ENOSPC, f"{written} of {len(data)} bytes written", str(path))
         os.fsync(fd)
     finally:
         os.close(fd)
