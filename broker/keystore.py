@@ -1226,9 +1226,13 @@ class Keystore:
         half's time is only when it was imported), and the broker's workers and ``audit verify`` take a block
         signed by a generation that comes before one already used for a retired key in use: a new key whose label
         comes before the old one's (``2026dec`` after ``2026nov``: letters compare alphabetically) would have its
-        own blocks refused, and the other side keep using the old key."""
+        own blocks refused, and the other side keep using the old key. The key of ``generation`` itself, held already,
+        is no conflict here: the caller found it absent, so another run made it meanwhile (two ``keys init`` at once),
+        and the write that follows settles it (``put``: the one made first is kept, or the write is refused)."""
         for held in self.generations(owner, kind):
             old = parse_key_id(held.key_id).generation
+            if old == generation:
+                continue
             order = compare_generations(generation, old)
             if order != 1:
                 why = ("comes before it or is the same" if order is not None else
