@@ -32,7 +32,9 @@ Dead letters
     records keep their keys; another export under the same name, differing before a bad record,
     gets that record a dead letter of its own. A file refused before any record (UTF-16, line
     ends CR only, a bad header) is keyed by all its bytes instead, so two different exports of
-    one name refused so are each dead-lettered.
+    one name refused so are each dead-lettered; one a watcher moved back because it grew after its archive is keyed
+    by the bytes it had when first archived (``AdapterRun.run``'s ``whole_upto``), so its growth, however often,
+    makes no new dead letter, while another export differing within them still gets its own.
 
 Ordering
     The record key is the alert id, as the broker requires (it checks key == alert id, and
@@ -187,19 +189,22 @@ class Prefix:
 WHOLE = b"whole-file:"  # begins a refusal's ``prefix`` (``whole_digest``): never a ``Prefix`` digest (16 bytes)
 
 
-def whole_digest(stream: BinaryIO, start: int | None, hashing: _Hashing | None) -> bytes:
-    """The ``prefix`` of a file refused before any record: a digest of all its bytes. A stream that can be rewound
-    is read again from ``start``, where the run began (only a refused file pays this second read); one that cannot
-    (a pipe) was read through ``hashing``, which has what passed and here reads on to its end. OSError: the file
-    failing, as met while reading."""
+def whole_digest(stream: BinaryIO, start: int | None, hashing: _Hashing | None, upto: int | None = None) -> bytes:
+    """The ``prefix`` of a file refused before any record: a digest of all its bytes, or of its first ``upto`` (a
+    file that grew after it was archived: keyed as it was then). A stream that can be rewound is read again from
+    ``start``, where the run began (only a refused file pays this second read); one that cannot (a pipe, never
+    given ``upto``) was read through ``hashing``, which has what passed and here reads on to its end. OSError: the
+    file failing, as met while reading."""
     if hashing is not None:
         while hashing.read(1 << 20):
             pass
         return WHOLE + hashing.digest()
     h = hashlib.blake2b(digest_size=16)
     stream.seek(start or 0)
-    while block := stream.read(1 << 20):
+    left = -1 if upto is None else upto
+    while left and (block := stream.read(1 << 20 if left < 0 else min(left, 1 << 20))):
         h.update(block)
+        left = left - len(block) if left > 0 else left
     return WHOLE + h.digest()
 
 
@@ -326,7 +331,8 @@ class AdapterRun:
         if rec.key is not None and rec.key.startswith(f"adapter:{self.adapter.name}:".encode()):
             dead.add(rec.key)
 
-    async def run(self, stream: BinaryIO, source: str, *, hold_cut: bool = False) -> Tally:
+    async def run(self, stream: BinaryIO, source: str, *, hold_cut: bool = False,
+                  whole_upto: int | None = None) -> Tally:
         """Adapt one export; returns its tally. A Kafka failure raises the PuenteError ``broker.kafka.translate``
         gives it (a re-run is safe), never aiokafka's own error, which a watcher would take for a fault of the file.
 
@@ -336,6 +342,10 @@ class AdapterRun:
         publish it: a record both dead-lettered and published, and a rejected count above what the agency must
         look at. A file cut for good stays in the drop folder, said so; `puente adapt` on it
         dead-letters the record.
+
+        ``whole_upto`` (a watcher's, for a file it moved back because it grew after its archive): its size then; a
+        refusal of the file before any record is keyed by that many of its first bytes (``whole_digest``), as it was
+        when first read, not by all it holds now.
 
         The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
         it records Kafka never took, which a later run of this object would then skip as duplicates, never
@@ -353,7 +363,7 @@ class AdapterRun:
                 await self.refresh()
                 self._stale = False
             self._stale = True
-            tally = await self._run(stream, source, hold_cut)
+            tally = await self._run(stream, source, hold_cut, whole_upto)
         except UnfinishedRead:
             self._stale = False  # what was read was settled, every send acknowledged: the ledger is as Kafka has it
             raise
@@ -364,7 +374,7 @@ class AdapterRun:
         self._stale = False
         return tally
 
-    async def _run(self, stream: BinaryIO, source: str, hold_cut: bool) -> Tally:
+    async def _run(self, stream: BinaryIO, source: str, hold_cut: bool, whole_upto: int | None) -> Tally:
         ctx = self.ctx.at(datetime.now(UTC))
         tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []
@@ -414,7 +424,7 @@ class AdapterRun:
                         last = time.monotonic()
                         self._progress(name, tally, len(pending), last - started)
             if first is not None:  # refused before any record: keyed by all the file holds
-                whole = whole_digest(stream, start, hashing)
+                whole = whole_digest(stream, start, hashing, whole_upto)
                 await settle(first[0], whole)
                 first = None
         except OSError as exc:  # the file failed partway: what was read before is settled below, and counted

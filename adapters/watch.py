@@ -186,6 +186,7 @@ class _Archived:
     identity: tuple[int, int, int, int]
     at: float
     told: tuple[int, int, int, int] | None = None
+    whole: int | None = None  # its size when first archived, if it grew and was moved back since
 
 
 class Journal:
@@ -251,15 +252,16 @@ class Journal:
                 f"new is published).{keep}")
         return journal
 
-    def note(self, name: str, identity: tuple[int, int, int, int]) -> None:
-        """Record ``done/<name>`` as archived now, read as ``identity``."""
-        entry = _Archived(identity, time.time())
+    def note(self, name: str, identity: tuple[int, int, int, int], whole: int | None = None) -> None:
+        """Record ``done/<name>`` as archived now, read as ``identity``; ``whole``: its size when first archived, for
+        a file that grew after it and was moved back (a refusal of it whole keyed by those bytes: ``whole_upto``)."""
+        entry = _Archived(identity, time.time(), whole=whole)
         self.entries[name] = entry
         self._append([_line(name, entry)])
 
-    def noting(self, identity: tuple[int, int, int, int]) -> Callable[[Path], None]:
+    def noting(self, identity: tuple[int, int, int, int], whole: int | None = None) -> Callable[[Path], None]:
         """``note`` of a file read as ``identity``, for ``archive`` to call with the path it gave it in ``done/``."""
-        return lambda kept: self.note(kept.name, identity)
+        return lambda kept: self.note(kept.name, identity, whole)
 
     def forget(self, *names: str) -> None:
         """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
@@ -325,7 +327,8 @@ def _bytes(n: int) -> str:
 
 
 def _line(name: str, entry: _Archived) -> dict[str, Any]:
-    return {"name": name, "identity": list(entry.identity), "at": entry.at}
+    line = {"name": name, "identity": list(entry.identity), "at": entry.at}
+    return line if entry.whole is None else {**line, "whole": entry.whole}
 
 
 def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
@@ -366,12 +369,12 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
                     raise ValueError
                 settled = max(settled or 0, item["settled_ns"])
                 continue
-            name, identity, at = item["name"], tuple(item["identity"]), item["at"]
+            name, identity, at, whole = item["name"], tuple(item["identity"]), item["at"], item.get("whole")
             if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name
                     or len(identity) != 4 or not all(type(n) is int for n in identity)
-                    or not isinstance(at, int | float)):
+                    or not isinstance(at, int | float) or not (whole is None or type(whole) is int)):
                 raise ValueError
-            entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at))
+            entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at), whole=whole)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         raise _Garbled("not a journal this watcher wrote") from None
     return entries, settled, len(data) if data.endswith(b"\n") else -1
@@ -768,6 +771,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     late_at = clock.now()  # files archived before the window: looked at now, then every LATE_LOOK_S
     told_done: set[tuple[str, int, int]] = set()  # ``_look_at_done``'s warnings, each said once per change
     retries = _Retries(interval, clock)
+    regrown: dict[Path, int] = {}  # files moved back from done/ once grown: their size when first archived
     while not stop.is_set():
         if clock.now() >= refresh_at:  # between files: none is in flight
             try:
@@ -797,6 +801,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             handled = {entry for entry in handled if entry[0] in listed}
             told = {entry for entry in told if entry[0] in listed}
             sizes = {path: sig for path, sig in sizes.items() if path in listed}
+            regrown = {path: size for path, size in regrown.items() if path in listed}
             retries.keep(listed)
         for path, why in refused:
             if (path, why) not in told:
@@ -805,7 +810,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                       flush=True)
         if (journal.entries or journal.settled_ns is not None) and not gone:
             late = clock.now() >= late_at
-            _look_at_archived(run, journal, folder, late=late)
+            _look_at_archived(run, journal, folder, late=late, regrown=regrown)
             if late:
                 _look_at_done(run, journal, folder, told_done)
                 late_at = clock.now() + LATE_LOOK_S
@@ -840,7 +845,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             try:
                 with stream:
-                    tally = await run.run(stream, str(path), hold_cut=True)
+                    tally = await run.run(stream, str(path), hold_cut=True, whole_upto=regrown.get(path))
                     same = unchanged(path, stream, identity)
             except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
                 total.add(exc.tally)
@@ -885,7 +890,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 idle_since = clock.now()
                 continue
             try:
-                moved = archive(path, done_dir, identity, journal.noting(identity))
+                moved = archive(path, done_dir, identity, journal.noting(identity, regrown.get(path)))
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {name} to done/: {exc.strerror}", file=run.err)
             else:
@@ -933,7 +938,8 @@ def _failed(run: AdapterRun, retries: _Retries, path: Path, exc: OSError, partia
     return True
 
 
-def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool) -> None:
+def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool,
+                      regrown: dict[Path, int] | None = None) -> None:
     """Look at each file the journal names in ``done/`` for growth: its exporter kept it open and wrote on after a
     pause at a record's end (two polls without change do not prove a file complete, and one whose last record is
     whole looks complete), into the file ``done/`` names since.
@@ -947,7 +953,8 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
     change and again after a restart, with what to do, until it is moved back or removed: what it holds since is
     never read otherwise. One unchanged ``JOURNAL_KEEP_S`` past its window is pruned from the journal (a growth after
     that is ``_look_at_done``'s to say). One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be
-    looked at (a share away), nothing is."""
+    looked at (a share away), nothing is. Each file moved back is put in ``regrown`` with its size when first
+    archived: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew."""
     done = folder / "done"
     try:
         if not stat.S_ISDIR(done.lstat().st_mode):
@@ -994,6 +1001,8 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
                   f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
                   file=run.err, flush=True)
             continue
+        if regrown is not None:
+            regrown[back] = entry.identity[2] if entry.whole is None else entry.whole
         print(f"{run.adapter.name}: done/{shown} was written to after it was archived (its exporter kept it open); "
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)

@@ -107,7 +107,7 @@ class _FakeRun:
         self.err = io.StringIO()
         self.seen: list[str] = []
 
-    async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+    async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
         self.seen.append(Path(source).name)
         return Tally(read=len(stream.read().splitlines()), published=1)
 
@@ -135,7 +135,7 @@ def test_a_stop_ends_the_watch_after_the_file_in_flight_not_the_backlog(tmp_path
     stop = asyncio.Event()
 
     class _Stopped(_FakeRun):
-        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
             stop.set()  # the signal arrives while this file is read
             return await super().run(stream, source)
 
@@ -173,7 +173,7 @@ def test_a_file_written_to_while_it_is_read_is_read_again_before_it_is_moved(tmp
             super().__init__()
             self.lines: list[int] = []
 
-        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
             data = stream.read()
             self.lines.append(len(data.splitlines()))
             if len(self.lines) == 1:
@@ -297,7 +297,7 @@ class _FailingSecondRun:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+    async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
         from puente.errors import KafkaSetupError
 
         self.files += 1
@@ -327,7 +327,7 @@ def test_each_files_summary_is_printed_as_it_ends(tmp_path: Path, capsys: pytest
 def test_the_watcher_survives_a_file_it_cannot_read(tmp_path: Path) -> None:
     """An I/O error on one file is reported and the file left in place; the next file is still adapted."""
     class _Flaky(_FakeRun):
-        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
             if Path(source).name == "a.jsonl":
                 raise OSError(5, "Input/output error")
             return await super().run(stream, source)
@@ -655,7 +655,7 @@ def test_a_fault_in_one_file_is_reported_and_the_others_go_on(tmp_path: Path) ->
     """Whatever fails while one file is read, the watcher says which file in which folder, by the fault's kind (a
     message of its own might quote the content), leaves it in place and goes on with the next."""
     class _Faulty(_FakeRun):
-        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
             if Path(source).name == "a.jsonl":
                 raise ValueError("the content 'SECRET' is bad")
             return await super().run(stream, source)
@@ -958,7 +958,7 @@ def test_a_path_in_an_error_is_shown_on_one_line(tmp_path: Path, monkeypatch: py
     failing: list[str] = []
 
     class _FailingRead(_FailingSecondRun):
-        async def run(self, stream: Any, source: str, *, hold_cut: bool = False) -> Tally:
+        async def run(self, stream: Any, source: str, *, hold_cut: bool = False, whole_upto: Any = None) -> Tally:
             raise OSError(errno.EIO, "Input/output error", source)
 
     def fails(call: Callable[[], Any]) -> str:
