@@ -272,13 +272,24 @@ class Journal:
     def prune(self, settled: dict[str, int]) -> None:
         """Name no more the files ``settled`` names (each with its modification time, unchanged since it was
         archived, ``JOURNAL_KEEP_S`` past its window): their times fold into ``settled_ns``, which the look at
-        ``done/`` compares every file the journal does not name with."""
+        ``done/`` compares every file the journal does not name with. Each time is taken at most as now: one ahead
+        (a clock set wrong, touch -d) would otherwise hide every write before it."""
         if not settled:
             return
-        self.settled_ns = max(self.settled_ns or 0, *settled.values())
+        now = time.time_ns()
+        self.settled_ns = max(self.settled_ns or 0, *(min(ns, now) for ns in settled.values()))
         for name in settled:
             self.entries.pop(name, None)
         self._append([{"settled_ns": self.settled_ns}, *({"forget": name} for name in settled)])
+
+    def name_late(self, name: str, st: os.stat_result) -> None:
+        """Name again ``done/<name>``, a file pruned and written to since (``_look_at_done`` warned of it, ``st``): a
+        later prune's time must not hide it. Its entry matches no state of the file, so it is never pruned again:
+        ``_look_at_archived`` warns of it by name after each restart and once per change, until it is moved back or
+        removed."""
+        entry = _Archived((st.st_dev, st.st_ino, -1, -1), 0.0, told=_identity(st))
+        self.entries[name] = entry
+        self._append([_line(name, entry)])
 
     def _append(self, items: list[dict[str, Any]]) -> None:
         if self._kept is not None:
@@ -1015,8 +1026,10 @@ def _look_at_done(run: AdapterRun, journal: Journal, folder: Path, told: set[tup
     ``settled_ns``: every file pruned was unchanged then, with a modification time at or before it, so one past it
     was written to since (its exporter still writing, weeks on), or put in done/ since by another hand. Its bytes
     since are not read: said, loudly, once per change (``told``: name, size, time) while this watcher runs, and
-    again after a restart, with what to do. A cheap look (one listing and one lstat a file, every ``LATE_LOOK_S``);
-    it trusts the file system's clock, as a modification time set back by hand (touch -d) would hide a write."""
+    again after a restart, with what to do; and named in the journal again (``Journal.name_late``), so that a file
+    pruned later, with a later time, cannot hide it: warned of by name until moved back. A cheap look (one listing
+    and one lstat a file, every ``LATE_LOOK_S``); it trusts the file system's clock, as a modification time set back
+    by hand (touch -d) would hide a write."""
     if journal.settled_ns is None:
         return
     seen: set[tuple[str, int, int]] = set()
@@ -1030,6 +1043,7 @@ def _look_at_done(run: AdapterRun, journal: Journal, folder: Path, told: set[tup
                     continue
                 key = (entry.name, st.st_size, st.st_mtime_ns)
                 seen.add(key)
+                journal.name_late(entry.name, st)  # warned of by name from now on, whatever is pruned later
                 if key in told:
                     continue
                 days = (REGROWN_WATCH_S + JOURNAL_KEEP_S) / 86_400
