@@ -49,3 +49,20 @@ def test_a_pruned_time_in_the_future_is_capped(tmp_path: Path) -> None:
     journal.prune({"ahead.jsonl": before + 365 * 86_400 * 10**9})
     assert journal.settled_ns is not None and journal.settled_ns <= time.time_ns()
     assert Journal.load(tmp_path, print).settled_ns == journal.settled_ns
+
+
+def test_a_future_watermark_in_a_journal_written_before_the_cap_hides_no_write(tmp_path: Path) -> None:
+    """A journal an earlier watcher wrote with a pruned time a year ahead (it folded in a file dated ahead, before
+    times were capped): loaded, the watermark is no later than the journal's own last write, so a file in done/
+    written to after that, and not named, is warned of."""
+    ahead = time.time_ns() + 365 * 86_400 * 10**9
+    (tmp_path / ".puente-watch.archived").write_text(f'{{"version": 2, "settled_ns": {ahead}}}\n'
+                                                     f'{{"settled_ns": {ahead}}}\n')
+    written = os.stat(tmp_path / ".puente-watch.archived").st_mtime_ns
+    os.utime(tmp_path / ".puente-watch.archived", ns=(written - 10**9, written - 10**9))
+    journal = Journal.load(tmp_path, print)
+    assert journal.settled_ns is not None and journal.settled_ns <= written
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "late.jsonl").write_bytes(b"a\n")
+    assert _looked(tmp_path).count("WARNING: done/late.jsonl") == 1
