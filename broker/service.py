@@ -384,7 +384,8 @@ async def check_topology(settings: PuenteSettings, conn: KafkaConnection, policy
     sooner (``retention.ms`` shortened, or a ``retention.bytes`` limit) would let an alert recalled
     for good come back as a first publication: the pipeline takes a missing state for an alert no
     partner ever held unless its event is older than the retention it is told (``Pipeline``).
-    ``policy_set``: as for ``build_worker``."""
+    ``policy_set``: as for ``build_worker``. Returns whether the decisions topic keeps its records for ever
+    (``check_audit_retention``), which each worker's ``WorkerConfig.audit_kept_forever`` is then set to."""
     names = TopicNames(settings.topic_prefix)
     admin = Admin(conn)
     metadata = await admin.call("listing topics", lambda c: c.list_topics(timeout=conn.timeout_s))
