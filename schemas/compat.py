@@ -22,7 +22,12 @@ reader's order; the exact type later in the list is not preferred.
 The one change that passes is adding a field with a default: the new reader fills it in data
 written before it existed, and an older reader skips it. The default must read as a value of its
 type, as the codec reads it: a timestamp-millis default is a long, read as its datetime, and one
-beyond year 9999 is a finding.
+beyond year 9999 is a finding. And it must state nothing (null; an empty list of caveats says
+there are none) unless the field says, in ``OLDER_RECORDS``, why its value is true of every older
+record: a reader fills it in for records whose writers never said it, so an added
+``markings.cleared_for_court`` defaulting to true would clear every alert published before it
+(the writer side already refuses a record that leaves such a default unstated). ``version``,
+added in v2 with 1, is one that is true: v1 had no later versions.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from fastavro.utils import generate_many
 from schemas._codec import default_mismatch
 from schemas._registry import SchemaVersion
 
+OLDER_RECORDS = "puente.older_records"
+"""The attribute an added field names, beside a default that states something (any but null), with why that
+value is true of every record written before the field existed: a reader fills it in for them all."""
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 _PROMOTIONS = {"int": ("long", "float", "double"), "long": ("float", "double"), "float": ("double",),
                "string": ("bytes",), "bytes": ("string",)}
@@ -159,6 +167,11 @@ class _Meaning:
                 if bad is not None:
                     yield (f"{where}: {self.reader.label} fills in its default where {self.writer.label} does not "
                            f"write it, and the default is not a value of its type ({bad})")
+                elif "default" in field and not _states_nothing(field["default"]) and not _older_records(field):
+                    yield (f"{where}: {self.reader.label} fills in {_shown(field['default'])} for every record "
+                           f"{self.writer.label} wrote, which never stated it; give the added field a default that "
+                           f"states nothing (null), or say in \"{OLDER_RECORDS}\" why that value is true "
+                           "of every older record")
                 continue
             got = f"reads its default, {field['default']!r}," if "default" in field else "has no default"
             yield f"{where}: {self.reader.label} {got} as {self.writer.label} does not write it (removed, or renamed)"
@@ -172,6 +185,24 @@ class _Meaning:
                        f"as its default {r['default']}")
             else:
                 yield f"{path}: symbol {symbol} written by {self.writer.label} is unknown to {self.reader.label}"
+
+
+def _states_nothing(default: Any) -> bool:
+    """Whether a default says nothing a writer did not: only null (an empty list of caveats says there are none, the
+    loosest marking; the writer side holds records to the same rule)."""
+    return default is None
+
+
+def _older_records(field: dict[str, Any]) -> bool:
+    """Whether ``field`` says, in ``OLDER_RECORDS``, why its default is true of every record written before it."""
+    why = field.get(OLDER_RECORDS)
+    return isinstance(why, str) and bool(why.strip())
+
+
+def _shown(default: Any) -> str:
+    """A default as a finding names it: short (a schema's default is the schema author's text, not alert data)."""
+    text = repr(default)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _node(schema: Any, named: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ from puente.errors import CodecError, CorruptRecordError, RecordMismatchError
 from schemas import PAYLOAD_TYPE, AlertCodec, SchemaVersion, SingleObjectCodec, current, known_writers, releases
 from schemas import version_from as _version_from
 from schemas._fingerprint import header
-from schemas.compat import check_compatible
+from schemas.compat import OLDER_RECORDS, check_compatible
 
 
 def _raw(version: SchemaVersion, record: dict[str, Any]) -> bytes:
@@ -173,8 +173,9 @@ def _with_added_markings(*fields: dict[str, Any]) -> SchemaVersion:
 
 
 _DECLASSIFY = {"name": "declassify_at", "type": {"type": "long", "logicalType": "timestamp-millis"},
-               "default": 4102444800000}
-_DISSEMINATION = {"name": "dissemination", "type": {"type": "array", "items": "string"}, "default": []}
+               "default": 4102444800000, OLDER_RECORDS: "nothing released before it is to be declassified earlier"}
+_DISSEMINATION = {"name": "dissemination", "type": {"type": "array", "items": "string"}, "default": [],
+                  OLDER_RECORDS: "no release before it limited dissemination beyond releasable_to"}
 
 
 @pytest.mark.parametrize("native", NATIVE)

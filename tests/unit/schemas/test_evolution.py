@@ -12,7 +12,7 @@ import pytest
 
 from puente.dev.synthetic import generate
 from schemas import ALERT, SCHEMA_DIR, AlertCodec, SchemaVersion, current, load_expanded, releases, version_from
-from schemas.compat import check_compatible
+from schemas.compat import OLDER_RECORDS, check_compatible
 
 
 def test_there_is_a_first_release() -> None:
@@ -179,3 +179,18 @@ def test_a_promotion_that_can_change_a_number_is_caught(before: object, after: o
     problems = check_compatible(_headcount(before, "v-old"), _headcount(after, "v-new"), samples=20)
     found = [p for p in problems if p.startswith("backward") and "does not hold every" in p]
     assert bool(found) is lossy
+
+
+@pytest.mark.parametrize(("kind", "default"), [
+    ("boolean", True), ({"type": "array", "items": "string"}, []), ("string", "H0"), ("int", 0)])
+def test_an_added_field_whose_default_states_something_is_caught(kind: object, default: object) -> None:
+    """A reader fills an added field's default in for every older record, whose writers never stated it: anything
+    but null is a finding (an added flag defaulting to true would clear every older alert), unless the field says
+    why the value is true of them all."""
+    field = {"name": "cleared_for_court", "type": kind, "default": default}
+    problems = check_compatible(current(ALERT), version_from(_with_extra_field(field), "v-new"), samples=20)
+    assert any("cleared_for_court" in p and "never stated it" in p for p in problems), problems
+    said = {**field, OLDER_RECORDS: "no alert before this release was cleared"}
+    assert check_compatible(current(ALERT), version_from(_with_extra_field(said), "v-new"), samples=20) == []
+    blank = {**field, OLDER_RECORDS: "  "}
+    assert check_compatible(current(ALERT), version_from(_with_extra_field(blank), "v-new"), samples=20) != []
