@@ -308,13 +308,16 @@ def require_custody(keystore: Keystore) -> None:
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
                  group_instance_id: str | None = None, policy_set: PolicySet | None = None,
-                 accept_gaps: bool = False) -> tuple[BrokerWorker, list[str], list[str]]:
+                 accept_gaps: bool = False, audit_kept_forever: bool = False,
+                 ) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report.
 
     Refuses (ConfigError) while the broker's folder holds a key it must not (``require_custody``), or a
     partner an agreement in force delivers to has no usable sealing key (``require_sealers``); the key
     problems returned are the other partners'.
     ``policy_set``: the one already loaded (``settings.policy_dir``'s), else it is read here.
+    ``audit_kept_forever``: what ``check_topology`` found (``WorkerConfig.audit_kept_forever``); a worker built
+    before that check is given it after.
     """
     keystore = Keystore(settings.keys / "broker")
     require_custody(keystore)
@@ -368,7 +371,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
         fetch_max_wait_ms=settings.fetch_max_wait_ms, fetch_min_bytes=settings.fetch_min_bytes,
         stall_warning_s=settings.stall_warning_s, carry_wait_s=settings.feed_carry_wait_ms / 1000,
         group_instance_id=group_instance_id, accept_gaps=accept_gaps,
-        audit_retention_days=settings.audit_retention_days,
+        audit_retention_days=settings.audit_retention_days, audit_kept_forever=audit_kept_forever,
     )
     topics = [names.ingress(a) for a in settings.agencies]
     return BrokerWorker(config, pipeline, sign), topics, problems

@@ -171,8 +171,9 @@ async def _adapt_all(cfg: PuenteSettings, alerts: int, run_id: str) -> dict[str,
 
 async def _broker(cfg: PuenteSettings, conn: KafkaConnection, workers: int, total: int) -> list[Any]:
     policy_set = load_policy_set(cfg.policy_dir)
-    await check_topology(cfg, conn, policy_set)
-    built = [build_worker(cfg, conn, client_suffix=f"-demo{i}", policy_set=policy_set) for i in range(workers)]
+    forever = await check_topology(cfg, conn, policy_set)
+    built = [build_worker(cfg, conn, client_suffix=f"-demo{i}", policy_set=policy_set, audit_kept_forever=forever)
+             for i in range(workers)]
     tasks = [asyncio.create_task(w.run(topics, idle_exit_s=6.0)) for w, topics, _ in built]
     last = -1
     while not all(t.done() for t in tasks):
