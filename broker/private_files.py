@@ -131,13 +131,13 @@ def _above_problem(folder: Path, kind: str = "the folder", *, start: Path | None
             continue
         seen.add(above)
         info = os.stat(above)
-        mode = stat.S_IMODE(info.st_mode)
-        if not _trusted(info.st_uid):
+        who = _replacer(info)
+        if who == "owner":
             return (f"{kind} {folder} is inside {above}, which belongs to another user (uid {info.st_uid}), who may "
                     "replace what it holds: use a folder inside folders only you or root own")
-        if mode & 0o002 and not mode & stat.S_ISVTX:
-            return (f"{kind} {folder} is inside {above}, which all may write (mode {mode:04o}) and so replace "
-                    f"what it holds: run chmod o-w on {above}")
+        if who == "all":
+            return (f"{kind} {folder} is inside {above}, which all may write (mode {stat.S_IMODE(info.st_mode):04o}) "
+                    f"and so replace what it holds: run chmod o-w on {above}")
     return _links_problem(start if start is not None else folder, kind)
 
 
@@ -191,13 +191,24 @@ def _link_folder_problem(folder: Path, info: os.stat_result) -> str | None:
     """Why the folder ``folder`` (status ``info``) lets someone else replace a link of this user's or root's in it,
     the words following "in"; None when no one may: it is this user's or root's, and not writable by all unless
     sticky (``_links_problem``: the rule ``_above_problem`` holds folders above a keys folder to)."""
-    mode = stat.S_IMODE(info.st_mode)
-    if not _trusted(info.st_uid):
+    who = _replacer(info)
+    if who == "owner":
         return (f"{folder}, which belongs to another user (uid {info.st_uid}), who may replace the link: make the "
                 "link lead elsewhere")
-    if mode & 0o002 and not mode & stat.S_ISVTX:
-        return f"{folder}, which all may write (mode {mode:04o}) and so replace the link: run chmod o-w on {folder}"
+    if who == "all":
+        return (f"{folder}, which all may write (mode {stat.S_IMODE(info.st_mode):04o}) and so replace the link: run "
+                f"chmod o-w on {folder}")
     return None
+
+
+def _replacer(info: os.stat_result) -> str | None:
+    """Who besides this user and root may replace an entry of the folder with status ``info``: ``owner`` (it is
+    another user's), ``all`` (all may write it, and it is not sticky), or None. The one rule folders above a keys
+    folder (``_above_problem``) and those holding a link in its path (``_link_folder_problem``) are held to."""
+    if not _trusted(info.st_uid):
+        return "owner"
+    mode = stat.S_IMODE(info.st_mode)
+    return "all" if mode & 0o002 and not mode & stat.S_ISVTX else None
 
 
 def folder_refusal(folder: Path) -> str | None:
