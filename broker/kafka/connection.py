@@ -13,6 +13,9 @@ Kafka's own console tools (``--command-config``)::
     ssl.truststore.type=PEM
     ssl.truststore.location=/run/puente/ca.pem
 
+The server's name is always checked: ``ssl.endpoint.identification.algorithm`` turned off is refused
+(``KafkaConnection.check``), since any certificate the CA signed would then pass for Kafka.
+
 A client certificate for mutual TLS is ``ssl.keystore.type=PEM`` with ``ssl.keystore.location``
 naming one PEM file that holds the private key and its certificate chain, as the Java client
 reads it (``ssl.key.password`` if the key is encrypted). The Java client's inline forms
@@ -140,14 +143,15 @@ class KafkaConnection(BaseModel):
             # relay in between signs in as this party and keeps the session.
             raise ConfigError(f"{where}: security.protocol SASL_PLAINTEXT authenticates no server, so a relay on the "
                               "way could take this login over; it is for a Kafka on this host only: set SASL_SSL")
-        if self.uses_tls and not self.check_hostname and self.ca_file is not None and _system_trust(self.ca_file):
-            raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, and ssl.truststore.location "
-                              "holds a CA the system trusts by default: any certificate it signed, for any name, "
-                              "would pass; name a file holding only your own CA")
-        if self.uses_tls and not self.check_hostname and self.ca_file is None:
-            # Any certificate the system trusts, for any name, would then pass: a relay of the SCRAM login.
+        if self.uses_tls and not self.check_hostname:
+            # Any certificate the CA signed, for any name, would then pass: another party's client certificate
+            # from a deployment's own CA too. Its holder could pose as Kafka, read what this party sends (an
+            # agency's alerts are clear text inside TLS), and relay a SCRAM login (Kafka binds none to the channel)
+            # or take a PLAIN password outright. A CA of one's own narrows who, never to no one.
             raise ConfigError(f"{where}: ssl.endpoint.identification.algorithm is off, so the server's name is not "
-                              "checked; that is only for a CA of your own: set ssl.truststore.location")
+                              "checked and any certificate the CA signed (another party's too) could pose as Kafka: "
+                              "remove the setting, and give each server a certificate naming the host "
+                              "bootstrap.servers gives")
         if (self.cert_file is None) != (self.key_file is None):
             raise ConfigError(f"{where}: a client certificate and its key go together (ssl.keystore.location, "
                               "or ssl.certificate.location and ssl.key.location)")
@@ -381,19 +385,6 @@ def _loopback_only(servers: str) -> bool:
     return True
 
 
-def _system_trust(ca_file: Path) -> bool:
-    """Whether ``ca_file`` holds a CA this system trusts by default: judged by what TLS would load from it (every
-    form OpenSSL reads, a copy of the system's bundle under another name too), not by the file's name. A file of
-    one's own CA alone holds none of them. One that does not load is left to the TLS setup's own error."""
-    given = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        given.load_verify_locations(cafile=str(ca_file))
-    except (OSError, ssl.SSLError, ValueError):
-        return False
-    loaded = {bytes(cert) for cert in given.get_ca_certs(binary_form=True)}
-    return any(bytes(cert) in loaded for cert in ssl.create_default_context().get_ca_certs(binary_form=True))
-
-
 def _server_set(servers: str) -> frozenset[str]:
     """The servers of a ``host:port,host:port`` list as a set: order, spaces and the host's case aside."""
     return frozenset(entry.strip().lower() for entry in servers.split(",") if entry.strip())
@@ -444,7 +435,11 @@ def connection_from_properties(path: Path, *, bootstrap: str | None = None,
                               "certificates from files: use ssl.keystore.location (one PEM file with the key "
                               "and its chain) and ssl.truststore.location")
         elif key == "ssl.endpoint.identification.algorithm":
-            fields["check_hostname"] = value.strip().lower() not in ("", "none")
+            algorithm = value.strip().lower()
+            if algorithm not in ("https", "", "none"):  # Kafka knows https, and empty (none) for off
+                raise ConfigError(f"{source}:{entry.line}: ssl.endpoint.identification.algorithm names no algorithm "
+                                  "Kafka knows: leave it https, or remove it")
+            fields["check_hostname"] = algorithm == "https"
         else:
             fields[_NAMES[key]] = value
     if "bootstrap" in fields:

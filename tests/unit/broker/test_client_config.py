@@ -121,7 +121,9 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
         ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=u\n"
          "sasl.password=p\n", "sends the password in clear"),
         ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u\n"
-         "sasl.password=p\nssl.endpoint.identification.algorithm=\n", "set ssl.truststore.location"),
+         "sasl.password=p\nssl.endpoint.identification.algorithm=\n", "the server's name is not checked"),
+        ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=u\n"
+         "sasl.password=p\nssl.endpoint.identification.algorithm=http\n", "names no algorithm Kafka knows"),
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}ssl.ca.location=/etc/ssl/certs/x.pem\n",
          "ssl.truststore.location and ssl.ca.location set the same thing"),
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}sasl.mechanisms=PLAIN\n",
@@ -139,17 +141,27 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
     text = Path(str(bundle)).read_text("ascii", "replace")
     one.write_text(text[text.index("-----BEGIN CERTIFICATE-----"):text.index("-----END CERTIFICATE-----") + 25] + "\n")
     cases += [
+        # The name unchecked: any certificate the CA signed passes for Kafka, another party's client certificate
+        # from a deployment's own CA too; its holder relays a SCRAM login or takes a PLAIN password. Refused,
+        # whatever the CA, the mechanism or whether a password is sent at all.
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}ssl.endpoint.identification.algorithm=\n",
+         "the server's name is not checked"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\n"
+         f"sasl.password=p\nssl.truststore.location={ca}\nssl.endpoint.identification.algorithm=none\n",
+         "the server's name is not checked"),
+        (f"bootstrap.servers=k1:9093\nsecurity.protocol=SSL\nssl.truststore.location={ca}\n"
+         "ssl.endpoint.identification.algorithm=\n", "the server's name is not checked"),
         # No server authenticated and no channel bound: a relay on the way takes the login over. This host only.
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_PLAINTEXT\n{scram}", "authenticates no server"),
         (f"bootstrap.servers=127.0.0.1:9093,10.0.0.5:9093\nsecurity.protocol=SASL_PLAINTEXT\n{scram}",
          "authenticates no server"),
         # The names unchecked and the system's CAs trusted: any certificate they signed, for any name.
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={bundle}\n"
-         "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
+         "ssl.endpoint.identification.algorithm=\n", "the server's name is not checked"),
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={copied}\n"
-         "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
+         "ssl.endpoint.identification.algorithm=\n", "the server's name is not checked"),
         (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{scram}ssl.truststore.location={one}\n"
-         "ssl.endpoint.identification.algorithm=\n", "a CA the system trusts"),
+         "ssl.endpoint.identification.algorithm=\n", "the server's name is not checked"),
         # The last of two would win: another login than the one a reader of the file sees first.
         ("bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config="
          'org.apache.kafka.common.security.scram.ScramLoginModule required username="agency-SENAN" password="a" '
@@ -162,9 +174,10 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
     for local in ("localhost:9092", "127.0.0.1:9092,[::1]:9092"):
         assert connection_from_properties(_write(tmp_path, f"bootstrap.servers={local}\n"
                                                  f"security.protocol=SASL_PLAINTEXT\n{scram}")).uses_sasl
-    checked_by_own_ca = (f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}"
-                         "ssl.endpoint.identification.algorithm=\n")
-    assert not connection_from_properties(_write(tmp_path, checked_by_own_ca)).check_hostname
+    for algorithm in ("https", "HTTPS "):
+        checked = f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}" \
+                  f"ssl.endpoint.identification.algorithm={algorithm}\n"
+        assert connection_from_properties(_write(tmp_path, checked)).check_hostname
 
 
 def _mtls(tmp_path: Path, extra: str = "") -> Path:
@@ -287,13 +300,14 @@ def test_a_line_ending_in_an_odd_number_of_backslashes_continues_as_java_reads_i
 def test_a_line_ending_in_an_even_number_of_backslashes_or_a_blank_does_not_continue(tmp_path: Path, ca: Path,
                                                                                      ending: str) -> None:
     """Two backslashes are one escaped backslash, and one before a blank escapes the blank: the next line is a
-    setting of its own, as the Java tools read it."""
+    setting of its own, as the Java tools read it (here one turning the name check off, which is refused)."""
     config = _write(tmp_path, (
         "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
         f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
         f"client.id=col-subscriber{ending}\n"
         "ssl.endpoint.identification.algorithm=none\n"))
-    assert not connection_from_properties(config).check_hostname
+    with pytest.raises(ConfigError, match="the server's name is not checked"):
+        connection_from_properties(config)
 
 
 def test_puente_bootstrap_and_a_files_servers_that_differ_are_refused_naming_both(tmp_path: Path) -> None:
