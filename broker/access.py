@@ -46,7 +46,7 @@ a former party whose login is deleted) is removed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -329,7 +329,24 @@ def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
         # rule of its here.)
         return acl.operation in _CLUSTER_POWERS
     if acl.operation in _LOOK_ONLY:
-        return False  # a monitoring login (lag exporters, Burrow) describes topics and groups: no data, no rights
+        return False  # only describes: a monitoring login's, when named (``looks_in``)
+    return _matches(acl, planned)
+
+
+def looks_in(acl: Acl, planned: Iterable[Acl], observers: Collection[str]) -> bool:
+    """Whether an ALLOW rule only to describe (topics, groups, transactional ids) matches a resource the plan
+    grants, for a login not among ``observers`` (``PUENTE_ACL_OBSERVERS``: the monitoring tools an operator
+    names, lag exporters, Burrow). Describing moves no data, but it tells who gets what: a topic's offsets over
+    time are how many alerts each partner's feed carried and when, and a group's members are the partners' hosts.
+    So such a rule is drift unless its login is named, as every rule of Puente's own is named by the plan. (A rule
+    on the cluster is ``reaches``'s: describing it lists every ACL and login.)"""
+    return (acl.permission == "ALLOW" and acl.operation in _LOOK_ONLY and acl.resource != "CLUSTER"
+            and acl.principal not in observers and _matches(acl, planned))
+
+
+def _matches(acl: Acl, planned: Iterable[Acl]) -> bool:
+    """Whether ``acl`` matches a resource a rule of ``planned`` grants (``overlaps``, a LITERAL ``*`` being Kafka's
+    wildcard)."""
     return any(w.resource == acl.resource and ((acl.pattern == "LITERAL" and acl.name == "*") or overlaps(acl, w))
                for w in planned)
 

@@ -193,6 +193,12 @@ class PuenteSettings(BaseSettings):
         "of how many it refused"))
     console_page_burst: int = Field(60, ge=1, le=6000, description=(
         "requests one console account may make at once before PUENTE_CONSOLE_PAGE_RATE holds it"))
+    acl_observers: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")], ...] = (
+        Field((), description=(
+            "logins of monitoring tools (a lag exporter, Burrow) that may describe this deployment's topics, groups "
+            "and transactional ids, as JSON ([\"lag-exporter\"]): a rule to describe them of any other login no "
+            "policy names makes `puente acls plan` report drift, since offsets and group members tell who gets "
+            "what, and when")))
     metrics_address: str = Field("127.0.0.1", description=(
         "IP address the /metrics endpoint binds to (0.0.0.0: every IPv4 address, :: every address)"))
     metrics_hosts: tuple[Annotated[str, StringConstraints(pattern=_NAME)], ...] = Field((), description=(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
@@ -34,7 +34,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import DATA_OPERATIONS, Acl, managed, ours_alone, puentes, reaches, wildcard
+from broker.access import DATA_OPERATIONS, Acl, looks_in, managed, ours_alone, puentes, reaches, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError, KafkaUnavailableError
@@ -177,13 +177,14 @@ async def cluster_acls(admin: Admin) -> tuple[set[Acl], list[str]]:
 
 
 def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames,
-                principals: Iterable[str], *, admin: str | None = None) -> AclChanges:
+                principals: Iterable[str], *, admin: str | None = None, observers: Collection[str] = ()) -> AclChanges:
     """What to add (planned, missing) and remove (a rule of one of Puente's parties, not planned; a rule of anyone
     else on this deployment's resources alone, ``intruders``), and the other rules of other principals, left alone.
     A party's rules are Puente's whatever the resource, under this deployment's prefix (``names``) or not. The
     ``admin``, the login applying the plan, keeps its rules: it may change every ACL, so they grant it nothing. Only
     rules to read, write or use them are intruders (``DATA_OPERATIONS``; ALL too once ``admin`` is known); a rule
-    to create, delete or alter them is left to the operator (``strangers``)."""
+    to create, delete or alter them is left to the operator (``strangers``), and so is one only to describe them
+    whose login is not among ``observers`` (``broker.access.looks_in``)."""
     have, want = set(current), set(wanted)
     who = list(principals)
     takes = DATA_OPERATIONS | ({"ALL"} if admin else set())
@@ -194,7 +195,7 @@ def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
                       others, everyone,
                       tuple(a for a in others if a not in everyone and not puentes(a.principal, who)
-                            and reaches(a, want)),
+                            and (reaches(a, want) or looks_in(a, want, observers))),
                       sum(1 for a in have if managed(a, who)), intruders)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from broker.access import QuotaChanges, parties, plan, quota_changes, quota_plan
+from broker.access import Acl, QuotaChanges, parties, plan, quota_changes, quota_plan
 from broker.credentials import Former, apply_users, mass_cut_off
 from broker.kafka import DEFAULT_USER, Admin, KafkaConnection, set_user_quotas, user_quotas
 from broker.kafka.acls import MANY_INTRUDERS, AclChanges, acl_changes, apply_acls, cluster_acls, scram_users
@@ -146,7 +146,8 @@ async def _changes(cfg: PuenteSettings, conn: KafkaConnection) -> tuple[AclChang
     # A former party's login still there (no `users apply --prune` yet) keeps a trickle of a quota, never none.
     logins = await scram_users(Admin(conn))
     quotas = quota_changes(await user_quotas(conn), quota_plan(policy, cfg.agencies, logins=logins), principals)
-    return acl_changes(current, wanted, names, principals, admin=conn.username), others, quotas
+    return (acl_changes(current, wanted, names, principals, admin=conn.username, observers=cfg.acl_observers),
+            others, quotas)
 
 
 def _print(changes: AclChanges, others: list[str], quotas: QuotaChanges, failed: list[str] | None = None) -> None:
@@ -184,6 +185,13 @@ def _quota_lines(quotas: QuotaChanges) -> list[str]:
     return lines
 
 
+def _observer_hint(acl: Acl) -> str:
+    """What else to do about a stranger's rule only to describe: name its login, if it is a monitoring tool's."""
+    if acl.operation in ("DESCRIBE", "DESCRIBE_CONFIGS") and acl.resource != "CLUSTER":
+        return f", or name {acl.principal} in PUENTE_ACL_OBSERVERS if it is a monitoring tool's"
+    return ""
+
+
 def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list[str]:
     lines = [*(f"+ {acl}" for acl in changes.add), *(f"- {acl}" for acl in changes.remove)]
     lines += [f"- {acl} (a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s "
@@ -191,7 +199,7 @@ def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list
     lines += [f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}"
               for acl in changes.everyone]
     lines += [f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not "
-              f"removed here, remove it if it is not needed: {acl}" for acl in changes.strangers]
+              f"removed here, remove it if it is not needed{_observer_hint(acl)}: {acl}" for acl in changes.strangers]
     flagged = {*changes.everyone, *changes.strangers}
     lines += [f"? not Puente's to manage, left as it is: {line}"
               for line in [*(str(a) for a in changes.others if a not in flagged), *others]]

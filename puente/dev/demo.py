@@ -385,7 +385,8 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     logins = await apply_users(Admin(admin), cfg.login_root, parties(policy, cfg.agencies))
     wanted = plan(policy, names, cfg.agencies, cfg.broker_group)
     current, _ = await cluster_acls(Admin(admin))
-    changes = acl_changes(current, wanted, names, parties(policy, cfg.agencies), admin=admin.username)
+    changes = acl_changes(current, wanted, names, parties(policy, cfg.agencies), admin=admin.username,
+                          observers=cfg.acl_observers)
     problems_acl = await apply_acls(Admin(admin), changes)
     if problems_acl:
         raise ConfigError(f"acls apply failed: {problems_acl[0]}")

@@ -76,9 +76,19 @@ FOREIGN = [
     Acl("billing", "TOPIC", "orders", "LITERAL", "READ"),
     Acl("billing", "CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
     Acl("other", "TOPIC", "puente2.", "PREFIXED", "ALL"),  # another deployment's prefix: none of this one's names
-    # A monitoring login (a lag exporter) describes topics and groups: no data, no rights over them.
+    # A monitoring login describing only other applications' resources.
+    Acl("exporter", "TOPIC", "orders", "LITERAL", "DESCRIBE"),
+    Acl("burrow", "GROUP", "billing.", "PREFIXED", "DESCRIBE"),
+]
+# Rules only to describe this deployment's resources, of logins neither a policy nor PUENTE_ACL_OBSERVERS names: a
+# feed's offsets over time say how many alerts its partner got and when; a group's members, the partner's hosts.
+LOOKERS = [
     Acl("exporter", "TOPIC", "*", "LITERAL", "DESCRIBE"),
     Acl("burrow", "GROUP", "*", "LITERAL", "DESCRIBE"),
+    Acl("eve", "TOPIC", "puente.feed.USA", "LITERAL", "DESCRIBE"),
+    Acl("eve", "GROUP", "puente.feed.COL.subscriber", "LITERAL", "DESCRIBE"),
+    Acl("eve", "TOPIC", "puente.", "PREFIXED", "DESCRIBE_CONFIGS"),
+    Acl("eve", "TRANSACTIONAL_ID", "puente-subscriber:", "PREFIXED", "DESCRIBE"),
 ]
 # Rules of logins no policy names that reach this deployment's topics, groups or transactional ids.
 # Rules of logins no policy names on this deployment's resources alone: removed, whoever they name.
@@ -185,6 +195,30 @@ def test_a_login_no_policy_names_reaching_past_the_plan_is_drift(policy: PolicyS
     want = plan(policy, NAMES, AGENCIES, GROUP)
     changes = acl_changes(want | {stranger}, want, NAMES, parties(policy, AGENCIES))
     assert changes.empty and changes.strangers == (stranger,) and changes.drift
+
+
+@pytest.mark.parametrize("looker", LOOKERS, ids=str)
+def test_a_login_no_one_names_describing_this_deployment_is_drift(policy: PolicySet, looker: Acl) -> None:
+    """Describing moves no data, but tells who gets what: a rule only to describe this deployment's resources, of a
+    login no policy names, is reported (drift, never removed: it may be a monitoring tool's) unless
+    PUENTE_ACL_OBSERVERS names the login; then it is left as another application's rule, and not drift."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    changes = acl_changes(want | {looker}, want, NAMES, parties(policy, AGENCIES))
+    assert changes.empty and changes.strangers == (looker,) and changes.drift
+    named = acl_changes(want | {looker}, want, NAMES, parties(policy, AGENCIES), observers=(looker.principal,))
+    assert named.empty and named.strangers == () and named.others == (looker,) and not named.drift
+    other = acl_changes(want | {looker}, want, NAMES, parties(policy, AGENCIES), observers=("someone-else",))
+    assert other.strangers == (looker,)
+
+
+def test_an_observer_may_only_describe(policy: PolicySet) -> None:
+    """Naming a login in PUENTE_ACL_OBSERVERS lets it describe, nothing more: its rule to read a feed is removed, and
+    one to describe the cluster (every ACL and login) is still drift."""
+    want = plan(policy, NAMES, AGENCIES, GROUP)
+    reads = Acl("exporter", "TOPIC", "puente.feed.USA", "LITERAL", "READ")
+    lists = Acl("exporter", "CLUSTER", "kafka-cluster", "LITERAL", "DESCRIBE")
+    changes = acl_changes(want | {reads, lists}, want, NAMES, parties(policy, AGENCIES), observers=("exporter",))
+    assert changes.intruders == (reads,) and changes.strangers == (lists,)
 
 
 def test_a_rule_for_every_user_past_the_plan_is_drift_left_to_the_operator(policy: PolicySet) -> None:
