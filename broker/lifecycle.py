@@ -238,9 +238,18 @@ class LifecycleBook:
 
 def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> str | None:
     """Why an alert's version and lifecycle do not agree (None when they do): a first version has no
-    lifecycle, every later one has one, and a recall says why. ``emptied``: the paths of lists the codec emptied,
-    being past their bound (``BoundsExceededError``); a consent's lists are then not judged by what is left of them
-    (nothing), since the version is invalid for its content anyway and is withdrawn from its holders as such."""
+    lifecycle, every later one has one, and a consent names partners its markings consent to. A recall without
+    its reason is still a recall: its action says what the originator wants (the alert withdrawn, for good), and
+    the reason is a category the audit and the partners' notices carry, null there as in a notice of a partner
+    whose agreement no longer covers the alert; refused, it would leave every holder its copy, and taken as a
+    broken content version, the alert open to later versions its originator meant to end. ``emptied``: the paths
+    of lists the codec emptied, being past their bound (``BoundsExceededError``); a consent's lists are then not
+    judged by what is left of them (nothing), since the version is invalid for its content anyway and is withdrawn
+    from its holders as such.
+
+    A problem here dead-letters the version only where it cannot be placed among the alert's versions (its number
+    out of range, not above the state's) or no partner holds the alert: otherwise the pipeline withdraws the alert
+    from its holders, as for a broken content rule (``Pipeline._admit``)."""
     version, life = alert.get("version", 1), alert.get("lifecycle")
     if type(version) is not int or not 1 <= version <= MAX_VERSION:
         return f"version must be between 1 and {MAX_VERSION:,}"
@@ -255,8 +264,6 @@ def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> s
     action = life.get("action")
     if action not in ACTIONS:
         return "lifecycle.action is not one Puente knows"
-    if action == RECALL and life.get("reason") is None:
-        return "a recall must give its reason (lifecycle.reason)"
     if action == CONSENT and not {"lifecycle.partners", "markings.originator_consent"} & set(emptied):
         partners = life.get("partners") or []
         if not partners:

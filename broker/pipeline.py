@@ -510,7 +510,7 @@ class Pipeline:
         """A recall: a notice to every partner that holds the alert; nothing to anyone else."""
         held = prior.holders if prior is not None else {}
         holders: dict[str, int] = {}
-        why = f"recalled by its originator ({reason})"
+        why = f"recalled by its originator ({reason or 'no reason given'})"
         for partner, topic in self._partners:
             was = held.get(partner)
             if was is None:
@@ -575,10 +575,13 @@ class Pipeline:
     def _admit(self, record: Record, key: str, seen: Container[str], now: datetime,
                states: StateLookup) -> tuple[dict[str, Any], AlertState | None, str | None]:
         """The decoded alert, its state as of the records before it, and, for a later version of an alert some
-        partner holds that fails a content rule (``_sanity``, ``schemas.bounds``, a hidden character), why: its
+        partner holds that fails a content rule (``_sanity``, ``schemas.bounds``, a hidden character) or a rule of
+        its lifecycle (``lifecycle_problem``: no action, a consent to partners its markings do not name), why: its
         originator changed the alert and no one can tell how, so ``process`` withholds it from everyone and pulls
         back what partners hold (dead-lettered, as any other record failing a rule, they would keep the earlier
-        version, perhaps the one this version restricts). ``_Reject`` for every record to be dead-lettered."""
+        version, perhaps the one this version restricts). Such a version is dead-lettered alone only when its
+        number is no later content version's (out of range, the last, not above the state's), or the alert has no
+        state, no holder, or was recalled. ``_Reject`` for every record to be dead-lettered."""
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -686,15 +689,24 @@ class Pipeline:
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
         problem = unsound if content else _id_problem(alert)
-        structural = lifecycle_problem(alert, emptied)  # its version or action: none to pull back at
+        structural = lifecycle_problem(alert, emptied)  # its version and lifecycle disagree
         alert_id, version = alert["alert_id"], alert.get("version", 1)
-        if problem and content and seen_key(alert_id, version, False) in seen:
+        if (problem or structural) and content and seen_key(alert_id, version, False) in seen:
             # Processed already (an invalid version withdraws the alert once): its copy is a replay, as any other's.
             raise _Reject("replay", f"this alert id's version {version} was already processed")
         prior = states(alert_id)
-        if (problem or structural) and not (problem and not structural and content and prior is not None
-                                            and prior.holders and not prior.recalled and version > prior.version):
-            raise _Reject("invalid", str(problem or structural))
+        if problem or structural:
+            invalid = f"{problem}; {structural}" if problem and structural else str(problem or structural)
+            # A content version the originator numbered above what partners hold, of an alert not recalled, changed
+            # the alert whatever it broke (a rule of its content, or of its lifecycle: no action, a consent to
+            # partners its markings do not name): withdrawn from its holders (``process``), or they would keep the
+            # version it may correct or restrict. Only where that number cannot be placed (out of range, the last
+            # kept for a recall, not above the state's) or no one holds the alert is it dead-lettered alone.
+            if not (content and prior is not None and prior.holders and not prior.recalled
+                    and type(version) is int and prior.version < version < MAX_VERSION):
+                raise _Reject("invalid", invalid)
+        else:
+            invalid = None
         if ((prior is None or prior.originator is None) and not (content and prior is not None and prior.recalled)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
@@ -758,7 +770,7 @@ class Pipeline:
             if version < prior.version:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
-        return alert, prior, problem or None
+        return alert, prior, invalid
 
     def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:
         """Whether a state written for ``alert`` may have aged out of the lifecycle topic by ``now``,

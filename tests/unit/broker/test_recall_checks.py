@@ -92,7 +92,8 @@ def test_a_recall_withdraws_the_alert_whatever_its_markings_and_the_audit_never_
 
 
 def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
-    """A recall under another agency, with an id no adapter writes, or without its reason is dead-lettered."""
+    """A recall under another agency, or with an id no adapter writes, is dead-lettered; one at version 1 too (a first
+    version has no lifecycle). One without its reason is still a recall (``test_lifecycle_pullback``)."""
     run = Run()
     first = _first()
     run.send(first)
@@ -100,9 +101,8 @@ def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
     assert run.send({**recall, "agency": "SENAN"}).dead_reason == "agency-mismatch"
     wrong_id = {**recall, "alert_id": "SNM:x y"}
     assert run.send(wrong_id).dead_reason == "invalid"
-    no_reason = {**recall, "lifecycle": {"action": "RECALL", "reason": None, "partners": []}}
-    out = run.send(no_reason)
-    assert out.dead_reason == "invalid" and "give its reason" in out.entry["detail"]
+    out = run.send({**recall, "version": 1})
+    assert out.dead_reason == "invalid" and "has no lifecycle action" in out.entry["detail"]
     assert _headers(run.send(recall)) == {"COL": "RECALL"}
 
 
