@@ -38,7 +38,25 @@ conflict with the agency's genuine records. Such records are counted in ``Ledger
 does a record naming an originator the broker refuses for its id (``Originator.may_take``): the units
 COMBIFRON relays share its keys, and one unit's copy of another's alert (in that unit's series) must
 not make the other's genuine records look recalled, conflicting or older either; such records are
-counted in ``Ledger.refused``.
+counted in ``Ledger.refused``. Nor does a record outside the partition its key belongs in
+(``key_partition``, as ``adapters.lifecycle.collect`` holds copies to it): the broker dead-letters it
+as ``misrouted``, so it must not make the real record a duplicate; such records are counted in
+``Ledger.misrouted``.
+
+One kind of record that does not prove the agency's origin is not left out: one that names a MAC
+key of the agency's own the keystore does not hold (``unverifiable``), the generation that signed it
+gone after a rotation, say. The broker, which held that key then, may have taken it, so whether the
+record about to be published is new cannot be told, and its alert id is held (``Ledger.doubt``):
+
+    UNVERIFIED a version of an id that would be NEW, but some copy of the id on the topic names a MAC
+               key of the agency's the keystore lacks: dead-letter it (``unverified-copy``), naming
+               the key. Published, it could be a copy the broker already took, and dead-letters as a
+               replay where the agency never sees it. Put that key generation back in the keystore
+               (it is only read, to verify) and run again: each record is then new or a duplicate.
+
+So the ledger fails closed: a copy it cannot check stops the records of that id, never lets them
+through as new. Someone able to write the topic could hold an id so, in the open (a dead letter
+naming the key), never make a genuine record look published.
 
 Why the topic and not a local state file: the topic is the truth (a state file can be lost,
 copied or disagree with Kafka after a crash), and a crash mid-file needs no recovery step. The
@@ -48,16 +66,26 @@ check still refuses a republished (id, version).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from broker.crypto import SecretBytes, verify_ingress
+from broker.crypto import SecretBytes, parse_pair_key_id, verify_ingress
 from broker.kafka import Admin, KafkaConnection, Stall, TopicPartition, partitions_of, reader, record, running
 from broker.pipeline import Originator
-from puente.errors import BoundsExceededError, CodecError, ConfigError, CryptoError, KafkaAccessError, PuenteError
-from puente.wire import Record
+from broker.topology import key_partition
+from puente.errors import (
+    BoundsExceededError,
+    CodecError,
+    ConfigError,
+    CryptoError,
+    KafkaAccessError,
+    KeyMaterialError,
+    PuenteError,
+)
+from puente.wire import ALERT_ID, Record
 from schemas import AlertCodec
 
 
@@ -70,6 +98,7 @@ class Verdict(StrEnum):
     OLDER = "older"
     RECALLED = "recalled"
     UNDOES = "undoes-reclassification"
+    UNVERIFIED = "unverified-copy"
 
 
 # What a RECLASSIFY or a CONSENT sets, and a later version must keep unless it is one itself.
@@ -177,6 +206,35 @@ def proves(rec: Record, alert: dict[str, Any], agency: str, lookup: Callable[[st
     return (origin.agency, origin.alert_id, alert.get("agency")) == (agency, alert["alert_id"], agency)
 
 
+def unverifiable(rec: Record, alert: dict[str, Any], agency: str,
+                 lookup: Callable[[str, str], SecretBytes | None]) -> str | None:
+    """For ``rec``, which does not prove ``agency``'s origin for ``alert``: the key id it names when that is a MAC key
+    pair of ``agency``'s own that ``lookup`` does not hold (a generation removed from the keystore after a
+    rotation), its headers naming the agency and the alert id; the broker, holding that key, may have taken it.
+    None when it fails otherwise (no headers, another agency's key, a MAC that does not verify with a key held):
+    the broker refuses such a record whatever keys it holds."""
+    missed: list[str] = []
+
+    def asking(who: str, key_id: str) -> SecretBytes | None:
+        key = lookup(who, key_id)
+        if key is None and who == agency:
+            missed.append(key_id)
+        return key
+
+    with contextlib.suppress(CryptoError):  # it fails: whether it asked for a key it lacks is what counts
+        verify_ingress(rec.headers, rec.value, asking)
+    if not missed:  # the headers failed before any key was asked for, or the key held does not verify
+        return None
+    said = next((raw for name, raw in rec.headers or () if name == ALERT_ID), None)
+    if said != alert["alert_id"].encode() or alert.get("agency") != agency:
+        return None  # the broker refuses it as another id's, or another agency's, whatever its key
+    try:
+        mine, _ = parse_pair_key_id(missed[0])
+    except KeyMaterialError:
+        return None
+    return missed[0] if mine.owner == agency else None
+
+
 class Ledger:
     """Every (alert id, version) published, with its content digest, and each id's latest version."""
 
@@ -187,6 +245,8 @@ class Ledger:
         self._held: dict[str, tuple[int, tuple[Any, ...]]] = {}  # id -> its latest RECLASSIFY/CONSENT and markings
         self.unverified = 0  # records read from the topic that did not prove the agency's origin: left out
         self.refused = 0  # records that proved it, but name an originator the broker refuses for the id: left out
+        self.misrouted = 0  # records outside the partition their key belongs in: the broker refuses them, left out
+        self._doubted: dict[str, set[str]] = {}  # id -> key ids its unverifiable copies name (``doubt``)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -194,6 +254,16 @@ class Ledger:
     def latest(self, alert_id: str) -> int | None:
         """The highest version of ``alert_id`` published, or None."""
         return self._latest.get(alert_id)
+
+    @property
+    def unverifiable(self) -> int:
+        """How many alert ids are held by a copy the keystore cannot check (``doubt``)."""
+        return len(self._doubted)
+
+    def doubt(self, alert_id: str, key_id: str) -> None:
+        """Hold ``alert_id``: a copy of it on the topic names ``key_id``, a MAC key of the agency's the keystore
+        does not hold, so whether the broker took it cannot be told. Its versions that would be NEW are UNVERIFIED."""
+        self._doubted.setdefault(alert_id, set()).add(key_id)
 
     def judge(self, alert_id: str, version: int, content: bytes) -> Verdict:
         """What to do with (``alert_id``, ``version``) of digest ``content``."""
@@ -204,6 +274,8 @@ class Ledger:
             return Verdict.RECALLED
         if version < self._latest.get(alert_id, 0):
             return Verdict.OLDER
+        if alert_id in self._doubted:
+            return Verdict.UNVERIFIED
         return Verdict.NEW
 
     def judge_alert(self, alert: dict[str, Any], content: bytes) -> Verdict:
@@ -229,8 +301,15 @@ class Ledger:
             self._recalled[alert_id] = min(version, self._recalled.get(alert_id, version))
 
     def why(self, verdict: Verdict, alert_id: str, version: int) -> str:
-        """The dead letter's message for a CONFLICT or an OLDER record (the id is not quoted: it is the agency's
-        reference, and a shifted column may have made it a name; a version is no one's data)."""
+        """The dead letter's message for a record not published (the id is not quoted: it is the agency's
+        reference, and a shifted column may have made it a name; a version is no one's data, nor a key id)."""
+        if verdict is Verdict.UNVERIFIED:
+            keys = sorted(self._doubted[alert_id])
+            named = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            return (f"a copy of this record's alert id on the ingress topic is signed with MAC key {named}, which "
+                    "this agency's keystore does not hold, so whether it was published cannot be told: not "
+                    "published, lest the broker dead-letter it as a replay; put that key generation back in the "
+                    "agency's keystore (a key removed after a rotation) and run again")
         if verdict is Verdict.CONFLICT:
             return (f"version {version} of this record's alert id was already published with other content; "
                     "the broker takes one content per version, so a correction needs a higher revision")
@@ -299,21 +378,32 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
                       lookup: Callable[[str, str], SecretBytes | None], origin: Originator | None) -> Ledger:
     """The ledger of ``agency``'s ingress topic, read from its beginning: only the records that prove its origin
     with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``), and name an
-    originator the broker may take for their id (``origin``, the agency's; None: any)."""
+    originator the broker may take for their id (``origin``, the agency's; None: any), in the partition their key
+    belongs in. An id with a copy the keystore cannot check (``unverifiable``) is held (``Ledger.doubt``)."""
     ledger = Ledger()
+    partitions = [0]  # the topic's, given by ``scan`` before any record (``sized``)
 
     def keep(rec: Record) -> None:
         decoded = _decoded(codec, rec.key, rec.value)
         if decoded is None:
             return  # the broker dead-letters it: never published
         entry, alert = decoded
+        if partitions[0] < 1 or rec.partition != key_partition(rec.key or b"", partitions[0]):
+            ledger.misrouted += 1  # the broker dead-letters it (``misrouted``): it keeps no state there
+            return
         if not proves(rec, alert, agency, lookup):
             ledger.unverified += 1
+            # Whatever originator it names: the broker may take a unit's copy this side would refuse (``may_take``).
+            if (key_id := unverifiable(rec, alert, agency, lookup)) is not None:
+                ledger.doubt(entry.alert_id, key_id)
         elif origin is not None and not origin.may_take(entry.alert_id, alert["markings"]["originator"],
                                                          entry.recalled):
             ledger.refused += 1
         else:
             ledger.add(*entry)
 
-    await scan(conn, topic, keep)
+    def sized(count: int) -> None:
+        partitions[0] = count
+
+    await scan(conn, topic, keep, sized)
     return ledger

@@ -8,7 +8,13 @@ Idempotence
     version and a correction needs a higher revision (publishing it would only move the rejection
     downstream, where the agency would not see it). A version below one already published is
     dead-lettered too, and so is any version after a recall (a recall is for good); a higher
-    version of a known id is published. What the run publishes joins the ledger, which also
+    version of a known id is published. Only copies the broker would take count (they prove the
+    agency's origin with its keys, sit in the partition their key belongs in); but an id with a copy
+    signed with a MAC key of the agency's its keystore no longer holds (a generation removed after a
+    rotation) is held: its new versions are dead-lettered as ``unverified-copy``, naming the key, and
+    the summary line says what to do (put the key back, run again), since the broker may have taken
+    that copy and would dead-letter a republished one as a replay, out of the agency's sight. What
+    the run publishes joins the ledger, which also
     catches a record repeated within a file. A crash mid-file needs no recovery step: running the
     same file again publishes exactly what is missing. Limits, stated: the ledger reaches back as
     far as the ingress topic's retention (7 days by default); beyond it, the broker's own replay
@@ -59,7 +65,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from adapters._fields import CONFLICT
+from adapters._fields import CONFLICT, UNVERIFIED_COPY
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
 from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
@@ -126,7 +132,10 @@ class Tally:
                 + (f", already rejected {self.already_rejected:,} (in the dead-letter topic before)"
                    if self.already_rejected else "")
                 + (f", held {self.held:,} (the file ends within a record)" if self.held else "")
-                + (f", files left unfinished {self.unfinished:,} (reading failed partway)" if self.unfinished else ""))
+                + (f", files left unfinished {self.unfinished:,} (reading failed partway)" if self.unfinished else "")
+                + (f"; {UNVERIFIED_COPY}: an earlier copy of the alert id is signed with a MAC key this agency's "
+                   "keystore no longer holds (named on each record's line): put that key generation back, then run "
+                   "again" if self.reasons[UNVERIFIED_COPY] else ""))
 
 
 class UnfinishedRead(OSError):
@@ -453,7 +462,8 @@ class AdapterRun:
             tally.duplicates += 1
             return None
         if verdict is not Verdict.NEW:
-            return Result(result.item, error=AdapterError(self.ledger.why(verdict, alert_id, version), CONFLICT))
+            why = self.ledger.why(verdict, alert_id, version)
+            return Result(result.item, error=AdapterError(why, _reason(verdict)))
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
         self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
@@ -494,6 +504,11 @@ class AdapterRun:
         raw = result.item.raw[: self.ctx.limits.record_bytes]
         self._dead_sent.append(await self._dlq.send(self.dead_topic, raw, key=key, headers=headers))
         return True
+
+
+def _reason(verdict: Verdict) -> str:
+    """The dead letter's reason for a record the ledger does not let through."""
+    return UNVERIFIED_COPY if verdict is Verdict.UNVERIFIED else CONFLICT
 
 
 def _recalls(alert: dict[str, Any]) -> bool:
@@ -539,7 +554,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
                 ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
                 tally.published += 1  # "would publish"
                 continue
-            result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))
+            result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), _reason(verdict)))
         tally.rejected += 1
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1
