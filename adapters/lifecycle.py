@@ -15,7 +15,11 @@ id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter 
    to it, so a change built on, or a recall naming, another's copy would be dead-lettered. A unit's
    content copy of an id in no unit's series (published before the series rule) is refused, as the
    broker refuses it where no state names that unit; a recall, which may name it, builds on such
-   copies when nothing else counts (``Found.recallable``).
+   copies when nothing else counts (``Found.recallable``). A copy the broker refuses for its version
+   and lifecycle whatever state it holds (``admissible``, by ``broker.lifecycle.lifecycle_problem``,
+   the function it admits by: a version outside 1 to 1,000,000, the last kept for a recall, a first
+   version or a recall whose lifecycle does not fit it) is refused here too (``Found.invalid``): it is
+   never the latest, the first nor a recall, so one such copy cannot block a change.
 2. Make version + 1 (``next_version``, pure): the content as it stands, the lifecycle set, and
    for a CONSENT the partners added to ``markings.originator_consent`` (which holds every consent
    given, and is what the policy reads) and named in ``lifecycle.partners``; for a RECLASSIFY the
@@ -27,15 +31,17 @@ Refused before anything is read, each in one line naming what to check: an id wh
 agency; a partner the policy does not know; a marking the policy does not know; a reclassification
 with no change. Refused after reading: an alert not on the topic (never published there, or older
 than the topic's retention: the agency can republish it from its own system with ``puente adapt``);
-copies that all name an originator the broker refuses for the id; an alert already recalled (any of its
-originator's copies a recall, even one a later version follows: a recall is for good); a partner already
-consented; a reclassification that leaves the markings as they are. Kafka itself refuses another
-agency's login.
+copies that all name an originator the broker refuses for the id, or all have a version or lifecycle it
+refuses; an alert already recalled (any of its originator's copies a recall, even one a later version
+follows: a recall is for good); a change other than a recall built on a version whose content or
+lifecycle breaks a rule; a partner already consented; a reclassification that leaves the markings as
+they are. Kafka itself refuses another agency's login.
 
 Limits, stated: two officers changing one alert at the same moment could both publish the same
 version; the broker keeps the first and dead-letters the second as a replay. Changes to one
 alert are one officer's at a time, as adapter runs are one per agency. The copies are judged by
-what the topic holds, not by the broker's decisions: a version the broker dead-lettered for a
+what the topic holds and the broker's rules that need no state (origin, partition, originator,
+version and lifecycle), not by the broker's decisions: a version the broker dead-lettered for a
 reason only it can tell (stale, past its replay window) still counts here; `puente audit log
 --alert ID` shows what it decided.
 """
@@ -57,6 +63,7 @@ from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
+from broker.lifecycle import MAX_VERSION, RECALL, lifecycle_problem
 from broker.pipeline import Originator, content_problem
 from broker.topology import TopicNames, key_partition
 from policies import load_policy_set
@@ -120,14 +127,16 @@ class Found:
     misrouted: int = 0
     """Records of the id in a partition its key does not belong in: the broker refused them (``misrouted``), so no
     change is built on one. Only copies in the key's own partition count, so offsets compare within one log."""
+    invalid: int = 0
+    """Copies that prove the agency's origin but whose version and lifecycle the broker refuses whatever state it
+    holds (``admissible``): none is a candidate for the latest, nor the first, nor a recall, so none blocks a change."""
 
     def own(self) -> list[tuple[tuple[int, int], dict[str, Any]]]:
         """The copies naming the first copy's originator, each with its rank (version, offset), in rank order."""
         if not self.copies:
             return []
         first = min(self.copies, key=lambda c: c[0])[1]["markings"]["originator"]["agency"]
-        return sorted(((int(a.get("version") or 1), o), a) for o, a in self.copies
-                      if a["markings"]["originator"]["agency"] == first)
+        return sorted(((a["version"], o), a) for o, a in self.copies if a["markings"]["originator"]["agency"] == first)
 
     def for_change(self, action: str) -> Found:
         """What a change of ``action`` builds on: these copies, or, for a RECALL when none counts, the refused ones
@@ -136,7 +145,7 @@ class Found:
         if action != "RECALL" or self.copies or not self.recallable:
             return self
         return Found(list(self.recallable), self.unverified, self.refused - len(self.recallable), self.past_bound,
-                     self.past_digest, partitions=self.partitions, misrouted=self.misrouted)
+                     self.past_digest, partitions=self.partitions, misrouted=self.misrouted, invalid=self.invalid)
 
     @property
     def alert(self) -> dict[str, Any] | None:
@@ -174,7 +183,29 @@ class Found:
     def recall(self) -> tuple[int, int] | None:
         """The rank (version, offset) of the first of the originator's copies that is a recall, or None: the broker
         refuses anything after one, whatever its version or place on the topic."""
-        return next((r for r, a in self.own() if (a.get("lifecycle") or {}).get("action") == "RECALL"), None)
+        return next((r for r, a in self.own() if _is_recall(a)), None)
+
+
+def _is_recall(alert: Mapping[str, Any]) -> bool:
+    """Whether ``alert`` is a recall, as the broker tells one (``broker.pipeline``'s rule)."""
+    life = alert.get("lifecycle")
+    return isinstance(life, Mapping) and life.get("action") == RECALL
+
+
+def admissible(alert: Mapping[str, Any], emptied: tuple[str, ...] = ()) -> bool:
+    """Whether the broker may take ``alert``, in some state, for its version and lifecycle: ``lifecycle_problem``, the
+    function it admits by, finds none (``emptied``: the lists the codec left empty, past their bound), or the copy is
+    a content version numbered where a later version stands (2 to 999,999), which the broker may take, whatever its
+    lifecycle breaks, as a change it withdraws from the holders (``Pipeline._admit``); no change but a recall is then
+    built on it (``change_alert``). A copy the broker refuses in every state is none it holds state for: nothing is
+    built on it, and it outranks nothing. The codec always gives a version (1 by the schema's default), so a copy
+    without one was not read from the topic: refused."""
+    if "version" not in alert:
+        return False
+    if lifecycle_problem(dict(alert), emptied) is None:
+        return True
+    version = alert["version"]
+    return not _is_recall(alert) and type(version) is int and 1 < version < MAX_VERSION
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -234,11 +265,16 @@ def _marking_codes(given: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
     """The alert's next version for a checked ``change`` (see check_change): pure; ConfigError when it cannot be."""
-    alert_id, version = latest["alert_id"], int(latest.get("version") or 1)
+    alert_id, version = latest["alert_id"], latest.get("version")
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        # A version the broker refuses (``admissible``): it holds no state at it, so none is built on it.
+        raise ConfigError(f"{alert_id}: the version to build on is not one the broker takes (versions count from 1 to "
+                          f"{MAX_VERSION:,}); check the copies on the agency's ingress topic")
     done = latest.get("lifecycle") or {}
     if done.get("action") == "RECALL" and change.action != "RECALL":
-        raise ConfigError(f"{alert_id} was recalled in version {version} (reason {done.get('reason')}); a recall "
-                          "is for good, so it takes no further change")
+        why = f" (reason {done['reason']})" if done.get("reason") else ""
+        raise ConfigError(f"{alert_id} was recalled in version {version}{why}; a recall is for good, so it takes no "
+                          "further change")
     # A recall again is allowed: the broker sends the notices again to any partner that still holds
     # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
     # A recall at the last version is repeated at that version: there is no higher one.
@@ -325,12 +361,13 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
         found.misrouted += 1  # the broker refuses a version outside its key's partition: it holds no state there
         return
     past: str | None = None
+    emptied: tuple[str, ...] = ()
     try:
         alert = codec.decode(rec.value)
     except BoundsExceededError as exc:
         # A copy with an array past its bound (``schemas.bounds``), that array not built: a recall may still be built
         # on it, any other change is refused for it (``change_alert``), as for any copy breaking a content rule.
-        alert, past = exc.alert, str(exc)
+        alert, past, emptied = exc.alert, str(exc), exc.emptied
     except CodecError:
         found.unverified += 1
         return
@@ -340,13 +377,20 @@ def collect(found: Found, rec: Record, alert_id: str, agency: str, lookup: Calla
     if past is not None:
         found.past_bound[rec.offset] = past
         found.past_digest[rec.offset] = hashlib.sha256(rec.value).digest()
-    take(found, rec.offset, alert, origin)
+    take(found, rec.offset, alert, origin, emptied)
 
 
-def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator) -> None:
-    """Keep a verified copy of the alert, at ``offset``, if it names an originator the broker may take for its id
-    (``origin``: the agency's ``Originator``); count it refused otherwise."""
-    recall = (alert.get("lifecycle") or {}).get("action") == "RECALL"
+def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator, emptied: tuple[str, ...] = ()) -> None:
+    """Keep a verified copy of the alert, at ``offset``, if the broker could take its version and lifecycle
+    (``admissible``; ``emptied``: the lists the codec left empty, past their bound) and it names an originator the
+    broker may take for its id (``origin``: the agency's ``Originator``); count it invalid or refused otherwise."""
+    if not admissible(alert, emptied):
+        # A version out of range (2,000,000; 0; 1,000,000 for content), or a first version or a recall whose
+        # lifecycle does not fit it: the broker dead-lettered it whatever its state, so it is neither the latest to
+        # build on nor a recall.
+        found.invalid += 1
+        return
+    recall = _is_recall(alert)
     if not origin.may_take(alert["alert_id"], alert["markings"]["originator"], recall):
         # Another unit's copy of this unit's alert (the units of a relaying agency share its keys), or a name the
         # agency may not give: the broker refused it, so no change is built on it nor names its originator. A unit's
@@ -388,7 +432,7 @@ def next_of(found: Found, change: Change) -> dict[str, Any]:
 
 
 def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, keystore: Keystore) -> ConfigError:
-    if found.misrouted and not (found.refused or found.unverified):
+    if found.misrouted and not (found.refused or found.unverified or found.invalid):
         return ConfigError(f"{alert_id}: {found.misrouted} record(s) on {topic} carry this id, but each lies in a "
                            "partition its key does not belong in, which the broker refuses (misrouted): there is no "
                            "version it took to change; publish the alert with Kafka's default partitioner (`puente "
@@ -398,6 +442,12 @@ def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, key
                            "originator the broker refuses for it (another unit's, one the agency may not name, or, "
                            "for an id in no unit's series, a unit, which only a recall may name): there is no "
                            "version of the alert's own originator to change; check the id")
+    if found.invalid:
+        return ConfigError(f"{alert_id}: {found.invalid} record(s) on {topic} carry this id and prove the agency's "
+                           "origin, but each has a version or lifecycle the broker refuses (versions count from 1 to "
+                           f"{MAX_VERSION - 1:,}, {MAX_VERSION:,} kept for a recall; a later version says what it "
+                           "does): there is no version it took to change; check the id, or publish the alert from "
+                           "the agency's own system with `puente adapt`")
     if found.unverified:
         return ConfigError(f"{alert_id}: {found.unverified} record(s) on {topic} carry this id but none proves the "
                            f"agency's origin with its keys in {keystore.path} (a key generation removed, or records "
@@ -431,6 +481,15 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
                           f"other: see which it decided with `puente audit log --alert {alert_id}`, then publish the "
                           "next version from the agency's own system with `puente adapt`")
     new = next_of(found, checked)
+    if (checked.action != "RECALL" and found.rank[1] not in found.past_bound
+            and (broken := lifecycle_problem(found.alert)) is not None):
+        # A content version whose lifecycle breaks a rule (no action, a consent its markings do not name): the broker
+        # refused it, or took it as a change no one can tell and withdrew the alert (``admissible``); a version built
+        # on it would release that content again in the officer's name. A recall is still built on it.
+        raise ConfigError(f"{alert_id}: version {found.rank[0]} on {topic} breaks a rule of its lifecycle ({broken}), "
+                          "so the broker refused it or withdrew the alert for it, and a change built on it would "
+                          "release its content again: publish the next version from the agency's own system with "
+                          "`puente adapt`")
     if checked.action != "RECALL" and (unsound := (found.past_bound.get(found.rank[1])
                                                    or content_problem(new, datetime.now(UTC)))) is not None:
         # A copy published before a content rule (``schemas.bounds``, the hidden characters, the sanity rules): the
