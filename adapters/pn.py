@@ -34,13 +34,29 @@ a cut one, and is not waited on. So is a trailer that any line but a blank one f
 last trailer counts: the trailer is the file's last line, and one within the file (two exports joined,
 a count typed in) says the file ended where it did not, and counts only part of it; the cases are read
 as any others.
+
+A case is all the lines of the file that name it, not only those after its S line: an I or P line
+among another case's lines (or outside any case) that names a case closed before it, or one
+opened after it (a reordered or merged export), and a second S line of a case number already
+read, each refuse the case they name as well as the one they stand in: published from its S line's
+group alone, it would be smaller than it was, and its corrected export (PN has no revisions) only
+a conflict. Which cases a later line names is known only at the file's end, so the file is read
+twice: once to its end, copied as it is read (in memory up to ``SPOOL_BYTES``, then in an unlinked
+temporary file: a pipe is read once, and the second read sees the bytes the first did), which
+keeps one entry per case number and per number named out of place; then record by record from
+the copy, which gives every case, published or refused with the line that named it elsewhere.
+Past ``STRAY_CASES`` numbers named out of place, the file's order is not trusted, and every case is
+refused. A file read before its end (no trailer yet) still gives the cases closed so far: a
+line written later for one of them is caught when the whole file is read, which refuses that
+case, too late for what the first read published; the watcher reads it then.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from adapters import _fields as f
 from adapters import _shared as sh
@@ -157,8 +173,78 @@ class _Case:
         return done
 
 
+SPOOL_BYTES = 1 << 20  # of a file's copy in memory (``read``); the rest in a temporary file
+STRAY_CASES = 10_000  # case numbers named out of place that a file may have before its order is not trusted
+
+
+class _Order:
+    """What the whole file says of each case number: the S lines that open it, and the I and P lines that name it
+    from outside its own lines. Memory: one entry per case number, and at most ``STRAY_CASES`` for numbers named so."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, int] = {}  # case number -> its first S line
+        self.again: dict[str, int] = {}  # case number -> its second S line
+        self.strays: dict[str, tuple[int, int]] = {}  # case number -> (first line naming it elsewhere, how many)
+        self.crowded = 0  # the line that named one case number too many out of place
+
+    def open(self, case_id: str, line_no: int) -> None:
+        if self.opened.setdefault(case_id, line_no) != line_no:
+            self.again.setdefault(case_id, line_no)
+
+    def stray(self, case_id: str, line_no: int) -> None:
+        first, count = self.strays.get(case_id, (line_no, 0))
+        if count or len(self.strays) < STRAY_CASES:
+            self.strays[case_id] = (first, count + 1)
+        else:
+            self.crowded = self.crowded or line_no
+
+    def refusal(self, case_id: str, line_no: int) -> AdapterError | None:
+        """Why the case whose S line is ``line_no`` must not be published, if a line elsewhere names it."""
+        at = f"line {line_no}: the case's number"
+        advice = "check the export's order with the case system"
+        if case_id in self.again:
+            other = self.again[case_id] if self.opened[case_id] == line_no else self.opened[case_id]
+            return f.fail(f.INVALID, f"{at} is also that of the S line at line {other}: a case is one S line and the "
+                                     "I and P lines after it, and either part alone would be published as smaller "
+                                     f"than it was; {advice}")
+        if case_id in self.strays:
+            first, count = self.strays[case_id]
+            more = f" and {count - 1:,} more" if count > 1 else ""
+            return f.fail(f.INVALID, f"{at} is named by the I or P line at line {first}{more}, not among the "
+                                     "lines after its S line: published without them, the case would be smaller "
+                                     f"than it was; {advice}")
+        if self.crowded:
+            return f.fail(f.INVALID, f"line {self.crowded}: more than {STRAY_CASES:,} case numbers are named by I or P "
+                                     f"lines out of place; no case of the file is published; {advice}")
+        return None
+
+
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
-    """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}."""
+    """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}; a case that a
+    line elsewhere in the file names is refused (``_Order``), so the file is read to its end before its first case."""
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spooled:
+        copy = cast(BinaryIO, spooled)
+        while block := stream.read(1 << 16):
+            copy.write(block)
+        order = _Order()
+        copy.seek(0)
+        for _ in _records(copy, ctx, order):
+            pass
+        copy.seek(0)
+        for item, case_id in _records(copy, ctx, None):
+            if case_id is not None and item.error is None and (why := order.refusal(case_id, item.line)):
+                item = Item(item.number, item.line, item.raw, error=why)
+            yield item
+
+
+def _case_id(fields: dict[str, str] | None, raw: bytes) -> str:
+    """A line's case number as its fields give it; from the raw bytes if the line is bad."""
+    return fields["case"] if fields else raw[1:15].decode("latin-1").strip(" ")
+
+
+def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[tuple[Item, str | None]]:
+    """Every record of the file, each with its case number if it is a case; ``order`` is told of every S line and
+    of every I or P line that is not among the lines of the case it names."""
     enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
     number, cases, case, trailer, last = 0, 0, None, None, 0
     # The last T line read; the first T line a line follows, the line after it, and how many such T lines in all
@@ -166,7 +252,7 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     ended, misplaced, strays = 0, None, 0
     for line_no, raw, long in physical_lines(stream, 4096):
         if line_no == 1 and (refused := whole_file(raw, enc)) is not None:
-            yield Item(0, 1, b"", error=refused)
+            yield Item(0, 1, b"", error=refused), None
             return
         last = line_no
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
@@ -193,34 +279,46 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
         if case is not None and (kind == "S" or (case.trailer and kind not in ("I", "P"))):
             done = case.close(number)
             number += len(done)
-            yield from done
+            yield from _with_case(done, case.case_id)
             case = None
         if kind == "T" and fields:
             trailer = (line_no, fields["count"])
         if kind == "S":
             cases += 1
             # The case number as its I and P lines are read (``split``); from the raw bytes if the line is bad.
-            case_id = fields["case"] if fields else raw[1:15].decode("latin-1").strip(" ")
-            case = _Case(line_no, case_id, fields, raw, limit, error)
-        elif case is not None:
+            case = _Case(line_no, _case_id(fields, raw), fields, raw, limit, error)
+            if order is not None:
+                order.open(case.case_id, line_no)
+            continue
+        if order is not None and kind in ("I", "P") and (named := _case_id(fields, raw)) != (
+                case.case_id if case is not None else None):
+            order.stray(named, line_no)  # and refused below too, as a line of the case it is among or of none
+        if case is not None:
             case.take(kind, line_no, raw, fields, error)
         elif not (kind == "H" and line_no == 1 and fields) and not (kind == "T" and fields):
             number += 1
             yield Item(number, line_no, raw.rstrip(b"\r\n"), error=error or f.fail(
-                f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)"))
+                f.INVALID, f"line {line_no}: a {kind} line outside a case (or not the header's first line)")), None
     if case is not None:  # no line after it says it is complete, unless its trailer did
         if not case.trailer:
             case.error = case.error or AdapterError(f"the case at line {case.line_no} is the file's last and no T "
                                                     "trailer follows it: the export may be cut within it",
                                                     f.TRUNCATED, cut=True)
-        yield from case.close(number)
+        yield from _with_case(case.close(number), case.case_id)
     if misplaced is not None:
         at, after = misplaced
         more = f", nor are {strays - 1:,} later T line(s)" if strays > 1 else ""
-        yield Item(0, at, b"", error=f.fail(f.TRAILER_MISMATCH, f"line {at}: the T trailer is not the file's last "
-                                                                f"line (line {after} follows it{more}): a trailer ends "
-                                                                "the file; check the export with the case system"))
-    yield from _trailer_check(trailer, cases, last)
+        error = f.fail(f.TRAILER_MISMATCH, f"line {at}: the T trailer is not the file's last line (line {after} "
+                                           f"follows it{more}): a trailer ends the file; check the export with the "
+                                           "case system")
+        yield Item(0, at, b"", error=error), None
+    yield from ((item, None) for item in _trailer_check(trailer, cases, last))
+
+
+def _with_case(done: list[Item], case_id: str) -> Iterator[tuple[Item, str | None]]:
+    """A closed case's items (``_Case.close``): the case with its number, then a bad trailer's refusal without."""
+    yield done[0], case_id
+    yield from ((item, None) for item in done[1:])
 
 
 def _trailer_check(trailer: tuple[int, str] | None, cases: int, last: int) -> Iterator[Item]:
