@@ -257,10 +257,19 @@ def header_text(text: str) -> bytes:
 
 
 def check_units(cfg: PuenteSettings, ctx: Context) -> None:
-    """Raise ConfigError when the agency's adapter configuration names a relayed unit (``originators``) that the
-    broker does not take (``PUENTE_AGENCY_UNITS``): each of that unit's alerts would be dead-lettered by the broker
-    after publication, so the run stops before reading a record, naming the units and both places to look."""
+    """Raise ConfigError when the agency's adapter configuration names an originator the broker does not take: a
+    country (``country``) other than the one the broker holds the agency to (``PUENTE_AGENCY_COUNTRIES``, by default
+    the policy's home country), or a relayed unit (``originators``) it does not take (``PUENTE_AGENCY_UNITS``). Each
+    alert naming it would be dead-lettered by the broker after publication, so the run (and ``--check``) stops
+    before reading a record, in one line naming what differs and both places to look."""
     home, agency = ctx.vocab.home_country, ctx.agency
+    expected = cfg.agency_countries.get(agency, home)
+    if expected is not None and ctx.profile.country != expected:
+        source = ("PUENTE_AGENCY_COUNTRIES" if agency in cfg.agency_countries
+                  else f"the policy's home country, PUENTE_AGENCY_COUNTRIES naming none for {agency}")
+        raise ConfigError(f"the adapter configuration (agencies.yaml, or --config) gives {agency} the originator "
+                          f"country {ctx.profile.country}, but the broker takes {agency}'s alerts only as of "
+                          f"{expected} ({source}) and would dead-letter every one: make the two agree")
     if home is None:
         return
     if cfg.agency_countries.get(agency, home) == home:  # it names itself; the COMBIFRON adapter refuses it all else
