@@ -311,9 +311,12 @@ def countries(values: Any, field: str) -> list[str]:
         name = text(item, field, 60)
         if name is None:
             continue
+        which = f"{field} (entry {number} of {len(items)})" if len(items) > 1 else field
+        if _foreign_word(unaccented(name)):  # the lookup form would fold it away: 'Colombia Иван' read as COL
+            raise fail(UNKNOWN_CODE, f"{which} holds letters, digits or signs no country code or name has: write "
+                                     "the code or the name alone")
         found = country(name)
         if found is None:  # which entry, and the nearest known country: never the text (a surname, often)
-            which = f"{field} (entry {number} of {len(items)})" if len(items) > 1 else field
             raise fail(UNKNOWN_CODE, f"{which} is not an ISO 3166 alpha-3 code or a known country"
                                      f"{did_you_mean(name, _COUNTRY_FORMS)}")
         if found not in out:

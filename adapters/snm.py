@@ -77,6 +77,7 @@ LISTS = {
     "PAN_NATIONAL": ("PAN_NATIONAL", "PAN"), "IMPEDIMENTO_DE_ENTRADA": ("PAN_NATIONAL", "PAN"),
     "USA_PARTNER": ("USA_PARTNER", "USA"), "COL_PARTNER": ("COL_PARTNER", "COL"), "CRI_PARTNER": ("CRI_PARTNER", "CRI"),
 }
+_LIST_FORMS = {form: form for form in LISTS}  # f.code's table: the lookup forms LISTS is keyed by
 LIST_LABELS = {"INTERPOL_RED_NOTICE": "notificación roja de INTERPOL", "INTERPOL_DIFFUSION": "difusión de INTERPOL",
                "INTERPOL_SLTD": "documento robado o perdido (INTERPOL)", "PAN_NATIONAL": "impedimento de entrada",
                "USA_PARTNER": "lista de Estados Unidos", "COL_PARTNER": "lista de Colombia",
@@ -131,10 +132,12 @@ def score(value: Any, field: str) -> float | None:
 def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, Any]) -> dict[str, Any]:
     """The WatchlistHit payload (shared with COMBIFRON's migration alerts)."""
     label = f.text(match.get("lista"), "lista", 60, required=True) or ""
-    found = LISTS.get(norm_key(label))
-    if found is None:
+    if norm_key(label) not in LISTS:  # its own message: the lists known, and the one meant
         raise f.fail(f.UNKNOWN_CODE, f"lista is not a known watchlist{f.did_you_mean(label, LISTS)} "
                                      f"({', '.join(sorted({c for c, _ in LISTS.values()}))})")
+    # Through f.code, as every code: a name or a number beside the label ('Notificación roja — Иван Петров') is
+    # refused, never folded away with the lookup form.
+    found = LISTS[f.code(label, "lista", _LIST_FORMS) or ""]
     owner = found[1]
     if f.given(match.get("propietario"), "propietario"):
         owners = f.countries([match["propietario"]], "propietario")
