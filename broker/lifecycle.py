@@ -29,6 +29,8 @@ no state, which means exactly what it should: no holder.
 A state also names the alert's originator (``AlertState.originator``), and a later version naming
 another is dead-lettered: an agency that relays several foreign units (COMBIFRON) may name any of
 them, and without this one unit's version 2 would update, re-mark or recall another's alert.
+It names the alert's type too (``AlertState.alert_type``): a later version of another type is refused,
+and every recall notice names the type the alert was first published as.
 
 State values are JSON, bounded, and read strictly: a state that does not parse stops the slot (the
 broker will not guess who holds an alert).
@@ -58,6 +60,7 @@ _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An originator as the pipeline admits one for a version with content: an agency (as settings allow its name)
 # or a foreign unit it relays (COL-DIJIN, ``pipeline.Originator``).
 _ORIGINATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,67}")
+_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")  # an alert type as the schema names one (a symbol: WATCHLIST_HIT)
 ACTIONS = ("UPDATE", "RECLASSIFY", "CONSENT", "RECALL")
 RECALL = "RECALL"
 CONSENT = "CONSENT"
@@ -103,17 +106,26 @@ class AlertState:
     partner fed by slot), so a feed given more partitions since keeps each earlier alert's versions and recall in
     the partition that holds its copy. Kept for the alert's life. Empty in a state written before the broker
     recorded it: such an alert follows its feed's count now, as it did then."""
+    alert_type: str | None = field(default=None, compare=False)
+    """The ``alert_type`` the alert was first published as: a later content version naming another is refused
+    (``Pipeline._admit``), and every recall notice names this one, never a type a version the partner is denied
+    named. None in a state written before the broker recorded it: the next content version admitted is not held
+    to a type, and the state it writes records that version's, which holds every version after it. Left out of
+    ``==``: a state compares by what the broker did with the alert (who holds which version), and the book shares
+    states by its own key, which has it (``LifecycleBook.put``)."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
-        """The state record's value (its key is the alert id). ``originator`` only when known, so a state
-        that has none is written as before; ``by_id``, ``by_slot`` and ``counts`` always, even empty: a state without
-        one was written before references, before feeds were partitioned by key, or before counts were recorded
-        (``decode``)."""
+        """The state record's value (its key is the alert id). ``originator`` and ``alert_type`` only when known,
+        so a state that has none is written as before; ``by_id``, ``by_slot`` and ``counts`` always, even empty: a
+        state without one was written before references, before feeds were partitioned by key, or before counts
+        were recorded (``decode``)."""
         doc: dict[str, Any] = {"alert_id": alert_id, "version": self.version, "holders": self.holders,
                "recalled": self.recalled, "by_id": sorted(self.by_id), "by_slot": sorted(self.by_slot),
                "counts": self.counts, "at": at}
         if self.originator is not None:
             doc["originator"] = self.originator
+        if self.alert_type is not None:
+            doc["alert_type"] = self.alert_type
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -152,7 +164,11 @@ class AlertState:
                 isinstance(p, str) and _PARTNER.fullmatch(p) and type(n) is int and 1 <= n <= MAX_FEED_PARTITIONS
                 for p, n in counts.items()):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has invalid feed partition counts")
-        return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot), dict(counts))
+        alert_type = doc.get("alert_type")  # absent from a state written before it was recorded
+        if alert_type is not None and not (isinstance(alert_type, str) and _TYPE.fullmatch(alert_type)):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid alert type")
+        return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot), dict(counts),
+                   alert_type)
 
 
 class LifecycleBook:
@@ -199,7 +215,7 @@ class LifecycleBook:
         fill would not fit in a worker's memory); shared, an alert costs its id and its place in the book. A state
         no alert holds any longer (pruned, or replaced by a later version's) is let go with its last holder."""
         key = (state.version, tuple(state.holders.items()), state.recalled, state.originator, state.by_id,
-               state.by_slot, tuple(state.counts.items()))
+               state.by_slot, tuple(state.counts.items()), state.alert_type)
         shared = self._shared.get(key)
         if shared is None:
             shared = self._shared[key] = state

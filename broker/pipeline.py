@@ -370,10 +370,14 @@ class Pipeline:
         life = alert.get("lifecycle")
         recall = _is_recall(life)
         unchecked = recall or invalid is not None  # content no rule passed: codes only into the audit
+        # The alert's type as first published (``AlertState.alert_type``), where its state records it: what the audit
+        # and every recall notice name, never a type a version refused (or a recall's unchecked copy) gave.
+        kind = alert["alert_type"] if prior is None or prior.alert_type is None else prior.alert_type
+        told = alert if kind == alert["alert_type"] else {**alert, "alert_type": kind}
         out = Outcome(entry={
             "kind": "ALERT",
             "alert_id": alert["alert_id"],
-            "alert_type": alert["alert_type"],
+            "alert_type": kind,
             # Marking values are the agency's strings: bounded, so no input can swell an audit block. A recall's
             # markings are whatever copy it was built on, checked for nothing (``_admit``): the audit takes the
             # alert's first originator from its state, the country the agency's alerts name, and codes only.
@@ -406,7 +410,7 @@ class Pipeline:
             # for an old one; a recall may reuse a version (see _admit).
             # A recall again (the alert already recalled) sends its notices at its own version.
             notice_version = version if prior is None or prior.recalled else max(version, prior.version + 1)
-            self._recall(alert, notice_version, life.get("reason"), prior, now, out)
+            self._recall(told, notice_version, life.get("reason"), prior, now, out)
             return out
         verdicts: Sequence[DecisionLike]
         if invalid is not None:  # a later version no rule passed: withheld from everyone, pulled back from holders
@@ -435,7 +439,7 @@ class Pipeline:
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
                 out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id,
-                                       by_slot=out.by_slot, counts=out.counts)
+                                       by_slot=out.by_slot, counts=out.counts, alert_type=kind)
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -444,7 +448,7 @@ class Pipeline:
             if decision.outcome == WITHHOLD and was is not None:
                 # No longer entitled: what it holds is pulled back.
                 reasons = [*decision.reasons, f"held version {was}, which this version no longer lets it keep"]
-                routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
+                routed = self._notice(told, version, None, partner, topic, decision.policy_version, was,
                                       reasons, now, out, ("lifecycle.recall", "alert.invalid") if invalid else None)
                 if routed.get("sent") is False:
                     holders[partner] = was  # the notice could not be sealed: it still holds it, and the audit says so
@@ -459,7 +463,7 @@ class Pipeline:
                     # since this version may correct or restrict it. Pulled back instead, and that recall is
                     # the partner's one decision for this input, its reasons saying why the version did not go.
                     out.decisions.pop()  # the withhold ``_route`` just counted for this partner
-                    routed = self._notice(alert, version, None, partner, topic, decision.policy_version, was,
+                    routed = self._notice(told, version, None, partner, topic, decision.policy_version, was,
                                           [*routed["reasons"], f"held version {was}; version {version} could not be "
                                            "delivered, so what it holds is pulled back"], now, out)
                     if routed.get("sent") is False:
@@ -469,8 +473,11 @@ class Pipeline:
             self._consented(life.get("partners") or [], version, decisions, out)
         self._orphans(held, version, holders, out)
         first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
+        # A state without a type (written before it was recorded) takes this version's once one is admitted: no proof
+        # of the first's, but it holds every later version to one type from here on.
         out.state = AlertState(version, holders, originator=first, by_id=out.by_id, by_slot=out.by_slot,
-                               counts=out.counts)
+                               counts=out.counts, alert_type=kind if invalid is None or prior is None
+                               else prior.alert_type)
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
@@ -527,8 +534,10 @@ class Pipeline:
             out.entry["decisions"].append(routed)
         self._orphans(held, version, holders, out)
         first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
+        # A recall's type is its copy's, unchecked: only a state's is kept.
         out.state = AlertState(version, holders, recalled=True, originator=first, by_id=out.by_id,
-                               by_slot=out.by_slot, counts=out.counts)
+                               by_slot=out.by_slot, counts=out.counts,
+                               alert_type=None if prior is None else prior.alert_type)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,
@@ -691,17 +700,25 @@ class Pipeline:
         problem = unsound if content else _id_problem(alert)
         structural = lifecycle_problem(alert, emptied)  # its version and lifecycle disagree
         alert_id, version = alert["alert_id"], alert.get("version", 1)
+        prior = states(alert_id)
+        if content and prior is not None and prior.alert_type is not None and alert["alert_type"] != prior.alert_type:
+            # Its type says which rules of every agreement apply, which payload it carries, and what partners were
+            # told it is: a version of another is no update of the alert the partners hold, and its recall notices
+            # would tell them what it became. Refused as a version that breaks a rule (below), never admitted.
+            retyped = (f"version {version} names another alert type than the alert was first published as "
+                       f"({prior.alert_type}): an alert's type is fixed; publish a new alert for another kind of event")
+            structural = f"{structural}; {retyped}" if structural else retyped
         if (problem or structural) and content and seen_key(alert_id, version, False) in seen:
             # Processed already (an invalid version withdraws the alert once): its copy is a replay, as any other's.
             raise _Reject("replay", f"this alert id's version {version} was already processed")
-        prior = states(alert_id)
         if problem or structural:
             invalid = f"{problem}; {structural}" if problem and structural else str(problem or structural)
             # A content version the originator numbered above what partners hold, of an alert not recalled, changed
             # the alert whatever it broke (a rule of its content, or of its lifecycle: no action, a consent to
-            # partners its markings do not name): withdrawn from its holders (``process``), or they would keep the
-            # version it may correct or restrict. Only where that number cannot be placed (out of range, the last
-            # kept for a recall, not above the state's) or no one holds the alert is it dead-lettered alone.
+            # partners its markings do not name, another type): withdrawn from its holders (``process``), or they
+            # would keep the version it may correct or restrict. Only where that number cannot be placed (out of
+            # range, the last kept for a recall, not above the state's) or no one holds the alert is it
+            # dead-lettered alone.
             if not (content and prior is not None and prior.holders and not prior.recalled
                     and type(version) is int and prior.version < version < MAX_VERSION):
                 raise _Reject("invalid", invalid)

@@ -7,6 +7,11 @@ and acknowledges the recall with a signed receipt; the markings are not repeated
 copy they protected is gone. Being an Alert, the notice travels, is sealed and is decoded like
 every other feed record, and a reader that does not know recalls still reads a valid record
 (with no content) rather than failing.
+
+Its payload is never the alert's: it is the empty payload of the type the notice names (every field of
+it emptied anyway), so a notice may name a type other than the version's own. The broker names the
+type the alert was first published as: a later version that changed it is refused, and a notice of
+that version must not tell a partner denied it what it changed to (``broker.pipeline``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from policies._fields import FieldInfo
+from policies._fields import FieldInfo, children
 from policies._load import schema_fields
 from policies._model import Cover, ViewSettings
 from policies._plan import plan_fields
@@ -35,11 +40,21 @@ def _steps(alert_type: str) -> tuple[Step, ...]:
     return tuple(step for step in steps if step is not None)
 
 
+def _empty(path: str, fields: Mapping[str, FieldInfo], kids: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The record at ``path`` with every field emptied: a required record's own fields emptied in turn."""
+    return {child.rsplit(".", 1)[-1]: (_empty(child, fields, kids) if fields[child].kind == "record"
+                                       and not fields[child].nullable else fields[child].empty())
+            for child in kids.get(path, ())}
+
+
 def recall_notice(alert: Mapping[str, Any], version: int, reason: str | None) -> dict[str, Any]:
     """The notice that withdraws ``alert`` (any version of it) as of ``version``, for ``reason``
     (a RecallReason symbol, or None when the alert is withdrawn from one partner only because its
-    agreement no longer covers it)."""
-    notice = {**alert, "version": version, "lifecycle": {"action": RECALL, "reason": reason, "partners": []}}
+    agreement no longer covers it). Its payload is the empty one of ``alert["alert_type"]``, whatever
+    ``alert``'s payload holds (a new one each time: a notice shares no mutable value)."""
+    fields: Mapping[str, FieldInfo] = schema_fields()[str(alert["alert_type"])]
+    notice = {**alert, "payload": _empty("payload", fields, children(fields)), "version": version,
+              "lifecycle": {"action": RECALL, "reason": reason, "partners": []}}
     ctx = ViewContext(b"", "", ViewSettings())
     for step in _steps(str(alert["alert_type"])):
         step(notice, ctx)

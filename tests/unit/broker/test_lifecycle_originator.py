@@ -120,7 +120,8 @@ def test_with_no_state_the_first_version_processed_sets_the_originator() -> None
 def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_old_rule() -> None:
     """A state without the field loads (originator None); its alert's later versions are held to the originators
     the agency may name and to the id's series (another unit's version is refused), and the state written after
-    them still names none: a later version's originator is no proof of the first's."""
+    them still names none: a later version's originator is no proof of the first's. (It records the admitted
+    version's alert type, which holds the versions after it: ``test_lifecycle_type``.)"""
     legacy = b'{"alert_id":"COMBIFRON:COL-ARC-2026-00412","at":"2026-11-22T12:00:00Z","holders":{"COL":1},' \
              b'"recalled":false,"version":1}'
     run = Relay()
@@ -136,6 +137,7 @@ def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_ol
     assert out.feeds[0].key == first["alert_id"].encode()
     assert out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z") == legacy.replace(b'"COL":1', b'"COL":2') \
         .replace(b'"version":1', b'"version":2') \
+        .replace(b'00412","at"', b'00412","alert_type":"' + first["alert_type"].encode() + b'","at"') \
         .replace(b'"holders"', b'"by_id":["COL"],"by_slot":["COL"],"counts":{"COL":3},"holders"')
 
 
