@@ -41,7 +41,15 @@ not make the other's genuine records look recalled, conflicting or older either;
 counted in ``Ledger.refused``. Nor does a record outside the partition its key belongs in
 (``key_partition``, as ``adapters.lifecycle.collect`` holds copies to it): the broker dead-letters it
 as ``misrouted``, so it must not make the real record a duplicate; such records are counted in
-``Ledger.misrouted``.
+``Ledger.misrouted``. Nor does a record whose version and lifecycle the broker refuses in every state
+(``admissible``: the broker's own rule, ``broker.lifecycle.lifecycle_problem``): a version outside 1 to
+1,000,000 (2,000,000, 0, a negative one), content at 1,000,000 (kept for a recall), a first version with a
+lifecycle, a recall whose lifecycle does not fit it. The broker dead-lettered it whatever it held, so it is not
+published, not the latest (a later export is not OLDER for it), not a recall (its id's later versions are not
+RECALLED for it), no CONFLICT for the genuine copy of its version, and it holds no id (``doubt``) when its key is
+gone: such records are counted in ``Ledger.invalid``. A content version numbered where a later version stands
+(2 to 999,999) whose lifecycle breaks a rule is still a version: the broker may have taken it, as a change it
+withdraws the alert for.
 
 One kind of record that does not prove the agency's origin is not left out: one that names a MAC
 key of the agency's own the keystore does not hold (``unverifiable``), the generation that signed it
@@ -68,12 +76,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from broker.crypto import SecretBytes, parse_pair_key_id, verify_ingress
 from broker.kafka import Admin, KafkaConnection, Stall, TopicPartition, partitions_of, reader, record, running
+from broker.lifecycle import MAX_VERSION, RECALL, lifecycle_problem
 from broker.pipeline import Originator
 from broker.topology import key_partition
 from puente.errors import (
@@ -147,6 +156,31 @@ def keeps(alert: dict[str, Any], last: tuple[Any, ...]) -> bool:
     return all(mine[i] == last[i] for i in others) and (last[at] or frozenset()) <= (mine[at] or frozenset())
 
 
+def is_recall(alert: Mapping[str, Any]) -> bool:
+    """Whether ``alert`` is a recall, as the broker tells one: its lifecycle's action is RECALL."""
+    life = alert.get("lifecycle")
+    return isinstance(life, Mapping) and life.get("action") == RECALL
+
+
+def admissible(alert: Mapping[str, Any], emptied: Collection[str] = ()) -> bool:
+    """Whether the broker may take ``alert``, in some state, for its version and lifecycle (``emptied``: the paths of
+    the lists the codec left empty, past their bound). ``lifecycle_problem``, the function the broker admits by,
+    finds none; or the copy is a content version numbered where a later version stands (2 to 999,999), which the
+    broker may take, whatever its lifecycle breaks, as a change it withdraws the alert for (``Pipeline._admit``).
+    Otherwise the broker refuses it in every state: a version out of range, content at the last version, a first
+    version with a lifecycle, a recall whose lifecycle does not fit. The codec always gives a version (1 by the
+    schema's default), so an alert without one was not read from the topic: refused, never taken as 1.
+
+    The same rule as ``adapters.lifecycle.admissible``, here because that module imports this one: both sides of an
+    agency's tools must judge a copy alike, or ``puente adapt`` and ``puente recall`` would disagree on its latest."""
+    if "version" not in alert:
+        return False
+    if lifecycle_problem(dict(alert), emptied) is None:
+        return True
+    version = alert["version"]
+    return not is_recall(alert) and type(version) is int and 1 < version < MAX_VERSION
+
+
 def _action(alert: dict[str, Any]) -> str | None:
     action = (alert.get("lifecycle") or {}).get("action")
     return action if isinstance(action, str) else None
@@ -158,17 +192,22 @@ def digest(value: bytes) -> bytes:
 
 
 def published_entry(codec: AlertCodec, key: bytes | None, value: bytes) -> Entry | None:
-    """The ledger entry of a record on an ingress topic; None when the broker would refuse it as undecodable or
-    keyed by something else than its alert id. Its origin is not checked here: ``read_ledger`` checks it."""
+    """The ledger entry of a record on an ingress topic; None when the broker would refuse it as undecodable, keyed
+    by something else than its alert id, or for a version and lifecycle it refuses in every state (``admissible``).
+    Its origin is not checked here: ``read_ledger`` checks it."""
     decoded = _decoded(codec, key, value)
-    return None if decoded is None else decoded[0]
+    return None if decoded is None or not decoded[2] else decoded[0]
 
 
 # A marking list past its bound, as the ledger holds it: equal to no list an export can carry, nor within one.
 _PAST_BOUND = frozenset({None})
 
 
-def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry, dict[str, Any]] | None:
+def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry, dict[str, Any], bool] | None:
+    """The entry and alert of a record, and whether the broker may take it for its version and lifecycle
+    (``admissible``); None when it does not decode or its key is not its alert id. The entry of a copy it may not
+    take holds its version as written (0, 2,000,000): it is never added."""
+    emptied: tuple[str, ...] = ()
     try:
         alert = codec.decode(value)
         # Always written again: Avro gives one value several byte forms (an array in one block or two), and
@@ -180,7 +219,7 @@ def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry,
         # withdraws the alert), so it is one here too. The codec built none of that array's entries, so the record
         # is known by its own bytes, which no alert within the bounds is written as, and a marking list past its
         # bound (a RECLASSIFY's, say) by one no later export keeps: as they were when such arrays were decoded.
-        alert, content = exc.alert, digest(value)
+        alert, content, emptied = exc.alert, digest(value), exc.emptied
         past = {path.removeprefix("markings.") for path in exc.emptied}
         marks = held(alert)
         if marks is not None:
@@ -190,9 +229,10 @@ def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry,
     alert_id = alert.get("alert_id")
     if not isinstance(alert_id, str) or key != alert_id.encode():
         return None
-    life = alert.get("lifecycle") or {}
-    entry = Entry(alert_id, int(alert.get("version") or 1), content, life.get("action") == "RECALL", marks)
-    return entry, alert
+    taken = admissible(alert, emptied)
+    version = alert.get("version")
+    entry = Entry(alert_id, version if type(version) is int else 0, content, taken and is_recall(alert), marks)
+    return entry, alert, taken
 
 
 def proves(rec: Record, alert: dict[str, Any], agency: str, lookup: Callable[[str, str], SecretBytes | None]) -> bool:
@@ -246,6 +286,7 @@ class Ledger:
         self.unverified = 0  # records read from the topic that did not prove the agency's origin: left out
         self.refused = 0  # records that proved it, but name an originator the broker refuses for the id: left out
         self.misrouted = 0  # records outside the partition their key belongs in: the broker refuses them, left out
+        self.invalid = 0  # records that proved it, with a version or lifecycle the broker refuses always: left out
         self._doubted: dict[str, set[str]] = {}  # id -> key ids its unverifiable copies name (``doubt``)
 
     def __len__(self) -> int:
@@ -379,7 +420,8 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
     """The ledger of ``agency``'s ingress topic, read from its beginning: only the records that prove its origin
     with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``), and name an
     originator the broker may take for their id (``origin``, the agency's; None: any), in the partition their key
-    belongs in. An id with a copy the keystore cannot check (``unverifiable``) is held (``Ledger.doubt``)."""
+    belongs in, with a version and lifecycle the broker may take (``admissible``). An id with a copy the keystore
+    cannot check (``unverifiable``) is held (``Ledger.doubt``)."""
     ledger = Ledger()
     partitions = [0]  # the topic's, given by ``scan`` before any record (``sized``)
 
@@ -387,15 +429,18 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
         decoded = _decoded(codec, rec.key, rec.value)
         if decoded is None:
             return  # the broker dead-letters it: never published
-        entry, alert = decoded
+        entry, alert, taken = decoded
         if partitions[0] < 1 or rec.partition != key_partition(rec.key or b"", partitions[0]):
             ledger.misrouted += 1  # the broker dead-letters it (``misrouted``): it keeps no state there
             return
         if not proves(rec, alert, agency, lookup):
             ledger.unverified += 1
             # Whatever originator it names: the broker may take a unit's copy this side would refuse (``may_take``).
-            if (key_id := unverifiable(rec, alert, agency, lookup)) is not None:
+            # Not one it refuses for its version or lifecycle whatever key it holds: that copy was never taken.
+            if taken and (key_id := unverifiable(rec, alert, agency, lookup)) is not None:
                 ledger.doubt(entry.alert_id, key_id)
+        elif not taken:
+            ledger.invalid += 1  # dead-lettered by the broker in every state: not a version, a recall nor a conflict
         elif origin is not None and not origin.may_take(entry.alert_id, alert["markings"]["originator"],
                                                          entry.recalled):
             ledger.refused += 1
