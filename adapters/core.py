@@ -690,7 +690,28 @@ def lookup(table: Mapping[str, str], value: Any, field: str, *, required: bool =
     return code(value, field, table, required=required)
 
 
+_TYPED_ORDINAL = "\N{DEGREE SIGN}"  # typed for the ordinal in 'N° Informe': a name's sign, not another script's
+
+
+def plain_name(value: str, field: str) -> None:
+    """Refuse ``value``, a name matched by its lookup form (``norm_key``: a header, an ignored column or key), when it
+    holds a letter, a digit or a sign of another script beside its words: the form would fold it away ('Difusión —
+    Иван' read as Difusión, 'Fecha ✓' as Fecha). The guard every code passes (``code``), word by word so that no
+    length bounds the name (a word of more than 80 characters is refused as too long: no name holds one); each word
+    is looked up in a table of its own form, so only the guard and ``text``'s checks can refuse it. The message names
+    ``field``, never the value. One sign is allowed besides the guard's punctuation: the degree sign, which Spanish
+    headers type for the ordinal in 'N° Informe' (a keyboard's nearest key to 'Nº')."""
+    for word in value.replace(_TYPED_ORDINAL, " ").split():
+        try:
+            code(word, field, (norm_key(word),))
+        except AdapterError as exc:
+            if exc.reason != UNKNOWN_CODE:
+                raise
+            raise fail(UNKNOWN_CODE, f"{field} holds letters, digits or signs no name has beside its words: write "
+                                     "the name alone") from None
+
+
 __all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "ByKind", "Each",
            "Item", "Keys", "Result", "alert", "alert_id", "check_ignored", "check_keys", "check_lifecycle", "convert",
-           "either", "finish", "lifecycle", "location", "lookup", "markings", "names", "norm_key", "obj", "revision",
-           "seq"]
+           "either", "finish", "lifecycle", "location", "lookup", "markings", "names", "norm_key", "obj", "plain_name",
+           "revision", "seq"]

@@ -19,6 +19,9 @@ not read (``COLUMNS``), named in the dead letter, unless ``agencies.yaml`` lists
 SENAFRONT's ``ignored_columns``: a column nobody reads is a field lost without a word, and a
 'Clasificación de seguridad' or 'Difusión a' read as nothing would let the battalion's defaults,
 often wider, decide who receives the report. A column with no header may only hold empty cells.
+A header cell holding, beside a column's name, a letter, a digit or a sign of another script
+('Difusión — Иван', 'Fecha ✓') refuses the file too, naming the column's place: it passes the
+guard every code passes (``adapters.core.plain_name``), as a "Panama only" Difusión does.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from adapters import _fields as f
 from adapters._codes import norm_key
 from adapters._readers import Item, csv_rows, no_record
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, lookup, markings, names
+from adapters.core import Adapter, alert, alert_id, location, lookup, markings, names, plain_name
 from puente.errors import AdapterError
 
 # Canonical column -> the headers battalions write for it (in norm_key form).
@@ -82,7 +85,7 @@ DIRECTIONS = {
     "HACIA_COLOMBIA": "OUT_OF_PANAMA", "HACIA_COSTA_RICA": "OUT_OF_PANAMA", "SALIDA": "OUT_OF_PANAMA",
     **{c: c for c in ("NORTHBOUND", "SOUTHBOUND", "INTO_PANAMA", "OUT_OF_PANAMA")},
 }
-DOMESTIC = frozenset({"SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR"})
+DOMESTIC = {form: form for form in ("SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR")}  # lookup's table
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -103,6 +106,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             try:  # norm_key would read 'Difu\u200bsión' as an unknown column, and its markings would be lost
                 for i, h in enumerate(fields, 1):
                     f.text(h, f"header column {i}", 200)
+                    # And 'Difusión — Иван' or 'Fecha ✓' as that column, the rest folded away: a header line run on
+                    # into a row may hold a name there. Refused by the guard every code passes, naming the column.
+                    plain_name(h, f"header column {i}")
             except AdapterError as exc:
                 yield Item(0, line, raw, error=exc)
                 return
@@ -201,7 +207,9 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
                             "caveats": row.get("caveats") or None}
     release = row.get("release") or ""
     f.given(release, "Difusión")  # blanks only say neither the default release nor none: refused
-    if norm_key(release) in DOMESTIC:
+    # Through lookup (f.code), as every code: 'Solo Panamá — Иван' is refused, never read as Solo Panamá with the
+    # rest dropped. Any other release is read as partners, each through the same guard (``markings``).
+    if norm_key(release) in DOMESTIC and lookup(DOMESTIC, release, "Difusión"):
         over["releasable_to"] = []
         given = names(over["caveats"], "caveats", ctx.vocab.caveats)  # a cell "LES;NOFORN": codes, not letters
         over["caveats"] = [*(ctx.profile.markings.caveats if given is None else given), "PANAMA_ONLY"]
