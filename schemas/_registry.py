@@ -62,9 +62,16 @@ def version_from(expanded: dict[str, Any], label: str) -> SchemaVersion:
     return SchemaVersion(name.lstrip("."), label, fingerprint(parsed), expanded, parsed)
 
 
+OLDER_RECORDS = "puente.older_records"
+"""The attribute an added field names, beside a default that states something (any but null), with why that
+value is true of every record written before the field existed: a reader fills it in for them all
+(``schemas.compat``). Prose, as a ``doc`` is: rewording it changes no meaning (``check_distinct``)."""
+_PROSE = frozenset({"doc", OLDER_RECORDS})
+
+
 def _without_docs(schema: Any) -> Any:
     if isinstance(schema, dict):  # a default is data, not schema: kept whole, even a record's "doc" key
-        return {k: v if k == "default" else _without_docs(v) for k, v in schema.items() if k != "doc"}
+        return {k: v if k == "default" else _without_docs(v) for k, v in schema.items() if k not in _PROSE}
     if isinstance(schema, list):
         return [_without_docs(v) for v in schema]
     return schema

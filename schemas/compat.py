@@ -40,11 +40,8 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 
 from schemas._codec import default_mismatch
-from schemas._registry import SchemaVersion
+from schemas._registry import OLDER_RECORDS, SchemaVersion
 
-OLDER_RECORDS = "puente.older_records"
-"""The attribute an added field names, beside a default that states something (any but null), with why that
-value is true of every record written before the field existed: a reader fills it in for them all."""
 _NAMED = frozenset({"record", "error", "enum", "fixed"})
 _PROMOTIONS = {"int": ("long", "float", "double"), "long": ("float", "double"), "float": ("double",),
                "string": ("bytes",), "bytes": ("string",)}

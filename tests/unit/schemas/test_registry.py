@@ -100,3 +100,17 @@ def test_releases_are_ordered_by_number(tmp_path: Path, monkeypatch: pytest.Monk
     """v10 comes after v9 and v2, as numbers, not as text; entries not starting with v are not releases."""
     _release_tree(tmp_path, monkeypatch, ["v10", "v2", "v9", "drafts"])
     assert [v.label for v in registry.releases.__wrapped__(ALERT)] == ["v2", "v9", "v10"]
+
+
+def test_rewording_why_an_added_default_holds_changes_no_meaning() -> None:
+    """``puente.older_records`` is prose, as a doc is: a release and the current schema that word it differently (or
+    one without it) share their fingerprint and their meaning, and a reader is built over both."""
+    reworded = copy.deepcopy(current(ALERT).expanded)
+    field = next(f for f in reworded["fields"] if f["name"] == "version")
+    assert registry.OLDER_RECORDS in field
+    field[registry.OLDER_RECORDS] = "reworded: " + field[registry.OLDER_RECORDS]
+    without = copy.deepcopy(reworded)
+    del next(f for f in without["fields"] if f["name"] == "version")[registry.OLDER_RECORDS]
+    for schema in (reworded, without):
+        registry.check_distinct([current(ALERT), version_from(schema, "next")])
+        AlertCodec(version_from(schema, "next"), (*releases(ALERT), current(ALERT)))
