@@ -128,3 +128,21 @@ def test_users_apply_says_why_each_password_changes(tmp_path: Path, monkeypatch:
         assert line.endswith("client.properties  (its client.properties is missing)")
     assert all(line.endswith("client.properties  (a new password asked for (--rotate))")
                for line in users("apply", "--rotate") if line.startswith(("broker ", "agency-")))
+
+
+def test_a_file_that_sent_its_password_to_an_unchecked_server_is_never_kept(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file naming a CA of the deployment's own that is usable, but with the server's name check off: any
+    certificate that CA signed (another party's client certificate too) could have posed as Kafka and relayed the
+    login. The file no longer reads, and the party gets a new password, its line saying why."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    _apply(_Admin(ca), keys)
+    held = dict(cluster.held)
+    path = _file(keys, "partner-COL")
+    path.write_text(path.read_text(encoding="utf-8") + "ssl.endpoint.identification.algorithm=\n", encoding="utf-8")
+    [login] = [login for login in _apply(_Admin(ca), keys) if login.principal == "partner-COL"]
+    assert login.action == "rotated" and "ssl.endpoint.identification.algorithm is off" in login.reason
+    assert {p for p in held if cluster.held[p] != held[p]} == {"partner-COL"}
