@@ -193,10 +193,12 @@ class PuenteSettings(BaseSettings):
         "of how many it refused"))
     console_page_burst: int = Field(60, ge=1, le=6000, description=(
         "requests one console account may make at once before PUENTE_CONSOLE_PAGE_RATE holds it"))
-    acl_observers: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")], ...] = (
+    # A SCRAM user name, or a certificate's principal as Kafka names it (CN=lag-exporter,OU=ops); no "*" (every user).
+    acl_observers: tuple[Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f-\x9f*]{1,255}$")], ...] = (
         Field((), description=(
             "logins of monitoring tools (a lag exporter, Burrow) that may describe this deployment's topics, groups "
-            "and transactional ids, as JSON ([\"lag-exporter\"]): a rule to describe them of any other login no "
+            "and transactional ids, as JSON ([\"lag-exporter\"], or a certificate's principal as Kafka names it, "
+            "[\"CN=lag-exporter,OU=ops\"], without User:): a rule to describe them of any other login no "
             "policy names makes `puente acls plan` report drift, since offsets and group members tell who gets "
             "what, and when")))
     metrics_address: str = Field("127.0.0.1", description=(

@@ -34,6 +34,7 @@ from broker.access import (
 from broker.kafka.acls import acl_changes, apply_acls, cluster_acls, every_acl_filter
 from broker.topology import NOTICE_RETENTION_FLOOR_DAYS, TopicNames, feed_retention
 from policies import DEFAULT_DIR, PolicySet, load_policy_set
+from puente.settings import PuenteSettings
 
 NAMES = TopicNames("puente")
 AGENCIES = ("PN", "SNM")
@@ -448,3 +449,13 @@ def test_the_auditor_may_see_the_subscriber_groups_offsets_but_read_no_feed(poli
     for partner in policy.partners:
         feed = NAMES.feed(policy.partners[partner].feed_topic)
         assert subscriber_group(feed).startswith(NAMES.feeds)  # the prefix covers every partner's group
+
+
+def test_an_observer_is_named_as_kafka_names_its_login() -> None:
+    """PUENTE_ACL_OBSERVERS takes a SCRAM user name and a certificate's principal as Kafka names it (the hint says to
+    name it there, whichever the login is), never every user nor a name with a control character."""
+    observers = ("lag-exporter", "CN=lag-exporter,OU=ops")
+    assert PuenteSettings(acl_observers=observers).acl_observers == observers
+    for bad in ("*", "", "a\nb", "x" * 256):
+        with pytest.raises(ValueError, match="acl_observers"):
+            PuenteSettings(acl_observers=(bad,))
