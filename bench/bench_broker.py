@@ -422,7 +422,7 @@ async def _puente(kafka: KafkaConnection, update: dict[str, Any], expect: int | 
     quiet_logs()
     began = time.monotonic()
     cfg = settings_for(update)
-    worker, topics, problems = build_worker(cfg, kafka, client_suffix=f"-bench{index}")
+    worker, topics, problems = build_worker(cfg, kafka, client_suffix=f"-bench{index}", audit_kept_forever=False)
     clock = Clock()
 
     committed: list[tuple[int, float]] = []  # per input: ingress timestamp, and ms from it to its commit

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = settings_for({"topic_prefix": "bench", "keys": work / "keys", "policy_dir": work / "policy"})
         provision_all(cfg)
         # No Kafka is reached: the worker is built, never run.
-        worker, _, _ = build_worker(cfg, KafkaConnection(bootstrap="127.0.0.1:9"))
+        worker, _, _ = build_worker(cfg, KafkaConnection(bootstrap="127.0.0.1:9"), audit_kept_forever=False)
         for topic in worker.pipeline.uncounted_feeds:
             worker.pipeline.feed_counts[topic] = cfg.feed_partitions
         now = datetime.now(UTC)

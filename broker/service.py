@@ -308,7 +308,7 @@ def require_custody(keystore: Keystore) -> None:
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
                  group_instance_id: str | None = None, policy_set: PolicySet | None = None,
-                 accept_gaps: bool = False, audit_kept_forever: bool = False,
+                 accept_gaps: bool = False, audit_kept_forever: bool,
                  ) -> tuple[BrokerWorker, list[str], list[str]]:
     """A worker ready to run, the ingress topics it consumes, and key problems to report.
 
@@ -316,8 +316,9 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     partner an agreement in force delivers to has no usable sealing key (``require_sealers``); the key
     problems returned are the other partners'.
     ``policy_set``: the one already loaded (``settings.policy_dir``'s), else it is read here.
-    ``audit_kept_forever``: what ``check_topology`` found (``WorkerConfig.audit_kept_forever``); a worker built
-    before that check is given it after.
+    ``audit_kept_forever``: what ``check_topology`` found (``WorkerConfig.audit_kept_forever``), stated by every
+    caller (no default: a worker told nothing would read a slot emptied on a topic kept for ever as expiry); a
+    worker built before that check is given it after.
     """
     keystore = Keystore(settings.keys / "broker")
     require_custody(keystore)
@@ -480,7 +481,7 @@ async def run_broker(settings: PuenteSettings, conn: KafkaConnection, workers: i
         # The workers are built first: a key problem is local and is said before Kafka is asked anything.
         built = [build_worker(settings, conn, client_suffix=f"-{i}", policy_set=policy_set,
                               group_instance_id=instance_id(settings.group_instance_id, i, workers),
-                              accept_gaps=accept_gaps)
+                              accept_gaps=accept_gaps, audit_kept_forever=False)  # set below, once checked
                  for i in range(workers)]
         forever = await check_topology(settings, conn, policy_set)
         for problem in built[0][2]:

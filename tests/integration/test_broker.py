@@ -160,7 +160,7 @@ async def test_a_quiet_worker_long_polls_and_gathers_again_when_alerts_come(
     assert quiet != gathering
     alert = next(a for a in _synthetic(200, 41) if a["agency"] == "SENAN")
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
-    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-quiet")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-quiet", audit_kept_forever=False)
     running = asyncio.create_task(worker.run(topics))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
@@ -193,7 +193,7 @@ async def test_alerts_that_trickle_in_while_the_worker_commits_are_all_processed
 
     alerts = [a for a in _synthetic(600, 37) if a["agency"] == "SENAN"][:120]
     mac = Keystore(env.cfg.keys / "agencies" / "SENAN").load_agency_mac("SENAN")
-    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-trickle")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-trickle", audit_kept_forever=False)
     running = asyncio.create_task(worker.run(topics))
     try:
         async with IngressPublisher(env.login("agency-SENAN"), "SENAN", mac.key_id, mac, env.names) as pub:

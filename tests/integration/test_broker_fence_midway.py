@@ -30,7 +30,7 @@ async def test_a_slot_fenced_while_its_transaction_is_built_restarts_the_worker(
     owner's producer does). The worker starts again, the batch is decided once, and the audit verifies."""
     total = 3000
     await publish_synthetic(env.cfg, env.conn, total, seed=21)
-    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-fenced")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-fenced", audit_kept_forever=False)
     original = worker_module.BrokerWorker._transaction
     rivals: list[Producer] = []
     restarts: list[str] = []
@@ -98,7 +98,7 @@ async def test_a_partner_reading_uncommitted_records_sees_only_what_the_audit_de
     partition and writes them once. Every committed feed holds each delivery once."""
     total = 600
     await publish_synthetic(env.cfg, env.conn, total, seed=23)
-    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-aborted")
+    worker, topics, _ = build_worker(env.cfg, env.login("broker"), client_suffix="-aborted", audit_kept_forever=False)
     victim = "USA"
     victim_feed = env.feed(victim)
     original = worker_module.BrokerWorker._transaction

@@ -190,7 +190,8 @@ async def delete_env_topics(env: Env) -> None:
 async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]:
     """Run ``workers`` workers of one group, logged in as the broker, until the input has been idle for
     ``idle`` seconds."""
-    built = [build_worker(env.cfg, env.login("broker"), client_suffix=f"-t{i}") for i in range(workers)]
+    built = [build_worker(env.cfg, env.login("broker"), client_suffix=f"-t{i}", audit_kept_forever=False)
+             for i in range(workers)]
     await asyncio.gather(*(w.run(topics, idle_exit_s=idle) for w, topics, _ in built))
     return [w for w, _, _ in built]
 

@@ -33,7 +33,7 @@ def made(tmp_path: Path) -> Keystores:
 def _start(made: Keystores) -> str:
     """The one line build_worker refuses with."""
     with pytest.raises(ConfigError) as info:
-        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
     message = str(info.value)
     assert "\n" not in message and "will not start" in message
     return message
@@ -215,7 +215,7 @@ def test_a_signing_key_made_last_whose_label_comes_before_an_older_ones_stops_th
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026nov", later + timedelta(days=1)))
     made.broker.put(new_key(KeyKind.BROKER_SIGNING, "broker", "2026dec", later + timedelta(days=2)))
     with pytest.raises(KeyMaterialError) as info:
-        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
     message = str(info.value)
     assert "\n" not in message and "broker-sign-2026dec, made last" in message
     assert "broker-sign-2026nov's generation comes after" in message and "--generation" in message
@@ -247,7 +247,8 @@ def test_an_older_signing_key_kept_as_its_public_half_only_does_not_sign(made: K
     found = made.broker.broker_signing_keys()
     assert [r.key_id for r in found] == ["broker-sign-2026c", "broker-sign-2026a"] and found[1].secret is None
     made.broker.load_signing_key()
-    worker = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))[0]
+    worker = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"),
+                          audit_kept_forever=False)[0]
     # The imported half is dated when it was imported: the workers take it as possibly as old as the chain, so a
     # head a leaked 2026a signed is checked against every block since, not only those after its import.
     assert set(worker.config.generations) == {"broker-sign-2026c", "broker-sign-2026a"}

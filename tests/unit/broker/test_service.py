@@ -153,7 +153,7 @@ def test_building_a_worker_refuses_when_a_partner_in_force_has_no_usable_key(tmp
                               generation="2026a")
     (made.broker.path / f"{partner}-enc-2026a.json").unlink()
     with pytest.raises(ConfigError, match=rf"{partner} \(agreement {', '.join(agreements)} in force delivers to it\)"):
-        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+        build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
 
 
 def test_building_a_worker_reads_the_broker_signing_keys_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +172,8 @@ def test_building_a_worker_reads_the_broker_signing_keys_once(tmp_path: Path, mo
         return generations(self, owner, kind)
 
     monkeypatch.setattr(Keystore, "generations", counted)
-    worker, _, _ = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"))
+    worker, _, _ = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"),
+                                audit_kept_forever=False)
     assert reads == ["broker"]
     assert worker.config.signer_id == "broker-sign-2026b"
     assert worker.config.generations == ("broker-sign-2026b", "broker-sign-2026a")
@@ -186,14 +187,14 @@ def test_the_worker_takes_the_configured_units_and_refuses_units_of_a_home_agenc
     made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
                               generation="2026a")
     worker, _, _ = build_worker(PuenteSettings(keys=made.root, agency_units={"COMBIFRON": ("ARC",)}),
-                                KafkaConnection(bootstrap="unused:9092"))
+                                KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
     assert worker.pipeline.originators["COMBIFRON"].units == frozenset({"ARC"})
     assert worker.pipeline.originators["SNM"].units == frozenset()
     cfg = PuenteSettings(keys=made.root, agency_countries={"COMBIFRON": "COL", "SNM": "PAN"},
                          agency_units={"SNM": ("ARC",)})
     with pytest.raises(ConfigError, match=r"PUENTE_AGENCY_UNITS names units of SNM, an agency of the policy's home "
                                           r"country \(PAN\)"):
-        build_worker(cfg, KafkaConnection(bootstrap="unused:9092"))
+        build_worker(cfg, KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
 
 
 class _Built(Exception):
@@ -206,7 +207,7 @@ def test_the_fetch_settings_reach_the_workers_consumer(tmp_path: Path, monkeypat
     made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
                               generation="2026a")
     cfg = PuenteSettings(keys=made.root, fetch_max_wait_ms=7, fetch_min_bytes=4096)
-    worker, topics, _ = build_worker(cfg, KafkaConnection(bootstrap="unused:9092"))
+    worker, topics, _ = build_worker(cfg, KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
     seen: dict[str, object] = {}
 
     def made_consumer(*args: object, **options: object) -> None:
@@ -232,7 +233,7 @@ def test_the_carry_wait_reaches_the_worker(tmp_path: Path) -> None:
                               generation="2026a")
     for ms in (0, 35):
         worker, _, _ = build_worker(PuenteSettings(keys=made.root, feed_carry_wait_ms=ms),
-                                    KafkaConnection(bootstrap="unused:9092"))
+                                    KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
         assert worker.config.carry_wait_s == ms / 1000
     assert PuenteSettings.model_fields["feed_carry_wait_ms"].default == 20
     for bad in (-1, 1001):
