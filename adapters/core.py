@@ -246,7 +246,9 @@ def check_ignored(adapter: Adapter, ctx: Context) -> None:
 
     An entry that names nothing the records can hold would look like a tolerance and be none; one
     that names a key or column the adapter reads, or a misspelling of one, would hide a mistake;
-    one inside a block of markings would drop a restriction. Run before any record is read.
+    one inside a block of markings, or named like a marking in Spanish or English (``_marking``: 'Releasable to',
+    'Clasif.', a key 'clasificacion' outside the block), would drop a restriction; one holding another script's letters
+    or signs beside its words (``plain_name``) names nothing as written. Run before any record is read.
     """
     problems = _ignored_problems(adapter, ctx.profile)
     if problems:
@@ -260,19 +262,84 @@ def _ignored_problems(adapter: Adapter, profile: AgencyProfile) -> list[str]:
         out.append(f"ignored_keys: the {adapter.name} adapter's records have no JSON keys")
     elif adapter.keys is not None:
         out += [f"ignored_keys: {path!r} {why}" for path in profile.ignored_keys
-                if (why := _ignorable(path, adapter.keys))]
+                if (why := _unnamed(path.replace(".", " ")) or _ignorable(path, adapter.keys)
+                    or _never_ignored(_marking(path.rsplit(".", 1)[-1].removesuffix("[]"), ())))]
     if profile.ignored_columns and adapter.columns is None:
         out.append(f"ignored_columns: the {adapter.name} adapter's records have no header columns")
     elif adapter.columns is not None:
-        out += [f"ignored_columns: {column!r} is a column this adapter reads" for column in profile.ignored_columns
-                if norm_key(column) in adapter.columns]
-        # A CSV has no block of markings to seal, as JSON does: a column whose name holds a marking
-        # column's ('Clasificación de seguridad') is taken for a marking the export renamed, never ignored.
-        out += [f"ignored_columns: {column!r} looks like the marking column {found}, and markings are never "
-                "ignored: name it as the adapter reads it, or fix the export"
-                for column in profile.ignored_columns
-                if (found := next((m for m in sorted(adapter.marking_columns) if m in norm_key(column)), None))]
+        for column in profile.ignored_columns:
+            if why := _unnamed(column):
+                out.append(f"ignored_columns: {column!r} {why}")
+            elif norm_key(column) in adapter.columns:
+                out.append(f"ignored_columns: {column!r} is a column this adapter reads")
+            elif why := _never_ignored(_marking(column, adapter.marking_columns)):
+                # A CSV has no block of markings to seal, as JSON does: a column named like a marking ('Clasificación
+                # de seguridad', 'Releasable to', 'Clasif.') is taken for a marking the export renamed, never ignored.
+                out.append(f"ignored_columns: {column!r} {why}")
     return out
+
+
+def _never_ignored(found: str | None) -> str | None:
+    return None if found is None else (f"looks like {found}, and markings are never ignored: name it as the adapter "
+                                       "reads it, or fix the export")
+
+
+def _unnamed(name: str) -> str | None:
+    """Why ``name`` (an ignored column, or a key path's keys) names nothing an export writes: a letter, a digit or a
+    sign of another script beside its words (``plain_name``), which matching by the lookup form would fold away;
+    None when it is plain."""
+    try:
+        plain_name(name, "it")
+    except AdapterError as exc:
+        return str(exc).removeprefix("it ")
+    return None
+
+
+# Words that name a marking, in Spanish and English, in norm_key form: an ignored column (or an ignored key's last
+# key) sharing a stem with one of them, or with a word of the adapter's marking columns, is taken for a marking and
+# refused (``_marking``). Matching by stem, not spelling, is what makes it fail closed: an export may rename a
+# marking column any way a person would still read as one ('Releasable to', 'Caveat', 'Clasif.', 'Handling'), and
+# a column nobody reads must plainly be about something else. The ignored lists themselves are the allow-list
+# (each column or key named); this keeps markings out of them. Words a column names places with are left out
+# ('Distrito' would share DISTRI with distribution).
+MARKING_WORDS = frozenset({
+    "CLASIFICACION", "CLASSIFICATION", "CLASIF", "SEGURIDAD", "SECURITY", "RESTRINGIDO", "RESTRICTED",
+    "CONFIDENCIAL", "CONFIDENTIAL", "SECRETO", "SECRET",
+    "RELEASABLE", "RELEASE", "REL", "DIFUSION", "LIBERABLE", "DISSEMINATION", "DISEMINACION", "NOFORN", "TLP",
+    "CAVEAT", "CAVEATS", "ADVERTENCIA", "ADVERTENCIAS",
+    "HANDLING", "MANEJO", "RESTRICCION", "RESTRICCIONES", "RESTRICTION", "RESTRICTIONS",
+    "GRADING", "CALIFICACION", "EVALUACION", "RELIABILITY", "CREDIBILITY", "FIABILIDAD", "CONFIABILIDAD",
+    "CREDIBILIDAD", "CONSENT", "CONSENTIMIENTO", "ORIGINATOR", "ORIGINADOR", "MARKING", "MARKINGS", "MARCA",
+    "MARCAS", "MARCADO",
+})
+_NO_MARKING = frozenset({"CODIGO", "TEXTO", "DEL"})  # words of a marking column's name that name none alone
+
+
+def _marking(name: str, columns: Iterable[str]) -> str | None:
+    """What marking ``name`` may be taken for ('the marking column DIFUSION', 'a marking (CAVEAT)'), or None.
+
+    ``columns``: the adapter's marking columns (norm_key form). ``name`` holds one of them, or a word of it shares
+    a stem with a word of one, or of ``MARKING_WORDS`` (``_same_stem``)."""
+    key, aliases = norm_key(name), sorted(columns)
+    if found := next((alias for alias in aliases if alias in key), None):
+        return f"the marking column {found}"
+    own = {w: alias for alias in reversed(aliases) for w in alias.split("_") if len(w) >= 3 and w not in _NO_MARKING}
+    for word in key.split("_"):
+        marks = sorted(own.keys() | MARKING_WORDS, key=lambda m: (m != word, m))  # the word itself first
+        if mark := next((m for m in marks if _same_stem(word, m)), None):
+            return f"the marking column {own[mark]}" if mark in own else f"a marking ({mark})"
+    return None
+
+
+def _same_stem(word: str, mark: str) -> bool:
+    """Whether ``word`` (of a name) shares a stem with ``mark`` (a marking word): it is the word or its abbreviation
+    (at least three letters: 'Rel', 'Dif.', 'Clasif.'; so 'Sec.' and 'Con' too), another form of it (five letters in
+    common: Release and Releasable, Caveat and Caveats), or a compound holding it whole (six letters or more)."""
+    if len(word) >= 3 and mark.startswith(word):
+        return True
+    if len(word) >= 5 and len(mark) >= 5 and word[:5] == mark[:5]:
+        return True
+    return len(mark) >= 6 and mark in word
 
 
 @dataclass(frozen=True)
