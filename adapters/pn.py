@@ -41,22 +41,34 @@ opened after it (a reordered or merged export), and a second S line of a case nu
 read, each refuse the case they name as well as the one they stand in: published from its S line's
 group alone, it would be smaller than it was, and its corrected export (PN has no revisions) only
 a conflict. Which cases a later line names is known only at the file's end, so the file is read
-twice: once to its end, copied as it is read (in memory up to ``SPOOL_BYTES``, then in an unlinked
-temporary file: a pipe is read once, and the second read sees the bytes the first did), which
-keeps one entry per case number and per number named out of place; then record by record from
-the copy, which gives every case, published or refused with the line that named it elsewhere.
-Past ``STRAY_CASES`` numbers named out of place, the file's order is not trusted, and every case is
-refused. A file read before its end (no trailer yet) still gives the cases closed so far: a
+twice (``read``): first a scan of each line's kind and case number (``_scan``), then record by
+record, which gives every case, published or refused with the line that named it elsewhere. A
+file is read twice where it lies, the second time only as far as the first got (a file still
+being written does not show the second read a line the first did not check); a stream that
+cannot be rewound (a pipe) is copied in memory first, at most ``PIPE_BYTES``, past which it is
+refused whole, saying so: adapt the file itself. Nothing of the file is written elsewhere.
+
+Memory does not grow with the file (``_Order``): the case numbers opened are kept as a fixed
+filter of ``SEEN_BITS`` bits, whatever the count of cases; the numbers it may have seen before
+(opened twice, or a chance match) are at most ``STRAY_CASES``, and are checked exactly by a third
+scan of their S lines, when there are any; the numbers named out of place are at most
+``STRAY_CASES``. Past either bound, the file's order cannot be checked, and every case is refused,
+saying why (a file of some two million cases or more may be refused so: export it in parts). A case
+number is read from the line's bytes, so a line that does not parse names the same case as one
+that does. A last line without its line end names a case only once the case number is written
+whole (its first 15 bytes, or a CR after a shorter line): a line cut within the number (a file
+still being written) would name another case, and refuse it for good while the complete file
+publishes it. A file read before its end (no trailer yet) still gives the cases closed so far: a
 line written later for one of them is caught when the whole file is read, which refuses that
 case, too late for what the first read published; the watcher reads it then.
 """
 
 from __future__ import annotations
 
+import io
 import re
-import tempfile
-from collections.abc import Iterator
-from typing import Any, BinaryIO, cast
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
@@ -173,40 +185,70 @@ class _Case:
         return done
 
 
-SPOOL_BYTES = 1 << 20  # of a file's copy in memory (``read``); the rest in a temporary file
-STRAY_CASES = 10_000  # case numbers named out of place that a file may have before its order is not trusted
+PIPE_BYTES = 32 << 20  # of a stream that cannot be rewound (a pipe), copied in memory to be read twice (``read``)
+STRAY_CASES = 10_000  # case numbers named out of place, or maybe opened twice, a file may have before it is refused
+SEEN_BITS = 1 << 24  # the filter of case numbers opened (``_Order.open``), a power of two: 2 MiB, whatever the file
+_PROBES = 4  # bits of the filter per case number
+_NUMBER = 15  # a line's kind and its case number: the bytes that say which case it names
 
 
 class _Order:
     """What the whole file says of each case number: the S lines that open it, and the I and P lines that name it
-    from outside its own lines. Memory: one entry per case number, and at most ``STRAY_CASES`` for numbers named so."""
+    from outside its own lines. Memory: ``SEEN_BITS`` bits, and at most ``STRAY_CASES`` numbers in doubt and as many
+    named out of place, however many cases the file holds.
+
+    The numbers opened are bits of a filter (a Bloom filter): a number whose bits were all set before may have been
+    opened before, or only share them by chance, so it is kept in doubt and its S lines scanned again (``check``),
+    which keeps only the numbers opened twice, with their first two S lines."""
 
     def __init__(self) -> None:
-        self.opened: dict[str, int] = {}  # case number -> its first S line
-        self.again: dict[str, int] = {}  # case number -> its second S line
-        self.strays: dict[str, tuple[int, int]] = {}  # case number -> (first line naming it elsewhere, how many)
+        self.seen = bytearray(SEEN_BITS // 8)
+        self.doubts: dict[bytes, int] = {}  # number that may be opened twice -> its first S line (0 until checked)
+        self.doubted = 0  # the S line that put one number too many in doubt
+        self.again: dict[bytes, tuple[int, int]] = {}  # number opened twice -> its first two S lines
+        self.strays: dict[bytes, tuple[int, int]] = {}  # number -> (first line naming it elsewhere, how many)
         self.crowded = 0  # the line that named one case number too many out of place
 
-    def open(self, case_id: str, line_no: int) -> None:
-        if self.opened.setdefault(case_id, line_no) != line_no:
-            self.again.setdefault(case_id, line_no)
+    def open(self, case_id: bytes, line_no: int) -> None:
+        bits, mask = self.seen, SEEN_BITS - 1
+        h = hash(case_id) & 0xFFFF_FFFF_FFFF_FFFF  # the process's own hash: no file can aim at its bits
+        at, step, new = h & mask, (h >> 32) | 1, False
+        for _ in range(_PROBES):
+            if not bits[at >> 3] & (1 << (at & 7)):
+                bits[at >> 3] |= 1 << (at & 7)
+                new = True
+            at = (at + step) & mask
+        if new or case_id in self.doubts:
+            return
+        if len(self.doubts) < STRAY_CASES:
+            self.doubts[case_id] = 0
+        else:
+            self.doubted = self.doubted or line_no
 
-    def stray(self, case_id: str, line_no: int) -> None:
+    def check(self, case_id: bytes, line_no: int) -> None:
+        """An S line read again, when numbers are in doubt: those opened twice are kept, with their lines."""
+        first = self.doubts.get(case_id)
+        if first == 0:
+            self.doubts[case_id] = line_no
+        elif first is not None and first != line_no:
+            self.again.setdefault(case_id, (first, line_no))
+
+    def stray(self, case_id: bytes, line_no: int) -> None:
         first, count = self.strays.get(case_id, (line_no, 0))
         if count or len(self.strays) < STRAY_CASES:
             self.strays[case_id] = (first, count + 1)
         else:
             self.crowded = self.crowded or line_no
 
-    def refusal(self, case_id: str, line_no: int) -> AdapterError | None:
+    def refusal(self, case_id: bytes, line_no: int) -> AdapterError | None:
         """Why the case whose S line is ``line_no`` must not be published, if a line elsewhere names it."""
         at = f"line {line_no}: the case's number"
         advice = "check the export's order with the case system"
         if case_id in self.again:
-            other = self.again[case_id] if self.opened[case_id] == line_no else self.opened[case_id]
-            return f.fail(f.INVALID, f"{at} is also that of the S line at line {other}: a case is one S line and the "
-                                     "I and P lines after it, and either part alone would be published as smaller "
-                                     f"than it was; {advice}")
+            first, second = self.again[case_id]
+            return f.fail(f.INVALID, f"{at} is also that of the S line at line {second if first == line_no else first}"
+                                     ": a case is one S line and the I and P lines after it, and either part alone "
+                                     f"would be published as smaller than it was; {advice}")
         if case_id in self.strays:
             first, count = self.strays[case_id]
             more = f" and {count - 1:,} more" if count > 1 else ""
@@ -216,35 +258,108 @@ class _Order:
         if self.crowded:
             return f.fail(f.INVALID, f"line {self.crowded}: more than {STRAY_CASES:,} case numbers are named by I or P "
                                      f"lines out of place; no case of the file is published; {advice}")
+        if self.doubted:
+            return f.fail(f.INVALID, f"line {self.doubted}: more than {STRAY_CASES:,} case numbers may be opened by a "
+                                     "second S line (the file holds too many cases to tell each one apart); no case "
+                                     "of the file is published; export the cases in smaller files")
         return None
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}; a case that a
-    line elsewhere in the file names is refused (``_Order``), so the file is read to its end before its first case."""
-    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spooled:
-        copy = cast(BinaryIO, spooled)
+    line elsewhere in the file names is refused (``_Order``), so the file is scanned to its end before its first
+    case is read. Memory: ``_Order``'s bound, one case's lines (the record limit), and for a pipe its copy, at most
+    ``PIPE_BYTES``. OSError: the stream failing, as met."""
+    start = _start(stream)
+    if start is None:  # a pipe: read once, so copied, within a bound (nothing of it is written to disk)
+        copy = io.BytesIO()
         while block := stream.read(1 << 16):
+            if copy.tell() + len(block) > PIPE_BYTES:
+                yield Item(0, 1, b"", error=f.fail(f.TOO_LONG, f"the input cannot be read twice (a pipe) and is longer "
+                                                               f"than the {PIPE_BYTES:,} bytes kept to read it so: "
+                                                               "adapt the file itself; nothing was read"))
+                return
             copy.write(block)
-        order = _Order()
         copy.seek(0)
-        for _ in _records(copy, ctx, order):
-            pass
-        copy.seek(0)
-        for item, case_id in _records(copy, ctx, None):
-            if case_id is not None and item.error is None and (why := order.refusal(case_id, item.line)):
-                item = Item(item.number, item.line, item.raw, error=why)
-            yield item
+        stream, start = copy, 0
+    order = _Order()
+    _scan(stream, ctx, order.open, order.stray)
+    size = stream.tell() - start  # as far as the first read got: a file still being written may have grown since
+    if order.doubts:
+        stream.seek(start)
+        _scan(_upto(stream, size), ctx, order.check, None)
+    stream.seek(start)
+    for item, case_id in _records(_upto(stream, size), ctx):
+        if case_id is not None and item.error is None and (why := order.refusal(case_id, item.line)):
+            item = Item(item.number, item.line, item.raw, error=why)
+        yield item
+
+
+def _start(stream: BinaryIO) -> int | None:
+    """Where ``stream`` stands, to read it again from there; None when it cannot be rewound."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except OSError:  # a pipe behind a file object that claims to seek
+        return None
+
+
+class _Upto(io.RawIOBase):
+    """The next ``size`` bytes of a stream: the second read of a file sees no more than the first did."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        super().__init__()
+        self._stream, self._left = stream, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(min(len(buffer), self._left)) if self._left > 0 else b""
+        buffer[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def _upto(stream: BinaryIO, size: int) -> BinaryIO:
+    return io.BufferedReader(_Upto(stream, size), 1 << 16)
+
+
+def _number(raw: bytes) -> bytes:
+    """The case number a line names, from its bytes (a Windows-1252 character is a byte), whether it parses or not."""
+    return raw.rstrip(b"\r\n")[1:_NUMBER].strip(b" ")
+
+
+def _scan(stream: BinaryIO, ctx: Context, opened: Callable[[bytes, int], None],
+          stray: Callable[[bytes, int], None] | None) -> None:
+    """Each S line's case number to ``opened``, and to ``stray`` each I or P line's that is not among the lines of
+    the case it names, as ``_records`` groups them, without reading the fields. A last line without its line end
+    names nothing until its case number is written whole: cut within it, it would name another case."""
+    case, trailer = None, False  # the number of the case open, and whether a T line was read within it
+    for line_no, raw, long in physical_lines(stream, 4096):
+        if line_no == 1 and whole_file(raw, ctx.profile.encoding) is not None:
+            return
+        if not raw.strip() and not long:
+            continue
+        kind, whole = raw[:1], raw.endswith((b"\n", b"\r")) or len(raw) >= _NUMBER
+        if case is not None and (kind == b"S" or (trailer and kind not in (b"I", b"P"))):
+            case = None
+        if kind == b"S":
+            case, trailer = _number(raw), False
+            if whole:
+                opened(case, line_no)
+        elif kind == b"T":
+            trailer = case is not None
+        elif stray is not None and kind in (b"I", b"P") and whole and (named := _number(raw)) != case:
+            stray(named, line_no)  # and refused by ``_records`` too, as a line of the case it is among or of none
 
 
 def _case_id(fields: dict[str, str] | None, raw: bytes) -> str:
     """A line's case number as its fields give it; from the raw bytes if the line is bad."""
-    return fields["case"] if fields else raw[1:15].decode("latin-1").strip(" ")
+    return fields["case"] if fields else raw.rstrip(b"\r\n")[1:_NUMBER].decode("latin-1").strip(" ")
 
 
-def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[tuple[Item, str | None]]:
-    """Every record of the file, each with its case number if it is a case; ``order`` is told of every S line and
-    of every I or P line that is not among the lines of the case it names."""
+def _records(stream: BinaryIO, ctx: Context) -> Iterator[tuple[Item, bytes | None]]:
+    """Every record of the file, each with its case number (``_number``) if it is a case."""
     enc, limit = ctx.profile.encoding, ctx.limits.record_bytes
     number, cases, case, trailer, last = 0, 0, None, None, 0
     # The last T line read; the first T line a line follows, the line after it, and how many such T lines in all
@@ -279,7 +394,7 @@ def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[t
         if case is not None and (kind == "S" or (case.trailer and kind not in ("I", "P"))):
             done = case.close(number)
             number += len(done)
-            yield from _with_case(done, case.case_id)
+            yield from _with_case(done, case)
             case = None
         if kind == "T" and fields:
             trailer = (line_no, fields["count"])
@@ -287,13 +402,7 @@ def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[t
             cases += 1
             # The case number as its I and P lines are read (``split``); from the raw bytes if the line is bad.
             case = _Case(line_no, _case_id(fields, raw), fields, raw, limit, error)
-            if order is not None:
-                order.open(case.case_id, line_no)
-            continue
-        if order is not None and kind in ("I", "P") and (named := _case_id(fields, raw)) != (
-                case.case_id if case is not None else None):
-            order.stray(named, line_no)  # and refused below too, as a line of the case it is among or of none
-        if case is not None:
+        elif case is not None:
             case.take(kind, line_no, raw, fields, error)
         elif not (kind == "H" and line_no == 1 and fields) and not (kind == "T" and fields):
             number += 1
@@ -304,7 +413,7 @@ def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[t
             case.error = case.error or AdapterError(f"the case at line {case.line_no} is the file's last and no T "
                                                     "trailer follows it: the export may be cut within it",
                                                     f.TRUNCATED, cut=True)
-        yield from _with_case(case.close(number), case.case_id)
+        yield from _with_case(case.close(number), case)
     if misplaced is not None:
         at, after = misplaced
         more = f", nor are {strays - 1:,} later T line(s)" if strays > 1 else ""
@@ -315,9 +424,9 @@ def _records(stream: BinaryIO, ctx: Context, order: _Order | None) -> Iterator[t
     yield from ((item, None) for item in _trailer_check(trailer, cases, last))
 
 
-def _with_case(done: list[Item], case_id: str) -> Iterator[tuple[Item, str | None]]:
+def _with_case(done: list[Item], case: _Case) -> Iterator[tuple[Item, bytes | None]]:
     """A closed case's items (``_Case.close``): the case with its number, then a bad trailer's refusal without."""
-    yield done[0], case_id
+    yield done[0], _number(case.raw[0])
     yield from ((item, None) for item in done[1:])
 
 

@@ -119,18 +119,23 @@ def test_a_pipe_is_read_as_a_file(ctx_for: Callable[[str], Context]) -> None:
     assert _outcome(piped) == _outcome(filed) == [(1, 2, f.INVALID), (2, 4, f.INVALID), (3, 7, "PN:DIJ-26-0000003")]
 
 
-def test_a_file_past_the_spool_in_memory_is_read_alike(ctx_for: Callable[[str], Context],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file larger than the copy kept in memory (in a temporary file past it) gives the same results."""
+def test_a_pipe_past_what_is_kept_in_memory_is_refused_saying_so(ctx_for: Callable[[str], Context],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipe is copied in memory to be read twice, never to a temporary file: one longer than ``PIPE_BYTES`` is
+    refused whole, in one line that says what to do, not cut (never waited on); the same bytes from a file are
+    read as any other, read twice where they lie."""
     lines = [line for n in range(1, 41) for line in (S(f"DIJ-26-{n:07d}"), I(f"DIJ-26-{n:07d}"))]
     data = _file(*lines[:10], I("DIJ-26-0000001"), *lines[10:], T(40))
-    small = list(convert(get("pn"), io.BytesIO(data), ctx_for("PN")))
-    monkeypatch.setattr(pn, "SPOOL_BYTES", 256)
-    spilled = list(convert(get("pn"), io.BytesIO(data), ctx_for("PN")))
-    assert _outcome(spilled) == _outcome(small)
-    assert [o[2] for o in _outcome(small)[:6]] == [f.INVALID, *[f"PN:DIJ-26-{n:07d}" for n in (2, 3, 4)],
+    monkeypatch.setattr(pn, "PIPE_BYTES", len(data) - 1)
+    [refused] = list(convert(get("pn"), io.BufferedReader(Pipe(data)), ctx_for("PN")))
+    assert refused.error is not None and (refused.error.reason, refused.error.cut) == (f.TOO_LONG, False)
+    assert "adapt the file itself; nothing was read" in str(refused.error) and "\n" not in str(refused.error)
+    filed = list(convert(get("pn"), io.BytesIO(data), ctx_for("PN")))
+    assert [o[2] for o in _outcome(filed)[:6]] == [f.INVALID, *[f"PN:DIJ-26-{n:07d}" for n in (2, 3, 4)],
                                                    f.INVALID, "PN:DIJ-26-0000006"]  # 5: the stray among its lines
-    assert len(small) == 40
+    assert len(filed) == 40
+    monkeypatch.setattr(pn, "PIPE_BYTES", len(data))
+    assert _outcome(list(convert(get("pn"), io.BufferedReader(Pipe(data)), ctx_for("PN")))) == _outcome(filed)
 
 
 def test_too_many_case_numbers_out_of_place_refuse_every_case(run: Callable[..., list[Result]],
