@@ -34,9 +34,6 @@ ENCODING, SYNTAX, TRUNCATED, MISSING_COLUMN, MISSING_FIELD = (
 INVALID_DATE, FUTURE, OUT_OF_REGION, NEGATIVE, UNKNOWN_CODE, TOO_LONG, INVALID = (
     "invalid-date", "future-date", "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value")
 SCHEMA, CONFLICT = "schema-violation", "conflict"
-# Not published: an earlier copy of the alert id on the ingress topic is signed with a MAC key of the agency's that its
-# keystore no longer holds, so the ledger cannot tell a duplicate from a new record (``adapters.ledger``).
-UNVERIFIED_COPY = "unverified-copy"
 DUPLICATE_KEY = "duplicate-key"  # a key given twice: which value was meant cannot be known
 # A character that hides or reorders text, or makes equal-looking names differ: a format character (bidi override,
 # zero-width...), one drawn as nothing, an unassigned or private-use one, or a run of combining marks (unseen_mark).

@@ -46,25 +46,30 @@ as ``misrouted``, so it must not make the real record a duplicate; such records 
 1,000,000 (2,000,000, 0, a negative one), content at 1,000,000 (kept for a recall), a first version with a
 lifecycle, a recall whose lifecycle does not fit it. The broker dead-lettered it whatever it held, so it is not
 published, not the latest (a later export is not OLDER for it), not a recall (its id's later versions are not
-RECALLED for it), no CONFLICT for the genuine copy of its version, and it holds no id (``doubt``) when its key is
-gone: such records are counted in ``Ledger.invalid``. A content version numbered where a later version stands
-(2 to 999,999) whose lifecycle breaks a rule is still a version: the broker may have taken it, as a change it
-withdraws the alert for.
+RECALLED for it), no CONFLICT for the genuine copy of its version, and no copy to spare a re-run (``unchecked``)
+when its key is gone: such records are counted in ``Ledger.invalid``. A content version numbered where a later
+version stands (2 to 999,999) whose lifecycle breaks a rule is still a version: the broker may have taken it, as a
+change it withdraws the alert for.
 
-One kind of record that does not prove the agency's origin is not left out: one that names a MAC
-key of the agency's own the keystore does not hold (``unverifiable``), the generation that signed it
-gone after a rotation, say. The broker, which held that key then, may have taken it, so whether the
-record about to be published is new cannot be told, and its alert id is held (``Ledger.doubt``):
+One kind of record that does not prove the agency's origin is not quite left out: one that names a
+MAC key of the agency's own the keystore does not hold (``unverifiable``), the generation that signed
+it gone after a rotation, say. The broker, which held that key then, may have taken it; or someone
+who can write the topic and holds no key made it up (any garbage MAC under a made-up generation
+looks the same). Its provenance is unknown, so it takes nothing away from a genuine record: it is
+never the latest, a recall nor a conflict, and the record about to be published is judged by the
+verified copies alone. It spares a pure re-run only:
 
-    UNVERIFIED a version of an id that would be NEW, but some copy of the id on the topic names a MAC
-               key of the agency's the keystore lacks: dead-letter it (``unverified-copy``), naming
-               the key. Published, it could be a copy the broker already took, and dead-letters as a
-               replay where the agency never sees it. Put that key generation back in the keystore
-               (it is only read, to verify) and run again: each record is then new or a duplicate.
+    UNCHECKED  no verified copy holds this (id, version), but a copy under a key the keystore lacks
+               holds it with the same content: skip it, as a duplicate (``Ledger.unchecked``). Only
+               an exact copy counts, so a forger must foresee a record's whole content to keep it
+               off the topic; and never for a RECALL, which is always published (the broker refuses
+               a replay of one, and a recall published twice recalls nothing more). It comes before
+               RECALLED and OLDER, as DUPLICATE does: an old export run again is a re-run too.
 
-So the ledger fails closed: a copy it cannot check stops the records of that id, never lets them
-through as new. Someone able to write the topic could hold an id so, in the open (a dead letter
-naming the key), never make a genuine record look published.
+Such copies are counted (``Ledger.unverifiable``, with the key ids they name), and so is a record
+published where one stands at its version or later, or recalls its id (``Ledger.overtaken``): had
+its key been held the record might have been OLDER, a CONFLICT or RECALLED, and the broker may
+refuse it. The run's summary line says both (``adapters.run.Tally``), never silently.
 
 Why the topic and not a local state file: the topic is the truth (a state file can be lost,
 copied or disagree with Kafka after a crash), and a crash mid-file needs no recovery step. The
@@ -107,8 +112,12 @@ class Verdict(StrEnum):
     OLDER = "older"
     RECALLED = "recalled"
     UNDOES = "undoes-reclassification"
-    UNVERIFIED = "unverified-copy"
+    UNCHECKED = "duplicate-of-unverifiable-copy"
 
+
+# The key ids of unverifiable copies a ledger keeps (``Ledger.unverifiable_keys``): a forger may name a new one per
+# record, and a summary line names a few.
+KEYS_KEPT = 64
 
 # What a RECLASSIFY or a CONSENT sets, and a later version must keep unless it is one itself.
 CHANGING = ("RECLASSIFY", "CONSENT")
@@ -287,7 +296,13 @@ class Ledger:
         self.refused = 0  # records that proved it, but name an originator the broker refuses for the id: left out
         self.misrouted = 0  # records outside the partition their key belongs in: the broker refuses them, left out
         self.invalid = 0  # records that proved it, with a version or lifecycle the broker refuses always: left out
-        self._doubted: dict[str, set[str]] = {}  # id -> key ids its unverifiable copies name (``doubt``)
+        # Copies naming a MAC key of the agency's the keystore lacks (``unverifiable``), which the ledger cannot check:
+        # (id, version) -> their content digests; id -> their highest version; id -> their first recall's version.
+        self._unchecked: dict[tuple[str, int], set[bytes]] = {}
+        self._unchecked_top: dict[str, int] = {}
+        self._unchecked_recall: dict[str, int] = {}
+        self.unverifiable = 0  # such copies (each counted in ``unverified`` too)
+        self.unverifiable_keys: set[str] = set()  # the key ids they name, at most KEYS_KEPT
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -296,34 +311,43 @@ class Ledger:
         """The highest version of ``alert_id`` published, or None."""
         return self._latest.get(alert_id)
 
-    @property
-    def unverifiable(self) -> int:
-        """How many alert ids are held by a copy the keystore cannot check (``doubt``)."""
-        return len(self._doubted)
+    def unchecked(self, entry: Entry, key_id: str) -> None:
+        """Note a copy on the topic, ``entry``, that names ``key_id``, a MAC key of the agency's the keystore does not
+        hold: the broker may have taken it, or someone without the key wrote it. It only makes a record of the same
+        id, version and content UNCHECKED (``judge``), and counts for ``overtaken``."""
+        self._unchecked.setdefault((entry.alert_id, entry.version), set()).add(entry.content)
+        self._unchecked_top[entry.alert_id] = max(entry.version, self._unchecked_top.get(entry.alert_id, 0))
+        if entry.recalled:
+            self._unchecked_recall[entry.alert_id] = min(entry.version,
+                                                         self._unchecked_recall.get(entry.alert_id, entry.version))
+        self.unverifiable += 1
+        if len(self.unverifiable_keys) < KEYS_KEPT:
+            self.unverifiable_keys.add(key_id)
 
-    def doubt(self, alert_id: str, key_id: str) -> None:
-        """Hold ``alert_id``: a copy of it on the topic names ``key_id``, a MAC key of the agency's the keystore
-        does not hold, so whether the broker took it cannot be told. Its versions that would be NEW are UNVERIFIED."""
-        self._doubted.setdefault(alert_id, set()).add(key_id)
+    def overtaken(self, alert_id: str, version: int) -> bool:
+        """Whether a copy ``unchecked`` noted stands at ``version`` of ``alert_id`` or later, or recalls the id: had
+        its key been held, (``alert_id``, ``version``) might not have been NEW, and the broker may refuse it."""
+        return self._unchecked_top.get(alert_id, 0) >= version or alert_id in self._unchecked_recall
 
-    def judge(self, alert_id: str, version: int, content: bytes) -> Verdict:
-        """What to do with (``alert_id``, ``version``) of digest ``content``."""
+    def judge(self, alert_id: str, version: int, content: bytes, recall: bool = False) -> Verdict:
+        """What to do with (``alert_id``, ``version``) of digest ``content``; ``recall``: it is a RECALL, which a copy
+        the ledger cannot check never holds back."""
         known = self._seen.get((alert_id, version))
         if known is not None:
             return Verdict.DUPLICATE if known == content else Verdict.CONFLICT
+        if not recall and content in self._unchecked.get((alert_id, version), ()):
+            return Verdict.UNCHECKED
         if alert_id in self._recalled:
             return Verdict.RECALLED
         if version < self._latest.get(alert_id, 0):
             return Verdict.OLDER
-        if alert_id in self._doubted:
-            return Verdict.UNVERIFIED
         return Verdict.NEW
 
     def judge_alert(self, alert: dict[str, Any], content: bytes) -> Verdict:
         """``judge`` for an alert about to be published, and UNDOES when, NEW, it would undo the markings the
         latest RECLASSIFY or CONSENT of its id set (``keeps``)."""
         alert_id, version = alert["alert_id"], alert["version"]
-        verdict = self.judge(alert_id, version, content)
+        verdict = self.judge(alert_id, version, content, recall=is_recall(alert))
         last = self._held.get(alert_id)
         if verdict is Verdict.NEW and last is not None and not keeps(alert, last[1]):
             return Verdict.UNDOES
@@ -344,13 +368,6 @@ class Ledger:
     def why(self, verdict: Verdict, alert_id: str, version: int) -> str:
         """The dead letter's message for a record not published (the id is not quoted: it is the agency's
         reference, and a shifted column may have made it a name; a version is no one's data, nor a key id)."""
-        if verdict is Verdict.UNVERIFIED:
-            keys = sorted(self._doubted[alert_id])
-            named = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-            return (f"a copy of this record's alert id on the ingress topic is signed with MAC key {named}, which "
-                    "this agency's keystore does not hold, so whether it was published cannot be told: not "
-                    "published, lest the broker dead-letter it as a replay; put that key generation back in the "
-                    "agency's keystore (a key removed after a rotation) and run again")
         if verdict is Verdict.CONFLICT:
             return (f"version {version} of this record's alert id was already published with other content; "
                     "the broker takes one content per version, so a correction needs a higher revision")
@@ -420,8 +437,8 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
     """The ledger of ``agency``'s ingress topic, read from its beginning: only the records that prove its origin
     with ``lookup``, which answers with the agency's own keys (``adapters.lifecycle.own_mac_lookup``), and name an
     originator the broker may take for their id (``origin``, the agency's; None: any), in the partition their key
-    belongs in, with a version and lifecycle the broker may take (``admissible``). An id with a copy the keystore
-    cannot check (``unverifiable``) is held (``Ledger.doubt``)."""
+    belongs in, with a version and lifecycle the broker may take (``admissible``). A copy of the agency's the
+    keystore cannot check (``unverifiable``) is noted apart (``Ledger.unchecked``): it only spares a pure re-run."""
     ledger = Ledger()
     partitions = [0]  # the topic's, given by ``scan`` before any record (``sized``)
 
@@ -438,7 +455,7 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
             # Whatever originator it names: the broker may take a unit's copy this side would refuse (``may_take``).
             # Not one it refuses for its version or lifecycle whatever key it holds: that copy was never taken.
             if taken and (key_id := unverifiable(rec, alert, agency, lookup)) is not None:
-                ledger.doubt(entry.alert_id, key_id)
+                ledger.unchecked(entry, key_id)
         elif not taken:
             ledger.invalid += 1  # dead-lettered by the broker in every state: not a version, a recall nor a conflict
         elif origin is not None and not origin.may_take(entry.alert_id, alert["markings"]["originator"],

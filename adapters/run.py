@@ -9,12 +9,13 @@ Idempotence
     downstream, where the agency would not see it). A version below one already published is
     dead-lettered too, and so is any version after a recall (a recall is for good); a higher
     version of a known id is published. Only copies the broker would take count (they prove the
-    agency's origin with its keys, sit in the partition their key belongs in); but an id with a copy
-    signed with a MAC key of the agency's its keystore no longer holds (a generation removed after a
-    rotation) is held: its new versions are dead-lettered as ``unverified-copy``, naming the key, and
-    the summary line says what to do (put the key back, run again), since the broker may have taken
-    that copy and would dead-letter a republished one as a replay, out of the agency's sight. What
-    the run publishes joins the ledger, which also
+    agency's origin with its keys, sit in the partition their key belongs in). A copy under a MAC
+    key of the agency's its keystore does not hold (a generation removed after a rotation, or one
+    made up by someone who can write the topic) is of unknown provenance: it never holds a record
+    back, except that a record it holds exactly (same id, version and content; never a recall) is
+    skipped as a duplicate, so an old export run again after a rotation is not republished. The
+    summary line counts such copies, names their keys, and counts the records published where one
+    stands at their version or later (``Tally``). What the run publishes joins the ledger, which also
     catches a record repeated within a file. A crash mid-file needs no recovery step: running the
     same file again publishes exactly what is missing. Limits, stated: the ledger reaches back as
     far as the ingress topic's retention (7 days by default); beyond it, the broker's own replay
@@ -65,10 +66,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from adapters._fields import CONFLICT, UNVERIFIED_COPY
+from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
-from adapters.ledger import Ledger, Verdict, digest, held, read_ledger, scan
+from adapters.ledger import KEYS_KEPT, Ledger, Verdict, digest, held, read_ledger, scan
 from adapters.lifecycle import own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start, stop_client
@@ -84,6 +85,7 @@ from schemas import alert_codec
 
 DRAIN_EVERY = 5_000  # acknowledged in batches: bounded memory, and a failed send surfaces early
 SHOW_REJECTS = 20
+KEYS_NAMED = 3  # of the key ids unverifiable copies name, a summary line names so many
 
 
 @dataclass
@@ -103,6 +105,15 @@ class Tally:
     # Files a watcher left unfinished: reading one failed partway (or could not start) and still failed when it
     # stopped. What was read of each is in the counts above; the rest was not read. Never set for a single run.
     unfinished: int = 0
+    # Copies on the ingress topic under a MAC key of the agency's its keystore does not hold (``Ledger.unchecked``):
+    # how many the ledger read, and the key ids they name (at most ``KEYS_KEPT``). Of the topic, not of the file.
+    unverifiable: int = 0
+    unverifiable_keys: frozenset[str] = frozenset()
+    # Duplicates that are so only of such a copy (``Verdict.UNCHECKED``), in ``duplicates`` too.
+    unchecked: int = 0
+    # Records published where such a copy stands at their version or later, or recalls the id (``Ledger.overtaken``):
+    # had its key been held they might not have been, and the broker may refuse them.
+    overtaken: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     # The file's last record came back flagged ``cut`` by its reader: the file stops within a record, or
     # before its end (cut short, or still being written), whatever its error's reason. A watcher leaves such
@@ -121,21 +132,41 @@ class Tally:
         self.already_rejected += other.already_rejected
         self.held += other.held
         self.unfinished += other.unfinished
+        self.unverifiable = max(self.unverifiable, other.unverifiable)  # one topic's, read anew now and then
+        self.unverifiable_keys = frozenset(sorted(self.unverifiable_keys | other.unverifiable_keys)[:KEYS_KEPT])
+        self.unchecked += other.unchecked
+        self.overtaken += other.overtaken
         self.reasons.update(other.reasons)
         self.cut = self.cut or other.cut
         self.empty = self.empty or other.empty
 
     def line(self, valid: str = "published") -> str:
         why = ", ".join(f"{r} {n}" for r, n in sorted(self.reasons.items()))
-        return (f"read {self.read:,}, {valid} {self.published:,}, duplicates {self.duplicates:,}, "
-                f"rejected {self.rejected:,}" + (f" ({why})" if why else "")
+        return (f"read {self.read:,}, {valid} {self.published:,}, duplicates {self.duplicates:,}"
+                + (f" ({self.unchecked:,} already on the topic, under a key this keystore no longer holds)"
+                   if self.unchecked else "")
+                + f", rejected {self.rejected:,}" + (f" ({why})" if why else "")
                 + (f", already rejected {self.already_rejected:,} (in the dead-letter topic before)"
                    if self.already_rejected else "")
                 + (f", held {self.held:,} (the file ends within a record)" if self.held else "")
                 + (f", files left unfinished {self.unfinished:,} (reading failed partway)" if self.unfinished else "")
-                + (f"; {UNVERIFIED_COPY}: an earlier copy of the alert id is signed with a MAC key this agency's "
-                   "keystore no longer holds (named on each record's line): put that key generation back, then run "
-                   "again" if self.reasons[UNVERIFIED_COPY] else ""))
+                + self._unverifiable())
+
+    def _unverifiable(self) -> str:
+        """What the line says of copies under a key the keystore lacks: how many, which keys (a few), what to check."""
+        if not self.unverifiable:
+            return ""
+        keys = sorted(self.unverifiable_keys)
+        more = len(keys) - KEYS_NAMED
+        named = ", ".join(keys[:KEYS_NAMED]) + (
+            f" and {more}{'+' if len(keys) >= KEYS_KEPT else ''} more" if more > 0 else "")
+        overtaken = (f"; published {self.overtaken:,} where such a copy stands at its version or later, or recalls "
+                     "it: the broker may refuse it (see its dead-letter topic)") if self.overtaken else ""
+        return (f"; {self.unverifiable:,} cop{'y' if self.unverifiable == 1 else 'ies'} on the ingress topic under a "
+                f"MAC key this agency's keystore does not hold ({named}): counted only as the same record run again, "
+                "never against another; a key generation removed after a rotation explains them, a key this agency "
+                "never had means someone wrote to its ingress topic without its key: check the topic's ACLs "
+                f"(`puente acls plan`){overtaken}")
 
 
 class UnfinishedRead(OSError):
@@ -450,6 +481,7 @@ class AdapterRun:
             if first is not None:  # its key could not be made: neither dead-lettered nor counted; read again
                 tally.read -= 1
         tally.held = len(held)
+        tally.unverifiable, tally.unverifiable_keys = self.ledger.unverifiable, frozenset(self.ledger.unverifiable_keys)
         await self._publisher.flush()
         tally.published += await _drain(pending, self.conn)
         await self._dlq.flush()
@@ -467,12 +499,13 @@ class AdapterRun:
             return result
         alert_id, version, mine = result.alert["alert_id"], result.alert["version"], digest(result.value)
         verdict = self.ledger.judge_alert(result.alert, mine)
-        if verdict is Verdict.DUPLICATE:
+        if verdict in (Verdict.DUPLICATE, Verdict.UNCHECKED):
             tally.duplicates += 1
+            tally.unchecked += verdict is Verdict.UNCHECKED
             return None
         if verdict is not Verdict.NEW:
-            why = self.ledger.why(verdict, alert_id, version)
-            return Result(result.item, error=AdapterError(why, _reason(verdict)))
+            return Result(result.item, error=AdapterError(self.ledger.why(verdict, alert_id, version), CONFLICT))
+        tally.overtaken += self.ledger.overtaken(alert_id, version)
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
         self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
@@ -513,11 +546,6 @@ class AdapterRun:
         raw = result.item.raw[: self.ctx.limits.record_bytes]
         self._dead_sent.append(await self._dlq.send(self.dead_topic, raw, key=key, headers=headers))
         return True
-
-
-def _reason(verdict: Verdict) -> str:
-    """The dead letter's reason for a record the ledger does not let through."""
-    return UNVERIFIED_COPY if verdict is Verdict.UNVERIFIED else CONFLICT
 
 
 def _recalls(alert: dict[str, Any]) -> bool:
@@ -563,7 +591,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
                 ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
                 tally.published += 1  # "would publish"
                 continue
-            result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), _reason(verdict)))
+            result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))
         tally.rejected += 1
         reason = result.error.reason if result.error else "invalid"
         tally.reasons[reason] += 1

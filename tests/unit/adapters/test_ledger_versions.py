@@ -140,7 +140,7 @@ def test_copies_the_broker_may_take_still_count(
 def test_a_refused_copy_signed_with_a_key_gone_does_not_hold_its_id(
         tmp_path: Path, run: Callable[..., list[Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     """A copy the broker refuses for its version whatever keys it holds is no copy it may have taken: signed with a
-    key generation the keystore lacks, it does not hold the id (UNVERIFIED); the genuine record is new."""
+    key generation the keystore lacks, it is not counted unverifiable either; the genuine record is new."""
     old, new = _keystore(tmp_path / "a"), _keystore(tmp_path / "b", "2026b")
     first, _ = _alerts(run)
     ledger = _ledger([_copy(_as(first, 2_000_000, UPDATE), old.load_agency_mac("SNM"))], new, monkeypatch)
