@@ -254,14 +254,14 @@ class LifecycleBook:
 
 def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> str | None:
     """Why an alert's version and lifecycle do not agree (None when they do): a first version has no
-    lifecycle, every later one has one, and a consent names partners its markings consent to. A recall without
-    its reason is still a recall: its action says what the originator wants (the alert withdrawn, for good), and
-    the reason is a category the audit and the partners' notices carry, null there as in a notice of a partner
-    whose agreement no longer covers the alert; refused, it would leave every holder its copy, and taken as a
-    broken content version, the alert open to later versions its originator meant to end. ``emptied``: the paths
-    of lists the codec emptied, being past their bound (``BoundsExceededError``); a consent's lists are then not
-    judged by what is left of them (nothing), since the version is invalid for its content anyway and is withdrawn
-    from its holders as such.
+    lifecycle, every later one has one, a consent names partners its markings consent to, and a recall says why.
+    A recall's reason is what makes it final: a partner's store reads a notice with a null reason as the broker's
+    withdrawal (an agreement that no longer covers the alert, a version that could not be admitted), after which
+    a later version may reach it again, and one with a reason as the originator's, after which nothing does. So a
+    recall without its reason is not taken as final: it is a version that breaks a rule, withdrawn from its holders
+    as such, with a null reason that is then true. ``emptied``: the paths of lists the codec emptied, being past
+    their bound (``BoundsExceededError``); a consent's lists are then not judged by what is left of them (nothing),
+    since the version is invalid for its content anyway and is withdrawn from its holders as such.
 
     A problem here dead-letters the version only where it cannot be placed among the alert's versions (its number
     out of range, not above the state's) or no partner holds the alert: otherwise the pipeline withdraws the alert
@@ -280,6 +280,8 @@ def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> s
     action = life.get("action")
     if action not in ACTIONS:
         return "lifecycle.action is not one Puente knows"
+    if action == RECALL and life.get("reason") is None:
+        return "a recall must give its reason (lifecycle.reason)"
     if action == CONSENT and not {"lifecycle.partners", "markings.originator_consent"} & set(emptied):
         partners = life.get("partners") or []
         if not partners:

@@ -405,7 +405,7 @@ class Pipeline:
                     out.entry["reason"] = life["reason"]
             if prior is not None:
                 out.entry["previous_version"] = prior.version
-        if life is not None and life["action"] == RECALL:
+        if life is not None and life["action"] == RECALL and invalid is None:  # one without its reason: below
             # The notice's version must be above any a partner holds, or its store would take it
             # for an old one; a recall may reuse a version (see _admit).
             # A recall again (the alert already recalled) sends its notices at its own version.
@@ -584,13 +584,15 @@ class Pipeline:
     def _admit(self, record: Record, key: str, seen: Container[str], now: datetime,
                states: StateLookup) -> tuple[dict[str, Any], AlertState | None, str | None]:
         """The decoded alert, its state as of the records before it, and, for a later version of an alert some
-        partner holds that fails a content rule (``_sanity``, ``schemas.bounds``, a hidden character) or a rule of
-        its lifecycle (``lifecycle_problem``: no action, a consent to partners its markings do not name), why: its
-        originator changed the alert and no one can tell how, so ``process`` withholds it from everyone and pulls
-        back what partners hold (dead-lettered, as any other record failing a rule, they would keep the earlier
-        version, perhaps the one this version restricts). Such a version is dead-lettered alone only when its
-        number is no later content version's (out of range, the last, not above the state's), or the alert has no
-        state, no holder, or was recalled. ``_Reject`` for every record to be dead-lettered."""
+        partner holds that fails a content rule (``_sanity``, ``schemas.bounds``, a hidden character), a rule of
+        its lifecycle (``lifecycle_problem``: no action, a consent to partners its markings do not name, a recall
+        without its reason) or names another type than the alert's, why: its originator changed the alert and no
+        one can tell how (or, for the recall, withdrew it without saying why, which is no final recall), so
+        ``process`` withholds it from everyone and pulls back what partners hold (dead-lettered, as any other
+        record failing a rule, they would keep the earlier version, perhaps the one this version restricts). Such a
+        version is dead-lettered alone only when its number is no later content version's (out of range, the last,
+        not above the state's), or the alert has no state, no holder, or was recalled. ``_Reject`` for every record
+        to be dead-lettered."""
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -698,32 +700,34 @@ class Pipeline:
             raise _Reject("misrouted", f"the record is in partition {record.partition} but its key belongs in "
                                        f"partition {placed}; publish with Kafka's default partitioner")
         problem = unsound if content else _id_problem(alert)
-        structural = lifecycle_problem(alert, emptied)  # its version and lifecycle disagree
+        structural = lifecycle_problem(alert, emptied)  # its version and lifecycle disagree (a recall says no reason)
         alert_id, version = alert["alert_id"], alert.get("version", 1)
         prior = states(alert_id)
-        if content and prior is not None and prior.alert_type is not None and alert["alert_type"] != prior.alert_type:
-            # Its type says which rules of every agreement apply, which payload it carries, and what partners were
-            # told it is: a version of another is no update of the alert the partners hold, and its recall notices
-            # would tell them what it became. Refused as a version that breaks a rule (below), never admitted.
-            retyped = (f"version {version} names another alert type than the alert was first published as "
-                       f"({prior.alert_type}): an alert's type is fixed; publish a new alert for another kind of event")
-            structural = f"{structural}; {retyped}" if structural else retyped
-        if (problem or structural) and content and seen_key(alert_id, version, False) in seen:
-            # Processed already (an invalid version withdraws the alert once): its copy is a replay, as any other's.
-            raise _Reject("replay", f"this alert id's version {version} was already processed")
-        if problem or structural:
-            invalid = f"{problem}; {structural}" if problem and structural else str(problem or structural)
-            # A content version the originator numbered above what partners hold, of an alert not recalled, changed
-            # the alert whatever it broke (a rule of its content, or of its lifecycle: no action, a consent to
-            # partners its markings do not name, another type): withdrawn from its holders (``process``), or they
-            # would keep the version it may correct or restrict. Only where that number cannot be placed (out of
+        # Its type says which rules of every agreement apply, which payload it carries, and what partners were told
+        # it is: a content version of another is no update of the alert the partners hold, and never admitted.
+        retyped = (content and prior is not None and prior.alert_type is not None
+                   and alert["alert_type"] != prior.alert_type)
+        invalid: str | None = None
+        if problem or structural or retyped:
+            # A version the originator numbered above what partners hold, of an alert not recalled, changed the
+            # alert whatever it broke (a rule of its content, or of its lifecycle: no action, a consent to partners
+            # its markings do not name; another type): withdrawn from its holders (``process``), or they would keep
+            # the version it may correct or restrict. A recall without its reason too (its id sound): its originator
+            # wants the alert withdrawn, but no reason makes that final (``lifecycle_problem``), so it is withdrawn
+            # as the broker withdraws a version it cannot admit. Only where that number cannot be placed (out of
             # range, the last kept for a recall, not above the state's) or no one holds the alert is it
             # dead-lettered alone.
-            if not (content and prior is not None and prior.holders and not prior.recalled
-                    and type(version) is int and prior.version < version < MAX_VERSION):
+            placeable = (prior is not None and bool(prior.holders) and not prior.recalled and type(version) is int
+                         and prior.version < version < MAX_VERSION and (content or not problem))
+            if (content or not problem) and seen_key(alert_id, version, recall) in seen:
+                # Processed already (a broken version withdraws the alert once): a replay, as any other's copy.
+                raise _Reject("replay", f"this alert id's version {version} was already processed")
+            broken = [p for p in (problem, structural) if p]
+            if retyped:
+                broken.append(_retyped(version, prior))
+            invalid = "; ".join(broken)
+            if not placeable:
                 raise _Reject("invalid", invalid)
-        else:
-            invalid = None
         if ((prior is None or prior.originator is None) and not (content and prior is not None and prior.recalled)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
@@ -781,7 +785,7 @@ class Pipeline:
                 if prior.version >= MAX_VERSION:  # its notice would go above what any reader takes
                     raise _Reject("invalid", f"this alert id is at version {prior.version:,}: no notice can go "
                                              "above it")
-                return alert, prior, None
+                return alert, prior, invalid  # one without its reason: withdrawn, not for good (above)
             if version == prior.version:
                 raise _Reject("replay", f"this alert id's version {version} was already processed")
             if version < prior.version:
@@ -1091,6 +1095,13 @@ class _Invalid:
                         "a way no one can read",)
         self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["alert.invalid"],
                       "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
+
+
+def _retyped(version: int, prior: AlertState | None) -> str:
+    """Why a content version of an alert first published as another type is refused (``Pipeline._admit``)."""
+    first = None if prior is None else prior.alert_type
+    return (f"version {version} names another alert type than the alert was first published as ({first}): an "
+            "alert's type is fixed; publish a new alert for another kind of event")
 
 
 def _sector(alert: dict[str, Any], areas: Collection[str]) -> str | None:

@@ -316,6 +316,7 @@ def test_the_same_version_again_is_a_replay_and_an_older_one_is_stale(later_vers
 @pytest.mark.parametrize(("change", "problem"), [
     ({"version": 2}, "must say what it does"),
     ({"lifecycle": {"action": "UPDATE", "reason": None, "partners": []}}, "has no lifecycle action"),
+    ({"version": 2, "lifecycle": {"action": "RECALL", "reason": None, "partners": []}}, "give its reason"),
     ({"version": 2, "lifecycle": {"action": "CONSENT", "reason": None, "partners": ["USA"]}},
      "originator_consent"),
     ({"version": 0}, "between 1"),

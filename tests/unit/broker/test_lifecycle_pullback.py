@@ -92,32 +92,68 @@ def test_a_broken_lifecycle_is_dead_lettered_alone_where_it_cannot_be_placed_or_
     assert run.book.get(first["alert_id"]) is before
 
 
-def test_a_recall_without_its_reason_is_a_recall() -> None:
-    """Its action says what the originator wants: every holder is sent a notice (its reason null, as the recall's),
-    the alert is recalled for good, and the audit says no reason was given (the entry names none)."""
+def _reasonless(alert: dict[str, Any]) -> dict[str, Any]:
+    """A recall of ``alert`` at its next version that gives no reason."""
+    return _next(alert, "RECALL")
+
+
+def test_a_recall_without_its_reason_withdraws_the_alert_but_not_for_good() -> None:
+    """No reason, no final recall (a partner's store reads a null reason as the broker's withdrawal, after which a
+    later version may reach it): every holder is sent a notice with a null reason, which is then true, under
+    ``alert.invalid`` with the rule as the reason; the state is not recalled, so a sound later version goes out."""
     run = Run()
     first = _first(consent=["USA"])
     run.send(first)
-    recall = _next(first, "RECALL")
+    recall = _reasonless(first)
+    assert recall["lifecycle"] == {"action": "RECALL", "reason": None, "partners": []}
     out = run.send(recall)
     assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
     assert out.entry["action"] == "RECALL" and "reason" not in out.entry
-    assert all("(no reason given)" in d["reasons"][0] for d in out.entry["decisions"])
-    assert _bare(out.state) == AlertState(2, {}, recalled=True, originator="SNM")
+    for d in out.entry["decisions"]:
+        assert d["decision"] == "RECALL" and "alert.invalid" in d["rules"] and "give its reason" in d["reasons"][0]
+    assert out.state is not None and not out.state.recalled and out.state.alert_type == "WATCHLIST_HIT"
+    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
-        assert notice["lifecycle"] == {"action": "RECALL", "reason": None, "partners": []}
-    assert run.send(_next(recall, "UPDATE")).dead_reason == "recalled"
+        assert notice["lifecycle"] == {"action": "RECALL", "reason": None, "partners": []} and notice["version"] == 2
+    later = run.send(_next({**first, "version": 2}, "UPDATE"))
+    assert later.dead_reason is None and _headers(later) == {"COL": "DELIVER", "USA": "DELIVER"}
 
 
-def test_a_recall_without_its_reason_of_an_alert_no_one_holds_is_kept_for_good() -> None:
-    """With no state, as any recall: nothing sent, every partner's decision a withhold saying why, and a recalled state
-    that refuses the alert's later versions."""
+def test_a_recall_without_its_reason_seen_again_is_a_replay() -> None:
+    """It withdraws the alert once: sent again within the replay window, a replay; beyond it, no holder is left, so
+    it is dead-lettered (``invalid``, the rule in its detail)."""
     run = Run()
-    first = _first("SECRETO")
+    first = _first()
     run.send(first)
-    recall = _next(first, "RECALL")
+    recall = _reasonless(first)
+    assert _headers(run.send(recall)) == {"COL": "RECALL"}
+    assert run.send(copy.deepcopy(recall)).dead_reason == "replay"
+    run.seen.clear()
+    again = run.send(copy.deepcopy(recall))
+    assert again.dead_reason == "invalid" and "give its reason" in again.entry["detail"] and again.feeds == []
+
+
+@pytest.mark.parametrize("case", ["no state", "no holder", "not above the state's", "the last version", "recalled"])
+def test_a_recall_without_its_reason_is_dead_lettered_where_it_cannot_be_placed_or_no_one_holds_it(case: str) -> None:
+    """As any version that breaks a rule: dead-lettered (``invalid``, the rule in its detail), nothing sent and the
+    state left as it was, where there is nothing to withdraw or its number is not above the state's (nor the last)."""
+    run = Run()
+    first = _first("SECRETO" if case == "no holder" else "RESTRINGIDO")
+    if case != "no state":
+        run.send(first)
+    recall = _reasonless(first)
+    if case == "no holder":
+        run.send(_next(first, "UPDATE"))  # a state at v2 with no holder: v1 went to no one
+        recall["version"] = 3
+    elif case == "not above the state's":
+        run.send(_next(first, "UPDATE"))
+    elif case == "the last version":
+        recall["version"] = MAX_VERSION
+    elif case == "recalled":
+        run.send(_next(first, "RECALL", reason="ERROR"))
+        recall["version"] = 3
+    before = run.book.get(first["alert_id"])
     out = run.send(recall)
-    assert out.feeds == [] and {d["decision"] for d in out.entry["decisions"]} == {"WITHHOLD"}
-    assert out.state is not None and out.state.recalled
-    assert run.send(_next(recall, "UPDATE", classification="RESTRINGIDO")).dead_reason == "recalled"
+    assert out.dead_reason == "invalid" and "give its reason" in out.entry["detail"]
+    assert out.feeds == [] and out.state is None and run.book.get(first["alert_id"]) is before

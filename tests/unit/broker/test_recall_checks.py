@@ -93,7 +93,8 @@ def test_a_recall_withdraws_the_alert_whatever_its_markings_and_the_audit_never_
 
 def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
     """A recall under another agency, or with an id no adapter writes, is dead-lettered; one at version 1 too (a first
-    version has no lifecycle). One without its reason is still a recall (``test_lifecycle_pullback``)."""
+    version has no lifecycle). One without its reason is no final recall: it withdraws the alert from its holders as
+    an invalid version does (``test_lifecycle_pullback``), or, with nothing to withdraw, is dead-lettered."""
     run = Run()
     first = _first()
     run.send(first)
@@ -103,6 +104,8 @@ def test_a_recall_is_still_held_to_its_id_agency_and_lifecycle() -> None:
     assert run.send(wrong_id).dead_reason == "invalid"
     out = run.send({**recall, "version": 1})
     assert out.dead_reason == "invalid" and "has no lifecycle action" in out.entry["detail"]
+    out = run.send({**wrong_id, "lifecycle": {"action": "RECALL", "reason": None, "partners": []}})
+    assert out.dead_reason == "invalid" and "give its reason" in out.entry["detail"] and out.feeds == []
     assert _headers(run.send(recall)) == {"COL": "RECALL"}
 
 
