@@ -180,8 +180,9 @@ def admissible(alert: Mapping[str, Any], emptied: Collection[str] = ()) -> bool:
     version with a lifecycle, a recall whose lifecycle does not fit. The codec always gives a version (1 by the
     schema's default), so an alert without one was not read from the topic: refused, never taken as 1.
 
-    The same rule as ``adapters.lifecycle.admissible``, here because that module imports this one: both sides of an
-    agency's tools must judge a copy alike, or ``puente adapt`` and ``puente recall`` would disagree on its latest."""
+    ``adapters.lifecycle`` judges the copies an officer's change builds on by this same function (no change but a
+    recall is built on such a later version): both sides of an agency's tools must judge a copy alike, or ``puente
+    adapt`` and ``puente recall`` would disagree on its latest."""
     if "version" not in alert:
         return False
     if lifecycle_problem(dict(alert), emptied) is None:

@@ -58,12 +58,12 @@ from typing import Any
 from adapters import _fields as f
 from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import LIFECYCLE_ACTIONS, MAX_REVISION, RECALL_REASONS, check_lifecycle, lifecycle, names
-from adapters.ledger import proves, scan
+from adapters.ledger import admissible, is_recall, proves, scan
 from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
-from broker.lifecycle import MAX_VERSION, RECALL, lifecycle_problem
+from broker.lifecycle import MAX_VERSION, lifecycle_problem
 from broker.pipeline import Originator, content_problem
 from broker.topology import TopicNames, key_partition
 from policies import load_policy_set
@@ -183,29 +183,7 @@ class Found:
     def recall(self) -> tuple[int, int] | None:
         """The rank (version, offset) of the first of the originator's copies that is a recall, or None: the broker
         refuses anything after one, whatever its version or place on the topic."""
-        return next((r for r, a in self.own() if _is_recall(a)), None)
-
-
-def _is_recall(alert: Mapping[str, Any]) -> bool:
-    """Whether ``alert`` is a recall, as the broker tells one (``broker.pipeline``'s rule)."""
-    life = alert.get("lifecycle")
-    return isinstance(life, Mapping) and life.get("action") == RECALL
-
-
-def admissible(alert: Mapping[str, Any], emptied: tuple[str, ...] = ()) -> bool:
-    """Whether the broker may take ``alert``, in some state, for its version and lifecycle: ``lifecycle_problem``, the
-    function it admits by, finds none (``emptied``: the lists the codec left empty, past their bound), or the copy is
-    a content version numbered where a later version stands (2 to 999,999), which the broker may take, whatever its
-    lifecycle breaks, as a change it withdraws from the holders (``Pipeline._admit``); no change but a recall is then
-    built on it (``change_alert``). A copy the broker refuses in every state is none it holds state for: nothing is
-    built on it, and it outranks nothing. The codec always gives a version (1 by the schema's default), so a copy
-    without one was not read from the topic: refused."""
-    if "version" not in alert:
-        return False
-    if lifecycle_problem(dict(alert), emptied) is None:
-        return True
-    version = alert["version"]
-    return not _is_recall(alert) and type(version) is int and 1 < version < MAX_VERSION
+        return next((r for r, a in self.own() if is_recall(a)), None)
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -390,7 +368,7 @@ def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator, e
         # build on nor a recall.
         found.invalid += 1
         return
-    recall = _is_recall(alert)
+    recall = is_recall(alert)
     if not origin.may_take(alert["alert_id"], alert["markings"]["originator"], recall):
         # Another unit's copy of this unit's alert (the units of a relaying agency share its keys), or a name the
         # agency may not give: the broker refused it, so no change is built on it nor names its originator. A unit's

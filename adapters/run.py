@@ -69,7 +69,7 @@ from typing import Any, BinaryIO, TextIO
 from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
-from adapters.ledger import KEYS_KEPT, Ledger, Verdict, digest, held, read_ledger, scan
+from adapters.ledger import KEYS_KEPT, Ledger, Verdict, digest, held, is_recall, read_ledger, scan
 from adapters.lifecycle import own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start, stop_client
@@ -508,7 +508,7 @@ class AdapterRun:
         tally.overtaken += self.ledger.overtaken(alert_id, version)
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
-        self.ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
+        self.ledger.add(alert_id, version, mine, recalled=is_recall(result.alert), held=held(result.alert))
         if len(pending) >= DRAIN_EVERY:
             tally.published += await _drain(pending, self.conn)
         return None
@@ -548,10 +548,6 @@ class AdapterRun:
         return True
 
 
-def _recalls(alert: dict[str, Any]) -> bool:
-    return bool(alert["lifecycle"]) and alert["lifecycle"]["action"] == "RECALL"
-
-
 async def _drain(pending: list[asyncio.Future[Any]], conn: KafkaConnection) -> int:
     """Wait for every queued send; a failure stops the run (what was acknowledged stays published)."""
     done = 0
@@ -588,7 +584,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
                 tally.duplicates += 1
                 continue
             if verdict is Verdict.NEW:
-                ledger.add(alert_id, version, mine, recalled=_recalls(result.alert), held=held(result.alert))
+                ledger.add(alert_id, version, mine, recalled=is_recall(result.alert), held=held(result.alert))
                 tally.published += 1  # "would publish"
                 continue
             result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))

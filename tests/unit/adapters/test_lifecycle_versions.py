@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import adapters.lifecycle as lifecycle
-from adapters.lifecycle import Change, Found, admissible, collect, next_of, next_version, own_mac_lookup
+from adapters.ledger import admissible
+from adapters.lifecycle import Change, Found, collect, next_of, next_version, own_mac_lookup
 from broker.crypto import sign_ingress
 from broker.kafka import KafkaConnection
 from broker.keystore import Keystore
