@@ -591,8 +591,9 @@ class Pipeline:
         ``process`` withholds it from everyone and pulls back what partners hold (dead-lettered, as any other
         record failing a rule, they would keep the earlier version, perhaps the one this version restricts). Such a
         version is dead-lettered alone only when its number is no later content version's (out of range, the last,
-        not above the state's), or the alert has no state, no holder, or was recalled. ``_Reject`` for every record
-        to be dead-lettered."""
+        not above the state's), or the alert has no state, no holder, or was recalled; one of another type then
+        takes the reason a version of the alert's own type would (``recalled``, ``replay``, ``stale``), else
+        ``invalid``. ``_Reject`` for every record to be dead-lettered."""
         agency = self.slots.agency_of(record.topic)
         if agency is None:
             raise _Reject("unknown-topic", "record on a topic that is not an ingress topic")
@@ -719,15 +720,18 @@ class Pipeline:
             # dead-lettered alone.
             placeable = (prior is not None and bool(prior.holders) and not prior.recalled and type(version) is int
                          and prior.version < version < MAX_VERSION and (content or not problem))
-            if (content or not problem) and seen_key(alert_id, version, recall) in seen:
-                # Processed already (a broken version withdraws the alert once): a replay, as any other's copy.
-                raise _Reject("replay", f"this alert id's version {version} was already processed")
-            broken = [p for p in (problem, structural) if p]
-            if retyped:
-                broken.append(_retyped(version, prior))
-            invalid = "; ".join(broken)
-            if not placeable:
-                raise _Reject("invalid", invalid)
+            if problem or structural or placeable:
+                if (content or not problem) and seen_key(alert_id, version, recall) in seen:
+                    # Processed already (a broken version withdraws the alert once): a replay, as any other's copy.
+                    raise _Reject("replay", f"this alert id's version {version} was already processed")
+                broken = [p for p in (problem, structural) if p]
+                if retyped:
+                    broken.append(_retyped(version, prior))
+                invalid = "; ".join(broken)
+                if not placeable:
+                    raise _Reject("invalid", invalid)
+            # Else retyped alone, with nothing to withdraw: refused below, where a recalled alert, a replay or a
+            # stale version is first said to be one (as a copy of its own type would be), else for its type.
         if ((prior is None or prior.originator is None) and not (content and prior is not None and prior.recalled)
                 and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
@@ -791,6 +795,8 @@ class Pipeline:
             if version < prior.version:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
+            if retyped and invalid is None:  # nothing to withdraw (no holder), and no reason above to refuse it
+                raise _Reject("invalid", _retyped(version, prior))
         return alert, prior, invalid
 
     def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:

@@ -73,6 +73,26 @@ def test_a_later_version_of_another_type_no_one_holds_is_dead_lettered() -> None
     assert run.book.get(first["alert_id"]) is before
 
 
+@pytest.mark.parametrize(("case", "reason"), [("recalled", "recalled"), ("the state's version", "replay"),
+                                              ("an older version", "stale")])
+def test_a_version_of_another_type_that_cannot_be_placed_is_refused_as_one_of_the_alerts_own(case: str,
+                                                                                             reason: str) -> None:
+    """Where there is nothing to withdraw at its number (the alert recalled for good, or the number not above the
+    state's, beyond the replay window), a version of another type is dead-lettered for the reason a version of the
+    alert's own type is, not for its type: the originator is told the alert was recalled, or the version processed."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    second = _next(first, "RECALL", reason="ERROR") if case == "recalled" else _next(first, "UPDATE")
+    run.send(second)
+    run.seen.clear()
+    late = {"recalled": _next(second, "UPDATE"), "the state's version": second, "an older version": first}[case]
+    own = run.send(copy.deepcopy(late))
+    other = run.send(_as(late, "SEIZURE"))
+    assert own.dead_reason == other.dead_reason == reason and other.feeds == []
+    assert "another alert type" not in other.entry["detail"]
+
+
 def test_a_recall_built_on_a_copy_of_another_type_names_the_alerts_own() -> None:
     """A recall's content is not checked (it may be built on any copy on the topic, a refused one too): its notices
     and audit entry name the type the state records, not the copy's."""
