@@ -40,11 +40,36 @@ def _steps(alert_type: str) -> tuple[Step, ...]:
     return tuple(step for step in steps if step is not None)
 
 
-def _empty(path: str, fields: Mapping[str, FieldInfo], kids: Mapping[str, list[str]]) -> dict[str, Any]:
-    """The record at ``path`` with every field emptied: a required record's own fields emptied in turn."""
-    return {child.rsplit(".", 1)[-1]: (_empty(child, fields, kids) if fields[child].kind == "record"
-                                       and not fields[child].nullable else fields[child].empty())
-            for child in kids.get(path, ())}
+_ARRAY = object()  # an array in a shape (``_shape``): every array of an empty payload is empty, and made anew
+
+
+def _shape(path: str, fields: Mapping[str, FieldInfo], kids: Mapping[str, list[str]]) -> tuple[Any, ...]:
+    """The record at ``path`` with every field emptied, as (name, value) pairs nothing can change: a required
+    record's own fields emptied in turn (a tuple of pairs), an array ``_ARRAY``, any other value as it is (None, a
+    string, a number, a time: none mutable)."""
+    out: list[tuple[str, Any]] = []
+    for child in kids.get(path, ()):
+        info = fields[child]
+        if info.kind == "record" and not info.nullable:
+            value: Any = _shape(child, fields, kids)
+        else:
+            value = info.empty()
+            value = _ARRAY if type(value) is list else value
+        out.append((child.rsplit(".", 1)[-1], value))
+    return tuple(out)
+
+
+@cache
+def _empty_payload(alert_type: str) -> tuple[Any, ...]:
+    """The shape of ``alert_type``'s empty payload, built once per type (``children`` walks every field)."""
+    fields: Mapping[str, FieldInfo] = schema_fields()[alert_type]
+    return _shape("payload", fields, children(fields))
+
+
+def _record(shape: tuple[Any, ...]) -> dict[str, Any]:
+    """A new record of ``shape``: its records and arrays new too, so a notice shares no mutable value."""
+    return {name: _record(value) if type(value) is tuple else [] if value is _ARRAY else value
+            for name, value in shape}
 
 
 def recall_notice(alert: Mapping[str, Any], version: int, reason: str | None) -> dict[str, Any]:
@@ -52,8 +77,7 @@ def recall_notice(alert: Mapping[str, Any], version: int, reason: str | None) ->
     (a RecallReason symbol, or None when the alert is withdrawn from one partner only because its
     agreement no longer covers it). Its payload is the empty one of ``alert["alert_type"]``, whatever
     ``alert``'s payload holds (a new one each time: a notice shares no mutable value)."""
-    fields: Mapping[str, FieldInfo] = schema_fields()[str(alert["alert_type"])]
-    notice = {**alert, "payload": _empty("payload", fields, children(fields)), "version": version,
+    notice = {**alert, "payload": _record(_empty_payload(str(alert["alert_type"]))), "version": version,
               "lifecycle": {"action": RECALL, "reason": reason, "partners": []}}
     ctx = ViewContext(b"", "", ViewSettings())
     for step in _steps(str(alert["alert_type"])):
