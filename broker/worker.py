@@ -95,6 +95,7 @@ from broker.kafka import (
     tune_transactions,
     wake_group_waiters,
 )
+from broker.kafka.clients import MAX_BATCH_BYTES, fetch_total
 from broker.lifecycle import AlertState, LifecycleBook, Outbox, Unsent, is_outbox, outbox_records
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, FeedCountStale, Outcome, Pipeline, seen_key
@@ -428,11 +429,13 @@ class BrokerWorker:
                                   dict[int, tuple[list[Unsent], int]], dict[TopicPartition, int | None],
                                   dict[TopicPartition, str], dict[int, str], dict[TopicPartition, tuple[str, str]],
                                   dict[int, str]]:
-            # Reading every fresh slot's audit at once: small fetches keep that read's memory flat.
+            # Reading every fresh slot's audit (then lifecycle, then ingress) partitions at once: a fetch brings at
+            # most the largest batch of each (an outbox entry in the lifecycle topic holds a sealed view, up to
+            # 1 MiB), all of them whole (``fetch_total``); smaller limits cut such a batch and stopped the load.
             # A fetch reaching a partition's end long-polled 500 ms (the default) for nothing, twice
             # per load (audit, then lifecycle): half the stall a rebalance or restart cost a slot.
-            audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=512 * 1024,
-                           fetch_bytes=4 * 1024 * 1024, wait_ms=20)
+            audit = reader(self.config.conn, f"{self.config.client_id}-audit", partition_fetch_bytes=MAX_BATCH_BYTES,
+                           fetch_bytes=fetch_total(len(fresh)), wait_ms=20)
             async with running(audit, self.config.conn, "reading the slots' audit partitions"):
                 # Producers start first: each fences the slot's previous owner, whose open
                 # transaction is aborted or, if its commit got in first, committed. Only then is
@@ -1341,9 +1344,11 @@ class BrokerWorker:
             auto_offset_reset="none",
             isolation_level="read_committed",
             max_poll_records=self.config.max_batch,
-            # Prefetch is memory: at most this much per partition (about 600 alerts) and per fetch.
-            max_partition_fetch_bytes=256 * 1024,
-            fetch_max_bytes=8 * 1024 * 1024,
+            # Prefetch is memory: at most the largest batch an ingress topic takes per partition (less would
+            # cut one: a 1 MiB alert stopped every worker that took its partition), and in all what every slot's
+            # partition may bring at once (``fetch_total``), so the answer's total cuts no batch either.
+            max_partition_fetch_bytes=MAX_BATCH_BYTES,
+            fetch_max_bytes=fetch_total(self.config.slots.count),
             # A partition resumed after a pause joins the next fetch, which waits for the one in flight:
             # with the default 500 ms long poll over empty partitions, the CPU sat idle that long. With
             # one byte, at a steady rate every fetch came back with a record or two (settings module).

@@ -60,6 +60,29 @@ E = TypeVar("E", bound=BaseException)
 # minor version this was tested against (pyproject.toml); ``tune_transactions`` checks it is there.
 TXN_RETRY_BACKOFF_S = 0.005
 
+MAX_BATCH_BYTES = 1_048_588
+"""The largest record batch a topic Puente makes accepts (``max.message.bytes``, which ``topics apply`` sets on each:
+Kafka's own default, stated), and the least every consumer here fetches of one partition (``consumer``).
+
+Why: Kafka answers a fetch with at most ``max.partition.fetch.bytes`` of each partition, and ignores that limit only
+for the first partition of the answer that has data. A later partition whose first batch is larger comes as a slice
+cut inside it; aiokafka then raises RecordTooLargeError and moves its position one record past the batch's start
+(the worker's group consumer took 256 KiB, under the 1 MiB alerts the pipeline takes: one such alert stopped every
+worker that took its partition). A limit at least the largest batch is never cut."""
+FETCH_PARTITIONS = 50
+"""How many partitions' worth (``MAX_BATCH_BYTES`` each) one fetch may bring at most (``fetch_total``): about 50 MiB,
+aiokafka's and Kafka's consumer default, below what a Kafka node answers at most (its ``fetch.max.bytes``, 55 MiB)."""
+MAX_FETCH_BYTES = FETCH_PARTITIONS * MAX_BATCH_BYTES
+
+
+def fetch_total(partitions: int) -> int:
+    """What one fetch over ``partitions`` partitions may bring in all (``fetch.max.bytes``): each partition's whole
+    limit, so that the answer's total can never cut a later partition's first batch (Kafka gives each partition what
+    is left of the total, down to a slice), bounded by ``MAX_FETCH_BYTES``. It is also the memory such a fetch holds
+    at most, which the per-partition limit bounds anyway. Past ``FETCH_PARTITIONS`` partitions on one node a batch
+    may still come cut: the readers and the worker then read it again (``TooLarge``)."""
+    return min(MAX_FETCH_BYTES, max(1, partitions) * MAX_BATCH_BYTES)
+
 
 def tune_transactions() -> bool:
     """Apply the transaction retry backoff (a process-wide aiokafka setting); called when a worker
@@ -225,17 +248,27 @@ async def transaction(made: AIOKafkaProducer) -> AsyncIterator[Sends]:
 
 def consumer(conn: KafkaConnection, name: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
     """An (unstarted) consumer for ``conn``; ``options`` are aiokafka's consumer settings. A fetched batch it
-    cannot read comes out as one record saying so (``Record.unreadable``), never as an error (``guard_fetches``)."""
+    cannot read comes out as one record saying so (``Record.unreadable``), never as an error (``guard_fetches``).
+
+    It fetches at least ``MAX_BATCH_BYTES`` of a partition (``max_partition_fetch_bytes``, which defaults to it; less
+    is refused, ConfigError: aiokafka's own default, 1 MiB, is 12 bytes short of Kafka's largest batch), and up to
+    ``MAX_FETCH_BYTES`` in all unless told (``fetch_total``)."""
+    options.setdefault("max_partition_fetch_bytes", MAX_BATCH_BYTES)
+    options.setdefault("fetch_max_bytes", MAX_FETCH_BYTES)
+    if options["max_partition_fetch_bytes"] < MAX_BATCH_BYTES or options["fetch_max_bytes"] < MAX_BATCH_BYTES:
+        raise ConfigError(f"consumer {name}: a fetch limit below {MAX_BATCH_BYTES} bytes, the largest record batch "
+                          "Puente's topics accept (max.message.bytes), would cut batches and stop the read")
     guard_fetches()
     return AIOKafkaConsumer(*topics, **conn.aiokafka(), client_id=_client_id(conn, name), **options)
 
 
-def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetch_bytes: int = 4 * 1024 * 1024,
-           fetch_bytes: int = 52_428_800, committed: bool = True, wait_ms: int = 500) -> AIOKafkaConsumer:
+def reader(conn: KafkaConnection, name: str = "puente-reader", *, partition_fetch_bytes: int = MAX_BATCH_BYTES,
+           fetch_bytes: int = MAX_FETCH_BYTES, committed: bool = True, wait_ms: int = 500) -> AIOKafkaConsumer:
     """A group-less consumer for reading partitions by hand: read_committed unless ``committed`` is False.
 
-    What one fetch may bring is what it holds in memory at once: lower the limits where many
-    partitions are read together. ``wait_ms`` is how long a fetch over partitions with nothing new
+    What one fetch may bring is what it holds in memory at once: ``fetch_total`` of the partitions read together
+    bounds it without letting the total cut a batch (never less than ``MAX_BATCH_BYTES`` of a partition:
+    ``consumer``). ``wait_ms`` is how long a fetch over partitions with nothing new
     waits for more (``fetch.max.wait.ms``): a read up to known end offsets that is waited on (a
     slot's load, in a rebalance) wants it short, a reader that follows a topic as it grows long.
     """

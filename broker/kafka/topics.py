@@ -2,7 +2,7 @@
 check every result.
 
 Idempotent and incremental. A missing topic is created with its partitions, replication and every
-setting Puente owns (``TopicSpec.owned``: the plan's retention and min ISR, and the invariants
+setting Puente owns (``TopicSpec.owned``: the plan's retention, min ISR and largest batch, and the invariants
 every topic carries: deletion by age only, no size limit, no unclean leader election). An existing
 one gets only those settings changed, one by one (IncrementalAlterConfigs), so a setting an
 operator changed by hand on a key Puente does not own is left as it is; one it owns that drifted
@@ -33,6 +33,7 @@ from typing import Any, Literal
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 from broker.kafka.admin import Admin
+from broker.kafka.clients import MAX_BATCH_BYTES
 from broker.kafka.connection import KafkaConnection
 from broker.topology import DAY_MS, TopicNames, TopicSpec, feed_retention, lifecycle_retention_days, slots_for
 from policies import PolicySet
@@ -85,7 +86,10 @@ def plan_topics(settings: PuenteSettings, policy_set: PolicySet) -> list[TopicSp
                           f"set it to at least {lifecycle_days}")
     names = TopicNames(settings.topic_prefix)
     rf, isr = settings.replication, str(settings.effective_min_insync)
-    base = {"min.insync.replicas": isr}
+    # The largest batch each topic takes, stated rather than left to the cluster's default (message.max.bytes):
+    # every consumer fetches at least that much of a partition (``MAX_BATCH_BYTES``), so no fetch cuts a batch.
+    # A topic found with another value is set back by ``topics apply`` and named in its report.
+    base = {"min.insync.replicas": isr, "max.message.bytes": str(MAX_BATCH_BYTES)}
     slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix).count
     specs = [
         # LogAppendTime: the broker's replay window is measured against the time Kafka appended
