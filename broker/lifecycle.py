@@ -106,13 +106,12 @@ class AlertState:
     partner fed by slot), so a feed given more partitions since keeps each earlier alert's versions and recall in
     the partition that holds its copy. Kept for the alert's life. Empty in a state written before the broker
     recorded it: such an alert follows its feed's count now, as it did then."""
-    alert_type: str | None = field(default=None, compare=False)
+    alert_type: str | None = None
     """The ``alert_type`` the alert was first published as: a later content version naming another is refused
     (``Pipeline._admit``), and every recall notice names this one, never a type a version the partner is denied
     named. None in a state written before the broker recorded it: the next content version admitted is not held
-    to a type, and the state it writes records that version's, which holds every version after it. Left out of
-    ``==``: a state compares by what the broker did with the alert (who holds which version), and the book shares
-    states by its own key, which has it (``LifecycleBook.put``)."""
+    to a type, and the state it writes records that version's, which holds every version after it. Part of ``==``,
+    as every field: two states that name different types are different states."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` and ``alert_type`` only when known,

@@ -123,10 +123,14 @@ class Run:
         return out
 
 
-def _bare(state: AlertState | None) -> AlertState | None:
+def _bare(state: AlertState | None, *, typed: bool = False) -> AlertState | None:
     """``state`` without the feed partition counts it records (``AlertState.counts``, which
-    ``test_feed_partition`` tests), for the tests of what the lifecycle decides."""
-    return None if state is None else dataclasses.replace(state, counts={})
+    ``test_feed_partition`` tests) and, unless ``typed``, without the alert type it records
+    (``AlertState.alert_type``, which ``test_lifecycle_type`` and the pull-back tests check), for
+    the tests of what the lifecycle decides: a test that cares for the type says so."""
+    if state is None:
+        return None
+    return dataclasses.replace(state, counts={}, alert_type=state.alert_type if typed else None)
 
 
 def _first(classification: str = "RESTRINGIDO", consent: Sequence[str] = ()) -> dict[str, Any]:

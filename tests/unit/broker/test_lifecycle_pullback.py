@@ -42,9 +42,10 @@ def test_a_later_version_with_a_broken_lifecycle_withdraws_the_alert_from_its_ho
     assert col["decision"] == "RECALL" and col["recalls"] == 1 and "alert.invalid" in col["rules"]
     assert usa["decision"] == "WITHHOLD" and usa["rules"] == ["alert.invalid"] and "consent" not in out.entry
     assert rule in col["reasons"][0] and rule in usa["reasons"][0]
-    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, originator="SNM", alert_type="WATCHLIST_HIT")
     notice = CODEC.decode(run.sealers["COL"].sealed[-1])
     assert notice["lifecycle"]["action"] == "RECALL" and notice["version"] == 2
+    assert notice["alert_type"] == out.entry["alert_type"] == "WATCHLIST_HIT"
     assert run.sealers["USA"].sealed == []
     sound = _next({**first, "version": 2}, "UPDATE")
     assert _headers(run.send(sound)) == {"COL": "DELIVER"}
@@ -111,11 +112,11 @@ def test_a_recall_without_its_reason_withdraws_the_alert_but_not_for_good() -> N
     assert out.entry["action"] == "RECALL" and "reason" not in out.entry
     for d in out.entry["decisions"]:
         assert d["decision"] == "RECALL" and "alert.invalid" in d["rules"] and "give its reason" in d["reasons"][0]
-    assert out.state is not None and not out.state.recalled and out.state.alert_type == "WATCHLIST_HIT"
-    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, originator="SNM", alert_type="WATCHLIST_HIT")
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
         assert notice["lifecycle"] == {"action": "RECALL", "reason": None, "partners": []} and notice["version"] == 2
+        assert notice["alert_type"] == "WATCHLIST_HIT"
     later = run.send(_next({**first, "version": 2}, "UPDATE"))
     assert later.dead_reason is None and _headers(later) == {"COL": "DELIVER", "USA": "DELIVER"}
 

@@ -11,6 +11,7 @@ import pytest
 
 from broker.lifecycle import AlertState, LifecycleBook, LifecycleStateError
 from policies import recall_notice
+from policies._load import schema_fields
 from puente.dev.synthetic import generate
 from tests.unit.broker.test_lifecycle import CODEC, NOW, Run, _bare, _first, _headers, _next
 
@@ -52,8 +53,7 @@ def test_a_later_version_of_another_type_withdraws_the_alert_and_its_notice_name
     notice = CODEC.decode(run.sealers["COL"].sealed[-1])
     assert notice["alert_type"] == "WATCHLIST_HIT" and notice["version"] == 2
     assert notice["payload"]["person"]["surnames"] is None and notice["lifecycle"]["action"] == "RECALL"
-    assert out.state is not None and out.state.alert_type == "WATCHLIST_HIT"
-    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, originator="SNM", alert_type="WATCHLIST_HIT")
     second = {**first, "version": 2}
     again = run.send(_as(_next(second, "UPDATE"), "SEIZURE"))
     assert again.dead_reason == "invalid" and "another alert type" in again.entry["detail"] and again.feeds == []
@@ -139,12 +139,47 @@ def test_a_book_shares_a_state_only_between_alerts_of_one_type() -> None:
     assert book.get("A:1").alert_type == "SEIZURE" and book.get("A:2").alert_type == "BORDER_EVENT"  # type: ignore[union-attr]
 
 
+def _schema_empty(alert_type: str) -> dict[str, Any]:
+    """The empty payload of ``alert_type`` read off the schema's field list, path by path (not the way
+    ``recall_notice`` builds it): every field the empty value the schema gives it, a required record its own fields,
+    nothing below a nullable record (None) or an array (empty)."""
+    fields = schema_fields()[alert_type]
+    payload: dict[str, Any] = {}
+    for path, info in fields.items():
+        if not path.startswith("payload.") or "[]" in path:
+            continue
+        parts, record = path.split(".")[1:], payload
+        ancestors = [".".join(["payload", *parts[:i]]) for i in range(1, len(parts))]
+        if any(fields[a].nullable for a in ancestors):
+            continue
+        for part in parts[:-1]:
+            record = record[part]
+        record[parts[-1]] = {} if info.kind == "record" and not info.nullable else info.empty()
+    return payload
+
+
+def test_the_schemas_empty_payloads_are_what_this_test_expects() -> None:
+    """The expectation below is read off the schema as this test means: a few fields by hand."""
+    hit, seizure, border = (_schema_empty(t) for t in ("WATCHLIST_HIT", "SEIZURE", "BORDER_EVENT"))
+    assert hit["person"]["surnames"] is None and hit["person"]["documents"] == [] and hit["list_name"] == ""
+    assert seizure["items"] == [] and seizure["conveyance"] is None and seizure["persons_detained"] == 0
+    assert border["event_type"] == "OTHER" and border["nationalities_observed"] == []
+
+
 @pytest.mark.parametrize("alert_type", ["WATCHLIST_HIT", "SEIZURE", "BORDER_EVENT"])
 def test_a_notice_of_any_type_holds_that_types_empty_payload_whatever_the_alert_held(alert_type: str) -> None:
-    """The notice's payload is the empty one of the type it names: the same as a notice of an alert of that type, and
+    """The notice's payload is the empty one of the type it names, as the schema gives it (``_schema_empty``), and
     nothing of the payload it was built from (here another type's), so it encodes."""
-    own = next(a for a in generate(40, seed=3, now=NOW) if a["alert_type"] == alert_type)
+    expected = _schema_empty(alert_type)
     for other in generate(40, seed=3, now=NOW):
         notice = recall_notice({**other, "alert_type": alert_type}, 3, None)
-        assert notice["payload"] == recall_notice(own, 3, None)["payload"]
-        assert CODEC.decode(CODEC.encode(notice))["alert_type"] == alert_type
+        assert notice["payload"] == expected and notice["alert_type"] == alert_type
+        assert CODEC.decode(CODEC.encode(notice))["payload"] == expected
+
+
+def test_states_that_name_different_types_are_different_states() -> None:
+    """The type is part of a state's ``==``: a test comparing states sees a wrong or missing type."""
+    typed = AlertState(2, {"COL": 2}, originator="SNM", alert_type="SEIZURE")
+    assert typed == AlertState(2, {"COL": 2}, originator="SNM", alert_type="SEIZURE")
+    assert typed != AlertState(2, {"COL": 2}, originator="SNM", alert_type="BORDER_EVENT")
+    assert typed != AlertState(2, {"COL": 2}, originator="SNM")

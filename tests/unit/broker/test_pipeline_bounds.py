@@ -200,7 +200,7 @@ def test_a_later_version_past_a_bound_is_pulled_back_from_every_holder_without_b
     bad["payload"]["person"]["documents"] = bad["payload"]["person"]["documents"][:1] * 1_000
     out = run.send(bad)
     assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
-    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, originator="SNM", alert_type="WATCHLIST_HIT")
     assert all("alert.invalid" in d["rules"] for d in out.entry["decisions"])
     assert all("payload.person.documents has 1,000 entries; at most 5 are accepted" in d["reasons"][0]
                for d in out.entry["decisions"])
@@ -231,7 +231,8 @@ def test_a_recall_past_a_bound_withdraws_the_alert_as_any_recall() -> None:
     recall["markings"]["caveats"] = [f"Z{i}" for i in range(1_000)]
     out = run.send(recall)
     assert out.dead_reason is None and _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
-    assert _bare(out.state) == AlertState(2, {}, recalled=True, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, recalled=True, originator="SNM",
+                                                      alert_type="WATCHLIST_HIT")
 
 
 def _budget(extra: int) -> Callable[[dict[str, Any]], None]:

@@ -47,19 +47,21 @@ def test_a_later_version_refused_for_its_content_withdraws_the_alert_at_once(fla
     out = run.send(bad)
     assert out.dead_reason is None and out.entry["kind"] == "ALERT"
     assert _headers(out) == {"COL": "RECALL", "USA": "RECALL"}
-    assert _bare(out.state) == AlertState(2, {}, originator="SNM")
+    assert _bare(out.state, typed=True) == AlertState(2, {}, originator="SNM", alert_type="WATCHLIST_HIT")
     assert all("breaks a rule every alert must keep" in d["reasons"][0] for d in out.entry["decisions"])
     assert all("alert.invalid" in d["rules"] for d in out.entry["decisions"])  # holders' recalls too
     assert run.send(bad).dead_reason == "replay"  # processed once: a copy is a replay, as any other's
     for partner in ("COL", "USA"):
         notice = CODEC.decode(run.sealers[partner].sealed[-1])
         assert notice["version"] == 2 and notice["summary"] is None and notice["location"] is None
+        assert notice["alert_type"] == "WATCHLIST_HIT"
         assert notice["occurred_at"] != bad["occurred_at"] and notice["source_timezone"] != "Factory"
     entry = orjson.dumps(out.entry)
     assert b"oculto" not in entry and b"95.0" not in entry and b"Z999" not in entry  # the rules' text, no value
     recall = run.send(_next(bad, "RECALL", reason="ERROR"))
     assert recall.feeds == [] and {d["decision"] for d in recall.entry["decisions"]} == {"WITHHOLD"}
-    assert _bare(recall.state) == AlertState(3, {}, recalled=True, originator="SNM")
+    assert _bare(recall.state, typed=True) == AlertState(3, {}, recalled=True, originator="SNM",
+                                                         alert_type="WATCHLIST_HIT")
 
 
 @pytest.mark.parametrize(("field", "value"), [("classification", "RESTRINGIDO\x1b[2J"),
