@@ -95,7 +95,7 @@ from broker.kafka import (
     tune_transactions,
     wake_group_waiters,
 )
-from broker.kafka.clients import MAX_BATCH_BYTES, fetch_total
+from broker.kafka.clients import MAX_BATCH_BYTES, RecordTooLarge, TooLarge, fetch_total
 from broker.lifecycle import AlertState, LifecycleBook, Outbox, Unsent, is_outbox, outbox_records
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, FeedCountStale, Outcome, Pipeline, seen_key
@@ -1367,6 +1367,7 @@ class BrokerWorker:
         self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
+        too_large = TooLarge(f"routing alerts in the broker group {self.config.group_id}")
         watcher: asyncio.Task[None] | None = None
         committer: asyncio.Task[None] | None = None
         try:
@@ -1397,6 +1398,13 @@ class BrokerWorker:
                     continue
                 except OffsetOutOfRange as exc:
                     await self._gap(group, exc.args[0])
+                    continue
+                except RecordTooLarge as exc:
+                    # A batch Kafka sent cut (a topic taking batches over the fetch limit, or more partitions on a
+                    # node than the fetch's total covers): aiokafka has moved the position one record past its
+                    # start. Read again from there, never on (``TooLarge``): the worker stops, naming the setting
+                    # to check, if it keeps coming cut. Nothing was dispatched of it, so nothing commits past it.
+                    too_large.seek_back(group, exc)
                     continue
                 if batch:
                     idle_since = time.monotonic()

@@ -84,6 +84,73 @@ def fetch_total(partitions: int) -> int:
     return min(MAX_FETCH_BYTES, max(1, partitions) * MAX_BATCH_BYTES)
 
 
+RecordTooLarge = aiokafka_errors.RecordTooLargeError
+"""What a fetch raises for a partition whose first batch Kafka sent cut (larger than what the consumer fetches of a
+partition, in an answer where another partition came first): ``TooLarge`` reads it again."""
+TOO_LARGE_TRIES = 10
+"""How many times running a fetch may meet the same batch cut before the read stops (``TooLarge``)."""
+
+
+class TooLarge:
+    """Reads a record batch a fetch could not take whole again, and never past it: for a read loop that calls
+    ``getmany`` (the worker's, ``broker.kafka.io``'s readers), one per read.
+
+    Kafka sends a partition's first batch whole, however large, only when it is the first partition of the answer
+    with data; a later one comes as a slice cut inside it. aiokafka then raises RecordTooLargeError naming the
+    partition and the offset it fetched from, and has already moved the partition's position one record past it: a
+    read that carried on from there would skip that record in silence (the fetch from the next offset gets the same
+    batch, and aiokafka hands out only its records from there on). ``seek_back`` sets the position back to the
+    offset named, so the next fetch asks for the batch again; aiokafka shuffles the partitions of each fetch, so the
+    batch usually comes first, and whole, within a few. Met ``tries`` times at the same offset, the read stops with
+    KafkaOperationError naming the partition, the offset and the setting to check. Nothing here commits: the caller
+    commits only what it has processed, so nothing is ever committed past such a batch.
+
+    After ``FETCH_PARTITIONS`` partitions on one node (the fetch's total then cuts one), or with a topic's
+    ``max.message.bytes`` raised by hand past ``MAX_BATCH_BYTES``, this is what is left to meet it."""
+
+    def __init__(self, what: str, tries: int = TOO_LARGE_TRIES) -> None:
+        self.what, self.tries = what, tries
+        self._met: dict[TopicPartition, tuple[int, int]] = {}
+
+    def seek_back(self, consumer: AIOKafkaConsumer, exc: aiokafka_errors.RecordTooLargeError) -> TopicPartition | None:
+        """Set the partition ``exc`` names back to the offset its fetch asked for: the partition, or None when it is
+        no longer assigned (its next owner reads it from the offset committed). KafkaOperationError (not retriable)
+        when this is the ``tries``-th time at that offset, or ``exc`` names no partition and offset (another aiokafka:
+        the position it moved past cannot be set back)."""
+        tp, offset, limit = _too_large_at(exc)
+        if tp is None or offset is None:
+            raise KafkaOperationError(
+                f"a record batch came cut while {self.what} ({str(exc)[:200]}), and the fetch did not say where: "
+                "stopped before reading past it. Check the topics' max.message.bytes (`puente topics plan`) and "
+                "install the aiokafka version pyproject.toml names") from exc
+        if tp not in consumer.assignment():
+            return None
+        last, count = self._met.get(tp, (offset, 0))
+        count = count + 1 if last == offset else 1
+        self._met[tp] = (offset, count)
+        if count >= self.tries:
+            fetched = f"{limit:,} bytes" if limit is not None else "its limit"
+            raise KafkaOperationError(
+                f"the record batch at offset {offset} of {tp.topic}[{tp.partition}] came cut {count} times while "
+                f"{self.what}: it is larger than this consumer fetches of a partition ({fetched}), which Kafka sends "
+                f"whole only as the first partition of a fetch. Check the topic's max.message.bytes against the "
+                f"fetch limit ({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets): a batch written while "
+                "the topic took more stays larger. Nothing was read or committed past it; starting again tries again"
+            ) from exc
+        consumer.seek(tp, offset)
+        return tp
+
+
+def _too_large_at(exc: BaseException) -> tuple[TopicPartition | None, int | None, int | None]:
+    """The partition, fetch offset and per-partition limit aiokafka's fetcher gives its RecordTooLargeError
+    (``args``: its text, then these); None for each it does not give."""
+    args: tuple[Any, ...] = tuple(exc.args)
+    tp = args[1] if len(args) > 1 and isinstance(args[1], TopicPartition) else None
+    offset = args[2] if len(args) > 2 and type(args[2]) is int and args[2] >= 0 else None
+    limit = args[3] if len(args) > 3 and type(args[3]) is int else None
+    return tp, offset, limit
+
+
 def tune_transactions() -> bool:
     """Apply the transaction retry backoff (a process-wide aiokafka setting); called when a worker
     starts, never at import. False when this aiokafka has no such setting (nothing is changed)."""

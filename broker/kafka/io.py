@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from broker.kafka.clients import reader, running
+from broker.kafka.clients import RecordTooLarge, TooLarge, reader, running
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.unreadable import UNREADABLE
 from puente.errors import KafkaUnavailableError, PuenteError
@@ -203,6 +203,28 @@ class Stall:
                                         "remained to read; check that Kafka is up, then run the command again")
 
 
+async def fetch(consumer: AIOKafkaConsumer, tps: Collection[TopicPartition], too_large: TooLarge, *,
+                timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+    """``consumer.getmany`` of ``tps`` for a group-less read, with a batch that came cut read again (``too_large``,
+    which stops the read once it has met it its tries): the partition is set back to where its fetch asked, and
+    fetched alone, the others paused meanwhile, so it is the first partition of Kafka's answer and its batch comes
+    whole (a batch over the fetch's limits too)."""
+    try:
+        return dict(await consumer.getmany(*tps, timeout_ms=timeout_ms))
+    except RecordTooLarge as exc:
+        tp = too_large.seek_back(consumer, exc)
+    if tp is None or tp not in tps:
+        return {}
+    others = sorted(set(consumer.assignment()) - {tp} - set(consumer.paused()))
+    if others:
+        consumer.pause(*others)
+    try:
+        return await fetch(consumer, [tp], too_large, timeout_ms=timeout_ms)
+    finally:
+        if others:
+            consumer.resume(*others)
+
+
 async def read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None = None
 ) -> AsyncGenerator[Record, None]:
@@ -215,9 +237,10 @@ async def read_range(
         return
     consumer.seek(tp, first)
     stall = Stall(f"reading {tp.topic}[{tp.partition}]")
+    too_large = TooLarge(stall.what)
     while (at := await consumer.position(tp)) < end:
         stall.check(at)
-        batch = await consumer.getmany(tp, timeout_ms=2000)
+        batch = await fetch(consumer, [tp], too_large, timeout_ms=2000)
         for msg in batch.get(tp, []):
             if msg.offset >= end:
                 return
@@ -287,8 +310,9 @@ async def read_many(
             consumer.seek(tp, first)
             todo[tp] = ends[tp]
     stall = Stall(f"reading {', '.join(sorted({tp.topic for tp in tps}))}")
+    too_large = TooLarge(stall.what)
     while todo:
-        batch = await consumer.getmany(*todo, timeout_ms=2000)
+        batch = await fetch(consumer, list(todo), too_large, timeout_ms=2000)
         for tp, msgs in batch.items():
             wanted = (record(m) for m in msgs if m.offset < todo.get(tp, 0))
             if each is None:
