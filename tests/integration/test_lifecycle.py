@@ -141,7 +141,8 @@ async def test_every_lifecycle_path_reaches_the_partners_it_should(env: Env) -> 
     # COL was fed it, on a feed the worker found with the partitions the settings make a feed with.
     assert states[corrected["alert_id"]] == AlertState(3, {}, recalled=True,
                                                        originator=corrected["markings"]["originator"]["agency"],
-                                                       counts={"COL": env.cfg.feed_partitions})
+                                                       counts={"COL": env.cfg.feed_partitions},
+                                                       alert_type=corrected["alert_type"])
     assert "COL" not in states[upgraded["alert_id"]].holders
     assert states[downgraded["alert_id"]].holders.get("CRI") == 2
     assert states[consented["alert_id"]].holders.get("USA") == 2
