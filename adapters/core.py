@@ -295,51 +295,75 @@ def _unnamed(name: str) -> str | None:
     return None
 
 
-# Words that name a marking, in Spanish and English, in norm_key form: an ignored column (or an ignored key's last
-# key) sharing a stem with one of them, or with a word of the adapter's marking columns, is taken for a marking and
-# refused (``_marking``). Matching by stem, not spelling, is what makes it fail closed: an export may rename a
-# marking column any way a person would still read as one ('Releasable to', 'Caveat', 'Clasif.', 'Handling'), and
-# a column nobody reads must plainly be about something else. The ignored lists themselves are the allow-list
-# (each column or key named); this keeps markings out of them. Words a column names places with are left out
-# ('Distrito' would share DISTRI with distribution).
+# Words that name a marking, in Spanish and English, in norm_key form, each spelt out with the inflections and
+# abbreviations a person writes for it: an ignored column (or an ignored key's last key) holding one as a whole word,
+# or a word of the adapter's own marking columns, is taken for a marking and refused (``_marking``). An export may
+# rename a marking column any way a person would still read as one ('Releasable to', 'Caveat', 'Clasif.',
+# 'Handling', 'Nivel de seguridad'), and a marking nobody reads is a restriction dropped for the agency's defaults.
+# Whole words, not stems: 'Consecutivo', 'Secretaría', 'Seguro', 'Crédito', 'Confianza' or 'Contacto con' name
+# nothing of the kind, and share only letters with CONSENT, SECRETO, SEGURIDAD, CREDIBILIDAD, CONFIDENCIAL.
+# Left out: MARCA (a vehicle's make; a block 'marcado' is sealed, and MARCADO is here), PUBLICO (the lowest level
+# restricts nothing, and names 'Ministerio Público'), DISTRIBUCION ('Dist.' is a district).
 MARKING_WORDS = frozenset({
-    "CLASIFICACION", "CLASSIFICATION", "CLASIF", "SEGURIDAD", "SECURITY", "RESTRINGIDO", "RESTRICTED",
-    "CONFIDENCIAL", "CONFIDENTIAL", "SECRETO", "SECRET",
-    "RELEASABLE", "RELEASE", "REL", "DIFUSION", "LIBERABLE", "DISSEMINATION", "DISEMINACION", "NOFORN", "TLP",
-    "CAVEAT", "CAVEATS", "ADVERTENCIA", "ADVERTENCIAS",
-    "HANDLING", "MANEJO", "RESTRICCION", "RESTRICCIONES", "RESTRICTION", "RESTRICTIONS",
-    "GRADING", "CALIFICACION", "EVALUACION", "RELIABILITY", "CREDIBILITY", "FIABILIDAD", "CONFIABILIDAD",
-    "CREDIBILIDAD", "CONSENT", "CONSENTIMIENTO", "ORIGINATOR", "ORIGINADOR", "MARKING", "MARKINGS", "MARCA",
-    "MARCAS", "MARCADO",
+    # classification and its levels
+    "CLASIFICACION", "CLASIFICACIONES", "CLASIFICADO", "CLASIFICADA", "CLASIFICADOS", "CLASIFICADAS", "CLASIFICAR",
+    "CLASIF", "CLASSIFICATION", "CLASSIFICATIONS", "CLASSIFIED", "UNCLASSIFIED", "CLASSIF", "CLASS",
+    "SEGURIDAD", "SECURITY", "SECRETO", "SECRETA", "SECRETOS", "SECRET", "CONFIDENCIAL", "CONFIDENCIALES",
+    "CONFIDENCIALIDAD", "CONFIDENTIAL", "CONFIDENTIALITY", "RESTRINGIDO", "RESTRINGIDA", "RESTRICTED", "RESERVADO",
+    "RESERVADA",
+    # release and dissemination
+    "RELEASABLE", "RELEASABILITY", "RELEASE", "RELEASED", "REL", "LIBERABLE", "LIBERABLES", "DIFUSION", "DIFUSIONES",
+    "DIF", "DISSEMINATION", "DISSEM", "DISEMINACION", "NOFORN", "ORCON", "FOUO", "TLP",
+    # caveats, handling, restrictions
+    "CAVEAT", "CAVEATS", "ADVERTENCIA", "ADVERTENCIAS", "HANDLING", "MANEJO",
+    "RESTRICCION", "RESTRICCIONES", "RESTRICTION", "RESTRICTIONS",
+    # grading of the source and the information
+    "GRADING", "CALIFICACION", "CALIFICACIONES", "CALIF", "EVALUACION", "EVALUACIONES", "EVAL", "RELIABILITY",
+    "CREDIBILITY", "FIABILIDAD", "CONFIABILIDAD", "CREDIBILIDAD",
+    # consent, originator, the marking itself
+    "CONSENT", "CONSENTIMIENTO", "ORIGINATOR", "ORIGINADOR", "ORIGINADORA", "MARKING", "MARKINGS", "MARCADO",
 })
 _NO_MARKING = frozenset({"CODIGO", "TEXTO", "DEL"})  # words of a marking column's name that name none alone
+_ABBREVIATED = 3  # letters, at least, of a word written with a dot ('Dif.', 'Sec.') that may abbreviate a marking word
+_COMPOUND = 8  # letters, at least, of a marking word held inside a longer word ('Subclasificación', 'desclasificado')
+_CAMEL = re.compile(r"(?<=[a-zß-ÿ])(?=[A-ZÀ-Þ])")  # 'nivelClasificacion' -> 'nivel Clasificacion'
+
+
+def _words(name: str) -> list[tuple[str, bool]]:
+    """The words of ``name`` in norm_key form (letters only: 'Clasif2' is CLASIF), each with whether a dot follows it
+    as written ('Clasif.' -> CLASIF, True); camelCase is split ('relTo' -> REL, TO)."""
+    out: list[tuple[str, bool]] = []
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        words = re.findall(r"[A-Z]+", norm_key(_CAMEL.sub(" ", part)))
+        out += [(w, j == len(words) - 1 and i < len(parts) - 1 and part[-1:].isalnum()) for j, w in enumerate(words)]
+    return out
 
 
 def _marking(name: str, columns: Iterable[str]) -> str | None:
-    """What marking ``name`` may be taken for ('the marking column DIFUSION', 'a marking (CAVEAT)'), or None.
+    """What marking ``name`` may be taken for ('the marking column REL_TO', 'a marking (the word CAVEAT)'), or None.
 
-    ``columns``: the adapter's marking columns (norm_key form). ``name`` holds one of them, or a word of it shares
-    a stem with a word of one, or of ``MARKING_WORDS`` (``_same_stem``)."""
-    key, aliases = norm_key(name), sorted(columns)
-    if found := next((alias for alias in aliases if alias in key), None):
+    ``columns``: the adapter's marking columns (norm_key form). A word of ``name`` is one of ``MARKING_WORDS`` or a
+    word of those columns (but CODIGO, TEXTO, DEL); or it is written with a dot and, three letters or more, begins
+    one ('Sec.', 'Conf.': an abbreviation that may stand for a marking is taken for one); or it holds one of eight
+    letters or more inside it ('Subclasificación', 'desclasificado')."""
+    aliases = sorted(columns, key=lambda a: (-len(a), a))  # the longest first: TEXTO_DE_MANEJO, not MANEJO
+    own = {w: alias for alias in aliases for w in alias.split("_") if len(w) >= 3 and w not in _NO_MARKING}  # shortest
+    marks = sorted(own.keys() | MARKING_WORDS)
+    words = _words(name)
+    key = "_".join(w for w, _ in words)
+    if found := next((a for a in aliases if f"_{a}_" in f"_{key}_"), None):  # its words, in its order
         return f"the marking column {found}"
-    own = {w: alias for alias in reversed(aliases) for w in alias.split("_") if len(w) >= 3 and w not in _NO_MARKING}
-    for word in key.split("_"):
-        marks = sorted(own.keys() | MARKING_WORDS, key=lambda m: (m != word, m))  # the word itself first
-        if mark := next((m for m in marks if _same_stem(word, m)), None):
-            return f"the marking column {own[mark]}" if mark in own else f"a marking ({mark})"
+    for word, dotted in words:
+        if word in own:
+            return f"the marking column {own[word]}"
+        if word in MARKING_WORDS:
+            return f"a marking (the word {word})"
+        if dotted and len(word) >= _ABBREVIATED and (mark := next((m for m in marks if m.startswith(word)), None)):
+            return f"a marking ({word}. may abbreviate {mark})"
+        if mark := next((m for m in marks if len(m) >= _COMPOUND and m in word), None):
+            return f"a marking ({word} holds {mark})"
     return None
-
-
-def _same_stem(word: str, mark: str) -> bool:
-    """Whether ``word`` (of a name) shares a stem with ``mark`` (a marking word): it is the word or its abbreviation
-    (at least three letters: 'Rel', 'Dif.', 'Clasif.'; so 'Sec.' and 'Con' too), another form of it (five letters in
-    common: Release and Releasable, Caveat and Caveats), or a compound holding it whole (six letters or more)."""
-    if len(word) >= 3 and mark.startswith(word):
-        return True
-    if len(word) >= 5 and len(mark) >= 5 and word[:5] == mark[:5]:
-        return True
-    return len(mark) >= 6 and mark in word
 
 
 @dataclass(frozen=True)
