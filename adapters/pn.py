@@ -43,17 +43,25 @@ group alone, it would be smaller than it was, and its corrected export (PN has n
 a conflict. Which cases a later line names is known only at the file's end, so the file is read
 twice (``read``): first a scan of each line's kind and case number (``_scan``), then record by
 record, which gives every case, published or refused with the line that named it elsewhere. A
-file is read twice where it lies, the second time only as far as the first got (a file still
-being written does not show the second read a line the first did not check); a stream that
-cannot be rewound (a pipe) is copied in memory first, at most ``PIPE_BYTES``, past which it is
-refused whole, saying so: adapt the file itself. Nothing of the file is written elsewhere.
+file is read twice where it lies, both times only as far as it went when the read began (a file
+still being written shows neither read a line half-written); a stream that cannot be rewound (a
+pipe) is copied in memory first, at most ``PIPE_BYTES``, past which it is refused whole, saying
+so: adapt the file itself. Nothing of the file is written elsewhere. The second read gives only
+the bytes the first read checked (``_Again``): the first keeps a digest of every stretch it read
+(``_Seen``: at most ``MARKS``, whatever the file's length), and the second gives a stretch only
+once its digest is the same. A file written again in place between the reads (truncated and
+written anew, on the same inode), or cut, gives the cases closed within the stretches both
+reads share; the rest is refused as one ``truncated`` result, ``cut`` (a watcher holds it and
+reads the file again once it is still), saying that the file changed while it was read.
 
 Memory does not grow with the file (``_Order``): the case numbers opened are kept as a fixed
 filter of ``SEEN_BITS`` bits, whatever the count of cases; the numbers it may have seen before
 (opened twice, or a chance match) are at most ``STRAY_CASES``, and are checked exactly by a third
 scan of their S lines, when there are any; the numbers named out of place are at most
 ``STRAY_CASES``. Past either bound, the file's order cannot be checked, and every case is refused,
-saying why (a file of some two million cases or more may be refused so: export it in parts). A case
+saying why (a file of some two million cases or more may be refused so: export it in parts). The
+digests the second read is checked against are at most ``MARKS`` (512 KiB), and it holds one stretch
+(``CHECK_BYTES``, 64 KiB, up to a file of 2 GiB; past it, 1/32768 of the file). A case
 number is read from the line's bytes, so a line that does not parse names the same case as one
 that does. A last line without its line end names a case only once the case number is written
 whole (its first 15 bytes, or a CR after a shorter line): a line cut within the number (a file
@@ -65,8 +73,10 @@ case, too late for what the first read published; the watcher reads it then.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -268,10 +278,11 @@ class _Order:
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     """Cases, each as {"case": S fields, "items": [(line, I fields)], "persons": [(line, P fields)]}; a case that a
     line elsewhere in the file names is refused (``_Order``), so the file is scanned to its end before its first
-    case is read. Memory: ``_Order``'s bound, one case's lines (the record limit), and for a pipe its copy, at most
-    ``PIPE_BYTES``. OSError: the stream failing, as met."""
-    start = _start(stream)
-    if start is None:  # a pipe: read once, so copied, within a bound (nothing of it is written to disk)
+    case is read. Every read after the first gives only bytes the first read saw (``_Again``): once one differs,
+    the rest is refused as cut (``_changed``). Memory: ``_Order``'s bound, ``_Seen``'s, one case's lines (the
+    record limit), and for a pipe its copy, at most ``PIPE_BYTES``. OSError: the stream failing, as met."""
+    extent = _extent(stream)
+    if extent is None:  # a pipe: read once, so copied, within a bound (nothing of it is written to disk)
         copy = io.BytesIO()
         while block := stream.read(1 << 16):
             if copy.tell() + len(block) > PIPE_BYTES:
@@ -280,35 +291,72 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                                                                "adapt the file itself; nothing was read"))
                 return
             copy.write(block)
-        copy.seek(0)
-        stream, start = copy, 0
-    order = _Order()
-    _scan(stream, ctx, order.open, order.stray)
-    size = stream.tell() - start  # as far as the first read got: a file still being written may have grown since
+        extent = (0, copy.tell())
+        stream = copy
+    start, size = extent
+    order, seen = _Order(), _Seen(stream, size)
+    stream.seek(start)
+    _scan(_buffered(seen), ctx, order.open, order.stray)
     if order.doubts:
         stream.seek(start)
-        _scan(_upto(stream, size), ctx, order.check, None)
+        _scan(_buffered(checked := _Again(stream, seen)), ctx, order.check, None)
+        if checked.changed:  # which numbers are opened twice was read from other bytes: no case is given
+            yield _changed(checked, 1)
+            return
     stream.seek(start)
-    for item, case_id in _records(_upto(stream, size), ctx):
+    again, line = _Again(stream, seen), 1
+    for item, case_id in _records(_buffered(again), ctx):
+        if again.changed:  # met at a stretch that differs: this item was made at the end the read came to there
+            yield _changed(again, item.line or line)
+            return
         if case_id is not None and item.error is None and (why := order.refusal(case_id, item.line)):
             item = Item(item.number, item.line, item.raw, error=why)
+        line = item.line
         yield item
+    if again.changed:  # met at the file's end, with nothing left to give
+        yield _changed(again, line)
 
 
-def _start(stream: BinaryIO) -> int | None:
-    """Where ``stream`` stands, to read it again from there; None when it cannot be rewound."""
+def _extent(stream: BinaryIO) -> tuple[int, int] | None:
+    """Where ``stream`` stands and how many bytes follow it now (a file's size as ``fstat`` gives it, or as far as a
+    watcher's view of it goes), so that no read sees what is written after; None when it cannot be rewound."""
     try:
-        return stream.tell() if stream.seekable() else None
+        if not stream.seekable():
+            return None
+        start = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(start)
     except OSError:  # a pipe behind a file object that claims to seek
         return None
+    return start, max(0, end - start)
 
 
-class _Upto(io.RawIOBase):
-    """The next ``size`` bytes of a stream: the second read of a file sees no more than the first did."""
+def _buffered(raw: io.RawIOBase) -> BinaryIO:
+    return io.BufferedReader(raw, 1 << 16)
+
+
+CHECK_BYTES = 1 << 16  # a stretch of the file whose digest the first read keeps, to check a later read against
+MARKS = 1 << 15  # digests kept at most (16 bytes each: 512 KiB); past it, stretches are twice as long
+
+
+class _Seen(io.RawIOBase):
+    """The first read of a file: at most ``size`` bytes of ``stream`` (fixed before it, so that a file still being
+    written does not show it a line half-written and then its end as another line), and a digest of what it read
+    at the end of every stretch of ``every`` bytes, and at its end, for ``_Again``.
+
+    The digests are of all the bytes read so far, keyed for this read alone (no file can aim at them): keeping every
+    other one gives those of stretches twice as long, so ``MARKS`` digests are kept however long the file is. A file
+    of up to ``MARKS * CHECK_BYTES`` bytes (2 GiB) is checked in stretches of ``CHECK_BYTES``; a longer one in longer
+    stretches (an 8 GiB file: 256 KiB), each held in memory by ``_Again`` while it is checked."""
 
     def __init__(self, stream: BinaryIO, size: int) -> None:
         super().__init__()
-        self._stream, self._left = stream, size
+        self._stream, self._left, self.key = stream, size, secrets.token_bytes(16)
+        self._hash = self.hasher()
+        self.length, self.every, self._marks = 0, CHECK_BYTES, bytearray()
+
+    def hasher(self) -> Any:
+        return hashlib.blake2b(digest_size=16, key=self.key)
 
     def readable(self) -> bool:
         return True
@@ -317,11 +365,81 @@ class _Upto(io.RawIOBase):
         data = self._stream.read(min(len(buffer), self._left)) if self._left > 0 else b""
         buffer[:len(data)] = data
         self._left -= len(data)
+        view = memoryview(data)
+        while view:  # split at each stretch's end, whose digest is kept
+            part = view[:self.every - self.length % self.every]
+            self._hash.update(part)
+            self.length += len(part)
+            view = view[len(part):]
+            if self.length % self.every == 0:
+                self._mark()
         return len(data)
 
+    def _mark(self) -> None:
+        if len(self._marks) == MARKS * 16:  # full: keep the digests at the ends of stretches twice as long
+            self._marks = bytearray().join(self._marks[i:i + 16] for i in range(16, len(self._marks), 32))
+            self.every *= 2
+        if self.length % self.every == 0:
+            self._marks += self._hash.digest()
 
-def _upto(stream: BinaryIO, size: int) -> BinaryIO:
-    return io.BufferedReader(_Upto(stream, size), 1 << 16)
+    def end(self, at: int) -> int:
+        """Where the stretch that starts at ``at`` ends: the next digest kept, or the end of what was read."""
+        return min(at - at % self.every + self.every, self.length)
+
+    def digest(self, end: int) -> bytes:
+        """The digest of the first ``end`` bytes read, ``end`` a stretch's end as ``end()`` gives it."""
+        if end == self.length:
+            return bytes(self._hash.digest())
+        return bytes(self._marks[(end // self.every - 1) * 16:end // self.every * 16])
+
+
+class _Again(io.RawIOBase):
+    """A later read of the bytes ``seen`` read, given a stretch at a time (``_Seen.end``), each only once its digest
+    is the first read's: a file written again in place (truncated and written anew, on the same inode) or cut
+    between the reads shows no byte the first did not, however soon after its last change it is read (times kept
+    by a file system are coarse, and a share's may be cached). At the first stretch that differs, or ends early,
+    ``changed`` is set and the read ends there, at ``at``, the end of the bytes checked."""
+
+    def __init__(self, stream: BinaryIO, seen: _Seen) -> None:
+        super().__init__()
+        self._stream, self._seen, self._hash = stream, seen, seen.hasher()
+        self._ready = memoryview(b"")
+        self.at, self.changed = 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._ready:
+            self._ready = memoryview(self._stretch())
+        n = min(len(buffer), len(self._ready))
+        buffer[:n] = self._ready[:n]
+        self._ready = self._ready[n:]
+        return n
+
+    def _stretch(self) -> bytes:
+        end = self._seen.end(self.at)
+        if self.changed or end <= self.at:
+            return b""
+        parts, want = [], end - self.at
+        while want and (block := self._stream.read(want)):
+            parts.append(block)
+            want -= len(block)
+        data = b"".join(parts)
+        self._hash.update(data)
+        if want or self._hash.digest() != self._seen.digest(end):
+            self.changed = True
+            return b""
+        self.at = end
+        return data
+
+
+def _changed(again: _Again, line: int) -> Item:
+    """The rest of a file whose bytes changed between two reads, refused as cut: read again once it is still."""
+    return Item(0, line, b"", error=AdapterError(
+        f"the file changed while it was read (written again in place, or cut short): its bytes after the first "
+        f"{again.at:,} are not those its case order was checked on, and no case among them was given; read it "
+        "again once it is still", f.TRUNCATED, cut=True))
 
 
 def _number(raw: bytes) -> bytes:
