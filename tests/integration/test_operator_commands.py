@@ -63,8 +63,9 @@ async def test_a_replication_larger_than_the_cluster_fails_and_claims_nothing(ka
 
 
 async def test_a_second_apply_changes_only_what_puente_owns(kafka_admin: KafkaConnection, tmp_path: Path) -> None:
-    """A setting an operator set by hand on a key Puente does not own survives a second apply; one Puente owns
-    and that drifted is set back and named; the rest reads unchanged."""
+    """A setting an operator set by hand on a key Puente does not own survives a second apply; those Puente owns
+    and that drifted (the retention, the largest batch every fetch takes whole) are set back and named; the rest
+    reads unchanged."""
     variables = _fresh(kafka_admin, tmp_path)
     first = _run(variables, "topics", "apply")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -73,17 +74,19 @@ async def test_a_second_apply_changes_only_what_puente_owns(kafka_admin: KafkaCo
     admin = Admin(kafka_admin)
     change = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
         ConfigEntry("max.message.bytes", "2000000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("segment.ms", "3600000", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])]
     await admin.results("altering", await admin.call("altering", lambda c: c.incremental_alter_configs(change)))
     second = _run(variables, "topics", "apply")
     assert second.returncode == 0, second.stdout + second.stderr
     line = next(row for row in second.stdout.splitlines() if row.startswith(topic + " "))
-    assert " updated " in line and "retention.ms=" in line
+    assert " updated " in line and "retention.ms=" in line and "max.message.bytes=1048588 (was 2000000)" in line
     assert all(" unchanged " in row for row in second.stdout.splitlines()[1:] if not row.startswith(topic + " "))
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     described = await admin.results("describing", await admin.call("describing",
                                                                    lambda c: c.describe_configs([resource])))
-    assert described[resource]["max.message.bytes"].value == "2000000"
+    assert described[resource]["segment.ms"].value == "3600000"
+    assert described[resource]["max.message.bytes"].value == "1048588"
 
 
 async def test_apply_refuses_to_change_the_ingress_partitions(kafka_admin: KafkaConnection, tmp_path: Path) -> None:

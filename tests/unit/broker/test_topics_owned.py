@@ -115,12 +115,12 @@ def test_drifted_invariants_are_set_back_and_named() -> None:
     """With the planned replication, a compacted, size-limited receipts topic is updated: each setting set back,
     named with the value it had; a setting Puente does not own is left as it is."""
     cluster = _compacted_receipts(3)
-    cluster.topics[RECEIPTS.name][1]["max.message.bytes"] = "2000000"
+    cluster.topics[RECEIPTS.name][1]["segment.ms"] = "3600000"
     [result] = _apply(cluster, [RECEIPTS])
     assert result.action == "updated"
     assert set(result.changed) == {"cleanup.policy", "retention.bytes", "unclean.leader.election.enable"}
     assert "retention.bytes=-1 (was 1024)" in result.detail and "unclean.leader.election.enable=false" in result.detail
-    assert cluster.topics[RECEIPTS.name][1]["max.message.bytes"] == "2000000"
+    assert cluster.topics[RECEIPTS.name][1]["segment.ms"] == "3600000"
     assert _apply(cluster, [RECEIPTS])[0].action == "unchanged"
 
 
