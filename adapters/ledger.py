@@ -11,8 +11,9 @@ first publication). For a record about to be published, ``Ledger.judge`` says:
                one content per version, so a correction needs a higher revision
     OLDER      a later version of the id is already published: dead-letter it. Publishing it would
                put an older copy after a newer one
-    RECALLED   the id was recalled by an earlier version: dead-letter it. A recall is for good (the
-               broker refuses any later version), so new content needs a new alert
+    RECALLED   the id was recalled by an earlier version: dead-letter it. A recall giving its reason is
+               for good (the broker refuses any later version), so new content needs a new alert; one
+               without it is a version the broker withdraws the alert for, not for good (``admissible``)
     UNDOES     a later version whose markings differ from those the latest RECLASSIFY or CONSENT of
                the id set (an officer's ``puente reclassify``, a partner's RECLASIFICACION): dead-letter
                it. An export's next revision carries the markings its system had, which never saw the
@@ -44,12 +45,13 @@ as ``misrouted``, so it must not make the real record a duplicate; such records 
 ``Ledger.misrouted``. Nor does a record whose version and lifecycle the broker refuses in every state
 (``admissible``: the broker's own rule, ``broker.lifecycle.lifecycle_problem``): a version outside 1 to
 1,000,000 (2,000,000, 0, a negative one), content at 1,000,000 (kept for a recall), a first version with a
-lifecycle, a recall whose lifecycle does not fit it. The broker dead-lettered it whatever it held, so it is not
+lifecycle, a recall without its reason at 1,000,000. The broker dead-lettered it whatever it held, so it is not
 published, not the latest (a later export is not OLDER for it), not a recall (its id's later versions are not
 RECALLED for it), no CONFLICT for the genuine copy of its version, and no copy to spare a re-run (``unchecked``)
-when its key is gone: such records are counted in ``Ledger.invalid``. A content version numbered where a later
-version stands (2 to 999,999) whose lifecycle breaks a rule is still a version: the broker may have taken it, as a
-change it withdraws the alert for.
+when its key is gone: such records are counted in ``Ledger.invalid``. A version numbered where a later version
+stands (2 to 999,999) whose lifecycle breaks a rule is still a version: the broker may have taken it, as a change
+it withdraws the alert for. A recall without its reason among them: a version, not a recall for good
+(``recalls_for_good``), so its id's later versions are not RECALLED for it.
 
 One kind of record that does not prove the agency's origin is not quite left out: one that names a
 MAC key of the agency's own the keystore does not hold (``unverifiable``), the generation that signed
@@ -130,7 +132,7 @@ class Entry(NamedTuple):
     alert_id: str
     version: int
     content: bytes  # digest of the value as the current schema writes it
-    recalled: bool = False  # this version is a RECALL
+    recalled: bool = False  # this version is a RECALL for good, giving its reason (``recalls_for_good``)
     held: tuple[Any, ...] | None = None  # the markings this version sets, when it is a RECLASSIFY or a CONSENT
 
 
@@ -171,13 +173,22 @@ def is_recall(alert: Mapping[str, Any]) -> bool:
     return isinstance(life, Mapping) and life.get("action") == RECALL
 
 
+def recalls_for_good(alert: Mapping[str, Any]) -> bool:
+    """Whether ``alert`` recalls its id for good: a recall giving its reason. The broker takes one without it,
+    numbered above what partners hold, as a version it cannot admit: it withdraws the alert from its holders, not
+    for good, and a later version goes out again (``broker.pipeline._final_recall``)."""
+    life = alert.get("lifecycle")
+    return is_recall(alert) and isinstance(life, Mapping) and life.get("reason") is not None
+
+
 def admissible(alert: Mapping[str, Any], emptied: Collection[str] = ()) -> bool:
     """Whether the broker may take ``alert``, in some state, for its version and lifecycle (``emptied``: the paths of
     the lists the codec left empty, past their bound). ``lifecycle_problem``, the function the broker admits by,
-    finds none; or the copy is a content version numbered where a later version stands (2 to 999,999), which the
-    broker may take, whatever its lifecycle breaks, as a change it withdraws the alert for (``Pipeline._admit``).
+    finds none; or the copy is numbered where a later version stands (2 to 999,999), which the broker may take,
+    whatever its lifecycle breaks, as a change it withdraws the alert for (``Pipeline._admit``): a content version
+    with no action, say, or a recall without its reason (a withdrawal, not a recall for good: ``recalls_for_good``).
     Otherwise the broker refuses it in every state: a version out of range, content at the last version, a first
-    version with a lifecycle, a recall whose lifecycle does not fit. The codec always gives a version (1 by the
+    version with a lifecycle, a recall without its reason at the last. The codec always gives a version (1 by the
     schema's default), so an alert without one was not read from the topic: refused, never taken as 1.
 
     ``adapters.lifecycle`` judges the copies an officer's change builds on by this same function (no change but a
@@ -188,7 +199,7 @@ def admissible(alert: Mapping[str, Any], emptied: Collection[str] = ()) -> bool:
     if lifecycle_problem(dict(alert), emptied) is None:
         return True
     version = alert["version"]
-    return not is_recall(alert) and type(version) is int and 1 < version < MAX_VERSION
+    return type(version) is int and 1 < version < MAX_VERSION
 
 
 def _action(alert: dict[str, Any]) -> str | None:
@@ -241,7 +252,7 @@ def _decoded(codec: AlertCodec, key: bytes | None, value: bytes) -> tuple[Entry,
         return None
     taken = admissible(alert, emptied)
     version = alert.get("version")
-    entry = Entry(alert_id, version if type(version) is int else 0, content, taken and is_recall(alert), marks)
+    entry = Entry(alert_id, version if type(version) is int else 0, content, taken and recalls_for_good(alert), marks)
     return entry, alert, taken
 
 
@@ -460,7 +471,7 @@ async def read_ledger(conn: KafkaConnection, topic: str, codec: AlertCodec, agen
         elif not taken:
             ledger.invalid += 1  # dead-lettered by the broker in every state: not a version, a recall nor a conflict
         elif origin is not None and not origin.may_take(entry.alert_id, alert["markings"]["originator"],
-                                                         entry.recalled):
+                                                         is_recall(alert)):  # a recall's names, reason or not
             ledger.refused += 1
         else:
             ledger.add(*entry)

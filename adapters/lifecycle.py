@@ -18,8 +18,10 @@ id's prefix: ``SNM:PTY-...`` is SNM's) on its own ingress topic, as its adapter 
    copies when nothing else counts (``Found.recallable``). A copy the broker refuses for its version
    and lifecycle whatever state it holds (``admissible``, by ``broker.lifecycle.lifecycle_problem``,
    the function it admits by: a version outside 1 to 1,000,000, the last kept for a recall, a first
-   version or a recall whose lifecycle does not fit it) is refused here too (``Found.invalid``): it is
-   never the latest, the first nor a recall, so one such copy cannot block a change.
+   version with a lifecycle) is refused here too (``Found.invalid``): it is never the latest, the first
+   nor a recall, so one such copy cannot block a change. A recall without its reason numbered 2 to
+   999,999 is a copy the broker may have taken, as a withdrawal, not a recall for good
+   (``recalls_for_good``): it may be the latest, and the next change is numbered above it.
 2. Make version + 1 (``next_version``, pure): the content as it stands, the lifecycle set, and
    for a CONSENT the partners added to ``markings.originator_consent`` (which holds every consent
    given, and is what the policy reads) and named in ``lifecycle.partners``; for a RECLASSIFY the
@@ -32,8 +34,8 @@ agency; a partner the policy does not know; a marking the policy does not know; 
 with no change. Refused after reading: an alert not on the topic (never published there, or older
 than the topic's retention: the agency can republish it from its own system with ``puente adapt``);
 copies that all name an originator the broker refuses for the id, or all have a version or lifecycle it
-refuses; an alert already recalled (any of its originator's copies a recall, even one a later version
-follows: a recall is for good); a change other than a recall built on a version whose content or
+refuses; an alert already recalled (any of its originator's copies a recall giving its reason, even one a
+later version follows: such a recall is for good); a change other than a recall built on a version whose content or
 lifecycle breaks a rule; a partner already consented; a reclassification that leaves the markings as
 they are. Kafka itself refuses another agency's login.
 
@@ -58,7 +60,7 @@ from typing import Any
 from adapters import _fields as f
 from adapters.config import Context, Vocabulary, load_config, make_context
 from adapters.core import LIFECYCLE_ACTIONS, MAX_REVISION, RECALL_REASONS, check_lifecycle, lifecycle, names
-from adapters.ledger import admissible, is_recall, proves, scan
+from adapters.ledger import admissible, is_recall, proves, recalls_for_good, scan
 from adapters.publisher import IngressPublisher
 from broker.crypto import SecretBytes, ingress_mac_key, parse_pair_key_id
 from broker.kafka import KafkaConnection
@@ -181,9 +183,10 @@ class Found:
 
     @property
     def recall(self) -> tuple[int, int] | None:
-        """The rank (version, offset) of the first of the originator's copies that is a recall, or None: the broker
-        refuses anything after one, whatever its version or place on the topic."""
-        return next((r for r, a in self.own() if is_recall(a)), None)
+        """The rank (version, offset) of the first of the originator's copies that is a recall for good (giving its
+        reason), or None: the broker refuses anything after one, whatever its version or place on the topic. One
+        without its reason it took, if at all, as a withdrawal (``recalls_for_good``): changes go on above it."""
+        return next((r for r, a in self.own() if recalls_for_good(a)), None)
 
 
 def agency_of(alert_id: str, agencies: Iterable[str]) -> str:
@@ -249,14 +252,17 @@ def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
         raise ConfigError(f"{alert_id}: the version to build on is not one the broker takes (versions count from 1 to "
                           f"{MAX_VERSION:,}); check the copies on the agency's ingress topic")
     done = latest.get("lifecycle") or {}
-    if done.get("action") == "RECALL" and change.action != "RECALL":
+    # A recall without its reason is no recall for good: the broker withdrew the alert for it, if it took it, as a
+    # version it cannot admit (``recalls_for_good``); the next change is numbered above it.
+    final = done.get("action") == "RECALL" and done.get("reason") is not None
+    if final and change.action != "RECALL":
         why = f" (reason {done['reason']})" if done.get("reason") else ""
         raise ConfigError(f"{alert_id} was recalled in version {version}{why}; a recall is for good, so it takes no "
                           "further change")
     # A recall again is allowed: the broker sends the notices again to any partner that still holds
     # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
     # A recall at the last version is repeated at that version: there is no higher one.
-    again_at_last = done.get("action") == "RECALL" and version == MAX_REVISION
+    again_at_last = final and version == MAX_REVISION
     if not again_at_last and (version + 1 > MAX_REVISION
                               or (version + 1 == MAX_REVISION and change.action != "RECALL")):
         raise ConfigError(f"{alert_id} is at version {version:,}: versions count to {MAX_REVISION - 1:,}, and "
@@ -363,9 +369,10 @@ def take(found: Found, offset: int, alert: dict[str, Any], origin: Originator, e
     (``admissible``; ``emptied``: the lists the codec left empty, past their bound) and it names an originator the
     broker may take for its id (``origin``: the agency's ``Originator``); count it invalid or refused otherwise."""
     if not admissible(alert, emptied):
-        # A version out of range (2,000,000; 0; 1,000,000 for content), or a first version or a recall whose
-        # lifecycle does not fit it: the broker dead-lettered it whatever its state, so it is neither the latest to
-        # build on nor a recall.
+        # A version out of range (2,000,000; 0; 1,000,000 for content, or for a recall without its reason), or a
+        # first version with a lifecycle: the broker dead-lettered it whatever its state, so it is neither the
+        # latest to build on nor a recall. A recall without its reason at 2 to 999,999 is kept: the broker may have
+        # taken it as a withdrawal, so the next change goes above it (``admissible``).
         found.invalid += 1
         return
     recall = is_recall(alert)
@@ -396,8 +403,8 @@ async def find_latest(conn: KafkaConnection, topic: str, alert_id: str, agency: 
 def next_of(found: Found, change: Change) -> dict[str, Any]:
     """The next version of the alert ``found`` holds for a checked ``change``: ``next_version`` on the latest of the
     first originator's copies (``Found.own``), so it names the originator the broker holds the alert to. A change
-    other than a recall is refused once any of those copies is a recall, even one a later version follows (the
-    broker refused that version as recalled)."""
+    other than a recall is refused once any of those copies is a recall for good, even one a later version follows (the
+    broker refused that version as recalled); a recall without its reason is none (``recalls_for_good``)."""
     found = found.for_change(change.action)
     latest = found.alert
     if latest is None:

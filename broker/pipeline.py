@@ -183,7 +183,10 @@ FORMER_PARTNER = "(not in the policy)"
 def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
     """What the replay window remembers of a processed alert version: the id alone for a first
     version (as before versions existed), the id and the version for a later one; a recall is
-    told apart, since it may carry a version already used (see ``Pipeline._admit``)."""
+    told apart, since it may carry a version already used (see ``Pipeline._admit``). Only a recall
+    for good, giving its reason (``_final_recall``): one without it is a version the broker withdraws
+    the alert for, remembered as any such version is, so the originator's recall at its number is no
+    replay of it."""
     # A space: no alert id holds one (``_REFERENCE``), so no id's key can pass for another's version or
     # recall ("X#v2#recall" is an id the adapters have written).
     if recall:
@@ -193,6 +196,15 @@ def seen_key(alert_id: str, version: int, recall: bool = False) -> str:
 
 def _is_recall(life: Any) -> bool:
     return isinstance(life, dict) and life.get("action") == RECALL
+
+
+def _final_recall(life: Any) -> bool:
+    """Whether a lifecycle is a recall for good, the replay window's ``recall`` (``seen_key``): a RECALL giving its
+    reason. One without it is withdrawn as a version the broker cannot admit (``Pipeline._admit``), and remembered
+    as such a version is, by its id and version: the originator's own recall at that number (``puente recall``
+    builds on the latest copy) must not then be refused as its replay. The worker rebuilds the window from audit
+    entries by the same rule (``broker.worker._processed_ids``: action RECALL and a reason)."""
+    return _is_recall(life) and life.get("reason") is not None
 
 
 StateLookup = Callable[[str], AlertState | None]
@@ -394,7 +406,7 @@ class Pipeline:
             "ingress_ms": record.timestamp_ms,
             "at": self._iso(now),
             "decisions": decisions,
-        }, seen_id=seen_key(alert["alert_id"], version, recall))
+        }, seen_id=seen_key(alert["alert_id"], version, _final_recall(life)))
         if prior is not None:
             out.by_id, out.by_slot, out.counts = prior.by_id, prior.by_slot, prior.counts
         if version > 1 or prior is not None:
@@ -670,6 +682,7 @@ class Pipeline:
         # originator is still held to the first version's (below): one unit may not recall another's alert.
         recall = _is_recall(alert.get("lifecycle"))
         content = not recall
+        final = _final_recall(alert.get("lifecycle"))  # how the replay window knows it (``seen_key``)
         # A content rule broken (``content_problem``): too much held, a hidden character, an unsound value. A
         # recall's content is neither scanned nor viewed: only its id, held to its length before it is read.
         unsound = (over or oversized or _bounded_content_problem(alert, now, plain)) if content else None
@@ -721,8 +734,9 @@ class Pipeline:
             placeable = (prior is not None and bool(prior.holders) and not prior.recalled and type(version) is int
                          and prior.version < version < MAX_VERSION and (content or not problem))
             if problem or structural or placeable:
-                if (content or not problem) and seen_key(alert_id, version, recall) in seen:
-                    # Processed already (a broken version withdraws the alert once): a replay, as any other's copy.
+                if (content or not problem) and seen_key(alert_id, version, final) in seen:
+                    # Processed already (a broken version withdraws the alert once): a replay, as any other's copy. A
+                    # recall without its reason is known as a content version is (``_final_recall``).
                     raise _Reject("replay", f"this alert id's version {version} was already processed")
                 broken = [p for p in (problem, structural) if p]
                 if retyped:
@@ -749,7 +763,7 @@ class Pipeline:
         # A recall again at the last version reuses it (there is no higher one): its id was seen.
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
                          and prior.version == MAX_VERSION and self._reachable(prior))
-        if not again_at_last and seen_key(alert_id, version, recall) in seen:
+        if not again_at_last and seen_key(alert_id, version, final) in seen:
             raise _Reject("replay", f"this alert id's version {version} was already processed")
         if prior is None and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
             # A first version too: one republished after its alert's state aged out (recalled for good, say) would

@@ -2046,12 +2046,16 @@ def remember_block(window: ReplayWindow | None, value: bytes, ceiling: int) -> R
 
 
 def _processed_ids(doc: Any) -> list[tuple[str, int]]:
-    """(alert id, ingress append time) of every alert an audit block (parsed) records as decided."""
+    """(replay window key, ingress append time) of every alert an audit block (parsed) records as decided, keyed
+    as the pipeline keyed it (``seen_key``): a recall only where the entry gives its reason, since one without it
+    was withdrawn as a version the broker cannot admit and remembered as such (``pipeline._final_recall``); a
+    restart must leave the window as the records left it."""
     out = []
     entries = doc.get("entries") if isinstance(doc, dict) else None
     for entry in entries if isinstance(entries, list) else ():  # not verified: of any shape
         if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
             version = entry.get("version", 1)
-            out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1,
-                                 entry.get("action") == "RECALL"), entry["ingress_ms"]))
+            final = entry.get("action") == "RECALL" and entry.get("reason") is not None
+            out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1, final),
+                        entry["ingress_ms"]))
     return out

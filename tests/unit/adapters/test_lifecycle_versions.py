@@ -160,8 +160,8 @@ async def test_a_copy_whose_lifecycle_breaks_a_rule_takes_only_a_recall(tmp_path
 
 def test_a_copy_refused_in_every_state_is_one_the_brokers_rule_refuses(first: dict[str, Any]) -> None:
     """``admissible`` refuses only copies ``lifecycle_problem`` refuses, and every copy it finds a version problem in,
-    or a lifecycle problem in a first version or a recall; a content version it may take as a change (2 to 999,999)
-    stays a candidate."""
+    or a lifecycle problem in a first version; a later version it may take as a change (2 to 999,999, a recall
+    without its reason too: ``test_lifecycle_reasonless``) stays a candidate."""
     refused = (_as(first, 0), _as(first, -1), _as(first, MAX_VERSION + 1, UPDATE), _as(first, MAX_VERSION, UPDATE),
                _as(first, 1, UPDATE), _as(first, 1, RECALL), _as(first, 0, RECALL), _as(first, 2_000_000, RECALL))
     for alert in refused:
