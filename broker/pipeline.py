@@ -368,7 +368,7 @@ class Pipeline:
         try:
             alert, prior, invalid = self._admit(record, key, seen, now, states)
         except _Reject as rej:
-            return self._dead(record, where, key, rej.reason, rej.detail, now)
+            return self._dead(record, where, key, rej.reason, rej.detail, now, rej.version)
         except KeyUnusable:
             raise  # configuration, not input: not a dead letter, which would be final (see MissingDeliveryKey)
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
@@ -721,6 +721,12 @@ class Pipeline:
         # it is: a content version of another is no update of the alert the partners hold, and never admitted.
         retyped = (content and prior is not None and prior.alert_type is not None
                    and alert["alert_type"] != prior.alert_type)
+        named = alert["markings"]["originator"]["agency"]
+        # The originator rules (below): a version one fails is no version of the alert's own originator.
+        off_series = ((prior is None or prior.originator is None)
+                      and not (content and prior is not None and prior.recalled)
+                      and not self._in_series(agency, alert_id, named, recall))
+        other_originator = prior is not None and prior.originator is not None and named != prior.originator
         invalid: str | None = None
         if problem or structural or retyped:
             # A version the originator numbered above what partners hold, of an alert not recalled, changed the
@@ -743,11 +749,13 @@ class Pipeline:
                     broken.append(_retyped(version, prior))
                 invalid = "; ".join(broken)
                 if not placeable:
-                    raise _Reject("invalid", invalid)
+                    # Remembered, where it is a version the alert's own originator numbered (``_remembered``): the
+                    # same bytes again within the window, once some partner holds the alert, would withdraw it.
+                    raise _Reject("invalid", invalid, _remembered(alert, version, structural)
+                                  if not (off_series or other_originator) else None)
             # Else retyped alone, with nothing to withdraw: refused below, where a recalled alert, a replay or a
             # stale version is first said to be one (as a copy of its own type would be), else for its type.
-        if ((prior is None or prior.originator is None) and not (content and prior is not None and prior.recalled)
-                and not self._in_series(agency, alert_id, alert["markings"]["originator"]["agency"], recall)):
+        if off_series:
             # A relayed unit numbers its messages in its own series (``COMBIFRON:COL-ARC-...``): without this, one
             # unit could publish under another's id a version the broker takes as the first it knows (the first
             # reached no one, so no state holds its originator), and the other's own versions were then refused.
@@ -775,7 +783,7 @@ class Pipeline:
                                        "so it cannot be told from an alert that never reached anyone; an event "
                                        "this old is not shared (a new alert about it is refused the same way)")
         if prior is not None:
-            if prior.originator is not None and alert["markings"]["originator"]["agency"] != prior.originator:
+            if other_originator:
                 # An agency relaying several foreign units may name any of them: one unit's version must not
                 # update, re-mark or recall another's alert.
                 raise _Reject("originator", f"this alert id's first version names originator {prior.originator}; "
@@ -810,7 +818,7 @@ class Pipeline:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
             if retyped and invalid is None:  # nothing to withdraw (no holder), and no reason above to refuse it
-                raise _Reject("invalid", _retyped(version, prior))
+                raise _Reject("invalid", _retyped(version, prior), version)  # remembered, as any broken version
         return alert, prior, invalid
 
     def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:
@@ -894,7 +902,11 @@ class Pipeline:
             self._at = (now, iso_utc(now))
         return self._at[1]
 
-    def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime) -> Outcome:
+    def _dead(self, record: Record, where: str, key: str, reason: str, detail: str, now: datetime,
+              version: int | None = None) -> Outcome:
+        """A dead letter. ``version``: the record is remembered in the replay window at that version of its key (an
+        alert id ``_admit`` found sound, past the origin check: ``_remembered``), and its audit entry says so, which
+        the worker rebuilds the window from (``broker.worker._processed_ids``)."""
         at = self._iso(now)
         headers: tuple[tuple[str, bytes], ...] = (
             (wire.DLQ_REASON, reason.encode()),
@@ -911,14 +923,18 @@ class Pipeline:
                  "detail": detail[: wire.DLQ_DETAIL_MAX],
                  "ingress": where,
                  "ingress_ms": min(record.timestamp_ms, int(now.timestamp() * 1000) + MAX_FUTURE_SKEW_MS), "at": at}
+        seen_id = None
+        if version is not None:
+            entry["version"] = version
+            seen_id = seen_key(key, version)
         records = 1 if record.unreadable is None else record.unreadable.records
         cut = dead_letter_body(record.key or b"", record.value or b"")
         if cut is None:
-            return Outcome(entry=entry, dead_letter=headers, dead_reason=reason, records=records)
+            return Outcome(entry=entry, dead_letter=headers, dead_reason=reason, seen_id=seen_id, records=records)
         dead_key, dead_value, note = cut
         entry["cut"] = note
         return Outcome(entry=entry, dead_letter=(*headers, (wire.DLQ_CUT, note.encode())), dead_reason=reason,
-                       dead_record=(dead_key, dead_value), records=records)
+                       dead_record=(dead_key, dead_value), seen_id=seen_id, records=records)
 
     # ---- routing: one decision per partner ------------------------------------------------
     def _route(self, alert: dict[str, Any], decision: DecisionLike, partner: str, topic: str, now: datetime,
@@ -1224,9 +1240,24 @@ def _hidden_in(value: Any) -> str | None:
 
 
 class _Reject(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, version: int | None = None) -> None:
         super().__init__(reason)
         self.reason, self.detail = reason, detail
+        self.version = version  # the version its dead letter is remembered at (``Pipeline._dead``); None: not
+
+
+def _remembered(alert: dict[str, Any], version: Any, structural: str | None) -> int | None:
+    """The version a later version dead-lettered for a rule it breaks, only because it could not be placed then (no
+    state, no holder, its number not above the state's), is remembered at, or None. Remembered as a version
+    withdrawn for such a rule is (``seen_key``, a recall without its reason too): the same bytes appended again
+    within the window, once the alert reached a partner, would withdraw it from partners who should keep it, and
+    refuse the originator's next versions as stale. Only a sound id (the record's key, which its MAC covers) and
+    a version the agency's tools count as one the broker may have taken (``adapters.ledger.admissible``: no
+    lifecycle problem, or numbered 2 to 999,999): the genuine first version after a copy numbered 1 with a
+    lifecycle, say, must not be its replay."""
+    if _id_problem(alert) is not None or type(version) is not int:
+        return None
+    return version if structural is None or 1 < version < MAX_VERSION else None
 
 
 def _codec_reason(exc: CodecError) -> str:

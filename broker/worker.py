@@ -2048,14 +2048,21 @@ def remember_block(window: ReplayWindow | None, value: bytes, ceiling: int) -> R
 def _processed_ids(doc: Any) -> list[tuple[str, int]]:
     """(replay window key, ingress append time) of every alert an audit block (parsed) records as decided, keyed
     as the pipeline keyed it (``seen_key``): a recall only where the entry gives its reason, since one without it
-    was withdrawn as a version the broker cannot admit and remembered as such (``pipeline._final_recall``); a
-    restart must leave the window as the records left it."""
+    was withdrawn as a version the broker cannot admit and remembered as such (``pipeline._final_recall``); and of
+    every dead letter ``invalid`` that names the version it was remembered at (``Pipeline._dead``: a version
+    breaking a rule that could not be placed then, its id sound and its origin proven). A restart must leave the
+    window as the records left it."""
     out = []
     entries = doc.get("entries") if isinstance(doc, dict) else None
     for entry in entries if isinstance(entries, list) else ():  # not verified: of any shape
-        if isinstance(entry, dict) and entry.get("kind") == "ALERT" and isinstance(entry.get("ingress_ms"), int):
-            version = entry.get("version", 1)
+        if not isinstance(entry, dict) or not isinstance(entry.get("ingress_ms"), int):
+            continue
+        version = entry.get("version", 1)
+        if entry.get("kind") == "ALERT":
             final = entry.get("action") == "RECALL" and entry.get("reason") is not None
             out.append((seen_key(str(entry.get("alert_id")), version if type(version) is int else 1, final),
                         entry["ingress_ms"]))
+        elif (entry.get("kind") == "DEAD_LETTER" and entry.get("reason") == "invalid" and "version" in entry
+              and type(version) is int):
+            out.append((seen_key(str(entry.get("alert_id")), version), entry["ingress_ms"]))
     return out

@@ -39,7 +39,8 @@ def test_the_first_version_records_its_type_and_a_state_reads_it_back() -> None:
 def test_a_later_version_of_another_type_withdraws_the_alert_and_its_notice_names_the_first_type() -> None:
     """COL holds a watchlist hit; v2 is a border event: withheld from everyone (``alert.invalid``), COL sent a recall
     notice naming WATCHLIST_HIT (what it holds), never BORDER_EVENT, and the audit entry names the first type too.
-    The state keeps the first type: a sound v3 of it reaches COL again, one of the other type is refused again."""
+    The state keeps the first type: a v3 of the other type is refused again (and remembered: its number is taken,
+    ``test_dead_letter_seen``), and a sound v4 of it reaches COL again."""
     run = Run()
     first = _first()
     run.send(first)
@@ -57,7 +58,7 @@ def test_a_later_version_of_another_type_withdraws_the_alert_and_its_notice_name
     second = {**first, "version": 2}
     again = run.send(_as(_next(second, "UPDATE"), "SEIZURE"))
     assert again.dead_reason == "invalid" and "another alert type" in again.entry["detail"] and again.feeds == []
-    assert _headers(run.send(_next(second, "UPDATE"))) == {"COL": "DELIVER"}
+    assert _headers(run.send(_next({**first, "version": 3}, "UPDATE"))) == {"COL": "DELIVER"}
 
 
 def test_a_later_version_of_another_type_no_one_holds_is_dead_lettered() -> None:
