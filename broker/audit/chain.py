@@ -285,9 +285,10 @@ def shrink(entry: dict[str, Any], max_bytes: int) -> dict[str, Any]:
         # no alert without it (and a partner's auditor would read the alert's own id: ``audit_index._scope``).
         # ``version`` and ``action`` too: the worker's replay window is rebuilt from these entries after a restart or
         # a rebalance, and one read as version 1, no recall, would let a replay of the real version (or of the
-        # recall) through it.
-        out = {k: out[k] for k in ("kind", "alert_id", "refs", "version", "action", "ingress", "ingress_ms", "at")
-               if k in out}
+        # recall) through it; ``reason`` (a category, or a dead letter's reason) too: a recall counts as one for good
+        # there only with its reason, and a dead letter's version only as ``invalid``.
+        out = {k: out[k] for k in ("kind", "alert_id", "refs", "version", "action", "reason", "ingress", "ingress_ms",
+                                   "at") if k in out}
         out["decisions"] = [{k: d[k] for k in ("partner", "decision") if k in d} | _facts(d) | {"truncated": -1}
                             for d in decisions]
     return out

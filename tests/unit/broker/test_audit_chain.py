@@ -437,6 +437,7 @@ def test_a_shrunk_entry_still_says_which_notices_were_not_sent() -> None:
     for limit in (8_000, 200):  # cut, and cut to what identifies it
         # Its version and action too: the replay window is rebuilt from them (``BrokerWorker._processed_ids``).
         assert (shrink(entry, limit)["version"], shrink(entry, limit)["action"]) == (2, "RECALL")
+        assert shrink(entry, limit)["reason"] == "x" * 200  # a recall for good only with its reason
         small = shrink(entry, limit)["decisions"]
         assert (small[0]["sent"], small[0]["recalls"]) == (False, 1), limit
         assert small[1]["supersedes"] == 1
