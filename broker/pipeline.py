@@ -740,19 +740,26 @@ class Pipeline:
             placeable = (prior is not None and bool(prior.holders) and not prior.recalled and type(version) is int
                          and prior.version < version < MAX_VERSION and (content or not problem))
             if problem or structural or placeable:
-                if (content or not problem) and seen_key(alert_id, version, final) in seen:
-                    # Processed already (a broken version withdraws the alert once): a replay, as any other's copy. A
-                    # recall without its reason is known as a content version is (``_final_recall``).
-                    raise _Reject("replay", f"this alert id's version {version} was already processed")
                 broken = [p for p in (problem, structural) if p]
                 if retyped:
                     broken.append(_retyped(version, prior))
                 invalid = "; ".join(broken)
+                if (content or not problem) and seen_key(alert_id, version, final) in seen:
+                    # Processed already (a broken version withdraws the alert once): a replay, as any other's copy. A
+                    # recall without its reason is known as a content version is (``_final_recall``). What this copy
+                    # breaks is said too: a sender resending a broken record learns what to fix.
+                    raise _Reject("replay", f"this alert id's version {version} was already processed, or taken by "
+                                            f"a broken version dead-lettered at that number; this copy also breaks: "
+                                            f"{invalid}" if invalid else
+                                            f"this alert id's version {version} was already processed")
                 if not placeable:
                     # Remembered, where it is a version the alert's own originator numbered (``_remembered``): the
                     # same bytes again within the window, once some partner holds the alert, would withdraw it.
-                    raise _Reject("invalid", invalid, _remembered(alert, version, structural)
-                                  if not (off_series or other_originator) else None)
+                    taken = (_remembered(alert, version, structural) if not (off_series or other_originator)
+                             else None)
+                    raise _Reject("invalid", invalid + (f"; version {version} is now taken: publish the corrected "
+                                                        "alert as the next version above it" if taken else ""),
+                                  taken)
             # Else retyped alone, with nothing to withdraw: refused below, where a recalled alert, a replay or a
             # stale version is first said to be one (as a copy of its own type would be), else for its type.
         if off_series:
@@ -772,7 +779,9 @@ class Pipeline:
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
                          and prior.version == MAX_VERSION and self._reachable(prior))
         if not again_at_last and seen_key(alert_id, version, final) in seen:
-            raise _Reject("replay", f"this alert id's version {version} was already processed")
+            raise _Reject("replay", f"this alert id's version {version} was already processed (or taken by a broken "
+                                    "version dead-lettered at that number: publish the next version above it)"
+                          if version > 1 else f"this alert id's version {version} was already processed")
         if prior is None and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
             # A first version too: one republished after its alert's state aged out (recalled for good, say) would
             # otherwise go to every partner again as new.
@@ -1253,11 +1262,12 @@ def _remembered(alert: dict[str, Any], version: Any, structural: str | None) -> 
     within the window, once the alert reached a partner, would withdraw it from partners who should keep it, and
     refuse the originator's next versions as stale. Only a sound id (the record's key, which its MAC covers) and
     a version the agency's tools count as one the broker may have taken (``adapters.ledger.admissible``: no
-    lifecycle problem, or numbered 2 to 999,999): the genuine first version after a copy numbered 1 with a
-    lifecycle, say, must not be its replay."""
+    lifecycle problem, or numbered 2 to 999,999), and never a first version: the agency's corrected first version
+    after a broken one (a hidden character, a time in the future) must not be its replay, and a broken first version
+    appended again after a later one is below the state's anyway."""
     if _id_problem(alert) is not None or type(version) is not int:
         return None
-    return version if structural is None or 1 < version < MAX_VERSION else None
+    return version if 1 < version < MAX_VERSION else None
 
 
 def _codec_reason(exc: CodecError) -> str:

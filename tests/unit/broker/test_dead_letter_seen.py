@@ -114,3 +114,32 @@ def test_another_units_broken_version_is_not_remembered() -> None:
     assert _headers(run.send(_next(first, "RECLASSIFY", classification="RESTRINGIDO"))) == {"COL": "DELIVER"}
     own = run.send(_next(_at(first, 3), "RECALL"))
     assert own.dead_reason is None and _headers(own) == {"COL": "RECALL"}
+
+
+def test_a_broken_first_version_is_not_remembered_and_its_correction_is_delivered() -> None:
+    """A first version dead-lettered for a content rule (a hidden character) takes no number: the agency's corrected
+    first version reaches COL, never a replay of the broken one."""
+    run = Run()
+    first = _first()
+    broken = {**first, "summary": "Alerta\u200bmigratoria"}
+    out = run.send(broken)
+    assert out.dead_reason == "invalid" and out.seen_id is None and "now taken" not in out.entry["detail"]
+    assert _headers(run.send(first)) == {"COL": "DELIVER"}
+
+
+def test_a_version_a_dead_letter_took_says_so_and_a_copy_at_it_says_what_it_breaks() -> None:
+    """The dead letter of a later version remembered at its number says the number is taken and to publish above it;
+    a copy at that number after (the sender resending it broken) is a replay that says what it breaks."""
+    run = Run()
+    first = _first("SECRETO")
+    run.send(first)  # reaches no one: a broken v2 cannot be placed
+    bad = _hidden(first)
+    out = run.send(bad)
+    assert out.dead_reason == "invalid" and "version 2 is now taken: publish the corrected alert as the next version" \
+        in out.entry["detail"]
+    again = run.send(copy.deepcopy(bad))
+    assert again.dead_reason == "replay" and "this copy also breaks: " in again.entry["detail"]
+    assert "invisible" in again.entry["detail"] or "character" in again.entry["detail"]
+    sound = run.send(_next(first, "UPDATE"))
+    assert sound.dead_reason == "replay" and "publish the next version above it" in sound.entry["detail"]
+    assert run.send(_next(_at(first, 2), "UPDATE")).dead_reason is None
