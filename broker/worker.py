@@ -1406,6 +1406,7 @@ class BrokerWorker:
                     # to check, if it keeps coming cut. Nothing was dispatched of it, so nothing commits past it.
                     too_large.seek_back(group, exc)
                     continue
+                too_large.took_batch(batch)  # a cut now behind is forgotten: met again later, it counts from none
                 if batch:
                     idle_since = time.monotonic()
                     async with self._lock:  # a join in progress finishes loading the slots first

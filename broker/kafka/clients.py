@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -102,8 +102,9 @@ class TooLarge:
     batch, and aiokafka hands out only its records from there on). ``seek_back`` sets the position back to the
     offset named, so the next fetch asks for the batch again; aiokafka shuffles the partitions of each fetch, so the
     batch usually comes first, and whole, within a few. Met ``tries`` times at the same offset, the read stops with
-    KafkaOperationError naming the partition, the offset and the setting to check. Nothing here commits: the caller
-    commits only what it has processed, so nothing is ever committed past such a batch.
+    KafkaOperationError naming the partition, the offset and the setting to check; the count of a partition is
+    forgotten once its records reach past that offset (``took``). Nothing here commits: the caller commits only what
+    it has processed, so nothing is ever committed past such a batch.
 
     After ``FETCH_PARTITIONS`` partitions on one node (the fetch's total then cuts one), or with a topic's
     ``max.message.bytes`` raised by hand past ``MAX_BATCH_BYTES``, this is what is left to meet it."""
@@ -139,6 +140,21 @@ class TooLarge:
             ) from exc
         consumer.seek(tp, offset)
         return tp
+
+    def took(self, tp: TopicPartition, upto: int) -> None:
+        """The read of ``tp`` has records up to ``upto`` (the offset after the last): a cut met before that offset
+        is behind it, and its count is forgotten (the same batch met again later, after a rebalance or a slot read
+        anew, starts from none)."""
+        met = self._met.get(tp)
+        if met is not None and met[0] < upto:
+            del self._met[tp]
+
+    def took_batch(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """``took`` for each partition of a fetched ``batch`` (aiokafka's records, each with its ``offset``)."""
+        if self._met:
+            for tp, msgs in batch.items():
+                if msgs:
+                    self.took(tp, msgs[-1].offset + 1)
 
 
 def _too_large_at(exc: BaseException) -> tuple[TopicPartition | None, int | None, int | None]:

@@ -210,9 +210,12 @@ async def fetch(consumer: AIOKafkaConsumer, tps: Collection[TopicPartition], too
     fetched alone, the others paused meanwhile, so it is the first partition of Kafka's answer and its batch comes
     whole (a batch over the fetch's limits too)."""
     try:
-        return dict(await consumer.getmany(*tps, timeout_ms=timeout_ms))
+        batch = dict(await consumer.getmany(*tps, timeout_ms=timeout_ms))
     except RecordTooLarge as exc:
         tp = too_large.seek_back(consumer, exc)
+    else:
+        too_large.took_batch(batch)
+        return batch
     if tp is None or tp not in tps:
         return {}
     others = sorted(set(consumer.assignment()) - {tp} - set(consumer.paused()))
