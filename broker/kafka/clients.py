@@ -94,8 +94,8 @@ meet it cut still, before it stops (``TooLarge``)."""
 
 class TooLarge:
     """Reads a record batch a fetch could not take whole again, and never past it: for a read loop that calls
-    ``getmany`` (the worker's, through ``broker.kafka.io.Refetch``; ``broker.kafka.io``'s readers, through
-    ``fetch``), one per read.
+    ``getmany`` (the worker's and the subscriber's, through ``broker.kafka.io.Refetch``; ``broker.kafka.io``'s
+    readers, through ``fetch``), one per read.
 
     Kafka sends a partition's first batch whole, however large, only when it is the first partition of the answer
     with data; a later one comes as a slice cut inside it. aiokafka then raises RecordTooLargeError naming the
@@ -125,9 +125,9 @@ class TooLarge:
         tp, offset, limit = _too_large_at(exc)
         if tp is None or offset is None:
             raise KafkaOperationError(
-                f"a record batch came cut while {self.what} ({str(exc)[:200]}), and the fetch did not say where: "
-                "stopped before reading past it. Check the topics' max.message.bytes (`puente topics plan`) and "
-                "install the aiokafka version pyproject.toml names") from exc
+                f"a record batch came cut while {self.what} ({too_large_text(exc)}), and the fetch did not say "
+                "where: stopped before reading past it. Check the topics' max.message.bytes (`puente topics plan`) "
+                "and install the aiokafka version pyproject.toml names") from exc
         assigned = set(consumer.assignment())
         if tp not in assigned:
             return None
@@ -173,6 +173,19 @@ def _too_large_at(exc: BaseException) -> tuple[TopicPartition | None, int | None
     offset = args[2] if len(args) > 2 and type(args[2]) is int and args[2] >= 0 else None
     limit = args[3] if len(args) > 3 and type(args[3]) is int else None
     return tp, offset, limit
+
+
+def too_large_text(exc: BaseException) -> str:
+    """aiokafka's text of a RecordTooLargeError on one line of at most 200 characters, its ``%s`` filled in from the
+    error's other arguments (``str`` of the error shows the raw tuple, placeholders and all)."""
+    args: tuple[Any, ...] = tuple(exc.args)
+    text = str(exc)
+    if len(args) > 1 and isinstance(args[0], str):
+        try:
+            text = args[0] % args[1:]
+        except (TypeError, ValueError):
+            text = " ".join(str(arg) for arg in args)
+    return " ".join(text.split())[:200] or type(exc).__name__
 
 
 def tune_transactions() -> bool:
@@ -537,6 +550,13 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
                         aiokafka_errors.KafkaTimeoutError)):
         return KafkaUnavailableError(f"{where} could not be reached within {conn.timeout_s:g}s while {what}: "
                                      f"check {conn.servers_from} and that Kafka is running")
+    if isinstance(exc, RecordTooLarge):
+        # Every read loop meets it through ``TooLarge``; one that does not still says where, on one line.
+        tp, offset, _ = _too_large_at(exc)
+        at = f" at offset {offset} of {tp.topic}[{tp.partition}]" if tp is not None and offset is not None else ""
+        return KafkaOperationError(f"{where}: a record batch{at} came cut while {what} ({too_large_text(exc)}): "
+                                   "check the topic's max.message.bytes against the fetch limit "
+                                   f"({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets)")
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     error = KafkaOperationError(f"{where}: {type(exc).__name__} while {what}" + (f": {text}" if text else ""))
     error.retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, _MENDED_BY_RESTART)

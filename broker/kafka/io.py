@@ -248,7 +248,7 @@ class _Alone:
 
 
 class Refetch:
-    """A group consumer's fetch loop's way past a record batch that came cut (the worker's): the
+    """A group consumer's fetch loop's way past a record batch that came cut (the worker's, the subscriber's): the
     partition is set back to the batch (``TooLarge.seek_back``, which stops the read after ``tries`` cuts met
     alone), and every other assigned partition not already paused is paused until Kafka answers a fetch of it alone,
     which it then answers first, and whole; those partitions, and only those, are resumed then. Partitions the
