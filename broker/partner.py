@@ -148,8 +148,7 @@ from broker.kafka import (
     transaction,
     wait_settled,
 )
-from broker.kafka.clients import RecordTooLarge
-from broker.kafka.io import Refetch
+from broker.kafka.clients import RecordTooLarge, TooLarge
 from broker.keystore import Keystore, load_key_file, signing_order_problem
 from broker.partner_store import CLOCK_SKEW_MS, Applied, Delivery, Outcome, PartnerStore, Retention
 from broker.topology import TopicNames
@@ -554,7 +553,7 @@ class Subscriber:
                       idle_exit_s: float | None, limit: int | None) -> UnreadableFeedError | None:
         """The feed, batch by batch, until idle, ``limit``, ``stop()`` or a record that does not open."""
         idle_since = time.monotonic()
-        refetch = Refetch(feed, f"reading {self.feed_topic} for {self.partner}")
+        too_large = TooLarge(f"reading {self.feed_topic} for {self.partner}")
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
             self.purge()
             try:
@@ -573,11 +572,12 @@ class Subscriber:
             except RecordTooLarge as exc:
                 # A batch Kafka sent cut (more feed partitions on a node than one fetch's total covers, or a topic
                 # taking batches over the fetch limit): aiokafka has moved the position one record past its start.
-                # Read again from there, never on, the other partitions paused until it comes whole (``Refetch``);
-                # cut again and again while fetched alone, the subscriber stops, naming the setting to check.
-                refetch.cut(exc)
+                # Read again from there, never on (``TooLarge``): aiokafka shuffles the partitions of each fetch, so
+                # it usually comes first, and whole; cut again and again, the subscriber stops, naming the setting
+                # to check, and nothing was applied or committed past it.
+                too_large.seek_back(feed, exc)
                 continue
-            refetch.fetched(batch)
+            too_large.took_batch(batch)
             if self._resume_failed is not None:
                 raise self._resume_failed  # nothing of the assignment was read: the next run compares again
             # Read after the fetch, with no await since: a revocation that begins from here on drops the batch

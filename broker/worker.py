@@ -95,8 +95,7 @@ from broker.kafka import (
     tune_transactions,
     wake_group_waiters,
 )
-from broker.kafka.clients import MAX_BATCH_BYTES, RecordTooLarge, fetch_total
-from broker.kafka.io import Refetch
+from broker.kafka.clients import MAX_BATCH_BYTES, RecordTooLarge, TooLarge, fetch_total
 from broker.lifecycle import AlertState, LifecycleBook, Outbox, Unsent, is_outbox, outbox_records
 from broker.metrics import Metrics
 from broker.pipeline import MAX_FUTURE_SKEW_MS, FeedCountStale, Outcome, Pipeline, seen_key
@@ -1368,7 +1367,7 @@ class BrokerWorker:
         self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
-        refetch = Refetch(group, f"routing alerts in the broker group {self.config.group_id}")
+        too_large = TooLarge(f"routing alerts in the broker group {self.config.group_id}")
         watcher: asyncio.Task[None] | None = None
         committer: asyncio.Task[None] | None = None
         try:
@@ -1403,13 +1402,11 @@ class BrokerWorker:
                 except RecordTooLarge as exc:
                     # A batch Kafka sent cut (a topic taking batches over the fetch limit, or more partitions on a
                     # node than the fetch's total covers): aiokafka has moved the position one record past its
-                    # start. Read again from there, never on, with the worker's other partitions paused (those the
-                    # slots paused left alone) until it comes, so it is first in Kafka's answer and whole
-                    # (``Refetch``). Cut again and again while fetched alone, the worker stops, naming the setting
-                    # to check. Nothing was dispatched of it, so nothing commits past it.
-                    refetch.cut(exc)
+                    # start. Read again from there, never on (``TooLarge``): the worker stops, naming the setting
+                    # to check, if it keeps coming cut. Nothing was dispatched of it, so nothing commits past it.
+                    too_large.seek_back(group, exc)
                     continue
-                refetch.fetched(batch)
+                too_large.took_batch(batch)  # a cut now behind is forgotten: met again later, it counts from none
                 if batch:
                     idle_since = time.monotonic()
                     async with self._lock:  # a join in progress finishes loading the slots first

@@ -88,27 +88,24 @@ RecordTooLarge = aiokafka_errors.RecordTooLargeError
 """What a fetch raises for a partition whose first batch Kafka sent cut (larger than what the consumer fetches of a
 partition, in an answer where another partition came first): ``TooLarge`` reads it again."""
 TOO_LARGE_TRIES = 10
-"""How many times a read may fetch the same cut batch alone (no other partition of its consumer fetchable), and
-meet it cut still, before it stops (``TooLarge``)."""
+"""How many times running a fetch may meet the same batch cut before the read stops (``TooLarge``)."""
 
 
 class TooLarge:
     """Reads a record batch a fetch could not take whole again, and never past it: for a read loop that calls
-    ``getmany`` (the worker's and the subscriber's, through ``broker.kafka.io.Refetch``; ``broker.kafka.io``'s
-    readers, through ``fetch``), one per read.
+    ``getmany`` (the worker's and the subscriber's; ``broker.kafka.io``'s readers, through ``fetch``, which
+    fetches the cut partition alone), one per read.
 
     Kafka sends a partition's first batch whole, however large, only when it is the first partition of the answer
     with data; a later one comes as a slice cut inside it. aiokafka then raises RecordTooLargeError naming the
     partition and the offset it fetched from, and has already moved the partition's position one record past it: a
     read that carried on from there would skip that record in silence (the fetch from the next offset gets the same
     batch, and aiokafka hands out only its records from there on). ``seek_back`` sets the position back to the
-    offset named, so the next fetch asks for the batch again; the caller then fetches that partition alone (its
-    consumer's other partitions paused), so it is the first of the answer and comes whole. Cut ``tries`` times at
-    the same offset while fetched alone, the read stops with KafkaOperationError naming the partition, the offset
-    and the setting to check; a cut met with other partitions fetched alongside is not counted (with k of them
-    busy on the node, it comes first about once in k). The count of a partition is forgotten once its records reach
-    past that offset (``took``). Nothing here commits: the caller commits only what it has processed, so nothing is
-    ever committed past such a batch.
+    offset named, so the next fetch asks for the batch again; aiokafka shuffles the partitions of each fetch, so the
+    batch usually comes first, and whole, within a few. Met ``tries`` times at the same offset, the read stops with
+    KafkaOperationError naming the partition, the offset and the setting to check; the count of a partition is
+    forgotten once its records reach past that offset (``took``). Nothing here commits: the caller commits only what
+    it has processed, so nothing is ever committed past such a batch.
 
     After ``FETCH_PARTITIONS`` partitions on one node (the fetch's total then cuts one), or with a topic's
     ``max.message.bytes`` raised by hand past ``MAX_BATCH_BYTES``, this is what is left to meet it."""
@@ -120,31 +117,28 @@ class TooLarge:
     def seek_back(self, consumer: AIOKafkaConsumer, exc: aiokafka_errors.RecordTooLargeError) -> TopicPartition | None:
         """Set the partition ``exc`` names back to the offset its fetch asked for: the partition, or None when it is
         no longer assigned (its next owner reads it from the offset committed). KafkaOperationError (not retriable)
-        when this is the ``tries``-th time at that offset with the partition fetched alone, or ``exc`` names no
-        partition and offset (another aiokafka: the position it moved past cannot be set back)."""
+        when this is the ``tries``-th time at that offset, or ``exc`` names no partition and offset (another aiokafka:
+        the position it moved past cannot be set back)."""
         tp, offset, limit = _too_large_at(exc)
         if tp is None or offset is None:
             raise KafkaOperationError(
                 f"a record batch came cut while {self.what} ({too_large_text(exc)}), and the fetch did not say "
                 "where: stopped before reading past it. Check the topics' max.message.bytes (`puente topics plan`) "
                 "and install the aiokafka version pyproject.toml names") from exc
-        assigned = set(consumer.assignment())
-        if tp not in assigned:
+        if tp not in consumer.assignment():
+            self._met.pop(tp, None)  # its next owner (this one again, later) meets it from none
             return None
-        others = assigned - {tp}
-        alone = not others or not others - set(consumer.paused())
         last, count = self._met.get(tp, (offset, 0))
-        count = (count if last == offset else 0) + (1 if alone else 0)
+        count = count + 1 if last == offset else 1
         self._met[tp] = (offset, count)
         if count >= self.tries:
             fetched = f"{limit:,} bytes" if limit is not None else "its limit"
             raise KafkaOperationError(
                 f"the record batch at offset {offset} of {tp.topic}[{tp.partition}] came cut {count} times while "
-                f"{self.what}, each time fetched alone (where Kafka sends a first batch whole): it is larger than "
-                f"this consumer fetches of a partition ({fetched}) or than Kafka will send. Check the topic's "
-                f"max.message.bytes against the fetch limit ({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` "
-                "sets): a batch written while the topic took more stays larger. Nothing was read or committed past "
-                "it; starting again tries again"
+                f"{self.what}: it is larger than this consumer fetches of a partition ({fetched}), which Kafka sends "
+                f"whole only as the first partition of a fetch. Check the topic's max.message.bytes against the "
+                f"fetch limit ({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets): a batch written while "
+                "the topic took more stays larger. Nothing was read or committed past it; starting again tries again"
             ) from exc
         consumer.seek(tp, offset)
         return tp

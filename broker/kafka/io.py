@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from broker.kafka.clients import TOO_LARGE_TRIES, RecordTooLarge, TooLarge, reader, running
+from broker.kafka.clients import RecordTooLarge, TooLarge, reader, running
 from broker.kafka.connection import KafkaConnection
 from broker.kafka.unreadable import UNREADABLE
 from puente.errors import KafkaUnavailableError, PuenteError
@@ -227,95 +226,6 @@ async def fetch(consumer: AIOKafkaConsumer, tps: Collection[TopicPartition], too
     finally:
         if others:
             consumer.resume(*others)
-
-
-ALONE_FOR_S = 2.0
-"""How long a group consumer's other partitions stay paused at most while a partition whose batch came cut is
-fetched alone (``Refetch``): Kafka answers within a long poll (``fetch.max.wait.ms``, at most 500 ms here) and a
-round trip. Past it they are resumed, and the next cut pauses them again."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Alone:
-    """A partition fetched alone after a cut: the others ``Refetch`` paused for it, the assignment they belong to,
-    Kafka's last answer for it (``last_poll_timestamp``) and when the pause began (monotonic seconds)."""
-
-    tp: TopicPartition
-    paused: frozenset[TopicPartition]
-    assignment: object
-    polled: int | None
-    since: float
-
-
-class Refetch:
-    """A group consumer's fetch loop's way past a record batch that came cut (the worker's, the subscriber's): the
-    partition is set back to the batch (``TooLarge.seek_back``, which stops the read after ``tries`` cuts met
-    alone), and every other assigned partition not already paused is paused until Kafka answers a fetch of it alone,
-    which it then answers first, and whole; those partitions, and only those, are resumed then. Partitions the
-    caller paused itself (a busy slot, a partition still being set up) are left as they are.
-
-    ``cut`` takes the error, ``fetched`` each batch ``getmany`` returns, and ``release`` ends a pause still held
-    (the loop stopping). A rebalance meanwhile makes new partition states, unpaused: nothing is resumed then, so a
-    partition the caller pauses as it is assigned stays paused."""
-
-    def __init__(self, consumer: AIOKafkaConsumer, what: str, tries: int = TOO_LARGE_TRIES, *,
-                 alone_for_s: float = ALONE_FOR_S) -> None:
-        self.consumer, self.alone_for_s = consumer, alone_for_s
-        self.too_large = TooLarge(what, tries)
-        self._alone: _Alone | None = None
-
-    def cut(self, exc: RecordTooLarge) -> None:
-        """Set the partition ``exc`` names back and fetch it alone (see the class)."""
-        tp = self.too_large.seek_back(self.consumer, exc)
-        alone = self._alone
-        if tp is None or (alone is not None and alone.tp == tp and alone.assignment is _assignment(self.consumer)):
-            # Revoked meanwhile, or cut again while alone (counted): the others stay paused, for a fresh wait.
-            if tp is not None and alone is not None:
-                self._alone = _Alone(tp, alone.paused, alone.assignment, self._polled(tp), time.monotonic())
-            return
-        self.release()
-        others = set(self.consumer.assignment()) - {tp}
-        paused = sorted(others - set(self.consumer.paused())) if others else []
-        if paused:
-            self.consumer.pause(*paused)
-            self._alone = _Alone(tp, frozenset(paused), _assignment(self.consumer), self._polled(tp),
-                                 time.monotonic())
-
-    def fetched(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
-        """After a ``getmany`` that returned ``batch``: counts of cuts now behind are forgotten, and the others are
-        resumed once Kafka has answered for the partition fetched alone (or it was revoked, or ``alone_for_s``
-        passed)."""
-        self.too_large.took_batch(batch)
-        alone = self._alone
-        if alone is None:
-            return
-        if (alone.tp in batch or alone.tp not in self.consumer.assignment() or self._polled(alone.tp) != alone.polled
-                or time.monotonic() - alone.since >= self.alone_for_s):
-            self.release()
-
-    def release(self) -> None:
-        """Resume what ``cut`` paused, if still assigned and paused in the same assignment."""
-        alone, self._alone = self._alone, None
-        if alone is None or alone.assignment is not _assignment(self.consumer):
-            return
-        back = alone.paused & set(self.consumer.assignment()) & set(self.consumer.paused())
-        if back:
-            self.consumer.resume(*sorted(back))
-
-    def _polled(self, tp: TopicPartition) -> int | None:
-        """When Kafka last answered a fetch of ``tp`` that aiokafka kept (ms), None if never: an answer from before
-        the seek is dropped, so a change means the fetch of the batch came back."""
-        if tp not in self.consumer.assignment():
-            return None
-        polled: int | None = self.consumer.last_poll_timestamp(tp)
-        return polled
-
-
-def _assignment(consumer: AIOKafkaConsumer) -> object:
-    """The consumer's current assignment as an object aiokafka makes anew at each rebalance (with every partition
-    unpaused), so that a pause made before one is known to be gone; None where it keeps none."""
-    subscription = getattr(getattr(consumer, "_subscription", None), "subscription", None)
-    return getattr(subscription, "assignment", None)
 
 
 async def read_range(
