@@ -529,7 +529,7 @@ class Pipeline:
         """A recall: a notice to every partner that holds the alert; nothing to anyone else."""
         held = prior.holders if prior is not None else {}
         holders: dict[str, int] = {}
-        why = f"recalled by its originator ({reason or 'no reason given'})"
+        why = f"recalled by its originator ({reason})"  # a recall without its reason is withdrawn as invalid instead
         for partner, topic in self._partners:
             was = held.get(partner)
             if was is None:
@@ -755,11 +755,8 @@ class Pipeline:
                 if not placeable:
                     # Remembered, where it is a version the alert's own originator numbered (``_remembered``): the
                     # same bytes again within the window, once some partner holds the alert, would withdraw it.
-                    taken = (_remembered(alert, version, structural) if not (off_series or other_originator)
-                             else None)
-                    raise _Reject("invalid", invalid + (f"; version {version} is now taken: publish the corrected "
-                                                        "alert as the next version above it" if taken else ""),
-                                  taken)
+                    taken = _remembered(alert, version) if not (off_series or other_originator) else None
+                    raise _Reject("invalid", invalid + _taken_note(taken, prior), taken)
             # Else retyped alone, with nothing to withdraw: refused below, where a recalled alert, a replay or a
             # stale version is first said to be one (as a copy of its own type would be), else for its type.
         if off_series:
@@ -1255,14 +1252,28 @@ class _Reject(Exception):
         self.version = version  # the version its dead letter is remembered at (``Pipeline._dead``); None: not
 
 
-def _remembered(alert: dict[str, Any], version: Any, structural: str | None) -> int | None:
+def _taken_note(taken: int | None, prior: AlertState | None) -> str:
+    """What a dead letter remembered at ``taken`` (``_remembered``) adds to its detail: the number is taken, and what
+    to publish instead, as the alert's state ``prior`` allows: the next version above it, unless the alert was
+    recalled (a new alert then) or the number is not above the state's (the next above the state's)."""
+    if taken is None:
+        return ""
+    if prior is not None and prior.recalled:
+        return f"; version {taken} is now taken, and the alert was recalled for good: publish a new alert instead"
+    if prior is not None and taken <= prior.version:
+        return (f"; version {taken} is now taken: publish the corrected alert as the next version above "
+                f"{prior.version}")
+    return f"; version {taken} is now taken: publish the corrected alert as the next version above it"
+
+
+def _remembered(alert: dict[str, Any], version: Any) -> int | None:
     """The version a later version dead-lettered for a rule it breaks, only because it could not be placed then (no
     state, no holder, its number not above the state's), is remembered at, or None. Remembered as a version
     withdrawn for such a rule is (``seen_key``, a recall without its reason too): the same bytes appended again
     within the window, once the alert reached a partner, would withdraw it from partners who should keep it, and
     refuse the originator's next versions as stale. Only a sound id (the record's key, which its MAC covers) and
-    a version the agency's tools count as one the broker may have taken (``adapters.ledger.admissible``: no
-    lifecycle problem, or numbered 2 to 999,999), and never a first version: the agency's corrected first version
+    a version numbered 2 to 999,999 (one the agency's tools count as one the broker may have taken,
+    ``adapters.ledger.admissible``), never a first version: the agency's corrected first version
     after a broken one (a hidden character, a time in the future) must not be its replay, and a broken first version
     appended again after a later one is below the state's anyway."""
     if _id_problem(alert) is not None or type(version) is not int:

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from broker.lifecycle import MAX_VERSION
-from broker.pipeline import seen_key
+from broker.lifecycle import MAX_VERSION, AlertState
+from broker.pipeline import _taken_note, seen_key
 from broker.replay import ReplayWindow
 from broker.worker import remember_block
 from tests.unit.broker.test_lifecycle import NOW_MS, Run, _first, _headers, _next
@@ -143,3 +143,14 @@ def test_a_version_a_dead_letter_took_says_so_and_a_copy_at_it_says_what_it_brea
     sound = run.send(_next(first, "UPDATE"))
     assert sound.dead_reason == "replay" and "publish the next version above it" in sound.entry["detail"]
     assert run.send(_next(_at(first, 2), "UPDATE")).dead_reason is None
+
+
+def test_a_taken_number_says_what_to_publish_as_the_state_allows() -> None:
+    """The advice a remembered dead letter gives follows the alert's state: the next version above it; above the
+    state's when the number is not above it; a new alert when the alert was recalled for good; none when nothing
+    was remembered."""
+    assert _taken_note(None, None) == ""
+    assert _taken_note(4, None).endswith("publish the corrected alert as the next version above it")
+    assert _taken_note(4, AlertState(2, {})).endswith("next version above it")
+    assert _taken_note(2, AlertState(3, {})).endswith("publish the corrected alert as the next version above 3")
+    assert "publish a new alert instead" in _taken_note(4, AlertState(3, {}, recalled=True))
