@@ -309,10 +309,10 @@ class Ledger:
         self.misrouted = 0  # records outside the partition their key belongs in: the broker refuses them, left out
         self.invalid = 0  # records that proved it, with a version or lifecycle the broker refuses always: left out
         # Copies naming a MAC key of the agency's the keystore lacks (``unverifiable``), which the ledger cannot check:
-        # (id, version) -> their content digests; id -> their highest version; id -> their first recall's version.
+        # (id, version) -> their content digests; id -> their highest version; the ids one of them recalls.
         self._unchecked: dict[tuple[str, int], set[bytes]] = {}
         self._unchecked_top: dict[str, int] = {}
-        self._unchecked_recall: dict[str, int] = {}
+        self._unchecked_recall: set[str] = set()
         self.unverifiable = 0  # such copies (each counted in ``unverified`` too)
         self.unverifiable_keys: set[str] = set()  # the key ids they name, at most KEYS_KEPT
 
@@ -330,8 +330,7 @@ class Ledger:
         self._unchecked.setdefault((entry.alert_id, entry.version), set()).add(entry.content)
         self._unchecked_top[entry.alert_id] = max(entry.version, self._unchecked_top.get(entry.alert_id, 0))
         if entry.recalled:
-            self._unchecked_recall[entry.alert_id] = min(entry.version,
-                                                         self._unchecked_recall.get(entry.alert_id, entry.version))
+            self._unchecked_recall.add(entry.alert_id)
         self.unverifiable += 1
         if len(self.unverifiable_keys) < KEYS_KEPT:
             self.unverifiable_keys.add(key_id)
@@ -367,7 +366,8 @@ class Ledger:
 
     def add(self, alert_id: str, version: int, content: bytes, recalled: bool = False,
             held: tuple[Any, ...] | None = None) -> None:
-        """Record (``alert_id``, ``version``) as published with digest ``content``; ``recalled``: it is a RECALL;
+        """Record (``alert_id``, ``version``) as published with digest ``content``; ``recalled``: it is a RECALL for
+        good, giving its reason (``recalls_for_good``);
         ``held``: the markings it sets as a RECLASSIFY or a CONSENT."""
         self._seen[(alert_id, version)] = content
         if held is not None and version >= self._held.get(alert_id, (0, ()))[0]:

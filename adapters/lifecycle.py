@@ -256,9 +256,8 @@ def next_version(latest: Mapping[str, Any], change: Change) -> dict[str, Any]:
     # version it cannot admit (``recalls_for_good``); the next change is numbered above it.
     final = done.get("action") == "RECALL" and done.get("reason") is not None
     if final and change.action != "RECALL":
-        why = f" (reason {done['reason']})" if done.get("reason") else ""
-        raise ConfigError(f"{alert_id} was recalled in version {version}{why}; a recall is for good, so it takes no "
-                          "further change")
+        raise ConfigError(f"{alert_id} was recalled in version {version} (reason {done['reason']}); a recall is for "
+                          "good, so it takes no further change")
     # A recall again is allowed: the broker sends the notices again to any partner that still holds
     # the alert (one whose notice could not be sent), and records it as a dead letter when none does.
     # A recall at the last version is repeated at that version: there is no higher one.

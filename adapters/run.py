@@ -7,9 +7,10 @@ Idempotence
     other content it is a *conflict* and is dead-lettered, since the broker takes one content per
     version and a correction needs a higher revision (publishing it would only move the rejection
     downstream, where the agency would not see it). A version below one already published is
-    dead-lettered too, and so is any version after a recall (a recall is for good); a higher
+    dead-lettered too, and so is any version after a recall giving its reason (for good); a higher
     version of a known id is published. Only copies the broker would take count (they prove the
-    agency's origin with its keys, sit in the partition their key belongs in). A copy under a MAC
+    agency's origin with its keys, sit in the partition their key belongs in, name an originator the broker may
+    take, and have a version and lifecycle it may take). A copy under a MAC
     key of the agency's its keystore does not hold (a generation removed after a rotation, or one
     made up by someone who can write the topic) is of unknown provenance: it never holds a record
     back, except that a record it holds exactly (same id, version and content; never a recall) is
@@ -69,7 +70,7 @@ from typing import Any, BinaryIO, TextIO
 from adapters._fields import CONFLICT
 from adapters.config import Context
 from adapters.core import Adapter, Result, check_ignored, convert
-from adapters.ledger import KEYS_KEPT, Ledger, Verdict, digest, held, is_recall, read_ledger, scan
+from adapters.ledger import KEYS_KEPT, Ledger, Verdict, digest, held, read_ledger, recalls_for_good, scan
 from adapters.lifecycle import own_mac_lookup, own_originator
 from adapters.publisher import IngressPublisher
 from broker.kafka import ClientError, KafkaConnection, producer, start, stop_client
@@ -508,7 +509,7 @@ class AdapterRun:
         tally.overtaken += self.ledger.overtaken(alert_id, version)
         key, headers = self._publisher.sign(alert_id, result.value)
         pending.append(await self._publisher.send_framed(key, result.value, headers))
-        self.ledger.add(alert_id, version, mine, recalled=is_recall(result.alert), held=held(result.alert))
+        self.ledger.add(alert_id, version, mine, recalled=recalls_for_good(result.alert), held=held(result.alert))
         if len(pending) >= DRAIN_EVERY:
             tally.published += await _drain(pending, self.conn)
         return None
@@ -584,7 +585,7 @@ def check(adapter: Adapter, ctx: Context, stream: BinaryIO, source: str, err: Te
                 tally.duplicates += 1
                 continue
             if verdict is Verdict.NEW:
-                ledger.add(alert_id, version, mine, recalled=is_recall(result.alert), held=held(result.alert))
+                ledger.add(alert_id, version, mine, recalled=recalls_for_good(result.alert), held=held(result.alert))
                 tally.published += 1  # "would publish"
                 continue
             result = Result(result.item, error=AdapterError(ledger.why(verdict, alert_id, version), CONFLICT))
