@@ -138,7 +138,9 @@ class TooLarge:
                 f"{self.what}: it is larger than this consumer fetches of a partition ({fetched}), which Kafka sends "
                 f"whole only as the first partition of a fetch. Check the topic's max.message.bytes against the "
                 f"fetch limit ({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets): a batch written while "
-                "the topic took more stays larger. Nothing was read or committed past it; starting again tries again"
+                "the topic took more stays larger; or, with more than 50 of this read's partitions led by one node, "
+                "the fetch's total cut it: spread the partitions' leaders. Nothing was read or committed past it; "
+                "starting again tries again"
             ) from exc
         consumer.seek(tp, offset)
         return tp
@@ -550,7 +552,8 @@ def translate(exc: BaseException, conn: KafkaConnection, what: str) -> KafkaErro
         at = f" at offset {offset} of {tp.topic}[{tp.partition}]" if tp is not None and offset is not None else ""
         return KafkaOperationError(f"{where}: a record batch{at} came cut while {what} ({too_large_text(exc)}): "
                                    "check the topic's max.message.bytes against the fetch limit "
-                                   f"({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets)")
+                                   f"({MAX_BATCH_BYTES:,} bytes, what `puente topics apply` sets), or, with more "
+                                   "than 50 partitions led by one node, spread the partitions' leaders")
     text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     error = KafkaOperationError(f"{where}: {type(exc).__name__} while {what}" + (f": {text}" if text else ""))
     error.retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, _MENDED_BY_RESTART)
