@@ -41,7 +41,8 @@ opened after it (a reordered or merged export), and a second S line of a case nu
 read, each refuse the case they name as well as the one they stand in: published from its S line's
 group alone, it would be smaller than it was, and its corrected export (PN has no revisions) only
 a conflict. Which cases a later line names is known only at the file's end, so the file is read
-twice (``read``): first a scan of each line's kind and case number (``_scan``), then record by
+twice (``read``; three times when a case number may be opened twice, to tell it for sure): first a scan of each
+line's kind and case number (``_scan``), then record by
 record, which gives every case, published or refused with the line that named it elsewhere. A
 file is read twice where it lies, both times only as far as it went when the read began (a file
 still being written shows neither read a line half-written); a stream that cannot be rewound (a
