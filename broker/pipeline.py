@@ -748,10 +748,7 @@ class Pipeline:
                     # Processed already (a broken version withdraws the alert once): a replay, as any other's copy. A
                     # recall without its reason is known as a content version is (``_final_recall``). What this copy
                     # breaks is said too: a sender resending a broken record learns what to fix.
-                    raise _Reject("replay", f"this alert id's version {version} was already processed, or taken by "
-                                            f"a broken version dead-lettered at that number; this copy also breaks: "
-                                            f"{invalid}" if invalid else
-                                            f"this alert id's version {version} was already processed")
+                    raise _Reject("replay", _replayed(version, invalid))
                 if not placeable:
                     # Remembered, where it is a version the alert's own originator numbered (``_remembered``): the
                     # same bytes again within the window, once some partner holds the alert, would withdraw it.
@@ -776,9 +773,7 @@ class Pipeline:
         again_at_last = (recall and version == MAX_VERSION and prior is not None and prior.recalled
                          and prior.version == MAX_VERSION and self._reachable(prior))
         if not again_at_last and seen_key(alert_id, version, final) in seen:
-            raise _Reject("replay", f"this alert id's version {version} was already processed (or taken by a broken "
-                                    "version dead-lettered at that number: publish the next version above it)"
-                          if version > 1 else f"this alert id's version {version} was already processed")
+            raise _Reject("replay", _replayed(version, None))
         if prior is None and not recall and self._forgettable(alert, now, _FORGET_MARGIN):
             # A first version too: one republished after its alert's state aged out (recalled for good, say) would
             # otherwise go to every partner again as new.
@@ -824,7 +819,8 @@ class Pipeline:
                 raise _Reject("stale", f"version {version} of this alert id is older than version "
                                        f"{prior.version}, already processed")
             if retyped and invalid is None:  # nothing to withdraw (no holder), and no reason above to refuse it
-                raise _Reject("invalid", _retyped(version, prior), version)  # remembered, as any broken version
+                taken = _remembered(alert, version)  # remembered, as any broken version
+                raise _Reject("invalid", _retyped(version, prior) + _taken_note(taken, prior), taken)
         return alert, prior, invalid
 
     def _forgettable(self, alert: dict[str, Any], now: datetime, margin: timedelta) -> bool:
@@ -1250,6 +1246,16 @@ class _Reject(Exception):
         super().__init__(reason)
         self.reason, self.detail = reason, detail
         self.version = version  # the version its dead letter is remembered at (``Pipeline._dead``); None: not
+
+
+def _replayed(version: Any, broken: str | None) -> str:
+    """Why a copy at a version the replay window holds (``seen_key``) is refused: processed already, or taken by a
+    broken version dead-lettered at that number (``_remembered``; never a first version), and what this copy itself
+    breaks, if anything: a sender resending a broken record learns what to fix."""
+    said = f"this alert id's version {version} was already processed"
+    if type(version) is int and version > 1:
+        said += " (or taken by a broken version dead-lettered at that number: publish the next version above it)"
+    return f"{said}; this copy also breaks: {broken}" if broken else said
 
 
 def _taken_note(taken: int | None, prior: AlertState | None) -> str:

@@ -71,7 +71,10 @@ def test_a_later_version_of_another_type_no_one_holds_is_dead_lettered() -> None
     assert before is not None and before.holders == {}
     out = run.send(_as(_next({**first, "version": 2}, "RECLASSIFY", classification="RESTRINGIDO"), "SEIZURE"))
     assert out.dead_reason == "invalid" and "another alert type" in out.entry["detail"] and out.feeds == []
+    assert "version 3 is now taken: publish the corrected alert as the next version above it" in out.entry["detail"]
     assert run.book.get(first["alert_id"]) is before
+    again = run.send(_as(_next({**first, "version": 2}, "RECLASSIFY", classification="RESTRINGIDO"), "SEIZURE"))
+    assert again.dead_reason == "replay" and "publish the next version above it" in again.entry["detail"]
 
 
 @pytest.mark.parametrize(("case", "reason"), [("recalled", "recalled"), ("the state's version", "replay"),
