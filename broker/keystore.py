@@ -17,7 +17,8 @@ and put in place, so a crash never leaves half a key: a key file only as a new n
 exists (``Keystore.put``: two runs on one folder never replace each other's key), a state file (``in-use``) by
 a rename over the old one. A keystore holds a public half under one owner's
 key id only, and the broker's holds no partner's or agency's private half (``load_public``, ``agency_mac_lookup``;
-every file at the broker's start: ``broker_custody_problems``).
+every file at the broker's start: ``broker_custody_problems``), nor does the keys root around it, unless a
+single-site set-up marked it a trial's (``others_keys_problem``, ``TRIAL_MARK``).
 
 When several generations of one owner's key exist, the newest ``created_at`` is current (the key a
 holder signs or seals with), except an agency's key-agreement key, which the agency names (``in-use``,
@@ -71,7 +72,7 @@ from broker.private_files import folder_refusal, read_regular, secret_problem, w
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
-from puente.errors import KeyMaterialError, KeyUnusable
+from puente.errors import KeyMaterialError, KeyUnusable, PuenteError
 from puente.settings import PuenteSettings
 from puente.strict import one_line
 
@@ -173,6 +174,124 @@ def auditor_path(root: Path | str) -> Path:
     """The auditors' folder: public halves only (the broker's and the partners' signing keys), and
     their Kafka login. Auditors verify with it and can read nothing sealed."""
     return Path(root) / "auditor"
+
+
+# Left by `keys init`, and by every single-site set-up (``Keystore.provision``: the demo's, the tests'), in the keys
+# root it made every party's keys in: that root is a trial's, though it holds other parties' private keys beside the
+# broker's own. Nothing else writes it; the deployment guards take nothing else for a trial's mark.
+TRIAL_MARK = "single-site-trial"
+TRIAL_TEXT = (b"made by `puente keys init`: a single-site trial, every party's private keys on this machine; "
+              b"a deployment's keys folder never holds this file\n")
+# How deep below the keys root ``others_private_files`` looks: <root>/partners/<P>/<file> is three down, and a
+# party's ``--dir`` inside the root may sit a level deeper.
+_ROOT_DEPTH = 4
+_ROOT_SHOWN = 6  # files a refusal names before it counts the rest
+
+
+def trial_marked(root: Path | str) -> bool:
+    """Whether ``root`` holds ``TRIAL_MARK`` as ``mark_trial`` wrote it (a regular file of this user's or root's)."""
+    mark = Path(root) / TRIAL_MARK
+    if not mark.is_file():
+        return False
+    try:
+        data, _ = read_regular(mark, len(TRIAL_TEXT), KeyMaterialError)
+    except OSError:
+        return False
+    return data == TRIAL_TEXT
+
+
+def mark_trial(root: Path | str, error: Callable[[str], PuenteError] = KeyMaterialError) -> None:
+    """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing), before any key: a set-up that stops half-way leaves a
+    root the next one still takes as the trial's. ``error`` (one line) for a file of that name that is not the mark,
+    or one that cannot be written."""
+    root = Path(root)
+    if trial_marked(root):
+        return
+    private_folder(root, error=error)
+    try:
+        write_new(root / TRIAL_MARK, TRIAL_TEXT, 0o644)
+    except FileExistsError:
+        if not trial_marked(root):  # something else by that name: not the trial's mark
+            raise error(f"{root / TRIAL_MARK} is there but not as `keys init` writes it: check what it is, then "
+                        "remove it") from None
+    except OSError as exc:
+        raise error(f"cannot write {root / TRIAL_MARK}: {exc.strerror}") from None
+
+
+def others_private_files(root: Path | str) -> list[Path]:
+    """Files under the keys root ``root`` (to ``_ROOT_DEPTH`` folders down, never through a link, the broker's own
+    folder left to ``broker_custody_problems``) holding a private key the broker does not make for itself: another
+    party's, made on this machine (``keys generate --for partner`` run before the broker's keys were made, or with
+    ``--dir``), whatever the file's name. Told by what the file holds, never by where it is or what it is called,
+    so the order the keys were made in does not matter. A folder or file that cannot be read is passed over (a
+    mount's ``lost+found``): this finds a party's keys made here by mistake, not hidden ones."""
+    root = Path(root)
+    broker = root / "broker"
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if path != broker and depth < _ROOT_DEPTH:
+                        walk(path, depth + 1)
+                    continue
+                regular = entry.is_file(follow_symlinks=False)
+                small = regular and entry.stat(follow_symlinks=False).st_size <= MAX_KEY_FILE
+            except OSError:
+                continue
+            if small and _holds_others_secret(path):
+                found.append(path)
+
+    walk(root, 1)
+    return found
+
+
+def _holds_others_secret(path: Path) -> bool:
+    """Whether the regular file ``path`` is a key file holding a private key the broker does not make for itself
+    (``_broker_makes``: its signing and key-agreement keys, the pseudonym keys) nor keeps (a retired shared
+    agency-mac key): one whose key id names no such key, or names none at all."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_KEY_FILE + 1)
+    if b'"secret"' not in data:
+        return False
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    if not isinstance(doc, dict) or "secret" not in doc or doc.get("kind") == "agency-mac":
+        return False
+    key_id = doc.get("key_id")
+    if not isinstance(key_id, str) or not KEY_ID_PATTERN.fullmatch(key_id):
+        return True  # a secret no one can tell the owner of
+    parsed = parse_key_id(key_id)
+    return not (parsed.kind is KeyKind.PSEUDONYM or (parsed.owner == BROKER_OWNER and parsed.kind in _BROKER_PRIVATE))
+
+
+def others_keys_problem(root: Path | str) -> str | None:
+    """Why the broker's keys must not be made in, nor the broker started from, the keys root ``root``: it holds
+    other parties' private keys (``others_private_files``), as no deployment's does; None when it holds none, or
+    when ``root`` is a single-site trial's (``trial_marked``). Names the files to move out, never what they hold."""
+    root = Path(root)
+    if trial_marked(root):
+        return None
+    found = others_private_files(root)
+    if not found:
+        return None
+    shown = ", ".join(one_line(str(path)) for path in found[:_ROOT_SHOWN])
+    more = f" and {len(found) - _ROOT_SHOWN} more" if len(found) > _ROOT_SHOWN else ""
+    return (f"{one_line(str(root))} holds private keys of parties other than the broker ({shown}{more}), which in a "
+            "deployment each party makes and keeps on its own machine: move them out to their owners (each may be its "
+            f"owner's only copy); a single-site trial marks the folder once with `puente keys init --trial`")
 
 
 def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> list[tuple[KeyKind, str]]:
@@ -1270,12 +1389,16 @@ class Keystore:
         key to the broker and the broker's to each agency. Keys that already exist are kept, so
         provisioning twice reuses them. A key its owner lost while another side holds its public half
         is refused before anything is written (``_refuse_lost``): it is never made again under that id.
+        ``path`` is marked a single-site trial's (``TRIAL_MARK``) before any key is made.
         """
         now = now or datetime.now(UTC)
         generation = generation or f"{now.year}a"
         root = Path(path)
         partners, agencies = list(partners), list(agencies)
         _refuse_lost(root, partners, agencies, generation)
+        # Every party's private keys on one machine: a trial's root, which the deployment guards (``keys generate
+        # --for broker``, the broker's start: ``others_keys_problem``) must take as one.
+        mark_trial(root)
         broker = Keystore(holder_path(root, Holder.BROKER, BROKER_OWNER))
 
         def own(store: Keystore, holder: Holder, ident: str, found: Iterable[str] = ()) -> dict[KeyKind, KeyRecord]:

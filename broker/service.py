@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from broker.audit.recalls import DEFAULT_ACK_HOURS, deadline_hours
 from broker.crypto import FeedSealer, KeyKind, sign_checkpoint, verify_ingress
 from broker.kafka import Admin, KafkaConnection, check_audit_retention, topic_settings
-from broker.keystore import Keystore, signature_check
+from broker.keystore import Keystore, others_keys_problem, signature_check
 from broker.metrics import Metrics, metrics_token, serve_metrics
 from broker.pipeline import MissingDeliveryKey, Originator, Pipeline
 from broker.topology import DAY_MS, Slots, TopicNames, lifecycle_retention_days, slots_for
@@ -295,15 +295,21 @@ def require_reference_key(keystore: Keystore) -> None:
             "use; nothing was read") from None
 
 
-def require_custody(keystore: Keystore) -> None:
+def require_custody(keystore: Keystore, root: Path) -> None:
     """Refuse (ConfigError, one line) while the broker's folder holds another party's private half, one public
     key under two owners' ids, or a file no one can tell the owner of (``Keystore.broker_custody_problems``):
     checked over every file, not only the keys the broker loads, since a key it holds but never loads is
-    still leaked, and one it loads under two names lets one party act as another."""
+    still leaked, and one it loads under two names lets one party act as another. Refused too while the keys
+    root ``root`` (``PUENTE_KEYS``) holds another party's private keys beside the broker's folder and is no
+    single-site trial's (``others_keys_problem``): made on the broker's machine, whatever the order they were
+    made in, they are in the broker operator's hands as much as if they were in its folder."""
     problems = keystore.broker_custody_problems()
     if problems:
         raise ConfigError(f"the broker will not start from {keystore.path}: {'; '.join(problems)}. `puente policy "
                           f"lint --keys {keystore.path}` lists every such file; nothing was read")
+    problem = others_keys_problem(root)
+    if problem is not None:
+        raise ConfigError(f"the broker will not start from {keystore.path}: {problem}; nothing was read")
 
 
 def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suffix: str = "",
@@ -321,7 +327,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     worker built before that check is given it after.
     """
     keystore = Keystore(settings.keys / "broker")
-    require_custody(keystore)
+    require_custody(keystore, settings.keys)
     policy_set = load_policy_set(settings.policy_dir) if policy_set is None else policy_set
     slots: Slots = slots_for(settings.agencies, settings.ingress_partitions, settings.topic_prefix)
     names = slots.names

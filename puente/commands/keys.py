@@ -14,8 +14,15 @@ make and keep their own). So every command that makes another party's private ke
 for a partner or an agency) goes through one check, ``_refuse_deployment``: it refuses a deployment's keys
 folder (``_deployment_shaped``: beside a compose.yaml, or holding the broker's own key files) unless
 ``--trial`` says the machine is a trial's. ``init`` leaves a mark in the folder it made keys in
-(``TRIAL_MARK``), so the trial's later runs need no ``--trial``; nothing else writes it, and no other
-party's key file counts, since one ``generate`` could make one.
+(``TRIAL_MARK``; so does every single-site set-up, ``broker.keystore.Keystore.provision``), so the trial's
+later runs need no ``--trial``; nothing else writes it, and no other party's key file counts, since one
+``generate`` could make one.
+
+That check goes by how the folder looks when it runs, so a partner's keys made in a fresh keys folder before
+the broker's pass it. The broker's side goes by what the folder holds instead, whatever the order: ``generate
+--for broker`` (``_refuse_others_keys``) and the broker's start (``broker.service.require_custody``) refuse a
+keys folder holding another party's private keys (``broker.keystore.others_keys_problem``), naming the files to
+move out, unless it is a trial's (``TRIAL_MARK``; ``generate --for broker --trial`` too).
 
 A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each print the key's
 fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
@@ -37,12 +44,16 @@ from broker.keystore import (
     BROKER_IN_USE,
     IN_USE,
     KEY_GENERATION,
+    TRIAL_MARK,
     Holder,
     Keystore,
     holder_path,
+    mark_trial,
+    others_keys_problem,
     provision_all,
+    trial_marked,
 )
-from broker.private_files import private_folder, read_regular, write_new
+from broker.private_files import write_new
 from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
@@ -50,11 +61,6 @@ from puente.settings import PuenteSettings
 from puente.strict import TooLarge, case_slip, read_bounded
 
 MAX_PEM_FILE = 16 * 1024  # a public key PEM is about 120 bytes
-# Written by `keys init` in the keys folder it made every party's keys in: that folder is a trial's, though it holds
-# the broker's own keys. Only `init` writes it, once its guard passed or --trial was given.
-TRIAL_MARK = "single-site-trial"
-_TRIAL_TEXT = (b"made by `puente keys init`: a single-site trial, every party's private keys on this machine; "
-               b"a deployment's keys folder never holds this file\n")
 
 # Who receives the public half of each kind of key, once its owner has made it.
 _RECEIVER = {
@@ -84,8 +90,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                      help=f"the keys' generation, the last part of their ids (default {KEY_GENERATION})")
     gen.add_argument("--trial", action="store_true",
                      help="a partner's or an agency's keys even in a keys folder shaped as a deployment's (beside a "
-                          "compose.yaml, or holding the broker's own keys), or in a folder inside one (--dir): a trial "
-                          "on one machine; a deployment's parties make their keys on their own side")
+                          "compose.yaml, or holding the broker's own keys), or in a folder inside one (--dir), and the "
+                          "broker's beside other parties' private keys: a trial on one machine; a deployment's parties "
+                          "make their keys on their own side")
     gen.add_argument("--missing-only", action="store_true",
                      help="the broker only: beside its keys of --generation, make only the pseudonym keys it lacks "
                           "(its alert-reference key in a keystore made before references, a new agreement's key), "
@@ -173,6 +180,8 @@ def _generate(args: argparse.Namespace) -> int:
         _refuse_deployment(f"keys generate --for {holder} {ident} makes {holder} {ident}'s private keys, which in a "
                            f"deployment only {ident} makes, on its own machine", cfg.keys, args.dir,
                            f"run it on {ident}'s own machine, in its own keys folder")
+    if holder is Holder.BROKER and not args.trial:
+        _refuse_others_keys(cfg.keys)
     store = Keystore(args.dir if args.dir is not None else holder_path(cfg.keys, holder, ident))
     agreements = sorted(load_policy_set(cfg.policy_dir).agreements) if holder is Holder.BROKER else []
     made = store.generate_own(holder, ident, generation=args.generation, now=datetime.now(UTC), agreements=agreements,
@@ -339,21 +348,12 @@ def _broker_shaped(root: Path) -> str | None:
         held = broker.is_dir() and any(broker.glob("broker-*.json"))
     except OSError as exc:
         return f"cannot look into {broker}: {exc.strerror}"
-    if not held or _marked_trial(root):
+    if not held or trial_marked(root):
         return None
     # A trial's are made by `keys init`, which leaves TRIAL_MARK beside them (since this release: a trial's folder
     # made before has none, and `keys init --trial` once marks it).
     return (f"{root} holds the broker's own keys and no {TRIAL_MARK} mark of a trial's `keys init`, as a deployment's "
             f"keys folder does (a trial made before that mark existed: `puente keys init --trial` once marks it)")
-
-
-def _marked_trial(root: Path) -> bool:
-    """Whether ``keys init`` marked ``root`` a trial's (``TRIAL_MARK``, this user's or root's, as it wrote it)."""
-    mark = root / TRIAL_MARK
-    if not mark.is_file():
-        return False
-    data, _ = read_regular(mark, len(_TRIAL_TEXT), ConfigError)
-    return data == _TRIAL_TEXT
 
 
 def _refuse_deployment(doing: str, root: Path, folder: Path | None, fix: str) -> None:
@@ -375,20 +375,14 @@ def _refuse_deployment(doing: str, root: Path, folder: Path | None, fix: str) ->
                           "trial on one machine all the same)")
 
 
-def _mark_trial(root: Path) -> None:
-    """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing), before any key: a run that stops half-way leaves a
-    folder the next ``init`` still takes as the trial's."""
-    if _marked_trial(root):
-        return
-    private_folder(root)
-    try:
-        write_new(root / TRIAL_MARK, _TRIAL_TEXT, 0o644)
-    except FileExistsError:
-        if not _marked_trial(root):  # something else by that name: not the trial's mark
-            raise ConfigError(f"{root / TRIAL_MARK} is there but not as `keys init` writes it: check what it is, "
-                              "then remove it") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot write {root / TRIAL_MARK}: {exc.strerror}") from None
+def _refuse_others_keys(root: Path) -> None:
+    """Raise ConfigError (one line naming the files) when the keys root ``root``, the one the broker starts from,
+    holds another party's private keys and is no trial's (``others_keys_problem``): whatever order the keys were
+    made in, a partner's made there first included, which the broker's start refuses as well."""
+    problem = others_keys_problem(root)
+    if problem is not None:
+        raise ConfigError(f"keys generate --for broker makes the broker's keys under {root}, but {problem}; nothing "
+                          "was written (check PUENTE_KEYS; --trial: a single-site trial on one machine all the same)")
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -398,7 +392,7 @@ def _init(args: argparse.Namespace) -> int:
                            "deployment's parties each run `puente keys generate` on their own side and the broker "
                            "imports the public halves (`puente keys import-public`)", cfg.keys, None,
                            "this is for a trial's keys folder only")
-    _mark_trial(cfg.keys)
+    mark_trial(cfg.keys, ConfigError)
     made = provision_all(cfg)
     say(f"keys ready under {made.root} for a single-site trial: every party's private keys were made on this machine, "
         "each in its own folder; only public halves crossed:",

@@ -273,3 +273,39 @@ def test_a_retired_mac_file_whose_secret_does_not_read_as_a_key_stops_the_start(
     problems = made.broker.broker_custody_problems()
     assert len(problems) == 1 and f"{target}: holds a secret that does not read as a key" in problems[0]
     assert written not in problems[0] and raw.hex() not in problems[0]
+
+
+def test_other_parties_private_keys_in_the_keys_root_stop_the_start_unless_a_trial(made: Keystores,
+                                                                                  tmp_path: Path) -> None:
+    """A keys root holding partners' and agencies' private keys beside the broker's folder (every party's keys made on
+    one machine, in whatever order) stops the start in one line naming those files, not the public halves the
+    auditors hold, and no key bytes; a backup of the broker's own key there is no one else's; the mark a single-site
+    set-up leaves lets the trial start."""
+    shutil.copy(made.broker.path / "broker-sign-2026a.json", made.root / "broker-sign-2026a.json.bak")
+    (made.root / "single-site-trial").unlink()
+    message = _start(made)
+    assert str(made.partners["COL"].path / "COL-enc-2026a.json") in message
+    assert str(made.agencies["SENAN"].path / "SENAN-kex-2026a.json") in message
+    assert "and 7 more" in message and "`puente keys init --trial`" in message  # 5 agencies' and 4 partners' keys
+    assert "auditor" not in message and "broker-sign-2026a.json.bak" not in message
+    secret = json.loads((made.partners["COL"].path / "COL-enc-2026a.json").read_text("utf-8"))["secret"]
+    assert secret not in message and base64.b64decode(secret).hex() not in message
+    Keystore.provision(made.root, partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                       generation="2026a")  # `keys init --trial` marks it again, keeping every key
+    build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
+
+
+def test_a_partners_keys_made_before_the_brokers_stop_the_start(tmp_path: Path) -> None:
+    """The order the guard by looks missed: a partner's keys made in a fresh keys root (``--dir`` anywhere inside
+    it), then the broker's, still stop the broker's start naming the partner's files; moved out, the start goes on
+    past the custody check."""
+    root = tmp_path / "keys"
+    Keystore(root / "elsewhere" / "col").generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW)
+    Keystore(root / "broker").generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW,
+                                           agreements=AGREEMENTS)
+    message = _start(Keystores(root, Keystore(root / "broker"), {}, {}, Keystore(root / "auditor")))
+    assert str(root / "elsewhere" / "col" / "COL-enc-2026a.json") in message and "move them out" in message
+    shutil.move(root / "elsewhere", tmp_path / "col-usb")
+    with pytest.raises(ConfigError) as info:  # the next check: partners the policy names have no keys here
+        build_worker(PuenteSettings(keys=root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
+    assert "other than the broker" not in str(info.value)

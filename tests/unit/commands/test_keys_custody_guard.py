@@ -117,3 +117,40 @@ def test_a_trial_made_before_the_mark_is_told_how_to_mark_it(tmp_path: Path,
     assert code == 3 and "`puente keys init --trial` once marks it" in err, err
     assert _keys(root, capsys, "init", "--trial")[0] == 0 and (root / "single-site-trial").is_file()
     assert _keys(root, capsys, "generate", "--for", "agency", "SENAN", "--generation", "2026b")[0] == 0
+
+
+def test_a_partners_keys_made_first_stop_the_brokers_in_that_keys_folder(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The reviewer's order: a partner's keys made in a fresh keys folder pass the deployment guard, which goes by how
+    the folder looks; the broker's keys made there next are refused in one line naming the partner's files to move
+    out, writing nothing, whatever their folder (--dir inside it); --trial makes them all the same."""
+    root = tmp_path / "keys"
+    assert _keys(root, capsys, "generate", "--for", "partner", "COL")[0] == 0
+    assert _keys(root, capsys, "generate", "--for", "agency", "SENAN", "--dir", str(root / "senan"))[0] == 0
+    before = _files(root)
+    code, err = _keys(root, capsys, "generate", "--for", "broker")
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    for name in ("partners/COL/COL-enc-2026a.json", "partners/COL/COL-rcpt-2026a.json", "senan/SENAN-kex-2026a.json"):
+        assert str(root / name) in err, err
+    assert "move them out" in err and "nothing was written" in err and "check PUENTE_KEYS" in err
+    assert _files(root) == before
+    assert _keys(root, capsys, "generate", "--for", "broker", "--trial")[0] == 0
+
+
+def test_the_brokers_keys_in_a_trial_or_beside_public_halves_only(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A trial's folder (`keys init`'s mark) takes the broker's next generation; a deployment's keys folder holding
+    others' public halves and logins only takes the broker's first keys and their rotation."""
+    trial = tmp_path / "trial"
+    assert _keys(trial, capsys, "init")[0] == 0
+    assert _keys(trial, capsys, "generate", "--for", "broker", "--generation", "2026b")[0] == 0
+    root = tmp_path / "keys"
+    login = root / "partners" / "COL"
+    login.mkdir(parents=True, mode=0o700)
+    (login / "client.properties").write_text("security.protocol=SASL_SSL\n")
+    auditor = root / "auditor"
+    auditor.mkdir(mode=0o700)
+    (auditor / "COL-rcpt-2026a.json").write_text(
+        (trial / "auditor" / "COL-rcpt-2026a.json").read_text())  # a public half
+    assert _keys(root, capsys, "generate", "--for", "broker")[0] == 0
+    assert _keys(root, capsys, "generate", "--for", "broker", "--generation", "2026b")[0] == 0
