@@ -8,6 +8,9 @@ index``, or the console's periodic catch-up), which reads each audit partition r
 the position the index holds to its end, verifies each record as it comes (``broker.audit.verify.
 PartitionWalk``, continued from the chain states the index holds) and stores the rows of the
 sound ones. It can always be rebuilt from offset 0 (``rebuilding``: built beside it, then moved into place).
+Records Kafka deletes after the index read them (a partition's log start passing them: retention, or a deletion by
+hand) are dropped at the next catch-up, and their chains started at their first records held, the start checked,
+as a rebuild from the log start has them (``_cut``).
 
 What is indexed (the same rule as ``audit log``): a record verification reports (edited, out of
 place, badly or wrongly signed, not an audit record) is a finding, and none of its rows are

@@ -418,8 +418,10 @@ class AuditIndex:
         a row unchecked. ``feeds``: what every feed topic's name starts with, to count how far a receipts
         partition's receipts reach into the feeds (``end_reports``). ``log_start``: the partition's first offset
         Kafka still holds: a chain the index holds nothing of whose first records were before it starts where
-        it is held (``PartitionWalk``); one it holds, whose next records were deleted unread, shows the gap.
-        ``retention``: as ``PartitionWalk``'s, the start check of a chain so cut."""
+        it is held (``PartitionWalk``); records the index read before it are dropped, with every row and finding
+        of theirs, and their chains start at their first records held, as a rebuild has them (``_cut``); a chain
+        whose next records were deleted unread shows the gap. ``retention``: as ``PartitionWalk``'s, the start
+        check of a chain so cut."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
                                    log_start, retention)

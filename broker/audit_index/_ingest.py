@@ -46,7 +46,9 @@ from broker.audit.verify import (
     Retention,
     StartFinding,
     VerifyFn,
+    chain_fields,
 )
+from broker.audit_index._cut import PREV_AT_CHARS, Counts, Cut, counted, cut_due, cut_start
 from broker.audit_index._places import SqlReceiptBook
 from broker.audit_index._scope import alias, view_mask
 from broker.audit_index._store import UNKNOWN_CHAIN, alias_key, at_ms, chain_key, chain_name, instant_ms, translated
@@ -163,6 +165,12 @@ class PartitionIngest:
         row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                            (topic, partition)).fetchone()
         self.start = self.next_offset = int(row[0]) if row else 0
+        self._book = SqlReceiptBook(conn, _SENT_SQL)
+        self.found = 0  # problems found by this ingest
+        if cut_due(conn, topic, partition, log_start):
+            # Kafka deleted records this index read: what it holds of them goes, and its chains start where a
+            # rebuild from the log start has them (``_cut``).
+            self._cut(log_start, PartitionWalk(topic, partition, verify, holds, owner), retention)
         chains = {chain_name(key): ChainState.from_json(json.loads(state)) for key, state in conn.execute(
             "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
         # ``prunes``: the index holds each waiting receipt by offset (``pending_receipts``), so a fork a signed
@@ -179,11 +187,13 @@ class PartitionIngest:
         self._open = False
         self._since_commit = 0
         self.records = self.rows = 0
-        self.found = 0  # problems found by this ingest
         self._at: tuple[str | None, int | None] = (None, None)
         self._next_id: int | None = None  # the next decision id (the one writer numbers them itself)
         self._alias_key: bytes | None = None  # the index's aliases' key, read at the first decision
-        self._book = SqlReceiptBook(conn, _SENT_SQL)
+        # Each chain's state and counts as of its last record read, to note how the next one counted
+        # (``records_read``, ``_cut.counted``).
+        self._counts: dict[str, Counts] = {chain_key(n): (s, s.records, s.signed, s.tail)
+                                           for n, s in self._walk.chains.items()}
         # The receipts no checkpoint has vouched for yet, bounded by the rule ``audit verify`` applies
         # (``Unvouched``): each held as its chain key, restored from ``pending_receipts`` as it stood.
         self._waiting: Unvouched[str] = Unvouched()
@@ -201,6 +211,81 @@ class PartitionIngest:
             self._restore_held()
         if self._reach is not None:
             self._restore_reach(self._reach, owner)
+
+    def _cut(self, log_start: int, walk: PartitionWalk, retention: Retention | None) -> None:
+        """Drop what the index holds of the records before ``log_start`` and start the partition's chains at their
+        first records held (``_cut.cut_start``), then match again what rows of other partitions matched against what
+        was dropped: the receipts naming the deliveries dropped, and the places and deliveries that receipts dropped
+        had bound (``_rebind``, ``_unacknowledged``, from the receipts held), in one transaction."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            # (The walk's own start check, on what ``records_read`` kept of the record: one rule, `audit verify`'s.)
+            cut = cut_start(c, self.topic, self.partition, log_start, None if retention is None else (
+                lambda offset, doc: walk._start_check(offset, doc, retention)))
+            self._after_cut(cut)
+            c.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+            raise
+        self.found += cut.findings
+
+    def _after_cut(self, cut: Cut) -> None:
+        """What rows of other partitions matched against what ``cut`` dropped, matched again."""
+        for partner, place in sorted(cut.places):
+            self._rebind(partner, place, (INT_MAX, INT_MAX))  # as the receipts held (all of them) bind it
+        touched = self._rematch_named(cut.deliveries) | cut.acknowledged
+        for delivery in sorted(touched):
+            self._unacknowledged(delivery)
+
+    def _rematch_named(self, named: list[tuple[str, str]]) -> set[int]:
+        """Match again, in turn (topic, partition, vouched, offset), the receipt rows naming each alert of ``named``
+        (the id its partner knows it by, the partner), whose deliveries the index dropped: the places they bound are
+        bound again by them alone, and one that matches no delivery held any more is a finding, held unmatched (as a
+        rebuild, which never read those deliveries, finds it). One alert at a time: a feed place holds one alert, so
+        no other alert's receipt row is bound there. The deliveries whose receipts changed."""
+        touched: set[int] = set()
+        for name, partner in named:
+            rows = sorted(self._conn.execute(
+                "SELECT topic, partition, vouched, \"offset\", id, chain, alert_id, version, status, at, feed, detail, "
+                "decision_id, extra, size, appended_at, place FROM receipts INDEXED BY receipts_by_alert_time WHERE "
+                "alert_id = ? AND partner = ?", (name, partner)).fetchall())
+            for place in {r[16] for r in rows if r[16] is not None}:
+                self._book.unbind(partner, _feed_place(place))
+            for row in rows:
+                touched |= self._rematch_dropped(*row[:16])
+        return touched
+
+    def _rematch_dropped(self, topic: str, part: int, vouched: int, offset: int, ident: int, chain: str,
+                         alert: str | None, version: int | None, status: str | None, at: str | None,
+                         feed: str | None, detail: str | None, delivery: int | None, extra: str, size: int,
+                         appended: str | None) -> set[int]:
+        """A receipt row of ``topic[part]`` matched again (``_rematch_named``): bound as it matches now, or deleted
+        and held unmatched with its finding (as ``_unmatched``, in that partition's tables: its own ingest counts
+        them when it opens). The deliveries whose receipts this changed."""
+        c = self._conn
+        row = {**json.loads(extra), "chain": chain, "alert_id": alert, "version": version, "status": status, "at": at,
+               "feed": feed, "detail": detail}
+        if appended is not None:
+            row["appended_at"] = appended
+        match = match_receipt(row, self._book)
+        touched = {delivery} if delivery is not None else set()
+        if isinstance(match, str):
+            c.execute("DELETE FROM receipts WHERE id = ?", (ident,))
+            found = c.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
+                              "VALUES (?, ?, ?, ?, ?, 1)", (topic, part, offset, chain_key(chain), match)).lastrowid
+            c.execute("INSERT INTO unmatched_receipts (topic, partition, chain_key, \"offset\", alert_id, partner, "
+                      "row, size, finding, vouched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (topic, part, chain_key(chain), offset, alert, chain_owner(chain), json_text(row), size, found,
+                       vouched))
+            self.found += 1
+            return touched
+        self._book.bind(match)
+        if match.key != delivery:
+            c.execute("UPDATE receipts SET decision_id = ? WHERE id = ?", (match.key, ident))
+            touched |= {match.key} if match.key is not None else set()
+        return touched
 
     def _restore_reach(self, reach: ReceiptReach, owner: str | None) -> None:
         """``reach`` as the last commit left it: what waits, in its order, with the chains vouched for (those
@@ -274,12 +359,14 @@ class PartitionIngest:
         self._begin()
         before = self.rows
         doc, found = self._walk.feed(offset, value, appended_ms, unreadable)
+        self._note_read(offset, doc, not any(not isinstance(f, StartFinding) for f in found))
         for chain in self._walk.cut:  # receipts cut off from their chain: no checkpoint will vouch for them
             self._waiting.pop(chain_key(chain))
             self._began.pop(chain_key(chain), None)
             self._conn.execute("DELETE FROM pending_receipts WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
         for chain in self._walk.given_up:  # a chain the walk holds no state for any more (``MAX_CHAINS``)
+            self._counts.pop(chain_key(chain), None)
             self._conn.execute("DELETE FROM chains WHERE topic = ? AND partition = ? AND chain_key = ?",
                                (self.topic, self.partition, chain_key(chain)))
         for chain, offsets in self._walk.pruned.items():  # a fork the record settled: its branch off the path
@@ -317,6 +404,25 @@ class PartitionIngest:
         self.next_offset = offset + 1
         if self._since_commit >= self.batch_rows:
             self.commit()
+
+    def _note_read(self, offset: int, doc: dict[str, Any] | None, sound: bool) -> None:
+        """Keep what the record at ``offset`` takes once Kafka deletes the records before it (``records_read``,
+        ``_cut``): its chain and seq, what its start check reads when it is sound, and how it counted in its chain."""
+        name = doc.get("chain") if doc is not None else None
+        named = doc is not None and (name is None or isinstance(name, str))
+        key = chain_key(name) if named else UNKNOWN_CHAIN
+        state = self._walk.chains.get(name) if named else None
+        flags = counted(self._counts.get(key), state, offset, sound)
+        if state is not None:
+            self._counts[key] = (state, state.records, state.signed, state.tail)
+        place = chain_fields(doc) if doc is not None else None
+        prev_at = _text(doc.get("prev_at")) if doc is not None and sound else None
+        self._conn.execute(
+            "INSERT OR REPLACE INTO records_read (topic, partition, \"offset\", chain_key, seq, prev_at, keep_days, "
+            "counted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.topic, self.partition, offset, key, _int(place[0]) if place is not None else None,
+             prev_at if prev_at is not None and len(prev_at) <= PREV_AT_CHARS else None,
+             _int(doc.get("keep_days")) if doc is not None and sound else None, flags))
 
     def reached(self, end: int) -> None:
         """The partition's records up to ``end`` are all added: the next run starts there (past any
@@ -452,7 +558,10 @@ class PartitionIngest:
         sent = _int(sent_version(row)) if went else None
         when = self._time(row.get("at"))
         if self._next_id is None:
-            self._next_id = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions").fetchone()[0])
+            # Past every id given, those of decisions Kafka deleted too (``_cut``): an id is never given twice.
+            self._next_id = int(self._conn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(id) FROM decisions), 0), COALESCE((SELECT CAST(value AS INTEGER) "
+                "FROM meta WHERE key = 'decision_ids'), 0)) + 1").fetchone()[0])
         ident, self._next_id = self._next_id, self._next_id + 1
         decisions.append(
             (ident, self.topic, self.partition, offset, cols["block"], cols["alert_id"] or "", cols["version"],

@@ -23,7 +23,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 19  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 20  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -41,8 +41,10 @@ SCHEMA_VERSION = 19  # PRAGMA user_version of the layout below (8: unvouched rec
 # 18: each decision keeps its partner's reference to the alert (``ref``), by which that partner's receipts name it
 # and are matched: an index of 17 holds every receipt naming a reference unmatched;
 # 19: ``decisions_held`` finds the id a partner knows an alert by in one seek, ``decisions_recalls`` an alert's
-# recalls; the writer adds them to an index of 18 in place, ``UPGRADES``)
-UPGRADES = frozenset({18})  # layouts the writer brings to SCHEMA_VERSION in place: it only adds indexes to them
+# recalls; the writer added them to an index of 18 in place;
+# 20: ``records_read`` keeps, per record read, what checks its chain's start once Kafka deletes the records before it
+# (``_cut``): an index of 19 holds none of it for the records it read, so it is made again)
+UPGRADES: frozenset[int] = frozenset()  # layouts the writer brings to SCHEMA_VERSION in place (adding indexes only)
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -199,6 +201,14 @@ CREATE TABLE IF NOT EXISTS receipt_reach (
 CREATE TABLE IF NOT EXISTS lost (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, position INTEGER NOT NULL, kafka_end INTEGER NOT NULL,
     at TEXT NOT NULL, PRIMARY KEY (topic, partition));
+-- One row per record read, while Kafka may still hold it: its chain, seq, what the start check reads of it
+-- (``prev_at``, ``keep_days``) and how it counted in its chain's state (``counted``, ``_cut.COUNTED``). When the
+-- partition's log start passes records read, the index drops what it holds of them and starts each chain where a
+-- rebuild would, at its first record held (``_cut.cut_start``).
+CREATE TABLE IF NOT EXISTS records_read (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL, chain_key TEXT NOT NULL,
+    seq INTEGER, prev_at TEXT, keep_days INTEGER, counted INTEGER NOT NULL, PRIMARY KEY (topic, partition, "offset"));
+CREATE INDEX IF NOT EXISTS records_read_by_chain ON records_read (topic, partition, chain_key, "offset");
 CREATE TABLE IF NOT EXISTS receipts_waiting (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, waiting TEXT NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -818,29 +818,24 @@ def test_an_index_of_an_older_layout_asks_for_a_rebuild(tmp_path: Path) -> None:
             AuditIndex(path, readonly=readonly)
 
 
-def test_an_index_of_layout_18_is_brought_up_to_date_by_the_writer_in_place(tmp_path: Path) -> None:
-    """Layout 19 only adds ``decisions_held``: a reader of an index of 18 says to run `puente audit index` once (no
-    rebuild), and the writer adds the index and the new layout number, keeping the rows."""
+def test_an_index_of_layout_19_asks_for_a_rebuild(tmp_path: Path) -> None:
+    """Layout 20 keeps, per record read, what checks its chain's start once Kafka deletes the records before it
+    (``records_read``): an index of 19 holds none of it for the records it read, so reader and writer alike ask for
+    a rebuild, and nothing is written to it."""
     from broker.audit_index._store import SCHEMA_VERSION
     from puente.errors import StoreError
 
     path = tmp_path / "audit" / "index.sqlite"
     AuditIndex(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('kept', 'yes')")
-        conn.execute("DROP INDEX decisions_held")
-        conn.execute("DROP INDEX decisions_recalls")
-        conn.execute("PRAGMA user_version = 18")
-    with pytest.raises(StoreError, match=r"layout 18: run `puente audit index` once, which adds what this version "
-                                         r"reads \(no rebuild\)"):
-        AuditIndex(path, readonly=True)
-    AuditIndex(path).close()
+        conn.execute("DROP TABLE records_read")
+        conn.execute("PRAGMA user_version = 19")
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"layout 19\): run `puente audit index --rebuild`"):
+            AuditIndex(path, readonly=readonly)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 19
-        assert conn.execute("SELECT value FROM meta WHERE key = 'kept'").fetchone() == ("yes",)
-        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('decisions_held', 'decisions_recalls')"
-                            ).fetchone() == (2,)
-    AuditIndex(path, readonly=True).close()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 19 != SCHEMA_VERSION
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'records_read'").fetchone() == (0,)
 
 
 # ---- a scoped auditor reads of an alert only what its partner's view kept ----------------------------------------

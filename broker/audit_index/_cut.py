@@ -1,0 +1,159 @@
+"""Records Kafka deleted after the index read them: the partition's log start passed them (``cut_start``).
+
+A rebuild reads a partition from its log start: nothing of the records no longer held is in it, and each chain starts
+at its first record held (``ChainState.first_seq``), whose start ``PartitionWalk`` checks against the retention (a
+predecessor written within it was deleted, not expired). A catch-up continues from the chain states it holds, so
+the records Kafka deleted after it read them stayed listed, and a deletion by hand (DeleteRecords, a retention
+lowered on the topic) of a chain's front went unseen, while `audit verify` and a rebuild reported it.
+``records_read`` keeps, per record read, what it takes to do as a rebuild does (its chain, seq, ``prev_at``,
+``keep_days``, how it counted: ``COUNTED``). At a catch-up whose log start passed records read, ``cut_start``
+drops every row and finding of those records and brings each chain of the partition to where a rebuild has it:
+
+- a chain with a record read at or past the log start starts at the first such: its ``first_seq``, and the start
+  check of that record (when it was sound), as a walk from the log start makes it;
+- a chain with none read there yet starts at the next record read of it (``first_seq``: the seq the walk expects
+  next, so the walk checks that record's start when it continues the chain; one that does not is a gap, as before:
+  records deleted before the index read them);
+- its records, signed records and unsigned tail count the records held only, and its last signed record is none
+  once that record is deleted.
+
+What it gives back (``Cut``) the ingest applies (``PartitionIngest``): the receipts naming the deliveries dropped are
+matched again, and the feed places and first receipts that dropped receipts had bound are bound again from the
+receipts held. A catch-up still keeps what no rebuild can tell from the records held: the keys a chain's deleted
+records were signed with (``signers``, ``dated``), how far a receipts partition's deleted receipts reached into feeds
+(``receipt_reach``, a maximum), and a receipt matched, at its turn, against a place a dropped receipt had bound.
+"""
+
+# ruff: noqa: S608 - SQL text is built from fixed table and column names and '?' placeholders only
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.audit.verify import ChainState, Finding
+from broker.audit_index._store import chain_name
+
+SOUND, IN_RECORDS, SIGNED, TAILED = 1, 2, 4, 8
+"""``records_read.counted``: the record was sound (no finding at it but its start check's); it counted in its
+chain's ``records``, ``signed`` and unsigned ``tail``."""
+COUNTED = SOUND | IN_RECORDS | SIGNED | TAILED
+PREV_AT_CHARS = 64  # a ``prev_at`` longer than any time the audit writes is kept as none (it checks nothing)
+Counts = tuple[ChainState, int, int, int]  # a chain's state and its records, signed records and tail, as they were
+StartCheck = Callable[[int, dict[str, Any]], list[Finding]]
+"""The start check of a chain's first record held (``PartitionWalk._start_check``): its offset and what it states."""
+
+# Every table with a row per record (or per part of one) of an audit partition, by its ``offset``.
+_PER_RECORD = ("decisions", "dead_letters", "gaps", "denials", "queries", "receipts", "pending_receipts",
+               "unmatched_receipts", "findings", "records_read")
+
+
+@dataclass
+class Cut:
+    """What ``cut_start`` dropped that rows of other partitions depend on: ``deliveries`` (the id the partner knows
+    the alert by, the partner) of the feed records sent that the decisions dropped record, whose receipts are
+    matched again; and of the receipts dropped, the feed places they bound (partner, place) and the deliveries they
+    were bound to (``acknowledged``), bound and dated again from the receipts held; ``findings``, the start checks'."""
+
+    deliveries: list[tuple[str, str]] = field(default_factory=list)
+    places: set[tuple[str, str]] = field(default_factory=set)
+    acknowledged: set[int] = field(default_factory=set)
+    findings: int = 0
+
+
+def counted(before: Counts | None, state: ChainState | None, offset: int, sound: bool) -> int:
+    """How the record at ``offset`` counted in its chain's ``state`` (``records_read.counted``), given the state
+    and its counts before it (None: a chain the walk held no state for)."""
+    flags = SOUND if sound else 0
+    if state is None:
+        return flags
+    records, signed, tail = before[1:] if before is not None and before[0] is state else (0, 0, 0)
+    if state.records > records:
+        flags |= IN_RECORDS
+    if state.signed > signed:
+        flags |= SIGNED
+    if state.tail and (state.tail_first == offset or state.tail > tail):
+        flags |= TAILED
+    return flags
+
+
+def cut_due(conn: sqlite3.Connection, topic: str, partition: int, log_start: int) -> bool:
+    """Whether the index holds a record of ``topic[partition]`` before ``log_start``: Kafka deleted it since."""
+    return log_start > 0 and conn.execute(
+        "SELECT 1 FROM records_read WHERE topic = ? AND partition = ? AND \"offset\" < ? LIMIT 1",
+        (topic, partition, log_start)).fetchone() is not None
+
+
+def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: int,
+              check: StartCheck | None) -> Cut:
+    """Drop what the index holds of ``topic[partition]`` before ``log_start`` and start its chains as a rebuild
+    does (module docstring), in the transaction the caller holds; ``check``: the start check (None: no retention
+    to judge by, nothing checked)."""
+    where = (topic, partition, log_start)
+    cut = Cut()
+    for key, text in conn.execute("SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?",
+                                  (topic, partition)).fetchall():
+        state = ChainState.from_json(json.loads(text))
+        cut.findings += _start_chain(conn, where, key, state, check)
+        conn.execute("UPDATE chains SET state = ? WHERE topic = ? AND partition = ? AND chain_key = ?",
+                     (json.dumps(state.to_json()), topic, partition, key))
+    cut.deliveries = [(str(name), str(partner)) for name, partner in conn.execute(
+        "SELECT DISTINCT COALESCE(ref, alert_id), partner FROM decisions WHERE topic = ? AND partition = ? AND "
+        "\"offset\" < ? AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') AND partner IS NOT "
+        "NULL", where)]
+    for partner, place, delivery in conn.execute("SELECT partner, place, decision_id FROM receipts WHERE topic = ? "
+                                                 "AND partition = ? AND \"offset\" < ?", where):
+        if place is not None:
+            cut.places.add((partner, place))
+        if delivery is not None:
+            cut.acknowledged.add(int(delivery))
+    # Decision ids are never given again (``PartitionIngest._decision``): a receipt held unmatched is matched again
+    # only against decisions numbered past the newest it was matched against.
+    conn.execute("INSERT INTO meta (key, value) SELECT 'decision_ids', MAX(id) FROM decisions WHERE id > COALESCE(("
+                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'decision_ids'), 0) HAVING MAX(id) IS NOT NULL "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    conn.execute("DELETE FROM decision_rules WHERE decision_id IN (SELECT id FROM decisions WHERE topic = ? AND "
+                 "partition = ? AND \"offset\" < ?)", where)
+    for table in _PER_RECORD:
+        conn.execute(f"DELETE FROM {table} WHERE topic = ? AND partition = ? AND \"offset\" < ?", where)
+    conn.execute("DELETE FROM chain_ends WHERE topic = ? AND partition = ? AND \"offset\" < ?", where)
+    return cut
+
+
+def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
+                 check: StartCheck | None) -> int:
+    """Bring chain ``key``'s ``state`` to where a walk from the log start leaves it (module docstring), noting the
+    start check's finding; how many findings it noted."""
+    topic, partition, log_start = where
+    mine = (topic, partition, key)
+    gone, signed = conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(counted & {SIGNED} != 0), 0) FROM records_read WHERE topic = ? AND "
+        f"partition = ? AND chain_key = ? AND \"offset\" < ? AND counted & {IN_RECORDS}", (*mine, log_start)).fetchone()
+    state.records, state.signed = max(0, state.records - int(gone)), max(0, state.signed - int(signed))
+    if state.signed_offset is not None and state.signed_offset < log_start:
+        state.signed_seq = state.signed_at = state.signed_offset = None
+    if state.tail and state.tail_first is not None and state.tail_first < log_start:
+        tail, first = conn.execute(
+            f"SELECT COUNT(*), MIN(\"offset\") FROM records_read WHERE topic = ? AND partition = ? AND chain_key = ? "
+            f"AND \"offset\" >= ? AND counted & {TAILED}", (*mine, log_start)).fetchone()
+        state.tail, state.tail_first = int(tail), first
+    held = conn.execute("SELECT \"offset\", seq, prev_at, keep_days, counted FROM records_read WHERE topic = ? AND "
+                        "partition = ? AND chain_key = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT 1",
+                        (*mine, log_start)).fetchone()
+    if held is None:
+        state.first_seq = state.seq  # its next record read is its first held: the walk checks it
+        return 0
+    offset, seq, prev_at, keep_days, flags = held
+    if seq is None:
+        return 0
+    state.first_seq = int(seq)
+    if check is None or not flags & SOUND or seq <= 0:
+        return 0
+    found = check(int(offset), {"seq": seq, "chain": chain_name(key), "prev_at": prev_at, "keep_days": keep_days})
+    for f in found:
+        conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
+                     "VALUES (?, ?, ?, ?, ?, 0)", (topic, partition, f.offset, key, f.problem))
+    return len(found)
