@@ -7,12 +7,20 @@ import ipaddress
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from puente.errors import ConfigError
 from puente.strict import DuplicateKey, one_line, unique_keys
@@ -23,7 +31,7 @@ AGENCY_COUNTRIES = {"COMBIFRON": "COL"}  # Colombia's alerts, relayed by the bin
 AGENCY_UNITS = {"COMBIFRON": ("PONAL", "DIJIN", "ARC", "EJC", "FAC", "MIGRACION")}
 
 # The PUENTE_* variables that are not settings, each read where it is used: any other PUENTE_* variable
-# that is no setting is refused (``unknown_variables``), since a misspelt one would be ignored and its
+# that is no setting is refused (``_misnamed``), since a misspelt one would be ignored and its
 # default (the shipped demo policy, say) silently used.
 OTHER_VARIABLES = frozenset({
     "PUENTE_AUDIT_INDEX",  # the auditors' index file (broker.audit_index)
@@ -59,6 +67,14 @@ class PuenteSettings(BaseSettings):
     """Where Kafka is, how topics are shaped, where keys and policies live. Frozen once read."""
 
     model_config = SettingsConfigDict(env_prefix="PUENTE_", frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        """What is given, then the environment read exactly (``_ExactEnvironment``); no .env or secrets folder."""
+        return init_settings, _ExactEnvironment(settings_cls)
 
     bootstrap: str | None = Field(None, description="Kafka bootstrap servers (host:port,...); or bootstrap.servers "
                                                    "in the client configuration file")
@@ -330,10 +346,58 @@ class PuenteSettings(BaseSettings):
         return 2 if self.replication >= 3 else 1
 
 
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """The ``PUENTE_*`` names in ``environ`` that are neither a setting nor one of ``OTHER_VARIABLES``."""
-    known = {f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields} | OTHER_VARIABLES
-    return sorted(name for name in environ if name.upper().startswith("PUENTE_") and name.upper() not in known)
+def known_variables() -> frozenset[str]:
+    """Every ``PUENTE_*`` name Puente reads, written as it reads it: each setting's, and ``OTHER_VARIABLES``."""
+    return frozenset(f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields) | OTHER_VARIABLES
+
+
+class _ExactEnvironment(EnvSettingsSource):
+    """The environment as the settings read it: a variable named exactly as a setting (``PUENTE_KEYS``), never
+    another spelling of it (``puente_keys``, or ``PUENTE_KEY\\u017f``, a long s). The library matches names whatever
+    their case, while every other ``PUENTE_*`` variable is read where it is used, by its exact name
+    (``os.environ.get("PUENTE_HOME")``): read both ways, ``puente_home=/x`` moved the settings' keys but not
+    ``puente kafka``'s data, whose wipe then deleted the default folder."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        known = known_variables()
+        # Lower-cased as the library's own reading does, to meet its lower-cased field names.
+        return {name.lower(): value for name, value in os.environ.items() if name in known}
+
+
+def _folded(name: str) -> str:
+    """``name`` as names are compared for likeness: compatibility forms and case folded away (NFKC, case-folded,
+    NFKC again: Unicode's NFKC_Casefold, near enough), so that ``puente_home``, ``PUENTE_KEY\\u017f`` (a long s,
+    whose upper case is S) and ``PUENTE_\\u212aAFKA_PORT`` (a Kelvin sign, whose lower case is k) meet the name
+    they look like."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def _shown(name: str) -> str:
+    """A variable's name as an error shows it: its first 60 characters, any beyond ASCII escaped (``\\u212a``), so
+    that a name written with a look-alike letter never reads as the name it imitates."""
+    return name[:60].encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _misnamed(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """Each name in ``environ`` that looks like a ``PUENTE_*`` variable (``_folded``) but is not written exactly as
+    one Puente reads, as the name it concerns (upper case: the known name it imitates, if any) and why. A known
+    name written otherwise (``puente_home``) is refused, never taken: the settings (``_ExactEnvironment``) and
+    every other reader take exact names only, so it would be ignored and the default used."""
+    known = known_variables()
+    by_fold = {_folded(name): name for name in known}
+    for name in sorted(environ):
+        if name in known:
+            continue
+        folded = _folded(name)
+        meant = by_fold.get(folded)
+        if meant is not None:
+            yield meant, (f"{_shown(name)} is {meant} written otherwise: write it as {meant} (names are read "
+                          "exactly as written: this one would be ignored, and the default used)")
+        elif folded.startswith("puente_"):
+            close = difflib.get_close_matches(folded.upper(), sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            yield folded.upper(), (f"{_shown(name)} is not a Puente setting{hint}: check its spelling, or unset it; "
+                                   "a misspelt setting would leave its default in force")
 
 
 # The PUENTE_* variables that are a switch: 0 or 1, nothing else (``PUENTE_DEBUG=yes`` would be ignored unseen).
@@ -343,44 +407,29 @@ SWITCHES = frozenset({"PUENTE_DEBUG", "PUENTE_NATIVE_AVRO"})
 def variable_problem(environ: Mapping[str, str]) -> str | None:
     """Why the ``PUENTE_*`` variables in ``environ`` cannot be read as they are, or None: one set to nothing (an
     empty PUENTE_KEYS would be the current folder, an empty address every address: a value left out is never a
-    setting), one given under two spellings (names are read without regard to case, so which one wins would be
-    chance), or a switch (``SWITCHES``) other than 0 or 1. Names only, never a value."""
+    setting), or a switch (``SWITCHES``) other than 0 or 1. Names only, never a value."""
     return next((why for _, why in _unreadable(environ)), None)
 
 
 def _unreadable(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    spellings: dict[str, list[str]] = {}
-    for name in sorted(environ):
-        if name.upper().startswith("PUENTE_"):
-            spellings.setdefault(name.upper(), []).append(name)
-    for upper, names in spellings.items():
-        if len(names) > 1:
-            yield upper, (f"{' and '.join(n[:60] for n in names)} are one setting (its name is read whatever its "
-                          "case): keep one")
-        elif not environ[names[0]].strip():
-            yield upper, f"{names[0][:60]} is set to nothing: give it a value, or unset it for its default"
-        elif upper in SWITCHES and environ[names[0]] not in ("0", "1"):
-            yield upper, f"{names[0][:60]} is a switch: 0 or 1"
+    for name in sorted(known_variables() & set(environ)):
+        if not environ[name].strip():
+            yield name, f"{name} is set to nothing: give it a value, or unset it for its default"
+        elif name in SWITCHES and environ[name] not in ("0", "1"):
+            yield name, f"{name} is a switch: 0 or 1"
 
 
 def variable_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """Every ``PUENTE_*`` variable in ``environ`` that ``check_variables`` refuses, first to last, as the name
-    it concerns (upper case) and one line saying why: a name that is no setting (``unknown_variables``), then
-    one that cannot be read as it is (``variable_problem``)."""
-    known = [f"PUENTE_{name.upper()}" for name in PuenteSettings.model_fields] + sorted(OTHER_VARIABLES)
-    found = []
-    for stranger in unknown_variables(environ):
-        close = difflib.get_close_matches(stranger.upper(), known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        found.append((stranger.upper(), f"{stranger[:60]} is not a Puente setting{hint}: check its spelling, or "
-                                        "unset it; a misspelt setting would leave its default in force"))
-    return found + list(_unreadable(environ))
+    it concerns (upper case) and one line saying why: a name that is no setting, or a known name written otherwise
+    (``_misnamed``), then one that cannot be read as it is (``variable_problem``)."""
+    return list(_misnamed(environ)) + list(_unreadable(environ))
 
 
 def check_variables(environ: Mapping[str, str]) -> None:
-    """ConfigError, one line naming it, for a ``PUENTE_*`` variable in ``environ`` that is no setting
-    (``unknown_variables``) or cannot be read as it is (``variable_problem``): what every command checks first,
-    those that read no other setting (``puente kafka``) too."""
+    """ConfigError, one line naming it, for a ``PUENTE_*`` variable in ``environ`` that is no setting, a known name
+    written otherwise (``_misnamed``), or cannot be read as it is (``variable_problem``): what every command checks
+    first, those that read no other setting (``puente kafka``) too."""
     problems = variable_problems(environ)
     if problems:
         raise ConfigError(problems[0][1])
@@ -388,7 +437,8 @@ def check_variables(environ: Mapping[str, str]) -> None:
 
 def load_settings(**overrides: object) -> PuenteSettings:
     """The settings from ``PUENTE_*`` variables (and ``overrides``); one clear line when one is invalid, when a
-    ``PUENTE_*`` variable is no setting (``unknown_variables``), or cannot be read as it is (``variable_problem``)."""
+    ``PUENTE_*`` variable is no setting or is misnamed (``_misnamed``), or cannot be read as it is
+    (``variable_problem``)."""
     check_variables(os.environ)
     try:
         return PuenteSettings(**overrides)  # type: ignore[arg-type]

@@ -272,14 +272,14 @@ def test_a_party_folder_never_leaves_its_place_in_the_keystore(tmp_path: Path, p
     ({"PUENTE_KEYS": ""}, "PUENTE_KEYS is set to nothing"),  # would be the current folder: keys written there
     ({"PUENTE_METRICS_ADDRESS": " "}, "PUENTE_METRICS_ADDRESS is set to nothing"),  # would bind every address
     ({"PUENTE_AUDIT_INDEX": ""}, "PUENTE_AUDIT_INDEX is set to nothing"),
-    ({"PUENTE_KEYS": "/a", "puente_keys": "/b"}, "PUENTE_KEYS and puente_keys are one setting"),
+    ({"PUENTE_KEYS": "/a", "puente_keys": "/b"}, "puente_keys is PUENTE_KEYS written otherwise"),
     ({"PUENTE_DEBUG": "yes"}, "PUENTE_DEBUG is a switch: 0 or 1"),
     ({"PUENTE_NATIVE_AVRO": "off"}, "PUENTE_NATIVE_AVRO is a switch: 0 or 1"),
     ({"PUENTE_METRICS_ADDRESS": "metrics.local"}, "PUENTE_METRICS_ADDRESS: is not an IP address"),
 ])
 def test_a_variable_that_cannot_be_read_as_it_is_is_refused_by_name(monkeypatch: pytest.MonkeyPatch,
                                                                      env: dict[str, str], said: str) -> None:
-    """A PUENTE_* variable set to nothing, given under two spellings, a switch other than 0 or 1, or a metrics
+    """A PUENTE_* variable set to nothing, given in another spelling, a switch other than 0 or 1, or a metrics
     address that is no IP address: refused in one line naming it, never read as a default, the current folder
     or every address."""
     for name in [n for n in os.environ if n.upper().startswith("PUENTE_")]:

@@ -1,0 +1,82 @@
+"""A ``PUENTE_*`` variable is read only under its exact name, and any other spelling of one is refused by name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from puente import cli
+from puente.errors import ConfigError
+from puente.settings import PuenteSettings, check_variables, variable_problems
+
+# Each a known name written otherwise: in another case, with a letter whose case mapping gives the known one
+# (a long s upper-cases to S, a Kelvin sign lower-cases to k), or in fullwidth letters.
+SPELLINGS = [("puente_home", "PUENTE_HOME"), ("Puente_Keys", "PUENTE_KEYS"), ("PUENTE_KEY\u017f", "PUENTE_KEYS"),
+             ("PUENTE_\u212aAFKA_PORT", "PUENTE_KAFKA_PORT"), ("\uff30\uff35ENTE_DEBUG", "PUENTE_DEBUG")]
+
+
+@pytest.fixture
+def no_puente(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No variable of Puente's in the environment, in any spelling."""
+    for name in [n for n in os.environ if "PUENTE" in n.upper()]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("name", "meant"), SPELLINGS)
+def test_a_known_name_written_otherwise_is_refused_naming_the_name_to_write(name: str, meant: str) -> None:
+    """Another spelling of a known name is refused, concerning that name (so `kafka wipe` refuses it for
+    PUENTE_HOME), saying how to write it, its letters beyond ASCII escaped, never its value."""
+    problems = variable_problems({name: "/somewhere/secret", "PATH": "/bin"})
+    assert [concerns for concerns, _ in problems] == [meant]
+    why = problems[0][1]
+    assert f"write it as {meant}" in why and "/somewhere/secret" not in why and why.isascii(), why
+    with pytest.raises(ConfigError, match=f"write it as {meant}"):
+        check_variables({name: "1", meant: "1"})  # beside the exact name too
+
+
+def test_an_unknown_name_in_another_case_is_still_unknown() -> None:
+    """A name like Puente's in any case or letter form that is no setting is refused as no setting."""
+    for name in ("puente_foo", "Puente_Kafka_Prot", "\uff30UENTE_FOO"):
+        (concerns, why), = variable_problems({name: "1"})
+        assert "is not a Puente setting" in why and concerns.startswith("PUENTE_"), why
+    assert variable_problems({"PUENTE_KEYS": "/k", "PUENTEX": "1", "MY_PUENTE_KEYS": "1"}) == []
+
+
+def test_the_settings_read_exact_names_only(no_puente: pytest.MonkeyPatch) -> None:
+    """The settings take a variable under its exact name only, as every other reader of the environment does:
+    `puente_keys` or a Kelvin sign in PUENTE_KAFKA_TIMEOUT_S moves nothing."""
+    no_puente.setenv("puente_keys", "/elsewhere")
+    no_puente.setenv("PUENTE_\u212aAFKA_TIMEOUT_S", "3")
+    no_puente.setenv("Puente_Agencies", '["SNM"]')
+    cfg = PuenteSettings()
+    assert cfg.keys == Path(".puente/keys") and cfg.kafka_timeout_s == 15 and "SENAN" in cfg.agencies
+    no_puente.setenv("PUENTE_KEYS", "/here")
+    no_puente.setenv("PUENTE_AGENCIES", '["SNM"]')
+    assert PuenteSettings().keys == Path("/here") and PuenteSettings().agencies == ("SNM",)
+
+
+@pytest.mark.parametrize("verb", ["wipe", "down", "status", "env"])
+def test_a_lower_case_puente_home_stops_the_kafka_verbs_before_the_default_folder(
+        verb: str, tmp_path: Path, no_puente: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`puente_home=/x puente kafka wipe` is refused (exit 3, one line naming PUENTE_HOME): before, the settings
+    took it while the local Kafka read PUENTE_HOME alone, and the wipe deleted ./.puente/kafka/single."""
+    data = tmp_path / ".puente" / "kafka" / "single" / "node1" / "data"
+    data.mkdir(parents=True)
+    no_puente.chdir(tmp_path)
+    no_puente.setenv("puente_home", str(tmp_path / "elsewhere"))
+    assert cli.main(["kafka", verb]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "puente_home is PUENTE_HOME written otherwise" in err[0] and data.exists(), err
+
+
+def test_every_other_command_refuses_a_name_written_otherwise(no_puente: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A command that reads settings refuses another spelling of one before it runs: exit 3, one line."""
+    no_puente.setenv("PUENTE_KEY\u017f", "/elsewhere")
+    assert cli.main(["schema", "check"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["puente: error: PUENTE_KEY\\u017f is PUENTE_KEYS written otherwise: write it as PUENTE_KEYS "
+                   "(names are read exactly as written: this one would be ignored, and the default used)"], err
