@@ -581,7 +581,12 @@ class AuditIndex:
         """The receipts' ends (``receipt_ends``) under the policy the last catch-up read: each feed's reach is
         its partner's receipts' (stored per receipts partition, so per partner), and a partner's vouched
         receipts naming a feed the policy gives another are a problem at its receipts partition. What a
-        receipts partition Kafka lost had reached counts for nothing."""
+        receipts partition Kafka lost had reached counts for nothing.
+
+        A partner's auditor reads by an allow-list: the ends of the feeds the policy gives its partner, never of
+        one its partner's receipts merely claim (a feed the policy gives no partner: a former partner's, whose
+        offsets say how many alerts that partner got and when), and of its partner's receipts naming any feed the
+        policy does not give it, that they did, neither whose nor where."""
         readers: dict[str, str] = snap["readers"]
         reach = ReceiptReach(readers, snap["prefix"])
         rows = [(owner, t, p, feed, fp, sound, accepted, seen) for t, p, feed, fp, sound, accepted, seen in self._all(
@@ -594,16 +599,9 @@ class AuditIndex:
         foreign: list[PartitionReport] = []
         for owner, t, p, feed, fp, sound, accepted, seen in rows:
             if (reader := readers.get(feed)) is not None and reader != owner:
-                if sound >= 0:
-                    # Which partner the policy gives that feed is the policy's word about another partner: a
-                    # partner's auditor reads that its receipts named one not its own, not whose.
-                    whose = (f"feed {plain(feed, 120)}:{fp}, which the policy gives {plain(reader)}" if scope.national
-                             else "a feed the policy gives another partner")
-                    report = PartitionReport(t, p)
-                    report.findings.append(Finding(t, p, self._last_offset(t, p), (
-                        f"receipts name {whose}, not {plain(owner)}: {plain(owner)} signed receipts for records it "
-                        "cannot have read")))
-                    foreign.append(report)
+                if sound >= 0 and scope.national:
+                    foreign.append(self._foreign(t, p, owner, f"feed {plain(feed, 120)}:{fp}, which the policy "
+                                                              f"gives {plain(reader)}, not {plain(owner)}"))
                 continue
             for kept, value in ((reach.sound, sound), (reach.accepted, accepted), (reach.seen, seen)):
                 if value >= 0:
@@ -617,8 +615,19 @@ class AuditIndex:
                                subscriber_group, stuck, silent)
         if scope.national:
             return foreign + reports
-        return ([r for r in foreign if receipts.get(r.topic) == scope.partner]
-                + [r for r in reports if reach.reader(r.topic) == scope.partner])
+        # Which partner the policy gives a feed, or that it gives it none, is the policy's word about another
+        # partner: the scope's auditor reads that its partner's receipts named a feed not its own, not whose.
+        named = [self._foreign(t, p, owner, f"a feed the policy does not give {plain(owner)}")
+                 for owner, t, p, feed, _, sound, _, _ in rows
+                 if owner == scope.partner and sound >= 0 and readers.get(feed) != owner]
+        return named + [r for r in reports if readers.get(r.topic) == scope.partner]
+
+    def _foreign(self, topic: str, partition: int, owner: str, named: str) -> PartitionReport:
+        """A problem at ``owner``'s receipts partition: its sound receipts name a feed not its own (``named``)."""
+        report = PartitionReport(topic, partition)
+        report.findings.append(Finding(topic, partition, self._last_offset(topic, partition), (
+            f"receipts name {named}: {plain(owner)} signed receipts for records it cannot have read")))
+        return report
 
     def _last_offset(self, topic: str, partition: int) -> int:
         return int(self._one("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",

@@ -176,8 +176,8 @@ def test_another_partners_receipts_never_stand_in_and_naming_its_feed_is_a_probl
         never = [f for f in found["findings"] if "never delivered to USA" in f["problem"]]
         assert [f["topic"] for f in placed] == [USA_RCPT] and [f["offset"] for f in never] == [0, 1]
         assert index.problems() == 4  # and COL's end short
-        told = {**placed[0], "problem": "receipts name a feed the policy gives another partner, not USA: USA signed "
-                                        "receipts for records it cannot have read"}
+        told = {**placed[0], "problem": "receipts name a feed the policy does not give USA: USA signed receipts for "
+                                        "records it cannot have read"}
         assert index.integrity(Scope("USA"))["findings"] == sorted([told, *never], key=lambda f: f["offset"])
         assert index.integrity(Scope("COL"))["end_problems"]
 
@@ -213,6 +213,26 @@ def test_a_policy_that_gives_a_feed_to_another_partner_applies_to_receipts_alrea
         assert any("which the policy gives USA, not COL" in f.problem for r in ends.reports for f in r.findings)
         _catch_up(index, topics, _ends(feeds=committed, readers={"t.feed.USA": "USA"}))  # COL left; its feed kept
         assert _states(index)["t.feed.COL:0"] == "reaches"  # the one partner whose receipts name it
+
+
+def test_a_partners_auditor_reads_the_ends_of_the_feeds_the_policy_gives_its_partner_alone(tmp_path: Path) -> None:
+    """USA's own subscriber signs receipts naming the feed of CRI, a partner that left the policy (its feed kept). A
+    national auditor reads that feed's end by the one partner whose receipts name it; USA's auditor never does (a
+    claim counts for nothing: the offsets say how many alerts CRI got, and when), only that USA's receipts named a
+    feed the policy does not give USA, with neither name nor offset; its own feed's end it reads."""
+    topics = {DECISIONS: _decisions(range(3)), USA_RCPT: _receipts("USA", ["t.feed.CRI:0:0", "t.feed.USA:0:0"])}
+    committed = {("t.feed.CRI", 0): 4242, USA0: 1}
+    ends = GroupEnds({SNM0: 3}, FeedEnds(committed, frozenset([*READERS, "t.feed.CRI"]), "t.feed.", dict(READERS)))
+    with AuditIndex(tmp_path / "index.sqlite") as index:
+        _catch_up(index, topics, ends)
+        assert _states(index) == {"t.ingress.SNM:0": "reaches", "t.feed.CRI:0": "short", "t.feed.USA:0": "reaches"}
+        usa = Scope("USA")
+        found = index.integrity(usa)
+        assert _states(index, usa) == {"t.feed.USA:0": "reaches"}
+        assert "CRI" not in repr(found) and "4242" not in repr(found)
+        assert [f["problem"] for f in found["findings"] if "does not give" in f["problem"]] == [
+            "receipts name a feed the policy does not give USA: USA signed receipts for records it cannot have read"]
+        assert index.end_reports(usa).problems == 1 and _states(index, Scope("CRI")) == {}
 
 
 def test_a_hostile_feed_offset_beyond_kafkas_is_no_place_and_never_stops_the_index(tmp_path: Path) -> None:
