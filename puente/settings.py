@@ -404,18 +404,32 @@ def _misnamed(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
 SWITCHES = frozenset({"PUENTE_DEBUG", "PUENTE_NATIVE_AVRO"})
 
 
+# Characters no setting's value holds: controls (a tab, a line break, an escape) and Unicode's line and paragraph
+# separators. A JSON value is written on one line.
+_UNSEEN = frozenset({"Cc", "Zl", "Zp"})
+
+
 def variable_problem(environ: Mapping[str, str]) -> str | None:
     """Why the ``PUENTE_*`` variables in ``environ`` cannot be read as they are, or None: one set to nothing (an
     empty PUENTE_KEYS would be the current folder, an empty address every address: a value left out is never a
-    setting), or a switch (``SWITCHES``) other than 0 or 1. Names only, never a value."""
+    setting), one with a blank at its start or end (``PUENTE_KEYS=" /k"`` is the folder " /k" under the current
+    one, never /k) or a control character or line separator within, or a switch (``SWITCHES``) other than 0 or 1.
+    Names only, never a value."""
     return next((why for _, why in _unreadable(environ)), None)
 
 
 def _unreadable(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     for name in sorted(known_variables() & set(environ)):
-        if not environ[name].strip():
+        value = environ[name]
+        if not value.strip():
             yield name, f"{name} is set to nothing: give it a value, or unset it for its default"
-        elif name in SWITCHES and environ[name] not in ("0", "1"):
+        elif value != value.strip():
+            yield name, (f"{name} begins or ends with a blank (a space, a tab or a line break): remove it; read as it "
+                         "is, a path or a name would be another one")
+        elif any(unicodedata.category(c) in _UNSEEN for c in value):
+            yield name, (f"{name} holds a control character or a line break: write its value on one line, of "
+                         "printable characters")
+        elif name in SWITCHES and value not in ("0", "1"):
             yield name, f"{name} is a switch: 0 or 1"
 
 
