@@ -68,7 +68,7 @@ from broker.crypto.keys import (
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
-from broker.private_files import folder_refusal, read_regular, secret_problem, write_new
+from broker.private_files import folder_refusal, read_regular, secret_problem, write_new, write_new_all
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import load_policy_set
@@ -1251,7 +1251,8 @@ class Keystore:
     def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,
                      agreements: Iterable[str] = (), keep_existing: bool = False,
                      missing_only: bool = False) -> list[KeyRecord]:
-        """Create ``holder``'s own private keys here (``own_kinds``) and return them.
+        """Create ``holder``'s own private keys here (``own_kinds``), all of them or none (``_put_set``), and return
+        them.
 
         Refuses, before writing anything, when any of them exists; with ``keep_existing`` an
         existing key is loaded and kept instead (what ``provision`` does on a second run). With
@@ -1290,7 +1291,7 @@ class Keystore:
             # Without rotating the keys partners and agencies hold: only the pseudonym keys it lacks are made.
             for kind, owner in absent:
                 self._require_after(kind, owner, generation)
-            return [self.generate(kind, owner, generation=generation, now=now) for kind, owner in absent]
+            return self._put_set([new_key(kind, owner, generation, now) for kind, owner in absent])
         if present and not keep_existing:
             hint = ("; or add --missing-only to make only the pseudonym keys it lacks (a keystore made before alert "
                     "references, a new agreement's key): never for a key that was lost, which its backup restores, "
@@ -1305,23 +1306,49 @@ class Keystore:
             held = self.generations(ident, KeyKind.KEY_AGREEMENT)
             if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
                 self.use_agency_key(held[0].key_id)
-        made = []
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
-            if key_id not in present:
-                try:
-                    made.append(self.generate(kind, owner, generation=generation, now=now))
-                    continue
-                except KeyMaterialError:
-                    # Made since it was looked for, by a run on this folder at the same time: with keep_existing
-                    # that key is kept (whole once its name exists: ``put``), as if it had been here before.
-                    if not (keep_existing and os.path.lexists(self.path / f"{key_id}.json")):
-                        raise
-            kept = self.load(key_id, kind)
-            if kept.secret is None:
-                raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this is "
-                                       f"where {owner} keeps its own private key; this folder is someone else's")
-            made.append(kept)
-        return made
+            if key_id in present:  # kept (keep_existing): checked before anything is written
+                self._own_private(key_id, kind, owner)
+        fresh = [new_key(kind, owner, generation, now)
+                 for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
+        written = {record.key_id: record for record in self._put_set(fresh, keep_existing=keep_existing)}
+        return [written[key_id] if key_id in written else self._own_private(key_id, kind, owner)
+                for key_id, (kind, owner) in zip(ids, wanted, strict=True)]
+
+    def _own_private(self, key_id: str, kind: KeyKind, owner: str) -> KeyRecord:
+        """The key ``key_id`` held here, which must hold its private half: this is ``owner``'s own folder."""
+        kept = self.load(key_id, kind)
+        if kept.secret is None:
+            raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this is "
+                                   f"where {owner} keeps its own private key; this folder is someone else's")
+        return kept
+
+    def _put_set(self, records: Sequence[KeyRecord], *, keep_existing: bool = False) -> list[KeyRecord]:
+        """Write ``records``, one holder's new private keys, as new files, all of them or none
+        (``write_new_all``), and return those written. A run that failed half-way (a full disk on the second file)
+        would otherwise leave some behind, which a rerun must refuse to replace ("choose a new generation"), or,
+        for the broker, a new signing key without the rest, which its next start would sign with. A name taken
+        meanwhile is refused (KeyMaterialError) with nothing written; with ``keep_existing``, by a run on this folder
+        at the same time (two ``keys init``), that key is kept instead (whole once its name exists) and the rest
+        written again, all or none."""
+        pending = list(records)
+        while pending:
+            files = [(self.path / f"{record.key_id}.json", record_to_json(record),
+                      0o600 if record.secret is not None else 0o644) for record in pending]
+            try:
+                private_folder(self.path, error=KeyMaterialError)
+                write_new_all(files)
+                return pending
+            except FileExistsError as exc:
+                key_id = Path(str(exc.filename)).name.removesuffix(".json")
+                if not keep_existing or all(record.key_id != key_id for record in pending):
+                    raise self._exists(key_id) from None
+                pending = [record for record in pending if record.key_id != key_id]
+            except OSError as exc:
+                ids = ", ".join(record.key_id for record in pending)
+                raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
+                                       "written") from None
+        return []
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:
         """KeyMaterialError, before anything is written, when this folder holds a private half that is not

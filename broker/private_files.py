@@ -33,7 +33,7 @@ Only reads follow links. A folder meant to hold secrets (``private_folder``) is 
 while it is made, is checked, never silently used nor silently changed (nor changed through a link): one
 others may write is refused with the chmod to run. Secret files are written whole or not at all
 (``write_atomic``): a new file of a random name, then renamed over the old name, so a link planted at that
-name is replaced, never followed.
+name is replaced, never followed; a set of new files (one party's keys), all of them or none (``write_new_all``).
 
 :class:`PrivateFile` applies the same checks to the SQLite files (a partner's store, the audit index,
 the console's accounts), which are written as well as read: never a link, and this user's own; it names each
@@ -48,7 +48,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -324,6 +324,41 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
     the file system has no hard links (vfat, exFAT: the USB stick a public key is handed over on), the
     name itself is created (O_EXCL: never over anything) and written, and removed again if the write fails,
     or if a private ``mode`` would not hold there (``_refuse_open_mode``: vfat gives the mode its mount says)."""
+    write_new_all([(path, data, mode)])
+
+
+def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
+    """Write every ``(path, data, mode)`` of ``files`` as ``write_new`` writes one, all of them or none: each is
+    written and synced under a temporary name beside its own (O_EXCL, O_NOFOLLOW, ``mode``) before any is linked
+    into place, then each is linked. When a write, a link or the folders' sync fails, or a name is taken
+    (``FileExistsError`` naming that path), the names this call placed are removed again; the temporary files
+    are removed whatever happens. For a set of files that means nothing without the others (one party's keys): a
+    run that fails half-way leaves none of it, which a rerun would have to refuse to replace."""
+    temporary: list[Path] = []
+    placed: list[Path] = []
+    try:
+        for path, data, mode in files:
+            temporary.append(_write_temporary(path, data, mode))
+        for (path, data, mode), tmp in zip(files, temporary, strict=True):
+            _link_new(tmp, path, data, mode)
+            placed.append(path)
+        for folder in dict.fromkeys(path.parent for path in placed):
+            _sync_folder(folder)
+    except BaseException:
+        for path in reversed(placed):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    finally:
+        for tmp in temporary:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _write_temporary(path: Path, data: bytes, mode: int) -> Path:
+    """``data`` written and synced to a new file of a random name beside ``path`` (``.<name>.<hex>.tmp``: never one
+    planted there first, nor a link followed), with ``mode`` whatever the umask; removed again when the write
+    fails, or when a private ``mode`` does not hold (``_refuse_open_mode``)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
@@ -333,16 +368,30 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            _write_in_place(path, data, mode)
-    finally:
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        raise
+    return tmp
+
+
+def _link_new(tmp: Path, path: Path, data: bytes, mode: int) -> None:
+    """Put the written file ``tmp`` in place as the new name ``path``: a hard link, which the kernel refuses over
+    anything (``FileExistsError`` naming ``path``); on a file system without hard links, ``path`` created and
+    written itself (``_write_in_place``)."""
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        _write_in_place(path, data, mode)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the names just put in ``folder`` durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

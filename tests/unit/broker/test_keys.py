@@ -8,6 +8,7 @@ import os
 import pickle
 import stat
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import broker.keystore as keystore
 from broker.crypto.keys import (
     KEY_FILE_FIELDS,
     KeyKind,
@@ -27,6 +29,7 @@ from broker.crypto.keys import (
     record_to_json,
 )
 from broker.keystore import Holder, Keystore, load_key_file
+from broker.private_files import write_atomic
 from puente.errors import KeyMaterialError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -485,23 +488,27 @@ def test_a_key_made_meanwhile_by_another_run_is_kept_not_refused(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Two `keys init` runs on one folder: the one whose key file another run created between its look and its
     write loads that key, as it would have a key there before it started, rather than stopping with "choose a new
-    generation"."""
-    real = Keystore.generate
+    generation", and writes the rest of its set; without keep_existing the run is refused, writing nothing."""
+    real = keystore.private_folder
     rival: dict[str, KeyRecord] = {}
 
-    def generate_after_a_rival(self: Keystore, kind: KeyKind, owner: str, *, generation: str,
-                               now: datetime) -> KeyRecord:
-        record = new_key(kind, owner, generation, now)
-        Keystore(self.path).put(record)  # the other run wins the name
-        rival[record.key_id] = record
-        return real(self, kind, owner, generation=generation, now=now)
+    def then_the_rival(path: Path, *, error: Callable[[str], Exception]) -> None:
+        real(path, error=error)
+        owner = path.name
+        if not any(key_id.startswith(owner) for key_id in rival):  # the other run wins one name, once
+            record = new_key(KeyKind.PARTNER_ENCRYPTION, owner, "2026a", NOW)
+            write_atomic(path / f"{record.key_id}.json", record_to_json(record), 0o600)
+            rival[record.key_id] = record
 
-    monkeypatch.setattr(Keystore, "generate", generate_after_a_rival)
+    monkeypatch.setattr(keystore, "private_folder", then_the_rival)
     store = Keystore(tmp_path / "COL")
-    made = store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW, keep_existing=True)
-    assert {r.key_id: r for r in made} == rival
+    made = {r.key_id: r for r in store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW,
+                                                     keep_existing=True)}
+    assert sorted(made) == ["COL-enc-2026a", "COL-rcpt-2026a"] and made["COL-enc-2026a"] == rival["COL-enc-2026a"]
+    assert store.load("COL-rcpt-2026a") == made["COL-rcpt-2026a"]
     with pytest.raises(KeyMaterialError, match="already exists"):
         Keystore(tmp_path / "USA").generate_own(Holder.PARTNER, "USA", generation="2026a", now=NOW)
+    assert sorted(p.name for p in (tmp_path / "USA").iterdir()) == ["USA-enc-2026a.json"]  # the rival's alone
 
 
 def test_provisioning_twice_at_once_gives_both_the_same_keys(tmp_path: Path) -> None:
