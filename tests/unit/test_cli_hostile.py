@@ -108,13 +108,19 @@ def test_escape_sequences_typed_never_reach_the_terminal_raw(capsys: pytest.Capt
 
 
 def test_keys_init_prints_a_typed_folder_escaped(tmp_path: Path) -> None:
-    """The folder `keys init` names comes from PUENTE_KEYS: an escape sequence or a line break in it is shown
-    escaped, never sent to the terminal, nor starting a line that seems Puente's own."""
-    env = {**os.environ, "PUENTE_KEYS": str(tmp_path / "a\x1b[31m\nFAKE"), "PYTHONDONTWRITEBYTECODE": "1"}
+    """The folder `keys init` names comes from PUENTE_KEYS: a bidi override in it is shown escaped, never sent to
+    the terminal to reorder the line; an escape sequence or a line break in it is refused, by the variable's name,
+    before anything is made."""
+    env = {**os.environ, "PUENTE_KEYS": str(tmp_path / "a\u202eFAKE"), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "init"], env=env,
                           capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "\x1b" not in done.stdout and "\nFAKE" not in done.stdout and "a\\x1b[31m\\nFAKE" in done.stdout
+    assert "\u202e" not in done.stdout and "a\\u202eFAKE" in done.stdout
+    env["PUENTE_KEYS"] = str(tmp_path / "b\x1b[31m\nFAKE")
+    done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "init"], env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 3 and done.stderr.startswith("puente: error: PUENTE_KEYS holds a control"), done.stderr
+    assert "\x1b" not in done.stderr and "FAKE" not in done.stderr and not (tmp_path / "b\x1b[31m\nFAKE").exists()
 
 
 def test_a_setting_that_does_not_parse_is_named(monkeypatch: pytest.MonkeyPatch,
@@ -253,27 +259,33 @@ def test_adapt_usage_mistakes_are_usage_errors(args: list[str], said: str,
 FORGED = "x\npuente: error: forged\x1b[2J"
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (["keys", "import-public", FORGED, "--id", "COL-enc-2026b", "--dir", "{tmp}/keys"], {}),
-    (["keys", "export-public", "COL-enc-2026a", "--dir", FORGED], {}),
-    (["keys", "export-public", "COL-enc-2026a", "--out", FORGED + "/y", "--dir", "{tmp}/keys"], {}),
-    (["policy", "explain", FORGED, "--partner", "COL"], {}),
-    (["policy", "lint"], {"PUENTE_POLICY_DIR": FORGED}),
-    (["policy", "lint"], {"PUENTE_AGENCY_COUNTRIES": '{"SENAN\\n\\u001b[2J": "COL"}'}),
+# A variable's value holding a control character or a line break is refused by its name (``puente.settings``):
+# one that reaches an error holds other characters a terminal acts on, a bidi override and isolate.
+FORGED_VARIABLE = "x\u202e\u2066puente: error: forged"
+
+
+@pytest.mark.parametrize(("args", "env", "shown"), [
+    (["keys", "import-public", FORGED, "--id", "COL-enc-2026b", "--dir", "{tmp}/keys"], {}, "\\n"),
+    (["keys", "export-public", "COL-enc-2026a", "--dir", FORGED], {}, "\\n"),
+    (["keys", "export-public", "COL-enc-2026a", "--out", FORGED + "/y", "--dir", "{tmp}/keys"], {}, "\\n"),
+    (["policy", "explain", FORGED, "--partner", "COL"], {}, "\\n"),
+    (["policy", "lint"], {"PUENTE_POLICY_DIR": FORGED_VARIABLE}, "x\\u202e\\u2066puente: error: forged"),
+    (["policy", "lint"], {"PUENTE_AGENCY_COUNTRIES": '{"SENAN\\n\\u001b[2J": "COL"}'}, "\\n"),
 ], ids=["pem-path", "keystore", "out-path", "alert-path", "policy-dir-variable", "variable-key"])
-def test_an_error_is_one_line_whatever_the_path_or_value_it_names(args: list[str], env: dict[str, str],
+def test_an_error_is_one_line_whatever_the_path_or_value_it_names(args: list[str], env: dict[str, str], shown: str,
                                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """A line break or an escape sequence in a path, an id or a variable an error names is escaped by the one error
-    boundary, whatever raised it: the error stays one line and never fakes a second `puente: error:` line."""
+    """A line break, an escape sequence or a bidi control in a path, an id or a variable an error names is escaped
+    by the one error boundary, whatever raised it: the error stays one line and never fakes a second
+    `puente: error:` line."""
     assert cli.main(["keys", "generate", "--for", "partner", "COL", "--dir", str(tmp_path / "keys")]) == 0
     capsys.readouterr()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     code = cli.main([a.replace("{tmp}", str(tmp_path)) for a in args])
     err = capsys.readouterr().err
-    assert code == 3 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
-    assert err.startswith("puente: error: ") and "\\n" in err, err
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "\x1b" not in err and "\u202e" not in err, err
+    assert err.startswith("puente: error: ") and shown in err, err
 
 
 def test_the_problems_of_a_policy_are_a_line_each_and_escaped(tmp_path: Path,
