@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import errno
 import importlib
 import io
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors print one clear line to stderr and exit with their status."""
     _stderr_somewhere()
     _stdout_refusing()
+    _stdout_escaping()
     # A client left unclosed after a failure would print a warning nobody can act on; each
     # service closes what it opened, and this keeps the rare leftover off the operator's screen.
     warnings.simplefilter("ignore", ResourceWarning)
@@ -164,6 +166,31 @@ class _ClosedOutput(io.TextIOBase):
 def _stdout_refusing() -> None:
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()
+
+
+def _escaped(error: UnicodeError) -> tuple[str, int]:
+    """The characters standard output's encoding cannot write, as JSON writes them (``\\u00ed``; a pair of
+    surrogates beyond the BMP): readable in text, and a JSON line (`audit log --json`) stays JSON meaning the
+    same, where Python's ``backslashreplace`` (``\\xed``, ``\\U0001f600``) would make it invalid."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    out = []
+    for char in error.object[error.start:error.end]:
+        code = ord(char)
+        out.append(f"\\u{code:04x}" if code <= 0xFFFF else
+                   f"\\u{0xD800 + ((code - 0x10000) >> 10):04x}\\u{0xDC00 + ((code - 0x10000) & 0x3FF):04x}")
+    return "".join(out), error.end
+
+
+codecs.register_error("puente.escape", _escaped)
+
+
+def _stdout_escaping() -> None:
+    """Standard output in an encoding that cannot write every character (PYTHONIOENCODING=latin-1 or ascii, a
+    legacy locale) escapes those it cannot (``_escaped``), as standard error does: strict, the first Spanish
+    letter or dash a command printed raised UnicodeEncodeError, which ended it as an internal error (exit 70)."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="puente.escape")
 
 
 def _run(argv: list[str]) -> int:
