@@ -82,7 +82,12 @@ key block signed by a generation older than one the subscriber had already accep
 made more than an hour after the subscriber first did so (by its own clock), does not open
 (``retired_broker_key``; the store keeps when each generation was first seen, committed with the
 records). Nor does a key block dated more than the clock skew allowed ahead of the subscriber's
-clock (``future_key_block``): the store counts an alert's retention from that date.
+clock (``future_key_block``): the store counts an alert's retention from that date. The mirror: a batch decided
+by a subscriber's clock running ahead of Kafka's by more than that skew commits nothing (``clock_ahead``, checked
+against Kafka's append time of the batch's checkpoint before either transaction commits), since by a clock ahead by a
+retention every view is EXPIRED, committed past and never stored. The store keeps that append time, and its purges,
+final too, go no further than it (``PartnerStore.purge``): a start under such a clock, before Kafka is reached,
+deletes nothing that clock alone says is due.
 """
 
 from __future__ import annotations
@@ -150,7 +155,7 @@ from broker.kafka import (
 )
 from broker.kafka.clients import RecordTooLarge, TooLarge
 from broker.keystore import Keystore, load_key_file, signing_order_problem
-from broker.partner_store import CLOCK_SKEW_MS, Applied, Delivery, Outcome, PartnerStore, Retention
+from broker.partner_store import CLOCK_SKEW_MS, Applied, Delivery, Outcome, PartnerStore, Retention, deferred_note
 from broker.topology import TopicNames
 from policies import DEFAULT_INSTANCE, load_policy_set, subscriber_instances
 from puente import wire
@@ -340,6 +345,11 @@ class Subscriber:
         """The sends of the batch's transaction under way (``_transact``)."""
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
+        self._kafka_seen: tuple[int, float] | None = None
+        """The append time Kafka stamped on this run's last checkpoint (milliseconds since 1970) and the monotonic
+        clock's reading when it came (``_vouched``): what the purge goes by (``_kafka_now``)."""
+        self._fresh = False  # a batch had Kafka vouch for a time since the last purge
+        self._deferred = False  # the last purge held back some alert past its time by this host's clock
 
     @property
     def commit_tag(self) -> str:
@@ -355,14 +365,21 @@ class Subscriber:
             self.store.close()
 
     def purge(self, *, force: bool = False) -> None:
-        """Purge the store when it has a retention and ``PURGE_EVERY_S`` has passed (or ``force``)."""
+        """Purge the store when it has a retention and ``PURGE_EVERY_S`` has passed (or ``force``, or the last purge
+        held an alert back and a batch has had Kafka vouch for a later time since). As of this subscriber's clock, but
+        never past a time Kafka vouched for (``PartnerStore.purge``): in this run, the append time of its last
+        checkpoint and what the monotonic clock measured since (``_kafka_now``); before any, the time the store kept,
+        so a start under a clock running ahead purges nothing that clock alone says is due."""
         store = self.store
         if store is None or store.retention is None:
             return
-        if not force and self._purged_at is not None and time.monotonic() - self._purged_at < PURGE_EVERY_S:
+        if (not force and not (self._deferred and self._fresh) and self._purged_at is not None
+                and time.monotonic() - self._purged_at < PURGE_EVERY_S):
             return
-        self._purged_at = time.monotonic()
-        purged = store.purge(self.clock())
+        self._purged_at, self._fresh = time.monotonic(), False
+        now = self.clock()
+        purged = store.purge(now, kafka_now=self._kafka_now())
+        self._deferred = purged.deferred > 0
         self.stats.purged += purged.total
         if purged.total or force:
             self.on_note(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their "
@@ -373,13 +390,45 @@ class Subscriber:
             self.on_note(f"{purged.passed_on_total} of the alert(s) purged from {store.path} went to a --out copy "
                          "before, which must delete them too (past their expiry or the agreement's retention): "
                          + ", ".join(a[:200] for a in purged.passed_on) + (f" and {more} more" if more else ""))
-        due = store.due_count(self.clock())
+        if purged.deferred:
+            self.on_note(deferred_note(purged.deferred, store.path, now, purged.as_of))
+        due = store.due_count(now)
         if due:
             self.on_note(f"{due} alert(s) in {store.path} are past their review date: `puente store list --partner "
                          f"{self.partner} --due` lists them")
         if store.wipe_pending:
             self.on_note(f"{store.path}: a reader kept the write-ahead log from being cleared; deleted content is "
                          "wiped from it after the next batch")
+
+    def _kafka_now(self) -> datetime | None:
+        """A time Kafka's clock has reached: the append time of this run's last checkpoint and what the monotonic
+        clock measured since (never this host's clock, which may be set wrong meanwhile); None before any."""
+        if self._kafka_seen is None:
+            return None
+        appended_ms, at = self._kafka_seen
+        return _EPOCH + timedelta(milliseconds=appended_ms) + timedelta(seconds=max(0.0, time.monotonic() - at))
+
+    def _vouched(self, now: datetime, delivered: object) -> None:
+        """Inside a batch's transactions, once its checkpoint was delivered (``delivered``: what Kafka answered) and
+        before anything commits: ConfigError when Kafka's append time of it says this subscriber's clock, which the
+        batch decided by (``now``), runs ahead (``clock_ahead``), or when Kafka stamped no time of its own. Both
+        transactions are then rolled back: what a clock running ahead decided (a view EXPIRED, its offset committed
+        past) is final. Else the store keeps that time, with the batch, for its purges (``PartnerStore.purge``)."""
+        stamp = getattr(delivered, "timestamp", None)
+        if getattr(delivered, "timestamp_type", None) != LOG_APPEND_TIME or type(stamp) is not int:
+            raise ConfigError(
+                f"{self.access_topic} did not stamp Kafka's own time on {self.partner}'s checkpoint "
+                "(message.timestamp.type is not LogAppendTime), so this host's clock cannot be checked against Kafka's "
+                "before anything is expired by it; nothing of this batch was committed: ask the broker's operator to "
+                "run `puente topics apply`")
+        problem = clock_ahead(_epoch_ms(now), stamp)
+        if problem is not None:
+            raise ConfigError(f"{self.partner}'s subscriber stopped: {problem}; nothing of this batch was committed "
+                              "(what that clock expires is final): set this host's clock right (NTP), or the Kafka "
+                              "nodes' if theirs runs behind, and run again")
+        self._kafka_seen, self._fresh = (stamp, time.monotonic()), True
+        if self.store is not None:
+            self.store.keep_kafka_time(stamp)
 
     async def _chain(self, producer: Producer) -> tuple[ChainWriter, int]:
         partitions = await producer.partitions_for(self.access_topic)
@@ -954,6 +1003,11 @@ class Subscriber:
                 sends.add(sent)
                 if offsets:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
+                # What this batch decided by this host's clock (a view EXPIRED, then committed past) is final: Kafka's
+                # append time of the checkpoint checks that clock before either transaction commits. Every receipt
+                # is delivered first, so a refused one aborts the batch as itself (``Sends``).
+                await sends.settle()
+                self._vouched(now, await sent)
             # The store has committed, with each alert passed on marked: only now may a line leave it (a
             # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
             if out is not None and lines:
@@ -1507,6 +1561,19 @@ def _unlinked(previous: Record, rec: Record) -> str | None:
 
 RETIRED_KEY = "a retired key in use"  # the end of every refusal ``retired_broker_key`` gives
 FUTURE_BLOCK = "dated ahead of this subscriber's clock"  # in every refusal ``future_key_block`` gives
+LOG_APPEND_TIME = 1  # aiokafka's RecordMetadata.timestamp_type when the time is Kafka's append time
+
+
+def clock_ahead(now_ms: int, appended_ms: int) -> str | None:
+    """Why this subscriber's clock, reading ``now_ms`` as a batch began, is not to be trusted with it, or None: Kafka
+    appended the batch's checkpoint at ``appended_ms`` (LogAppendTime, Kafka's clock), after the batch began, so a
+    clock reading more than the skew allowed (``partner_store.CLOCK_SKEW_MS``) later runs ahead. The mirror of
+    ``future_key_block``: by a clock ahead by a retention, every view is sealed too long ago (EXPIRED, not stored,
+    and committed past) and the purge deletes everything held, both for good. Pure."""
+    if now_ms <= appended_ms + CLOCK_SKEW_MS:
+        return None
+    return (f"this host's clock read {_iso_ms(now_ms)}, more than {CLOCK_SKEW_MS // 60_000} minutes after Kafka "
+            f"appended the batch's checkpoint ({_iso_ms(appended_ms)}): this host's clock runs ahead of Kafka's")
 
 
 def future_key_block(made_ms: int, now_ms: int) -> str | None:

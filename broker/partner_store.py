@@ -82,6 +82,14 @@ until it is old enough to be refused as EXPIRED. Of an alert passed on (``mark_p
 the id for good once the row goes: the ``--out`` copy holds its text beyond the store's reach, so a recall
 of it, however late it is read, is passed on, never acknowledged as though nothing were held.
 
+Whose clock: every purge deletes for good, and what it leaves makes later copies EXPIRED, so it never goes by the
+host's clock alone. The store keeps the latest time Kafka stamped on a record its subscriber wrote (``kafka_time``:
+the append time of each batch's checkpoint, which the subscriber checks its clock against before the batch commits,
+``broker.partner``), and a purge goes as of the host's clock but never past that time and the clock skew allowed
+(``CLOCK_SKEW_MS``); a store that kept no such time yet (new, or kept by an earlier Puente) purges nothing. A host
+clock running ahead then holds purges back (``Purged.deferred`` counts what it would have deleted) rather than
+deleting everything held at one start, or at one ``puente store list`` (which never reaches Kafka).
+
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
 makes its ``-wal`` and ``-shm`` files with the store's own mode. Several processes may open one
@@ -291,6 +299,12 @@ class Purged:
     id, at most ``PASSED_ON_LISTED``: that copy must delete them as well, and nothing but the subscriber's note tells
     its reader (retention is the agreement's, which no line of the copy states)."""
     passed_on_total: int = 0  # how many there were in all
+    as_of: datetime | None = None
+    """The time it purged as of: the caller's clock, but never past the latest time Kafka vouched for and the clock
+    skew allowed (``PartnerStore.purge``); None when the store knows no such time yet, and nothing was purged."""
+    deferred: int = 0
+    """Alerts whose text the caller's clock says is past its expiry or retention, but not the time purged as of: kept
+    until a time Kafka vouches for reaches them (or that clock is found wrong)."""
 
     @property
     def total(self) -> int:
@@ -325,6 +339,16 @@ class Counts:
     last_received_at: datetime | None
     expired: int = 0  # content-free rows of versions that arrived already expired
     purged: int = 0  # content-free rows of alerts whose text the purge deleted
+
+
+def deferred_note(count: int, path: Path, now: datetime, as_of: datetime | None) -> str:
+    """What a person is told of ``count`` alerts a purge held back (``PartnerStore.purge``: ``Purged.deferred``)."""
+    since = ("Kafka has vouched for no time in this store yet" if as_of is None else
+             f"nothing is purged past {_iso(as_of)}, the last time Kafka vouched for and {CLOCK_SKEW_MS // 60_000} "
+             "minutes")
+    return (f"{count} alert(s) in {path} are past their expiry or the agreement's retention by this host's clock "
+            f"({_iso(now)}), but were not purged: {since}; the subscriber's next batch has Kafka vouch for the "
+            "time, and they go then (if this host's clock runs ahead, set it right: NTP)")
 
 
 def default_store_path(keys: Path, partner_id: str) -> Path:
@@ -372,6 +396,7 @@ _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall t
 _PASSED_KEY = "passed-on:"  # meta key prefix: an alert passed on (``mark_passed_on``) whose row the purge deleted
 _BROKER_KEY = "broker-key"  # meta key: each broker signing key that verified a key block taken, first seen when
 _WIPE_KEY = "wipe-due"  # meta key: content deleted since the last completed checkpoint may be in the files (``wipe``)
+_KAFKA_TIME_KEY = "kafka-time"  # meta key: the latest time Kafka stamped on a record its subscriber wrote
 _COLUMNS = ("alert_id, alert_type, version, state, action, first_ms, received_ms, feed, agreement, expires_ms, "
             "recall_reason, recalled_ms, review_ms, purged_ms")
 
@@ -1004,12 +1029,27 @@ class PartnerStore:
                     "recall_reason = COALESCE(?, recall_reason) WHERE alert_id = ?",
                     (d.version, now_ms, d.feed, d.reason, d.alert_id))
 
-    def purge(self, now: datetime) -> Purged:
-        """Delete what the partner may no longer keep (module docstring); its content is wiped."""
+    def purge(self, now: datetime, *, kafka_now: datetime | None = None) -> Purged:
+        """Delete what the partner may no longer keep (module docstring) as of ``now``, the caller's clock, but never
+        past the latest time Kafka vouched for (``kafka_time``) and the clock skew allowed (``CLOCK_SKEW_MS``); as of
+        no time at all, deleting nothing, while the store knows none. Its content is wiped.
+
+        Why: what the purge deletes is gone for good, and the content-free row it leaves makes every later copy of
+        the alert EXPIRED: a host clock running ahead by a retention would otherwise delete everything held at one
+        start of the subscriber, before it has reached Kafka, or at one ``puente store list``, which never does.
+        ``kafka_now``: a time the caller vouches Kafka's clock has reached (one Kafka stamped in this run, and what a
+        monotonic clock measured since), kept first as ``keep_kafka_time`` keeps one. What the bound holds back is
+        counted (``Purged.deferred``), for the caller to say."""
         if self.retention is None:
             raise StoreError(f"{self.path}: opened without the partner's retention, so it cannot purge")
-        now_ms, r = _ms(now), self.retention
+        host_ms = _ms(now)
         with self.transaction(), self._sql("purging"):
+            if kafka_now is not None:
+                self.keep_kafka_time(_ms(kafka_now))
+            vouched = self.kafka_time()
+            if vouched is None:
+                return Purged(0, 0, 0, deferred=self._past_time(host_ms))
+            now_ms, r = min(host_ms, vouched + CLOCK_SKEW_MS), self.retention
             c = self._conn
             # First the content-free rows old enough to go, before this purge makes more (it would count them twice,
             # and forget at once the versions it is to remember). A tombstone outlives the views it refuses: a view
@@ -1049,7 +1089,50 @@ class PartnerStore:
                 retention += c.execute(gone + past_retention, (now_ms, agreement, cutoff)).rowcount
             if expired + retention + tombstones:
                 self._deleted()
-        return Purged(expired, retention, tombstones, tuple(sorted(passed)[:PASSED_ON_LISTED]), len(passed))
+            deferred = self._past_time(host_ms) if now_ms < host_ms else 0
+        return Purged(expired, retention, tombstones, tuple(sorted(passed)[:PASSED_ON_LISTED]), len(passed),
+                      _time(now_ms), deferred)
+
+    def _past_time(self, at_ms: int) -> int:
+        """How many alerts whose text the store holds are past their expiry or their agreement's retention at
+        ``at_ms`` (what a purge as of then would delete the text of), in the caller's transaction."""
+        r, c = self.retention, self._conn
+        if r is None:
+            return 0
+        past_expiry = "expires_ms IS NOT NULL AND expires_ms <= ?"
+        count = int(c.execute(f"SELECT COUNT(*) FROM alerts WHERE state = 'HELD' AND {past_expiry}",  # noqa: S608
+                              (at_ms,)).fetchone()[0])
+        for (agreement,) in c.execute("SELECT DISTINCT agreement FROM alerts WHERE state = 'HELD'").fetchall():
+            same = "agreement IS ?" if agreement is None else "agreement = ?"
+            count += int(c.execute(
+                f"SELECT COUNT(*) FROM alerts WHERE {same} AND state = 'HELD' AND NOT ({past_expiry}) "  # noqa: S608
+                "AND MIN(first_ms, COALESCE(sealed_ms, first_ms)) <= ?",
+                (agreement, at_ms, at_ms - r.of(agreement) * _DAY_MS)).fetchone()[0])
+        return count
+
+    def kafka_time(self) -> int | None:
+        """The latest time (milliseconds since 1970) Kafka stamped on a record this store's subscriber wrote, as it
+        kept it (``keep_kafka_time``), or None before any. Kafka's clock, not this host's: nothing is purged past it
+        and the clock skew allowed (``purge``). A value kept that is not such a time is a StoreError."""
+        with self._sql("reading the time Kafka vouched for"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_KAFKA_TIME_KEY,)).fetchone()
+        if row is None:
+            return None
+        if not re.fullmatch(r"-?[0-9]{1,16}", str(row[0])) or not _MS_MIN <= int(row[0]) <= _MS_MAX:
+            raise StoreError(f"{self.path}: the kept time Kafka vouched for (meta {_KAFKA_TIME_KEY!r}) is damaged; "
+                             "restore the store from a backup")
+        return int(row[0])
+
+    def keep_kafka_time(self, ms: int) -> None:
+        """Remember ``ms``, a time Kafka stamped (its append time of the subscriber's checkpoint: ``broker.partner``),
+        unless the store kept a later one already: in the caller's transaction, with the batch the subscriber checked
+        its clock against it for."""
+        kept = self.kafka_time()
+        if kept is not None and kept >= ms:
+            return
+        with self._sql("keeping the time Kafka vouched for"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (_KAFKA_TIME_KEY, str(ms)))
 
     def recent(self, limit: int | None = None) -> list[Entry]:
         """Alerts, the most recently received first (without their views)."""
@@ -1177,6 +1260,10 @@ class _Row:
         if not isinstance(doc, dict):
             raise self.damaged("view", "is not a JSON object")
         return doc
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ms(when: datetime) -> int:

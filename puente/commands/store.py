@@ -5,7 +5,9 @@ which they may do while it runs. ``show`` prints an alert's content, which is wh
 for; nothing else here prints a view's values. ``list`` and ``show`` purge the store first, with
 the retention of the partner's agreements, as the subscriber does (``_read``): the text of an alert
 past its expiry or its retention is deleted only by a purge, and a read must not show it as held
-because none has run since.
+because none has run since. Without Kafka, a purge goes no further than the last time Kafka vouched
+for, which the store keeps (``PartnerStore.purge``): this host's clock alone, set ahead, would delete
+everything held for good; what that holds back is said, with the clock to check (``_held_back``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker.partner_store import EXPIRED_STATE, HELD, Entry, PartnerStore, Retention, default_store_path
+from broker.partner_store import (
+    EXPIRED_STATE,
+    HELD,
+    Entry,
+    PartnerStore,
+    Purged,
+    Retention,
+    default_store_path,
+    deferred_note,
+)
 from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings, whole
 from puente.errors import ConfigError
@@ -85,7 +96,15 @@ def _read(args: argparse.Namespace, now: datetime) -> PartnerStore:
         _say(f"puente store: purged {purged.total} alert(s) from {store.path} before reading: the text of "
              f"{purged.expired} past their expiry and {purged.retention} past the agreement's retention, "
              f"{purged.tombstones} old content-free row(s)", file=sys.stderr)
+    _held_back(store, purged, now)
     return store
+
+
+def _held_back(store: PartnerStore, purged: Purged, now: datetime) -> None:
+    """Say what the purge held back (``Purged.deferred``): past its time by this host's clock, which Kafka has not
+    vouched for (the alerts still read as held)."""
+    if purged.deferred:
+        _say(f"puente store: {deferred_note(purged.deferred, store.path, now, purged.as_of)}", file=sys.stderr)
 
 
 def _when(value: datetime | None, *, minutes: bool = True) -> str:
@@ -156,12 +175,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
     with _open(args, retention=True) as store:
-        purged = store.purge(datetime.now(UTC))
+        purged = store.purge(now)
         wiped = not store.wipe_pending
     _say(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their expiry and "
           f"{purged.retention} past the agreement's retention (their versions are remembered, so a replay is not "
           f"stored again), {purged.tombstones} old content-free row(s)", file=sys.stderr)
+    _held_back(store, purged, now)
     if not wiped:
         _say("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
               file=sys.stderr)

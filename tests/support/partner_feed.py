@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +25,14 @@ from schemas import alert_codec
 FEED = "t.feed.COL"
 RECEIPTS = "t.receipts.COL"
 CODEC = alert_codec()
+KAFKA_LATER = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+"""A time Kafka vouched for later than any a test purges at: a store purges no further than the one it kept
+(``PartnerStore.purge``), so tests of the purge's own rules keep this one and purge by their own clock."""
+
+
+def ms(when: datetime) -> int:
+    """``when`` in milliseconds since 1970, as Kafka stamps a record."""
+    return int(when.timestamp() * 1000)
 
 
 class BrokerKeys:
@@ -64,7 +72,14 @@ class ReceiptSigner:
 
 
 class _Sent:
+    """A record delivered, as aiokafka's RecordMetadata says it: on a receipts topic, stamped with Kafka's append time
+    (``timestamp_type`` 1: LogAppendTime)."""
+
     offset = 7
+    timestamp_type = 1
+
+    def __init__(self, timestamp: int) -> None:
+        self.timestamp = timestamp
 
     def __await__(self) -> Any:
         yield from ()
@@ -72,11 +87,14 @@ class _Sent:
 
 
 class Receipts:
-    """The receipts producer as a batch uses it: what was sent, and the offsets committed with the transaction."""
+    """The receipts producer as a batch uses it: what was sent, and the offsets committed with the transaction.
+    ``appended``: Kafka's clock, which stamps each record delivered (this host's by default; ``run_batch`` gives it
+    the subscriber's clock unless told)."""
 
-    def __init__(self) -> None:
+    def __init__(self, appended: Callable[[], datetime] | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self.offsets: dict[TopicPartition, int] = {}
+        self.appended = appended
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -84,7 +102,8 @@ class Receipts:
 
     async def send(self, topic: str, value: bytes, **_: Any) -> _Sent:
         self.sent.append(json.loads(value))
-        return _Sent()
+        when = self.appended() if self.appended is not None else datetime.now(UTC)
+        return _Sent(ms(when))
 
     async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
         self.offsets = {tp: at.offset for tp, at in offsets.items()}
@@ -147,6 +166,8 @@ async def run_batch(sub: Subscriber, *records: Record, receipts: Receipts | None
     """One batch of ``records`` (one partition, ``partition``) through the subscriber: the error it stopped at, and
     its receipts."""
     receipts = receipts if receipts is not None else Receipts()
+    if receipts.appended is None:  # Kafka's clock agrees with the subscriber's
+        receipts.appended = sub.clock
     msgs = [Msg(rec._replace(partition=partition)) for rec in records]
     unread, _ = await sub._batch({TopicPartition(FEED, partition): msgs}, None, receipts,
                                  ChainWriter(RECEIPTS, 0, chain="COL"), 0)

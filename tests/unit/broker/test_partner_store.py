@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from partner_feed import KAFKA_LATER, ms
 from recall_views import recall_notice, updated
 
 from broker.kafka import KafkaConnection
@@ -54,8 +55,10 @@ def _at(view: dict[str, Any], offset: int, agreement: str | None = "COMBIFRON") 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[PartnerStore]:
-    """A fresh store of partner COL with a 180-day agreement (COMBIFRON) and a 10-day one (SHORT)."""
+    """A fresh store of partner COL with a 180-day agreement (COMBIFRON) and a 10-day one (SHORT), that purges by the
+    test's clock (``KAFKA_LATER``)."""
     opened = PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION)
+    opened.keep_kafka_time(KAFKA_LATER)
     yield opened
     opened.close()
 
@@ -920,6 +923,7 @@ def test_a_store_of_the_fourth_layout_learns_which_rows_were_purged(tmp_path: Pa
     path = _older_layout(tmp_path, 4, "purged_ms", "sealed_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.counts().held == 1
+        store.keep_kafka_time(KAFKA_LATER)
         store.apply(_at(_view("senan-gofast-seizure"), 2, "SHORT"), T0)
         assert store.purge(T0 + timedelta(days=11)).retention == 1
         assert (store.counts().held, store.counts().purged) == (1, 1)
@@ -935,6 +939,7 @@ def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
     expiring = _view(markings={**markings, "expires_at": now - timedelta(hours=1)})
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as store:
         store.apply(_at(expiring, 1), now - timedelta(days=2))
+        store.keep_kafka_time(ms(now))  # as its subscriber's last batch has Kafka vouch for the time
     purged = _puente(keys, "store", "purge", "--partner", "COL")
     assert purged.returncode == 0, purged.stderr
     assert "purged 1 alert(s)" in purged.stderr and "the text of 1 past their expiry" in purged.stderr

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from partner_feed import KAFKA_LATER
 from recall_views import recall_notice, updated
 
 from broker.partner_store import Outcome, PartnerStore
@@ -20,8 +21,10 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[PartnerStore]:
-    """A fresh store of partner COL with a 180-day agreement (COMBIFRON) and a 10-day one (SHORT)."""
+    """A fresh store of partner COL with a 180-day agreement (COMBIFRON) and a 10-day one (SHORT), that purges by the
+    test's clock (``KAFKA_LATER``)."""
     with PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION) as opened:
+        opened.keep_kafka_time(KAFKA_LATER)
         yield opened
 
 
@@ -75,6 +78,7 @@ def test_a_store_of_the_fifth_layout_counts_its_rows_from_their_first_receipt(tm
     and what it receives from then on counts from the sealing too."""
     path = _older_layout(tmp_path, 5, "sealed_ms")
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        store.keep_kafka_time(KAFKA_LATER)
         store.apply(_sealed(_view("senan-gofast-seizure"), 2, T0 - 5 * DAY), T0)
         assert store.purge(T0 + 5 * DAY).retention == 1  # the new row: sealed 10 days before
         assert store.counts().held == 1  # the old one, received at T0 under a 180-day agreement

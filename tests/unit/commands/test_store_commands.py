@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from partner_feed import ms
 
 import puente.commands.store as store
 from broker.partner_store import Delivery, PartnerStore, default_store_path
@@ -43,9 +44,10 @@ def test_store_list_refuses_a_file_that_is_no_store(tmp_path: Path, monkeypatch:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.sqlite"]
 
 
-def _held_past_their_time(keys: Path) -> tuple[str, str]:
+def _held_past_their_time(keys: Path, vouched: timedelta = timedelta(0)) -> tuple[str, str]:
     """A store holding two alerts no purge has run over: one past its expiry, one past its agreement's retention
-    (COMBIFRON, 180 days, from its first receipt: ten minutes ago). Their ids."""
+    (COMBIFRON, 180 days, from its first receipt: ten minutes ago), and the last time Kafka vouched for (its
+    subscriber's last batch), ``vouched`` ago. Their ids."""
     now = datetime.now(UTC)
     expired = _view(summary="EXPIRED-SECRET-TEXT")
     expired["markings"] = {**expired["markings"], "expires_at": now - timedelta(days=1), "review_at": None}
@@ -53,6 +55,7 @@ def _held_past_their_time(keys: Path) -> tuple[str, str]:
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as held:
         held.apply(Delivery.of(expired, "t.feed.COL:0:0", "COMBIFRON"), now - timedelta(days=2))
         held.apply(Delivery.of(kept_too_long, "t.feed.COL:0:1", "COMBIFRON"), now - timedelta(days=180, minutes=10))
+        held.keep_kafka_time(ms(now - vouched))
         assert held.counts().held == 2
     return expired["alert_id"], kept_too_long["alert_id"]
 
@@ -105,3 +108,23 @@ def test_an_id_holding_a_line_feed_prints_on_its_own_line(
         assert "agreement  COMBIFRON\\nX" in out
     lines = out.splitlines()
     assert "SENAFRONT:X\\n2026-12-05" in out and not any(line.startswith("2026-12-05 10:00") for line in lines)
+
+
+@pytest.mark.parametrize("action", ["list", "purge"])
+def test_a_clock_running_ahead_purges_nothing_past_what_kafka_vouched_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    """`store list` and `store purge` reach no Kafka: the last time Kafka vouched for, which the store keeps, is 200
+    days behind this host's clock (that clock runs ahead, or the subscriber has not run since). Nothing past it and
+    the skew is purged, for good, by this clock alone: both alerts stay held, and one line says so, naming the clock
+    to check."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    _held_past_their_time(keys, vouched=timedelta(days=200))
+    args = build_parser().parse_args(["store", action, "--partner", "COL"])
+    assert args.func(args) == 0
+    err = capsys.readouterr().err
+    note = next(line for line in err.splitlines() if "were not purged" in line)
+    assert "2 alert(s)" in note and "last time Kafka vouched for" in note and "NTP" in note
+    assert "purged 2" not in err
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
+        assert (after.counts().held, after.counts().purged) == (2, 0)
