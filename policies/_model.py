@@ -140,6 +140,27 @@ def _distinct_keys(value: Any) -> Any:
 
 CodeMap = BeforeValidator(_distinct_keys)
 
+BROKER_OWNER = "broker"
+"""The key owner of the broker's own keys (``broker-sign-<g>``, ``broker-kex-<g>``, and its alert-reference key
+``broker-pseudo-<g>``). Defined here, at the bottom of the layers, so the keystore (``broker.crypto.keys``, which
+takes it from here) and the policy's ids share one name."""
+RESERVED_OWNERS = frozenset({BROKER_OWNER})
+"""Key owners the keystore keeps for itself: an agreement (whose pseudonym key is ``<id>-pseudo-<g>``) or a partner
+(``<id>-enc-<g>``, ``<id>-rcpt-<g>``) under one of these ids would be given the broker's own keys."""
+
+
+def _no_reserved_owner(what: str, clash: str) -> Any:
+    """A validator refusing an id that is a key owner the keystore reserves (``RESERVED_OWNERS``), in any case: on a
+    file system that ignores case (``Broker-pseudo-2026a.json``) it would be the same file."""
+
+    def check(value: str) -> str:
+        if value.casefold() in {owner.casefold() for owner in RESERVED_OWNERS}:
+            raise ValueError(f"{value!r} names the broker's own keys in the keystore ({BROKER_OWNER}-<role>-<g>, in "
+                             f"any case), so {what} of that id {clash}; give it another id")
+        return value
+
+    return AfterValidator(check)
+
 
 def _calendar_date(value: Any) -> Any:
     """A calendar date, as YAML reads ``2025-06-01`` (or that text quoted), and nothing else. Pydantic would take
@@ -328,7 +349,8 @@ a standby at another site and a few for moving stores is room enough, and a boun
 
 
 class Partner(_Model):
-    id: Code
+    id: Annotated[Code, _no_reserved_owner("a partner", "would hold its keys under the broker's name, and the broker's "
+                                                        "folder would take them for its own")]
     name: Text
     country: Code
     kind: Literal["internal", "foreign"]
@@ -447,7 +469,8 @@ class MinGrading(_Model):
 class Agreement(_Model):
     """agreements/<name>.yaml: one bilateral or internal sharing agreement."""
 
-    id: Code
+    id: Annotated[Code, _no_reserved_owner("an agreement", "would pseudonymise with the broker's alert-reference "
+                                                           "key (broker-pseudo-<g>) as its pseudonym key")]
     title: Text
     parties: list[Code] = Field(min_length=2)
     legal_basis: Prose

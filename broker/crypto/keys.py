@@ -58,11 +58,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.crypto.edwards import montgomery_prime_order, strong_point
+
+# The broker's own key owner, from the layer below, where the policy refuses it as an agreement's or a partner's
+# id (``RESERVED_OWNERS``): one name for both. Its module until ``policies`` names it among its public names.
+from policies._model import BROKER_OWNER as BROKER_OWNER
 from puente.errors import KeyMaterialError
 from puente.strict import DuplicateKey, finite_float, no_constants, one_line, unique_keys
 
 KEY_LEN = 32
-BROKER_OWNER = "broker"
 MAX_KEY_FILE = 64 * 1024  # a key file is a few hundred bytes; anything bigger is not one
 KEY_FILE_FIELDS = ("key_id", "kind", "created_at", "public", "secret")  # all that record_to_json writes
 

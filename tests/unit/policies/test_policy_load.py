@@ -362,3 +362,17 @@ def test_the_order_of_covers_in_a_file_does_not_change_the_version(policy_copy: 
                     "utf-8")
     assert path.read_text("utf-8") != text
     assert policy_copy.load().version == before
+
+
+@pytest.mark.parametrize("name", ["broker", "BROKER"])
+def test_an_agreement_or_partner_named_as_the_brokers_keys_is_refused(policy_copy: Any, name: str) -> None:
+    """The keystore names the broker's own keys broker-<role>-<g>: an agreement with that id would pseudonymise
+    with the broker's alert-reference key (broker-pseudo-<g>), and a partner's keys would be filed as the broker's.
+    Both are refused at load, naming the file and line, in any case (one file where case is ignored)."""
+    policy_copy.replace("agreements/combifron.yaml", "id: COMBIFRON\n", f"id: {name}\n")
+    policy_copy.replace("partners.yaml", "  - id: CRI\n", f"  - id: {name}\n")
+    message = _error(policy_copy)
+    assert f"agreements/combifron.yaml:4: id: Value error, '{name}' names the broker's own keys" in message
+    assert "alert-reference key (broker-pseudo-<g>) as its pseudonym key; give it another id" in message
+    assert f"'{name}' names the broker's own keys" in message.split("partners.yaml:")[1]
+    assert "a partner of that id would hold its keys under the broker's name" in message
