@@ -86,8 +86,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     verify.add_argument("--verify-key", type=Path, action="append", help=keys_help)
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
     verify.set_defaults(func=_verify)
+    text = ("list decisions, dead letters, receipts and Kafka-layer denials, only what verifies; exit 3 for a "
+            "--partner neither the policy nor any record the filters took names, 5 when audit records were left "
+            "out as unsound or lost to a deletion before their retention (what they held is not listed: run "
+            "`puente audit verify`)")
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
-                           parents=[kafka_options()])
+                           description=text, parents=[kafka_options()])
     log.add_argument("--partner", help=PARTNER_HELP)
     log.add_argument("--alert")
     log.add_argument("--agreement")
@@ -256,9 +260,9 @@ def _end_json(end: EndCheck) -> dict[str, Any]:
 
 def _verify_status(problems: int, unchecked: bool) -> int:
     """1 with problems; else 5 (``EXIT_UNCHECKED``) when anything could not be checked (`audit verify`: a chain's
-    end, the groups' offsets or the policy they are checked against; `audit recalls`: records left out as
-    unsound, or a recall not judged: a view it recalls was delivered before its partner's receipts were cut, so
-    who holds the alert is not known), so that a script
+    end, the groups' offsets or the policy they are checked against; `audit log`: records left out as unsound or
+    deleted; `audit recalls`: those, or a recall not judged: a view it recalls was delivered before its partner's
+    receipts were cut, so who holds the alert is not known), so that a script
     or a schedule reading the status alone never takes what was not checked for sound."""
     if problems:
         return EXIT_PROBLEMS
@@ -307,7 +311,8 @@ def _log(args: argparse.Namespace) -> int:
     notes = [f"{unsound} audit record(s) left out as unsound: run `puente audit verify`"] if unsound else []
     notes += [_deleted_note(deleted)] if deleted else []
     print("; ".join([f"{len(docs)} record(s)", *notes]), file=sys.stderr)
-    return 0
+    # Records left out or deleted may be the ones a schedule exports this log for: never 0, as for `audit recalls`.
+    return _verify_status(0, unsound > 0 or bool(deleted))
 
 
 def _mistyped_partner(partner: str | None, policy: PolicySet | None) -> None:

@@ -50,7 +50,7 @@ ROWS: list[dict[str, Any]] = [  # as read_log gives them: in offset order, not t
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """The command's settings, Kafka and auditor service replaced: `read_log` gives ``ROWS``, or ``held["rows"]``
-    when set (those the filter accepts), and reports one record left out (``held["left_out"]`` when set), the
+    when set (those the filter accepts), and reports ``held["left_out"]`` records left out (none unless set), the
     chains cut in ``held["deleted"]`` and, before any row, the receipts partitions cut in ``held["receipts_cut"]``;
     `verify_topics` gives ``held["reports"]``. The system's temporary folder is this test's own, so what a spill
     leaves there shows."""
@@ -75,7 +75,7 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             if held["fail"] is not None:
                 raise held["fail"]
         if left_out is not None:
-            left_out.append(held.get("left_out", 1))
+            left_out.append(held.get("left_out", 0))
         if deleted is not None:
             deleted.extend(held.get("deleted", []))
         walked.partition_done()
@@ -127,7 +127,8 @@ def test_the_log_table_shows_reasons_and_whole_alert_ids_in_time_order(
         service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """The table has a `why` column with a withholding's reasons and a redaction's changed fields, alert ids whole
     however long, rows oldest first (ties in the order read), and the count and left-out note on stderr."""
-    assert _puente("audit", "log") == 0
+    service["left_out"] = 1
+    assert _puente("audit", "log") == EXIT_UNCHECKED
     out, err = capsys.readouterr()
     header, *lines = out.splitlines()
     assert header.split()[-1] == "why" and header.index("alert") < header.index("partner")
@@ -161,6 +162,22 @@ def test_the_log_as_json_lines_is_every_row_whole_in_time_order(
     assert docs == sorted(ROWS, key=lambda d: d["at"])
     assert _puente("audit", "log", "--json", "--kind", "receipt") == 0
     assert [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()] == ["RECEIPT"]
+
+
+@pytest.mark.parametrize("output", [[], ["--json"]], ids=["table", "json"])
+def test_the_log_never_exits_0_when_records_were_left_out_or_deleted(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str], output: list[str]) -> None:
+    """Records left out as unsound, or lost to a deletion before their retention, are not in the log: exit 5, as
+    `audit recalls` does, so that a scheduled export is not taken as whole. Neither: exit 0."""
+    assert _puente("audit", "log", *output) == 0
+    assert "left out" not in capsys.readouterr().err
+    service["left_out"] = 2
+    assert _puente("audit", "log", *output) == EXIT_UNCHECKED
+    assert "2 audit record(s) left out as unsound" in capsys.readouterr().err
+    service["left_out"] = 0
+    service["deleted"] = [StartFinding("p.decisions", 0, 5, "the records before it were deleted, not expired")]
+    assert _puente("audit", "log", *output) == EXIT_UNCHECKED
+    assert "1 audit chain(s) lost records to a deletion" in capsys.readouterr().err
 
 
 def test_a_failure_while_reading_leaves_no_spill(service: dict[str, Any]) -> None:
