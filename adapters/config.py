@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -42,6 +43,25 @@ _PATH = re.compile(r"(?:[^.\[\]]+(?:\[\])?\.)*[^.\[\]]+")
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Every ASCII byte, then sequences a codec may read as other text: escapes (unicode_escape, raw_unicode_escape),
+# UTF-7's base64 runs, HZ's and ISO-2022's shifts, IDNA's punycode labels.
+_ASCII_PROBE = (bytes(range(128)) + rb"\u0041\x41\101\N{DIGIT ONE}\\ +AEE- ~{A~} .xn--mnchen-3ya. "
+                + b"\x1b$B\x1b(B")
+
+
+def _reads_ascii_as_ascii(encoding: str) -> bool:
+    """Whether ``encoding`` decodes ASCII bytes as those very characters. The readers split an export at its line
+    and field bytes and refuse a record whose text is not what its bytes say: a codec that reads a backslash
+    sequence as another character, or ASCII as something else (UTF-16, EBCDIC), would have every record of the
+    agency refused one by one, or read as other text, rather than the configuration refused at start."""
+    try:
+        with warnings.catch_warnings():  # unicode_escape warns of the probe's invalid escapes (\]) as it reads them
+            warnings.simplefilter("ignore")
+            return _ASCII_PROBE.decode(encoding) == _ASCII_PROBE.decode("ascii")
+    except (LookupError, TypeError, ValueError):  # not bytes to text, or no decoding of every ASCII byte
+        return False
 
 
 class MarkingDefaults(_Frozen):
@@ -120,9 +140,13 @@ class AgencyProfile(_Frozen):
     @classmethod
     def _encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(value)
+            text = codecs.lookup(value)._is_text_encoding
         except LookupError as exc:
-            raise ValueError(f"unknown text encoding {value!r}") from exc
+            raise ValueError(f"unknown text encoding {value[:60]!r}") from exc
+        if not text or not _reads_ascii_as_ascii(value):
+            raise ValueError(f"{value[:60]!r} is not a text encoding that reads ASCII as ASCII: name the one the "
+                             "agency's exports are written in, such as utf-8, utf-8-sig or cp1252 (escape codecs "
+                             "such as unicode_escape, UTF-7, UTF-16, UTF-32 and EBCDIC are refused)")
         return value
 
     @cached_property
