@@ -266,6 +266,15 @@ def _shown(scope: Scope, column: str) -> str:
     return column if scope.national else f"CASE WHEN hidden & {bit(column)} THEN NULL ELSE {column} END"
 
 
+def _decisions(scope: Scope, index: str, alias: str = "decisions") -> str:
+    """The decisions table as ``scope`` reads it: for a scoped auditor, by ``index``, one its partner leads (or that
+    finds one alert's rows of that partner), named so that the planner cannot take one over every partner's rows (an
+    agency's, a type's, the time's) however its statistics read: how long an answer took would tell how many rows
+    the other partners have. A national auditor's, as the planner chooses. ``alias``: the table's name in the query."""
+    named = "decisions" if alias == "decisions" else f"decisions {alias}"
+    return named if scope.national else f"{named} INDEXED BY {index}"
+
+
 def _version_cuts(since: int, table: str = "") -> list[tuple[str, str, list[Any]]]:
     """(index, clause, arguments) of each index range that lists an alert's decisions of versions from ``since`` on,
     then its recalls of earlier versions (every row of it when ``since`` is 0); ``table``: the decisions' alias and a
@@ -695,7 +704,7 @@ class AuditIndex:
         # outcome keeps its index: with the partner's, (partner, decision, at_ms) is the one it leads.)
         others = "+" if keep_off or not scope.national else ""
         if scope.partner is not None:  # the scope's own clause, never left out for a partner that tests false
-            clauses.append(f"{keep_off}partner = ?")
+            clauses.append("partner = ?")  # what the partner's own index seeks by (``_source``)
             args.append(scope.partner)
         for column, value in (("partner", q.partner), ("originator", q.agency), ("agreement", q.agreement),
                               ("decision", q.decision), ("alert_type", q.alert_type)):
@@ -722,8 +731,9 @@ class AuditIndex:
                     args += [len(prefix), prefix]
             else:
                 resolved = self._resolve(scope, q.alert)
-                clauses.append("alert_id = ?" if resolved is not None else "0 = 1")
-                args += [resolved[0]] if resolved is not None else []
+                # One not found seeks nothing (NULL equals no id), by the alert's index all the same (``_source``).
+                clauses.append("alert_id = ?")
+                args.append(resolved[0] if resolved is not None else None)
         if q.rule:
             if scope.partner is not None:  # (the same: only its partner's rule rows)
                 clauses.append("id IN (SELECT decision_id FROM decision_rules WHERE partner = ? AND rule = ?)")
@@ -738,6 +748,15 @@ class AuditIndex:
             clauses.append("at_ms <= ?")
             args.append(_ms(q.until))
         return " AND ".join(clauses), args
+
+    @staticmethod
+    def _source(scope: Scope, q: Query) -> str:
+        """The decisions table as a search of ``q`` within ``scope`` reads it (``_decisions``): for a scoped
+        auditor, one alert's rows of its partner by the alert's index, else its partner's rows by outcome, when
+        filtered by one, or by time."""
+        if q.alert and not q.alert.endswith("*"):
+            return _decisions(scope, "decisions_by_alert")
+        return _decisions(scope, "decisions_by_partner_decision" if q.decision else "decisions_by_partner")
 
     def _resolve(self, scope: Scope, given: str) -> tuple[str, bool] | None:
         """The alert ``given`` names in ``scope`` (its own id), and whether that scope's partner held it (was sent a
@@ -777,9 +796,10 @@ class AuditIndex:
         """Decision rows matching ``q`` within ``scope``, newest first, one page of them."""
         page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
         where, args = self._where(scope, q)
-        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM decisions WHERE {where} LIMIT ?)",
+        source = self._source(scope, q)
+        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?)",
                               [*args, COUNT_LIMIT + 1]) or 0)
-        rows = self._all(f"SELECT {_columns(scope)} FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC "
+        rows = self._all(f"SELECT {_columns(scope)} FROM {source} WHERE {where} ORDER BY at_ms DESC, id DESC "
                          "LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
         return Page([scoped(scope, _decision_row(r)) for r in rows], min(total, COUNT_LIMIT), page, per_page,
                     capped=total > COUNT_LIMIT)
@@ -787,7 +807,7 @@ class AuditIndex:
     def count(self, scope: Scope, q: Query) -> int:
         """How many decision rows match ``q`` within ``scope``, uncapped (what an export will stream)."""
         where, args = self._where(scope, q)
-        return int(self._one(f"SELECT COUNT(*) FROM decisions WHERE {where}", args) or 0)
+        return int(self._one(f"SELECT COUNT(*) FROM {self._source(scope, q)} WHERE {where}", args) or 0)
 
     def counted_export(self, scope: Scope, q: Query) -> tuple[int, Iterator[dict[str, Any]]]:
         """``count`` and ``export`` read from one snapshot of the index: a read transaction begins before the
@@ -819,7 +839,7 @@ class AuditIndex:
         """Every decision row matching ``q`` within ``scope``, newest first, streamed (for CSV)."""
         where, args = self._where(scope, q)
         try:
-            cursor = self._conn.execute(f"SELECT {_columns(scope)} FROM decisions WHERE {where} "
+            cursor = self._conn.execute(f"SELECT {_columns(scope)} FROM {self._source(scope, q)} WHERE {where} "
                                         "ORDER BY at_ms DESC, id DESC", args)
             while batch := cursor.fetchmany(1000):
                 for r in batch:
@@ -867,8 +887,8 @@ class AuditIndex:
             only = "" if scope.national or column in UNDELIVERED_FIELDS else f" AND {_DELIVERED}"
             if not scope.national and column in VIEW_COLUMNS:
                 only += f" AND (hidden & {bit(column)}) = 0"
-            listed(name, f"SELECT DISTINCT {column} FROM decisions WHERE {where}{only} AND {column} IS NOT NULL "
-                         "ORDER BY 1")
+            listed(name, f"SELECT DISTINCT {column} FROM {_decisions(scope, 'decisions_by_partner_decision')} WHERE "
+                         f"{where}{only} AND {column} IS NOT NULL ORDER BY 1")
         listed("rules", f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1")
         return out
 
@@ -1236,7 +1256,7 @@ class AuditIndex:
         of them after the first ``offset``."""
         where, args = self._unreceipted_where(scope, older_than, now)
         rows = self._all(
-            f"SELECT {_columns(scope, 'd')} FROM decisions d "
+            f"SELECT {_columns(scope, 'd')} FROM {_decisions(scope, 'decisions_by_partner', 'd')} "
             f"WHERE {where} ORDER BY d.at_ms, d.id LIMIT ? OFFSET ?", [*args, max(0, limit), max(0, offset)])
         out = []
         for r in rows:
@@ -1252,7 +1272,8 @@ class AuditIndex:
         ``COUNT_LIMIT``, past it ``capped``. A page that stopped at a fixed number would pass for all of them."""
         page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
         where, args = self._unreceipted_where(scope, older_than, now)
-        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM decisions d WHERE {where} LIMIT ?)",
+        total = int(self._one(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_decisions(scope, 'decisions_by_partner', 'd')} "
+                              f"WHERE {where} LIMIT ?)",
                               [*args, COUNT_LIMIT + 1]) or 0)
         rows = self.unreceipted(scope, older_than, now, per_page, (page - 1) * per_page)
         return Page(rows, min(total, COUNT_LIMIT), page, per_page, capped=total > COUNT_LIMIT)
@@ -1280,17 +1301,18 @@ class AuditIndex:
         if since is None and until is None:
             return self._indicators_indexed(scope)
         where, args = self._where(scope, Query(since=since, until=until))
+        table = _decisions(scope, "decisions_by_partner_decision")  # each part is of one outcome or two
         shared = [{"month": m, "alert_type": t, "sector": s, "partner": p, "alerts": n} for m, t, s, p, n in self._all(
             f"SELECT substr(at, 1, 7), {_shown(scope, 'alert_type')}, {_shown(scope, 'sector')}, partner, "
-            f"COUNT(DISTINCT alert_id) FROM decisions "
+            f"COUNT(DISTINCT alert_id) FROM {table} "
             f"WHERE {where} AND went = 1 AND decision IN (?, ?) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             [*args, *DELIVERS])]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
-            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions WHERE {where} AND "
+            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM {table} WHERE {where} AND "
             "decision = 'WITHHOLD' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", args)]
         latency = []
         for to, expr in (("delivery", "at_ms - ingress_ms"), ("receipt", "receipt_at_ms - ingress_ms")):
-            base = (f"FROM decisions WHERE {where} AND went = 1 AND decision IN (?, ?) AND ingress_ms IS NOT NULL "
+            base = (f"FROM {table} WHERE {where} AND went = 1 AND decision IN (?, ?) AND ingress_ms IS NOT NULL "
                     f"AND ({expr}) IS NOT NULL")
             counts = dict(self._all(f"SELECT partner, COUNT(*) {base} GROUP BY partner", [*args, *DELIVERS]))
             latency += self._percentiles(f"SELECT partner, {expr} AS lat {base} ORDER BY partner, lat",
@@ -1381,12 +1403,16 @@ class AuditIndex:
         """Counts for the console's home page, within ``scope``."""
         ends = self.end_reports(scope)
         where, args = ("partner = ?", [scope.partner]) if scope.partner is not None else ("1 = 1", [])
-        by = dict(self._all(f"SELECT decision, COUNT(*) FROM decisions WHERE {where} GROUP BY decision", args))
-        first, last = self._all(f"SELECT MIN(at_ms), MAX(at_ms) FROM decisions WHERE {where}", args)[0]
+        by = dict(self._all(f"SELECT decision, COUNT(*) FROM {_decisions(scope, 'decisions_by_partner_decision')} "
+                            f"WHERE {where} GROUP BY decision", args))
+        first, last = self._all(f"SELECT MIN(at_ms), MAX(at_ms) FROM {_decisions(scope, 'decisions_by_partner')} "
+                                f"WHERE {where}", args)[0]
         out: dict[str, Any] = {
             "decisions": sum(by.values()), "by_decision": by,
-            "alerts": self._one(f"SELECT COUNT(DISTINCT alert_id) FROM decisions WHERE {where}", args) or 0,
-            "partners": [p for (p,) in self._all(f"SELECT DISTINCT partner FROM decisions WHERE {where} "
+            "alerts": self._one(f"SELECT COUNT(DISTINCT alert_id) FROM "
+                                f"{_decisions(scope, 'decisions_by_partner_alert')} WHERE {where}", args) or 0,
+            "partners": [p for (p,) in self._all(f"SELECT DISTINCT partner FROM "
+                                                 f"{_decisions(scope, 'decisions_by_partner')} WHERE {where} "
                                                  "AND partner IS NOT NULL ORDER BY 1", args)],
             "receipts": self._one(f"SELECT COUNT(*) FROM receipts WHERE {where}", args) or 0,
             "first_at": iso_ms(first) if first is not None else None,

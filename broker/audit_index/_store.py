@@ -23,7 +23,7 @@ from puente.errors import StoreBusy, StoreError
 
 DEFAULT_INDEX = ".puente/audit/index.sqlite"
 """Where ``puente audit index`` keeps the index unless told (``--index``, ``PUENTE_AUDIT_INDEX``)."""
-SCHEMA_VERSION = 20  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
+SCHEMA_VERSION = 21  # PRAGMA user_version of the layout below (8: unvouched receipts bounded as in audit verify;
 # 9: receipts matched to no indexed delivery held in ``unmatched_receipts`` and matched again, never rows unchecked;
 # 10: chain states bounded per partition, ``verify.MAX_CHAINS``, none kept for a chain its topic cannot hold;
 # 11: the broker's chain states date its blocks by Kafka's append time, not the time they state;
@@ -43,8 +43,10 @@ SCHEMA_VERSION = 20  # PRAGMA user_version of the layout below (8: unvouched rec
 # 19: ``decisions_held`` finds the id a partner knows an alert by in one seek, ``decisions_recalls`` an alert's
 # recalls; the writer added them to an index of 18 in place;
 # 20: ``records_read`` keeps, per record read, what checks its chain's start once Kafka deletes the records before it
-# (``_cut``): an index of 19 holds none of it for the records it read, so it is made again)
-UPGRADES: frozenset[int] = frozenset()  # layouts the writer brings to SCHEMA_VERSION in place (adding indexes only)
+# (``_cut``): an index of 19 holds none of it for the records it read, so it is made again;
+# 21: ``decisions_by_partner_alert`` counts a partner's alerts in its own rows; the writer adds it to an index of 20 in
+# place, ``UPGRADES``)
+UPGRADES = frozenset({20})  # layouts the writer brings to SCHEMA_VERSION in place: it only adds indexes to them
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
 
@@ -144,6 +146,9 @@ CREATE INDEX IF NOT EXISTS decisions_by_agreement ON decisions (agreement, at_ms
 CREATE INDEX IF NOT EXISTS decisions_by_decision ON decisions (decision, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_type ON decisions (alert_type, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_by_partner_decision ON decisions (partner, decision, at_ms);
+-- A partner's distinct alerts (a scoped auditor's home page), counted in its own rows: decisions_by_alert holds every
+-- partner's, and its pass took as long as every partner's decisions.
+CREATE INDEX IF NOT EXISTS decisions_by_partner_alert ON decisions (partner, alert_id);
 -- The indicators read these partial indexes alone (covering), not the decisions' wide rows: at a
 -- million decisions a full pass over the table took seconds per indicator. Their WHERE clauses are
 -- repeated word for word in _index.py, which SQLite needs to use them.

@@ -838,6 +838,30 @@ def test_an_index_of_layout_19_asks_for_a_rebuild(tmp_path: Path) -> None:
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'records_read'").fetchone() == (0,)
 
 
+def test_an_index_of_layout_20_is_brought_up_to_date_by_the_writer_in_place(tmp_path: Path) -> None:
+    """Layout 21 only adds ``decisions_by_partner_alert``: a reader of an index of 20 says to run `puente audit index`
+    once (no rebuild), and the writer adds the index and the new layout number, keeping the rows."""
+    from broker.audit_index._store import SCHEMA_VERSION
+    from puente.errors import StoreError
+
+    path = tmp_path / "audit" / "index.sqlite"
+    AuditIndex(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('kept', 'yes')")
+        conn.execute("DROP INDEX decisions_by_partner_alert")
+        conn.execute("PRAGMA user_version = 20")
+    with pytest.raises(StoreError, match=r"layout 20: run `puente audit index` once, which adds what this version "
+                                         r"reads \(no rebuild\)"):
+        AuditIndex(path, readonly=True)
+    AuditIndex(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 21
+        assert conn.execute("SELECT value FROM meta WHERE key = 'kept'").fetchone() == ("yes",)
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'decisions_by_partner_alert'"
+                            ).fetchone() == (1,)
+    AuditIndex(path, readonly=True).close()
+
+
 # ---- a scoped auditor reads of an alert only what its partner's view kept ----------------------------------------
 def _changed(*changes: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"field": f, "action": a, "rule": None, "named": False} for f, a in changes]

@@ -1,0 +1,158 @@
+"""A partner's auditor's queries walk that partner's rows only: every search of the decisions table that any public
+reading method of the index makes for a scoped auditor uses an index its partner leads (or one that finds one alert's
+rows of that partner), whatever the planner's statistics say. Otherwise how long an answer takes grows with the other
+partners' decisions, which a partner's auditor must not be able to measure."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.audit_index import AuditIndex, Query, Scope
+from tests.unit.broker.test_audit_index import T0, _ingest, _topics
+
+USA = Scope("USA")
+PARTNER_LED = frozenset({"decisions_by_partner", "decisions_by_partner_decision", "decisions_by_partner_alert",
+                         "decisions_shared_by_partner", "decisions_withheld", "decisions_to_delivery",
+                         "decisions_to_receipt"})
+"""Indexes whose first column is the partner: a search of one seeks ``partner=?`` first."""
+ONE_ALERT = frozenset({"decisions_by_alert", "decisions_held", "decisions_recalls", "decisions_by_name"})
+"""Indexes of one alert's rows, partner second: a search that seeks ``partner=?`` too reads that partner's rows of
+the alert alone."""
+BY_ALIAS = "decisions_by_alias"
+"""An alias is an HMAC of partner and alert under the index's key (``_scope.alias``): ``alias=?`` finds one partner's
+rows of one alert."""
+_PLAN = re.compile(r"(SCAN|SEARCH) (\S+)(?: USING (?:COVERING )?INDEX (\w+)(?: \((.*)\))?)?")
+
+
+class _Recording(sqlite3.Connection):
+    """A connection that notes every statement it runs, with its parameters."""
+
+    ran: list[tuple[str, Any]]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.ran.append((sql, parameters))
+        return super().execute(sql, parameters)
+
+
+def _values(index: AuditIndex) -> dict[tuple[str, str], list[Any]]:
+    """Every value a scoped reading method's parameters are tried with, by the parameter's name and type (as
+    written). A method with a required parameter not named here fails the test: a new one is learnt here, never
+    skipped; an optional one not named here keeps its default."""
+    rows = index.search(USA, Query()).rows
+    held = next(r["alert_id"] for r in rows if r["delivered"])  # as USA knows it (its blocks name no reference)
+    alias = next(r["alert_id"] for r in rows if r["alert_id"].startswith("withheld-"))
+    samples = {"partner": "USA", "alert": held, "agency": "SENAFRONT", "agreement": "USA-PAN", "rule": "usa.cover",
+               "decision": "DELIVER", "alert_type": "SMUGGLING", "since": T0, "until": T0 + timedelta(days=1)}
+    queries = [Query(), Query(**samples), Query(alert=alias), Query(alert=f"{held[:3]}*"), Query(alert="withheld-*"),
+               Query(alert="SNM:1"), *(Query(**{f.name: samples[f.name]}) for f in dataclasses.fields(Query))]
+    names = [held, alias, "SNM:1", "nothing"]
+    return {("q", "Query"): queries, ("alert_id", "str"): names, ("given", "str"): names, ("partner", "str"): ["USA"],
+            ("partner", "str | None"): [None, "USA"], ("field", "str"): ["subject.name", "sector"],
+            ("older_than", "timedelta"): [timedelta(0)], ("now", "datetime"): [T0 + timedelta(days=1)],
+            ("since", "datetime | None"): [None, T0], ("until", "datetime | None"): [None, T0 + timedelta(days=1)]}
+
+
+def _consumed(result: Any) -> None:
+    """Read every row a method's answer streams (``export``, ``counted_export``)."""
+    for part in result if isinstance(result, tuple) else (result,):
+        if isinstance(part, Iterator):
+            list(part)
+
+
+def _scoped_statements(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, Any]], set[str]]:
+    """What every public reading method of the index at ``path`` runs for USA's auditor, with every value tried, and
+    the methods called."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, factory=_Recording, **k))
+    _Recording.ran = []
+    called = set()
+    with AuditIndex(path, readonly=True) as index:
+        values = _values(index)
+        _Recording.ran.clear()
+        for name, method in inspect.getmembers(AuditIndex, inspect.isfunction):
+            params = list(inspect.signature(method).parameters.values())[1:]
+            if name.startswith("_") or not params or params[0].name != "scope":
+                continue
+            tried = [p for p in params[1:] if (p.name, p.annotation) in values]
+            missing = [p.name for p in params[1:] if p not in tried and p.default is inspect.Parameter.empty]
+            assert not missing, f"{name}: learn values for {missing}"
+            for combo in itertools.product(*(values[(p.name, p.annotation)] for p in tried)):
+                _consumed(getattr(index, name)(USA, **{p.name: v for p, v in zip(tried, combo, strict=True)}))
+            called.add(name)
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    return list(_Recording.ran), called
+
+
+def _wrong_searches(path: Path, statements: list[tuple[str, Any]]) -> list[str]:
+    """Each search of the decisions table in ``statements``' plans that is not by an allowed index (module docstring):
+    its plan line and statement."""
+    wrong = []
+    conn = sqlite3.connect(path)
+    try:
+        for sql, args in statements:
+            names = {"decisions", *re.findall(r"\bdecisions (?:AS )?([a-z])\b", sql)}
+            for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args):
+                found = _PLAN.match(row[3])
+                if found is None or found.group(2) not in names:
+                    continue
+                _, _, index, seek = found.groups()
+                seek = seek or ""
+                if not ((index in PARTNER_LED and seek.startswith("partner=?"))
+                        or (index in ONE_ALERT and "partner=?" in seek)
+                        or (index == BY_ALIAS and seek == "alias=?")):
+                    wrong.append(f"{row[3]}: {sql}")
+    finally:
+        conn.close()
+    return wrong
+
+
+def _index(tmp_path: Path) -> Path:
+    path = tmp_path / "audit" / "index.sqlite"
+    with AuditIndex(path) as index:
+        _ingest(index, _topics())
+    return path
+
+
+def _others_grow(path: Path, rows: int) -> None:
+    """Give COL ``rows`` more decisions (copies of its own, each of a new alert), and the planner statistics saying
+    so: the other partners' rows then outnumber USA's by far, which is what tempts a planner off USA's own index."""
+    conn = sqlite3.connect(path)
+    try:
+        columns = [c[1] for c in conn.execute("PRAGMA table_info(decisions)") if c[1] not in ("id", "alert_id")]
+        listed = ", ".join(f'"{c}"' for c in columns)
+        top = conn.execute("SELECT MAX(id) FROM decisions").fetchone()[0]
+        # (The columns are the table's own; every value is bound.)
+        copy = f"INSERT INTO decisions (id, alert_id, {listed}) SELECT ?, ?, {listed} FROM decisions WHERE partner = 'COL'"  # noqa: S608, E501
+        for n in range(rows):
+            conn.execute(f"{copy} ORDER BY id LIMIT 1", (top + 1 + n, f"SNM:{1000 + n}"))
+        conn.commit()
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("others", [0, 3_000])
+def test_every_scoped_query_searches_the_decisions_by_its_partners_own_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, others: int) -> None:
+    """Every statement the public reading methods run for USA's auditor (each with every value its parameters are
+    tried with) searches the decisions only by an index USA leads, or by one alert's rows of USA: never scanning the
+    table or an index over every partner's rows (an agreement's, a type's, the time's, the alerts'), as the index
+    was built and once COL's decisions outnumber USA's and the planner has statistics saying so."""
+    path = _index(tmp_path)
+    if others:
+        _others_grow(path, others)
+    statements, called = _scoped_statements(path, monkeypatch)
+    assert {"search", "count", "export", "counted_export", "facets", "summary", "timeline", "why", "unreceipted",
+            "unreceipted_page", "indicators", "integrity", "alert_name"} <= called
+    assert sum("decisions" in sql for sql, _ in statements) > 100
+    assert _wrong_searches(path, statements) == []
