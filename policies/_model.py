@@ -348,9 +348,36 @@ login may use, and Kafka keeps every transactional id used in its coordinators' 
 a standby at another site and a few for moving stores is room enough, and a bound the node can afford."""
 
 
+FEED_INFO_LABEL = b"puente/feed-data-key/v2"
+"""The label HPKE's ``info`` opens with when the broker seals a feed's data key to a partner, then a NUL and the key
+block's header, which holds the partner id (docs/feed-format.md, section 4.2). Kept here, below
+``broker.crypto.envelope``, which seals with it, so the partner id's room follows from it
+(``MAX_PARTNER_ID_BYTES``)."""
+KEY_BLOCK_HEADER_FIXED = 1 + 1 + 16 + 8
+"""The key block's header less the partner id: its version, the partner id's length, the 16-byte key id and the
+8-byte created_at."""
+HPKE_INFO_MAX = 64
+"""The longest ``info`` RFC 9180 (section 7.2.1) has every HPKE library accept: a partner's own reader may take no
+longer one."""
+MAX_PARTNER_ID_BYTES = HPKE_INFO_MAX - len(FEED_INFO_LABEL) - 1 - KEY_BLOCK_HEADER_FIXED
+"""The longest partner id (UTF-8 bytes) whose key blocks' ``info`` stays within ``HPKE_INFO_MAX``."""
+
+
+def _fits_hpke_info(value: str) -> str:
+    """Refuse a partner id too long for the HPKE ``info`` its feed's data keys are sealed under."""
+    size = len(value.encode("utf-8"))
+    if size > MAX_PARTNER_ID_BYTES:
+        raise ValueError(f"partner id {value!r} is {size} bytes; a feed's key blocks carry it in HPKE's info, "
+                         f"{len(FEED_INFO_LABEL) + 1 + KEY_BLOCK_HEADER_FIXED} bytes besides, which RFC 9180 has "
+                         f"every reader accept up to {HPKE_INFO_MAX} bytes in all: give an id of at most "
+                         f"{MAX_PARTNER_ID_BYTES} bytes")
+    return value
+
+
 class Partner(_Model):
     id: Annotated[Code, _no_reserved_owner("a partner", "would hold its keys under the broker's name, and the broker's "
-                                                        "folder would take them for its own")]
+                                                        "folder would take them for its own"),
+                  AfterValidator(_fits_hpke_info)]
     name: Text
     country: Code
     kind: Literal["internal", "foreign"]

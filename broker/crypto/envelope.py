@@ -24,7 +24,7 @@ Key block layout, version 2 (the first five fields, 26 + p bytes, are its header
 
     size  field
     1     key block version, 2
-    1     p, length of the partner id (1..255)
+    1     p, length of the partner id (1..255; the broker writes at most 14: HPKE's info below)
     p     partner id, UTF-8
     16    key id, random
     8     created_at, microseconds since 1970-01-01T00:00Z, signed
@@ -36,7 +36,8 @@ Key block layout, version 2 (the first five fields, 26 + p bytes, are its header
 The data key is sealed with HPKE (RFC 9180), single-shot, Base mode, suite
 DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (ids 0x0020, 0x0001, 0x0002), to the
 partner's X25519 public key, with info = b"puente/feed-data-key/v2", a NUL, then the key-block
-header, and an empty AAD. The header travels in ``info`` rather than in the AAD because
+header (so at most 64 bytes, RFC 9180's bound for what every library takes: a partner id of at most 14
+bytes), and an empty AAD. The header travels in ``info`` rather than in the AAD because
 ``cryptography``'s single-shot HPKE API takes no AAD (as RFC 9180 section 8.1 advises for
 single-shot use); either way the partner's unwrap alone rejects a header altered in any byte,
 even one re-signed by the broker's key.
@@ -84,6 +85,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.crypto.signing import KEY_BLOCK_CONTEXT, SIGNATURE_LEN, sign_with_context, verify_with_context
+
+# The data key's HPKE info label and RFC 9180's bound on info, from the layer below, where the policy bounds partner
+# ids by them (``MAX_PARTNER_ID_BYTES``). Their module until ``policies`` names them among its public names.
+from policies._model import FEED_INFO_LABEL, HPKE_INFO_MAX
 from puente.errors import DecryptionError, SignatureError
 
 MAGIC = b"PF"
@@ -101,7 +106,7 @@ DEFAULT_MAX_AGE = timedelta(hours=1)
 
 # The label the broker signs key blocks under, kept beside the other signature labels.
 KEY_BLOCK_SIGNATURE_CONTEXT = KEY_BLOCK_CONTEXT
-HPKE_INFO_LABEL = b"puente/feed-data-key/v2"
+HPKE_INFO_LABEL = FEED_INFO_LABEL
 RECORD_AAD_LABEL = b"puente/feed-record/v2"
 
 _HPKE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
@@ -124,6 +129,17 @@ def _partner_bytes(partner_id: str) -> bytes:
     raw = partner_id.encode("utf-8")
     if not 1 <= len(raw) <= 255:
         raise ValueError("partner id must be 1 to 255 bytes of UTF-8")
+    return raw
+
+
+def _sealable_partner(partner_id: str) -> bytes:
+    """``_partner_bytes``, refused (ValueError) when the key blocks' HPKE info would pass ``HPKE_INFO_MAX`` bytes,
+    RFC 9180's bound for what every library takes: a backstop, since the policy refuses such an id when it loads."""
+    raw = _partner_bytes(partner_id)
+    if len(_INFO_PREFIX) + _HEADER_FIXED + len(raw) > HPKE_INFO_MAX:
+        raise ValueError(f"partner id is {len(raw)} bytes: the HPKE info of its key blocks would be "
+                         f"{len(_INFO_PREFIX) + _HEADER_FIXED + len(raw)} bytes, past the {HPKE_INFO_MAX} every HPKE "
+                         "library takes (RFC 9180, section 7.2.1)")
     return raw
 
 
@@ -241,7 +257,7 @@ class FeedSealer:
             raise ValueError("max_records must be at least 1")
         if max_age <= timedelta(0):
             raise ValueError("max_age must be positive")
-        self._partner = _partner_bytes(partner_id)
+        self._partner = _sealable_partner(partner_id)
         self._partner_id = partner_id
         self._partner_key = partner_public_key
         self._signing_key = signing_key

@@ -31,6 +31,7 @@ from broker.crypto.envelope import (
     record_aad,
 )
 from broker.crypto.signing import CHECKPOINT_CONTEXT, sign_with_context
+from policies._model import HPKE_INFO_MAX, MAX_PARTNER_ID_BYTES
 from puente.errors import CryptoError, DecryptionError, SignatureError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -476,3 +477,28 @@ def test_an_opener_needs_at_least_one_key_of_each_kind(keys: Keys) -> None:
         FeedOpener("COL", {}, keys.signing.public_key())
     with pytest.raises(ValueError, match="broker_verify_key"):
         FeedOpener("COL", keys.col, {})
+
+
+def test_the_sealer_keeps_hpke_info_within_rfc_9180s_64_bytes(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The longest partner id the policy takes seals with an info of at most 64 bytes and opens; one byte more, which
+    the policy refuses, is refused by the sealer too (a backstop), while a reader still takes what p can say."""
+    infos: list[int] = []
+    real = envelope._HPKE
+
+    class Measuring:
+        def encrypt(self, *args: Any, info: bytes, **kwargs: Any) -> bytes:
+            infos.append(len(info))
+            return real.encrypt(*args, info=info, **kwargs)
+
+        def decrypt(self, *args: Any, **kwargs: Any) -> bytes:
+            return real.decrypt(*args, **kwargs)
+
+    monkeypatch.setattr(envelope, "_HPKE", Measuring())
+    longest = "P" * MAX_PARTNER_ID_BYTES
+    sealer = FeedSealer(longest, keys.col.public_key(), keys.signing)
+    value = seal(sealer)
+    assert infos == [HPKE_INFO_MAX]
+    assert open_(keys.opener(longest, private=keys.col), value) == PLAINTEXT
+    with pytest.raises(ValueError, match="RFC 9180"):
+        FeedSealer(longest + "P", keys.col.public_key(), keys.signing)
+    FeedOpener("P" * 255, keys.col, keys.signing.public_key())

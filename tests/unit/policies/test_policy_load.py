@@ -10,6 +10,7 @@ import pytest
 
 import policies._load
 from policies import DEFAULT_DIR, DEFAULT_INSTANCE, PolicySet, load_policy_set, subscriber_instances
+from policies._model import FEED_INFO_LABEL, HPKE_INFO_MAX, KEY_BLOCK_HEADER_FIXED, MAX_PARTNER_ID_BYTES
 from puente.errors import ConfigError, PolicyError
 
 
@@ -376,3 +377,20 @@ def test_an_agreement_or_partner_named_as_the_brokers_keys_is_refused(policy_cop
     assert "alert-reference key (broker-pseudo-<g>) as its pseudonym key; give it another id" in message
     assert f"'{name}' names the broker's own keys" in message.split("partners.yaml:")[1]
     assert "a partner of that id would hold its keys under the broker's name" in message
+
+
+def test_a_partner_id_too_long_for_the_feeds_hpke_info_is_refused(policy_copy: Any) -> None:
+    """A feed's key blocks carry the partner id in HPKE's info, beside a label and a fixed header, and RFC 9180 has
+    every HPKE library accept 64 bytes of info: the longest id that leaves room for (14 bytes today) loads, one byte
+    more is refused in one line naming the file, the line and the bound."""
+    assert len(FEED_INFO_LABEL) + 1 + KEY_BLOCK_HEADER_FIXED + MAX_PARTNER_ID_BYTES == HPKE_INFO_MAX
+    longest = "CR" + "I" * (MAX_PARTNER_ID_BYTES - 2)
+    policy_copy.replace("partners.yaml", "  - id: CRI\n", f"  - id: {longest}\n")
+    policy_copy.replace("partners.yaml", "feed_topic: puente.feed.CRI", f"feed_topic: puente.feed.{longest}")
+    policy_copy.replace("agreements/pan-cri.yaml", "parties: [PAN, CRI]", f"parties: [PAN, {longest}]")
+    assert longest in policy_copy.load().partners
+    policy_copy.replace("partners.yaml", f"  - id: {longest}\n", f"  - id: {longest}X\n")
+    message = _error(policy_copy)
+    line = next(line for line in message.splitlines() if f"partner id '{longest}X'" in line)
+    assert line.startswith("partners.yaml:") and f"is {MAX_PARTNER_ID_BYTES + 1} bytes" in line
+    assert f"give an id of at most {MAX_PARTNER_ID_BYTES}" in line and "RFC 9180" in line
