@@ -26,7 +26,15 @@ from policies._explain import DEMO_KEY, explain
 from policies._fields import within
 from policies._lint import PSEUDONYM_KEY, lint
 from policies._load import load_areas, load_policy_set, schema_fields
-from policies._model import DEFAULT_INSTANCE, MAX_INSTANCES
+from policies._model import (
+    BROKER_OWNER,
+    DEFAULT_INSTANCE,
+    FEED_INFO_LABEL,
+    HPKE_INFO_MAX,
+    MAX_INSTANCES,
+    MAX_PARTNER_ID_BYTES,
+    RESERVED_OWNERS,
+)
 from policies._notice import recall_notice
 from policies._source import DEFAULT_DIR
 from policies._suite import SuiteReport, run_suites
@@ -34,12 +42,17 @@ from policies._view import REFERENCE_PREFIX, alert_reference, build_view, pseudo
 from policies._yamlio import unseen_character, yaml_problem
 
 __all__ = [
+    "BROKER_OWNER",
     "DEFAULT_DIR",
     "DEFAULT_INSTANCE",
     "DEMO_KEY",
+    "FEED_INFO_LABEL",
+    "HPKE_INFO_MAX",
     "MAX_INSTANCES",
+    "MAX_PARTNER_ID_BYTES",
     "PSEUDONYM_KEY",
     "REFERENCE_PREFIX",
+    "RESERVED_OWNERS",
     "Areas",
     "CompiledAgreement",
     "Decision",

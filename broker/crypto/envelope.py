@@ -88,7 +88,7 @@ from broker.crypto.signing import KEY_BLOCK_CONTEXT, SIGNATURE_LEN, sign_with_co
 
 # The data key's HPKE info label and RFC 9180's bound on info, from the layer below, where the policy bounds partner
 # ids by them (``MAX_PARTNER_ID_BYTES``). Their module until ``policies`` names them among its public names.
-from policies._model import FEED_INFO_LABEL, HPKE_INFO_MAX
+from policies import FEED_INFO_LABEL, HPKE_INFO_MAX
 from puente.errors import DecryptionError, SignatureError
 
 MAGIC = b"PF"

@@ -61,7 +61,7 @@ from broker.crypto.edwards import montgomery_prime_order, strong_point
 
 # The broker's own key owner, from the layer below, where the policy refuses it as an agreement's or a partner's
 # id (``RESERVED_OWNERS``): one name for both. Its module until ``policies`` names it among its public names.
-from policies._model import BROKER_OWNER as BROKER_OWNER
+from policies import BROKER_OWNER as BROKER_OWNER
 from puente.errors import KeyMaterialError
 from puente.strict import DuplicateKey, finite_float, no_constants, one_line, unique_keys
 
