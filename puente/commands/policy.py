@@ -13,7 +13,7 @@ from pathlib import Path
 
 from broker.crypto import KeyKind
 from broker.crypto.keys import BROKER_OWNER
-from broker.keystore import Keystore, load_key_file
+from broker.keystore import Keystore, load_key_file, others_keys_problem
 from policies import (
     DEFAULT_DIR,
     DEMO_KEY,
@@ -142,6 +142,9 @@ def _lint(args: argparse.Namespace) -> int:
         # another line names already is not named twice (its next problem shows once that one is fixed).
         findings += [f"{args.keys}: [keys] {problem}" for problem in Keystore(args.keys).broker_custody_problems()
                      if not any(problem.split(":", 1)[0] + ":" in line for line in findings)]
+        # Other parties' private keys anywhere under the keys root stop the start too (``require_custody``).
+        if (others := others_keys_problem(args.keys.parent)) is not None:
+            findings.append(f"{args.keys}: [keys] {others}")
         try:  # no policy names it, and the broker does not start without it (``service.require_reference_key``)
             Keystore(args.keys).load_reference_key()
         except KeyMaterialError as exc:

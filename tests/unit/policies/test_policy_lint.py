@@ -12,7 +12,7 @@ import pytest
 
 import policies._lint
 import policies._load
-from broker.keystore import Holder, Keystore
+from broker.keystore import TRIAL_MARK, Holder, Keystore
 from policies import build_view, decide, load_policy_set
 from policies._compile import UNREVIEWED
 from policies._lint import lint
@@ -159,6 +159,16 @@ def _lint_keys(keys: Path, capsys: pytest.CaptureFixture[str], *more: str) -> tu
 def test_a_complete_keystore_has_no_key_findings(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With every partner key and every pseudonym key present and sound, lint --keys finds nothing."""
     assert _lint_keys(keystore, capsys) == (0, [])
+
+
+def test_other_parties_keys_under_the_keys_root_are_found(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Partners' private keys beside the broker's folder, in a keys root no single-site trial marked, stop the
+    broker's start (``require_custody``): lint --keys names them too, in one finding, never what they hold."""
+    (keystore.parent / TRIAL_MARK).unlink()
+    code, found = _lint_keys(keystore, capsys)
+    assert code == 1 and len(found) == 1, found
+    assert found[0].startswith(f"{keystore}: [keys] {keystore.parent} holds private keys of parties other than the "
+                               "broker (") and "COL-enc-2026a.json" in found[0]
 
 
 def test_a_stray_backup_is_not_the_key(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
