@@ -71,7 +71,7 @@ from broker.crypto.signing import checker
 from broker.private_files import folder_refusal, read_regular, secret_problem, write_new, write_new_all
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
-from policies import load_policy_set
+from policies import MAX_PARTNER_ID_BYTES, load_policy_set
 from puente.errors import KeyMaterialError, KeyUnusable, PuenteError
 from puente.settings import PuenteSettings
 from puente.strict import one_line
@@ -334,6 +334,11 @@ def _check_ident(holder: Holder, ident: str) -> None:
     if not _OWNER.fullmatch(ident):
         raise KeyMaterialError(f"{ident[:40]!r} is not a usable {holder} id: use up to 64 letters, digits, '_', '.' "
                                "and '-', starting with a letter or digit")
+    if holder is Holder.PARTNER and len(ident.encode()) > MAX_PARTNER_ID_BYTES:
+        # The policy refuses it (a feed's HPKE info holds the id: ``policies.MAX_PARTNER_ID_BYTES``): keys made
+        # for it would serve no partner.
+        raise KeyMaterialError(f"{ident[:40]!r} is not a usable partner id: a partner id has at most "
+                               f"{MAX_PARTNER_ID_BYTES} characters (a feed's HPKE info holds it)")
 
 
 @dataclass(frozen=True)
