@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from policies import RESERVED_OWNERS
 from puente.errors import ConfigError
 from puente.strict import DuplicateKey, one_line, unique_keys
 
@@ -235,6 +236,10 @@ class PuenteSettings(BaseSettings):
         case and ``.`` against ``_`` too: Kafka refuses a second topic whose name differs from another's only in
         ``.`` and ``_`` (its metrics cannot tell them apart), and a keystore folder or login file named only by
         case is one file where names are not case-sensitive."""
+        reserved = sorted(a for a in agencies if a.casefold() in {o.casefold() for o in RESERVED_OWNERS})
+        if reserved:  # its key-agreement key would be the broker's own (``<owner>-kex-<g>``): one file, in any case
+            raise ValueError(f"names {', '.join(reserved)}, the owner of the broker's own keys in the keystore: give "
+                             "the agency another id")
         twice = sorted({a for a in agencies if agencies.count(a) > 1})
         if twice:
             raise ValueError(f"names {', '.join(twice)} more than once")

@@ -137,6 +137,8 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, command: tuple[
     # Kafka would refuse the second topic (PN.X against PN_X); a folder or login by case alone is one file.
     ({"PUENTE_AGENCIES": '["SNM", "PN.X", "PN_X"]'}, ("policy", "lint"), 3, "names PN.X and PN_X, which differ"),
     ({"PUENTE_AGENCIES": '["SNM", "PN", "pn"]'}, ("policy", "lint"), 3, "names PN and pn, which differ only in case"),
+    # Its key-agreement key would be the broker's own (broker-kex-<g>).
+    ({"PUENTE_AGENCIES": '["SNM", "Broker"]'}, ("policy", "lint"), 3, "names Broker, the owner of the broker's own"),
 ])
 def test_configuration_and_usage_errors_have_their_own_status(keys: Path, env: dict[str, str], args: tuple[str, ...],
                                                              code: int, words: str) -> None:
