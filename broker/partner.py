@@ -34,10 +34,7 @@ version, a correction) says so in a note naming the feed place and the alert: th
 ``RECALL_PASSED_ON`` receipt, which keeps the recall outstanding for auditors, is all the contract; nothing is kept
 pending for a later ``out``, which need not be the file the alert went to. Nor is ``RECALL_NOT_HELD``: a recall of
 an alert the store never held, on a feed partition it took over mid-stream from another store (another instance's,
-or one left under another ``--instance``), which may hold it. Each receipt names the store by its id, which a copy
-of the store's file shares, so a feed partition whose group offset another instance committed with this store's id
-from another file is refused (``copy_live``: two copies live, or one moved), since one copy would acknowledge a recall
-the other still holds; ``puente store new-id`` makes a copy a store of its own (``PartnerStore.new_id``).
+or one left under another ``--instance``), which may hold it.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
 every ``PURGE_EVERY_S`` after.
 
@@ -348,9 +345,6 @@ class Subscriber:
         """The sends of the batch's transaction under way (``_transact``)."""
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
-        self._retag: dict[TopicPartition, int] = {}
-        """Partitions whose group offset this store committed from another file (``_resume``), to commit again as it is
-        with this file's tag (``_tag_anew``)."""
         self._kafka_seen: tuple[int, float] | None = None
         """The append time Kafka stamped on this run's last checkpoint (milliseconds since 1970) and the monotonic
         clock's reading when it came (``_vouched``): what the purge goes by (``_kafka_now``)."""
@@ -359,14 +353,10 @@ class Subscriber:
 
     @property
     def commit_tag(self) -> str:
-        """The metadata of every feed offset this subscriber commits: its instance, its store's id and the file that
-        holds the store (``PartnerStore.file_id``), so the next owner of a partition knows whether the records before
-        were applied to its own store (``resume_at``), and whether a store of its id under another instance is the
-        very file it holds or a copy of it (``_resume``)."""
+        """The metadata of every feed offset this subscriber commits: its instance and its store's id, so the next
+        owner of a partition knows whether the records before were applied to its own store (``resume_at``)."""
         if self._tag is None or self._tag[0] is not self.store:
-            store = self.store
-            self._tag = (store, f"{self.instance}|{store.store_id}|{store.file_id}" if store is not None else
-                         f"{self.instance}|")
+            self._tag = (self.store, f"{self.instance}|{self.store.store_id if self.store is not None else ''}")
         return self._tag[1]
 
     def close(self) -> None:
@@ -639,9 +629,6 @@ class Subscriber:
             too_large.took_batch(batch)
             if self._resume_failed is not None:
                 raise self._resume_failed  # nothing of the assignment was read: the next run compares again
-            if self._retag:
-                async with self._busy:
-                    await self._tag_anew(feed)
             # Read after the fetch, with no await since: a revocation that begins from here on drops the batch
             # (its records come again from the committed offsets); one that ran while getmany waited left records
             # of partitions this instance may still hold, which are not to be dropped (see below).
@@ -685,17 +672,8 @@ class Subscriber:
                 continue  # revoked meanwhile
             found = await committed_with_metadata(feed, tp)
             committed, tag = found if found is not None else (None, "")
-            instance, store_id, file_id = tag_fields(tag)
-            mine = store_id == store.store_id
-            if committed is not None and mine and instance != self.instance and file_id and file_id != store.file_id:
-                raise StoreError(copy_live(tp, committed, instance, store, self.partner))
-            owner: Owner = ("store" if instance == self.instance and mine else
-                            "instance" if instance == self.instance else "other")
-            if owner == "store" and committed is not None and file_id and file_id != store.file_id:
-                # This store from another file (a backup restored in its place, or moved): the group's offset is tagged
-                # with this file once a batch commits there; an idle partition is tagged now (``_tag_anew``), so that
-                # another instance sharing the file is not told it is a copy.
-                self._retag[tp] = committed
+            owner: Owner = ("store" if tag == self.commit_tag else
+                            "instance" if tag.startswith(f"{self.instance}|") else "other")
             stored = store.feed_offset(tp.topic, tp.partition)
             if owner == "other" and committed is not None and (stored is None or stored < committed):
                 # What came before the group's offset went to another store: its alerts' recalls are not ours to
@@ -779,9 +757,8 @@ class Subscriber:
             return True  # revoked meanwhile: kept, for when it comes back
         self._catch_up[tp] = end
         feed.seek(tp, start)
-        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {kept[0]} on that no "
-                     "receipt of its own that Kafka committed names (killed before Kafka's commit, or given a new id: "
-                     f"`puente store new-id`), and another instance read on to offset {end}: reading "
+        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {kept[0]} on whose "
+                     f"receipts Kafka never committed, and another instance read on to offset {end}: reading "
                      f"{end - start} record(s) from {start} again, applying and receipting only those of alerts the "
                      "store holds or held, so a recall among them reaches it too")
         return True
@@ -850,23 +827,6 @@ class Subscriber:
             return
         store.confirm_feed_offsets({(tp.topic, tp.partition): committed},
                                    {(tp.topic, tp.partition): None if rec is None else record_mark(rec)})
-
-    async def _tag_anew(self, feed: Consumer) -> None:
-        """Commit each partition ``_resume`` found committed by this store from another file again, at the same offset,
-        with this file's tag, unless a batch committed there since or it was revoked. A file shared by two instances
-        and restored from a backup in its place would otherwise read, to the other instance, as a copy of itself
-        (``copy_live``) on every partition this one holds idle. Should Kafka refuse it, a batch there tags it later."""
-        retag, self._retag = self._retag, {}
-        for tp, at in sorted(retag.items()):
-            if tp not in feed.assignment() or tp in self._committed:
-                continue
-            try:
-                await feed.commit({tp: OffsetAndMetadata(at, self.commit_tag)})
-            except ClientError as exc:
-                self.on_note(f"{tp.topic}[{tp.partition}]: the group's offset was not tagged with this store's file "
-                             f"({type(exc).__name__}); the next batch there tags it")
-            else:
-                self._committed[tp] = at
 
     async def _settle_feed(self) -> None:
         """Before the group is joined: wait, as long as a crashed writer's transaction may stay open
@@ -1185,7 +1145,7 @@ class Subscriber:
         if self.store is not None:
             # Which store holds what it received: a recall is acknowledged once every store holding the alert
             # answers (``broker.audit.recalls``), not by one that took its feed partition over mid-stream.
-            receipt["store"] = tag_fields(self.commit_tag)[1]
+            receipt["store"] = self.commit_tag.partition("|")[2]
         self._sends.add(await producer.send(self.access_topic, chain.append("RECEIPT", receipt),
                                             key=self.partner.encode(), partition=part))
 
@@ -1470,28 +1430,7 @@ def durable(out: TextIO) -> None:
 Owner = Literal["store", "instance", "other"]
 """Who committed a feed partition's offset, by the metadata committed with it (``Subscriber.commit_tag``): this
 very store (a copy restored from a backup is the same store), this instance with another store, or anyone else
-(another instance, with its own store or sharing this one's file; or a Puente that tagged no commits)."""
-
-
-def tag_fields(tag: str) -> tuple[str, str, str]:
-    """The instance, store id and file id a feed offset's metadata names (``Subscriber.commit_tag``); empty where it
-    names none (an earlier Puente named no file, and one before it no store). Pure."""
-    instance, _, rest = tag.partition("|")
-    store_id, _, file_id = rest.partition("|")
-    return instance, store_id, file_id
-
-
-def copy_live(tp: TopicPartition, committed: int, instance: str, store: PartnerStore, partner: str) -> str:
-    """Why a subscriber does not take ``tp``, whose group offset ``committed`` instance ``instance`` committed with this
-    store's id from another file: two files answer for one store. Each receipt names the store by its id, and a recall
-    counts as acknowledged once every store that holds the alert has answered (``broker.audit.recalls``): one copy
-    would acknowledge a recall while the other still holds the text. A backup restored in place, or a store moved,
-    that runs as the instance it ran as is taken (``resume_at``); one file that two instances share is one file."""
-    return (f"{tp.topic}[{tp.partition}]: its group offset ({committed}) was committed by instance {instance[:64]!r} "
-            f"with this very store ({store.store_id}) from another file, so two copies of {store.path} are live, or it "
-            f"moved: stop this one if that copy still runs; a store that moved runs as --instance {instance[:64]}; to "
-            f"keep this copy as a store of its own, give it a new id first (`puente store new-id --partner {partner} "
-            f"--store {store.path}`), and it reads its feed again")
+(another instance, with its own store; or a Puente that tagged no commits)."""
 
 
 def resume_at(stored: int | None, committed: int | None, start: int | None, owner: Owner,

@@ -104,7 +104,6 @@ alert ids, never content.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
@@ -411,8 +410,6 @@ class PartnerStore:
     def __init__(self, conn: sqlite3.Connection, path: Path, partner: str, retention: Retention | None) -> None:
         self._conn, self.path, self.partner, self.retention = conn, path, partner, retention
         self._wipe_due = False
-        found = path.stat()
-        self._file_id = hashlib.sha256(f"{found.st_dev}:{found.st_ino}".encode()).hexdigest()[:16]
         self.busy_timeout_ms = 30_000
 
     @classmethod
@@ -590,51 +587,12 @@ class PartnerStore:
     @property
     def store_id(self) -> str:
         """This store's own random id (32 hex digits), made when it was created or first opened by a Puente that
-        names stores: a copy restored from a backup keeps it, another store file has its own (and so does a copy
-        given one by :meth:`new_id`)."""
+        names stores: a copy restored from a backup keeps it, another store file has its own."""
         with self._sql("reading the store's id"):
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'store-id'").fetchone()
         if row is None or not re.fullmatch(r"[0-9a-f]{32}", str(row[0])):
             raise StoreError(f"{self.path}: the store's id is damaged")
         return str(row[0])
-
-    @property
-    def file_id(self) -> str:
-        """Which file holds the store, as this host's file system knows it (a digest of its device and inode, 16 hex
-        digits): the same for every process that opens that file (subscriber instances sharing it), another for a
-        copy, which has the same :attr:`store_id` (``broker.partner.Subscriber._resume`` tells the two apart by it).
-        Read when the store was opened."""
-        return self._file_id
-
-    def new_id(self) -> tuple[str, str]:
-        """Give this store a new random id, for a copy of another store's file that is to count as a store of its own
-        (``puente store new-id``); the old id and the new. Its subscriber must not be running. What it applied and
-        confirmed of each feed partition goes (those were another store's positions, which another file holds), and
-        each partition it read is to be read again from its first record (``keep_catch_up`` from offset 0): its
-        subscriber applies and receipts, under the new id, the records of alerts the store holds or held, so the
-        auditors count it as a holder of what it holds and wait for its own answer to their recalls
-        (``broker.audit.recalls``), and passes over the others (``broker.partner.Subscriber._catch_store_up``)."""
-        old = self.store_id
-        new = uuid.uuid4().hex
-        with self.transaction(), self._sql("giving the store a new id"):
-            c = self._conn
-            # Every partition it read: those it kept a position in, and those its alerts came from.
-            read: set[tuple[str, int]] = set()
-            for prefix in (_FEED_KEY, _CONFIRMED_KEY):
-                for (key,) in c.execute("SELECT key FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)):
-                    found = re.fullmatch(r"(.+)\[([0-9]{1,9})\]", str(key)[len(prefix):])
-                    if found:
-                        read.add((found[1], int(found[2])))
-            for (feed,) in c.execute("SELECT DISTINCT feed FROM alerts"):
-                found = re.fullmatch(r"(.+):([0-9]{1,9}):[0-9]{1,19}", str(feed))
-                if found:
-                    read.add((found[1], int(found[2])))
-            for prefix in (_FEED_KEY, _CONFIRMED_KEY, _MARK_KEY, _CATCH_UP_KEY):
-                c.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
-            for topic, partition in sorted(read):
-                self.keep_catch_up(topic, partition, 0, 1)  # its end: the group's offset, once it is read
-            c.execute("UPDATE meta SET value = ? WHERE key = 'store-id'", (new,))
-        return old, new
 
     def feed_offset(self, topic: str, partition: int, *, confirmed: bool = False) -> int | None:
         """The offset of the next record of feed partition ``topic[partition]`` this store has not applied (one

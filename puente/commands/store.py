@@ -1,4 +1,4 @@
-"""``puente store list|show|purge|new-id``: a partner's people read and tidy the partner's own store.
+"""``puente store list|show|purge``: a partner's people read and tidy the partner's own store.
 
 No Kafka: these read the store file the partner's subscriber writes (``broker.partner_store``),
 which they may do while it runs. ``show`` prints an alert's content, which is what the store is
@@ -8,7 +8,6 @@ past its expiry or its retention is deleted only by a purge, and a read must not
 because none has run since. Without Kafka, a purge goes no further than the last time Kafka vouched
 for, which the store keeps (``PartnerStore.purge``): this host's clock alone, set ahead, would delete
 everything held for good; what that holds back is said, with the clock to check (``_held_back``).
-``new-id`` makes a copy of a store's file a store of its own (``_new_id``).
 """
 
 from __future__ import annotations
@@ -45,8 +44,7 @@ def _say(text: str = "", **kwargs: Any) -> None:
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     store = sub.add_parser("store", help="read a partner's store of received alerts",
-                           description="read or purge the store a partner's subscriber keeps, or give a copy of it "
-                                       "an id of its own (no Kafka needed)")
+                           description="read or purge the store a partner's subscriber keeps (no Kafka needed)")
     acts = store.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
@@ -72,10 +70,6 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     purge = acts.add_parser("purge", help="delete what the partner may no longer keep (expiry, agreement retention)")
     common(purge)
     purge.set_defaults(func=_purge)
-    renew = acts.add_parser("new-id", help="make a copy of a store a store of its own: a new id, and its subscriber "
-                                           "reads its feed again, receipting what it holds (its subscriber stopped)")
-    common(renew)
-    renew.set_defaults(func=_new_id)
 
 
 def _open(args: argparse.Namespace, *, retention: bool = False) -> PartnerStore:
@@ -192,16 +186,4 @@ def _purge(args: argparse.Namespace) -> int:
     if not wiped:
         _say("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
               file=sys.stderr)
-    return 0
-
-
-def _new_id(args: argparse.Namespace) -> int:
-    """A copy of a store's file (a second instance's store seeded from the first, say) answers as the store it was
-    copied from until it has an id of its own: the subscriber refuses to run it under another instance
-    (``broker.partner.copy_live``). This gives it one (``PartnerStore.new_id``)."""
-    with _open(args) as store:
-        old, new = store.new_id()
-    _say(f"{store.path}: new store id {new} (was {old}): its subscriber reads each feed partition it read again from "
-         "its first record, receipting under the new id the alerts it holds, so the auditors count it as a store of "
-         "its own; run it under an --instance no other copy runs as", file=sys.stderr)
     return 0

@@ -146,12 +146,12 @@ class Msg:
 
 
 def subscriber(keys: BrokerKeys, store: PartnerStore | None, clock: Callable[[], datetime],
-               skip: tuple[str, ...] = (), notes: list[str] | None = None, instance: str = "main") -> Subscriber:
-    """COL's subscriber ``instance`` over ``store`` (or none), its clock ``clock``."""
+               skip: tuple[str, ...] = (), notes: list[str] | None = None) -> Subscriber:
+    """COL's subscriber over ``store`` (or none), its clock ``clock``."""
     said = notes if notes is not None else []
     return Subscriber(KafkaConnection(bootstrap="unused:9092"), "COL", FEED, RECEIPTS, keys.opener(), CODEC,
                       signer=ReceiptSigner(), store=store, clock=clock, on_error=said.append,  # type: ignore[arg-type]
-                      on_note=said.append, skip=skip, instance=instance)
+                      on_note=said.append, skip=skip)
 
 
 class FailingReceipts(Receipts):

@@ -128,22 +128,3 @@ def test_a_clock_running_ahead_purges_nothing_past_what_kafka_vouched_for(
     assert "purged 2" not in err
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
         assert (after.counts().held, after.counts().purged) == (2, 0)
-
-
-def test_store_new_id_gives_a_copy_an_id_of_its_own(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """`store new-id` gives the store a new id, keeps what it holds, and says in one line what its subscriber does
-    next: read its feed again as a store of its own."""
-    keys = tmp_path / "keys"
-    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
-    _held_past_their_time(keys)
-    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as held:
-        before = held.store_id
-    args = build_parser().parse_args(["store", "new-id", "--partner", "COL"])
-    assert args.func(args) == 0
-    err = capsys.readouterr().err
-    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
-        now = after.store_id
-        assert now != before and after.counts().held == 2 and after.catch_up("t.feed.COL", 0) == (0, 1)
-    assert err.count("\n") == 1 and f"new store id {now} (was {before})" in err
-    assert "reads each feed partition it read again" in err
