@@ -240,13 +240,16 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
             report.add(found)
             report.add(walk.settled)
+            # A chain's first record held whose predecessor was deleted (``StartFinding``) is sound itself: its
+            # deliveries and its ingress count, as `audit log` and the audit index take them.
+            sound = all(isinstance(f, StartFinding) for f in found)
             delivered.cut(walk.cut)
             delivered.prune(walk.pruned)
             # The reach holds a chain's waiting receipts as one lot: a fork settled cuts them there (its end
             # may then read short, never long with a forger's receipts).
-            if reach is not None and (why := reach.take(doc, not found, [*walk.cut, *walk.pruned])) is not None:
+            if reach is not None and (why := reach.take(doc, sound, [*walk.cut, *walk.pruned])) is not None:
                 report.add([Finding(walk.topic, walk.partition, rec.offset, why)])
-            if doc is not None and not found:
+            if doc is not None and sound:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
                 unmatched.add(Finding(walk.topic, walk.partition, at, why)

@@ -291,3 +291,30 @@ def test_an_index_built_after_a_deletion_reports_it_and_a_rebuild_keeps_reportin
         # The first block held is sound: its decisions are indexed, as `audit log` lists them.
         held = sqlite3.connect(tmp_path / name).execute("SELECT alert_id FROM decisions ORDER BY id").fetchall()
         assert held == [("A4",), ("A5",)]
+
+
+def test_verify_matches_receipts_to_the_first_block_held_of_a_chain_cut_by_a_deletion(
+        audit_topics: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chain's first block held whose predecessor was deleted is sound itself (``StartFinding``): `audit verify`
+    reports the deletion, and matches receipts to that block's deliveries as `audit log` and the index do, rather
+    than call its partner's receipt of it one for a delivery never made."""
+    writer = ChainWriter(DECISIONS, 0, keep_days=KEEP)
+    blocks = [writer.block([{"kind": "ALERT", "alert_id": f"A{i}", "version": 1, "at": f"2026-03-0{1 + i}T12:00:00Z",
+                             "ingress": f"t.ingress.SNM:0:{i}", "decisions": [
+                                 {"partner": "COL", "decision": "DELIVER", "feed": "t.feed.COL"}]}],
+                           "broker-sign-test", _sign, f"2026-03-0{1 + i}T12:00:00Z") for i in range(4)]
+    receipts = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL")
+    audit_topics[DECISIONS] = blocks[2:]  # blocks 0-1 deleted: the log starts at 2
+    audit_topics[RECEIPTS] = [
+        receipts.append("RECEIPT", {"partner": "COL", "alert_id": "A2", "version": 1, "status": "RECEIVED",
+                                    "feed": "t.feed.COL:0:0", "at": "2026-03-03T12:05:00Z"}),
+        receipts.checkpoint("COL-rcpt-test", _sign, "2026-03-09T12:00:00Z")]
+
+    async def log_starts(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+        return {tp: 2 if tp.topic == DECISIONS else 0 for tp in tps}
+
+    monkeypatch.setattr(auditor, "log_starts", log_starts)
+    roles: dict[str, Holds] = {DECISIONS: "decisions", RECEIPTS: "receipts"}
+    reports = asyncio.run(auditor.verify_topics(None, roles, _verify, {RECEIPTS: "COL"},  # type: ignore[arg-type]
+                                                retention=_kept_since("2026-03-01T00:00:00+00:00")))
+    assert [type(f).__name__ for r in reports for f in r.findings] == ["StartFinding"]
