@@ -11,9 +11,13 @@ drops every row and finding of those records and brings each chain of the partit
 
 - a chain with a record read at or past the log start starts at the first such: its ``first_seq``, and the start
   check of that record (when it was sound), as a walk from the log start makes it;
-- a chain with none read there yet starts at the next record read of it (``first_seq``: the seq the walk expects
-  next, so the walk checks that record's start when it continues the chain; one that does not is a gap, as before:
-  records deleted before the index read them);
+- a chain with none read there yet, the log starting at or before the index's read position, starts at the next
+  record read of it (``first_seq``: the seq the walk expects next, so the walk checks that record's start when it
+  continues the chain; one that does not is a gap: every record from the log start on was read, and none was it);
+- with the log starting past that position (records deleted before the index read them: DeleteRecords to the high
+  watermark, an index idle longer than the retention), each chain starts anew, keeping only what the keys are
+  checked by (``signers``, ``keys``, ``dated``): the walk's own log-start rule then starts it at its next record
+  held, at whatever seq, and checks that record's start, as a rebuild does;
 - its records, signed records and unsigned tail count the records held only, and its last signed record is none
   once that record is deleted.
 
@@ -81,10 +85,17 @@ def counted(before: Counts | None, state: ChainState | None, offset: int, sound:
 
 
 def cut_due(conn: sqlite3.Connection, topic: str, partition: int, log_start: int) -> bool:
-    """Whether the index holds a record of ``topic[partition]`` before ``log_start``: Kafka deleted it since."""
-    return log_start > 0 and conn.execute(
-        "SELECT 1 FROM records_read WHERE topic = ? AND partition = ? AND \"offset\" < ? LIMIT 1",
-        (topic, partition, log_start)).fetchone() is not None
+    """Whether the index holds a record of ``topic[partition]`` before ``log_start`` (Kafka deleted it since), or
+    chain states continuing records before it, the log starting past the index's read position (Kafka deleted records
+    the index never read: the states continue nothing held, though an earlier cut dropped every record read)."""
+    if log_start <= 0:
+        return False
+    if conn.execute("SELECT 1 FROM records_read WHERE topic = ? AND partition = ? AND \"offset\" < ? LIMIT 1",
+                    (topic, partition, log_start)).fetchone() is not None:
+        return True
+    return conn.execute("SELECT 1 FROM positions p WHERE topic = ? AND partition = ? AND next_offset < ? AND EXISTS ("
+                        "SELECT 1 FROM chains c WHERE c.topic = p.topic AND c.partition = p.partition)",
+                        (topic, partition, log_start)).fetchone() is not None
 
 
 def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: int,
@@ -94,10 +105,14 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
     to judge by, nothing checked)."""
     where = (topic, partition, log_start)
     cut = Cut()
+    read_to = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                           (topic, partition)).fetchone()
+    unread = read_to is not None and log_start > int(read_to[0])
     for key, text in conn.execute("SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?",
                                   (topic, partition)).fetchall():
         state = ChainState.from_json(json.loads(text))
-        cut.findings += _start_chain(conn, where, key, state, check)
+        found, state = _start_chain(conn, where, key, state, check, unread)
+        cut.findings += found
         conn.execute("UPDATE chains SET state = ? WHERE topic = ? AND partition = ? AND chain_key = ?",
                      (json.dumps(state.to_json()), topic, partition, key))
     cut.deliveries = [(str(name), str(partner)) for name, partner in conn.execute(
@@ -124,9 +139,10 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
 
 
 def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
-                 check: StartCheck | None) -> int:
+                 check: StartCheck | None, unread: bool) -> tuple[int, ChainState]:
     """Bring chain ``key``'s ``state`` to where a walk from the log start leaves it (module docstring), noting the
-    start check's finding; how many findings it noted."""
+    start check's finding; how many findings it noted, and the state to keep. ``unread``: the log starts past the
+    index's read position, so Kafka also deleted records the index never read."""
     topic, partition, log_start = where
     mine = (topic, partition, key)
     gone, signed = conn.execute(
@@ -143,17 +159,22 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
     held = conn.execute("SELECT \"offset\", seq, prev_at, keep_days, counted FROM records_read WHERE topic = ? AND "
                         "partition = ? AND chain_key = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT 1",
                         (*mine, log_start)).fetchone()
+    if held is None and unread:
+        # Its next records may be among those deleted unread: what the walk holds of it continues nothing held, so
+        # it starts anew, and the walk's log-start rule starts it at its next record held, whatever its seq (a
+        # rebuild's start, checked as a rebuild checks it), rather than report the records deleted as a gap.
+        return 0, ChainState(signers=state.signers, keys=state.keys, dated=state.dated, last=state.last)
     if held is None:
         state.first_seq = state.seq  # its next record read is its first held: the walk checks it
-        return 0
+        return 0, state
     offset, seq, prev_at, keep_days, flags = held
     if seq is None:
-        return 0
+        return 0, state
     state.first_seq = int(seq)
     if check is None or not flags & SOUND or seq <= 0:
-        return 0
+        return 0, state
     found = check(int(offset), {"seq": seq, "chain": chain_name(key), "prev_at": prev_at, "keep_days": keep_days})
     for f in found:
         conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
                      "VALUES (?, ?, ?, ?, ?, 0)", (topic, partition, f.offset, key, f.problem))
-    return len(found)
+    return len(found), state

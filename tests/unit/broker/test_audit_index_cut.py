@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from broker.audit import ChainWriter
 from broker.audit.verify import Holds, Retention
 from broker.audit_index import AuditIndex, Query, Scope
@@ -134,6 +136,39 @@ def test_a_chain_whose_records_read_are_all_deleted_has_its_next_record_s_start_
     caught_up, rebuilt = _caught_up_and_rebuilt(tmp_path, topics, {DECISIONS: 2}, {DECISIONS: 2})
     assert caught_up == rebuilt
     assert caught_up["problems"] == 1 and caught_up["chains"][0]["first_seq"] == 2
+
+
+@pytest.mark.parametrize("retention", [DELETED, EXPIRED], ids=["deleted", "expired"])
+def test_records_deleted_before_the_index_read_them_start_the_chain_as_a_rebuild_starts_it(
+        tmp_path: Path, retention: Retention) -> None:
+    """Blocks 0-1 indexed, then the log starts at 3 (block 2 deleted unread): block 3 starts the chain, its
+    decisions listed and its start checked, no gap reported, as a rebuild does."""
+    topics = {DECISIONS: _blocks(5)}
+    caught_up, rebuilt = _caught_up_and_rebuilt(tmp_path, topics, {DECISIONS: 2}, {DECISIONS: 3}, retention)
+    assert caught_up == rebuilt
+    assert [r[0] for r in caught_up["rows"]] == ["SNM:3", "SNM:4"]
+    assert caught_up["chains"][0]["first_seq"] == 3
+    problems = [f["problem"] for f in caught_up["findings"]]
+    if retention is DELETED:
+        assert len(problems) == 1 and "starts at seq 3" in problems[0]
+    else:
+        assert problems == []
+
+
+def test_a_log_start_passing_the_read_position_after_an_earlier_cut_starts_the_chain_anew(tmp_path: Path) -> None:
+    """Blocks 0-1 indexed and cut (the log starting where the index stands), then the log starts at 3, past it:
+    block 3 starts the chain with no gap, as in a rebuild, though the index held no record read any more."""
+    topics = {DECISIONS: _blocks(5)}
+    with AuditIndex(tmp_path / "caught-up" / "index.sqlite") as index:
+        _read(index, topics, {}, {DECISIONS: 2})
+        _read(index, topics, {DECISIONS: 2}, {DECISIONS: 2})
+        _read(index, topics, {DECISIONS: 3})
+        caught_up = _seen(index)
+    with AuditIndex(tmp_path / "rebuilt" / "index.sqlite") as index:
+        _read(index, topics, {DECISIONS: 3})
+        assert caught_up == _seen(index)
+    assert [r[0] for r in caught_up["rows"]] == ["SNM:3", "SNM:4"]
+    assert caught_up["problems"] == 1 and "starts at seq 3" in caught_up["findings"][0]["problem"]
 
 
 def test_receipts_of_deliveries_whose_decisions_were_deleted_are_matched_again(tmp_path: Path) -> None:
