@@ -38,6 +38,7 @@ from broker.audit.receipts import (
 )
 from broker.audit.verify import (
     ChainState,
+    DecisionsStart,
     FeedEnds,
     Finding,
     GroupEnds,
@@ -48,7 +49,9 @@ from broker.audit.verify import (
     Retention,
     StartFinding,
     VerifyFn,
+    decisions_start,
     end_check,
+    expired_before,
     missing_topic,
     parse_record,
     receipt_ends,
@@ -138,7 +141,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
     records retention deleted is vouched for from its first record held, not called a gap
     (``PartitionWalk``), unless that record says its predecessor was written since ``retention`` could take it
-    (``Retention.since``): then records were deleted. The broker's key
+    (``Retention.since``): then records were deleted. Where retention took a decisions chain's first records, a
+    receipt of a delivery they held is no finding (``decisions_starts``; counted in its report's ``expired``).
+    The broker's key
     order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
@@ -161,6 +166,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             walked.partitions = sum(len(ps) for ps in parts.values())
         # Where each partition's log starts: a chain whose first records retention deleted starts there.
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
+        delivered.expired_before = expired_before(await decisions_starts(consumer, topics, parts, starts, verify,
+                                                                         retention))
         receipts = {t: [TopicPartition(t, p) for p in parts[t]]
                     for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
         if feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
@@ -202,6 +209,31 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
 async def log_starts(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     """Each partition's first offset still held (above 0 once records were deleted or expired)."""
     return dict(await consumer.beginning_offsets(tps)) if tps else {}
+
+
+async def decisions_starts(consumer: Any, topics: Mapping[str, Holds], parts: Mapping[str, list[int]],
+                           starts: Mapping[TopicPartition, int], verify: VerifyFn,
+                           retention: Retention | None) -> list[DecisionsStart]:
+    """What the first record held of each decisions partition whose log starts above offset 0 says of the records
+    before it (``verify.decisions_start``), read before the walk: receipts are matched against the deliveries held
+    with it (``expired_before``), whichever partition a receipt's delivery was in and wherever the walk then is, so
+    `audit verify`, `audit log` and the audit index (whose catch-up may not read that record again) judge them
+    alike. Nothing without a ``retention`` to judge a start by."""
+    if retention is None:
+        return []
+    out = []
+    for topic in (t for t, holds in topics.items() if holds == "decisions"):
+        for partition in parts.get(topic, []):
+            tp = TopicPartition(topic, partition)
+            if (log_start := starts.get(tp, 0)) <= 0:
+                continue
+            async with contextlib.aclosing(read_range(consumer, tp)) as records:
+                async for rec in records:
+                    if rec.unreadable is None:
+                        out.append(decisions_start(topic, partition, log_start, rec.offset, rec.value or b"",
+                                                   rec.appended_ms, verify, retention))
+                    break
+    return out
 
 
 class _Settle:
@@ -252,8 +284,10 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
             if doc is not None and sound:
                 if last_ingress(doc) is not None:
                     last, last_at = doc, rec.offset
-                unmatched.add(Finding(walk.topic, walk.partition, at, why)
-                              for at, why in delivered.check(doc, rec.offset, len(rec.value or b"")))
+                expired = delivered.expired
+                unmatched.add(Finding(walk.topic, walk.partition, at, why) for at, why in delivered.check(
+                    doc, rec.offset, len(rec.value or b""), rec.appended_ms))
+                report.expired += delivered.expired - expired
 
     delivered.begin()
     await walk_from(None)
@@ -368,6 +402,10 @@ class _Delivered(Spill):
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__(folder)
         self.known = False
+        # Deliveries decided before it may have expired with their decisions (``verify.expired_before``), and the
+        # receipts matched as such so far (``match_receipt``).
+        self.expired_before: int | None = None
+        self.expired = 0
         # The partition being walked's receipts no checkpoint has vouched for yet, per chain, in offset order: what
         # ``match_receipt`` reads of each, as bytes (``held_receipt``), never the parsed record (``UNVOUCHED_BYTES``).
         self._waiting: Unvouched[bytes] = Unvouched()
@@ -395,13 +433,16 @@ class _Delivered(Spill):
         for chain, offsets in pruned.items():
             self._waiting.drop(chain, offsets)
 
-    def check(self, doc: dict[str, Any], offset: int, size: int = 0) -> list[tuple[int, str]]:
-        """Take in the sound record at ``offset`` (of ``size`` bytes): a block's deliveries; a receipt, held until a
-        checkpoint of its chain vouches for it; a checkpoint, whose chain's receipts are then matched to the deliveries
-        they name and bound to their places, in order (``match_receipt``). Returns (offset, why) of each of
-        those receipts that matches none. Anyone may write a receipts topic: a receipt no checkpoint vouches
-        for binds nothing, so it cannot take a delivery's place before the partner's own receipt does. What
-        is held is bounded (``Unvouched``): a receipt given up to make room is returned as unvouched."""
+    def check(self, doc: dict[str, Any], offset: int, size: int = 0,
+              appended_ms: int | None = None) -> list[tuple[int, str]]:
+        """Take in the sound record at ``offset`` (of ``size`` bytes, appended by Kafka at ``appended_ms`` when its
+        time is Kafka's): a block's deliveries; a receipt, held until a checkpoint of its chain vouches for it; a
+        checkpoint, whose chain's receipts are then matched to the deliveries they name and bound to their places, in
+        order (``match_receipt``, each dated no earlier than the checkpoint's Kafka time, as ``appended_at`` dates its
+        row). Returns (offset, why) of each of those receipts that matches none; those matched to a delivery that
+        expired with its decision are counted (``expired``). Anyone may write a receipts topic: a receipt no
+        checkpoint vouches for binds nothing, so it cannot take a delivery's place before the partner's own receipt
+        does. What is held is bounded (``Unvouched``): a receipt given up to make room is returned as unvouched."""
         kind, chain = doc.get("kind"), doc.get("chain")
         if kind == "BLOCK" and chain is None:
             self.known = True
@@ -420,12 +461,17 @@ class _Delivered(Spill):
             return []
         book = SqlReceiptBook(self.conn, self._SENT)
         unmatched = []
+        signed = _kafka_time(appended_ms)
         try:
             for at, receipt in vouched:
-                match = match_receipt(orjson.loads(receipt), book)
+                row = orjson.loads(receipt)
+                if signed is not None:
+                    row["appended_at"] = iso_utc(signed)
+                match = match_receipt(row, book, expired_before=self.expired_before)
                 if isinstance(match, str):
                     unmatched.append((at, match))
                 else:
+                    self.expired += match.expired
                     book.bind(match)
         except sqlite3.Error as exc:
             raise spill_error(self._what, exc, self._folder) from None
@@ -503,7 +549,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                    progress: Callable[[WalkProgress], None] | None = None,
                    retention: Retention | None = None,
                    deleted: list[Finding] | None = None,
-                   receipts_cut: Callable[[ReceiptsCut], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   receipts_cut: Callable[[ReceiptsCut], None] | None = None,
+                   expired: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -524,7 +571,10 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     yielded: a partner's receipts chains state no retention to tell them apart by
     (``verify.PartitionWalk._start_check``), and a receipt lost there may have been the one naming a store that
     holds a recalled alert. Pass ``RecallBook.receipts_cut``: the book must know the cut before the decisions
-    reach it, to keep the deliveries decided before it (``broker.audit.recalls``).
+    reach it, to keep the deliveries decided before it (``broker.audit.recalls``). A receipt of a delivery that
+    expired with its decision (retention took the decisions chain's start: ``decisions_starts``) is listed, as
+    sound, acknowledging no delivery (a store it names is a holder all the same), and counted in ``expired``, if
+    given (one number per partition), never in ``left_out``.
     """
     walked = WalkProgress(progress) if progress is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
@@ -536,6 +586,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
         # As `audit verify` walks them (``verify_topics``): a chain whose first records retention deleted starts at
         # its first record held, whose rows are listed, rather than at a gap that would leave them out.
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
+        delivered.expired_before = expired_before(await decisions_starts(consumer, topics, parts, starts, verify,
+                                                                         retention))
         if receipts_cut is not None:  # before any row: a recall judged by a decision read later needs it already
             for topic in (t for t, holds in topics.items() if holds == "receipts"):
                 for partition in parts[topic]:
@@ -548,6 +600,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                                      log_start=starts.get(TopicPartition(topic, partition), 0),
                                      retention=retention)
                 dropped = 0
+                matched_expired = delivered.expired
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
                 waiting: Unvouched[tuple[int | None, bytes | None]] = Unvouched()
@@ -568,7 +621,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     if doc is None or found:
                         dropped += 1
                         continue
-                    unmatched = {at for at, _ in delivered.check(doc, rec.offset, len(rec.value or b""))}
+                    unmatched = {at for at, _ in delivered.check(doc, rec.offset, len(rec.value or b""),
+                                                                 rec.appended_ms)}
                     chain = doc.get("chain")
                     if chain is not None and holds != "queries":
                         # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
@@ -592,6 +646,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 dropped += waiting.clear()
                 if left_out is not None:
                     left_out.append(dropped)
+                if expired is not None:
+                    expired.append(delivered.expired - matched_expired)
                 if walked is not None:
                     walked.partition_done()
 
@@ -676,6 +732,9 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
         watched = [TopicPartition(t, p) for t, holds, p in parts if holds in ("decisions", "receipts")]
         unsettled = await settle(conn, watched, timeout_s=END_SETTLE_S)
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, _, p in parts])
+        # As `audit verify` judges them: receipts of deliveries retention deleted with their decisions are rows.
+        horizon = expired_before(await decisions_starts(consumer, topics, {t: [p for t2, _, p in parts if t2 == t]
+                                                                           for t in topics}, starts, verify, retention))
         last = await consumer.end_offsets([TopicPartition(t, p) for t, _, p in parts]) if parts else {}
         index.record_lost(await _lost(consumer, index.positions(), last), datetime.now(UTC))
         missing = [topic for topic in topics if all(t != topic for t, _, _ in parts)]
@@ -689,7 +748,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0),
-                                     retention=retention)
+                                     retention=retention, expired_before=horizon)
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):

@@ -16,7 +16,9 @@ to it (``match_receipt``):
   delivery is at one place only.
 
 A receipt that fails either, or states a status no subscriber writes (``known_status``), is a finding,
-never a row, and acknowledges nothing. Only a receipt of
+never a row, and acknowledges nothing; but where retention deleted decisions, a receipt naming no delivery held
+that is dated before the newest of them may be the receipt of a delivery that expired with its block, and is a
+row acknowledging nothing (``match_receipt``'s ``expired_before``). Only a receipt of
 a record the partner opened acknowledges the delivery it is bound to (``ReceiptMatch.key``): a
 REJECTED receipt says the partner holds nothing it could read, so its delivery stays unreceipted
 until a receipt of the same place opens it. Matching by version alone let one receipt stand for
@@ -259,13 +261,15 @@ class Placed:
 @dataclass(frozen=True)
 class ReceiptMatch:
     """A receipt bound to its place: ``key`` is the delivery it acknowledges, None for a receipt of a
-    record its partner did not open (REJECTED), which acknowledges nothing."""
+    record its partner did not open (REJECTED), which acknowledges nothing, and for one whose delivery expired with
+    its decision (``expired``: ``match_receipt``'s ``expired_before``)."""
 
     partner: str
     place: FeedPlace
     alert_id: str
     version: int | None
     key: int | None
+    expired: bool = False
 
 
 class ReceiptBook(Protocol):
@@ -324,9 +328,17 @@ def held_receipt(doc: dict[str, Any]) -> bytes:
                          for k in MATCHED_FIELDS if k in doc for v in (doc[k],)})
 
 
-def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
+def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
+                  expired_before: int | None = None) -> ReceiptMatch | str:
     """The delivery a sound RECEIPT record ``doc`` names, bound to the place it names (module docstring),
-    or why it names none: one line, a finding at the receipt. The caller ``book.bind``s a match."""
+    or why it names none: one line, a finding at the receipt. The caller ``book.bind``s a match.
+
+    ``expired_before`` (Unix ms, ``verify.expired_before``): retention deleted decisions, every delivery of theirs
+    decided by then. A receipt naming no delivery held that acknowledges before it (``acknowledged``: no earlier
+    than Kafka appended it), give or take ``CLOCK_SKEW``, names one that may have expired with its decision: Kafka
+    deletes each topic's segments on its own schedule, so receipts outlive their deliveries' blocks by days. It is
+    matched to its place as ``expired`` and acknowledges nothing; only a receipt otherwise sound (a status
+    subscribers write, a place, a time, one alert per place) and only for want of a delivery."""
     owner = chain_owner(str(doc.get("chain")))
     alert, version, status = doc.get("alert_id"), doc.get("version"), doc.get("status")
     numbered = type(version) is int
@@ -336,9 +348,23 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
         # An allow-list: a status that only looks like RECEIVED (another script's letters, a bidi override) would
         # otherwise acknowledge the delivery as any status but REJECTED did.
         return f"{what} states a status no subscriber writes ({shown(status, 40)}): it acknowledges nothing"
+
+    def lost(why: str) -> ReceiptMatch | str:
+        """``why``, unless the receipt's delivery may have expired with its decision (``expired_before``)."""
+        found, acked = feed_place(doc.get("feed")), acknowledged(doc)
+        if (expired_before is None or not isinstance(alert, str) or found is None or acked is None
+                or acked.timestamp() * 1000 >= expired_before + CLOCK_SKEW.total_seconds() * 1000):
+            return why
+        place: FeedPlace = (found[0][0], found[0][1], found[1])
+        placed = book.placed(owner, place)
+        if placed is not None and (placed.alert_id != alert or (
+                numbered and placed.version is not None and placed.version != version)):
+            return why  # one feed record, two alerts: no expiry explains that
+        return ReceiptMatch(owner, place, alert, version if numbered else None, None, expired=True)
+
     sent = book.sent(owner, alert) if isinstance(alert, str) else []
     if not isinstance(alert, str) or not sent:
-        return f"{what}, {never}"
+        return lost(f"{what}, {never}")
     found = feed_place(doc.get("feed"))
     if found is None:
         return (f"{what} names no feed record ({shown(doc.get('feed'))}, not topic:partition:offset): it matches no "
@@ -347,13 +373,13 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
     where = _where(place)
     sent = [s for s in sent if s.feed == place[0]]
     if not sent:
-        return f"{what} at feed {where}, {never} in that feed"
+        return lost(f"{what} at feed {where}, {never} in that feed")
     if numbered:
         versions = sorted({s.version for s in sent if s.version is not None})
         sent = [s for s in sent if s.version == version]
         if not sent:
             listed = f" (it sent version {', '.join(str(v) for v in versions[:5])} there)" if versions else ""
-            return f"{what} at feed {where}, {never} at that version{listed}"
+            return lost(f"{what} at feed {where}, {never} at that version{listed}")
     at = when(doc.get("at"))
     if at is None:
         return f"{what} at feed {where} states no time: it cannot be shown to follow the delivery it names"
@@ -370,8 +396,8 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
         free = [s for s in sent if s.place is None]
         if not free:
             elsewhere = sorted({_where(s.place) for s in sent if s.place is not None})
-            return (f"{what} names feed record {where}, but {plain(owner)}'s receipts already put that delivery at "
-                    f"{', '.join(elsewhere[:3])}: one delivery is one feed record")
+            return lost(f"{what} names feed record {where}, but {plain(owner)}'s receipts already put that delivery "
+                        f"at {', '.join(elsewhere[:3])}: one delivery is one feed record")
         sent = free
     at_ms = int(at.timestamp() * 1000)
     skew = int(CLOCK_SKEW.total_seconds() * 1000)
@@ -379,7 +405,7 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook) -> ReceiptMatch | str:
     if not after:
         known = [s.at_ms for s in sent if s.at_ms is not None]
         sent_at = f"delivered it {_iso(min(known))}" if known else "states no time it delivered it"
-        return (f"{what} at feed {where} is dated {shown(doc.get('at'), 40)}, before the broker {sent_at}: a "
-                "receipt cannot precede its delivery")
+        return lost(f"{what} at feed {where} is dated {shown(doc.get('at'), 40)}, before the broker {sent_at}: a "
+                    "receipt cannot precede its delivery")
     # Only a receipt of a record its partner opened acknowledges a delivery; any other names the place.
     return ReceiptMatch(owner, place, alert, version if numbered else None, after[0].key if opened else None)

@@ -22,6 +22,10 @@ kept under (``keep_days``): a chain whose first record held says its predecessor
 no ``keep_days``) says nothing, and its chain's start is not checked: a receipts partition cut at its start, by
 retention or by hand, is no finding here, and reaches the recall judgement instead (``broker.auditor.read_log``'s
 ``receipts_cut``, ``broker.audit.recalls``), where a recall of a view delivered before the cut is never acknowledged.
+A decisions chain whose start is retention's says when the newest block retention took was written (``prev_at``):
+receipts outlive their deliveries' blocks (Kafka deletes each topic's segments on its own schedule), and one naming
+no delivery held, dated before then, is matched as a delivery that expired, never a finding (``decisions_start``,
+``receipts.match_receipt``).
 
 No record is read with ``str``/``repr`` of its values or iterated before its type is checked: a
 record someone else wrote may hold anything JSON can (``entries: 5``, a signer nested a thousand
@@ -295,6 +299,72 @@ class Retention:
         reading as deleted; one lowered since is today's. Only a retention lowered by hand on the topic, below
         both, deletes a record this says could not have expired."""
         return self.now_ms - min(self.days, kept_days) * _DAY_MS + RETENTION_MARGIN_MS
+
+
+def expired_start(doc: dict[str, Any], retention: Retention) -> bool | None:
+    """What took the records before a chain's first record held ``doc``, by when it says its predecessor was written
+    (``prev_at``) and the retention it was kept under (``keep_days``): retention (True: written before
+    ``Retention.since``), a deletion (False), or not said (None: it states neither). The start check's one rule
+    (``PartitionWalk._start_check``), which ``decisions_start`` reads too."""
+    prev, kept = when(doc.get("prev_at")), doc.get("keep_days")
+    if prev is None or type(kept) is not int or kept <= 0:
+        return None
+    return int(prev.timestamp() * 1000) < retention.since(kept)
+
+
+@dataclass(frozen=True)
+class DecisionsStart:
+    """A decisions partition whose log starts above offset 0, as its first record held tells (``decisions_start``).
+
+    ``decided_before`` (Unix ms, the broker's clock) is set only where retention took the records before it: every
+    delivery those records decided was decided by then, so a receipt naming a delivery no decision held records,
+    dated before it (give or take ``receipts.CLOCK_SKEW``), may be the receipt of one that expired with its decision
+    (``receipts.match_receipt``'s ``expired_before``). None where a deletion took them (the start check's finding),
+    or where nothing held says which: such a receipt stays a finding."""
+
+    topic: str
+    partition: int
+    log_start: int
+    offset: int  # its first record held
+    decided_before: int | None
+
+
+def decisions_start(topic: str, partition: int, log_start: int, offset: int, value: bytes, appended_ms: int | None,
+                    verify: VerifyFn, retention: Retention) -> DecisionsStart:
+    """What the first record held (``offset``, ``value``) of decisions partition ``topic[partition]``, whose log
+    starts at ``log_start`` (above 0), says of the records before it (``DecisionsStart``). Only a sound block of
+    the broker's chain says anything: one whose start check finds retention's work (``expired_start``) says that
+    the records before it were decided by the time it states its predecessor was written (``prev_at``: the newest
+    of them); a first block of a new chain whose GAP entry records the old one expired whole (``audit-expired``, the
+    broker's word when it began it: ``broker.worker``) says they were decided a retention before it (its ``at``,
+    less its ``keep_days``, plus ``RETENTION_MARGIN_MS``: Kafka deletes only records older than the retention)."""
+    walk = PartitionWalk(topic, partition, verify, "decisions", log_start=log_start, retention=retention)
+    doc, found = walk.feed(offset, value, appended_ms)
+    before = None
+    if doc is not None and not found and doc.get("chain") is None and log_start > 0:
+        seq = doc.get("seq")
+        if seq == walk.chains[None].first_seq and type(seq) is int and seq > 0:
+            if expired_start(doc, retention) is True and (prev := when(doc.get("prev_at"))) is not None:
+                before = int(prev.timestamp() * 1000)
+        elif seq == 0 and _begun_after_expiry(doc) and (at := when(doc.get("at"))) is not None \
+                and type(kept := doc.get("keep_days")) is int and kept > 0:
+            before = int(at.timestamp() * 1000) - kept * _DAY_MS + RETENTION_MARGIN_MS
+    return DecisionsStart(topic, partition, log_start, offset, before)
+
+
+def _begun_after_expiry(doc: dict[str, Any]) -> bool:
+    """Whether block ``doc`` records that its chain began where retention had deleted the slot's chain whole (a GAP
+    entry of reason ``audit-expired``)."""
+    entries = doc.get("entries")
+    return doc.get("kind") == "BLOCK" and isinstance(entries, list) and any(
+        isinstance(e, dict) and e.get("kind") == "GAP" and e.get("reason") == "audit-expired" for e in entries)
+
+
+def expired_before(starts: Iterable[DecisionsStart]) -> int | None:
+    """The latest time (Unix ms) before which a delivery may have expired with its decision, over every decisions
+    partition retention cut (``DecisionsStart.decided_before``); None when none was. A receipt names the partner's
+    reference for an alert, not the slot that decided it, so any such partition may have held its delivery."""
+    return max((s.decided_before for s in starts if s.decided_before is not None), default=None)
 
 
 MAX_PLACES = 1_024
@@ -592,6 +662,7 @@ class PartitionReport:
     end: EndCheck | None = None  # a chain's end against its group's committed offsets, when checked
     unlisted: int = 0  # findings past ``MAX_LISTED``: counted, not kept
     newest: int = -1  # the highest offset of any finding, listed or not
+    expired: int = 0  # receipts of deliveries retention deleted with their decisions (``match_receipt``): no finding
 
     @property
     def ok(self) -> bool:
@@ -1342,9 +1413,7 @@ class PartitionWalk:
         longer held either is judged by the receipts held, as before: the decisions' own cut is checked here (the
         broker's blocks state ``keep_days``) and reported as ``deleted`` by ``audit recalls`` too."""
         prev, kept = when(doc.get("prev_at")), doc.get("keep_days")
-        if prev is None or type(kept) is not int or kept <= 0:
-            return []
-        if int(prev.timestamp() * 1000) < retention.since(kept):
+        if prev is None or type(kept) is not int or expired_start(doc, retention) is not False:
             return []
         label = f"chain {plain(doc['chain'])} " if isinstance(doc.get("chain"), str) else "the chain "
         return [StartFinding(self.topic, self.partition, offset, (

@@ -419,7 +419,7 @@ class AuditIndex:
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
                   batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0,
-                  retention: Retention | None = None) -> PartitionIngest:
+                  retention: Retention | None = None, expired_before: int | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
@@ -430,10 +430,11 @@ class AuditIndex:
         it is held (``PartitionWalk``); records the index read before it are dropped, with every row and finding
         of theirs, and their chains start at their first records held, as a rebuild has them (``_cut``); a chain
         whose next records were deleted unread shows the gap. ``retention``: as ``PartitionWalk``'s, the start
-        check of a chain so cut."""
+        check of a chain so cut. ``expired_before``: as ``match_receipt``'s, a receipt of a delivery that expired with
+        its decision is a row acknowledging nothing, no finding (``broker.auditor.decisions_starts``)."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
-                                   log_start, retention)
+                                   log_start, retention, expired_before)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 

@@ -158,8 +158,9 @@ class PartitionIngest:
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
                  verify: VerifyFn, batch_rows: int = 5_000, path: Path | None = None,
                  feeds: str | None = None, log_start: int = 0,
-                 retention: Retention | None = None) -> None:
+                 retention: Retention | None = None, expired_before: int | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
+        self._expired_before = expired_before  # ``match_receipt``'s: set before ``_cut`` matches receipts again
         self.path = path or Path("(the audit index)")
         self.batch_rows = batch_rows
         row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
@@ -269,7 +270,7 @@ class PartitionIngest:
                "feed": feed, "detail": detail}
         if appended is not None:
             row["appended_at"] = appended
-        match = match_receipt(row, self._book)
+        match = match_receipt(row, self._book, expired_before=self._expired_before)
         touched = {delivery} if delivery is not None else set()
         if isinstance(match, str):
             c.execute("DELETE FROM receipts WHERE id = ?", (ident,))
@@ -668,7 +669,7 @@ class PartitionIngest:
                             "partition = ? AND chain_key = ? ORDER BY \"offset\"", (self.topic, self.partition, key))
         for offset, text, size, appended in _batches(pending):
             row = appended_at(json.loads(text), appended, appended_ms)
-            match = match_receipt(row, self._book)
+            match = match_receipt(row, self._book, expired_before=self._expired_before)
             if isinstance(match, str):
                 self._unmatched(offset, key, row, json_text(row), int(size), match, at)
             else:
@@ -808,7 +809,8 @@ class PartitionIngest:
             # Matched first as at its turn (the book as the receipts before it left it, read only): one that still
             # fails binds nothing, so no receipt after it can change; only its finding's words may. One that
             # matches now changes what those after it found: they are matched again from its turn on.
-            why = match_receipt(json.loads(text), _AtTurn(self, (vouched, offset)))
+            why = match_receipt(json.loads(text), _AtTurn(self, (vouched, offset)),
+                               expired_before=self._expired_before)
             if isinstance(why, str):
                 self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (why, found))
             else:
@@ -916,7 +918,7 @@ class PartitionIngest:
                "at": at, "feed": feed, "detail": detail}
         if appended is not None:
             row["appended_at"] = appended
-        match = match_receipt(row, self._book)
+        match = match_receipt(row, self._book, expired_before=self._expired_before)
         if isinstance(match, str):
             self._conn.execute("DELETE FROM receipts WHERE id = ?", (ident,))
             self._taken(delivery)
@@ -937,7 +939,7 @@ class PartitionIngest:
                               (self.topic, self.partition, offset)).fetchone() is None:
             return
         row = json.loads(text)
-        match = match_receipt(row, self._book)
+        match = match_receipt(row, self._book, expired_before=self._expired_before)
         if isinstance(match, str):
             self._conn.execute("UPDATE findings SET problem = ? WHERE id = ?", (match, found))
             return

@@ -70,6 +70,8 @@ PARTNER_HELP = ("a partner by its exact id: the policy's, or one the audit names
                 "refused, exit 3")
 CHANGES_CUT = "changes not all recorded (the audit cut the list)"  # a decision's `why` when its change list was cut
 PROGRESS_S = 5.0  # seconds between two progress lines of a long walk (`audit verify|log|index|recalls`)
+EXPIRED_NOTE = ("receipt(s) whose delivery expired with its decision (retention deleted the decision's block, not yet "
+                "the receipt): sound, acknowledging no delivery")
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -179,6 +181,7 @@ def _verify(args: argparse.Namespace) -> int:
     reports = run(walk())
     problems = [f for r in reports for f in r.findings]  # listed: the first MAX_LISTED of each partition
     counted = sum(r.problems for r in reports)
+    expired = sum(r.expired for r in reports)  # receipts whose delivery expired with its decision: no problem
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
     # Offsets refused, or a policy unread, may leave no end to call unchecked (no block names an ingress
     # partition, say): what was not read is still not checked, and is said, never passed as sound.
@@ -190,7 +193,7 @@ def _verify(args: argparse.Namespace) -> int:
         f"were read from {cfg.policy_dir or 'the shipped sample policy'})")
     if args.json:
         print(json_text({
-            "records": sum(r.records for r in reports), "problems": counted,
+            "records": sum(r.records for r in reports), "problems": counted, "receipts_delivery_expired": expired,
             "chains": [{"topic": r.topic, "partition": r.partition, "records": r.records, "signed": r.checkpoints,
                         "unsigned_tail": r.unsigned_tail, "ok": r.ok, "problems": r.problems,
                         "problems_not_listed": r.unlisted,
@@ -221,6 +224,7 @@ def _verify(args: argparse.Namespace) -> int:
     say(f"audit verify: {total} records in {chains} chains, "
         + ("no problems" if not counted else f"{counted} problem(s)")
         + ("" if total else " (the audit topics exist but hold no records yet)")
+        + (f"; {expired} {EXPIRED_NOTE}" if expired else "")
         + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if not_checked else ""))
     return _verify_status(counted, not_checked)
 
@@ -291,6 +295,7 @@ def _log(args: argparse.Namespace) -> int:
     check = signature_checks(auditor_path(cfg.keys), args.verify_key)
     left_out: list[int] = []
     deleted: list[Finding] = []
+    expired: list[int] = []
     # The rows go to a temporary file as they stream in and come back in time order: however big the
     # audit, what is in memory stays the same.
     with TimeSorted() as docs:
@@ -298,7 +303,7 @@ def _log(args: argparse.Namespace) -> int:
         async def collect() -> None:
             found = await audit_topics(conn, cfg.topic_prefix)
             await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                     _walk_progress("audit log"), _horizon(cfg), deleted))
+                                     _walk_progress("audit log"), _horizon(cfg), deleted, expired=expired))
 
         run(collect())
         _known_partner(args.partner, policy, seen=len(docs) > 0)
@@ -310,6 +315,7 @@ def _log(args: argparse.Namespace) -> int:
     unsound = sum(left_out)
     notes = [f"{unsound} audit record(s) left out as unsound: run `puente audit verify`"] if unsound else []
     notes += [_deleted_note(deleted)] if deleted else []
+    notes += [f"{sum(expired)} {EXPIRED_NOTE}"] if sum(expired) else []
     print("; ".join([f"{len(docs)} record(s)", *notes]), file=sys.stderr)
     # Records left out or deleted may be the ones a schedule exports this log for: never 0, as for `audit recalls`.
     return _verify_status(0, unsound > 0 or bool(deleted))

@@ -28,6 +28,7 @@ from policies import load_policy_set
 from puente.cli import build_parser
 from puente.errors import EXIT_CONFIG, EXIT_UNCHECKED, ConfigError, KafkaAccessError, KafkaUnavailableError
 from puente.wire import iso_utc
+from tests.unit.broker import test_audit_receipts_expired as expired
 from tests.unit.broker.test_auditor_denials_signer import rotated_broker_keys
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
@@ -64,7 +65,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     async def read_log(conn: Any, topics: Mapping[str, Any], flt: LogFilter, verify: Any,
                        left_out: list[int] | None = None, owners: Any = None,
                        progress: Any = None, retention: Any = None,
-                       deleted: Any = None, receipts_cut: Any = None) -> AsyncIterator[dict[str, Any]]:
+                       deleted: Any = None, receipts_cut: Any = None,
+                       expired: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
         for cut in held.get("receipts_cut", []) if receipts_cut is not None else ():
             receipts_cut(cut)
@@ -78,6 +80,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             left_out.append(held.get("left_out", 0))
         if deleted is not None:
             deleted.extend(held.get("deleted", []))
+        if expired is not None:
+            expired.append(held.get("expired", 0))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -180,6 +184,32 @@ def test_the_log_never_exits_0_when_records_were_left_out_or_deleted(
     assert "1 audit chain(s) lost records to a deletion" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("retention", "status"), [(expired.EXPIRED, 0), (expired.WITHIN, EXIT_UNCHECKED)],
+                         ids=["expired", "deleted"])
+def test_the_log_of_receipts_whose_deliveries_expired_with_their_decisions_exits_0(
+        service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        retention: Any, status: int) -> None:
+    """Past the audit's retention, receipts are held whose delivering blocks expired (Kafka deletes each topic's
+    segments on its own schedule): `audit log` lists them, says so, and exits 0; the same blocks deleted within the
+    retention leave their receipts out, and it exits 5."""
+    async def audit_topics(conn: Any, prefix: str) -> AuditTopics:
+        return AuditTopics(dict(expired.ROLES), dict(expired.OWNERS), [])
+
+    expired._kafka(monkeypatch, {expired.DECISIONS: expired._decisions(), expired.RECEIPTS: expired._receipts()},
+                   {expired.DECISIONS: expired.CUT})
+    monkeypatch.setattr(audit, "read_log", auditor.read_log)
+    monkeypatch.setattr(audit, "audit_topics", audit_topics)
+    monkeypatch.setattr(audit, "_horizon", lambda cfg: retention)
+    assert _puente("audit", "log", "--kind", "receipt", "--json") == status
+    out, err = capsys.readouterr()
+    if status == 0:
+        assert [json.loads(line)["alert_id"] for line in out.splitlines()] == ["A0", "A1", "A2", "A3", "A4"]
+        assert err == ("5 record(s); 3 receipt(s) whose delivery expired with its decision (retention deleted the "
+                       "decision's block, not yet the receipt): sound, acknowledging no delivery\n")
+    else:
+        assert "3 audit record(s) left out as unsound" in err and "lost records to a deletion" in err
+
+
 def test_a_failure_while_reading_leaves_no_spill(service: dict[str, Any]) -> None:
     """Kafka failing mid-read ends `audit log` with that error, and the rows already spilled are removed."""
     service["fail"] = KafkaUnavailableError("Kafka could not be reached")
@@ -200,7 +230,7 @@ def test_verify_json_is_one_document_of_chains_and_findings(
     assert _puente("audit", "verify", "--json") == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc == {
-        "records": 14, "problems": 1,
+        "records": 14, "problems": 1, "receipts_delivery_expired": 0,
         "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
                     "ok": True, "problems": 0, "problems_not_listed": 0, "signed_up_to": [], "end": None},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
@@ -217,6 +247,18 @@ def test_verify_json_of_a_sound_audit_exits_0(service: dict[str, Any], capsys: p
     assert (doc["records"], doc["problems"], doc["findings"], [c["ok"] for c in doc["chains"]]) == (3, 0, [], [True])
     assert _puente("audit", "verify") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "audit verify: 3 records in 1 chains, no problems"
+
+
+def test_verify_counts_receipts_whose_deliveries_expired_and_exits_0(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Receipts of deliveries whose blocks retention deleted are no problem: counted, said, exit 0."""
+    service["reports"] = [PartitionReport("p.receipts.COL", 0, records=4, chains=1, checkpoints=1, expired=3)]
+    assert _puente("audit", "verify", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["receipts_delivery_expired"] == 3
+    assert _puente("audit", "verify") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "audit verify: 4 records in 1 chains, no problems; 3 receipt(s) whose delivery expired with its decision "
+        "(retention deleted the decision's block, not yet the receipt): sound, acknowledging no delivery")
 
 
 def test_verify_counts_chains_not_partitions(service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
