@@ -201,9 +201,11 @@ def trial_marked(root: Path | str) -> bool:
 
 
 def mark_trial(root: Path | str, error: Callable[[str], PuenteError] = KeyMaterialError) -> None:
-    """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing), before any key: a set-up that stops half-way leaves a
-    root the next one still takes as the trial's. ``error`` (one line) for a file of that name that is not the mark,
-    or one that cannot be written."""
+    """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing). ``Keystore.provision`` calls it once every refusal of
+    a holder's keys has passed, right before that holder's first key is written: a set-up that stops half-way, keys
+    made, leaves a root the next one still takes as the trial's, and one refused before any key leaves no mark, which
+    would turn the broker's custody check (``others_keys_problem``) off for good. ``error`` (one line) for a file of
+    that name that is not the mark, or one that cannot be written."""
     root = Path(root)
     if trial_marked(root):
         return
@@ -289,9 +291,13 @@ def others_keys_problem(root: Path | str) -> str | None:
         return None
     shown = ", ".join(one_line(str(path)) for path in found[:_ROOT_SHOWN])
     more = f" and {len(found) - _ROOT_SHOWN} more" if len(found) > _ROOT_SHOWN else ""
+    # The way out for a trial is named, but as a trial's only: it makes every party's keys here, and its mark stops
+    # this check for good. No one is kept from running it; the words are what keep a deployment from taking it.
     return (f"{one_line(str(root))} holds private keys of parties other than the broker ({shown}{more}), which in a "
             "deployment each party makes and keeps on its own machine: move them out to their owners (each may be its "
-            f"owner's only copy); a single-site trial marks the folder once with `puente keys init --trial`")
+            "owner's only copy); only on a machine that is a single-site trial, every party's keys kept on it, run "
+            "`puente keys init --trial`: it makes every party's keys here and marks the folder a trial's, a mark that "
+            "guards against mistakes, not against an operator who means to keep other parties' keys")
 
 
 def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> list[tuple[KeyKind, str]]:
@@ -1255,7 +1261,7 @@ class Keystore:
 
     def generate_own(self, holder: Holder, ident: str, *, generation: str, now: datetime,
                      agreements: Iterable[str] = (), keep_existing: bool = False,
-                     missing_only: bool = False) -> list[KeyRecord]:
+                     missing_only: bool = False, before_write: Callable[[], None] | None = None) -> list[KeyRecord]:
         """Create ``holder``'s own private keys here (``own_kinds``), all of them or none (``_put_set``), and return
         them.
 
@@ -1265,6 +1271,9 @@ class Keystore:
         those: its alert-reference key (a keystore made before references) or a new agreement's key. Asked for,
         never taken as the way out of a refusal: made for one that was lost, a key gives partners new references or
         pseudonyms for what they hold, which a backup of the lost file would not.
+
+        ``before_write`` is called once every refusal has passed, right before the first key (or ``in-use``) is
+        written, and not at all when none is (``provision``: the trial's mark).
         """
         self._refuse_foreign_secrets(holder, ident)
         wanted = own_kinds(holder, ident, agreements)
@@ -1307,15 +1316,17 @@ class Keystore:
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id not in present:
                 self._require_after(kind, owner, generation)
-        if holder is Holder.AGENCY and not present and self._in_use() is None:
-            held = self.generations(ident, KeyKind.KEY_AGREEMENT)
-            if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
-                self.use_agency_key(held[0].key_id)
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id in present:  # kept (keep_existing): checked before anything is written
                 self._own_private(key_id, kind, owner)
         fresh = [new_key(kind, owner, generation, now)
                  for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
+        if fresh and before_write is not None:
+            before_write()
+        if holder is Holder.AGENCY and not present and self._in_use() is None:
+            held = self.generations(ident, KeyKind.KEY_AGREEMENT)
+            if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
+                self.use_agency_key(held[0].key_id)
         written = {record.key_id: record for record in self._put_set(fresh, keep_existing=keep_existing)}
         return [written[key_id] if key_id in written else self._own_private(key_id, kind, owner)
                 for key_id, (kind, owner) in zip(ids, wanted, strict=True)]
@@ -1421,21 +1432,23 @@ class Keystore:
         key to the broker and the broker's to each agency. Keys that already exist are kept, so
         provisioning twice reuses them. A key its owner lost while another side holds its public half
         is refused before anything is written (``_refuse_lost``): it is never made again under that id.
-        ``path`` is marked a single-site trial's (``TRIAL_MARK``) before any key is made.
+        ``path`` is marked a single-site trial's (``TRIAL_MARK``) right before the first key is made, once the
+        refusals before it have passed, and at the end when no key was made (a trial's root made before the mark); a
+        set-up refused before any key leaves none.
         """
         now = now or datetime.now(UTC)
         generation = generation or f"{now.year}a"
         root = Path(path)
         partners, agencies = list(partners), list(agencies)
         _refuse_lost(root, partners, agencies, generation)
-        # Every party's private keys on one machine: a trial's root, which the deployment guards (``keys generate
-        # --for broker``, the broker's start: ``others_keys_problem``) must take as one.
-        mark_trial(root)
         broker = Keystore(holder_path(root, Holder.BROKER, BROKER_OWNER))
 
         def own(store: Keystore, holder: Holder, ident: str, found: Iterable[str] = ()) -> dict[KeyKind, KeyRecord]:
+            # Every party's private keys on one machine: a trial's root, which the deployment guards (``keys generate
+            # --for broker``, the broker's start: ``others_keys_problem``) must take as one. Marked only once a key is
+            # about to be made: a mark left by a refused set-up would turn those guards off with nothing made.
             made = store.generate_own(holder, ident, generation=generation, now=now, agreements=found,
-                                      keep_existing=True)
+                                      keep_existing=True, before_write=lambda: mark_trial(root))
             return {r.kind: r for r in made if r.owner == ident}
 
         def hand_over(record: KeyRecord, source: Keystore, dest: Keystore) -> None:
@@ -1459,6 +1472,7 @@ class Keystore:
         hand_over(mine[KeyKind.BROKER_SIGNING], broker, auditor)
         for partner, store in partner_stores.items():
             hand_over(store.current(partner, KeyKind.PARTNER_SIGNING), store, auditor)
+        mark_trial(root)  # when every key was there already: a trial's root made before the mark is marked now
         return Keystores(root, broker, partner_stores, agency_stores, auditor)
 
 

@@ -48,7 +48,6 @@ from broker.keystore import (
     Holder,
     Keystore,
     holder_path,
-    mark_trial,
     others_keys_problem,
     provision_all,
     trial_marked,
@@ -392,8 +391,7 @@ def _init(args: argparse.Namespace) -> int:
                            "deployment's parties each run `puente keys generate` on their own side and the broker "
                            "imports the public halves (`puente keys import-public`)", cfg.keys, None,
                            "this is for a trial's keys folder only")
-    mark_trial(cfg.keys, ConfigError)
-    made = provision_all(cfg)
+    made = provision_all(cfg)  # which marks the folder a trial's only once it goes on to make keys
     say(f"keys ready under {made.root} for a single-site trial: every party's private keys were made on this machine, "
         "each in its own folder; only public halves crossed:",
         "  broker/             its signing, key-agreement and pseudonym keys; partners' and agencies' public halves",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.keystore import others_keys_problem
 from puente import cli
 
 
@@ -117,6 +118,35 @@ def test_a_trial_made_before_the_mark_is_told_how_to_mark_it(tmp_path: Path,
     assert code == 3 and "`puente keys init --trial` once marks it" in err, err
     assert _keys(root, capsys, "init", "--trial")[0] == 0 and (root / "single-site-trial").is_file()
     assert _keys(root, capsys, "generate", "--for", "agency", "SENAN", "--generation", "2026b")[0] == 0
+
+
+def test_a_keys_init_trial_refused_for_a_lost_key_leaves_no_mark(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`keys init --trial`, as the broker's refusal names it, refused because a party lost a key another side holds
+    the public half of, writes nothing, the trial's mark included: the keys root still stops the broker."""
+    root = tmp_path / "keys"
+    assert _keys(root, capsys, "init")[0] == 0
+    (root / "single-site-trial").unlink()
+    (root / "partners" / "COL" / "COL-enc-2026a.json").unlink()  # lost; the broker holds its public half
+    before = _files(root)
+    code, err = _keys(root, capsys, "init", "--trial")
+    assert code == 3 and "a lost key is never made again" in err, err
+    assert _files(root) == before and not (root / "single-site-trial").exists()
+    problem = others_keys_problem(root) or ""
+    assert "only on a machine that is a single-site trial" in problem and "guards against mistakes" in problem
+
+
+def test_a_keys_init_trial_refused_before_any_key_leaves_no_mark(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A set-up refused by a holder's own checks before its first key (the broker's folder holds a later generation)
+    leaves no trial's mark either: the mark is written right before a key is, never for a refused run."""
+    root = tmp_path / "keys"
+    assert _keys(root, capsys, "generate", "--for", "broker", "--generation", "2026b")[0] == 0
+    assert _keys(root, capsys, "generate", "--for", "partner", "COL", "--trial")[0] == 0
+    before = _files(root)
+    code, err = _keys(root, capsys, "init", "--trial")
+    assert code == 3 and "does not come after 2026b" in err, err
+    assert _files(root) == before and others_keys_problem(root) is not None
 
 
 def test_a_partners_keys_made_first_stop_the_brokers_in_that_keys_folder(tmp_path: Path,
