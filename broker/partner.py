@@ -36,7 +36,10 @@ pending for a later ``out``, which need not be the file the alert went to. Nor i
 an alert the store never held, on a feed partition it took over mid-stream from another store (another instance's,
 or one left under another ``--instance``), which may hold it.
 The store is purged (expiry, the agreements' retention) when the subscriber starts and at most
-every ``PURGE_EVERY_S`` after.
+every ``PURGE_EVERY_S`` after. A purge goes no further than a time Kafka vouched for (below); when it held something
+back and no batch has vouched for a time since, as on a quiet feed, the subscriber has Kafka vouch for one with a
+transaction holding its checkpoint alone, at the start of its read and every ``PURGE_EVERY_S`` while it holds back
+(``_ask_time``), so a quiet feed never keeps what the agreement's retention ends.
 
 Receipts are signed: each batch ends with a CHECKPOINT record signed by the partner's
 receipt-signing key, vouching for its receipt chain up to there, so no one else can forge or
@@ -166,6 +169,7 @@ from puente.errors import (
     CryptoError,
     FeedGapError,
     KafkaAccessError,
+    KafkaUnavailableError,
     KeyMaterialError,
     SignatureError,
     StoreBusy,
@@ -214,6 +218,10 @@ PURGE_EVERY_S = 300.0  # the store is purged at start and then at most this ofte
 RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted by Kafka after this
 HANDOVER_WAIT_S = 30.0  # the longest an instance giving up a feed partition waits for its batch and commit
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
+DELIVERY_WAIT_S = 20.0
+"""The longest a batch waits, holding its store's write lock, for Kafka to take its receipts and checkpoint (and
+stamp its time on the checkpoint): a transactional producer retries a delivery without end, and another writer of
+the store (an instance sharing it, ``puente store``) gives up after the store's 30 s (``PartnerStore.open``)."""
 
 
 @dataclass(frozen=True)
@@ -350,6 +358,7 @@ class Subscriber:
         clock's reading when it came (``_vouched``): what the purge goes by (``_kafka_now``)."""
         self._fresh = False  # a batch had Kafka vouch for a time since the last purge
         self._deferred = False  # the last purge held back some alert past its time by this host's clock
+        self._asked_at: float | None = None  # the monotonic clock when a checkpoint alone last asked Kafka's time
 
     @property
     def commit_tag(self) -> str:
@@ -369,7 +378,8 @@ class Subscriber:
         held an alert back and a batch has had Kafka vouch for a later time since). As of this subscriber's clock, but
         never past a time Kafka vouched for (``PartnerStore.purge``): in this run, the append time of its last
         checkpoint and what the monotonic clock measured since (``_kafka_now``); before any, the time the store kept,
-        so a start under a clock running ahead purges nothing that clock alone says is due."""
+        so a start under a clock running ahead purges nothing that clock alone says is due. What that holds back on a
+        quiet feed goes once ``_ask_time`` has had Kafka vouch for a time (``_follow``)."""
         store = self.store
         if store is None or store.retention is None:
             return
@@ -391,7 +401,7 @@ class Subscriber:
                          "before, which must delete them too (past their expiry or the agreement's retention): "
                          + ", ".join(a[:200] for a in purged.passed_on) + (f" and {more} more" if more else ""))
         if purged.deferred:
-            self.on_note(deferred_note(purged.deferred, store.path, now, purged.as_of))
+            self.on_note(deferred_note(purged.deferred, store.path, self.partner, now, purged.as_of, running=True))
         due = store.due_count(now)
         if due:
             self.on_note(f"{due} alert(s) in {store.path} are past their review date: `puente store list --partner "
@@ -414,6 +424,14 @@ class Subscriber:
         batch decided by (``now``), runs ahead (``clock_ahead``), or when Kafka stamped no time of its own. Both
         transactions are then rolled back: what a clock running ahead decided (a view EXPIRED, its offset committed
         past) is final. Else the store keeps that time, with the batch, for its purges (``PartnerStore.purge``)."""
+        stamp = self._kafka_stamp(now, delivered)
+        self._kafka_seen, self._fresh = (stamp, time.monotonic()), True
+        if self.store is not None:
+            self.store.keep_kafka_time(stamp)
+
+    def _kafka_stamp(self, now: datetime, delivered: object) -> int:
+        """Kafka's append time of a checkpoint this subscriber wrote (``delivered``: what Kafka answered), checked
+        against this host's clock as it read ``now`` before it was written: ConfigError as ``_vouched`` says."""
         stamp = getattr(delivered, "timestamp", None)
         if getattr(delivered, "timestamp_type", None) != LOG_APPEND_TIME or type(stamp) is not int:
             raise ConfigError(
@@ -426,9 +444,40 @@ class Subscriber:
             raise ConfigError(f"{self.partner}'s subscriber stopped: {problem}; nothing of this batch was committed "
                               "(what that clock expires is final): set this host's clock right (NTP), or the Kafka "
                               "nodes' if theirs runs behind, and run again")
+        return stamp
+
+    def _time_wanted(self) -> bool:
+        """Whether to have Kafka vouch for a time with a checkpoint alone (``_ask_time``): the last purge held an
+        alert back and no batch has vouched for a time since, at the run's start or ``PURGE_EVERY_S`` after the last
+        such checkpoint. Why: Kafka vouches for a time only when a batch commits, and a quiet feed brings none, so
+        what is past its retention would be kept for as long as the feed stays quiet (a duty broken)."""
+        if not self._deferred or self._fresh or self.store is None or self.store.retention is None:
+            return False
+        return self._asked_at is None or time.monotonic() - self._asked_at >= PURGE_EVERY_S
+
+    async def _ask_time(self, producer: Producer, chain: ChainWriter, part: int) -> None:
+        """Have Kafka vouch for a time: a transaction holding only a checkpoint of this subscriber's chain (no
+        receipt, no feed offset: it vouches for no receipt, and auditors take it as any checkpoint), its append time
+        checked against this host's clock before it commits (``_kafka_stamp``: a clock ahead stops the run, nothing
+        committed), then kept by the store, after Kafka's commit, as a batch's is; the next purge goes by it. Under
+        ``_busy``, as a batch. The same transactional id as every batch: a newer instance fences it, and one killed
+        midway leaves an open transaction its successor's producer aborts, as a batch's. The store is not locked
+        meanwhile: the time, kept only once committed, is Kafka's whichever way a crash falls."""
+        self._asked_at = time.monotonic()
+        now = self.clock()
+        async with transaction(producer) as sends:
+            self._sends = sends
+            signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
+            sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
+            sends.add(sent)
+            await sends.settle()
+            delivered = await sent
+            stamp = self._kafka_stamp(now, delivered)
         self._kafka_seen, self._fresh = (stamp, time.monotonic()), True
         if self.store is not None:
-            self.store.keep_kafka_time(stamp)
+            with self.store.transaction():
+                self.store.keep_kafka_time(stamp)
+        self._keep_head(chain, part, delivered.offset)
 
     async def _chain(self, producer: Producer) -> tuple[ChainWriter, int]:
         partitions = await producer.partitions_for(self.access_topic)
@@ -604,6 +653,9 @@ class Subscriber:
         idle_since = time.monotonic()
         too_large = TooLarge(f"reading {self.feed_topic} for {self.partner}")
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
+            if self._time_wanted():  # a quiet feed: Kafka vouches for a time all the same, for the purge below
+                async with self._busy:
+                    await self._ask_time(receipts, chain, part)
             self.purge()
             try:
                 batch = await feed.getmany(timeout_ms=500, max_records=RECEIPTS_PER_CHECKPOINT)
@@ -1005,9 +1057,9 @@ class Subscriber:
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
                 # What this batch decided by this host's clock (a view EXPIRED, then committed past) is final: Kafka's
                 # append time of the checkpoint checks that clock before either transaction commits. Every receipt
-                # is delivered first, so a refused one aborts the batch as itself (``Sends``).
-                await sends.settle()
-                self._vouched(now, await sent)
+                # is delivered first, so a refused one aborts the batch as itself (``Sends``). The store's write lock
+                # is held meanwhile: bounded (``DELIVERY_WAIT_S``), so other writers of the store are not kept out.
+                self._vouched(now, await self._delivered(sends, sent))
             # The store has committed, with each alert passed on marked: only now may a line leave it (a
             # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
             if out is not None and lines:
@@ -1028,6 +1080,22 @@ class Subscriber:
             if at >= self._catch_up.get(tp, at):
                 self._catch_up.pop(tp, None)  # caught up (the store ended it with the confirmation)
         return unread, (await sent).offset  # delivered: the transaction committed
+
+    async def _delivered(self, sends: Sends, sent: Any) -> object:
+        """``sent``, and every send before it, delivered within ``DELIVERY_WAIT_S``: what Kafka answered for ``sent``;
+        KafkaUnavailableError (retriable) past it, the batch's transactions then rolled back."""
+        bound = asyncio.timeout(DELIVERY_WAIT_S)
+        try:
+            async with bound:
+                await sends.settle()
+                return await sent
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            raise KafkaUnavailableError(
+                f"Kafka did not take {self.partner}'s receipts and checkpoint within {DELIVERY_WAIT_S:g} s; nothing "
+                "of this batch was committed (the store is not held longer: other programs use it): run again once "
+                f"Kafka at {self.conn.bootstrap} answers") from None
 
     async def _wiped(self, tries: int = 20) -> None:
         """The store's write-ahead log cleared of what the batch deleted or replaced, waiting for readers on the

@@ -88,7 +88,9 @@ the append time of each batch's checkpoint, which the subscriber checks its cloc
 ``broker.partner``), and a purge goes as of the host's clock but never past that time and the clock skew allowed
 (``CLOCK_SKEW_MS``); a store that kept no such time yet (new, or kept by an earlier Puente) purges nothing. A host
 clock running ahead then holds purges back (``Purged.deferred`` counts what it would have deleted) rather than
-deleting everything held at one start, or at one ``puente store list`` (which never reaches Kafka).
+deleting everything held at one start, or at one ``puente store list`` (which never reaches Kafka). A quiet feed
+brings no batch, so the subscriber then has Kafka vouch for a time with a checkpoint alone (``broker.partner``):
+retention is a duty, and a purge held back waits for no feed record.
 
 Files: the store is created 0600 in a folder made 0700 (``broker.keystore.private_folder``); one
 that others may read, or whose folder others may write, is refused, as a key file is. SQLite
@@ -341,14 +343,17 @@ class Counts:
     purged: int = 0  # content-free rows of alerts whose text the purge deleted
 
 
-def deferred_note(count: int, path: Path, now: datetime, as_of: datetime | None) -> str:
-    """What a person is told of ``count`` alerts a purge held back (``PartnerStore.purge``: ``Purged.deferred``)."""
+def deferred_note(count: int, path: Path, partner: str, now: datetime, as_of: datetime | None, *,
+                  running: bool = False) -> str:
+    """What a person is told of ``count`` alerts a purge held back (``PartnerStore.purge``: ``Purged.deferred``):
+    by the subscriber (``running``), or by ``puente store``, which never reaches Kafka."""
     since = ("Kafka has vouched for no time in this store yet" if as_of is None else
              f"nothing is purged past {_iso(as_of)}, the last time Kafka vouched for and {CLOCK_SKEW_MS // 60_000} "
              "minutes")
+    who = "this run" if running else f"a run of `puente subscribe --partner {partner[:40]}`"
     return (f"{count} alert(s) in {path} are past their expiry or the agreement's retention by this host's clock "
-            f"({_iso(now)}), but were not purged: {since}; the subscriber's next batch has Kafka vouch for the "
-            "time, and they go then (if this host's clock runs ahead, set it right: NTP)")
+            f"({_iso(now)}), but were not purged: {since}; {who} has Kafka vouch for the time (with a checkpoint of "
+            "its own when the feed is quiet), and they go then (if this host's clock runs ahead, set it right: NTP)")
 
 
 def default_store_path(keys: Path, partner_id: str) -> Path:

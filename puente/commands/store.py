@@ -7,7 +7,8 @@ the retention of the partner's agreements, as the subscriber does (``_read``): t
 past its expiry or its retention is deleted only by a purge, and a read must not show it as held
 because none has run since. Without Kafka, a purge goes no further than the last time Kafka vouched
 for, which the store keeps (``PartnerStore.purge``): this host's clock alone, set ahead, would delete
-everything held for good; what that holds back is said, with the clock to check (``_held_back``).
+everything held for good; what that holds back is said, with the clock to check (``_held_back``), and
+``purge`` then exits 5 (not everything asked was done): a run of ``puente subscribe`` has Kafka vouch for the time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from broker.partner_store import (
 )
 from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings, whole
-from puente.errors import ConfigError
+from puente.errors import EXIT_UNCHECKED, ConfigError
 from puente.strict import json_text, one_line, printable
 
 MAX_LIMIT = 1_000_000  # rows `store list` prints at most
@@ -104,7 +105,8 @@ def _held_back(store: PartnerStore, purged: Purged, now: datetime) -> None:
     """Say what the purge held back (``Purged.deferred``): past its time by this host's clock, which Kafka has not
     vouched for (the alerts still read as held)."""
     if purged.deferred:
-        _say(f"puente store: {deferred_note(purged.deferred, store.path, now, purged.as_of)}", file=sys.stderr)
+        _say(f"puente store: {deferred_note(purged.deferred, store.path, store.partner, now, purged.as_of)}",
+             file=sys.stderr)
 
 
 def _when(value: datetime | None, *, minutes: bool = True) -> str:
@@ -186,4 +188,5 @@ def _purge(args: argparse.Namespace) -> int:
     if not wiped:
         _say("puente store: a reader kept the write-ahead log from being cleared; the next write clears it",
               file=sys.stderr)
-    return 0
+    # Held back: the purge asked for was not all done, and what is kept past its time is a duty still open.
+    return EXIT_UNCHECKED if purged.deferred else 0

@@ -116,15 +116,28 @@ def test_a_clock_running_ahead_purges_nothing_past_what_kafka_vouched_for(
     """`store list` and `store purge` reach no Kafka: the last time Kafka vouched for, which the store keeps, is 200
     days behind this host's clock (that clock runs ahead, or the subscriber has not run since). Nothing past it and
     the skew is purged, for good, by this clock alone: both alerts stay held, and one line says so, naming the clock
-    to check."""
+    to check and the run of `puente subscribe` that has Kafka vouch for the time. `purge` then exits 5, not 0: not
+    everything it was asked to do was done (`list` only reads)."""
     keys = tmp_path / "keys"
     monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
     _held_past_their_time(keys, vouched=timedelta(days=200))
     args = build_parser().parse_args(["store", action, "--partner", "COL"])
-    assert args.func(args) == 0
+    assert args.func(args) == (5 if action == "purge" else 0)
     err = capsys.readouterr().err
     note = next(line for line in err.splitlines() if "were not purged" in line)
     assert "2 alert(s)" in note and "last time Kafka vouched for" in note and "NTP" in note
+    assert "a run of `puente subscribe --partner COL` has Kafka vouch for the time" in note
     assert "purged 2" not in err
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
         assert (after.counts().held, after.counts().purged) == (2, 0)
+
+
+def test_a_purge_holding_nothing_back_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`store purge` with Kafka's time recent purges both alerts past their time and exits 0: nothing held back."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    _held_past_their_time(keys)
+    args = build_parser().parse_args(["store", "purge", "--partner", "COL"])
+    assert args.func(args) == 0
+    with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
+        assert (after.counts().held, after.counts().purged) == (0, 2)
