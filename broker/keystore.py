@@ -257,13 +257,19 @@ def others_private_files(root: Path | str) -> list[Path]:
 def _holds_others_secret(path: Path) -> bool:
     """Whether the regular file ``path`` is a key file holding a private key the broker does not make for itself
     (``_broker_makes``: its signing and key-agreement keys, the pseudonym keys) nor keeps (a retired shared
-    agency-mac key): one whose key id names no such key, or names none at all."""
+    agency-mac key): one whose key id names no such key, or names none at all. One that cannot be opened or read
+    (EIO on a failing disk, a stale NFS handle, a /proc file) is passed over, as ``others_private_files`` says."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(MAX_KEY_FILE + 1)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:  # closed below, even when fdopen itself fails (a folder)
+            data = fh.read(MAX_KEY_FILE + 1)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     if b'"secret"' not in data:
         return False
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from broker.crypto.keys import KeyKind, new_key
 from broker.kafka import KafkaConnection
-from broker.keystore import Holder, Keystore, Keystores
+from broker.keystore import Holder, Keystore, Keystores, others_keys_problem
 from broker.service import build_worker
 from puente.errors import ConfigError, KeyMaterialError
 from puente.settings import AGENCIES, PuenteSettings
@@ -309,3 +309,10 @@ def test_a_partners_keys_made_before_the_brokers_stop_the_start(tmp_path: Path) 
     with pytest.raises(ConfigError) as info:  # the next check: partners the policy names have no keys here
         build_worker(PuenteSettings(keys=root), KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
     assert "other than the broker" not in str(info.value)
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc")
+def test_a_file_that_fails_to_read_is_passed_over_in_the_keys_root() -> None:
+    """A file the walk of the keys root opens but cannot read (/proc/self's files fail with EINVAL or EIO, as a failing
+    disk's or a stale mount's would) is passed over: no OSError reaches the broker's start."""
+    assert others_keys_problem(Path("/proc/self")) is None
