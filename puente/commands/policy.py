@@ -7,6 +7,7 @@ else the shipped policy; and each says which one it read.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,8 +143,11 @@ def _lint(args: argparse.Namespace) -> int:
         # another line names already is not named twice (its next problem shows once that one is fixed).
         findings += [f"{args.keys}: [keys] {problem}" for problem in Keystore(args.keys).broker_custody_problems()
                      if not any(problem.split(":", 1)[0] + ":" in line for line in findings)]
-        # Other parties' private keys anywhere under the keys root stop the start too (``require_custody``).
-        if (others := others_keys_problem(args.keys.parent)) is not None:
+        # Other parties' private keys anywhere under the keys root stop the start too (``require_custody``), which
+        # scans PUENTE_KEYS, the folder its broker/ is in: here the folder around the one --keys names, made absolute
+        # first (``--keys .`` has no parent of its own) but not resolved, as PUENTE_KEYS/broker names it through a
+        # link. Not PUENTE_KEYS itself: on a compose host it is the container's path, and --keys names the keys.
+        if (others := others_keys_problem(Path(os.path.abspath(args.keys)).parent)) is not None:
             findings.append(f"{args.keys}: [keys] {others}")
         try:  # no policy names it, and the broker does not start without it (``service.require_reference_key``)
             Keystore(args.keys).load_reference_key()

@@ -171,6 +171,19 @@ def test_other_parties_keys_under_the_keys_root_are_found(keystore: Path, capsys
                                "broker (") and "COL-enc-2026a.json" in found[0]
 
 
+def test_keys_named_as_the_working_folder_scan_the_keys_root_around_it(
+    keystore: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--keys .`` run inside the broker's folder scans the keys root around it, as the broker's start scans
+    PUENTE_KEYS, not the broker's folder again: partners' keys beside it are found."""
+    (keystore.parent / TRIAL_MARK).unlink()
+    monkeypatch.chdir(keystore)
+    code, found = _lint_keys(Path("."), capsys)
+    assert code == 1 and len(found) == 1, found
+    assert f"[keys] {keystore.parent} holds private keys of parties other than the broker (" in found[0]
+    assert "COL-enc-2026a.json" in found[0]
+
+
 def test_a_stray_backup_is_not_the_key(keystore: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """COL-enc-2026a.json.bak is no key file: the exact <key id>.json must exist; and the backup itself is named,
     since the broker's folder keeps no file a reader would not check."""
