@@ -488,6 +488,12 @@ class _Delivered(Spill):
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite holds: a version beyond it is none a receipt can name
 
 
+_ROW_KINDS: dict[str, frozenset[str]] = {"decisions": frozenset({"DECISION", "DEAD_LETTER", "GAP"}),
+                                         "receipts": frozenset({"RECEIPT"}), "denials": frozenset({"DENIAL"}),
+                                         "queries": frozenset({"QUERY"})}
+"""The kinds of the rows ``LogFilter`` takes that a sound record of a topic holding each can give (``flatten``)."""
+
+
 @dataclass(frozen=True)
 class LogFilter:
     """Which audit records ``puente audit log`` shows."""
@@ -532,6 +538,18 @@ class LogFilter:
             return True
         return False
 
+    def lists_from(self, holds: Holds, owner: str | None = None) -> bool:
+        """Whether a topic that ``holds`` (a receipts topic: ``owner``'s, when known) can give a row the filter passes:
+        one of the kinds it takes (``_ROW_KINDS``), and for a receipts topic of its partner (each of its rows is its
+        owner's: ``flatten``, ``verify.unheld``); or, the decisions, can teach it the references ``alert``'s receipts
+        name. What a partition left out or lost counts toward a listing only then: a partner's unsound receipt is
+        nothing missing from a list of another partner's decisions."""
+        if holds == "decisions" and self.alert and "RECEIPT" in self.kinds:
+            return True  # its decisions teach the references the alert's receipts name (``_names_alert``)
+        if not self.kinds & _ROW_KINDS.get(holds, self.kinds):
+            return False
+        return not (holds == "receipts" and self.partner and owner is not None and owner != self.partner)
+
     def in_window(self, doc: dict[str, Any]) -> bool:
         """Whether row ``doc`` falls within ``since`` and ``until``, by the time it is listed at: a receipt's when it
         acknowledges (``receipts.acknowledged``: never earlier than Kafka appended it, whatever its partner wrote),
@@ -558,7 +576,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     signed, not an audit record) is left out, and so are receipts that no sound checkpoint of their
     chain vouches for and receipts that name no delivery to that partner at the feed record they name
     (``broker.audit.receipts``). Their
-    count is appended to ``left_out``, if given (one number per partition). Records stream through,
+    count is appended to ``left_out``, if given (one number per partition whose rows ``flt`` could list:
+    ``LogFilter.lists_from``; so are ``deleted`` and ``expired``). Records stream through,
     in offset order per partition (``TimeSorted`` puts them in time order): what is held is the
     rows of receipts waiting for their chain's next checkpoint; the deliveries go to a temporary file
     (``_Delivered``). ``progress``, when given, hears how far the walk is (``WalkProgress``). A receipt's row
@@ -600,6 +619,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                                      log_start=starts.get(TopicPartition(topic, partition), 0),
                                      retention=retention)
                 dropped = 0
+                counts = flt.lists_from(holds, (owners or {}).get(topic))  # what it leaves out is missing from the list
                 matched_expired = delivered.expired
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
@@ -609,7 +629,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     if walked is not None:
                         walked.record()
                     doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
-                    if deleted is not None:
+                    if deleted is not None and counts:
                         deleted.extend(f for f in found if isinstance(f, StartFinding))
                     found = [f for f in found if not isinstance(f, StartFinding)]
                     delivered.cut(walk.cut)
@@ -644,9 +664,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                         if flt.accepts(row):
                             yield row
                 dropped += waiting.clear()
-                if left_out is not None:
+                if left_out is not None and counts:
                     left_out.append(dropped)
-                if expired is not None:
+                if expired is not None and counts:
                     expired.append(delivered.expired - matched_expired)
                 if walked is not None:
                     walked.partition_done()

@@ -89,9 +89,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
     verify.set_defaults(func=_verify)
     text = ("list decisions, dead letters, receipts and Kafka-layer denials, only what verifies; exit 3 for a "
-            "--partner neither the policy nor any record the filters took names, 5 when audit records were left "
-            "out as unsound or lost to a deletion before their retention (what they held is not listed: run "
-            "`puente audit verify`)")
+            "--partner neither the policy nor any record the filters took names, 5 when audit records the filters "
+            "could have listed were left out as unsound or lost to a deletion before their retention (what they held "
+            "is not listed: run `puente audit verify`)")
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
                            description=text, parents=[kafka_options()])
     log.add_argument("--partner", help=PARTNER_HELP)

@@ -107,8 +107,8 @@ def _log(retention: Retention) -> tuple[list[str], int, int, list[Any]]:
 
     async def rows() -> list[str]:
         return [row["alert_id"] async for row in auditor.read_log(
-            None, ROLES, auditor.LogFilter(kinds=frozenset({"RECEIPT"})), _verify, left, OWNERS,  # type: ignore[arg-type]
-            retention=retention, deleted=deleted, expired=expired)]
+            None, ROLES, auditor.LogFilter(), _verify, left, OWNERS,  # type: ignore[arg-type]
+            retention=retention, deleted=deleted, expired=expired) if row["kind"] == "RECEIPT"]
 
     return asyncio.run(rows()), sum(left), sum(expired), deleted
 
