@@ -369,12 +369,27 @@ class _ExactEnvironment(EnvSettingsSource):
         return {name.lower(): value for name, value in os.environ.items() if name in known}
 
 
+# Characters that show as nothing, or only on the letter before them: format characters (a zero-width space, a
+# zero-width joiner, a byte order mark, a soft hyphen) and combining marks a composed letter does not take in.
+_INVISIBLE = frozenset({"Cf", "Mn", "Me"})
+
+
 def _folded(name: str) -> str:
     """``name`` as names are compared for likeness: compatibility forms and case folded away (NFKC, case-folded,
     NFKC again: Unicode's NFKC_Casefold, near enough), so that ``puente_home``, ``PUENTE_KEY\\u017f`` (a long s,
     whose upper case is S) and ``PUENTE_\\u212aAFKA_PORT`` (a Kelvin sign, whose lower case is k) meet the name
-    they look like."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    they look like; then what shows as nothing dropped (``_INVISIBLE``: ``\\u200bPUENTE_HOME``, a BOM before it)."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return "".join(c for c in folded if unicodedata.category(c) not in _INVISIBLE)
+
+
+def _imitates(folded: str, known: str) -> bool:
+    """Whether ``folded`` (``_folded``) is ``known`` (folded too: ASCII, as every ``PUENTE_*`` name is) but for
+    characters beyond ASCII, position by position: ``PUENT\\u0415_HOME`` (a Cyrillic E), ``\\u03a1UENTE_HOME`` (a
+    Greek Rho). No confusables table is needed: a name Puente reads is ASCII, so any other character standing where
+    one of its characters stands can only be there to look like it."""
+    return len(folded) == len(known) and folded != known and all(
+        c == k or not c.isascii() for c, k in zip(folded, known, strict=True))
 
 
 def _shown(name: str) -> str:
@@ -384,25 +399,27 @@ def _shown(name: str) -> str:
 
 
 def _misnamed(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    """Each name in ``environ`` that looks like a ``PUENTE_*`` variable (``_folded``) but is not written exactly as
-    one Puente reads, as the name it concerns (upper case: the known name it imitates, if any) and why. A known
-    name written otherwise (``puente_home``) is refused, never taken: the settings (``_ExactEnvironment``) and
-    every other reader take exact names only, so it would be ignored and the default used."""
+    """Each name in ``environ`` that looks like a ``PUENTE_*`` variable (``_folded``, ``_imitates``) but is not
+    written exactly as one Puente reads, as the name it concerns (upper case: the known name it imitates, if any)
+    and why. A known name written otherwise (``puente_home``, ``PUENT\\u0415_HOME``, a zero-width space before it)
+    is refused, never taken: the settings (``_ExactEnvironment``) and every other reader take exact names only, so
+    it would be ignored and the default used."""
     known = known_variables()
     by_fold = {_folded(name): name for name in known}
     for name in sorted(environ):
         if name in known:
             continue
         folded = _folded(name)
-        meant = by_fold.get(folded)
+        meant = by_fold.get(folded) or next((k for f, k in sorted(by_fold.items()) if _imitates(folded, f)), None)
         if meant is not None:
             yield meant, (f"{_shown(name)} is {meant} written otherwise: write it as {meant} (names are read "
                           "exactly as written: this one would be ignored, and the default used)")
-        elif folded.startswith("puente_"):
-            close = difflib.get_close_matches(folded.upper(), sorted(known), n=1)
+        elif folded.startswith("puente_") or _imitates(folded[:7], "puente_"):
+            said = "PUENTE_" + folded[7:].upper()  # a prefix imitated is named as the one it imitates
+            close = difflib.get_close_matches(said, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            yield folded.upper(), (f"{_shown(name)} is not a Puente setting{hint}: check its spelling, or unset it; "
-                                   "a misspelt setting would leave its default in force")
+            yield said, (f"{_shown(name)} is not a Puente setting{hint}: check its spelling, or unset it; a misspelt "
+                         "setting would leave its default in force")
 
 
 # The PUENTE_* variables that are a switch: 0 or 1, nothing else (``PUENTE_DEBUG=yes`` would be ignored unseen).

@@ -15,6 +15,11 @@ from puente.settings import PuenteSettings, check_variables, variable_problems
 # (a long s upper-cases to S, a Kelvin sign lower-cases to k), or in fullwidth letters.
 SPELLINGS = [("puente_home", "PUENTE_HOME"), ("Puente_Keys", "PUENTE_KEYS"), ("PUENTE_KEY\u017f", "PUENTE_KEYS"),
              ("PUENTE_\u212aAFKA_PORT", "PUENTE_KAFKA_PORT"), ("\uff30\uff35ENTE_DEBUG", "PUENTE_DEBUG")]
+# Each a known name that only looks like it: another script's letter in its place (a Cyrillic E, a Greek Rho and
+# Eta), or a character that shows as nothing within or before it (a zero-width space, a BOM, a combining mark).
+LOOK_ALIKES = [("PUENT\u0415_HOME", "PUENTE_HOME"), ("\u03a1UENTE_\u0397OME", "PUENTE_HOME"),
+               ("\u200bPUENTE_HOME", "PUENTE_HOME"), ("\ufeffPUENTE_KEYS", "PUENTE_KEYS"),
+               ("PUENTE_KA\u200dFKA_PORT", "PUENTE_KAFKA_PORT"), ("PUENTE_DEBUG\u0338", "PUENTE_DEBUG")]
 
 
 @pytest.fixture
@@ -25,7 +30,7 @@ def no_puente(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.mark.parametrize(("name", "meant"), SPELLINGS)
+@pytest.mark.parametrize(("name", "meant"), SPELLINGS + LOOK_ALIKES)
 def test_a_known_name_written_otherwise_is_refused_naming_the_name_to_write(name: str, meant: str) -> None:
     """Another spelling of a known name is refused, concerning that name (so `kafka wipe` refuses it for
     PUENTE_HOME), saying how to write it, its letters beyond ASCII escaped, never its value."""
@@ -39,10 +44,11 @@ def test_a_known_name_written_otherwise_is_refused_naming_the_name_to_write(name
 
 def test_an_unknown_name_in_another_case_is_still_unknown() -> None:
     """A name like Puente's in any case or letter form that is no setting is refused as no setting."""
-    for name in ("puente_foo", "Puente_Kafka_Prot", "\uff30UENTE_FOO"):
+    for name in ("puente_foo", "Puente_Kafka_Prot", "\uff30UENTE_FOO", "PUENT\u0415_FOO", "\u200bPUENTE_FOO"):
         (concerns, why), = variable_problems({name: "1"})
-        assert "is not a Puente setting" in why and concerns.startswith("PUENTE_"), why
-    assert variable_problems({"PUENTE_KEYS": "/k", "PUENTEX": "1", "MY_PUENTE_KEYS": "1"}) == []
+        assert "is not a Puente setting" in why and concerns.startswith("PUENTE_") and concerns.isascii(), why
+    assert variable_problems({"PUENTE_KEYS": "/k", "PUENTEX": "1", "MY_PUENTE_KEYS": "1", "\u00e9PUENTE_HOME": "1",
+                              "\u0420UENTE": "1"}) == []
 
 
 def test_the_settings_read_exact_names_only(no_puente: pytest.MonkeyPatch) -> None:
@@ -59,17 +65,21 @@ def test_the_settings_read_exact_names_only(no_puente: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize("verb", ["wipe", "down", "status", "env"])
+@pytest.mark.parametrize(("name", "shown"), [("puente_home", "puente_home"), ("PUENT\u0415_HOME", "PUENT\\u0415_HOME"),
+                                             ("\u200bPUENTE_HOME", "\\u200bPUENTE_HOME")])
 def test_a_lower_case_puente_home_stops_the_kafka_verbs_before_the_default_folder(
-        verb: str, tmp_path: Path, no_puente: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        verb: str, name: str, shown: str, tmp_path: Path, no_puente: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """`puente_home=/x puente kafka wipe` is refused (exit 3, one line naming PUENTE_HOME): before, the settings
-    took it while the local Kafka read PUENTE_HOME alone, and the wipe deleted ./.puente/kafka/single."""
+    took it while the local Kafka read PUENTE_HOME alone, and the wipe deleted ./.puente/kafka/single. So is a name
+    that only looks like it (a Cyrillic E, a zero-width space before it), which nothing read at all."""
     data = tmp_path / ".puente" / "kafka" / "single" / "node1" / "data"
     data.mkdir(parents=True)
     no_puente.chdir(tmp_path)
-    no_puente.setenv("puente_home", str(tmp_path / "elsewhere"))
+    no_puente.setenv(name, str(tmp_path / "elsewhere"))
     assert cli.main(["kafka", verb]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "puente_home is PUENTE_HOME written otherwise" in err[0] and data.exists(), err
+    assert len(err) == 1 and f"{shown} is PUENTE_HOME written otherwise" in err[0] and data.exists(), err
 
 
 def test_every_other_command_refuses_a_name_written_otherwise(no_puente: pytest.MonkeyPatch,
