@@ -455,6 +455,12 @@ def _unreadable(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
             yield name, f"{name} is a switch: 0 or 1"
 
 
+def misnamed_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The names in ``environ`` that look like a ``PUENTE_*`` variable but are none written exactly (``_misnamed``):
+    the name concerned and why, first to last, values unread."""
+    return list(_misnamed(environ))
+
+
 def variable_problems(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """Every ``PUENTE_*`` variable in ``environ`` that ``check_variables`` refuses, first to last, as the name
     it concerns (upper case) and one line saying why: a name that is no setting, or a known name written otherwise

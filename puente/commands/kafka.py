@@ -17,7 +17,7 @@ from puente.commands._common import Subparsers, say, whole
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, SHAPES, LocalKafka, fetch_kafka
 from puente.errors import ConfigError
-from puente.settings import variable_problems
+from puente.settings import misnamed_variables, variable_problems
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -62,7 +62,9 @@ def _lenient(func: Callable[[argparse.Namespace], int]) -> dict[str, object]:
     ``lenient_variables``): a stray variable is a warning, not a refusal, so `make clean` and a script's cleanup
     trap still stop Kafka (refused, the wipe failed unseen and the data was deleted under a running Kafka). A
     problem with what the verb reads itself (PUENTE_HOME, the first port, or a name close to one) is still
-    refused: acting on the default place would stop or delete another Kafka than the one meant."""
+    refused: acting on the default place would stop or delete another Kafka than the one meant. A verb that deletes
+    (wipe) refuses any PUENTE_* name it does not know, however far from those (PUENTE_KAFKA_HOME is no near match
+    of PUENTE_HOME, and may well be the one meant): what it would delete cannot be undone."""
     def run(args: argparse.Namespace) -> int:
         needed = ("PUENTE_HOME", "PUENTE_KAFKA_PORT" if args.shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT")
         problems = variable_problems(os.environ)
@@ -70,6 +72,9 @@ def _lenient(func: Callable[[argparse.Namespace], int]) -> dict[str, object]:
             if name in needed or difflib.get_close_matches(name.removeprefix("PUENTE_"),
                                                            [n.removeprefix("PUENTE_") for n in needed], cutoff=0.7):
                 raise ConfigError(why)
+        if args.verb == "wipe" and (misnamed := misnamed_variables(os.environ)):
+            raise ConfigError(f"{misnamed[0][1]} (`kafka wipe` deletes data, so it refuses any PUENTE_* name it does "
+                              "not know: the one meant may be PUENTE_HOME)")
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             say(f"puente: warning: {problems[0][1]}{more}; going on, as `kafka {args.verb}` reads only "

@@ -164,14 +164,16 @@ def test_the_kafka_verbs_refuse_a_misspelt_variable(tmp_path: Path, monkeypatch:
 
 
 @pytest.mark.parametrize(("variable", "value", "verb"), [
-    ("PUENTE_FOO", "1", ["wipe"]), ("PUENTE_DEBUG", "yes", ["down"]), ("PUENTE_FOO", "1", ["status"]),
+    ("PUENTE_DEBUG", "yes", ["wipe"]), ("PUENTE_DEBUG", "yes", ["down"]), ("PUENTE_FOO", "1", ["status"]),
     ("PUENTE_DEBUG", "yes", ["env", "--shape", "cluster"]), ("PUENTE_FOO", "1", ["stop-node", "2"]),
 ])
 def test_a_stray_variable_is_a_warning_for_the_verbs_that_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str], variable: str,
                                                                 value: str, verb: list[str]) -> None:
     """`kafka wipe|down|status|env|stop-node` go on past a variable they do not read, with one warning line:
-    refused, `make clean` and the scripts' cleanup traps (which hide the error) would leave Kafka running."""
+    refused, `make clean` and the scripts' cleanup traps (which hide the error) would leave Kafka running. (A name
+    that is no setting stops a wipe all the same: what it deletes may be the data PUENTE_HOME misspelt points away
+    from, `test_settings_names`.)"""
     monkeypatch.setenv("PUENTE_HOME", str(tmp_path))
     monkeypatch.setenv(variable, value)
     data = tmp_path / "kafka" / "single" / "node1"

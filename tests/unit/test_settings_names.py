@@ -82,6 +82,22 @@ def test_a_lower_case_puente_home_stops_the_kafka_verbs_before_the_default_folde
     assert len(err) == 1 and f"{shown} is PUENTE_HOME written otherwise" in err[0] and data.exists(), err
 
 
+def test_kafka_wipe_refuses_any_unknown_puente_name_where_the_other_verbs_warn(
+        tmp_path: Path, no_puente: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`PUENTE_KAFKA_HOME=/x puente kafka wipe --shape cluster` is refused (exit 3): no near match of PUENTE_HOME,
+    it was only a warning, and the wipe deleted the default folder's data. `kafka status` still only warns."""
+    data = tmp_path / ".puente" / "kafka" / "cluster" / "node1" / "data"
+    data.mkdir(parents=True)
+    no_puente.chdir(tmp_path)
+    no_puente.setenv("PUENTE_KAFKA_HOME", str(tmp_path / "elsewhere"))
+    assert cli.main(["kafka", "wipe", "--shape", "cluster"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PUENTE_KAFKA_HOME is not a Puente setting" in err[0] and data.exists(), err
+    assert "refuses any PUENTE_* name it does not know" in err[0]
+    cli.main(["kafka", "status", "--shape", "cluster"])
+    assert "puente: warning: PUENTE_KAFKA_HOME is not a Puente setting" in capsys.readouterr().err
+
+
 def test_every_other_command_refuses_a_name_written_otherwise(no_puente: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """A command that reads settings refuses another spelling of one before it runs: exit 3, one line."""
