@@ -71,7 +71,7 @@ from broker.crypto.signing import checker
 from broker.private_files import folder_refusal, read_regular, secret_problem, write_new, write_new_all
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
-from policies import MAX_PARTNER_ID_BYTES, load_policy_set
+from policies import MAX_PARTNER_ID_BYTES, RESERVED_OWNERS, load_policy_set
 from puente.errors import KeyMaterialError, KeyUnusable, PuenteError
 from puente.settings import PuenteSettings
 from puente.strict import one_line
@@ -335,13 +335,17 @@ def _broker_makes(record: KeyRecord) -> bool:
     return record.owner == BROKER_OWNER and record.kind in _BROKER_PRIVATE
 
 
+_RESERVED = frozenset(owner.casefold() for owner in RESERVED_OWNERS)  # no partner's nor agency's id, in any case
+
+
 def _check_ident(holder: Holder, ident: str) -> None:
     if holder is Holder.BROKER:
         if ident != BROKER_OWNER:
             raise KeyMaterialError(f"the broker's keys belong to {BROKER_OWNER!r}, not {ident[:40]!r}")
         return
-    if ident == BROKER_OWNER:
-        raise KeyMaterialError(f"{BROKER_OWNER!r} is the broker's name, not a {holder}'s")
+    if ident.casefold() in _RESERVED:
+        # In any case, as the policy refuses it (``policies.RESERVED_OWNERS``): keys made for it would serve no one.
+        raise KeyMaterialError(f"{ident[:40]!r} is the broker's name (in any case), not a {holder}'s")
     # The id becomes a folder name and the owner of key ids: it must pass as one.
     if not _OWNER.fullmatch(ident):
         raise KeyMaterialError(f"{ident[:40]!r} is not a usable {holder} id: use up to 64 letters, digits, '_', '.' "

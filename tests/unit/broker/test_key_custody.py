@@ -279,10 +279,12 @@ def test_own_kinds_are_each_holders_private_keys() -> None:
     ("holder", "ident", "problem"),
     [(Holder.PARTNER, "broker", "the broker's name"), (Holder.AGENCY, "../x", "not a usable agency id"),
      (Holder.BROKER, "SENAN", "belong to 'broker'"), (Holder.PARTNER, "", "not a usable partner id"),
-     (Holder.PARTNER, "P" * 15, "at most 14 characters")],
+     (Holder.PARTNER, "P" * 15, "at most 14 characters"), (Holder.PARTNER, "BROKER", "the broker's name"),
+     (Holder.AGENCY, "Broker", "the broker's name")],
 )
 def test_holder_ids_that_cannot_be_folders_or_owners_are_refused(holder: Holder, ident: str, problem: str) -> None:
-    """A party id that would escape the keys root, or pose as the broker, is refused before any folder is made."""
+    """A party id that would escape the keys root, or pose as the broker (in any case, as the policy refuses it), is
+    refused before any folder is made."""
     with pytest.raises(KeyMaterialError, match=problem):
         holder_path("/nonexistent", holder, ident)
 
