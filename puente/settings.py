@@ -445,6 +445,10 @@ def _unreadable(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
         value = environ[name]
         if not value.strip():
             yield name, f"{name} is set to nothing: give it a value, or unset it for its default"
+        elif value.endswith("\r"):  # what a file of settings saved with CRLF line ends leaves on every value
+            yield name, (f"{name} ends with a carriage return (Windows line ends: an --env-file or .env file saved "
+                         "with CRLF): save it with Unix line ends (LF); read as it is, a path or a name would be "
+                         "another one")
         elif value != value.strip():
             yield name, (f"{name} begins or ends with a blank (a space, a tab or a line break): remove it; read as it "
                          "is, a path or a name would be another one")

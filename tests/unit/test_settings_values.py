@@ -24,6 +24,9 @@ def no_puente(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.mark.parametrize(("name", "value", "said"), [
     ("PUENTE_KEYS", " /srv/kx", "begins or ends with a blank"),
     ("PUENTE_KEYS", "/srv/kx\n", "begins or ends with a blank"),
+    ("PUENTE_KEYS", "/srv/kx\r", "ends with a carriage return (Windows line ends: an --env-file or .env file saved "
+                                 "with CRLF)"),
+    ("PUENTE_DEBUG", "1\r", "ends with a carriage return (Windows line ends"),
     ("PUENTE_POLICY_DIR", "\t/srv/policies", "begins or ends with a blank"),
     ("PUENTE_TOPIC_PREFIX", "puente\u00a0", "begins or ends with a blank"),
     ("PUENTE_DEBUG", "1 ", "begins or ends with a blank"),
