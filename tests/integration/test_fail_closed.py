@@ -143,7 +143,7 @@ async def test_a_forged_receipt_is_reported_and_never_signed_over(env: Env, tmp_
     assert [json.loads(line)["kind"] for line in log.stdout.splitlines()] == ["DECISION"] * len(env.policy.partners)
     receipts = subprocess.run(cli("audit", "log", "--json", "--kind", "receipt"), env=env.env_vars("auditor"),
                               capture_output=True, text=True, check=False)
-    assert receipts.returncode == 0 and victim_ref not in receipts.stdout, receipts.stderr[-2000:]
+    assert receipts.returncode == 5 and victim_ref not in receipts.stdout, receipts.stderr[-2000:]
 
     # Another instance partners.yaml names starts a chain of its own and receives the rest.
     rest = await _subscriber(env, partner, instance="standby").run(io.StringIO(), idle_exit_s=3)
