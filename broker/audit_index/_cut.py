@@ -19,7 +19,11 @@ drops every row and finding of those records and brings each chain of the partit
   checked by (``signers``, ``keys``, ``dated``): the walk's own log-start rule then starts it at its next record
   held, at whatever seq, and checks that record's start, as a rebuild does;
 - its records, signed records and unsigned tail count the records held only, and its last signed record is none
-  once that record is deleted.
+  once that record is deleted;
+- a chain whose first record held was not sound when read (a gap or a break: what the records now deleted made it)
+  is one a rebuild starts there, sound, with its rows: the partition is read again from that record
+  (``_read_again_from``), what the index holds from there on dropped as the records before the log start are, and
+  every chain read from there on starts anew (it has no record read before it: the read goes back far enough).
 
 What it gives back (``Cut``) the ingest applies (``PartitionIngest``): the receipts naming the deliveries dropped are
 matched again, and the feed places and first receipts that dropped receipts had bound are bound again from the
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.audit.verify import ChainState, Finding
-from broker.audit_index._store import chain_name
+from broker.audit_index._store import chain_key, chain_name
 
 SOUND, IN_RECORDS, SIGNED, TAILED = 1, 2, 4, 8
 """``records_read.counted``: the record was sound (no finding at it but its start check's); it counted in its
@@ -50,6 +54,7 @@ Counts = tuple[ChainState, int, int, int]  # a chain's state and its records, si
 StartCheck = Callable[[int, dict[str, Any]], list[Finding]]
 """The start check of a chain's first record held (``PartitionWalk._start_check``): its offset and what it states."""
 
+_PAST_ALL = 2**63 - 1  # past every offset: SQLite's largest integer
 # Every table with a row per record (or per part of one) of an audit partition, by its ``offset``.
 _PER_RECORD = ("decisions", "dead_letters", "gaps", "denials", "queries", "receipts", "pending_receipts",
                "unmatched_receipts", "findings", "records_read")
@@ -66,6 +71,7 @@ class Cut:
     places: set[tuple[str, str]] = field(default_factory=set)
     acknowledged: set[int] = field(default_factory=set)
     findings: int = 0
+    again: int | None = None  # where the partition is read again from (``_read_again_from``), the position set there
 
 
 def counted(before: Counts | None, state: ChainState | None, offset: int, sound: bool) -> int:
@@ -102,40 +108,114 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
               check: StartCheck | None) -> Cut:
     """Drop what the index holds of ``topic[partition]`` before ``log_start`` and start its chains as a rebuild
     does (module docstring), in the transaction the caller holds; ``check``: the start check (None: no retention
-    to judge by, nothing checked)."""
+    to judge by, nothing checked). Where a chain's first record held was not sound, what the index holds from there
+    on goes too and the partition is read again from there (``Cut.again``)."""
     where = (topic, partition, log_start)
     cut = Cut()
     read_to = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                            (topic, partition)).fetchone()
     unread = read_to is not None and log_start > int(read_to[0])
+    spans = {} if unread else _held_spans(conn, topic, partition, log_start)
+    cut.again = _read_again_from(spans)
+    anew = {key for key, (_, last, _) in spans.items() if cut.again is not None and last >= cut.again}
     for key, text in conn.execute("SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?",
                                   (topic, partition)).fetchall():
         state = ChainState.from_json(json.loads(text))
-        found, state = _start_chain(conn, where, key, state, check, unread)
-        cut.findings += found
+        if key in anew:  # read again from ``again``, where nothing of it is read yet: it starts there anew
+            state = _anew(state)
+        else:
+            found, state = _start_chain(conn, where, key, state, check, unread)
+            cut.findings += found
         conn.execute("UPDATE chains SET state = ? WHERE topic = ? AND partition = ? AND chain_key = ?",
                      (json.dumps(state.to_json()), topic, partition, key))
-    cut.deliveries = [(str(name), str(partner)) for name, partner in conn.execute(
-        "SELECT DISTINCT COALESCE(ref, alert_id), partner FROM decisions WHERE topic = ? AND partition = ? AND "
-        "\"offset\" < ? AND went = 1 AND decision IN ('DELIVER', 'DELIVER_REDACTED', 'RECALL') AND partner IS NOT "
-        "NULL", where)]
-    for partner, place, delivery in conn.execute("SELECT partner, place, decision_id FROM receipts WHERE topic = ? "
-                                                 "AND partition = ? AND \"offset\" < ?", where):
-        if place is not None:
-            cut.places.add((partner, place))
-        if delivery is not None:
-            cut.acknowledged.add(int(delivery))
     # Decision ids are never given again (``PartitionIngest._decision``): a receipt held unmatched is matched again
     # only against decisions numbered past the newest it was matched against.
     conn.execute("INSERT INTO meta (key, value) SELECT 'decision_ids', MAX(id) FROM decisions WHERE id > COALESCE(("
                  "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'decision_ids'), 0) HAVING MAX(id) IS NOT NULL "
                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-    conn.execute("DELETE FROM decision_rules WHERE decision_id IN (SELECT id FROM decisions WHERE topic = ? AND "
-                 "partition = ? AND \"offset\" < ?)", where)
-    for table in _PER_RECORD:
-        conn.execute(f"DELETE FROM {table} WHERE topic = ? AND partition = ? AND \"offset\" < ?", where)
-    conn.execute("DELETE FROM chain_ends WHERE topic = ? AND partition = ? AND \"offset\" < ?", where)
+    _drop(conn, (topic, partition, 0, log_start), cut)
+    if cut.again is not None:
+        _drop(conn, (topic, partition, cut.again, _PAST_ALL), cut)
+        _forget_waiting(conn, topic, partition, anew)
+        conn.execute("UPDATE positions SET next_offset = ? WHERE topic = ? AND partition = ?",
+                     (cut.again, topic, partition))
     return cut
+
+
+def _drop(conn: sqlite3.Connection, span: tuple[str, int, int, int], cut: Cut) -> None:
+    """Drop every row and finding of the records of ``span`` (topic, partition, from offset, to offset before),
+    noting in ``cut`` what rows of other partitions depend on."""
+    where = "topic = ? AND partition = ? AND \"offset\" >= ? AND \"offset\" < ?"
+    cut.deliveries += [(str(name), str(partner)) for name, partner in conn.execute(
+        f"SELECT DISTINCT COALESCE(ref, alert_id), partner FROM decisions WHERE {where} AND went = 1 AND decision IN "
+        "('DELIVER', 'DELIVER_REDACTED', 'RECALL') AND partner IS NOT NULL", span)]
+    for partner, place, delivery in conn.execute(f"SELECT partner, place, decision_id FROM receipts WHERE {where}",
+                                                 span):
+        if place is not None:
+            cut.places.add((partner, place))
+        if delivery is not None:
+            cut.acknowledged.add(int(delivery))
+    conn.execute(f"DELETE FROM decision_rules WHERE decision_id IN (SELECT id FROM decisions WHERE {where})", span)
+    for table in (*_PER_RECORD, "chain_ends"):
+        conn.execute(f"DELETE FROM {table} WHERE {where}", span)
+
+
+Spans = dict[str, tuple[int, int, int]]  # per chain key: its first and last records held, how the first counted
+
+
+def _held_spans(conn: sqlite3.Connection, topic: str, partition: int, log_start: int) -> Spans:
+    """Per chain the index holds a state of, its first and last records read from ``log_start`` on (offsets) and how
+    the first counted (``records_read.counted``); a chain with none is not named."""
+    spans: Spans = {}
+    for (key,) in conn.execute("SELECT chain_key FROM chains WHERE topic = ? AND partition = ?",
+                               (topic, partition)).fetchall():
+        mine = (topic, partition, key)
+        first = conn.execute("SELECT \"offset\", counted FROM records_read WHERE topic = ? AND partition = ? AND "
+                             "chain_key = ? AND \"offset\" >= ? ORDER BY \"offset\" LIMIT 1",
+                             (*mine, log_start)).fetchone()
+        if first is not None:
+            last = conn.execute("SELECT MAX(\"offset\") FROM records_read WHERE topic = ? AND partition = ? AND "
+                                "chain_key = ?", mine).fetchone()[0]
+            spans[key] = (int(first[0]), int(last), int(first[1]))
+    return spans
+
+
+def _read_again_from(spans: Spans) -> int | None:
+    """Where the partition is read again from (None: nowhere): the first record held of a chain that was not sound
+    when read (a gap, a break: what the records deleted before it made it), which a rebuild takes as the chain's
+    start, with its rows. Every chain with records read from there on starts there anew, so no chain read both
+    before and after it may be: the read goes back to the first record held of such a chain, until none is."""
+    again = min((first for first, _, flags in spans.values() if not flags & SOUND), default=None)
+    while again is not None:
+        earlier = min((first for first, last, _ in spans.values() if first < again <= last), default=None)
+        if earlier is None:
+            return again
+        again = earlier
+    return None
+
+
+def _anew(state: ChainState) -> ChainState:
+    """A chain that continues no record held: the walk's log-start rule starts it at its next record held, at
+    whatever seq, and checks that record's start, as a rebuild does. Only what the keys are checked by stays (the
+    keys its deleted records were signed with, which no rebuild can tell), and its place in the order chains are
+    given up in."""
+    return ChainState(signers=state.signers, keys=state.keys, dated=state.dated, last=state.last)
+
+
+def _forget_waiting(conn: sqlite3.Connection, topic: str, partition: int, keys: set[str]) -> None:
+    """Chains ``keys`` of a receipts partition read again from their start: not vouched for, nothing waiting, until
+    their records read again say so."""
+    row = conn.execute("SELECT vouched FROM unvouched WHERE topic = ? AND partition = ?", (topic, partition)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE unvouched SET vouched = ? WHERE topic = ? AND partition = ?",
+                     (json.dumps(sorted(set(json.loads(row[0])) - keys)), topic, partition))
+    row = conn.execute("SELECT waiting FROM receipts_waiting WHERE topic = ? AND partition = ?",
+                       (topic, partition)).fetchone()
+    if row is not None:
+        doc = json.loads(row[0])
+        doc["waiting"] = [[chain, places] for chain, places in doc["waiting"] if chain_key(chain) not in keys]
+        conn.execute("UPDATE receipts_waiting SET waiting = ? WHERE topic = ? AND partition = ?",
+                     (json.dumps(doc), topic, partition))
 
 
 def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
@@ -163,7 +243,7 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
         # Its next records may be among those deleted unread: what the walk holds of it continues nothing held, so
         # it starts anew, and the walk's log-start rule starts it at its next record held, whatever its seq (a
         # rebuild's start, checked as a rebuild checks it), rather than report the records deleted as a gap.
-        return 0, ChainState(signers=state.signers, keys=state.keys, dated=state.dated, last=state.last)
+        return 0, _anew(state)
     if held is None:
         state.first_seq = state.seq  # its next record read is its first held: the walk checks it
         return 0, state

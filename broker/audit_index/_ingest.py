@@ -163,15 +163,15 @@ class PartitionIngest:
         self._expired_before = expired_before  # ``match_receipt``'s: set before ``_cut`` matches receipts again
         self.path = path or Path("(the audit index)")
         self.batch_rows = batch_rows
-        row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
-                           (topic, partition)).fetchone()
-        self.start = self.next_offset = int(row[0]) if row else 0
         self._book = SqlReceiptBook(conn, _SENT_SQL)
         self.found = 0  # problems found by this ingest
         if cut_due(conn, topic, partition, log_start):
             # Kafka deleted records this index read: what it holds of them goes, and its chains start where a
-            # rebuild from the log start has them (``_cut``).
+            # rebuild from the log start has them (``_cut``), which may read some of the partition again.
             self._cut(log_start, PartitionWalk(topic, partition, verify, holds, owner), retention)
+        row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+                           (topic, partition)).fetchone()
+        self.start = self.next_offset = int(row[0]) if row else 0
         chains = {chain_name(key): ChainState.from_json(json.loads(state)) for key, state in conn.execute(
             "SELECT chain_key, state FROM chains WHERE topic = ? AND partition = ?", (topic, partition))}
         # ``prunes``: the index holds each waiting receipt by offset (``pending_receipts``), so a fork a signed

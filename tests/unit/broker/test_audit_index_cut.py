@@ -16,6 +16,7 @@ from broker.audit_index import AuditIndex, Query, Scope
 from puente.wire import iso_utc
 from tests.unit.broker.test_audit_index import (
     COL_DROP,
+    COL_RCPT,
     DECISIONS,
     HOLDS,
     OWNERS,
@@ -169,6 +170,23 @@ def test_a_log_start_passing_the_read_position_after_an_earlier_cut_starts_the_c
         assert caught_up == _seen(index)
     assert [r[0] for r in caught_up["rows"]] == ["SNM:3", "SNM:4"]
     assert caught_up["problems"] == 1 and "starts at seq 3" in caught_up["findings"][0]["problem"]
+
+
+@pytest.mark.parametrize("retention", [DELETED, EXPIRED], ids=["deleted", "expired"])
+def test_a_cut_landing_on_a_record_read_as_a_gap_starts_the_chain_there_with_its_rows(
+        tmp_path: Path, retention: Retention) -> None:
+    """Block 2 never written, so block 3 was read as a gap; the log then starts at block 3: the partition is read
+    again from there, and block 3 starts the chain, its decisions listed and acknowledged by COL's receipts (matched
+    again once they are), its start checked, the gap gone, as in a rebuild."""
+    blocks = _blocks(5)
+    topics = {DECISIONS: [*blocks[:2], *blocks[3:]], COL_RCPT: _receipts("COL", ["SNM:3", "SNM:4"], minute=300)}
+    caught_up, rebuilt = _caught_up_and_rebuilt(tmp_path, topics, {DECISIONS: 4}, {DECISIONS: 2}, retention)
+    assert caught_up == rebuilt
+    assert [r[0] for r in caught_up["rows"]] == ["SNM:3", "SNM:4"]
+    assert caught_up["unreceipted"] == [] and caught_up["summary"]["receipts"] == 2
+    problems = [f["problem"] for f in caught_up["findings"]]
+    assert all("gap" not in p for p in problems)
+    assert len(problems) == (1 if retention is DELETED else 0)
 
 
 def test_receipts_of_deliveries_whose_decisions_were_deleted_are_matched_again(tmp_path: Path) -> None:
