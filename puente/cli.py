@@ -188,8 +188,10 @@ codecs.register_error("puente.escape", _escaped)
 def _stdout_escaping() -> None:
     """Standard output in an encoding that cannot write every character (PYTHONIOENCODING=latin-1 or ascii, a
     legacy locale) escapes those it cannot (``_escaped``), as standard error does: strict, the first Spanish
-    letter or dash a command printed raised UnicodeEncodeError, which ended it as an internal error (exit 70)."""
-    if isinstance(sys.stdout, io.TextIOWrapper):
+    letter or dash a command printed raised UnicodeEncodeError, which ended it as an internal error (exit 70).
+    Only a strict handler is replaced: one the user chose (PYTHONIOENCODING=ascii:replace, UTF-8 mode's
+    surrogateescape) is theirs, and already writes every character somehow."""
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
         sys.stdout.reconfigure(errors="puente.escape")
 
 

@@ -31,6 +31,20 @@ def test_spanish_text_on_a_narrow_standard_output_is_escaped_not_an_internal_err
     assert ("Polic\\u00eda Nacional" if encoding == "ascii" else "Policía Nacional") in out
 
 
+@pytest.mark.parametrize(("io_encoding", "utf8_mode", "errors"), [("ascii:replace", "0", "replace"),
+                                                                  ("latin-1:backslashreplace", "0", "backslashreplace"),
+                                                                  ("", "1", "surrogateescape"),
+                                                                  ("ascii", "0", "puente.escape")])
+def test_a_handler_the_user_chose_for_standard_output_is_kept(io_encoding: str, utf8_mode: str, errors: str) -> None:
+    """PYTHONIOENCODING=ascii:replace or UTF-8 mode's surrogateescape are the user's choice: Puente keeps them, and
+    replaces only a strict handler, which would end the command at the first character it cannot write."""
+    env = {k: v for k, v in os.environ.items() if "PUENTE" not in k.upper() and k != "PYTHONIOENCODING"}
+    env.update({"PYTHONUTF8": utf8_mode, **({"PYTHONIOENCODING": io_encoding} if io_encoding else {})})
+    code = "import sys, puente.cli as c; c._stdout_escaping(); print(sys.stdout.errors)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=True, cwd=ROOT)
+    assert done.stdout.decode().strip() == errors
+
+
 def test_a_json_line_escaped_so_is_the_same_json() -> None:
     """The escapes are JSON's (a surrogate pair beyond the BMP), so a JSON line written through them reads back as
     the same value: Python's backslashreplace (\\xed, \\U0001f600) would make it invalid JSON."""
