@@ -254,7 +254,13 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
     if check is None or not flags & SOUND or seq <= 0:
         return 0, state
     found = check(int(offset), {"seq": seq, "chain": chain_name(key), "prev_at": prev_at, "keep_days": keep_days})
+    noted = 0
     for f in found:
-        conn.execute("INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
-                     "VALUES (?, ?, ?, ?, ?, 0)", (topic, partition, f.offset, key, f.problem))
-    return len(found), state
+        # An earlier cut (or the walk, reading it first held) may have noted it already: a later cut whose log
+        # start passed only records before it (of other chains, say) finds the same start again.
+        noted += conn.execute(
+            "INSERT INTO findings (topic, partition, \"offset\", chain_key, problem, unmatched) "
+            "SELECT ?, ?, ?, ?, ?, 0 WHERE NOT EXISTS (SELECT 1 FROM findings WHERE topic = ? AND partition = ? "
+            "AND chain_key = ? AND \"offset\" = ? AND problem = ?)",
+            (topic, partition, f.offset, key, f.problem, topic, partition, key, f.offset, f.problem)).rowcount
+    return noted, state

@@ -189,6 +189,24 @@ def test_a_cut_landing_on_a_record_read_as_a_gap_starts_the_chain_there_with_its
     assert len(problems) == (1 if retention is DELETED else 0)
 
 
+def test_cuts_that_find_the_same_chain_start_again_note_its_deletion_once(tmp_path: Path) -> None:
+    """The log starting at 2, then at 3, past an unreadable record before block 2: each cut finds the chain starting
+    at block 2, whose deletion is one finding, as in a rebuild; so does a cut past a start the walk itself checked."""
+    blocks = _blocks(4)
+    topics = {DECISIONS: [*blocks[:2], b"not an audit record", *blocks[2:]]}
+    with AuditIndex(tmp_path / "rebuilt" / "index.sqlite") as index:
+        _read(index, topics, {DECISIONS: 3})
+        rebuilt = _seen(index)
+    for name, first in (("caught-up", {}), ("started-there", {DECISIONS: 2})):
+        with AuditIndex(tmp_path / name / "index.sqlite") as index:
+            _read(index, topics, first)
+            _read(index, topics, {DECISIONS: 2})
+            _read(index, topics, {DECISIONS: 3})
+            caught_up = _seen(index)
+        assert caught_up == rebuilt
+    assert caught_up["problems"] == 1 and "starts at seq 2" in caught_up["findings"][0]["problem"]
+
+
 def test_receipts_of_deliveries_whose_decisions_were_deleted_are_matched_again(tmp_path: Path) -> None:
     """The decisions of a delivery COL acknowledged deleted while the receipt is held: a rebuild matches that receipt
     to no delivery (a finding), and so does the catch-up, which held it as a row bound to the delivery."""
