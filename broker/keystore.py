@@ -68,7 +68,15 @@ from broker.crypto.keys import (
 )
 from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
-from broker.private_files import folder_refusal, read_regular, secret_problem, write_new, write_new_all
+from broker.private_files import (
+    TEMPORARY,
+    cut_short,
+    folder_refusal,
+    read_regular,
+    secret_problem,
+    write_new,
+    write_new_all,
+)
 from broker.private_files import private_folder as private_folder  # re-exported: where callers have found it
 from broker.private_files import write_atomic as write_atomic
 from policies import MAX_PARTNER_ID_BYTES, RESERVED_OWNERS, load_policy_set
@@ -155,8 +163,8 @@ class Holder(StrEnum):
 
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # the owner part of KEY_ID_PATTERN
 _RETIRED = re.compile(r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-mac-[A-Za-z0-9]{1,16}\.json")
-# ``write_atomic``'s temporary name for ``name``, left behind by a write that crashed.
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp", re.DOTALL)
+# ``write_atomic``'s and ``write_new_all``'s temporary name for ``name``, left behind by a write that crashed.
+_TEMPORARY = TEMPORARY
 # Kubernetes' own entries in a secret volume (``..data -> ..2026_01_05_10_00_00.123``), taken on a read-only mount only.
 _KUBERNETES = re.compile(r"\.\.data|\.\.data_tmp|\.\.[0-9]{4}(_[0-9]{2}){5}\.[0-9]+")
 
@@ -326,6 +334,11 @@ def own_kinds(holder: Holder, ident: str, agreements: Iterable[str] = ()) -> lis
 # The private keys the broker makes in its own name (``own_kinds``); the pseudonym keys it makes are each
 # an agreement's, so any owner goes for those.
 _BROKER_PRIVATE = frozenset({KeyKind.BROKER_SIGNING, KeyKind.KEY_AGREEMENT})
+# The kinds whose newest generation puts a holder's set in use: the broker signs with its newest signing key
+# (``load_signing_key``), a partner its receipts with its newest receipt key (``load_receipt_key``); the rest are
+# used in every generation held, or named (an agency's ``in-use``). Linked last in a set (``Keystore._put_set``), so a
+# run killed half-way leaves the generation in use as it was.
+_PUTS_IN_USE = frozenset({KeyKind.BROKER_SIGNING, KeyKind.PARTNER_SIGNING})
 
 
 def _broker_makes(record: KeyRecord) -> bool:
@@ -1316,13 +1329,11 @@ class Keystore:
             for kind, owner in absent:
                 self._require_after(kind, owner, generation)
             return self._put_set([new_key(kind, owner, generation, now) for kind, owner in absent])
-        if present and not keep_existing:
-            hint = ("; or add --missing-only to make only the pseudonym keys it lacks (a keystore made before alert "
-                    "references, a new agreement's key): never for a key that was lost, which its backup restores, "
-                    "since a new one gives partners new references or pseudonyms for what they hold"
-                    if only_pseudonyms and absent else "")
-            raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
-                                   f"choose a new generation (--generation){hint}")
+        # A set a killed run left half-made (each of its keys beside its temporary file, ``cut_short``) is finished:
+        # none of it was ever reported made, so none handed over. Anything else there is refused.
+        resumed = bool(present and absent) and all(cut_short(self.path / f"{key_id}.json") for key_id in present)
+        if present and not keep_existing and not resumed:
+            self._refuse_present(present, [key_id for key_id in ids if key_id not in present], only_pseudonyms)
         for key_id, (kind, owner) in zip(ids, wanted, strict=True):
             if key_id not in present:
                 self._require_after(kind, owner, generation)
@@ -1341,6 +1352,23 @@ class Keystore:
         return [written[key_id] if key_id in written else self._own_private(key_id, kind, owner)
                 for key_id, (kind, owner) in zip(ids, wanted, strict=True)]
 
+    def _refuse_present(self, present: list[str], absent: list[str], only_pseudonyms: bool) -> None:
+        """KeyMaterialError (one line): keys ``present`` of the generation asked for are here already, and no run cut
+        short left them (``generate_own``); with ``absent``, the rest of the set, which files to remove to make the
+        set again when a run that never finished made them."""
+        if only_pseudonyms and absent:
+            hint = ("; or add --missing-only to make only the pseudonym keys it lacks (a keystore made before alert "
+                    "references, a new agreement's key): never for a key that was lost, which its backup restores, "
+                    "since a new one gives partners new references or pseudonyms for what they hold")
+        elif absent:
+            files = " ".join(str(self.path / f"{key_id}.json") for key_id in present)
+            hint = (f"; {', '.join(absent)} of that set missing: if a run that never finished made the rest and none "
+                    f"of it was handed over, remove {files} and run this again")
+        else:
+            hint = ""
+        raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
+                               f"choose a new generation (--generation){hint}")
+
     def _own_private(self, key_id: str, kind: KeyKind, owner: str) -> KeyRecord:
         """The key ``key_id`` held here, which must hold its private half: this is ``owner``'s own folder."""
         kept = self.load(key_id, kind)
@@ -1356,15 +1384,17 @@ class Keystore:
         for the broker, a new signing key without the rest, which its next start would sign with. A name taken
         meanwhile is refused (KeyMaterialError) with nothing written; with ``keep_existing``, by a run on this folder
         at the same time (two ``keys init``), that key is kept instead (whole once its name exists) and the rest
-        written again, all or none."""
-        pending = list(records)
+        written again, all or none. A run killed half-way (no exception to undo it) leaves the generation in use as it
+        was: the key that puts a set in use (``_PUTS_IN_USE``) is linked last, and ``generate_own`` finishes the set
+        on the next run."""
+        pending = sorted(records, key=lambda record: record.kind in _PUTS_IN_USE)  # the one putting it in use last
         while pending:
             files = [(self.path / f"{record.key_id}.json", record_to_json(record),
                       0o600 if record.secret is not None else 0o644) for record in pending]
             try:
                 private_folder(self.path, error=KeyMaterialError)
                 write_new_all(files)
-                return pending
+                break
             except FileExistsError as exc:
                 key_id = Path(str(exc.filename)).name.removesuffix(".json")
                 if not keep_existing or all(record.key_id != key_id for record in pending):
@@ -1374,7 +1404,7 @@ class Keystore:
                 ids = ", ".join(record.key_id for record in pending)
                 raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
                                        "written") from None
-        return []
+        return pending
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:
         """KeyMaterialError, before anything is written, when this folder holds a private half that is not

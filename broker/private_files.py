@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Sequence
@@ -56,6 +57,9 @@ from puente.errors import ConfigError, PuenteError, StoreError
 
 # The error a refusal raises: each caller's own kind (KeyMaterialError, ConfigError, StoreError, ...).
 Refusal = Callable[[str], PuenteError]
+# The temporary name ``write_atomic`` and ``write_new_all`` write ``name`` under beside it, left behind by a write whose
+# process was killed (or lost its power) before it removed it.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp", re.DOTALL)
 
 
 def _trusted(uid: int) -> bool:
@@ -333,7 +337,11 @@ def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
     into place, then each is linked. When a write, a link or the folders' sync fails, or a name is taken
     (``FileExistsError`` naming that path), the names this call placed are removed again; the temporary files
     are removed whatever happens. For a set of files that means nothing without the others (one party's keys): a
-    run that fails half-way leaves none of it, which a rerun would have to refuse to replace."""
+    run that fails half-way leaves none of it, which a rerun would have to refuse to replace.
+
+    Only an exception is undone: a process killed between two links leaves the files linked so far, each still
+    beside its temporary file (``cut_short`` tells them), and the temporary files of the rest. So the file whose
+    presence puts the set in use goes last in ``files``, and the caller finishes such a set on its next run."""
     temporary: list[Path] = []
     placed: list[Path] = []
     try:
@@ -348,11 +356,36 @@ def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
         for path in reversed(placed):
             with contextlib.suppress(OSError):
                 path.unlink()
+        for folder in dict.fromkeys(path.parent for path in placed):
+            with contextlib.suppress(OSError):  # the removals made durable: a power cut brings none of them back
+                _sync_folder(folder)
         raise
     finally:
         for tmp in temporary:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def cut_short(path: Path) -> bool:
+    """Whether the file at ``path`` was put in place by a ``write_new_all`` killed before it ended: a temporary file of
+    its name is still beside it and is the same file (``write_new_all`` links each temporary file into place and
+    removes them all when it ends, whatever is raised). Never through a link; False when anything cannot be read."""
+    try:
+        placed = os.lstat(path)
+        names = os.listdir(path.parent)
+    except OSError:
+        return False
+    for name in names:
+        found = TEMPORARY.fullmatch(name)
+        if found is None or found["name"] != path.name:
+            continue
+        try:
+            info = os.lstat(path.parent / name)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == (placed.st_dev, placed.st_ino):
+            return True
+    return False
 
 
 def _write_temporary(path: Path, data: bytes, mode: int) -> Path:

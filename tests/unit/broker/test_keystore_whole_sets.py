@@ -1,17 +1,22 @@
 """One holder's set of keys is made whole or not at all: a run that fails half-way leaves none of it, so a rerun
-makes the set, and the broker never signs with a new signing key whose set failed."""
+makes the set, and the broker never signs with a new signing key whose set failed; a run killed half-way leaves the
+generation in use as it was, and the same command run again finishes the set."""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import broker.private_files
 from broker.keystore import Holder, Keystore
 from puente.errors import KeyMaterialError
 
@@ -59,9 +64,8 @@ def test_a_full_disk_on_the_second_key_leaves_none_and_the_rerun_makes_them(tmp_
 
 def test_a_broker_rotation_that_fails_half_way_leaves_no_new_signing_key(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The broker's next generation, its signing key written first: a link that fails for the second key (after the
-    signing key was put in place) removes the signing key again, so the broker still signs with the generation in
-    use, and the rotation run again goes through."""
+    """The broker's next generation: a link that fails for the second key (after the first was put in place) removes
+    the first again, so the broker still signs with the generation in use, and the rotation run again goes through."""
     store = Keystore(tmp_path / "broker")
     store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=AGREEMENTS)
     before = sorted(p.name for p in store.path.iterdir())
@@ -92,3 +96,99 @@ def test_missing_pseudonym_keys_are_made_all_or_none(tmp_path: Path, monkeypatch
     made = store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=later,
                               missing_only=True)
     assert sorted(r.key_id for r in made) == ["FEAN-JTF-pseudo-2026a", "PAN-CRI-pseudo-2026a"]
+
+
+# A generation made in a process killed (SIGKILL, a power cut: no exception to undo anything) right after it put its
+# first key file in place.
+_KILLED = textwrap.dedent("""
+    import os, sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    import broker.private_files as files
+    from broker.keystore import Holder, Keystore
+    folder, holder, ident, generation = sys.argv[1:]
+    real = files._link_new
+    def link_then_die(*args):
+        real(*args)
+        os._exit(9)
+    files._link_new = link_then_die
+    Keystore(Path(folder)).generate_own(Holder(holder), ident, generation=generation,
+                                        now=datetime(2026, 1, 6, tzinfo=UTC), agreements=["COMBIFRON", "PAN-USA"])
+""")
+
+
+def _killed_after_first_link(folder: Path, holder: Holder, ident: str, generation: str) -> None:
+    run = subprocess.run([sys.executable, "-c", _KILLED, str(folder), holder.value, ident, generation],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert run.returncode == 9, run.stderr
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize(("holder", "ident", "in_use", "kept"),
+                         [(Holder.BROKER, "broker", "broker-sign", "broker-kex-2026b"),
+                          (Holder.PARTNER, "COL", "COL-rcpt", "COL-enc-2026b")])
+def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_is_finished_by_its_rerun(
+        tmp_path: Path, holder: Holder, ident: str, in_use: str, kept: str) -> None:
+    """Killed after its first link, a rotation leaves the key that puts the set in use unwritten (linked last), so
+    the broker still signs, a partner its receipts, with the old generation; the same command run again keeps the key
+    already in place and makes the rest."""
+    store = Keystore(tmp_path / ident)
+    store.generate_own(holder, ident, generation="2026a", now=NOW, agreements=AGREEMENTS)
+    _killed_after_first_link(store.path, holder, ident, "2026b")
+    assert (store.path / f"{kept}.json").exists() and not (store.path / f"{in_use}-2026b.json").exists()
+    assert _leftovers(store.path)
+    signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
+    assert signer.key_id == f"{in_use}-2026a"
+    first = store.load(kept).public
+    made = store.generate_own(holder, ident, generation="2026b", now=NOW, agreements=AGREEMENTS)
+    assert {r.key_id for r in made} >= {kept, f"{in_use}-2026b"}
+    assert store.load(kept).public == first
+    signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
+    assert signer.key_id == f"{in_use}-2026b"
+
+
+def test_part_of_a_set_no_killed_run_left_is_refused_naming_the_files(tmp_path: Path) -> None:
+    """Part of a generation with no temporary file beside it (a key lost, or removed) is no killed run's: the rerun
+    refuses in one line, writing nothing, naming the new generation and exactly the files to remove to make the set
+    again."""
+    store = Keystore(tmp_path / "broker")
+    store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=AGREEMENTS)
+    store.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW, agreements=AGREEMENTS)
+    (store.path / "broker-sign-2026b.json").unlink()
+    before = sorted(p.name for p in store.path.iterdir())
+    with pytest.raises(KeyMaterialError) as info:
+        store.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW, agreements=AGREEMENTS)
+    message = str(info.value)
+    assert "\n" not in message and "choose a new generation" in message and "broker-sign-2026b" in message
+    assert f"remove {store.path / 'broker-kex-2026b.json'} and run this again" in message
+    assert sorted(p.name for p in store.path.iterdir()) == before
+
+
+def test_a_set_rolled_back_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files a failed set write removes again are removed for good: their folder is synced after the removal,
+    so a power cut does not bring back a new signing key without its set."""
+    store = Keystore(tmp_path / "broker")
+    store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=AGREEMENTS)
+    events: list[str] = []
+    real_unlink, real_sync = os.unlink, broker.private_files._sync_folder
+
+    def unlink(path: object, *args: object, **kwargs: object) -> None:
+        events.append(f"unlink {Path(str(path)).name}")
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def sync(folder: Path) -> None:
+        events.append("sync")
+        real_sync(folder)
+
+    with monkeypatch.context() as patched:
+        _failing_on_second(patched, "link", errno.EIO, lambda args: True)
+        patched.setattr(os, "unlink", unlink)
+        patched.setattr(broker.private_files, "_sync_folder", sync)
+        with pytest.raises(KeyMaterialError, match="none of them was written"):
+            store.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW, agreements=AGREEMENTS)
+    placed = [event for event in events if event.startswith("unlink") and not event.endswith(".tmp")]
+    assert placed, events
+    assert "sync" in events[events.index(placed[-1]):], events
