@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,16 @@ from puente.strict import one_line
 DEMO_KEY = b"puente-explain-demonstration-key"
 
 
-def _table(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+Written = Callable[[str], str]
+"""Text as the output will write it (``puente.strict.as_written``): what a table measures its cells by."""
+
+
+def _table(rows: Sequence[tuple[str, ...]], written: Written, indent: str = "  ") -> list[str]:
+    """``rows`` in columns, each cell measured and padded as it will be written (escaped: ``one_line``, then
+    ``written``), so that the columns line up as printed."""
+    cells = [tuple(written(one_line(c)) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
 
 
 def describe_alert(alert: Mapping[str, Any]) -> list[str]:
@@ -73,8 +80,9 @@ def describe_envelope(ps: PolicySet) -> list[str]:
     ]
 
 
-def describe_changes(decision: Decision) -> list[str]:
-    """The agreement's own field changes, then every field dropped because no rule names it."""
+def describe_changes(decision: Decision, written: Written = str) -> list[str]:
+    """The agreement's own field changes, then every field dropped because no rule names it, in tables whose cells
+    are measured as ``written`` gives them (``_table``)."""
     if not decision.redactions:
         return ["Changes    none: the partner sees the alert as published"] if decision.delivers else []
     own = [r for r in decision.redactions if r.named]
@@ -83,21 +91,23 @@ def describe_changes(decision: Decision) -> list[str]:
     if own:
         rows = [("field", "action", "how", "rule", "why")]
         rows += [(r.path, r.action, r.detail, r.rule_id, r.why or "") for r in own]
-        lines += ["Changes    the agreement's own", *_table(rows)]
+        lines += ["Changes    the agreement's own", *_table(rows, written)]
     if unnamed:
         dropped = [("field", "how", "rule")]
         dropped += [(r.path, r.detail.removesuffix(UNNAMED), r.rule_id) for r in unnamed]
-        lines += ["Not named  no rule names these fields, so the partner does not get them", *_table(dropped)]
+        lines += ["Not named  no rule names these fields, so the partner does not get them", *_table(dropped, written)]
     return lines
 
 
-def explain(alert: Mapping[str, Any], decision: Decision, ps: PolicySet, at: datetime, view: Any | None) -> str:
+def explain(alert: Mapping[str, Any], decision: Decision, ps: PolicySet, at: datetime, view: Any | None, *,
+            written: Written = str) -> str:
     """The whole explanation as text; ``view`` is the partner's view, or None when withheld. Every line but the
-    view's JSON is one line of the text whatever the alert holds (``one_line``)."""
+    view's JSON is one line of the text whatever the alert holds (``one_line``). ``written``: text as the output
+    will write it (``puente.strict.as_written``), which the tables' columns are measured by."""
     lines = describe_alert(alert) + describe_decision(decision, ps, at)
     if decision.delivers:
         lines += describe_envelope(ps)
-    lines += describe_changes(decision)
+    lines += describe_changes(decision, written)
     # Each is one line, quoting what the alert holds (its id, agency, codes) and reasons that may quote it: a line
     # break in a value must not start a line that seems the explanation's own (a second "Decision" line).
     lines = [one_line(line) for line in lines]

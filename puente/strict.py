@@ -374,6 +374,20 @@ def printable(text: str) -> str:
     return "\n".join("".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n"))
 
 
+def as_written(text: str, stream: Any) -> str:
+    """``text`` as ``stream`` (a text stream: standard output) will write it: each character its encoding cannot hold
+    put as its error handler puts it (``puente.cli``'s ``\\u00b0``, ``replace``'s ``?``). What a table measures and
+    pads its cells by: measured before, a cell the stream then escapes is wider than its column, and every column
+    after it moves. Text the stream holds whole (UTF-8) comes back as it is."""
+    encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None) or "strict"
+    if not encoding or text.isascii():
+        return text
+    try:
+        return text.encode(encoding, errors).decode(encoding, "replace")
+    except (UnicodeError, LookupError):  # a strict stream fails on it anyway; an unknown handler says nothing
+        return text
+
+
 def one_line(text: str) -> str:
     """``text`` as :func:`printable` gives it, on one line: its line breaks escaped too (``\\n``), for what is
     never several lines (a file name, an id, a value read from a record, a file or Kafka), so that it can neither

@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,7 +60,7 @@ from puente.errors import (
     ConfigError,
 )
 from puente.settings import PuenteSettings
-from puente.strict import case_slip, json_text
+from puente.strict import as_written, case_slip, json_text
 from puente.wire import iso_utc, parse_until
 
 _KINDS = {"decision": "DECISION", "dead-letter": "DEAD_LETTER", "gap": "GAP", "receipt": "RECEIPT",
@@ -296,14 +296,20 @@ def _log(args: argparse.Namespace) -> int:
     left_out: list[int] = []
     deleted: list[Finding] = []
     expired: list[int] = []
+    widest = [0]  # the widest alert id as standard output will write it: the table's column, known before a row
     # The rows go to a temporary file as they stream in and come back in time order: however big the
     # audit, what is in memory stays the same.
     with TimeSorted() as docs:
 
+        async def measured(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+            async for row in rows:
+                widest[0] = max(widest[0], _width(row.get("alert_id")))
+                yield row
+
         async def collect() -> None:
             found = await audit_topics(conn, cfg.topic_prefix)
-            await docs.fill(read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                     _walk_progress("audit log"), _horizon(cfg), deleted, expired=expired))
+            await docs.fill(measured(read_log(conn, found.roles, flt, check, left_out, found.owners,
+                                              _walk_progress("audit log"), _horizon(cfg), deleted, expired=expired)))
 
         run(collect())
         _known_partner(args.partner, policy, seen=len(docs) > 0)
@@ -311,7 +317,7 @@ def _log(args: argparse.Namespace) -> int:
             for doc in docs:
                 print(json_text(doc))
         else:
-            _rows(docs, docs.longest_alert_id)
+            _rows(docs, widest[0])
     unsound = sum(left_out)
     notes = [f"{unsound} audit record(s) left out as unsound: run `puente audit verify`"] if unsound else []
     notes += [_deleted_note(deleted)] if deleted else []
@@ -464,7 +470,7 @@ def _recalls(args: argparse.Namespace) -> int:
                               "superseded_at": iso_utc(r.superseded_at) if r.superseded_at else None,
                               "superseded_by": r.superseded_by}))
     else:
-        width = max([len(_text(r.alert_id)) for r in rows] + [5])
+        width = max([_width(r.alert_id) for r in rows] + [5])
         print(f"{'state':<17} {'alert':<{width}} {'v':>3} {'partner':<7} {'reason':<17} {'sent (UTC)':<20} "
               f"{'deadline (UTC)':<20} acknowledged")
         for r in rows:
@@ -483,8 +489,8 @@ def _recalls(args: argparse.Namespace) -> int:
                         "are kept: not acknowledged")
             if r.receipts_cut is not None:  # receipts lost that may name a holder: not acknowledged (module docstring)
                 ack += f"; {r.receipts_cut.describe()}"
-            print(f"{r.state:<17} {_text(r.alert_id):<{width}} {r.version:>3} {_text(r.partner)[:7]:<7} "
-                  f"{_text(r.reason)[:17]:<17} "
+            print(f"{r.state:<17} {_cell(r.alert_id, width)} {r.version:>3} {_cell(r.partner, 7)} "
+                  f"{_cell(r.reason, 17)} "
                   f"{iso_utc(r.sent_at)[:19]:<20} {iso_utc(r.deadline)[:19]:<20} {ack}")
     overdue = sum(1 for r in rows if r.state == OVERDUE)
     late = sum(1 for r in rows if r.state == LATE)
@@ -531,23 +537,38 @@ def _holders(holders: tuple[str, ...]) -> str:
 
 
 def _rows(docs: Iterable[dict[str, Any]], longest_alert_id: int) -> None:
-    """One line per row: the alert id whole (``longest_alert_id``: the longest among ``docs``), and the
+    """One line per row: the alert id whole (``longest_alert_id``: the widest among ``docs``, ``_width``), and the
     reason a person needs (why withheld, what was changed). A receipt is at the time it acknowledges
-    (``row_time``: no earlier than Kafka appended it), the time its partner wrote, when earlier, in ``why``."""
+    (``row_time``: no earlier than Kafka appended it), the time its partner wrote, when earlier, in ``why``. Every
+    cell is cut and padded as standard output will write it (``_cell``)."""
     width = max(longest_alert_id, 5)
     print(f"{'time (UTC)':<24} {'kind':<11} {'alert':<{width}} {'v':>3} {'partner':<7} {'outcome':<16} "
           f"{'agreement':<14} why")
     for d in docs:
         version = d.get("version", 1 if d.get("kind") in ("DECISION", "RECEIPT") else None)
-        print(f"{_text(row_time(d))[:23]:<24} {_text(d.get('kind'))[:11]:<11} {_text(d.get('alert_id')):<{width}} "
-              f"{_text(version)[:3]:>3} {_text(d.get('partner'))[:7]:<7} {_text(_outcome(d))[:16]:<16} "
-              f"{_text(d.get('agreement'))[:14]:<14} {_text(_why(d))[:160]}")
+        print(f"{_cell(row_time(d), 24, cut=23)} {_cell(d.get('kind'), 11)} {_cell(d.get('alert_id'), width)} "
+              f"{_cell(version, 3, right=True)} {_cell(d.get('partner'), 7)} {_cell(_outcome(d), 16)} "
+              f"{_cell(d.get('agreement'), 14)} {_text(_why(d))[:160]}")
 
 
 def _text(value: Any) -> str:
     """A value from a record as one line of plain text: unprintable characters escaped (``\\x1b``), so no
     record can move the cursor, retitle the terminal or start a line of its own."""
     return "-" if value in (None, "") else plain(str(value), 10_000)
+
+
+def _width(value: Any) -> int:
+    """How many characters ``_text(value)`` takes as standard output writes it (``as_written``: ``\\u00ed`` for a
+    letter an ASCII output cannot hold)."""
+    return len(as_written(_text(value), sys.stdout))
+
+
+def _cell(value: Any, width: int, *, cut: int | None = None, right: bool = False) -> str:
+    """``value`` as a table cell ``width`` characters wide as standard output will write it (``_text``, then
+    ``as_written``), cut to ``cut`` (default: ``width``) and padded: measured as printed, so every column after it
+    stays in line whatever the output's encoding escapes."""
+    text = as_written(_text(value), sys.stdout)[:width if cut is None else cut]
+    return text.rjust(width) if right else text.ljust(width)
 
 
 def _outcome(d: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from policies import (
 )
 from puente.commands._common import Subparsers, say, settings, when
 from puente.errors import ConfigError, KeyMaterialError, PolicyError
-from puente.strict import one_line, printable
+from puente.strict import as_written, one_line, printable
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -165,10 +166,11 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _print_report(report: SuiteReport) -> None:
     """The suite report as a table, a case a row, its problems under it. Its cells come from the suite files (a
-    case's name, a partner): each is escaped before it is measured, so that the columns line up as printed."""
+    case's name, a partner): each is escaped, for the terminal and as standard output will write it (``as_written``),
+    before it is measured, so that the columns line up as printed."""
     rows: list[tuple[str, ...]] = [("suite", "case", "partner", "expected", "got", "result")]
     rows += [(r.suite, r.case, r.partner, r.expected, r.got, "pass" if r.passed else "FAIL") for r in report.results]
-    rows = [tuple(one_line(cell) for cell in row) for row in rows]
+    rows = [tuple(as_written(one_line(cell), sys.stdout) for cell in row) for row in rows]
     widths = [min(60, max(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         say("  ".join(cell[:60].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -234,7 +236,8 @@ def _explain(args: argparse.Namespace) -> int:
         view = build_view(alert, decision, ps, key) if decision.delivers else None
         pseudonyms |= view is not None and any(r.action == "pseudonymise" for r in decision.redactions)
         # The alert's fields are quoted as the file gave them: escaped for the terminal (``printable``).
-        print(("\n" + "=" * 78 + "\n" if n else "") + printable(explain(alert, decision, ps, at, view)))
+        print(("\n" + "=" * 78 + "\n" if n else "") + printable(explain(
+            alert, decision, ps, at, view, written=lambda text: as_written(text, sys.stdout))))
     if pseudonyms and not args.key_file:
         print("\n(pseudonyms above use a demonstration key; the broker's key gives different ones)")
     return 0
