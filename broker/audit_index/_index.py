@@ -1176,6 +1176,10 @@ class AuditIndex:
                                      "problem": f.problem})
         chains = []
         for topic, part, key, s in chains_seen:
+            if not s.records:
+                # Every record of it read is deleted (``_cut``): a rebuild lists no such chain. Its state stays for
+                # the keys it is checked by; a problem still counted of it is listed below, as one of no chain.
+                continue
             problems = counts.pop((topic, part, key), 0)
             name = chain_name(key)
             if topics.get(topic, ("", None))[0] == "receipts" and name is not None and s.tail:

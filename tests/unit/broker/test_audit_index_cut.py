@@ -207,6 +207,15 @@ def test_cuts_that_find_the_same_chain_start_again_note_its_deletion_once(tmp_pa
     assert caught_up["problems"] == 1 and "starts at seq 2" in caught_up["findings"][0]["problem"]
 
 
+def test_a_chain_whose_every_record_read_was_deleted_is_listed_no_more(tmp_path: Path) -> None:
+    """The console's query log read whole, then every record of it deleted: the integrity page lists no chain of
+    it, as a rebuild from that log start lists none."""
+    topics = {QUERIES: _queries(5)}
+    caught_up, rebuilt = _caught_up_and_rebuilt(tmp_path, topics, {QUERIES: 5}, {QUERIES: 5})
+    assert caught_up == rebuilt
+    assert caught_up["chains"] == [] and caught_up["queries"] == []
+
+
 def test_receipts_of_deliveries_whose_decisions_were_deleted_are_matched_again(tmp_path: Path) -> None:
     """The decisions of a delivery COL acknowledged deleted while the receipt is held: a rebuild matches that receipt
     to no delivery (a finding), and so does the catch-up, which held it as a row bound to the delivery."""
