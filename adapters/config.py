@@ -14,6 +14,7 @@ hold a key twice by design.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -52,16 +53,35 @@ _ASCII_PROBE = (bytes(range(128)) + rb"\u0041\x41\101\N{DIGIT ONE}\\ +AEE- ~{A~}
 
 
 def _reads_ascii_as_ascii(encoding: str) -> bool:
-    """Whether ``encoding`` decodes ASCII bytes as those very characters. The readers split an export at its line
-    and field bytes and refuse a record whose text is not what its bytes say: a codec that reads a backslash
-    sequence as another character, or ASCII as something else (UTF-16, EBCDIC), would have every record of the
-    agency refused one by one, or read as other text, rather than the configuration refused at start."""
+    """Whether ``encoding`` decodes ASCII bytes as those very characters, wherever they stand. The readers split an
+    export at its line and field bytes and refuse a record whose text is not what its bytes say: a codec that reads a
+    backslash sequence as another character, or ASCII as something else (UTF-16, EBCDIC), would have every record of
+    the agency refused one by one, or read as other text, rather than the configuration refused at start. So would
+    one whose characters beyond ASCII take an ASCII byte after their first (``_absorbs_ascii``)."""
     try:
         with warnings.catch_warnings():  # unicode_escape warns of the probe's invalid escapes (\]) as it reads them
             warnings.simplefilter("ignore")
-            return _ASCII_PROBE.decode(encoding) == _ASCII_PROBE.decode("ascii")
+            return _ASCII_PROBE.decode(encoding) == _ASCII_PROBE.decode("ascii") and not _absorbs_ascii(encoding)
     except (LookupError, TypeError, ValueError):  # not bytes to text, or no decoding of every ASCII byte
         return False
+
+
+@functools.lru_cache(maxsize=64)  # 16,384 decodings, some ms: once per encoding named, not once per agency and load
+def _absorbs_ascii(encoding: str) -> bool:
+    """Whether ``encoding`` reads some byte of 0x80 or above followed by an ASCII byte as other than a character and
+    that ASCII one: the double-byte encodings whose second bytes include ASCII's (Shift_JIS and cp932, Big5, GBK,
+    GB18030: 0x95 0x5C is one character, 0x5C a backslash alone; GB18030's four-byte forms hold ASCII digits), where
+    a split at a ``,`` or ``\\n`` byte can fall inside a character. Every such pair is decoded: one that is no text
+    at all is an error the reader reports, not a misreading."""
+    for lead in range(0x80, 0x100):
+        for trail in range(0x80):
+            try:
+                text = bytes((lead, trail)).decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if not text.endswith(chr(trail)):
+                return True
+    return False
 
 
 class MarkingDefaults(_Frozen):
@@ -146,7 +166,8 @@ class AgencyProfile(_Frozen):
         if not text or not _reads_ascii_as_ascii(value):
             raise ValueError(f"{value[:60]!r} is not a text encoding that reads ASCII as ASCII: name the one the "
                              "agency's exports are written in, such as utf-8, utf-8-sig or cp1252 (escape codecs "
-                             "such as unicode_escape, UTF-7, UTF-16, UTF-32 and EBCDIC are refused)")
+                             "such as unicode_escape, UTF-7, UTF-16, UTF-32 and EBCDIC are refused, and so are "
+                             "Shift_JIS, Big5, GBK and GB18030, whose characters may hold an ASCII byte)")
         return value
 
     @cached_property

@@ -37,9 +37,19 @@ def test_an_encoding_that_does_not_read_ascii_as_ascii_is_refused_at_start(tmp_p
     assert "\n" not in said
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "latin-1", "ISO-8859-15", "ascii"])
+@pytest.mark.parametrize("encoding", ["shift_jis", "cp932", "big5", "gbk", "gb18030", "big5hkscs", "cp950"])
+def test_an_encoding_whose_characters_hold_ascii_bytes_is_refused_at_start(tmp_path: Path, encoding: str) -> None:
+    """Shift_JIS, Big5, GBK, GB18030 read every ASCII byte alone as ASCII, but a character's second byte may be one
+    (0x95 0x5C is one character; 0x5C alone a backslash): an export split at its ASCII bytes would cut characters."""
+    with pytest.raises(ConfigError, match="is not a text encoding that reads ASCII as ASCII"):
+        load_config(_config(tmp_path, encoding))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "latin-1", "ISO-8859-15", "ascii", "euc-jp",
+                                      "euc-kr"])
 def test_the_encodings_agencies_export_in_are_taken(tmp_path: Path, encoding: str) -> None:
-    """UTF-8 (with or without its byte-order mark), Windows-1252, the Latin ones, ASCII: taken as written."""
+    """UTF-8 (with or without its byte-order mark), Windows-1252, the Latin ones, ASCII, and the EUC encodings (every
+    byte of their characters is 0x80 or above): taken as written."""
     assert load_config(_config(tmp_path, encoding)).agencies["SENAFRONT"].encoding == encoding
 
 
