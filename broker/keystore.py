@@ -71,6 +71,7 @@ from broker.crypto.signing import checker
 from broker.private_files import (
     TEMPORARY,
     cut_short,
+    folder_locked,
     folder_refusal,
     read_regular,
     secret_problem,
@@ -1384,26 +1385,35 @@ class Keystore:
         for the broker, a new signing key without the rest, which its next start would sign with. A name taken
         meanwhile is refused (KeyMaterialError) with nothing written; with ``keep_existing``, by a run on this folder
         at the same time (two ``keys init``), that key is kept instead (whole once its name exists) and the rest
-        written again, all or none. A run killed half-way (no exception to undo it) leaves the generation in use as it
-        was: the key that puts a set in use (``_PUTS_IN_USE``) is linked last, and ``generate_own`` finishes the set
-        on the next run."""
+        written again, all or none, the folder locked meanwhile (``folder_locked``). A run killed half-way (no
+        exception to undo it) leaves the generation in use as it was: the key that puts a set in use (``_PUTS_IN_USE``)
+        is linked last, and ``generate_own`` finishes the set on the next run."""
         pending = sorted(records, key=lambda record: record.kind in _PUTS_IN_USE)  # the one putting it in use last
-        while pending:
-            files = [(self.path / f"{record.key_id}.json", record_to_json(record),
-                      0o600 if record.secret is not None else 0o644) for record in pending]
-            try:
-                private_folder(self.path, error=KeyMaterialError)
-                write_new_all(files)
-                break
-            except FileExistsError as exc:
-                key_id = Path(str(exc.filename)).name.removesuffix(".json")
-                if not keep_existing or all(record.key_id != key_id for record in pending):
-                    raise self._exists(key_id) from None
-                pending = [record for record in pending if record.key_id != key_id]
-            except OSError as exc:
-                ids = ", ".join(record.key_id for record in pending)
-                raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
-                                       "written") from None
+        if not pending:
+            return []
+        try:
+            private_folder(self.path, error=KeyMaterialError)
+        except OSError as exc:
+            raise KeyMaterialError(f"cannot write {', '.join(r.key_id for r in pending)} in {self.path}: "
+                                   f"{exc.strerror}; none of them was written") from None
+        # Alone in the folder: a run at the same time (two ``keys init``) waits, so this one's rollback never removes
+        # a key the other kept in the meantime and returned as its own.
+        with folder_locked(self.path, KeyMaterialError):
+            while pending:
+                files = [(self.path / f"{record.key_id}.json", record_to_json(record),
+                          0o600 if record.secret is not None else 0o644) for record in pending]
+                try:
+                    write_new_all(files)
+                    break
+                except FileExistsError as exc:
+                    key_id = Path(str(exc.filename)).name.removesuffix(".json")
+                    if not keep_existing or all(record.key_id != key_id for record in pending):
+                        raise self._exists(key_id) from None
+                    pending = [record for record in pending if record.key_id != key_id]
+                except OSError as exc:
+                    ids = ", ".join(record.key_id for record in pending)
+                    raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
+                                           "written") from None
         return pending
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:

@@ -33,7 +33,8 @@ Only reads follow links. A folder meant to hold secrets (``private_folder``) is 
 while it is made, is checked, never silently used nor silently changed (nor changed through a link): one
 others may write is refused with the chmod to run. Secret files are written whole or not at all
 (``write_atomic``): a new file of a random name, then renamed over the old name, so a link planted at that
-name is replaced, never followed; a set of new files (one party's keys), all of them or none (``write_new_all``).
+name is replaced, never followed; a set of new files (one party's keys), all of them or none (``write_new_all``),
+written by one run at a time (``folder_locked``).
 
 :class:`PrivateFile` applies the same checks to the SQLite files (a partner's store, the audit index,
 the console's accounts), which are written as well as read: never a link, and this user's own; it names each
@@ -45,11 +46,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -364,6 +366,34 @@ def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
         for tmp in temporary:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+# flock's errors on a file system that does not lock (some network mounts): the folder is written unlocked there.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF, errno.EINVAL, errno.ENOSYS})
+
+
+@contextlib.contextmanager
+def folder_locked(folder: Path, error: Refusal) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``folder`` itself (``flock`` on a descriptor of it; it must exist) while
+    the block runs, so that two runs writing one set of files into it (two ``keys init``, two ``keys generate``) take
+    turns: each sees the other's files whole, and its rollback can remove only what it placed itself. The folder's
+    own descriptor, no lock file: nothing new in a folder whose every entry a custody scan names. A lock is between
+    the runs of this user's own commands, not a guard against anyone: where the file system has none (``_NO_LOCKS``),
+    the block runs unlocked, each write all or none as before. ``error`` (one line) when the folder cannot be opened
+    or the lock fails otherwise."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise error(f"cannot open the folder {folder} to write in it alone: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                raise error(f"cannot lock the folder {folder} to write in it alone: {exc.strerror}") from None
+        yield
+    finally:
+        os.close(fd)  # which releases the lock
 
 
 def cut_short(path: Path) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import broker.keystore as keystore
+import broker.private_files as private_files
 from broker.crypto.keys import KeyKind, KeyRecord, new_key, record_to_json
 from broker.crypto.pem import public_pem
-from broker.keystore import Keystore
+from broker.keystore import Holder, Keystore
 from broker.private_files import write_atomic
 from puente.errors import KeyMaterialError
 
@@ -105,3 +108,46 @@ def test_export_of_the_same_public_half_again_writes_nothing(tmp_path: Path) -> 
     before = path.stat().st_ino
     assert store.export_public(KEY_ID, tmp_path / "out") == path
     assert path.stat().st_ino == before
+
+
+def test_set_writes_at_once_never_remove_a_key_another_run_kept(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs writing one set at once (`keys init` twice or more): one whose first key is in place and second not yet
+    makes the others wait for the folder. Else one kept that first key, the first run's rollback removed it when its
+    second name was taken, and a third made another key under that id: each run returns the keys the folder holds."""
+    store = Keystore(tmp_path / "COL")
+    real_link, real_flock = private_files._link_new, fcntl.flock
+    links: list[str] = []
+    waiting = threading.Event()
+    made: dict[str, dict[str, bytes | None]] = {}
+    others: list[threading.Thread] = []
+
+    def run(name: str) -> None:
+        keys = Keystore(store.path).generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW, keep_existing=True)
+        made[name] = {record.key_id: record.public for record in keys}
+
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            waiting.set()  # another run at the lock, about to wait for it
+        real_flock(fd, operation)
+
+    def link(tmp: Path, path: Path, data: bytes, mode: int) -> None:
+        if threading.current_thread() is threading.main_thread():
+            links.append(path.name)
+            if len(links) >= 2:  # the first run past its first link: another starts, and ends or waits
+                waiting.clear()
+                other = threading.Thread(target=run, args=(f"run {len(links)}",))
+                others.append(other)
+                other.start()
+                deadline = time.monotonic() + 10
+                while not waiting.is_set() and other.is_alive() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        real_link(tmp, path, data, mode)
+
+    monkeypatch.setattr(private_files, "_link_new", link)
+    monkeypatch.setattr(fcntl, "flock", flock)
+    run("first")
+    for other in others:
+        other.join(10)
+    held = {key_id: store.load(key_id).public for key_id in ("COL-enc-2026a", "COL-rcpt-2026a")}
+    assert len(made) == 1 + len(others) and all(keys == held for keys in made.values()), made
