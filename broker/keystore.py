@@ -74,6 +74,7 @@ from broker.private_files import (
     folder_locked,
     folder_refusal,
     read_regular,
+    remove_leftovers,
     secret_problem,
     write_new,
     write_new_all,
@@ -399,6 +400,11 @@ def _agency_custody(agency: str) -> _Custody:
         frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, FORMER_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency,
         f"`puente keys generate --for agency {agency}` makes its key-agreement key",
         f"only <key id>.json key files, {CLIENT_CONFIG}, {IN_USE} and {BROKER_IN_USE}")
+
+
+def _key_file_name(name: str) -> bool:
+    """Whether ``name`` is a key file's, ``<key id>.json``."""
+    return name.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(name[:-5]))
 
 
 def _retired_kept(name: str, custody: _Custody) -> bool:
@@ -748,7 +754,8 @@ class Keystore:
                                    "never written over: give another folder")
         try:
             private_folder(self.path, error=KeyMaterialError)
-            write_new(target, record_to_json(record), mode)
+            with folder_locked(self.path, KeyMaterialError):  # never while a set write clears what a killed run left
+                write_new(target, record_to_json(record), mode)
         except FileExistsError:
             raise self._exists(record.key_id) from None
         except OSError as exc:
@@ -1387,7 +1394,8 @@ class Keystore:
         at the same time (two ``keys init``), that key is kept instead (whole once its name exists) and the rest
         written again, all or none, the folder locked meanwhile (``folder_locked``). A run killed half-way (no
         exception to undo it) leaves the generation in use as it was: the key that puts a set in use (``_PUTS_IN_USE``)
-        is linked last, and ``generate_own`` finishes the set on the next run."""
+        is linked last, and ``generate_own`` finishes the set on the next run; the temporary files a killed run
+        left go once a set is written."""
         pending = sorted(records, key=lambda record: record.kind in _PUTS_IN_USE)  # the one putting it in use last
         if not pending:
             return []
@@ -1414,6 +1422,9 @@ class Keystore:
                     ids = ", ".join(record.key_id for record in pending)
                     raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
                                            "written") from None
+            # The temporary key files a killed run left (its private keys among them): its set is whole now, or was
+            # given up for another generation. Still locked, so no write under way loses its own.
+            remove_leftovers(self.path, _key_file_name)
         return pending
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:

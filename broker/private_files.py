@@ -343,7 +343,8 @@ def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
 
     Only an exception is undone: a process killed between two links leaves the files linked so far, each still
     beside its temporary file (``cut_short`` tells them), and the temporary files of the rest. So the file whose
-    presence puts the set in use goes last in ``files``, and the caller finishes such a set on its next run."""
+    presence puts the set in use goes last in ``files``, and the caller finishes such a set on its next run, then
+    removes what is left (``remove_leftovers``)."""
     temporary: list[Path] = []
     placed: list[Path] = []
     try:
@@ -416,6 +417,29 @@ def cut_short(path: Path) -> bool:
         if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == (placed.st_dev, placed.st_ino):
             return True
     return False
+
+
+def remove_leftovers(folder: Path, names: Callable[[str], bool]) -> list[Path]:
+    """Remove the temporary files (``TEMPORARY``) a killed ``write_new_all`` or ``write_atomic`` left in ``folder`` for
+    the names ``names`` takes, each by its own name (a link is removed, never followed), make that durable, and return
+    those removed. Only while no write of those names is under way there (``folder_locked``): it would lose its
+    temporary file. What cannot be removed stays, as harmless as before."""
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for name in entries:
+        found = TEMPORARY.fullmatch(name)
+        if found is None or not names(found["name"]):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(folder / name)
+            removed.append(folder / name)
+    if removed:
+        with contextlib.suppress(OSError):
+            _sync_folder(folder)
+    return removed
 
 
 def _write_temporary(path: Path, data: bytes, mode: int) -> Path:

@@ -134,7 +134,7 @@ def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_is_finished_
         tmp_path: Path, holder: Holder, ident: str, in_use: str, kept: str) -> None:
     """Killed after its first link, a rotation leaves the key that puts the set in use unwritten (linked last), so
     the broker still signs, a partner its receipts, with the old generation; the same command run again keeps the key
-    already in place and makes the rest."""
+    already in place, makes the rest, and removes the temporary key files the killed run left (no other's)."""
     store = Keystore(tmp_path / ident)
     store.generate_own(holder, ident, generation="2026a", now=NOW, agreements=AGREEMENTS)
     _killed_after_first_link(store.path, holder, ident, "2026b")
@@ -143,9 +143,11 @@ def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_is_finished_
     signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
     assert signer.key_id == f"{in_use}-2026a"
     first = store.load(kept).public
+    login = store.path / ".client.properties.0123456789ab.tmp"  # not a key file's: left alone
+    login.write_text("")
     made = store.generate_own(holder, ident, generation="2026b", now=NOW, agreements=AGREEMENTS)
     assert {r.key_id for r in made} >= {kept, f"{in_use}-2026b"}
-    assert store.load(kept).public == first
+    assert store.load(kept).public == first and _leftovers(store.path) == [login.name]
     signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
     assert signer.key_id == f"{in_use}-2026b"
 
