@@ -130,9 +130,11 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
                      (json.dumps(state.to_json()), topic, partition, key))
     # Decision ids are never given again (``PartitionIngest._decision``): a receipt held unmatched is matched again
     # only against decisions numbered past the newest it was matched against.
-    conn.execute("INSERT INTO meta (key, value) SELECT 'decision_ids', MAX(id) FROM decisions WHERE id > COALESCE(("
-                 "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'decision_ids'), 0) HAVING MAX(id) IS NOT NULL "
-                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    # (MAX(id) alone: the table's last rowid, one step; a condition on id beside it made it a pass over an index.)
+    newest = conn.execute("SELECT MAX(id) FROM decisions").fetchone()[0]
+    if newest is not None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('decision_ids', ?) ON CONFLICT (key) DO UPDATE SET value = "
+                     "excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)", (newest,))
     _drop(conn, (topic, partition, 0, log_start), cut)
     if cut.again is not None:
         _drop(conn, (topic, partition, cut.again, _PAST_ALL), cut)

@@ -45,7 +45,8 @@ SCHEMA_VERSION = 21  # PRAGMA user_version of the layout below (8: unvouched rec
 # 20: ``records_read`` keeps, per record read, what checks its chain's start once Kafka deletes the records before it
 # (``_cut``): an index of 19 holds none of it for the records it read, so it is made again;
 # 21: ``decisions_by_partner_alert`` counts a partner's alerts in its own rows; the writer adds it to an index of 20 in
-# place, ``UPGRADES``)
+# place, ``UPGRADES``. The ``*_by_place`` and ``rules_by_decision`` indexes, which only the writer's cuts read, came
+# later without a new number: the writer adds them to an index of 21 when it opens it, and a reader needs none.)
 UPGRADES = frozenset({20})  # layouts the writer brings to SCHEMA_VERSION in place: it only adds indexes to them
 BROKER_CHAIN = "-"  # chain_key of the broker's chain (records without a chain name)
 UNKNOWN_CHAIN = "?"  # chain_key of a finding at a record that names no readable chain
@@ -149,6 +150,9 @@ CREATE INDEX IF NOT EXISTS decisions_by_partner_decision ON decisions (partner, 
 -- A partner's distinct alerts (a scoped auditor's home page), counted in its own rows: decisions_by_alert holds every
 -- partner's, and its pass took as long as every partner's decisions.
 CREATE INDEX IF NOT EXISTS decisions_by_partner_alert ON decisions (partner, alert_id);
+-- What a cut drops (``_cut``): a partition's rows before its log start (or from where it is read again) in one range,
+-- and their rules by their ids, not a pass over every partition's decisions and rules at each cut.
+CREATE INDEX IF NOT EXISTS decisions_by_place ON decisions (topic, partition, "offset");
 -- The indicators read these partial indexes alone (covering), not the decisions' wide rows: at a
 -- million decisions a full pass over the table took seconds per indicator. Their WHERE clauses are
 -- repeated word for word in _index.py, which SQLite needs to use them.
@@ -165,6 +169,7 @@ CREATE INDEX IF NOT EXISTS decisions_to_receipt ON decisions (partner, receipt_a
 CREATE TABLE IF NOT EXISTS decision_rules (decision_id INTEGER NOT NULL, rule TEXT NOT NULL, partner TEXT);
 CREATE INDEX IF NOT EXISTS rules_by_rule ON decision_rules (rule, decision_id);
 CREATE INDEX IF NOT EXISTS rules_by_partner ON decision_rules (partner, rule);
+CREATE INDEX IF NOT EXISTS rules_by_decision ON decision_rules (decision_id);
 CREATE TABLE IF NOT EXISTS receipts (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     chain TEXT NOT NULL, partner TEXT NOT NULL, alert_id TEXT, version INTEGER, status TEXT, at TEXT,
@@ -232,6 +237,11 @@ CREATE TABLE IF NOT EXISTS denials (
 CREATE TABLE IF NOT EXISTS queries (
     id INTEGER PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
     auditor TEXT, scope TEXT, page TEXT, params TEXT, results INTEGER, at TEXT, at_ms INTEGER);
+-- As ``decisions_by_place``: a cut of any partition looks for its rows in each of these tables too.
+CREATE INDEX IF NOT EXISTS dead_letters_by_place ON dead_letters (topic, partition, "offset");
+CREATE INDEX IF NOT EXISTS gaps_by_place ON gaps (topic, partition, "offset");
+CREATE INDEX IF NOT EXISTS denials_by_place ON denials (topic, partition, "offset");
+CREATE INDEX IF NOT EXISTS queries_by_place ON queries (topic, partition, "offset");
 """
 
 _TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _LAYOUT + ";".join(PLACES_LAYOUT)))
