@@ -338,7 +338,9 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
     than Kafka appended it), give or take ``CLOCK_SKEW``, names one that may have expired with its decision: Kafka
     deletes each topic's segments on its own schedule, so receipts outlive their deliveries' blocks by days. It is
     matched to its place as ``expired`` and acknowledges nothing; only a receipt otherwise sound (a status
-    subscribers write, a place, a time, one alert per place) and only for want of a delivery."""
+    subscribers write, a place, a time, one alert per place) and only where no delivery of its alert to its partner
+    is held at all: the horizon is the latest over every decisions partition, so a receipt that fails to match a
+    delivery still held (a version never sent, another feed, a place taken, a date before it) names a real mismatch."""
     owner = chain_owner(str(doc.get("chain")))
     alert, version, status = doc.get("alert_id"), doc.get("version"), doc.get("status")
     numbered = type(version) is int
@@ -373,13 +375,13 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
     where = _where(place)
     sent = [s for s in sent if s.feed == place[0]]
     if not sent:
-        return lost(f"{what} at feed {where}, {never} in that feed")
+        return f"{what} at feed {where}, {never} in that feed"
     if numbered:
         versions = sorted({s.version for s in sent if s.version is not None})
         sent = [s for s in sent if s.version == version]
         if not sent:
             listed = f" (it sent version {', '.join(str(v) for v in versions[:5])} there)" if versions else ""
-            return lost(f"{what} at feed {where}, {never} at that version{listed}")
+            return f"{what} at feed {where}, {never} at that version{listed}"
     at = when(doc.get("at"))
     if at is None:
         return f"{what} at feed {where} states no time: it cannot be shown to follow the delivery it names"
@@ -396,8 +398,8 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
         free = [s for s in sent if s.place is None]
         if not free:
             elsewhere = sorted({_where(s.place) for s in sent if s.place is not None})
-            return lost(f"{what} names feed record {where}, but {plain(owner)}'s receipts already put that delivery "
-                        f"at {', '.join(elsewhere[:3])}: one delivery is one feed record")
+            return (f"{what} names feed record {where}, but {plain(owner)}'s receipts already put that delivery "
+                    f"at {', '.join(elsewhere[:3])}: one delivery is one feed record")
         sent = free
     at_ms = int(at.timestamp() * 1000)
     skew = int(CLOCK_SKEW.total_seconds() * 1000)
@@ -405,7 +407,7 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
     if not after:
         known = [s.at_ms for s in sent if s.at_ms is not None]
         sent_at = f"delivered it {_iso(min(known))}" if known else "states no time it delivered it"
-        return lost(f"{what} at feed {where} is dated {shown(doc.get('at'), 40)}, before the broker {sent_at}: a "
-                    "receipt cannot precede its delivery")
+        return (f"{what} at feed {where} is dated {shown(doc.get('at'), 40)}, before the broker {sent_at}: a "
+                "receipt cannot precede its delivery")
     # Only a receipt of a record its partner opened acknowledges a delivery; any other names the place.
     return ReceiptMatch(owner, place, alert, version if numbered else None, after[0].key if opened else None)

@@ -17,6 +17,7 @@ import pytest
 
 import broker.auditor as auditor
 from broker.audit import ChainWriter
+from broker.audit.receipts import FeedPlace, Placed, ReceiptMatch, Sent, match_receipt
 from broker.audit.verify import (
     RETENTION_MARGIN_MS,
     DecisionsStart,
@@ -201,3 +202,36 @@ def test_the_index_agrees_receipts_of_expired_deliveries_are_rows_not_problems(t
         rows = sqlite3.connect(path).execute("SELECT alert_id, decision_id IS NULL FROM receipts ORDER BY id")
         expect = [(f"A{i}", i < CUT) for i in range(5)] if not problems else [("A3", 0), ("A4", 0)]
         assert sorted(rows.fetchall()) == expect
+
+
+class _Book:
+    """A ``ReceiptBook`` over fixed deliveries, binding nothing."""
+
+    def __init__(self, sent: dict[tuple[str, str], list[Sent]] | None = None) -> None:
+        self._sent = sent or {}
+
+    def sent(self, partner: str, alert_id: str) -> list[Sent]:
+        return self._sent.get((partner, alert_id), [])
+
+    def placed(self, partner: str, place: FeedPlace) -> Placed | None:
+        return None
+
+    def bind(self, match: ReceiptMatch) -> None:
+        pass
+
+
+HORIZON = _ms("2026-03-10T00:00:00Z")  # the latest cut over every decisions partition
+HELD = _Book({("COL", "X"): [Sent(1, "p.feed.COL", 1, _ms("2026-03-05T00:00:00Z"))]})  # X's delivery, still held
+
+
+def _receipt(**fields: Any) -> dict[str, Any]:
+    return {"chain": "COL", "alert_id": "X", "version": 1, "status": "RECEIVED", "feed": "p.feed.COL:0:4",
+            "at": "2026-03-06T00:00:00Z", "appended_at": "2026-03-06T00:00:01Z"} | fields
+
+
+@pytest.mark.parametrize("fields", [{"version": 7}, {"feed": "p.feed.OTHER:0:4"}, {"at": "2026-03-01T00:00:00Z"}],
+                         ids=["version-never-sent", "wrong-feed", "dated-before-delivery"])
+def test_a_receipt_failing_a_delivery_still_held_is_never_expired(fields: dict[str, Any]) -> None:
+    """A receipt whose alert has a delivery to its partner still held, but which fails to match it, is a finding
+    before the horizon too: only a receipt of an alert no delivery to the partner is held of may have expired."""
+    assert isinstance(match_receipt(_receipt(**fields), HELD, expired_before=HORIZON), str)
