@@ -337,10 +337,11 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
     decided by then. A receipt naming no delivery held that acknowledges before it (``acknowledged``: no earlier
     than Kafka appended it), give or take ``CLOCK_SKEW``, names one that may have expired with its decision: Kafka
     deletes each topic's segments on its own schedule, so receipts outlive their deliveries' blocks by days. It is
-    matched to its place as ``expired`` and acknowledges nothing; only a receipt otherwise sound (a status
-    subscribers write, a place, a time, one alert per place) and only where no delivery of its alert to its partner
-    is held at all: the horizon is the latest over every decisions partition, so a receipt that fails to match a
-    delivery still held (a version never sent, another feed, a place taken, a date before it) names a real mismatch."""
+    matched to its place as ``expired`` and acknowledges nothing; only a receipt Kafka dated (``appended_at``),
+    otherwise sound (a status subscribers write, a place, a time, one alert per place), and only where no delivery of
+    its alert to its partner is held at all: the horizon is the latest over every decisions partition, so a receipt
+    that fails to match a delivery still held (a version never sent, another feed, a place taken, a date before it)
+    names a real mismatch."""
     owner = chain_owner(str(doc.get("chain")))
     alert, version, status = doc.get("alert_id"), doc.get("version"), doc.get("status")
     numbered = type(version) is int
@@ -354,7 +355,10 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
     def lost(why: str) -> ReceiptMatch | str:
         """``why``, unless the receipt's delivery may have expired with its decision (``expired_before``)."""
         found, acked = feed_place(doc.get("feed")), acknowledged(doc)
+        # Without Kafka's append time (a topic with CreateTime) the partner alone dates it: a back-dated receipt
+        # would pass for an expired one.
         if (expired_before is None or not isinstance(alert, str) or found is None or acked is None
+                or when(doc.get("appended_at")) is None
                 or acked.timestamp() * 1000 >= expired_before + CLOCK_SKEW.total_seconds() * 1000):
             return why
         place: FeedPlace = (found[0][0], found[0][1], found[1])

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import broker.auditor as auditor
@@ -62,12 +63,22 @@ def _decisions(gap: str | None = None) -> list[bytes]:
 
 
 def _receipts(extra: tuple[str, str] | None = None) -> list[bytes]:
-    """COL's receipt of each delivery, five minutes after it, and ``extra`` (alert, time) naming none; a checkpoint."""
+    """COL's receipt of each delivery, five minutes after it, and ``extra`` (alert, time) naming none; each followed
+    by a checkpoint, as a subscriber signs each batch (receipt i at offset 2i)."""
     named = [(f"A{i}", _at(1 + i, 5)) for i in range(5)] + ([extra] if extra else [])
     writer = ChainWriter(RECEIPTS, 0, checkpoint_every=1 << 62, chain="COL")
-    values = [writer.append("RECEIPT", {"partner": "COL", "alert_id": alert, "version": 1, "status": "RECEIVED",
-                                        "feed": f"p.feed.COL:0:{i}", "at": at}) for i, (alert, at) in enumerate(named)]
-    return [*values, writer.checkpoint("COL-rcpt-test", _sign, _at(9))]
+    values = []
+    for i, (alert, at) in enumerate(named):
+        values.append(writer.append("RECEIPT", {"partner": "COL", "alert_id": alert, "version": 1,
+                                                "status": "RECEIVED", "feed": f"p.feed.COL:0:{i}", "at": at}))
+        values.append(writer.checkpoint("COL-rcpt-test", _sign, at))
+    return values
+
+
+def _appended(topic: str, value: bytes) -> int | None:
+    """Kafka's append time of a record: a receipts topic keeps LogAppendTime (a second after the time it states);
+    the decisions' is not read."""
+    return _ms(orjson.loads(value)["at"]) + 1000 if topic == RECEIPTS else None
 
 
 EXPIRED = Retention(KEEP, _ms(_at(3)) + KEEP * 86_400_000 + 3_600_000)  # block 2 (03-03) is past the 30 days
@@ -92,7 +103,7 @@ def _kafka(monkeypatch: pytest.MonkeyPatch, held: dict[str, list[bytes]], starts
     async def read_range(consumer: Any, tp: Any, start: int | None = None) -> AsyncIterator[AuditRec]:
         for offset, value in enumerate(held[tp.topic]):
             if offset >= max(starts.get(tp.topic, 0), start or 0):
-                yield AuditRec(offset, value)
+                yield AuditRec(offset, value, _appended(tp.topic, value))
 
     monkeypatch.setattr(auditor, "reader", lambda conn, name: None)
     monkeypatch.setattr(auditor, "running", running)
@@ -131,7 +142,7 @@ def test_the_same_cut_within_the_retention_leaves_the_receipts_problems(monkeypa
     reports = asyncio.run(auditor.verify_topics(None, ROLES, _verify, OWNERS, retention=WITHIN))  # type: ignore[arg-type]
     assert [isinstance(f, StartFinding) for f in reports[0].findings] == [True]
     assert [(f.offset, "never delivered to COL" in f.problem) for f in reports[1].findings] == [
-        (0, True), (1, True), (2, True)]
+        (0, True), (2, True), (4, True)]
     rows, left, expired, deleted = _log(WITHIN)
     assert (rows, left, expired, len(deleted)) == (["A3", "A4"], 3, 0, 1)
 
@@ -143,12 +154,12 @@ def test_a_receipt_naming_no_delivery_after_the_cut_stays_a_problem(monkeypatch:
     held = {DECISIONS: _decisions(), RECEIPTS: _receipts(extra=("Z", _at(4)))}
     _kafka(monkeypatch, held, {DECISIONS: CUT})
     reports = asyncio.run(auditor.verify_topics(None, ROLES, _verify, OWNERS, retention=EXPIRED))  # type: ignore[arg-type]
-    assert [(f.offset, "never delivered" in f.problem) for f in reports[1].findings] == [(5, True)]
+    assert [(f.offset, "never delivered" in f.problem) for f in reports[1].findings] == [(10, True)]
     assert reports[1].expired == 3
     held[RECEIPTS] = _receipts(extra=("Z", _at(2)))
     _kafka(monkeypatch, held, {})
     reports = asyncio.run(auditor.verify_topics(None, ROLES, _verify, OWNERS, retention=EXPIRED))  # type: ignore[arg-type]
-    assert [f.offset for f in reports[1].findings] == [5] and reports[1].expired == 0
+    assert [f.offset for f in reports[1].findings] == [10] and reports[1].expired == 0
 
 
 def test_what_a_decisions_partitions_first_record_held_says_of_the_records_before_it() -> None:
@@ -178,7 +189,7 @@ def _indexed(index: AuditIndex, starts: dict[str, int], retention: Retention, va
                                  retention=retention, expired_before=horizon)
         for offset, value in enumerate(values[topic]):
             if offset >= max(ingest.start, starts.get(topic, 0)):
-                ingest.add(offset, value)
+                ingest.add(offset, value, _appended(topic, value))
         ingest.commit()
 
 
@@ -235,3 +246,14 @@ def test_a_receipt_failing_a_delivery_still_held_is_never_expired(fields: dict[s
     """A receipt whose alert has a delivery to its partner still held, but which fails to match it, is a finding
     before the horizon too: only a receipt of an alert no delivery to the partner is held of may have expired."""
     assert isinstance(match_receipt(_receipt(**fields), HELD, expired_before=HORIZON), str)
+
+
+def test_a_receipt_kafka_did_not_date_never_expires() -> None:
+    """A receipt with no Kafka append time (a receipts topic with CreateTime) is dated by the partner alone, so a
+    back-dated one naming no delivery held stays a finding, however early it says it was written."""
+    backdated = _receipt(alert_id="NEVER", at="2020-01-01T00:00:00Z")
+    del backdated["appended_at"]
+    assert isinstance(match_receipt(backdated, _Book(), expired_before=HORIZON), str)
+    dated = _receipt(alert_id="NEVER", at="2020-01-01T00:00:00Z", appended_at="2026-03-05T00:00:00Z")
+    match = match_receipt(dated, _Book(), expired_before=HORIZON)
+    assert isinstance(match, ReceiptMatch) and match.expired and match.key is None
