@@ -212,6 +212,12 @@ def acknowledged(row: dict[str, Any]) -> datetime | None:
     return at if appended is None else max(at, appended)
 
 
+EXPIRES_WITH_DELIVERY = frozenset({"RECEIVED", "DUPLICATE", "SUPERSEDED", "REFUSED", "EXPIRED"})
+"""The statuses of a receipt of a view that ``match_receipt`` may take as of a delivery that expired (and REJECTED
+ones). Not an answer to a recall notice (RECALLED, RECALL_PASSED_ON, RECALL_NOT_HELD): ``broker.audit.recalls``
+matches those by alert, partner and version alone, so one taken as expired would acknowledge a recall held."""
+
+
 FeedPlace = tuple[str, int, int]
 """A feed record's place: (feed topic, partition, offset)."""
 
@@ -358,6 +364,7 @@ def match_receipt(doc: dict[str, Any], book: ReceiptBook, *,
         # Without Kafka's append time (a topic with CreateTime) the partner alone dates it: a back-dated receipt
         # would pass for an expired one.
         if (expired_before is None or not isinstance(alert, str) or found is None or acked is None
+                or not (status in EXPIRES_WITH_DELIVERY or not opened_status(status))
                 or when(doc.get("appended_at")) is None
                 or acked.timestamp() * 1000 >= expired_before + CLOCK_SKEW.total_seconds() * 1000):
             return why

@@ -257,3 +257,14 @@ def test_a_receipt_kafka_did_not_date_never_expires() -> None:
     dated = _receipt(alert_id="NEVER", at="2020-01-01T00:00:00Z", appended_at="2026-03-05T00:00:00Z")
     match = match_receipt(dated, _Book(), expired_before=HORIZON)
     assert isinstance(match, ReceiptMatch) and match.expired and match.key is None
+
+
+@pytest.mark.parametrize("status", ["RECALLED", "RECALL_PASSED_ON", "RECALL_NOT_HELD"])
+def test_an_answer_to_a_recall_never_expires(status: str) -> None:
+    """A receipt answering a recall notice that names no delivery held is a finding before the horizon too: recalls
+    match such answers by alert, partner and version alone, so one listed as expired would acknowledge a recall."""
+    answer = _receipt(alert_id="NEVER", version=9, status=status, at="2026-03-05T01:00:00Z",
+                      appended_at="2026-03-05T01:00:05Z")
+    assert isinstance(match_receipt(answer, _Book(), expired_before=HORIZON), str)
+    read = match_receipt(answer | {"status": "RECEIVED"}, _Book(), expired_before=HORIZON)
+    assert isinstance(read, ReceiptMatch) and read.expired
