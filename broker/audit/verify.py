@@ -337,7 +337,7 @@ def decisions_start(topic: str, partition: int, log_start: int, offset: int, val
     the records before it were decided by the time it states its predecessor was written (``prev_at``: the newest
     of them); a first block of a new chain whose GAP entry records the old one expired whole (``audit-expired``, the
     broker's word when it began it: ``broker.worker``) says they were decided a retention before it (its ``at``,
-    less its ``keep_days``, plus ``RETENTION_MARGIN_MS``: Kafka deletes only records older than the retention)."""
+    less its ``keep_days``: Kafka deletes only records older than the retention)."""
     walk = PartitionWalk(topic, partition, verify, "decisions", log_start=log_start, retention=retention)
     doc, found = walk.feed(offset, value, appended_ms)
     before = None
@@ -348,7 +348,8 @@ def decisions_start(topic: str, partition: int, log_start: int, offset: int, val
                 before = int(prev.timestamp() * 1000)
         elif seq == 0 and _begun_after_expiry(doc) and (at := when(doc.get("at"))) is not None \
                 and type(kept := doc.get("keep_days")) is int and kept > 0:
-            before = int(at.timestamp() * 1000) - kept * _DAY_MS + RETENTION_MARGIN_MS
+            # No margin here: a margin added would widen what counts as expired, the permissive side.
+            before = int(at.timestamp() * 1000) - kept * _DAY_MS
     return DecisionsStart(topic, partition, log_start, offset, before)
 
 

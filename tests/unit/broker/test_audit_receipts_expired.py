@@ -20,7 +20,6 @@ import broker.auditor as auditor
 from broker.audit import ChainWriter
 from broker.audit.receipts import FeedPlace, Placed, ReceiptMatch, Sent, match_receipt
 from broker.audit.verify import (
-    RETENTION_MARGIN_MS,
     DecisionsStart,
     Holds,
     Retention,
@@ -174,7 +173,7 @@ def test_what_a_decisions_partitions_first_record_held_says_of_the_records_befor
     assert decisions_start(DECISIONS, 0, 0, 0, blocks[0], None, _verify, EXPIRED).decided_before is None
     renewed = _decisions(gap="audit-expired")[0]
     assert decisions_start(DECISIONS, 0, 7, 7, renewed, None, _verify, EXPIRED).decided_before == (
-        _ms(_at(1)) - KEEP * 86_400_000 + RETENTION_MARGIN_MS)
+        _ms(_at(1)) - KEEP * 86_400_000)
     deleted = _decisions(gap="audit-deleted")[0]
     assert decisions_start(DECISIONS, 0, 7, 7, deleted, None, _verify, EXPIRED).decided_before is None
     assert expired_before([start, DecisionsStart("p.decisions", 1, 4, 4, None)]) == _ms(_at(3))
