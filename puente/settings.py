@@ -420,6 +420,13 @@ def _misnamed(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
             hint = f" (did you mean {close[0]}?)" if close else ""
             yield said, (f"{_shown(name)} is not a Puente setting{hint}: check its spelling, or unset it; a misspelt "
                          "setting would leave its default in force")
+        elif "puente_" in folded:
+            # Whatever stands before it (a Hangul filler, U+3164, shows as nothing but is a letter, Lo): no
+            # list of invisible characters is complete, so any name holding the prefix must be a known one.
+            meant = max((k for f, k in by_fold.items() if f in folded), key=len, default=None)
+            said = meant or "PUENTE_" + folded[folded.index("puente_") + 7:].upper()
+            yield said, (f"{_shown(name)} holds PUENTE_ but is no name Puente reads: write it as {said} or unset it "
+                         "(names are read exactly as written: this one would be ignored, and the default used)")
 
 
 # The PUENTE_* variables that are a switch: 0 or 1, nothing else (``PUENTE_DEBUG=yes`` would be ignored unseen).

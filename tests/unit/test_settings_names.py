@@ -19,7 +19,9 @@ SPELLINGS = [("puente_home", "PUENTE_HOME"), ("Puente_Keys", "PUENTE_KEYS"), ("P
 # Eta), or a character that shows as nothing within or before it (a zero-width space, a BOM, a combining mark).
 LOOK_ALIKES = [("PUENT\u0415_HOME", "PUENTE_HOME"), ("\u03a1UENTE_\u0397OME", "PUENTE_HOME"),
                ("\u200bPUENTE_HOME", "PUENTE_HOME"), ("\ufeffPUENTE_KEYS", "PUENTE_KEYS"),
-               ("PUENTE_KA\u200dFKA_PORT", "PUENTE_KAFKA_PORT"), ("PUENTE_DEBUG\u0338", "PUENTE_DEBUG")]
+               ("PUENTE_KA\u200dFKA_PORT", "PUENTE_KAFKA_PORT"), ("PUENTE_DEBUG\u0338", "PUENTE_DEBUG"),
+               ("\u3164PUENTE_HOME", "PUENTE_HOME"), ("\uffa0PUENTE_KEYS", "PUENTE_KEYS")]
+# (The last two: a Hangul filler, a letter (Lo) that shows as nothing, before the name: refused for holding it.)
 
 
 @pytest.fixture
@@ -47,8 +49,16 @@ def test_an_unknown_name_in_another_case_is_still_unknown() -> None:
     for name in ("puente_foo", "Puente_Kafka_Prot", "\uff30UENTE_FOO", "PUENT\u0415_FOO", "\u200bPUENTE_FOO"):
         (concerns, why), = variable_problems({name: "1"})
         assert "is not a Puente setting" in why and concerns.startswith("PUENTE_") and concerns.isascii(), why
-    assert variable_problems({"PUENTE_KEYS": "/k", "PUENTEX": "1", "MY_PUENTE_KEYS": "1", "\u00e9PUENTE_HOME": "1",
-                              "\u0420UENTE": "1"}) == []
+    assert variable_problems({"PUENTE_KEYS": "/k", "PUENTEX": "1", "\u0420UENTE": "1"}) == []
+
+
+def test_any_name_holding_the_prefix_but_no_known_name_is_refused() -> None:
+    """Whatever stands before ``PUENTE_`` (a letter, a Hangul filler no list of invisible characters names), a name
+    holding it that is not exactly one Puente reads is refused, concerning the name it holds."""
+    for name, meant in (("\u3164PUENTE_FOO", "PUENTE_FOO"), ("MY_PUENTE_KEYS", "PUENTE_KEYS"),
+                        ("\u00e9PUENTE_HOME", "PUENTE_HOME")):
+        (concerns, why), = variable_problems({name: "1"})
+        assert concerns == meant and "/" not in why and why.isascii(), why
 
 
 def test_the_settings_read_exact_names_only(no_puente: pytest.MonkeyPatch) -> None:
