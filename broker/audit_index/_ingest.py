@@ -233,19 +233,51 @@ class PartitionIngest:
         self.found += cut.findings
 
     def _after_cut(self, cut: Cut) -> None:
-        """What rows of other partitions matched against what ``cut`` dropped, matched again."""
+        """What rows of other partitions matched against what ``cut`` dropped, matched again; what that holds
+        unmatched, within the bounds (``_bound_elsewhere``)."""
         for partner, place in sorted(cut.places):
             self._rebind(partner, place, (INT_MAX, INT_MAX))  # as the receipts held (all of them) bind it
-        touched = self._rematch_named(cut.deliveries) | cut.acknowledged
+        held: set[tuple[str, int, str]] = set()
+        touched = self._rematch_named(cut.deliveries, held) | cut.acknowledged
         for delivery in sorted(touched):
             self._unacknowledged(delivery)
+        # Read again from ``cut.again``, the deliveries dropped there come back: the receipts naming them are
+        # matched again at their partition's next recheck, which bounds what it holds after (``_recheck``). Let go
+        # now, one would keep its finding for good.
+        if cut.again is None:
+            for topic, part in sorted({(t, p) for t, p, _ in held}):
+                self._bound_elsewhere(topic, part, sorted(k for t, p, k in held if (t, p) == (topic, part)))
 
-    def _rematch_named(self, named: list[tuple[str, str]]) -> set[int]:
+    def _bound_elsewhere(self, topic: str, part: int, keys: list[str]) -> None:
+        """What ``topic[part]`` holds unmatched, within ``HELD_*`` as its own ingest keeps it (``_bound_held``): the
+        oldest of chains ``keys``, then of all, let go (their findings stay), counted from the file."""
+        c, mine = self._conn, (topic, part)
+        for key in keys:
+            over = int(c.execute("SELECT COUNT(*) FROM unmatched_receipts WHERE topic = ? AND partition = ? AND "
+                                 "chain_key = ?", (*mine, key)).fetchone()[0]) - HELD_PER_CHAIN
+            if over > 0:
+                c.execute("DELETE FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" IN (SELECT "
+                          "\"offset\" FROM unmatched_receipts WHERE topic = ? AND partition = ? AND chain_key = ? "
+                          "ORDER BY \"offset\" LIMIT ?)", (*mine, *mine, key, over))
+        count, size = c.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM unmatched_receipts WHERE topic = ? AND "
+                                "partition = ?", mine).fetchone()
+        count, size, gone = int(count), int(size), []
+        if count > HELD_IN_ALL or size > HELD_BYTES:
+            for offset, bytes_ in c.execute("SELECT \"offset\", size FROM unmatched_receipts WHERE topic = ? AND "
+                                            "partition = ? ORDER BY \"offset\"", mine):
+                if count <= HELD_IN_ALL and size <= HELD_BYTES:
+                    break
+                gone.append((*mine, offset))
+                count, size = count - 1, size - int(bytes_)
+        c.executemany("DELETE FROM unmatched_receipts WHERE topic = ? AND partition = ? AND \"offset\" = ?", gone)
+
+    def _rematch_named(self, named: list[tuple[str, str]], held: set[tuple[str, int, str]]) -> set[int]:
         """Match again, in turn (topic, partition, vouched, offset), the receipt rows naming each alert of ``named``
         (the id its partner knows it by, the partner), whose deliveries the index dropped: the places they bound are
         bound again by them alone, and one that matches no delivery held any more is a finding, held unmatched (as a
         rebuild, which never read those deliveries, finds it). One alert at a time: a feed place holds one alert, so
-        no other alert's receipt row is bound there. The deliveries whose receipts changed."""
+        no other alert's receipt row is bound there. The deliveries whose receipts changed; ``held`` is told each
+        partition and chain that now holds one more unmatched."""
         touched: set[int] = set()
         for name, partner in named:
             rows = sorted(self._conn.execute(
@@ -255,16 +287,16 @@ class PartitionIngest:
             for place in {r[16] for r in rows if r[16] is not None}:
                 self._book.unbind(partner, _feed_place(place))
             for row in rows:
-                touched |= self._rematch_dropped(*row[:16])
+                touched |= self._rematch_dropped(held, *row[:16])
         return touched
 
-    def _rematch_dropped(self, topic: str, part: int, vouched: int, offset: int, ident: int, chain: str,
-                         alert: str | None, version: int | None, status: str | None, at: str | None,
-                         feed: str | None, detail: str | None, delivery: int | None, extra: str, size: int,
-                         appended: str | None) -> set[int]:
+    def _rematch_dropped(self, held: set[tuple[str, int, str]], topic: str, part: int, vouched: int, offset: int,
+                         ident: int, chain: str, alert: str | None, version: int | None, status: str | None,
+                         at: str | None, feed: str | None, detail: str | None, delivery: int | None, extra: str,
+                         size: int, appended: str | None) -> set[int]:
         """A receipt row of ``topic[part]`` matched again (``_rematch_named``): bound as it matches now, or deleted
-        and held unmatched with its finding (as ``_unmatched``, in that partition's tables: its own ingest counts
-        them when it opens). The deliveries whose receipts this changed."""
+        and held unmatched with its finding (as ``_unmatched``, in that partition's tables, noted in ``held``: its own
+        ingest counts them when it opens). The deliveries whose receipts this changed."""
         c = self._conn
         row = {**json.loads(extra), "chain": chain, "alert_id": alert, "version": version, "status": status, "at": at,
                "feed": feed, "detail": detail}
@@ -280,6 +312,7 @@ class PartitionIngest:
                       "row, size, finding, vouched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (topic, part, chain_key(chain), offset, alert, chain_owner(chain), json_text(row), size, found,
                        vouched))
+            held.add((topic, part, chain_key(chain)))
             self.found += 1
             return touched
         self._book.bind(match)

@@ -13,6 +13,7 @@ import pytest
 from broker.audit import ChainWriter
 from broker.audit.verify import Holds, Retention
 from broker.audit_index import AuditIndex, Query, Scope
+from broker.audit_index import _ingest as ingest_module
 from puente.wire import iso_utc
 from tests.unit.broker.test_audit_index import (
     COL_DROP,
@@ -232,6 +233,44 @@ def test_receipts_of_deliveries_whose_decisions_were_deleted_are_matched_again(t
     assert [f["topic"] for f in caught_up["findings"]] == ["t.receipts.COL"]
     assert "never delivered" in caught_up["findings"][0]["problem"]
     assert caught_up["summary"]["receipts"] == 1
+
+
+def test_receipts_held_unmatched_by_a_cut_stay_within_the_bounds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five deliveries COL acknowledged, their decisions deleted, with room for two receipts held per chain: the cut
+    holds the two newest, as a rebuild does, and the five stay findings."""
+    monkeypatch.setattr(ingest_module, "HELD_PER_CHAIN", 2)
+    alerts = [f"SNM:{i}" for i in range(5)]
+    writer = ChainWriter(DECISIONS, 0, keep_days=400)
+    decisions = [writer.block([_alert(a, i, [_decision("COL", "DELIVER", ["col.cover"], feed="t.feed.COL")])
+                               for i, a in enumerate(alerts)], "broker-sign-2026a", _signer("broker-sign-2026a"),
+                              iso_utc(T0)),
+                 writer.block([_alert("SNM:9", 9, [COL_DROP])], "broker-sign-2026a", _signer("broker-sign-2026a"),
+                              iso_utc(T0))]
+    topics = {DECISIONS: decisions, COL_RCPT: _receipts("COL", alerts)}
+    held = "SELECT \"offset\" FROM unmatched_receipts ORDER BY 1"
+    with AuditIndex(tmp_path / "caught-up" / "index.sqlite") as index:
+        _read(index, topics, {}, retention=EXPIRED)
+        _read(index, {DECISIONS: decisions}, {DECISIONS: 1}, retention=EXPIRED)
+        assert index._all(held) == [(3,), (4,)]
+        _read(index, topics, {DECISIONS: 1}, retention=EXPIRED)
+        caught_up, caught_up_held = _seen(index), index._all(held)
+    with AuditIndex(tmp_path / "rebuilt" / "index.sqlite") as index:
+        _read(index, topics, {DECISIONS: 1}, retention=EXPIRED)
+        assert caught_up == _seen(index) and caught_up_held == index._all(held) == [(3,), (4,)]
+    assert caught_up["problems"] == 5
+
+
+def test_a_cut_that_reads_again_lets_no_receipt_go_before_its_delivery_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cut landing on a block read as a gap, with room for one receipt held per chain: the two receipts of the
+    deliveries read again are both matched again once those are, as in a rebuild, none let go with its finding."""
+    monkeypatch.setattr(ingest_module, "HELD_PER_CHAIN", 1)
+    blocks = _blocks(5)
+    topics = {DECISIONS: [*blocks[:2], *blocks[3:]], COL_RCPT: _receipts("COL", ["SNM:3", "SNM:4"], minute=300)}
+    caught_up, rebuilt = _caught_up_and_rebuilt(tmp_path, topics, {DECISIONS: 4}, {DECISIONS: 2}, EXPIRED)
+    assert caught_up == rebuilt
+    assert caught_up["unreceipted"] == [] and caught_up["problems"] == 0
 
 
 def test_receipts_deleted_after_they_were_indexed_no_longer_acknowledge_their_deliveries(tmp_path: Path) -> None:
