@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,7 +71,6 @@ from broker.crypto.pem import public_from_pem, public_pem
 from broker.crypto.signing import checker
 from broker.private_files import (
     TEMPORARY,
-    cut_short,
     folder_locked,
     folder_refusal,
     read_regular,
@@ -1306,76 +1306,101 @@ class Keystore:
         ``before_write`` is called once every refusal has passed, right before the first key (or ``in-use``) is
         written, and not at all when none is (``provision``: the trial's mark).
         """
-        self._refuse_foreign_secrets(holder, ident)
-        wanted = own_kinds(holder, ident, agreements)
-        # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
-        # newest is the one views use, so a new one would change every pseudonym partners already hold, and
-        # workers restarted at different times would give one subject two pseudonyms meanwhile. So is the broker's
-        # alert-reference key, for the same reason: a new one would give every alert partners hold a new id.
-        wanted = [(kind, owner) for kind, owner in wanted
-                  if kind is not KeyKind.PSEUDONYM or not self.generations(owner, KeyKind.PSEUDONYM)
-                  or (self.path / f"{KeyId(owner, kind, generation)}.json").exists()]
-        ids = [str(KeyId(owner, kind, generation)) for kind, owner in wanted]
-        for key_id in ids:
-            parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here
-        present = [k for k in ids if (self.path / f"{k}.json").exists()]
-        absent = [(kind, owner) for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
-        only_pseudonyms = holder is Holder.BROKER and bool(present) and all(kind is KeyKind.PSEUDONYM
-                                                                            for kind, _ in absent)
-        if missing_only:
-            if not (only_pseudonyms and absent):
-                raise KeyMaterialError(
-                    f"--missing-only makes only the pseudonym keys the broker lacks beside its keys of generation "
-                    f"{generation} in {self.path}: " + ("it lacks none" if only_pseudonyms else
-                                                        "those keys are not there; name the generation in use"))
-            for key_id in present:
-                if self.load(key_id).secret is None:
-                    raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this "
-                                           "is where the broker keeps its own private keys; this folder is someone "
-                                           "else's")
-            # Without rotating the keys partners and agencies hold: only the pseudonym keys it lacks are made.
-            for kind, owner in absent:
-                self._require_after(kind, owner, generation)
-            return self._put_set([new_key(kind, owner, generation, now) for kind, owner in absent])
-        # A set a killed run left half-made (each of its keys beside its temporary file, ``cut_short``) is finished:
-        # none of it was ever reported made, so none handed over. Anything else there is refused.
-        resumed = bool(present and absent) and all(cut_short(self.path / f"{key_id}.json") for key_id in present)
-        if present and not keep_existing and not resumed:
-            self._refuse_present(present, [key_id for key_id in ids if key_id not in present], only_pseudonyms)
-        for key_id, (kind, owner) in zip(ids, wanted, strict=True):
-            if key_id not in present:
-                self._require_after(kind, owner, generation)
-        for key_id, (kind, owner) in zip(ids, wanted, strict=True):
-            if key_id in present:  # kept (keep_existing): checked before anything is written
-                self._own_private(key_id, kind, owner)
-        fresh = [new_key(kind, owner, generation, now)
-                 for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
-        if fresh and before_write is not None:
-            before_write()
-        if holder is Holder.AGENCY and not present and self._in_use() is None:
-            held = self.generations(ident, KeyKind.KEY_AGREEMENT)
-            if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
-                self.use_agency_key(held[0].key_id)
-        written = {record.key_id: record for record in self._put_set(fresh, keep_existing=keep_existing)}
+        # Decided and written alone in the folder (``_alone``): a run under way at the same time is never seen
+        # half-way, its first keys linked and the one that puts its set in use (``_PUTS_IN_USE``) not yet.
+        with self._alone() as locked:
+            self._refuse_foreign_secrets(holder, ident)
+            wanted = own_kinds(holder, ident, agreements)
+            # A pseudonym key is made once per agreement, never with a new generation of the broker's own keys: the
+            # newest is the one views use, so a new one would change every pseudonym partners already hold, and
+            # workers restarted at different times would give one subject two pseudonyms meanwhile. So is the
+            # broker's alert-reference key, for the same reason: a new one would give every alert partners hold a
+            # new id.
+            wanted = [(kind, owner) for kind, owner in wanted
+                      if kind is not KeyKind.PSEUDONYM or not self.generations(owner, KeyKind.PSEUDONYM)
+                      or (self.path / f"{KeyId(owner, kind, generation)}.json").exists()]
+            ids = [str(KeyId(owner, kind, generation)) for kind, owner in wanted]
+            for key_id in ids:
+                parse_key_id(key_id)  # an owner or generation that cannot be a file name stops here
+            present = [k for k in ids if (self.path / f"{k}.json").exists()]
+            absent = [(kind, owner) for key_id, (kind, owner) in zip(ids, wanted, strict=True)
+                      if key_id not in present]
+            only_pseudonyms = holder is Holder.BROKER and bool(present) and all(kind is KeyKind.PSEUDONYM
+                                                                                for kind, _ in absent)
+            if missing_only:
+                return self._add_missing(present, absent, only_pseudonyms, generation, now, locked)
+            # Part of a generation is never finished: a key made now under an id already handed out (a set written
+            # whole, one of its files lost since) would be a second key under that id.
+            if present and not keep_existing:
+                self._refuse_present(present, [key_id for key_id in ids if key_id not in present], only_pseudonyms,
+                                     "the broker" if holder is Holder.BROKER else f"{holder} {ident}", generation)
+            for key_id, (kind, owner) in zip(ids, wanted, strict=True):
+                if key_id not in present:
+                    self._require_after(kind, owner, generation)
+            for key_id, (kind, owner) in zip(ids, wanted, strict=True):
+                if key_id in present:  # kept (keep_existing): checked before anything is written
+                    self._own_private(key_id, kind, owner)
+            fresh = [new_key(kind, owner, generation, now)
+                     for key_id, (kind, owner) in zip(ids, wanted, strict=True) if key_id not in present]
+            if fresh and before_write is not None:
+                before_write()
+            if holder is Holder.AGENCY and not present and self._in_use() is None:
+                held = self.generations(ident, KeyKind.KEY_AGREEMENT)
+                if held:  # a new generation: the adapter keeps MACing with the one the broker holds until told
+                    self.use_agency_key(held[0].key_id)
+            written = {record.key_id: record
+                       for record in self._put_set(fresh, keep_existing=keep_existing, locked=locked)}
         return [written[key_id] if key_id in written else self._own_private(key_id, kind, owner)
                 for key_id, (kind, owner) in zip(ids, wanted, strict=True)]
 
-    def _refuse_present(self, present: list[str], absent: list[str], only_pseudonyms: bool) -> None:
-        """KeyMaterialError (one line): keys ``present`` of the generation asked for are here already, and no run cut
-        short left them (``generate_own``); with ``absent``, the rest of the set, which files to remove to make the
-        set again when a run that never finished made them."""
+    def _add_missing(self, present: list[str], absent: list[tuple[KeyKind, str]], only_pseudonyms: bool,
+                     generation: str, now: datetime, locked: bool) -> list[KeyRecord]:
+        """``generate_own --missing-only``: the pseudonym keys the broker lacks beside its keys of ``generation``
+        (``present``), made and returned, without rotating the keys partners and agencies hold."""
+        if not (only_pseudonyms and absent):
+            raise KeyMaterialError(
+                f"--missing-only makes only the pseudonym keys the broker lacks beside its keys of generation "
+                f"{generation} in {self.path}: " + ("it lacks none" if only_pseudonyms else
+                                                    "those keys are not there; name the generation in use"))
+        for key_id in present:
+            if self.load(key_id).secret is None:
+                raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds only its public half, but this "
+                                       "is where the broker keeps its own private keys; this folder is someone "
+                                       "else's")
+        for kind, owner in absent:
+            self._require_after(kind, owner, generation)
+        return self._put_set([new_key(kind, owner, generation, now) for kind, owner in absent], locked=locked)
+
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[bool]:
+        """This folder locked while the block runs (``folder_locked``), yielding whether it is; a folder not there
+        yet holds no key to decide on, and is locked by the write that makes it (``_put_set``)."""
+        if not self.path.is_dir():
+            yield False
+            return
+        with folder_locked(self.path, KeyMaterialError):
+            yield True
+
+    def _refuse_present(self, present: list[str], absent: list[str], only_pseudonyms: bool, whose: str,
+                        generation: str) -> None:
+        """KeyMaterialError (one line): keys ``present`` of ``whose`` generation asked for are here already
+        (``generate_own``). With ``absent``, the rest of the set, the generation is incomplete and stays unused: the
+        key that puts a set in use is written last (``_put_set``), so it is not there. Its files are never to be
+        removed, since one may have been handed out; only the broker's pseudonym keys are added beside a generation
+        (``--missing-only``)."""
         if only_pseudonyms and absent:
-            hint = ("; or add --missing-only to make only the pseudonym keys it lacks (a keystore made before alert "
-                    "references, a new agreement's key): never for a key that was lost, which its backup restores, "
-                    "since a new one gives partners new references or pseudonyms for what they hold")
-        elif absent:
-            files = " ".join(str(self.path / f"{key_id}.json") for key_id in present)
-            hint = (f"; {', '.join(absent)} of that set missing: if a run that never finished made the rest and none "
-                    f"of it was handed over, remove {files} and run this again")
-        else:
-            hint = ""
+            raise KeyMaterialError(
+                f"{', '.join(present)} already in {self.path}: a key is never replaced; choose a new generation "
+                "(--generation); or add --missing-only to make only the pseudonym keys it lacks (a keystore made "
+                "before alert references, a new agreement's key): never for a key that was lost, which its backup "
+                "restores, since a new one gives partners new references or pseudonyms for what they hold")
+        if absent:
+            raise KeyMaterialError(
+                f"generation {generation} of {whose} in {self.path} is incomplete (a run stopped half-way, or a key "
+                f"file was lost): choose a new generation (`--generation`); the files present "
+                f"({', '.join(f'{key_id}.json' for key_id in present)}) stay unused")
         raise KeyMaterialError(f"{', '.join(present)} already in {self.path}: a key is never replaced; "
-                               f"choose a new generation (--generation){hint}")
+                               "choose a new generation (--generation)")
 
     def _own_private(self, key_id: str, kind: KeyKind, owner: str) -> KeyRecord:
         """The key ``key_id`` held here, which must hold its private half: this is ``owner``'s own folder."""
@@ -1385,17 +1410,19 @@ class Keystore:
                                    f"where {owner} keeps its own private key; this folder is someone else's")
         return kept
 
-    def _put_set(self, records: Sequence[KeyRecord], *, keep_existing: bool = False) -> list[KeyRecord]:
+    def _put_set(self, records: Sequence[KeyRecord], *, keep_existing: bool = False,
+                 locked: bool = False) -> list[KeyRecord]:
         """Write ``records``, one holder's new private keys, as new files, all of them or none
         (``write_new_all``), and return those written. A run that failed half-way (a full disk on the second file)
         would otherwise leave some behind, which a rerun must refuse to replace ("choose a new generation"), or,
         for the broker, a new signing key without the rest, which its next start would sign with. A name taken
         meanwhile is refused (KeyMaterialError) with nothing written; with ``keep_existing``, by a run on this folder
         at the same time (two ``keys init``), that key is kept instead (whole once its name exists) and the rest
-        written again, all or none, the folder locked meanwhile (``folder_locked``). A run killed half-way (no
-        exception to undo it) leaves the generation in use as it was: the key that puts a set in use (``_PUTS_IN_USE``)
-        is linked last, and ``generate_own`` finishes the set on the next run; the temporary files a killed run
-        left go once a set is written."""
+        written again, all or none, the folder locked meanwhile (``folder_locked``; by the caller already when
+        ``locked``: a second lock on another descriptor would wait for the first). A run killed half-way (no
+        exception to undo it) leaves the generation in use as it was: the key that puts a set in use
+        (``_PUTS_IN_USE``) is linked last, and ``generate_own`` refuses the rest of that generation; the temporary
+        files a killed run left go once a set is written."""
         pending = sorted(records, key=lambda record: record.kind in _PUTS_IN_USE)  # the one putting it in use last
         if not pending:
             return []
@@ -1404,27 +1431,33 @@ class Keystore:
         except OSError as exc:
             raise KeyMaterialError(f"cannot write {', '.join(r.key_id for r in pending)} in {self.path}: "
                                    f"{exc.strerror}; none of them was written") from None
+        if locked:
+            return self._write_set(pending, keep_existing)
         # Alone in the folder: a run at the same time (two ``keys init``) waits, so this one's rollback never removes
         # a key the other kept in the meantime and returned as its own.
         with folder_locked(self.path, KeyMaterialError):
-            while pending:
-                files = [(self.path / f"{record.key_id}.json", record_to_json(record),
-                          0o600 if record.secret is not None else 0o644) for record in pending]
-                try:
-                    write_new_all(files)
-                    break
-                except FileExistsError as exc:
-                    key_id = Path(str(exc.filename)).name.removesuffix(".json")
-                    if not keep_existing or all(record.key_id != key_id for record in pending):
-                        raise self._exists(key_id) from None
-                    pending = [record for record in pending if record.key_id != key_id]
-                except OSError as exc:
-                    ids = ", ".join(record.key_id for record in pending)
-                    raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
-                                           "written") from None
-            # The temporary key files a killed run left (its private keys among them): its set is whole now, or was
-            # given up for another generation. Still locked, so no write under way loses its own.
-            remove_leftovers(self.path, _key_file_name)
+            return self._write_set(pending, keep_existing)
+
+    def _write_set(self, pending: list[KeyRecord], keep_existing: bool) -> list[KeyRecord]:
+        """``_put_set``'s write, the folder locked, then the temporary key files a killed run left removed."""
+        while pending:
+            files = [(self.path / f"{record.key_id}.json", record_to_json(record),
+                      0o600 if record.secret is not None else 0o644) for record in pending]
+            try:
+                write_new_all(files)
+                break
+            except FileExistsError as exc:
+                key_id = Path(str(exc.filename)).name.removesuffix(".json")
+                if not keep_existing or all(record.key_id != key_id for record in pending):
+                    raise self._exists(key_id) from None
+                pending = [record for record in pending if record.key_id != key_id]
+            except OSError as exc:
+                ids = ", ".join(record.key_id for record in pending)
+                raise KeyMaterialError(f"cannot write {ids} in {self.path}: {exc.strerror}; none of them was "
+                                       "written") from None
+        # The temporary key files a killed run left (its private keys among them): its generation was given up for
+        # another, or is this one kept whole. Still locked, so no write under way loses its own.
+        remove_leftovers(self.path, _key_file_name)
         return pending
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:

@@ -341,10 +341,9 @@ def write_new_all(files: Sequence[tuple[Path, bytes, int]]) -> None:
     are removed whatever happens. For a set of files that means nothing without the others (one party's keys): a
     run that fails half-way leaves none of it, which a rerun would have to refuse to replace.
 
-    Only an exception is undone: a process killed between two links leaves the files linked so far, each still
-    beside its temporary file (``cut_short`` tells them), and the temporary files of the rest. So the file whose
-    presence puts the set in use goes last in ``files``, and the caller finishes such a set on its next run, then
-    removes what is left (``remove_leftovers``)."""
+    Only an exception is undone: a process killed between two links leaves the files linked so far and the
+    temporary files of all. So the file whose presence puts the set in use goes last in ``files``, the caller never
+    takes part of a set as a set, and removes the temporary files on its next write (``remove_leftovers``)."""
     temporary: list[Path] = []
     placed: list[Path] = []
     try:
@@ -395,28 +394,6 @@ def folder_locked(folder: Path, error: Refusal) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # which releases the lock
-
-
-def cut_short(path: Path) -> bool:
-    """Whether the file at ``path`` was put in place by a ``write_new_all`` killed before it ended: a temporary file of
-    its name is still beside it and is the same file (``write_new_all`` links each temporary file into place and
-    removes them all when it ends, whatever is raised). Never through a link; False when anything cannot be read."""
-    try:
-        placed = os.lstat(path)
-        names = os.listdir(path.parent)
-    except OSError:
-        return False
-    for name in names:
-        found = TEMPORARY.fullmatch(name)
-        if found is None or found["name"] != path.name:
-            continue
-        try:
-            info = os.lstat(path.parent / name)
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == (placed.st_dev, placed.st_ino):
-            return True
-    return False
 
 
 def remove_leftovers(folder: Path, names: Callable[[str], bool]) -> list[Path]:

@@ -1,15 +1,17 @@
 """One holder's set of keys is made whole or not at all: a run that fails half-way leaves none of it, so a rerun
 makes the set, and the broker never signs with a new signing key whose set failed; a run killed half-way leaves the
-generation in use as it was, and the same command run again finishes the set."""
+generation in use as it was, and the rest of that generation is refused: a new generation is made instead."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 import broker.private_files
+from broker.crypto import KeyKind
+from broker.crypto.keys import new_key
 from broker.keystore import Holder, Keystore
 from puente.errors import KeyMaterialError
 
@@ -130,11 +134,12 @@ def _leftovers(folder: Path) -> list[str]:
 @pytest.mark.parametrize(("holder", "ident", "in_use", "kept"),
                          [(Holder.BROKER, "broker", "broker-sign", "broker-kex-2026b"),
                           (Holder.PARTNER, "COL", "COL-rcpt", "COL-enc-2026b")])
-def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_is_finished_by_its_rerun(
+def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_its_rerun_is_refused(
         tmp_path: Path, holder: Holder, ident: str, in_use: str, kept: str) -> None:
     """Killed after its first link, a rotation leaves the key that puts the set in use unwritten (linked last), so
-    the broker still signs, a partner its receipts, with the old generation; the same command run again keeps the key
-    already in place, makes the rest, and removes the temporary key files the killed run left (no other's)."""
+    the broker still signs, a partner its receipts, with the old generation; the same command run again is refused
+    in one line, writing nothing, and the next generation is made whole, its write removing the temporary key
+    files the killed run left (no other's)."""
     store = Keystore(tmp_path / ident)
     store.generate_own(holder, ident, generation="2026a", now=NOW, agreements=AGREEMENTS)
     _killed_after_first_link(store.path, holder, ident, "2026b")
@@ -142,20 +147,89 @@ def test_a_rotation_killed_half_way_keeps_the_generation_in_use_and_is_finished_
     assert _leftovers(store.path)
     signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
     assert signer.key_id == f"{in_use}-2026a"
-    first = store.load(kept).public
+    before = sorted(p.name for p in store.path.iterdir())
+    with pytest.raises(KeyMaterialError, match=r"2026b .* is incomplete") as info:
+        store.generate_own(holder, ident, generation="2026b", now=NOW, agreements=AGREEMENTS)
+    assert "\n" not in str(info.value) and f"({kept}.json) stay unused" in str(info.value)
+    assert sorted(p.name for p in store.path.iterdir()) == before
     login = store.path / ".client.properties.0123456789ab.tmp"  # not a key file's: left alone
     login.write_text("")
-    made = store.generate_own(holder, ident, generation="2026b", now=NOW, agreements=AGREEMENTS)
-    assert {r.key_id for r in made} >= {kept, f"{in_use}-2026b"}
-    assert store.load(kept).public == first and _leftovers(store.path) == [login.name]
+    store.generate_own(holder, ident, generation="2026c", now=NOW, agreements=AGREEMENTS)
+    assert _leftovers(store.path) == [login.name]
     signer = (store.broker_signing_keys()[0] if holder is Holder.BROKER else store.load_receipt_key(ident))
-    assert signer.key_id == f"{in_use}-2026b"
+    assert signer.key_id == f"{in_use}-2026c"
 
 
-def test_part_of_a_set_no_killed_run_left_is_refused_naming_the_files(tmp_path: Path) -> None:
-    """Part of a generation with no temporary file beside it (a key lost, or removed) is no killed run's: the rerun
-    refuses in one line, writing nothing, naming the new generation and exactly the files to remove to make the set
-    again."""
+# A whole set, linked and synced, in a process killed before its temporary files were removed: exportable, so its
+# public halves may be handed out.
+_KILLED_BEFORE_CLEANUP = textwrap.dedent("""
+    import os, sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    import broker.private_files as files
+    from broker.keystore import Holder, Keystore
+    folder = sys.argv[1]
+    real = files._sync_folder
+    def sync_then_die(*args):
+        real(*args)
+        os._exit(9)
+    files._sync_folder = sync_then_die
+    Keystore(Path(folder)).generate_own(Holder.PARTNER, "COL", generation="2026b",
+                                        now=datetime(2026, 1, 6, tzinfo=UTC))
+""")
+
+
+def test_a_whole_set_a_killed_run_left_is_never_made_again_after_a_file_is_lost(tmp_path: Path) -> None:
+    """A set written whole by a run killed before it removed its temporary files, one key file lost since: the rerun
+    makes no second key under an id whose public half may have been handed out, and keeps the temporary file that
+    still holds the original private key."""
+    store = Keystore(tmp_path / "COL")
+    store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW)
+    run = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_CLEANUP, str(store.path)],
+                         capture_output=True, text=True, check=False, timeout=60)
+    assert run.returncode == 9, run.stderr
+    handed_out = store.public_pem("COL-rcpt-2026b")
+    (store.path / "COL-rcpt-2026b.json").unlink()
+    before = sorted(p.name for p in store.path.iterdir())
+    with pytest.raises(KeyMaterialError, match="incomplete"):
+        store.generate_own(Holder.PARTNER, "COL", generation="2026b", now=NOW)
+    assert sorted(p.name for p in store.path.iterdir()) == before
+    assert not (store.path / "COL-rcpt-2026b.json").exists() and handed_out
+
+
+def test_a_run_waiting_for_one_stopped_half_way_decides_on_what_it_left(tmp_path: Path) -> None:
+    """A generate waiting while another run holds the folder decides once it has the folder: the other stopped
+    half-way (its encryption key linked, not its receipt key), so the waiting one refuses the generation rather
+    than adding a receipt key to a set it never made."""
+    store = Keystore(tmp_path / "COL")
+    store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW)
+    store.put(new_key(KeyKind.PARTNER_ENCRYPTION, "COL", "2026b", NOW))
+    os.link(store.path / "COL-enc-2026b.json", store.path / ".COL-enc-2026b.json.0123456789ab.tmp")
+    fd = os.open(store.path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the other run, under way
+    outcome: list[object] = []
+
+    def rerun() -> None:
+        try:
+            outcome.append(store.generate_own(Holder.PARTNER, "COL", generation="2026b", now=NOW))
+        except KeyMaterialError as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=rerun)
+    try:
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not outcome
+    finally:
+        os.close(fd)  # the other run stops
+        waiting.join(30)
+    assert isinstance(outcome[0], KeyMaterialError) and "incomplete" in str(outcome[0])
+    assert not (store.path / "COL-rcpt-2026b.json").exists()
+
+
+def test_part_of_a_set_is_refused_and_never_to_be_removed(tmp_path: Path) -> None:
+    """Part of a generation (a key lost, or removed) is refused in one line, writing nothing, naming a new
+    generation and the files present as unused, never telling the operator to remove one (it may be handed out)."""
     store = Keystore(tmp_path / "broker")
     store.generate_own(Holder.BROKER, "broker", generation="2026a", now=NOW, agreements=AGREEMENTS)
     store.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW, agreements=AGREEMENTS)
@@ -164,8 +238,11 @@ def test_part_of_a_set_no_killed_run_left_is_refused_naming_the_files(tmp_path: 
     with pytest.raises(KeyMaterialError) as info:
         store.generate_own(Holder.BROKER, "broker", generation="2026b", now=NOW, agreements=AGREEMENTS)
     message = str(info.value)
-    assert "\n" not in message and "choose a new generation" in message and "broker-sign-2026b" in message
-    assert f"remove {store.path / 'broker-kex-2026b.json'} and run this again" in message
+    assert "\n" not in message and "remove" not in message
+    assert message.startswith(f"generation 2026b of the broker in {store.path} is incomplete (a run stopped "
+                              "half-way, or a key file was lost): choose a new generation (`--generation`); the "
+                              "files present (broker-kex-2026b.json")
+    assert message.endswith(") stay unused")
     assert sorted(p.name for p in store.path.iterdir()) == before
 
 
