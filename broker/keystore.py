@@ -210,15 +210,15 @@ def trial_marked(root: Path | str) -> bool:
     return data == TRIAL_TEXT
 
 
-def mark_trial(root: Path | str, error: Callable[[str], PuenteError] = KeyMaterialError) -> None:
+def mark_trial(root: Path | str, error: Callable[[str], PuenteError] = KeyMaterialError) -> bool:
     """Leave ``TRIAL_MARK`` in ``root`` (made 0700 if missing). ``Keystore.provision`` calls it once every refusal of
     a holder's keys has passed, right before that holder's first key is written: a set-up that stops half-way, keys
     made, leaves a root the next one still takes as the trial's, and one refused before any key leaves no mark, which
     would turn the broker's custody check (``others_keys_problem``) off for good. ``error`` (one line) for a file of
-    that name that is not the mark, or one that cannot be written."""
+    that name that is not the mark, or one that cannot be written. Whether this call wrote the mark."""
     root = Path(root)
     if trial_marked(root):
-        return
+        return False
     private_folder(root, error=error)
     try:
         write_new(root / TRIAL_MARK, TRIAL_TEXT, 0o644)
@@ -226,8 +226,10 @@ def mark_trial(root: Path | str, error: Callable[[str], PuenteError] = KeyMateri
         if not trial_marked(root):  # something else by that name: not the trial's mark
             raise error(f"{root / TRIAL_MARK} is there but not as `keys init` writes it: check what it is, then "
                         "remove it") from None
+        return False
     except OSError as exc:
         raise error(f"cannot write {root / TRIAL_MARK}: {exc.strerror}") from None
+    return True
 
 
 def others_private_files(root: Path | str) -> list[Path]:
@@ -1541,8 +1543,15 @@ class Keystore:
             # Every party's private keys on one machine: a trial's root, which the deployment guards (``keys generate
             # --for broker``, the broker's start: ``others_keys_problem``) must take as one. Marked only once a key is
             # about to be made: a mark left by a refused set-up would turn those guards off with nothing made.
-            made = store.generate_own(holder, ident, generation=generation, now=now, agreements=found,
-                                      keep_existing=True, before_write=lambda: mark_trial(root))
+            marked: list[bool] = []
+            try:
+                made = store.generate_own(holder, ident, generation=generation, now=now, agreements=found,
+                                          keep_existing=True, before_write=lambda: marked.append(mark_trial(root)))
+            except KeyMaterialError:
+                if any(marked):  # this call's mark, its keys not written (``_put_set``: all or none)
+                    with contextlib.suppress(OSError):
+                        (root / TRIAL_MARK).unlink()
+                raise
             return {r.kind: r for r in made if r.owner == ident}
 
         def hand_over(record: KeyRecord, source: Keystore, dest: Keystore) -> None:

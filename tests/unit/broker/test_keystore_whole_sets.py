@@ -21,7 +21,7 @@ import pytest
 import broker.private_files
 from broker.crypto import KeyKind
 from broker.crypto.keys import new_key
-from broker.keystore import Holder, Keystore
+from broker.keystore import TRIAL_MARK, Holder, Keystore, holder_path, trial_marked
 from puente.errors import KeyMaterialError
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -271,3 +271,16 @@ def test_a_set_rolled_back_is_made_durable(tmp_path: Path, monkeypatch: pytest.M
     placed = [event for event in events if event.startswith("unlink") and not event.endswith(".tmp")]
     assert placed, events
     assert "sync" in events[events.index(placed[-1]):], events
+
+
+def test_a_trial_set_up_whose_first_keys_cannot_be_written_leaves_no_mark(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keys init` whose first set write fails (a full disk: none of it written) removes the trial's mark it had just
+    left, so a root with no keys is not taken as a trial's and the custody guards stay on."""
+    root = tmp_path / "keys"
+    with monkeypatch.context() as patched:
+        _failing_on_second(patched, "fsync", errno.ENOSPC, _file_written)
+        with pytest.raises(KeyMaterialError, match="none of them was written"):
+            Keystore.provision(root, partners=["COL"], agencies=[], agreements=AGREEMENTS, now=NOW)
+    assert not trial_marked(root) and not (root / TRIAL_MARK).exists()
+    assert not list(Keystore(holder_path(root, Holder.BROKER, "broker")).path.glob("*.json"))
