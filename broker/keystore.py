@@ -1380,8 +1380,8 @@ class Keystore:
         if not self.path.is_dir():
             yield False
             return
-        with folder_locked(self.path, KeyMaterialError):
-            yield True
+        with folder_locked(self.path, KeyMaterialError) as locked:
+            yield locked
 
     def _refuse_present(self, present: list[str], absent: list[str], only_pseudonyms: bool, whose: str,
                         generation: str) -> None:
@@ -1434,14 +1434,15 @@ class Keystore:
             raise KeyMaterialError(f"cannot write {', '.join(r.key_id for r in pending)} in {self.path}: "
                                    f"{exc.strerror}; none of them was written") from None
         if locked:
-            return self._write_set(pending, keep_existing)
+            return self._write_set(pending, keep_existing, locked=True)
         # Alone in the folder: a run at the same time (two ``keys init``) waits, so this one's rollback never removes
         # a key the other kept in the meantime and returned as its own.
-        with folder_locked(self.path, KeyMaterialError):
-            return self._write_set(pending, keep_existing)
+        with folder_locked(self.path, KeyMaterialError) as alone:
+            return self._write_set(pending, keep_existing, locked=alone)
 
-    def _write_set(self, pending: list[KeyRecord], keep_existing: bool) -> list[KeyRecord]:
-        """``_put_set``'s write, the folder locked, then the temporary key files a killed run left removed."""
+    def _write_set(self, pending: list[KeyRecord], keep_existing: bool, *, locked: bool) -> list[KeyRecord]:
+        """``_put_set``'s write, then, the folder ``locked``, the temporary key files a killed run left removed:
+        unlocked (a file system without locks), they may be a run's under way."""
         while pending:
             files = [(self.path / f"{record.key_id}.json", record_to_json(record),
                       0o600 if record.secret is not None else 0o644) for record in pending]
@@ -1459,7 +1460,8 @@ class Keystore:
                                        "written") from None
         # The temporary key files a killed run left (its private keys among them): its generation was given up for
         # another, or is this one kept whole. Still locked, so no write under way loses its own.
-        remove_leftovers(self.path, _key_file_name)
+        if locked:
+            remove_leftovers(self.path, _key_file_name)
         return pending
 
     def _refuse_foreign_secrets(self, holder: Holder, ident: str) -> None:

@@ -51,11 +51,13 @@ import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from puente.errors import ConfigError, PuenteError, StoreError
+from puente.strict import one_line
 
 # The error a refusal raises: each caller's own kind (KeyMaterialError, ConfigError, StoreError, ...).
 Refusal = Callable[[str], PuenteError]
@@ -373,27 +375,44 @@ _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBAD
 
 
 @contextlib.contextmanager
-def folder_locked(folder: Path, error: Refusal) -> Iterator[None]:
+def folder_locked(folder: Path, error: Refusal,
+                  waiting: Callable[[str], None] | None = None) -> Iterator[bool]:
     """Hold an exclusive lock on the folder ``folder`` itself (``flock`` on a descriptor of it; it must exist) while
     the block runs, so that two runs writing one set of files into it (two ``keys init``, two ``keys generate``) take
     turns: each sees the other's files whole, and its rollback can remove only what it placed itself. The folder's
     own descriptor, no lock file: nothing new in a folder whose every entry a custody scan names. A lock is between
     the runs of this user's own commands, not a guard against anyone: where the file system has none (``_NO_LOCKS``),
-    the block runs unlocked, each write all or none as before. ``error`` (one line) when the folder cannot be opened
-    or the lock fails otherwise."""
+    the block runs unlocked, each write all or none as before. Yields whether it is locked: only then may the block
+    remove what a killed run left (``remove_leftovers``). Held by another run, ``waiting`` is told once (one line,
+    standard error by default) before this one waits. ``error`` (one line) when the folder cannot be opened or the
+    lock fails otherwise."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise error(f"cannot open the folder {folder} to write in it alone: {exc.strerror}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS:
-                raise error(f"cannot lock the folder {folder} to write in it alone: {exc.strerror}") from None
-        yield
+        yield _lock(fd, folder, error, waiting)
     finally:
         os.close(fd)  # which releases the lock
+
+
+def _lock(fd: int, folder: Path, error: Refusal, waiting: Callable[[str], None] | None) -> bool:
+    """``folder_locked``'s lock on ``fd``: whether it was taken (False where the file system has none)."""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            (waiting or _say_waiting)(f"waiting for another run on {folder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise error(f"cannot lock the folder {folder} to write in it alone: {exc.strerror}") from None
+        return False
+    return True
+
+
+def _say_waiting(line: str) -> None:
+    print(f"puente: {one_line(line)}", file=sys.stderr, flush=True)
 
 
 def remove_leftovers(folder: Path, names: Callable[[str], bool]) -> list[Path]:

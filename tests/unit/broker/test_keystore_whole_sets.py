@@ -284,3 +284,39 @@ def test_a_trial_set_up_whose_first_keys_cannot_be_written_leaves_no_mark(tmp_pa
             Keystore.provision(root, partners=["COL"], agencies=[], agreements=AGREEMENTS, now=NOW)
     assert not trial_marked(root) and not (root / TRIAL_MARK).exists()
     assert not list(Keystore(holder_path(root, Holder.BROKER, "broker")).path.glob("*.json"))
+
+
+def test_a_folder_that_cannot_be_locked_keeps_the_temporary_files_a_run_may_be_writing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where flock fails (ENOLCK on a network mount) the set is written unlocked, and the temporary key files there,
+    which may be another run's under way, are left alone."""
+    store = Keystore(tmp_path / "COL")
+    store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW)
+    theirs = store.path / ".COL-enc-2026b.json.0123456789ab.tmp"
+    theirs.write_bytes(b"")
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store.generate_own(Holder.PARTNER, "COL", generation="2026c", now=NOW)
+    assert theirs.exists() and (store.path / "COL-rcpt-2026c.json").exists()
+
+
+def test_a_run_waiting_for_the_folder_says_so_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A generate finding the folder held by another run says in one line on standard error that it waits, then
+    waits, and writes its set once the other is done."""
+    store = Keystore(tmp_path / "COL")
+    store.generate_own(Holder.PARTNER, "COL", generation="2026a", now=NOW)
+    fd = os.open(store.path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    waiting = threading.Thread(target=lambda: store.generate_own(Holder.PARTNER, "COL", generation="2026b", now=NOW))
+    try:
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()
+    finally:
+        os.close(fd)
+        waiting.join(30)
+    assert capsys.readouterr().err == f"puente: waiting for another run on {store.path}\n"
+    assert (store.path / "COL-rcpt-2026b.json").exists()
