@@ -106,7 +106,7 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,6 +153,7 @@ from broker.kafka import (
     record_at,
     running,
     settle,
+    stop_client,
     transaction,
     wait_settled,
 )
@@ -219,9 +220,13 @@ RECEIPT_TXN_TIMEOUT_S = 60.0  # a crashed subscriber's open receipts are aborted
 HANDOVER_WAIT_S = 30.0  # the longest an instance giving up a feed partition waits for its batch and commit
 SETTLE_TIMEOUT_S = 1.5 * RECEIPT_TXN_TIMEOUT_S
 DELIVERY_WAIT_S = 20.0
-"""The longest a batch waits, holding its store's write lock, for Kafka to take its receipts and checkpoint (and
-stamp its time on the checkpoint): a transactional producer retries a delivery without end, and another writer of
-the store (an instance sharing it, ``puente store``) gives up after the store's 30 s (``PartnerStore.open``)."""
+"""The longest a batch waits, from its first send and holding its store's write lock, for Kafka to take its receipts,
+feed offsets and checkpoint (and stamp its time on the checkpoint): a transactional producer retries a delivery, the
+partitions and offsets it adds to a transaction, without end, and another writer of the store (an instance sharing
+it, ``puente store``) gives up after the store's 30 s (``PartnerStore.open``)."""
+ABORT_WAIT_S = 5.0
+"""Past ``DELIVERY_WAIT_S``, the longest the transaction's abort is waited for before the producer is stopped (Kafka
+aborts a transaction left open itself, after ``RECEIPT_TXN_TIMEOUT_S``): aiokafka's abort waits without end too."""
 
 
 @dataclass(frozen=True)
@@ -351,6 +356,8 @@ class Subscriber:
         self._tag: tuple[PartnerStore | None, str] | None = None
         self._sends = Sends()
         """The sends of the batch's transaction under way (``_transact``)."""
+        self._deadline: asyncio.Timeout | None = None
+        """The bound of the Kafka awaits of the transaction under way (``_bounded``), started by its first send."""
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
         self._kafka_seen: tuple[int, float] | None = None
@@ -465,14 +472,15 @@ class Subscriber:
         meanwhile: the time, kept only once committed, is Kafka's whichever way a crash falls."""
         self._asked_at = time.monotonic()
         now = self.clock()
-        async with transaction(producer) as sends:
+        async with self._bounded(producer, "its checkpoint") as deadline, transaction(producer) as sends:
             self._sends = sends
-            signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
-            sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
-            sends.add(sent)
-            await sends.settle()
-            delivered = await sent
-            stamp = self._kafka_stamp(now, delivered)
+            async with deadline():
+                signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
+                sent = await self._send(producer, signed, part)
+                sends.add(sent)
+                await sends.settle()
+                delivered = await sent
+                stamp = self._kafka_stamp(now, delivered)
         self._kafka_seen, self._fresh = (stamp, time.monotonic()), True
         if self.store is not None:
             with self.store.transaction():
@@ -1031,35 +1039,40 @@ class Subscriber:
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
         self._window = window = dict(self._catch_up)
-        async with transaction(producer) as sends:
+        async with self._bounded(producer, "its receipts, feed offsets and checkpoint") as deadline, \
+                transaction(producer) as sends:
             self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
-            with self._store_transaction():
-                for tp, msgs in batch.items():
-                    for msg in msgs:
-                        rec = record(msg)
-                        unread = await self._handle(rec, lines if out is not None else None, producer, chain, part,
-                                                    now)
+            # Every Kafka await while the store's write lock is held is bounded (``_bounded``): other writers of the
+            # store are not kept out.
+            async with deadline():
+                with self._store_transaction():
+                    for tp, msgs in batch.items():
+                        for msg in msgs:
+                            rec = record(msg)
+                            unread = await self._handle(rec, lines if out is not None else None, producer, chain, part,
+                                                        now)
+                            if unread is not None:
+                                break
+                            next_offsets[tp], last[tp] = msg.offset + 1, rec
                         if unread is not None:
                             break
-                        next_offsets[tp], last[tp] = msg.offset + 1, rec
-                    if unread is not None:
-                        break
-                tag = self.commit_tag
-                # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there.
-                offsets = {tp: OffsetAndMetadata(max(at, window.get(tp, 0)), tag) for tp, at in next_offsets.items()}
-                if self.store is not None and offsets:  # committed with what was applied, before the receipts
-                    self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})
-                # The partner vouches for its chain so far, batch by batch.
-                signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
-                sent = await producer.send(self.access_topic, signed, key=self.partner.encode(), partition=part)
-                sends.add(sent)
-                if offsets:
-                    await producer.send_offsets_to_transaction(offsets, self.group_id)
-                # What this batch decided by this host's clock (a view EXPIRED, then committed past) is final: Kafka's
-                # append time of the checkpoint checks that clock before either transaction commits. Every receipt
-                # is delivered first, so a refused one aborts the batch as itself (``Sends``). The store's write lock
-                # is held meanwhile: bounded (``DELIVERY_WAIT_S``), so other writers of the store are not kept out.
-                self._vouched(now, await self._delivered(sends, sent))
+                    tag = self.commit_tag
+                    # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there.
+                    offsets = {tp: OffsetAndMetadata(max(at, window.get(tp, 0)), tag)
+                               for tp, at in next_offsets.items()}
+                    if self.store is not None and offsets:  # committed with what was applied, before the receipts
+                        self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})
+                    # The partner vouches for its chain so far, batch by batch.
+                    signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
+                    sent = await self._send(producer, signed, part)
+                    sends.add(sent)
+                    if offsets:
+                        await producer.send_offsets_to_transaction(offsets, self.group_id)
+                    # What this batch decided by this host's clock (a view EXPIRED, then committed past) is final:
+                    # Kafka's append time of the checkpoint checks that clock before either transaction commits.
+                    # Every receipt is delivered first, so a refused one aborts the batch as itself (``Sends``).
+                    await sends.settle()
+                    self._vouched(now, await sent)
             # The store has committed, with each alert passed on marked: only now may a line leave it (a
             # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
             if out is not None and lines:
@@ -1081,21 +1094,56 @@ class Subscriber:
                 self._catch_up.pop(tp, None)  # caught up (the store ended it with the confirmation)
         return unread, (await sent).offset  # delivered: the transaction committed
 
-    async def _delivered(self, sends: Sends, sent: Any) -> object:
-        """``sent``, and every send before it, delivered within ``DELIVERY_WAIT_S``: what Kafka answered for ``sent``;
-        KafkaUnavailableError (retriable) past it, the batch's transactions then rolled back."""
-        bound = asyncio.timeout(DELIVERY_WAIT_S)
+    async def _send(self, producer: Producer, value: bytes, part: int) -> Any:
+        """``value`` sent to this subscriber's receipts partition: its delivery. The first send of a transaction
+        starts its deadline (``_bounded``)."""
+        deadline = self._deadline
+        if deadline is not None and deadline.when() is None:
+            deadline.reschedule(asyncio.get_running_loop().time() + DELIVERY_WAIT_S)
+        return await producer.send(self.access_topic, value, key=self.partner.encode(), partition=part)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, producer: Producer, what: str) -> AsyncIterator[
+            Callable[[], contextlib.AbstractAsyncContextManager[None]]]:
+        """Around ``transaction(producer)``: gives the block a deadline to enter around its Kafka awaits (sends,
+        feed offsets, deliveries), ``DELIVERY_WAIT_S`` from the first send (``_send``). Past it the block stops with
+        KafkaUnavailableError (exit 4, retriable, nothing committed), the abort is waited for ``ABORT_WAIT_S`` at most,
+        and then the producer is stopped: Kafka aborts the transaction it left open. Why: aiokafka retries adding
+        partitions and offsets to a transaction, and a delivery, without end, and its abort waits for them; one
+        outliving the transaction's timeout came out, once Kafka answered, as another subscriber taking over."""
+        loop = asyncio.get_running_loop()
+        aborting = asyncio.timeout(None)
+        stopped: KafkaUnavailableError | None = None
+
+        @contextlib.asynccontextmanager
+        async def deadline() -> AsyncIterator[None]:
+            nonlocal stopped
+            bound = self._deadline = asyncio.timeout(None)
+            try:
+                async with bound:
+                    yield
+            except TimeoutError:
+                if not bound.expired():
+                    raise
+                stopped = KafkaUnavailableError(
+                    f"Kafka at {self.conn.bootstrap} did not take {self.partner}'s {what} within "
+                    f"{DELIVERY_WAIT_S:g} s (unreachable, or not answering); nothing of this batch was committed (the "
+                    "store is not held longer: other programs use it): run again once Kafka answers")
+                aborting.reschedule(loop.time() + ABORT_WAIT_S)
+                raise stopped from None
+            finally:
+                self._deadline = None
+
         try:
-            async with bound:
-                await sends.settle()
-                return await sent
+            async with aborting:
+                yield deadline
         except TimeoutError:
-            if not bound.expired():
+            if stopped is None or not aborting.expired():
                 raise
-            raise KafkaUnavailableError(
-                f"Kafka did not take {self.partner}'s receipts and checkpoint within {DELIVERY_WAIT_S:g} s; nothing "
-                "of this batch was committed (the store is not held longer: other programs use it): run again once "
-                f"Kafka at {self.conn.bootstrap} answers") from None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ABORT_WAIT_S):
+                    await stop_client(producer)
+            raise stopped from None
 
     async def _wiped(self, tries: int = 20) -> None:
         """The store's write-ahead log cleared of what the batch deleted or replaced, waiting for readers on the
@@ -1214,8 +1262,7 @@ class Subscriber:
             # Which store holds what it received: a recall is acknowledged once every store holding the alert
             # answers (``broker.audit.recalls``), not by one that took its feed partition over mid-stream.
             receipt["store"] = self.commit_tag.partition("|")[2]
-        self._sends.add(await producer.send(self.access_topic, chain.append("RECEIPT", receipt),
-                                            key=self.partner.encode(), partition=part))
+        self._sends.add(await self._send(producer, chain.append("RECEIPT", receipt), part))
 
     async def _unreadable(self, rec: Record, batch: Unreadable, producer: Producer, chain: ChainWriter,
                           part: int) -> UnreadableFeedError | None:

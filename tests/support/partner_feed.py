@@ -95,10 +95,24 @@ class Receipts:
         self.sent: list[dict[str, Any]] = []
         self.offsets: dict[TopicPartition, int] = {}
         self.appended = appended
+        self.ended: list[str] = []  # how each transaction ended: "commit" or "abort"
+        self.stopped = False
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        yield
+        try:
+            yield
+        except BaseException:
+            await self.abort()
+            raise
+        self.ended.append("commit")
+
+    async def abort(self) -> None:
+        """The transaction's abort (aiokafka's ``abort_transaction``), noted."""
+        self.ended.append("abort")
+
+    async def stop(self) -> None:
+        self.stopped = True
 
     async def send(self, topic: str, value: bytes, **_: Any) -> _Sent:
         self.sent.append(json.loads(value))

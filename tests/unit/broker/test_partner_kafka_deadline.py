@@ -1,0 +1,110 @@
+"""Kafka out of reach never keeps the store's write lock: every Kafka await of a transaction, from its first send, is
+under one deadline (``DELIVERY_WAIT_S``), and past it the abort is waited for a bounded time before the producer is
+stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from partner_feed import FEED, RECEIPTS, BrokerKeys, Receipts, run_batch, sealed, subscriber
+
+import broker.partner as partner
+from broker.audit import ChainWriter
+from broker.kafka import TopicPartition
+from broker.partner_store import PartnerStore, Retention
+from puente.errors import KafkaUnavailableError
+from tests.unit.broker.test_partner_clock_ahead import _view
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RETENTION = Retention({"COMBIFRON": 180}, fallback_days=180)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PartnerStore]:
+    monkeypatch.setattr(partner, "DELIVERY_WAIT_S", 0.05)
+    monkeypatch.setattr(partner, "ABORT_WAIT_S", 0.05, raising=False)  # (absent before it was bounded)
+    with PartnerStore.open(tmp_path / "col" / "feed.sqlite", "COL", retention=RETENTION) as opened:
+        yield opened
+
+
+def _never() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+class _OffsetsUnanswered(Receipts):
+    """Kafka never answers the feed offsets added to the transaction (aiokafka retries AddOffsetsToTxn without end)."""
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any], group: str) -> None:
+        await _never()
+
+
+class _AbortUnanswered(_OffsetsUnanswered):
+    """Nor the abort that follows (aiokafka's waits for the same requests)."""
+
+    async def abort(self) -> None:
+        await super().abort()
+        await _never()
+
+
+def _one_line_naming_kafka(error: BaseException) -> None:
+    text = str(error)
+    assert "\n" not in text and "Kafka at unused:9092" in text and "nothing of this batch was committed" in text
+
+
+def _lock_free(store: PartnerStore) -> None:
+    with PartnerStore.open(store.path, "COL", busy_timeout_s=0.1) as other, other.transaction():
+        pass
+
+
+async def test_feed_offsets_kafka_never_takes_stop_the_batch_within_the_deadline(store: PartnerStore) -> None:
+    """Kafka never answers the batch's feed offsets: past the deadline the batch stops in one line naming Kafka,
+    nothing kept, the Kafka transaction aborted and the store's write lock free again."""
+    keys = BrokerKeys("2026a")
+    receipts = _OffsetsUnanswered(appended=lambda: T0)
+    with pytest.raises(KafkaUnavailableError) as stopped:
+        await asyncio.wait_for(run_batch(subscriber(keys, store, lambda: T0),
+                                         sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0),
+                                         receipts=receipts), 5)
+    _one_line_naming_kafka(stopped.value)
+    assert receipts.ended == ["abort"] and not receipts.stopped
+    assert store.counts().held == 0 and store.feed_offset(FEED, 0) is None
+    _lock_free(store)
+
+
+async def test_an_abort_kafka_never_answers_is_given_up_and_the_producer_stopped(store: PartnerStore) -> None:
+    """The abort after the deadline never ends either: it is given up after ``ABORT_WAIT_S`` and the producer
+    stopped (Kafka aborts the open transaction itself), and the batch stops as Kafka out of reach, not later as
+    another subscriber taking over."""
+    keys = BrokerKeys("2026a")
+    receipts = _AbortUnanswered(appended=lambda: T0)
+    with pytest.raises(KafkaUnavailableError) as stopped:
+        await asyncio.wait_for(run_batch(subscriber(keys, store, lambda: T0),
+                                         sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0),
+                                         receipts=receipts), 5)
+    _one_line_naming_kafka(stopped.value)
+    assert receipts.stopped and store.counts().held == 0
+    _lock_free(store)
+
+
+async def test_a_checkpoint_alone_kafka_never_takes_stops_within_the_deadline(store: PartnerStore) -> None:
+    """The checkpoint-only transaction asking Kafka for a time, never delivered nor aborted: it stops within the
+    deadline and the abort's bound, the producer stopped, no time kept."""
+
+    class Unanswered(_AbortUnanswered):
+        async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
+            await super().send(topic, value, **kwargs)
+            return _never()
+
+    keys = BrokerKeys("2026a")
+    receipts = Unanswered(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0 + timedelta(days=1))
+    with pytest.raises(KafkaUnavailableError) as stopped:
+        await asyncio.wait_for(sub._ask_time(receipts, ChainWriter(RECEIPTS, 0, chain="COL"), 0),  # type: ignore[arg-type]
+                               5)
+    assert "\n" not in str(stopped.value) and "Kafka at unused:9092" in str(stopped.value)
+    assert receipts.stopped and store.kafka_time() is None
