@@ -51,9 +51,11 @@ async def test_a_batch_decided_by_a_clock_running_ahead_commits_nothing(store: P
     keys = BrokerKeys("2026a")
     rec = sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0)
     ahead = subscriber(keys, store, lambda: T0 + 200 * DAY)
+    receipts = Receipts(appended=lambda: T0)
     with pytest.raises(ConfigError, match="this host's clock runs ahead") as stopped:
-        await run_batch(ahead, rec, receipts=Receipts(appended=lambda: T0))
+        await run_batch(ahead, rec, receipts=receipts)
     assert "\n" not in str(stopped.value) and "NTP" in str(stopped.value)
+    assert receipts.ended == ["abort"]  # Kafka's transaction too: no receipt nor offset commits
     assert "nothing of this batch was committed" in str(stopped.value)
     assert store.counts().expired == 0 and store.counts().held == 0
     assert store.feed_offset(FEED, 0) is None and store.kafka_time() is None

@@ -46,6 +46,15 @@ class _QuietFeed:
         return set()
 
 
+class _At12(Receipts):
+    """A receipts producer whose records Kafka holds at offset 12 (a batch's fake holds them at 7)."""
+
+    async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
+        sent = await super().send(topic, value, **kwargs)
+        sent.offset = 12
+        return sent
+
+
 async def _quiet_run(sub: Subscriber, receipts: Receipts) -> None:
     """A run of ``sub`` as ``Subscriber.run`` makes it, over a feed with no record: the start's purge, then reading
     until idle."""
@@ -61,14 +70,15 @@ async def test_a_quiet_feed_has_kafka_vouch_for_a_time_and_the_retention_ends_th
     keys = BrokerKeys("2026a")
     await run_batch(subscriber(keys, store, lambda: T0), sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0))
     later = T0 + 200 * DAY
-    receipts = Receipts(appended=lambda: later)
+    receipts = _At12(appended=lambda: later)
     notes: list[str] = []
     await _quiet_run(subscriber(keys, store, lambda: later, notes=notes), receipts)
     assert [r["kind"] for r in receipts.sent] == ["CHECKPOINT"] and receipts.sent[0]["covers"] == 0
-    assert receipts.offsets == {}
+    assert receipts.offsets == {} and receipts.ended == ["commit"]
     kept = store.kafka_time()  # Kafka's time of the checkpoint, and what the monotonic clock measured since
     assert kept is not None and ms(later) <= kept < ms(later + timedelta(minutes=1))
-    assert store.chain_head(f"{RECEIPTS}[0]/COL") is not None
+    head = store.chain_head(f"{RECEIPTS}[0]/COL")  # the checkpoint's, with where Kafka holds it
+    assert head is not None and head[2] == 12
     assert (store.counts().held, store.counts().purged) == (0, 1)
     assert any("purged 1 alert(s)" in note for note in notes)
 
@@ -88,9 +98,10 @@ async def test_a_clock_ahead_on_a_quiet_feed_stops_the_run_and_commits_no_checkp
     keys = BrokerKeys("2026a")
     await run_batch(subscriber(keys, store, lambda: T0), sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0))
     head = store.chain_head(f"{RECEIPTS}[0]/COL")
+    receipts = Receipts(appended=lambda: T0 + DAY)
     with pytest.raises(ConfigError, match="this host's clock runs ahead") as stopped:
-        await _quiet_run(subscriber(keys, store, lambda: T0 + 200 * DAY), Receipts(appended=lambda: T0 + DAY))
-    assert "\n" not in str(stopped.value)
+        await _quiet_run(subscriber(keys, store, lambda: T0 + 200 * DAY), receipts)
+    assert "\n" not in str(stopped.value) and receipts.ended == ["abort"]  # Kafka's transaction too
     assert store.kafka_time() == ms(T0) and store.chain_head(f"{RECEIPTS}[0]/COL") == head
     assert store.counts().held == 1
 
