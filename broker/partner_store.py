@@ -1034,7 +1034,7 @@ class PartnerStore:
                     "recall_reason = COALESCE(?, recall_reason) WHERE alert_id = ?",
                     (d.version, now_ms, d.feed, d.reason, d.alert_id))
 
-    def purge(self, now: datetime, *, kafka_now: datetime | None = None) -> Purged:
+    def purge(self, now: datetime, *, kafka_now: datetime | None = None, by_host_clock: bool = False) -> Purged:
         """Delete what the partner may no longer keep (module docstring) as of ``now``, the caller's clock, but never
         past the latest time Kafka vouched for (``kafka_time``) and the clock skew allowed (``CLOCK_SKEW_MS``); as of
         no time at all, deleting nothing, while the store knows none. Its content is wiped.
@@ -1044,17 +1044,20 @@ class PartnerStore:
         start of the subscriber, before it has reached Kafka, or at one ``puente store list``, which never does.
         ``kafka_now``: a time the caller vouches Kafka's clock has reached (one Kafka stamped in this run, and what a
         monotonic clock measured since), kept first as ``keep_kafka_time`` keeps one. What the bound holds back is
-        counted (``Purged.deferred``), for the caller to say."""
+        counted (``Purged.deferred``), for the caller to say. ``by_host_clock``: as of ``now`` alone, whatever Kafka
+        vouched for (a person's deliberate act, for a partner cut off from Kafka: ``puente store purge``); the time
+        Kafka vouched for is not moved by it."""
         if self.retention is None:
             raise StoreError(f"{self.path}: opened without the partner's retention, so it cannot purge")
         host_ms = _ms(now)
         with self.transaction(), self._sql("purging"):
             if kafka_now is not None:
                 self.keep_kafka_time(_ms(kafka_now))
-            vouched = self.kafka_time()
-            if vouched is None:
+            vouched = None if by_host_clock else self.kafka_time()
+            if vouched is None and not by_host_clock:
                 return Purged(0, 0, 0, deferred=self._past_time(host_ms))
-            now_ms, r = min(host_ms, vouched + CLOCK_SKEW_MS), self.retention
+            now_ms = host_ms if vouched is None else min(host_ms, vouched + CLOCK_SKEW_MS)
+            r = self.retention
             c = self._conn
             # First the content-free rows old enough to go, before this purge makes more (it would count them twice,
             # and forget at once the versions it is to remember). A tombstone outlives the views it refuses: a view

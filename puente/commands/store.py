@@ -9,6 +9,8 @@ because none has run since. Without Kafka, a purge goes no further than the last
 for, which the store keeps (``PartnerStore.purge``): this host's clock alone, set ahead, would delete
 everything held for good; what that holds back is said, with the clock to check (``_held_back``), and
 ``purge`` then exits 5 (not everything asked was done): a run of ``puente subscribe`` has Kafka vouch for the time.
+A partner cut off from Kafka (no run of the subscriber can reach it) purges with ``purge --by-host-clock``: by this
+host's clock alone, a person's deliberate act, said in one line with the time it used.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from policies import load_policy_set
 from puente.commands._common import Subparsers, say, settings, whole
 from puente.errors import EXIT_UNCHECKED, ConfigError
 from puente.strict import json_text, one_line, printable
+from puente.wire import iso_utc
 
 MAX_LIMIT = 1_000_000  # rows `store list` prints at most
 
@@ -70,6 +73,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     show.set_defaults(func=_show)
     purge = acts.add_parser("purge", help="delete what the partner may no longer keep (expiry, agreement retention)")
     common(purge)
+    purge.add_argument("--by-host-clock", action="store_true",
+                       help="purge by this host's clock alone, not only up to the last time Kafka vouched for: for a "
+                            "partner cut off from Kafka (check the clock first: what it deletes is gone for good)")
     purge.set_defaults(func=_purge)
 
 
@@ -179,8 +185,11 @@ def _show(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     with _open(args, retention=True) as store:
-        purged = store.purge(now)
+        purged = store.purge(now, by_host_clock=args.by_host_clock)
         wiped = not store.wipe_pending
+    if args.by_host_clock:
+        _say(f"puente store: purged by this host's clock alone, as of {iso_utc(now)}, not by a time Kafka vouched "
+             "for (--by-host-clock)", file=sys.stderr)
     _say(f"purged {purged.total} alert(s) from {store.path}: the text of {purged.expired} past their expiry and "
           f"{purged.retention} past the agreement's retention (their versions are remembered, so a replay is not "
           f"stored again), {purged.tombstones} old content-free row(s)", file=sys.stderr)

@@ -3,6 +3,7 @@ what the partner may no longer keep."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -141,3 +142,30 @@ def test_a_purge_holding_nothing_back_exits_0(tmp_path: Path, monkeypatch: pytes
     assert args.func(args) == 0
     with PartnerStore.open(default_store_path(keys, "COL"), "COL") as after:
         assert (after.counts().held, after.counts().purged) == (0, 2)
+
+
+@pytest.mark.parametrize("vouched", [timedelta(days=200), None])
+def test_a_partner_cut_off_from_kafka_purges_by_its_host_clock_when_told(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        vouched: timedelta | None) -> None:
+    """`store purge --by-host-clock` (a partner that can no longer reach Kafka: its last vouched-for time 200 days
+    old, or none kept) purges both alerts past their time by this host's clock alone, says so in one line with the
+    time used, exits 0, and leaves the time Kafka vouched for as it was."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    _held_past_their_time(keys, vouched=vouched or timedelta(0))
+    path = default_store_path(keys, "COL")
+    if vouched is None:
+        with PartnerStore.open(path, "COL") as held, held.transaction():
+            held._conn.execute("DELETE FROM meta WHERE key = 'kafka-time'")
+    with PartnerStore.open(path, "COL") as before:
+        kept = before.kafka_time()
+    assert (kept is None) is (vouched is None)
+    args = build_parser().parse_args(["store", "purge", "--partner", "COL", "--by-host-clock"])
+    assert args.func(args) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "host's clock alone" in line]
+    assert len(said) == 1 and re.search(r"as of \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", said[0])
+    assert "were not purged" not in err
+    with PartnerStore.open(path, "COL") as after:
+        assert (after.counts().held, after.counts().purged) == (0, 2) and after.kafka_time() == kept
