@@ -1043,7 +1043,8 @@ class PartnerStore:
         the alert EXPIRED: a host clock running ahead by a retention would otherwise delete everything held at one
         start of the subscriber, before it has reached Kafka, or at one ``puente store list``, which never does.
         ``kafka_now``: a time the caller vouches Kafka's clock has reached (one Kafka stamped in this run, and what a
-        monotonic clock measured since), kept first as ``keep_kafka_time`` keeps one. What the bound holds back is
+        monotonic clock measured since), kept first as ``keep_kafka_time`` keeps one, and purged as of when ``now``
+        is behind it. What the bound holds back is
         counted (``Purged.deferred``), for the caller to say. ``by_host_clock``: as of ``now`` alone, whatever Kafka
         vouched for (a person's deliberate act, for a partner cut off from Kafka: ``puente store purge``); the time
         Kafka vouched for is not moved by it."""
@@ -1056,7 +1057,10 @@ class PartnerStore:
             vouched = None if by_host_clock else self.kafka_time()
             if vouched is None and not by_host_clock:
                 return Purged(0, 0, 0, deferred=self._past_time(host_ms))
-            now_ms = host_ms if vouched is None else min(host_ms, vouched + CLOCK_SKEW_MS)
+            # A time Kafka's clock has reached in the caller's run is vouched for: a host clock behind it must not
+            # keep what is past its time by it.
+            at_ms = host_ms if kafka_now is None or by_host_clock else max(host_ms, _ms(kafka_now))
+            now_ms = at_ms if vouched is None else min(at_ms, vouched + CLOCK_SKEW_MS)
             r = self.retention
             c = self._conn
             # First the content-free rows old enough to go, before this purge makes more (it would count them twice,

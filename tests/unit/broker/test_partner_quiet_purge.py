@@ -173,3 +173,12 @@ async def test_a_batch_holds_the_store_no_longer_than_kafka_takes_to_deliver_wit
     assert store.counts().held == 0 and store.feed_offset(FEED, 0) is None
     with PartnerStore.open(store.path, "COL", busy_timeout_s=0.1) as other, other.transaction():
         pass  # the write lock is free
+
+
+def test_a_host_clock_behind_kafkas_purges_as_of_kafkas_time_in_a_run(store: PartnerStore) -> None:
+    """The host's clock two days behind the time Kafka's clock reached in a run: an alert whose retention ended a day
+    before that time is purged, as of Kafka's time, rather than kept until the host's clock catches up."""
+    store.apply(Delivery.of(_view(), f"{FEED}:0:0", "COMBIFRON"), T0 - 181 * DAY)
+    purged = store.purge(T0 - DAY, kafka_now=T0)
+    assert (purged.retention, purged.deferred, purged.as_of) == (1, 0, T0)
+    assert (store.counts().held, store.counts().purged) == (0, 1)
