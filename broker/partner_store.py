@@ -1105,22 +1105,31 @@ class PartnerStore:
         return Purged(expired, retention, tombstones, tuple(sorted(passed)[:PASSED_ON_LISTED]), len(passed),
                       _time(now_ms), deferred)
 
-    def _past_time(self, at_ms: int) -> int:
+    def _past_time(self, at_ms: int, alert_id: str | None = None) -> int:
         """How many alerts whose text the store holds are past their expiry or their agreement's retention at
-        ``at_ms`` (what a purge as of then would delete the text of), in the caller's transaction."""
+        ``at_ms`` (what a purge as of then would delete the text of), of all or of ``alert_id``'s alone, in the
+        caller's transaction."""
         r, c = self.retention, self._conn
         if r is None:
             return 0
+        one, ids = ("", ()) if alert_id is None else (" AND alert_id = ?", (alert_id,))
         past_expiry = "expires_ms IS NOT NULL AND expires_ms <= ?"
-        count = int(c.execute(f"SELECT COUNT(*) FROM alerts WHERE state = 'HELD' AND {past_expiry}",  # noqa: S608
-                              (at_ms,)).fetchone()[0])
-        for (agreement,) in c.execute("SELECT DISTINCT agreement FROM alerts WHERE state = 'HELD'").fetchall():
+        count = int(c.execute(f"SELECT COUNT(*) FROM alerts WHERE state = 'HELD' AND {past_expiry}{one}",  # noqa: S608
+                              (at_ms, *ids)).fetchone()[0])
+        for (agreement,) in c.execute(f"SELECT DISTINCT agreement FROM alerts WHERE state = 'HELD'{one}",  # noqa: S608
+                                      ids).fetchall():
             same = "agreement IS ?" if agreement is None else "agreement = ?"
             count += int(c.execute(
                 f"SELECT COUNT(*) FROM alerts WHERE {same} AND state = 'HELD' AND NOT ({past_expiry}) "  # noqa: S608
-                "AND MIN(first_ms, COALESCE(sealed_ms, first_ms)) <= ?",
-                (agreement, at_ms, at_ms - r.of(agreement) * _DAY_MS)).fetchone()[0])
+                f"AND MIN(first_ms, COALESCE(sealed_ms, first_ms)) <= ?{one}",
+                (agreement, at_ms, at_ms - r.of(agreement) * _DAY_MS, *ids)).fetchone()[0])
         return count
+
+    def past_time(self, alert_id: str, now: datetime) -> bool:
+        """Whether ``alert_id``'s text, held, is past its expiry or its agreement's retention by ``now`` (a purge
+        held it back: ``Purged.deferred``)."""
+        with self._sql("reading an alert's time"):
+            return self._past_time(_ms(now), alert_id) > 0
 
     def kafka_time(self) -> int | None:
         """The latest time (milliseconds since 1970) Kafka stamped on a record this store's subscriber wrote, as it

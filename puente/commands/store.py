@@ -8,7 +8,8 @@ past its expiry or its retention is deleted only by a purge, and a read must not
 because none has run since. Without Kafka, a purge goes no further than the last time Kafka vouched
 for, which the store keeps (``PartnerStore.purge``): this host's clock alone, set ahead, would delete
 everything held for good; what that holds back is said, with the clock to check (``_held_back``), and
-``purge`` then exits 5 (not everything asked was done): a run of ``puente subscribe`` has Kafka vouch for the time.
+``purge`` then exits 5 (not everything asked was done): a run of ``puente subscribe`` has Kafka vouch for the time,
+and ``show`` prints no text of an alert so held back (exit 5).
 A partner cut off from Kafka (no run of the subscriber can reach it) purges with ``purge --by-host-clock``: by this
 host's clock alone, a person's deliberate act, said in one line with the time it used.
 """
@@ -157,8 +158,18 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _read(args, datetime.now(UTC)) as store:
+    now = datetime.now(UTC)
+    with _read(args, now) as store:
         e = store.show(args.alert_id)
+        held_back = e.view is not None and store.past_time(e.alert_id, now)
+    if held_back:
+        # Past its time by this host's clock, but not purged (no time Kafka vouched for reaches it): its text is not
+        # the partner's to read, whichever clock is wrong.
+        _say(f"puente store: {one_line(e.alert_id)} is past its expiry or the agreement's retention by this host's "
+             f"clock ({iso_utc(now)}) but was not purged (Kafka has vouched for no time that late): its text is not "
+             f"shown; a run of `puente subscribe --partner {one_line(args.partner[:40])}` settles it (or, cut off "
+             "from Kafka, `puente store purge --by-host-clock`)", file=sys.stderr)
+        return EXIT_UNCHECKED
     _say(f"alert      {e.alert_id} ({e.alert_type}), version {e.version}")
     _say(f"status     {_status(e)}")
     _say(f"received   first {_when(e.first_received_at)} UTC, this version {_when(e.received_at)} UTC, from {e.feed}")

@@ -169,3 +169,18 @@ def test_a_partner_cut_off_from_kafka_purges_by_its_host_clock_when_told(
     assert "were not purged" not in err
     with PartnerStore.open(path, "COL") as after:
         assert (after.counts().held, after.counts().purged) == (0, 2) and after.kafka_time() == kept
+
+
+def test_show_prints_no_text_of_an_alert_a_purge_held_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`store show` of an alert past its retention by this host's clock that the purge held back (Kafka's time 200
+    days old) prints none of its text: one line saying what settles it, exit 5."""
+    keys = tmp_path / "keys"
+    monkeypatch.setattr(store, "settings", lambda args: SimpleNamespace(keys=keys, policy_dir=None))
+    _, kept_too_long = _held_past_their_time(keys, vouched=timedelta(days=200))
+    args = build_parser().parse_args(["store", "show", "--partner", "COL", kept_too_long])
+    assert args.func(args) == 5
+    said = capsys.readouterr()
+    assert "RETENTION-PASSED-TEXT" not in said.out and '"payload"' not in said.out
+    line = next(line for line in said.err.splitlines() if "its text is not shown" in line)
+    assert "puente subscribe --partner COL" in line and "--by-host-clock" in line
