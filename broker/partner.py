@@ -357,6 +357,7 @@ class Subscriber:
         self._sends = Sends()
         """The sends of the batch's transaction under way (``_transact``)."""
         self._deadline: asyncio.Timeout | None = None
+        self._deadline_held = False  # a batch's records are being handled: its deadline starts after (``_transact``)
         """The bound of the Kafka awaits of the transaction under way (``_bounded``), started by its first send."""
         self._broker_keys_seen: Mapping[str, int] = {}
         """Without a store, what a store keeps as its ``broker_keys_seen``: for this run only."""
@@ -1046,6 +1047,11 @@ class Subscriber:
             # store are not kept out.
             async with deadline():
                 with self._store_transaction():
+                    # The deadline runs from the end of the records' handling, not from their first receipt: a
+                    # long batch on a slow host (decryption, checks, the store's writes) is no sign of Kafka out of
+                    # reach, and one timed from its first send would stop every run at the same backlog. A receipt
+                    # sent meanwhile waits at most aiokafka's request timeout for room in its buffer.
+                    self._deadline_held = True
                     for tp, msgs in batch.items():
                         for msg in msgs:
                             rec = record(msg)
@@ -1062,6 +1068,8 @@ class Subscriber:
                                for tp, at in next_offsets.items()}
                     if self.store is not None and offsets:  # committed with what was applied, before the receipts
                         self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})
+                    self._deadline_held = False
+                    self._arm_deadline()
                     # The partner vouches for its chain so far, batch by batch.
                     signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                     sent = await self._send(producer, signed, part)
@@ -1096,11 +1104,16 @@ class Subscriber:
 
     async def _send(self, producer: Producer, value: bytes, part: int) -> Any:
         """``value`` sent to this subscriber's receipts partition: its delivery. The first send of a transaction
-        starts its deadline (``_bounded``)."""
+        starts its deadline (``_bounded``), unless a batch's records are still being handled (``_transact``)."""
+        if not self._deadline_held:
+            self._arm_deadline()
+        return await producer.send(self.access_topic, value, key=self.partner.encode(), partition=part)
+
+    def _arm_deadline(self) -> None:
+        """Start the open transaction's deadline (``_bounded``), ``DELIVERY_WAIT_S`` from now, unless started."""
         deadline = self._deadline
         if deadline is not None and deadline.when() is None:
             deadline.reschedule(asyncio.get_running_loop().time() + DELIVERY_WAIT_S)
-        return await producer.send(self.access_topic, value, key=self.partner.encode(), partition=part)
 
     @contextlib.asynccontextmanager
     async def _bounded(self, producer: Producer, what: str) -> AsyncIterator[
@@ -1132,7 +1145,7 @@ class Subscriber:
                 aborting.reschedule(loop.time() + ABORT_WAIT_S)
                 raise stopped from None
             finally:
-                self._deadline = None
+                self._deadline, self._deadline_held = None, False
 
         try:
             async with aborting:

@@ -108,3 +108,24 @@ async def test_a_checkpoint_alone_kafka_never_takes_stops_within_the_deadline(st
                                5)
     assert "\n" not in str(stopped.value) and "Kafka at unused:9092" in str(stopped.value)
     assert receipts.stopped and store.kafka_time() is None
+
+
+async def test_a_batch_slow_to_handle_with_kafka_answering_is_not_stopped(store: PartnerStore,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline runs from the end of the records' handling: a batch whose records take longer than
+    ``DELIVERY_WAIT_S`` to check and store (a long backlog on a slow host), Kafka answering at once, commits, where a
+    deadline from its first receipt would stop every run at the same backlog."""
+    keys = BrokerKeys("2026a")
+    receipts = Receipts(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0)
+    handle = sub._handle
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        done = await handle(*args, **kwargs)  # its receipt is sent here, before the wait
+        await asyncio.sleep(0.2)  # four times the deadline, in the records' handling alone
+        return done
+
+    monkeypatch.setattr(sub, "_handle", slow)
+    views = [sealed(keys.sealer("broker-sign-2026a"), _view(), offset, T0) for offset in range(2)]
+    await asyncio.wait_for(run_batch(sub, *views, receipts=receipts), 5)
+    assert receipts.ended == ["commit"] and store.counts().held == 1
