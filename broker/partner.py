@@ -1119,7 +1119,8 @@ class Subscriber:
     async def _bounded(self, producer: Producer, what: str) -> AsyncIterator[
             Callable[[], contextlib.AbstractAsyncContextManager[None]]]:
         """Around ``transaction(producer)``: gives the block a deadline to enter around its Kafka awaits (sends,
-        feed offsets, deliveries), ``DELIVERY_WAIT_S`` from the first send (``_send``). Past it the block stops with
+        feed offsets, deliveries), ``DELIVERY_WAIT_S`` from the first send (``_send``), or, for a batch, from the end of
+        its records' handling (``_transact``). Past it the block stops with
         KafkaUnavailableError (exit 4, retriable, nothing committed), the abort is waited for ``ABORT_WAIT_S`` at most,
         and then the producer is stopped: Kafka aborts the transaction it left open. Why: aiokafka retries adding
         partitions and offsets to a transaction, and a delivery, without end, and its abort waits for them; one
