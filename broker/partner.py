@@ -1124,18 +1124,27 @@ class Subscriber:
         KafkaUnavailableError (exit 4, retriable, nothing committed), the abort is waited for ``ABORT_WAIT_S`` at most,
         and then the producer is stopped: Kafka aborts the transaction it left open. Why: aiokafka retries adding
         partitions and offsets to a transaction, and a delivery, without end, and its abort waits for them; one
-        outliving the transaction's timeout came out, once Kafka answered, as another subscriber taking over."""
+        outliving the transaction's timeout came out, once Kafka answered, as another subscriber taking over.
+
+        The commit that follows the block (on leaving ``transaction``) has ``DELIVERY_WAIT_S`` from the block's end:
+        past it the run stops as one killed there would (KafkaUnavailableError, exit 4): the producer is stopped,
+        whatever Kafka made of the commit; the store's transaction, committed before it, holds what the batch
+        applied, and a batch that comes again meets the version rule (``_transact``). Why: aiokafka waits for
+        EndTxn without end, and a subscriber hung there says nothing."""
         loop = asyncio.get_running_loop()
         aborting = asyncio.timeout(None)
         stopped: KafkaUnavailableError | None = None
+        committing = False
 
         @contextlib.asynccontextmanager
         async def deadline() -> AsyncIterator[None]:
-            nonlocal stopped
+            nonlocal stopped, committing
             bound = self._deadline = asyncio.timeout(None)
             try:
                 async with bound:
                     yield
+                committing = True  # what is left is the commit (and, for a batch, the store's wipe): bounded too
+                aborting.reschedule(loop.time() + DELIVERY_WAIT_S)
             except TimeoutError:
                 if not bound.expired():
                     raise
@@ -1152,8 +1161,13 @@ class Subscriber:
             async with aborting:
                 yield deadline
         except TimeoutError:
-            if stopped is None or not aborting.expired():
+            if not aborting.expired() or (stopped is None and not committing):
                 raise
+            if stopped is None:
+                stopped = KafkaUnavailableError(
+                    f"Kafka at {self.conn.bootstrap} did not confirm the commit of {self.partner}'s {what} within "
+                    f"{DELIVERY_WAIT_S:g} s (unreachable, or not answering); the store keeps what it applied, and "
+                    "records read again are harmless: run again once Kafka answers")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ABORT_WAIT_S):
                     await stop_client(producer)

@@ -5,7 +5,8 @@ stopped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,42 @@ async def test_a_batch_slow_to_handle_with_kafka_answering_is_not_stopped(store:
     views = [sealed(keys.sealer("broker-sign-2026a"), _view(), offset, T0) for offset in range(2)]
     await asyncio.wait_for(run_batch(sub, *views, receipts=receipts), 5)
     assert receipts.ended == ["commit"] and store.counts().held == 1
+
+
+class _CommitUnanswered(Receipts):
+    """Kafka takes every send and the feed offsets, and never answers the commit (aiokafka waits for EndTxn without
+    end)."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with super().transaction():
+            yield
+        self.ended.pop()  # (the parent noted a commit that never came)
+        await _never()
+
+
+async def test_a_commit_kafka_never_confirms_stops_the_run_in_one_line(store: PartnerStore) -> None:
+    """Kafka never confirms the batch's commit: the run stops within the deadline in one line naming Kafka (exit 4,
+    retriable), the producer stopped, the store's write lock free and what the store applied kept (the batch read
+    again meets the version rule), instead of a subscriber hung in silence."""
+    keys = BrokerKeys("2026a")
+    receipts = _CommitUnanswered(appended=lambda: T0)
+    with pytest.raises(KafkaUnavailableError) as stopped:
+        await asyncio.wait_for(run_batch(subscriber(keys, store, lambda: T0),
+                                         sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0),
+                                         receipts=receipts), 5)
+    text = str(stopped.value)
+    assert "\n" not in text and "Kafka at unused:9092" in text and "did not confirm the commit" in text
+    assert receipts.stopped and receipts.ended == [] and store.counts().held == 1
+    _lock_free(store)
+
+
+async def test_a_checkpoint_whose_commit_kafka_never_confirms_stops_with_no_time_kept(store: PartnerStore) -> None:
+    """The checkpoint-only transaction's commit never confirmed: it stops as a batch's does, no Kafka time kept."""
+    keys = BrokerKeys("2026a")
+    receipts = _CommitUnanswered(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0)
+    with pytest.raises(KafkaUnavailableError) as stopped:
+        await asyncio.wait_for(sub._ask_time(receipts, ChainWriter(RECEIPTS, 0, chain="COL"), 0),  # type: ignore[arg-type]
+                               5)
+    assert "did not confirm the commit" in str(stopped.value) and receipts.stopped and store.kafka_time() is None
