@@ -441,10 +441,13 @@ def _not_found(alert_id: str, topic: str, found: Found, cfg: PuenteSettings, key
                        "own system with `puente adapt`, then change it")
 
 
-async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str, change: Change) -> Published:
+async def change_alert(cfg: PuenteSettings, conn: KafkaConnection | Callable[[], KafkaConnection], alert_id: str,
+                       change: Change) -> Published:
     """Publish the next version of ``alert_id`` with ``change``, as the agency that owns it; returns what was published.
 
-    Everything that needs no Kafka (the id, the change's codes, the agency's keys) is checked first.
+    Everything that needs no Kafka (the id, the change's codes, the agency's keys) is checked first; ``conn`` may be
+    given as the function that makes it (the command's: reading the Kafka settings), called only after those
+    checks, so the first error an officer sees names the first thing to fix.
     """
     agency = agency_of(alert_id, cfg.agencies)
     policy = load_policy_set(cfg.policy_dir)
@@ -452,6 +455,8 @@ async def change_alert(cfg: PuenteSettings, conn: KafkaConnection, alert_id: str
     checked = check_change(change, ctx, policy.partners)
     keystore = Keystore(cfg.keys / "agencies" / agency)
     mac = keystore.load_agency_mac(agency)
+    if callable(conn):
+        conn = conn()
     names = TopicNames(cfg.topic_prefix)
     topic = names.ingress(agency)
     found = (await find_latest(conn, topic, alert_id, agency, own_mac_lookup(keystore, agency),

@@ -57,7 +57,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 def _publish(args: argparse.Namespace, change: Change) -> int:
     cfg = settings(args)
-    published = run(change_alert(cfg, kafka(cfg, "puente-lifecycle"), args.alert_id, change))
+    # The Kafka settings are read once the alert id, the change and the keys have passed (``change_alert``).
+    published = run(change_alert(cfg, lambda: kafka(cfg, "puente-lifecycle"), args.alert_id, change))
     print(_line(published))
     return 0
 

@@ -88,3 +88,19 @@ def test_an_unreachable_kafka_is_one_line_and_exit_4(keys: Path, args: tuple[str
     assert len(lines) == 1 and lines[0].startswith("puente: error:"), done.stderr
     assert "could not be reached" in lines[0] and f"check bootstrap.servers in {keys.parent}" in lines[0]
     assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("recall", "XYZ:PTY-1", "--reason", "error"), "starts with the code of the agency"),
+    (("consent", "grant", ALERT, "--partner", "VEN"), "--partner VEN: not a partner the policy"),
+    (("reclassify", ALERT, "--handling-code", "H7"), "--handling-code is not a known code"),
+])
+def test_bad_input_is_named_before_missing_kafka_settings(keys: Path, args: tuple[str, ...], words: str) -> None:
+    """With no Kafka settings at all and a wrong id or code, the one error names the wrong input, not the Kafka
+    settings: an officer fixing the first error is not sent to the second on the next run."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PUENTE_CLIENT_CONFIG", "PUENTE_BOOTSTRAP")}
+    done = subprocess.run([sys.executable, "-m", "puente.cli", *args], env={**env, "PUENTE_KEYS": str(keys)},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("puente: error:") and words in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "PUENTE_CLIENT_CONFIG" not in done.stderr
