@@ -44,7 +44,7 @@ from __future__ import annotations
 import itertools
 import re
 import weakref
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -55,6 +55,10 @@ from puente.errors import PuenteError
 MAX_VERSION = 1_000_000
 MAX_STATE_BYTES = 64 * 1024
 MAX_FEED_PARTITIONS = 100_000
+MAX_MARKING_ENTRIES = 64
+"""The most codes a state's ``consent`` may list: ``schemas.bounds``' bound on a marking list (a bound on input)."""
+MAX_CONSENT_CODE = 256
+"""The longest code a state's ``consent`` may hold: far beyond any partner id (a bound on input)."""
 """The most partitions a state may record a feed had (``AlertState.counts``): far beyond any feed, a bound on input."""
 _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An originator as the pipeline admits one for a version with content: an agency (as settings allow its name)
@@ -112,6 +116,12 @@ class AlertState:
     named. None in a state written before the broker recorded it: the next content version admitted is not held
     to a type, and the state it writes records that version's, which holds every version after it. Part of ``==``,
     as every field: two states that name different types are different states."""
+    consent: frozenset[str] | None = None
+    """``markings.originator_consent`` of the latest version admitted (as given): the partners the originator has
+    consented to so far. Consent is given per alert and per partner, and is itself recorded: whatever a later
+    version adds to it is on its audit entry (``consent_given``), a CONSENT or not. None in a state written before it
+    was recorded: what the next version adds is unknown (only a CONSENT's own partners are recorded), and the state
+    it writes records that version's."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` and ``alert_type`` only when known,
@@ -125,6 +135,8 @@ class AlertState:
             doc["originator"] = self.originator
         if self.alert_type is not None:
             doc["alert_type"] = self.alert_type
+        if self.consent is not None:
+            doc["consent"] = sorted(self.consent)
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -166,8 +178,12 @@ class AlertState:
         alert_type = doc.get("alert_type")  # absent from a state written before it was recorded
         if alert_type is not None and not (isinstance(alert_type, str) and _TYPE.fullmatch(alert_type)):
             raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid alert type")
+        consent = doc.get("consent")  # absent from a state written before it was recorded
+        if consent is not None and not (isinstance(consent, list) and len(consent) <= MAX_MARKING_ENTRIES and all(
+                isinstance(p, str) and len(p) <= MAX_CONSENT_CODE for p in consent)):
+            raise LifecycleStateError(f"the lifecycle state of {alert_id[:120]} has an invalid consent")
         return cls(version, dict(holders), recalled, originator, frozenset(by_id), frozenset(by_slot), dict(counts),
-                   alert_type)
+                   alert_type, None if consent is None else frozenset(consent))
 
 
 class LifecycleBook:
@@ -214,7 +230,7 @@ class LifecycleBook:
         fill would not fit in a worker's memory); shared, an alert costs its id and its place in the book. A state
         no alert holds any longer (pruned, or replaced by a later version's) is let go with its last holder."""
         key = (state.version, tuple(state.holders.items()), state.recalled, state.originator, state.by_id,
-               state.by_slot, tuple(state.counts.items()), state.alert_type)
+               state.by_slot, tuple(state.counts.items()), state.alert_type, state.consent)
         shared = self._shared.get(key)
         if shared is None:
             shared = self._shared[key] = state
@@ -288,6 +304,24 @@ def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> s
         if not set(partners) <= set(alert["markings"]["originator_consent"]):
             return "a consent's partners must also be in markings.originator_consent, which the policy reads"
     return None
+
+
+def consent_given(alert: Mapping[str, Any], prior: AlertState | None) -> list[str]:
+    """The partners whose consent a later version admitted (its state before it: ``prior``) gives, for the record.
+
+    Consent is given per alert and per partner, and is itself recorded. A CONSENT gives it to the partners it names
+    in ``lifecycle.partners``; any version whose ``markings.originator_consent`` names a partner the state's does not
+    gives it too (an agency's own system may carry a consent in an update or a reclassification): both are on the
+    record (``Pipeline._consented``), so no release on consent goes without one. A state that records no consent
+    (written before it was recorded) tells nothing of what is new: only a CONSENT's own partners then. In the order
+    given, each once."""
+    life = alert.get("lifecycle")
+    named = (list(life["partners"]) if isinstance(life, Mapping) and life.get("action") == CONSENT
+             and type(life.get("partners")) is list else [])
+    given = alert["markings"]["originator_consent"]
+    if prior is not None and prior.consent is not None and type(given) is list:
+        named += [p for p in given if p not in prior.consent]
+    return list(dict.fromkeys(named))
 
 
 OUTBOX_KEY = b"\x00outbox"

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from broker.lifecycle import CONSENT, MAX_VERSION, RECALL, AlertState, lifecycle_problem
+from broker.lifecycle import MAX_VERSION, RECALL, AlertState, consent_given, lifecycle_problem
 from broker.topology import Slots, key_partition
 from puente import wire
 from puente.errors import BoundsExceededError, CodecError, CryptoError, KeyUnusable, OriginError, PuenteError
@@ -451,7 +451,8 @@ class Pipeline:
                 # Withheld from everyone, an alert about an old event is remembered all the same: its next
                 # version, if it comes late, must find a state, or ``_admit`` takes it for one forgotten.
                 out.state = AlertState(version, holders, originator=m["originator"]["agency"], by_id=out.by_id,
-                                       by_slot=out.by_slot, counts=out.counts, alert_type=kind)
+                                       by_slot=out.by_slot, counts=out.counts, alert_type=kind,
+                                       consent=frozenset(m["originator_consent"]))
             return out
         held = prior.holders if prior is not None else {}
         holders = {}
@@ -481,19 +482,23 @@ class Pipeline:
                     if routed.get("sent") is False:
                         holders[partner] = was
             decisions.append(routed)
-        if life is not None and life["action"] == CONSENT and invalid is None:  # an invalid one consents to nothing
-            self._consented(life.get("partners") or [], version, decisions, out)
+        if invalid is None and (given := consent_given(alert, prior)):  # an invalid one consents to nothing
+            self._consented(given, version, decisions, out)
         self._orphans(held, version, holders, out)
         first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
         # A state without a type (written before it was recorded) takes this version's once one is admitted: no proof
         # of the first's, but it holds every later version to one type from here on.
+        # An invalid version consents to nothing: the consent recorded stays the state's.
         out.state = AlertState(version, holders, originator=first, by_id=out.by_id, by_slot=out.by_slot,
                                counts=out.counts, alert_type=kind if invalid is None or prior is None
-                               else prior.alert_type)
+                               else prior.alert_type,
+                               consent=(frozenset(m["originator_consent"]) if invalid is None
+                                        else None if prior is None else prior.consent))
         return out
 
     def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
-        """Record whom a CONSENT version consents to: consent is given per alert and per partner, and is itself on
+        """Record whom a version consents to (``lifecycle.consent_given``: a CONSENT's partners, and any partner a
+        version adds to ``markings.originator_consent``): consent is given per alert and per partner, and is itself on
         the record, whatever the decision (a partner consented to may still be withheld for its clearance or its
         agreement, and its decision's reasons then said nothing of the consent). The entry lists the partners (an
         id the policy does not know as such, never its text); each named partner's decision says it in its
@@ -549,7 +554,8 @@ class Pipeline:
         # A recall's type is its copy's, unchecked: only a state's is kept.
         out.state = AlertState(version, holders, recalled=True, originator=first, by_id=out.by_id,
                                by_slot=out.by_slot, counts=out.counts,
-                               alert_type=None if prior is None else prior.alert_type)
+                               alert_type=None if prior is None else prior.alert_type,
+                               consent=None if prior is None else prior.consent)
 
     def _notice(self, alert: dict[str, Any], version: int, reason: str | None, partner: str, topic: str,
                 policy_version: str, was: int, reasons: list[str], now: datetime, out: Outcome,

@@ -184,10 +184,11 @@ def test_an_alerts_later_records_follow_the_partition_count_it_was_first_sent_un
     out = run.send(first)
     assert [f.partitions for f in out.feeds] == [3] and out.state is not None and out.state.counts == {"COL": 3}
     run.pipeline.feed_counts.update({"t.feed.COL": 6, "t.feed.USA": 6})  # both feeds grown, the worker restarted
-    update = run.send(_next(first, "UPDATE", originator_consent=["USA"]))
+    update = run.send(_next(first, "CONSENT", partners=["USA"], originator_consent=["USA"]))
     assert {(f.topic, f.partitions) for f in update.feeds} == {("t.feed.COL", 3), ("t.feed.USA", 6)}
     assert update.state is not None and update.state.counts == {"COL": 3, "USA": 6}
-    recall = run.send(_next(_next(first, "UPDATE", originator_consent=["USA"]), "RECALL", reason="ERROR"))
+    consent = _next(first, "CONSENT", partners=["USA"], originator_consent=["USA"])
+    recall = run.send(_next(consent, "RECALL", reason="ERROR"))
     assert {(f.topic, f.partitions) for f in recall.feeds} == {("t.feed.COL", 3), ("t.feed.USA", 6)}
     assert recall.state is not None and recall.state.counts == {"COL": 3, "USA": 6}
     other = Run()

@@ -125,12 +125,13 @@ class Run:
 
 def _bare(state: AlertState | None, *, typed: bool = False) -> AlertState | None:
     """``state`` without the feed partition counts it records (``AlertState.counts``, which
-    ``test_feed_partition`` tests) and, unless ``typed``, without the alert type it records
+    ``test_feed_partition`` tests), without the consent it records (``AlertState.consent``, which
+    ``test_lifecycle_consent`` tests) and, unless ``typed``, without the alert type it records
     (``AlertState.alert_type``, which ``test_lifecycle_type`` and the pull-back tests check), for
     the tests of what the lifecycle decides: a test that cares for the type says so."""
     if state is None:
         return None
-    return dataclasses.replace(state, counts={}, alert_type=state.alert_type if typed else None)
+    return dataclasses.replace(state, counts={}, alert_type=state.alert_type if typed else None, consent=None)
 
 
 def _first(classification: str = "RESTRINGIDO", consent: Sequence[str] = ()) -> dict[str, Any]:

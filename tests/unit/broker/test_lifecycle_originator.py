@@ -8,6 +8,7 @@ import copy
 import random
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters.lifecycle import Change, Found, next_of, take
@@ -138,7 +139,8 @@ def test_a_state_written_before_originators_were_recorded_loads_and_keeps_the_ol
     assert out.state.encode(first["alert_id"], "2026-11-22T12:00:00Z") == legacy.replace(b'"COL":1', b'"COL":2') \
         .replace(b'"version":1', b'"version":2') \
         .replace(b'00412","at"', b'00412","alert_type":"' + first["alert_type"].encode() + b'","at"') \
-        .replace(b'"holders"', b'"by_id":["COL"],"by_slot":["COL"],"counts":{"COL":3},"holders"')
+        .replace(b'"holders"', b'"by_id":["COL"],"by_slot":["COL"],"consent":'
+                 + orjson.dumps(sorted(first["markings"]["originator_consent"])) + b',"counts":{"COL":3},"holders"')
 
 
 def test_a_state_with_an_originator_is_read_back_and_a_bad_one_stops_the_slot() -> None:
