@@ -483,6 +483,10 @@ def names(value: Any, field: str, known: frozenset[str]) -> list[str] | None:
 # The markings a later version must state (``markings``'s ``later``): each one's default could be wider than
 # what an earlier version set. A consent left out is none, and a handling text is stated with H3 or not at all.
 STATED_LATER = ("classification", "releasable_to", "caveats", "handling_code", "grading")
+# Every marking a record may state (``markings``'s ``over``, but the originator its adapter sets); those a list holds.
+MARKING_FIELDS = ("classification", "releasable_to", "caveats", "handling_code", "handling_text", "originator_consent",
+                  "grading")
+_LIST_MARKINGS = ("releasable_to", "caveats", "originator_consent")
 
 
 def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, later: str | None = None,
@@ -490,7 +494,8 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, 
     """The alert's markings: the agency's defaults, replaced field by field by what the record carries.
 
     ``over`` may hold classification, releasable_to, caveats, handling_code, handling_text,
-    originator_consent, grading ('B2'), originator_agency; absent or None keeps the default.
+    originator_consent, grading ('B2'), originator_agency; absent or None keeps the default. Any of
+    ``MARKING_FIELDS`` stated as empty or blank text is refused as blank, never taken for absent.
     Every code is checked against the policy vocabulary, so a typo is refused here with its
     reason instead of withholding the alert from every partner downstream. A handling text the
     record states is refused unless the code is H3, the one code that carries one (as
@@ -509,18 +514,20 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, 
             named = ", ".join((labels or {}).get(name, name) for name in missing)
             raise fail(MISSING_FIELD, f"{later} does not state {named}: a later version must state its markings "
                                       "([] for none); the agency's defaults are for a first version only")
-    d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
-    cls = d.classification
-    if over.get("classification") not in (None, ""):
-        table = ctx.profile.classification_map or {c: c for c in v.classifications}
-        cls = code(over["classification"], "classification", table) or cls
-    for name in ("releasable_to", "caveats", "originator_consent"):
+    for name in MARKING_FIELDS:
         stated = over.get(name)
         if isinstance(stated, str) and not stated.strip():
-            # Blank is neither the default (a wider release than a lost value may have said) nor "none" (which
-            # would drop the default caveats): the record must say which.
-            raise fail(MISSING_FIELD, f"{name} is blank: leave it out (or null) for the agency's default, or give "
-                                      "[] for none")
+            # Empty or blank is not the default, which may be wider than what the lost value said (a SECRETO
+            # taken for the agency's CONFIDENCIAL, an H2 for H0), nor "none" (which would drop the default caveats):
+            # the record must say which. Only a marking left out, or null, takes the default.
+            label = (labels or {}).get(name, name)
+            raise fail(MISSING_FIELD, f"{label} is blank: leave it out (or null, or its CSV cell empty) for the "
+                                      "agency's default" + (", or give [] for none" if name in _LIST_MARKINGS else ""))
+    d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
+    cls = d.classification
+    if over.get("classification") is not None:
+        table = ctx.profile.classification_map or {c: c for c in v.classifications}
+        cls = code(over["classification"], "classification", table) or cls
     rel = names(over.get("releasable_to"), "releasable_to", v.names)
     caveats = names(over.get("caveats"), "caveats", v.caveats)
     consent = names(over.get("originator_consent"), "originator_consent", v.partners)

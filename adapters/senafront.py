@@ -202,8 +202,10 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
     loc = location(ctx, f.coordinate(row.get("lat"), "Latitud", "lat"), f.coordinate(row.get("lon"), "Longitud", "lon"),
                    province=row.get("province"), sector=row.get("sector"), place=place, where="Latitud/Longitud",
                    labels=("Provincia", "Sector", "Lugar"))
-    over: dict[str, Any] = {"classification": row.get("classification"), "handling_code": row.get("handling"),
-                            "handling_text": row.get("handling_text"), "grading": row.get("grading"),
+    # An empty cell is absent (the battalion's default); one of blanks goes on, and markings() refuses it as blank.
+    over: dict[str, Any] = {"classification": row.get("classification") or None,
+                            "handling_code": row.get("handling") or None,
+                            "handling_text": row.get("handling_text") or None, "grading": row.get("grading") or None,
                             "caveats": row.get("caveats") or None}
     release = row.get("release") or ""
     f.given(release, "Difusión")  # blanks only say neither the default release nor none: refused

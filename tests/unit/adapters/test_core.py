@@ -117,14 +117,12 @@ def test_a_blank_optional_field_is_refused_as_blank_not_as_required(run: Callabl
     (("viajero", "nombres"), "viajero nombres"), (("viajero", "segundo_apellido"), "(segundo apellido)"),
     (("viajero", "sexo"), "viajero sexo"), (("unidad",), "unidad"), (("vuelo",), "vuelo"),
     (("coincidencia", "motivo"), "motivo"), (("riesgo",), "riesgo"), (("accion",), "accion"),
-    (("marcado", "manejo"), "handling code"), (("marcado", "calificacion"), "grading"),
-    (("marcado", "texto_manejo"), "handling text"), (("marcado", "clasificacion"), "classification"),
     (("viajero", "documentos", 0, "numero"), "documento.numero"),
 ])
 def test_a_blank_text_anywhere_is_refused_never_taken_as_absent(path: tuple[Any, ...], field: str,
                                                                  run: Callable[..., list[Any]]) -> None:
-    """Names, unit, flight, reason, risk, action and markings written as blanks are refused as blank: taken as
-    absent, each fell back to its default (risk UNKNOWN, the agency's unit, the default handling code)."""
+    """Names, unit, flight, reason, risk and action written as blanks are refused as blank: taken as absent, each
+    fell back to its default (risk UNKNOWN, the agency's unit); markings, empty too (test_blank_markings)."""
     line = (SAMPLES / "snm" / "alertas-migratorias-2026-11.jsonl").read_bytes().splitlines()[0]
     for blank in (" ", "   ", "\t"):
         doc = json.loads(line)
