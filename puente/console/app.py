@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 
 from puente.console import pages
 from puente.console.cleartext import PlainCookies
-from puente.console.core import HERE, Console, ConsoleConfig, SecurityHeaders
+from puente.console.core import HERE, Console, ConsoleConfig, Holding, SecurityHeaders
 from puente.console.sameorigin import SameOrigin
 
 
@@ -65,14 +65,15 @@ def create_app(config: ConsoleConfig) -> Starlette:
         session = await run_in_threadpool(console.session, request)
         if session is None:
             return console.not_found(request, session)
-        if (over := await console.over_rate(session)) is not None:
+        if (over := await console.admit(request, session)) is not None:
             return over
         return await console.refuse(request, session, "not found", {"path": request.url.path}, 404,
                                     "Nothing here: no such record in the audit you may see.")
 
-    # Inside SecurityHeaders, so that their answers have them too. A request from another origin is refused first,
+    # Holding outermost, so that what a request took of its account's is given back however the rest ends. The others
+    # inside SecurityHeaders, so that their answers have them too. A request from another origin is refused first,
     # before anything of it is read (``sameorigin``); then a page reads only the cookies of the request's origin.
-    middleware = [Middleware(SecurityHeaders, tls=config.tls),
+    middleware = [Middleware(Holding), Middleware(SecurityHeaders, tls=config.tls),
                   Middleware(SameOrigin, tls=config.tls, names=config.names),
                   Middleware(PlainCookies, accounts=config.accounts, tls=config.tls)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: missing, 405: missing})

@@ -34,7 +34,7 @@ from broker.oversight import QueryLogUncertain
 from puente import logs
 from puente.console import views
 from puente.console.origin import Origin, host_header
-from puente.console.rate import PageBudget
+from puente.console.rate import Holds, PageBudget
 from puente.errors import PuenteError
 from puente.wire import parse_time, parse_until
 
@@ -61,6 +61,9 @@ THROTTLED = "Too many sign-in attempts: wait a minute and try again."
 SIGN_IN_REFUSED = ("Sign-in refused. After repeated failures an account is locked for a while; "
                    "ask a national auditor if it persists.")
 OVER_RATE = "Too many requests from this account at once: wait {wait} s and try again."
+BUSY = ("This account has {n} requests being answered already: wait for them to finish (an export, until its "
+        "download ends), then try again.")
+EXPORTING = "This account has {n} exports downloading already: wait for your exports to finish, then try again."
 UNKNOWN = "unknown parameters"  # how many query parameters a page does not take: counted, never quoted
 OVER_RATE_PAGE = "over the page rate"  # the page named in the summary record of an account's refused requests
 # The sign-in and sign-out forms: a name, a password, two tokens and a path. Anything larger, or with more fields,
@@ -207,6 +210,27 @@ class LoginThrottle:
 
 
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+HELD = "puente.held"  # the ASGI scope's key for what a request holds of its account's (``Holding``)
+
+
+class Holding:
+    """Gives back, when a request ends however it ends (answered, its client gone, an error, an export cut at its
+    deadline, cancelled), what it took of its account's requests and exports at once (``rate.Holds``): each
+    ``Console.hold`` puts its give-back in the scope's list, which every copy of the scope made inside shares."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: list[Callable[[], None]] = []
+        try:
+            await self.app({**scope, HELD: held}, receive, send)
+        finally:
+            for give_back in held:
+                give_back()
 
 
 def security_headers(secure: bool) -> list[tuple[bytes, bytes]]:
@@ -302,6 +326,7 @@ class Console:
         self.env = templates()
         self.throttle = LoginThrottle(config.login_per_address, config.login_overall)
         self.budget = PageBudget(config.page_rate, config.page_burst)
+        self.holds = Holds()
         self._verifying = asyncio.Semaphore(VERIFYING)
         self._summaries: dict[str, asyncio.Task[None]] = {}  # an account's summary to write when its window ends
 
@@ -394,7 +419,7 @@ class Console:
         """The request's session, counted against its account's budget; else the sign-in form, or 429 over it."""
         found = await run_in_threadpool(self.session, request)
         if found is not None:
-            return await self.over_rate(found) or found
+            return await self.admit(request, found) or found
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{QueryParams({'next': target})}", status_code=303)
 
@@ -410,10 +435,34 @@ class Console:
         wait = self.budget.admit(account.name, account.scope, now)
         if not wait:
             return None
-        pending = self._summaries.get(account.name)
-        if pending is None or pending.done():  # no timer for the account: this refusal starts one
-            self._summaries[account.name] = asyncio.create_task(self._summarise_held(account.name))
+        self._summary_timer(account.name)
         return _over_rate(wait)
+
+    async def admit(self, request: Request, session: Session) -> Response | None:
+        """None when ``session``'s signed-in request may be answered: within its account's budget (``over_rate``)
+        and what it may hold at once (``hold``); else 429."""
+        return await self.over_rate(session) or self.hold(request, session)
+
+    def hold(self, request: Request, session: Session, export: bool = False) -> Response | None:
+        """None when ``session``'s account may have one more request (``export``: one more export) in hand, held
+        until the request ends (``Holding`` gives it back); else 429, unrecorded, the refusal tallied as one over the
+        budget is (``over_rate``). Without a bound, one account within its rate could hold every connection."""
+        held: list[Callable[[], None]] | None = request.scope.get(HELD)
+        if held is None:
+            raise RuntimeError("a request is held only under Holding (create_app): it could never be given back")
+        account = session.account
+        if self.holds.take(account.name, export):
+            held.append(partial(self.holds.give_back, account.name, export))
+            return None
+        self.budget.refused(account.name, account.scope, self.config.clock())
+        self._summary_timer(account.name)
+        return _busy((EXPORTING if export else BUSY).format(n=self.holds.limits[export]))
+
+    def _summary_timer(self, account: str) -> None:
+        """Start ``account``'s timer for its tally of refusals (``_summarise_held``), unless one runs."""
+        pending = self._summaries.get(account)
+        if pending is None or pending.done():  # no timer for the account: this refusal starts one
+            self._summaries[account] = asyncio.create_task(self._summarise_held(account))
 
     async def _summarise_held(self, account: str) -> None:
         """Write ``account``'s tally when it is due, and each tally after it, until the account holds none.
@@ -548,7 +597,7 @@ class Console:
     async def logout(self, request: Request) -> Response:
         session = await run_in_threadpool(self.session, request)
         if session is not None:  # without one, nothing is read: there is nothing to end
-            if (over := await self.over_rate(session)) is not None:
+            if (over := await self.admit(request, session)) is not None:
                 return over
             form = await small_form(request)
             if form is None or not same_token(session.csrf, form.get("csrf", "")):
@@ -635,6 +684,11 @@ def _over_rate(wait_s: float) -> Response:
     wait = max(1, math.ceil(wait_s))
     return Response(OVER_RATE.format(wait=wait) + "\n", status_code=429, media_type="text/plain; charset=utf-8",
                     headers={"retry-after": str(wait)})
+
+
+def _busy(message: str) -> Response:
+    """429, one line, no page: what a signed-in account's request past what it may hold at once is answered."""
+    return Response(message + "\n", status_code=429, media_type="text/plain; charset=utf-8")
 
 
 def csv_lines(header: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:

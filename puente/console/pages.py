@@ -217,6 +217,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         if isinstance(given, Response):
             return given
         session, (query, typed) = given
+        if (busy := console.hold(request, session, export=True)) is not None:
+            return busy
         held: list[IndexReader] = []  # the export's own connection, until its stream ends
 
         def rows(index: IndexReader, found: Iterator[dict[str, Any]]) -> Iterator[list[Any]]:
@@ -412,6 +414,8 @@ def routes(console: Console, refresh: RefreshStatus = REFRESH) -> list[Route]:
         if isinstance(given, Response):
             return given
         session, (since, until, typed) = given
+        if (busy := console.hold(request, session, export=True)) is not None:
+            return busy
         table = request.query_params.get("table", "")
 
         def work(index: IndexReader, scope: Scope) -> tuple[int, Callable[[], Response]]:

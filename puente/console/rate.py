@@ -8,6 +8,12 @@ tokens, refilled at ``per_minute`` a minute). A request past that is refused (42
 refusals of one account are written as one summary record per ``window_s`` (``Console.summarise``), so a flood
 still shows in the audit without filling it.
 
+A rate bounds how often an account asks, not how long what it asked holds the console: an export streams for as
+long as its client reads a trickle (up to ``pages.EXPORT_DEADLINE_S``), holding a connection and a snapshot of the
+index, and a few a minute from a handful of addresses held every connection the server has, keeping every other
+auditor out. So each account may also have only ``MAX_AT_ONCE`` requests being answered at once, and of those only
+``MAX_EXPORTS`` exports (``Holds``); one past either is refused (429) and tallied with the account's other refusals.
+
 Pure: no clock of its own (each call is given the time), no I/O. Accounts are counted by name: a session is found
 before the budget is asked, so only real accounts are ever held, and an account's several sessions share one budget.
 """
@@ -34,6 +40,48 @@ class Refusals:
     def params(self) -> dict[str, Any]:
         """The summary record's parameters: how many were refused, from when until when."""
         return {"refused": self.count, "from": iso_utc(self.first), "until": iso_utc(self.last)}
+
+
+MAX_AT_ONCE = 4
+"""Requests of one account being answered at once, exports included, whatever their rate: what an auditor's browser
+needs (a page or two, an export), and a small share of the server's connections (``server.MAX_CONNECTIONS``), so
+that no one account, from however many addresses, can hold them all."""
+MAX_EXPORTS = 2
+"""Of those, CSV exports streaming at once: each holds a snapshot of the index for as long as its download lasts,
+and two still leave the account's other requests room for its pages."""
+
+
+class Holds:
+    """What each account has in hand now (module docstring): requests being answered, and exports among them.
+    Every ``take`` that succeeds is to be matched by one ``give_back`` when the request ends, however it ends."""
+
+    def __init__(self, at_once: int = MAX_AT_ONCE, exports: int = MAX_EXPORTS) -> None:
+        if at_once < 1 or exports < 1:
+            raise ValueError("an account needs at least one request and one export at once")
+        self.limits = {False: at_once, True: exports}
+        self._held: dict[tuple[str, bool], int] = {}
+
+    def take(self, account: str, export: bool = False) -> bool:
+        """Whether ``account`` may have one more request (``export``: one more export) in hand; counted if so."""
+        key = (account, export)
+        held = self._held.get(key, 0)
+        if held >= self.limits[export]:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def give_back(self, account: str, export: bool = False) -> None:
+        """One request (``export``: export) of ``account``'s has ended."""
+        key = (account, export)
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)  # an account holding nothing takes no room
+
+    def held(self, account: str, export: bool = False) -> int:
+        """How many requests (``export``: exports) ``account`` has in hand now."""
+        return self._held.get((account, export), 0)
 
 
 @dataclass
@@ -63,10 +111,15 @@ class PageBudget:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
+        self.refused(account, scope, now)
+        return (1.0 - bucket.tokens) / self.rate
+
+    def refused(self, account: str, scope: str, now: datetime) -> None:
+        """Tally a request of ``account``'s refused at ``now`` (over its rate, or over what it may hold at once:
+        ``Holds``), for the account's summary record."""
         tally = self._refused.get(account)
         self._refused[account] = (Refusals(account, scope, 1, now, now) if tally is None
                                   else replace(tally, count=tally.count + 1, last=max(tally.last, now)))
-        return (1.0 - bucket.tokens) / self.rate
 
     def due_at(self, account: str) -> datetime | None:
         """When ``account``'s tally of refused requests is due to be written (its first refusal and ``window_s``),
