@@ -377,6 +377,34 @@ def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldI
                 yield Finding(where, "invalid", f"rule id {cover.rule} is the envelope rule's ({VOCABULARY})")
 
 
+def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> Iterator[Finding]:
+    """Each owner field is one code of its alert type (a single string or enum, in no list); each open keeper is no
+    country (a country's information goes to a third country only with its consent) and written as markings carry
+    it."""
+    doc, vocab = src.vocabulary, src.vocabulary.model
+    for alert_type, paths in vocab.owners.fields.items():
+        table = fields.get(alert_type)
+        if table is None:
+            yield Finding(doc.where("owners", "fields", alert_type), "invalid",
+                          f"owners: alert type {alert_type} is not one of the alert schema's ({', '.join(fields)})")
+            continue
+        for i, path in enumerate(paths):
+            info = table.get(path)
+            if info is None or info.kind not in ("string", "enum") or "[]" in path:
+                yield Finding(doc.where("owners", "fields", alert_type, i), "invalid",
+                              f"owners: {alert_type} has no field {path} holding one code (a string or an enum "
+                              "outside any list) to name an owner")
+    countries = {vocab.home.country, *(p.country for p in src.partners.model.partners), *ISO_ALPHA3}
+    for i, keeper in enumerate(vocab.owners.open_keepers):
+        where = doc.where("owners", "open_keepers", i)
+        if not VOCABULARY_CODE.fullmatch(keeper):
+            yield Finding(where, "invalid", f"owners: open keeper {keeper} must be written in capitals, digits and "
+                                            "'_', as alerts carry it")
+        elif code_key(keeper) in {code_key(c) for c in countries}:
+            yield Finding(where, "invalid", f"owners: open keeper {keeper} is a country code: a country's "
+                                            "information goes to a third country only with its consent")
+
+
 def _check_agreement(
     src: PolicySources, doc: Doc[Agreement], fields: Mapping[str, Mapping[str, FieldInfo]],
     reviewed: Mapping[str, Collection[str]] | None,
@@ -469,6 +497,7 @@ def check_sources(
         found.append(Finding(src.vocabulary.where("reviewed_schema"), "invalid",
                              f"reviewed_schema {label} is not a release of the alert schema (releases: {known})"))
     found.extend(_check_envelope(src, fields))
+    found.extend(_check_owners(src, fields))
     # Agreement and rule ids name why a partner got a field, in every decision an auditor reads: two that read
     # the same (COMBIFRON-BORDER and Combifron-Border, or with a 0 for an O) would be one to that reader.
     ids = Counter(code_key(d.model.id) for d in src.agreements)

@@ -121,6 +121,9 @@ class PolicySet:
     covers: dict[str, CompiledCover]  # by rule id
     covers_for: dict[tuple[str, str], tuple[CompiledCover, ...]]  # (partner id, alert type)
     partners_with_agreements: frozenset[str]  # partner ids some agreement names as a party
+    # alert type -> (path, its keys) of each field naming an owner of the information besides the originator
+    owner_fields: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+    open_keepers: frozenset[str]  # owners that are no country and open what they keep to every partner
     view_settings: ViewSettings
     envelope: Envelope  # the policy-wide rule: the markings every partner's view keeps
     sources: PolicySources = field(repr=False, compare=False)
@@ -302,6 +305,9 @@ def compile_policy(
         covers=covers,
         covers_for=covers_for,
         partners_with_agreements=frozenset(pid for a in agreements.values() for pid in a.partner_ids),
+        owner_fields={t: tuple((path, tuple(path.split("."))) for path in dict.fromkeys(paths))
+                      for t, paths in vocab.owners.fields.items() if paths},
+        open_keepers=frozenset(vocab.owners.open_keepers),
         view_settings=vocab.view,
         envelope=vocab.envelope,
         sources=sources,

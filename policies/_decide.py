@@ -42,6 +42,7 @@ UNKNOWN_GRADING = "unknown.grading"
 UNKNOWN_RELEASABLE_TO = "unknown.releasable_to"
 UNKNOWN_CONSENT = "unknown.originator_consent"
 UNKNOWN_ORIGINATOR = "unknown.originator_country"
+UNKNOWN_OWNER = "unknown.owner"  # an owner field (vocabulary ``owners``) names an owner the policy does not know
 CLEARANCE = "partner.clearance"
 RELEASABILITY = "marking.releasability"
 ORIGINATOR_FOREIGN = "originator.foreign"
@@ -162,8 +163,8 @@ class _Facts:
     handling_effect: Effect | None
     releasable: Any
     releasable_fail: tuple[str, str] | None
-    origin: str
-    origin_known: bool
+    owners: tuple[str, ...]  # the known countries besides home whose information it carries (``_owners``)
+    owner_fails: Fails  # an originator country or an owner the policy does not know
     expired_fail: tuple[str, str] | None
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
@@ -237,15 +238,41 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         review_notice = (ALERT_REVIEW_OVERDUE, f"review_overdue: the alert is due for review on "
                                                f"{review.date().isoformat()} ({review.isoformat()}); the "
                                                "partner's store lists it as due")
-    origin = m["originator"]["country"]
+    owners, owner_fails = _owners(alert, m["originator"]["country"], ps)
     code = m["handling_code"]
     effect = ps.handling_effects.get(code)
     return _Facts(
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
         tuple([(c, ps.caveat_effects.get(c)) for c in dict.fromkeys(caveats)]), code,
         "" if effect is None else "handling." + code,  # a rule id only for a known code
-        effect, rel, releasable_fail, origin, origin in ps.known_countries, expired_fail, review_notice,
+        effect, rel, releasable_fail, owners, owner_fails, expired_fail, review_notice,
     )  # fmt: skip
+
+
+def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple[str, ...], Fails]:
+    """The countries besides home whose information the alert carries, each once: its originator's, and those its
+    owner fields name (vocabulary ``owners``: a watchlist hit's list keeper); and a failure for each the policy does
+    not know. A keeper the policy declares open to every partner (INTERPOL) is no owner to ask."""
+    known = ps.known_countries
+    found = [origin]
+    fails: list[tuple[str, str]] = []
+    if origin != ps.home_country and origin not in known:
+        fails.append((UNKNOWN_ORIGINATOR, f"the originator country is not one the policy knows "
+                                          f"({_listed(known)})"))
+    for path, keys in ps.owner_fields.get(alert["alert_type"], ()):
+        value: Any = alert
+        for key in keys:
+            value = value[key]
+        if value in ps.open_keepers:
+            continue
+        if value in known:
+            found.append(value)
+        else:  # the agency's text, never quoted
+            fails.append((UNKNOWN_OWNER, f"{path} names an owner the policy does not know (countries "
+                                         f"{_listed(known)}; open to every partner: "
+                                         f"{_listed(ps.open_keepers) or 'none'})"))
+    owners = tuple(dict.fromkeys(o for o in found if o != ps.home_country and o in known))
+    return owners, fails
 
 
 def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails, notices: Fails) -> None:
@@ -282,26 +309,26 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
             if others:
                 listed = "; ".join(filter(None, (listed, f"{_entries(others)} unknown to the policy")))
         fails.append((RELEASABILITY, f"releasable_to ({listed}) omits {partner.id}"))
-    origin = f.origin
-    if origin != ps.home_country:
-        if not f.origin_known:
-            fails.append((UNKNOWN_ORIGINATOR, f"the originator country is not one the policy knows "
-                                              f"({_listed(ps.known_countries)})"))
-        elif partner.country != origin:
-            # A third country's information: its originator's restrictions travel with it, whoever receives it.
-            # Inside Panama it may be used, but passing it on needs the originator's consent, which Puente itself
-            # asks of every third country; a foreign partner receives it only on that consent. Either way the
-            # notice (``_deliver``) forbids onward sharing, so a view never tells the partner it may pass it on.
-            if partner.internal:
-                notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {partner.id} may use it inside "
-                                                    f"{ps.home_country}; passing it on needs {origin}'s consent, "
-                                                    "so no onward sharing"))
-            elif consented:
-                notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: its originator consented to "
-                                                    f"{partner.id}; no onward sharing"))
-            else:
-                reason = f"information from {origin} goes to a third country only with its consent"
-                fails.append((ORIGINATOR_FOREIGN, reason))
+    fails.extend(f.owner_fails)
+    # A third country's information: every owner's restrictions travel with it, whoever receives it. Inside Panama
+    # it may be used, but passing it on needs the owner's consent, which Puente itself asks of every third country;
+    # a foreign partner receives it only on that consent (given per alert, to the partner: ``consented``). Either
+    # way the notice (``_deliver``) forbids onward sharing, so a view never tells the partner it may pass it on.
+    third = [owner for owner in f.owners if owner != partner.country]
+    if third:
+        origin, one = " and ".join(third), len(third) == 1
+        theirs = f"{origin}'s consent" if one else "their consent"
+        if partner.internal:
+            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {partner.id} may use it inside "
+                                                f"{ps.home_country}; passing it on needs {theirs}, "
+                                                "so no onward sharing"))
+        elif consented:
+            who = "its originator" if one else "each"
+            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {who} consented to {partner.id}; "
+                                                "no onward sharing"))
+        else:
+            fails.append((ORIGINATOR_FOREIGN, f"information from {origin} goes to a third country only with "
+                                              f"{'its' if one else 'their'} consent"))
 
 
 def _covers(

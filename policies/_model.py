@@ -313,6 +313,16 @@ class Envelope(_Model):
     keep: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(min_length=1)
 
 
+class Owners(_Model):
+    """Whose information an alert carries besides its originator's (``markings.originator.country``): for each
+    alert type, the fields naming another owner (a watchlist hit's ``payload.list_owner``), and the keepers that are
+    no country and open what they keep to every partner (INTERPOL). ``decide`` holds each owner named to the rule of
+    a third country's information; ``_check`` refuses a field the alert type lacks or that holds no single code."""
+
+    fields: Annotated[dict[Code, list[Annotated[str, StringConstraints(min_length=1, max_length=200)]]], CodeMap] = {}
+    open_keepers: list[Code] = []
+
+
 class Vocabulary(_Model):
     """vocabulary.yaml: the home country, the scales and codes the markings may use, the envelope."""
 
@@ -325,6 +335,7 @@ class Vocabulary(_Model):
     handling_codes: Annotated[dict[Code, Term], CodeMap, Field(min_length=1)]
     grading: Grading
     envelope: Envelope
+    owners: Owners = Owners()
     view: ViewSettings = ViewSettings()
 
 

@@ -1,0 +1,116 @@
+"""Every country whose information an alert carries is an originator: its markings' and a watchlist's keeper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from policies import Outcome, PolicySet, decide, decide_many
+
+MakeAlert = Callable[..., dict[str, Any]]
+
+
+def _hit(make_alert: MakeAlert, owner: str, **changes: Any) -> dict[str, Any]:
+    """Panama's own report (originator PAN, REL TO USA, COL) of a high-risk hit on ``owner``'s list."""
+    lists = {"USA": "USA_PARTNER", "COL": "COL_PARTNER", "INTERPOL": "INTERPOL_RED_NOTICE", "PAN": "PAN_NATIONAL"}
+    return make_alert("tocumen_hit", {"payload.list_name": lists.get(owner, "OTHER_LIST"),
+                                      "payload.list_owner": owner, **changes})
+
+
+@pytest.mark.parametrize(("owner", "partner"), [("USA", "COL"), ("COL", "USA")])
+def test_a_hit_on_a_third_countrys_list_goes_abroad_only_on_consent(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime, owner: str, partner: str) -> None:
+    """A hit Panama reports on one partner's list is that country's information: another foreign partner gets it
+    only when the alert records consent for it, and then may pass it on to nobody."""
+    withheld = decide(_hit(make_alert, owner), partner, policy_set, now)
+    assert withheld.outcome is Outcome.WITHHOLD
+    assert withheld.rule_ids == ("originator.foreign",)
+    assert withheld.reasons == (f"information from {owner} goes to a third country only with its consent",)
+    released = decide(_hit(make_alert, owner, **{"markings.originator_consent": [partner]}), partner, policy_set, now)
+    assert released.delivers
+    assert "originator.foreign" in released.rule_ids
+    assert not released.onward_sharing
+
+
+def test_an_internal_partner_is_told_a_foreign_lists_hit_goes_no_further(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Inside Panama a hit on the USA's list may be used, with the notice that passing it on needs the USA's
+    consent, and no onward sharing."""
+    decision = decide(_hit(make_alert, "USA"), "FEAN", policy_set, now)
+    assert decision.delivers
+    assert decision.rule_ids[-1] == "originator.foreign"
+    assert "passing it on needs USA's consent" in decision.reasons[-1]
+    assert not decision.onward_sharing
+
+
+@pytest.mark.parametrize(("owner", "partner"), [("USA", "USA"), ("COL", "COL"), ("PAN", "USA"), ("INTERPOL", "COL"),
+                                                ("INTERPOL", "FEAN")])
+def test_the_home_countrys_the_partners_own_and_an_open_keepers_lists_need_no_consent(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime, owner: str, partner: str) -> None:
+    """A hit on Panama's list, on the partner's own country's list, or on a list its keeper opens to every partner
+    (INTERPOL, as vocabulary.yaml declares) is released without the third-country rule."""
+    decision = decide(_hit(make_alert, owner), partner, policy_set, now)
+    assert decision.delivers, decision.reasons
+    assert "originator.foreign" not in decision.rule_ids
+
+
+def test_each_owner_besides_the_partners_country_is_named(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Colombia's relay of a hit on the USA's list carries both countries' information: the task force is told of
+    both, Colombia needs the USA's consent, and consent for Colombia releases it."""
+    relayed = _hit(make_alert, "USA", **{"markings.originator.country": "COL"})
+    inside = decide(relayed, "FEAN", policy_set, now)
+    assert inside.rule_ids.count("originator.foreign") == 1
+    assert "information from COL and USA" in inside.reasons[-1]
+    abroad = decide(relayed, "COL", policy_set, now)
+    assert abroad.reasons == ("information from USA goes to a third country only with its consent",)
+    consented = _hit(make_alert, "USA", **{"markings.originator.country": "COL",
+                                           "markings.originator_consent": ["COL"]})
+    assert decide(consented, "COL", policy_set, now).delivers
+
+
+def test_a_list_keeper_the_policy_does_not_know_withholds_unquoted(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """A list_owner that is neither a partner's country nor an open keeper withholds the hit from every partner,
+    internal or not, and the reason never quotes it (it may be the agency's text)."""
+    hit = _hit(make_alert, "MARIA_PEREZ")
+    for decision in decide_many(hit, ["USA", "COL", "FEAN"], policy_set, now):
+        assert decision.outcome is Outcome.WITHHOLD
+        assert decision.rule_ids == ("unknown.owner",)
+        assert "MARIA" not in " ".join(decision.reasons)
+
+
+def test_decide_many_agrees_with_decide_on_owners(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """The owners read once per alert give each partner the decision ``decide`` gives it."""
+    for owner in ("USA", "COL", "INTERPOL", "PAN", "VEN"):
+        hit = _hit(make_alert, owner, **{"markings.originator.country": "COL"})
+        partners = ["USA", "COL", "CRI", "FEAN"]
+        assert decide_many(hit, partners, policy_set, now) == [decide(hit, p, policy_set, now) for p in partners]
+
+
+def test_open_keepers_are_the_policys_to_declare(policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
+    """Left out of vocabulary.yaml's open keepers, INTERPOL is a keeper the policy does not know: its red notices
+    are withheld."""
+    policy_copy.replace("vocabulary.yaml", "open_keepers: [INTERPOL]", "open_keepers: []")
+    ps = policy_copy.load()
+    assert decide(_hit(make_alert, "INTERPOL"), "USA", ps, now).rule_ids == ("unknown.owner",)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("open_keepers: [INTERPOL]", "open_keepers: [INTERPOL, COL]", "open keeper COL is a country code"),
+    ("open_keepers: [INTERPOL]", "open_keepers: [INTERPOL, VEN]", "open keeper VEN is a country code"),
+    ("open_keepers: [INTERPOL]", "open_keepers: [Interpol]", "must be written in capitals"),
+    ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HIT: [payload.list_ownr]", "has no field payload.list_ownr"),
+    ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HIT: [payload.person]", "has no field payload.person"),
+    ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HITS: [payload.list_owner]", "alert type WATCHLIST_HITS"),
+], ids=["partner-country", "other-country", "case", "typo", "record", "alert-type"])
+def test_the_owners_declaration_is_checked_at_load(policy_copy: Any, old: str, new: str, message: str) -> None:
+    """An open keeper that is a country (whose information needs consent) or not written as alerts carry it, and an
+    owner field that is not one code of a known alert type, refuse the policy, at the line that says so."""
+    policy_copy.replace("vocabulary.yaml", old, new)
+    line = policy_copy.line_of("vocabulary.yaml", new.split(":")[0] if "WATCHLIST" in new else "  open_keepers: [")
+    with pytest.raises(Exception, match=rf"vocabulary.yaml:{line}: \[invalid\] owners: .*{message}"):
+        policy_copy.load()
