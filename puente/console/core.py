@@ -692,9 +692,12 @@ def _busy(message: str) -> Response:
 
 
 def csv_lines(header: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
-    """CSV text, one line at a time; a cell a spreadsheet would run as a formula is quoted as text."""
+    """CSV text, one line at a time: the one writer of every CSV the console answers. Every field is quoted, so a
+    spreadsheet splits a line at its commas alone, whatever separator its locale uses (``;`` in es-CO and es-CR
+    would split an unquoted cell); and a cell a spreadsheet would run as a formula is led by ``'`` as text, at its
+    start and after any separator inside it (``views.cell``)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(header)
     yield out.getvalue()
     for row in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,9 @@ from broker.audit.verify import plain
 # What a spreadsheet may run as a formula when a cell starts with it, after any spaces (full-width forms too).
 _FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _CONTROL = ("\t", "\r")
+# A separator a spreadsheet may split a line at, whatever the file's own (Excel in es-CO or es-CR splits at ``;``),
+# then any spaces, before a formula's first character: the start of a cell once split there.
+_SPLIT_FORMULA = re.compile("([,;\t][^\\S\t\r]*)(?=[" + re.escape("".join(_FORMULA + _CONTROL)) + "])")
 
 
 def printable(value: Any) -> Any:
@@ -88,7 +92,11 @@ def text(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
-    """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``.
+    """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``: a cell that
+    starts with one of its characters (``=``, ``+``, ``-``, ``@``, tab, CR: OWASP's list), and every place inside
+    where a separator (``,``, ``;``, tab) is followed by one, since a spreadsheet that splits the line there (a
+    locale whose separator is ``;``) starts a cell with it. At those places the ``'`` goes after the separator, not
+    only before the whole cell: the piece a split leaves is what the sheet reads (``SNM:9;'=cmd``).
     A number (int or float; a bool as ``True``/``False``) is written as one: only text can hold a formula,
     and a quote would make ``-1500`` text in the sheet. The ``-`` that stands for "none" is a sign alone,
     which computes nothing: it stays as it is."""
@@ -103,7 +111,8 @@ def cell(value: Any) -> str:
     out = str(value)
     if out == "-":
         return out
-    return "'" + out if out.startswith(_CONTROL) or out.lstrip().startswith(_FORMULA) else out
+    led = "'" + out if out.startswith(_CONTROL) or out.lstrip().startswith(_FORMULA) else out
+    return _SPLIT_FORMULA.sub(r"\1'", led)
 
 
 def _change(change: dict[str, Any]) -> str:

@@ -180,7 +180,7 @@ def test_a_scoped_auditor_finds_no_other_partners_rows_by_search_or_csv(sam: Tes
         csv = sam.get("/search.csv", params=params)
         assert csv.status_code == 200
         rows = csv.text.splitlines()[1:]
-        assert all(",USA," in row for row in rows), rows
+        assert all('","USA","' in row for row in rows), rows
     assert ">COL<" not in sam.get("/indicators").text
 
 
@@ -216,8 +216,8 @@ def test_the_csv_export_streams_every_matching_row_safely(ana: TestClient, sink:
     assert answer.headers["content-type"].startswith("text/csv")
     assert "attachment" in answer.headers["content-disposition"]
     lines = answer.text.splitlines()
-    assert lines[0].startswith("at,alert_id,") and len(lines) == 5
-    assert "'=HYPERLINK" in answer.text and ",=HYPERLINK" not in answer.text
+    assert lines[0].startswith('"at","alert_id",') and len(lines) == 5
+    assert '"\'=HYPERLINK' in answer.text and '"=HYPERLINK' not in answer.text
     assert sink.records[-1]["page"] == "search.csv" and sink.records[-1]["results"] == 4
 
 
@@ -238,7 +238,7 @@ def test_indicators_render_svg_charts_and_csv(ana: TestClient) -> None:
     """Charts are inline SVG; each table downloads as CSV; an unknown table is 404."""
     page = ana.get("/indicators").text
     assert page.count("<svg") >= 5 and "DARIEN" in page
-    assert ana.get("/indicators.csv?table=latency").text.splitlines()[0] == "partner,to,p50_ms,p95_ms,n"
+    assert ana.get("/indicators.csv?table=latency").text.splitlines()[0] == '"partner","to","p50_ms","p95_ms","n"'
     assert ana.get("/indicators.csv?table=nope").status_code == 404
 
 
