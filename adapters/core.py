@@ -10,7 +10,8 @@ Keys are an allow-list (:class:`Keys`, checked by :func:`check_keys` before the 
 a key the adapter does not read refuses the record, at any depth, unless the agency's
 ``ignored_keys`` names its path. A key nobody reads is a field lost without a word, and when
 it is a block of markings under another name ('Marcado', 'marcado ') the agency's defaults,
-often wider, would decide who receives the alert.
+often wider, would decide who receives the alert. An ignored key (or column) is dropped only when
+what it holds cannot be a marking (``reads_as_marking``); otherwise its record is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from adapters._codes import norm_key
+from adapters._codes import COUNTRY_NAMES, norm_key
 from adapters._fields import (
     DUPLICATE_KEY,
     FUTURE,
@@ -44,7 +45,7 @@ from adapters._fields import (
     text,
 )
 from adapters._readers import Item
-from adapters.config import AgencyProfile, Context
+from adapters.config import Context
 from puente.errors import AdapterError, CodecError, ConfigError
 from schemas import alert_codec, bounds_problem
 
@@ -67,12 +68,13 @@ class Keys:
     go unread, since a marking nobody reads is a restriction dropped.
     """
 
-    __slots__ = ("fields", "names", "nested", "sealed")
+    __slots__ = ("fields", "ignored", "names", "nested", "sealed")
 
     def __init__(self, *values: str, **nested: Node) -> None:
         self.fields: dict[str, Node] = {**dict.fromkeys(values), **nested}  # what the mapping reads
         self.names = frozenset(self.fields)  # what a record may hold here: fields and the keys tolerated
         self.nested = {key: node for key, node in self.fields.items() if node is not None}
+        self.ignored = frozenset[str]()  # the keys tolerated here: their values are only held to hold no marking
         self.sealed = False
 
     @classmethod
@@ -87,7 +89,7 @@ class Keys:
 
         Built once per run, so a record's check compares sets and builds no path. A path that leads
         nowhere, or into a sealed block, admits nothing here; ``check_ignored`` refuses it before any
-        record is read.
+        record is read. What an admitted key holds is still read for markings (``check_keys``).
         """
         heads: dict[str, list[str]] = {}
         for path in paths:
@@ -96,7 +98,8 @@ class Keys:
         if not heads or self.sealed:
             return self
         out = copy.copy(self)
-        out.names = self.names | {head for head, rests in heads.items() if "" in rests}
+        out.ignored = self.ignored | {head for head, rests in heads.items() if "" in rests}
+        out.names = self.names | out.ignored
         out.nested = dict(self.nested)
         for head, rests in heads.items():
             deeper = [rest for rest in rests if rest]
@@ -142,9 +145,15 @@ class ByKind:
 Node = Keys | Each | ByKind | None
 
 
-class _Unknown(Exception):
-    """A key ``keys`` does not admit, the ``number``-th of ``count`` in its object; ``trail`` collects where it is
-    as the walk unwinds (innermost first)."""
+class _Found(Exception):
+    """What refuses a record as ``_walk`` finds it; ``trail`` collects where it is as the walk unwinds (innermost
+    first)."""
+
+    trail: list[str]
+
+
+class _Unknown(_Found):
+    """A key ``keys`` does not admit, the ``number``-th of ``count`` in its object."""
 
     def __init__(self, obj: dict[str, Any], keys: Keys) -> None:
         number, key = next((i, k) for i, k in enumerate(obj, 1) if k not in keys.names)
@@ -152,8 +161,17 @@ class _Unknown(Exception):
         self.key, self.number, self.count, self.keys, self.trail = key, number, len(obj), keys, list[str]()
 
 
-def check_keys(doc: Any, keys: Keys) -> None:
-    """Refuse a record holding a key that ``keys`` (see ``Keys.tolerating``) does not admit, at any depth.
+class _Marked(_Found):
+    """An ignored key (agencies.yaml names it, so it may be said) whose value reads as a marking."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.trail = [key]
+
+
+def check_keys(doc: Any, keys: Keys, vocabulary: frozenset[str] = frozenset()) -> None:
+    """Refuse a record holding a key that ``keys`` (see ``Keys.tolerating``) does not admit, at any depth, or an
+    ignored key whose value reads as a marking of ``vocabulary`` (``marking_vocabulary``; ``reads_as_marking``).
 
     The message says where the key is, never a value; nor the key itself, which may be data (a
     record keyed by a traveller's name, documents keyed by passport number): only a known key it
@@ -163,30 +181,35 @@ def check_keys(doc: Any, keys: Keys) -> None:
     if not isinstance(doc, dict):  # JSON objects, as the readers parse them
         return
     try:
-        _walk(doc, keys, doc)
+        _walk(doc, keys, doc, vocabulary)
     except _Unknown as exc:
         raise _unknown_key(exc, ".".join(reversed(exc.trail)) or "the record") from None
+    except _Marked as exc:
+        raise ignored_marking("key", ".".join(reversed(exc.trail)), "ignored_keys") from None
 
 
-def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any]) -> None:
+def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any], vocabulary: frozenset[str]) -> None:
     # Run for every record: keys are compared as sets (in C), only nested values are walked, and where a key
     # is, is worked out only for the one refused (as the exception unwinds).
     if not keys.names.issuperset(obj):
         raise _Unknown(obj, keys)
+    for key in keys.ignored.intersection(obj):
+        if reads_as_marking(obj[key], vocabulary):
+            raise _Marked(key)
     for key, node in keys.nested.items():
         value = obj.get(key)
         if isinstance(node, Each):
             for index, entry in enumerate(value if isinstance(value, list) else ()):
                 try:
                     if isinstance(entry, dict):
-                        _walk(entry, node.keys, record)
-                except _Unknown as exc:
+                        _walk(entry, node.keys, record, vocabulary)
+                except _Found as exc:
                     exc.trail.append(f"{key}[{index}]")
                     raise
         elif isinstance(value, dict):
             try:
-                _walk(value, node.pick(record) if isinstance(node, ByKind) else node, record)
-            except _Unknown as exc:
+                _walk(value, node.pick(record) if isinstance(node, ByKind) else node, record, vocabulary)
+            except _Found as exc:
                 exc.trail.append(key)
                 raise
 
@@ -207,7 +230,19 @@ def _unknown_key(unknown: _Unknown, where: str) -> AdapterError:
                                   f"(known: {listing})")
     return fail(UNKNOWN_CODE, f"{where} has an unexpected key{which}, which this adapter does not read: check its "
                               "spelling, or list its path under ignored_keys in agencies.yaml if the export adds it "
-                              f"(known here: {listing})")
+                              f"and it holds no marking: {RESTRICTS} (known here: {listing})")
+
+
+# What every refusal about an ignored column or key says, so that no advice to ignore one comes without it.
+RESTRICTS = "a column or key that restricts release must be read, not ignored"
+
+
+def ignored_marking(kind: str, name: str, setting: str) -> AdapterError:
+    """The refusal of a record whose ignored ``kind`` ('column', 'key') ``name`` (as agencies.yaml's ``setting`` lists
+    it, so it may be said) holds what reads as a marking; never the value, which is the record's."""
+    return fail(INVALID, f"the {kind} '{name}', which {setting} in agencies.yaml lists, holds what reads as a marking "
+                         f"(a level, release, caveat, handling code, partner, country or grading): {RESTRICTS}; "
+                         "have the adapter read it, or remove it from the export")
 
 
 def _ignorable(path: str, keys: Keys) -> str | None:
@@ -250,20 +285,21 @@ def check_ignored(adapter: Adapter, ctx: Context) -> None:
     'Clasif.', a key 'clasificacion' outside the block), would drop a restriction; one holding another script's letters
     or signs beside its words (``plain_name``) names nothing as written. Run before any record is read.
     """
-    problems = _ignored_problems(adapter, ctx.profile)
+    problems = _ignored_problems(adapter, ctx)
     if problems:
         raise ConfigError(f"adapter configuration does not fit the {adapter.name} adapter: {ctx.agency}: "
                           + "; ".join(problems) + "; check agencies.yaml")
 
 
-def _ignored_problems(adapter: Adapter, profile: AgencyProfile) -> list[str]:
+def _ignored_problems(adapter: Adapter, ctx: Context) -> list[str]:
+    profile, vocabulary = ctx.profile, marking_vocabulary(ctx, adapter.marking_labels)
     out: list[str] = []
     if profile.ignored_keys and adapter.keys is None:
         out.append(f"ignored_keys: the {adapter.name} adapter's records have no JSON keys")
     elif adapter.keys is not None:
         out += [f"ignored_keys: {path!r} {why}" for path in profile.ignored_keys
                 if (why := _unnamed(path.replace(".", " ")) or _ignorable(path, adapter.keys)
-                    or _never_ignored(_marking(path.rsplit(".", 1)[-1].removesuffix("[]"), ())))]
+                    or _never_ignored(_marking(path.rsplit(".", 1)[-1].removesuffix("[]"), (), vocabulary)))]
     if profile.ignored_columns and adapter.columns is None:
         out.append(f"ignored_columns: the {adapter.name} adapter's records have no header columns")
     elif adapter.columns is not None:
@@ -272,7 +308,7 @@ def _ignored_problems(adapter: Adapter, profile: AgencyProfile) -> list[str]:
                 out.append(f"ignored_columns: {column!r} {why}")
             elif norm_key(column) in adapter.columns:
                 out.append(f"ignored_columns: {column!r} is a column this adapter reads")
-            elif why := _never_ignored(_marking(column, adapter.marking_columns)):
+            elif why := _never_ignored(_marking(column, adapter.marking_columns, vocabulary)):
                 # A CSV has no block of markings to seal, as JSON does: a column named like a marking ('Clasificación
                 # de seguridad', 'Releasable to', 'Clasif.') is taken for a marking the export renamed, never ignored.
                 out.append(f"ignored_columns: {column!r} {why}")
@@ -302,8 +338,8 @@ def _unnamed(name: str) -> str | None:
 # 'Handling', 'Nivel de seguridad'), and a marking nobody reads is a restriction dropped for the agency's defaults.
 # Whole words, not stems: 'Consecutivo', 'Secretaría', 'Seguro', 'Crédito', 'Confianza' or 'Contacto con' name
 # nothing of the kind, and share only letters with CONSENT, SECRETO, SEGURIDAD, CREDIBILIDAD, CONFIDENCIAL.
-# Left out: MARCA (a vehicle's make; a block 'marcado' is sealed, and MARCADO is here), PUBLICO (the lowest level
-# restricts nothing, and names 'Ministerio Público'), DISTRIBUCION ('Dist.' is a district).
+# Left out: MARCA (a vehicle's make; a block 'marcado' is sealed, and MARCADO is here). Besides these words, a name
+# holding a marking of ``marking_vocabulary`` ('Solo Panamá', 'PII', 'Público', 'USA') is refused the same way.
 MARKING_WORDS = frozenset({
     # classification and its levels
     "CLASIFICACION", "CLASIFICACIONES", "CLASIFICADO", "CLASIFICADA", "CLASIFICADOS", "CLASIFICADAS", "CLASIFICAR",
@@ -322,6 +358,10 @@ MARKING_WORDS = frozenset({
     "CREDIBILITY", "FIABILIDAD", "CONFIABILIDAD", "CREDIBILIDAD",
     # consent, originator, the marking itself
     "CONSENT", "CONSENTIMIENTO", "ORIGINATOR", "ORIGINADOR", "ORIGINADORA", "MARKING", "MARKINGS", "MARCADO",
+    # who may receive it, and at what level, as a release column is named ('Países autorizados', 'Compartir con')
+    "DISTRIBUCION", "DISTRIBUCIONES", "DISTRIBUIR", "DISTRIBUTION", "DESTINATARIO", "DESTINATARIOS", "DESTINATARIA",
+    "DESTINATARIAS", "AUTORIZADO", "AUTORIZADOS", "AUTORIZADA", "AUTORIZADAS", "COMPARTIR", "COMPARTIDO",
+    "COMPARTIDA", "NIVEL", "NIVELES", "LEVEL",
 })
 _NO_MARKING = frozenset({"CODIGO", "TEXTO", "DEL"})  # words of a marking column's name that name none alone
 _ABBREVIATED = 3  # letters, at least, of a word written with a dot ('Dif.', 'Sec.') that may abbreviate a marking word
@@ -340,13 +380,16 @@ def _words(name: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _marking(name: str, columns: Iterable[str]) -> str | None:
+def _marking(name: str, columns: Iterable[str], vocabulary: frozenset[str]) -> str | None:
     """What marking ``name`` may be taken for ('the marking column REL_TO', 'a marking (the word CAVEAT)'), or None.
 
-    ``columns``: the adapter's marking columns (norm_key form). A word of ``name`` is one of ``MARKING_WORDS`` or a
-    word of those columns (but CODIGO, TEXTO, DEL); or it is written with a dot and, three letters or more, begins
-    one ('Sec.', 'Conf.': an abbreviation that may stand for a marking is taken for one); or it holds one of eight
-    letters or more inside it ('Subclasificación', 'desclasificado')."""
+    ``columns``: the adapter's marking columns (norm_key form). ``name`` holds a marking of ``vocabulary`` as whole
+    words ('Solo Panamá', 'PII'); or a word of it is one of ``MARKING_WORDS`` or a word of those columns (but CODIGO,
+    TEXTO, DEL); or it is written with a dot and, three letters or more, begins one ('Sec.', 'Conf.': an abbreviation
+    that may stand for a marking is taken for one); or it holds one of eight letters or more inside it
+    ('Subclasificación', 'desclasificado')."""
+    if found := _holds(name, vocabulary):
+        return f"a marking ({found})"
     aliases = sorted(columns, key=lambda a: (-len(a), a))  # the longest first: TEXTO_DE_MANEJO, not MANEJO
     own = {w: alias for alias in aliases for w in alias.split("_") if len(w) >= 3 and w not in _NO_MARKING}  # shortest
     marks = sorted(own.keys() | MARKING_WORDS)
@@ -364,6 +407,39 @@ def _marking(name: str, columns: Iterable[str]) -> str | None:
         if mark := next((m for m in marks if len(m) >= _COMPOUND and m in word), None):
             return f"a marking ({word} holds {mark})"
     return None
+
+
+def marking_vocabulary(ctx: Context, labels: Iterable[str] = ()) -> frozenset[str]:
+    """Every marking the policy and the adapter know, in norm_key form: the classification levels and every agency's
+    labels for them ('RESERVADA'), ``labels`` (the adapter's own: 'Solo Panamá'), caveats, handling codes, gradings
+    ('B2'), and the partners and countries REL TO may name, by code or by Spanish name. Built once per run."""
+    v = ctx.vocab
+    named = v.names | v.countries | v.partners
+    levels = {label for profile in ctx.config.agencies.values() for label in profile.classification_map}
+    marks = {*v.classifications, *levels, *labels,
+             *v.caveats, *v.handling_codes, *(r + c for r in v.reliability for c in v.credibility), *named,
+             *(name for name, country in COUNTRY_NAMES.items() if country in named)}
+    return frozenset(filter(None, map(norm_key, marks)))
+
+
+def _holds(text: str, vocabulary: frozenset[str]) -> str | None:
+    """The marking of ``vocabulary`` that ``text`` holds as whole words, accents, case and camelCase aside (SOLO_PANAMA
+    in 'Solo Panamá', COL in 'REL TO COL'), the longest first; None when it holds none."""
+    key = f"_{norm_key(_CAMEL.sub(' ', text))}_"
+    return next((m for m in sorted(vocabulary, key=lambda m: (-len(m), m)) if f"_{m}_" in key), None)
+
+
+def reads_as_marking(value: Any, vocabulary: frozenset[str]) -> bool:
+    """Whether ``value`` (an ignored cell, or an ignored key's value at any depth, its keys too) holds a marking of
+    ``vocabulary`` (``marking_vocabulary``). Dropped, such a value may have restricted release, and the defaults,
+    often wider, would decide it: an ignored column or key is dropped only when what it holds cannot be a marking."""
+    if isinstance(value, str):
+        return _holds(value, vocabulary) is not None
+    if isinstance(value, dict):
+        return any(reads_as_marking(k, vocabulary) or reads_as_marking(v, vocabulary) for k, v in value.items())
+    if isinstance(value, list):
+        return any(reads_as_marking(v, vocabulary) for v in value)
+    return False
 
 
 @dataclass(frozen=True)
@@ -384,6 +460,7 @@ class Adapter:
     keys: Keys | None = field(kw_only=True)
     columns: frozenset[str] | None = field(default=None, kw_only=True)
     marking_columns: frozenset[str] = field(default=frozenset(), kw_only=True)  # of ``columns``: the markings
+    marking_labels: frozenset[str] = field(default=frozenset(), kw_only=True)  # its own marking values ('SOLO_PANAMA')
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +482,7 @@ def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result
     """
     check_ignored(adapter, ctx)
     keys = adapter.keys.tolerating(ctx.profile.ignored_keys) if adapter.keys is not None else None
+    vocabulary = marking_vocabulary(ctx, adapter.marking_labels) if ctx.profile.ignored_keys else frozenset()
     codec = alert_codec()
     records = adapter.read(stream, ctx)
     last = Item(0, 0, b"")
@@ -426,13 +504,14 @@ def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result
         if item.error is not None:
             yield Result(item, error=item.error)
             continue
-        yield _map(adapter, item, ctx, codec, keys)
+        yield _map(adapter, item, ctx, codec, keys, vocabulary)
 
 
-def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any, keys: Keys | None) -> Result:
+def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any, keys: Keys | None,
+         vocabulary: frozenset[str]) -> Result:
     try:
         if keys is not None:
-            check_keys(item.parsed, keys)
+            check_keys(item.parsed, keys, vocabulary)
         alert = finish(adapter.map(item.parsed, ctx), ctx)
         return Result(item, alert, codec.encode(alert))
     except AdapterError as exc:
@@ -811,5 +890,5 @@ def plain_name(value: str, field: str) -> None:
 
 __all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "ByKind", "Each",
            "Item", "Keys", "Result", "alert", "alert_id", "check_ignored", "check_keys", "check_lifecycle", "convert",
-           "either", "finish", "lifecycle", "location", "lookup", "markings", "names", "norm_key", "obj", "plain_name",
-           "revision", "seq"]
+           "either", "finish", "ignored_marking", "lifecycle", "location", "lookup", "marking_vocabulary", "markings",
+           "names", "norm_key", "obj", "plain_name", "reads_as_marking", "revision", "seq"]

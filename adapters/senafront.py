@@ -18,7 +18,9 @@ file, naming the columns, rather than one per row. So does a header column the a
 not read (``COLUMNS``), named in the dead letter, unless ``agencies.yaml`` lists it under
 SENAFRONT's ``ignored_columns``: a column nobody reads is a field lost without a word, and a
 'Clasificación de seguridad' or 'Difusión a' read as nothing would let the battalion's defaults,
-often wider, decide who receives the report. A column with no header may only hold empty cells.
+often wider, decide who receives the report. So an ignored column's cell is still held against every
+marking known (``adapters.core.reads_as_marking``): one that reads as a marking refuses its row.
+A column with no header may only hold empty cells.
 A header cell holding, beside a column's name, a letter, a digit or a sign of another script
 ('Difusión — Иван', 'Fecha ✓') refuses the file too, naming the column's place: it passes the
 guard every code passes (``adapters.core.plain_name``), as a "Panama only" Difusión does.
@@ -33,7 +35,20 @@ from adapters import _fields as f
 from adapters._codes import norm_key
 from adapters._readers import Item, csv_rows, no_record
 from adapters.config import Context
-from adapters.core import Adapter, alert, alert_id, location, lookup, markings, names, plain_name
+from adapters.core import (
+    RESTRICTS,
+    Adapter,
+    alert,
+    alert_id,
+    ignored_marking,
+    location,
+    lookup,
+    marking_vocabulary,
+    markings,
+    names,
+    plain_name,
+    reads_as_marking,
+)
 from puente.errors import AdapterError
 
 # Canonical column -> the headers battalions write for it (in norm_key form).
@@ -97,6 +112,8 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     limit = ctx.limits.record_bytes
     rows = csv_rows(stream, ctx.profile.encoding, limit, multiline=_multiline)
     columns: list[str | None] = []
+    ignored: list[tuple[int, str]] = []  # (place, as agencies.yaml lists it) of each ignored column
+    vocabulary = marking_vocabulary(ctx, DOMESTIC)
     number, header = 0, 0
     for line, raw, fields in rows:
         if not columns:
@@ -118,6 +135,9 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
             if error:
                 yield Item(0, line, raw, error=error)
                 return
+            listed = {_column_form(c): c for c in ctx.profile.ignored_columns}
+            ignored = [(i, listed[_column_form(h)]) for i, (h, c) in enumerate(zip(fields, columns, strict=True))
+                       if c is None]
             header = line
             continue
         number += 1
@@ -130,6 +150,10 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                              if c == _UNNAMED and v.strip()), None)) is not None:
             yield Item(number, line, raw, error=f.fail(
                 f.MISSING_COLUMN, f"line {line} has a value in column {blank}, which has no header"))
+        elif (marked := next((name for i, name in ignored if reads_as_marking(fields[i], vocabulary)), None)):
+            # Dropped, it may have restricted release ('Países autorizados' = PAN): the battalion's defaults would
+            # decide who receives the report. Named as agencies.yaml lists it, never its cell.
+            yield Item(number, line, raw, error=ignored_marking("column", marked, "ignored_columns"))
         else:
             yield Item(number, line, raw, {c: v for c, v in zip(columns, fields, strict=False) if c})
     if not columns:
@@ -157,7 +181,8 @@ def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context)
             meant = f.did_you_mean(header, _BY_HEADER)
             return f.fail(f.UNKNOWN_CODE, f"the header has a column this adapter does not read (column {i + 1}, "
                                           f"{len(header):,} characters){meant}: check its spelling, or list it "
-                                          "under ignored_columns in agencies.yaml if the export adds it")
+                                          "under ignored_columns in agencies.yaml if the export adds it and it holds "
+                                          f"no marking: {RESTRICTS}")
     return None
 
 
@@ -242,4 +267,5 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
 # keys=None: a record is the columns the header names, which the reader holds against COLUMNS.
 ADAPTER = Adapter("senafront", "SENAFRONT", "SENAFRONT patrol reports (CSV) -> border events",
                   ("*.csv", "*.CSV"), read, to_alert, keys=None, columns=frozenset(_BY_HEADER),
-                  marking_columns=frozenset(alias for name in MARKING_COLUMNS for alias in COLUMNS[name]))
+                  marking_columns=frozenset(alias for name in MARKING_COLUMNS for alias in COLUMNS[name]),
+                  marking_labels=frozenset(DOMESTIC))
