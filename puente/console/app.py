@@ -17,10 +17,10 @@ what concerns their partner, and anything else answers 404, the same page as som
 export or refusal is answered, the query (who, scope, page, the parameters the page takes (any other only counted),
 how many results) is written to the audit through the ``QuerySink``; when that fails the answer is 503 and holds no
 data. (Exceptions, against floods, each a 429 that holds no data: past 60 throttled sign-ins a minute, those
-refusals are no longer each recorded; and a signed-in account's requests past its budget, 60 a minute and 60 at once
-by default (``rate.PageBudget``), are refused unrecorded, each account's written as one summary record a minute: how
-many, from when until when.) Pages are Jinja2 templates with autoescaping; no script runs in them, and the headers
-say so (``core.SECURITY_HEADERS``).
+refusals are no longer each recorded; and a signed-in account's requests past its budget, 60 a minute in bursts of up
+to 60 by default (``rate.PageBudget``), or past 4 being answered at once, 2 of them exports (``rate.Holds``), are
+refused unrecorded, each account's written as one summary record a minute: how many, from when until when.) Pages
+are Jinja2 templates with autoescaping; no script runs in them, and the headers say so (``core.SECURITY_HEADERS``).
 Served (``server.serve``), the console answers only under its own names: a request with any other Host header is
 refused before all of this (``core.HostCheck``), unrecorded. So is, 403, a request that does not come from the
 console's own origin (``sameorigin``: its ``Sec-Fetch-Site`` and ``Origin``): another page, of another host of the
