@@ -17,6 +17,7 @@ what it holds cannot be a marking (``reads_as_marking``); otherwise its record i
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -422,19 +423,51 @@ def marking_vocabulary(ctx: Context, labels: Iterable[str] = ()) -> frozenset[st
     return frozenset(filter(None, map(norm_key, marks)))
 
 
+@functools.cache
+def _longest_first(vocabulary: frozenset[str]) -> tuple[str, ...]:
+    """``vocabulary`` as its entries are sought, the longest first (SOLO_PANAMA before PANAMA); sorted once."""
+    return tuple(sorted(vocabulary, key=lambda m: (-len(m), m)))
+
+
 def _holds(text: str, vocabulary: frozenset[str]) -> str | None:
     """The marking of ``vocabulary`` that ``text`` holds as whole words, accents, case and camelCase aside (SOLO_PANAMA
     in 'Solo Panamá', COL in 'REL TO COL'), the longest first; None when it holds none."""
     key = f"_{norm_key(_CAMEL.sub(' ', text))}_"
-    return next((m for m in sorted(vocabulary, key=lambda m: (-len(m), m)) if f"_{m}_" in key), None)
+    return next((m for m in _longest_first(vocabulary) if f"_{m}_" in key), None)
+
+
+# Words a marking written out may hold beside its codes ('REL TO COL Y USA', 'Solo PAN', 'No compartir con COL',
+# 'X PANAMA_ONLY'):
+# they say nothing alone, and a value of these and codes only is a marking.
+_MARKING_GLUE = frozenset({"REL", "TO", "SOLO", "ONLY", "Y", "E", "AND", "O", "OR", "NO", "NOT", "PARA", "CON", "A",
+                           "DE", "AL", "EL", "LA", "LOS", "LAS", "FOR", "WITH", "X", "SI", "YES"})  # X: ticked
+
+
+def _reads_as(text: str, vocabulary: frozenset[str]) -> bool:
+    """Whether ``text`` is a marking written out: once every marking of ``vocabulary`` it holds as whole words is
+    taken out (the longest first), what is left is only marking words (``MARKING_WORDS``) and ``_MARKING_GLUE``, and
+    something was a marking ('PAN', 'COL, USA', 'Solo Panamá', 'REL TO COL', 'LES', 'Secreto'). Text that says more
+    ('les fue negada la entrada', 'A1-334', 'Colombia: antecedentes') is not: a free-text column an export adds may
+    name a country or hold a common word that is also a code, and reading prose as a marking would refuse every
+    record of it, where no prose is read as a restriction either."""
+    key = f"_{norm_key(_CAMEL.sub(' ', text))}_"
+    found = False
+    for mark in _longest_first(vocabulary):
+        token = f"_{mark}_"
+        while token in key:
+            key, found = key.replace(token, "_"), True
+    left = [word for word in key.split("_") if word]
+    return ((found or any(word in MARKING_WORDS for word in left))
+            and all(word in MARKING_WORDS or word in _MARKING_GLUE for word in left))
 
 
 def reads_as_marking(value: Any, vocabulary: frozenset[str]) -> bool:
-    """Whether ``value`` (an ignored cell, or an ignored key's value at any depth, its keys too) holds a marking of
-    ``vocabulary`` (``marking_vocabulary``). Dropped, such a value may have restricted release, and the defaults,
-    often wider, would decide it: an ignored column or key is dropped only when what it holds cannot be a marking."""
+    """Whether ``value`` (an ignored cell, or an ignored key's value at any depth, its keys too) is a marking of
+    ``vocabulary`` (``marking_vocabulary``) written out (``_reads_as``). Dropped, such a value may have restricted
+    release, and the defaults, often wider, would decide it: an ignored column or key is dropped only when what it
+    holds cannot be read as a marking."""
     if isinstance(value, str):
-        return _holds(value, vocabulary) is not None
+        return _reads_as(value, vocabulary)
     if isinstance(value, dict):
         return any(reads_as_marking(k, vocabulary) or reads_as_marking(v, vocabulary) for k, v in value.items())
     if isinstance(value, list):

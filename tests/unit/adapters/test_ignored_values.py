@@ -130,3 +130,14 @@ def test_the_advice_for_an_unknown_column_or_key_says_to_confirm_it_holds_no_mar
         message = str(result.error)
         assert "ignored_" in message and "and it holds no marking" in message, message
         assert message.index("holds no marking") < message.index("must be read, not ignored")
+
+
+@pytest.mark.parametrize("cell", [
+    "les fue negada la entrada", "Sujeto con antecedentes en Colombia, viaja solo", "A1-334", "X", "", "ver anexo 3",
+    "Ministerio Público de Colombia",
+])
+def test_an_ignored_cell_of_prose_or_an_id_is_dropped(cell: str, config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """Text that says more than a marking (a remark naming a country, a common word that is also a code, an id
+    beginning like a grading) is no marking written out: an ignored free-text column does not refuse every row."""
+    result = _senafront(cell, _ctx(config, vocab, "SENAFRONT", ignored_columns=("Notas",)))
+    assert result.error is None and result.alert is not None
