@@ -194,9 +194,22 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
                           f"{p.id}: country {p.country} must be written in capitals, as markings name it (ISO 3166)")
     # A watchlist clause (``or_own_list``) releases hits on the lists a partner keeps itself: one list, one keeper,
     # or a partner naming another's list would receive what that list's hits are withheld from it for.
+    # A list is a partner's own only when its country keeps it: never the home country's (the keeper every hit's
+    # list_owner defaults to), so an internal partner keeps none, and a list named as the home country's (list names
+    # lead with their keeper's code: PAN_NATIONAL, USA_PARTNER, INTERPOL_RED_NOTICE) is no foreign partner's either.
+    home_key = code_key(vocab.home.country)
     keepers: dict[str, str] = {}
     for i, p in enumerate(doc.model.partners):
+        if p.kind == "internal" and p.watchlists:
+            yield Finding(doc.where("partners", i, "watchlists"), "invalid",
+                          f"{p.id}: an internal partner keeps no watchlist of its own: its country, "
+                          f"{vocab.home.country}, keeps every list a hit names no other keeper of, so an own-list "
+                          "clause would release every hit on them; remove its watchlists")
         for j, name in enumerate(p.watchlists):
+            if p.kind != "internal" and code_key(re.split(r"[_.\-]", name, maxsplit=1)[0]) == home_key:
+                yield Finding(doc.where("partners", i, "watchlists", j), "invalid",
+                              f"{p.id}: watchlist {name} is kept by {vocab.home.country}, not by {p.id}; a "
+                              "partner's own lists are those its country keeps")
             other = keepers.setdefault(name.casefold(), p.id)
             if other != p.id:
                 yield Finding(doc.where("partners", i, "watchlists", j), "invalid",

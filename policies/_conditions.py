@@ -20,6 +20,8 @@ class PartnerLike(Protocol):
     def country(self) -> str: ...
     @property
     def watchlists(self) -> frozenset[str]: ...
+    @property
+    def internal(self) -> bool: ...
 
 
 Condition = Callable[[Mapping[str, Any], PartnerLike], "str | None"]
@@ -94,17 +96,21 @@ def _event_types(types: frozenset[str]) -> Condition:
 
 
 def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
-    """A hit at one of ``levels``, or (``own_list``) on a list the partner itself keeps: one its
+    """A hit at one of ``levels``, or (``own_list``) on a list a foreign partner itself keeps: one its
     ``watchlists`` name, and whose keeper the publishing agency gives as the partner's country
     (``list_owner``). Both, because neither alone says it: two partners of one country keep their own
     lists, and partners.yaml is another file than the agreement, edited by others: a partner naming
-    INTERPOL's list, or Panama's, must not widen "high and critical only" to every hit on it."""
+    INTERPOL's list, or Panama's, must not widen "high and critical only" to every hit on it. Never an
+    internal partner: its country is the home country (and a foreign partner's never is: ``_check``), the
+    keeper every list defaults to, so its claim would widen the clause to every hit on Panama's lists;
+    loading refuses such a claim as well (``_check``)."""
 
     def check(alert: Mapping[str, Any], partner: PartnerLike) -> str | None:
         hit = alert["payload"]
         if hit["risk_level"] in levels:
             return None
-        if own_list and hit["list_name"] in partner.watchlists and hit.get("list_owner") == partner.country:
+        if (own_list and not partner.internal and hit["list_name"] in partner.watchlists
+                and hit.get("list_owner") == partner.country):
             return None
         tail = " and the list is not the partner's own" if own_list else ""
         return f"risk {_label(hit['risk_level'])} is below the agreed levels{tail}"
