@@ -17,7 +17,9 @@ addresses and paths::
 Every file holding a password or key is 0600 in a 0700 folder, written whole under a new name and
 renamed into place (a link planted at its name is replaced, never followed); containers run as the
 invoking user (``PUENTE_UID``/``PUENTE_GID``) so they can read them. Running it again keeps the CA,
-the certificates and the passwords, and rewrites the rest; what it keeps must pass the checks of a
+the certificates and the passwords, and rewrites the rest. The passwords are made only while no node's
+storage is formatted: once one is, a missing or unreadable ``secrets.json`` is refused (restore it), since
+new passwords would not be the ones the nodes hold. What it keeps must pass the checks of a
 secret file (``broker.private_files``: this user's or root's, 0600, a link only through folders no one
 else may change), and a folder of the deployment that exists but others may write is refused (chmod 700),
 never used: a ``secrets.json`` someone else put there would otherwise become the admin's password. A
@@ -143,7 +145,11 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
     for sub in (tls, folder / "admin", *(folder / host(n) / part for n in range(1, nodes + 1)
                                          for part in ("", "config", "data", "logs"))):
         check_folder(sub)  # an open one is refused before any password is made (a missing one is made 0700)
-    passwords = kept_passwords(folder / "secrets.json", "the deployment's passwords")
+    passwords = kept_passwords(folder / "secrets.json", "the deployment's passwords",
+                               [folder / host(n) / "data" / "meta.properties" for n in range(1, nodes + 1)],
+                               "restore it from a backup (new passwords would not be the ones the nodes hold), "
+                               f"or start the deployment over: stop it and delete {folder}/kafka-*/data "
+                               "(its data is lost)")
     cluster_id = kept_cluster_id(folder / "cluster.id")
     made = ComposeFiles(folder, nodes)
     for node_id in range(1, nodes + 1):

@@ -199,7 +199,7 @@ def test_runs_making_the_passwords_at_once_all_use_the_ones_kept(tmp_path: Path)
     folder.mkdir(mode=0o700)
     for round_ in range(5):
         path = folder / f"secrets-{round_}.json"
-        got = _at_once(6, partial(lambda path, _: kept_passwords(path, "the passwords"), path))
+        got = _at_once(6, partial(lambda path, _: kept_passwords(path, "the passwords", [], ""), path))
         kept = json.loads(path.read_text())
         assert all(each == kept for each in got)
 
@@ -224,3 +224,65 @@ def test_certificates_issued_at_once_on_a_fresh_folder_all_chain_to_the_ca_kept(
         for pem in issued:
             cert = x509.load_pem_x509_certificates(pem.read_bytes())[0]
             cert.verify_directly_issued_by(ca)
+
+
+def _login_files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*.properties")) if p.name != "meta.properties"}
+
+
+def test_compose_refuses_new_passwords_once_a_node_is_formatted(tmp_path: Path) -> None:
+    """The reviewer's probe: secrets.json removed from a deployment whose node storage holds meta.properties.
+    compose-files refuses in one line naming the file and how to recover, and rewrites no login file with
+    passwords Kafka does not hold."""
+    deploy = tmp_path / "deploy"
+    compose.write(deploy, nodes=3)
+    (deploy / "kafka-2" / "data" / "meta.properties").write_text("version=1\n")
+    before = _login_files(deploy)
+    (deploy / "secrets.json").unlink()
+    with pytest.raises(ConfigError) as caught:
+        compose.write(deploy, nodes=3)
+    message = str(caught.value)
+    assert "\n" not in message and str(deploy / "secrets.json") in message and "backup" in message
+    assert str(deploy / "kafka-2" / "data" / "meta.properties") in message
+    assert _login_files(deploy) == before and not (deploy / "secrets.json").exists()
+
+
+def test_compose_refuses_a_damaged_passwords_file_once_formatted_without_advising_new_ones(tmp_path: Path) -> None:
+    """Once a node is formatted, a secrets.json of another shape is refused with the advice to restore it, not to
+    remove it for new ones (which would lock the admin out)."""
+    deploy = tmp_path / "deploy"
+    compose.write(deploy, nodes=1)
+    (deploy / "kafka-1" / "data" / "meta.properties").write_text("version=1\n")
+    before = _login_files(deploy)
+    (deploy / "secrets.json").write_text(json.dumps({"admin": "only-one"}))
+    with pytest.raises(ConfigError, match="backup") as caught:
+        compose.write(deploy, nodes=1)
+    assert "run again for new ones" not in str(caught.value) and "only-one" not in str(caught.value)
+    assert _login_files(deploy) == before
+
+
+def test_compose_makes_new_passwords_while_no_node_is_formatted(tmp_path: Path) -> None:
+    """Before any node's first start, a removed secrets.json is simply made again."""
+    deploy = tmp_path / "deploy"
+    compose.write(deploy, nodes=1)
+    first = json.loads((deploy / "secrets.json").read_text())
+    (deploy / "secrets.json").unlink()
+    compose.write(deploy, nodes=1)
+    assert json.loads((deploy / "secrets.json").read_text()) != first
+
+
+def test_the_local_kafka_refuses_new_passwords_once_formatted(tmp_path: Path, no_java: None) -> None:
+    """`puente kafka up` on a formatted local Kafka whose secrets.json is gone refuses in one line naming the file
+    and `puente kafka wipe`; admin.properties and server.properties keep the logins Kafka holds."""
+    local = LocalKafka("cluster", root=tmp_path)
+    local._prepare()
+    (local.nodes[0].folder / "data").mkdir(exist_ok=True)
+    (local.nodes[0].folder / "data" / "meta.properties").write_text("version=1\n")
+    before = _login_files(local.folder)
+    (local.folder / "secrets.json").unlink()
+    with pytest.raises(ConfigError) as caught:
+        local._prepare()
+    message = str(caught.value)
+    assert "\n" not in message and str(local.folder / "secrets.json") in message
+    assert "puente kafka wipe --shape cluster" in message
+    assert _login_files(local.folder) == before

@@ -17,7 +17,9 @@ Denials go to each node's ``logs/authorizer.log``.
 The passwords (``secrets.json``), the admin's configuration and each node's ``server.properties`` are
 0600 in 0700 folders, written whole under a new name and renamed into place (a link planted at the
 name is replaced, never followed). Kept passwords are read only from a file that passes every check of
-a secret file (``broker.private_files``), and a folder of the local Kafka that exists but others may
+a secret file (``broker.private_files``). They are made only while no node's storage is formatted: once one
+is, a missing ``secrets.json`` is refused (restore it, or ``puente kafka wipe``), never replaced by passwords
+Kafka does not hold. A folder of the local Kafka that exists but others may
 write is refused (chmod 700), never used.
 """
 
@@ -105,10 +107,10 @@ def _state_root() -> Path:
 _MAX_SECRETS = 64 * 1024
 
 
-def read_passwords(path: Path, what: str) -> dict[str, str]:
+def read_passwords(path: Path, what: str, remedy: str = "remove it and run again for new ones") -> dict[str, str]:
     """The first logins' passwords kept in a ``secrets.json`` (this module's and ``compose``'s), after every
-    check of a secret file (``read_secret``): ConfigError naming the file (never a password) when it fails
-    one, or does not name a password for every first login."""
+    check of a secret file (``read_secret``): ConfigError naming the file (never a password) and ``remedy`` when
+    it fails one, or does not name a password for every first login."""
     raw = read_secret(path, _MAX_SECRETS, ConfigError, what)
     try:
         doc = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
@@ -117,14 +119,25 @@ def read_passwords(path: Path, what: str) -> dict[str, str]:
     if not isinstance(doc, dict) or not all(isinstance(doc.get(name), str) for name in FIRST_LOGINS) \
             or not all(isinstance(v, str) for v in doc.values()):
         raise ConfigError(f"{what} {path} is not a JSON object with a password for each of "
-                          f"{', '.join(FIRST_LOGINS)}: remove it and run again for new ones")
+                          f"{', '.join(FIRST_LOGINS)}: {remedy}")
     return dict(doc)
 
 
-def kept_passwords(path: Path, what: str) -> dict[str, str]:
+def kept_passwords(path: Path, what: str, formatted: list[Path], remedy: str) -> dict[str, str]:
     """The first logins' passwords in ``path``, made on first use. They are written as a new name
     (``write_new``), never over one: of two runs making them at once, the one that loses reads the winner's,
-    so no file or client config ever holds a password another run replaced."""
+    so no file or client config ever holds a password another run replaced.
+
+    First use is only while no node's storage is formatted (none of ``formatted``, the nodes'
+    ``meta.properties``, exists): a formatted storage holds the passwords the file held, and new ones would
+    overwrite every login file with passwords Kafka does not know, the admin's only working login with them.
+    Then a missing or unreadable file is a ConfigError in one line naming it and ``remedy``."""
+    done = next((meta for meta in formatted if meta.exists()), None)
+    if done is not None:
+        if not os.path.lexists(path):
+            raise ConfigError(f"{what} {path} is missing, but {done} says that storage is formatted with the "
+                              f"passwords it held (new ones would not log in): {remedy}")
+        return read_passwords(path, what, remedy)
     if not os.path.lexists(path):  # a link is there too: read_passwords refuses it
         made = {name: secrets.token_urlsafe(24) for name in FIRST_LOGINS}
         try:
@@ -220,7 +233,10 @@ class LocalKafka:
     def _secrets(self) -> dict[str, str]:
         """The admin's and the nodes' SCRAM passwords, made once and kept (0600). A kept file must pass every
         check of a secret file: one someone else could have put there never becomes the admin's password."""
-        return kept_passwords(self.folder / "secrets.json", "the local Kafka's passwords")
+        return kept_passwords(self.folder / "secrets.json", "the local Kafka's passwords",
+                              [n.folder / "data" / "meta.properties" for n in self.nodes],
+                              f"restore it from a backup, or delete this local Kafka and its data with "
+                              f"`puente kafka wipe --shape {self.shape}`")
 
     def admin_connection(self, timeout_s: float = 15.0) -> KafkaConnection:
         """The admin's connection to this Kafka."""
