@@ -1035,10 +1035,14 @@ class Keystore:
         committing; one that fails a read is read again first (``_load_held``: a file replaced by a rename may fail
         one). A file ``held`` that now holds another public half than it did counts as stopped loading too: a key
         is never replaced under its id, and one rewritten to copy another held key must not have that key's innocent
-        owner dropped beside it. Only a file removed revokes a key. One public half under several ids keeps the one
-        ``held`` (unchanged, by then) and leaves out the newcomers; when none of them was held, all are left out."""
+        owner dropped beside it. Only a file removed from a folder that still lists revokes a key: a folder that cannot
+        be listed (``_listed_ids``), or a read that would leave out every file ``held`` at once, raises ``KeyUnusable``
+        too, since that is a folder moved aside or remounting, not a revocation. One public half under several ids
+        keeps the one ``held`` (unchanged, by then) and leaves out the newcomers; when none of them was held, all are
+        left out."""
         problems: list[str] = []
         loaded: list[KeyRecord] = []
+        removed = False  # a held file gone since the folder was listed
 
         def stopped(message: str) -> KeyUnusable:
             return KeyUnusable(f"{message}. A key-agreement key the running broker verified with stopped loading, so "
@@ -1046,7 +1050,7 @@ class Keystore:
                                "record it was checking or any after it; fix the file (or remove it to revoke the "
                                "key) and start it again")
 
-        for key_id in self.key_ids():
+        for key_id in self.key_ids() if skip is None else self._listed_ids():
             parsed = parse_key_id(key_id)
             if parsed.kind is not KeyKind.KEY_AGREEMENT:
                 continue
@@ -1055,6 +1059,7 @@ class Keystore:
                           else self.load(key_id, KeyKind.KEY_AGREEMENT))
             except KeyMaterialError as exc:
                 if skip is not None and not os.path.lexists(self.path / f"{key_id}.json"):
+                    removed = removed or key_id in held
                     continue  # removed since the folder was listed: revoked, as on the next read
                 if skip is not None and key_id in held:
                     raise stopped(str(exc)) from None
@@ -1084,6 +1089,15 @@ class Keystore:
                 raise KeyMaterialError(problems[0])
             for problem in problems:
                 skip(problem)
+        if skip is not None and held:
+            if removed:
+                self._listed_ids()  # the folder itself gone meanwhile (moved aside, unmounted) revokes nothing
+            if not held.keys() & {r.key_id for r in usable}:
+                raise KeyUnusable(
+                    f"keystore {self.path}: not one of the key-agreement keys the running broker verified with "
+                    f"({', '.join(sorted(held))}) is there now, which a rotation or a revocation never leaves (a "
+                    "folder put in place before it was filled, a volume remounting): it stopped without committing "
+                    "the record it was checking or any after it; put the keys back and start it again")
         own = [r for r in usable if r.owner == BROKER_OWNER and r.secret is not None]
         theirs = [r for r in usable if r.owner != BROKER_OWNER]
         table: dict[tuple[str, str], SecretBytes] = {}
@@ -1092,6 +1106,21 @@ class Keystore:
                 key = ingress_mac_key(mine, agency_key)
                 table[(agency_key.owner, key.key_id)] = key
         return table, {r.key_id: r.public or b"" for r in usable}
+
+    def _listed_ids(self) -> list[str]:
+        """``key_ids`` for a running broker's re-read, which must tell an empty folder from one it could not list:
+        ``KeyUnusable`` when the folder cannot be listed (gone while a rotation moves it aside or a volume remounts;
+        no file descriptor left; its mode changed), since ``key_ids`` answers none for it and every key held would
+        count as revoked."""
+        try:
+            names = os.listdir(self.path)
+        except OSError as exc:
+            raise KeyUnusable(
+                f"keystore {self.path}: cannot list the folder ({exc.strerror or type(exc).__name__}) to read the "
+                "agencies' MAC keys again: it stopped without committing the record it was checking or any after "
+                "it; start it again once the folder is there and readable") from None
+        return sorted(name[:-5] for name in names
+                      if name.endswith(".json") and KEY_ID_PATTERN.fullmatch(name[:-5]))
 
     def _mac_file_problem(self, record: KeyRecord, was: bytes | None) -> str | None:
         """Why the key-agreement file of ``record`` is refused for the MAC table, or None; ``was``, the public half
@@ -1171,7 +1200,9 @@ class Keystore:
         verifying within about that, not at the next restart.
 
         The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read never keeps
-        the old table: a key file removed is revoked. A file it was made from that is still there but stopped
+        the old table: a key file removed is revoked, but only from a folder it could list, and never every key
+        it held at once (a folder moved aside, emptied or remounting raises ``KeyUnusable``, as does one it could not
+        list for want of a file descriptor). A file it was made from that is still there but stopped
         loading (a mode others may write, say; after a read again) or now holds another key raises ``KeyUnusable``,
         so the worker stops before committing rather
         than dead-letter that key's genuine records; a new file that does not load, or a newcomer holding a public
