@@ -9,6 +9,7 @@ the local runner's, which the integration tests exercise on a real Kafka.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -31,8 +32,15 @@ from puente.cli import build_parser
 from puente.dev import compose
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka
 from puente.dev.localkafka._fetch import fetch_kafka
-from puente.dev.localkafka._nodeconf import NodeConf, format_logins_argfile, regex_literal, secured_properties
-from puente.errors import KafkaSetupError
+from puente.dev.localkafka._nodeconf import (
+    NodeConf,
+    format_logins_argfile,
+    password_problem,
+    regex_literal,
+    render,
+    secured_properties,
+)
+from puente.errors import ConfigError, KafkaSetupError
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ["kafka-1", "kafka-2", "kafka-3"]
@@ -362,9 +370,9 @@ def test_a_password_the_argument_file_cannot_carry_is_refused_by_name(tmp_path: 
     compose.write(tmp_path / "d")
     secrets_file = tmp_path / "d" / "secrets.json"
     secrets_file.write_text(json.dumps({"admin": "has space", "kafka-node": "fine-1"}))
-    with pytest.raises(KafkaSetupError, match="'admin' password") as caught:
+    with pytest.raises(ConfigError, match="'admin' password") as caught:
         compose.write(tmp_path / "d")
-    assert "has space" not in str(caught.value)
+    assert "has space" not in str(caught.value) and str(secrets_file) in str(caught.value)
 
 
 @pytest.mark.parametrize("formatted", [False, True], ids=["first-start", "restart"])
@@ -419,7 +427,7 @@ def test_the_local_runner_formats_through_a_private_file_it_removes(tmp_path: Pa
         assert all(f"name={name},password={password}]" in text for name, password in passwords.items())
 
 
-@pytest.mark.parametrize("password", ["has space", "line\nbreak", "a,b", "x]", "q\"", ""])
+@pytest.mark.parametrize("password", ["has space", "line\nbreak", "a,b", "x]", "q\"", "", "back\\slash", "caf\u00e9"])
 def test_a_password_the_argument_file_cannot_carry_is_refused_naming_only_the_login(password: str) -> None:
     with pytest.raises(KafkaSetupError, match="'admin' password") as caught:
         format_logins_argfile({"admin": password, "kafka-node": "fine-1"})
@@ -562,3 +570,64 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_no_secret() -> N
                    "policies/client.properties", "broker/__pycache__/access.cpython-311.pyc",
                    "adapters/index.sqlite", "puente/dev/secrets.json"):
         assert _ignored(patterns, secret), secret
+
+
+HAND_SET = ['abc"LEAKEDTAIL', "abc\\LEAKEDTAIL", "abc\u00e9LEAKEDTAIL", "abc\tLEAKEDTAIL", "abc LEAKEDTAIL"]
+
+
+@pytest.mark.parametrize("formatted", [False, True], ids=["unformatted", "formatted"])
+@pytest.mark.parametrize("password", HAND_SET)
+def test_a_hand_set_password_no_properties_file_carries_is_refused_on_every_run(tmp_path: Path, password: str,
+                                                                                 formatted: bool) -> None:
+    """The reviewer's probe: a kafka-node password set by hand to abc"LEAKEDTAIL (or with a backslash, a non-ASCII
+    character, white space) reached server.properties as abc\\"LEAKEDTAIL, which Java reads back as abc"LEAKEDTAIL
+    and the JAAS parser logged the tail of. compose-files refuses it on every run, formatted or not, naming the file
+    and the login and never the value, and rewrites no file with it."""
+    deploy = tmp_path / "deploy"
+    compose.write(deploy, nodes=1)
+    if formatted:
+        (deploy / "kafka-1" / "data" / "meta.properties").write_text("version=1\n")
+    before = {p: p.read_bytes() for p in deploy.rglob("*.properties")}
+    (deploy / "secrets.json").write_text(json.dumps({"admin": "fine-1", "kafka-node": password}))
+    with pytest.raises(ConfigError) as caught:
+        compose.write(deploy, nodes=1)
+    message = str(caught.value)
+    assert "'kafka-node' password" in message and str(deploy / "secrets.json") in message
+    assert "LEAKEDTAIL" not in message and "\n" not in message
+    assert {p: p.read_bytes() for p in deploy.rglob("*.properties")} == before
+
+
+@pytest.mark.parametrize("password", HAND_SET)
+def test_the_local_kafka_refuses_a_hand_set_password_no_properties_file_carries(
+        tmp_path: Path, password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`puente kafka up` on a formatted node refuses the same hand-set passwords before writing server.properties
+    (the storage tool, which checked them before, no longer runs for a formatted node)."""
+    local = LocalKafka("single", root=tmp_path)
+    monkeypatch.setattr("puente.dev.localkafka._cluster.fetch_kafka", lambda version: tmp_path / "classpath")
+    monkeypatch.setattr("puente.dev.localkafka._cluster.subprocess.run",
+                        lambda cmd, **_: subprocess.CompletedProcess(cmd, 0, "", ""))
+    local._prepare()
+    (local.nodes[0].folder / "data").mkdir(exist_ok=True)
+    (local.nodes[0].folder / "data" / "meta.properties").write_text("version=1\n")
+    props = local.nodes[0].folder / "server.properties"
+    before = props.read_bytes()
+    (local.folder / "secrets.json").write_text(json.dumps({"admin": password, "kafka-node": "fine-1"}))
+    with pytest.raises(ConfigError, match="'admin' password") as caught:
+        local._prepare()
+    assert "LEAKEDTAIL" not in str(caught.value) and props.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", ['x\\"y', "a\nb=c", "caf\u00e9", " lead", "tab\tin"])
+def test_every_value_written_into_server_properties_is_checked_as_client_files_are(value: str) -> None:
+    """render refuses a value Java's Properties reader would read otherwise (a backslash escape, a line break
+    starting a setting of its own, ISO-8859-1, white space it drops), naming the setting, never the value."""
+    with pytest.raises(KafkaSetupError, match=r"log\.dirs") as caught:
+        render({"node.id": "1", "log.dirs": value})
+    assert value.strip() not in str(caught.value)
+    conf = NodeConf(node_id=1, listeners="CLIENT://:9092", advertised="CLIENT://h:9092", voters="1@h:9093",
+                    keystore="/k.pem", truststore="/ca.pem", log_dirs=value, replication=1, min_insync=1)
+    with pytest.raises(KafkaSetupError, match=r"log\.dirs"):
+        render(secured_properties(conf, "fine-1"))
+    with pytest.raises(KafkaSetupError, match=r"sasl\.jaas\.config"):
+        render(secured_properties(dataclasses.replace(conf, log_dirs="/data"), 'abc"LEAKEDTAIL'))
+    assert password_problem("abc-DEF_123.~!") is None

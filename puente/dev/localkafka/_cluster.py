@@ -53,6 +53,7 @@ from puente.dev.localkafka._nodeconf import (
     NODE_PRINCIPAL,
     NodeConf,
     format_logins_argfile,
+    password_problem,
     render,
     secured_properties,
 )
@@ -110,7 +111,9 @@ _MAX_SECRETS = 64 * 1024
 def read_passwords(path: Path, what: str, remedy: str = "remove it and run again for new ones") -> dict[str, str]:
     """The first logins' passwords kept in a ``secrets.json`` (this module's and ``compose``'s), after every
     check of a secret file (``read_secret``): ConfigError naming the file (never a password) and ``remedy`` when
-    it fails one, or does not name a password for every first login."""
+    it fails one, or does not name a password for every first login; ConfigError naming the file and the login
+    (never the value) when a password fails ``password_problem``, checked on every read, not only when a node is
+    formatted: every file it is written into must carry it unchanged."""
     raw = read_secret(path, _MAX_SECRETS, ConfigError, what)
     try:
         doc = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys)
@@ -120,6 +123,10 @@ def read_passwords(path: Path, what: str, remedy: str = "remove it and run again
             or not all(isinstance(v, str) for v in doc.values()):
         raise ConfigError(f"{what} {path} is not a JSON object with a password for each of "
                           f"{', '.join(FIRST_LOGINS)}: {remedy}")
+    for name in FIRST_LOGINS:
+        problem = password_problem(doc[name])
+        if problem is not None:
+            raise ConfigError(f"the {name!r} password in {what} {path} {problem}: {remedy}")
     return dict(doc)
 
 

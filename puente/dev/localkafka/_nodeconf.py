@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.credentials import scram_jaas
+from broker.kafka.connection import unsafe_value
 from puente.dev.pki import ORGANIZATION
 from puente.errors import KafkaSetupError
 
@@ -128,8 +129,18 @@ def regex_literal(text: str) -> str:
     return "".join(out)
 
 
-def render(properties: dict[str, str]) -> str:
-    """A properties file's text."""
+def render(properties: dict[str, str], what: str = "server.properties") -> str:
+    """A properties file's text. KafkaSetupError (naming the setting, never its value) when a name or value
+    would not read back as written under Java's ``Properties`` reader (``unsafe_value``: a backslash escape, a
+    line break, ISO-8859-1), or a name holds what ends one (``=``, ``:``, white space): refused, never escaped,
+    so no file Puente writes feeds Kafka something other than what was meant (``abc"x`` written as ``abc\\"x``
+    inside a JAAS value reaches Kafka as ``abc"x``, and the JAAS parser logs the tail)."""
+    for name, value in properties.items():
+        problem = unsafe_value(name) or ("it holds '=', ':' or white space" if any(
+            c in "=:" or c.isspace() for c in name) or not name else None) or unsafe_value(value)
+        if problem is not None:
+            raise KafkaSetupError(f"cannot write {what}: {name if unsafe_value(name) is None else 'a setting'} "
+                                  f"cannot be written as a Java property ({problem}); change it")
     return "".join(f"{k}={v}\n" for k, v in properties.items())
 
 
@@ -141,6 +152,20 @@ def render(properties: dict[str, str]) -> str:
 _ARGFILE_UNSAFE = frozenset(',[]="\'')
 
 
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be a first login's password, in words fit for an error; None when it can. Never
+    quotes it. It must reach Kafka unchanged through the storage tool's argument file (``_ARGFILE_UNSAFE``, no
+    white space), through server.properties' and the client files' JAAS (``unsafe_value``: no backslash, nothing
+    outside printable ASCII) and so through every file that holds it."""
+    if not password:
+        return "is empty"
+    if any(c in _ARGFILE_UNSAFE or c.isspace() or not c.isprintable() for c in password):
+        return "holds white space, a control character or one of ,[]=\"'"
+    if unsafe_value(password) is not None:
+        return "holds a backslash or a character outside printable ASCII"
+    return None
+
+
 def format_logins_argfile(passwords: dict[str, str]) -> str:
     """The ``--add-scram`` arguments of ``kafka-storage format`` for the first logins, as the text of an
     argument file: one argument per line, passed as ``@path`` (the storage tool reads it itself).
@@ -149,13 +174,14 @@ def format_logins_argfile(passwords: dict[str, str]) -> str:
     storage tool takes them only as arguments. Given on the command line, the passwords would be
     readable by any user of the host (``ps``, ``/proc/<pid>/cmdline``) while the tool runs; in a
     0600 file they are not. KafkaSetupError (naming the login, never the password) when a password
-    is empty or holds white space, a control character or one of ``,[]="'``.
+    fails ``password_problem``.
     """
     lines: list[str] = []
     for name in FIRST_LOGINS:
         password = passwords[name]
-        if not password or any(c in _ARGFILE_UNSAFE or c.isspace() or not c.isprintable() for c in password):
-            raise KafkaSetupError(f"the {name!r} password in secrets.json is empty or holds white space, a control "
-                                  "character or one of ,[]=\"'; set another or delete secrets.json to have one made")
+        problem = password_problem(password)
+        if problem is not None:
+            raise KafkaSetupError(f"the {name!r} password in secrets.json {problem}; set another or delete "
+                                  "secrets.json to have one made")
         lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     return "".join(f"{line}\n" for line in lines)
