@@ -14,7 +14,8 @@ too, since one republished would otherwise go out again as new) is dead-lettered
 is sent in clear: an alert the policy delivers to a partner without a sealer raises
 ``MissingDeliveryKey`` (configuration, not input), so the worker stops before committing it,
 rather than record a WITHHOLD that would be final; so does a key the origin check needs that stopped
-loading (``KeyUnusable``, from the broker's own key-agreement key), rather than dead-letter the record. A
+loading (``KeyUnusable``, from the broker's own key-agreement key), rather than dead-letter the record, and
+an ``OSError`` (the machine's, never the input's: a keystore folder it cannot read) goes out the same way. A
 recall notice that cannot be sealed is recorded as not sent, and the partner stays a holder (``audit
 recalls`` shows it; a later recall sends it again).
 """
@@ -360,7 +361,8 @@ class Pipeline:
         Raises only ``KeyUnusable``: ``MissingDeliveryKey`` when the policy delivers to a partner this pipeline has
         no sealer for, ``FeedCountUnknown`` when it would write to a feed whose partition count it was not given,
         ``FeedCountStale`` when a state records a count above it (read it anew and ``process_recounted``), or the
-        origin check's own when a key it needs stopped loading: the caller must not commit the record (see
+        origin check's own when a key it needs stopped loading; or ``OSError``, the machine's (a key read from a
+        keystore it could not read), never the record's: the caller must not commit the record (see
         ``MissingDeliveryKey``).
         """
         where = f"{record.topic}:{record.partition}:{record.offset}"
@@ -369,8 +371,10 @@ class Pipeline:
             alert, prior, invalid = self._admit(record, key, seen, now, states)
         except _Reject as rej:
             return self._dead(record, where, key, rej.reason, rej.detail, now, rej.version)
-        except KeyUnusable:
-            raise  # configuration, not input: not a dead letter, which would be final (see MissingDeliveryKey)
+        except (KeyUnusable, OSError):
+            # Configuration, or the machine's (a keystore folder that cannot be listed, no file descriptor left),
+            # never the input's, which is bytes in memory: not a dead letter, which would be final (MissingDeliveryKey)
+            raise
         except Exception as exc:  # noqa: BLE001 - one record must never stop a worker; it is dead-lettered
             return self._dead(record, where, key, "internal", f"the record could not be checked "
                               f"({type(exc).__name__}); report it to Puente's maintainers", now)
@@ -964,8 +968,8 @@ class Pipeline:
         count = self._feed_count(partner, topic, out)  # FeedCountUnknown: configuration, not a withhold
         try:
             self._deliver(alert, decision, sealer, topic, count, now, out)
-        except MissingDeliveryKey:
-            raise  # configuration, not input: not a withhold (see MissingDeliveryKey)
+        except (MissingDeliveryKey, OSError):
+            raise  # configuration, or the machine's (a key read from the keystore): not a withhold (MissingDeliveryKey)
         except Exception as exc:  # noqa: BLE001 - fail closed: whatever goes wrong, nothing leaves
             # Only Puente's own messages are quoted: they name keys and problems, never values;
             # another exception's text might quote the alert, so only its kind is recorded.
