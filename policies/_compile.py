@@ -76,9 +76,6 @@ class CompiledCover:
     pseudonymises: bool = False  # a field rule pseudonymises: a view needs the agreement's pseudonym key
     # beside each step: (field path, grid) for one that rounds a number to a grid, else None (``_view._steps``)
     rounds: tuple[tuple[str, float] | None, ...] = ()
-    # the dates whose step replaces them by their year in the sibling birth_year: the one step that writes a field
-    # other than its own, so where several covers apply it runs only if each lets the year show (``_view._steps``)
-    dates: frozenset[str] = frozenset()
 
 
 class DecisionMemo(dict[tuple[Any, ...], Decision]):
@@ -232,7 +229,6 @@ def _cover(
 ) -> CompiledCover:
     steps: list[Step] = []
     rounds: list[tuple[str, float] | None] = []
-    dates: set[str] = set()
     redactions: list[Redaction] = []
     for planned in plan_fields(fields, cover, vocab.envelope.keep, reviewed):
         info = fields[planned.path]
@@ -242,8 +238,6 @@ def _cover(
         steps.append(step)
         grid = grid_of(info, planned.rule, vocab.view)
         rounds.append(None if grid is None else (planned.path, grid))
-        if planned.rule.action is Action.GENERALISE and info.kind == "date":
-            dates.add(planned.path)
         detail = _detail(info, planned.rule, vocab.view) + (
             "" if planned.named else UNREVIEWED.format(vocab.reviewed_schema) if planned.unreviewed else UNNAMED)
         action, why = planned.rule.action.value, planned.rule.why
@@ -256,7 +250,7 @@ def _cover(
     )
     pseudonymises = any(r.action == Action.PSEUDONYMISE.value for r in redactions)
     return CompiledCover(cover.rule, cover.alert_type, agreement, conditions, tuple(steps), tuple(redactions), reason,
-                         fits, pseudonymises, tuple(rounds), frozenset(dates))
+                         fits, pseudonymises, tuple(rounds))
 
 
 def compile_policy(

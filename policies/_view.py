@@ -208,11 +208,6 @@ def _birth_year(rec: Record, name: str, ctx: ViewContext) -> None:
     rec[name] = None
 
 
-def _no_year(rec: Record, name: str, ctx: ViewContext) -> None:
-    """A date generalised where another rule in force hides its year: emptied, its year not shown either."""
-    rec[name] = None
-
-
 def _truncate(info: FieldInfo, to: str) -> Leaf:
     """Truncate a timestamp to the hour or the day; a value that is not one is emptied."""
     empty = info.empty()
@@ -379,7 +374,9 @@ def build_view(
     ``pseudonym_key``: each agreement's values are pseudonymised under that agreement's own key,
     given by agreement id, and asked for only for agreements whose rules pseudonymise (one key for
     all, as bytes, is for tests and tools). Pseudonyms then do not change with which other
-    agreements happen to be in force, and a missing key withholds only where it is needed.
+    agreements happen to be in force (where several apply, a field takes one pseudonym, under the
+    key of the agreement the decision names: ``_steps``), and a missing key withholds only where it
+    is needed.
 
     Asking for the view of a withheld alert, or with a decision from another
     policy set or for another alert type, is a programming error and raises
@@ -432,7 +429,7 @@ def _apply(
     view = dict(alert)  # the steps copy what they change below the top level
     contexts = {cover.agreement.id: ViewContext(keys.get(cover.agreement.id), decision.partner_id,
                                                 policy_set.view_settings, space) for cover in covers}
-    for cover, step in _steps(covers):  # several agreements in force: each one's changes apply, the strictest prevails
+    for cover, step in _steps(covers, decision.agreement_id):  # several in force: each field's strictest change
         step(view, contexts[cover.agreement.id])
     markings = view.get("markings")
     if isinstance(markings, dict):
@@ -474,31 +471,45 @@ def _apply(
 _CONSENT, _UPDATE = "CONSENT", "UPDATE"  # lifecycle actions (the LifecycleAction enum)
 
 
-def _steps(covers: list[CompiledCover]) -> list[tuple[CompiledCover, Step]]:
-    """The steps of ``covers``, each with its own, in the decision's order; where several round one field to a
-    grid, only one step with the coarsest grid runs: the view is then the coarser grid's cell whatever rule ran
-    first, and no step works on a value another already moved."""
+# How much of a value a change lets through, least first (a keep has no step): where several agreements in force
+# change one field, the strictest change alone runs. Generalise and pseudonymise never meet on one field (one takes
+# numbers and times, the other text: ``_check.rule_problem``); a mask shows less than a pseudonym, a drop nothing.
+_STRICTNESS = {Action.GENERALISE.value: 1, Action.PSEUDONYMISE.value: 1, Action.MASK.value: 2, Action.DROP.value: 3}
+
+
+def _steps(covers: list[CompiledCover], named: str | None) -> list[tuple[CompiledCover, Step]]:
+    """The steps of ``covers``, each with its own, in the decision's order. Where several change one field, one
+    change applies, the strictest (``_STRICTNESS``), and no step works on a value another already changed: a field
+    several pseudonymise takes one pseudonym of the original value, under the agreement the decision names
+    (``named``) where its rules pseudonymise the field, else the first in the decision's order that does, so a
+    partner matches one person across alerts whichever agreements are in force; a field several round to a grid is
+    rounded once, to the coarsest, so the view is that grid's cell whatever rule ran first. Truncations nest (an
+    hour inside its day), so each that is strictest runs. A date of birth generalised to its year, which writes
+    ``birth_year``, runs only where no agreement in force hides the date more: the year shows only if each lets it."""
     if len(covers) == 1:
         return [(covers[0], step) for step in covers[0].steps]
+    strictest: dict[str, int] = {}
     coarsest: dict[str, float] = {}
+    keyed: dict[str, str] = {}  # path -> the agreement whose pseudonym it takes
     for cover in covers:
-        for path, grid in filter(None, cover.rounds):
-            coarsest[path] = max(grid, coarsest.get(path, grid))
-    # A date generalised to its year writes the year to birth_year, a field of its own that another cover may keep
-    # while it hides the date, year and all: each cover's steps are then not the strictest, whatever their order.
-    # The year is written only where every cover keeps or generalises the date; else the date is emptied alone.
-    hidden = {path for cover in covers for path in cover.dates
-              if any(r.path == path and r.action != Action.GENERALISE.value for c in covers for r in c.redactions)}
-    out, rounded = [], set()
+        for rounds, redaction in zip(cover.rounds, cover.redactions, strict=True):
+            path = redaction.path
+            strictest[path] = max(_STRICTNESS[redaction.action], strictest.get(path, 0))
+            if rounds is not None:
+                coarsest[path] = max(rounds[1], coarsest.get(path, rounds[1]))
+            if redaction.action == Action.PSEUDONYMISE.value and (path not in keyed or cover.agreement.id == named):
+                keyed[path] = cover.agreement.id
+    out, done = [], set()
     for cover in covers:
         for step, rounds, redaction in zip(cover.steps, cover.rounds, cover.redactions, strict=True):
-            if rounds is not None:
-                path, grid = rounds
-                if grid < coarsest[path] or path in rounded:
+            path, action = redaction.path, redaction.action
+            if _STRICTNESS[action] < strictest[path]:
+                continue
+            if action != Action.GENERALISE.value or rounds is not None:  # one step: a drop, mask, pseudonym or grid
+                if path in done or (action == Action.PSEUDONYMISE.value and keyed[path] != cover.agreement.id) \
+                        or (rounds is not None and rounds[1] < coarsest[path]):
                     continue
-                rounded.add(path)
-            elif redaction.path in hidden and redaction.path in cover.dates:
-                step = _walk(redaction.path.split("."), _no_year)
+                done.add(path)
             out.append((cover, step))
     return out
 
