@@ -69,6 +69,7 @@ from puente.dev.localkafka._ready import (
     quorum_problem,
     read_quorum,
 )
+from puente.dev.localkafka._startlog import first_error, mark
 from puente.errors import ConfigError, KafkaSetupError
 from puente.strict import DuplicateKey, unique_keys
 
@@ -379,6 +380,7 @@ class LocalKafka:
                 f"port {node.port} is already taken by another process; stop it or set PUENTE_HOME"
             )
         cmd = self._java(node, "kafka.Kafka", str(node.folder / "server.properties"))
+        mark(node.folder / "logs")  # where this run's log lines begin, for a start-up error to name its own
         with open(node.folder / "logs" / "console.log", "ab") as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -474,10 +476,7 @@ class LocalKafka:
             for node in self.nodes:
                 recorded = self._pid_file(node).exists()  # before _process, which removes a stale record
                 if self._process(node) is None and recorded:
-                    raise KafkaSetupError(
-                        f"Kafka node {node.node_id} exited during start-up; last log lines:\n"
-                        + self.log_tail(node.node_id)
-                    )
+                    raise KafkaSetupError(self._died_starting(node))
             problem = self.readiness()
             if problem is None:
                 return
@@ -535,15 +534,15 @@ class LocalKafka:
                       for p in topic.partitions.values()]
         return partition_problem(views)
 
-    def log_tail(self, node_id: int, lines: int = 20) -> str:
-        """The last lines of one node's logs, for error messages."""
-        node = self.node(node_id)
-        parts = []
-        for name in ("console.log", "server.log"):
-            path = node.folder / "logs" / name
-            if path.exists():
-                parts.extend(path.read_text(errors="replace").splitlines()[-lines:])
-        return "\n".join(parts[-lines:])
+    def _died_starting(self, node: NodeSpec) -> str:
+        """One line saying a node exited starting and where its first error of this run is: the log file, the line
+        and the exception's class, never the line's text (it may quote a password Kafka could not parse)."""
+        logs = node.folder / "logs"
+        found = first_error(logs)
+        if found is None:
+            return (f"Kafka node {node.node_id} exited during start-up, logging no error since it started: see "
+                    f"{logs / 'server.log'} and {logs / 'console.log'}")
+        return f"Kafka node {node.node_id} exited during start-up: its first error is at {found}; read it there"
 
 
 def _reap(pid: int) -> None:
