@@ -27,6 +27,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from broker.kafka.acls import SCRAM_ITERATIONS
 from broker.metrics import metrics_token
 from puente.cli import build_parser
 from puente.dev import compose
@@ -352,6 +353,7 @@ def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_
                                      record["iterations"])
         client_key = hmac.new(salted, b"Client Key", hashlib.sha512).digest()
         assert base64.b64decode(record["storedKey"]) == hashlib.sha512(client_key).digest(), name
+        assert record["iterations"] == SCRAM_ITERATIONS == 8192, name  # the parties' count, not Kafka's 4096
 
 
 def test_the_first_logins_file_goes_once_the_node_is_formatted(deploy: Path) -> None:
@@ -424,7 +426,8 @@ def test_the_local_runner_formats_through_a_private_file_it_removes(tmp_path: Pa
     assert len(seen) == 4  # node 1, node 2 (failed); then nodes 2 and 3 (node 1 formatted)
     for cmd, text in seen:
         assert not any(password in arg for arg in cmd for password in passwords.values())
-        assert all(f"name={name},password={password}]" in text for name, password in passwords.items())
+        assert all(f"name={name},password={password},iterations={SCRAM_ITERATIONS}]" in text
+                   for name, password in passwords.items())
 
 
 @pytest.mark.parametrize("password", ["has space", "line\nbreak", "a,b", "x]", "q\"", "", "back\\slash", "caf\u00e9"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.credentials import scram_jaas
+from broker.kafka.acls import SCRAM_ITERATIONS
 from broker.kafka.connection import unsafe_value
 from puente.dev.pki import ORGANIZATION
 from puente.errors import KafkaSetupError
@@ -183,5 +184,7 @@ def format_logins_argfile(passwords: dict[str, str]) -> str:
         if problem is not None:
             raise KafkaSetupError(f"the {name!r} password in secrets.json {problem}; set another or delete "
                                   "secrets.json to have one made")
-        lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        # The parties' count (``broker.kafka.acls``), not the storage tool's 4096: the super users' stored
+        # keys must cost a guesser at least what any party's do.
+        lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password},iterations={SCRAM_ITERATIONS}]"]
     return "".join(f"{line}\n" for line in lines)
