@@ -634,3 +634,15 @@ def test_every_value_written_into_server_properties_is_checked_as_client_files_a
     with pytest.raises(KafkaSetupError, match=r"sasl\.jaas\.config"):
         render(secured_properties(dataclasses.replace(conf, log_dirs="/data"), 'abc"LEAKEDTAIL'))
     assert password_problem("abc-DEF_123.~!") is None
+
+
+def test_the_nodes_offer_only_aead_suites_with_forward_secrecy(deploy: Path) -> None:
+    """server.properties names its cipher suites: TLS 1.3's and, for TLS 1.2, ECDHE with the node's ECDSA key and
+    AES-GCM or ChaCha20-Poly1305; never Java's default list, which holds CBC suites with SHA-1 MACs."""
+    props = _properties(deploy / NODES[0] / "config" / "server.properties")
+    suites = props["ssl.cipher.suites"].split(",")
+    assert props["ssl.enabled.protocols"] == "TLSv1.3,TLSv1.2"
+    assert {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} <= set(suites)
+    for suite in suites:
+        assert suite.endswith(("_GCM_SHA256", "_GCM_SHA384", "_POLY1305_SHA256")), suite
+        assert suite.startswith(("TLS_AES_", "TLS_CHACHA20_", "TLS_ECDHE_ECDSA_WITH_")), suite
