@@ -110,7 +110,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mappi
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, NamedTuple, Protocol, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -304,6 +304,15 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
             self.feed.resume(*(set(assigned) & self.feed.assignment()))
 
 
+class _Bounds(NamedTuple):
+    """What ``Subscriber._bounded`` gives a transaction's block: ``kafka()`` around its Kafka awaits, ``settling()``
+    around its work between them and the commit, and ``commit()`` as its last statement."""
+
+    kafka: Callable[[], contextlib.AbstractAsyncContextManager[None]]
+    settling: Callable[[], contextlib.AbstractAsyncContextManager[None]]
+    commit: Callable[[], None]
+
+
 class Subscriber:
     """Reads a partner's feed with read_committed, applies it to the partner's store (when given) and
     to ``out`` (when given), and writes the partner's signed receipts."""
@@ -473,15 +482,16 @@ class Subscriber:
         meanwhile: the time, kept only once committed, is Kafka's whichever way a crash falls."""
         self._asked_at = time.monotonic()
         now = self.clock()
-        async with self._bounded(producer, "its checkpoint") as deadline, transaction(producer) as sends:
+        async with self._bounded(producer, "checkpoint") as bounds, transaction(producer) as sends:
             self._sends = sends
-            async with deadline():
+            async with bounds.kafka():
                 signed = chain.checkpoint(self.signer.key_id, self.signer.sign, iso_utc(datetime.now(UTC)))
                 sent = await self._send(producer, signed, part)
                 sends.add(sent)
                 await sends.settle()
                 delivered = await sent
                 stamp = self._kafka_stamp(now, delivered)
+            bounds.commit()
         self._kafka_seen, self._fresh = (stamp, time.monotonic()), True
         if self.store is not None:
             with self.store.transaction():
@@ -1040,12 +1050,12 @@ class Subscriber:
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
         self._window = window = dict(self._catch_up)
-        async with self._bounded(producer, "its receipts, feed offsets and checkpoint") as deadline, \
+        async with self._bounded(producer, "receipts, feed offsets and checkpoint") as bounds, \
                 transaction(producer) as sends:
             self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
             # Every Kafka await while the store's write lock is held is bounded (``_bounded``): other writers of the
             # store are not kept out.
-            async with deadline():
+            async with bounds.kafka():
                 with self._store_transaction():
                     # The deadline runs from the end of the records' handling, not from their first receipt: a
                     # long batch on a slow host (decryption, checks, the store's writes) is no sign of Kafka out of
@@ -1081,17 +1091,18 @@ class Subscriber:
                     # Every receipt is delivered first, so a refused one aborts the batch as itself (``Sends``).
                     await sends.settle()
                     self._vouched(now, await sent)
-            # The store has committed, with each alert passed on marked: only now may a line leave it (a
-            # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
-            if out is not None and lines:
-                out.write("".join(lines))
-                out.flush()
-                durable(out)  # a power cut after the Kafka commit must not lose lines never to come again
-            # The store has committed; what it deleted (a recall) or replaced (an update) must be gone from its
-            # files before a receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction
-            # is aborted instead: the batch comes again, and the version rule makes that harmless.
-            await self._wiped()
-            # The receipts commit on leaving.
+            async with bounds.settling():  # unbounded: a slow reader of the copy is no fault of Kafka
+                # The store has committed, with each alert passed on marked: only now may a line leave it (a
+                # line written before a rollback would outlive the mark). Before the Kafka commit: at least once.
+                if out is not None and lines:
+                    out.write("".join(lines))
+                    out.flush()
+                    durable(out)  # a power cut after the Kafka commit must not lose lines never to come again
+                # The store has committed; what it deleted (a recall) or replaced (an update) must be gone from its
+                # files before a receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction
+                # is aborted instead: the batch comes again, and the version rule makes that harmless.
+                await self._wiped()
+            bounds.commit()  # the receipts commit on leaving, within the bound
         self._kafka_committed = True
         self._committed.update((tp, at.offset) for tp, at in offsets.items())
         if self.store is not None and offsets:  # committed: a restart with no group offset may rely on them now
@@ -1116,58 +1127,78 @@ class Subscriber:
             deadline.reschedule(asyncio.get_running_loop().time() + DELIVERY_WAIT_S)
 
     @contextlib.asynccontextmanager
-    async def _bounded(self, producer: Producer, what: str) -> AsyncIterator[
-            Callable[[], contextlib.AbstractAsyncContextManager[None]]]:
-        """Around ``transaction(producer)``: gives the block a deadline to enter around its Kafka awaits (sends,
-        feed offsets, deliveries), ``DELIVERY_WAIT_S`` from the first send (``_send``), or, for a batch, from the end of
-        its records' handling (``_transact``). Past it the block stops with
-        KafkaUnavailableError (exit 4, retriable, nothing committed), the abort is waited for ``ABORT_WAIT_S`` at most,
-        and then the producer is stopped: Kafka aborts the transaction it left open. Why: aiokafka retries adding
-        partitions and offsets to a transaction, and a delivery, without end, and its abort waits for them; one
-        outliving the transaction's timeout came out, once Kafka answered, as another subscriber taking over.
+    async def _bounded(self, producer: Producer, what: str) -> AsyncIterator[_Bounds]:
+        """Around ``transaction(producer)``: bounds every Kafka await of the transaction, so that Kafka out of reach
+        never hangs a run in silence. Why: aiokafka retries adding partitions and offsets to a transaction, and a
+        delivery, without end, its abort waits for them, and its commit waits for EndTxn without end; one outliving
+        the transaction's timeout came out, once Kafka answered, as another subscriber taking over.
 
-        The commit that follows the block (on leaving ``transaction``) has ``DELIVERY_WAIT_S`` from the block's end:
-        past it the run stops as one killed there would (KafkaUnavailableError, exit 4): the producer is stopped,
-        whatever Kafka made of the commit; the store's transaction, committed before it, holds what the batch
-        applied, and a batch that comes again meets the version rule (``_transact``). Why: aiokafka waits for
-        EndTxn without end, and a subscriber hung there says nothing."""
+        The block enters ``bounds.kafka()`` around its Kafka awaits (sends, feed offsets, deliveries): they have
+        ``DELIVERY_WAIT_S`` from the first send (``_send``), or, for a batch, from the end of its records' handling
+        (``_transact``); past it the block stops with KafkaUnavailableError (exit 4, retriable, nothing committed).
+        Whatever the block raises (that error, or any other, in ``bounds.kafka()`` or ``bounds.settling()``, the
+        work between the Kafka awaits and the commit), the abort on leaving ``transaction`` is waited for
+        ``ABORT_WAIT_S`` at most, then the producer is stopped (Kafka aborts the transaction it left open) and the
+        block's own error comes out. The block's last statement, ``bounds.commit()``, gives the commit that follows
+        ``DELIVERY_WAIT_S``: past it the run stops as one killed there would (KafkaUnavailableError), the producer
+        stopped, whatever Kafka made of the commit; the store's transaction, committed before it, holds what the batch
+        applied, and a batch that comes again meets the version rule (``_transact``)."""
         loop = asyncio.get_running_loop()
         aborting = asyncio.timeout(None)
-        stopped: KafkaUnavailableError | None = None
+        failed: BaseException | None = None  # what the block raised: the run stops with it once its abort ends
         committing = False
 
+        def failing(error: BaseException) -> None:
+            nonlocal failed
+            if failed is None:
+                failed = error
+                aborting.reschedule(loop.time() + ABORT_WAIT_S)  # the abort on leaving ``transaction`` is bounded
+
         @contextlib.asynccontextmanager
-        async def deadline() -> AsyncIterator[None]:
-            nonlocal stopped, committing
+        async def kafka() -> AsyncIterator[None]:
             bound = self._deadline = asyncio.timeout(None)
             try:
                 async with bound:
                     yield
-                committing = True  # what is left is the commit (and, for a batch, the store's wipe): bounded too
-                aborting.reschedule(loop.time() + DELIVERY_WAIT_S)
-            except TimeoutError:
+            except TimeoutError as exc:
                 if not bound.expired():
+                    failing(exc)
                     raise
                 stopped = KafkaUnavailableError(
                     f"Kafka at {self.conn.bootstrap} did not take {self.partner}'s {what} within "
                     f"{DELIVERY_WAIT_S:g} s (unreachable, or not answering); nothing of this batch was committed (the "
                     "store is not held longer: other programs use it): run again once Kafka answers")
-                aborting.reschedule(loop.time() + ABORT_WAIT_S)
+                failing(stopped)
                 raise stopped from None
+            except BaseException as exc:
+                failing(exc)
+                raise
             finally:
                 self._deadline, self._deadline_held = None, False
 
+        @contextlib.asynccontextmanager
+        async def settling() -> AsyncIterator[None]:
+            try:
+                yield
+            except BaseException as exc:
+                failing(exc)
+                raise
+
+        def commit() -> None:
+            nonlocal committing
+            committing = True
+            aborting.reschedule(loop.time() + DELIVERY_WAIT_S)
+
         try:
             async with aborting:
-                yield deadline
+                yield _Bounds(kafka, settling, commit)
         except TimeoutError:
-            if not aborting.expired() or (stopped is None and not committing):
+            if not aborting.expired() or (failed is None and not committing):
                 raise
-            if stopped is None:
-                stopped = KafkaUnavailableError(
-                    f"Kafka at {self.conn.bootstrap} did not confirm the commit of {self.partner}'s {what} within "
-                    f"{DELIVERY_WAIT_S:g} s (unreachable, or not answering); the store keeps what it applied, and "
-                    "records read again are harmless: run again once Kafka answers")
+            stopped = failed if failed is not None else KafkaUnavailableError(
+                f"Kafka at {self.conn.bootstrap} did not confirm the commit of {self.partner}'s {what} within "
+                f"{DELIVERY_WAIT_S:g} s (unreachable, or not answering); the store keeps what it applied, and records "
+                "read again are harmless: run again once Kafka answers")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ABORT_WAIT_S):
                     await stop_client(producer)

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from partner_feed import FEED, RECEIPTS, BrokerKeys, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, RECEIPTS, BrokerKeys, Msg, Receipts, run_batch, sealed, subscriber
 
 import broker.partner as partner
 from broker.audit import ChainWriter
 from broker.kafka import TopicPartition
 from broker.partner_store import PartnerStore, Retention
-from puente.errors import KafkaUnavailableError
+from puente.errors import KafkaUnavailableError, StoreBusy
 from tests.unit.broker.test_partner_clock_ahead import _view
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -169,3 +172,76 @@ async def test_a_checkpoint_whose_commit_kafka_never_confirms_stops_with_no_time
         await asyncio.wait_for(sub._ask_time(receipts, ChainWriter(RECEIPTS, 0, chain="COL"), 0),  # type: ignore[arg-type]
                                5)
     assert "did not confirm the commit" in str(stopped.value) and receipts.stopped and store.kafka_time() is None
+
+
+class _CommitAnswered(Receipts):
+    """Kafka answers the commit at once (one EndTxn round trip)."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with super().transaction():
+            yield
+        await asyncio.sleep(0.001)
+
+
+class _SlowCopy(io.StringIO):
+    """The --out copy's reader is slow: a write blocks, as a full pipe's does."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.2)  # four times the deadline
+        return super().write(text)
+
+
+async def test_a_slow_copy_with_kafka_answering_commits(store: PartnerStore) -> None:
+    """The copy's writes are no Kafka await: a slow reader of ``--out`` (four times the deadline), Kafka answering
+    the commit at once, commits the batch, never reported as Kafka not confirming it."""
+    keys = BrokerKeys("2026a")
+    receipts = _CommitAnswered(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0)
+    record = sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0)
+    out = _SlowCopy()
+    await asyncio.wait_for(sub._batch({TopicPartition(FEED, 0): [Msg(record)]}, out, receipts,  # type: ignore[arg-type]
+                                      ChainWriter(RECEIPTS, 0, chain="COL"), 0), 5)
+    assert receipts.ended == ["commit"] and not receipts.stopped and out.getvalue().count("\n") == 1
+
+
+class _OnlyAbortUnanswered(Receipts):
+    """Kafka takes the batch, then goes out of reach: the abort is never answered."""
+
+    async def abort(self) -> None:
+        await super().abort()
+        await _never()
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+async def test_an_error_after_the_kafka_awaits_comes_out_as_itself_its_abort_bounded(store: PartnerStore) -> None:
+    """The copy's disk full after Kafka took everything, and an abort Kafka never answers: the run stops within the
+    abort's bound, the producer stopped, with the disk's error (what to act on), not a Kafka one."""
+    keys = BrokerKeys("2026a")
+    receipts = _OnlyAbortUnanswered(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0)
+    record = sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0)
+    with pytest.raises(OSError) as stopped:
+        await asyncio.wait_for(sub._batch({TopicPartition(FEED, 0): [Msg(record)]}, _FullDisk(), receipts,  # type: ignore[arg-type]
+                                          ChainWriter(RECEIPTS, 0, chain="COL"), 0), 5)
+    assert stopped.value.errno == errno.ENOSPC and receipts.stopped and receipts.ended == ["abort"]
+
+
+async def test_a_store_busy_after_the_kafka_awaits_has_its_abort_bounded(store: PartnerStore,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader keeps the store's deleted content in its WAL (StoreBusy), and Kafka never answers the abort: the run
+    stops with StoreBusy within the abort's bound, the producer stopped, never hung."""
+    monkeypatch.setattr(PartnerStore, "wipe_pending", property(lambda self: True))
+    monkeypatch.setattr(PartnerStore, "wipe", lambda self: False)
+    keys = BrokerKeys("2026a")
+    receipts = _OnlyAbortUnanswered(appended=lambda: T0)
+    sub = subscriber(keys, store, lambda: T0)
+    record = sealed(keys.sealer("broker-sign-2026a"), _view(), 0, T0)
+    with pytest.raises(StoreBusy):
+        await asyncio.wait_for(sub._batch({TopicPartition(FEED, 0): [Msg(record)]}, None, receipts,  # type: ignore[arg-type]
+                                          ChainWriter(RECEIPTS, 0, chain="COL"), 0), 5)
+    assert receipts.stopped and receipts.ended == ["abort"]
