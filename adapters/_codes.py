@@ -70,14 +70,21 @@ for _code, _names in _SPANISH.items():
 _NON_WORD = re.compile(r"[^A-Z0-9]+")
 
 
+def norm_text(text: str) -> str:
+    """``norm_key``, uncached: for a value that need not repeat (an ignored cell of up to a record's size), which a
+    cache would keep for the life of the process."""
+    return _NON_WORD.sub("_", unaccented(text).upper()).strip("_")
+
+
 @lru_cache(maxsize=8192)  # labels repeat (provinces, codes, countries): the same few hundred strings
 def norm_key(text: str) -> str:
     """The lookup form of a code or label: accents dropped, upper case, words joined by '_'.
 
     'Darién' -> DARIEN, 'Bocas del Toro' -> BOCAS_DEL_TORO, 'lancha rápida' -> LANCHA_RAPIDA,
-    'Ngäbe-Buglé' -> NGABE_BUGLE. Staff type the same label many ways; one form compares them.
+    'Ngäbe-Buglé' -> NGABE_BUGLE. Staff type the same label many ways; one form compares them. Cached, so for
+    labels only: a free value goes through ``norm_text``.
     """
-    return _NON_WORD.sub("_", unaccented(text).upper()).strip("_")
+    return norm_text(text)
 
 
 def country(text: str) -> str | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
-from adapters._codes import COUNTRY_NAMES, norm_key
+from adapters._codes import COUNTRY_NAMES, norm_key, norm_text
 from adapters._fields import (
     DUPLICATE_KEY,
     FUTURE,
@@ -450,7 +450,7 @@ def _reads_as(text: str, vocabulary: frozenset[str]) -> bool:
     ('les fue negada la entrada', 'A1-334', 'Colombia: antecedentes') is not: a free-text column an export adds may
     name a country or hold a common word that is also a code, and reading prose as a marking would refuse every
     record of it, where no prose is read as a restriction either."""
-    key = f"_{norm_key(_CAMEL.sub(' ', text))}_"
+    key = f"_{norm_text(_CAMEL.sub(' ', text))}_"  # uncached: a cell need not repeat, and a cache would keep it
     found = False
     for mark in _longest_first(vocabulary):
         token = f"_{mark}_"
