@@ -55,11 +55,12 @@ from puente.errors import PuenteError
 MAX_VERSION = 1_000_000
 MAX_STATE_BYTES = 64 * 1024
 MAX_FEED_PARTITIONS = 100_000
-MAX_MARKING_ENTRIES = 64
-"""The most codes a state's ``consent`` may list: ``schemas.bounds``' bound on a marking list (a bound on input)."""
-MAX_CONSENT_CODE = 256
-"""The longest code a state's ``consent`` may hold: far beyond any partner id (a bound on input)."""
 """The most partitions a state may record a feed had (``AlertState.counts``): far beyond any feed, a bound on input."""
+MAX_MARKING_ENTRIES = 64
+"""The most codes a state's ``consent`` may list: ``schemas.bounds``' bound on a marking list, held equal by a test
+(this layer may not import ``schemas``): a state the broker writes must be one its own decoder takes."""
+MAX_CONSENT_CODE = 256
+"""The longest code a state's ``consent`` may hold: four times ``schemas.bounds``' code bound (a bound on input)."""
 _PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # An originator as the pipeline admits one for a version with content: an agency (as settings allow its name)
 # or a foreign unit it relays (COL-DIJIN, ``pipeline.Originator``).
@@ -120,8 +121,8 @@ class AlertState:
     """``markings.originator_consent`` of the latest version admitted (as given): the partners the originator has
     consented to so far. Consent is given per alert and per partner, and is itself recorded: whatever a later
     version adds to it is on its audit entry (``consent_given``), a CONSENT or not. None in a state written before it
-    was recorded: what the next version adds is unknown (only a CONSENT's own partners are recorded), and the state
-    it writes records that version's."""
+    was recorded: every partner the next version names is then recorded as given, and the state it writes records
+    that version's."""
 
     def encode(self, alert_id: str, at: str) -> bytes:
         """The state record's value (its key is the alert id). ``originator`` and ``alert_type`` only when known,
@@ -306,22 +307,24 @@ def lifecycle_problem(alert: dict[str, Any], emptied: Collection[str] = ()) -> s
     return None
 
 
-def consent_given(alert: Mapping[str, Any], prior: AlertState | None) -> list[str]:
-    """The partners whose consent a later version admitted (its state before it: ``prior``) gives, for the record.
+def consent_given(alert: Mapping[str, Any], prior: AlertState | None) -> tuple[list[str], list[str]]:
+    """Whose consent a later version admitted (its state before it: ``prior``) gives, for the record: the partners
+    a CONSENT names (``lifecycle.partners``), and the others it adds to ``markings.originator_consent``.
 
-    Consent is given per alert and per partner, and is itself recorded. A CONSENT gives it to the partners it names
-    in ``lifecycle.partners``; any version whose ``markings.originator_consent`` names a partner the state's does not
-    gives it too (an agency's own system may carry a consent in an update or a reclassification): both are on the
-    record (``Pipeline._consented``), so no release on consent goes without one. A state that records no consent
-    (written before it was recorded) tells nothing of what is new: only a CONSENT's own partners then. In the order
-    given, each once."""
+    Consent is given per alert and per partner, and is itself recorded. A CONSENT gives it to the partners it names;
+    any version whose ``originator_consent`` names a partner the state's does not gives it too (an agency's own
+    system may carry a consent in an update or a reclassification): both are on the record
+    (``Pipeline._consented``), apart, since a partner's feed reads a CONSENT as one only when it names that partner.
+    With no state, or a state that records no consent (written before it was recorded), every partner the version
+    names is taken as new: recorded again at worst, never released on a consent that has no record. Each in the
+    order given, once."""
     life = alert.get("lifecycle")
-    named = (list(life["partners"]) if isinstance(life, Mapping) and life.get("action") == CONSENT
+    named = (list(dict.fromkeys(life["partners"])) if isinstance(life, Mapping) and life.get("action") == CONSENT
              and type(life.get("partners")) is list else [])
     given = alert["markings"]["originator_consent"]
-    if prior is not None and prior.consent is not None and type(given) is list:
-        named += [p for p in given if p not in prior.consent]
-    return list(dict.fromkeys(named))
+    before = prior.consent if prior is not None and prior.consent is not None else frozenset()
+    added = [p for p in dict.fromkeys(given) if p not in before and p not in named] if type(given) is list else []
+    return named, added
 
 
 OUTBOX_KEY = b"\x00outbox"

@@ -495,8 +495,8 @@ class Pipeline:
                     if routed.get("sent") is False:
                         holders[partner] = was
             decisions.append(routed)
-        if invalid is None and (given := consent_given(alert, prior)):  # an invalid one consents to nothing
-            self._consented(given, version, decisions, out)
+        if invalid is None:  # an invalid one consents to nothing
+            self._consented(*consent_given(alert, prior), version, decisions, out)
         self._orphans(held, version, holders, out)
         first = _first_originator(alert, prior, self.originators.get(alert["agency"]))
         # A state without a type (written before it was recorded) takes this version's once one is admitted: no proof
@@ -509,19 +509,27 @@ class Pipeline:
                                         else None if prior is None else prior.consent))
         return out
 
-    def _consented(self, partners: list[Any], version: int, decisions: list[dict[str, Any]], out: Outcome) -> None:
-        """Record whom a version consents to (``lifecycle.consent_given``: a CONSENT's partners, and any partner a
-        version adds to ``markings.originator_consent``): consent is given per alert and per partner, and is itself on
-        the record, whatever the decision (a partner consented to may still be withheld for its clearance or its
-        agreement, and its decision's reasons then said nothing of the consent). The entry lists the partners (an
-        id the policy does not know as such, never its text); each named partner's decision says it in its
-        reasons. Both are for national auditors: a partner's auditor reads neither (``audit_index._scope``), as it
-        reads no reason of a decision and nothing of whom else the originator consented to."""
-        named = set(partners)
-        known = sorted(named & set(self._partner_ids))
-        out.entry["consent"] = known + (["(not a partner)"] if named - set(known) else [])
+    def _consented(self, named: list[Any], added: list[Any], version: int, decisions: list[dict[str, Any]],
+                   out: Outcome) -> None:
+        """Record whom a version consents to (``lifecycle.consent_given``): consent is given per alert and per partner,
+        and is itself on the record, whatever the decision (a partner consented to may still be withheld for its
+        clearance or its agreement, and its decision's reasons then said nothing of the consent). The entry lists the
+        partners a CONSENT names (``consent``) and those any version adds to ``markings.originator_consent`` besides
+        (``consent_added``), apart: a partner's feed reads a CONSENT as one only when it names that partner, and the
+        index scopes on ``consent`` alone (``audit_index._scope``). An id the policy does not know is listed as such,
+        never its text; each partner consented to has it in its decision's reasons. Both are for national auditors: a
+        partner's auditor reads neither, as it reads no reason of a decision and nothing of whom else the originator
+        consented to."""
+        ids = set(self._partner_ids)
+        for key, partners in (("consent", named), ("consent_added", added)):
+            if partners:
+                known = sorted(set(partners) & ids)
+                out.entry[key] = known + (["(not a partner)"] if set(partners) - ids else [])
+        given = set(named) | set(added)
+        if not given:
+            return
         for i, decision in enumerate(decisions):
-            if decision.get("partner") in named:
+            if decision.get("partner") in given:
                 decisions[i] = {**decision, "reasons": [*decision.get("reasons", ()), f"the originator consented to "
                                                         f"release it to {decision['partner']} (version {version})"]}
 
