@@ -15,9 +15,12 @@ from broker.audit.verify import plain
 # What a spreadsheet may run as a formula when a cell starts with it, after any spaces (full-width forms too).
 _FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _CONTROL = ("\t", "\r")
-# A separator a spreadsheet may split a line at, whatever the file's own (Excel in es-CO or es-CR splits at ``;``),
-# then any spaces, before a formula's first character: the start of a cell once split there.
-_SPLIT_FORMULA = re.compile("([,;\t][^\\S\t\r]*)(?=[" + re.escape("".join(_FORMULA + _CONTROL)) + "])")
+# A place a reader may start a cell: the cell's own start, or any character a reader may split a line at, whatever the
+# file's own (Excel in es-CO or es-CR splits at ``;``; a line break ends a row for a reader that no longer sees the
+# quotes, which one splitting at ``;`` does not after the file's first ``,``). Then any blanks and double quotes (a
+# reader takes ``""`` there as an empty quoted start and goes on), then a formula's first character: the cell such a
+# reader starts would run it.
+_SPLIT_FORMULA = re.compile('(?:^|[,;\t\r\n])(?:[^\\S\t\r\n]|")*(?=[' + re.escape("".join(_FORMULA + _CONTROL)) + "])")
 
 
 def printable(value: Any) -> Any:
@@ -94,9 +97,12 @@ def text(value: Any) -> str:
 def cell(value: Any) -> str:
     """A CSV cell: lists joined with ``; ``, and text a spreadsheet would run as a formula led by ``'``: a cell that
     starts with one of its characters (``=``, ``+``, ``-``, ``@``, tab, CR: OWASP's list), and every place inside
-    where a separator (``,``, ``;``, tab) is followed by one, since a spreadsheet that splits the line there (a
-    locale whose separator is ``;``) starts a cell with it. At those places the ``'`` goes after the separator, not
-    only before the whole cell: the piece a split leaves is what the sheet reads (``SNM:9;'=cmd``).
+    where a reader may split (``,``, ``;``, tab, CR, LF) is followed by one, blanks and double quotes between, since
+    a spreadsheet that splits the line there (a locale whose separator is ``;``, which then no longer sees the
+    file's quotes, so a line break inside a cell ends its row) starts a cell with it. At those places the ``'``
+    goes right before the formula's character, not only before the whole cell: the piece a split leaves is what
+    the sheet reads (``SNM:9;'=cmd``, ``SNM:9;"'=cmd``, ``note\n'=HYPERLINK``). It stays in the text a reader of
+    the file's own ``,`` sees (``ALERT;'-5``): the cost of keeping a reader that splits elsewhere from running it.
     A number (int or float; a bool as ``True``/``False``) is written as one: only text can hold a formula,
     and a quote would make ``-1500`` text in the sheet. The ``-`` that stands for "none" is a sign alone,
     which computes nothing: it stays as it is."""
@@ -112,7 +118,7 @@ def cell(value: Any) -> str:
     if out == "-":
         return out
     led = "'" + out if out.startswith(_CONTROL) or out.lstrip().startswith(_FORMULA) else out
-    return _SPLIT_FORMULA.sub(r"\1'", led)
+    return _SPLIT_FORMULA.sub(lambda found: found.group() + "'", led)
 
 
 def _change(change: dict[str, Any]) -> str:
