@@ -165,12 +165,12 @@ class _Unknown(_Found):
 class _Marked(_Found):
     """An ignored key (agencies.yaml names it, so it may be said) whose value reads as a marking."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, value: Any) -> None:
         super().__init__(key)
-        self.trail = [key]
+        self.trail, self.value = [key], value
 
 
-def check_keys(doc: Any, keys: Keys, vocabulary: frozenset[str] = frozenset()) -> None:
+def check_keys(doc: Any, keys: Keys, vocabulary: MarkingVocabulary | None = None) -> None:
     """Refuse a record holding a key that ``keys`` (see ``Keys.tolerating``) does not admit, at any depth, or an
     ignored key whose value reads as a marking of ``vocabulary`` (``marking_vocabulary``; ``reads_as_marking``).
 
@@ -181,22 +181,25 @@ def check_keys(doc: Any, keys: Keys, vocabulary: frozenset[str] = frozenset()) -
     """
     if not isinstance(doc, dict):  # JSON objects, as the readers parse them
         return
+    vocabulary = vocabulary or NO_MARKINGS
     try:
         _walk(doc, keys, doc, vocabulary)
     except _Unknown as exc:
         raise _unknown_key(exc, ".".join(reversed(exc.trail)) or "the record") from None
     except _Marked as exc:
-        raise ignored_marking("key", ".".join(reversed(exc.trail)), "ignored_keys") from None
+        where = ".".join(reversed(exc.trail))
+        refuse_ignored(exc.value, "key", where, "ignored_keys", vocabulary)  # the refusal for the path, now known
+        raise ignored_marking("key", where, "ignored_keys") from None
 
 
-def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any], vocabulary: frozenset[str]) -> None:
+def _walk(obj: dict[str, Any], keys: Keys, record: dict[str, Any], vocabulary: MarkingVocabulary) -> None:
     # Run for every record: keys are compared as sets (in C), only nested values are walked, and where a key
     # is, is worked out only for the one refused (as the exception unwinds).
     if not keys.names.issuperset(obj):
         raise _Unknown(obj, keys)
     for key in keys.ignored.intersection(obj):
-        if reads_as_marking(obj[key], vocabulary):
-            raise _Marked(key)
+        if _refused(obj[key], vocabulary):
+            raise _Marked(key, obj[key])
     for key, node in keys.nested.items():
         value = obj.get(key)
         if isinstance(node, Each):
@@ -381,7 +384,7 @@ def _words(name: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _marking(name: str, columns: Iterable[str], vocabulary: frozenset[str]) -> str | None:
+def _marking(name: str, columns: Iterable[str], vocabulary: MarkingVocabulary) -> str | None:
     """What marking ``name`` may be taken for ('the marking column REL_TO', 'a marking (the word CAVEAT)'), or None.
 
     ``columns``: the adapter's marking columns (norm_key form). ``name`` holds a marking of ``vocabulary`` as whole
@@ -410,68 +413,175 @@ def _marking(name: str, columns: Iterable[str], vocabulary: frozenset[str]) -> s
     return None
 
 
-def marking_vocabulary(ctx: Context, labels: Iterable[str] = ()) -> frozenset[str]:
-    """Every marking the policy and the adapter know, in norm_key form: the classification levels and every agency's
-    labels for them ('RESERVADA'), ``labels`` (the adapter's own: 'Solo Panamá'), caveats, handling codes, gradings
-    ('B2'), and the partners and countries REL TO may name, by code or by Spanish name. Built once per run."""
+# The no-release labels every adapter knows, whatever its own release labels (SENAFRONT's Difusión reads the first
+# four): an ignored column or key holding one, or named like one, drops a "release to nobody" for the defaults.
+DOMESTIC_LABELS = ("SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR")
+_NO_RELEASE = (*DOMESTIC_LABELS, "NO_DIVULGAR", "NO_COMPARTIR", "NO_DISTRIBUIR", "USO_INTERNO", "USO_OFICIAL",
+               "USO_NACIONAL")
+# Words of MARKING_WORDS that prose uses too ('paso no autorizado', 'nivel del río', 'por seguridad'), and markings
+# that are common words or names (NINGUNO, LES, PII, PUBLICO, partners, countries, gradings): ambiguous, they make a
+# value a marking only when it holds nothing else but filler (``_FILLER``).
+_COMMON_WORDS = frozenset({"SEGURIDAD", "SECURITY", "CLASS", "LEVEL", "NIVEL", "NIVELES", "REL", "DIF", "EVAL",
+                           "CALIF", "RELEASE", "RELEASED", "MANEJO", "HANDLING", "RESTRICCION", "RESTRICCIONES",
+                           "RESTRICTION", "RESTRICTIONS", "EVALUACION", "EVALUACIONES", "AUTORIZADO", "AUTORIZADOS",
+                           "AUTORIZADA", "AUTORIZADAS", "COMPARTIR", "COMPARTIDO", "COMPARTIDA", "DESTINATARIO",
+                           "DESTINATARIOS", "DESTINATARIA", "DESTINATARIAS", "DISTRIBUIR", "ADVERTENCIA",
+                           "ADVERTENCIAS", "MARCADO", "ORIGINADOR", "ORIGINADORA"})
+_AMBIGUOUS_LEVELS = frozenset({"PUBLICO", "PUBLICA"})  # 'Ministerio Público'
+
+
+@dataclass(frozen=True)
+class MarkingVocabulary:
+    """Every marking the policy and an adapter know, in norm_key form, split by what one word of it says.
+
+    ``strong``: a word (or words) nobody writes but as a marking: a level and every agency's label for it, the
+    no-release labels, ORCON and PANAMA_ONLY, handling codes, ``MARKING_WORDS`` but the common ones; also written
+    without separators (SOLOPANAMA). Anywhere in an ignored value, it refuses the record. ``ambiguous``: partners and
+    countries by code or name, caveats that are common words (LES, PII), NINGUNO, 'Público', gradings, and the common
+    marking words: a value of these and filler only ('Solamente Panamá', 'Nivel 3') is a marking, one that says more
+    ('Sujeto con antecedentes en Colombia') is not."""
+
+    strong: frozenset[str]
+    ambiguous: frozenset[str]
+
+    @functools.cached_property
+    def entries(self) -> frozenset[str]:
+        return self.strong | self.ambiguous
+
+    @functools.cached_property
+    def longest(self) -> int:
+        """The most words an entry has, for the n-gram look-up."""
+        return max((entry.count("_") + 1 for entry in self.entries), default=1)
+
+
+NO_MARKINGS = MarkingVocabulary(frozenset(), frozenset())
+
+
+def marking_vocabulary(ctx: Context, labels: Iterable[str] = ()) -> MarkingVocabulary:
+    """Every marking the policy and the adapter know (:class:`MarkingVocabulary`): the classification levels and every
+    agency's labels for them ('RESERVADA'), the no-release labels and ``labels`` (the adapter's own), caveats,
+    handling codes, gradings ('B2'), and the partners and countries REL TO may name, by code or by Spanish name.
+    Built once per run."""
     v = ctx.vocab
     named = v.names | v.countries | v.partners
-    levels = {label for profile in ctx.config.agencies.values() for label in profile.classification_map}
-    marks = {*v.classifications, *levels, *labels,
-             *v.caveats, *v.handling_codes, *(r + c for r in v.reliability for c in v.credibility), *named,
-             *(name for name, country in COUNTRY_NAMES.items() if country in named)}
-    return frozenset(filter(None, map(norm_key, marks)))
+    levels = {*v.classifications, *(label for profile in ctx.config.agencies.values()
+                                    for label in profile.classification_map)}
+    forms = {norm_key(mark) for mark in (*levels, *_NO_RELEASE, *labels, *v.caveats, *v.handling_codes)}
+    strong = {form for form in forms if form not in _AMBIGUOUS_LEVELS and form != "NINGUNO"
+              and (form not in v.caveats or form in ("ORCON", "PANAMA_ONLY"))} | (MARKING_WORDS - _COMMON_WORDS)
+    strong |= {form.replace("_", "") for form in strong}  # written without separators: SOLOPANAMA, PANAMAONLY
+    ambiguous = {norm_key(mark) for mark in (*named, *(n for n, c in COUNTRY_NAMES.items() if c in named),
+                                             *(r + c for r in v.reliability for c in v.credibility))}
+    ambiguous |= (forms - strong) | _COMMON_WORDS | {"EE_UU"}  # EE_UU: a key written for EE.UU.
+    return MarkingVocabulary(frozenset(filter(None, strong)), frozenset(filter(None, ambiguous - strong)))
 
 
-@functools.cache
-def _longest_first(vocabulary: frozenset[str]) -> tuple[str, ...]:
-    """``vocabulary`` as its entries are sought, the longest first (SOLO_PANAMA before PANAMA); sorted once."""
-    return tuple(sorted(vocabulary, key=lambda m: (-len(m), m)))
+# A run of letters, one or two each, each followed by a dot ('U.S.A.', 'EE. UU.'): an abbreviation, read as its
+# letters joined (USA, EEUU), so that it is sought as the code or name it abbreviates.
+_DOTTED = re.compile(r"(?<![^\W\d_])(?:[^\W\d_]{1,2}\. ?){2,}")
 
 
-def _holds(text: str, vocabulary: frozenset[str]) -> str | None:
-    """The marking of ``vocabulary`` that ``text`` holds as whole words, accents, case and camelCase aside (SOLO_PANAMA
-    in 'Solo Panamá', COL in 'REL TO COL'), the longest first; None when it holds none."""
-    key = f"_{norm_key(_CAMEL.sub(' ', text))}_"
-    return next((m for m in _longest_first(vocabulary) if f"_{m}_" in key), None)
+def _tokens(text: str) -> list[str]:
+    """The words of ``text`` in norm_key form, uncached (a cell need not repeat, and a cache would keep it): dotted
+    abbreviations joined ('EE.UU.' -> EEUU), camelCase split."""
+    joined = _DOTTED.sub(lambda m: m.group().replace(".", "").replace(" ", "") + " ", text)
+    return [word for word in norm_text(_CAMEL.sub(" ", joined)).split("_") if word]
+
+
+def _holds(text: str, vocabulary: MarkingVocabulary) -> str | None:
+    """The marking of ``vocabulary`` that ``text`` holds as whole words, accents, case, camelCase and dotted
+    abbreviations aside (SOLO_PANAMA in 'Solo Panamá', COL in 'REL TO COL', EEUU in 'Solo para EE.UU.'), the longest
+    first; None when it holds none."""
+    words = _tokens(text)
+    found = [entry for entry in _grams(words, vocabulary.longest)
+             if entry in vocabulary.entries and entry not in MARKING_WORDS]  # those ``_marking`` says as words
+    return max(found, key=lambda m: (len(m), m), default=None)
+
+
+def _grams(words: list[str], longest: int) -> Iterator[str]:
+    for i in range(len(words)):
+        for n in range(1, min(longest, len(words) - i) + 1):
+            yield "_".join(words[i:i + n])
 
 
 # Words a marking written out may hold beside its codes ('REL TO COL Y USA', 'Solo PAN', 'No compartir con COL',
-# 'X PANAMA_ONLY'):
-# they say nothing alone, and a value of these and codes only is a marking.
-_MARKING_GLUE = frozenset({"REL", "TO", "SOLO", "ONLY", "Y", "E", "AND", "O", "OR", "NO", "NOT", "PARA", "CON", "A",
-                           "DE", "AL", "EL", "LA", "LOS", "LAS", "FOR", "WITH", "X", "SI", "YES"})  # X: ticked
+# 'Uso exclusivo de Panamá', 'Países: COL, USA', 'X PANAMA_ONLY'): they say nothing alone, and a value of these
+# and ambiguous markings only is a marking. A single letter or digit is filler too ('Nivel 3', 'X': ticked).
+_FILLER = frozenset({"REL", "TO", "SOLO", "ONLY", "Y", "E", "AND", "O", "OR", "NO", "NOT", "PARA", "CON", "A", "DE",
+                     "AL", "EL", "LA", "LOS", "LAS", "FOR", "WITH", "SI", "YES", "SOLAMENTE", "UNICAMENTE",
+                     "EXCLUSIVO", "EXCLUSIVA", "EXCLUSIVAMENTE", "EXCLUSIVE", "USO", "USE", "PAIS", "PAISES",
+                     "COUNTRY", "COUNTRIES", "COMPARTIBLE", "COMPARTIBLES", "INTERNO", "INTERNA", "ENTRE", "EN",
+                     "DEL", "USER", "USERS", "ENVIAR", "TODOS", "ALL"})
 
 
-def _reads_as(text: str, vocabulary: frozenset[str]) -> bool:
-    """Whether ``text`` is a marking written out: once every marking of ``vocabulary`` it holds as whole words is
-    taken out (the longest first), what is left is only marking words (``MARKING_WORDS``) and ``_MARKING_GLUE``, and
-    something was a marking ('PAN', 'COL, USA', 'Solo Panamá', 'REL TO COL', 'LES', 'Secreto'). Text that says more
-    ('les fue negada la entrada', 'A1-334', 'Colombia: antecedentes') is not: a free-text column an export adds may
-    name a country or hold a common word that is also a code, and reading prose as a marking would refuse every
-    record of it, where no prose is read as a restriction either."""
-    key = f"_{norm_text(_CAMEL.sub(' ', text))}_"  # uncached: a cell need not repeat, and a cache would keep it
-    found = False
-    for mark in _longest_first(vocabulary):
-        token = f"_{mark}_"
-        while token in key:
-            key, found = key.replace(token, "_"), True
-    left = [word for word in key.split("_") if word]
-    return ((found or any(word in MARKING_WORDS for word in left))
-            and all(word in MARKING_WORDS or word in _MARKING_GLUE for word in left))
+def _reads_as(text: str, vocabulary: MarkingVocabulary) -> bool:
+    """Whether ``text`` reads as a marking: it holds a strong marking as a word ('Secreto (S)', 'Restringida - uso
+    oficial', 'SOLOPANAMA'), or it is ambiguous markings and filler only, one at least ('PAN', 'COL, USA', 'Solamente
+    Panamá', 'Países: COL, USA', 'Nivel 3', 'LES'). Text that says more ('les fue negada la entrada', 'A1-334',
+    'Colombia: antecedentes') is not: a free-text column an export adds may name a country or hold a common word
+    that is also a code, and reading prose as a marking would refuse every record of it. Words are looked up in sets,
+    and entries of several words by n-grams of the value's words, so a value is tokenised once."""
+    words = _tokens(text)
+    if not words:
+        return False
+    strong, ambiguous, longest = vocabulary.strong, vocabulary.ambiguous, vocabulary.longest
+    if not strong.isdisjoint(words) or (len(words) > 1 and any(g in strong for g in _grams(words, longest))):
+        return True
+    found, i = False, 0
+    while i < len(words):
+        n = next((n for n in range(min(longest, len(words) - i), 0, -1) if "_".join(words[i:i + n]) in ambiguous), 0)
+        if n:
+            found, i = True, i + n
+        elif words[i] in _FILLER or len(words[i]) == 1:
+            i += 1
+        else:
+            return False
+    return found
 
 
-def reads_as_marking(value: Any, vocabulary: frozenset[str]) -> bool:
-    """Whether ``value`` (an ignored cell, or an ignored key's value at any depth, its keys too) is a marking of
-    ``vocabulary`` (``marking_vocabulary``) written out (``_reads_as``). Dropped, such a value may have restricted
-    release, and the defaults, often wider, would decide it: an ignored column or key is dropped only when what it
-    holds cannot be read as a marking."""
+def _hidden(value: Any, field: str) -> None:
+    """Refuse, as a read field is refused (``text``: control and invisible characters, a word mixing scripts), a
+    string of ``value`` at any depth, its keys too: an invisible character or a look-alike letter inside a marking
+    ('SE\\u00adCRETO', 'РАN' in Cyrillic) would hide it from ``reads_as_marking``."""
+    if isinstance(value, str):
+        if value.strip():
+            text(value, field, len(value))
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _hidden(key, field)
+            _hidden(inner, field)
+    elif isinstance(value, list):
+        for inner in value:
+            _hidden(inner, field)
+
+
+def reads_as_marking(value: Any, vocabulary: MarkingVocabulary) -> bool:
+    """Whether ``value`` (an ignored cell, or an ignored key's value at any depth, its keys too) reads as a marking of
+    ``vocabulary`` (``marking_vocabulary``; ``_reads_as``). Dropped, such a value may have restricted release, and
+    the defaults, often wider, would decide it."""
     if isinstance(value, str):
         return _reads_as(value, vocabulary)
     if isinstance(value, dict):
         return any(reads_as_marking(k, vocabulary) or reads_as_marking(v, vocabulary) for k, v in value.items())
     if isinstance(value, list):
         return any(reads_as_marking(v, vocabulary) for v in value)
+    return False
+
+
+def refuse_ignored(value: Any, kind: str, name: str, setting: str, vocabulary: MarkingVocabulary) -> None:
+    """Raise AdapterError when the value of the ignored ``kind`` ('column', 'key') ``name`` (as agencies.yaml's
+    ``setting`` lists it) holds a hidden or look-alike character (the reason and message a read field gets) or reads
+    as a marking; the message names the column or key, never the value."""
+    _hidden(value, f"the ignored {kind} '{name}'")
+    if reads_as_marking(value, vocabulary):
+        raise ignored_marking(kind, name, setting)
+
+
+def _refused(value: Any, vocabulary: MarkingVocabulary) -> bool:
+    try:
+        refuse_ignored(value, "key", "", "ignored_keys", vocabulary)
+    except AdapterError:
+        return True
     return False
 
 
@@ -515,7 +625,7 @@ def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result
     """
     check_ignored(adapter, ctx)
     keys = adapter.keys.tolerating(ctx.profile.ignored_keys) if adapter.keys is not None else None
-    vocabulary = marking_vocabulary(ctx, adapter.marking_labels) if ctx.profile.ignored_keys else frozenset()
+    vocabulary = marking_vocabulary(ctx, adapter.marking_labels) if ctx.profile.ignored_keys else NO_MARKINGS
     codec = alert_codec()
     records = adapter.read(stream, ctx)
     last = Item(0, 0, b"")
@@ -541,7 +651,7 @@ def convert(adapter: Adapter, stream: BinaryIO, ctx: Context) -> Iterator[Result
 
 
 def _map(adapter: Adapter, item: Item, ctx: Context, codec: Any, keys: Keys | None,
-         vocabulary: frozenset[str]) -> Result:
+         vocabulary: MarkingVocabulary) -> Result:
     try:
         if keys is not None:
             check_keys(item.parsed, keys, vocabulary)
@@ -921,7 +1031,39 @@ def plain_name(value: str, field: str) -> None:
                                      "the name alone") from None
 
 
-__all__ = ["LIFECYCLE_ACTIONS", "MAX_FUTURE_SKEW", "MAX_REVISION", "RECALL_REASONS", "Adapter", "ByKind", "Each",
-           "Item", "Keys", "Result", "alert", "alert_id", "check_ignored", "check_keys", "check_lifecycle", "convert",
-           "either", "finish", "ignored_marking", "lifecycle", "location", "lookup", "marking_vocabulary", "markings",
-           "names", "norm_key", "obj", "plain_name", "reads_as_marking", "revision", "seq"]
+__all__ = [
+    "DOMESTIC_LABELS",
+    "LIFECYCLE_ACTIONS",
+    "MAX_FUTURE_SKEW",
+    "MAX_REVISION",
+    "RECALL_REASONS",
+    "Adapter",
+    "ByKind",
+    "Each",
+    "Item",
+    "Keys",
+    "MarkingVocabulary",
+    "Result",
+    "alert",
+    "alert_id",
+    "check_ignored",
+    "check_keys",
+    "check_lifecycle",
+    "convert",
+    "either",
+    "finish",
+    "ignored_marking",
+    "lifecycle",
+    "location",
+    "lookup",
+    "marking_vocabulary",
+    "markings",
+    "names",
+    "norm_key",
+    "obj",
+    "plain_name",
+    "reads_as_marking",
+    "refuse_ignored",
+    "revision",
+    "seq",
+]

@@ -36,18 +36,19 @@ from adapters._codes import norm_key
 from adapters._readers import Item, csv_rows, no_record
 from adapters.config import Context
 from adapters.core import (
+    DOMESTIC_LABELS,
     RESTRICTS,
     Adapter,
+    MarkingVocabulary,
     alert,
     alert_id,
-    ignored_marking,
     location,
     lookup,
     marking_vocabulary,
     markings,
     names,
     plain_name,
-    reads_as_marking,
+    refuse_ignored,
 )
 from puente.errors import AdapterError
 
@@ -100,7 +101,7 @@ DIRECTIONS = {
     "HACIA_COLOMBIA": "OUT_OF_PANAMA", "HACIA_COSTA_RICA": "OUT_OF_PANAMA", "SALIDA": "OUT_OF_PANAMA",
     **{c: c for c in ("NORTHBOUND", "SOUTHBOUND", "INTO_PANAMA", "OUT_OF_PANAMA")},
 }
-DOMESTIC = {form: form for form in ("SOLO_PANAMA", "PANAMA_ONLY", "NINGUNO", "NO_DIFUNDIR")}  # lookup's table
+DOMESTIC = {form: form for form in DOMESTIC_LABELS}  # lookup's table
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -150,10 +151,10 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                              if c == _UNNAMED and v.strip()), None)) is not None:
             yield Item(number, line, raw, error=f.fail(
                 f.MISSING_COLUMN, f"line {line} has a value in column {blank}, which has no header"))
-        elif (marked := next((name for i, name in ignored if reads_as_marking(fields[i], vocabulary)), None)):
+        elif (refused := _ignored_refusal(fields, ignored, vocabulary)) is not None:
             # Dropped, it may have restricted release ('Países autorizados' = PAN): the battalion's defaults would
             # decide who receives the report. Named as agencies.yaml lists it, never its cell.
-            yield Item(number, line, raw, error=ignored_marking("column", marked, "ignored_columns"))
+            yield Item(number, line, raw, error=refused)
         else:
             yield Item(number, line, raw, {c: v for c, v in zip(columns, fields, strict=False) if c})
     if not columns:
@@ -166,6 +167,17 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
 def _multiline(header: list[str]) -> list[int]:
     """The columns (from 0) whose quoted cells may span lines, by the header: the remarks, typed with Alt+Enter."""
     return [i for i, h in enumerate(header) if _BY_HEADER.get(norm_key(h)) in MULTILINE]
+
+
+def _ignored_refusal(fields: list[str], ignored: list[tuple[int, str]],
+                     vocabulary: MarkingVocabulary) -> AdapterError | None:
+    """The refusal of a row whose ignored cell hides a character or reads as a marking (``refuse_ignored``)."""
+    try:
+        for i, name in ignored:
+            refuse_ignored(fields[i], "column", name, "ignored_columns", vocabulary)
+    except AdapterError as exc:
+        return exc
+    return None
 
 
 def _unknown_column(headers: list[str], columns: list[str | None], ctx: Context) -> AdapterError | None:
