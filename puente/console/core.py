@@ -692,10 +692,15 @@ def _busy(message: str) -> Response:
 
 
 def csv_lines(header: list[str], rows: Iterator[list[Any]]) -> Iterator[str]:
-    """CSV text, one line at a time: the one writer of every CSV the console answers. Every field is quoted, so a
-    spreadsheet splits a line at its commas alone, whatever separator its locale uses (``;`` in es-CO and es-CR
-    would split an unquoted cell); and a cell a spreadsheet would run as a formula is led by ``'`` as text, at its
-    start and after any separator inside it (``views.cell``)."""
+    """CSV text, one line at a time: the one writer of every CSV the console answers. Every field is quoted
+    (``csv.QUOTE_ALL``), so a reader of the file's own ``,`` takes each cell whole, separators and line breaks in it
+    included. Quoting does not hold for a spreadsheet whose locale splits at another separator (``;`` in es-CO and
+    es-CR, or a tab): past a line's first ``,`` it reads the quotes as text and splits inside a cell at its ``;``, and
+    a line break inside a cell ends its row. So a cell's text a spreadsheet would run as a formula is led by ``'``
+    at its start and right before a formula's character after any ``,`` ``;`` tab, CR or LF inside it, blanks and
+    ``"`` between (``views.cell``): whatever piece such a reader makes starts as text. The cost: that ``'`` is
+    seen in the cell by every reader, the file's own included (an id ``ALERT;-5`` reads ``ALERT;'-5``, coordinates
+    ``4.6, -74.08`` read ``4.6, '-74.08``)."""
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(header)
