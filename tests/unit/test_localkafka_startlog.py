@@ -77,3 +77,26 @@ def test_a_node_that_died_starting_is_reported_in_one_line_without_its_log(tmp_p
     assert "\n" not in message and SECRET not in message and "password" not in message
     assert message.startswith("Kafka node 1 exited during start-up")
     assert f"{logs / 'server.log'}:5 (org.apache.kafka.common.KafkaException)" in message
+
+
+def test_a_log_rolled_over_since_the_mark_is_read_from_the_mark_in_the_rolled_file(tmp_path: Path) -> None:
+    """server.log rolled over during the start (100 MB): the run's first error, written before the roll, is in
+    server.log.1 past the mark, and named there, not hidden by the new file or taken from a later error in it."""
+    logs = _logs(tmp_path)
+    (logs / "server.log").rename(logs / "server.log.1")
+    (logs / "server.log").write_text("[2026-12-07 10:00:09,000] INFO rolled (kafka.Kafka$)\n"
+                                     "[2026-12-07 10:00:10,000] ERROR later (kafka.server.BrokerLifecycleManager)\n")
+    found = first_error(logs)
+    assert found is not None and (found.path.name, found.line) == ("server.log.1", 5)
+    (logs / "server.log.1").write_text("[x] INFO nothing wrong (kafka.Kafka$)\n" * 2 + "x" * 200 + "\n")
+    found = first_error(logs)
+    assert found is not None and (found.path.name, found.line) == ("server.log", 2)
+
+
+def test_line_numbers_count_line_feeds_only(tmp_path: Path) -> None:
+    """A byte 0x85 inside a UTF-8 letter (Å, х) or a form feed is no line end: the error's line is the file's."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "server.log").write_bytes("Åsa\nхост\x0c\n".encode() + _EARLIER.encode())
+    found = first_error(logs)
+    assert found is not None and found.line == 3

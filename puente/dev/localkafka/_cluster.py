@@ -374,6 +374,9 @@ class LocalKafka:
         """Start one node unless it already runs (without waiting for it: see ``wait_ready``)."""
         node = self.node(node_id)
         if self._pid(node) is not None:
+            # A node that dies while this call waits for it is named by what it logs from now on, not by an error
+            # of its own start long ago.
+            mark(node.folder / "logs")
             return
         if _port_open(node.port):
             raise KafkaSetupError(

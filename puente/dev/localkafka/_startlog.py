@@ -5,8 +5,9 @@ what reaches the user is only where the error is and what kind it is: the log fi
 Java exception's class (else the logger that wrote the ERROR line). Never the line's text; the user reads it
 in the file, which is as private as the node's folder.
 
-Kafka appends to its logs across runs, so ``mark`` records each log's size when a node is started (in
-``logs/run.start``) and ``first_error`` reads only what was written after it.
+Kafka appends to its logs across runs, so ``mark`` records each log's size and inode when a node is started (in
+``logs/run.start``) and ``first_error`` reads only what was written after it: from the mark in the file that held
+it, rolled over since (``server.log.N``: its inode) or not, then any newer one from its start.
 """
 
 from __future__ import annotations
@@ -38,25 +39,54 @@ class FirstError:
 
 
 def mark(logs: Path) -> None:
-    """Record the size of each log in ``logs`` now, before a node is started."""
+    """Record the size and inode of each log in ``logs`` now, before a node is started (or found running)."""
     sizes = []
     for name in LOGS:
         path = logs / name
-        sizes.append(f"{name} {path.stat().st_size if path.exists() else 0}\n")
+        try:
+            stat = path.stat()
+            size, inode = stat.st_size, stat.st_ino
+        except FileNotFoundError:
+            size, inode = 0, 0
+        sizes.append(f"{name} {size} {inode}\n")
     (logs / _MARK).write_text("".join(sizes), encoding="ascii")
 
 
-def _marks(logs: Path) -> dict[str, int]:
+def _marks(logs: Path) -> dict[str, tuple[int, int]]:
+    """Each log's (size, inode) at the mark; inode 0: not known (no file then, or a mark of an older Puente)."""
     try:
         text = (logs / _MARK).read_text(encoding="ascii", errors="replace")
     except OSError:
         return {}
     found = {}
     for line in text.splitlines():
-        name, _, size = line.partition(" ")
-        if size.isascii() and size.isdigit():
-            found[name] = int(size)
+        name, size, inode = [*line.split(" "), "0", "0"][:3]
+        if size.isascii() and size.isdigit() and inode.isascii() and inode.isdigit():
+            found[name] = (int(size), int(inode))
     return found
+
+
+def _since(logs: Path, name: str, marked: tuple[int, int]) -> list[tuple[Path, int]]:
+    """The files holding what ``name`` logged since its mark, oldest first, each with the byte it starts from: the
+    marked file, wherever a roll-over moved it (``name.N`` of the same inode), from the mark, then the current one
+    from its start; the current one alone from the mark when it was not rolled over (or the inode is not known)."""
+    size, inode = marked
+    path = logs / name
+    try:
+        current = path.stat().st_ino
+    except FileNotFoundError:
+        current = 0
+    if not inode or current == inode:
+        return [(path, size)]
+    rolled = next((old for old in sorted(logs.glob(f"{name}.*")) if _inode(old) == inode), None)
+    return ([(rolled, size)] if rolled is not None else []) + [(path, 0)]
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return 0
 
 
 def _kind(lines: list[str], at: int) -> str:
@@ -74,8 +104,9 @@ def _is_error(line: str) -> bool:
 
 
 def _read_from(path: Path, start: int) -> tuple[int, list[str]]:
-    """The number of lines before byte ``start`` of ``path`` (0 and the whole file when it is shorter: rolled over
-    since the mark), and the lines from there on (at most ``_MAX_READ`` bytes)."""
+    """The number of lines before byte ``start`` of ``path`` (0 and the whole file when it is shorter: cut since
+    the mark), and the lines from there on (at most ``_MAX_READ`` bytes), split at LF only, as they were counted
+    (a byte 0x85 inside a UTF-8 letter, or a form feed, is no line end)."""
     with path.open("rb") as file:
         size = file.seek(0, 2)
         start = start if start <= size else 0
@@ -87,7 +118,8 @@ def _read_from(path: Path, start: int) -> tuple[int, list[str]]:
                 break
             before += chunk.count(b"\n")
             left -= len(chunk)
-        return before, file.read(_MAX_READ).decode("iso-8859-1").splitlines()
+        return before, [line.removesuffix(b"\r").decode("iso-8859-1")
+                        for line in file.read(_MAX_READ).split(b"\n")]
 
 
 def first_error(logs: Path) -> FirstError | None:
@@ -96,12 +128,12 @@ def first_error(logs: Path) -> FirstError | None:
     holds one."""
     marks = _marks(logs)
     for name in LOGS:
-        path = logs / name
-        try:
-            before, lines = _read_from(path, marks.get(name, 0))
-        except OSError:
-            continue
-        for index, line in enumerate(lines):
-            if _is_error(line):
-                return FirstError(path, before + index + 1, _kind(lines, index))
+        for path, start in _since(logs, name, marks.get(name, (0, 0))):
+            try:
+                before, lines = _read_from(path, start)
+            except OSError:
+                continue
+            for index, line in enumerate(lines):
+                if _is_error(line):
+                    return FirstError(path, before + index + 1, _kind(lines, index))
     return None
