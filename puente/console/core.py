@@ -11,7 +11,7 @@ import secrets
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -211,12 +211,22 @@ class LoginThrottle:
 
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 HELD = "puente.held"  # the ASGI scope's key for what a request holds of its account's (``Holding``)
+# The ASGI scope's key, put there by the server (``server.DeadlineProtocol.flushed``), of an awaitable that ends once
+# what the connection has buffered for its client is all sent, or the connection is gone.
+FLUSHED = "puente.flushed"
 
 
 class Holding:
     """Gives back, when a request ends however it ends (answered, its client gone, an error, an export cut at its
     deadline, cancelled), what it took of its account's requests and exports at once (``rate.Holds``): each
-    ``Console.hold`` puts its give-back in the scope's list, which every copy of the scope made inside shares."""
+    ``Console.hold`` puts its give-back in the scope's list, which every copy of the scope made inside shares.
+
+    A request ends when its answer has left the server, not when the app has handed the answer's last part over:
+    that part (an export's last 64 KB, and more) waits in the connection's buffer for as long as the client takes
+    to read it, a trickle for minutes, and the connection is busy meanwhile (``server.DeadlineProtocol.idle``).
+    Given back before, an account holding nothing could start more while those connections are still its own. So,
+    served by the console's server (``FLUSHED``), what a request held is given back once its answer is all sent or
+    its connection gone: a client that reads nothing for ``server.READ_STALL_S`` is cut, so this ends."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -229,8 +239,13 @@ class Holding:
         try:
             await self.app({**scope, HELD: held}, receive, send)
         finally:
-            for give_back in held:
-                give_back()
+            flushed: Callable[[], Awaitable[None]] | None = scope.get(FLUSHED)
+            try:
+                if held and flushed is not None:
+                    await flushed()
+            finally:  # cancelled or failing while it waits, the request still gives back what it held
+                for give_back in held:
+                    give_back()
 
 
 def security_headers(secure: bool) -> list[tuple[bytes, bytes]]:
@@ -445,8 +460,9 @@ class Console:
 
     def hold(self, request: Request, session: Session, export: bool = False) -> Response | None:
         """None when ``session``'s account may have one more request (``export``: one more export) in hand, held
-        until the request ends (``Holding`` gives it back); else 429, unrecorded, the refusal tallied as one over the
-        budget is (``over_rate``). Without a bound, one account within its rate could hold every connection."""
+        until the request's answer has left the server (``Holding`` gives it back); else 429, unrecorded, the
+        refusal tallied as one over the budget is (``over_rate``). Without a bound, one account within its rate
+        could hold every connection."""
         held: list[Callable[[], None]] | None = request.scope.get(HELD)
         if held is None:
             raise RuntimeError("a request is held only under Holding (create_app): it could never be given back")

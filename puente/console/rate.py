@@ -45,7 +45,9 @@ class Refusals:
 MAX_AT_ONCE = 4
 """Requests of one account being answered at once, exports included, whatever their rate: what an auditor's browser
 needs (a page or two, an export), and a small share of the server's connections (``server.MAX_CONNECTIONS``), so
-that no one account, from however many addresses, can hold them all."""
+that no one account, from however many addresses, can hold them all. A request is being answered until its answer
+has left the server or its connection is gone (``core.Holding``): an answer's tail, waiting in the connection's
+buffer for a client that reads a trickle, keeps the connection busy, and so counts."""
 MAX_EXPORTS = 2
 """Of those, CSV exports streaming at once: each holds a snapshot of the index for as long as its download lasts,
 and two still leave the account's other requests room for its pages."""
@@ -53,7 +55,8 @@ and two still leave the account's other requests room for its pages."""
 
 class Holds:
     """What each account has in hand now (module docstring): requests being answered, and exports among them.
-    Every ``take`` that succeeds is to be matched by one ``give_back`` when the request ends, however it ends."""
+    Every ``take`` that succeeds is to be matched by one ``give_back`` when the request ends, however it ends: its
+    answer has left the server, or its connection is gone."""
 
     def __init__(self, at_once: int = MAX_AT_ONCE, exports: int = MAX_EXPORTS) -> None:
         if at_once < 1 or exports < 1:

@@ -46,7 +46,7 @@ from broker.kafka import KafkaConnection
 from broker.keystore import auditor_path
 from broker.oversight import QueryLog
 from puente.console.app import create_app
-from puente.console.core import ConsoleConfig, HostCheck, security_headers
+from puente.console.core import FLUSHED, ConsoleConfig, HostCheck, security_headers
 from puente.console.origin import Origin, every_origin_https, host_header, is_loopback
 from puente.console.pages import REFRESH, RefreshStatus
 from puente.errors import ConfigError, PuenteError
@@ -62,6 +62,7 @@ MAX_PER_ADDRESS = 16  # of those, from one client address (a browser opens six t
 # Requests being answered, their client gone or not (``RequestCap``): past it, 503. Above MAX_CONNECTIONS, as
 # uvicorn's ``limit_concurrency`` had it (it counts the open connections against the same limit; ``Gate`` bounds those).
 MAX_REQUESTS = 128
+FLUSH_POLL_S = 0.05  # how often a request waiting for its answer to leave looks at the buffer (``flushed``)
 UNAVAILABLE = "The console is answering as many requests as it may at once: try again in a moment."
 
 
@@ -85,6 +86,11 @@ class DeadlineProtocol(H11Protocol):
     would wait for the flush). As nginx's ``send_timeout``, this bounds the wait between two writes, not the
     whole answer, so a slow link that keeps reading is never cut.
 
+    A request's app may wait for its answer to leave: ``flushed``, in its scope (``core.FLUSHED``), ends once all
+    that is buffered for the client is sent, or the connection is gone. ``core.Holding`` waits for it before giving
+    back what the request held of its account's, so that an account holds a connection for as long as its answer
+    keeps the connection busy (``idle``), not only while its app writes.
+
     How many connections are open at once is the ``gate``'s to bound (``Gate``; a subclass per server, made by
     ``console_protocol``): a connection it does not admit is closed before anything is read.
 
@@ -107,6 +113,7 @@ class DeadlineProtocol(H11Protocol):
         self._serving = False  # uvicorn's side was told of the connection (and will be of its loss)
         self._handshake: asyncio.Task[None] | None = None
         self._early = b""  # the request's first bytes, when they came with the handshake's last (``data_received``)
+        self._gone = False  # the connection is closed (``_ended``)
         self.raw = transport  # the socket's own transport, beneath any TLS
         peer = transport.get_extra_info("peername")
         self.peer = client_address(str(peer[0])) if isinstance(peer, tuple) and peer else "-"
@@ -166,7 +173,23 @@ class DeadlineProtocol(H11Protocol):
             return True  # still in its TLS handshake
         if self.cycle is not None and not self.cycle.response_complete:
             return False
-        return self.transport.get_write_buffer_size() == 0
+        return self._buffered() == 0
+
+    def _buffered(self) -> int:
+        """Bytes buffered for the client, not yet handed to the kernel: the transport's, and over TLS those of the
+        socket's transport beneath it too (what TLS has encrypted waits there)."""
+        unsent = self.transport.get_write_buffer_size()
+        if self.raw is not self.transport:
+            unsent += self.raw.get_write_buffer_size()
+        return unsent
+
+    async def flushed(self) -> None:
+        """Return once all that is buffered for the client is sent, or the connection is gone: the answer has left
+        the server. Bounded as every wait on the client is: one that takes nothing for ``stall_s`` is cut
+        (``_watch_flush``), and the connection is then gone."""
+        while not self._gone and self._buffered() > 0:
+            self._watch_flush()
+            await asyncio.sleep(FLUSH_POLL_S)
 
     def evict(self) -> None:
         """Close at once, for a new connection (``Gate``): nothing is in hand, so nothing is cut."""
@@ -193,7 +216,10 @@ class DeadlineProtocol(H11Protocol):
             self._watch_flush()
 
     def handle_events(self) -> None:
+        cycle = self.cycle
         super().handle_events()
+        if self.cycle is not None and self.cycle is not cycle:  # a request begun: its app may wait for its answer
+            self.cycle.scope[FLUSHED] = self.flushed  # type: ignore[literal-required]
         if self.conn.their_state is h11.DONE:  # the request is in: answering it may take what it takes
             self._disarm()
 
@@ -216,7 +242,7 @@ class DeadlineProtocol(H11Protocol):
     def _watch_flush(self) -> None:
         """Look again in ``stall_s`` at what is buffered for the client, unless a look is due already or
         nothing is buffered (``_flushing``)."""
-        unsent = self.transport.get_write_buffer_size()
+        unsent = self._buffered()
         if self._stall is None and unsent > 0:
             self._unsent, self._resumed = unsent, False
             self._stall = self.loop.call_later(self.stall_s, self._flushing)
@@ -226,7 +252,7 @@ class DeadlineProtocol(H11Protocol):
         next part may have filled the buffer again): the client reads, look again. Neither: it took nothing
         for ``stall_s``, and the connection is aborted (a close would wait for it)."""
         self._stall = None
-        unsent = self.transport.get_write_buffer_size()
+        unsent = self._buffered()
         if unsent == 0:
             return
         if unsent < self._unsent or self._resumed:
@@ -244,6 +270,7 @@ class DeadlineProtocol(H11Protocol):
 
     def _ended(self) -> None:
         """The connection is closed: no timer, and it no longer counts."""
+        self._gone = True
         self._disarm()
         if self._stall is not None:
             self._stall.cancel()
