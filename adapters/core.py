@@ -711,13 +711,26 @@ MARKING_FIELDS = ("classification", "releasable_to", "caveats", "handling_code",
 _LIST_MARKINGS = ("releasable_to", "caveats", "originator_consent")
 
 
+def _blank_advice(name: str, later: str | None, cells: bool) -> str:
+    """What a record with the marking ``name`` blank should say instead: a CSV row can leave its cell empty only (no
+    cell says "none"); a later version takes no default (those of ``STATED_LATER`` it must state are refused before,
+    as not stated: what is left here, a handling text or a consent, left out is none)."""
+    listed = name in _LIST_MARKINGS
+    if later is not None:
+        return "leave it out (or null) for none"
+    if cells:
+        return "leave its cell empty for the agency's default"
+    return "leave it out (or null) for the agency's default" + (", or give [] for none" if listed else "")
+
+
 def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, later: str | None = None,
-             labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+             labels: Mapping[str, str] | None = None, cells: bool = False) -> dict[str, Any]:
     """The alert's markings: the agency's defaults, replaced field by field by what the record carries.
 
     ``over`` may hold classification, releasable_to, caveats, handling_code, handling_text,
     originator_consent, grading ('B2'), originator_agency; absent or None keeps the default. Any of
-    ``MARKING_FIELDS`` stated as empty or blank text is refused as blank, never taken for absent.
+    ``MARKING_FIELDS`` stated as empty or blank text is refused as blank, never taken for absent, named as ``labels``
+    names it, with advice for the record's form (``cells``: a CSV row, whose empty cell is absent) and version.
     Every code is checked against the policy vocabulary, so a typo is refused here with its
     reason instead of withholding the alert from every partner downstream. A handling text the
     record states is refused unless the code is H3, the one code that carries one (as
@@ -742,9 +755,7 @@ def markings(ctx: Context, over: Mapping[str, Any], unit: str | None = None, *, 
             # Empty or blank is not the default, which may be wider than what the lost value said (a SECRETO
             # taken for the agency's CONFIDENCIAL, an H2 for H0), nor "none" (which would drop the default caveats):
             # the record must say which. Only a marking left out, or null, takes the default.
-            label = (labels or {}).get(name, name)
-            raise fail(MISSING_FIELD, f"{label} is blank: leave it out (or null, or its CSV cell empty) for the "
-                                      "agency's default" + (", or give [] for none" if name in _LIST_MARKINGS else ""))
+            raise fail(MISSING_FIELD, f"{(labels or {}).get(name, name)} is blank: {_blank_advice(name, later, cells)}")
     d, v, limits = ctx.profile.markings, ctx.vocab, ctx.limits
     cls = d.classification
     if over.get("classification") is not None:

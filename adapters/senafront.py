@@ -102,6 +102,9 @@ DIRECTIONS = {
     **{c: c for c in ("NORTHBOUND", "SOUTHBOUND", "INTO_PANAMA", "OUT_OF_PANAMA")},
 }
 DOMESTIC = {form: form for form in DOMESTIC_LABELS}  # lookup's table
+# How a message names each marking: as the export's header does.
+_MARKING_LABELS = {"classification": "Clasificación", "releasable_to": "Difusión", "caveats": "Advertencias",
+                   "handling_code": "Manejo", "handling_text": "Texto de manejo", "grading": "Calificación"}
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
@@ -263,7 +266,8 @@ def to_alert(row: dict[str, str], ctx: Context) -> dict[str, Any]:
         occurred_at=occurred,
         reported_at=reported,
         location=loc,
-        markings=markings(ctx, over, f.text(row.get("battalion"), "Batallón", limits.unit)),
+        markings=markings(ctx, over, f.text(row.get("battalion"), "Batallón", limits.unit), labels=_MARKING_LABELS,
+                          cells=True),
         summary=f"{label} en {where}" if where else label,
         payload={
             "event_type": event,

@@ -124,7 +124,8 @@ def to_alert(doc: dict[str, Any], ctx: Context) -> dict[str, Any]:
         occurred_at=occurred,
         reported_at=reported,
         location=loc,
-        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", limits.unit)),
+        markings=markings(ctx, marking_overrides(doc), f.text(doc.get("unidad"), "unidad", limits.unit),
+                          labels=marking_labels()),
         summary=summary,
         payload={
             "items": items,

@@ -82,7 +82,7 @@ def test_a_cell_of_blanks_is_refused_as_blank_not_read_as_empty(run: Callable[..
 
     assert run("senafront", _csv(row(0, ""), header=header))[0].error is None
     # the markings are named as markings() names them
-    for cell, column in enumerate(("classification", "Difusión", "handling_code", "grading", "Fecha del informe",
+    for cell, column in enumerate(("Clasificación", "Difusión", "Manejo", "Calificación", "Fecha del informe",
                                    "Hora del informe")):
         for blank in (" ", "\t", "   "):
             err = run("senafront", _csv(row(cell, blank), header=header))[0].error
