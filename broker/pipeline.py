@@ -341,10 +341,6 @@ class Pipeline:
         """Feed topic -> how many partitions it has now, as the worker read it from Kafka (``BrokerWorker``):
         a first record of an alert to a partner follows it (``_feed_count``)."""
         self._recounted: frozenset[str] = frozenset()  # feeds read anew for the record in hand (``process_recounted``)
-        self._shrunk: dict[str, tuple[int, frozenset[int]]] = {}
-        """Feed topic -> the count read anew from Kafka that was below counts states recorded, and those counts: the
-        feed was made anew with fewer (``_feed_count``), so later states recording one of them are not read for
-        again, one alert after another, while ``feed_counts`` still says that count."""
         prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
 
     @property
@@ -1028,9 +1024,7 @@ class Pipeline:
         """The partition count ``partner``'s next record of the alert follows: the one its state records, or the
         feed's now (``feed_counts``) for a partner not fed the alert before. A recorded count above the feed's now
         raises FeedCountStale, unless the worker has just read that count anew (``process_recounted``): the feed was
-        then made anew with fewer, its old records gone, and its count now is taken; and so it is, without another
-        read, for every later state recording that same count while ``feed_counts`` says the same (``_shrunk``). Any
-        other count above it is read for (partitions added since this worker read them). FeedCountUnknown when the
+        then made anew with fewer, its old records gone, and its count now is taken. FeedCountUnknown when the
         worker has not said the feed's count."""
         now_has = self.feed_counts.get(topic)
         if now_has is None:
@@ -1041,16 +1035,8 @@ class Pipeline:
             return now_has
         if kept <= now_has:
             return kept
-        shrunk, above = self._shrunk.get(topic, (now_has, frozenset()))
-        if shrunk != now_has:
-            above = frozenset()  # the count changed since: what was confirmed of the old one holds no more
         if topic in self._recounted:
-            # Read anew from Kafka for this record, and still fewer: the feed was made anew. Kept, so the next state
-            # recording this count takes the count now without three reads of Kafka's metadata and two pauses.
-            self._shrunk[topic] = (now_has, above | {kept})
-            return now_has
-        if kept in above:
-            return now_has  # this very count was found above the feed's, read anew at this count
+            return now_has  # read anew from Kafka for this record, and still fewer: the feed was made anew
         # Or this worker read the count before partitions were added, and another since sent the alert under more.
         raise FeedCountStale(topic, kept, now_has)
 
