@@ -344,11 +344,6 @@ class Pipeline:
         prepare_unseen_mark()  # every record's text is scanned (``hidden_char``): built now, not in a batch
 
     @property
-    def feeds(self) -> frozenset[str]:
-        """The feed topics of the partners the policy names: the only feeds this pipeline's worker writes to."""
-        return frozenset(topic for _, topic in self._partners)
-
-    @property
     def uncounted_feeds(self) -> list[str]:
         """The partners' feed topics whose partition count ``feed_counts`` lacks: the worker reads them from Kafka
         before its first batch."""

@@ -857,26 +857,23 @@ class BrokerWorker:
         it was placed is read, not guessed: a partition the new count still has may be another than the key's now,
         and the alert's later records, there, would overtake it. (An entry of an earlier release says no count:
         moved by its key only when its partition is gone.) One for a feed Kafka no longer holds (its partner left
-        the policy, the topic deleted), or for a feed of a partner the policy no longer names (``Pipeline.feeds``:
-        removing a partner leaves its topic), is never written: FeedGapError, naming the feed, unless
-        ``accept_gaps``, which drops it, logged, and the slot's chain records it (a ``deliveries-lost`` GAP entry).
-        Before, each owner of the slot in turn failed to send the first, until the whole group had stopped, and
-        wrote the second to a partner the broker no longer knows."""
+        the policy, the topic
+        deleted) can never be written: FeedGapError, naming the feed, unless ``accept_gaps``, which drops it, logged,
+        and the slot's chain records it (a ``deliveries-lost`` GAP entry). Before, each owner of the slot in turn
+        failed to send them, until the whole group had stopped."""
         topics = {sent.topic for records in unsent.values() for sent in records}
         if not topics:
             return unsent, {}
-        named = self.pipeline.feeds
-        counts = (await feed_counts_now(next(iter(producers.values())), topics & named)) if topics & named else {}
+        counts = await feed_counts_now(next(iter(producers.values())), topics)
         placed: dict[int, list[Unsent]] = {}
         gone: dict[int, str] = {}
         for slot, records in unsent.items():
             kept: list[Unsent] = []
             dropped: Counter[str] = Counter()
-            unnamed: Counter[str] = Counter()
             for sent in records:
-                count = counts.get(sent.topic, 0)
+                count = counts[sent.topic]
                 if not count:
-                    (dropped if sent.topic in named else unnamed)[sent.topic] += 1
+                    dropped[sent.topic] += 1
                     continue
                 if sent.placed > count or (not sent.placed and sent.partition >= count):
                     log.warning("unsent feed record placed anew: its feed has fewer partitions now", topic=sent.topic,
@@ -885,21 +882,16 @@ class BrokerWorker:
                     sent = sent._replace(partition=partition, placed=count)
                 kept.append(sent)
             placed[slot] = kept
-            if dropped or unnamed:
-                whys = ([f"for {', '.join(sorted(dropped))}, which Kafka no longer holds"] if dropped else []) + (
-                    [f"for {', '.join(sorted(unnamed))}, the feed of a partner the policy no longer names"]
-                    if unnamed else [])
-                count = sum(dropped.values()) + sum(unnamed.values())
-                what = (f"lifecycle partition {self.names.lifecycle}[{slot}] holds {count} feed record(s) decided, "
-                        f"committed and not yet written, {'; and '.join(whys)}")
+            if dropped:
+                what = (f"lifecycle partition {self.names.lifecycle}[{slot}] holds {sum(dropped.values())} feed "
+                        f"record(s) decided, committed and not yet written, for {', '.join(sorted(dropped))}, "
+                        "which Kafka no longer holds")
                 if not self.config.accept_gaps:
-                    fixes = (["make the feed again (`puente topics apply`, while its partner is in the policy)"]
-                             if dropped else []) + (["name the partner in the policy again"] if unnamed else [])
-                    raise FeedGapError(f"{what}. Nothing was read: {', or '.join(fixes)}, or run `puente broker run "
-                                       "--accept-gap` to read on without them, recorded in the slot's audit chain")
-                log.warning("unsent feed records dropped: their feed is gone or its partner not in the policy "
-                            "(--accept-gap)", topic=", ".join(sorted(dropped.keys() | unnamed.keys())),
-                            partition=slot, count=count)
+                    raise FeedGapError(f"{what}. Nothing was read: make the feed again (`puente topics apply`, while "
+                                       "its partner is in the policy), or run `puente broker run --accept-gap` to "
+                                       "read on without them, recorded in the slot's audit chain")
+                log.warning("unsent feed records dropped: their feed is gone (--accept-gap)",
+                            topic=", ".join(sorted(dropped)), partition=slot, count=sum(dropped.values()))
                 gone[slot] = f"{what}: dropped with --accept-gap"
         return placed, gone
 

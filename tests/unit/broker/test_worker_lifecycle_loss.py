@@ -493,22 +493,22 @@ def test_unsent_records_read_back_are_placed_as_their_feeds_are_now(monkeypatch:
     feed, and never the record; with --accept-gap it is dropped and the loss returned for the slot's chain. A
     feed found missing is asked for again before it is taken as gone."""
     monkeypatch.setattr("broker.kafka.io.RECOUNT_PAUSE_S", 0.0)
-    metadata = _Metadata({"t.feed.COL": 1})
+    metadata = _Metadata({"t.feed.COL": 1, "t.feed.USA": 3})
     producers: dict[int, Any] = {1: NS(client=metadata)}
-    unsent = {1: _held(("t.feed.COL", 2, b"ref-a"), ("t.feed.COL", 0, b"ref-b"), ("t.feed.USA", 0, b"ref-c")),
-              2: _held(("t.feed.COL", 0, b"ref-d"))}
+    unsent = {1: _held(("t.feed.COL", 2, b"ref-a"), ("t.feed.USA", 2, b"ref-b"), ("t.feed.CRI", 0, b"ref-c")),
+              2: _held(("t.feed.USA", 1, b"ref-d"))}
     with pytest.raises(FeedGapError) as refused:
         asyncio.run(_worker()._place_unsent(producers, unsent))
     said = str(refused.value)
-    assert "t.feed.USA" in said and "lifecycle partition t.lifecycle[1]" in said and "--accept-gap" in said
+    assert "t.feed.CRI" in said and "lifecycle partition t.lifecycle[1]" in said and "--accept-gap" in said
     assert "ref-c" not in said and "sealed" not in said and "\n" not in said
     assert metadata.reads == 3  # a topic missing is read for three times
     placed, gone = asyncio.run(_worker(accept_gaps=True)._place_unsent(producers, unsent))
     assert [(u.topic, u.partition, u.key) for u in placed[1]] == [("t.feed.COL", 0, b"ref-a"),
-                                                                   ("t.feed.COL", 0, b"ref-b")]
-    assert placed[2] == unsent[2] and list(gone) == [1] and "1 feed record(s)" in gone[1] and "t.feed.USA" in gone[1]
+                                                                   ("t.feed.USA", 2, b"ref-b")]
+    assert placed[2] == unsent[2] and list(gone) == [1] and "1 feed record(s)" in gone[1] and "t.feed.CRI" in gone[1]
     # Every feed found: asked once, only the record for a partition gone moved.
-    metadata.counts["t.feed.USA"] = 1
+    metadata.counts["t.feed.CRI"] = 1
     metadata.reads = 0
     assert asyncio.run(_worker()._place_unsent(producers, unsent)) == (
         {1: [unsent[1][0]._replace(partition=0, placed=1), *unsent[1][1:]], 2: unsent[2]}, {})
