@@ -10,8 +10,15 @@ Keys are an allow-list (:class:`Keys`, checked by :func:`check_keys` before the 
 a key the adapter does not read refuses the record, at any depth, unless the agency's
 ``ignored_keys`` names its path. A key nobody reads is a field lost without a word, and when
 it is a block of markings under another name ('Marcado', 'marcado ') the agency's defaults,
-often wider, would decide who receives the alert. An ignored key (or column) is dropped only when
-what it holds cannot be a marking (``reads_as_marking``); otherwise its record is refused.
+often wider, would decide who receives the alert. An ignored key (or column) is named like no
+marking (``check_ignored``, at start-up), and what it holds is still read: a record is refused, naming
+the key or column, when a string there (at any depth, keys too) holds a control, invisible or
+look-alike character, as a read field would be (``text``), or reads as a marking (``reads_as_marking``):
+it holds a strong marking as a word (a level, a no-release label, a handling code, ORCON, a marking
+word), or it is only ambiguous markings (a partner or country, LES, PII, a grading) and filler words.
+Otherwise it is dropped unread: prose that holds a marking among other words, or a marking the
+vocabulary does not know ('CONF', 'Solo PA'), passes, so an export's free-text column is safe to
+ignore only once its content has been checked.
 """
 
 from __future__ import annotations
