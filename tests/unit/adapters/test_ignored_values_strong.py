@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,14 +103,9 @@ def test_an_ignored_name_holding_a_marking_so_written_is_refused(adapter: str, n
         check_ignored(a, _ctx(config, vocab, a.agency, **setting))
 
 
-def test_a_long_ignored_list_is_read_in_linear_time(config: AdaptersConfig, vocab: Vocabulary) -> None:
-    """Each string is tokenised once and its words looked up in sets: 10,000 short strings take well under 0.2 s
-    (held against every vocabulary entry, they took 0.34 s)."""
+def test_a_long_ignored_list_of_harmless_strings_is_dropped(config: AdaptersConfig, vocab: Vocabulary) -> None:
+    """10,000 short strings in an ignored key, none a marking: the record is published. (No timing here: each string
+    is split into words once and looked up in sets; bench/ measures speed, tests never do.)"""
     ctx = _ctx(config, vocab, "SENAN", ignored_keys=("embarcacion.motores", "carga[].peso_kg"))
     assert _senan(["ab"], ctx).error is None
-    took = []
-    for _ in range(3):
-        started = time.perf_counter()
-        assert _senan(["ab"] * 10_000, ctx).error is None
-        took.append(time.perf_counter() - started)
-    assert min(took) < 0.2, took
+    assert _senan(["ab"] * 10_000, ctx).error is None
