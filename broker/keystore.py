@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -153,6 +154,9 @@ REREAD_HELD = 12
 # Pauses (seconds) between the reads of a key file a running broker verified with that failed to load
 # (``Keystore._load_held``): a file replaced by a rename fails one read, and no read should wait long.
 _HELD_PAUSES = (0.01, 0.05, 0.2)
+
+# The keystore cannot take puente.logs (a sibling of its layer); structlog's logger is the one that module configures.
+log = structlog.get_logger("puente.broker.keystore")
 
 
 class Holder(StrEnum):
@@ -1015,7 +1019,7 @@ class Keystore:
         left out instead and its problem (one line, naming the file) handed to ``skip`` (``_mac_table``: what a
         running broker's re-read does with files new since its last read).
         """
-        table, _ = self._mac_table(skip, {})
+        table, _, _ = self._mac_table(skip, {}, None)
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
             return table.get((agency, key_id))  # exact pair ids only: no parsing, no guessing
@@ -1023,9 +1027,11 @@ class Keystore:
         return lookup
 
     def _mac_table(self, skip: Callable[[str], None] | None, held: Mapping[str, bytes],
-                   ) -> tuple[dict[tuple[str, str], SecretBytes], dict[str, bytes]]:
-        """``agency_mac_lookup``'s table, and the ids of the key-agreement files it was made from, each with its
-        public half.
+                   folder: tuple[int, int] | None,
+                   ) -> tuple[dict[tuple[str, str], SecretBytes], dict[str, bytes], tuple[int, int] | None]:
+        """``agency_mac_lookup``'s table, the ids of the key-agreement files it was made from, each with its
+        public half, and (with ``skip``) the identity of the folder read (``_listed_ids``; ``folder``, the last
+        read's, which it must match).
 
         With ``skip`` (a running broker's re-read; ``held``, the files the last table was made from), a file new
         since then that does not load, or is refused, is left out, its problem handed to ``skip``: records MACed
@@ -1037,12 +1043,13 @@ class Keystore:
         is never replaced under its id, and one rewritten to copy another held key must not have that key's innocent
         owner dropped beside it. Only a file removed from a folder that still lists revokes a key: a folder that cannot
         be listed (``_listed_ids``), or a read that would leave out every file ``held`` at once, raises ``KeyUnusable``
-        too, since that is a folder moved aside or remounting, not a revocation. One public half under several ids
+        too, since that is a folder moved aside or remounting, not a revocation; so does a folder that is no longer
+        the one the last read listed (``folder``), though it holds the broker's own files (a copy under way). Each
+        held key it revokes is logged, by id. One public half under several ids
         keeps the one ``held`` (unchanged, by then) and leaves out the newcomers; when none of them was held, all are
         left out."""
         problems: list[str] = []
         loaded: list[KeyRecord] = []
-        removed = False  # a held file gone since the folder was listed
 
         def stopped(message: str) -> KeyUnusable:
             return KeyUnusable(f"{message}. A key-agreement key the running broker verified with stopped loading, so "
@@ -1050,7 +1057,8 @@ class Keystore:
                                "record it was checking or any after it; fix the file (or remove it to revoke the "
                                "key) and start it again")
 
-        for key_id in self.key_ids() if skip is None else self._listed_ids():
+        listed, found = (self.key_ids(), None) if skip is None else self._listed_ids(folder)
+        for key_id in listed:
             parsed = parse_key_id(key_id)
             if parsed.kind is not KeyKind.KEY_AGREEMENT:
                 continue
@@ -1059,7 +1067,6 @@ class Keystore:
                           else self.load(key_id, KeyKind.KEY_AGREEMENT))
             except KeyMaterialError as exc:
                 if skip is not None and not os.path.lexists(self.path / f"{key_id}.json"):
-                    removed = removed or key_id in held
                     continue  # removed since the folder was listed: revoked, as on the next read
                 if skip is not None and key_id in held:
                     raise stopped(str(exc)) from None
@@ -1084,20 +1091,20 @@ class Keystore:
                 f"key {record.key_id}: {self.path / f'{record.key_id}.json'} holds the same public key as "
                 f"{', '.join(sorted(others))}, so {' and '.join(sorted(set(others.values())))} could MAC as "
                 f"{record.owner}: compare each with its owner's fingerprint and remove the one that is not")
+        if skip is not None:
+            # The files were opened by name: the folder moved aside, unmounted or swapped meanwhile revokes nothing.
+            self._same_folder(found, self._identity)
         if problems:
             if skip is None:
                 raise KeyMaterialError(problems[0])
             for problem in problems:
                 skip(problem)
-        if skip is not None and held:
-            if removed:
-                self._listed_ids()  # the folder itself gone meanwhile (moved aside, unmounted) revokes nothing
-            if not held.keys() & {r.key_id for r in usable}:
-                raise KeyUnusable(
-                    f"keystore {self.path}: not one of the key-agreement keys the running broker verified with "
-                    f"({', '.join(sorted(held))}) is there now, which a rotation or a revocation never leaves (a "
-                    "folder put in place before it was filled, a volume remounting): it stopped without committing "
-                    "the record it was checking or any after it; put the keys back and start it again")
+        if skip is not None and held and not held.keys() & {r.key_id for r in usable}:
+            raise KeyUnusable(
+                f"keystore {self.path}: not one of the key-agreement keys the running broker verified with "
+                f"({', '.join(sorted(held))}) is there now, which a rotation or a revocation never leaves (a "
+                "folder put in place before it was filled, a volume remounting): it stopped without committing "
+                "the record it was checking or any after it; put the keys back and start it again")
         own = [r for r in usable if r.owner == BROKER_OWNER and r.secret is not None]
         theirs = [r for r in usable if r.owner != BROKER_OWNER]
         table: dict[tuple[str, str], SecretBytes] = {}
@@ -1105,22 +1112,58 @@ class Keystore:
             for agency_key in theirs:
                 key = ingress_mac_key(mine, agency_key)
                 table[(agency_key.owner, key.key_id)] = key
-        return table, {r.key_id: r.public or b"" for r in usable}
+        if skip is not None:
+            for key_id in sorted(held.keys() - {r.key_id for r in usable}):
+                # Revocation is silent to the records (a dead letter ``origin``): the operator hears of it here.
+                log.warning("key-agreement key revoked: its file was removed from the keystore", key_id=key_id,
+                            agency=parse_key_id(key_id).owner, file=str(self.path / f"{key_id}.json"))
+        return table, {r.key_id: r.public or b"" for r in usable}, found
 
-    def _listed_ids(self) -> list[str]:
-        """``key_ids`` for a running broker's re-read, which must tell an empty folder from one it could not list:
-        ``KeyUnusable`` when the folder cannot be listed (gone while a rotation moves it aside or a volume remounts;
-        no file descriptor left; its mode changed), since ``key_ids`` answers none for it and every key held would
-        count as revoked."""
+    def _identity(self) -> tuple[int, int]:
+        """The keystore folder's (st_dev, st_ino), as its path now leads to it; ``OSError`` if it does not."""
+        info = os.stat(self.path)
+        return info.st_dev, info.st_ino
+
+    def _same_folder(self, was: tuple[int, int] | None, now: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        """The identity ``now`` reads; ``KeyUnusable`` when it cannot read it, or when it is not the folder ``was``
+        names (None: no read before)."""
         try:
-            names = os.listdir(self.path)
+            identity = now()
         except OSError as exc:
             raise KeyUnusable(
                 f"keystore {self.path}: cannot list the folder ({exc.strerror or type(exc).__name__}) to read the "
                 "agencies' MAC keys again: it stopped without committing the record it was checking or any after "
                 "it; start it again once the folder is there and readable") from None
+        if was is not None and identity != was:
+            raise KeyUnusable(
+                f"keystore {self.path}: the folder is no longer the one the running broker read its MAC keys from "
+                "(moved aside, remounted, a link pointed at another folder, perhaps one still being filled), so a "
+                "key file missing from it is no revocation: it stopped without committing the record it was "
+                "checking or any after it; start it again once the folder is whole, and the start reads it anew")
+        return identity
+
+    def _listed_ids(self, was: tuple[int, int] | None) -> tuple[list[str], tuple[int, int]]:
+        """``key_ids`` for a running broker's re-read, with the identity (st_dev, st_ino) of the folder listed, which
+        must tell an empty folder from one it could not list, and the folder it read from another put in its place:
+        ``KeyUnusable`` when the folder cannot be listed (gone while a rotation moves it aside or a volume remounts;
+        no file descriptor left; its mode changed), since ``key_ids`` answers none for it and every key held would
+        count as revoked, or when it is not the folder ``was`` names (``_same_folder``): a folder swapped in before
+        it was filled holds the broker's own files but not yet the agencies'. The folder is listed through the
+        descriptor its identity was read from, so the names are the identified folder's."""
+        names: list[str] = []
+
+        def listed() -> tuple[int, int]:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                info = os.fstat(fd)
+                names.extend(os.listdir(fd))
+            finally:
+                os.close(fd)
+            return info.st_dev, info.st_ino
+
+        identity = self._same_folder(was, listed)
         return sorted(name[:-5] for name in names
-                      if name.endswith(".json") and KEY_ID_PATTERN.fullmatch(name[:-5]))
+                      if name.endswith(".json") and KEY_ID_PATTERN.fullmatch(name[:-5])), identity
 
     def _mac_file_problem(self, record: KeyRecord, was: bytes | None) -> str | None:
         """Why the key-agreement file of ``record`` is refused for the MAC table, or None; ``was``, the public half
@@ -1200,12 +1243,13 @@ class Keystore:
         verifying within about that, not at the next restart.
 
         The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read never keeps
-        the old table: a key file removed is revoked, but only from a folder it could list, and never every key
-        it held at once (a folder moved aside, emptied or remounting raises ``KeyUnusable``, as does one it could not
-        list for want of a file descriptor). A file it was made from that is still there but stopped
-        loading (a mode others may write, say; after a read again) or now holds another key raises ``KeyUnusable``,
-        so the worker stops before committing rather
-        than dead-letter that key's genuine records; a new file that does not load, or a newcomer holding a public
+        the old table: a key file removed is revoked (and logged, by id), but only from the folder it read first,
+        and never every key it held at once: a folder moved aside, remounting or put in another's place (its device
+        and inode no longer the first read's, a link pointed elsewhere, a copy still filling it) raises
+        ``KeyUnusable``, as does one it could not list for want of a file descriptor. A file it was made from that
+        is still there but stopped loading (a mode others may write, say; after a read again) or now holds another
+        key raises ``KeyUnusable``, so the worker stops before committing rather than dead-letter that key's genuine
+        records; a new file that does not load, or a newcomer holding a public
         half already held under another id, is left out, the first kept (``_mac_table``). Each file left out has
         its problem go to ``on_problem`` once, again only after it was gone from a read."""
 
@@ -1217,11 +1261,17 @@ class Keystore:
 
         reported: set[str] = set()
         held: Mapping[str, bytes] = {}
+        # Which folder the first read read, taken before it: one swapped in meanwhile stops the worker at a re-read.
+        folder: tuple[int, int] | None
+        try:
+            folder = self._identity()
+        except OSError:
+            folder = None  # no folder to read: nothing is held, and the first re-read that lists one names it
 
         def read_again() -> dict[tuple[str, str], SecretBytes]:
-            nonlocal reported, held
+            nonlocal reported, held, folder
             found: list[str] = []
-            pairs, held = self._mac_table(found.append, held)
+            pairs, held, folder = self._mac_table(found.append, held, folder)
             for problem in found:
                 if problem not in reported and on_problem is not None:
                     on_problem(problem)
@@ -1229,7 +1279,7 @@ class Keystore:
             return pairs
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
-        table, held = self._mac_table(None, held)
+        table, held, _ = self._mac_table(None, held, None)
         read_at = checked = clock()  # when the keystore was last read; when a held pair last looked at the folder
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:

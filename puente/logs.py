@@ -34,7 +34,7 @@ FIELDS = frozenset({
     "adapter", "agency", "file", "partner", "instance", "received", "rejected", "published", "duplicates",
     "seconds", "count", "port", "address", "reason", "retriable", "node", "state",
     "stalled_s", "was_waiting_for", "client", "kept", "loaded", "alerts", "took_s", "producers_s", "audit_s",
-    "lifecycle_s", "repeated", "log_start", "ingress", "policy", "policy_version",
+    "lifecycle_s", "repeated", "log_start", "ingress", "policy", "policy_version", "key_id",
 })  # fmt: skip
 _STRUCTLOG_META = frozenset({"_record", "_from_structlog"})
 

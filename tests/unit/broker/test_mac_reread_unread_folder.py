@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from broker.crypto.origin import sign_ingress, verify_ingress
 from broker.keystore import Keystore, Keystores
+from puente import logs
 from puente.errors import KeyUnusable, OriginError
 
 
@@ -54,15 +56,15 @@ def test_a_folder_moved_aside_stops_the_worker_and_verifies_once_back(tmp_path: 
 
 
 def test_a_folder_left_empty_stops_the_worker(tmp_path: Path) -> None:
-    """An empty folder put in place of the broker's (a new one not yet filled, a volume remounting): a read that
-    would drop every key held at once raises KeyUnusable, not a dead letter."""
+    """An empty folder put in place of the broker's (a new one not yet filled, a volume remounting): another folder
+    than the one read raises KeyUnusable, not a dead letter."""
     site = _Site(tmp_path)
     assert site.verified() == "SENAN"
     aside = site.folder.with_name("broker.old")
     os.rename(site.folder, aside)
     site.folder.mkdir(mode=0o700)
     site.later()
-    with pytest.raises(KeyUnusable, match="not one of the key-agreement keys"):
+    with pytest.raises(KeyUnusable, match="no longer the one the running broker read"):
         site.verified()
     shutil.rmtree(site.folder)
     os.rename(aside, site.folder)
@@ -76,17 +78,18 @@ def test_a_folder_that_cannot_be_listed_stops_the_worker(tmp_path: Path, monkeyp
     site = _Site(tmp_path)
     assert site.verified() == "SENAN"
     folder = str(site.folder)
-    scandir, listdir = os.scandir, os.listdir
+    scandir, listdir, opened = os.scandir, os.listdir, os.open
 
     def refuse(real: Any) -> Any:
-        def call(path: Any = ".") -> Any:
-            if os.fspath(path) == folder:
+        def call(path: Any = ".", *args: Any, **kwargs: Any) -> Any:
+            if not isinstance(path, int) and os.fspath(path) == folder:
                 raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
-            return real(path)
+            return real(path, *args, **kwargs)
         return call
 
     monkeypatch.setattr(os, "scandir", refuse(scandir))
     monkeypatch.setattr(os, "listdir", refuse(listdir))
+    monkeypatch.setattr(os, "open", refuse(opened))
     site.later()
     with pytest.raises(KeyUnusable, match="Too many open files"):
         site.verified()
@@ -104,3 +107,67 @@ def test_a_file_removed_from_a_folder_that_still_lists_is_revoked(tmp_path: Path
     site.later()
     assert site.verified("PN") is None
     assert site.verified() == "SENAN"
+
+
+def _copy(source: Path, target: Path, only: str = "") -> None:
+    target.mkdir(mode=0o700, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if path.name.startswith(only) and not (target / path.name).exists():
+            shutil.copy2(path, target / path.name)
+
+
+def test_a_folder_swapped_in_holding_only_the_brokers_files_stops_the_worker(tmp_path: Path) -> None:
+    """A new folder put in place while a copy fills it, so far with the broker's own files only: the re-read sees
+    another folder than it read and raises KeyUnusable, rather than take SENAN's and PN's keys as revoked and
+    dead-letter their genuine records ``origin``; the copy done and the broker started again, both verify."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN"
+    aside = site.folder.with_name("broker.old")
+    os.rename(site.folder, aside)
+    _copy(aside, site.folder, only="broker")
+    site.later()
+    with pytest.raises(KeyUnusable, match="no longer the one the running broker read"):
+        site.verified()
+    _copy(aside, site.folder)
+    restarted = _Site.__new__(_Site)
+    restarted.keys, restarted.folder, restarted.now, restarted.problems = site.keys, site.folder, [0.0], []
+    restarted.lookup = site.keys.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: restarted.now[0])
+    assert restarted.verified() == "SENAN" and restarted.verified("PN") == "PN"
+
+
+def test_a_link_swapped_to_another_folder_stops_the_worker(tmp_path: Path) -> None:
+    """The keystore a link to a folder, pointed at another one at once (a copy holding only the broker's files):
+    the re-read, listing through the descriptor it identified, raises KeyUnusable instead of revoking every
+    agency's key."""
+    site = _Site(tmp_path)
+    first = site.folder.with_name("broker.v1")
+    os.rename(site.folder, first)
+    os.symlink(first.name, site.folder)
+    site.lookup = site.keys.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: site.now[0])
+    assert site.verified() == "SENAN"
+    second = site.folder.with_name("broker.v2")
+    _copy(first, second, only="broker")
+    link = site.folder.with_name("broker.tmp")
+    os.symlink(second.name, link)
+    os.replace(link, site.folder)
+    site.later()
+    with pytest.raises(KeyUnusable, match="no longer the one the running broker read"):
+        site.verified()
+
+
+def test_a_revoked_key_is_logged_by_id(tmp_path: Path) -> None:
+    """A key file removed from the folder read: the re-read revokes it and logs a warning naming its id, owner and
+    file (never its material), since its records are dead-lettered without a word otherwise."""
+    site = _Site(tmp_path)
+    assert site.verified("PN") == "PN"
+    (site.folder / "PN-kex-2026a.json").unlink()
+    site.later()
+    with structlog.testing.capture_logs() as lines:
+        assert site.verified("PN") is None
+    revoked = [line for line in lines if line.get("key_id") == "PN-kex-2026a"]
+    assert len(revoked) == 1 and revoked[0]["log_level"] == "warning" and revoked[0]["agency"] == "PN"
+    assert set(revoked[0]) <= logs.FIELDS | {"log_level"}
+    with structlog.testing.capture_logs() as lines:
+        site.later()
+        assert site.verified() == "SENAN"
+    assert not [line for line in lines if "revoked" in line["event"]]
