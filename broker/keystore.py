@@ -1100,11 +1100,15 @@ class Keystore:
             for problem in problems:
                 skip(problem)
         if skip is not None and held and not held.keys() & {r.key_id for r in usable}:
+            # Every held key gone at once is a whole rotation in one step, or a folder emptied or half-filled in
+            # place: the running broker cannot tell them apart, the operator can, and only a restart's first read
+            # may take a folder with none of the keys it held.
             raise KeyUnusable(
                 f"keystore {self.path}: not one of the key-agreement keys the running broker verified with "
-                f"({', '.join(sorted(held))}) is there now, which a rotation or a revocation never leaves (a "
-                "folder put in place before it was filled, a volume remounting): it stopped without committing "
-                "the record it was checking or any after it; put the keys back and start it again")
+                f"({', '.join(sorted(held))}) is there now: it stopped without committing the record it was "
+                "checking or any after it. If every key was rotated at once, start the broker again to take the new "
+                "ones; otherwise (a folder emptied or being filled in place, a revocation by mistake) put the keys "
+                "back and start it again")
         own = [r for r in usable if r.owner == BROKER_OWNER and r.secret is not None]
         theirs = [r for r in usable if r.owner != BROKER_OWNER]
         table: dict[tuple[str, str], SecretBytes] = {}

@@ -171,3 +171,24 @@ def test_a_revoked_key_is_logged_by_id(tmp_path: Path) -> None:
         site.later()
         assert site.verified() == "SENAN"
     assert not [line for line in lines if "revoked" in line["event"]]
+
+
+def test_every_key_rotated_at_once_stops_the_worker_with_advice_to_restart(tmp_path: Path) -> None:
+    """Every held key-agreement file replaced by a new generation in one step: the re-read raises KeyUnusable that
+    tells the operator to start the broker again to take the new keys, not only to put the old ones back (which
+    could restore a revoked key); the restart's first read takes the new generation."""
+    site = _Site(tmp_path)
+    assert site.verified() == "SENAN"
+    new = Keystore.provision(tmp_path / "new", partners=["COL"], agencies=["SENAN", "PN"], agreements=[],
+                             generation="2026b")
+    for path in site.folder.glob("*-kex-*.json"):
+        path.unlink()
+    for path in new.broker.path.glob("*-kex-*.json"):
+        shutil.copy2(path, site.folder / path.name)
+    site.later()
+    with pytest.raises(KeyUnusable, match=r"If every key was rotated at once, start the broker again to take the "
+                                          r"new ones; otherwise .* put the keys back"):
+        site.verified()
+    restarted = site.keys.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: site.now[0])
+    mac = new.agencies["SENAN"].load_agency_mac("SENAN")
+    assert verify_ingress(sign_ingress("SENAN", mac.key_id, mac, b"a", "SENAN-1"), b"a", restarted).agency == "SENAN"
