@@ -15,7 +15,8 @@ is sent in clear: an alert the policy delivers to a partner without a sealer rai
 ``MissingDeliveryKey`` (configuration, not input), so the worker stops before committing it,
 rather than record a WITHHOLD that would be final; so does a key the origin check needs that stopped
 loading (``KeyUnusable``, from the broker's own key-agreement key), rather than dead-letter the record, and
-an ``OSError`` (the machine's, never the input's: a keystore folder it cannot read) goes out the same way. A
+an ``OSError`` (the machine's, never the input's: a keystore folder it cannot read) goes out the same way,
+from the origin check, the policy's decision, a delivery or a recall notice alike. A
 recall notice that cannot be sealed is recorded as not sent, and the partner stays a holder (``audit
 recalls`` shows it; a later recall sends it again).
 """
@@ -442,6 +443,8 @@ class Pipeline:
                 kafka = datetime.fromtimestamp(latest / 1000, UTC)
                 earlier, later = (now, kafka) if kafka > now else (kafka, now)
                 verdicts = self.policy.decide_all(alert, self._partner_ids, earlier, later if later > earlier else None)
+            except OSError:
+                raise  # the machine's, never the alert's: not a withhold from everyone, which is final (process)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
         if prior is None and version == 1:  # the common case: a first publication
@@ -594,6 +597,8 @@ class Pipeline:
             value = sealer.seal(self.codec.encode(notice), alert_id=ref, topic=topic,
                                 schema_fp=self.codec.fingerprint, policy_version=policy_version, agreement="",
                                 now=now)
+        except OSError:
+            raise  # the machine's: the worker stops uncommitted and the restart sends the notice (process)
         except Exception as exc:  # noqa: BLE001 - the partner keeps its copy; the audit must say so
             detail = f": {str(exc)[:300]}" if isinstance(exc, (CryptoError, CodecError)) else ""
             out.decisions.append((partner, "RECALL_FAILED"))
