@@ -390,10 +390,16 @@ def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldI
                 yield Finding(where, "invalid", f"rule id {cover.rule} is the envelope rule's ({VOCABULARY})")
 
 
+def _one_code(table: Mapping[str, FieldInfo], path: str) -> bool:
+    """Whether ``path`` holds one code: a string or an enum, in no list."""
+    info = table.get(path)
+    return info is not None and info.kind in ("string", "enum") and "[]" not in path
+
+
 def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> Iterator[Finding]:
-    """Each owner field is one code of its alert type (a single string or enum, in no list); each open keeper is no
-    country (a country's information goes to a third country only with its consent) and written as markings carry
-    it."""
+    """Each owner field, and each field naming a list, is one code of its alert type (a single string or enum, in no
+    list); each list and its keeper are written as alerts carry them; each open keeper is no country (a country's
+    information goes to a third country only with its consent) and written as markings carry it."""
     doc, vocab = src.vocabulary, src.vocabulary.model
     for alert_type, paths in vocab.owners.fields.items():
         table = fields.get(alert_type)
@@ -402,11 +408,27 @@ def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
                           f"owners: alert type {alert_type} is not one of the alert schema's ({', '.join(fields)})")
             continue
         for i, path in enumerate(paths):
-            info = table.get(path)
-            if info is None or info.kind not in ("string", "enum") or "[]" in path:
+            if not _one_code(table, path):
                 yield Finding(doc.where("owners", "fields", alert_type, i), "invalid",
                               f"owners: {alert_type} has no field {path} holding one code (a string or an enum "
                               "outside any list) to name an owner")
+    for alert_type, lists in vocab.owners.lists.items():
+        table = fields.get(alert_type)
+        if table is None:
+            yield Finding(doc.where("owners", "lists", alert_type), "invalid",
+                          f"owners: alert type {alert_type} is not one of the alert schema's ({', '.join(fields)})")
+            continue
+        if not _one_code(table, lists.field):
+            yield Finding(doc.where("owners", "lists", alert_type, "field"), "invalid",
+                          f"owners: {alert_type} has no field {lists.field} holding one code (a string or an enum "
+                          "outside any list) to name a list")
+        for name, keeper in lists.keepers.items():
+            # A keeper the policy does not know is allowed: its lists' hits withhold, as an unknown list's do.
+            for what, code in (("list", name), ("keeper", keeper)):
+                if not VOCABULARY_CODE.fullmatch(code):
+                    yield Finding(doc.where("owners", "lists", alert_type, "keepers", name), "invalid",
+                                  f"owners: {what} {code} must be written in capitals, digits and '_', as alerts "
+                                  "carry it")
     countries = {vocab.home.country, *(p.country for p in src.partners.model.partners), *ISO_ALPHA3}
     for i, keeper in enumerate(vocab.owners.open_keepers):
         where = doc.where("owners", "open_keepers", i)

@@ -120,6 +120,8 @@ class PolicySet:
     partners_with_agreements: frozenset[str]  # partner ids some agreement names as a party
     # alert type -> (path, its keys) of each field naming an owner of the information besides the originator
     owner_fields: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
+    # alert type -> (path, its keys, keeper by list name) of the field naming the list an alert matched
+    list_keepers: dict[str, tuple[str, tuple[str, ...], dict[str, str]]]
     open_keepers: frozenset[str]  # owners that are no country and open what they keep to every partner
     view_settings: ViewSettings
     envelope: Envelope  # the policy-wide rule: the markings every partner's view keeps
@@ -301,6 +303,8 @@ def compile_policy(
         partners_with_agreements=frozenset(pid for a in agreements.values() for pid in a.partner_ids),
         owner_fields={t: tuple((path, tuple(path.split("."))) for path in dict.fromkeys(paths))
                       for t, paths in vocab.owners.fields.items() if paths},
+        list_keepers={t: (lists.field, tuple(lists.field.split(".")), dict(lists.keepers))
+                      for t, lists in vocab.owners.lists.items()},
         open_keepers=frozenset(vocab.owners.open_keepers),
         view_settings=vocab.view,
         envelope=vocab.envelope,

@@ -250,8 +250,9 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
 
 
 def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple[str, ...], Fails]:
-    """The countries besides home whose information the alert carries, each once: its originator's, and those its
-    owner fields name (vocabulary ``owners``: a watchlist hit's list keeper); and a failure for each the policy does
+    """The countries besides home whose information the alert carries, each once: its originator's, the keeper of
+    the list it names (vocabulary ``owners.lists``: a watchlist's own keeper, whatever the alert says) and those its
+    owner fields name (``owners.fields``: the list keeper the agency gives); and a failure for each the policy does
     not know. A keeper the policy declares open to every partner (INTERPOL) is no owner to ask."""
     known = ps.known_countries
     found = [origin]
@@ -259,10 +260,18 @@ def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple
     if origin != ps.home_country and origin not in known:
         fails.append((UNKNOWN_ORIGINATOR, f"the originator country is not one the policy knows "
                                           f"({_listed(known)})"))
-    for path, keys in ps.owner_fields.get(alert["alert_type"], ()):
-        value: Any = alert
-        for key in keys:
-            value = value[key]
+    alert_type = alert["alert_type"]
+    named: list[tuple[str, Any]] = []
+    lists = ps.list_keepers.get(alert_type)
+    if lists is not None:
+        path, keys, keepers = lists
+        keeper = keepers.get(_value(alert, keys))
+        if keeper is None:  # the agency's text, never quoted
+            fails.append((UNKNOWN_OWNER, f"{path} names a list the policy does not know ({_listed(keepers)})"))
+        else:
+            named.append((path, keeper))
+    named += [(path, _value(alert, keys)) for path, keys in ps.owner_fields.get(alert_type, ())]
+    for path, value in named:
         if value in ps.open_keepers:
             continue
         if value in known:
@@ -273,6 +282,13 @@ def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple
                                          f"{_listed(ps.open_keepers) or 'none'})"))
     owners = tuple(dict.fromkeys(o for o in found if o != ps.home_country and o in known))
     return owners, fails
+
+
+def _value(alert: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = alert
+    for key in keys:
+        value = value[key]
+    return value
 
 
 def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails, notices: Fails) -> None:

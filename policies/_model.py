@@ -313,13 +313,23 @@ class Envelope(_Model):
     keep: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(min_length=1)
 
 
+class ListKeepers(_Model):
+    """The field naming which list an alert matched (``payload.list_name``) and who keeps each list it may name."""
+
+    field: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    keepers: Annotated[dict[Code, Code], CodeMap] = Field(min_length=1)
+
+
 class Owners(_Model):
     """Whose information an alert carries besides its originator's (``markings.originator.country``): for each
-    alert type, the fields naming another owner (a watchlist hit's ``payload.list_owner``), and the keepers that are
-    no country and open what they keep to every partner (INTERPOL). ``decide`` holds each owner named to the rule of
-    a third country's information; ``_check`` refuses a field the alert type lacks or that holds no single code."""
+    alert type, the fields naming another owner (a watchlist hit's ``payload.list_owner``), the keeper of each list
+    it may name (``lists``: a list's own keeper, whatever the agency says), and the keepers that are no country and
+    open what they keep to every partner (INTERPOL). ``decide`` holds each owner named to the rule of a third
+    country's information; ``_check`` refuses a field the alert type lacks or that holds no single code, and a
+    list keeper the policy does not know."""
 
     fields: Annotated[dict[Code, list[Annotated[str, StringConstraints(min_length=1, max_length=200)]]], CodeMap] = {}
+    lists: Annotated[dict[Code, ListKeepers], CodeMap] = {}
     open_keepers: list[Code] = []
 
 

@@ -91,7 +91,7 @@ def all_rules(ps: PolicySet) -> tuple[str, ...]:
     out = [r for r in _GENERIC if r != NO_AGREEMENT]
     if any(not any(p in a.partner_ids for a in ps.agreements.values()) for p in ps.partners):
         out.append(NO_AGREEMENT)
-    if ps.owner_fields:  # only an alert type with owner fields can name an unknown owner
+    if ps.owner_fields or ps.list_keepers:  # only an alert type with owner fields or lists names an unknown owner
         out.append(UNKNOWN_OWNER)
     for kind, effects in (("caveat", ps.caveat_effects), ("handling", ps.handling_effects)):
         out += [f"{kind}.{name}" for name, effect in effects.items() if effect is not Effect.NONE]

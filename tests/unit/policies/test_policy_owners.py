@@ -15,8 +15,8 @@ MakeAlert = Callable[..., dict[str, Any]]
 
 def _hit(make_alert: MakeAlert, owner: str, **changes: Any) -> dict[str, Any]:
     """Panama's own report (originator PAN, REL TO USA, COL) of a high-risk hit on ``owner``'s list."""
-    lists = {"USA": "USA_PARTNER", "COL": "COL_PARTNER", "INTERPOL": "INTERPOL_RED_NOTICE", "PAN": "PAN_NATIONAL"}
-    return make_alert("tocumen_hit", {"payload.list_name": lists.get(owner, "OTHER_LIST"),
+    lists = {"USA": "USA_PARTNER", "COL": "COL_PARTNER", "INTERPOL": "INTERPOL_RED_NOTICE"}
+    return make_alert("tocumen_hit", {"payload.list_name": lists.get(owner, "PAN_NATIONAL"),
                                       "payload.list_owner": owner, **changes})
 
 
@@ -83,12 +83,51 @@ def test_a_list_keeper_the_policy_does_not_know_withholds_unquoted(
         assert "MARIA" not in " ".join(decision.reasons)
 
 
+@pytest.mark.parametrize("said", ["COL", "PAN", "INTERPOL"])
+def test_a_lists_own_keeper_is_an_owner_whatever_list_owner_says(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime, said: str) -> None:
+    """A hit on the USA's list is the USA's information even when list_owner names Colombia, Panama (the schema's
+    default) or INTERPOL: Colombia gets it only with consent, which then releases it to go no further."""
+    hit = make_alert("tocumen_hit", {"payload.list_name": "USA_PARTNER", "payload.list_owner": said})
+    withheld = decide(hit, "COL", policy_set, now)
+    assert withheld.outcome is Outcome.WITHHOLD
+    assert withheld.reasons == ("information from USA goes to a third country only with its consent",)
+    consented = make_alert("tocumen_hit", {"payload.list_name": "USA_PARTNER", "payload.list_owner": said,
+                                           "markings.originator_consent": ["COL"]})
+    released = decide(consented, "COL", policy_set, now)
+    assert released.delivers and not released.onward_sharing
+
+
+def test_list_owner_names_an_owner_besides_the_lists_keeper(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Both the list's keeper and the keeper the agency gives are owners: a hit on Colombia's list given as the
+    USA's is withheld from Colombia and from the USA, each for the other's information."""
+    hit = make_alert("tocumen_hit", {"payload.list_name": "COL_PARTNER", "payload.list_owner": "USA"})
+    assert decide(hit, "COL", policy_set, now).reasons == (
+        "information from USA goes to a third country only with its consent",)
+    assert decide(hit, "USA", policy_set, now).reasons == (
+        "information from COL goes to a third country only with its consent",)
+
+
+def test_a_list_the_policy_does_not_know_withholds_unquoted(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """A list vocabulary.yaml names no keeper for withholds the hit from every partner, whatever list_owner says,
+    and the reason never quotes the list's name (it may be the agency's text)."""
+    hit = make_alert("tocumen_hit", {"payload.list_name": "MARIA_PEREZ_LIST", "payload.list_owner": "PAN"})
+    for decision in decide_many(hit, ["USA", "COL", "FEAN"], policy_set, now):
+        assert decision.outcome is Outcome.WITHHOLD
+        assert decision.rule_ids == ("unknown.owner",)
+        assert "MARIA" not in " ".join(decision.reasons)
+        assert "payload.list_name names a list the policy does not know" in decision.reasons[0]
+
+
 def test_decide_many_agrees_with_decide_on_owners(policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
     """The owners read once per alert give each partner the decision ``decide`` gives it."""
     for owner in ("USA", "COL", "INTERPOL", "PAN", "VEN"):
-        hit = _hit(make_alert, owner, **{"markings.originator.country": "COL"})
-        partners = ["USA", "COL", "CRI", "FEAN"]
-        assert decide_many(hit, partners, policy_set, now) == [decide(hit, p, policy_set, now) for p in partners]
+        for name in ("USA_PARTNER", "PAN_NATIONAL", "NO_SUCH_LIST"):
+            hit = _hit(make_alert, owner, **{"markings.originator.country": "COL", "payload.list_name": name})
+            partners = ["USA", "COL", "CRI", "FEAN"]
+            assert decide_many(hit, partners, policy_set, now) == [decide(hit, p, policy_set, now) for p in partners]
 
 
 def test_open_keepers_are_the_policys_to_declare(policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
@@ -106,11 +145,14 @@ def test_open_keepers_are_the_policys_to_declare(policy_copy: Any, make_alert: M
     ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HIT: [payload.list_ownr]", "has no field payload.list_ownr"),
     ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HIT: [payload.person]", "has no field payload.person"),
     ("WATCHLIST_HIT: [payload.list_owner]", "WATCHLIST_HITS: [payload.list_owner]", "alert type WATCHLIST_HITS"),
-], ids=["partner-country", "other-country", "case", "typo", "record", "alert-type"])
+    ("      field: payload.list_name", "      field: payload.list_nme", "has no field payload.list_nme"),
+    ("        CRI_PARTNER: CRI", "        CRI_PARTNER: cri", "keeper cri must be written in capitals"),
+], ids=["partner-country", "other-country", "case", "typo", "record", "alert-type", "list-field", "list-keeper"])
 def test_the_owners_declaration_is_checked_at_load(policy_copy: Any, old: str, new: str, message: str) -> None:
     """An open keeper that is a country (whose information needs consent) or not written as alerts carry it, and an
     owner field that is not one code of a known alert type, refuse the policy, at the line that says so."""
     policy_copy.replace("vocabulary.yaml", old, new)
-    line = policy_copy.line_of("vocabulary.yaml", new.split(":")[0] if "WATCHLIST" in new else "  open_keepers: [")
+    where = new.split(":")[0] if "open_keepers" not in new else "  open_keepers: ["
+    line = policy_copy.line_of("vocabulary.yaml", where)
     with pytest.raises(Exception, match=rf"vocabulary.yaml:{line}: \[invalid\] owners: .*{message}"):
         policy_copy.load()
