@@ -143,7 +143,12 @@ def hit(doc: dict[str, Any], ctx: Context, *, person_key: str, match: dict[str, 
         owners = f.countries([match["propietario"]], "propietario")
         if not owners:  # blank: no owner stated, and none may be taken from the list in its place
             raise f.fail(f.MISSING_FIELD, "propietario is blank; leave it out (or null) for the list's own keeper")
-        owner = owners[0]
+        if owners[0] != owner:
+            # A list has one keeper, and the policy holds a hit to it (vocabulary.yaml, owners.lists): another named
+            # here is a record at odds with itself, refused so a person settles which list matched, rather than the
+            # hit leaving with either keeper silently dropped.
+            raise f.fail(f.INVALID, f"propietario {owners[0]} is not the keeper of lista {found[0]} ({owner}); "
+                                    "leave it out (or null) for the list's own keeper, or name the list it keeps")
     return {
         "person": traveller(obj(doc, person_key, person_key, required=True), person_key, ctx),
         "list_name": found[0],

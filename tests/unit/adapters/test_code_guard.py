@@ -71,3 +71,25 @@ def test_a_country_with_text_beside_it_is_refused(nationality: str, run: Callabl
     (result,) = run("snm", _line(snm))
     assert result.error is None and result.alert is not None
     assert result.alert["payload"]["person"]["nationalities"] == ["PAN", "COL"]
+
+
+@pytest.mark.parametrize(("name", "lista", "propietario"), [
+    ("snm", "USA_PARTNER", "Colombia"), ("snm", "USA_PARTNER", "PAN"), ("snm", "INTERPOL_RED_NOTICE", "USA"),
+    ("combifron", "USA_PARTNER", "COL"),
+])
+def test_a_propietario_other_than_the_lists_keeper_is_refused(
+        name: str, lista: str, propietario: str, run: Callable[..., list[Result]]) -> None:
+    """A list has one keeper: a propietario naming another is refused, naming both, never sent as the hit's
+    list_owner in place of the list's own keeper (the policy holds a hit on the USA's list to the USA's consent)."""
+    doc = _snm(lista=lista, propietario=propietario) if name == "snm" else _combifron(lista=lista,
+                                                                                     propietario=propietario)
+    (result,) = run(name, _line(doc))
+    assert result.error is not None and result.error.reason == f.INVALID, (name, result.error)
+    assert f"not the keeper of lista {lista}" in str(result.error)
+
+
+def test_a_propietario_naming_the_lists_keeper_is_kept(run: Callable[..., list[Result]]) -> None:
+    """A propietario that agrees with the list (Colombia for COL_PARTNER) maps as before."""
+    (result,) = run("snm", _line(_snm(lista="COL_PARTNER", propietario="Colombia")))
+    assert result.error is None and result.alert is not None
+    assert (result.alert["payload"]["list_name"], result.alert["payload"]["list_owner"]) == ("COL_PARTNER", "COL")

@@ -605,7 +605,7 @@ def test_a_csv_with_its_header_and_no_row_is_cut(run: Callable[..., list[Result]
 # Records of each JSON format with every optional field these tests bend filled in; each maps to an alert.
 _OPTIONAL_BASES: dict[str, dict[str, Any]] = {
     "snm": {**SNM, "fecha_reporte": "2026-11-03 22:30:00",
-            "coincidencia": {**SNM["coincidencia"], "propietario": "PAN"},
+            "coincidencia": {**SNM["coincidencia"], "lista": "PAN_NATIONAL", "propietario": "PAN"},
             "viajero": {**SNM["viajero"], "documentos": [{"tipo": "pasaporte", "numero": "AX1234567", "pais": "COL",
                                                           "vence": "2029-05-01"}]}},
     "senan": {"numero_operacion": "FTC-2026-0311", "fecha_hora": "2026-11-03T03:40:00-05:00",
