@@ -122,6 +122,7 @@ class PolicySet:
     owner_fields: dict[str, tuple[tuple[str, tuple[str, ...]], ...]]
     # alert type -> (path, its keys, keeper by list name) of the field naming the list an alert matched
     list_keepers: dict[str, tuple[str, tuple[str, ...], dict[str, str]]]
+    owned_types: frozenset[str]  # the alert types with owner fields or lists: only these name owners but the originator
     open_keepers: frozenset[str]  # owners that are no country and open what they keep to every partner
     view_settings: ViewSettings
     envelope: Envelope  # the policy-wide rule: the markings every partner's view keeps
@@ -305,6 +306,7 @@ def compile_policy(
                       for t, paths in vocab.owners.fields.items() if paths},
         list_keepers={t: (lists.field, tuple(lists.field.split(".")), dict(lists.keepers))
                       for t, lists in vocab.owners.lists.items()},
+        owned_types=frozenset(t for t, paths in vocab.owners.fields.items() if paths) | frozenset(vocab.owners.lists),
         open_keepers=frozenset(vocab.owners.open_keepers),
         view_settings=vocab.view,
         envelope=vocab.envelope,

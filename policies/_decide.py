@@ -140,6 +140,9 @@ def _no_onward(ps: PolicySet, rule: str) -> bool:
     return effects.get(code) is Effect.NEEDS_CONSENT
 
 
+OwnerFails = tuple[tuple[str, str], ...]
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs a setattr call per field, once per alert
 class _Facts:
     """What every partner's decision reads from one alert, looked up once per alert.
@@ -164,7 +167,7 @@ class _Facts:
     releasable: Any
     releasable_fail: tuple[str, str] | None
     owners: tuple[str, ...]  # the known countries besides home whose information it carries (``_owners``)
-    owner_fails: Fails  # an originator country or an owner the policy does not know
+    owner_fails: OwnerFails  # an originator country or an owner the policy does not know
     expired_fail: tuple[str, str] | None
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
 
@@ -238,7 +241,13 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         review_notice = (ALERT_REVIEW_OVERDUE, f"review_overdue: the alert is due for review on "
                                                f"{review.date().isoformat()} ({review.isoformat()}); the "
                                                "partner's store lists it as due")
-    owners, owner_fails = _owners(alert, m["originator"]["country"], ps)
+    origin = m["originator"]["country"]
+    owners: tuple[str, ...]
+    owner_fails: OwnerFails
+    if origin == ps.home_country and alert["alert_type"] not in ps.owned_types:
+        owners, owner_fails = (), ()  # the hot path: Panama's own alert of a type naming no other owner
+    else:
+        owners, owner_fails = _owners(alert, origin, ps)
     code = m["handling_code"]
     effect = ps.handling_effects.get(code)
     return _Facts(
@@ -249,7 +258,7 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
     )  # fmt: skip
 
 
-def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple[str, ...], Fails]:
+def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple[str, ...], OwnerFails]:
     """The countries besides home whose information the alert carries, each once: its originator's, the keeper of
     the list it names (vocabulary ``owners.lists``: a watchlist's own keeper, whatever the alert says) and those its
     owner fields name (``owners.fields``: the list keeper the agency gives); and a failure for each the policy does
@@ -281,7 +290,7 @@ def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple
                                          f"{_listed(known)}; open to every partner: "
                                          f"{_listed(ps.open_keepers) or 'none'})"))
     owners = tuple(dict.fromkeys(o for o in found if o != ps.home_country and o in known))
-    return owners, fails
+    return owners, tuple(fails)
 
 
 def _value(alert: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
@@ -325,7 +334,10 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
             if others:
                 listed = "; ".join(filter(None, (listed, f"{_entries(others)} unknown to the policy")))
         fails.append((RELEASABILITY, f"releasable_to ({listed}) omits {partner.id}"))
-    fails.extend(f.owner_fails)
+    if f.owner_fails:
+        fails.extend(f.owner_fails)
+    if not f.owners:
+        return
     # A third country's information: every owner's restrictions travel with it, whoever receives it. Inside Panama
     # it may be used, but passing it on needs the owner's consent, which Puente itself asks of every third country;
     # a foreign partner receives it only on that consent (given per alert, to the partner: ``consented``). Either

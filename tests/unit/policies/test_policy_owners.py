@@ -156,3 +156,20 @@ def test_the_owners_declaration_is_checked_at_load(policy_copy: Any, old: str, n
     line = policy_copy.line_of("vocabulary.yaml", where)
     with pytest.raises(Exception, match=rf"vocabulary.yaml:{line}: \[invalid\] owners: .*{message}"):
         policy_copy.load()
+
+
+def test_an_alert_naming_no_other_owner_does_no_owner_work(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Panama's own alert of a type with no owner fields nor lists (a sighting) is decided without reading owners,
+    as before they were declared; a foreign originator's still is read for them."""
+    from policies import _decide
+
+    def _no(*_: Any) -> Any:
+        raise AssertionError("owners read")
+
+    sighting = make_alert("darien_sighting", {"markings.originator.country": "PAN"})
+    expected = decide_many(sighting, ["USA", "COL", "FEAN"], policy_set, now)
+    monkeypatch.setattr(_decide, "_owners", _no)
+    assert decide_many(sighting, ["USA", "COL", "FEAN"], policy_set, now) == expected
+    foreign = make_alert("darien_sighting", {"markings.originator.country": "COL"})
+    assert all(d.rule_ids == ("alert.malformed",) for d in decide_many(foreign, ["USA"], policy_set, now))
