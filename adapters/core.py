@@ -10,15 +10,21 @@ Keys are an allow-list (:class:`Keys`, checked by :func:`check_keys` before the 
 a key the adapter does not read refuses the record, at any depth, unless the agency's
 ``ignored_keys`` names its path. A key nobody reads is a field lost without a word, and when
 it is a block of markings under another name ('Marcado', 'marcado ') the agency's defaults,
-often wider, would decide who receives the alert. An ignored key (or column) is named like no
-marking (``check_ignored``, at start-up), and what it holds is still read: a record is refused, naming
-the key or column, when a string there (at any depth, keys too) holds a control, invisible or
-look-alike character, as a read field would be (``text``), or reads as a marking (``reads_as_marking``):
-it holds a strong marking as a word (a level, a no-release label, a handling code, ORCON, a marking
-word), or it is only ambiguous markings (a partner or country, LES, PII, a grading) and filler words.
-Otherwise it is dropped unread: prose that holds a marking among other words, or a marking the
-vocabulary does not know ('CONF', 'Solo PA'), passes, so an export's free-text column is safe to
-ignore only once its content has been checked.
+often wider, would decide who receives the alert. An ignored key (or column) is named like no marking
+(``check_ignored``, at start-up), and what it holds is still read (``refuse_ignored``), each string at any depth,
+keys too, the column or key named and never the value. (1) Control characters (but tab and line breaks) and bidi
+overrides and isolates (U+202A-202E, U+2066-2069) are refused; other format characters (ZWSP, ZWNJ, ZWJ, soft
+hyphen, LRM/RLM, BOM) are removed, Greek and Cyrillic letters that look Latin folded to Latin, and the value
+NFKD-folded, before it is tokenised (``_plain``, ``_tokens``); nothing else of the read field's guards applies. (2)
+A value holding, as a word, separated or joined, a token nobody writes in prose (NOFORN, ORCON, FOUO, TLP,
+ULTRASECRETO/A, SOLO_PANAMA, PANAMA_ONLY, NO_DIFUNDIR, NO_DIVULGAR: SOLOPANAMA, NODIFUNDIR...), or REL TO and a
+partner or country, is refused wherever it stands. (3) Otherwise a value is refused only when it is wholly a
+marking: with filler removed (Solo, REL, TO, y, X, single letters and digits, punctuation...), it holds only levels
+and agencies' labels for them, handling codes, gradings, caveats, no-release labels and marking words, one at least,
+and partners or countries ('Secreto (S)', 'H2', 'Nivel 3', 'Clasificación: secreto', 'PII'). Partners and countries
+alone ('EE.UU.', 'En Colombia') and longer prose ('Playa El Secreto', 'Bus H2 de traslado') are dropped unread, as
+is a marking the vocabulary does not know ('CONF', 'Solo PA'): an export's free-text column is safe to ignore only
+once its content has been checked.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from adapters._fields import (
     FUTURE,
     INVALID,
     INVALID_DATE,
+    INVISIBLE,
     LOCATION_MISMATCH,
     MISSING_FIELD,
     OLDEST_EVENT,
@@ -441,15 +448,21 @@ _AMBIGUOUS_LEVELS = frozenset({"PUBLICO", "PUBLICA"})  # 'Ministerio Público'
 class MarkingVocabulary:
     """Every marking the policy and an adapter know, in norm_key form, split by what one word of it says.
 
-    ``strong``: a word (or words) nobody writes but as a marking: a level and every agency's label for it, the
-    no-release labels, ORCON and PANAMA_ONLY, handling codes, ``MARKING_WORDS`` but the common ones; also written
-    without separators (SOLOPANAMA). Anywhere in an ignored value, it refuses the record. ``ambiguous``: partners and
-    countries by code or name, caveats that are common words (LES, PII), NINGUNO, 'Público', gradings, and the common
-    marking words: a value of these and filler only ('Solamente Panamá', 'Nivel 3') is a marking, one that says more
-    ('Sujeto con antecedentes en Colombia') is not."""
+    For an ignored NAME (``_marking``, at start-up): ``strong`` (a level and every agency's label for it, the
+    no-release labels, ORCON and PANAMA_ONLY, handling codes, ``MARKING_WORDS`` but the common ones, also written
+    without separators) and ``ambiguous`` (partners and countries, LES, PII, NINGUNO, 'Público', gradings, the common
+    marking words): a name holding any of them as words is refused.
+
+    For an ignored VALUE (``reads_as_marking``): ``hard``, the tokens nobody writes in prose (``_HARD``, joined forms
+    too), refuse it wherever they stand as a word, and so does REL TO before one of ``places``; ``marks`` (levels and
+    agency labels, handling codes, gradings, caveats, no-release labels, ``MARKING_WORDS``) refuse it only when, with
+    ``places`` (partners and countries, which alone refuse nothing) and filler, they are all it holds."""
 
     strong: frozenset[str]
     ambiguous: frozenset[str]
+    hard: frozenset[str] = frozenset()
+    marks: frozenset[str] = frozenset()
+    places: frozenset[str] = frozenset()
 
     @functools.cached_property
     def entries(self) -> frozenset[str]:
@@ -458,7 +471,12 @@ class MarkingVocabulary:
     @functools.cached_property
     def longest(self) -> int:
         """The most words an entry has, for the n-gram look-up."""
-        return max((entry.count("_") + 1 for entry in self.entries), default=1)
+        return max((entry.count("_") + 1 for entry in self.entries | self.marks | self.places), default=1)
+
+    @functools.cached_property
+    def wholly(self) -> frozenset[str]:
+        """What a value wholly a marking may hold besides filler: ``marks`` and ``places``."""
+        return self.marks | self.places
 
 
 NO_MARKINGS = MarkingVocabulary(frozenset(), frozenset())
@@ -480,7 +498,13 @@ def marking_vocabulary(ctx: Context, labels: Iterable[str] = ()) -> MarkingVocab
     ambiguous = {norm_key(mark) for mark in (*named, *(n for n, c in COUNTRY_NAMES.items() if c in named),
                                              *(r + c for r in v.reliability for c in v.credibility))}
     ambiguous |= (forms - strong) | _COMMON_WORDS | {"EE_UU"}  # EE_UU: a key written for EE.UU.
-    return MarkingVocabulary(frozenset(filter(None, strong)), frozenset(filter(None, ambiguous - strong)))
+    places = {norm_key(mark) for mark in (*named, *(n for n, c in COUNTRY_NAMES.items() if c in named))}
+    places |= {"EE_UU", "EEUU"}  # 'EE.UU.' as a key, and as a value's dotted abbreviation joined
+    marks = forms | {norm_key(r + c) for r in v.reliability for c in v.credibility} | MARKING_WORDS | _HARD
+    marks |= {form.replace("_", "") for form in marks}
+    return MarkingVocabulary(frozenset(filter(None, strong)), frozenset(filter(None, ambiguous - strong)),
+                             hard=_HARD | {form.replace("_", "") for form in _HARD},
+                             marks=frozenset(filter(None, marks - places)), places=frozenset(filter(None, places)))
 
 
 # A run of letters, one or two each, each followed by a dot ('U.S.A.', 'EE. UU.'): an abbreviation, read as its
@@ -521,24 +545,64 @@ _FILLER = frozenset({"REL", "TO", "SOLO", "ONLY", "Y", "E", "AND", "O", "OR", "N
                      "DEL", "USER", "USERS", "ENVIAR", "TODOS", "ALL"})
 
 
+# Tokens nobody writes in prose (rule 2 of the module docstring): anywhere in an ignored value, as a word (written with
+# separators or joined: SOLOPANAMA, NODIFUNDIR), they refuse it. So does a release phrase, REL TO and a partner or
+# country (``_released``).
+_HARD = frozenset({"NOFORN", "ORCON", "FOUO", "TLP", "ULTRASECRETO", "ULTRASECRETA", "SOLO_PANAMA", "PANAMA_ONLY",
+                   "NO_DIFUNDIR", "NO_DIVULGAR"})
+# Letters of Greek and Cyrillic that look Latin, folded to the Latin letter before an ignored value is tokenised:
+# 'РАN' in Cyrillic is read as PAN, 'ТLР' as TLP, 'Н2' as H2.
+_LOOK_ALIKE = str.maketrans(
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"  # Greek capitals
+    "\u03bf\u03b9\u03ba\u03bd\u03c1\u03c7"  # Greek small letters
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423"  # Cyrillic capitals
+    "\u0430\u0435\u043e\u0440\u0441\u0445\u0443",  # Cyrillic small letters
+    "ABEZHIKMNOPTYX" "oikvpx" "ABEKMHOPCTXY" "aeopcxy")
+# Characters an ignored value may not hold (named, never the value): control characters (binary junk or a wrong
+# encoding; tab and line breaks are a value's spacing), and the bidi overrides and isolates, which could show a person
+# a marking the adapter reads otherwise. Other format characters (ZWNJ, RLM, a soft hyphen) are text, and dropped
+# before the value is read.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SPACING = frozenset("\t\n\r")
+
+
+def _plain(text: str) -> str:
+    """``text`` as ``reads_as_marking`` reads it: format characters (Cf: zero-width, joiners, soft hyphen, LRM/RLM,
+    BOM) removed and Greek and Cyrillic look-alikes folded to Latin (NFKD and accents follow in ``_tokens``)."""
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf").translate(_LOOK_ALIKE)
+    return text
+
+
+def _released(words: list[str], places: frozenset[str], longest: int) -> bool:
+    """Whether ``words`` hold REL TO (or RELEASABLE TO) followed by a partner or country of ``places``."""
+    for i in range(len(words) - 2):
+        if words[i] in ("REL", "RELEASABLE") and words[i + 1] == "TO" and any(
+                "_".join(words[i + 2:i + 2 + n]) in places for n in range(1, min(longest, len(words) - i - 2) + 1)):
+            return True
+    return False
+
+
 def _reads_as(text: str, vocabulary: MarkingVocabulary) -> bool:
-    """Whether ``text`` reads as a marking: it holds a strong marking as a word ('Secreto (S)', 'Restringida - uso
-    oficial', 'SOLOPANAMA'), or it is ambiguous markings and filler only, one at least ('PAN', 'COL, USA', 'Solamente
-    Panamá', 'Países: COL, USA', 'Nivel 3', 'LES'). Text that says more ('les fue negada la entrada', 'A1-334',
-    'Colombia: antecedentes') is not: a free-text column an export adds may name a country or hold a common word
-    that is also a code, and reading prose as a marking would refuse every record of it. Words are looked up in sets,
-    and entries of several words by n-grams of the value's words, so a value is tokenised once."""
-    words = _tokens(text)
+    """Whether ``text`` reads as a marking (the module docstring's rule): (2) it holds a token nobody writes in prose
+    as a word, separated or joined ('X NOFORN', 'SOLOPANAMA', 'No divulgar'), or REL TO and a partner or country;
+    (3) it is wholly a marking: levels, agency labels, handling codes, gradings, caveats, no-release labels and marking
+    words, one at least, with partners, countries and filler only ('Secreto (S)', 'Nivel 3', 'Clasificación:
+    secreto', 'H2', 'Uso oficial'). Partners and countries alone ('EE.UU.', 'En Colombia') and prose ('Playa El
+    Secreto', 'Bus H2 de traslado') are not. A value is tokenised once; words and n-grams are looked up in sets."""
+    words = _tokens(_plain(text))
     if not words:
         return False
-    strong, ambiguous, longest = vocabulary.strong, vocabulary.ambiguous, vocabulary.longest
-    if not strong.isdisjoint(words) or (len(words) > 1 and any(g in strong for g in _grams(words, longest))):
+    hard, longest = vocabulary.hard, vocabulary.longest
+    if not hard.isdisjoint(words) or (len(words) > 1 and (any(g in hard for g in _grams(words, 2))
+                                                          or _released(words, vocabulary.places, longest))):
         return True
+    wholly, marks = vocabulary.wholly, vocabulary.marks
     found, i = False, 0
     while i < len(words):
-        n = next((n for n in range(min(longest, len(words) - i), 0, -1) if "_".join(words[i:i + n]) in ambiguous), 0)
+        n = next((n for n in range(min(longest, len(words) - i), 0, -1) if "_".join(words[i:i + n]) in wholly), 0)
         if n:
-            found, i = True, i + n
+            found, i = found or "_".join(words[i:i + n]) in marks, i + n
         elif words[i] in _FILLER or len(words[i]) == 1:
             i += 1
         else:
@@ -546,20 +610,24 @@ def _reads_as(text: str, vocabulary: MarkingVocabulary) -> bool:
     return found
 
 
-def _hidden(value: Any, field: str) -> None:
-    """Refuse, as a read field is refused (``text``: control and invisible characters, a word mixing scripts), a
-    string of ``value`` at any depth, its keys too: an invisible character or a look-alike letter inside a marking
-    ('SE\\u00adCRETO', 'РАN' in Cyrillic) would hide it from ``reads_as_marking``."""
+def _unsafe(value: Any, field: str) -> None:
+    """Refuse a string of ``value`` at any depth, its keys too, holding a control character (but tab and line breaks)
+    or a bidi override or isolate; the message names ``field``, never the value."""
     if isinstance(value, str):
-        if value.strip():
-            text(value, field, len(value))
+        if not value.isprintable():
+            for char in value:
+                if char in _BIDI:
+                    raise fail(INVISIBLE, f"{field} contains the bidi control U+{ord(char):04X}, which can reorder "
+                                          "how the text shows")
+                if unicodedata.category(char) == "Cc" and char not in _SPACING:
+                    raise fail(INVALID, f"{field} contains control characters (binary data or a wrong encoding?)")
     elif isinstance(value, dict):
         for key, inner in value.items():
-            _hidden(key, field)
-            _hidden(inner, field)
+            _unsafe(key, field)
+            _unsafe(inner, field)
     elif isinstance(value, list):
         for inner in value:
-            _hidden(inner, field)
+            _unsafe(inner, field)
 
 
 def reads_as_marking(value: Any, vocabulary: MarkingVocabulary) -> bool:
@@ -577,9 +645,9 @@ def reads_as_marking(value: Any, vocabulary: MarkingVocabulary) -> bool:
 
 def refuse_ignored(value: Any, kind: str, name: str, setting: str, vocabulary: MarkingVocabulary) -> None:
     """Raise AdapterError when the value of the ignored ``kind`` ('column', 'key') ``name`` (as agencies.yaml's
-    ``setting`` lists it) holds a hidden or look-alike character (the reason and message a read field gets) or reads
-    as a marking; the message names the column or key, never the value."""
-    _hidden(value, f"the ignored {kind} '{name}'")
+    ``setting`` lists it) holds a control character or a bidi override or isolate (``_unsafe``), or reads as a
+    marking; the message names the column or key, never the value."""
+    _unsafe(value, f"the ignored {kind} '{name}'")
     if reads_as_marking(value, vocabulary):
         raise ignored_marking(kind, name, setting)
 

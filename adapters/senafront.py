@@ -174,7 +174,8 @@ def _multiline(header: list[str]) -> list[int]:
 
 def _ignored_refusal(fields: list[str], ignored: list[tuple[int, str]],
                      vocabulary: MarkingVocabulary) -> AdapterError | None:
-    """The refusal of a row whose ignored cell hides a character or reads as a marking (``refuse_ignored``)."""
+    """The refusal of a row whose ignored cell holds a control character or bidi override, or reads as a marking
+    (``refuse_ignored``)."""
     try:
         for i, name in ignored:
             refuse_ignored(fields[i], "column", name, "ignored_columns", vocabulary)

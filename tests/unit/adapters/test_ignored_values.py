@@ -1,8 +1,10 @@
 """An ignored column or key is dropped only when what it holds cannot be a marking. Its name is held, before any
 record, against every marking the policy and the adapter know ('Solo Panamá', 'PII', 'Países autorizados'), and each
-record's ignored cell or key value too: one that reads as a level, release, caveat, handling code, partner, country or
-grading refuses the record, naming the column or key, never the value. Listed under ignored_columns, a 'Solo Panamá' =
-X and a 'Países autorizados' = PAN released a report to the battalion's defaults (COL, CRI, USA, FEAN)."""
+record's ignored cell or key value too: one that holds a token nobody writes in prose (NOFORN, SOLO_PANAMA, REL TO
+COL...) or is wholly a marking (a level, handling code, grading, caveat or no-release label, with filler) refuses the
+record, naming the column or key, never the value; a partner or country alone does not. Listed under ignored_columns,
+a 'Solo Panamá' = X and a 'Países autorizados' = PAN released a report to the battalion's defaults (COL, CRI, USA,
+FEAN)."""
 
 from __future__ import annotations
 
@@ -70,13 +72,13 @@ def test_the_reviewers_configuration_is_refused(config: AdaptersConfig, vocab: V
 
 
 @pytest.mark.parametrize("cell", [
-    "PAN", "pan", "COL, USA", "REL TO CRI", "Solo Panamá", "solo panama", "SECRETO", "reservada", "PII", "H2", "b2",
-    "FEAN", "Colombia", "estados unidos", "colombianos", "X PANAMA_ONLY",
+    "REL TO CRI", "Solo Panamá", "solo panama", "SECRETO", "reservada", "PII", "H2", "b2", "X PANAMA_ONLY",
+    "Secreto, COL", "Ninguno",
 ])
 def test_an_ignored_cell_that_reads_as_a_marking_refuses_its_row(cell: str, config: AdaptersConfig,
                                                                  vocab: Vocabulary) -> None:
-    """A cell of an ignored column holding a level, release, caveat, handling code, grading, partner or country
-    refuses its row, naming the column as agencies.yaml lists it and never the cell."""
+    """A cell of an ignored column that is a level, release, caveat, handling code or grading (a partner or country
+    beside it) refuses its row, naming the column as agencies.yaml lists it and never the cell."""
     result = _senafront(cell, _ctx(config, vocab, "SENAFRONT", ignored_columns=("Notas",)))
     assert result.alert is None and result.error is not None and result.error.reason == f.INVALID
     message = str(result.error)
@@ -84,16 +86,18 @@ def test_an_ignored_cell_that_reads_as_a_marking_refuses_its_row(cell: str, conf
     assert cell not in message.replace("Notas", "")
 
 
-@pytest.mark.parametrize("cell", ["", "ver anexo 3", "sin novedad", "12"])
+@pytest.mark.parametrize("cell", ["", "ver anexo 3", "sin novedad", "12", "PAN", "COL, USA", "FEAN", "Colombia",
+                                  "estados unidos", "colombianos"])
 def test_an_ignored_cell_that_holds_no_marking_is_dropped(cell: str, config: AdaptersConfig,
                                                           vocab: Vocabulary) -> None:
-    """What cannot be a marking is dropped, the row published."""
+    """What cannot be a marking is dropped, the row published: a partner or country alone too (a destination or a
+    nationality column holds them)."""
     result = _senafront(cell, _ctx(config, vocab, "SENAFRONT", ignored_columns=("Notas",)))
     assert result.error is None, result.error
 
 
 @pytest.mark.parametrize(("path", "value"), [
-    ("embarcacion.motores", "USA"), ("embarcacion.motores", {"nivel": "SECRETO"}), ("embarcacion.motores", ["COL"]),
+    ("embarcacion.motores", "NOFORN"), ("embarcacion.motores", {"nivel": "SECRETO"}), ("embarcacion.motores", ["H2"]),
     ("embarcacion.motores", {"PII": 1}), ("carga[].peso_kg", "solo Panamá"),
 ])
 def test_an_ignored_key_whose_value_reads_as_a_marking_refuses_the_record(path: str, value: Any,
@@ -115,7 +119,7 @@ def test_an_ignored_key_whose_value_reads_as_a_marking_refuses_the_record(path: 
     assert result.alert is None and result.error is not None and result.error.reason == f.INVALID
     where = "carga[0].peso_kg" if path.startswith("carga") else path
     assert f"'{where}'" in str(result.error) and "must be read, not ignored" in str(result.error)
-    for harmless in (2, "dos motores", None):
+    for harmless in (2, "dos motores", None, "USA", ["COL"]):
         assert run(harmless).error is None, (harmless, run(harmless).error)
 
 
