@@ -74,7 +74,7 @@ class CompiledCover:
     release_reason: str
     fits: Fits  # what an alert of the type may hold (``_view.Fits``): a view is built only of one that fits
     pseudonymises: bool = False  # a field rule pseudonymises: a view needs the agreement's pseudonym key
-    # beside each step: (field path, grid) for one that rounds a number to a grid, else None (``_view._steps``)
+    # beside each step: (field path, grid) for one that rounds a number to a grid, else None (``_view.chosen``)
     rounds: tuple[tuple[str, float] | None, ...] = ()
 
 

@@ -25,6 +25,7 @@ from policies._compile import CompiledCover, PartnerInfo, PolicySet
 from policies._decision import Decision, Outcome, day_of
 from policies._excerpt import excerpt
 from policies._model import Effect
+from policies._view import chosen
 
 # Rule ids of the checks that do not come from an agreement. Agreement rules add
 # "<agreement>.validity", "<agreement>.max_classification", "<agreement>.min_grading",
@@ -88,17 +89,20 @@ def _deliver(ps: PolicySet, partner: PartnerInfo, covers: tuple[CompiledCover, .
     found = ps.memo.get(key)
     if found is not None:
         return found
-    redactions = tuple(r for c in covers for r in c.redactions)
     # Shortest retention first, so the agreement a delivery names (``Decision.agreement_id``: the feed's
     # header and its sealed associated data, which the partner's store keeps the alert by) is the one whose
     # retention binds when several apply (a window across a renewal); equal ones keep the policy's order.
     days: dict[str, int] = {}
     for c in covers:
         days.setdefault(c.agreement.id, c.agreement.retention_days)
+    ids = tuple(sorted(days, key=days.__getitem__))
+    # The changes the view makes (``chosen``): where several agreements apply, each field's one change, with the
+    # rule whose change (and, for a pseudonym, whose key) it is.
+    redactions = tuple(c.redactions[i] for c, i in chosen(covers, ids[0]))
     decision = Decision(
         Outcome.DELIVER_REDACTED if redactions else Outcome.DELIVER,
         partner.id,
-        tuple(sorted(days, key=days.__getitem__)),
+        ids,
         tuple(c.rule_id for c in covers) + tuple(rule for rule, _ in notices),
         tuple(c.release_reason for c in covers) + tuple(reason for _, reason in notices),
         redactions,

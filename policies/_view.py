@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -375,7 +375,7 @@ def build_view(
     given by agreement id, and asked for only for agreements whose rules pseudonymise (one key for
     all, as bytes, is for tests and tools). Pseudonyms then do not change with which other
     agreements happen to be in force (where several apply, a field takes one pseudonym, under the
-    key of the agreement the decision names: ``_steps``), and a missing key withholds only where it
+    key of the agreement the decision names: ``chosen``), and a missing key withholds only where it
     is needed.
 
     Asking for the view of a withheld alert, or with a decision from another
@@ -393,16 +393,18 @@ def build_view(
     covers = [policy_set.covers[r] for r in decision.rule_ids if r in policy_set.covers]
     if not covers:
         raise PolicyError("the decision names no agreement rule of this policy set")
+    selected = chosen(covers, decision.agreement_id)
     keys = {}
-    for cover in covers:
-        if cover.pseudonymises:
-            agreement = cover.agreement.id
-            key = pseudonym_key if isinstance(pseudonym_key, bytes) else pseudonym_key(agreement)
-            if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
-                raise PolicyError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
-            keys[agreement] = key
+    # Only the keys of the pseudonyms that run: another agreement in force that would pseudonymise a field, where
+    # the named one's pseudonym or a stricter change runs, needs none (and its missing key withholds nothing).
+    for agreement in dict.fromkeys(c.agreement.id for c, i in selected
+                                   if c.redactions[i].action == Action.PSEUDONYMISE.value):
+        key = pseudonym_key if isinstance(pseudonym_key, bytes) else pseudonym_key(agreement)
+        if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
+            raise PolicyError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
+        keys[agreement] = key
     try:
-        return _apply(alert, decision, covers, policy_set, keys)
+        return _apply(alert, decision, covers, selected, policy_set, keys)
     except PolicyError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything an alert can cause; KeyboardInterrupt is not one
@@ -411,8 +413,8 @@ def build_view(
 
 
 def _apply(
-    alert: Mapping[str, Any], decision: Decision, covers: list[CompiledCover], policy_set: PolicySet,
-    keys: Mapping[str, bytes],
+    alert: Mapping[str, Any], decision: Decision, covers: list[CompiledCover],
+    selected: list[tuple[CompiledCover, int]], policy_set: PolicySet, keys: Mapping[str, bytes],
 ) -> dict[str, Any]:
     alert_type = alert.get("alert_type")
     for cover in covers:
@@ -429,8 +431,8 @@ def _apply(
     view = dict(alert)  # the steps copy what they change below the top level
     contexts = {cover.agreement.id: ViewContext(keys.get(cover.agreement.id), decision.partner_id,
                                                 policy_set.view_settings, space) for cover in covers}
-    for cover, step in _steps(covers, decision.agreement_id):  # several in force: each field's strictest change
-        step(view, contexts[cover.agreement.id])
+    for cover, i in selected:  # several in force: each field's strictest change (``chosen``)
+        cover.steps[i](view, contexts[cover.agreement.id])
     markings = view.get("markings")
     if isinstance(markings, dict):
         # The review and expiry times an adapter derives from the event's time, stated to the day, so that no
@@ -477,17 +479,21 @@ _CONSENT, _UPDATE = "CONSENT", "UPDATE"  # lifecycle actions (the LifecycleActio
 _STRICTNESS = {Action.GENERALISE.value: 1, Action.PSEUDONYMISE.value: 1, Action.MASK.value: 2, Action.DROP.value: 3}
 
 
-def _steps(covers: list[CompiledCover], named: str | None) -> list[tuple[CompiledCover, Step]]:
-    """The steps of ``covers``, each with its own, in the decision's order. Where several change one field, one
-    change applies, the strictest (``_STRICTNESS``), and no step works on a value another already changed: a field
-    several pseudonymise takes one pseudonym of the original value, under the agreement the decision names
-    (``named``) where its rules pseudonymise the field, else the first in the decision's order that does, so a
-    partner matches one person across alerts whichever agreements are in force; a field several round to a grid is
-    rounded once, to the coarsest, so the view is that grid's cell whatever rule ran first. Truncations nest (an
-    hour inside its day), so each that is strictest runs. A date of birth generalised to its year, which writes
-    ``birth_year``, runs only where no agreement in force hides the date more: the year shows only if each lets it."""
+def chosen(covers: Sequence[CompiledCover], named: str | None) -> list[tuple[CompiledCover, int]]:
+    """The changes that run for ``covers``, each as its cover and the index of its step (and of its redaction, the
+    audit's record of it), in the decision's order: the one selection both the view (``build_view``) and the
+    decision's ``redactions`` (``_decide._deliver``) follow, so an audit names the rule that ran and no other.
+
+    Where several change one field, one change applies, the strictest (``_STRICTNESS``), and no step works on a value
+    another already changed: a field several pseudonymise takes one pseudonym of the original value, under the
+    agreement the decision names (``named``) where its rules pseudonymise the field, else the first in the decision's
+    order that does, so a partner matches one person across alerts whichever agreements are in force; a field several
+    round to a grid is rounded once, to the coarsest, so the view is that grid's cell whatever rule ran first.
+    Truncations nest (an hour inside its day), so each that is strictest runs, an identical one once. A date of birth
+    generalised to its year, which writes ``birth_year``, runs only where no agreement in force hides the date more:
+    the year shows only if each lets it."""
     if len(covers) == 1:
-        return [(covers[0], step) for step in covers[0].steps]
+        return [(covers[0], i) for i in range(len(covers[0].steps))]
     strictest: dict[str, int] = {}
     coarsest: dict[str, float] = {}
     keyed: dict[str, str] = {}  # path -> the agreement whose pseudonym it takes
@@ -499,9 +505,11 @@ def _steps(covers: list[CompiledCover], named: str | None) -> list[tuple[Compile
                 coarsest[path] = max(rounds[1], coarsest.get(path, rounds[1]))
             if redaction.action == Action.PSEUDONYMISE.value and (path not in keyed or cover.agreement.id == named):
                 keyed[path] = cover.agreement.id
-    out, done = [], set()
+    out: list[tuple[CompiledCover, int]] = []
+    done: set[str] = set()
+    truncated: set[tuple[str, str]] = set()
     for cover in covers:
-        for step, rounds, redaction in zip(cover.steps, cover.rounds, cover.redactions, strict=True):
+        for i, (rounds, redaction) in enumerate(zip(cover.rounds, cover.redactions, strict=True)):
             path, action = redaction.path, redaction.action
             if _STRICTNESS[action] < strictest[path]:
                 continue
@@ -510,7 +518,11 @@ def _steps(covers: list[CompiledCover], named: str | None) -> list[tuple[Compile
                         or (rounds is not None and rounds[1] < coarsest[path]):
                     continue
                 done.add(path)
-            out.append((cover, step))
+            elif (path, redaction.detail) in truncated:  # the same truncation twice changes nothing more
+                continue
+            else:
+                truncated.add((path, redaction.detail))
+            out.append((cover, i))
     return out
 
 

@@ -105,3 +105,40 @@ def test_the_window_is_the_reviewers_case(policy_copy: Any, make_alert: MakeAler
     now = ACROSS[0]
     alert = make_alert("gofast_seizure")
     assert _detainee(ps, alert, now, now + timedelta(minutes=2)) == _detainee(ps, alert, BEFORE)
+
+
+def test_a_renewal_decisions_redactions_name_the_changes_that_run(policy_copy: Any, make_alert: MakeAlert) -> None:
+    """Across a renewal the audit's redactions list each field once, with the rule whose change the view made: the
+    named agreement's pseudonym (whose key it is), or the stricter mask of the other; never every agreement's rule."""
+    alert = make_alert("gofast_seizure")
+    ps = _renew(policy_copy)
+    decision = decide(alert, "COL", ps, *ACROSS)
+    paths = [r.path for r in decision.redactions]
+    assert len(paths) == len(set(paths))
+    (names,) = [r for r in decision.redactions if r.path == "payload.detainees[].given_names"]
+    assert names.action == "pseudonymise" and names.rule_id.startswith("COMBIFRON-")
+    (policy_copy.root / "agreements" / "combifron2.yaml").unlink()
+    masked = _renew(policy_copy, "ZZ-RENEWAL", "payload.detainees[].given_names: {action: mask}")
+    decision = decide(alert, "COL", masked, *ACROSS)
+    (names,) = [r for r in decision.redactions if r.path == "payload.detainees[].given_names"]
+    assert names.action == "mask" and names.rule_id.startswith("ZZ-RENEWAL-")
+    assert build_view(alert, decision, masked, _key)["payload"]["detainees"][0]["given_names"] \
+        == masked.view_settings.mask
+
+
+def test_a_renewal_view_asks_only_for_the_keys_its_pseudonyms_use(policy_copy: Any, make_alert: MakeAlert) -> None:
+    """Across a renewal every pseudonym is the named agreement's: the view is built without the other's key,
+    which may not exist yet, and a missing named key still withholds the view."""
+    ps = _renew(policy_copy)
+    alert = make_alert("gofast_seizure")
+    decision = decide(alert, "COL", ps, *ACROSS)
+    asked: list[str] = []
+
+    def keys(agreement: str) -> bytes:
+        asked.append(agreement)
+        if agreement != "COMBIFRON":
+            raise KeyError(agreement)
+        return _key(agreement)
+
+    assert build_view(alert, decision, ps, keys)["payload"]["detainees"][0] == _detainee(ps, alert, BEFORE)
+    assert asked == ["COMBIFRON"]
