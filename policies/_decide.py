@@ -355,9 +355,13 @@ def _check_markings(ps: PolicySet, partner: PartnerInfo, f: _Facts, fails: Fails
                                                 f"{ps.home_country}; passing it on needs {theirs}, "
                                                 "so no onward sharing"))
         elif consented:
-            who = "its originator" if one else "each"
-            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {who} consented to {partner.id}; "
-                                                "no onward sharing"))
+            # Consent is what the originator recorded (markings.originator_consent): the owner's own word only
+            # where the owner is the originator; else the originator recorded it on the owners' behalf.
+            country = f.markings["originator"]["country"]
+            behalf = f"{origin}'s" if one else "their"
+            said = (f"its originator recorded consent for {partner.id}" if third == [country] else
+                    f"consent for {partner.id} recorded by the alert's originator ({country}) on {behalf} behalf")
+            notices.append((ORIGINATOR_FOREIGN, f"information from {origin}: {said}; no onward sharing"))
         else:
             fails.append((ORIGINATOR_FOREIGN, f"information from {origin} goes to a third country only with "
                                               f"{'its' if one else 'their'} consent"))

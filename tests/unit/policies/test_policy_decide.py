@@ -563,7 +563,7 @@ def test_a_third_countrys_information_released_on_its_consent_forbids_onward_sha
     consented = decide(make_alert("paso_canoas_flow", {**foreign, "markings.originator_consent": ["CRI"]}), "CRI",
                        policy_set, now)
     assert consented.delivers and not consented.onward_sharing and "originator.foreign" in consented.rule_ids
-    assert any("its originator consented to CRI; no onward sharing" in reason for reason in consented.reasons)
+    assert "information from COL: its originator recorded consent for CRI; no onward sharing" in consented.reasons
 
 
 # (fixture, changes, partner, onward sharing, whether originator.foreign is a notice), under a copy of the policy

@@ -173,3 +173,14 @@ def test_an_alert_naming_no_other_owner_does_no_owner_work(
     assert decide_many(sighting, ["USA", "COL", "FEAN"], policy_set, now) == expected
     foreign = make_alert("darien_sighting", {"markings.originator.country": "COL"})
     assert all(d.rule_ids == ("alert.malformed",) for d in decide_many(foreign, ["USA"], policy_set, now))
+
+
+def test_consent_for_a_list_keepers_information_is_the_originators_record(
+        policy_set: PolicySet, make_alert: MakeAlert, now: datetime) -> None:
+    """Consent Panama's agency records for a hit on the USA's list is credited to that originator, on the USA's
+    behalf, never to the USA."""
+    hit = _hit(make_alert, "USA", **{"markings.originator_consent": ["COL"]})
+    assert decide(hit, "COL", policy_set, now).reasons[-1] == (
+        "information from USA: consent for COL recorded by the alert's originator (PAN) on USA's behalf; "
+        "no onward sharing")
+
