@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from policies._countries import ISO_ALPHA3
-from policies._fields import ENVELOPE_FIELDS, FieldInfo
+from policies._fields import ENVELOPE_FIELDS, FieldInfo, parent_path
 from policies._model import Action, Agreement, Cover, Envelope, FieldRule, PartnersFile, When
 from policies._plan import ancestors, plan_fields, shadowed
 from policies._source import AREAS, VOCABULARY, Doc, PolicySources
@@ -391,9 +391,18 @@ def _check_envelope(src: PolicySources, fields: Mapping[str, Mapping[str, FieldI
 
 
 def _one_code(table: Mapping[str, FieldInfo], path: str) -> bool:
-    """Whether ``path`` holds one code: a string or an enum, in no list."""
+    """Whether ``path`` holds one code in every alert of its type: a string or an enum, in no list, neither it nor
+    any record above it nullable (a null owner or list would name no one to ask, and read as none to ask)."""
     info = table.get(path)
-    return info is not None and info.kind in ("string", "enum") and "[]" not in path
+    if info is None or info.kind not in ("string", "enum") or "[]" in path:
+        return False
+    at: str | None = path
+    while at is not None:
+        field = table.get(at)
+        if field is None or field.nullable:
+            return False
+        at = parent_path(at)
+    return True
 
 
 def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInfo]]) -> Iterator[Finding]:
@@ -411,7 +420,7 @@ def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
             if not _one_code(table, path):
                 yield Finding(doc.where("owners", "fields", alert_type, i), "invalid",
                               f"owners: {alert_type} has no field {path} holding one code (a string or an enum "
-                              "outside any list) to name an owner")
+                              "outside any list, never null, nor under a nullable record) to name an owner")
     for alert_type, lists in vocab.owners.lists.items():
         table = fields.get(alert_type)
         if table is None:
@@ -421,7 +430,7 @@ def _check_owners(src: PolicySources, fields: Mapping[str, Mapping[str, FieldInf
         if not _one_code(table, lists.field):
             yield Finding(doc.where("owners", "lists", alert_type, "field"), "invalid",
                           f"owners: {alert_type} has no field {lists.field} holding one code (a string or an enum "
-                          "outside any list) to name a list")
+                          "outside any list, never null, nor under a nullable record) to name a list")
         for name, keeper in lists.keepers.items():
             # A keeper the policy does not know is allowed: its lists' hits withhold, as an unknown list's do.
             for what, code in (("list", name), ("keeper", keeper)):

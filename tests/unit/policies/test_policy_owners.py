@@ -184,3 +184,18 @@ def test_consent_for_a_list_keepers_information_is_the_originators_record(
         "information from USA: consent for COL recorded by the alert's originator (PAN) on USA's behalf; "
         "no onward sharing")
 
+
+@pytest.mark.parametrize(("alert_type", "path"), [
+    ("SEIZURE", "payload.conveyance.kind"),  # under a nullable record: a seizure without a conveyance
+    ("WATCHLIST_HIT", "payload.match_reason"),  # nullable itself
+])
+def test_an_owner_field_that_may_be_null_is_refused_at_load(policy_copy: Any, alert_type: str, path: str) -> None:
+    """An owner field is a code every alert of its type holds: one that is nullable, or under a nullable record,
+    would name no owner when null and let the alert pass as having none; loading refuses it, at its line."""
+    policy_copy.replace("vocabulary.yaml", "WATCHLIST_HIT: [payload.list_owner]",
+                        f"WATCHLIST_HIT: [payload.list_owner]\n    {alert_type}: [{path}]"
+                        if alert_type != "WATCHLIST_HIT" else f"WATCHLIST_HIT: [payload.list_owner, {path}]")
+    line = policy_copy.line_of("vocabulary.yaml", f"{path}]")
+    message = rf"vocabulary.yaml:{line}: \[invalid\] owners: .*has no field {path} .*never null"
+    with pytest.raises(Exception, match=message):
+        policy_copy.load()
