@@ -253,14 +253,12 @@ def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) 
     import os
     import subprocess
     import sys
-    import time
 
     good = SAMPLES / "senafront" / "patrullas-2026-11.csv"
     missing, folder = tmp_path / "no-existe.csv", tmp_path / "carpeta.csv"
     folder.mkdir()
     env = {**{k: v for k, v in os.environ.items() if k != "PUENTE_BOOTSTRAP"}, **unreachable_kafka(tmp_path, port=1),
            "PUENTE_KEYS": str(tmp_path / "keys")}
-    started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "puente.cli", "adapt", "senafront", str(good), str(missing),
                            str(folder)], cwd=SAMPLES.parent, env=env, capture_output=True, timeout=120, check=False)
     err = done.stderr.decode()
@@ -268,7 +266,6 @@ def test_unreadable_files_stop_the_run_before_kafka_naming_each(tmp_path: Path) 
     assert f"{missing} (No such file or directory)" in err and f"{folder} (is a folder)" in err
     assert "nothing was read or published" in err and "Kafka" not in err and "key" not in err.lower()
     assert done.stdout == b"" and err.count("\n") == 1  # one line, and no summary of a file never read
-    assert time.monotonic() - started < 60
 
 
 def test_check_mode_checks_every_file_before_reading_any(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -130,7 +129,6 @@ def test_many_cases_are_read_in_memory_that_does_not_grow_with_them(ctx_for: Cal
     100 bytes a case, 24 MB here, and the first pass parsed every line as the second does)."""
     data = _file() + b"".join(b"S%014d\n" % n for n in range(200_000))
     tracemalloc.start()
-    started = time.monotonic()
     try:
         count = sum(1 for _ in convert(get("pn"), io.BytesIO(data), ctx_for("PN")))
         peak = tracemalloc.get_traced_memory()[1]
@@ -138,7 +136,6 @@ def test_many_cases_are_read_in_memory_that_does_not_grow_with_them(ctx_for: Cal
         tracemalloc.stop()
     assert count == 200_001  # every case refused, and the trailer missing
     assert peak < 6 * 2**20, f"{peak / 2**20:.1f} MB for 200,000 cases"
-    assert time.monotonic() - started < 60
 
 
 class _Growing(io.BytesIO):

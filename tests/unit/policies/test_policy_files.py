@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,13 @@ def _read(tmp_path: Path, body: str | bytes) -> Any:
     return read_yaml(path, "policy.yaml")[0]
 
 
-def test_policy_test_refuses_a_billion_laughs_fixture_fast(
+def test_policy_test_refuses_a_billion_laughs_fixture_unexpanded(
     policy_copy: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`policy test` on a fixtures file of nested aliases fails at once, naming file and line, instead of
     expanding a billion strings."""
     policy_copy.write("fixtures.yaml", BILLION_LAUGHS)
-    started = time.monotonic()
     assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 3
-    assert time.monotonic() - started < 10
     err = capsys.readouterr().err
     assert err == "puente: error: fixtures.yaml:2: anchor &a refused: policy files may not use anchors or aliases\n"
 
