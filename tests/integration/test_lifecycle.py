@@ -142,7 +142,8 @@ async def test_every_lifecycle_path_reaches_the_partners_it_should(env: Env) -> 
     assert states[corrected["alert_id"]] == AlertState(3, {}, recalled=True,
                                                        originator=corrected["markings"]["originator"]["agency"],
                                                        counts={"COL": env.cfg.feed_partitions},
-                                                       alert_type=corrected["alert_type"])
+                                                       alert_type=corrected["alert_type"],
+                                                       consent=frozenset(corrected["markings"]["originator_consent"]))
     assert "COL" not in states[upgraded["alert_id"]].holders
     assert states[downgraded["alert_id"]].holders.get("CRI") == 2
     assert states[consented["alert_id"]].holders.get("USA") == 2
