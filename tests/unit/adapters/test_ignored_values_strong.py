@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters import _fields as f
-from adapters.config import AdaptersConfig, Context, Vocabulary, make_context
+from adapters.config import AdaptersConfig, Context, Vocabulary
 from adapters.core import Result, check_ignored, convert
 from adapters.registry import get
 from puente.errors import ConfigError
+from tests.unit.adapters.test_ignored_values import _ctx, _senafront
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
-HEADER = "N° Informe;Fecha;Hora;Tipo de evento;Notas"
-ROW = "IP-DAR-2026-000412;03/11/2026;06:40;Flujo migratorio;{cell}"
-
-
-def _ctx(config: AdaptersConfig, vocab: Vocabulary, agency: str, **update: Any) -> Context:
-    profile = config.agencies[agency].model_copy(update=update)
-    return make_context(agency, NOW, config.model_copy(update={"agencies": {**config.agencies, agency: profile}}),
-                        vocab)
-
-
-def _senafront(cell: str, ctx: Context) -> Result:
-    data = (HEADER + "\n" + ROW.format(cell=cell) + "\n").encode()
-    return next(convert(get("senafront"), io.BytesIO(data), ctx))
 
 
 def _senan(value: Any, ctx: Context) -> Result:
