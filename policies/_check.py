@@ -194,10 +194,14 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
                           f"{p.id}: country {p.country} must be written in capitals, as markings name it (ISO 3166)")
     # A watchlist clause (``or_own_list``) releases hits on the lists a partner keeps itself: one list, one keeper,
     # or a partner naming another's list would receive what that list's hits are withheld from it for.
-    # A list is a partner's own only when its country keeps it: never the home country's (the keeper every hit's
-    # list_owner defaults to), so an internal partner keeps none, and a list named as the home country's (list names
-    # lead with their keeper's code: PAN_NATIONAL, USA_PARTNER, INTERPOL_RED_NOTICE) is no foreign partner's either.
-    home_key = code_key(vocab.home.country)
+    # A list is a partner's own only when the vocabulary names it (``owners.lists``) with the partner's country as
+    # its keeper: an allow-list, so a list named as INTERPOL's, Panama's or another country's, or one no list table
+    # names, is no partner's own. Never the home country's (the keeper every hit's list_owner defaults to), so an
+    # internal partner keeps none.
+    list_keepers: dict[str, set[str]] = {}
+    for lists in vocab.owners.lists.values():
+        for name, keeper in lists.keepers.items():
+            list_keepers.setdefault(name, set()).add(keeper)
     keepers: dict[str, str] = {}
     for i, p in enumerate(doc.model.partners):
         if p.kind == "internal" and p.watchlists:
@@ -206,10 +210,13 @@ def _check_vocabulary_and_partners(src: PolicySources) -> Iterator[Finding]:
                           f"{vocab.home.country}, keeps every list a hit names no other keeper of, so an own-list "
                           "clause would release every hit on them; remove its watchlists")
         for j, name in enumerate(p.watchlists):
-            if p.kind != "internal" and code_key(re.split(r"[_.\-]", name, maxsplit=1)[0]) == home_key:
+            kept_by = sorted(list_keepers.get(name, ()))
+            if p.kind != "internal" and kept_by != [p.country]:
                 yield Finding(doc.where("partners", i, "watchlists", j), "invalid",
-                              f"{p.id}: watchlist {name} is kept by {vocab.home.country}, not by {p.id}; a "
-                              "partner's own lists are those its country keeps")
+                              f"{p.id}: watchlist {name} is "
+                              + (f"kept by {', '.join(kept_by)}, not by {p.country}" if kept_by else
+                                 "named by no list table of the vocabulary (owners.lists)")
+                              + "; a partner's own lists are those the vocabulary names as kept by its country")
             other = keepers.setdefault(name.casefold(), p.id)
             if other != p.id:
                 yield Finding(doc.where("partners", i, "watchlists", j), "invalid",

@@ -245,7 +245,9 @@ def _cover(
             "" if planned.named else UNREVIEWED.format(vocab.reviewed_schema) if planned.unreviewed else UNNAMED)
         action, why = planned.rule.action.value, planned.rule.why
         redactions.append(Redaction(planned.path, action, detail, cover.rule, why, planned.named))
-    conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when, areas))
+    lists = vocab.owners.lists.get(cover.alert_type)
+    keepers = dict(lists.keepers) if lists is not None else {}
+    conditions = tuple((f"{cover.rule}.{name}", check) for name, check in compile_when(cover.when, areas, keepers))
     reason = (
         f"{agreement.id} ({agreement.title}) covers {cover.alert_type} under rule {cover.rule}, "
         f"in force {agreement.valid_from} to {agreement.valid_until}"

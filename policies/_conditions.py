@@ -95,12 +95,14 @@ def _event_types(types: frozenset[str]) -> Condition:
     return check
 
 
-def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
+def _watchlist(levels: frozenset[str], own_list: bool, keepers: Mapping[str, str]) -> Condition:
     """A hit at one of ``levels``, or (``own_list``) on a list a foreign partner itself keeps: one its
-    ``watchlists`` name, and whose keeper the publishing agency gives as the partner's country
-    (``list_owner``). Both, because neither alone says it: two partners of one country keep their own
-    lists, and partners.yaml is another file than the agreement, edited by others: a partner naming
-    INTERPOL's list, or Panama's, must not widen "high and critical only" to every hit on it. Never an
+    ``watchlists`` name, that the vocabulary names as kept by the partner's country (``keepers``, its
+    ``owners.lists`` for the alert type), and whose keeper the publishing agency gives as the partner's
+    country (``list_owner``). All three, because none alone says it: two partners of one country keep
+    their own lists, partners.yaml is another file than the agreement, edited by others, and an agency's
+    ``list_owner`` is its own text: a partner naming INTERPOL's list, or Panama's, must not widen "high
+    and critical only" to every hit on it, even on a hit whose agency names the partner's country. Never an
     internal partner: its country is the home country (and a foreign partner's never is: ``_check``), the
     keeper every list defaults to, so its claim would widen the clause to every hit on Panama's lists;
     loading refuses such a claim as well (``_check``)."""
@@ -109,9 +111,11 @@ def _watchlist(levels: frozenset[str], own_list: bool) -> Condition:
         hit = alert["payload"]
         if hit["risk_level"] in levels:
             return None
-        if (own_list and not partner.internal and hit["list_name"] in partner.watchlists
-                and hit.get("list_owner") == partner.country):
-            return None
+        if own_list and not partner.internal:
+            name = hit["list_name"]
+            if (name in partner.watchlists and keepers.get(name) == partner.country
+                    and hit.get("list_owner") == partner.country):
+                return None
         tail = " and the list is not the partner's own" if own_list else ""
         return f"risk {_label(hit['risk_level'])} is below the agreed levels{tail}"
 
@@ -134,8 +138,9 @@ def _categories(categories: frozenset[str]) -> Condition:
     return check
 
 
-def compile_when(when: When, areas: Areas) -> list[tuple[str, Condition]]:
-    """(name, predicate) for each condition set; the name becomes part of the rule id.
+def compile_when(when: When, areas: Areas, keepers: Mapping[str, str]) -> list[tuple[str, Condition]]:
+    """(name, predicate) for each condition set; the name becomes part of the rule id. ``keepers`` are the keepers
+    of the lists the alert type may name (the vocabulary's ``owners.lists``), for the own-list clause.
 
     An area holds an alert with an agreed label and, when the alert has a
     position, whose position lies inside the outline of every label it carries;
@@ -147,7 +152,8 @@ def compile_when(when: When, areas: Areas) -> list[tuple[str, Condition]]:
     if when.event_types is not None:
         out.append(("event_types", _event_types(frozenset(when.event_types))))
     if when.watchlist is not None:
-        out.append(("watchlist", _watchlist(frozenset(when.watchlist.risk_levels), when.watchlist.or_own_list)))
+        out.append(("watchlist", _watchlist(frozenset(when.watchlist.risk_levels), when.watchlist.or_own_list,
+                                            keepers)))
     if when.categories is not None:
         out.append(("categories", _categories(frozenset(when.categories))))
     return out

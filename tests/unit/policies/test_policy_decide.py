@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -367,6 +368,8 @@ def test_a_partners_own_list_is_one_it_names_not_one_of_its_country(
         "     feed_topic: puente.feed.USA-CBP, watchlists: [CBP_OWN], contact: {name: enlace}}\n",
     )
     policy_copy.replace("agreements/pan-usa.yaml", "parties: [PAN, USA]", "parties: [PAN, USA, USA-CBP]")
+    policy_copy.replace("vocabulary.yaml", "        CRI_PARTNER: CRI\n",
+                        "        CRI_PARTNER: CRI\n        CBP_OWN: USA\n")
     ps = policy_copy.load()
     hit = make_alert("tocumen_hit", {"payload.risk_level": "MEDIUM", "payload.list_name": "USA_PARTNER",
                                      "payload.list_owner": "USA"})
@@ -376,16 +379,19 @@ def test_a_partners_own_list_is_one_it_names_not_one_of_its_country(
 
 def test_a_partner_naming_a_list_another_keeps_gets_no_more_of_it(
         policy_copy: Any, make_alert: MakeAlert, now: datetime) -> None:
-    """partners.yaml giving USA INTERPOL's list does not widen the agreement's "high and critical only" (nor does a
-    hit on Panama's list, which loading refuses a partner to claim): the own-list clause wants the list's keeper, as
-    the agency gives it, to be the partner's country."""
-    policy_copy.replace("partners.yaml", "watchlists: [USA_PARTNER]",
-                        "watchlists: [USA_PARTNER, INTERPOL_RED_NOTICE]")
+    """USA holding INTERPOL's or Panama's list among its watchlists (as a policy loaded before the check would
+    hold it: loading refuses the claim) does not widen the agreement's "high and critical only": the own-list
+    clause wants the vocabulary's keeper of the list and its keeper as the agency gives it both to be the
+    partner's country, so a hit on INTERPOL's list whose agency names the USA as its keeper is withheld too."""
     ps = policy_copy.load()
-    for name, owner in (("INTERPOL_RED_NOTICE", "INTERPOL"), ("PAN_NATIONAL", "PAN"), ("USA_PARTNER", "PAN")):
+    claimed = dataclasses.replace(ps.partners["USA"], watchlists=frozenset(
+        {"USA_PARTNER", "INTERPOL_RED_NOTICE", "PAN_NATIONAL"}))
+    ps = dataclasses.replace(ps, partners={**ps.partners, "USA": claimed})
+    for name, owner in (("INTERPOL_RED_NOTICE", "INTERPOL"), ("PAN_NATIONAL", "PAN"), ("USA_PARTNER", "PAN"),
+                        ("INTERPOL_RED_NOTICE", "USA"), ("PAN_NATIONAL", "USA")):
         hit = make_alert("tocumen_hit", {"payload.risk_level": "LOW", "payload.list_name": name,
                                          "payload.list_owner": owner})
-        assert decide(hit, "USA", ps, now).rule_ids == ("USA-WATCHLIST.watchlist",), name
+        assert decide(hit, "USA", ps, now).rule_ids == ("USA-WATCHLIST.watchlist",), (name, owner)
     own = make_alert("tocumen_hit", {"payload.risk_level": "LOW", "payload.list_name": "USA_PARTNER",
                                      "payload.list_owner": "USA"})
     assert decide(own, "USA", ps, now).delivers

@@ -284,6 +284,7 @@ def test_ids_that_are_no_country_code_and_partners_sharing_a_country_load(policy
     policy_copy.replace("partners.yaml", "  - id: USA\n", "  - id: US-DHS\n")
     policy_copy.replace("partners.yaml", "  - id: COL\n", "  - id: DEA\n")
     policy_copy.replace("partners.yaml", "    country: COL\n", "    country: USA\n")
+    policy_copy.replace("partners.yaml", "    watchlists: [COL_PARTNER]\n", "")  # a list kept by COL, not the USA
     policy_copy.replace("partners.yaml", "feed_topic: puente.feed.USA", "feed_topic: puente.feed.US-DHS")
     policy_copy.replace("partners.yaml", "feed_topic: puente.feed.COL", "feed_topic: puente.feed.DEA")
     policy_copy.replace("agreements/combifron.yaml", "parties: [PAN, COL]", "parties: [PAN, DEA]")

@@ -24,7 +24,8 @@ def test_an_internal_partners_claim_opens_no_list(policy_set: PolicySet, make_al
     """The own-list clause gives an internal partner nothing: its country is Panama, every list's default keeper,
     so a claim on PAN_NATIONAL would release every low hit on it."""
     fean = dataclasses.replace(policy_set.partners["FEAN"], watchlists=frozenset({"PAN_NATIONAL"}))
-    problem = _watchlist(frozenset({"HIGH", "CRITICAL"}), True)(_low_home_hit(make_alert), fean)
+    check = _watchlist(frozenset({"HIGH", "CRITICAL"}), True, {"PAN_NATIONAL": "PAN"})
+    problem = check(_low_home_hit(make_alert), fean)
     assert problem == "risk LOW is below the agreed levels and the list is not the partner's own"
 
 
@@ -58,17 +59,28 @@ def test_loading_refuses_an_internal_partner_claiming_a_list(policy_copy: Any, l
         policy_copy.load()
 
 
-@pytest.mark.parametrize("name", ["PAN_NATIONAL", "pan-migracion", "PAN.LISTA"])
-def test_loading_refuses_a_foreign_partner_claiming_a_home_list(policy_copy: Any, name: str) -> None:
-    """A foreign partner naming a list the home country keeps (its name leads with PAN) is refused: the list is not
-    the partner's own."""
+@pytest.mark.parametrize(("name", "why"), [
+    ("PAN_NATIONAL", "is kept by PAN, not by USA"),
+    ("INTERPOL_RED_NOTICE", "is kept by INTERPOL, not by USA"),
+    ("CRI_PARTNER", "is kept by CRI, not by USA"),
+    ("pan-migracion", "is named by no list table"),
+    ("PANDORA_WATCH", "is named by no list table"),
+    ("USA_PARTNERS", "is named by no list table"),
+])
+def test_loading_refuses_a_foreign_partner_claiming_a_list_its_country_does_not_keep(
+        policy_copy: Any, name: str, why: str) -> None:
+    """A foreign partner's own lists are an allow-list: each must be one the vocabulary's ``owners.lists`` names as
+    kept by the partner's country. Panama's, INTERPOL's or another country's list, and a list no table names (whose
+    hits are withheld as unknown anyway), are refused at their line."""
     policy_copy.replace("partners.yaml", "watchlists: [USA_PARTNER]", f"watchlists: [USA_PARTNER, {name}]")
     line = policy_copy.line_of("partners.yaml", name)
-    with pytest.raises(Exception, match=rf"partners.yaml:{line}: \[invalid\] USA: watchlist {name} is kept by PAN"):
+    with pytest.raises(Exception, match=rf"partners.yaml:{line}: \[invalid\] USA: watchlist {name} {why}"):
         policy_copy.load()
 
 
-def test_a_list_whose_name_only_begins_like_the_home_code_is_allowed(policy_copy: Any) -> None:
-    """PANDORA_WATCH is no Panamanian list: only a name whose first part is the home code reads as one."""
-    policy_copy.replace("partners.yaml", "watchlists: [USA_PARTNER]", "watchlists: [USA_PARTNER, PANDORA_WATCH]")
-    assert "PANDORA_WATCH" in policy_copy.load().partners["USA"].watchlists
+def test_a_list_the_vocabulary_names_as_the_partners_countrys_loads(policy_copy: Any) -> None:
+    """A second list kept by the USA, once the vocabulary names it, may be the USA's own."""
+    policy_copy.replace("vocabulary.yaml", "        CRI_PARTNER: CRI\n",
+                        "        CRI_PARTNER: CRI\n        USA_CBP: USA\n")
+    policy_copy.replace("partners.yaml", "watchlists: [USA_PARTNER]", "watchlists: [USA_PARTNER, USA_CBP]")
+    assert policy_copy.load().partners["USA"].watchlists == {"USA_PARTNER", "USA_CBP"}

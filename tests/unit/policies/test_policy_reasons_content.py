@@ -80,8 +80,8 @@ def test_conditions_quote_an_enum_field_only_as_a_code() -> None:
     """The event type and risk level are enums the codec holds to their symbols, so a reason may name them; the
     conditions still quote them as every other value, through ``_label``, should a caller hand them text."""
     event = _event_types(frozenset({"CROSSING"}))({"payload": {"event_type": NAME}}, None)  # type: ignore[arg-type]
-    risk = _watchlist(frozenset({"HIGH"}), False)({"payload": {"risk_level": NAME}}, None)  # type: ignore[arg-type]
+    risk = _watchlist(frozenset({"HIGH"}), False, {})({"payload": {"risk_level": NAME}}, None)  # type: ignore[arg-type]
     assert event is not None and risk is not None
     assert "Telltale" not in event and "Telltale" not in risk
     assert "(not a code)" in event and "(not a code)" in risk
-    assert "LOW" in (_watchlist(frozenset({"HIGH"}), False)({"payload": {"risk_level": "LOW"}}, None) or "")  # type: ignore[arg-type]
+    assert "LOW" in (_watchlist(frozenset({"HIGH"}), False, {})({"payload": {"risk_level": "LOW"}}, None) or "")  # type: ignore[arg-type]
