@@ -260,7 +260,8 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     or of the address holding the most; only when none is idle is the new one closed on arrival.
     Why: one pool for every client let one of them hold all 64 places with slow heads, and every
     /readyz health check was refused. Refused connections are counted and reported in one warning
-    per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each.
+    per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each, each count logged within that interval
+    even when no refusal follows (``_Refusals``).
     ``/metrics`` answers with the text rendered at most ``render_every_s`` ago (``_Rendered``): the
     endpoint runs on the workers' event loop, and a render per request let a flood of scrapes take
     most of it (a stand-in worker lost 92% of its batches).
@@ -370,19 +371,39 @@ class _Connection:
 
 
 class _Refusals:
-    """Connections closed at the cap, reported in one warning per ``REFUSALS_LOGGED_EVERY_S`` at most."""
+    """Connections closed at the cap, reported in one warning per ``every_s`` (``REFUSALS_LOGGED_EVERY_S``) at most,
+    each counting the refusals since the last.
 
-    def __init__(self) -> None:
+    The first refusal after a quiet interval is logged at once; those that follow within the interval are counted,
+    and a timer on the event loop logs their count when the interval ends, whether or not any refusal comes after.
+    Why: counted only until the next refusal came, a burst followed by silence was never reported past its first
+    connection (999 refusals left unlogged for good)."""
+
+    def __init__(self, every_s: float = REFUSALS_LOGGED_EVERY_S) -> None:
+        self.every_s = every_s
         self.unreported = 0
         self.last_s = float("-inf")
+        self._where: tuple[str, int] = ("", 0)
+        self._timer: asyncio.TimerHandle | None = None
 
     def note(self, address: str, port: int) -> None:
+        """One connection refused (on the event loop that serves the endpoint)."""
         self.unreported += 1
-        now = time.monotonic()
-        if now - self.last_s >= REFUSALS_LOGGED_EVERY_S:
+        self._where = (address, port)
+        wait_s = self.last_s + self.every_s - time.monotonic()
+        if wait_s <= 0:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait_s, self.flush)
+
+    def flush(self) -> None:
+        """Log the refusals counted and not yet reported, if any."""
+        self._timer = None
+        if self.unreported:
+            address, port = self._where
             _log.warning("metrics endpoint at its connection cap; closing new connections",
                          address=address, port=port, count=self.unreported)
-            self.unreported, self.last_s = 0, now
+            self.unreported, self.last_s = 0, time.monotonic()
 
 
 _TEXT = "text/plain; charset=utf-8"

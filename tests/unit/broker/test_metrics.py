@@ -484,3 +484,23 @@ def test_a_token_file_is_read_as_a_secret_and_must_hold_a_usable_token(tmp_path:
         with pytest.raises(ConfigError, match="no usable token") as refused:
             metrics_module.metrics_token(_token_settings(tmp_path / str(n), "127.0.0.1", bad))
         assert bad.decode(errors="replace").strip() not in str(refused.value) or not bad.strip()
+
+
+async def test_a_burst_of_refusals_is_reported_within_the_interval_with_no_refusal_after(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first refusal is logged at once; the rest of a burst are counted and logged once the interval ends,
+    though no refusal comes after them (they used to wait for one, and a burst then silence went unreported)."""
+    logged: list[dict[str, Any]] = []
+    monkeypatch.setattr(metrics_module, "_log", SimpleNamespace(warning=lambda _msg, **kw: logged.append(kw)))
+    monkeypatch.setattr(metrics_module, "REFUSALS_LOGGED_EVERY_S", 0.05)
+    refusals = metrics_module._Refusals()
+    refusals.every_s = 0.05
+    for _ in range(1000):
+        refusals.note("127.0.0.1", 9464)
+    assert [line["count"] for line in logged] == [1]
+    for _ in range(500):  # the timer's wake, however slow the machine (no assertion on the time it took)
+        if len(logged) > 1:
+            break
+        await asyncio.sleep(0.01)
+    assert [line["count"] for line in logged] == [1, 999] and refusals.unreported == 0
+    assert logged[1]["address"] == "127.0.0.1" and logged[1]["port"] == 9464
