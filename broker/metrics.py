@@ -12,6 +12,8 @@ Names follow Prometheus' conventions (base units, ``_total`` for counters, ``_se
     puente_end_to_end_latency_seconds                    Kafka's ingress append time to the commit that carried it
     puente_consumer_lag_records{topic,partition}         committed records (to the last stable offset) not processed yet
     puente_consumer_lag_seconds{topic,partition}         how long the oldest unprocessed record has waited
+    puente_consumer_fetch_age_seconds{topic,partition}   since Kafka last answered a fetch for the partition (or,
+                                                         before any answer, since the worker took it)
     puente_build_info{version,python,aiokafka,native_codec}
     process_* and python_*                               prometheus_client's process and platform collectors
 
@@ -35,7 +37,11 @@ It serves the text it rendered up to ``RENDER_EVERY_S`` ago: the endpoint shares
 and rendering costs about half a millisecond, so a client asking as fast as it can must not decide how
 much of the loop goes to it.
 The worker sets the lag gauges every second from its consumer's state, whether records arrive or
-not: a worker that stalls with records behind shows ``puente_consumer_lag_seconds`` growing.
+not: a worker that stalls with records behind shows ``puente_consumer_lag_seconds`` growing. The records behind
+are counted to the partition's end as the last answered fetch gave it, so a slot caught up when Kafka stopped
+answering its fetches (its leader gone, say) shows none behind however long that lasts: the fetch age shows that
+silence, growing each second (a worker answered long-polls about every 100 ms, so more than a few seconds is a
+partition out of reach; the stall watch warns of it too, ``broker.stall``).
 """
 
 from __future__ import annotations
@@ -148,6 +154,10 @@ class Metrics:
                           ["topic", "partition"], registry=r)
         self._lag_s = Gauge("puente_consumer_lag_seconds", "How long the oldest unprocessed record has waited",
                             ["topic", "partition"], registry=r)
+        self._fetch_age = Gauge("puente_consumer_fetch_age_seconds",
+                                "Seconds since Kafka last answered a fetch for the partition (before any answer, "
+                                "since the worker took it): the lag is only as recent as that answer",
+                                ["topic", "partition"], registry=r)
         self.latency = _Latency()
         r.register(self.latency)
         Info("puente_build", "Puente's version and what it runs on", registry=r).info({
@@ -181,9 +191,13 @@ class Metrics:
         self._lag.labels(topic, str(partition)).set(records)
         self._lag_s.labels(topic, str(partition)).set(waited_s)
 
+    def fetch_age(self, topic: str, partition: int, seconds: float) -> None:
+        """How long ago Kafka last answered a fetch for one owned partition (``puente_consumer_fetch_age_seconds``)."""
+        self._fetch_age.labels(topic, str(partition)).set(seconds)
+
     def forget(self, topic: str, partition: int) -> None:
-        """A partition this process no longer owns: its lag is someone else's to report."""
-        for gauge in (self._lag, self._lag_s):
+        """A partition this process no longer owns: its lag and fetch age are someone else's to report."""
+        for gauge in (self._lag, self._lag_s, self._fetch_age):
             with contextlib.suppress(KeyError):
                 gauge.remove(topic, str(partition))
 

@@ -189,6 +189,9 @@ class SlotState:
     """The position last committed to the group for this slot."""
     progress_at: float = field(default_factory=time.monotonic)
     """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
+    taken_at: float = field(default_factory=time.monotonic)
+    """When this worker took the slot (or was given it back): its fetch age counts from there until Kafka answers
+    a fetch for it (``_lag``)."""
     txn_began: float | None = None
     """When the slot's transaction in flight began (None: none open), for the stall warning."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -551,7 +554,7 @@ class BrokerWorker:
                     # mark dropped unsent: it is not kept, but loaded again, which finds the loss again.
                     del parked[tp]
                     state.paused = False  # a new assignment starts unpaused
-                    state.progress_at = time.monotonic()
+                    state.progress_at = state.taken_at = time.monotonic()
                     if state.done_to is not None:
                         # Where its last commit left it: a gap's mark queued but dropped by the revocation
                         # had moved ``next_offset`` past records no block names (``_accept_gap``); read
@@ -1565,7 +1568,8 @@ class BrokerWorker:
         Lag: committed records not processed yet (up to the last stable offset: the worker reads
         read_committed), and how long the oldest of them has waited (since its Kafka timestamp when
         it is queued here, else since the slot last committed or was taken). It is read from the
-        consumer's own state, so it also moves when no fetch returns: a stall shows as seconds growing.
+        consumer's own state, so it also moves when no fetch returns: a stall shows as seconds growing. A slot caught
+        up when Kafka stopped answering shows none behind; its fetch age shows the silence (``_lag``).
         """
         self._note_member()
         now = time.monotonic()
@@ -1590,11 +1594,20 @@ class BrokerWorker:
 
     def _lag(self, tp: TopicPartition, state: SlotState, seen: FetchView | None, now: float,
              wall: float) -> tuple[int, float | None]:
-        """Report one slot's lag to the metrics; (records behind, when Kafka last answered a fetch for it
-        on the monotonic clock), (0, None) when the consumer knows neither yet."""
-        if seen is None or seen.end is None:
+        """Report one slot's lag and fetch age to the metrics; (records behind, when Kafka last answered a fetch
+        for it on the monotonic clock), (0, None) when the consumer knows neither yet.
+
+        The records behind are counted to the partition's end as the last answered fetch gave it: when Kafka stops
+        answering a slot caught up, they stay 0 however long. The fetch age (``puente_consumer_fetch_age_seconds``,
+        seconds since that answer, or since the slot was taken before any) is what shows such a silence, as the
+        stall watch sees it (``broker.stall``)."""
+        if seen is None:
             return 0, None
         answered = None if seen.answered_at is None else now - (wall - seen.answered_at)
+        self.metrics.fetch_age(tp.topic, tp.partition, max(0.0, now - (state.taken_at if answered is None
+                                                                          else answered)))
+        if seen.end is None:
+            return 0, None
         done_to = state.next_offset
         if not state.busy and seen.position is not None:
             # Nothing queued or in flight: all before the position is processed or is a

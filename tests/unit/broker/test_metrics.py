@@ -75,10 +75,12 @@ def test_the_exposition_parses_with_prometheus_own_parser() -> None:
                    _outcome([("COL", "DELIVER"), ("USA", "DELIVER_REDACTED")])], [1, 2, 3], "t.ingress.SNM")
     m.transaction(0.02)
     m.lag("t.ingress.SNM", 2, 40, 1.5)
+    m.fetch_age("t.ingress.SNM", 2, 0.1)
     families = _families(m)
     for name in ("puente_decisions", "puente_dead_letters", "puente_ingress_records", "puente_transactions",
                  "puente_transaction_duration_seconds", "puente_end_to_end_latency_seconds",
-                 "puente_consumer_lag_records", "puente_consumer_lag_seconds", "puente_build_info",
+                 "puente_consumer_lag_records", "puente_consumer_lag_seconds", "puente_consumer_fetch_age_seconds",
+                 "puente_build_info",
                  "process_cpu_seconds"):
         assert name in families, name
         assert families[name].documentation

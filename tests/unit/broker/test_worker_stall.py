@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as aiokafka_errors
+from prometheus_client.parser import text_string_to_metric_families
 from worker_fakes import HeldProducer, Pipeline, settle
 
 from broker.audit import ChainHead, ChainWriter
 from broker.kafka import FetchView, KafkaConnection
 from broker.lifecycle import LifecycleBook
+from broker.metrics import Metrics
 from broker.replay import ReplayWindow
 from broker.stall import JOINING, SlotView, StallNote, StallWatch, WorkerView, slot_waiting_for
 from broker.topology import Slots, TopicNames
@@ -217,6 +219,29 @@ def test_a_stalled_slot_shows_its_lag_in_seconds_growing(monkeypatch: pytest.Mon
     worker._watch(SimpleNamespace())  # type: ignore[arg-type]
     worker._watch(SimpleNamespace())  # type: ignore[arg-type]
     assert lags == [(TP.topic, 0, 15, 30.0), (TP.topic, 0, 15, 60.0)]
+
+
+def test_a_caught_up_slot_kafka_stopped_answering_shows_its_fetch_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot caught up as far as the last answer said shows 0 behind however long Kafka is silent; the fetch age
+    gauge shows the silence (seconds since that answer, or since the slot was taken before any answer)."""
+    worker = _worker()
+    worker.metrics = Metrics()
+    other = TopicPartition(TP.topic, 1)
+    state, fresh = _slot(worker, TP, 0, HeldProducer()), _slot(worker, other, 1, HeldProducer())
+    state.next_offset, fresh.taken_at = 100, 950.0
+    views = {TP: FetchView(100, 100, 1_000_000.0 - 600), other: FetchView(None, None, None)}
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: views.get(tp))
+    monkeypatch.setattr("broker.worker.time.time", lambda: 1_000_000.0)
+    monkeypatch.setattr("broker.worker.time.monotonic", lambda: 1000.0)
+    worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+    value = worker.metrics.value
+    assert value("puente_consumer_lag_records", topic=TP.topic, partition="0") == 0
+    assert value("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="0") == 600.0
+    assert value("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="1") == 50.0
+    worker.metrics.forget(TP.topic, 0)
+    assert "puente_consumer_fetch_age_seconds" not in {
+        s.name for f in text_string_to_metric_families(worker.metrics.render().decode()) for s in f.samples
+        if s.labels.get("partition") == "0"}
 
 
 def test_the_worker_logs_a_stall_once_then_its_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
