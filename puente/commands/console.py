@@ -13,6 +13,7 @@ import getpass
 import os
 import stat
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     add.add_argument("--scope", required=True, metavar="national|PARTNER",
                      help="national (sees everything) or a partner id (joint oversight: only what concerns it)")
     add.add_argument("--password-file", type=Path, metavar="FILE",
-                     help="read the password from the first line of FILE (default: ask twice, without echo)")
+                     help="read the password from FILE, which holds only it (a final line break is not part of it; "
+                          "default: ask twice, without echo)")
     accounts_option(add)
     add.set_defaults(func=_add)
     listing = acts.add_parser("list", help="list the accounts and their scopes")
@@ -127,8 +129,10 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _password_from(path: Path) -> str:
-    """The first line of the password file ``path``: a pipe (``<(pass show x)``), or a regular file held as
-    every other secret file is (``secret_problem``: this user's, no permission for others, in a safe folder)."""
+    """The password held in the password file ``path``: a pipe (``<(pass show x)``), or a regular file held as
+    every other secret file is (``secret_problem``: this user's, no permission for others, in a safe folder).
+    It is the file's text exactly, less one final line break (``\\n`` or ``\\r\\n``, as ``echo`` or an editor
+    ends it), or refused (``_file_password``)."""
     try:
         with open_regular(path) as fh:
             info = os.fstat(fh.fileno())
@@ -140,12 +144,32 @@ def _password_from(path: Path) -> str:
         raise ConfigError(f"the password file {path}: {problem}; nothing changed")
     if len(raw) > 4096:
         raise ConfigError(f"the password file {path} is larger than 4 KiB: give a file holding "
-                          "the password on its first line")
+                          "only the password, on one line; nothing changed")
     try:
-        lines = raw.decode("utf-8").splitlines()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:  # the error names the byte, which is the password's
         raise ConfigError(f"the password file {path} is not UTF-8 text") from None
-    return lines[0] if lines else ""
+    return _file_password(text, f"the password file {path}")
+
+
+# Characters a password read from a file may not hold: they are taken as line ends by one reader and not by
+# another (str.splitlines breaks at \x0b, \x0c, \x1c-\x1e, \x85, U+2028, U+2029), or cannot be typed at the
+# sign-in form as the file holds them (controls, invisible format characters).
+_NOT_IN_A_PASSWORD = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _file_password(text: str, what: str) -> str:
+    """The password ``text`` (a file's content, ``what`` naming it) holds: all of it, less one final ``\\n`` or
+    ``\\r\\n``. Anything else is refused, in one line quoting nothing of the file, rather than cut: a second
+    line, or any control, format, line or paragraph separator character (each a line end to some reader: cut
+    there, the account would get only the part before it as its password, and say nothing)."""
+    body = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    if "\n" in body:
+        raise ConfigError(f"{what} holds more than one line: give a file holding only the password; nothing changed")
+    if any(unicodedata.category(c) in _NOT_IN_A_PASSWORD for c in body):
+        raise ConfigError(f"{what}: the password holds a control, format or line separator character (a tab, "
+                          "a carriage return, a form feed...), which a password may not; nothing changed")
+    return body
 
 
 def _add(args: argparse.Namespace) -> int:

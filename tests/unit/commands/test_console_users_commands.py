@@ -70,3 +70,51 @@ def test_a_password_file_in_a_shared_folder_is_refused_in_words_that_fit(keys: P
     assert code == 3 and err == [f"puente: error: the password file {secret}: the folder {shared} is shared, writable "
                                  "by others like /tmp (mode 1777): keep the file in a folder only you can write; "
                                  "nothing changed"], err
+
+
+def _signs_in(keys: Path, password: str) -> bool:
+    from broker.console_accounts import ConsoleAccounts, default_accounts_path
+    with ConsoleAccounts.open(default_accounts_path(keys), ["COL"], create=False) as accounts:
+        return accounts.check("ana", password).checked
+
+
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
+def test_a_password_file_is_its_whole_text_less_one_final_line_break(keys: Path, tmp_path: Path, ending: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The password is the file's text exactly, spaces and all, less one final \\n or \\r\\n."""
+    secret = tmp_path / "password"
+    secret.write_bytes(f" correct horse battery staple {ending}".encode())
+    secret.chmod(0o600)
+    assert _add(capsys, "--password-file", str(secret))[0] == 0
+    assert _signs_in(keys, " correct horse battery staple ")
+
+
+@pytest.mark.parametrize("breaker", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r", "\t",
+                                     "\x00", "\u200b", "\ufeff", "\n", "\n\n"])
+def test_a_password_file_holding_another_line_break_or_control_is_refused_not_cut(
+        keys: Path, tmp_path: Path, breaker: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A line break other than the final one, a second line, or any control, format, line or paragraph separator
+    character is refused in one line quoting nothing of the file, and no account is made: splitlines() cut the
+    password there, and the account got its first part as the password, under exit 0."""
+    secret = tmp_path / "password"
+    secret.write_bytes(f"correct horse battery{breaker}staple extra\n".encode())
+    secret.chmod(0o600)
+    code, err = _add(capsys, "--password-file", str(secret))
+    assert code == 3 and len(err) == 1 and "nothing changed" in err[0], err
+    assert "horse" not in err[0] and "staple" not in err[0], err
+    assert cli.main(["audit", "users", "list"]) == 0
+    assert "ana" not in capsys.readouterr().out
+
+
+def test_passwd_reads_its_password_file_by_the_same_rule(keys: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`audit users passwd --password-file` refuses a password holding \\x0b, and the old password still signs in."""
+    secret = tmp_path / "password"
+    secret.write_text("a long enough password\n")
+    secret.chmod(0o600)
+    assert _add(capsys, "--password-file", str(secret))[0] == 0
+    secret.write_text("another good password\x0bthat was cut\n")
+    code = cli.main(["audit", "users", "passwd", "ana", "--password-file", str(secret)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "another" not in err[0], err
+    assert _signs_in(keys, "a long enough password") and not _signs_in(keys, "another good password")
