@@ -42,6 +42,6 @@ def load_areas(directory: Path | str | None = None) -> Areas:
         raise PolicyError(f"{root}: no such policy directory")
     if not present(root / AREAS):
         return compile_areas(None)
-    if (problem := not_a_file(root / AREAS)) is not None:  # a link to nothing is a mistake, not "no outlines"
+    if (problem := not_a_file(root / AREAS, root)) is not None:  # a link to nothing is a mistake, not "no outlines"
         raise PolicyError(f"{root / AREAS}: {problem}")
     return compile_areas(read_doc(AreasFile, root, AREAS).model)

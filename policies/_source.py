@@ -223,7 +223,7 @@ def validate(model: type[M], data: object, node: Node | None, label: str) -> Doc
 
 def read_doc(model: type[M], root: Path, relative: str) -> Doc[M]:
     """Read and validate one file under ``root``."""
-    data, node = read_yaml(root / relative, relative, texts_of(model))
+    data, node = read_yaml(root / relative, relative, texts_of(model), root)
     return validate(model, data, node, relative)
 
 
@@ -278,7 +278,7 @@ def present(path: Path) -> bool:
 
 
 def _attempt(model: type[M], root: Path, relative: str, problems: list[str]) -> Doc[M] | None:
-    problem = not_a_file(root / relative)
+    problem = not_a_file(root / relative, root)
     if problem is not None:  # fail closed: only a regular file (or a link to one) is read
         problems.append(f"{relative}: {problem}")
         return None
@@ -298,7 +298,7 @@ def check_suite(root: Path, relative: str) -> tuple[str, ...] | None:
     try:
         # Read first as an agreement may be written (its legal basis over lines), so that an agreement saved under a
         # suite's name is named as such; a suite is then read again as a suite is written.
-        data, node = read_yaml(root / relative, relative, texts_of(Agreement))  # refuses a pipe or a folder, unopened
+        data, node = read_yaml(root / relative, relative, texts_of(Agreement), root)  # refuses a pipe, unopened
         if not (isinstance(data, dict) and ("suite" in data or "cases" in data)):
             return (f"{relative}:{line_of(node, ())}: not a test suite (no suite: or cases:); a file named "
                     f"X{SUITE_SUFFIX} is read as the suite of X.yaml, never as an agreement: if it is an agreement, "

@@ -338,11 +338,16 @@ def _kind(mode: int) -> str:
     return "socket" if stat.S_ISSOCK(mode) else "special file"
 
 
-def not_a_file(path: Path) -> str | None:
+def not_a_file(path: Path, within: Path | None = None) -> str | None:
     """Why ``path`` is no policy file, from its directory entry alone (nothing is opened, so a device is
     never read): ``missing``, ``missing: a link to X, which does not exist``, ``not a regular file: a
     folder`` or ``not a regular file: a link to the device /dev/zero``; None for a regular file or a link
-    to one. A link to a device must not read as a file that is not there: the operator would look for it."""
+    to one. A link to a device must not read as a file that is not there: the operator would look for it.
+
+    With ``within`` (the policy folder), a file whose links (its own or a folder's on its way) lead out of
+    that folder is refused too: a policy folder handed over for review (a proposal, a pull request checked in
+    CI) must not make ``policy lint`` read, and quote in its findings, a file elsewhere on the machine. Links
+    that stay inside (a mounted configuration's ``..data`` links) are read."""
     link = path.is_symlink()
     try:
         mode = path.stat().st_mode  # follows links
@@ -351,6 +356,9 @@ def not_a_file(path: Path) -> str | None:
     except OSError as exc:  # a loop of links, a folder that may not be searched
         return f"cannot read: {exc.strerror or exc}"
     if stat.S_ISREG(mode):
+        if within is not None and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(within)):
+            return (f"not read: a link to {one_line(os.path.realpath(path))}, outside the policy folder; "
+                    "a policy folder holds its own files (copy the file in)")
         return None
     if link:
         return f"not a regular file: a link to the {_kind(mode)} {one_line(os.path.realpath(path))}"
@@ -376,16 +384,17 @@ def unseen_character(text: str) -> str | None:
             "reads there is not what a reviewer sees; remove it (end lines with a line feed)")
 
 
-def read_yaml(path: Path, label: str, texts: Texts = ONE_LINE) -> tuple[Any, Node | None]:
+def read_yaml(path: Path, label: str, texts: Texts = ONE_LINE, within: Path | None = None) -> tuple[Any, Node | None]:
     """The data of one YAML file and its node tree; any problem raises PolicyError naming file and line.
 
     ``texts`` says which keys' texts may run over several lines, and which of their lines read as entries
-    (``Texts``); by default no text of the file may.
+    (``Texts``); by default no text of the file may. ``within`` is the policy folder the file must lie in,
+    links followed (``not_a_file``).
 
     Only a regular file (or a link to one) is read: a policy folder is given, not a stream, so a pipe
     is refused by name before anything opens it (a FIFO with no writer would read as empty, and the
     error would be a schema message about an empty document)."""
-    problem = not_a_file(path)
+    problem = not_a_file(path, within)
     if problem is not None:
         raise PolicyError(f"{label}: {problem}")
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from policies import _yamlio
+from policies import _yamlio, load_areas
 from policies._yamlio import MAX_BYTES, read_yaml
 from puente import strict
 from puente.cli import main
@@ -317,19 +317,54 @@ def test_read_yaml_names_a_file_replaced_after_the_check(
     real_check = _yamlio.not_a_file
     calls: list[Path] = []
 
-    def check_then_replace(p: Path) -> str | None:
+    def check_then_replace(p: Path, within: Path | None = None) -> str | None:
         calls.append(p)
         if len(calls) == 1:
-            problem = real_check(p)
+            problem = real_check(p, within)
             path.unlink()
             if kind == "folder":
                 path.mkdir()
             else:
                 path.symlink_to("/dev/null")
             return problem
-        return real_check(p)
+        return real_check(p, within)
 
     monkeypatch.setattr(_yamlio, "not_a_file", check_then_replace)
     expected = "a folder" if kind == "folder" else "a link to the device /dev/null"
     with pytest.raises(PolicyError, match=rf"^policy\.yaml: not a regular file: {expected}$"):
         read_yaml(path, "policy.yaml")
+
+
+def test_a_link_out_of_the_policy_folder_is_not_read(policy_copy: Any, tmp_path: Path) -> None:
+    """A policy folder handed over for review may hold links: one leading out of the folder (the file's own, or a
+    folder's on its way) is refused by name and its target never read, so no line of a file elsewhere (a password
+    hash) reaches a finding; a link that stays inside the folder is read as its target."""
+    private = tmp_path / "shadow"
+    private.write_text("alice: $6$saltsalt$SECRETHASHVALUE\n", encoding="utf-8")
+    (policy_copy.root / "areas.yaml").unlink()
+    (policy_copy.root / "areas.yaml").symlink_to(private)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "combifron.yaml").write_text("id: SECRETHASHVALUE2\n", encoding="utf-8")
+    (policy_copy.root / "agreements/combifron.yaml").unlink()
+    (policy_copy.root / "agreements/combifron.yaml").symlink_to(outside / "combifron.yaml")
+    with pytest.raises(PolicyError) as caught:
+        policy_copy.load()
+    text = str(caught.value)
+    assert "SECRETHASHVALUE" not in text
+    lines = text.splitlines()
+    assert f"areas.yaml: not read: a link to {private.resolve()}, outside the policy folder; a policy folder " \
+           "holds its own files (copy the file in)" in lines
+    assert any(line.startswith("agreements/combifron.yaml: not read: a link to ") for line in lines)
+    with pytest.raises(PolicyError, match="outside the policy folder") as caught:
+        load_areas(policy_copy.root)
+    assert "SECRETHASHVALUE" not in str(caught.value)
+
+
+def test_a_link_that_stays_inside_the_policy_folder_is_read(policy_copy: Any) -> None:
+    """A mounted configuration's files are links into a folder beside them (``..data/partners.yaml``): read."""
+    data = policy_copy.root / "..data"
+    data.mkdir()
+    (policy_copy.root / "partners.yaml").rename(data / "partners.yaml")
+    (policy_copy.root / "partners.yaml").symlink_to("..data/partners.yaml")
+    assert "USA" in policy_copy.load().partners
