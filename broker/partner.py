@@ -13,8 +13,9 @@ the ``puente-decision`` header is not authenticated, so one saying RECALL counts
 (the alert id, schema, policy and agreement headers are: the record's associated data binds
 them). The store's transaction for a batch
 commits before the batch's Kafka transaction: a crash between the two redelivers the batch, and
-the version rule makes that harmless (a record applied already gets the status it first had, its
-first receipt having been aborted), and a RECALLED receipt is sent only once the deleted text is
+that is harmless: the store keeps the outcome of each record it applied until Kafka confirms its receipt, so a record
+applied already gets the status it first had, its first receipt having been aborted, however later records of the
+batch changed its alert's row (``PartnerStore.apply``), and a RECALLED receipt is sent only once the deleted text is
 gone from the store's files (else the batch's Kafka transaction is aborted). The store notes the feed
 offsets it applied up to in the same transaction: one restored from a backup, or a new ``--store``, is
 behind the group's committed offsets, and the records in between are read into it again, with a note,
@@ -796,7 +797,8 @@ class Subscriber:
         read the batch again into its own store and on: read on from the group's offset, it would hold them
         silently (``audit recalls`` knows holders by their receipts, and their recalls before that offset would
         never reach it). From there up to the group's offset, records of alerts the store holds or held are
-        applied again (the version rule gives a record applied already the status it first had) and receipted;
+        applied again (the store gives a record it applied already the status it first had, kept with it until Kafka
+        confirms the receipt: ``PartnerStore.apply``) and receipted;
         the others are the other instance's, receipted there, and get nothing here (``_theirs``).
 
         The catch-up is kept in the store (``keep_catch_up``), so a restart, a rebalance or the group's offsets
@@ -876,6 +878,7 @@ class Subscriber:
         # rather than meet the old offset's mark anew; a catch-up of the old topic's offsets is over.
         with store.transaction():
             store.end_catch_up(tp.topic, tp.partition)
+            store.forget_applied(tp.topic, tp.partition)  # the old topic's records: not the new one's at those places
             store.keep_feed_offsets({(tp.topic, tp.partition): begin})
         store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
         return True
@@ -967,9 +970,11 @@ class Subscriber:
                 self.on_note(f"{gap}: {what}; reading on from {start} (--accept-gap)")
             self.stats.skipped += max(0, start - at)
             feed.seek(tp, start)
-            if at > end and self.store is not None:  # a topic made anew: a catch-up of the old one's offsets is over
-                self._catch_up.pop(tp, None)
-                self.store.end_catch_up(tp.topic, tp.partition)
+            if at > end and self.store is not None:  # a topic made anew: a catch-up of the old one's offsets is over,
+                self._catch_up.pop(tp, None)  # and what the store kept of the old one's records applied
+                with self.store.transaction():
+                    self.store.end_catch_up(tp.topic, tp.partition)
+                    self.store.forget_applied(tp.topic, tp.partition)
             # Committed at once: with nothing after the gap to carry it in a receipt transaction, the next
             # run would meet the same gap. No batch is in flight (this holds ``_busy``). Should the group
             # refuse it (a rebalance began), the next owner or run meets the gap again: nothing is lost.
@@ -1042,7 +1047,8 @@ class Subscriber:
         receipts, it gets a REJECTED receipt so auditors see it, and the error comes back: nothing
         past it is committed, so it stays for a correctly configured subscriber. When anything
         fails before the Kafka commit, the store's transaction is rolled back first, or, if it had
-        committed, the batch comes again and the version rule makes that harmless.
+        committed, the batch comes again and the store gives each record it applied the outcome it first had
+        (``PartnerStore.apply``), so its receipt says what the aborted one said.
         """
         next_offsets: dict[TopicPartition, int] = {}
         last: dict[TopicPartition, Record] = {}  # the record before each next offset: its mark is kept (``_remade``)
@@ -1100,7 +1106,8 @@ class Subscriber:
                     durable(out)  # a power cut after the Kafka commit must not lose lines never to come again
                 # The store has committed; what it deleted (a recall) or replaced (an update) must be gone from its
                 # files before a receipt says so. If a reader keeps the WAL from being cleared, the Kafka transaction
-                # is aborted instead: the batch comes again, and the version rule makes that harmless.
+                # is aborted instead: the batch comes again, each record with the outcome it first had (the store
+                # kept it: ``PartnerStore.apply``).
                 await self._wiped()
             bounds.commit()  # the receipts commit on leaving, within the bound
         self._kafka_committed = True

@@ -17,7 +17,8 @@ Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 
 - **Transactions.** A feed batch is applied in one transaction that commits before the Kafka
   transaction holding the batch's receipts and offsets; a crash between the two redelivers the
-  batch, which the version rule below makes harmless. JSON lines have no transactions at all.
+  batch, which the outcomes kept with what was applied make harmless (below). JSON lines have no
+  transactions at all.
 - **Point lookups and deletes.** Every record is a lookup by alert id and an update in place; a
   recall deletes one alert's content. An append-only file can only be rewritten whole to forget
   one alert; DuckDB is built for scans over columns, not for many small keyed updates.
@@ -38,10 +39,6 @@ Why SQLite (the standard library's ``sqlite3``), not JSON lines or DuckDB:
 The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by :func:`judge`):
 
     nothing held             a view is stored (RECEIVED); a recall notice leaves a tombstone (RECALLED)
-    same record again        the status it first had (RECEIVED, RECALLED): the feed location equals the
-                             one stored, so this is the batch redelivered after a crash, whose first
-                             receipt was aborted with its Kafka transaction; nothing changes (a record
-                             a later one of the same batch replaced is judged by the rules below)
     a view, version higher   replaces the one held (RECEIVED)
     a view, same version     nothing changes (DUPLICATE): at-least-once delivery sent it again
     older than what is held  ignored (SUPERSEDED)
@@ -61,6 +58,17 @@ The version rule, applied per alert id by :meth:`PartnerStore.apply` (decided by
     a purged alert's         the same version again is EXPIRED, an older one SUPERSEDED: the purge leaves
     versions                 a content-free EXPIRED row (below); a higher version is EXPIRED too once the
                              retention has passed since the partner first received the alert
+
+A record read again that the store applied past the feed offset Kafka last confirmed (its batch redelivered after
+the Kafka transaction failed, or the process died between the two commits, or read again to catch the store up:
+``broker.partner``) is not judged again: its first receipt was aborted, so it must get the outcome it first had,
+and the version rule would judge it against what the records after it made of the alert's row (a recall followed
+by a re-release of the same alert in one batch: judged again, the recall would be SUPERSEDED though the store
+applied it, and auditors would see that recall overdue for good). So the transaction that applies a record also
+keeps, by its feed place (topic, partition, offset), the outcome it got and the version held before it; the same
+record read again gets both back and changes nothing. :meth:`PartnerStore.confirm_feed_offsets` drops them once
+Kafka has committed the receipts: a record read after that (a feed rewound) is judged by the rule. The row's own
+feed place says nothing of this, a later record may have overwritten it.
 
 Retention (:meth:`PartnerStore.purge`): an alert's text is deleted once its ``markings.expires_at``
 has passed, or once the retention of the agreement that delivered it has passed since the partner
@@ -129,8 +137,9 @@ from schemas import to_json
 STORE_FILE = "feed.sqlite"
 WIPE_WAIT_MS = 200  # how long one checkpoint waits for readers to let go
 # PRAGMA user_version of the layout below (1: without passed_on, 2: without review_ms, 3: without the EXPIRED
-# state, 4: without purged_ms, 5: without sealed_ms, 6: without confirmed feed offsets; see _setup)
-SCHEMA_VERSION = 7
+# state, 4: without purged_ms, 5: without sealed_ms, 6: without confirmed feed offsets, 7: without the outcomes of
+# records applied past the confirmed offset; see _setup)
+SCHEMA_VERSION = 8
 MAX_VERSION = 1_000_000
 RECALL = "RECALL"
 HELD, RECALLED_STATE, EXPIRED_STATE = "HELD", "RECALLED", "EXPIRED"
@@ -236,13 +245,13 @@ class Held:
 
 
 def judge(held: Held | None, d: Delivery) -> Outcome:
-    """The version rule (module docstring): what applying ``d`` over ``held`` does. Pure."""
+    """The version rule (module docstring): what applying ``d`` over ``held`` does. Pure. A record the store applied
+    already and reads again is not judged at all (``PartnerStore.apply`` gives back the outcome it kept): what the
+    row holds now may be a later record's doing."""
     if held is None:
         return Outcome.RECALLED if d.recall else Outcome.RECEIVED
     if held.expired and not d.recall and d.version <= held.version:
         return Outcome.EXPIRED if d.version == held.version else Outcome.SUPERSEDED
-    if held.feed == d.feed and held.version == d.version:
-        return Outcome.RECALLED if held.recalled else Outcome.RECEIVED
     if d.recall:  # nothing held (recalled, or expired on arrival) is acknowledged whatever the version
         held_view = not held.recalled and not held.expired
         return Outcome.SUPERSEDED if held_view and held.version > d.version else Outcome.RECALLED
@@ -364,6 +373,21 @@ def default_store_path(keys: Path, partner_id: str) -> Path:
     return holder_path(keys, Holder.PARTNER, partner_id) / STORE_FILE
 
 
+# The outcome of each record applied past the confirmed feed offset, by its feed place (``PartnerStore.apply``).
+_APPLIED_TABLE = """
+CREATE TABLE IF NOT EXISTS applied (
+    topic TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    alert_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    recall INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    held_version INTEGER,
+    dropped INTEGER NOT NULL,
+    PRIMARY KEY (topic, part, at)
+)
+"""
 _LAYOUT = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -388,7 +412,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     CHECK ((state = 'RECALLED') = (recalled_ms IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS alerts_by_received ON alerts (received_ms);
-"""
+""" + _APPLIED_TABLE
 _ALERT_COLUMNS = ("alert_id, alert_type, version, state, action, view, first_ms, received_ms, feed, agreement, "
                   "expires_ms, recall_reason, recalled_ms, passed_on, review_ms")  # layout 3's (purged_ms came in 5)
 _CHAIN_KEY = "receipt-chain:"  # meta key prefix: the last committed checkpoint of a receipt chain
@@ -522,6 +546,12 @@ class PartnerStore:
                         c.execute("INSERT INTO meta (key, value) SELECT ? || substr(key, ?), value FROM meta "
                                   "WHERE key LIKE ?", (_CONFIRMED_KEY, len(_FEED_KEY) + 1, f"{_FEED_KEY}%"))
                     version = 7
+                if version == 7:  # no outcomes kept of the records applied past the confirmed offset
+                    # What such a store applied without a receipt Kafka committed, read again, is judged by the
+                    # version rule (a view its row still names: DUPLICATE, a holding as RECEIVED is); every record
+                    # applied from now on gets its own outcome back (``apply``).
+                    c.execute(_APPLIED_TABLE)
+                    version = 8
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 # Who this store is, for the feed offsets its subscriber commits (``broker.partner.resume_at``):
@@ -665,16 +695,27 @@ class PartnerStore:
                 stack.enter_context(self.transaction())
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows)
+            # Their receipts committed: a record before the offset read again is judged by the rule (``apply``).
+            self._conn.executemany("DELETE FROM applied WHERE topic = ? AND part = ? AND at < ?",
+                                   [(topic, partition, at) for (topic, partition), at in offsets.items()])
             for (topic, partition), at in offsets.items():  # a catch-up ends once Kafka committed past its end
                 kept = self.catch_up(topic, partition)
                 if kept is not None and at >= kept[1]:
                     self.end_catch_up(topic, partition)
 
+    def forget_applied(self, topic: str, partition: int) -> None:
+        """Forget the outcomes kept of records of ``topic[partition]`` applied past the confirmed offset (``apply``),
+        in the caller's transaction: the partition is read from elsewhere on (a feed topic made anew), whose records
+        at those places are others."""
+        with self._sql("forgetting the records applied"):
+            self._conn.execute("DELETE FROM applied WHERE topic = ? AND part = ?", (topic, partition))
+
     def applied_unconfirmed(self, topic: str, partition: int) -> int | None:
         """The offset of the earliest record of feed partition ``topic[partition]`` that this store applied past its
         confirmed offset (:meth:`confirm_feed_offsets`; past none, when it confirmed none there) and that a row still
-        names (its ``feed``), or None when there is none. Such a record's receipt was aborted with its Kafka
-        transaction (killed between the two commits): no receipt names this store as holding what it applied
+        names (its ``feed``), or whose outcome it kept (``apply``: a later record may have overwritten its row), or
+        None when there is none. Such a record's receipt was aborted with its Kafka transaction (killed between the
+        two commits): no receipt names this store as holding what it applied
         (``broker.partner.Subscriber._resume``). Reads the partition's rows only when the two offsets differ."""
         stored = self.feed_offset(topic, partition)
         confirmed = self.feed_offset(topic, partition, confirmed=True)
@@ -685,8 +726,11 @@ class PartnerStore:
         with self._sql("reading the feed offsets"):
             rows = self._conn.execute("SELECT feed FROM alerts WHERE substr(feed, 1, ?) = ?",
                                       (len(prefix), prefix)).fetchall()
+            kept = self._conn.execute("SELECT at FROM applied WHERE topic = ? AND part = ? AND at >= ? AND at < ?",
+                                      (topic, partition, since, stored)).fetchall()
         offsets = [int(tail) for tail in (str(feed)[len(prefix):] for (feed,) in rows)
                    if re.fullmatch(r"[0-9]{1,19}", tail)]
+        offsets += [at for (at,) in kept if type(at) is int]
         found = [at for at in offsets if since <= at < stored]
         return min(found) if found else None
 
@@ -889,35 +933,71 @@ class PartnerStore:
         return self._wipe_due
 
     def apply(self, d: Delivery, now: datetime) -> Applied:
-        """Apply one feed record by the version rule; inside the caller's transaction, or in its own."""
+        """Apply one feed record by the version rule; inside the caller's transaction, or in its own.
+
+        A record this store applied already past the confirmed feed offset (its receipt aborted with its Kafka
+        transaction, the same feed place read again) gets back the outcome, version held and ``dropped`` it first
+        had, as kept with it (module docstring), and changes nothing: never judged again against what later records
+        made of the row. ``passed_on`` is read as the store stands: a copy that went out since still holds it."""
         if not self._conn.in_transaction:
             with self.transaction():
                 return self.apply(d, now)
+        place = _place(d.feed, self.path)
         with self._sql("applying a feed record"):
             row = self._conn.execute(
                 "SELECT version, state, recall_reason, feed, passed_on, MIN(first_ms, COALESCE(sealed_ms, first_ms)), "
                 "purged_ms FROM alerts WHERE alert_id = ?", (d.alert_id,)).fetchone()
+            # A copy went out before, though the purge deleted the row that said so (the alert may have been stored
+            # anew since): the mark outlives the row.
+            passed = (row is not None and bool(row[4])) or self._conn.execute(
+                "SELECT 1 FROM meta WHERE key = ?", (_PASSED_KEY + d.alert_id,)).fetchone() is not None
+            kept = self._kept_outcome(place, d)
+            if kept is not None:
+                outcome, held_version, dropped = kept
+                return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped)
             held = None if row is None else _held(row, _Row(self.path, d.alert_id))
             outcome = judge(held, d)
-            replay = held is not None and held.feed == d.feed and held.version == d.version
             text_held = held is not None and not held.recalled and not held.expired
             now_ms = _ms(now)
-            if outcome is Outcome.RECEIVED and not replay and (self._too_old(d, now_ms) or d.expired(now)
-                                                               or self._kept_too_long(held, d, now_ms)):
+            if outcome is Outcome.RECEIVED and (self._too_old(d, now_ms) or d.expired(now)
+                                                or self._kept_too_long(held, d, now_ms)):
                 outcome = Outcome.EXPIRED
                 if d.expired(now) or held is not None:
                     # The originator says this version has expired: an older text held goes too, and a
                     # content-free row remembers the version (over a tombstone without reason too, which
                     # this newer version supersedes), so a replay of an older one is never stored.
                     self._expired(held, d, _ms(now))
-            elif not replay:
+            else:
                 self._write(held, d, outcome, _ms(now))
-            # A copy went out before, though the purge deleted the row that said so (the alert may have been stored
-            # anew since): the mark outlives the row.
-            passed = (row is not None and bool(row[4])) or self._conn.execute(
-                "SELECT 1 FROM meta WHERE key = ?", (_PASSED_KEY + d.alert_id,)).fetchone() is not None
-        dropped = text_held and not replay and outcome in _DROPS
-        return Applied(d.alert_id, d.version, outcome, None if held is None else held.version, passed, dropped)
+            dropped = text_held and outcome in _DROPS
+            held_version = None if held is None else held.version
+            self._conn.execute(
+                "INSERT INTO applied (topic, part, at, alert_id, version, recall, outcome, held_version, dropped) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, part, at) DO UPDATE SET "
+                "alert_id = excluded.alert_id, version = excluded.version, recall = excluded.recall, "
+                "outcome = excluded.outcome, held_version = excluded.held_version, dropped = excluded.dropped",
+                (*place, d.alert_id, d.version, d.recall, outcome.value, held_version, dropped))
+        return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped)
+
+    def _kept_outcome(self, place: tuple[str, int, int], d: Delivery) -> tuple[Outcome, int | None, bool] | None:
+        """What applying the record at ``place`` gave when this store applied it past the confirmed offset (outcome,
+        version held before it, whether it dropped the text held), or None when it kept nothing there, in the
+        caller's transaction. What is kept there of another record (another alert or version: a feed topic made
+        anew whose offsets the store was not told of) is not this one's: dropped, and the record judged. A value
+        that is not what ``apply`` writes is a StoreError."""
+        found = self._conn.execute("SELECT alert_id, version, recall, outcome, held_version, dropped FROM applied "
+                                   "WHERE topic = ? AND part = ? AND at = ?", place).fetchone()
+        if found is None:
+            return None
+        alert_id, version, recall, outcome, held_version, dropped = found
+        if (alert_id, version, recall) != (d.alert_id, d.version, int(d.recall)):
+            self._conn.execute("DELETE FROM applied WHERE topic = ? AND part = ? AND at = ?", place)
+            return None
+        if outcome not in Outcome.__members__ or type(dropped) is not int or not (
+                held_version is None or (type(held_version) is int and 1 <= held_version <= MAX_VERSION)):
+            raise StoreError(f"{self.path}: the kept outcome of feed record {d.feed[:300]} is damaged; restore the "
+                             "store from a backup")
+        return Outcome(outcome), held_version, bool(dropped)
 
     def mark_passed_on(self, alert_id: str) -> None:
         """Remember that a copy of ``alert_id`` went beyond the store (``puente subscribe --out``), inside
@@ -1281,6 +1361,16 @@ class _Row:
         if not isinstance(doc, dict):
             raise self.damaged("view", "is not a JSON object")
         return doc
+
+
+def _place(feed: str, path: Path) -> tuple[str, int, int]:
+    """A delivery's feed place (``topic:partition:offset``) as topic, partition and offset; StoreError when it is
+    none (the subscriber makes it: never so)."""
+    topic, _, rest = feed.rpartition(":")
+    topic, _, partition = topic.rpartition(":")
+    if not topic or not re.fullmatch(r"[0-9]{1,9}", partition) or not re.fullmatch(r"[0-9]{1,19}", rest):
+        raise StoreError(f"{path}: the feed place {one_line(feed[:300])} is not topic:partition:offset")
+    return topic, int(partition), int(rest)
 
 
 def _iso(when: datetime) -> str:

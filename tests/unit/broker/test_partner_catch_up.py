@@ -145,8 +145,9 @@ async def test_a_catch_up_stopped_partway_goes_on_after_a_restart(
 async def test_a_catch_up_killed_at_its_commit_reads_its_batch_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The catch-up's own batch killed between the store's commit and Kafka's: the next run reads it again from the
-    confirmed offset, still passing over B's records (V, which the recall in the same batch replaced, is judged by
-    the version rule as in any batch read again: older than the recall held)."""
+    confirmed offset, still passing over B's records, and each record gets the status it first had (V RECEIVED,
+    though the recall in the same batch replaced its row since: the store kept V's outcome, never judging it again
+    against the recall held)."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
     _committed(monkeypatch, (8, _b_tag(scene)))
@@ -158,7 +159,7 @@ async def test_a_catch_up_killed_at_its_commit_reads_its_batch_again(
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [5]
     _, again = await run_batch(restarted, scene.v, scene.w, scene.r)
-    assert again.statuses() == ["SUPERSEDED", "RECALLED"] and again.offsets == {TP: 8}
+    assert again.statuses() == ["RECEIVED", "RECALLED"] and again.offsets == {TP: 8}
     assert _receipted(again) == [f"{FEED}:0:5", f"{FEED}:0:7"] and scene.a_store.catch_up(FEED, 0) is None
     scene.close()
 

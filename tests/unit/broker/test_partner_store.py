@@ -23,6 +23,7 @@ from recall_views import recall_notice, updated
 from broker.kafka import KafkaConnection
 from broker.partner import Owner, ReceiptSigner, Subscriber, _older_than_kept, _unlinked, resume_at
 from broker.partner_store import (
+    SCHEMA_VERSION,
     Delivery,
     Held,
     Outcome,
@@ -221,7 +222,8 @@ def test_a_recall_older_than_the_version_held_is_superseded(store: PartnerStore)
     (Held(2, True, False, "x"), 5, False, Outcome.RECEIVED),
     (Held(2, True, False, "x"), 2, False, Outcome.REFUSED),
     (Held(2, True, True, "x"), 1, True, Outcome.RECALLED),
-    (Held(2, False, False, "t:0:9"), 2, False, Outcome.RECEIVED),  # the very record applied, again
+    # The very record applied, again: judge() knows nothing of it (the store gives back what it kept: apply).
+    (Held(2, False, False, "t:0:9"), 2, False, Outcome.DUPLICATE),
 ])
 def test_the_version_rule(held: Held | None, version: int, recall: bool, expected: Outcome) -> None:
     """judge() gives each combination of what is held and what arrives the documented outcome."""
@@ -731,6 +733,7 @@ def _older_layout(tmp_path: Path, version: int, *missing: str) -> Path:
     raw = sqlite3.connect(path)
     for column in missing:
         raw.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
+    raw.execute("DROP TABLE applied")  # layout 8's
     raw.execute(f"PRAGMA user_version = {version}")
     raw.commit()
     raw.close()
@@ -746,7 +749,7 @@ def test_a_store_of_the_first_layout_is_brought_up_to_date(tmp_path: Path) -> No
         assert store.counts().held == 1
         assert store.apply(_at(recall_notice(_view(), 2, "ERROR"), 2), T0).passed_on
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 7
+    assert version == SCHEMA_VERSION
 
 
 def test_a_store_of_the_second_layout_gets_review_dates(tmp_path: Path) -> None:
@@ -820,7 +823,7 @@ def test_a_store_of_the_third_layout_takes_the_expired_state(tmp_path: Path) -> 
         assert store.apply(_at(late, 2), T0).outcome is Outcome.EXPIRED
         assert store.show(_view()["alert_id"]).state == "EXPIRED"
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "EXPIRED" in check.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone()[0]
     assert [r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                         "'sqlite_%'")] == ["alerts_by_received"]
@@ -840,6 +843,7 @@ def test_a_replayed_feed_never_brings_back_a_version_a_later_expired_one_replace
     feed = [_at(v1, 1), _at(recall_notice(v1, 2, None), 2), _at(v3, 3), _at(v4, 4)]
     assert [store.apply(d, T0).outcome for d in feed] == [Outcome.RECEIVED, Outcome.RECALLED, Outcome.RECEIVED,
                                                           Outcome.EXPIRED]
+    store.confirm_feed_offsets({("t.feed.col", 0): 5})  # their receipts committed: the feed rewound, read again
     replayed = [store.apply(d, T0).outcome for d in feed]
     assert replayed == [Outcome.SUPERSEDED, Outcome.RECALLED, Outcome.SUPERSEDED, Outcome.EXPIRED]
     assert store.counts().held == 0 and store.show(v1["alert_id"]).version == 4
@@ -927,7 +931,7 @@ def test_a_store_of_the_fourth_layout_learns_which_rows_were_purged(tmp_path: Pa
         store.apply(_at(_view("senan-gofast-seizure"), 2, "SHORT"), T0)
         assert store.purge(T0 + timedelta(days=11)).retention == 1
         assert (store.counts().held, store.counts().purged) == (1, 1)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_store_commands_name_a_purged_alert(tmp_path: Path) -> None:
@@ -1099,7 +1103,7 @@ def test_a_store_of_the_sixth_layout_takes_its_feed_offsets_as_confirmed(tmp_pat
     with PartnerStore.open(path, "COL", retention=RETENTION) as store:
         assert store.feed_offset("t.feed.col", 0, confirmed=True) == 5000
         assert store.counts().held == 1
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_sixth_layout_store_that_confirms_already_keeps_what_it_did_not_confirm(tmp_path: Path) -> None:
@@ -1248,3 +1252,91 @@ def test_the_purge_names_the_alerts_a_copy_holds_whose_text_it_deleted(store: Pa
     assert purged.passed_on == ("SENAFRONT:EXPIRES", "SENAFRONT:SHORT") and purged.passed_on_total == 2
     assert purged.expired + purged.retention == 3
     assert store.purge(T0 + timedelta(days=400)).passed_on_total == 0  # the content-free rows hold no text
+
+
+# ---- a record read again before Kafka confirmed its receipt: the outcome it first had --------------------------------
+
+
+def _recall_then_rerelease(store: PartnerStore) -> tuple[dict[str, Any], list[Delivery]]:
+    """Version 1 received, its receipt confirmed (offset 2); then, in one batch whose receipts Kafka never committed,
+    a recall without reason (2) and a re-release (3) of the same alert, the second overwriting the row the first
+    wrote."""
+    view = _view(summary=SECRET)
+    with store.transaction():
+        store.apply(_at(view, 1), T0)
+        store.keep_feed_offsets({("t.feed.col", 0): 2})
+    store.confirm_feed_offsets({("t.feed.col", 0): 2})
+    batch = [_at(recall_notice(view, 2, None), 2), _at(updated(view, 3), 3)]
+    return view, batch
+
+
+def test_a_record_read_again_gets_the_outcome_it_first_had_though_a_later_one_rewrote_its_row(
+        store: PartnerStore) -> None:
+    """The batch read again (its Kafka commit failed after the store's): the recall is RECALLED again, as it first
+    was, not judged against the re-release it was followed by (SUPERSEDED: auditors would see it overdue for good),
+    with the version held before it; the re-release RECEIVED again; nothing changes and the counts add up. Once
+    Kafka confirms past them, the same records (a feed rewound) are judged by the version rule."""
+    view, batch = _recall_then_rerelease(store)
+    with store.transaction():
+        first = [store.apply(d, T0) for d in batch]
+        store.keep_feed_offsets({("t.feed.col", 0): 4})
+    assert [(a.outcome, a.held_version) for a in first] == [(Outcome.RECALLED, 1), (Outcome.RECEIVED, 2)]
+    before = (store.show(view["alert_id"]), store.counts())
+    with store.transaction():
+        again = [store.apply(d, T0 + timedelta(minutes=5)) for d in batch]
+    assert [(a.outcome, a.held_version, a.dropped) for a in again] == [(a.outcome, a.held_version, a.dropped)
+                                                                      for a in first]
+    assert (store.show(view["alert_id"]), store.counts()) == before
+    assert store.counts().held == 1 and store.counts().recalled == 0
+    store.confirm_feed_offsets({("t.feed.col", 0): 4})
+    assert [store.apply(d, T0).outcome for d in batch] == [Outcome.SUPERSEDED, Outcome.DUPLICATE]
+
+
+def test_a_record_a_later_one_rewrote_the_row_of_is_still_applied_unconfirmed(store: PartnerStore) -> None:
+    """Killed between the two commits, the store names the earliest record it applied without a receipt, the recall
+    at 2, though no row names it any more (the re-release at 3 rewrote it): a catch-up reads from there, so the
+    recall is answered for too."""
+    _, batch = _recall_then_rerelease(store)
+    with store.transaction():
+        for d in batch:
+            store.apply(d, T0)
+        store.keep_feed_offsets({("t.feed.col", 0): 4})
+    assert store.applied_unconfirmed("t.feed.col", 0) == 2
+    store.confirm_feed_offsets({("t.feed.col", 0): 4})
+    assert store.applied_unconfirmed("t.feed.col", 0) is None
+
+
+def test_what_is_kept_of_another_record_at_the_same_place_is_not_taken(store: PartnerStore) -> None:
+    """A feed topic made anew holds other records at the places the old one's were applied at: what the store kept of
+    the old one's is not the new one's outcome (another alert, or another version, is judged by the rule), and
+    ``forget_applied`` drops it all for the partition."""
+    view, other = _view(), _view("senan-gofast-seizure")
+    store.apply(_at(view, 1), T0)
+    assert store.apply(_at(other, 1), T0).outcome is Outcome.RECEIVED
+    assert store.apply(_at(updated(other, 2), 1), T0).outcome is Outcome.RECEIVED
+    assert store.apply(_at(updated(other, 2), 1), T0).outcome is Outcome.RECEIVED  # the same record again
+    store.forget_applied("t.feed.col", 0)
+    assert store.apply(_at(updated(other, 2), 1), T0).outcome is Outcome.DUPLICATE
+
+
+def test_a_store_of_the_seventh_layout_keeps_the_outcomes_of_what_it_applies(tmp_path: Path) -> None:
+    """A store without the table of outcomes opens: the table is made, its alerts kept, and a record it applies from
+    then on gets its own outcome back when read again before Kafka confirms it."""
+    path = _older_layout(tmp_path, 7)
+    with PartnerStore.open(path, "COL", retention=RETENTION) as store:
+        assert store.counts().held == 1
+        notice = _at(recall_notice(_view(), 2, None), 2)
+        rerelease = _at(updated(_view(), 3), 3)
+        assert [store.apply(d, T0).outcome for d in (notice, rerelease)] == [Outcome.RECALLED, Outcome.RECEIVED]
+        assert store.apply(notice, T0).outcome is Outcome.RECALLED
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+
+
+def test_a_damaged_kept_outcome_is_refused(store: PartnerStore) -> None:
+    """A kept outcome that is none the store writes (the file edited outside Puente) is a StoreError naming the feed
+    place, never a guess at the status."""
+    store.apply(_at(_view(), 1), T0)
+    with store.transaction():
+        store._conn.execute("UPDATE applied SET outcome = 'LOST'")
+    with pytest.raises(StoreError, match=r"kept outcome of feed record t\.feed\.col:0:1 is damaged"):
+        store.apply(_at(_view(), 1), T0)

@@ -13,7 +13,7 @@ import pytest
 from partner_feed import KAFKA_LATER
 from recall_views import recall_notice, updated
 
-from broker.partner_store import Outcome, PartnerStore
+from broker.partner_store import SCHEMA_VERSION, Outcome, PartnerStore
 from tests.unit.broker.test_partner_store import RETENTION, SECRET, T0, _at, _bytes, _older_layout, _sealed, _view
 
 DAY = timedelta(days=1)
@@ -83,7 +83,7 @@ def test_a_store_of_the_fifth_layout_counts_its_rows_from_their_first_receipt(tm
         assert store.purge(T0 + 5 * DAY).retention == 1  # the new row: sealed 10 days before
         assert store.counts().held == 1  # the old one, received at T0 under a 180-day agreement
         assert store.purge(T0 + 180 * DAY).retention == 1
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_delivery_without_its_sealing_time_counts_from_its_receipt(store: PartnerStore) -> None:
