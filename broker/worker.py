@@ -41,7 +41,7 @@ import contextlib
 import gc
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -188,7 +188,9 @@ class SlotState:
     group_has: int | None = None
     """The position last committed to the group for this slot."""
     progress_at: float = field(default_factory=time.monotonic)
-    """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
+    """When the slot last committed an ingress batch (records, or a gap's mark), or was taken without a reload that
+    found it where this worker had left it (``_load``): the stall watch's mark of progress, and the lag of a slot
+    that waits on nothing queued. A transaction of feed records alone moves no ingress record, so it is none."""
     taken_at: float = field(default_factory=time.monotonic)
     """When this worker took the slot (or was given it back): its fetch age counts from there until Kafka answers
     a fetch for it (``_lag``)."""
@@ -331,6 +333,33 @@ def _slots_of(notes: list[StallNote]) -> list[int | str]:
     """The slots the notes name, "join" for the worker's own join."""
     return ["join" if n.slot is None else n.slot for n in notes]
 
+
+@dataclass
+class Restarts:
+    """The restart loop's failures in a row (``BrokerWorker.run``), counted for what fails.
+
+    Each slot has its own count: its failures (its loop's, its load's, its transaction given up) since it last
+    committed an ingress batch. The worker has one too: failures since a run in which any slot committed one. A
+    count past ``limit`` gives up. Why per slot: with one count that any commit of the worker reset, a slot failing
+    every run with a retriable error, beside a slot committing a batch each run, restarted the worker for ever,
+    every reload of every slot logged as attempt 1. A transaction of feed records alone is no progress: a slot
+    taken with unsent ones writes them on its reload, whether or not it can then process a batch."""
+
+    limit: int
+    worker: int = 0
+    slots: dict[int, int] = field(default_factory=dict)
+
+    def failed(self, progressed: Collection[int], failed: Collection[int]) -> int:
+        """Count a failure of ``failed`` (none: the worker's own) in a run in which ``progressed`` committed an
+        ingress batch; the highest count it leaves among the worker's and ``failed``'s."""
+        self.worker = 1 if progressed else self.worker + 1
+        for slot in progressed:
+            self.slots.pop(slot, None)
+        for slot in failed:
+            self.slots[slot] = self.slots.get(slot, 0) + 1
+        return max([self.worker, *(self.slots[slot] for slot in failed)])
+
+
 class BrokerWorker:
     """One worker of the consumer group. Several share the ingress partitions."""
 
@@ -359,7 +388,9 @@ class BrokerWorker:
         self._permits = asyncio.Semaphore(config.max_concurrent_txns)
         self._joining = True  # until the group hands this worker its partitions, and again at each rebalance
         self._joins = 0  # joins completed: the join's progress for the stall watch (a slot's is its progress_at)
-        self._commits = 0  # transactions committed, for the restart count ("in a row": none committed since)
+        self._progressed: set[int] = set()  # slots that committed an ingress batch in the run under way (``run``)
+        self._failed_slots: tuple[int, ...] = ()  # the slots ``_failure`` is of (``_fail``)
+        self._left: dict[int, tuple[int | None, float]] = {}  # retired slots: (done_to, progress_at), for ``_load``
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
@@ -370,10 +401,12 @@ class BrokerWorker:
         self._members: set[str] = set()
         self._taken: str | None = None
 
-    def _fail(self, exc: BaseException) -> None:
-        """Record the first failure of a slot or a rebalance; the main loop raises it."""
+    def _fail(self, exc: BaseException, slots: Collection[int] = ()) -> None:
+        """Record the first failure of a slot or a rebalance, and the slots it is of (none: the worker's own, its
+        consumer or its join); the main loop raises it, and ``run`` counts it against those slots (``Restarts``)."""
         if self._failure is None:
             self._failure = exc
+            self._failed_slots = tuple(slots)
 
     # ---- partition ownership ---------------------------------------------------------
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
@@ -484,6 +517,11 @@ class BrokerWorker:
                         state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
                                           states=head.states, unsent=unsent[slot][0], marked=unsent[slot][1])
                         self._start_slot(state, head.resume, offsets.get(tp))
+                        left = self._left.pop(slot, None)
+                        if left is not None and left[0] == state.done_to:
+                            # Nothing committed since this worker left it (here or elsewhere): a reload is no
+                            # progress, or a slot failing every run would never be named as stalled.
+                            state.progress_at = left[1]
                         self._owned[tp] = state
                         if self._group is not None:
                             self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
@@ -496,7 +534,7 @@ class BrokerWorker:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
-            self._fail(exc)
+            self._fail(exc, [slot for _, slot in fresh])
         finally:
             for made in producers.values():
                 await stop_client(made)
@@ -1273,7 +1311,7 @@ class BrokerWorker:
                         waited_s=wait_s)
             self._fail(KafkaUnavailableError(
                 f"slot {state.slot} ({state.tp.topic}[{state.tp.partition}]): its transaction did not end within "
-                f"{wait_s:g}s of {why}"))
+                f"{wait_s:g}s of {why}"), [state.slot])
             task.cancel()
             state.task = None  # given up: its abort may hang as its commit did
         await asyncio.wait(pending, timeout=5.0)
@@ -1285,6 +1323,9 @@ class BrokerWorker:
         return max(SETTLE_WAIT_S, max(self.config.conn.timeout_s, 30.0) + 10.0)
 
     async def _retire(self, state: SlotState) -> None:
+        # Where it stood and when it last progressed: taken again with its head still there, it has made no progress
+        # meanwhile, and its stall clock must not start again (``_load``).
+        self._left[state.slot] = (state.done_to, state.progress_at)
         await self._settle(state)
         with contextlib.suppress(TimeoutError):  # a producer whose transaction was given up may hang
             async with asyncio.timeout(self.settle_wait_s):
@@ -1307,7 +1348,10 @@ class BrokerWorker:
         group (a static member keeps its place: its new consumer takes it back under the same
         ``group.instance.id``, with the same slots), drops every slot and starts again where each
         slot's audit head stands, reloading each slot's state from Kafka. After ``max_restarts`` such
-        failures in a row (a run that made progress starts the count again) it gives up and raises.
+        failures in a row it gives up and raises: in a row for what fails (``Restarts``), so that one slot failing
+        every run is not hidden by the others' commits: a slot's count grows with each failure of its own and
+        starts again only when that slot commits an ingress batch; the worker's, with each failure in a run in
+        which no slot committed one. Each warning names the failure's slots and the count (``attempt``).
         An error that trying again cannot mend (refused credentials or access, a chain it will not
         extend, bad configuration) is raised at once.
         """
@@ -1316,9 +1360,9 @@ class BrokerWorker:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         tune_transactions()
-        failures = 0
+        restarts = Restarts(max_restarts)
         while True:
-            progress = self._commits  # this worker's own: the metrics are shared by a process's workers
+            self._progressed = set()
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
@@ -1331,11 +1375,13 @@ class BrokerWorker:
                 error = exc if isinstance(exc, KafkaError) else translate(exc, self.config.conn, "routing alerts")
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
-                failures = 1 if self._commits > progress else failures + 1
-                if failures > max_restarts:
+                failed = self._failed_slots if exc is self._failure else ()
+                count = restarts.failed(self._progressed, failed)
+                slots = {"slots": list(failed)} if failed else {}
+                if count > restarts.limit:  # the warnings before named the slots and their count
                     raise error from exc
-                log.warning("worker restarting after a Kafka error", error=str(error)[:300], attempt=failures)
-                await asyncio.sleep(min(10.0, 0.5 * 2**failures))
+                log.warning("worker restarting after a Kafka error", error=str(error)[:300], attempt=count, **slots)
+                await asyncio.sleep(min(10.0, 0.5 * 2**count))
 
     async def _run_once(self, topics: list[str], idle_exit_s: float | None) -> None:
         group = consumer(
@@ -1365,7 +1411,7 @@ class BrokerWorker:
             # coordinator hands it the slots it held, and the other workers keep theirs untouched.
             group_instance_id=self.config.group_instance_id,
         )
-        self._failure = None
+        self._failure, self._failed_slots = None, ()
         self._joined_at = None
         self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
@@ -1730,7 +1776,7 @@ class BrokerWorker:
             if self._failure is None:  # stopping
                 await self._send_alone(state)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
-            self._fail(exc)
+            self._fail(exc, [state.slot])
             state.queue.clear()
             state.gaps_queued = 0
             if committing is not None:  # let a commit under way finish (or fail) on its own
@@ -1825,10 +1871,10 @@ class BrokerWorker:
                 await self._transaction(state, msgs, outcomes)
             finally:
                 state.txn_began = None
-        self._commits += 1
-        state.progress_at = time.monotonic()
         if not msgs:
             return True
+        self._progressed.add(state.slot)
+        state.progress_at = time.monotonic()
         if type(msgs[0]) is GapMark:
             self.metrics.skipped(state.tp.topic, msgs[0].skipped)
             state.group_has = msgs[-1].offset + 1

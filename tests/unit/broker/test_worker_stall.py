@@ -22,7 +22,7 @@ from broker.metrics import Metrics
 from broker.replay import ReplayWindow
 from broker.stall import JOINING, SlotView, StallNote, StallWatch, WorkerView, slot_waiting_for
 from broker.topology import Slots, TopicNames
-from broker.worker import BrokerWorker, SlotState, WorkerConfig
+from broker.worker import BrokerWorker, Restarts, SlotState, WorkerConfig
 from puente.errors import (
     AuditChainError,
     ConfigError,
@@ -154,7 +154,7 @@ async def test_a_worker_keeps_at_most_its_permitted_transactions_open() -> None:
     assert second.committed == [] and first.in_flight == 1
     first.gate.set()
     await asyncio.wait_for(asyncio.gather(a.task, b.task), 5)  # type: ignore[arg-type]
-    assert worker.metrics.inputs == 4 and worker._commits == 2
+    assert worker.metrics.inputs == 4 and worker._progressed == {0, 1}
 
 
 async def test_records_a_slot_committed_already_are_not_processed_again() -> None:
@@ -309,7 +309,7 @@ async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.Mon
     async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
         runs.append(len(runs))
         if len(runs) <= 6:
-            worker._commits += 1  # each run commits something, then Kafka fails
+            worker._progressed.add(0)  # each run commits an ingress batch, then Kafka fails
             raise KafkaUnavailableError("Kafka went away")
         if len(runs) == 7:
             raise KafkaUnavailableError("Kafka went away")  # the second in a row (none committed since the last)
@@ -321,7 +321,6 @@ async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.Mon
     await worker.run([], max_restarts=2)
     assert len(runs) == 8
     runs.clear()
-    worker._commits = 0
 
     async def always_failing(topics: list[str], idle_exit_s: float | None) -> None:
         runs.append(0)
@@ -331,6 +330,92 @@ async def test_the_restart_count_is_of_failures_in_a_row(monkeypatch: pytest.Mon
     with pytest.raises(KafkaUnavailableError):
         await worker.run([], max_restarts=2)
     assert len(runs) == 3
+
+
+class RefusingProducer(StoppableProducer):
+    """A slot producer whose every transaction Kafka refuses with a retriable error."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        raise KafkaUnavailableError("the transaction coordinator of slot 1 could not be reached")
+        yield  # (a generator)
+
+
+async def test_a_slot_failing_every_run_is_counted_though_another_slot_commits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slot 0 commits a batch each run, then slot 1's transaction fails it with a retriable error: slot 1's failures
+    are in a row (it never commits), so the worker gives up after max_restarts, each warning naming slot 1 and its
+    running count. (One count that any commit reset restarted it for ever, each line saying attempt=1.)"""
+    worker = _worker(slots=2)
+    tp1 = TopicPartition(TP.topic, 1)
+    runs: list[int] = []
+    lines: list[dict[str, Any]] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots = None, ()
+        runs.append(0)
+        if len(runs) > 20:
+            return  # never given up: the test fails below
+        start = 2 * len(runs)
+        committing, refusing = StoppableProducer(), RefusingProducer()
+        committing.gate.set()
+        a, b = _slot(worker, TP, 0, committing), _slot(worker, tp1, 1, refusing)
+        worker._dispatch(Consumer(), {TP: _msgs(start, 2)})  # type: ignore[arg-type]
+        await asyncio.wait_for(a.task, 5)  # type: ignore[arg-type]
+        assert committing.committed == [start + 2]
+        worker._dispatch(Consumer(), {tp1: _msgs(0, 2, partition=1)})  # type: ignore[arg-type]
+        await asyncio.wait_for(b.task, 5)  # type: ignore[arg-type]
+        worker._owned.clear()
+        assert worker._failure is not None
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append(kw)))
+    with pytest.raises(KafkaUnavailableError, match="slot 1"):
+        await worker.run([], max_restarts=5)
+    assert len(runs) == 6
+    assert [(line["attempt"], line.get("slots")) for line in lines] == [(n, [1]) for n in range(1, 6)]
+
+
+def test_each_slot_counts_its_own_failures_and_the_worker_runs_without_any_batch() -> None:
+    """A slot's count starts again only when that slot commits an ingress batch; the worker's when any slot does."""
+    restarts = Restarts(3)
+    assert restarts.failed({0}, [1]) == 1
+    assert restarts.failed({0}, [1]) == 2
+    assert restarts.failed({0, 1}, [2]) == 1  # slot 1 committed: its count is gone; slot 2's first
+    assert restarts.failed((), [1]) == 2  # no batch at all: the worker's count is 2, slot 1's 1
+    assert restarts.failed((), ()) == 3 and restarts.failed((), ()) == 4  # the worker's own (its consumer, say)
+    assert restarts.failed({3}, [3]) == 1  # a slot that committed then failed: its first in a row
+
+
+async def test_a_slot_reloaded_where_it_stood_keeps_its_last_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart retires every slot and loads it again: one whose head is where this worker left it made no progress,
+    so its progress time (the stall watch's mark) is the old one, not the reload's; one committed meanwhile (its
+    head moved, by another worker say) starts from its taking."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    await worker._acquire([TP])
+    await worker._loaded()
+    worker._owned[TP].progress_at = 5.0  # its last batch committed long ago
+    worker._joining = True
+    await worker._retire_all()
+    await worker._acquire([TP])
+    await worker._loaded()
+    assert worker._failure is None and worker._owned[TP].progress_at == 5.0
+    await worker._retire_all()
+    head = {"seq": 6, "hash": "h", "kind": "BLOCK", "at": "2026-06-01T00:00:00Z", "entries": [
+        {"kind": "ALERT", "ingress": f"{TP.topic}:0:10", "ingress_ms": 1_780_271_000_000}]}
+
+    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
+        return {slot: (ChainHead.after(head), ReplayWindow(7)) for slot in slots}
+
+    monkeypatch.setattr(worker, "_read_state", read_state)
+    await worker._acquire([TP])
+    await worker._loaded()
+    assert worker._failure is None and worker._owned[TP].done_to == 11 and worker._owned[TP].progress_at != 5.0
 
 
 @pytest.mark.parametrize(("failure", "raised"), [
@@ -383,7 +468,7 @@ async def test_a_retriable_error_restarts_and_progress_resets_the_count(monkeypa
     async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
         runs.append(0)
         if len(runs) == 3:
-            worker._commits += 1
+            worker._progressed.add(0)
         if failures:
             raise failures.pop(0)
 
