@@ -50,6 +50,7 @@ from broker.audit.verify import (
     StartFinding,
     VerifyFn,
     decisions_start,
+    emptied_unchecked,
     end_check,
     expired_before,
     missing_topic,
@@ -138,7 +139,10 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     decisions partition's end checked against them (``end_check``), and ``feed_ends``, the partners'
     subscriber groups' committed feed offsets (``subscriber_ends``, fetched before the walk too), has
     the receipts checked against them (``receipt_ends``): records dropped from a chain's end are a
-    finding. Each partition's walk knows where its log starts (``log_starts``): a chain whose first
+    finding. A partition that holds no record while its log starts past offset 0 had every record deleted, by
+    retention or by hand, which nothing this walk holds tells apart: its report says it is not checked
+    (``PartitionReport.unchecked``), never sound. Each partition's walk knows where its log starts
+    (``log_starts``): a chain whose first
     records retention deleted is vouched for from its first record held, not called a gap
     (``PartitionWalk``), unless that record says its predecessor was written since ``retention`` could take it
     (``Retention.since``): then records were deleted. Where retention took a decisions chain's first records, a
@@ -184,9 +188,12 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                                      retention=retention)
                 if reach is not None and holds == "receipts":
                     reach.begin(walk.owner)
-                reports.append(await _verify_partition(conn, consumer, walk, delivered,
-                                                       ends if holds == "decisions" else None, budget,
-                                                       reach if holds == "receipts" else None, walked))
+                reports.append(report := await _verify_partition(conn, consumer, walk, delivered,
+                                                                 ends if holds == "decisions" else None, budget,
+                                                                 reach if holds == "receipts" else None, walked))
+                if walk.log_start > 0 and not report.records:
+                    # Emptied past offset 0: by retention or by hand, which no earlier state here tells apart.
+                    report.unchecked = emptied_unchecked(topic, partition, walk.log_start, holds)
                 if walked is not None:
                     walked.partition_done()
                 if holds in ("decisions", "denials") and None in walk.chains:
@@ -768,7 +775,7 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             tp = TopicPartition(topic, partition)
             ingest = index.partition(topic, partition, holds, verify, owner=(owners or {}).get(topic),
                                      batch_rows=batch_rows, feeds=ends.feeds.feeds, log_start=starts.get(tp, 0),
-                                     retention=retention, expired_before=horizon)
+                                     retention=retention, expired_before=horizon, log_end=last[tp])
             try:
                 if ingest.start < last[tp]:
                     async for rec in read_range(consumer, tp, ingest.start):
@@ -788,7 +795,8 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
             done += 1
             report()
     index.record_ends(ends, {(tp.topic, tp.partition) for tp in unsettled},
-                      {tp.topic for tp, at in starts.items() if at > 0 and topics[tp.topic] == "receipts"}, missing)
+                      {tp.topic for tp, at in starts.items() if at > 0 and topics[tp.topic] == "receipts"}, missing,
+                      index.emptied_unchecked({(tp.topic, tp.partition): at for tp, at in starts.items()}))
     index.finish(now() if now is not None else datetime.now(UTC))
     ends_now = index.end_reports()
     return IndexRun(records, rows, findings, index.problems(given=ends_now), len(parts), time.monotonic() - began,

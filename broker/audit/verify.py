@@ -312,6 +312,47 @@ def expired_start(doc: dict[str, Any], retention: Retention) -> bool | None:
     return int(prev.timestamp() * 1000) < retention.since(kept)
 
 
+def emptied(retention: Retention, newest_ms: int | None, prev_at: Any, kept: Any) -> bool | None:
+    """What took every record of a chain whose partition's log now starts past its newest record (the partition
+    holds none of it), judged by that newest record as a reader that read it knows it: when it was written
+    (``newest_ms``, None: not known) and what it states, ``prev_at`` (its predecessor's time, no later than its own)
+    and ``keep_days`` (``kept``). The partial case's rule (``expired_start``) applied to the record after the last
+    one deleted, which does not exist: a deletion (True) when it was written since retention could take it (or its
+    predecessor was: it is no older); retention (False) when it was written before; None when nothing read says
+    (no ``keep_days``, no time): not checked, never sound. A walk with no earlier state (`audit verify`) has no such
+    record to judge by: every partition emptied past offset 0 is not checked there (``emptied_unchecked``)."""
+    if type(kept) is not int or kept <= 0:
+        return None
+    since = retention.since(kept)
+    if newest_ms is not None:
+        return newest_ms >= since
+    prev = when(prev_at)
+    if prev is not None and int(prev.timestamp() * 1000) >= since:
+        return True
+    return None
+
+
+def emptied_deleted(topic: str, partition: int, log_start: int, chain: str | None, seq: Any, kept: int,
+                    retention: Retention) -> StartFinding:
+    """The finding of a chain whose every record held was deleted, not expired (``emptied`` True), at the log
+    start: no record is there to carry it, and the next one written will not say what went before it."""
+    label = f"chain {plain(chain)}" if chain is not None else "the chain"
+    return StartFinding(topic, partition, log_start, (
+        f"{label} holds no record: the partition's log starts at offset {log_start}, past its newest record (seq "
+        f"{plain(str(seq), 20)}), which was written within the retention it was kept under "
+        f"({min(retention.days, kept):,} days, less a day for clocks): every record of it was deleted, not expired "
+        "(DeleteRecords, or the topic's retention lowered by hand)"))
+
+
+def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | None) -> str:
+    """Why a partition that holds no record while its log starts past offset 0 is not checked (``emptied``): every
+    record it held was deleted, by retention or by hand, and nothing held tells which."""
+    what = f" (it holds the {holds})" if holds else ""
+    return (f"{topic}[{partition}]{what} holds no record, but its log starts at offset {log_start}: every record of "
+            "it was deleted, by retention or by hand, and no record read says which; its records are not checked "
+            "(an audit index that read them judges it: `puente audit index`)")
+
+
 @dataclass(frozen=True)
 class DecisionsStart:
     """A decisions partition whose log starts above offset 0, as its first record held tells (``decisions_start``).
@@ -664,6 +705,7 @@ class PartitionReport:
     unlisted: int = 0  # findings past ``MAX_LISTED``: counted, not kept
     newest: int = -1  # the highest offset of any finding, listed or not
     expired: int = 0  # receipts of deliveries retention deleted with their decisions (``match_receipt``): no finding
+    unchecked: str | None = None  # why its records could not be checked at all (``emptied_unchecked``), never sound
 
     @property
     def ok(self) -> bool:

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.audit.verify import ChainState, Finding
+from broker.audit.verify import ChainState, Finding, Retention, emptied, emptied_deleted, when
 from broker.audit_index._store import chain_key, chain_name
 
 SOUND, IN_RECORDS, SIGNED, TAILED = 1, 2, 4, 8
@@ -72,6 +72,9 @@ class Cut:
     acknowledged: set[int] = field(default_factory=set)
     findings: int = 0
     again: int | None = None  # where the partition is read again from (``_read_again_from``), the position set there
+    judged: list[bool | None] = field(default_factory=list)
+    """Per chain the log start passed every record of (``verify.emptied``): deleted (True), expired (False), or not
+    known (None: nothing read says, or records were deleted unread)."""
 
 
 def counted(before: Counts | None, state: ChainState | None, offset: int, sound: bool) -> int:
@@ -104,12 +107,23 @@ def cut_due(conn: sqlite3.Connection, topic: str, partition: int, log_start: int
                         (topic, partition, log_start)).fetchone() is not None
 
 
+EMPTIED = "emptied"
+"""meta key: per partition (``"<topic>:<partition>"``) the log start at which a cut judged every chain the log start
+passed whole (``Cut.judged``: each deleted or expired, none unknown), so the index knows that partition, emptied,
+was checked (``AuditIndex.emptied_unchecked``)."""
+
+
 def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: int,
-              check: StartCheck | None) -> Cut:
+              check: StartCheck | None, retention: Retention | None = None) -> Cut:
     """Drop what the index holds of ``topic[partition]`` before ``log_start`` and start its chains as a rebuild
     does (module docstring), in the transaction the caller holds; ``check``: the start check (None: no retention
     to judge by, nothing checked). Where a chain's first record held was not sound, what the index holds from there
-    on goes too and the partition is read again from there (``Cut.again``)."""
+    on goes too and the partition is read again from there (``Cut.again``). A chain the log start passed every
+    record of is judged by its newest record read, as ``verify.emptied`` judges it under ``retention`` (None: not
+    judged; the caller gives none where the partition holds records past its log start, a continuing chain's next
+    record then getting its start check): deleted within the retention, a finding at the log start
+    (``verify.emptied_deleted``); the partition's verdict is kept (``EMPTIED``) for the check of partitions that hold
+    no record (``AuditIndex.emptied_unchecked``)."""
     where = (topic, partition, log_start)
     cut = Cut()
     read_to = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
@@ -124,7 +138,7 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
         if key in anew:  # read again from ``again``, where nothing of it is read yet: it starts there anew
             state = _anew(state)
         else:
-            found, state = _start_chain(conn, where, key, state, check, unread)
+            found, state = _start_chain(conn, where, key, state, check, unread, (cut, retention))
             cut.findings += found
         conn.execute("UPDATE chains SET state = ? WHERE topic = ? AND partition = ? AND chain_key = ?",
                      (json.dumps(state.to_json()), topic, partition, key))
@@ -136,6 +150,7 @@ def cut_start(conn: sqlite3.Connection, topic: str, partition: int, log_start: i
         conn.execute("INSERT INTO meta (key, value) VALUES ('decision_ids', ?) ON CONFLICT (key) DO UPDATE SET value = "
                      "excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)", (newest,))
     _drop(conn, (topic, partition, 0, log_start), cut)
+    _note_judged(conn, topic, partition, log_start, cut.judged)
     if cut.again is not None:
         _drop(conn, (topic, partition, cut.again, _PAST_ALL), cut)
         _forget_waiting(conn, topic, partition, anew)
@@ -220,13 +235,60 @@ def _forget_waiting(conn: sqlite3.Connection, topic: str, partition: int, keys: 
                      (json.dumps(doc), topic, partition))
 
 
+def _note_judged(conn: sqlite3.Connection, topic: str, partition: int, log_start: int,
+                 judged: list[bool | None]) -> None:
+    """Keep (``EMPTIED``) that every chain the log start passed whole was judged, at this log start; forget it
+    where one was not (or none was passed whole): the partition, if it holds no record, is then not checked."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (EMPTIED,)).fetchone()
+    marks: dict[str, int] = json.loads(row[0]) if row is not None else {}
+    place = f"{topic}:{partition}"
+    if judged and all(j is not None for j in judged):
+        marks[place] = log_start
+    else:
+        marks.pop(place, None)
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (EMPTIED, json.dumps(marks, sort_keys=True)))
+
+
+def _judge_emptied(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
+                   retention: Retention | None) -> tuple[bool | None, list[Finding]]:
+    """Chain ``key``, every record of which the index read lies before the log start, judged by the newest of them
+    that was sound (``verify.emptied``): its own time where the index holds it (a query's ``at``; a signed
+    record's, ``ChainState.signed_at``, read before the cut forgets it), its ``prev_at`` and ``keep_days``."""
+    topic, partition, log_start = where
+    newest = conn.execute(
+        f"SELECT \"offset\", seq, prev_at, keep_days FROM records_read WHERE topic = ? AND partition = ? AND "
+        f"chain_key = ? AND \"offset\" < ? AND counted & {SOUND} ORDER BY \"offset\" DESC LIMIT 1",
+        (topic, partition, key, log_start)).fetchone()
+    if retention is None or newest is None:
+        return None, []
+    offset, seq, prev_at, kept = newest
+    row = conn.execute("SELECT at_ms FROM queries WHERE topic = ? AND partition = ? AND \"offset\" = ? AND at_ms IS "
+                       "NOT NULL LIMIT 1", (topic, partition, offset)).fetchone()
+    at_ms = int(row[0]) if row is not None else None
+    if at_ms is None and state.signed_offset == offset and (signed := when(state.signed_at)) is not None:
+        at_ms = int(signed.timestamp() * 1000)
+    verdict = emptied(retention, at_ms, prev_at, kept)
+    if verdict is not True:
+        return verdict, []
+    return True, [emptied_deleted(topic, partition, log_start, chain_name(key), seq, int(kept), retention)]
+
+
 def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
-                 check: StartCheck | None, unread: bool) -> tuple[int, ChainState]:
+                 check: StartCheck | None, unread: bool,
+                 judging: tuple[Cut, Retention | None] | None = None) -> tuple[int, ChainState]:
     """Bring chain ``key``'s ``state`` to where a walk from the log start leaves it (module docstring), noting the
     start check's finding; how many findings it noted, and the state to keep. ``unread``: the log starts past the
-    index's read position, so Kafka also deleted records the index never read."""
+    index's read position, so Kafka also deleted records the index never read. ``judging``: the cut, whose
+    ``judged`` takes the verdict on a chain the log start passed whole, and the retention it is judged by."""
     topic, partition, log_start = where
     mine = (topic, partition, key)
+    verdict: tuple[bool | None, list[Finding]] = (None, [])
+    if judging is not None and not unread and conn.execute(
+            "SELECT 1 FROM records_read WHERE topic = ? AND partition = ? AND chain_key = ? AND \"offset\" >= ? "
+            "LIMIT 1", (*mine, log_start)).fetchone() is None:
+        # Before the state forgets its last signed record: that record's time may judge the chain.
+        verdict = _judge_emptied(conn, where, key, state, judging[1])
     gone, signed = conn.execute(
         f"SELECT COUNT(*), COALESCE(SUM(counted & {SIGNED} != 0), 0) FROM records_read WHERE topic = ? AND "
         f"partition = ? AND chain_key = ? AND \"offset\" < ? AND counted & {IN_RECORDS}", (*mine, log_start)).fetchone()
@@ -245,10 +307,17 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
         # Its next records may be among those deleted unread: what the walk holds of it continues nothing held, so
         # it starts anew, and the walk's log-start rule starts it at its next record held, whatever its seq (a
         # rebuild's start, checked as a rebuild checks it), rather than report the records deleted as a gap.
+        if judging is not None:
+            judging[0].judged.append(None)  # what went unread is not known
         return 0, _anew(state)
     if held is None:
         state.first_seq = state.seq  # its next record read is its first held: the walk checks it
-        return 0, state
+        if judging is None:
+            return 0, state
+        # The log start passed every record of it read: judged by the newest (``_judge_emptied``), as a chain cut
+        # at its start is by its first record held, never dropped unsaid.
+        judging[0].judged.append(verdict[0])
+        return _note_findings(conn, mine, verdict[1]), state
     offset, seq, prev_at, keep_days, flags = held
     if seq is None:
         return 0, state
@@ -256,6 +325,12 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
     if check is None or not flags & SOUND or seq <= 0:
         return 0, state
     found = check(int(offset), {"seq": seq, "chain": chain_name(key), "prev_at": prev_at, "keep_days": keep_days})
+    return _note_findings(conn, mine, found), state
+
+
+def _note_findings(conn: sqlite3.Connection, mine: tuple[str, int, str], found: list[Finding]) -> int:
+    """Note ``found`` at chain ``mine`` (topic, partition, chain key), each once; how many were new."""
+    topic, partition, key = mine
     noted = 0
     for f in found:
         # An earlier cut (or the walk, reading it first held) may have noted it already: a later cut whose log
@@ -265,4 +340,4 @@ def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str
             "SELECT ?, ?, ?, ?, ?, 0 WHERE NOT EXISTS (SELECT 1 FROM findings WHERE topic = ? AND partition = ? "
             "AND chain_key = ? AND \"offset\" = ? AND problem = ?)",
             (topic, partition, f.offset, key, f.problem, topic, partition, key, f.offset, f.problem)).rowcount
-    return noted, state
+    return noted

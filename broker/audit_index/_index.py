@@ -27,12 +27,14 @@ from broker.audit.verify import (
     ReceiptReach,
     Retention,
     VerifyFn,
+    emptied_unchecked,
     missing_topic,
     plain,
     receipt_ends,
     retired_keys,
     unnamed_ingress,
 )
+from broker.audit_index._cut import EMPTIED
 from broker.audit_index._ingest import DELIVERS, KNOWN_AS, PartitionIngest, json_text
 from broker.audit_index._scope import (
     ALIAS,
@@ -426,7 +428,8 @@ class AuditIndex:
 
     def partition(self, topic: str, partition: int, holds: Holds, verify: VerifyFn, *, owner: str | None = None,
                   batch_rows: int = 5_000, feeds: str | None = None, log_start: int = 0,
-                  retention: Retention | None = None, expired_before: int | None = None) -> PartitionIngest:
+                  retention: Retention | None = None, expired_before: int | None = None,
+                  log_end: int | None = None) -> PartitionIngest:
         """An ingest of ``topic[partition]`` from its stored position (``.start``): ``add`` each record
         from there in offset order, then ``commit`` (``abort`` on failure). Every vouched receipt is matched
         against the decisions indexed, and one they do not match (none indexed yet, say: a receipts topic
@@ -438,10 +441,13 @@ class AuditIndex:
         of theirs, and their chains start at their first records held, as a rebuild has them (``_cut``); a chain
         whose next records were deleted unread shows the gap. ``retention``: as ``PartitionWalk``'s, the start
         check of a chain so cut. ``expired_before``: as ``match_receipt``'s, a receipt of a delivery that expired with
-        its decision is a row acknowledging nothing, no finding (``broker.auditor.decisions_starts``)."""
+        its decision is a row acknowledging nothing, no finding (``broker.auditor.decisions_starts``).
+        ``log_end``: where Kafka ends the partition now; at its log start (it holds no record), a chain the log
+        start passed every record read of is judged by its newest one (``_cut.cut_start``): one that continues
+        gets its next record's start check instead."""
         try:
             return PartitionIngest(self._conn, topic, partition, holds, owner, verify, batch_rows, self.path, feeds,
-                                   log_start, retention, expired_before)
+                                   log_start, retention, expired_before, log_end)
         except sqlite3.Error as exc:
             raise translated(exc, self.path, f"reading where {topic}[{partition}] stands") from None
 
@@ -476,18 +482,37 @@ class AuditIndex:
         except sqlite3.Error as exc:
             raise translated(exc, self.path, "noting partitions Kafka lost") from None
 
+    def emptied_unchecked(self, starts: Mapping[tuple[str, int], int]) -> list[tuple[str, int, int]]:
+        """The audit partitions, of ``starts`` (each one's log start), that hold no record while their log starts
+        past offset 0 and that no cut judged at that log start (``_cut.EMPTIED``: every chain it passed whole found
+        deleted or expired by its newest record read): every record was deleted, by retention or by hand, and the
+        index cannot tell which (it read none of them, or they state no time or retention). Not checked, never
+        sound, as `audit verify` reports each such partition (``verify.emptied_unchecked``)."""
+        text = self._one("SELECT value FROM meta WHERE key = ?", (EMPTIED,))
+        judged: dict[str, int] = json.loads(text) if text is not None else {}
+        out = []
+        for (topic, partition), log_start in sorted(starts.items()):
+            if log_start <= 0 or judged.get(f"{topic}:{partition}") == log_start:
+                continue
+            if self._one("SELECT 1 FROM records_read WHERE topic = ? AND partition = ? AND \"offset\" >= ? LIMIT 1",
+                         (topic, partition, log_start)) is None:
+                out.append((topic, partition, log_start))
+        return out
+
     def record_ends(self, ends: GroupEnds, unsettled: set[tuple[str, int]], trimmed: set[str],
-                    missing: Iterable[str] = ()) -> None:
+                    missing: Iterable[str] = (), emptied: Iterable[tuple[str, int, int]] = ()) -> None:
         """Keep the groups' committed offsets this catch-up read before its reads (``end_reports`` checks
         the chains' ends against them), the audit partitions whose open transactions did not end before
-        it read (``unsettled``), the receipts topics records were deleted from (``trimmed``) and the
-        planned audit topics the cluster did not hold (``missing``: each a finding, ``missing_topic``)."""
+        it read (``unsettled``), the receipts topics records were deleted from (``trimmed``), the
+        planned audit topics the cluster did not hold (``missing``: each a finding, ``missing_topic``) and the
+        partitions emptied past offset 0 that are not checked (``emptied``: ``emptied_unchecked``)."""
         feeds = ends.feeds
         self._set_meta("ends", json_text({
             "ingress": [[t, p, c] for (t, p), c in sorted(ends.ingress.items())],
             "feeds": [[t, p, c] for (t, p), c in sorted(feeds.committed.items())], "asked": sorted(feeds.asked),
             "prefix": feeds.feeds, "readers": feeds.readers, "refused": list(ends.refused),
             "unsettled": sorted([t, p] for t, p in unsettled), "trimmed": sorted(trimmed), "missing": sorted(missing),
+            "emptied": sorted([t, p, at] for t, p, at in emptied),
             "read_at": iso_utc(datetime.now(UTC))}), "keeping the groups' offsets")
 
     def finish(self, now: datetime) -> None:
@@ -591,6 +616,12 @@ class AuditIndex:
             out.counted_unchecked = sum(1 for r in counted if r.end is not None and not r.end.checked)
             out.reports += [r for r in placed if _shared(scope, topics, r.topic) == "read"]
         out.reports += self._receipt_ends(scope, snap, topics, unsettled, {(r.topic, r.partition) for r in gone})
+        for topic, part, log_start in snap.get("emptied", []):  # not checked, as its topic allows (``_shared``)
+            shared = _shared(scope, topics, topic)
+            if shared == "read":
+                out.why.append(emptied_unchecked(topic, part, log_start, topics.get(topic, ("", None))[0] or None))
+            elif shared == "counted":
+                out.counted_unchecked += 1
         return out
 
     def _receipt_ends(self, scope: Scope, snap: dict[str, Any], topics: Mapping[str, tuple[str, str | None]],

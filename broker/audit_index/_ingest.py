@@ -158,7 +158,8 @@ class PartitionIngest:
     def __init__(self, conn: sqlite3.Connection, topic: str, partition: int, holds: Holds, owner: str | None,
                  verify: VerifyFn, batch_rows: int = 5_000, path: Path | None = None,
                  feeds: str | None = None, log_start: int = 0,
-                 retention: Retention | None = None, expired_before: int | None = None) -> None:
+                 retention: Retention | None = None, expired_before: int | None = None,
+                 log_end: int | None = None) -> None:
         self._conn, self.topic, self.partition, self.holds = conn, topic, partition, holds
         self._expired_before = expired_before  # ``match_receipt``'s: set before ``_cut`` matches receipts again
         self.path = path or Path("(the audit index)")
@@ -168,7 +169,8 @@ class PartitionIngest:
         if cut_due(conn, topic, partition, log_start):
             # Kafka deleted records this index read: what it holds of them goes, and its chains start where a
             # rebuild from the log start has them (``_cut``), which may read some of the partition again.
-            self._cut(log_start, PartitionWalk(topic, partition, verify, holds, owner), retention)
+            self._cut(log_start, PartitionWalk(topic, partition, verify, holds, owner), retention,
+                      log_end is not None and log_end <= log_start)
         row = conn.execute("SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
                            (topic, partition)).fetchone()
         self.start = self.next_offset = int(row[0]) if row else 0
@@ -213,7 +215,7 @@ class PartitionIngest:
         if self._reach is not None:
             self._restore_reach(self._reach, owner)
 
-    def _cut(self, log_start: int, walk: PartitionWalk, retention: Retention | None) -> None:
+    def _cut(self, log_start: int, walk: PartitionWalk, retention: Retention | None, empty: bool = False) -> None:
         """Drop what the index holds of the records before ``log_start`` and start the partition's chains at their
         first records held (``_cut.cut_start``), then match again what rows of other partitions matched against what
         was dropped: the receipts naming the deliveries dropped, and the places and deliveries that receipts dropped
@@ -223,7 +225,7 @@ class PartitionIngest:
         try:
             # (The walk's own start check, on what ``records_read`` kept of the record: one rule, `audit verify`'s.)
             cut = cut_start(c, self.topic, self.partition, log_start, None if retention is None else (
-                lambda offset, doc: walk._start_check(offset, doc, retention)))
+                lambda offset, doc: walk._start_check(offset, doc, retention)), retention if empty else None)
             self._after_cut(cut)
             c.execute("COMMIT")
         except BaseException:

@@ -82,8 +82,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = ("check every audit chain for gaps, edits, reordering, bad or misplaced signatures and receipts no "
             "delivery matches, and each decision chain's end against the broker group's committed ingress offsets; "
             "exit 1 with problems, 3 when there are no audit topics to check, 5 when every chain verifies but some "
-            "chain's end could not be checked, or the groups' offsets or the policy the ends are checked against "
-            "could not be read")
+            "chain's end could not be checked, a partition holds no record while its log starts past offset 0 (every "
+            "record deleted, by retention or by hand), or the groups' offsets or the policy the ends are checked "
+            "against could not be read")
     verify = audit.add_parser("verify", help="check every audit chain", description=text, parents=[kafka_options()])
     verify.add_argument("--verify-key", type=Path, action="append", help=keys_help)
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
@@ -183,9 +184,11 @@ def _verify(args: argparse.Namespace) -> int:
     counted = sum(r.problems for r in reports)
     expired = sum(r.expired for r in reports)  # receipts whose delivery expired with its decision: no problem
     unchecked = sum(1 for r in reports if r.end is not None and not r.end.checked)
+    # Partitions emptied past offset 0 (``PartitionReport.unchecked``): their records are not checked, not sound.
+    emptied = [r.unchecked for r in reports if r.unchecked is not None]
     # Offsets refused, or a policy unread, may leave no end to call unchecked (no block names an ingress
     # partition, say): what was not read is still not checked, and is said, never passed as sound.
-    not_checked = bool(unchecked or refused)
+    not_checked = bool(unchecked or refused or emptied)
     why = "; ".join(refused) if refused else (
         f"no settled committed offset of the broker group {cfg.broker_group} or of the partner's subscriber group "
         "there, a transaction that did not end, or a feed whose partner is unknown (see each END line; run it again; "
@@ -200,10 +203,12 @@ def _verify(args: argparse.Namespace) -> int:
                         # from_seq: above 0 where the log starts after the chain's first records (retention)
                         "signed_up_to": [{"chain": v.chain, "seq": v.seq, "at": v.at, "offset": v.offset,
                                           "from_seq": v.since} for v in r.vouched],
-                        "end": None if r.end is None else _end_json(r.end)} for r in reports],
+                        "end": None if r.end is None else _end_json(r.end),
+                        # why none of its records could be checked (emptied past offset 0), else null
+                        "not_checked": r.unchecked} for r in reports],
             "findings": [{"topic": f.topic, "partition": f.partition, "offset": f.offset, "problem": f.problem}
                          for f in problems],
-            "ends_not_checked": {"chains": unchecked, "why": why} if not_checked else None},
+            "ends_not_checked": {"chains": unchecked, "why": why} if unchecked or refused else None},
             indent=2))
         return _verify_status(counted, not_checked)
     _table(reports)
@@ -212,6 +217,8 @@ def _verify(args: argparse.Namespace) -> int:
             say(f"VOUCHED {r.topic}[{r.partition}]: {r.vouched_text()}")
         if r.end is not None:
             say(f"END     {r.topic}[{r.partition}]: {r.end.describe()}")
+    for text in emptied:
+        say(f"UNCHECKED {text}")
     for f in problems:
         say(f"PROBLEM {f.topic}[{f.partition}] offset {f.offset}: {f.problem}")
     for r in reports:
@@ -225,7 +232,9 @@ def _verify(args: argparse.Namespace) -> int:
         + ("no problems" if not counted else f"{counted} problem(s)")
         + ("" if total else " (the audit topics exist but hold no records yet)")
         + (f"; {expired} {EXPIRED_NOTE}" if expired else "")
-        + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if not_checked else ""))
+        + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if unchecked or refused else "")
+        + (f"; {len(emptied)} partition(s) emptied past offset 0 not checked (see each UNCHECKED line)"
+           if emptied else ""))
     return _verify_status(counted, not_checked)
 
 
@@ -392,7 +401,7 @@ def _index(args: argparse.Namespace) -> int:
         f"{done.rows:,} row(s) indexed from {done.partitions} partition(s); "
         + (f"{done.problems} problem(s) in the audit (run `puente audit verify`)" if done.problems
            else "no problems")
-        + (f"; {done.ends.unchecked} chain end(s) not checked: {'; '.join(done.ends.why)}"
+        + (f"; {done.ends.unchecked or 'some'} chain end(s) or partition(s) not checked: {'; '.join(done.ends.why)}"
            if not done.ends.all_checked else ""))
     return _verify_status(done.problems, not done.ends.all_checked)
 

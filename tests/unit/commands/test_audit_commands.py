@@ -233,9 +233,11 @@ def test_verify_json_is_one_document_of_chains_and_findings(
     assert doc == {
         "records": 14, "problems": 1, "receipts_delivery_expired": 0,
         "chains": [{"topic": "p.decisions", "partition": 0, "records": 5, "signed": 2, "unsigned_tail": 0,
-                    "ok": True, "problems": 0, "problems_not_listed": 0, "signed_up_to": [], "end": None},
+                    "ok": True, "problems": 0, "problems_not_listed": 0, "signed_up_to": [], "end": None,
+                    "not_checked": None},
                    {"topic": "p.receipts.COL", "partition": 0, "records": 9, "signed": 1, "unsigned_tail": 1,
-                    "ok": False, "problems": 1, "problems_not_listed": 0, "signed_up_to": [], "end": None}],
+                    "ok": False, "problems": 1, "problems_not_listed": 0, "signed_up_to": [], "end": None,
+                    "not_checked": None}],
         "findings": [{"topic": "p.receipts.COL", "partition": 0, "offset": 7, "problem": problem.problem}],
         "ends_not_checked": None}
 
@@ -336,6 +338,22 @@ def test_verify_refused_the_offsets_is_never_clean_even_with_no_end_to_check(
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
     assert doc["ends_not_checked"]["chains"] == 0 and "refused auditor access" in doc["ends_not_checked"]["why"]
+
+
+def test_verify_a_partition_emptied_past_offset_0_is_not_checked_never_clean(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A queries partition whose every record was deleted (``PartitionReport.unchecked``): exit 5, named in the
+    summary line and on a line of its own, and in JSON on its chain; a problem elsewhere still exits 1."""
+    why = "p.queries[0] (it holds the queries) holds no record, but its log starts at offset 40: not checked"
+    service["reports"] = [PartitionReport("p.decisions", 0, records=3, chains=1, checkpoints=1),
+                          PartitionReport("p.queries", 0, unchecked=why)]
+    assert _puente("audit", "verify") == EXIT_UNCHECKED
+    out = capsys.readouterr().out.splitlines()
+    assert f"UNCHECKED {why}" in out and "1 partition(s) emptied past offset 0 not checked" in out[-1]
+    assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
+    assert [c["not_checked"] for c in json.loads(capsys.readouterr().out)["chains"]] == [None, why]
+    service["reports"][0].findings.append(Finding("p.decisions", 0, 1, "a gap"))
+    assert _puente("audit", "verify") == 1
 
 
 def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_unchecked_end(
