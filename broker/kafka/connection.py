@@ -33,7 +33,10 @@ The file is read as Kafka's Java tools read it, or refused: lines end at ``\n``,
 only (``java.util.Properties``), and a line holding any other control, format or separator character
 (U+2028, U+0085, a vertical tab, a form feed, ...) is refused, since Python's ``splitlines`` would end a
 line there and Java would not: ``good:9093\u2028ssl.endpoint.identification.algorithm=none`` would turn
-hostname checking off for Puente only. ``unsafe_value`` is the writer's side of the same rule.
+hostname checking off for Puente only. A key or value that ``java.util.Properties`` would decode otherwise is
+refused too, naming its line: a backslash anywhere but a line's continuation (Java reads ``\\\\``, ``\\=`` and
+``\\u0041`` as escapes), a value's trailing blanks (Java keeps them), a character outside printable ASCII (Java
+reads the file as ISO-8859-1). ``unsafe_value`` is the rule, on the writer's side and here on the reader's.
 
 The file must be a regular file that others cannot write, in a folder others cannot write (whoever can may
 point the party at their own servers or CA), reached through a link only when no one but this user or root
@@ -308,7 +311,8 @@ def read_properties(text: str, source: str) -> dict[str, Entry]:
     comments, ``\\`` continuation lines), each with its line. Only the keys Puente knows are admitted,
     and a key given twice is refused: the last would silently win. Lines are split as
     ``java.util.Properties`` splits them, and a line holding another control or separator character
-    is refused (module docstring).
+    is refused, as is a key holding a backslash and a value ``unsafe_value`` refuses (module docstring):
+    each value is the one Java reads, or none is returned.
 
     No message quotes the file: what reads as an unknown key may be a password wrapped onto a line
     of its own, or the rest of a JAAS value split without a ``\\``. It says the line and, for a
@@ -330,17 +334,24 @@ def read_properties(text: str, source: str) -> dict[str, Entry]:
         if _continues(line):
             logical += stripped[:-1]
             continue
-        logical += stripped
+        logical += line.lstrip(_JAVA_SPACE)  # Java keeps a value's trailing blanks: kept, to be refused below
         match = _PROPERTY.match(logical)
         logical = ""
         if match is None:
             raise ConfigError(f"{source}:{first}: expected key=value")
         key, value = match["key"], match["value"]
+        if "\\" in key:
+            raise ConfigError(f"{source}:{first}: the key holds a backslash, which Kafka's Java tools read as an "
+                              "escape and Puente would not: write the key without one")
         if key not in _KNOWN:
             raise ConfigError(f"{source}:{first}: the key is not a client setting Puente knows"
                               f"{_did_you_mean(key, _KNOWN)}: check its spelling (Puente reads the Java client's "
                               "names and librdkafka's), or, if the line continues the one before, end that one "
                               "with '\\'")
+        problem = unsafe_value(value)
+        if problem is not None:  # the writer's rule (``unsafe_value``), so that a value is one both read alike
+            raise ConfigError(f"{source}:{first}: the value of {key} would not be read as Kafka's Java tools read "
+                              f"it: {problem}; change it")
         if key in out:
             raise ConfigError(f"{source}:{first}: {key} is given twice (first at line {out[key].line})")
         out[key] = Entry(value, first)

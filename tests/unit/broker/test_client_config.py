@@ -15,7 +15,7 @@ from broker.kafka import admin, connection_from_properties, translate
 from puente.dev import pki
 from puente.errors import ConfigError, KafkaUnavailableError
 
-SECRET = 'pa"ss\\word-9f3e'  # a quote and a backslash: the JAAS escaping is exercised
+SECRET = "pa$s=w0rd:9f3e"  # '=' and ':' after the first separator are the value's; no backslash (refused)
 
 
 def _write(folder: Path, text: str, name: str = "client.properties") -> Path:
@@ -31,12 +31,11 @@ def ca(tmp_path: Path) -> Path:
 
 
 def test_java_and_librdkafka_names_describe_the_same_connection(tmp_path: Path, ca: Path) -> None:
-    escaped = SECRET.replace("\\", "\\\\").replace('"', '\\"')
     java = _write(tmp_path, (
         "# as Kafka's console tools take it\n"
         "bootstrap.servers=k1:9093,k2:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
         "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
-        f'    username="partner-COL" password="{escaped}";\n'
+        f'    username="partner-COL" password="{SECRET}";\n'
         f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"), "java.properties")
     rdkafka = _write(tmp_path, (
         "bootstrap.servers=k1:9093,k2:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\n"
@@ -174,7 +173,7 @@ def test_a_file_must_say_how_it_is_secured_and_say_it_once(tmp_path: Path, ca: P
     for local in ("localhost:9092", "127.0.0.1:9092,[::1]:9092"):
         assert connection_from_properties(_write(tmp_path, f"bootstrap.servers={local}\n"
                                                  f"security.protocol=SASL_PLAINTEXT\n{scram}")).uses_sasl
-    for algorithm in ("https", "HTTPS "):
+    for algorithm in ("https", "HTTPS"):
         checked = f"bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\n{login}" \
                   f"ssl.endpoint.identification.algorithm={algorithm}\n"
         assert connection_from_properties(_write(tmp_path, checked)).check_hostname
@@ -280,33 +279,31 @@ def test_bootstrap_servers_take_names_addresses_and_bracketed_ipv6(tmp_path: Pat
     assert connection_from_properties(config).bootstrap == servers
 
 
-@pytest.mark.parametrize("slashes", [1, 3, 5])
-def test_a_line_ending_in_an_odd_number_of_backslashes_continues_as_java_reads_it(tmp_path: Path, ca: Path,
-                                                                                  slashes: int) -> None:
-    """Kafka's Java tools continue a line ending in an odd number of backslashes (three: an escaped one, then the
-    continuation), so the line after is part of its value: read as a setting of its own, it turned the server's
-    name check off for Puente while the Java tools kept it on."""
+def test_a_line_ending_in_a_backslash_continues_as_java_reads_it(tmp_path: Path, ca: Path) -> None:
+    """Kafka's Java tools continue a line ending in a backslash, so the line after is part of its value: read as a
+    setting of its own, it turned the server's name check off for Puente while the Java tools kept it on."""
     config = _write(tmp_path, (
         "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
         f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
-        "client.id=col-subscriber" + "\\" * slashes + "\n"
+        "client.id=col-subscriber\\\n"
         "ssl.endpoint.identification.algorithm=none\n"))
     conn = connection_from_properties(config)
     assert conn.check_hostname and conn.aiokafka()["ssl_context"].check_hostname
     assert conn.librdkafka().get("ssl.endpoint.identification.algorithm", "https") == "https"
 
 
-@pytest.mark.parametrize("ending", ["\\\\", "\\\\\\\\", "\\ "])
-def test_a_line_ending_in_an_even_number_of_backslashes_or_a_blank_does_not_continue(tmp_path: Path, ca: Path,
-                                                                                     ending: str) -> None:
-    """Two backslashes are one escaped backslash, and one before a blank escapes the blank: the next line is a
-    setting of its own, as the Java tools read it (here one turning the name check off, which is refused)."""
+@pytest.mark.parametrize("ending", ["\\\\", "\\\\\\\\", "\\ ", "\\\\\\", "\\\\\\\\\\"])
+def test_a_value_holding_a_backslash_escape_is_refused_naming_its_line(tmp_path: Path, ca: Path,
+                                                                        ending: str) -> None:
+    """Two backslashes are one escaped backslash to the Java tools, one before a blank escapes the blank, and three
+    or five end in an escaped one before the continuation: Puente read each backslash as itself, so the value was
+    not the one the Java tools read. Refused, as the writer refuses it (``unsafe_value``), naming the line."""
     config = _write(tmp_path, (
         "bootstrap.servers=k1:9093\nsecurity.protocol=SSL\n"
         f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n"
         f"client.id=col-subscriber{ending}\n"
         "ssl.endpoint.identification.algorithm=none\n"))
-    with pytest.raises(ConfigError, match="the server's name is not checked"):
+    with pytest.raises(ConfigError, match=r":5: the value of client\.id .*backslash"):
         connection_from_properties(config)
 
 
@@ -347,3 +344,31 @@ def test_an_unreachable_kafka_names_where_its_servers_came_from(
     for error in errors:
         assert isinstance(error, KafkaUnavailableError) and named.format(config=config) in str(error), error
         assert "PUENTE_BOOTSTRAP (or" not in str(error)
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("sasl.password=pa\\\\ss\\u0041\\=x", ":5: the value of sasl.password would not be read"),  # Java: pa\ssA=x
+    ("sasl.username=bob  ", ":4: the value of sasl.username would not be read"),  # Java keeps the blanks
+    ("sasl.username=bob\t", ":4: the value of sasl.username would not be read"),
+    ("ssl.truststore.location=/run/ca\\u002epem", ":5: the value of ssl.truststore.location would not be read"),
+    ("sasl\\.username=bob", ":4: the key holds a backslash"),
+])
+def test_a_key_or_value_java_would_read_otherwise_is_refused_naming_the_line_never_the_value(
+        tmp_path: Path, line: str, said: str) -> None:
+    """Java's Properties decodes escapes in keys and values (\\\\, \\=, \\uXXXX) and keeps a value's trailing blanks,
+    where Puente took escapes as written and stripped the blanks: a file Puente and Kafka's tools read as two
+    logins, paths or passwords. Refused instead, as the writer refuses them (``unsafe_value``): the line named, the
+    value never quoted."""
+    head = "bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+    text = head + (f"{line}\nsasl.password=x\n" if "username" in line else f"sasl.username=u\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        connection_from_properties(_write(tmp_path, text))
+    message = str(caught.value)
+    assert said in message, message
+    assert "pa\\" not in message and "bob" not in message and "u0041" not in message and "/run" not in message
+
+
+def test_a_value_with_blanks_alone_is_empty_as_java_reads_it(tmp_path: Path) -> None:
+    """Blanks after '=' and nothing else: Java skips them as the space before the value, which is empty."""
+    config = _write(tmp_path, "bootstrap.servers=k1:9093\nsecurity.protocol=PLAINTEXT\nclient.id=   \n")
+    assert connection_from_properties(config).bootstrap == "k1:9093"
