@@ -155,7 +155,8 @@ async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_fir
     """A subscriber crashed after its store committed a batch and before Kafka committed the receipts: the
     batch comes again, and its records get the statuses they first had (RECEIVED, RECALLED), not DUPLICATE,
     since the first receipts were aborted; the store does not change. (A version the same batch then
-    recalled is SUPERSEDED the second time: the store holds the recall now, which is acknowledged.) It was the
+    recalled is RECEIVED again too: the store kept each record's outcome, never judging it against the recall
+    after it.) It was the
     partition's first batch, so the group has no offset there: the subscriber does not resume where the store
     stands, past the records whose receipts were aborted, which would never have any."""
     first = _view("tocumen-red-notice-hit")
@@ -175,7 +176,7 @@ async def test_a_batch_the_store_committed_before_a_crash_is_receipted_as_it_fir
     run = _subscribe(env, "--store", str(store_path))
     assert run.returncode == 0, run.stderr[-2000:]
     got = [(r["feed"], r["status"], r["version"]) for r in await _receipts(env, PARTNER) if r["kind"] == "RECEIPT"]
-    assert got == [(locations[0], "RECEIVED", 1), (locations[1], "SUPERSEDED", 1), (locations[2], "RECALLED", 2)]
+    assert got == [(locations[0], "RECEIVED", 1), (locations[1], "RECEIVED", 1), (locations[2], "RECALLED", 2)]
     with PartnerStore.open(store_path, PARTNER, create=False) as store:
         assert store.show(first["alert_id"]).received_at == crashed_at
         assert store.show(recalled["alert_id"]).view is None
