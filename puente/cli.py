@@ -20,8 +20,8 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from puente import __version__, logs
 from puente.commands._common import Subparsers
@@ -132,12 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connections would only bury it. Long-running commands set the level from PUENTE_LOG_LEVEL.
     logs.configure("critical")
     argv = sys.argv[1:] if argv is None else list(argv)
+    given = sys.stdout
+    if not isinstance(given, _ClosedOutput):  # whose one failure already says standard output is closed
+        sys.stdout = cast("TextIO", _WatchedOutput(given))
     try:
         code = _run(argv)
     except SystemExit as done:  # argparse's --help, --version and usage errors
         # What argparse printed is still in the buffer: written here too, so a reader that left is seen below.
         raise SystemExit(_written(done.code) if isinstance(done.code, int) or done.code is None else done.code) \
             from None
+    finally:
+        sys.stdout = given
     return _written(code)
 
 
@@ -161,6 +166,56 @@ class _ClosedOutput(io.TextIOBase):
 
     def write(self, text: str) -> int:
         raise OSError(errno.EBADF, "standard output is closed; give the command somewhere to write (> FILE)")
+
+
+class _WatchedOutput:
+    """Standard output while a command runs, as it is but for one thing: a write or flush of it that fails is kept
+    (``failed``), so that the error boundary (``_run``) can tell the command's output failing (`> /dev/full`) from a
+    file or socket the command opened failing: the one is said as the final flush says it (``_cannot_write``),
+    naming standard output, where a bare "No space left on device" sent the operator to look for a file. Every
+    other attribute is the stream's own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _from_output(exc: OSError) -> bool:
+    """Whether ``exc`` is (or was raised while handling) a failed write to standard output (``_WatchedOutput``)."""
+    failed = getattr(sys.stdout, "failed", None) if isinstance(sys.stdout, _WatchedOutput) else None
+    seen: BaseException | None = exc
+    while failed is not None and seen is not None:
+        if seen is failed:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _cannot_write(exc: BaseException) -> str:
+    """The one line for standard output that could not be written, whichever write found it."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return f"puente: error: cannot write the output: {reason}; check where standard output goes"
 
 
 def _stdout_refusing() -> None:
@@ -215,8 +270,11 @@ def _run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         _say("puente: interrupted")
         return EXIT_INTERRUPTED
-    except OSError as exc:  # a file or a socket the command itself opened
+    except OSError as exc:  # standard output (`> /dev/full`), or a file or a socket the command itself opened
         _trace()
+        if _from_output(exc):
+            _say(_cannot_write(exc))
+            return EXIT_CONFIG
         where = f" ({one_line(str(exc.filename))})" if exc.filename else ""
         _say(f"puente: error: {exc.strerror or type(exc).__name__}{where}")
         return EXIT_CONFIG
@@ -244,8 +302,7 @@ def _written(code: int | None) -> int:
     except (OSError, ValueError) as exc:  # a full disk (`> /dev/full`); ValueError: a stream already closed
         _discard(sys.stdout)
         if not code:  # a command that failed has said so; a second line about its output would only bury it
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            _say(f"puente: error: cannot write the output: {reason}; check where standard output goes")
+            _say(_cannot_write(exc))
             code = EXIT_CONFIG
     try:
         if sys.stderr is not None:

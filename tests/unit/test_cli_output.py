@@ -194,3 +194,63 @@ def test_a_closed_stdout_ends_a_command_that_writes_there_in_one_line(tmp_path: 
         lines = done.stderr.decode().strip().splitlines()
         assert done.returncode == 3 and lines == [
             "puente: error: standard output is closed; give the command somewhere to write (> FILE)"], done
+
+
+class _Full(io.StringIO):
+    """Standard output on a full disk (`> /dev/full`): every write and flush fails with ENOSPC."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_output_that_fails_while_the_command_runs_is_named_as_standard_output(
+        monkeypatch: pytest.MonkeyPatch, flush: bool) -> None:
+    """A write to standard output failing mid-command (unbuffered, a long report, a flush) says the output could
+    not be written and to check where standard output goes, as the final flush says it: a bare "No space left on
+    device" sent the operator looking for a file the command wrote."""
+    def lint(args: argparse.Namespace) -> int:
+        print("a finding", flush=flush)
+        return 0
+
+    err = io.StringIO()
+    monkeypatch.setattr(policy, "_lint", lint)
+    monkeypatch.setattr("sys.stdout", _Full())
+    monkeypatch.setattr("sys.stderr", err)
+    assert cli.main(["policy", "lint"]) == 3
+    assert err.getvalue() == ("puente: error: cannot write the output: No space left on device; check where "
+                              "standard output goes\n"), err.getvalue()
+
+
+def test_a_file_the_command_writes_failing_is_still_named_as_that_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only standard output's own failure is said as the output's: a file the command opened failing alike is said
+    as before, naming that file, while standard output works; and main leaves standard output as it found it."""
+    def lint(args: argparse.Namespace) -> int:
+        print("a finding")
+        raise OSError(errno.ENOSPC, "No space left on device", "/var/lib/puente/store.sqlite")
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(policy, "_lint", lint)
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    assert cli.main(["policy", "lint"]) == 3
+    assert err.getvalue() == "puente: error: No space left on device (/var/lib/puente/store.sqlite)\n"
+    assert sys.stdout is out and out.getvalue() == "a finding\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_an_unbuffered_export_to_a_full_disk_names_standard_output(tmp_path: Path) -> None:
+    """The real process: `keys export-public ... > /dev/full` unbuffered fails at the command's own write."""
+    keys = str(tmp_path / "keys")
+    made = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "generate", "--for", "partner", "COL", "--dir",
+                           keys], capture_output=True, timeout=60, check=False)
+    assert made.returncode == 0, made
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "puente.cli", "keys", "export-public", "COL-enc-2026a", "--dir",
+                               keys], stdout=full, stderr=subprocess.PIPE, timeout=60, check=False,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 3 and done.stderr.decode().splitlines() == [
+        "puente: error: cannot write the output: No space left on device; check where standard output goes"], done
