@@ -39,6 +39,7 @@ from broker.audit.receipts import (
 from broker.audit.verify import (
     ChainState,
     DecisionsStart,
+    EndCheck,
     FeedEnds,
     Finding,
     GroupEnds,
@@ -174,11 +175,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                                                                          retention))
         receipts = {t: [TopicPartition(t, p) for p in parts[t]]
                     for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
-        if feed_ends is not None and any(o > 0 for o in feed_ends.committed.values()):
-            # A subscriber's receipts commit with its feed offsets, whose markers Kafka may write on the
-            # receipts partition after it answers the offsets: let every transaction open there end first
-            # (within a settle time of its own: the decision chains' ends still have theirs).
-            unsettled = await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
+        unsettled = await _receipts_settled(conn, receipts, feed_ends)
         for topic, holds in topics.items():
             if not parts[topic]:
                 reports.append(missing_topic(topic, holds))
@@ -198,19 +195,73 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                     walked.partition_done()
                 if holds in ("decisions", "denials") and None in walk.chains:
                     broker_chains.append((topic, partition, walk.chains[None]))
-        if receipts:
-            # A receipts topic that never held a record (nothing written, nothing deleted): its partner
-            # reads with a reader of its own, which writes no receipts.
-            written = {r.topic for r in reports if r.records} | {tp.topic for tp, at in starts.items() if at > 0}
-            silent = {(owners or {}).get(t) or "" for t in receipts if t not in written}
+        silent = _silent(receipts, {r.topic for r in reports if r.records}, starts, owners)
     for found in retired_keys(broker_chains):
         next(r for r in reports if (r.topic, r.partition) == (found.topic, found.partition)).add([found])
+    return reports + _group_end_reports(reports, ends, reach, feed_ends, unsettled, silent, owners)
+
+
+async def _receipts_settled(conn: KafkaConnection, receipts: Mapping[str, list[TopicPartition]],
+                            feed_ends: FeedEnds | None) -> set[TopicPartition]:
+    """The receipts partitions whose open transactions did not end (``settle``), when any subscriber group has
+    committed feed offsets: a subscriber's receipts commit with its feed offsets, whose markers Kafka may write on
+    the receipts partition after it answers the offsets, so every transaction open there is let end first (within
+    a settle time of its own: the decision chains' ends still have theirs). Every reader that checks the receipts'
+    ends against those offsets (``verify_topics``, ``read_log``) calls it before its walk."""
+    if feed_ends is None or not any(o > 0 for o in feed_ends.committed.values()):
+        return set()
+    return await settle(conn, [tp for tps in receipts.values() for tp in tps], timeout_s=END_SETTLE_S)
+
+
+def _silent(receipts: Mapping[str, list[TopicPartition]], written: set[str], starts: Mapping[TopicPartition, int],
+            owners: Mapping[str, str] | None) -> set[str]:
+    """The partners whose receipts topic never held a record (none read, none deleted): each reads with a reader
+    of its own, which writes no receipts (``receipt_ends``'s ``silent``); ``written``: the topics records were
+    read from."""
+    written = written | {tp.topic for tp, at in starts.items() if at > 0}
+    return {(owners or {}).get(t) or "" for t in receipts if t not in written}
+
+
+def _group_end_reports(reports: list[PartitionReport], ends: Mapping[tuple[str, int], int] | None,
+                       reach: ReceiptReach | None, feed_ends: FeedEnds | None, unsettled: set[TopicPartition],
+                       silent: set[str], owners: Mapping[str, str] | None) -> list[PartitionReport]:
+    """The end reports no partition's walk gives, after every chain is walked: each ingress partition the broker
+    group committed past that no decision chain's end names (``unnamed_ingress``, given the ``reports`` that hold
+    the decision chains' ends), and each feed partition's receipts against its subscriber group's offsets
+    (``receipt_ends``, given the ``reach`` the walk took every receipt into). The one end rule of `audit verify`,
+    which `audit log` and `audit recalls` apply too (``read_log``'s ``end_reports``)."""
+    out = []
     if ends is not None:  # with no decisions topic at all, every committed ingress partition is unnamed
-        reports += unnamed_ingress(reports, ends)
+        out += unnamed_ingress(reports, ends)
     if reach is not None and feed_ends is not None:
         stuck = {(owners or {}).get(tp.topic) for tp in unsettled}
-        reports += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group, stuck, silent)
-    return reports
+        out += receipt_ends(reach, feed_ends.committed, feed_ends.asked, subscriber_group, stuck, silent)
+    return out
+
+
+async def _settled_end(conn: KafkaConnection, tp: TopicPartition, end: EndCheck | None,
+                       settle: _Settle) -> EndCheck | None:
+    """A decisions partition's ``end`` (``end_check``) that reads short, once every transaction open on the
+    partition has ended: None when they all did (the caller reads on from its last offset and checks the end
+    again: the block may have committed with the offset and not shown yet), else the end marked unsettled (not
+    checked). An end that is not short is given back as it is."""
+    if end is None or not end.short:
+        return end
+    try:
+        await wait_settled(conn, tp, timeout_s=settle.left())
+    except StillOpen:
+        return replace(end, unsettled=True)
+    return None
+
+
+def _short_end(topic: str, partition: int, end: EndCheck | None, offset: int, newest_unsound: int,
+               last_at: int) -> Finding | None:
+    """The finding of a decisions partition whose chain ends short (``EndCheck.short``), at its last ``offset``
+    read; none where records after the last sound one naming an ingress record (at ``last_at``) are unsound
+    (``newest_unsound`` past it): they are findings already, and the end may be among them."""
+    if end is None or not end.short or newest_unsound > last_at:
+        return None
+    return Finding(topic, partition, offset, end.problem())
 
 
 async def log_starts(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
@@ -299,21 +350,12 @@ async def _verify_partition(conn: KafkaConnection, consumer: Any, walk: Partitio
     delivered.begin()
     await walk_from(None)
     if ends is not None:
-        report.end = end_check(last, ends)
-        if report.end is not None and report.end.short:
-            # The block may have committed with the offset and not show yet: once every transaction open
-            # on the partition now has ended, what was committed by then is there to read.
-            try:
-                await wait_settled(conn, tp, timeout_s=settle.left())
-            except StillOpen:
-                report.end = replace(report.end, unsettled=True)
-            else:
-                await walk_from(offset + 1)
-                report.end = end_check(last, ends)
-        # Unsound records after the last sound one are findings already, and the end may be among them:
-        # the chain is then not called short as well.
-        if report.end is not None and report.end.short and not report.newest > last_at:
-            report.add([Finding(walk.topic, walk.partition, offset, report.end.problem())])
+        report.end = await _settled_end(conn, tp, end_check(last, ends), settle)
+        if report.end is None and last is not None:  # settled: what was committed by then is there to read
+            await walk_from(offset + 1)
+            report.end = end_check(last, ends)
+        if (short := _short_end(walk.topic, walk.partition, report.end, offset, report.newest, last_at)) is not None:
+            report.add([short])
     report.chains = len(walk.chains)
     report.checkpoints = sum(c.signed for c in walk.chains.values())
     report.unsigned_tail = walk.unsigned_tail
@@ -575,7 +617,8 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                    retention: Retention | None = None,
                    deleted: list[Finding] | None = None,
                    receipts_cut: Callable[[ReceiptsCut], None] | None = None,
-                   expired: list[int] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   expired: list[int] | None = None, ends: GroupEnds | None = None,
+                   end_reports: list[PartitionReport] | None = None) -> AsyncIterator[dict[str, Any]]:
     """Audit rows (one per decision, dead letter, receipt, denial or query) from ``topics`` that pass ``flt``.
 
     ``topics`` maps each topic to what it holds (as for ``verify_topics``). Only what ``audit
@@ -601,8 +644,19 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     expired with its decision (retention took the decisions chain's start: ``decisions_starts``) is listed, as
     sound, acknowledging no delivery (a store it names is a holder all the same), and counted in ``expired``, if
     given (one number per partition), never in ``left_out``.
+
+    ``ends`` (``group_ends``, read before this is called, as for ``verify_topics``) has every chain's end checked as
+    `audit verify` checks it, into ``end_reports`` (required with it): each decisions partition's end against the
+    broker group's offsets (``end_check``, let settle first: ``_settled_end``), the ingress partitions no chain
+    names and the receipts against the subscriber groups' offsets (``_group_end_reports``). Records dropped from a
+    chain's end (a last block lost, with a recall notice in it) leave no row and no record unsound: only the end
+    check shows them, so a list or a judgement built from the rows says so (a finding, or an end not checked).
     """
+    if ends is not None and end_reports is None:
+        raise ValueError("read_log: ends given without end_reports to put the ends' reports in")
     walked = WalkProgress(progress) if progress is not None else None
+    budget = _Settle()
+    reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
@@ -620,56 +674,94 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     if (log_start := starts.get(TopicPartition(topic, partition), 0)) > 0:
                         first_at = await _first_appended(consumer, TopicPartition(topic, partition))
                         receipts_cut(ReceiptsCut((owners or {}).get(topic), topic, partition, log_start, first_at))
+        receipts = {t: [TopicPartition(t, p) for p in parts[t]]
+                    for t, holds in topics.items() if holds == "receipts"} if reach is not None else {}
+        unsettled = await _receipts_settled(conn, receipts, ends.feeds if ends is not None else None)
+        decided: list[PartitionReport] = []  # the decision chains' ends
+        written: set[str] = set()  # the topics records were read from
         for topic, holds in topics.items():
             for partition in parts[topic]:
+                tp = TopicPartition(topic, partition)
                 walk = PartitionWalk(topic, partition, verify, holds, (owners or {}).get(topic), prunes=True,
-                                     log_start=starts.get(TopicPartition(topic, partition), 0),
-                                     retention=retention)
+                                     log_start=starts.get(tp, 0), retention=retention)
+                if reach is not None and holds == "receipts":
+                    reach.begin(walk.owner)
+                end = PartitionReport(topic, partition)  # its receipts' findings at their ends (``ReceiptReach.take``)
                 dropped = 0
+                last: dict[str, Any] | None = None  # the newest sound record naming an ingress record
+                last_at = unsound_at = offset = -1  # its offset; the newest unsound record's; the last read
                 counts = flt.lists_from(holds, (owners or {}).get(topic))  # what it leaves out is missing from the list
                 matched_expired = delivered.expired
                 # Per receipt chain: the records waiting for a checkpoint (offset, when Kafka appended them, the
                 # record, None if none of its rows passes ``flt``): its bytes, never its rows (``UNVOUCHED_BYTES``).
                 waiting: Unvouched[tuple[int | None, bytes | None]] = Unvouched()
                 delivered.begin()
-                async for rec in read_range(consumer, TopicPartition(topic, partition)):
-                    if walked is not None:
-                        walked.record()
-                    doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
-                    if deleted is not None and counts:
-                        deleted.extend(f for f in found if isinstance(f, StartFinding))
-                    found = [f for f in found if not isinstance(f, StartFinding)]
-                    delivered.cut(walk.cut)
-                    delivered.prune(walk.pruned)
-                    for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
-                        dropped += len(waiting.pop(cut))
-                    for chain_name, offsets in walk.pruned.items():  # a fork its signed record settled against
-                        dropped += waiting.drop(chain_name, offsets)
-                    if doc is None or found:
-                        dropped += 1
-                        continue
-                    unmatched = {at for at, _ in delivered.check(doc, rec.offset, len(rec.value or b""),
-                                                                 rec.appended_ms)}
-                    chain = doc.get("chain")
-                    if chain is not None and holds != "queries":
-                        # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
-                        # matches a delivery (checked then).
-                        if doc["kind"] == "CHECKPOINT":
-                            for at, (appended, value) in waiting.pop(chain, vouched=True):
-                                if at in unmatched:
-                                    dropped += 1
-                                    continue
-                                for row in _rows(value, flt):
-                                    if flt.in_window(timed := appended_at(row, appended, rec.appended_ms)):
-                                        yield timed
-                        else:
-                            kept = rec.value if any(flt.accepts(r, timed=False) for r in flatten(doc)) else None
-                            dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, kept),
-                                                       len(rec.value or b"")))
-                        continue
-                    for row in flatten(doc):
-                        if flt.accepts(row):
-                            yield row
+                reading: int | None = None  # where a read starts: the log start, then past a short end, settled
+                checked: EndCheck | None = None
+                while True:
+                    async for rec in read_range(consumer, tp, reading):
+                        offset = rec.offset
+                        written.add(topic)
+                        if walked is not None:
+                            walked.record()
+                        doc, found = walk.feed(rec.offset, rec.value, rec.appended_ms, rec.unreadable)
+                        if deleted is not None and counts:
+                            deleted.extend(f for f in found if isinstance(f, StartFinding))
+                        found = [f for f in found if not isinstance(f, StartFinding)]
+                        delivered.cut(walk.cut)
+                        delivered.prune(walk.pruned)
+                        if reach is not None and holds == "receipts" and (why := reach.take(
+                                doc, not found, [*walk.cut, *walk.pruned])) is not None:
+                            end.add([Finding(topic, partition, rec.offset, why)])
+                        for cut in walk.cut:  # cut off from the chain: no checkpoint will vouch for them
+                            dropped += len(waiting.pop(cut))
+                        for chain_name, offsets in walk.pruned.items():  # a fork its signed record settled against
+                            dropped += waiting.drop(chain_name, offsets)
+                        if doc is None or found:
+                            dropped += 1
+                            unsound_at = rec.offset
+                            continue
+                        if last_ingress(doc) is not None:
+                            last, last_at = doc, rec.offset
+                        unmatched = {at for at, _ in delivered.check(doc, rec.offset, len(rec.value or b""),
+                                                                     rec.appended_ms)}
+                        chain = doc.get("chain")
+                        if chain is not None and holds != "queries":
+                            # A receipt chain: its rows count once a checkpoint vouches for them, and the receipt
+                            # matches a delivery (checked then).
+                            if doc["kind"] == "CHECKPOINT":
+                                for at, (appended, value) in waiting.pop(chain, vouched=True):
+                                    if at in unmatched:
+                                        dropped += 1
+                                        continue
+                                    for row in _rows(value, flt):
+                                        if flt.in_window(timed := appended_at(row, appended, rec.appended_ms)):
+                                            yield timed
+                            else:
+                                kept = rec.value if any(flt.accepts(r, timed=False) for r in flatten(doc)) else None
+                                dropped += len(waiting.add(chain, rec.offset, (rec.appended_ms, kept),
+                                                           len(rec.value or b"")))
+                            continue
+                        for row in flatten(doc):
+                            if flt.accepts(row):
+                                yield row
+                    if ends is None or holds != "decisions":
+                        break
+                    if reading is None:
+                        checked = await _settled_end(conn, tp, end_check(last, ends.ingress), budget)
+                        if checked is None and last is not None:  # settled: what committed by then is there to read
+                            reading = offset + 1
+                            continue
+                    else:
+                        checked = end_check(last, ends.ingress)
+                    break
+                if ends is not None and holds == "decisions":
+                    end.end = checked
+                    end.add([f for f in [_short_end(topic, partition, checked, offset, unsound_at, last_at)] if f])
+                    if checked is not None or end.findings:
+                        decided.append(end)
+                elif end.findings and end_reports is not None:
+                    end_reports.append(end)
                 dropped += waiting.clear()
                 if left_out is not None and counts:
                     left_out.append(dropped)
@@ -677,6 +769,10 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     expired.append(delivered.expired - matched_expired)
                 if walked is not None:
                     walked.partition_done()
+    if ends is not None and end_reports is not None:
+        silent = _silent(receipts, written, starts, owners)
+        end_reports += decided + _group_end_reports(decided, ends.ingress, reach, ends.feeds, unsettled, silent,
+                                                    owners)
 
 
 async def _first_appended(consumer: Any, tp: TopicPartition) -> datetime | None:

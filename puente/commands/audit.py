@@ -29,9 +29,10 @@ from broker.audit.recalls import (
     SUPERSEDED,
     RecallBook,
 )
-from broker.audit.verify import Finding, Retention, plain
+from broker.audit.verify import Finding, GroupEnds, Holds, Retention, plain
 from broker.audit_index import DEFAULT_INDEX, AuditIndex, rebuilding, writer_lock
 from broker.auditor import (
+    AuditTopics,
     IndexProgress,
     LogFilter,
     WalkProgress,
@@ -305,6 +306,7 @@ def _log(args: argparse.Namespace) -> int:
     left_out: list[int] = []
     deleted: list[Finding] = []
     expired: list[int] = []
+    ended = _Ends(flt)
     widest = [0]  # the widest alert id as standard output will write it: the table's column, known before a row
     # The rows go to a temporary file as they stream in and come back in time order: however big the
     # audit, what is in memory stays the same.
@@ -317,8 +319,10 @@ def _log(args: argparse.Namespace) -> int:
 
         async def collect() -> None:
             found = await audit_topics(conn, cfg.topic_prefix)
+            ends = await ended.read(conn, cfg, found)  # before the walk, as `audit verify` reads them
             await docs.fill(measured(read_log(conn, found.roles, flt, check, left_out, found.owners,
-                                              _walk_progress("audit log"), _horizon(cfg), deleted, expired=expired)))
+                                              _walk_progress("audit log"), _horizon(cfg), deleted, expired=expired,
+                                              ends=ends, end_reports=ended.reports)))
 
         run(collect())
         _known_partner(args.partner, policy, seen=len(docs) > 0)
@@ -331,9 +335,63 @@ def _log(args: argparse.Namespace) -> int:
     notes = [f"{unsound} audit record(s) left out as unsound: run `puente audit verify`"] if unsound else []
     notes += [_deleted_note(deleted)] if deleted else []
     notes += [f"{sum(expired)} {EXPIRED_NOTE}"] if sum(expired) else []
+    notes += ended.notes("listed")
     print("; ".join([f"{len(docs)} record(s)", *notes]), file=sys.stderr)
     # Records left out or deleted may be the ones a schedule exports this log for: never 0, as for `audit recalls`.
-    return _verify_status(0, unsound > 0 or bool(deleted))
+    # A chain short of its group's offsets lost records from its end that no row shows: 1, as `audit verify`.
+    return _verify_status(ended.short, unsound > 0 or bool(deleted) or ended.unchecked)
+
+
+class _Ends:
+    """The chains' ends, for `audit log` and `audit recalls`: the groups' offsets read before the walk
+    (``group_ends``), checked by ``read_log`` as `audit verify` checks them (``end_reports``); only the ends of what
+    the filter ``flt`` could list count (``LogFilter.lists_from``: a feed's receipts are its partner's). Records
+    dropped from a chain's end leave no row and nothing unsound: a short end is a problem (exit 1), an end not
+    checked (or offsets not read) is not checked (exit 5), each named in the summary line, never passed as none."""
+
+    def __init__(self, flt: LogFilter) -> None:
+        self.flt = flt
+        self.reports: list[PartitionReport] = []
+        self.refused: list[str] = []
+        self.roles: dict[str, Holds] = {}
+        self.owners: dict[str, str] = {}
+        self.readers: dict[str, str] = {}
+
+    async def read(self, conn: KafkaConnection, cfg: PuenteSettings, found: AuditTopics) -> GroupEnds:
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+        self.refused += ends.refused
+        self.roles, self.owners, self.readers = dict(found.roles), dict(found.owners), dict(ends.feeds.readers)
+        return ends
+
+    def _counts(self, r: PartitionReport) -> bool:
+        if r.end is not None and r.end.of_receipts:
+            return self.flt.lists_from("receipts", self.readers.get(r.topic))
+        holds = self.roles.get(r.topic, "decisions")  # an ingress partition no chain names: the decisions'
+        return self.flt.lists_from(holds, self.owners.get(r.topic))
+
+    @property
+    def short(self) -> int:
+        """Problems at the chains' ends (records dropped from a chain's end, a receipt naming another's feed)."""
+        return sum(len(r.findings) for r in self.reports if self._counts(r))
+
+    @property
+    def not_checked(self) -> int:
+        return sum(1 for r in self.reports if r.end is not None and not r.end.checked and self._counts(r))
+
+    @property
+    def unchecked(self) -> bool:
+        return bool(self.not_checked or self.refused)
+
+    def notes(self, what: str) -> list[str]:
+        """The summary line's words on the ends: what is short, what was not checked and why."""
+        out = []
+        if self.short:
+            out.append(f"{self.short} problem(s) at the chains' ends (records dropped from a chain's end are not "
+                       f"{what}): run `puente audit verify`")
+        if self.unchecked:
+            why = "; ".join(self.refused) or "see `puente audit verify`'s END lines"
+            out.append(f"{self.not_checked or 'some'} chain end(s) not checked: {why}")
+        return out
 
 
 def _mistyped_partner(partner: str | None, policy: PolicySet | None) -> None:
@@ -446,16 +504,18 @@ def _recalls(args: argparse.Namespace) -> int:
     left_out: list[int] = []
     deleted: list[Finding] = []
     roles: dict[str, str] = {}  # what each audit topic holds
+    ended = _Ends(flt)
 
     async def collect() -> RecallBook:
         found = await audit_topics(conn, cfg.topic_prefix)
         roles.update(found.roles)
+        ends = await ended.read(conn, cfg, found)  # before the walk, as `audit verify` reads them
         book = RecallBook()  # streamed: it keeps what recalls need, never the whole audit
         # The receipts partitions cut at their start reach the book before any decision: it keeps the deliveries
         # decided before each cut, whose recalls are then not judged (``broker.audit.recalls``).
         async for doc in read_log(conn, found.roles, flt, check, left_out, found.owners,
                                   _walk_progress("audit recalls"), _horizon(cfg), deleted,
-                                  receipts_cut=book.receipts_cut):
+                                  receipts_cut=book.receipts_cut, ends=ends, end_reports=ended.reports):
             book.add(doc)
             taken[0] += 1
         return book
@@ -518,6 +578,8 @@ def _recalls(args: argparse.Namespace) -> int:
               "`puente audit verify`", file=sys.stderr)
     if deleted:  # a recall notice among the deleted blocks is in no row above
         print(f"not every recall could be judged: {_deleted_note(deleted)}", file=sys.stderr)
+    for note in ended.notes("judged"):  # a recall notice in a block dropped from a chain's end is in no row above
+        print(f"not every recall could be judged: {note}", file=sys.stderr)
     # Who held the alert is not all known: not judged (nor, while outstanding, known to be all it waits on).
     unknown = sum(1 for r in rows if r.receipts_cut is not None)
     if unknown:
@@ -532,7 +594,8 @@ def _recalls(args: argparse.Namespace) -> int:
               "receipts topics (retention.ms=-1 set by hand, which topics apply keeps); keep the receipts topics "
               "as long (retention.ms=-1 on them too), or ask the partner which stores hold those alerts",
               file=sys.stderr)
-    return _verify_status(overdue + late + failed, unsound > 0 or bool(deleted) or unknown > 0 or bool(book.blind))
+    return _verify_status(overdue + late + failed + ended.short,
+                          unsound > 0 or bool(deleted) or unknown > 0 or bool(book.blind) or ended.unchecked)
 
 
 def _hours(span: timedelta) -> str:

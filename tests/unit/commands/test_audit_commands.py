@@ -21,7 +21,7 @@ import puente.commands.audit as audit
 import puente.dev.demo as demo
 from broker.audit import Finding, PartitionReport
 from broker.audit.recalls import MAX_HOLDERS, ReceiptsCut
-from broker.audit.verify import MAX_LISTED, EndCheck, StartFinding, Vouched
+from broker.audit.verify import MAX_LISTED, EndCheck, GroupEnds, StartFinding, Vouched
 from broker.auditor import AuditTopics, FeedEnds, LogFilter, WalkProgress
 from broker.kafka import KafkaConnection
 from policies import load_policy_set
@@ -66,7 +66,8 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
                        left_out: list[int] | None = None, owners: Any = None,
                        progress: Any = None, retention: Any = None,
                        deleted: Any = None, receipts_cut: Any = None,
-                       expired: Any = None) -> AsyncIterator[dict[str, Any]]:
+                       expired: Any = None, ends: Any = None,
+                       end_reports: Any = None) -> AsyncIterator[dict[str, Any]]:
         walked = WalkProgress(progress, partitions=1)
         for cut in held.get("receipts_cut", []) if receipts_cut is not None else ():
             receipts_cut(cut)
@@ -82,6 +83,9 @@ def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
             deleted.extend(held.get("deleted", []))
         if expired is not None:
             expired.append(held.get("expired", 0))
+        held["log_ends_given"] = ends
+        if end_reports is not None:
+            end_reports.extend(held.get("end_reports", []))
         walked.partition_done()
 
     async def verify_topics(conn: Any, topics: Any, verify: Any, owners: Any = None,
@@ -195,8 +199,18 @@ def test_the_log_of_receipts_whose_deliveries_expired_with_their_decisions_exits
     async def audit_topics(conn: Any, prefix: str) -> AuditTopics:
         return AuditTopics(dict(expired.ROLES), dict(expired.OWNERS), [])
 
+    async def settle(conn: Any, tps: Any, timeout_s: float) -> set[Any]:
+        return set()
+
     expired._kafka(monkeypatch, {expired.DECISIONS: expired._decisions(), expired.RECEIPTS: expired._receipts()},
                    {expired.DECISIONS: expired.CUT})
+    async def group_ends(conn: Any, prefix: str, group: str, feeds: Any, policy_dir: Any) -> GroupEnds:
+        # The groups committed after every record the chains hold: each end checked, and whole.
+        return GroupEnds({("p.ingress.SNM", 0): 5}, FeedEnds({("p.feed.COL", 0): 5}, frozenset({"p.feed.COL"}),
+                                                             "p.feed.", {"p.feed.COL": "COL"}))
+
+    monkeypatch.setattr(auditor, "settle", settle)  # the receipts partitions' transactions, before the ends' check
+    monkeypatch.setattr(audit, "group_ends", group_ends)
     monkeypatch.setattr(audit, "read_log", auditor.read_log)
     monkeypatch.setattr(audit, "audit_topics", audit_topics)
     monkeypatch.setattr(audit, "_horizon", lambda cfg: retention)
@@ -354,6 +368,29 @@ def test_verify_a_partition_emptied_past_offset_0_is_not_checked_never_clean(
     assert [c["not_checked"] for c in json.loads(capsys.readouterr().out)["chains"]] == [None, why]
     service["reports"][0].findings.append(Finding("p.decisions", 0, 1, "a gap"))
     assert _puente("audit", "verify") == 1
+
+
+def _short_end() -> PartitionReport:
+    end = EndCheck("p.ingress.SNM:0", 0, 4)
+    return PartitionReport("p.decisions", 0, end=end, findings=[Finding("p.decisions", 0, 0, end.problem())])
+
+
+@pytest.mark.parametrize("verb", ["log", "recalls"])
+def test_log_and_recalls_check_the_chains_ends_as_verify_does(
+        service: dict[str, Any], capsys: pytest.CaptureFixture[str], verb: str) -> None:
+    """`audit log` and `audit recalls` read the groups' offsets before the walk and have ``read_log`` check each
+    chain's end: one short (a block lost from the end, a recall notice in it) exits 1, one not checked exits 5,
+    each named in the summary; every end checked and whole is 0."""
+    service["rows"] = []
+    assert _puente("audit", verb) == 0
+    assert service["log_ends_given"].ingress == {("p.ingress.SNM", 0): 4}
+    capsys.readouterr()
+    service["end_reports"] = [_short_end()]
+    assert _puente("audit", verb) == 1
+    assert "1 problem(s) at the chains' ends" in capsys.readouterr().err
+    service["end_reports"] = [PartitionReport("p.decisions", 0, end=EndCheck("p.ingress.SNM:0", 0, None))]
+    assert _puente("audit", verb) == EXIT_UNCHECKED
+    assert "1 chain end(s) not checked" in capsys.readouterr().err
 
 
 def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_unchecked_end(
