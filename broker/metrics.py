@@ -257,7 +257,7 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
                         deadline_s: float = REQUEST_DEADLINE_S,
                         max_connections: int = MAX_CONNECTIONS, max_per_address: int = MAX_PER_ADDRESS,
                         render_every_s: float = RENDER_EVERY_S, hosts: Collection[str] = (),
-                        token: bytes | None = None) -> asyncio.Server:
+                        token: bytes | None = None) -> asyncio.AbstractServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``address:port``; a port in use is a ConfigError.
 
     The endpoint is bounded so that no client can take the broker's resources with it: the whole
@@ -275,7 +275,7 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     Why: one pool for every client let one of them hold all 64 places with slow heads, and every
     /readyz health check was refused. Refused connections are counted and reported in one warning
     per ``REFUSALS_LOGGED_EVERY_S`` at most, never a line each, each count logged within that interval
-    even when no refusal follows (``_Refusals``).
+    even when no refusal follows, and when the endpoint closes (``_Refusals``, ``_Endpoint``).
     ``/metrics`` answers with the text rendered at most ``render_every_s`` ago (``_Rendered``): the
     endpoint runs on the workers' event loop, and a render per request let a flood of scrapes take
     most of it (a stand-in worker lost 92% of its batches).
@@ -361,10 +361,39 @@ async def serve_metrics(metrics: Metrics, address: str, port: int, ready: Callab
     try:
         # The listen backlog is the cap too: asyncio accepts up to ``backlog`` connections per wake-up, so
         # a flood holds a few times the cap in descriptors at most, each only until its handler closes it.
-        return await asyncio.start_server(handle, address, port, limit=MAX_HEAD_BYTES, backlog=max_connections)
+        server = await asyncio.start_server(handle, address, port, limit=MAX_HEAD_BYTES, backlog=max_connections)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; choose another "
                           "--metrics-port or PUENTE_METRICS_ADDRESS") from None
+    return _Endpoint(server, refusals)
+
+
+class _Endpoint(asyncio.AbstractServer):
+    """The metrics endpoint's server (``serve_metrics``): closing it also logs the refusals counted and not yet
+    reported (``_Refusals.flush``). Why: their timer dies with the event loop when the process stops, and the count
+    of a burst just before it would never be logged."""
+
+    def __init__(self, server: asyncio.Server, refusals: _Refusals) -> None:
+        self._server, self._refusals = server, refusals
+
+    def close(self) -> None:
+        self._server.close()
+        self._refusals.flush()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._server.get_loop()
+
+    def is_serving(self) -> bool:
+        return self._server.is_serving()
+
+    async def start_serving(self) -> None:
+        await self._server.start_serving()
+
+    async def serve_forever(self) -> None:
+        await self._server.serve_forever()
+
+    async def wait_closed(self) -> None:
+        await self._server.wait_closed()
 
 
 class _Connection:
@@ -411,8 +440,12 @@ class _Refusals:
             self._timer = asyncio.get_running_loop().call_later(wait_s, self.flush)
 
     def flush(self) -> None:
-        """Log the refusals counted and not yet reported, if any."""
-        self._timer = None
+        """Log the refusals counted and not yet reported, if any, and cancel the timer armed for them: flushed
+        early (a refusal past the interval, the endpoint closing), its timer would log again at once when a busy
+        event loop ran it late, a second line within the interval."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.unreported:
             address, port = self._where
             _log.warning("metrics endpoint at its connection cap; closing new connections",

@@ -7,6 +7,7 @@ import bisect
 import contextlib
 import logging
 import socket
+import time
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -506,3 +507,45 @@ async def test_a_burst_of_refusals_is_reported_within_the_interval_with_no_refus
         await asyncio.sleep(0.01)
     assert [line["count"] for line in logged] == [1, 999] and refusals.unreported == 0
     assert logged[1]["address"] == "127.0.0.1" and logged[1]["port"] == 9464
+
+
+async def test_a_count_flushed_early_is_not_logged_again_by_its_overdue_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal past the interval logs the count at once; the timer armed for that count is cancelled, or a busy
+    event loop running it late logged a second line within the interval (two lines at once)."""
+    logged: list[dict[str, Any]] = []
+    monkeypatch.setattr(metrics_module, "_log", SimpleNamespace(warning=lambda _msg, **kw: logged.append(kw)))
+    refusals = metrics_module._Refusals(every_s=0.01)
+    refusals.note("127.0.0.1", 9464)  # logged at once
+    refusals.note("127.0.0.1", 9464)  # counted: a timer is armed for the interval's end
+    time.sleep(0.02)  # the event loop busy past the interval: the timer is overdue, not run
+    refusals.last_s = float("-inf")  # (and the interval over, whatever the machine's speed)
+    refusals.every_s = 3600.0
+    refusals.note("127.0.0.1", 9464)  # past the interval: the count (2) is logged now
+    refusals.note("127.0.0.1", 9464)  # counted, for a timer an hour away
+    for _ in range(3):
+        await asyncio.sleep(0)  # the overdue timer would run here
+    assert [line["count"] for line in logged] == [1, 2] and refusals.unreported == 1
+    refusals.flush()
+
+
+async def test_closing_the_endpoint_logs_the_refusals_not_yet_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals counted within the interval are logged when the endpoint closes: their timer would die with the
+    event loop as the process stops."""
+    logged: list[dict[str, Any]] = []
+    made: list[Any] = []
+    monkeypatch.setattr(metrics_module, "_log", SimpleNamespace(warning=lambda _msg, **kw: logged.append(kw)))
+
+    class Kept(metrics_module._Refusals):
+        def __init__(self) -> None:
+            super().__init__(every_s=3600.0)
+            made.append(self)
+
+    monkeypatch.setattr(metrics_module, "_Refusals", Kept)
+    port = free_port()
+    server = await serve_metrics(Metrics(), "127.0.0.1", port, lambda: True)
+    for _ in range(3):
+        made[0].note("127.0.0.1", port)
+    assert [line["count"] for line in logged] == [1]
+    server.close()
+    assert [line["count"] for line in logged] == [1, 2] and made[0].unreported == 0
+    await server.wait_closed()
