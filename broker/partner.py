@@ -59,7 +59,9 @@ before its commit shows, and the alert then has a receipt in two chains, each ch
 between its store's commit and Kafka's whose partition another instance reads on: its store holds what it applied,
 with no receipt naming it, so when it gets the partition back it reads those records again, up to the group's
 offset, applying and receipting those of alerts its store holds or held, a recall among them included:
-``_catch_store_up``.)
+``_catch_store_up``. The same holds after a clean handover: a store given back a partition another store read on
+reads what that one read since, for the alerts it holds, so a recall the other store could only answer
+``RECALL_NOT_HELD`` reaches the store holding the alert.)
 The receipt chains of a partner's
 instances share its receipts topic's partition: a subscriber reads its chain's head only once every
 transaction open on its partition has ended, so another writer's open transaction never hides
@@ -734,7 +736,8 @@ class Subscriber:
         that is not this one as it stands (a backup restored, a new ``--store``), they would otherwise never reach
         it, and their recalls and corrections neither: they are read again, which the version rule makes
         harmless, each with a second receipt in this chain that auditors match to the same delivery. Records
-        another instance read went to that instance's store: not read again."""
+        another instance read since this store read the partition went to that instance's store: they are read
+        again only for the lifecycle of what this store holds (``_catch_store_up``)."""
         store = self.store
         if store is None:
             return
@@ -792,11 +795,15 @@ class Subscriber:
     def _catch_store_up(self, feed: Consumer, tp: TopicPartition, committed: int, owner: Owner,
                         store: PartnerStore) -> bool:
         """Whether a partition whose group offset ``committed`` another instance committed is read again from before
-        it, so the store answers for what it applied without a receipt. Killed between its commit and Kafka's, the
-        store holds alerts no committed receipt names (``PartnerStore.applied_unconfirmed``) while the other instance
-        read the batch again into its own store and on: read on from the group's offset, it would hold them
-        silently (``audit recalls`` knows holders by their receipts, and their recalls before that offset would
-        never reach it). From there up to the group's offset, records of alerts the store holds or held are
+        it, so the store answers for what it holds. Two ways a store falls behind another's reading there: handed
+        over (a rebalance, or the instance stopped and another read on), it holds alerts whose later records
+        (a recall, a correction) another store read, which answers RECALL_NOT_HELD for a recall of what it never
+        held; and killed between its commit and Kafka's, it holds alerts no committed receipt names
+        (``PartnerStore.applied_unconfirmed``) while the other instance read the batch again into its own store and
+        on. Read on from the group's offset, it would keep their text until retention (a recall the other store
+        could not apply never reaching the one holding the alert), or hold them silently (``audit recalls`` knows
+        holders by their receipts). So from where it stopped reading (its applied offset, or the earliest record it
+        applied without a receipt) up to the group's offset, records of alerts the store holds or held are
         applied again (the store gives a record it applied already the status it first had, kept with it until Kafka
         confirms the receipt: ``PartnerStore.apply``) and receipted;
         the others are the other instance's, receipted there, and get nothing here (``_theirs``).
@@ -815,8 +822,14 @@ class Subscriber:
             # topic's offset: over.
             store.end_catch_up(tp.topic, tp.partition)
             kept = None
+        unconfirmed = store.applied_unconfirmed(tp.topic, tp.partition) if owner == "other" else None
         if kept is None:
-            back = store.applied_unconfirmed(tp.topic, tp.partition) if owner == "other" else None
+            if owner != "other":
+                return False
+            # Where this store stopped reading the partition (it was handed over, cleanly or not): what another store
+            # read since is read too, for the lifecycle of what this one holds.
+            stored = store.feed_offset(tp.topic, tp.partition)
+            back = min((at for at in (unconfirmed, stored) if at is not None), default=None)
             if back is None or back >= committed:
                 return False
             kept = (back, committed)
@@ -830,10 +843,11 @@ class Subscriber:
             return True  # revoked meanwhile: kept, for when it comes back
         self._catch_up[tp] = end
         feed.seek(tp, start)
-        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} applied records from offset {kept[0]} on whose "
-                     f"receipts Kafka never committed, and another instance read on to offset {end}: reading "
-                     f"{end - start} record(s) from {start} again, applying and receipting only those of alerts the "
-                     "store holds or held, so a recall among them reaches it too")
+        why = (f"applied records from offset {unconfirmed} on whose receipts Kafka never committed"
+               if unconfirmed is not None else f"read this partition up to offset {kept[0]}")
+        self.on_note(f"{tp.topic}[{tp.partition}]: {store.path} {why}, and another instance read on to offset {end}: "
+                     f"reading {end - start} record(s) from {start} again, applying and receipting only those of "
+                     "alerts the store holds or held, so a recall or correction among them reaches it too")
         return True
 
     async def _remade(self, feed: Consumer, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
@@ -1473,7 +1487,9 @@ class Subscriber:
             self.store.mark_held_elsewhere(delivery.alert_id)
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled, but this store never held it, "
                          f"and took the partition over from another store, which may: {RECALL_NOT_HELD}, no "
-                         "acknowledgement (apply the recall there)")
+                         "acknowledgement; that store applies it when its subscriber (its --instance and --store) is "
+                         "next given this partition, reading what others read meanwhile for the alerts it holds "
+                         "(`puente audit recalls` shows the recall outstanding until then)")
             return RECALL_NOT_HELD, applied
         if applied.outcome is Outcome.SUPERSEDED:
             self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} version {delivery.version} is older than "
@@ -1634,7 +1650,9 @@ def resume_at(stored: int | None, committed: int | None, start: int | None, owne
     - This instance committed it from another store (a new or another ``--store``): from the store's offset, or,
       when it has none, from the partition's first record.
     - Another instance committed it: from the group's offset. Its store holds those records; this store's offset
-      is from when it last owned the partition, and reading on from there would read them twice.
+      is from when it last owned the partition, and reading on from there would take them as this store's. (The
+      records between are read as a catch-up first, for the alerts this store holds: ``Subscriber._catch_store_up``,
+      which the caller asks before this.)
     - A store ahead of the group (a crash between its commit and Kafka's): from the group's, so the batch's aborted
       receipts are written again."""
     if committed is None:

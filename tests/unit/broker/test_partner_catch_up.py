@@ -335,11 +335,11 @@ async def test_a_recall_taken_of_an_alert_another_store_held_is_not_a_holding(
 
 async def test_a_store_whose_receipts_all_committed_reads_on_from_the_group(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store that applied nothing without a receipt reads a partition another instance read on from the group's
-    offset, as before: nothing of that instance's is read again."""
+    """A store that read a partition up to where the group's offset stands (nothing there another store read since)
+    reads on from the group's offset: nothing is read again."""
     scene = _Scene(tmp_path)
     assert (await run_batch(scene.a, scene.first))[0] is None
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    _committed(monkeypatch, (5, _b_tag(scene)))
     feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None

@@ -214,15 +214,18 @@ async def test_no_batch_is_handled_before_the_store_is_compared_with_the_group(t
     store.close()
 
 
-async def test_a_partition_another_instance_read_on_is_not_read_again(tmp_path: Path) -> None:
+async def test_a_partition_another_instance_read_on_is_caught_up_on(tmp_path: Path) -> None:
     """Instance B gets back a partition instance A read on since B last owned it: B's store stands where B left it,
-    but A's store holds what A read. B reads on from the group's offset, not from its own (which would read A's
-    records twice, or stop at a gap retention made); its own store restored behind its own commits does go back."""
+    and A's store holds what A read. B reads A's records again as a catch-up (``_catch_store_up``: only those of
+    alerts B's store holds or held are applied and receipted, so a recall or correction of what B holds reaches it;
+    A's own are passed over, never stored twice), up to the group's offset; its own store restored behind its own
+    commits goes back too."""
     sub, store = _with_store(tmp_path, instance="b")
     group = _Group({TP0: (50, "a|" + "0" * 32), TP: (50, sub.commit_tag)})
     feed = _Feed(group, {TP0, TP}, sub)
     await _Handover(sub, feed).on_partitions_assigned({TP0, TP})  # type: ignore[arg-type]
-    assert sub._resume_failed is None and feed.seeks == {TP: 10} and feed.held == set()
+    assert sub._resume_failed is None and feed.seeks == {TP0: 10, TP: 10} and feed.held == set()
+    assert sub._catch_up == {TP0: 50} and store.catch_up(TP0.topic, 0) == (10, 50)
     assert sub.commit_tag == f"b|{store.store_id}"
     assert store.taken_over(TP0.topic, 0) and not store.taken_over(TP.topic, 1)
     store.close()
