@@ -9,15 +9,8 @@ partition it has not processed, or cannot tell: no fetch of its partition answer
 answered fetch gave it, which stops moving when Kafka stops answering (its leader gone, say): a slot
 caught up then would show none behind for ever while records pile up. The worker's consumer fetches
 every partition it holds without a pause, a long poll about every 100 ms when quiet, so a slot Kafka
-answers is never silent for seconds. It *progresses* when it commits an ingress batch (``committed_at`` moves). The
-worker itself has work while it joins its group, and progresses when a join completes.
-
-A slot's clock lasts as long as the slot is this worker's: while the worker joins (a rebalance, or a restart after
-a Kafka error, which reloads every slot), a slot it does not show is kept as it was, neither ended nor started
-again, since the join may give it back; once joined, a slot not shown is no longer this worker's, and its clock
-ends. A slot reloaded with no progress keeps its ``committed_at`` (the worker's part), so a slot that fails every
-run, and the worker with it, is still warned of as the stall it is: started again at each reload, its clock never
-reached ``after_s``.
+answers is never silent for seconds. It *progresses* when it commits. The worker itself has work
+while it joins its group, and progresses when a join completes.
 
 Work without progress for longer than ``after_s`` is a stall: the watch gives one warning naming
 the slot (or the join) and what it waits for, another every ``after_s`` while the stall lasts, and
@@ -40,8 +33,7 @@ class SlotView:
 
     slot: int
     committed_at: float
-    """When the slot last committed an ingress batch, or was taken (not by a reload that found it where it was):
-    any change from one look to the next is progress."""
+    """When the slot last committed, or was taken: any change from one look to the next is progress."""
     txn_began: float | None = None
     """When its transaction in flight began (None: none open)."""
     taken: bool = False
@@ -155,7 +147,6 @@ class StallWatch:
             committed, clock.mark = slot.committed_at != clock.mark, slot.committed_at
             waiting = None if committed else slot_waiting_for(slot, now, unreachable_after_s)
             notes.append(clock.look(now, self.after_s, waiting, slot.slot))
-        if not view.joining:  # (while joining, a slot not shown may be given back: its clock waits as it was)
-            for gone in sorted(set(self._slots) - seen):  # no longer this worker's: whatever it waited for, not here
-                notes.append(self._slots.pop(gone).end(now, gone))
+        for gone in sorted(set(self._slots) - seen):  # no longer this worker's: whatever it waited for, not here
+            notes.append(self._slots.pop(gone).end(now, gone))
         return [note for note in notes if note is not None]

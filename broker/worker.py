@@ -188,9 +188,7 @@ class SlotState:
     group_has: int | None = None
     """The position last committed to the group for this slot."""
     progress_at: float = field(default_factory=time.monotonic)
-    """When the slot last committed an ingress batch (records, or a gap's mark), or was taken without a reload that
-    found it where this worker had left it (``_load``): the stall watch's mark of progress, and the lag of a slot
-    that waits on nothing queued. A transaction of feed records alone moves no ingress record, so it is none."""
+    """When the slot last committed (or was taken), for the lag of a slot that waits on nothing queued."""
     taken_at: float = field(default_factory=time.monotonic)
     """When this worker took the slot (or was given it back): its fetch age counts from there until Kafka answers
     a fetch for it (``_lag``)."""
@@ -334,30 +332,51 @@ def _slots_of(notes: list[StallNote]) -> list[int | str]:
     return ["join" if n.slot is None else n.slot for n in notes]
 
 
+HEALTHY_RUN_S = 60.0
+"""How long a run must stay joined, with its slots loaded, for its failure to be the first in a row of the worker's
+(``Restarts``). Why this long: a restart's own cycle (a backoff of at most 10 s, a join and a load of a few seconds)
+is far shorter, so an error every run repeats (the group coordinator refusing the join, a load whose audit read
+keeps failing, the consumer failing as soon as it fetches) recurs well within it and is counted in a row; a worker
+that then ran for a minute and more was not failing in a row, and transient errors hours apart (a broker failing
+over now and then) must not add up to ``max_restarts`` over the worker's life. A slot's own count is not reset by
+time: a slot failing every run commits nothing, however long each run lasts."""
+
+
 @dataclass
 class Restarts:
     """The restart loop's failures in a row (``BrokerWorker.run``), counted for what fails.
 
-    Each slot has its own count: its failures (its loop's, its load's, its transaction given up) since it last
-    committed an ingress batch. The worker has one too: failures since a run in which any slot committed one. A
-    count past ``limit`` gives up. Why per slot: with one count that any commit of the worker reset, a slot failing
-    every run with a retriable error, beside a slot committing a batch each run, restarted the worker for ever,
-    every reload of every slot logged as attempt 1. A transaction of feed records alone is no progress: a slot
-    taken with unsent ones writes them on its reload, whether or not it can then process a batch."""
+    Every failure counts for the worker; one tied to a slot (its loop failed, its transaction was given up) counts
+    for that slot too. A slot's count starts again when the slot commits an ingress batch (records or a gap's mark:
+    a transaction of feed records alone is no progress), or when it is no longer this worker's (``keep``: its
+    failures elsewhere are not this worker's to count). The worker's starts again after a run in which any slot
+    committed one, or that stayed joined and loaded for ``HEALTHY_RUN_S``. A count past ``limit`` gives up.
+
+    Why per slot: with one count that any commit of the worker reset, a slot failing every run with a retriable
+    error, beside a slot committing a batch each run, restarted the worker for ever, every line saying attempt 1.
+    Why only the slot's own failures: a load failure, or the consumer's, or the join's, is of no slot; charged to the
+    slots being loaded (after a restart, every slot), it added up on a slot with no traffic, which never commits a
+    batch, so transient failures days apart stopped a healthy worker."""
 
     limit: int
     worker: int = 0
     slots: dict[int, int] = field(default_factory=dict)
 
-    def failed(self, progressed: Collection[int], failed: Collection[int]) -> int:
+    def failed(self, progressed: Collection[int], failed: Collection[int], healthy: bool = False) -> int:
         """Count a failure of ``failed`` (none: the worker's own) in a run in which ``progressed`` committed an
-        ingress batch; the highest count it leaves among the worker's and ``failed``'s."""
-        self.worker = 1 if progressed else self.worker + 1
+        ingress batch, and that was ``healthy`` (joined and loaded for ``HEALTHY_RUN_S``); the highest count it
+        leaves among the worker's and ``failed``'s."""
+        self.worker = 1 if progressed or healthy else self.worker + 1
         for slot in progressed:
             self.slots.pop(slot, None)
         for slot in failed:
             self.slots[slot] = self.slots.get(slot, 0) + 1
         return max([self.worker, *(self.slots[slot] for slot in failed)])
+
+    def keep(self, slots: Collection[int]) -> None:
+        """The group gave this worker ``slots``: a slot counted but not among them left it and was not taken back."""
+        for slot in set(self.slots) - set(slots):
+            del self.slots[slot]
 
 
 class BrokerWorker:
@@ -390,7 +409,8 @@ class BrokerWorker:
         self._joins = 0  # joins completed: the join's progress for the stall watch (a slot's is its progress_at)
         self._progressed: set[int] = set()  # slots that committed an ingress batch in the run under way (``run``)
         self._failed_slots: tuple[int, ...] = ()  # the slots ``_failure`` is of (``_fail``)
-        self._left: dict[int, tuple[int | None, float]] = {}  # retired slots: (done_to, progress_at), for ``_load``
+        self._restarts = Restarts(0)  # the restart loop's counts (``run`` sets the limit)
+        self._healthy_s = 0.0  # the run's longest stretch joined with its slots loaded, until a failure (``_stretch``)
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
@@ -405,8 +425,15 @@ class BrokerWorker:
         """Record the first failure of a slot or a rebalance, and the slots it is of (none: the worker's own, its
         consumer or its join); the main loop raises it, and ``run`` counts it against those slots (``Restarts``)."""
         if self._failure is None:
+            self._stretch()  # before the failure is recorded: the run's healthy stretch ends here
             self._failure = exc
             self._failed_slots = tuple(slots)
+
+    def _stretch(self) -> None:
+        """End the run's stretch joined with its slots loaded (``_joined_at``): at a failure, a rebalance, or the run's
+        end, whichever comes first. Its longest is ``_healthy_s``, which ``run`` judges by ``HEALTHY_RUN_S``."""
+        if self._failure is None and not self._joining and self._joined_at is not None:
+            self._healthy_s = max(self._healthy_s, time.monotonic() - self._joined_at)
 
     # ---- partition ownership ---------------------------------------------------------
     async def _acquire(self, assigned: list[TopicPartition]) -> None:
@@ -437,6 +464,9 @@ class BrokerWorker:
                         "the settings give: the broker and the topics disagree (PUENTE_INGRESS_PARTITIONS)"
                     )
                 fresh.append((tp, slot))
+            # A slot counted for the restarts that this join did not give back has left this worker.
+            given = [self.config.slots.slot(tp.topic, tp.partition) for tp in assigned]
+            self._restarts.keep([slot for slot in given if slot is not None])
             if self._closing:
                 return  # a join the stopping consumer completed: whoever owns these slots next loads them
             if not fresh:
@@ -517,11 +547,6 @@ class BrokerWorker:
                         state = SlotState(tp, slot, producers.pop(slot), chain, seen, books[slot],
                                           states=head.states, unsent=unsent[slot][0], marked=unsent[slot][1])
                         self._start_slot(state, head.resume, offsets.get(tp))
-                        left = self._left.pop(slot, None)
-                        if left is not None and left[0] == state.done_to:
-                            # Nothing committed since this worker left it (here or elsewhere): a reload is no
-                            # progress, or a slot failing every run would never be named as stalled.
-                            state.progress_at = left[1]
                         self._owned[tp] = state
                         if self._group is not None:
                             self._mark_losses(self._group, state, head.resume, remade.get(tp), lost.get(slot),
@@ -534,7 +559,9 @@ class BrokerWorker:
                         self._group.resume(*(tp for tp, _ in fresh))
                     self._joined(kept, len(fresh), began, took)
         except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which raises it
-            self._fail(exc, [slot for _, slot in fresh])
+            # The worker's, not the fresh slots': after a restart every slot is fresh, and one with no traffic never
+            # commits the batch that would start its count again (``Restarts``).
+            self._fail(exc)
         finally:
             for made in producers.values():
                 await stop_client(made)
@@ -1199,6 +1226,7 @@ class BrokerWorker:
         self._note_member()  # still valid in an ordinary rebalance; "" after a reset
         await self._check_name()
         await self._loaded()  # slots still loading are taken first, then parked like the others
+        self._stretch()
         self._joining = True
         async with self._lock:
             settled = []
@@ -1323,9 +1351,6 @@ class BrokerWorker:
         return max(SETTLE_WAIT_S, max(self.config.conn.timeout_s, 30.0) + 10.0)
 
     async def _retire(self, state: SlotState) -> None:
-        # Where it stood and when it last progressed: taken again with its head still there, it has made no progress
-        # meanwhile, and its stall clock must not start again (``_load``).
-        self._left[state.slot] = (state.done_to, state.progress_at)
         await self._settle(state)
         with contextlib.suppress(TimeoutError):  # a producer whose transaction was given up may hang
             async with asyncio.timeout(self.settle_wait_s):
@@ -1350,8 +1375,9 @@ class BrokerWorker:
         slot's audit head stands, reloading each slot's state from Kafka. After ``max_restarts`` such
         failures in a row it gives up and raises: in a row for what fails (``Restarts``), so that one slot failing
         every run is not hidden by the others' commits: a slot's count grows with each failure of its own and
-        starts again only when that slot commits an ingress batch; the worker's, with each failure in a run in
-        which no slot committed one. Each warning names the failure's slots and the count (``attempt``).
+        starts again when that slot commits an ingress batch or leaves this worker; the worker's grows with every
+        failure, and starts again after a run in which a slot committed one or that stayed joined and loaded for
+        ``HEALTHY_RUN_S``. Each warning names the failure's slots and the count (``attempt``).
         An error that trying again cannot mend (refused credentials or access, a chain it will not
         extend, bad configuration) is raised at once.
         """
@@ -1360,9 +1386,9 @@ class BrokerWorker:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         tune_transactions()
-        restarts = Restarts(max_restarts)
+        restarts = self._restarts = Restarts(max_restarts)
         while True:
-            self._progressed = set()
+            self._progressed, self._healthy_s = set(), 0.0
             try:
                 await self._run_once(topics, idle_exit_s)
                 return
@@ -1376,7 +1402,7 @@ class BrokerWorker:
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
                 failed = self._failed_slots if exc is self._failure else ()
-                count = restarts.failed(self._progressed, failed)
+                count = restarts.failed(self._progressed, failed, self._healthy_s >= HEALTHY_RUN_S)
                 slots = {"slots": list(failed)} if failed else {}
                 if count > restarts.limit:  # the warnings before named the slots and their count
                     raise error from exc
@@ -1469,6 +1495,7 @@ class BrokerWorker:
                     gathering = not gathering  # quiet now, or records again after a quiet spell
                     self._fetching(group, gathering)
         finally:
+            self._stretch()  # (a failure raised here, by the consumer, is recorded by none)
             if watcher is not None:
                 watcher.cancel()
             if committer is not None:
@@ -1871,10 +1898,10 @@ class BrokerWorker:
                 await self._transaction(state, msgs, outcomes)
             finally:
                 state.txn_began = None
+        state.progress_at = time.monotonic()
         if not msgs:
             return True
         self._progressed.add(state.slot)
-        state.progress_at = time.monotonic()
         if type(msgs[0]) is GapMark:
             self.metrics.skipped(state.tp.topic, msgs[0].skipped)
             state.group_has = msgs[-1].offset + 1

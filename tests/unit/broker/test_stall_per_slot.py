@@ -22,10 +22,9 @@ from broker.worker import BrokerWorker, SlotState, WorkerConfig
 TOPIC = "t.ingress.SENAN"
 
 
-def _busy_beside(hung: SlotView, t: float, joins: int = 0) -> WorkerView:
+def _busy_beside(hung: SlotView, t: float) -> WorkerView:
     """Slot 0 committed at ``t`` (with records still behind); ``hung`` has not committed since 0."""
-    return WorkerView(joining=False, joins=joins, slots=[SlotView(0, committed_at=t, behind=500, last_fetch_at=t),
-                                                         hung])
+    return WorkerView(joining=False, slots=[SlotView(0, committed_at=t, behind=500, last_fetch_at=t), hung])
 
 
 def _warnings(watch: StallWatch, hung: SlotView, until: int) -> dict[int, list[StallNote]]:
@@ -69,21 +68,6 @@ def test_the_stalled_slot_recovers_once_when_it_commits_or_is_no_longer_owned() 
     gone = watch.observe(24.0, WorkerView(joining=False, slots=[SlotView(0, committed_at=24.0)]))
     assert [(n.slot, n.recovered) for n in gone] == [(3, True)]
     assert watch.observe(25.0, WorkerView(joining=False, slots=[SlotView(0, committed_at=24.0)])) == []
-
-
-def test_a_restart_neither_ends_nor_starts_again_a_stalled_slots_clock() -> None:
-    """While the worker joins (a restart reloading every slot), a slot it does not show keeps its clock: no "moving
-    again" for a slot that never moved, and back with no progress it is warned of again at the interval, as the
-    stall it still is; once joined, a slot not shown is no longer this worker's and its stall ends."""
-    watch = StallWatch(10.0, since=0.0)
-    stuck = SlotView(1, committed_at=0.0, taken=True, queued=2)
-    assert [n.slot for t in range(0, 12) for n in watch.observe(float(t), _busy_beside(stuck, float(t)))] == [1]
-    restarting = WorkerView(joining=True, joins=1, slots=[SlotView(0, committed_at=12.0)])
-    assert [n for t in range(12, 15) for n in watch.observe(float(t), restarting) if n.slot == 1] == []
-    back = [n for t in range(15, 22) for n in watch.observe(float(t), _busy_beside(stuck, float(t), joins=1))]
-    assert [(n.slot, n.recovered, n.stalled_s) for n in back] == [(1, False, 20.0)]
-    gone = watch.observe(22.0, WorkerView(joining=False, joins=2, slots=[SlotView(0, committed_at=22.0)]))
-    assert [(n.slot, n.recovered) for n in gone] == [(1, True)]
 
 
 def _msgs(first: int, count: int) -> list[Any]:

@@ -22,7 +22,7 @@ from broker.metrics import Metrics
 from broker.replay import ReplayWindow
 from broker.stall import JOINING, SlotView, StallNote, StallWatch, WorkerView, slot_waiting_for
 from broker.topology import Slots, TopicNames
-from broker.worker import BrokerWorker, Restarts, SlotState, WorkerConfig
+from broker.worker import HEALTHY_RUN_S, BrokerWorker, Restarts, SlotState, WorkerConfig
 from puente.errors import (
     AuditChainError,
     ConfigError,
@@ -391,33 +391,6 @@ def test_each_slot_counts_its_own_failures_and_the_worker_runs_without_any_batch
     assert restarts.failed({3}, [3]) == 1  # a slot that committed then failed: its first in a row
 
 
-async def test_a_slot_reloaded_where_it_stood_keeps_its_last_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A restart retires every slot and loads it again: one whose head is where this worker left it made no progress,
-    so its progress time (the stall watch's mark) is the old one, not the reload's; one committed meanwhile (its
-    head moved, by another worker say) starts from its taking."""
-    worker, _, gate, _ = _loading_worker(monkeypatch)
-    gate.set()
-    await worker._acquire([TP])
-    await worker._loaded()
-    worker._owned[TP].progress_at = 5.0  # its last batch committed long ago
-    worker._joining = True
-    await worker._retire_all()
-    await worker._acquire([TP])
-    await worker._loaded()
-    assert worker._failure is None and worker._owned[TP].progress_at == 5.0
-    await worker._retire_all()
-    head = {"seq": 6, "hash": "h", "kind": "BLOCK", "at": "2026-06-01T00:00:00Z", "entries": [
-        {"kind": "ALERT", "ingress": f"{TP.topic}:0:10", "ingress_ms": 1_780_271_000_000}]}
-
-    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
-        return {slot: (ChainHead.after(head), ReplayWindow(7)) for slot in slots}
-
-    monkeypatch.setattr(worker, "_read_state", read_state)
-    await worker._acquire([TP])
-    await worker._loaded()
-    assert worker._failure is None and worker._owned[TP].done_to == 11 and worker._owned[TP].progress_at != 5.0
-
-
 @pytest.mark.parametrize(("failure", "raised"), [
     (KafkaAuthError("credentials refused"), KafkaAuthError),
     (KafkaAccessError("no ACL allows it"), KafkaAccessError),
@@ -768,3 +741,178 @@ async def test_a_load_that_hangs_fails_as_retriable_after_its_bound(monkeypatch:
     await worker._loaded()
     assert isinstance(worker._failure, KafkaUnavailableError) and worker._failure.retriable
     assert "longer than 0.05s" in str(worker._failure) and not worker._owned
+
+
+def _quiet_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    lines: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(warning=lambda event, **kw: lines.append((event, kw)),
+                                                              info=lambda *a, **k: None))
+    return lines
+
+
+def _look(worker: BrokerWorker, monkeypatch: pytest.MonkeyPatch, at: float) -> None:
+    """One look of the watch at ``at`` on a fake clock (the wall clock 1e6 s ahead of it)."""
+    with monkeypatch.context() as fake:
+        fake.setattr("broker.worker.time.monotonic", lambda: at)
+        fake.setattr("broker.worker.time.time", lambda: 1_000_000.0 + at)
+        worker._watch(SimpleNamespace())  # type: ignore[arg-type]
+
+
+async def test_an_idle_slot_taken_back_later_is_not_warned_of_as_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle slot, caught up, its last batch an hour ago, moves to another worker in a rebalance and comes back
+    later: its stall clock starts at its taking. Before Kafka answers the new assignment's first fetch it is not
+    "stalled 3600 s" (a reload that kept the slot's old progress time said so at once)."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    lines = _quiet_log(monkeypatch)
+    views: dict[Any, FetchView] = {}
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: views.get(tp))
+    await worker._acquire([TP])
+    await worker._loaded()
+    t0 = worker._owned[TP].taken_at
+    worker._owned[TP].progress_at = t0 - 3600  # its last batch an hour ago; nothing arrived since
+    worker._stall = StallWatch(10.0, since=t0 - 3600)
+    views[TP] = FetchView(100, 100, 1_000_000.0 + t0)  # answered now, caught up: idle
+    _look(worker, monkeypatch, t0)
+    worker._joining = True  # a rebalance: the slot goes to another worker
+    await worker._retire_all()
+    await worker._acquire([TopicPartition(TP.topic, 1)])
+    await worker._loaded()
+    _look(worker, monkeypatch, t0 + 1)  # joined without it
+    worker._joining = True  # later, given back
+    await worker._retire_all()
+    await worker._acquire([TP])
+    await worker._loaded()
+    views[TP] = FetchView(None, None, None)  # no fetch of the new assignment answered yet
+    _look(worker, monkeypatch, worker._owned[TP].taken_at)
+    assert [kw for event, kw in lines if event == "worker stalled"] == []
+
+
+async def test_an_idle_slot_reloaded_by_a_slow_restart_is_not_warned_of_as_stalled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle, caught-up slot; the worker restarts (an error elsewhere) and its backoff, join and load take longer
+    than ``stall_warning_s``: the reloaded slot's clock starts again, so the first look before Kafka answers the new
+    consumer's fetch does not warn (a clock kept across the restart counted the restart as the slot's stall)."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    lines = _quiet_log(monkeypatch)
+    views: dict[Any, FetchView] = {}
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: views.get(tp))
+    await worker._acquire([TP])
+    await worker._loaded()
+    state = worker._owned[TP]
+    t0 = state.progress_at = state.taken_at = state.taken_at - 41  # taken 41 s ago (the reload comes at "now")
+    worker._stall = StallWatch(10.0, since=t0)
+    views[TP] = FetchView(100, 100, 1_000_000.0 + t0 + 1)
+    _look(worker, monkeypatch, t0 + 1)
+    worker._joining = True  # the restart: every slot retired
+    await worker._retire_all()
+    _look(worker, monkeypatch, t0 + 2)  # joining again, the slot not shown
+    await worker._acquire([TP])  # the backoff, join and load took 39 s
+    await worker._loaded()
+    views[TP] = FetchView(None, None, None)
+    _look(worker, monkeypatch, worker._owned[TP].taken_at + 1)
+    assert [kw for event, kw in lines if event == "worker stalled"] == []
+
+
+async def test_a_slot_taken_back_counts_its_lag_from_its_taking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot idle for an hour, retired and loaded again, with one record appended since: its lag in seconds is
+    counted from its taking, not from its last batch an hour ago."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    worker.metrics = Metrics()
+    await worker._acquire([TP])
+    await worker._loaded()
+    worker._owned[TP].progress_at -= 3600
+    worker._joining = True
+    await worker._retire_all()
+    await worker._acquire([TP])
+    await worker._loaded()
+    state = worker._owned[TP]
+    at = state.next_offset or 0
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(at, at + 1, None))
+    _look(worker, monkeypatch, state.taken_at + 2.0)
+    lag_s = worker.metrics.value("puente_consumer_lag_seconds", topic=TP.topic, partition="0")
+    assert lag_s == pytest.approx(2.0, abs=0.5)
+
+
+async def test_load_failures_count_for_the_worker_not_the_fresh_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slot 0 commits a batch each run; each run then ends with a load that fails (an audit read, transiently): the
+    failure is the worker's, whose count each run's batch starts again, so the worker carries on. Charged to the
+    fresh slots (after a restart, every slot), it added up on slot 1, which has no traffic and never commits."""
+    worker, _, gate, _ = _loading_worker(monkeypatch, fail_reading=True)
+    gate.set()
+    tp1 = TopicPartition(TP.topic, 1)
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots = None, ()
+        runs.append(0)
+        if len(runs) > 8:
+            return
+        worker._progressed.add(0)
+        worker._joining = True
+        await worker._acquire([TP, tp1])
+        await worker._loaded()
+        assert worker._failure is not None
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    lines = _quiet_log(monkeypatch)
+    await worker.run([], max_restarts=5)
+    assert len(runs) == 9
+    assert [(kw["attempt"], kw.get("slots")) for _, kw in lines] == [(1, None)] * 8
+
+
+async def test_a_run_that_stayed_joined_long_enough_starts_the_workers_count_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker with no traffic commits no batch: its failures are in a row only when they come within
+    ``HEALTHY_RUN_S`` of a join. Runs that stayed joined that long each count as the first; then three that failed
+    sooner are in a row, and past max_restarts the worker gives up."""
+    worker = _worker()
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots = None, ()
+        runs.append(0)
+        worker._joining, worker._joined_at = False, 0.0  # joined at 0 on a fake clock, slots loaded
+        with monkeypatch.context() as fake:
+            fake.setattr("broker.worker.time.monotonic",
+                         lambda: HEALTHY_RUN_S if len(runs) <= 3 else HEALTHY_RUN_S - 1)
+            worker._fail(KafkaUnavailableError("the group coordinator went away"))
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    lines = _quiet_log(monkeypatch)
+    with pytest.raises(KafkaUnavailableError, match="coordinator"):
+        await worker.run([], max_restarts=2)
+    assert len(runs) == 5 and [kw["attempt"] for _, kw in lines] == [1, 1, 1, 2]
+
+
+async def test_a_slot_that_left_the_worker_starts_its_count_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot's failures in a row are this worker's: given back by the next join (a restart) it keeps counting;
+    assigned elsewhere, its count is dropped, and taken back later it starts from one."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    tp1 = TopicPartition(TP.topic, 1)
+    restarts = worker._restarts = Restarts(5)
+    assert [restarts.failed({0}, [1]) for _ in range(3)] == [1, 2, 3]
+    await worker._acquire([TP, tp1])  # a restart gives it back
+    await worker._loaded()
+    assert restarts.failed({0}, [1]) == 4
+    worker._joining = True
+    await worker._retire_all()
+    await worker._acquire([TP])  # a rebalance hands it to another worker
+    await worker._loaded()
+    worker._joining = True
+    await worker._retire_all()
+    await worker._acquire([TP, tp1])  # back, a week later
+    await worker._loaded()
+    assert restarts.failed({0}, [1]) == 1
+
