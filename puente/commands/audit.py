@@ -91,9 +91,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     verify.add_argument("--json", action="store_true", help="one JSON document: chains and problems")
     verify.set_defaults(func=_verify)
     text = ("list decisions, dead letters, receipts and Kafka-layer denials, only what verifies; exit 3 for a "
-            "--partner neither the policy nor any record the filters took names, 5 when audit records the filters "
-            "could have listed were left out as unsound or lost to a deletion before their retention (what they held "
-            "is not listed: run `puente audit verify`)")
+            "--partner neither the policy nor any record the filters took names, 1 when a chain the filters could "
+            "list ends short of its group's committed offsets (records dropped from its end), 5 when audit records "
+            "the filters could have listed were left out as unsound or lost to a deletion before their retention, or "
+            "such a chain's end could not be checked (what they held is not listed: run `puente audit verify`)")
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
                            description=text, parents=[kafka_options()])
     log.add_argument("--partner", help=PARTNER_HELP)
@@ -140,8 +141,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "sent; failed/superseded once a later delivery to the partner replaced the version it recalled), overdue "
             "and acknowledged late ones first; v (version) is the version the notice carried, which "
             "the receipt must name: for an officer's recall it may be above the recall's own version; exit 1 when "
-            "any is failed, overdue or acknowledged late, else 5 when audit records were left out as unsound (a "
-            "recall among them is not judged: run `puente audit verify`)")
+            "any is failed, overdue or acknowledged late, or a chain ends short of its group's committed offsets (a "
+            "recall notice dropped from its end is judged by no row), else 5 when audit records were left out as "
+            "unsound or a chain's end could not be checked (a recall among them is not judged: run `puente audit "
+            "verify`)")
     recalls = audit.add_parser("recalls", help="recalls acknowledged and outstanding", description=text,
                                parents=[kafka_options()])
     recalls.add_argument("--partner", help=PARTNER_HELP)
