@@ -192,6 +192,9 @@ class SlotState:
     taken_at: float = field(default_factory=time.monotonic)
     """When this worker took the slot (or was given it back): its fetch age counts from there until Kafka answers
     a fetch for it (``_lag``)."""
+    resumed_at: float | None = None
+    """When its partition was last resumed after a pause for backpressure (``paused``): aiokafka fetches nothing for
+    a paused partition, so its fetch age counts from here, not from the answer before the pause (``_lag``)."""
     txn_began: float | None = None
     """When the slot's transaction in flight began (None: none open), for the stall warning."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -1677,8 +1680,10 @@ class BrokerWorker:
         if seen is None:
             return 0, None
         answered = None if seen.answered_at is None else now - (wall - seen.answered_at)
-        self.metrics.fetch_age(tp.topic, tp.partition, max(0.0, now - (state.taken_at if answered is None
-                                                                          else answered)))
+        # A partition paused for backpressure is not fetched (aiokafka), so no answer is due: 0 while paused, and
+        # counted from its resumption after, or a busy slot would show as one Kafka stopped answering.
+        since = max(state.taken_at if answered is None else answered, state.resumed_at or 0.0)
+        self.metrics.fetch_age(tp.topic, tp.partition, 0.0 if state.paused else max(0.0, now - since))
         if seen.end is None:
             return 0, None
         done_to = state.next_offset
@@ -1797,7 +1802,7 @@ class BrokerWorker:
                 committing = asyncio.create_task(self._transact(state, msgs, outcomes, started))
                 if state.paused and len(state.queue) < self.config.max_batch and self._owned.get(state.tp) is state:
                     consumer.resume(state.tp)
-                    state.paused = False
+                    state.paused, state.resumed_at = False, time.monotonic()
             if committing is not None and await committing:
                 self._committed(state, committing_ids, committing_states)
             if self._failure is None:  # stopping

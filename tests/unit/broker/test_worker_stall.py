@@ -916,3 +916,28 @@ async def test_a_slot_that_left_the_worker_starts_its_count_again(monkeypatch: p
     await worker._loaded()
     assert restarts.failed({0}, [1]) == 1
 
+
+async def test_a_slot_paused_for_backpressure_shows_no_fetch_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka fetches nothing for a paused partition: a slot paused because a full batch is queued shows a fetch
+    age of 0, and once its loop takes the batch and resumes it, counts from then, not from the last answer before
+    the pause (which read as a slot Kafka had stopped answering)."""
+    worker = _worker()
+    worker.metrics = Metrics()
+    producer = HeldProducer()
+    state = _slot(worker, TP, 0, producer)
+    state.taken_at = 0.0
+    monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(10, 30, 1_000_000.0 + 400))
+    age = worker.metrics.value
+    worker._dispatch(Consumer(), {TP: _msgs(0, 10)})  # type: ignore[arg-type]  # a full batch: paused
+    assert state.paused
+    _look(worker, monkeypatch, 1000.0)  # last answered 600 s ago, before the pause
+    assert age("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="0") == 0.0
+    for _ in range(500):  # the loop takes the batch and resumes the partition while its transaction commits
+        if not state.paused:
+            break
+        await asyncio.sleep(0.01)
+    assert not state.paused and state.resumed_at is not None
+    _look(worker, monkeypatch, state.resumed_at + 3.0)
+    assert age("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="0") == pytest.approx(3.0)
+    producer.gate.set()
+    await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
