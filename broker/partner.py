@@ -19,7 +19,9 @@ batch changed its alert's row (``PartnerStore.apply``), and a RECALLED receipt i
 gone from the store's files (else the batch's Kafka transaction is aborted). The store notes the feed
 offsets it applied up to in the same transaction: one restored from a backup, or a new ``--store``, is
 behind the group's committed offsets, and the records in between are read into it again, with a note,
-never skipped (``resume_at``). Where the group has no offset (it expired, or the feed topic was deleted, which drops
+never skipped (``resume_at``); each is marked passed on as it is applied, since whether an earlier run copied it to
+``out`` is unknowable and the mark that run set is not in this store (fail closed: its recall says
+``RECALL_PASSED_ON``). Where the group has no offset (it expired, or the feed topic was deleted, which drops
 them), it reads on from the offset the store saw Kafka commit, once the last committed record before it is the one the
 store read last (the store keeps a mark of it; a transaction open across that offset is waited for first): a topic
 made anew stops the run (``Subscriber._remade``). An optional
@@ -362,6 +364,12 @@ class Subscriber:
         """Partitions read again to catch the store up (``_catch_store_up``), with the offset that ends it: records
         before it are applied and receipted only when of an alert the store holds or held (``_theirs``), and the
         group's offset committed there is never below it."""
+        self._reread: dict[TopicPartition, int] = {}
+        """Partitions read again into a store that misses records it (as a backup restored) or another store of this
+        instance applied, with the group's offset that ends them (``_resume``): whether an earlier run copied such a
+        record to ``--out`` is unknowable, so each one applied is marked passed on (``_handle``)."""
+        self._rewindow: Mapping[TopicPartition, int] = {}
+        """``_reread`` as the batch under way began (``_transact``)."""
         self._window: Mapping[TopicPartition, int] = {}
         """``_catch_up`` as the batch under way began (``_transact``): the batch reads its records and commits its
         offsets by it, whatever changes meanwhile (a batch's awaits let a rebalance's callbacks run)."""
@@ -743,6 +751,7 @@ class Subscriber:
             return
         for tp in sorted(assigned):
             self._catch_up.pop(tp, None)
+            self._reread.pop(tp, None)
             if tp not in feed.assignment():
                 continue  # revoked meanwhile
             found = await committed_with_metadata(feed, tp)
@@ -779,6 +788,8 @@ class Subscriber:
                 continue
             where = f"{tp.topic}[{tp.partition}]"
             feed.seek(tp, at)
+            if committed is not None and at < committed:  # owner store or instance: records this store misses
+                self._reread[tp] = committed
             if committed is None:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
                              f"{at}, where {store.path} saw Kafka commit its receipts last")
@@ -786,8 +797,8 @@ class Subscriber:
                 whose = (f"stands at offset {at}" if stored is not None else "is new to this instance"
                          if owner == "instance" else "has no offset of its own there (restored from a backup made "
                          "before it read the partition)")
-                lost = ("; what it marked as passed on (--out) since that backup is no longer marked, so a recall "
-                        "of it would be acknowledged" if owner == "store" else "")
+                lost = ("; whether an earlier run passed them on (--out) is unknowable, so each is marked passed on "
+                        "as it is applied: a recall of one says RECALL_PASSED_ON, never an acknowledgement")
                 self.on_note(f"{where}: {store.path} {whose}, behind the group's committed offset {committed}; "
                              f"reading {committed - at} record(s) again into it (a store restored from a backup, or "
                              f"another --store, misses them){lost}")
@@ -1070,6 +1081,7 @@ class Subscriber:
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
         self._window = window = dict(self._catch_up)
+        self._rewindow = dict(self._reread)
         async with self._bounded(producer, "receipts, feed offsets and checkpoint") as bounds, \
                 transaction(producer) as sends:
             self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
@@ -1320,13 +1332,19 @@ class Subscriber:
                     self.store.mark_passed_on(delivery.alert_id)
             elif applied is not None and applied.passed_on and applied.dropped:
                 self._tell_copy(delivery, view, status, applied.held_version, out)
+            if applied is not None and self.store is not None and self._read_again(rec):
+                # Read again into a store missing it (a backup restored): an earlier run may have copied it to
+                # --out, and the mark it set then is not in this store. Fail closed: marked now.
+                self.store.mark_passed_on(delivery.alert_id)
+                passed_on = True
             if (out is not None or passed_on) and status == Outcome.RECALLED.value:
                 # The store deleted it, but a --out copy (this run's, or an earlier run's) holds lines this
                 # subscriber cannot take back: passed on, not acknowledged (auditors keep the recall outstanding).
                 status = RECALL_PASSED_ON
                 if out is None:  # and no line of it goes to any copy: its reader learns of it from this note alone
                     self.on_note(f"{delivery.feed}: alert {delivery.alert_id[:200]} recalled (version "
-                                 f"{delivery.version}), but an earlier run passed it to a --out copy, and this run "
+                                 f"{delivery.version}), but an earlier run passed it (or, read again into a store "
+                                 "restored from a backup, may have passed it) to a --out copy, and this run "
                                  f"writes none: {RECALL_PASSED_ON}, no acknowledgement; the copy it went to must "
                                  "apply the recall (delete the alert)")
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
@@ -1431,6 +1449,12 @@ class Subscriber:
         group's offset stands past that record, which another instance read (opened, or gave up with --skip)."""
         end = self._window.get(TopicPartition(topic, partition))
         return end if end is not None and offset < end and self.store is not None else None
+
+    def _read_again(self, rec: Record) -> bool:
+        """Whether ``rec`` lies before the end of a partition read again into a store that misses it (``_rewindow``):
+        a backup restored, or a store of this instance other than the one that applied it."""
+        end = self._rewindow.get(TopicPartition(rec.topic, rec.partition))
+        return end is not None and rec.offset < end
 
     def _theirs(self, rec: Record, delivery: Delivery) -> bool:
         """Whether a record read again to catch the store up (``_catch_store_up``), before its end, is of an alert the

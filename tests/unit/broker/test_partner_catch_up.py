@@ -521,7 +521,7 @@ def test_a_store_restored_from_before_it_read_a_partition_reads_it_all_again(tmp
     asyncio.run(again._resume(feed, {TP}))  # type: ignore[arg-type]
     assert feed.seeks == [0]
     assert len(notes) == 1 and "has no offset of its own there" in notes[0] and "reading 3 record(s) again" in notes[0]
-    assert "passed on (--out) since that backup is no longer marked" in notes[0]
+    assert "each is marked passed on as it is applied" in notes[0]
     unread, receipts = asyncio.run(run_batch(again, *records))
     assert unread is None and restored.counts().held == 3
     restored.close()
