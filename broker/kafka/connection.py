@@ -35,8 +35,13 @@ only (``java.util.Properties``), and a line holding any other control, format or
 line there and Java would not: ``good:9093\u2028ssl.endpoint.identification.algorithm=none`` would turn
 hostname checking off for Puente only. A key or value that ``java.util.Properties`` would decode otherwise is
 refused too, naming its line: a backslash anywhere but a line's continuation (Java reads ``\\\\``, ``\\=`` and
-``\\u0041`` as escapes), a value's trailing blanks (Java keeps them), a character outside printable ASCII (Java
-reads the file as ISO-8859-1). ``unsafe_value`` is the rule, on the writer's side and here on the reader's.
+``\\u0041`` as escapes), a character outside printable ASCII (Java reads the file as ISO-8859-1).
+``unsafe_value`` is the rule, on the writer's side and here on the reader's, but for one thing: a value's
+trailing spaces and tabs are dropped, as Kafka's Java client drops them. ``java.util.Properties`` keeps them,
+but each Java client setting read here is one of the client's ``ConfigDef`` (a string, password or list), whose
+parsing ``String.trim()``s the value (a list, each entry), so ``security.protocol=SASL_SSL `` is ``SASL_SSL`` to
+the Java client as to Puente (leading blanks go too: ``Properties`` skips those after the ``=``); librdkafka's
+names, which the Java client ignores, are read the same way. The writer still writes no such blank.
 
 The file must be a regular file that others cannot write, in a folder others cannot write (whoever can may
 point the party at their own servers or CA), reached through a link only when no one but this user or root
@@ -311,8 +316,9 @@ def read_properties(text: str, source: str) -> dict[str, Entry]:
     comments, ``\\`` continuation lines), each with its line. Only the keys Puente knows are admitted,
     and a key given twice is refused: the last would silently win. Lines are split as
     ``java.util.Properties`` splits them, and a line holding another control or separator character
-    is refused, as is a key holding a backslash and a value ``unsafe_value`` refuses (module docstring):
-    each value is the one Java reads, or none is returned.
+    is refused, as is a key holding a backslash and a value ``unsafe_value`` refuses once its trailing spaces
+    and tabs are dropped (Kafka's client trims every value: module docstring): each value is the one the Java
+    client reads, or none is returned.
 
     No message quotes the file: what reads as an unknown key may be a password wrapped onto a line
     of its own, or the rest of a JAAS value split without a ``\\``. It says the line and, for a
@@ -334,8 +340,10 @@ def read_properties(text: str, source: str) -> dict[str, Entry]:
         if _continues(line):
             logical += stripped[:-1]
             continue
-        logical += line.lstrip(_JAVA_SPACE)  # Java keeps a value's trailing blanks: kept, to be refused below
-        match = _PROPERTY.match(logical)
+        logical += stripped
+        # java.util.Properties keeps a value's trailing blanks, but every setting read here is one of Kafka's
+        # ConfigDef (a string, password or list), which String.trim()s it: the client reads it without them.
+        match = _PROPERTY.match(logical.rstrip(_JAVA_SPACE))
         logical = ""
         if match is None:
             raise ConfigError(f"{source}:{first}: expected key=value")

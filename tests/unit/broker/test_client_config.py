@@ -348,15 +348,14 @@ def test_an_unreachable_kafka_names_where_its_servers_came_from(
 
 @pytest.mark.parametrize(("line", "said"), [
     ("sasl.password=pa\\\\ss\\u0041\\=x", ":5: the value of sasl.password would not be read"),  # Java: pa\ssA=x
-    ("sasl.username=bob  ", ":4: the value of sasl.username would not be read"),  # Java keeps the blanks
-    ("sasl.username=bob\t", ":4: the value of sasl.username would not be read"),
+    ("sasl.username=b\u00f6b", ":4: the value of sasl.username would not be read"),  # ISO-8859-1 to Java
     ("ssl.truststore.location=/run/ca\\u002epem", ":5: the value of ssl.truststore.location would not be read"),
     ("sasl\\.username=bob", ":4: the key holds a backslash"),
 ])
 def test_a_key_or_value_java_would_read_otherwise_is_refused_naming_the_line_never_the_value(
         tmp_path: Path, line: str, said: str) -> None:
-    """Java's Properties decodes escapes in keys and values (\\\\, \\=, \\uXXXX) and keeps a value's trailing blanks,
-    where Puente took escapes as written and stripped the blanks: a file Puente and Kafka's tools read as two
+    """Java's Properties decodes escapes in keys and values (\\\\, \\=, \\uXXXX) and reads the file as ISO-8859-1,
+    where Puente took escapes as written and the text as UTF-8: a file Puente and Kafka's tools read as two
     logins, paths or passwords. Refused instead, as the writer refuses them (``unsafe_value``): the line named, the
     value never quoted."""
     head = "bootstrap.servers=k1:9093\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
@@ -366,6 +365,23 @@ def test_a_key_or_value_java_would_read_otherwise_is_refused_naming_the_line_nev
     message = str(caught.value)
     assert said in message, message
     assert "pa\\" not in message and "bob" not in message and "u0041" not in message and "/run" not in message
+
+
+def test_a_values_trailing_blanks_are_dropped_as_the_java_client_drops_them(tmp_path: Path, ca: Path) -> None:
+    """Properties keeps a value's trailing spaces and tabs, but the Java client's ConfigDef trims every string,
+    password and list value: Kafka reads such a file as if they were not there, and so does Puente. It refused
+    them (1ff16a6), so a stray blank on one line of a party's file made `users apply` take the file as unusable."""
+    jaas = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+            'username="partner-COL" password="s3cret-value";')
+    config = _write(tmp_path, ("bootstrap.servers=k1:9093 , k2:9093 \t\n"
+                               "security.protocol=SASL_SSL  \nsasl.mechanism=SCRAM-SHA-512\t\n"
+                               f"sasl.jaas.config={jaas[:40]}\\\n    {jaas[40:]} \n"
+                               f"ssl.truststore.type=PEM \nssl.truststore.location={ca}\t \n"
+                               "client.id=col \\\n   \n"))  # continued onto blanks alone: "col " as Java trims it
+    conn = connection_from_properties(config, bootstrap="k2:9093,k1:9093")
+    assert conn.security_protocol == "SASL_SSL" and conn.sasl_mechanism == "SCRAM-SHA-512" and conn.ca_file == ca
+    assert conn.username == "partner-COL" and conn.password is not None
+    assert conn.password.get_secret_value() == "s3cret-value" and conn.client_id == "col"
 
 
 def test_a_value_with_blanks_alone_is_empty_as_java_reads_it(tmp_path: Path) -> None:
