@@ -21,7 +21,10 @@ is never adopted, and the party gets a new password. A file whose other settings
 CA renewed under another name, moved) still gives its password when it is such a file holding only the
 settings Puente writes, the login among them (``_sound_secret``): a stale CA says nothing of who knows the
 password, and the file is rewritten with the admin's. A party the cluster holds no login for gets a new
-password even when an old file is there. Each rotation says why (``PartyLogin.reason``).
+password even when an old file is there. Each rotation says why (``PartyLogin.reason``). A sound secret file
+whose text does not read at all (``read_properties`` refuses a line: a key misspelt, a backslash) is neither
+kept nor replaced: the run is refused, naming the file and line, since that says nothing of who knows the
+password, and a new one would cut off whoever holds a copy of the file.
 
 The login of a party that is no more (an ``agency-`` or ``partner-`` user the policy and settings no
 longer name) is dealt with as ``former`` says: its ACLs go with ``acls apply``, but a login left as
@@ -147,7 +150,8 @@ def _kept(path: Path, principal: str) -> tuple[str | None, str | None]:
     (None: it reads, or is missing). The password is kept when the file reads as that user's login, or, when it no
     longer reads, when it is still a sound secret file of that login (``_sound_secret``): its other settings are
     stale (a CA renewed under another name, moved), and are rewritten. Else None: a password others may know is
-    never kept, and the party gets a new one."""
+    never kept, and the party gets a new one. ConfigError (naming the file and line) when the file is such a
+    secret file but its text does not read: neither keeping nor replacing its password would be sound."""
     if not os.path.lexists(path):
         return None, None
     try:
@@ -175,15 +179,25 @@ def _sound_secret(path: Path, principal: str) -> str | None:
     sound secret file of that login: a regular file of this user's, not a link, 0600 in a folder only its owner
     writes (``secret_problem``), holding only the settings Puente writes (SASL_SSL, SCRAM-SHA-512, no host check
     turned off), whose sasl.jaas.config is that login as Puente writes it. Its CA going stale says nothing of who
-    may know the password; its being exposed, or sent some other way, does (else None)."""
+    may know the password; its being exposed, or sent some other way, does (else None). Its text not reading (a
+    line ``read_properties`` refuses, wherever it is) says neither, and hides which password the file holds:
+    ConfigError then, naming the file and line, so that the run stops rather than rotate for a typo."""
     try:
         raw, info = read_regular(path, _MAX_CONFIG, ConfigError)
         if (len(raw) > _MAX_CONFIG or os.path.islink(path) or info.st_uid != os.geteuid()
                 or secret_problem(path, info) is not None):
             return None
-        props = read_properties(raw.decode("utf-8"), str(path))
-    except (OSError, ConfigError, UnicodeDecodeError):
+    except (OSError, ConfigError):
         return None
+    # A sound secret file whose text does not read (a key misspelt, a backslash or a character Kafka's client
+    # would read otherwise, on whatever line): that says nothing of who may know the password, and which password
+    # it holds cannot be told. Neither kept nor replaced: the run is refused, naming the file and line.
+    try:
+        props = read_properties(raw.decode("utf-8"), str(path))
+    except (ConfigError, UnicodeDecodeError) as exc:
+        problem = str(exc) if isinstance(exc, ConfigError) else f"{path} is not UTF-8 text"
+        raise ConfigError(f"cannot tell whether {principal} keeps its password: {problem}; fix that, or remove the "
+                          "file to give it a new password. Nothing was changed") from None
     # Only the settings Puente writes, and as it writes them: one sending the password some other way (PLAIN, no
     # TLS, no host check) says it may have gone to whoever answered.
     if not set(props) <= _WRITTEN or any(props[key].value != value for key, value in _AS_WRITTEN.items()):
@@ -278,8 +292,12 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
              if (mechanisms := on_cluster.get(principal, frozenset())) - {SCRAM_MECHANISM}}
     for principal, path in paths.items():
         held = not rotate and principal not in stray and SCRAM_MECHANISM in on_cluster.get(principal, ())
-        existing, problem = _kept(path, principal) if held else (None, None)
-        pending = _kept(_pending(path), principal)[0] if held else None
+        try:
+            existing, problem = _kept(path, principal) if held else (None, None)
+            pending = _kept(_pending(path), principal)[0] if held else None
+        except ConfigError:  # a file that does not read (``_sound_secret``): nothing changes, no folder is left made
+            _remove_folders(made)
+            raise
         if pending is not None:
             adopted.add(principal)
         passwords[principal] = pending or existing or new_password()
@@ -295,9 +313,7 @@ async def apply_users(admin: Admin, keys: Path, principals: list[str], *, rotate
     out += formers
     refusal = None if allow_many else mass_cut_off(out, former, rotate)
     if refusal is not None:
-        for folder in made:  # a party folder a mistaken agency list named is not left behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_folders(made)  # a party folder a mistaken agency list named is not left behind
         raise ConfigError(refusal)
     if dry_run:
         return out
@@ -433,6 +449,13 @@ def _many_lost(logins: list[PartyLogin]) -> str | None:
                     "to get new passwords, run `puente users apply --rotate`, or with --allow-many. Nothing was "
                     "changed")
     return None
+
+
+def _remove_folders(made: list[Path]) -> None:
+    """Remove the folders ``apply_users`` made (``_missing``, deepest first) when it stops before changing anything."""
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _missing(folders: Iterable[Path]) -> list[Path]:

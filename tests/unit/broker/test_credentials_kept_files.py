@@ -146,3 +146,43 @@ def test_a_file_that_sent_its_password_to_an_unchecked_server_is_never_kept(tmp_
     [login] = [login for login in _apply(_Admin(ca), keys) if login.principal == "partner-COL"]
     assert login.action == "rotated" and "ssl.endpoint.identification.algorithm is off" in login.reason
     assert {p for p in held if cluster.held[p] != held[p]} == {"partner-COL"}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "  \t "])
+def test_a_stray_blank_at_a_lines_end_keeps_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        blank: str) -> None:
+    """A space or tab after a value, as an editor leaves it: Kafka's client trims it and logs in as before. The
+    reader refused such a line (1ff16a6), and `users apply` took the file as unusable and gave its party a new
+    password no one asked for, cutting off whoever held the file."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    _apply(FakeAdmin(), keys)
+    held = dict(cluster.held)
+    path = _file(keys, "partner-COL")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(f"{line}{blank}" for line in lines) + "\n", encoding="utf-8")
+    assert credentials.party_connection(keys, "partner-COL").password is not None
+    [login] = [login for login in _apply(FakeAdmin(), keys) if login.principal == "partner-COL"]
+    assert login.action == "kept" and cluster.held == held
+
+
+@pytest.mark.parametrize(("line", "number"), [("ssl.truststore.typo=PEM", 6), ("client.id=col\\\\sub", 6),
+                                              ("ssl.truststore.type=P\u00c9M", 6)])
+def test_a_sound_file_whose_text_does_not_read_stops_the_run_naming_the_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, number: int) -> None:
+    """A sound secret file of the party's (0600, its login) with one line the reader refuses, away from the login:
+    which password it holds cannot be told, and nothing says anyone else knows it. `users apply` and `users plan`
+    are refused in one line naming the file and line, nothing changed; a new password was given before."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    _apply(FakeAdmin(), keys)
+    held = dict(cluster.held)
+    path = _file(keys, "partner-COL")
+    path.write_text(path.read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
+    for dry_run in (True, False):
+        with pytest.raises(ConfigError) as caught:
+            _apply(FakeAdmin(), keys, dry_run=dry_run)
+        message = str(caught.value)
+        assert message.startswith(f"cannot tell whether partner-COL keeps its password: {path}:{number}: ")
+        assert message.endswith("Nothing was changed") and "\n" not in message and "col\\" not in message
+    assert cluster.held == held
