@@ -312,16 +312,27 @@ def expired_start(doc: dict[str, Any], retention: Retention) -> bool | None:
     return int(prev.timestamp() * 1000) < retention.since(kept)
 
 
-def emptied(retention: Retention, newest_ms: int | None, prev_at: Any, kept: Any) -> bool | None:
+def emptied(retention: Retention, appended_ms: int | None, newest_ms: int | None, prev_at: Any,
+            kept: Any) -> bool | None:
     """What took every record of a chain whose partition's log now starts past its newest record (the partition
-    holds none of it), judged by that newest record as a reader that read it knows it: when it was written
-    (``newest_ms``, None: not known) and what it states, ``prev_at`` (its predecessor's time, no later than its own)
-    and ``keep_days`` (``kept``). The partial case's rule (``expired_start``) applied to the record after the last
-    one deleted, which does not exist: a deletion (True) when it was written since retention could take it (or its
-    predecessor was: it is no older); retention (False) when it was written before; None when nothing read says
-    (no ``keep_days``, no time): not checked, never sound. A walk with no earlier state (`audit verify`) has no such
-    record to judge by: every partition emptied past offset 0 is not checked there (``emptied_unchecked``)."""
-    if type(kept) is not int or kept <= 0:
+    holds none of it), judged by that newest record as a reader that read it knows it: a deletion (True) when it
+    was written since retention could take it, retention (False) when before, None when nothing read says: not
+    checked, never sound.
+
+    Kafka's time judges first: ``appended_ms``, when Kafka appended the newest record read of the chain
+    (LogAppendTime, the audit topics' timestamp type, is what retention deletes by; None: not known), against the
+    retention it was kept under, its ``keep_days`` (``kept``) where it states one, else today's setting (a receipt
+    states none: the topic's retention is the auditor's PUENTE_AUDIT_RETENTION_DAYS, ``Retention.days``). A
+    writer's clock running slow cannot make a deletion look like expiry there. Only where Kafka's time is not
+    known (an index that read the record before it kept it), the writer's own word judges, and only with its
+    ``keep_days``: its time (``newest_ms``) or, a lower bound, its ``prev_at`` (its predecessor's, no later);
+    the partial case's rule (``expired_start``) applied to the record after the last one deleted, which does not
+    exist. A walk with no earlier state (`audit verify`) has no such record to judge by: every partition emptied
+    past offset 0 is not checked there (``emptied_unchecked``)."""
+    stated = type(kept) is int and kept > 0
+    if appended_ms is not None:
+        return appended_ms >= retention.since(kept if stated else retention.days)
+    if not stated:
         return None
     since = retention.since(kept)
     if newest_ms is not None:
@@ -332,25 +343,44 @@ def emptied(retention: Retention, newest_ms: int | None, prev_at: Any, kept: Any
     return None
 
 
-def emptied_deleted(topic: str, partition: int, log_start: int, chain: str | None, seq: Any, kept: int,
+def emptied_deleted(topic: str, partition: int, log_start: int, chain: str | None, seq: Any, kept: int | None,
                     retention: Retention) -> StartFinding:
     """The finding of a chain whose every record held was deleted, not expired (``emptied`` True), at the log
-    start: no record is there to carry it, and the next one written will not say what went before it."""
+    start: no record is there to carry it, and the next one written will not say what went before it. ``kept``:
+    the newest record's ``keep_days`` (None: it states none, today's setting judged it)."""
     label = f"chain {plain(chain)}" if chain is not None else "the chain"
+    days = retention.days if kept is None else min(retention.days, kept)
     return StartFinding(topic, partition, log_start, (
         f"{label} holds no record: the partition's log starts at offset {log_start}, past its newest record (seq "
         f"{plain(str(seq), 20)}), which was written within the retention it was kept under "
-        f"({min(retention.days, kept):,} days, less a day for clocks): every record of it was deleted, not expired "
+        f"({days:,} days, less a day for clocks): every record of it was deleted, not expired "
         "(DeleteRecords, or the topic's retention lowered by hand)"))
+
+
+EMPTIED_REMEDY = {
+    "queries": "if retention took them (no query written for PUENTE_AUDIT_RETENTION_DAYS), `puente audit serve "
+               "--new-chain` begins a new chain",
+    "denials": "if retention took them (no denial collected for PUENTE_AUDIT_RETENTION_DAYS), `puente audit "
+               "collect-denials --new-chain` begins a new chain",
+    "decisions": "if retention took them, the broker's next start (`puente broker run`) begins a new chain there "
+                 "with a GAP entry saying so, once its ingress partition has a committed offset",
+    "receipts": "an audit index that read them (`puente audit index`) judges it by when Kafka appended the newest; "
+                "else the partner's next receipt starts the partition again",
+}
+"""Per what a partition holds (``Holds``), what makes a partition emptied past offset 0 checked again: the remedy
+``emptied_unchecked`` names."""
 
 
 def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | None) -> str:
     """Why a partition that holds no record while its log starts past offset 0 is not checked (``emptied``): every
-    record it held was deleted, by retention or by hand, and nothing held tells which."""
+    record it held was deleted, by retention or by hand, and nothing held tells which. It names what really
+    checks it again for what it holds (``EMPTIED_REMEDY``), and to restore the topic where it was a deletion."""
     what = f" (it holds the {holds})" if holds else ""
+    remedy = EMPTIED_REMEDY.get(holds or "")
+    how = f"{remedy}; if by hand, restore the topic" if remedy else "restore the topic if records were deleted by hand"
     return (f"{topic}[{partition}]{what} holds no record, but its log starts at offset {log_start}: every record of "
-            "it was deleted, by retention or by hand, and no record read says which; its records are not checked "
-            "(an audit index that read them judges it: `puente audit index`)")
+            f"it was deleted, by retention or by hand, and no record read says which; its records are not checked "
+            f"({how})")
 
 
 @dataclass(frozen=True)
@@ -1158,6 +1188,10 @@ class ChainState:
     untracked: bool = False  # more waiting records than tracked: no fork can then be settled for a side
     strays: int = 0  # records not sound tracked since the last signed record (``STRAYS_TRACKED``)
     last: int = -1  # the offset of its newest record walked: the chain written least recently is given up first
+    appended_ms: int | None = None
+    """When Kafka appended its newest record walked (Unix ms; None: not known, the topic keeping its producers'
+    times, or a state saved before this was kept): what retention deletes by, which judges a chain the log start
+    passed whole (``emptied``) where a writer's clock could not."""
     stray_seq: int = -1
     stray_prev: str = GENESIS
     """Chains that do not fork (the broker's, the queries'): where a record continuing the newest record walked
@@ -1309,6 +1343,7 @@ class PartitionWalk:
                 self._owned[owner] = self._owned.get(owner, 0) + 1
         self.chains[chain] = state
         state.last = offset
+        state.appended_ms = self._appended_ms  # this record's: None where its time is not Kafka's
         return state
 
     def _give_up(self) -> bool:

@@ -253,8 +253,11 @@ def _note_judged(conn: sqlite3.Connection, topic: str, partition: int, log_start
 def _judge_emptied(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
                    retention: Retention | None) -> tuple[bool | None, list[Finding]]:
     """Chain ``key``, every record of which the index read lies before the log start, judged by the newest of them
-    that was sound (``verify.emptied``): its own time where the index holds it (a query's ``at``; a signed
-    record's, ``ChainState.signed_at``, read before the cut forgets it), its ``prev_at`` and ``keep_days``."""
+    that was sound (``verify.emptied``): first by when Kafka appended the chain's newest record read
+    (``ChainState.appended_ms``, read before the cut forgets it), what retention deletes by, against its
+    ``keep_days`` or, stating none (receipts), today's setting; where Kafka's time is not known, by its own time
+    where the index holds it (a query's ``at``; a signed record's, ``ChainState.signed_at``), its ``prev_at`` and
+    ``keep_days``."""
     topic, partition, log_start = where
     newest = conn.execute(
         f"SELECT \"offset\", seq, prev_at, keep_days FROM records_read WHERE topic = ? AND partition = ? AND "
@@ -263,15 +266,17 @@ def _judge_emptied(conn: sqlite3.Connection, where: tuple[str, int, int], key: s
     if retention is None or newest is None:
         return None, []
     offset, seq, prev_at, kept = newest
+    appended = state.appended_ms if type(state.appended_ms) is int and state.last >= offset else None
     row = conn.execute("SELECT at_ms FROM queries WHERE topic = ? AND partition = ? AND \"offset\" = ? AND at_ms IS "
                        "NOT NULL LIMIT 1", (topic, partition, offset)).fetchone()
     at_ms = int(row[0]) if row is not None else None
     if at_ms is None and state.signed_offset == offset and (signed := when(state.signed_at)) is not None:
         at_ms = int(signed.timestamp() * 1000)
-    verdict = emptied(retention, at_ms, prev_at, kept)
+    verdict = emptied(retention, appended, at_ms, prev_at, kept)
     if verdict is not True:
         return verdict, []
-    return True, [emptied_deleted(topic, partition, log_start, chain_name(key), seq, int(kept), retention)]
+    stated = int(kept) if type(kept) is int and kept > 0 else None
+    return True, [emptied_deleted(topic, partition, log_start, chain_name(key), seq, stated, retention)]
 
 
 def _start_chain(conn: sqlite3.Connection, where: tuple[str, int, int], key: str, state: ChainState,
