@@ -926,6 +926,10 @@ async def test_a_slot_paused_for_backpressure_shows_no_fetch_age(monkeypatch: py
     producer = HeldProducer()
     state = _slot(worker, TP, 0, producer)
     state.taken_at = 0.0
+    # The worker's clock, fake throughout (the event loop's stays real): the loop's resumption reads 1000, after the
+    # last answer at 400, on any host (the real clock reads under 400 on a machine booted minutes ago).
+    clock = SimpleNamespace(monotonic=lambda: 1000.0, time=lambda: 1_000_000.0 + 1000.0)
+    monkeypatch.setattr("broker.worker.time", clock)
     monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(10, 30, 1_000_000.0 + 400))
     age = worker.metrics.value
     worker._dispatch(Consumer(), {TP: _msgs(0, 10)})  # type: ignore[arg-type]  # a full batch: paused
@@ -936,8 +940,8 @@ async def test_a_slot_paused_for_backpressure_shows_no_fetch_age(monkeypatch: py
         if not state.paused:
             break
         await asyncio.sleep(0.01)
-    assert not state.paused and state.resumed_at is not None
-    _look(worker, monkeypatch, state.resumed_at + 3.0)
+    assert not state.paused and state.resumed_at == 1000.0
+    _look(worker, monkeypatch, 1003.0)
     assert age("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="0") == pytest.approx(3.0)
     producer.gate.set()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
