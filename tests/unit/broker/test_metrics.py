@@ -7,7 +7,6 @@ import bisect
 import contextlib
 import logging
 import socket
-import time
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -489,22 +488,52 @@ def test_a_token_file_is_read_as_a_secret_and_must_hold_a_usable_token(tmp_path:
         assert bad.decode(errors="replace").strip() not in str(refused.value) or not bad.strip()
 
 
+class _Timers:
+    """The event loop's timers for ``_Refusals``, on a fake clock: armed by ``call_later``, run by ``run_due`` (the
+    loop's wake at ``clock[0]``), each at most once, none once cancelled. No real time passes, so the tests of the
+    interval hold however slow or loaded the machine."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.armed: list[tuple[float, asyncio.TimerHandle]] = []
+
+    def call_later(self, delay: float, callback: Any) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(self.clock[0] + delay, callback, (), asyncio.get_running_loop())
+        self.armed.append((self.clock[0] + delay, handle))
+        return handle
+
+    def run_due(self) -> None:
+        due = [handle for when, handle in self.armed if when <= self.clock[0] and not handle.cancelled()]
+        self.armed = [(when, handle) for when, handle in self.armed if handle not in due]
+        for handle in due:
+            handle._run()
+
+
+def _fake_timers(monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> _Timers:
+    """``metrics``' clock and event loop timers, fake (only ``metrics``' names: the test's own loop runs as ever)."""
+    timers = _Timers(clock)
+    monkeypatch.setattr(metrics_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(metrics_module, "asyncio", SimpleNamespace(get_running_loop=lambda: timers))
+    return timers
+
+
 async def test_a_burst_of_refusals_is_reported_within_the_interval_with_no_refusal_after(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The first refusal is logged at once; the rest of a burst are counted and logged once the interval ends,
     though no refusal comes after them (they used to wait for one, and a burst then silence went unreported)."""
     logged: list[dict[str, Any]] = []
     monkeypatch.setattr(metrics_module, "_log", SimpleNamespace(warning=lambda _msg, **kw: logged.append(kw)))
-    monkeypatch.setattr(metrics_module, "REFUSALS_LOGGED_EVERY_S", 0.05)
-    refusals = metrics_module._Refusals()
-    refusals.every_s = 0.05
-    for _ in range(1000):
+    clock = [1000.0]
+    timers = _fake_timers(monkeypatch, clock)
+    refusals = metrics_module._Refusals(every_s=60.0)
+    for _ in range(1000):  # a burst within the interval, whatever the machine's speed (the clock stands still)
         refusals.note("127.0.0.1", 9464)
     assert [line["count"] for line in logged] == [1]
-    for _ in range(500):  # the timer's wake, however slow the machine (no assertion on the time it took)
-        if len(logged) > 1:
-            break
-        await asyncio.sleep(0.01)
+    clock[0] += 59.0
+    timers.run_due()  # before the interval's end: nothing
+    assert [line["count"] for line in logged] == [1]
+    clock[0] += 1.0
+    timers.run_due()  # the interval's end, no refusal since
     assert [line["count"] for line in logged] == [1, 999] and refusals.unreported == 0
     assert logged[1]["address"] == "127.0.0.1" and logged[1]["port"] == 9464
 
@@ -514,18 +543,21 @@ async def test_a_count_flushed_early_is_not_logged_again_by_its_overdue_timer(mo
     event loop running it late logged a second line within the interval (two lines at once)."""
     logged: list[dict[str, Any]] = []
     monkeypatch.setattr(metrics_module, "_log", SimpleNamespace(warning=lambda _msg, **kw: logged.append(kw)))
-    refusals = metrics_module._Refusals(every_s=0.01)
+    clock = [1000.0]
+    timers = _fake_timers(monkeypatch, clock)
+    refusals = metrics_module._Refusals(every_s=60.0)
     refusals.note("127.0.0.1", 9464)  # logged at once
-    refusals.note("127.0.0.1", 9464)  # counted: a timer is armed for the interval's end
-    time.sleep(0.02)  # the event loop busy past the interval: the timer is overdue, not run
-    refusals.last_s = float("-inf")  # (and the interval over, whatever the machine's speed)
-    refusals.every_s = 3600.0
+    clock[0] += 1.0
+    refusals.note("127.0.0.1", 9464)  # counted: a timer is armed for the interval's end (1060)
+    clock[0] += 69.0  # the event loop busy past the interval: the timer is overdue, not run
     refusals.note("127.0.0.1", 9464)  # past the interval: the count (2) is logged now
-    refusals.note("127.0.0.1", 9464)  # counted, for a timer an hour away
-    for _ in range(3):
-        await asyncio.sleep(0)  # the overdue timer would run here
+    clock[0] += 1.0
+    refusals.note("127.0.0.1", 9464)  # counted, for a timer at the new interval's end (1130)
+    timers.run_due()  # the overdue timer would run here
     assert [line["count"] for line in logged] == [1, 2] and refusals.unreported == 1
-    refusals.flush()
+    clock[0] += 60.0
+    timers.run_due()  # the new interval's end: its one refusal
+    assert [line["count"] for line in logged] == [1, 2, 1] and refusals.unreported == 0
 
 
 async def test_closing_the_endpoint_logs_the_refusals_not_yet_reported(monkeypatch: pytest.MonkeyPatch) -> None:
