@@ -72,8 +72,9 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     add.add_argument("--scope", required=True, metavar="national|PARTNER",
                      help="national (sees everything) or a partner id (joint oversight: only what concerns it)")
     add.add_argument("--password-file", type=Path, metavar="FILE",
-                     help="read the password from FILE, which holds only it (a final line break is not part of it; "
-                          "default: ask twice, without echo)")
+                     help="read the password from FILE, which holds only it, on one line (a final line break is not "
+                          "part of it; from a `pass` entry, which has more lines: --password-file <(pass show x | "
+                          "head -n1)); default: ask twice, without echo. " + _RULE)
     accounts_option(add)
     add.set_defaults(func=_add)
     listing = acts.add_parser("list", help="list the accounts and their scopes")
@@ -85,7 +86,9 @@ def register_audit_verbs(audit: argparse._SubParsersAction) -> None:  # type: ig
     remove.set_defaults(func=_remove)
     passwd = acts.add_parser("passwd", help="set an account's password (unlocks it, ends its sessions)")
     passwd.add_argument("name", metavar="NAME")
-    passwd.add_argument("--password-file", type=Path, metavar="FILE", help="as for `add`")
+    passwd.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="as for `add`: FILE holds only the password, on one line (from a `pass` entry: "
+                             "--password-file <(pass show x | head -n1)); default: ask twice, without echo. " + _RULE)
     accounts_option(passwd)
     passwd.set_defaults(func=_passwd)
 
@@ -125,6 +128,9 @@ def _password(args: argparse.Namespace) -> str:
             raise ConfigError("no password given; nothing changed") from None
     if again != first:
         raise ConfigError("the two passwords differ; nothing changed")
+    problem = _not_typable(first)
+    if problem is not None:
+        raise ConfigError(f"the password typed {problem}; nothing changed")
     return first
 
 
@@ -152,23 +158,46 @@ def _password_from(path: Path) -> str:
     return _file_password(text, f"the password file {path}")
 
 
-# Characters a password read from a file may not hold: they are taken as line ends by one reader and not by
-# another (str.splitlines breaks at \x0b, \x0c, \x1c-\x1e, \x85, U+2028, U+2029), or cannot be typed at the
-# sign-in form as the file holds them (controls, invisible format characters).
-_NOT_IN_A_PASSWORD = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# The one rule for a password given to `audit users add` and `passwd`, typed or in a file (its help says it).
+_RULE = ("A password may hold any character but a control character (a tab, an escape...) or a line break: "
+         "neither can be typed at the console's sign-in form")
+# Every line terminator some reader ends a line at (str.splitlines, Unicode's): a file holding one inside the
+# password holds more than one line to some reader, which would cut the password there.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+_BOM = "\ufeff"
+
+
+def _not_typable(password: str) -> str | None:
+    """Why ``password`` cannot be one (``_RULE``), in words fit for an error, never quoting it; None when it can.
+
+    Refused: a line break (every Unicode line terminator) and a C0 or C1 control character, the tab included:
+    what the sign-in form cannot take as typed (a tab moves to the next field) and what makes a file's text differ
+    from the password a person typed. Anything else a person can type is a password's: a format character (the
+    zero-width joiner inside an emoji, a right-to-left mark in Hebrew or Arabic text, a soft hyphen), a
+    no-break space."""
+    if any(char in _LINE_BREAKS for char in password):
+        return "holds a line break, which a password may not"
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in password):
+        return "holds a control character (a tab, an escape...), which a password may not"
+    return None
 
 
 def _file_password(text: str, what: str) -> str:
     """The password ``text`` (a file's content, ``what`` naming it) holds: all of it, less one final ``\\n`` or
-    ``\\r\\n``. Anything else is refused, in one line quoting nothing of the file, rather than cut: a second
-    line, or any control, format, line or paragraph separator character (each a line end to some reader: cut
-    there, the account would get only the part before it as its password, and say nothing)."""
+    ``\\r\\n``, as ``echo`` or an editor ends it. Refused, in one line quoting nothing of the file, rather than
+    cut: a byte-order mark at its start (an editor's, never typed), a line break inside it (a second line: a
+    ``pass`` entry's ``login:`` and ``url:``, or a break some reader ends a line at), a control character
+    (``_not_typable``, the rule the prompt applies too). Cut there, the account would get only a part of it as its
+    password, and say nothing."""
     body = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
-    if "\n" in body:
-        raise ConfigError(f"{what} holds more than one line: give a file holding only the password; nothing changed")
-    if any(unicodedata.category(c) in _NOT_IN_A_PASSWORD for c in body):
-        raise ConfigError(f"{what}: the password holds a control, format or line separator character (a tab, "
-                          "a carriage return, a form feed...), which a password may not; nothing changed")
+    if body.startswith(_BOM):
+        raise ConfigError(f"{what} was saved with a byte-order mark: save it as UTF-8 without BOM; nothing changed")
+    if any(char in _LINE_BREAKS for char in body):
+        raise ConfigError(f"{what} holds more than one line: give a file holding only the password, on one line "
+                          "(from a `pass` entry: --password-file <(pass show x | head -n1)); nothing changed")
+    problem = _not_typable(body)
+    if problem is not None:
+        raise ConfigError(f"{what}: the password {problem}; nothing changed")
     return body
 
 
