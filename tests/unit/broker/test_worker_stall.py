@@ -945,3 +945,113 @@ async def test_a_slot_paused_for_backpressure_shows_no_fetch_age(monkeypatch: py
     assert age("puente_consumer_fetch_age_seconds", topic=TP.topic, partition="0") == pytest.approx(3.0)
     producer.gate.set()
     await asyncio.wait_for(state.task, 5)  # type: ignore[arg-type]
+
+
+def _worker_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The worker module's clock, fake (the event loop's stays real): the returned list's one value, in seconds."""
+    clock = [1000.0]
+    monkeypatch.setattr("broker.worker.time", SimpleNamespace(monotonic=lambda: clock[0],
+                                                              time=lambda: 1_000_000.0 + clock[0]))
+    return clock
+
+
+async def _rejoining_runs(monkeypatch: pytest.MonkeyPatch, joined_s: list[float]) -> list[int]:
+    """Each run of a worker (its loads on the fake clock): joined and loaded for each of ``joined_s`` in turn, each
+    stretch ended by a revocation (``_release``), then a failure of the worker's own while it joins again. Returns
+    the runs made; the 9th ends the restarts (the run returns)."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    clock = _worker_clock(monkeypatch)
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots = None, ()
+        runs.append(0)
+        if len(runs) > 8:
+            return
+        for stretch_s in joined_s:
+            await worker._acquire([TP])
+            await worker._loaded()
+            clock[0] += stretch_s
+            await worker._release([TP])  # a rebalance: the stretch ends here
+        worker._fail(KafkaUnavailableError("the group coordinator went away"))  # while joining again
+        await worker._retire_all()
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    _quiet_log(monkeypatch)
+    with contextlib.suppress(KafkaUnavailableError):
+        await worker.run([], max_restarts=2)
+    return runs
+
+
+async def test_a_stretch_joined_ends_at_a_revocation_and_counts_for_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run joined and loaded for ``HEALTHY_RUN_S``, then revoked, that fails while joining again: its stretch,
+    ended by the revocation (``_release``), makes the run a healthy one, so the worker never counts two in a row."""
+    assert len(await _rejoining_runs(monkeypatch, [HEALTHY_RUN_S])) == 9
+    assert len(await _rejoining_runs(monkeypatch, [HEALTHY_RUN_S - 1])) == 3  # in a row: past max_restarts at the 3rd
+
+
+class _FailingGroup:
+    """A group consumer for ``_run_once``: its first fetch joins (no slot) and then fails, ``HEALTHY_RUN_S`` later on
+    the worker's fake clock, with an error of the consumer's own (recorded by no ``_fail``); with ``stop``, it stops the
+    worker instead (the run returns)."""
+
+    def __init__(self, worker: BrokerWorker, clock: list[float], joined_s: float, stop: bool) -> None:
+        self.worker, self.clock, self.joined_s, self.stop = worker, clock, joined_s, stop
+
+    async def topics(self) -> set[str]:
+        return set()
+
+    def subscribe(self, topics: list[str], listener: Any) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if self.stop:
+            self.worker._stopping.set()
+            return {}
+        await self.worker._acquire([])  # joined, nothing to load
+        self.clock[0] += self.joined_s
+        raise KafkaUnavailableError("the consumer's fetch failed")
+
+
+async def _consumer_failing_runs(monkeypatch: pytest.MonkeyPatch, joined_s: float) -> list[int]:
+    worker = _worker()
+    clock = _worker_clock(monkeypatch)
+    runs: list[int] = []
+
+    def make(conn: Any, name: str, *topics: str, **options: Any) -> _FailingGroup:
+        runs.append(0)
+        return _FailingGroup(worker, clock, joined_s, stop=len(runs) > 8)
+
+    async def started(client: Any, conn: Any, what: str) -> Any:
+        return client
+
+    async def idle(*args: Any) -> None:
+        await asyncio.Event().wait()
+
+    async def nothing(*args: Any) -> None: ...
+
+    monkeypatch.setattr("broker.worker.consumer", make)
+    monkeypatch.setattr("broker.worker.start", started)
+    monkeypatch.setattr("broker.worker.stop_client", nothing)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", nothing)
+    monkeypatch.setattr(worker, "_watch_every", idle)
+    monkeypatch.setattr(worker, "_commit_every", idle)
+    monkeypatch.setattr(worker, "_fetching", lambda *args: None)
+    _quiet_log(monkeypatch)
+    with contextlib.suppress(KafkaUnavailableError):
+        await worker.run([], max_restarts=2)
+    return runs
+
+
+async def test_a_run_whose_consumer_fails_after_a_healthy_stretch_counts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer's own error (a fetch failing) is recorded by no ``_fail``: the stretch joined before it ends at the
+    run's end (``_run_once``'s ``finally``), so a run joined for ``HEALTHY_RUN_S`` first is not in a row."""
+    assert len(await _consumer_failing_runs(monkeypatch, HEALTHY_RUN_S)) == 9
+    assert len(await _consumer_failing_runs(monkeypatch, HEALTHY_RUN_S - 1)) == 3
