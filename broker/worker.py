@@ -336,13 +336,14 @@ def _slots_of(notes: list[StallNote]) -> list[int | str]:
 
 
 HEALTHY_RUN_S = 60.0
-"""How long a run must stay joined, with its slots loaded, for its failure to be the first in a row of the worker's
-(``Restarts``). Why this long: a restart's own cycle (a backoff of at most 10 s, a join and a load of a few seconds)
-is far shorter, so an error every run repeats (the group coordinator refusing the join, a load whose audit read
-keeps failing, the consumer failing as soon as it fetches) recurs well within it and is counted in a row; a worker
-that then ran for a minute and more was not failing in a row, and transient errors hours apart (a broker failing
-over now and then) must not add up to ``max_restarts`` over the worker's life. A slot's own count is not reset by
-time: a slot failing every run commits nothing, however long each run lasts."""
+"""How long a run must stay joined, with its slots loaded (its stretches between rebalances summed: ``_stretch``),
+for its failure to be the first in a row of the worker's (``Restarts``). Why this long: a restart's own cycle (a
+backoff of at most 10 s, a join and a load of a few seconds) is far shorter, so an error every run repeats (the group
+coordinator refusing the join, a load whose audit read keeps failing, the consumer failing as soon as it fetches)
+recurs well within it and is counted in a row; a worker that then ran for a minute and more was not failing in a row,
+and transient errors hours apart (a broker failing over now and then) must not add up to ``max_restarts`` over the
+worker's life. A slot's own count is not reset by time: a slot failing every run commits nothing, however long each
+run lasts."""
 
 
 @dataclass
@@ -413,7 +414,7 @@ class BrokerWorker:
         self._progressed: set[int] = set()  # slots that committed an ingress batch in the run under way (``run``)
         self._failed_slots: tuple[int, ...] = ()  # the slots ``_failure`` is of (``_fail``)
         self._restarts = Restarts(0)  # the restart loop's counts (``run`` sets the limit)
-        self._healthy_s = 0.0  # the run's longest stretch joined with its slots loaded, until a failure (``_stretch``)
+        self._healthy_s = 0.0  # the run's time joined with its slots loaded, summed, until a failure (``_stretch``)
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
         self._group: Consumer | None = None  # the group consumer of the run under way, to pause what is loading
         self._loading: asyncio.Task[None] | None = None  # the fresh slots' load of the last assignment
@@ -434,9 +435,12 @@ class BrokerWorker:
 
     def _stretch(self) -> None:
         """End the run's stretch joined with its slots loaded (``_joined_at``): at a failure, a rebalance, or the run's
-        end, whichever comes first. Its longest is ``_healthy_s``, which ``run`` judges by ``HEALTHY_RUN_S``."""
+        end, whichever comes first. ``_healthy_s`` sums the run's stretches, which ``run`` judges by ``HEALTHY_RUN_S``
+        (each is added once: a rebalance sets ``_joining`` and a failure ``_failure``, and the next join a new
+        ``_joined_at``). Summed, not the longest: a group rebalancing every 50 s (a peer flapping, autoscaling) never
+        gave a stretch of 60 s, so a worker joined for hours counted transient errors an hour apart in a row."""
         if self._failure is None and not self._joining and self._joined_at is not None:
-            self._healthy_s = max(self._healthy_s, time.monotonic() - self._joined_at)
+            self._healthy_s += time.monotonic() - self._joined_at
 
     # ---- partition ownership ---------------------------------------------------------
     async def _acquire(self, assigned: list[TopicPartition]) -> None:

@@ -995,6 +995,13 @@ async def test_a_stretch_joined_ends_at_a_revocation_and_counts_for_the_run(monk
     assert len(await _rejoining_runs(monkeypatch, [HEALTHY_RUN_S - 1])) == 3  # in a row: past max_restarts at the 3rd
 
 
+async def test_a_runs_stretches_between_rebalances_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group that rebalances more often than ``HEALTHY_RUN_S`` (every 40 s): a run joined 40 s twice stayed joined
+    80 s, healthy, though no single stretch reached 60 s (the longest stretch alone made hours-apart errors add up)."""
+    assert len(await _rejoining_runs(monkeypatch, [HEALTHY_RUN_S * 2 / 3] * 2)) == 9
+    assert len(await _rejoining_runs(monkeypatch, [HEALTHY_RUN_S / 4] * 3)) == 3  # 45 s in all: in a row
+
+
 class _FailingGroup:
     """A group consumer for ``_run_once``: its first fetch joins (no slot) and then fails, ``HEALTHY_RUN_S`` later on
     the worker's fake clock, with an error of the consumer's own (recorded by no ``_fail``); with ``stop``, it stops the
