@@ -51,7 +51,7 @@ from broker.audit.verify import (
     StartFinding,
     VerifyFn,
     decisions_start,
-    emptied_unchecked,
+    emptied_check,
     end_check,
     expired_before,
     missing_topic,
@@ -188,9 +188,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 reports.append(report := await _verify_partition(conn, consumer, walk, delivered,
                                                                  ends if holds == "decisions" else None, budget,
                                                                  reach if holds == "receipts" else None, walked))
-                if walk.log_start > 0 and not report.records:
-                    # Emptied past offset 0: by retention or by hand, which no earlier state here tells apart.
-                    report.unchecked = emptied_unchecked(topic, partition, walk.log_start, holds)
+                # Emptied past offset 0: by retention or by hand, which no earlier state here tells apart.
+                report.unchecked = emptied_check(topic, partition, walk.log_start, report.records > 0, holds)
                 if walked is not None:
                     walked.partition_done()
                 if holds in ("decisions", "denials") and None in walk.chains:
@@ -651,6 +650,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     names and the receipts against the subscriber groups' offsets (``_group_end_reports``). Records dropped from a
     chain's end (a last block lost, with a recall notice in it) leave no row and no record unsound: only the end
     check shows them, so a list or a judgement built from the rows says so (a finding, or an end not checked).
+    A partition whose log starts past offset 0 and from which no record was read (every record deleted, by
+    retention or by hand: ``emptied_check``, `audit verify`'s rule) is reported into ``end_reports`` too, given or
+    not ``ends``, not checked (``PartitionReport.unchecked``): it leaves no row and nothing unsound either.
     """
     if ends is not None and end_reports is None:
         raise ValueError("read_log: ends given without end_reports to put the ends' reports in")
@@ -755,12 +757,17 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                     else:
                         checked = end_check(last, ends.ingress)
                     break
+                # Emptied past offset 0: not checked, as `audit verify` reports it (``emptied_check``), or a list
+                # of a query log deleted whole would read as one of no query.
+                end.unchecked = emptied_check(topic, partition, walk.log_start, offset >= 0, holds)
                 if ends is not None and holds == "decisions":
                     end.end = checked
                     end.add([f for f in [_short_end(topic, partition, checked, offset, unsound_at, last_at)] if f])
                     if checked is not None or end.findings:
                         decided.append(end)
-                elif end.findings and end_reports is not None:
+                    elif end.unchecked is not None and end_reports is not None:
+                        end_reports.append(end)
+                elif (end.findings or end.unchecked is not None) and end_reports is not None:
                     end_reports.append(end)
                 dropped += waiting.clear()
                 if left_out is not None and counts:

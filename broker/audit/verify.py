@@ -383,6 +383,14 @@ def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | N
             f"({how})")
 
 
+def emptied_check(topic: str, partition: int, log_start: int, read: bool, holds: str | None) -> str | None:
+    """The one rule for a walk with no earlier state (`audit verify`, `audit log`, `audit recalls`): a partition
+    whose log starts past offset 0 and from which it ``read`` no record had every record deleted, by retention or by
+    hand, which nothing it holds tells apart: why it is not checked (``emptied_unchecked``), never sound; None for
+    any other."""
+    return emptied_unchecked(topic, partition, log_start, holds) if log_start > 0 and not read else None
+
+
 @dataclass(frozen=True)
 class DecisionsStart:
     """A decisions partition whose log starts above offset 0, as its first record held tells (``decisions_start``).

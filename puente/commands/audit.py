@@ -93,7 +93,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     text = ("list decisions, dead letters, receipts and Kafka-layer denials, only what verifies; exit 3 for a "
             "--partner neither the policy nor any record the filters took names, 1 when a chain the filters could "
             "list ends short of its group's committed offsets (records dropped from its end), 5 when audit records "
-            "the filters could have listed were left out as unsound or lost to a deletion before their retention, or "
+            "the filters could have listed were left out as unsound or lost to a deletion before their retention, "
+            "every record of a partition they could list was deleted (its log starting past offset 0, none held), or "
             "such a chain's end could not be checked (what they held is not listed: run `puente audit verify`)")
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
                            description=text, parents=[kafka_options()])
@@ -379,10 +380,14 @@ class _Ends:
 
     @property
     def not_checked(self) -> int:
-        return sum(1 for r in self.reports if r.end is not None and not r.end.checked and self._counts(r))
+        """The chain ends not checked, and the partitions emptied past offset 0 (``PartitionReport.unchecked``:
+        none of their records checked), of what the filter could list."""
+        return sum(1 for r in self.reports if self._counts(r) and (
+            (r.end is not None and not r.end.checked) or r.unchecked is not None))
 
     @property
     def unchecked(self) -> bool:
+        # ``refused`` holds only what ``read`` read for the ends the filter could list: each concerns them.
         return bool(self.not_checked or self.refused)
 
     def notes(self, what: str) -> list[str]:
@@ -392,8 +397,9 @@ class _Ends:
             out.append(f"{self.short} problem(s) at the chains' ends (records dropped from a chain's end are not "
                        f"{what}): run `puente audit verify`")
         if self.unchecked:
-            why = "; ".join(self.refused) or "see `puente audit verify`'s END lines"
-            out.append(f"{self.not_checked or 'some'} chain end(s) not checked: {why}")
+            emptied = [r.unchecked for r in self.reports if r.unchecked is not None and self._counts(r)]
+            why = "; ".join([*self.refused, *emptied]) or "see `puente audit verify`'s END lines"
+            out.append(f"{self.not_checked or 'some'} chain end(s) or partition(s) not checked: {why}")
         return out
 
 

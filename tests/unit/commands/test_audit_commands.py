@@ -390,7 +390,7 @@ def test_log_and_recalls_check_the_chains_ends_as_verify_does(
     assert "1 problem(s) at the chains' ends" in capsys.readouterr().err
     service["end_reports"] = [PartitionReport("p.decisions", 0, end=EndCheck("p.ingress.SNM:0", 0, None))]
     assert _puente("audit", verb) == EXIT_UNCHECKED
-    assert "1 chain end(s) not checked" in capsys.readouterr().err
+    assert "1 chain end(s) or partition(s) not checked" in capsys.readouterr().err
 
 
 def test_verify_with_every_end_checked_exits_0_and_a_problem_outranks_an_unchecked_end(
