@@ -1326,7 +1326,10 @@ class Subscriber:
             self._note_broker_key(opened, now, keys_seen)
             status, applied = self._apply(delivery, now)
             passed_on = applied is not None and applied.passed_on
-            if out is not None and status in _PASSED_ON:  # what the store refused is not passed on either
+            # What the store refused is not passed on either; nor a view whose text it no longer holds (read again,
+            # its kept RECEIVED stands, but a purge or a later record of its batch deleted the text since).
+            if out is not None and status in _PASSED_ON and (
+                    applied is None or delivery.recall or applied.holds_text):
                 out.append(json_text(to_json(view)) + "\n")
                 if self.store is not None:
                     self.store.mark_passed_on(delivery.alert_id)

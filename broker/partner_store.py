@@ -274,6 +274,11 @@ class Applied:
     dropped: bool = False
     """The store deleted or replaced the text it held of the alert (a recall, a newer version, one that arrived
     expired or past retention): a copy that went beyond it (``passed_on``) still holds that text."""
+    holds_text: bool = False
+    """The store holds this very version's text now, as applying it left the row (HELD, at this version: not
+    purged, recalled, expired or replaced since). Only then may the view go beyond the store (``--out``): a record
+    read again keeps its first outcome (RECEIVED, say) though a purge or a later record of its batch has deleted
+    that text since, and a copy must not get back what the store had to delete."""
 
 
 @dataclass(frozen=True)
@@ -938,7 +943,8 @@ class PartnerStore:
         A record this store applied already past the confirmed feed offset (its receipt aborted with its Kafka
         transaction, the same feed place read again) gets back the outcome, version held and ``dropped`` it first
         had, as kept with it (module docstring), and changes nothing: never judged again against what later records
-        made of the row. ``passed_on`` is read as the store stands: a copy that went out since still holds it."""
+        made of the row. ``passed_on`` and ``holds_text`` are read as the store stands: a copy that went out since
+        still holds the alert, and a text purged or recalled since is not held, whatever the outcome kept."""
         if not self._conn.in_transaction:
             with self.transaction():
                 return self.apply(d, now)
@@ -952,9 +958,11 @@ class PartnerStore:
             passed = (row is not None and bool(row[4])) or self._conn.execute(
                 "SELECT 1 FROM meta WHERE key = ?", (_PASSED_KEY + d.alert_id,)).fetchone() is not None
             kept = self._kept_outcome(place, d)
-            if kept is not None:
+            if kept is not None:  # nothing changes: the row as it stands says whether this version's text is held
                 outcome, held_version, dropped = kept
-                return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped)
+                holds = (not d.recall and row is not None and row[1] == "HELD" and type(row[0]) is int
+                         and row[0] == d.version)
+                return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped, holds)
             held = None if row is None else _held(row, _Row(self.path, d.alert_id))
             outcome = judge(held, d)
             text_held = held is not None and not held.recalled and not held.expired
@@ -977,7 +985,7 @@ class PartnerStore:
                 "alert_id = excluded.alert_id, version = excluded.version, recall = excluded.recall, "
                 "outcome = excluded.outcome, held_version = excluded.held_version, dropped = excluded.dropped",
                 (*place, d.alert_id, d.version, d.recall, outcome.value, held_version, dropped))
-        return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped)
+        return Applied(d.alert_id, d.version, outcome, held_version, passed, dropped, outcome is Outcome.RECEIVED)
 
     def _kept_outcome(self, place: tuple[str, int, int], d: Delivery) -> tuple[Outcome, int | None, bool] | None:
         """What applying the record at ``place`` gave when this store applied it past the confirmed offset (outcome,
