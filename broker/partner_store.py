@@ -552,10 +552,13 @@ class PartnerStore:
                                   "WHERE key LIKE ?", (_CONFIRMED_KEY, len(_FEED_KEY) + 1, f"{_FEED_KEY}%"))
                     version = 7
                 if version == 7:  # no outcomes kept of the records applied past the confirmed offset
-                    # What such a store applied without a receipt Kafka committed, read again, is judged by the
-                    # version rule (a view its row still names: DUPLICATE, a holding as RECEIVED is); every record
-                    # applied from now on gets its own outcome back (``apply``).
+                    # Layout 7 knew a record applied without a receipt Kafka committed by its row alone: one the
+                    # row still names (its feed place, between the confirmed and applied offsets) read again got
+                    # the status the row says it had. The version rule no longer infers that (``judge``), so each
+                    # such place is kept as that rule would give it back (``_seed_applied``); every record applied
+                    # from now on keeps its own outcome (``apply``).
                     c.execute(_APPLIED_TABLE)
+                    self._seed_applied()
                     version = 8
                 if c.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -572,6 +575,34 @@ class PartnerStore:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
                 raise
+
+    def _seed_applied(self) -> None:
+        """Keep, for a store of layout 7, the outcome of each record its rows name that was applied past the confirmed
+        offset (its receipt aborted: Kafka's commit failed, or the process died between the two commits), as layout
+        7's replay rule gave it: a row RECALLED says RECALLED, HELD RECEIVED, EXPIRED EXPIRED; no version held before
+        it, nothing dropped (the text it dropped, if any, went then). Read again after the upgrade, the record gets
+        that back, not a DUPLICATE or SUPERSEDED judged against its own row (a receipt that would never say the
+        store applied it). In the caller's transaction. Offsets that do not read as numbers are left to
+        ``feed_offset`` to report; no place is kept for them."""
+        c = self._conn
+        applied = {str(key)[len(_FEED_KEY):]: str(value) for key, value in c.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(_FEED_KEY), _FEED_KEY))}
+        confirmed = {str(key)[len(_CONFIRMED_KEY):]: str(value) for key, value in c.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(_CONFIRMED_KEY), _CONFIRMED_KEY))}
+        status = {"RECALLED": Outcome.RECALLED, "HELD": Outcome.RECEIVED, "EXPIRED": Outcome.EXPIRED}
+        for alert_id, version, state, feed in c.execute("SELECT alert_id, version, state, feed FROM alerts").fetchall():
+            try:
+                topic, part, at = _place(str(feed), self.path)
+            except StoreError:
+                continue
+            stored, since = applied.get(f"{topic}[{part}]"), confirmed.get(f"{topic}[{part}]", "0")
+            numbers = re.compile(r"[0-9]{1,19}")
+            if (stored is None or not numbers.fullmatch(stored) or not numbers.fullmatch(since)
+                    or not int(since) <= at < int(stored) or state not in status or type(version) is not int):
+                continue
+            c.execute("INSERT OR IGNORE INTO applied (topic, part, at, alert_id, version, recall, outcome, "
+                      "held_version, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+                      (topic, part, at, alert_id, version, state == "RECALLED", status[state].value))
 
     def _identify(self, *, create: bool) -> int:
         """The store layout (``PRAGMA user_version``) of the file; StoreError when it is no store. A layout of 0
