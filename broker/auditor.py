@@ -381,22 +381,31 @@ async def broker_ends(conn: KafkaConnection, group: str, prefix: str) -> dict[tu
 
 
 async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feeds: Iterable[str],
-                     policy_dir: Path | None) -> GroupEnds:
+                     policy_dir: Path | None, *, ingress: bool = True, receipts: bool = True) -> GroupEnds:
     """Everything chain ends are checked against, read before the chains are (``verify_topics``'s
     ``ends`` and ``feed_ends``, ``index_topics``'s ``ends``): the broker group's committed ingress
     offsets (``broker_ends``), the partners' subscriber groups' committed offsets of the ``feeds``
     (``subscriber_ends``), with each feed's partner from the policy in ``policy_dir``. A login refused
     offsets, or a policy that cannot be read, still has every chain read: what it kept from view is
-    in ``refused``, one line each, and those ends are "not checked", never sound."""
+    in ``refused``, one line each, and those ends are "not checked", never sound.
+
+    A reader that checks only some chains' ends reads only what they are checked against, so nothing else it
+    cannot read makes them "not checked": ``ingress`` False skips the broker group's offsets (no decisions chain's
+    end counts: its ends read not checked, ``EndCheck.committed`` None), ``receipts`` False the policy and the
+    subscriber groups (no receipt's end counts: no feed's reader is needed)."""
     refused: list[str] = []
-    try:
-        ingress = await broker_ends(conn, broker_group, prefix)
-    except (KafkaAccessError, KafkaOperationError) as exc:
-        refused.append(str(exc))
-        ingress = {}
+    names = TopicNames(prefix)
+    committed: dict[tuple[str, int], int] = {}
+    if ingress:
+        try:
+            committed = await broker_ends(conn, broker_group, prefix)
+        except (KafkaAccessError, KafkaOperationError) as exc:
+            refused.append(str(exc))
+    if not receipts:
+        return GroupEnds(committed, FeedEnds({}, frozenset(), names.feeds, {}), tuple(refused))
     # Which partner reads which feed is the policy's word: only that partner's receipts count for it.
     try:
-        readers = feed_readers(load_policy_set(policy_dir), TopicNames(prefix))
+        readers = feed_readers(load_policy_set(policy_dir), names)
     except ConfigError as exc:  # PolicyError too
         refused.append(f"the policy in {policy_dir} could not be read ({str(exc).splitlines()[0]}), and it says "
                        "which partner reads each feed: check PUENTE_POLICY_DIR")
@@ -405,8 +414,8 @@ async def group_ends(conn: KafkaConnection, prefix: str, broker_group: str, feed
         feed_ends = await subscriber_ends(conn, prefix, feeds, readers)
     except (KafkaAccessError, KafkaOperationError) as exc:
         refused.append(str(exc))
-        feed_ends = FeedEnds({}, frozenset(), TopicNames(prefix).feeds, readers)
-    return GroupEnds(ingress, feed_ends, tuple(refused))
+        feed_ends = FeedEnds({}, frozenset(), names.feeds, readers)
+    return GroupEnds(committed, feed_ends, tuple(refused))
 
 
 async def subscriber_ends(conn: KafkaConnection, prefix: str, feeds: Iterable[str],

@@ -95,7 +95,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             "list ends short of its group's committed offsets (records dropped from its end), 5 when audit records "
             "the filters could have listed were left out as unsound or lost to a deletion before their retention, "
             "every record of a partition they could list was deleted (its log starting past offset 0, none held), or "
-            "such a chain's end could not be checked (what they held is not listed: run `puente audit verify`)")
+            "such a chain's end could not be checked (what they held is not listed: run `puente audit verify`); the "
+            "ends are checked against the broker group's offsets only where the filters could list decisions, and "
+            "against the subscriber groups', with each feed's reader from the policy (PUENTE_POLICY_DIR), only where "
+            "they could list receipts")
     log = audit.add_parser("log", help="list decisions, dead letters and receipts (only what verifies)",
                            description=text, parents=[kafka_options()])
     log.add_argument("--partner", help=PARTNER_HELP)
@@ -361,10 +364,19 @@ class _Ends:
         self.owners: dict[str, str] = {}
         self.readers: dict[str, str] = {}
 
-    async def read(self, conn: KafkaConnection, cfg: PuenteSettings, found: AuditTopics) -> GroupEnds:
-        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir)
+    async def read(self, conn: KafkaConnection, cfg: PuenteSettings, found: AuditTopics) -> GroupEnds | None:
+        """The groups' offsets the ends of what the filter could list are checked against, only those: the broker
+        group's where it could list decisions' rows, the policy (each feed's reader) and the subscriber groups'
+        where it could list receipts; None where it could list neither (queries, denials: no end check concerns
+        them). What it does not need, refused or unreadable, is then never read, so never "not checked"."""
+        self.roles, self.owners = dict(found.roles), dict(found.owners)
+        decisions, receipts = self.flt.lists_from("decisions"), self.flt.lists_from("receipts")
+        if not (decisions or receipts):
+            return None
+        ends = await group_ends(conn, cfg.topic_prefix, cfg.broker_group, found.feeds, cfg.policy_dir,
+                                ingress=decisions, receipts=receipts)
         self.refused += ends.refused
-        self.roles, self.owners, self.readers = dict(found.roles), dict(found.owners), dict(ends.feeds.readers)
+        self.readers = dict(ends.feeds.readers)
         return ends
 
     def _counts(self, r: PartitionReport) -> bool:

@@ -204,7 +204,7 @@ def test_the_log_of_receipts_whose_deliveries_expired_with_their_decisions_exits
 
     expired._kafka(monkeypatch, {expired.DECISIONS: expired._decisions(), expired.RECEIPTS: expired._receipts()},
                    {expired.DECISIONS: expired.CUT})
-    async def group_ends(conn: Any, prefix: str, group: str, feeds: Any, policy_dir: Any) -> GroupEnds:
+    async def group_ends(conn: Any, prefix: str, group: str, feeds: Any, policy_dir: Any, **needed: bool) -> GroupEnds:
         # The groups committed after every record the chains hold: each end checked, and whole.
         return GroupEnds({("p.ingress.SNM", 0): 5}, FeedEnds({("p.feed.COL", 0): 5}, frozenset({"p.feed.COL"}),
                                                              "p.feed.", {"p.feed.COL": "COL"}))
