@@ -196,8 +196,10 @@ def _sound_secret(path: Path, principal: str) -> str | None:
         props = read_properties(raw.decode("utf-8"), str(path))
     except (ConfigError, UnicodeDecodeError) as exc:
         problem = str(exc) if isinstance(exc, ConfigError) else f"{path} is not UTF-8 text"
-        raise ConfigError(f"cannot tell whether {principal} keeps its password: {problem}; fix that, or remove the "
-                          "file to give it a new password. Nothing was changed") from None
+        remedy = ("remove it: the password in client.properties is set again" if path.name == PENDING_CLIENT_CONFIG
+                  else "remove the file to give it a new password")
+        raise ConfigError(f"cannot tell whether {principal} keeps its password: {problem}; fix that, or {remedy}. "
+                          "Nothing was changed") from None
     # Only the settings Puente writes, and as it writes them: one sending the password some other way (PLAIN, no
     # TLS, no host check) says it may have gone to whoever answered.
     if not set(props) <= _WRITTEN or any(props[key].value != value for key, value in _AS_WRITTEN.items()):

@@ -17,6 +17,7 @@ from scram_cluster import FakeAdmin, ScramCluster, stub_users_command
 
 import broker.credentials as credentials
 from broker.kafka import KafkaConnection
+from broker.keystore import PENDING_CLIENT_CONFIG
 from puente.cli import build_parser
 from puente.errors import ConfigError
 
@@ -185,4 +186,25 @@ def test_a_sound_file_whose_text_does_not_read_stops_the_run_naming_the_line(
         message = str(caught.value)
         assert message.startswith(f"cannot tell whether partner-COL keeps its password: {path}:{number}: ")
         assert message.endswith("Nothing was changed") and "\n" not in message and "col\\" not in message
+    assert cluster.held == held
+
+
+def test_a_pending_file_whose_text_does_not_read_is_named_with_its_own_remedy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pending client configuration (a run stopped before Kafka took its password) whose text does not read stops
+    the run as client.properties does, but removing it gives no new password: the one in client.properties is set
+    again, and the message says so, not "to give it a new password"."""
+    cluster = ScramCluster(monkeypatch)
+    keys = tmp_path / "keys"
+    _apply(FakeAdmin(), keys)
+    held = dict(cluster.held)
+    path = _file(keys, "partner-COL")
+    pending = path.with_name(PENDING_CLIENT_CONFIG)
+    pending.write_text(path.read_text(encoding="utf-8") + "ssl.truststore.typo=PEM\n", encoding="utf-8")
+    pending.chmod(0o600)
+    with pytest.raises(ConfigError) as caught:
+        _apply(FakeAdmin(), keys)
+    message = str(caught.value)
+    assert message.startswith(f"cannot tell whether partner-COL keeps its password: {pending}:")
+    assert "or remove it: the password in client.properties is set again. Nothing was changed" in message
     assert cluster.held == held
