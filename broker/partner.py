@@ -21,10 +21,11 @@ offsets it applied up to in the same transaction: one restored from a backup, or
 behind the group's committed offsets, and the records in between are read into it again, with a note,
 never skipped (``resume_at``); each is marked passed on as it is applied, since whether an earlier run copied it to
 ``out`` is unknowable and the mark that run set is not in this store (fail closed: its recall says
-``RECALL_PASSED_ON``). Where the group has no offset (it expired, or the feed topic was deleted, which drops
-them), it reads on from the offset the store saw Kafka commit, once the last committed record before it is the one the
-store read last (the store keeps a mark of it; a transaction open across that offset is waited for first): a topic
-made anew stops the run (``Subscriber._remade``). An optional
+``RECALL_PASSED_ON``); the re-read's end is kept in the store and the group's offset never committed back below it, so
+a restart or rebalance partway through goes on marking. Where the group has no offset (it expired, or the feed topic
+was deleted, which drops them), it reads on from the offset the store saw Kafka commit, once the last committed record
+before it is the one the store read last (the store keeps a mark of it; a transaction open across that offset is
+waited for first): a topic made anew stops the run (``Subscriber._remade``). An optional
 JSON-lines copy (``out``) gets every view the store took (RECEIVED) and every recall notice
 (RECALLED), never one it refused or already held, and is the reader's to honour: nothing can
 recall a line once written, so the store marks each alert it wrote there (for good: the mark outlives the purge of
@@ -366,8 +367,9 @@ class Subscriber:
         group's offset committed there is never below it."""
         self._reread: dict[TopicPartition, int] = {}
         """Partitions read again into a store that misses records it (as a backup restored) or another store of this
-        instance applied, with the group's offset that ends them (``_resume``): whether an earlier run copied such a
-        record to ``--out`` is unknowable, so each one applied is marked passed on (``_handle``)."""
+        instance applied, with the group's offset that ends them (``_resume``; kept in the store, ``keep_reread``):
+        whether an earlier run copied such a record to ``--out`` is unknowable, so each one applied is marked passed
+        on (``_handle``)."""
         self._rewindow: Mapping[TopicPartition, int] = {}
         """``_reread`` as the batch under way began (``_transact``)."""
         self._window: Mapping[TopicPartition, int] = {}
@@ -756,6 +758,12 @@ class Subscriber:
                 continue  # revoked meanwhile
             found = await committed_with_metadata(feed, tp)
             committed, tag = found if found is not None else (None, "")
+            # A re-read a restart or rebalance interrupted goes on marking (``keep_reread``), whatever the group's
+            # offset says now (an earlier Puente committed it back to each batch's end; it may have expired). A topic
+            # made anew ends it (``_remade``, ``_gap``); else it ends once a confirmed offset passes it.
+            reread = store.reread(tp.topic, tp.partition)
+            if reread is not None:
+                self._reread[tp] = reread
             owner: Owner = ("store" if tag == self.commit_tag else
                             "instance" if tag.startswith(f"{self.instance}|") else "other")
             stored = store.feed_offset(tp.topic, tp.partition)
@@ -789,7 +797,8 @@ class Subscriber:
             where = f"{tp.topic}[{tp.partition}]"
             feed.seek(tp, at)
             if committed is not None and at < committed:  # owner store or instance: records this store misses
-                self._reread[tp] = committed
+                store.keep_reread(tp.topic, tp.partition, committed)  # kept: the re-read spans batches, and restarts
+                self._reread[tp] = max(committed, self._reread.get(tp, 0))
             if committed is None:
                 self.on_note(f"{where}: the group {self.group_id} has no committed offset; reading on from offset "
                              f"{at}, where {store.path} saw Kafka commit its receipts last")
@@ -901,8 +910,10 @@ class Subscriber:
         feed.seek(tp, begin)
         # The store stands there too, so that a run ending before the first batch commits reads from there again
         # rather than meet the old offset's mark anew; a catch-up of the old topic's offsets is over.
+        self._reread.pop(tp, None)
         with store.transaction():
             store.end_catch_up(tp.topic, tp.partition)
+            store.end_reread(tp.topic, tp.partition)
             store.forget_applied(tp.topic, tp.partition)  # the old topic's records: not the new one's at those places
             store.keep_feed_offsets({(tp.topic, tp.partition): begin})
         store.confirm_feed_offsets({(tp.topic, tp.partition): begin}, {(tp.topic, tp.partition): None})
@@ -997,8 +1008,10 @@ class Subscriber:
             feed.seek(tp, start)
             if at > end and self.store is not None:  # a topic made anew: a catch-up of the old one's offsets is over,
                 self._catch_up.pop(tp, None)  # and what the store kept of the old one's records applied
+                self._reread.pop(tp, None)
                 with self.store.transaction():
                     self.store.end_catch_up(tp.topic, tp.partition)
+                    self.store.end_reread(tp.topic, tp.partition)
                     self.store.forget_applied(tp.topic, tp.partition)
             # Committed at once: with nothing after the gap to carry it in a receipt transaction, the next
             # run would meet the same gap. No batch is in flight (this holds ``_busy``). Should the group
@@ -1081,7 +1094,7 @@ class Subscriber:
         now = self.clock()
         lines: list[str] = []  # the --out copy's, written once the store has committed their marks
         self._window = window = dict(self._catch_up)
-        self._rewindow = dict(self._reread)
+        self._rewindow = rewindow = dict(self._reread)
         async with self._bounded(producer, "receipts, feed offsets and checkpoint") as bounds, \
                 transaction(producer) as sends:
             self._sends = sends  # every receipt's delivery, awaited before the commit (``Sends``)
@@ -1105,8 +1118,10 @@ class Subscriber:
                         if unread is not None:
                             break
                     tag = self.commit_tag
-                    # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there.
-                    offsets = {tp: OffsetAndMetadata(max(at, window.get(tp, 0)), tag)
+                    # Never back over a catch-up's end (``_catch_store_up``): the other instance read to there; nor
+                    # over a re-read's (``_resume``): the group read to there, and a store behind the group's offset
+                    # is how the next run, here or on another --store, knows the rest is read again, not its own.
+                    offsets = {tp: OffsetAndMetadata(max(at, window.get(tp, 0), rewindow.get(tp, 0)), tag)
                                for tp, at in next_offsets.items()}
                     if self.store is not None and offsets:  # committed with what was applied, before the receipts
                         self.store.keep_feed_offsets({(tp.topic, tp.partition): at for tp, at in next_offsets.items()})

@@ -425,6 +425,7 @@ _FEED_KEY = "feed-offset:"  # meta key prefix: the next feed offset of a partiti
 _CONFIRMED_KEY = "feed-confirmed:"  # meta key prefix: the same, once Kafka committed the batch's receipts
 _MARK_KEY = "feed-mark:"  # meta key prefix: what identifies the record just before a partition's confirmed offset
 _PARTIAL_KEY = "feed-partial:"  # meta key prefix: a partition this store took over mid-stream, and from where
+_REREAD_KEY = "feed-reread:"  # meta key prefix: where a partition read again into a store missing it (a backup) ends
 _CATCH_UP_KEY = "feed-catch-up:"  # meta key prefix: a partition read again to answer for what a crash left unreceipted
 _ELSEWHERE_KEY = "recall-elsewhere:"  # meta key prefix: an alert whose recall this store could not acknowledge
 _PASSED_KEY = "passed-on:"  # meta key prefix: an alert passed on (``mark_passed_on``) whose row the purge deleted
@@ -738,6 +739,9 @@ class PartnerStore:
                 kept = self.catch_up(topic, partition)
                 if kept is not None and at >= kept[1]:
                     self.end_catch_up(topic, partition)
+                reread = self.reread(topic, partition)
+                if reread is not None and at >= reread:  # and a re-read, once Kafka committed past its end
+                    self.end_reread(topic, partition)
 
     def forget_applied(self, topic: str, partition: int) -> None:
         """Forget the outcomes kept of records of ``topic[partition]`` applied past the confirmed offset (``apply``),
@@ -812,6 +816,41 @@ class PartnerStore:
         """Forget the catch-up of ``topic[partition]`` (the partition is read from elsewhere: a topic made anew)."""
         with self._sql("ending a catch-up"):
             self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{_CATCH_UP_KEY}{topic}[{partition}]",))
+
+    def reread(self, topic: str, partition: int) -> int | None:
+        """Where the records of feed partition ``topic[partition]`` this store is reading again, missing them (a backup
+        restored: :meth:`keep_reread`), end, or None. A value kept that is no offset is a StoreError."""
+        with self._sql("reading the feed offsets"):
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
+                                     (f"{_REREAD_KEY}{topic}[{partition}]",)).fetchone()
+        if row is None:
+            return None
+        try:
+            end = json.loads(row[0])
+        except (ValueError, TypeError):
+            end = None
+        if type(end) is not int or not 0 < end < 1 << 63:
+            raise StoreError(f"{self.path}: the kept re-read of feed partition {topic[:200]}[{partition}] is damaged")
+        return end
+
+    def keep_reread(self, topic: str, partition: int, end: int) -> None:
+        """Remember that the records of feed partition ``topic[partition]`` before ``end`` are read again into this
+        store, which misses them (restored from a backup, or another store of its instance read them): an earlier run
+        may have copied any of them to ``--out``, so each one applied is marked passed on
+        (``broker.partner.Subscriber._handle``). Kept, not only in memory, because a re-read spans batches and a
+        restart or rebalance partway through must go on marking: by then the store's own offset has moved on and
+        nothing else tells the rest from this run's own records. Never moved back (the larger end is kept); ends once
+        a confirmed offset reaches it (:meth:`confirm_feed_offsets`) or :meth:`end_reread`."""
+        kept = self.reread(topic, partition)
+        with self._sql("keeping a re-read"):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               (f"{_REREAD_KEY}{topic}[{partition}]", json.dumps(max(end, kept or 0))))
+
+    def end_reread(self, topic: str, partition: int) -> None:
+        """Forget the re-read of ``topic[partition]`` (the topic was made anew: its offsets are another topic's)."""
+        with self._sql("ending a re-read"):
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{_REREAD_KEY}{topic}[{partition}]",))
 
     def feed_mark(self, topic: str, partition: int) -> tuple[int, str | None] | None:
         """What identifies the record of ``topic[partition]`` that the store read last before a confirmed offset
