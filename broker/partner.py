@@ -112,7 +112,7 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -528,7 +528,10 @@ class Subscriber:
                 self.on_note(f"reading receipt chain {self.chain_name} in {self.access_topic}[{part}] from its first "
                              "record, to check it is whole (a --store keeps where it ended)")
             last, unlinked, batch_from = None, None, since  # batch_from: the last checkpoint before the head
+            newer: list[Record] = []  # the chain's records past the head the store kept: written since its copy
             async for rec in chain_records(chain_reader, tp, self.chain_name, since):
+                if since is None or rec.offset > since:
+                    newer.append(rec)
                 if last is not None:
                     unlinked = unlinked or _unlinked(last, rec)
                     if _is_checkpoint(last):
@@ -565,8 +568,34 @@ class Subscriber:
                 f"{where} (offset {last.offset}) cannot be continued: {problem}. This subscriber will not sign "
                 "over receipts it did not write: run `puente audit verify`, and start with another --instance "
                 f"(one partners.yaml names in {self.partner}'s `instances`) to begin a new chain")
+        self._behind_chain(chain_covers(newer, self.feed_topic))
         head = ChainHead.after(json.loads(last.value))
         return ChainWriter(self.access_topic, part, head, checkpoint_every=1 << 62, chain=self.chain_name), part
+
+    def _behind_chain(self, covered: Mapping[int, int]) -> None:
+        """Keep, per feed partition, a re-read up to the offset past the last record this instance's chain receipted
+        since the head the store kept (``covered``: ``chain_covers``), where the store's own offset is behind it. The
+        chain lives in Kafka, which a restore cannot roll back: a store whose kept head is behind the chain's real
+        head is a copy from before those batches (a backup restored), and the records they receipted that it reads
+        again may be in a --out copy an earlier run wrote, though their marks are not in it. Kept in the store
+        (``keep_reread``), so each record applied before that offset is marked passed on (``_handle``) whatever the
+        group's offsets say: another instance may have committed them since (a handover), or they expired. A crash
+        between Kafka's commit and the store's noting the head leaves the store's offset past what they cover:
+        nothing is kept."""
+        store = self.store
+        if store is None or not covered:
+            return
+        with store.transaction():
+            for partition, end in sorted(covered.items()):
+                stored = store.feed_offset(self.feed_topic, partition)
+                if stored is None or stored < end:
+                    store.keep_reread(self.feed_topic, partition, end)
+        behind = sorted(p for p, end in covered.items() if store.reread(self.feed_topic, p) is not None)
+        if behind:
+            self.on_note(f"{store.path}: its receipt chain {self.chain_name} runs past the head it kept (a store "
+                         f"restored from a backup): the records of {self.feed_topic} partition(s) "
+                         f"{', '.join(map(str, behind))} those receipts cover are marked passed on as they are read "
+                         "again, since an earlier run may have copied them to --out")
 
     async def _aborted_twin(self, tp: TopicPartition, since: int | None, head: Record) -> str | None:
         """Why ``head``, the chain's last committed record, is a copy of a record of a batch Kafka aborted, or None.
@@ -1748,6 +1777,27 @@ def remade_feed(mark: tuple[int, str | None] | None, at: int, begin: int, end: i
     if rec is None or rec.offset >= at or record_mark(rec) != mark[1]:
         return f"the last record before offset {at} is not the one the store read there: the topic is another"
     return None
+
+
+def chain_covers(records: Iterable[Record], feed_topic: str) -> dict[int, int]:
+    """Per partition of ``feed_topic``, the offset past the last feed record the receipts among ``records`` (a receipt
+    chain's) name (``"feed": "TOPIC:PARTITION:OFFSET"``). Records that are no receipt, or name no such place, count for
+    nothing: the caller has checked the chain links (``_unlinked``)."""
+    covered: dict[int, int] = {}
+    for rec in records:
+        try:
+            doc = json.loads(rec.value)
+        except (ValueError, TypeError):
+            continue
+        where = doc.get("feed") if isinstance(doc, dict) and doc.get("kind") == "RECEIPT" else None
+        if not isinstance(where, str):
+            continue
+        topic, _, place = where.rpartition(":")
+        topic, _, part = topic.rpartition(":")
+        if topic != feed_topic or not part.isdigit() or not place.isdigit():
+            continue
+        covered[int(part)] = max(covered.get(int(part), 0), int(place) + 1)
+    return covered
 
 
 def _older_than_kept(last: dict[str, Any], offset: int, kept: tuple[int, str, int | None] | None) -> str | None:
