@@ -49,7 +49,10 @@ a recall at (a view received again after an earlier recall is held again). A rec
 store (``store``, the store's id); one written before receipts did, or by a subscriber without a store,
 counts under its receipt chain, or under the store that chain's other receipts name. What an auditor then
 sees outstanding is a holder that has not answered (``RecallRow.waiting_on``):
-its store still holds the alert, or was purged of it without a receipt saying so. (Receipts written before
+its store still holds the alert, or was purged of it without a receipt saying so. A store that answered a notice
+RECALL_PASSED_ON (its ``--out`` copy holds lines it cannot take back) is waited on as one that has not answered, and a
+RECALLED it writes after that, about the alert, answers nothing: a copy of it restored from a backup, reading the
+recall again without the mark, says RECALLED while the copy still holds the text. (Receipts written before
 receipts named their store count under their chain: if that store has since run under another ``--instance``
 only, its old chain never names it, and the recall waits on the old chain until that instance runs once.)
 
@@ -287,6 +290,8 @@ class RecallBook:
         # Every notice to a partner about an alert, by the version it carried (``notice_version``).
         self.sent: dict[tuple[str, str], dict[int, _Notice]] = {}
         self.acks: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
+        # The RECALL_PASSED_ON answers: (version, at, holder). A holder's later RECALLED answers nothing (``_row``).
+        self.passed: dict[tuple[str, str], list[tuple[int, datetime, str]]] = {}
         self.held: dict[tuple[str, str], dict[str, set[int]]] = {}  # the versions each holder receipted as held
         # Per partner, a receipt chain's store, as its receipts that name one give it (``MAX_CHAIN_STORES``).
         self.stores: dict[str, dict[str, str]] = {}
@@ -373,7 +378,8 @@ class RecallBook:
             return  # no recall of it (the decisions came first): nothing to answer
         named = self.named.setdefault(pair, set())
         if (holder not in named and len(named) >= MAX_HOLDERS) or (
-                status == "RECALLED" and len(self.acks.get(pair, ())) >= MAX_ANSWERS):
+                status == "RECALLED" and len(self.acks.get(pair, ())) >= MAX_ANSWERS) or (
+                status == RECALL_PASSED_ON and len(self.passed.get(pair, ())) >= MAX_ANSWERS):
             self.unlisted[pair] = self.unlisted.get(pair, 0) + 1  # counted, never kept: the recall fails closed
             return
         named.add(holder)
@@ -385,6 +391,12 @@ class RecallBook:
             if acked is not None and acked < _MAX:
                 at = acked
             self.acks.setdefault(pair, []).append((version, at, holder))
+        elif status == RECALL_PASSED_ON:
+            # From the earlier of the partner's time and Kafka's: a RECALLED after it by either answers nothing.
+            appended = when(row.get("appended_at"))
+            if appended is not None and _MIN < appended < at:
+                at = appended
+            self.passed.setdefault(pair, []).append((version, at, holder))
         else:
             self.held.setdefault(pair, {}).setdefault(holder, set()).add(version)
 
@@ -451,12 +463,13 @@ class RecallBook:
         for (alert, partner), notices in self.sent.items():
             last = max(notices)
             answers = self.acks.get((alert, partner), [])
+            passed = self.passed.get((alert, partner), [])
             held = self.held.get((alert, partner), {})
             for version, notice in notices.items():
                 if notice.went or version == last:
                     hours = notice.hours or ack_hours.get(partner, DEFAULT_ACK_HOURS)
                     out.append(self._row(alert, partner, version, notice, hours, answers, held, now,
-                                         self.unlisted.get((alert, partner), 0)))
+                                         self.unlisted.get((alert, partner), 0), passed))
         rank = {FAILED: 0, OVERDUE: 1, LATE: 2, OUTSTANDING: 3, NOT_JUDGED: 3, SUPERSEDED: 4, ACKNOWLEDGED: 5}
 
         def order(r: RecallRow) -> tuple[int, float, str, str, int]:
@@ -468,13 +481,23 @@ class RecallBook:
 
     def _row(self, alert: str, partner: str, version: int, notice: _Notice, hours: int,
              answers: list[tuple[int, datetime, str]], held: dict[str, set[int]], now: datetime,
-             unlisted: int = 0) -> RecallRow:
+             unlisted: int = 0, passed: Sequence[tuple[int, datetime, str]] = ()) -> RecallRow:
         """What became of one notice: acknowledged once every holder of the alert when it was sent answered it, and
         never while ``unlisted`` receipts of the partner's about the alert were not kept, nor while a view it
         recalls was delivered before its partner's receipts were cut (``NOT_JUDGED``, unless the receipts held show
-        it not acknowledged: module docstring)."""
+        it not acknowledged: module docstring). ``passed``: the partner's RECALL_PASSED_ON answers about the alert;
+        a holder that gave one to this notice (its version or a later one, after it was sent) is not acknowledged by
+        any RECALLED it wrote since, which a copy of its store restored from a backup, reading the recall again
+        without the mark, would write while the ``--out`` copy still holds the text."""
         stores, at = self.stores.get(partner, {}), notice.sent_at
         deadline = at + timedelta(hours=hours)
+        passed_on: dict[str, datetime] = {}  # each holder's first RECALL_PASSED_ON to this notice
+        for v, a, holder in passed:
+            holder = stores.get(holder, holder)
+            if v >= version and a >= at - CLOCK_SKEW and (holder not in passed_on or a < passed_on[holder]):
+                passed_on[holder] = a
+        answers = [(v, a, holder) for v, a, holder in answers
+                   if (since := passed_on.get(stores.get(holder, holder))) is None or a < since]
         # Only an acknowledgement of this notice's version (the one the partner was sent) or a later one,
         # made after it was sent (give or take the clock skew allowed between parties).
         first: dict[str, datetime] = {}
@@ -523,7 +546,8 @@ class RecallBook:
 
 _DELIVERIES = frozenset({"DELIVER", "DELIVER_REDACTED"})  # decisions that sent the partner a version
 _HOLDING = frozenset({"RECEIVED", "DUPLICATE"})  # the receipt statuses of a store that holds the view
-RECALL_RECEIPTS = _HOLDING | {"RECALLED"}
+RECALL_PASSED_ON = "RECALL_PASSED_ON"  # a store's answer to a recall its --out copy holds (``broker.partner``)
+RECALL_RECEIPTS = _HOLDING | {"RECALLED", RECALL_PASSED_ON}
 """The receipt statuses ``RecallBook`` reads: it drops any other."""
 _CHAIN = "chain "  # a holder known by its receipt chain: a subscriber without a store, or before receipts named one
 
