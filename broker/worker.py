@@ -351,36 +351,48 @@ class Restarts:
     """The restart loop's failures in a row (``BrokerWorker.run``), counted for what fails.
 
     Every failure counts for the worker; one tied to a slot (its loop failed, its transaction was given up) counts
-    for that slot too. A slot's count starts again when the slot commits an ingress batch (records or a gap's mark:
-    a transaction of feed records alone is no progress), or when it is no longer this worker's (``keep``: its
-    failures elsewhere are not this worker's to count). The worker's starts again after a run in which any slot
-    committed one, or that stayed joined and loaded for ``HEALTHY_RUN_S``. A count past ``limit`` gives up.
+    for that slot too. A slot's count starts again only on evidence that it progressed: it commits an ingress batch
+    here (records or a gap's mark: a transaction of feed records alone is no progress), or it is loaded here again
+    with its head past where it stood (``done_to``) at its last failure here (``loaded``: another worker took it on).
+    A slot that leaves this worker keeps its count, which matters only if it fails again once back. The worker's
+    starts again after a run in which any slot committed one, or that stayed joined and loaded for
+    ``HEALTHY_RUN_S``. A count past ``limit`` gives up.
 
     Why per slot: with one count that any commit of the worker reset, a slot failing every run with a retriable
     error, beside a slot committing a batch each run, restarted the worker for ever, every line saying attempt 1.
     Why only the slot's own failures: a load failure, or the consumer's, or the join's, is of no slot; charged to the
     slots being loaded (after a restart, every slot), it added up on a slot with no traffic, which never commits a
-    batch, so transient failures days apart stopped a healthy worker."""
+    batch, so transient failures days apart stopped a healthy worker. Why not dropped when a slot leaves: in a
+    dynamic group a slot failing every run moves to the peer (which fails on it) and back, and its count, dropped at
+    each move, never reached ``limit``: both workers restarted for ever."""
 
     limit: int
     worker: int = 0
     slots: dict[int, int] = field(default_factory=dict)
+    stood: dict[int, int | None] = field(default_factory=dict)  # a counted slot's done_to at its last failure
 
-    def failed(self, progressed: Collection[int], failed: Collection[int], healthy: bool = False) -> int:
-        """Count a failure of ``failed`` (none: the worker's own) in a run in which ``progressed`` committed an
-        ingress batch, and that was ``healthy`` (joined and loaded for ``HEALTHY_RUN_S``); the highest count it
-        leaves among the worker's and ``failed``'s."""
+    def failed(self, progressed: Collection[int], failed: Collection[int], healthy: bool = False,
+               stood: Mapping[int, int | None] | None = None) -> int:
+        """Count a failure of ``failed`` (none: the worker's own), each slot standing at ``stood`` (its ``done_to``;
+        missing: unknown), in a run in which ``progressed`` committed an ingress batch, and that was ``healthy``
+        (joined and loaded for ``HEALTHY_RUN_S``); the highest count it leaves among the worker's and ``failed``'s."""
         self.worker = 1 if progressed or healthy else self.worker + 1
         for slot in progressed:
             self.slots.pop(slot, None)
+            self.stood.pop(slot, None)
         for slot in failed:
             self.slots[slot] = self.slots.get(slot, 0) + 1
+            self.stood[slot] = (stood or {}).get(slot)
         return max([self.worker, *(self.slots[slot] for slot in failed)])
 
-    def keep(self, slots: Collection[int]) -> None:
-        """The group gave this worker ``slots``: a slot counted but not among them left it and was not taken back."""
-        for slot in set(self.slots) - set(slots):
+    def loaded(self, slot: int, head: int) -> None:
+        """``slot`` was loaded here, its head at ``head`` (the offset it reads on from): past where it stood at its
+        last failure here, it progressed meanwhile (elsewhere), so its count starts again. At or before it (or with
+        no position known at the failure) the count stays: no evidence the slot stopped failing."""
+        stood = self.stood.get(slot)
+        if slot in self.slots and stood is not None and head > stood:
             del self.slots[slot]
+            del self.stood[slot]
 
 
 class BrokerWorker:
@@ -413,6 +425,7 @@ class BrokerWorker:
         self._joins = 0  # joins completed: the join's progress for the stall watch (a slot's is its progress_at)
         self._progressed: set[int] = set()  # slots that committed an ingress batch in the run under way (``run``)
         self._failed_slots: tuple[int, ...] = ()  # the slots ``_failure`` is of (``_fail``)
+        self._failed_at: dict[int, int | None] = {}  # where each of them stood then (``done_to``), for ``Restarts``
         self._restarts = Restarts(0)  # the restart loop's counts (``run`` sets the limit)
         self._healthy_s = 0.0  # the run's time joined with its slots loaded, summed, until a failure (``_stretch``)
         self._stall = StallWatch(config.stall_warning_s, time.monotonic())
@@ -432,6 +445,8 @@ class BrokerWorker:
             self._stretch()  # before the failure is recorded: the run's healthy stretch ends here
             self._failure = exc
             self._failed_slots = tuple(slots)
+            states = (*self._owned.values(), *self._parked.values(), *self._retiring)
+            self._failed_at = {state.slot: state.done_to for state in states if state.slot in self._failed_slots}
 
     def _stretch(self) -> None:
         """End the run's stretch joined with its slots loaded (``_joined_at``): at a failure, a rebalance, or the run's
@@ -471,9 +486,6 @@ class BrokerWorker:
                         "the settings give: the broker and the topics disagree (PUENTE_INGRESS_PARTITIONS)"
                     )
                 fresh.append((tp, slot))
-            # A slot counted for the restarts that this join did not give back has left this worker.
-            given = [self.config.slots.slot(tp.topic, tp.partition) for tp in assigned]
-            self._restarts.keep([slot for slot in given if slot is not None])
             if self._closing:
                 return  # a join the stopping consumer completed: whoever owns these slots next loads them
             if not fresh:
@@ -802,6 +814,7 @@ class BrokerWorker:
         start = resume if resume is not None else (committed or 0)
         state.next_offset = state.done_to = start
         state.group_has = committed
+        self._restarts.loaded(state.slot, start)  # moved past its last failure here: it progressed elsewhere
         group = self._group
         if group is not None and state.tp in group.assignment():
             group.seek(state.tp, start)
@@ -1382,7 +1395,8 @@ class BrokerWorker:
         slot's audit head stands, reloading each slot's state from Kafka. After ``max_restarts`` such
         failures in a row it gives up and raises: in a row for what fails (``Restarts``), so that one slot failing
         every run is not hidden by the others' commits: a slot's count grows with each failure of its own and
-        starts again when that slot commits an ingress batch or leaves this worker; the worker's grows with every
+        starts again when that slot commits an ingress batch, or is loaded here again with its head moved past
+        where it stood at that failure; the worker's grows with every
         failure, and starts again after a run in which a slot committed one or that stayed joined and loaded for
         ``HEALTHY_RUN_S``. Each warning names the failure's slots and the count (``attempt``).
         An error that trying again cannot mend (refused credentials or access, a chain it will not
@@ -1409,7 +1423,7 @@ class BrokerWorker:
                 if not error.retriable or self._stopping.is_set():
                     raise error from exc
                 failed = self._failed_slots if exc is self._failure else ()
-                count = restarts.failed(self._progressed, failed, self._healthy_s >= HEALTHY_RUN_S)
+                count = restarts.failed(self._progressed, failed, self._healthy_s >= HEALTHY_RUN_S, self._failed_at)
                 slots = {"slots": list(failed)} if failed else {}
                 if count > restarts.limit:  # the warnings before named the slots and their count
                     raise error from exc
@@ -1444,7 +1458,7 @@ class BrokerWorker:
             # coordinator hands it the slots it held, and the other workers keep theirs untouched.
             group_instance_id=self.config.group_instance_id,
         )
-        self._failure, self._failed_slots = None, ()
+        self._failure, self._failed_slots, self._failed_at = None, (), {}
         self._joined_at = None
         self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")

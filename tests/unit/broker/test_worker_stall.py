@@ -895,26 +895,86 @@ async def test_a_run_that_stayed_joined_long_enough_starts_the_workers_count_aga
     assert len(runs) == 5 and [kw["attempt"] for _, kw in lines] == [1, 1, 1, 2]
 
 
-async def test_a_slot_that_left_the_worker_starts_its_count_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slot's failures in a row are this worker's: given back by the next join (a restart) it keeps counting;
-    assigned elsewhere, its count is dropped, and taken back later it starts from one."""
+def _heads(worker: BrokerWorker, resume: dict[int, int]) -> None:
+    """The loads of ``_loading_worker``'s worker read each slot's head at ``resume`` (a block there, its records
+    taken up to it), with no ingress topic made anew."""
+    async def read_state(consumer: Any, slots: list[int], committed: Any) -> dict[int, Any]:
+        return {slot: (ChainHead(seq=1, prev="x" * 64, resume=resume.get(slot), resume_by_ms=0), ReplayWindow(7))
+                for slot in slots}
+
+    async def not_remade(*args: Any) -> dict[Any, Any]:
+        return {}  # the ingress topics as they were (no topic made anew under the heads)
+
+    worker._read_state = read_state  # type: ignore[method-assign]
+    worker._remade_ingress = not_remade  # type: ignore[method-assign]
+
+
+async def _take(worker: BrokerWorker, tps: list[TopicPartition]) -> None:
+    """A rebalance: every slot retired, ``tps`` loaded."""
+    worker._joining = True
+    await worker._retire_all()
+    await worker._acquire(tps)
+    await worker._loaded()
+
+
+async def test_a_slot_away_and_back_keeps_its_count_until_its_head_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot's failures in a row are counted across its leaving the worker: handed to another worker and back with
+    its head where it stood at its last failure here, it goes on counting (dropped at each move, a slot failing
+    wherever it runs restarted both workers for ever); back with its head moved on, it progressed elsewhere, and
+    its count starts again. An ingress batch it commits starts it again too."""
     worker, _, gate, _ = _loading_worker(monkeypatch)
     gate.set()
     tp1 = TopicPartition(TP.topic, 1)
     restarts = worker._restarts = Restarts(5)
-    assert [restarts.failed({0}, [1]) for _ in range(3)] == [1, 2, 3]
-    await worker._acquire([TP, tp1])  # a restart gives it back
-    await worker._loaded()
-    assert restarts.failed({0}, [1]) == 4
-    worker._joining = True
-    await worker._retire_all()
-    await worker._acquire([TP])  # a rebalance hands it to another worker
-    await worker._loaded()
-    worker._joining = True
-    await worker._retire_all()
-    await worker._acquire([TP, tp1])  # back, a week later
-    await worker._loaded()
-    assert restarts.failed({0}, [1]) == 1
+    _heads(worker, {1: 40})
+    await _take(worker, [TP, tp1])
+    assert worker._owned[tp1].done_to == 40
+    assert [restarts.failed({0}, [1], stood={1: 40}) for _ in range(3)] == [1, 2, 3]
+    await _take(worker, [TP])  # a rebalance hands it to another worker
+    await _take(worker, [TP, tp1])  # back, its head unmoved: the other failed on it too
+    assert restarts.failed({0}, [1], stood={1: 40}) == 4
+    _heads(worker, {1: 41})
+    await _take(worker, [TP])
+    await _take(worker, [TP, tp1])  # back, one record further: the other committed a batch of it
+    assert restarts.failed({0}, [1], stood={1: 41}) == 1
+    assert restarts.failed({1}, [0], stood={0: 0}) == 1 and 1 not in restarts.slots
+
+
+async def test_a_slot_failing_wherever_it_runs_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dynamic group of two: every other join hands slot 1 to the peer (which fails on it too) and back; slot 1
+    fails each run it is here, slot 0 commits a batch each run. Slot 1's count goes on across its moves, its head
+    never moving, and past max_restarts the worker gives up (its count dropped at each move, it restarted for ever,
+    each line saying attempt 1)."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    _heads(worker, {0: 7, 1: 40})
+    tp1 = TopicPartition(TP.topic, 1)
+    runs: list[int] = []
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots, worker._failed_at = None, (), {}
+        runs.append(0)
+        if len(runs) > 40:
+            return
+        given = [TP, tp1] if len(runs) % 2 else [TP]
+        await _take(worker, given)
+        worker._progressed.add(0)
+        if tp1 in given:
+            worker._fail(KafkaUnavailableError("slot 1: its transaction failed (retriable)"), [1])
+        else:  # the peer's leave and rejoin fences slot 0's transaction here
+            worker._fail(KafkaUnavailableError("slot 0 fenced in the rebalance"), [0])
+        await worker._retire_all()
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    lines = _quiet_log(monkeypatch)
+    with pytest.raises(KafkaUnavailableError, match="slot 1"):
+        await worker.run([], max_restarts=5)
+    assert len(runs) == 11
+    assert [kw["attempt"] for _, kw in lines if kw.get("slots") == [1]] == [1, 2, 3, 4, 5]
 
 
 async def test_a_slot_paused_for_backpressure_shows_no_fetch_age(monkeypatch: pytest.MonkeyPatch) -> None:
