@@ -833,7 +833,9 @@ async def test_a_slot_taken_back_counts_its_lag_from_its_taking(monkeypatch: pyt
     monkeypatch.setattr("broker.worker.fetch_view", lambda consumer, tp: FetchView(at, at + 1, None))
     _look(worker, monkeypatch, state.taken_at + 2.0)
     lag_s = worker.metrics.value("puente_consumer_lag_seconds", topic=TP.topic, partition="0")
-    assert lag_s == pytest.approx(2.0, abs=0.5)
+    # about 2 s (the look's clock is fake, the record's wall time real): counted from the batch an hour ago it was
+    # 3600 s; any bound far from both holds on a loaded machine
+    assert 0.0 <= lag_s < 600.0
 
 
 async def test_load_failures_count_for_the_worker_not_the_fresh_slots(monkeypatch: pytest.MonkeyPatch) -> None:
