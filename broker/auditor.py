@@ -64,6 +64,7 @@ from broker.audit.verify import (
 from broker.audit_index import PLACES_LAYOUT, AuditIndex, ChainEnds, SqlReceiptBook, at_ms
 from broker.crypto import KeyKind, checker, parse_key_id, refuse_one_key_two_ids, sign_checkpoint
 from broker.kafka import (
+    Admin,
     KafkaConnection,
     StillOpen,
     TopicPartition,
@@ -75,6 +76,7 @@ from broker.kafka import (
     reader,
     running,
     settle,
+    topic_settings,
     transaction,
     wait_settled,
 )
@@ -840,6 +842,26 @@ class IndexRun:
     ends: ChainEnds = field(default_factory=ChainEnds)  # the chains' ends against their groups' offsets
 
 
+async def receipts_kept(conn: KafkaConnection, topics: Mapping[str, str]) -> dict[str, int]:
+    """Each receipts topic's own ``retention.ms`` as Kafka holds it (-1: kept for ever), what a receipts chain
+    emptied whole is judged by (``Retention.topics``): a receipt states no ``keep_days``, and a partner's receipts
+    topic is not bound to PUENTE_AUDIT_RETENTION_DAYS (``topics apply`` keeps one kept for ever as it is). A topic
+    whose settings could not be read, or say no number, is left out: its emptied partitions are not checked, never
+    judged by a setting that is not the topic's."""
+    receipts = [t for t, holds in topics.items() if holds == "receipts"]
+    if not receipts:
+        return {}
+    admin, kept = Admin(conn), dict[str, int]()
+    for topic in receipts:
+        try:
+            value = (await topic_settings(admin, topic)).get("retention.ms")
+            if value is not None:
+                kept[topic] = int(value)
+        except (KafkaAccessError, KafkaOperationError, ValueError):
+            continue
+    return kept
+
+
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,
                        owners: Mapping[str, str] | None = None,
                        progress: Callable[[IndexProgress], None] | None = None, *, ends: GroupEnds,
@@ -865,6 +887,8 @@ async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verif
     """
     began = time.monotonic()
     index.register(topics, owners)
+    if retention is not None:
+        retention = replace(retention, topics=await receipts_kept(conn, topics))
     records = rows = findings = done = 0
     async with running(reader(conn, "puente-auditor"), conn, "indexing the audit topics") as consumer:
         parts = [(topic, holds, p) for topic, holds in topics.items() for p in await partitions_of(consumer, topic)]

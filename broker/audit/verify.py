@@ -287,10 +287,26 @@ class Retention:
 
     days: int
     now_ms: int
+    topics: Mapping[str, int] = field(default_factory=dict, hash=False, compare=False)
+    """Each topic's own ``retention.ms`` as Kafka held it when read (-1: kept for ever); a topic absent was not
+    read. What a chain whose records state no ``keep_days`` (receipts) is judged by: the auditor's setting is not
+    what a partner's receipts topic keeps them for (``topics apply`` leaves one kept for ever as it is)."""
 
     @classmethod
     def now(cls, days: int) -> Retention:
         return cls(days, int(datetime.now(UTC).timestamp() * 1000))
+
+    def topic_since(self, topic: str | None) -> int | bool | None:
+        """For a record of ``topic`` stating no ``keep_days``: Unix ms after which one appended cannot yet have
+        expired under the topic's own retention, less ``RETENTION_MARGIN_MS``; True when the topic keeps records
+        for ever (nothing of it ever expired: a record gone was deleted); None when its retention was not read
+        (nothing to judge by: not checked, never the auditor's setting, which is not the topic's)."""
+        kept_ms = self.topics.get(topic) if topic is not None else None
+        if kept_ms is None:
+            return None
+        if kept_ms < 0:
+            return True
+        return self.now_ms - kept_ms + RETENTION_MARGIN_MS
 
     def since(self, kept_days: int) -> int:
         """Unix ms after which a record written cannot yet have expired, for a record its writer kept under
@@ -313,7 +329,7 @@ def expired_start(doc: dict[str, Any], retention: Retention) -> bool | None:
 
 
 def emptied(retention: Retention, appended_ms: int | None, newest_ms: int | None, prev_at: Any,
-            kept: Any) -> bool | None:
+            kept: Any, topic: str | None = None) -> bool | None:
     """What took every record of a chain whose partition's log now starts past its newest record (the partition
     holds none of it), judged by that newest record as a reader that read it knows it: a deletion (True) when it
     was written since retention could take it, retention (False) when before, None when nothing read says: not
@@ -321,8 +337,10 @@ def emptied(retention: Retention, appended_ms: int | None, newest_ms: int | None
 
     Kafka's time judges first: ``appended_ms``, when Kafka appended the newest record read of the chain
     (LogAppendTime, the audit topics' timestamp type, is what retention deletes by; None: not known), against the
-    retention it was kept under, its ``keep_days`` (``kept``) where it states one, else today's setting (a receipt
-    states none: the topic's retention is the auditor's PUENTE_AUDIT_RETENTION_DAYS, ``Retention.days``). A
+    retention it was kept under, its ``keep_days`` (``kept``) where it states one, else its ``topic``'s own
+    retention as read from Kafka (``Retention.topic_since``: a receipt states none, and a partner's receipts topic
+    may be kept for ever, or longer or shorter than PUENTE_AUDIT_RETENTION_DAYS): kept for ever, the records were
+    deleted (True); not read, not checked (None). A
     writer's clock running slow cannot make a deletion look like expiry there. Only where Kafka's time is not
     known (an index that read the record before it kept it), the writer's own word judges, and only with its
     ``keep_days``: its time (``newest_ms``) or, a lower bound, its ``prev_at`` (its predecessor's, no later);
@@ -331,7 +349,10 @@ def emptied(retention: Retention, appended_ms: int | None, newest_ms: int | None
     past offset 0 is not checked there (``emptied_unchecked``)."""
     stated = type(kept) is int and kept > 0
     if appended_ms is not None:
-        return appended_ms >= retention.since(kept if stated else retention.days)
+        if stated:
+            return appended_ms >= retention.since(kept)
+        since = retention.topic_since(topic)
+        return since if since is None or type(since) is bool else appended_ms >= since
     if not stated:
         return None
     since = retention.since(kept)
@@ -349,11 +370,15 @@ def emptied_deleted(topic: str, partition: int, log_start: int, chain: str | Non
     start: no record is there to carry it, and the next one written will not say what went before it. ``kept``:
     the newest record's ``keep_days`` (None: it states none, today's setting judged it)."""
     label = f"chain {plain(chain)}" if chain is not None else "the chain"
-    days = retention.days if kept is None else min(retention.days, kept)
+    kept_ms = retention.topics.get(topic) if kept is None else None
+    if kept_ms is not None and kept_ms < 0:
+        within = "which its topic keeps for ever (retention.ms=-1)"
+    else:
+        days = min(retention.days, kept) if kept is not None else (kept_ms or 0) // _DAY_MS
+        within = f"within the retention it was kept under ({days:,} days, less a day for clocks)"
     return StartFinding(topic, partition, log_start, (
         f"{label} holds no record: the partition's log starts at offset {log_start}, past its newest record (seq "
-        f"{plain(str(seq), 20)}), which was written within the retention it was kept under "
-        f"({days:,} days, less a day for clocks): every record of it was deleted, not expired "
+        f"{plain(str(seq), 20)}), which was written {within}: every record of it was deleted, not expired "
         "(DeleteRecords, or the topic's retention lowered by hand)"))
 
 

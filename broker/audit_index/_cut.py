@@ -255,7 +255,8 @@ def _judge_emptied(conn: sqlite3.Connection, where: tuple[str, int, int], key: s
     """Chain ``key``, every record of which the index read lies before the log start, judged by the newest of them
     that was sound (``verify.emptied``): first by when Kafka appended the chain's newest record read
     (``ChainState.appended_ms``, read before the cut forgets it), what retention deletes by, against its
-    ``keep_days`` or, stating none (receipts), today's setting; where Kafka's time is not known, by its own time
+    ``keep_days`` or, stating none (receipts), the topic's own retention as read from Kafka (``Retention.topics``;
+    not read: not checked); where Kafka's time is not known, by its own time
     where the index holds it (a query's ``at``; a signed record's, ``ChainState.signed_at``), its ``prev_at`` and
     ``keep_days``."""
     topic, partition, log_start = where
@@ -272,7 +273,7 @@ def _judge_emptied(conn: sqlite3.Connection, where: tuple[str, int, int], key: s
     at_ms = int(row[0]) if row is not None else None
     if at_ms is None and state.signed_offset == offset and (signed := when(state.signed_at)) is not None:
         at_ms = int(signed.timestamp() * 1000)
-    verdict = emptied(retention, appended, at_ms, prev_at, kept)
+    verdict = emptied(retention, appended, at_ms, prev_at, kept, topic)
     if verdict is not True:
         return verdict, []
     stated = int(kept) if type(kept) is int and kept > 0 else None

@@ -46,14 +46,17 @@ def _catch_up(index: AuditIndex, starts: dict[str, int], values: dict[str, list[
         ingest.commit()
 
 
-def _emptied(tmp_path: Path, later: str) -> tuple[list[tuple[str, int, int]], list[str]]:
+def _emptied(tmp_path: Path, later: str, days: int = KEEP,
+             kept: dict[str, int] | None = None) -> tuple[list[tuple[str, int, int]], list[str]]:
     """Read every record, then catch up at ``later`` with both partitions emptied: what is not checked, and the
-    findings on the receipts."""
+    findings on the receipts. ``days``: the auditor's setting then; ``kept``: the topics' retention.ms as read
+    from Kafka (default: the receipts topic's is ``KEEP`` days)."""
     values = {DECISIONS: _decisions(), RECEIPTS: _receipts()}
     ends = {t: len(v) for t, v in values.items()}
+    topics = {RECEIPTS: KEEP * 86_400_000} if kept is None else kept
     with AuditIndex(tmp_path / "i.sqlite") as index:
-        _catch_up(index, {}, values, ends, Retention(KEEP, _ms("2026-03-07T00:00:00Z")))
-        _catch_up(index, dict(ends), {DECISIONS: [], RECEIPTS: []}, ends, Retention(KEEP, _ms(later)))
+        _catch_up(index, {}, values, ends, Retention(KEEP, _ms("2026-03-07T00:00:00Z"), topics))
+        _catch_up(index, dict(ends), {DECISIONS: [], RECEIPTS: []}, ends, Retention(days, _ms(later), topics))
         unchecked = index.emptied_unchecked({(t, 0): e for t, e in ends.items()})
         found = [f["problem"] for f in index.integrity(Scope())["findings"] if f["topic"] == RECEIPTS]
     return unchecked, found
