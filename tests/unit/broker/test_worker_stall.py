@@ -1124,3 +1124,35 @@ async def test_a_run_whose_consumer_fails_after_a_healthy_stretch_counts_it(monk
     run's end (``_run_once``'s ``finally``), so a run joined for ``HEALTHY_RUN_S`` first is not in a row."""
     assert len(await _consumer_failing_runs(monkeypatch, HEALTHY_RUN_S)) == 9
     assert len(await _consumer_failing_runs(monkeypatch, HEALTHY_RUN_S - 1)) == 3
+
+
+async def test_a_slot_whose_head_moved_while_away_starts_its_count_again_through_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through ``run`` and the real ``_fail``: slot 1 fails three runs at head 40 (each time taken away and back),
+    then comes back at 41, another worker having committed a batch of it meanwhile: its count starts again (1, 2),
+    where a count never told where the slot stood (``_failed_at`` not passed on) would go on to 4 and 5."""
+    worker, _, gate, _ = _loading_worker(monkeypatch)
+    gate.set()
+    tp1 = TopicPartition(TP.topic, 1)
+    runs: list[int] = []
+    heads = [40, 40, 40, 41, 41]
+
+    async def run_once(topics: list[str], idle_exit_s: float | None) -> None:
+        worker._failure, worker._failed_slots, worker._failed_at = None, (), {}
+        runs.append(0)
+        if len(runs) > len(heads):
+            return
+        _heads(worker, {1: heads[len(runs) - 1]})
+        await _take(worker, [TP])  # away: a peer has slot 1
+        await _take(worker, [TP, tp1])  # back
+        worker._progressed.add(0)  # slot 0 commits a batch each run
+        worker._fail(KafkaUnavailableError("slot 1 failed"), [1])
+        await worker._retire_all()
+        raise worker._failure
+
+    async def no_wait(seconds: float) -> None: ...
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    lines = _quiet_log(monkeypatch)
+    await worker.run([], max_restarts=5)
+    assert [kw["attempt"] for _, kw in lines] == [1, 2, 3, 1, 2]
