@@ -389,19 +389,29 @@ EMPTIED_REMEDY = {
                "collect-denials --new-chain` begins a new chain",
     "decisions": "if retention took them, the broker's next start (`puente broker run`) begins a new chain there "
                  "with a GAP entry saying so, once its ingress partition has a committed offset",
-    "receipts": "an audit index that read them (`puente audit index`) judges it by when Kafka appended the newest; "
-                "else the partner's next receipt starts the partition again",
+    "receipts": "the partner's next receipt starts the partition again; until then it stays not checked here, and "
+                "only an audit index that read those receipts before they went (`puente audit index`) judges it, by "
+                "the receipts topic's retention.ms",
 }
 """Per what a partition holds (``Holds``), what makes a partition emptied past offset 0 checked again: the remedy
 ``emptied_unchecked`` names."""
 
 
-def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | None) -> str:
+INDEX_RECEIPTS_REMEDY = ("the index never read those receipts before they went (rebuilding it from the topics' "
+                         "start cannot bring them back), or could not read the receipts topic's retention.ms to judge "
+                         "them by (check the auditor's login may describe its settings); else the partner's next "
+                         "receipt starts the partition again")
+"""What the audit index says of an emptied receipts partition it could not judge: never to run the index, which
+is what said it."""
+
+
+def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | None, *, index: bool = False) -> str:
     """Why a partition that holds no record while its log starts past offset 0 is not checked (``emptied``): every
     record it held was deleted, by retention or by hand, and nothing held tells which. It names what really
-    checks it again for what it holds (``EMPTIED_REMEDY``), and to restore the topic where it was a deletion."""
+    checks it again for what it holds (``EMPTIED_REMEDY``; ``index``: said by the audit index, whose receipts
+    remedy is ``INDEX_RECEIPTS_REMEDY``), and to restore the topic where it was a deletion."""
     what = f" (it holds the {holds})" if holds else ""
-    remedy = EMPTIED_REMEDY.get(holds or "")
+    remedy = INDEX_RECEIPTS_REMEDY if index and holds == "receipts" else EMPTIED_REMEDY.get(holds or "")
     how = f"{remedy}; if by hand, restore the topic" if remedy else "restore the topic if records were deleted by hand"
     return (f"{topic}[{partition}]{what} holds no record, but its log starts at offset {log_start}: every record of "
             f"it was deleted, by retention or by hand, and no record read says which; its records are not checked "

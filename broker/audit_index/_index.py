@@ -619,7 +619,8 @@ class AuditIndex:
         for topic, part, log_start in snap.get("emptied", []):  # not checked, as its topic allows (``_shared``)
             shared = _shared(scope, topics, topic)
             if shared == "read":
-                out.why.append(emptied_unchecked(topic, part, log_start, topics.get(topic, ("", None))[0] or None))
+                out.why.append(emptied_unchecked(topic, part, log_start, topics.get(topic, ("", None))[0] or None,
+                                                index=True))
             elif shared == "counted":
                 out.counted_unchecked += 1
         return out

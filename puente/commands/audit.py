@@ -240,9 +240,12 @@ def _verify(args: argparse.Namespace) -> int:
         + ("no problems" if not counted else f"{counted} problem(s)")
         + ("" if total else " (the audit topics exist but hold no records yet)")
         + (f"; {expired} {EXPIRED_NOTE}" if expired else "")
-        + (f"; {unchecked or 'chain'} end(s) not checked: {why}" if unchecked or refused else "")
-        + (f"; {len(emptied)} partition(s) emptied past offset 0 not checked (see each UNCHECKED line)"
-           if emptied else ""))
+        # Worded as `audit log` and `audit recalls` word it: one count of what is not checked, then why.
+        + (f"; {unchecked + len(emptied) or 'some'} chain end(s) or partition(s) not checked: "
+           + "; ".join(([why] if unchecked or refused else [])
+                       + ([f"{len(emptied)} partition(s) emptied past offset 0 (see each UNCHECKED line)"]
+                          if emptied else []))
+           if not_checked else ""))
     return _verify_status(counted, not_checked)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import broker.auditor as auditor
+from broker.audit.verify import emptied_unchecked
 from puente.errors import KafkaAccessError
 from tests.unit.broker.test_audit_emptied_appended import _emptied
 from tests.unit.broker.test_audit_receipts_expired import DECISIONS, RECEIPTS, ROLES
@@ -56,3 +57,10 @@ def test_the_index_reads_each_receipts_topics_retention(monkeypatch: pytest.Monk
     monkeypatch.setattr(auditor, "Admin", lambda conn: conn)
     kept = asyncio.run(auditor.receipts_kept(object(), {**ROLES, "p.receipts.GONE": "receipts"}))  # type: ignore[arg-type]
     assert kept == {RECEIPTS: -1} and DECISIONS not in asked
+
+
+def test_the_index_never_tells_to_run_the_index_for_receipts_it_could_not_judge(tmp_path: Path) -> None:
+    said = emptied_unchecked(RECEIPTS, 0, 10, "receipts", index=True)
+    assert "`puente audit index`" not in said and "never read those receipts" in said
+    # What the walks with no earlier state say names the partner's next receipt, which starts it again.
+    assert "partner's next receipt" in emptied_unchecked(RECEIPTS, 0, 10, "receipts")

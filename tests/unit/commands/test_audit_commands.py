@@ -314,8 +314,8 @@ def test_verify_checks_each_decision_chains_end_against_the_broker_groups_offset
     assert ("END     p.decisions[0]: ends at ingress p.ingress.SNM:0 offset 3, as the broker group's committed "
             "offset 4 says") in out
     assert "END     p.decisions[1]: ends at ingress p.ingress.PN:1 offset 8; no settled committed offset" in out[-2]
-    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 end(s) not "
-                              "checked") and "p-broker" in out[-1]
+    assert out[-1].startswith("audit verify: 5 records in 2 chains, no problems; 1 chain end(s) or "
+                              "partition(s) not checked") and "p-broker" in out[-1]
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     chains = json.loads(capsys.readouterr().out)["chains"]
     assert [c["end"] for c in chains] == [
@@ -332,7 +332,7 @@ def test_verify_refused_the_broker_groups_offsets_walks_every_chain_and_says_why
                                           end=EndCheck("p.ingress.SNM:0", 2, None))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["ends_given"] == {} and "1 end(s) not checked: " in last
+    assert service["ends_given"] == {} and "1 chain end(s) or partition(s) not checked: " in last
     assert "Group authorization failed" in last
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
@@ -348,7 +348,7 @@ def test_verify_refused_the_offsets_is_never_clean_even_with_no_end_to_check(
     service["reports"] = [PartitionReport("p.decisions", 0), PartitionReport("p.decisions", 1)]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert "end(s) not checked: " in last and "Group authorization failed" in last
+    assert "end(s) or partition(s) not checked: " in last and "Group authorization failed" in last
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     doc = json.loads(capsys.readouterr().out)
     assert doc["ends_not_checked"]["chains"] == 0 and "refused auditor access" in doc["ends_not_checked"]["why"]
@@ -363,7 +363,8 @@ def test_verify_a_partition_emptied_past_offset_0_is_not_checked_never_clean(
                           PartitionReport("p.queries", 0, unchecked=why)]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     out = capsys.readouterr().out.splitlines()
-    assert f"UNCHECKED {why}" in out and "1 partition(s) emptied past offset 0 not checked" in out[-1]
+    assert f"UNCHECKED {why}" in out and (
+        "1 chain end(s) or partition(s) not checked: 1 partition(s) emptied past offset 0") in out[-1]
     assert _puente("audit", "verify", "--json") == EXIT_UNCHECKED
     assert [c["not_checked"] for c in json.loads(capsys.readouterr().out)["chains"]] == [None, why]
     service["reports"][0].findings.append(Finding("p.decisions", 0, 1, "a gap"))
@@ -434,7 +435,7 @@ def test_verify_checks_each_partners_receipts_against_its_subscriber_groups_offs
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
     assert service["feed_ends_given"] == FeedEnds({}, frozenset(), "p.feed.", service["readers"])
-    assert "1 end(s) not checked: " in last and "p.feed.COL.subscriber" in last
+    assert "1 chain end(s) or partition(s) not checked: " in last and "p.feed.COL.subscriber" in last
 
 
 def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
@@ -449,7 +450,8 @@ def test_verify_without_a_readable_policy_checks_no_receipts_end_and_says_why(
         "p.feed.COL:0", 2, 3, group="p.feed.COL.subscriber", why="no partner in the policy reads this feed"))]
     assert _puente("audit", "verify") == EXIT_UNCHECKED
     last = capsys.readouterr().out.splitlines()[-1]
-    assert service["readers"] == {} and "1 end(s) not checked: the policy in " in last and "PUENTE_POLICY_DIR" in last
+    assert service["readers"] == {} and "PUENTE_POLICY_DIR" in last
+    assert "1 chain end(s) or partition(s) not checked: the policy in " in last
 
 
 @pytest.mark.parametrize("verb", ["log", "recalls"])
