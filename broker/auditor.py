@@ -52,6 +52,7 @@ from broker.audit.verify import (
     VerifyFn,
     decisions_start,
     emptied_check,
+    emptied_kept_for_ever,
     end_check,
     expired_before,
     missing_topic,
@@ -165,6 +166,7 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     unsettled: set[TopicPartition] = set()
     silent: set[str] = set()
     broker_chains: list[tuple[str, int, ChainState]] = []  # one key order across them all (``retired_keys``)
+    forever = _KeptForEver(conn, topics)
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
@@ -192,6 +194,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                                                                  reach if holds == "receipts" else None, walked))
                 # Emptied past offset 0: by retention or by hand, which no earlier state here tells apart.
                 report.unchecked = emptied_check(topic, partition, walk.log_start, report.records > 0, holds)
+                if report.unchecked is not None and await forever.for_ever(topic, holds):
+                    report.unchecked = None
+                    report.add([emptied_kept_for_ever(topic, partition, walk.log_start)])
                 if walked is not None:
                     walked.partition_done()
                 if holds in ("decisions", "denials") and None in walk.chains:
@@ -670,6 +675,7 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
     walked = WalkProgress(progress) if progress is not None else None
     budget = _Settle()
     reach = ReceiptReach(ends.feeds.readers, ends.feeds.feeds) if ends is not None else None
+    forever = _KeptForEver(conn, topics)
     async with running(reader(conn, "puente-auditor"), conn, "reading the audit topics") as consumer, \
             _Delivered() as delivered:
         delivered.reads(topics)
@@ -771,6 +777,9 @@ async def read_log(conn: KafkaConnection, topics: Mapping[str, Holds], flt: LogF
                 # Emptied past offset 0: not checked, as `audit verify` reports it (``emptied_check``), or a list
                 # of a query log deleted whole would read as one of no query.
                 end.unchecked = emptied_check(topic, partition, walk.log_start, offset >= 0, holds)
+                if end.unchecked is not None and await forever.for_ever(topic, holds):
+                    end.unchecked = None
+                    end.add([emptied_kept_for_ever(topic, partition, walk.log_start)])
                 if ends is not None and holds == "decisions":
                     end.end = checked
                     end.add([f for f in [_short_end(topic, partition, checked, offset, unsound_at, last_at)] if f])
@@ -860,6 +869,24 @@ async def receipts_kept(conn: KafkaConnection, topics: Mapping[str, str]) -> dic
         except (KafkaAccessError, KafkaOperationError, ValueError):
             continue
     return kept
+
+
+class _KeptForEver:
+    """Whether a receipts topic keeps its records for ever (retention.ms=-1, read once, only when a partition of it
+    was emptied): then an emptied partition of it was deleted, a finding (``emptied_kept_for_ever``); with a finite
+    retention, or one not read, it stays not checked (``emptied_check``), since a walk with no earlier state cannot
+    tell expiry from deletion there."""
+
+    def __init__(self, conn: KafkaConnection, topics: Mapping[str, str]) -> None:
+        self.conn, self.topics = conn, topics
+        self.read: dict[str, int] | None = None
+
+    async def for_ever(self, topic: str, holds: str | None) -> bool:
+        if holds != "receipts":
+            return False
+        if self.read is None:
+            self.read = await receipts_kept(self.conn, self.topics)
+        return self.read.get(topic) == -1
 
 
 async def index_topics(conn: KafkaConnection, topics: Mapping[str, Holds], verify: VerifyFn, index: AuditIndex,

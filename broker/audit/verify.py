@@ -418,6 +418,16 @@ def emptied_unchecked(topic: str, partition: int, log_start: int, holds: str | N
             f"({how})")
 
 
+def emptied_kept_for_ever(topic: str, partition: int, log_start: int) -> StartFinding:
+    """The finding of a receipts partition emptied past offset 0 whose topic keeps records for ever
+    (retention.ms=-1): nothing of it ever expired, so its records were deleted, a finding even to a walk with no
+    earlier state, never merely not checked."""
+    return StartFinding(topic, partition, log_start, (
+        f"{topic}[{partition}] holds no record, but its log starts at offset {log_start}, and the topic keeps its "
+        "records for ever (retention.ms=-1): every receipt of it was deleted, not expired (DeleteRecords); restore "
+        "the topic"))
+
+
 def emptied_check(topic: str, partition: int, log_start: int, read: bool, holds: str | None) -> str | None:
     """The one rule for a walk with no earlier state (`audit verify`, `audit log`, `audit recalls`): a partition
     whose log starts past offset 0 and from which it ``read`` no record had every record deleted, by retention or by

@@ -12,10 +12,16 @@ from typing import Any
 import pytest
 
 import broker.auditor as auditor
-from broker.audit.verify import emptied_unchecked
+import tests.unit.broker.test_audit_emptied as _shared
+from broker.audit.verify import PartitionReport, Retention, emptied_unchecked
 from puente.errors import KafkaAccessError
+from tests.unit.broker.test_audit_emptied import CONN
 from tests.unit.broker.test_audit_emptied_appended import _emptied
 from tests.unit.broker.test_audit_receipts_expired import DECISIONS, RECEIPTS, ROLES
+from tests.unit.broker.test_audit_topics_wiped import ROLES as WIPED_ROLES
+from tests.unit.broker.test_audit_topics_wiped import VERIFY
+
+cluster = _shared.cluster  # the fixture, shared
 
 DAY_MS = 86_400_000
 
@@ -64,3 +70,32 @@ def test_the_index_never_tells_to_run_the_index_for_receipts_it_could_not_judge(
     assert "`puente audit index`" not in said and "never read those receipts" in said
     # What the walks with no earlier state say names the partner's next receipt, which starts it again.
     assert "partner's next receipt" in emptied_unchecked(RECEIPTS, 0, 10, "receipts")
+
+
+@pytest.mark.parametrize("kept, finding", [("-1", True), (str(30 * DAY_MS), False)])
+def test_walks_find_an_emptied_receipts_partition_of_a_topic_kept_for_ever(
+        cluster: Any, monkeypatch: pytest.MonkeyPatch, kept: str, finding: bool) -> None:
+    held, starts = cluster
+    held[RECEIPTS], starts[RECEIPTS] = [], 12  # a partner's receipts: every one gone
+
+    async def settings(admin: Any, topic: str) -> dict[str, str | None]:
+        return {"retention.ms": kept}
+
+    monkeypatch.setattr(auditor, "topic_settings", settings)
+    monkeypatch.setattr(auditor, "Admin", lambda conn: conn)
+    roles = {**WIPED_ROLES, RECEIPTS: "receipts"}
+    reports = [r for r in asyncio.run(auditor.verify_topics(CONN, roles, VERIFY, retention=Retention.now(90)))
+               if r.topic == RECEIPTS]
+    ends: list[PartitionReport] = []
+
+    async def log() -> None:
+        async for _ in auditor.read_log(CONN, roles, auditor.LogFilter(), VERIFY, [], {}, retention=Retention.now(90),
+                                        deleted=[], end_reports=ends):
+            pass
+    asyncio.run(log())
+    assert len(reports) == 1 and len([r for r in ends if r.topic == RECEIPTS]) == 1
+    for report in reports + [r for r in ends if r.topic == RECEIPTS]:
+        if finding:  # kept for ever: only a deletion empties it, exit 1 rather than not checked
+            assert report.unchecked is None and "keeps its records for ever" in report.findings[0].problem
+        else:  # a finite retention: expiry or a deletion, which a walk with no earlier state cannot tell
+            assert report.unchecked is not None and not report.findings

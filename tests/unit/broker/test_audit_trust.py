@@ -24,6 +24,16 @@ from broker.topology import TopicNames
 from puente.errors import AuditChainError, ConfigError, KafkaUnavailableError
 from tests.unit.broker.test_receipt_forks import _receipt as _receipt_of
 
+
+@pytest.fixture(autouse=True)
+def _no_topic_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These walks run with no Kafka (conn None): a receipts topic's retention.ms is then not read, and an emptied
+    receipts partition stays not checked (``auditor.receipts_kept``)."""
+    async def unread(conn: Any, topics: Any) -> dict[str, int]:
+        return {}
+    monkeypatch.setattr(auditor, "receipts_kept", unread)
+
+
 SIGNED_AT = "2026-11-01T00:00:00Z"  # a checkpoint's time: in UTC, as subscribers write it (audit verify checks it)
 KEY = b"k" * 32
 
