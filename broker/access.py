@@ -207,6 +207,9 @@ def _grants(policy_set: PolicySet, names: TopicNames, agencies: tuple[str, ...],
         # reach: DESCRIBE on every feed topic and on the groups named after them (``subscriber_group``).
         grant(_PREFIX, [Acl(checker, "GROUP", names.feeds, "PREFIXED", "DESCRIBE")])
         grant(_PREFIX, _topic(checker, names.feeds, ("DESCRIBE",), "PREFIXED"))
+        # DESCRIBE_CONFIGS on the receipts topics: a receipts partition emptied whole is judged by its topic's own
+        # retention.ms (kept for ever: a deletion), which only its settings tell; refused, it stays not checked.
+        grant(_PREFIX, _topic(checker, names.all_receipts, ("DESCRIBE_CONFIGS",), "PREFIXED"))
     # DESCRIBE_CONFIGS: the console checks at start that the query log keeps its records as long as the retention
     # each record states (``check_audit_retention``).
     grant(_PREFIX, _topic(CONSOLE, names.queries, ("WRITE", "DESCRIBE_CONFIGS")))

@@ -459,3 +459,12 @@ def test_an_observer_is_named_as_kafka_names_its_login() -> None:
     for bad in ("*", "", "a\nb", "x" * 256):
         with pytest.raises(ValueError, match="acl_observers"):
             PuenteSettings(acl_observers=(bad,))
+
+
+def test_the_auditor_may_read_the_receipts_topics_settings(policy: PolicySet) -> None:
+    """A receipts partition emptied whole is judged by its topic's own retention.ms (kept for ever: a deletion),
+    so the auditor and the console, which judge it, may describe the receipts topics' settings; no partner may."""
+    acls = plan(policy, NAMES, AGENCIES, GROUP)
+    settings = {a for a in acls if a.operation == "DESCRIBE_CONFIGS" and a.name == NAMES.all_receipts}
+    assert settings == {Acl(checker, "TOPIC", NAMES.all_receipts, "PREFIXED", "DESCRIBE_CONFIGS")
+                        for checker in ("auditor", "console")}
