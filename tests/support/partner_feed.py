@@ -12,6 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+import broker.partner as partner
 from broker.audit import ChainWriter
 from broker.crypto import FeedOpener, FeedSealer
 from broker.kafka import KafkaConnection, TopicPartition
@@ -186,3 +187,10 @@ async def run_batch(sub: Subscriber, *records: Record, receipts: Receipts | None
     unread, _ = await sub._batch({TopicPartition(FEED, partition): msgs}, None, receipts,
                                  ChainWriter(RECEIPTS, 0, chain="COL"), 0)
     return unread, receipts
+
+
+def stub_committed(monkeypatch: Any, found: tuple[int, str] | None) -> None:
+    """Make the subscriber read ``found`` as the group's committed offset and tag of every partition (None: none)."""
+    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
+        return found
+    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, stub_committed, subscriber
 from recall_views import recall_notice
 
 import broker.partner as partner
@@ -83,12 +83,6 @@ class _Scene:
         self.b_store.close()
 
 
-def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
-    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
-        return found
-    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
-
-
 def _b_tag(scene: _Scene) -> str:
     return f"b|{scene.b_store.store_id}"
 
@@ -103,7 +97,7 @@ async def test_a_store_that_applied_a_batch_another_instance_read_on_catches_up(
     the text goes from A's store; W, B's alone, is neither stored nor receipted; the group's offset stays 8."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [5] and "reading 3 record(s) from 5 again" in scene.notes[-1]
@@ -126,13 +120,13 @@ async def test_a_catch_up_stopped_partway_goes_on_after_a_restart(
     as A's (a store behind its own commit would otherwise read everything again into itself)."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     _, first = await run_batch(scene.a, scene.v)
     assert first.statuses() == ["RECEIVED"] and first.offsets == {TP: 8}  # never back below the catch-up's end
     assert scene.a_store.catch_up(FEED, 0) == (5, 8) and scene.a_store.feed_offset(FEED, 0, confirmed=True) == 6
     restarted = scene.instance()
-    _committed(monkeypatch, (8, restarted.commit_tag))
+    stub_committed(monkeypatch, (8, restarted.commit_tag))
     feed = GroupFeed()
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6]
@@ -150,7 +144,7 @@ async def test_a_catch_up_killed_at_its_commit_reads_its_batch_again(
     against the recall held)."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     with pytest.raises(_Killed):
         await run_batch(scene.a, scene.v, scene.w, scene.r, receipts=_KilledAtCommit())
@@ -170,11 +164,11 @@ async def test_a_catch_up_handed_over_midway_is_extended_to_the_other_instances_
     again, catches up from 6 to 10: records of alerts it holds are applied, B's new ones passed over."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
     ninth = sealed(scene.sealer, _view("colon-panama-only-seizure"), 9, T0)  # an alert A never held
-    _committed(monkeypatch, (10, _b_tag(scene)))
+    stub_committed(monkeypatch, (10, _b_tag(scene)))
     feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6] and "another instance read on to offset 10" in scene.notes[-1]
@@ -190,7 +184,7 @@ async def test_a_catch_up_goes_on_when_the_groups_offsets_are_gone(
     always then, and still passes over B's records before the catch-up's end."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     await run_batch(scene.a, scene.v)
     restarted = scene.instance()
@@ -198,7 +192,7 @@ async def test_a_catch_up_goes_on_when_the_groups_offsets_are_gone(
     async def same_topic(feed: Any, tp: TopicPartition, at: int, store: PartnerStore) -> bool:
         return False
     monkeypatch.setattr(restarted, "_remade", same_topic)
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     feed = GroupFeed()
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [6]
@@ -213,7 +207,7 @@ async def test_a_topic_made_anew_ends_a_catch_up(tmp_path: Path, monkeypatch: py
     new topic is this store's."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     scene.a.accept_gaps = True
     feed = GroupFeed(begin=0, end=2)  # made anew: it ends before the next record, 5
@@ -233,7 +227,7 @@ async def test_records_deleted_mid_catch_up_are_read_past_with_a_note_and_no_gap
     past the catch-up's end too, the rest is a gap like any other."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     feed = GroupFeed(begin=7, end=9)
     await scene.a._gap(feed, {TP: 5})  # type: ignore[arg-type]
@@ -258,7 +252,7 @@ async def test_a_revocation_during_a_catch_up_batch_does_not_change_how_it_ends(
     as it began; the partition's next owner reads on from there."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
 
     async def visible(*args: Any, **kwargs: Any) -> bool:
@@ -290,11 +284,11 @@ async def test_a_group_offset_below_a_kept_catch_ups_end_ends_it(
     catch-up is over, and A reads on from the group's offset, passing nothing of the new topic over."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     await run_batch(scene.a, scene.v)
     assert scene.a_store.catch_up(FEED, 0) == (5, 8)
-    _committed(monkeypatch, (3, "c|" + "c" * 32))
+    stub_committed(monkeypatch, (3, "c|" + "c" * 32))
     restarted = scene.instance()
     feed = GroupFeed(begin=0, end=10)
     await restarted._resume(feed, {TP})  # type: ignore[arg-type]
@@ -311,7 +305,7 @@ async def test_a_record_of_another_store_is_passed_over_before_its_key_block_is_
     subscriber's key-block rules (a block dated ahead of its clock stopped A at a delivery B took and receipted)."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     ahead = sealed(scene.sealer, _view("paso-canoas-migrant-flow"), 6, T0 + timedelta(days=3))
     unread, receipts = await run_batch(scene.a, scene.v, ahead, scene.r)
@@ -339,7 +333,7 @@ async def test_a_store_whose_receipts_all_committed_reads_on_from_the_group(
     reads on from the group's offset: nothing is read again."""
     scene = _Scene(tmp_path)
     assert (await run_batch(scene.a, scene.first))[0] is None
-    _committed(monkeypatch, (5, _b_tag(scene)))
+    stub_committed(monkeypatch, (5, _b_tag(scene)))
     feed = GroupFeed()
     await scene.a._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and scene.a_store.catch_up(FEED, 0) is None
@@ -388,7 +382,7 @@ async def test_a_gap_judged_or_a_batch_read_as_a_revocation_begins_keeps_the_cat
     committed back below its end, no record of B's taken."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(scene.a, scene.v))[1].offsets == {TP: 8}
 
@@ -416,11 +410,11 @@ async def test_with_no_group_offset_and_nothing_confirmed_a_kept_catch_up_ends(
     with pytest.raises(_Killed):
         await run_batch(scene.a, scene.v, receipts=_KilledAtCommit())
     await run_batch(scene.b, scene.v, scene.w, scene.r)
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert scene.a_store.catch_up(FEED, 0) == (5, 8)
     restarted = scene.instance()
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await restarted._resume(GroupFeed(begin=0, end=3), {TP})  # type: ignore[arg-type]
     assert restarted._catch_up == {} and scene.a_store.catch_up(FEED, 0) is None
     fresh = [sealed(scene.sealer, _view(name), at, T0)
@@ -437,7 +431,7 @@ async def test_a_record_that_does_not_open_within_the_catch_up_is_passed_over(
     past it was committed, and a second "given up" receipt for a delivery already answered for."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     bad = scene.w._replace(value=scene.w.value[:-1] + bytes([scene.w.value[-1] ^ 1]))
     unread, receipts = await run_batch(scene.a, scene.v, bad, scene.r)
@@ -455,7 +449,7 @@ async def test_a_record_of_a_held_alert_that_does_not_open_within_the_catch_up_s
     for broken in ("sealed wrong", "dated ahead"):
         scene = _Scene(tmp_path / broken.replace(" ", "-"))
         await scene.crash_and_hand_over()
-        _committed(monkeypatch, (8, _b_tag(scene)))
+        stub_committed(monkeypatch, (8, _b_tag(scene)))
         await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
         recall = (scene.r._replace(value=scene.r.value[:-1] + bytes([scene.r.value[-1] ^ 1]))
                   if broken == "sealed wrong" else
@@ -474,7 +468,7 @@ async def test_a_batch_the_client_cannot_read_within_the_catch_up_is_passed_over
     so it is passed over with a note, not a stop saying nothing of it was committed."""
     scene = _Scene(tmp_path)
     await scene.crash_and_hand_over()
-    _committed(monkeypatch, (8, _b_tag(scene)))
+    stub_committed(monkeypatch, (8, _b_tag(scene)))
     await scene.a._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     blob = SimpleNamespace(topic=FEED, partition=0, offset=7, key=None, value=None, timestamp=0, timestamp_type=1,
                            headers=[(UNREADABLE, Unreadable("a gzip-compressed batch, not inflated", 6, 7))])

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, GroupFeed, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, GroupFeed, Receipts, run_batch, sealed, stub_committed, subscriber
 from recall_views import recall_notice
 
-import broker.partner as partner
 from broker.kafka import TopicPartition
 from broker.partner import RECALL_NOT_HELD, Subscriber
 from broker.partner_store import PartnerStore, Retention
@@ -22,12 +20,6 @@ from tests.unit.broker.test_partner_store import SECRET, _bytes, _view
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
 RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
-
-
-def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
-    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
-        return found
-    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
 
 
 def _receipts(receipts: Receipts) -> list[tuple[str, str, str]]:
@@ -70,11 +62,11 @@ async def test_a_recall_the_standby_could_not_apply_reaches_main_when_it_gets_th
     r = sealed(pair.sealer, recall_notice(view, 2, "ERROR"), 2, T0)
     later = sealed(pair.sealer, _view("tocumen-red-notice-hit"), 3, T0)
     main = pair.main()
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await main._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(main, v))[1].statuses() == ["RECEIVED"]
     standby = pair.standby()
-    _committed(monkeypatch, (1, main.commit_tag))
+    stub_committed(monkeypatch, (1, main.commit_tag))
     await standby._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     _, theirs = await run_batch(standby, w, r)
     assert theirs.statuses() == ["RECEIVED", RECALL_NOT_HELD]
@@ -82,7 +74,7 @@ async def test_a_recall_the_standby_could_not_apply_reaches_main_when_it_gets_th
     said = next(n for n in pair.notes if RECALL_NOT_HELD in n)
     assert "apply the recall there" not in said and "is next given this partition" in said
     main_again = pair.main()
-    _committed(monkeypatch, (3, standby.commit_tag))
+    stub_committed(monkeypatch, (3, standby.commit_tag))
     feed = GroupFeed()
     await main_again._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [1] and "read this partition up to offset 1" in pair.notes[-1]
@@ -104,24 +96,24 @@ async def test_a_correction_and_its_recall_reach_both_stores(tmp_path: Path, mon
     v1 = _view()
     v2 = _view(version=2, summary=f"Corregido: {SECRET}")
     main = pair.main()
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await main._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     assert (await run_batch(main, sealed(pair.sealer, v1, 0, T0)))[1].statuses() == ["RECEIVED"]
     standby = pair.standby()
-    _committed(monkeypatch, (1, main.commit_tag))
+    stub_committed(monkeypatch, (1, main.commit_tag))
     await standby._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     rec2 = sealed(pair.sealer, v2, 1, T0)
     assert (await run_batch(standby, rec2))[1].statuses() == ["RECEIVED"]
     recall = sealed(pair.sealer, recall_notice(v2, 3, "ERROR"), 2, T0)
     main_again = pair.main()
-    _committed(monkeypatch, (2, standby.commit_tag))
+    stub_committed(monkeypatch, (2, standby.commit_tag))
     feed = GroupFeed()
     await main_again._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [1]
     assert (await run_batch(main_again, rec2, recall))[1].statuses() == ["RECEIVED", "RECALLED"]
     assert pair.main_store.show(v1["alert_id"]).state == "RECALLED"
     standby_again = pair.standby()
-    _committed(monkeypatch, (3, main_again.commit_tag))
+    stub_committed(monkeypatch, (3, main_again.commit_tag))
     feed = GroupFeed()
     await standby_again._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [2]
@@ -137,7 +129,7 @@ async def test_a_store_that_never_read_the_partition_reads_on_from_the_group(
     """A store with no offset of its own in a partition another instance read holds nothing from it: no catch-up."""
     pair = _Pair(tmp_path)
     standby = pair.standby()
-    _committed(monkeypatch, (7, f"main|{pair.main_store.store_id}"))
+    stub_committed(monkeypatch, (7, f"main|{pair.main_store.store_id}"))
     feed = GroupFeed()
     await standby._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [] and pair.standby_store.catch_up(FEED, 0) is None

@@ -8,13 +8,22 @@ import io
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from partner_feed import FEED, RECEIPTS, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, subscriber
+from partner_feed import (
+    FEED,
+    RECEIPTS,
+    BrokerKeys,
+    GroupFeed,
+    Msg,
+    Receipts,
+    run_batch,
+    sealed,
+    stub_committed,
+    subscriber,
+)
 from recall_views import recall_notice
 
-import broker.partner as partner
 from broker.audit import ChainWriter
 from broker.kafka import TopicPartition
 from broker.partner import RECALL_PASSED_ON
@@ -24,12 +33,6 @@ from tests.unit.broker.test_partner_store import SECRET, _view
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
 RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
-
-
-def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
-    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
-        return found
-    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
 
 
 def _restore(backup: Path, path: Path) -> None:
@@ -48,7 +51,7 @@ async def test_a_reread_interrupted_by_a_restart_goes_on_marking(
     path = tmp_path / "col" / "feed.sqlite"
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await sub._resume(GroupFeed(), {TP})
     await run_batch(sub, sealed(sealer, _view("senan-gofast-seizure"), 0, T0))
     store.close()
@@ -69,7 +72,7 @@ async def test_a_reread_interrupted_by_a_restart_goes_on_marking(
 
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, (3, tag))
+    stub_committed(monkeypatch, (3, tag))
     feed = GroupFeed()
     await sub._resume(feed, {TP})
     assert feed.seeks == [1]
@@ -82,7 +85,7 @@ async def test_a_reread_interrupted_by_a_restart_goes_on_marking(
     # end left it), the kept end goes on marking.
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, (2, tag))
+    stub_committed(monkeypatch, (2, tag))
     await sub._resume(GroupFeed(), {TP})
     _, again = await run_batch(sub, w, sealed(sealer, recall_notice(wview, 2, "ERROR"), 3, T0))
     assert again.statuses() == ["RECEIVED", RECALL_PASSED_ON]

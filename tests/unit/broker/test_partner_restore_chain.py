@@ -13,10 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from partner_feed import FEED, RECEIPTS, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, subscriber
+from partner_feed import (
+    FEED,
+    RECEIPTS,
+    BrokerKeys,
+    GroupFeed,
+    Msg,
+    Receipts,
+    run_batch,
+    sealed,
+    stub_committed,
+    subscriber,
+)
 from recall_views import recall_notice
 
-import broker.partner as partner
 from broker.audit import ChainWriter
 from broker.kafka import TopicPartition
 from broker.partner import RECALL_NOT_HELD, RECALL_PASSED_ON, chain_covers
@@ -27,12 +37,6 @@ from tests.unit.broker.test_partner_store import SECRET, _view
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
 RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
-
-
-def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
-    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
-        return found
-    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
 
 
 def _restore(backup: Path, path: Path) -> None:
@@ -57,7 +61,7 @@ async def test_a_restored_store_given_its_partition_back_marks_what_its_chain_re
     v1, v2 = _view(), _view(version=2, summary=f"Corregido: {SECRET}")
     main_store = PartnerStore.open(mpath, "COL", retention=RETENTION)
     main = subscriber(keys, main_store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await main._resume(GroupFeed(), {TP})
     await run_batch(main, sealed(sealer, v1, 0, T0))
     main_store.close()
@@ -73,7 +77,7 @@ async def test_a_restored_store_given_its_partition_back_marks_what_its_chain_re
     sb_store = PartnerStore.open(tmp_path / "standby" / "feed.sqlite", "COL", retention=RETENTION)
     sb = subscriber(keys, sb_store, lambda: datetime.now(UTC))
     sb.instance = "standby"
-    _committed(monkeypatch, (2, main_tag))
+    stub_committed(monkeypatch, (2, main_tag))
     await sb._resume(GroupFeed(), {TP})
     recall = sealed(sealer, recall_notice(v2, 3, "ERROR"), 2, T0)
     _, theirs = await run_batch(sb, recall)
@@ -85,7 +89,7 @@ async def test_a_restored_store_given_its_partition_back_marks_what_its_chain_re
     main = subscriber(keys, main_store, lambda: datetime.now(UTC), notes=notes)
     main._behind_chain(chain_covers(_chain(run2), FEED))  # the chain's records past the head the backup kept
     assert any("restored from a backup" in note for note in notes)
-    _committed(monkeypatch, (3, sb.commit_tag))
+    stub_committed(monkeypatch, (3, sb.commit_tag))
     await main._resume(GroupFeed(), {TP})
     _, ours = await run_batch(main, rec2, recall)
     assert ours.statuses() == ["RECEIVED", RECALL_PASSED_ON]
@@ -103,7 +107,7 @@ async def test_a_restored_store_marks_what_its_chain_receipted_when_the_group_of
     path = tmp_path / "col" / "feed.sqlite"
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await sub._resume(GroupFeed(), {TP})
     r0 = sealed(sealer, _view("senan-gofast-seizure"), 0, T0)
     await run_batch(sub, r0)

@@ -9,13 +9,22 @@ import io
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from partner_feed import FEED, RECEIPTS, BrokerKeys, GroupFeed, Msg, Receipts, run_batch, sealed, subscriber
+from partner_feed import (
+    FEED,
+    RECEIPTS,
+    BrokerKeys,
+    GroupFeed,
+    Msg,
+    Receipts,
+    run_batch,
+    sealed,
+    stub_committed,
+    subscriber,
+)
 from recall_views import recall_notice
 
-import broker.partner as partner
 from broker.audit import ChainWriter
 from broker.kafka import TopicPartition
 from broker.partner import RECALL_PASSED_ON
@@ -25,12 +34,6 @@ from tests.unit.broker.test_partner_store import SECRET, _view
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
 RETENTION = Retention({"COMBIFRON": 180}, fallback_days=10)
-
-
-def _committed(monkeypatch: pytest.MonkeyPatch, found: tuple[int, str] | None) -> None:
-    async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
-        return found
-    monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
 
 
 async def test_a_recall_of_what_a_restored_store_read_again_is_passed_on(
@@ -44,7 +47,7 @@ async def test_a_recall_of_what_a_restored_store_read_again_is_passed_on(
     notes: list[str] = []
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC), notes=notes)
-    _committed(monkeypatch, None)
+    stub_committed(monkeypatch, None)
     await sub._resume(GroupFeed(), {TP})  # type: ignore[arg-type]
     await run_batch(sub, sealed(sealer, _view("senan-gofast-seizure"), 0, T0))
     store.close()
@@ -65,7 +68,7 @@ async def test_a_recall_of_what_a_restored_store_read_again_is_passed_on(
         path.with_name(path.name + tail).unlink(missing_ok=True)
     store = PartnerStore.open(path, "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC), notes=notes)
-    _committed(monkeypatch, (2, tag))
+    stub_committed(monkeypatch, (2, tag))
     feed = GroupFeed()
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [1] and "marked passed on" in notes[-1]
@@ -86,7 +89,7 @@ async def test_a_new_store_of_the_same_instance_marks_what_it_reads_again(
     sealer = keys.sealer("broker-sign-2026a")
     store = PartnerStore.open(tmp_path / "new" / "feed.sqlite", "COL", retention=RETENTION)
     sub = subscriber(keys, store, lambda: datetime.now(UTC))
-    _committed(monkeypatch, (1, f"{sub.instance}|" + "0" * 32))
+    stub_committed(monkeypatch, (1, f"{sub.instance}|" + "0" * 32))
     feed = GroupFeed()
     await sub._resume(feed, {TP})  # type: ignore[arg-type]
     assert feed.seeks == [0]
