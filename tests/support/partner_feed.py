@@ -194,3 +194,17 @@ def stub_committed(monkeypatch: Any, found: tuple[int, str] | None) -> None:
     async def committed_with_metadata(consumer: Any, tp: TopicPartition) -> tuple[int, str] | None:
         return found
     monkeypatch.setattr(partner, "committed_with_metadata", committed_with_metadata)
+
+
+class EndTxnFails(Receipts):
+    """Kafka refuses the commit (EndTxn) after the store has committed the batch: the receipts are aborted."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException:
+            await self.abort()
+            raise
+        self.ended.append("abort")
+        raise RuntimeError("EndTxn failed")

@@ -5,16 +5,14 @@ copy must not get back what the store had to delete."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, Msg, Receipts, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, EndTxnFails, Msg, Receipts, sealed, subscriber
 from recall_views import recall_notice, updated
 
 import broker.partner as partner
@@ -25,20 +23,6 @@ from tests.unit.broker.test_partner_store import SECRET, _view
 
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
-
-
-class _EndTxnFails(Receipts):
-    """Kafka refuses the commit (EndTxn) after the store has committed the batch: the receipts are aborted."""
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except BaseException:
-            await self.abort()
-            raise
-        self.ended.append("abort")
-        raise RuntimeError("EndTxn failed")
 
 
 async def _run(sub: partner.Subscriber, *records: Any, out: io.StringIO | None,
@@ -67,7 +51,7 @@ async def test_a_view_purged_before_its_batch_is_read_again_does_not_go_to_the_c
     view = _view(summary=SECRET)
     v1 = sealed(sealer, view, 4, T0)
     with pytest.raises(RuntimeError, match="EndTxn"):
-        await _run(sub, v1, out=io.StringIO() if first_out else None, receipts=_EndTxnFails())
+        await _run(sub, v1, out=io.StringIO() if first_out else None, receipts=EndTxnFails())
     assert store.purge(datetime.now(UTC) + timedelta(days=200), by_host_clock=True).total == 1
     out = io.StringIO()
     again = await _run(sub, v1, out=out)
@@ -84,7 +68,7 @@ async def test_a_view_recalled_later_in_its_batch_does_not_go_to_the_copy_when_r
     view = _view(summary=SECRET)
     v1, notice = sealed(sealer, view, 4, T0), sealed(sealer, recall_notice(view, 2, None), 5, T0)
     with pytest.raises(RuntimeError, match="EndTxn"):
-        await _run(sub, v1, notice, out=None, receipts=_EndTxnFails())
+        await _run(sub, v1, notice, out=None, receipts=EndTxnFails())
     out = io.StringIO()
     again = await _run(sub, v1, notice, out=out)
     assert again.statuses() == ["RECEIVED", "RECALL_PASSED_ON"]
@@ -100,7 +84,7 @@ async def test_a_view_read_again_whose_text_the_store_still_holds_goes_to_the_co
     view = _view(summary=SECRET)
     v1, v2 = sealed(sealer, view, 4, T0), sealed(sealer, updated(view, 2), 5, T0)
     with pytest.raises(RuntimeError, match="EndTxn"):
-        await _run(sub, v1, v2, out=None, receipts=_EndTxnFails())
+        await _run(sub, v1, v2, out=None, receipts=EndTxnFails())
     out = io.StringIO()
     again = await _run(sub, v1, v2, out=out)
     assert again.statuses() == ["RECEIVED", "RECEIVED"]

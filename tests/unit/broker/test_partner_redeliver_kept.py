@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from partner_feed import FEED, BrokerKeys, GroupFeed, Receipts, run_batch, sealed, subscriber
+from partner_feed import FEED, BrokerKeys, EndTxnFails, GroupFeed, Receipts, run_batch, sealed, subscriber
 from recall_views import recall_notice, updated
 
 import broker.partner as partner
@@ -22,20 +22,6 @@ from tests.unit.broker.test_partner_store import SECRET, _view
 
 T0 = datetime.now(UTC) - timedelta(minutes=5)
 TP = TopicPartition(FEED, 0)
-
-
-class _EndTxnFails(Receipts):
-    """Kafka refuses the commit (EndTxn) after the store has committed the batch: the receipts are aborted."""
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except BaseException:
-            await self.abort()
-            raise
-        self.ended.append("abort")
-        raise RuntimeError("EndTxn failed")
 
 
 class _Killed(Exception):
@@ -67,7 +53,7 @@ async def test_a_batch_redelivered_after_kafka_refused_its_commit_gets_the_statu
     that commits acknowledges the recall the store applied (the text is gone)."""
     store, sub, (v1, notice, v3), _ = _scene(tmp_path, BrokerKeys("2026a"))
     assert (await run_batch(sub, v1))[1].statuses() == ["RECEIVED"]
-    failed = _EndTxnFails()
+    failed = EndTxnFails()
     with pytest.raises(RuntimeError, match="EndTxn"):
         await run_batch(sub, notice, v3, receipts=failed)
     assert failed.statuses() == ["RECALLED", "RECEIVED"] and failed.ended == ["abort"]
