@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -750,6 +750,16 @@ def _quiet_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any
     return lines
 
 
+def _restarting(worker: BrokerWorker, monkeypatch: pytest.MonkeyPatch,
+                run_once: Callable[[list[str], float | None], Awaitable[None]]) -> list[tuple[str, dict[str, Any]]]:
+    """``worker.run``'s restart loop over ``run_once`` (each run), with no backoff wait; the warnings it logs."""
+    async def no_wait(seconds: float) -> None: ...
+
+    monkeypatch.setattr(worker, "_run_once", run_once)
+    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
+    return _quiet_log(monkeypatch)
+
+
 def _look(worker: BrokerWorker, monkeypatch: pytest.MonkeyPatch, at: float) -> None:
     """One look of the watch at ``at`` on a fake clock (the wall clock 1e6 s ahead of it)."""
     with monkeypatch.context() as fake:
@@ -859,11 +869,7 @@ async def test_load_failures_count_for_the_worker_not_the_fresh_slots(monkeypatc
         assert worker._failure is not None
         raise worker._failure
 
-    async def no_wait(seconds: float) -> None: ...
-
-    monkeypatch.setattr(worker, "_run_once", run_once)
-    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
-    lines = _quiet_log(monkeypatch)
+    lines = _restarting(worker, monkeypatch, run_once)
     await worker.run([], max_restarts=5)
     assert len(runs) == 9
     assert [(kw["attempt"], kw.get("slots")) for _, kw in lines] == [(1, None)] * 8
@@ -887,11 +893,7 @@ async def test_a_run_that_stayed_joined_long_enough_starts_the_workers_count_aga
             worker._fail(KafkaUnavailableError("the group coordinator went away"))
         raise worker._failure
 
-    async def no_wait(seconds: float) -> None: ...
-
-    monkeypatch.setattr(worker, "_run_once", run_once)
-    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
-    lines = _quiet_log(monkeypatch)
+    lines = _restarting(worker, monkeypatch, run_once)
     with pytest.raises(KafkaUnavailableError, match="coordinator"):
         await worker.run([], max_restarts=2)
     assert len(runs) == 5 and [kw["attempt"] for _, kw in lines] == [1, 1, 1, 2]
@@ -968,11 +970,7 @@ async def test_a_slot_failing_wherever_it_runs_stops_the_worker(monkeypatch: pyt
         await worker._retire_all()
         raise worker._failure
 
-    async def no_wait(seconds: float) -> None: ...
-
-    monkeypatch.setattr(worker, "_run_once", run_once)
-    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
-    lines = _quiet_log(monkeypatch)
+    lines = _restarting(worker, monkeypatch, run_once)
     with pytest.raises(KafkaUnavailableError, match="slot 1"):
         await worker.run([], max_restarts=5)
     assert len(runs) == 11
@@ -1040,11 +1038,7 @@ async def _rejoining_runs(monkeypatch: pytest.MonkeyPatch, joined_s: list[float]
         await worker._retire_all()
         raise worker._failure
 
-    async def no_wait(seconds: float) -> None: ...
-
-    monkeypatch.setattr(worker, "_run_once", run_once)
-    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
-    _quiet_log(monkeypatch)
+    _restarting(worker, monkeypatch, run_once)
     with contextlib.suppress(KafkaUnavailableError):
         await worker.run([], max_restarts=2)
     return runs
@@ -1150,9 +1144,6 @@ async def test_a_slot_whose_head_moved_while_away_starts_its_count_again_through
         await worker._retire_all()
         raise worker._failure
 
-    async def no_wait(seconds: float) -> None: ...
-    monkeypatch.setattr(worker, "_run_once", run_once)
-    monkeypatch.setattr("broker.worker.asyncio.sleep", no_wait)
-    lines = _quiet_log(monkeypatch)
+    lines = _restarting(worker, monkeypatch, run_once)
     await worker.run([], max_restarts=5)
     assert [kw["attempt"] for _, kw in lines] == [1, 2, 3, 1, 2]
