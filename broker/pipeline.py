@@ -200,6 +200,25 @@ def _is_recall(life: Any) -> bool:
     return isinstance(life, dict) and life.get("action") == RECALL
 
 
+def _first_copy(alert: dict[str, Any]) -> dict[str, Any]:
+    """``alert`` as a partner that holds no version of it reads a later version: its lifecycle an UPDATE giving no
+    reason and naming no partner, whatever the version did (RECLASSIFY, CONSENT, UPDATE). Holding none is what the
+    alert's state says (``AlertState.holders``): never sent a version, or what it was sent pulled back since, or no
+    state at all.
+
+    The lifecycle says what this version changed against the one before it, which such a partner never held: a
+    RECLASSIFY that lowered the markings to let it in, or a CONSENT that named it, would tell it the alert's marking
+    history, what it was refused and why. It reads what any later version's content reads, built anew (an allow-list:
+    nothing of the agency's lifecycle passes), never a lifecycle of None, which the version rules keep for version 1.
+    The audit keeps the version's own action and reason for national auditors.
+
+    Known limit: the version number is not hidden. A first copy at version 3 says that earlier versions exist, not
+    what they held or did. Numbering versions per partner would change what its store judges by (``partner_store``'s
+    version rule), its receipts and the recall notices that must supersede what it holds, all of which name the
+    alert's own version; so the number stays the alert's."""
+    return {**alert, "lifecycle": {"action": "UPDATE", "reason": None, "partners": []}}
+
+
 def _final_recall(life: Any) -> bool:
     """Whether a lifecycle is a recall for good, the replay window's ``recall`` (``seen_key``): a RECALL giving its
     reason. One without it is withdrawn as a version the broker cannot admit (``Pipeline._admit``), and remembered
@@ -473,7 +492,10 @@ class Pipeline:
                 if routed.get("sent") is False:
                     holders[partner] = was  # the notice could not be sealed: it still holds it, and the audit says so
             else:
-                routed = self._route(alert, decision, partner, topic, now, out)
+                # A partner that holds no version of it (the state names none) reads no lifecycle history
+                # (``_first_copy``); one that holds a version reads what this version did to it.
+                routed = self._route(alert if was is not None else _first_copy(alert), decision, partner, topic,
+                                     now, out)
                 if routed["decision"] != WITHHOLD:
                     holders[partner] = version
                     if was is not None:

@@ -278,6 +278,57 @@ def test_a_downgrade_reaches_a_partner_that_never_had_it() -> None:
     assert _headers(out) == {"COL": "DELIVER"} and _bare(out.state) == AlertState(2, {"COL": 2}, originator="SNM")
 
 
+NO_HISTORY = {"action": "UPDATE", "reason": None, "partners": []}  # what a first copy of a later version reads
+
+
+def test_a_first_copy_of_a_later_version_says_nothing_of_the_versions_its_partner_was_refused() -> None:
+    """COL is refused versions 1 and 2 (SECRETO); version 3 lowers the markings to let it in. Its first copy reads
+    as any later version does, an UPDATE giving no reason and naming no one, never the RECLASSIFY that let it in:
+    COL never held the alert, and the action would tell it what it was refused. The version stays the alert's, so
+    its store, its receipts and a later recall notice still match what it holds; the audit keeps the action."""
+    run = Run()
+    first = _first("SECRETO")
+    assert run.send(first).feeds == []
+    update = _next(first, "UPDATE")
+    assert run.send(update).feeds == []
+    lowered = _next(update, "RECLASSIFY", reason="SUPERSEDED", partners=["COL"], classification="RESTRINGIDO")
+    out = run.send(lowered)
+    assert _headers(out) == {"COL": "DELIVER"} and "supersedes" not in _by_partner(out)["COL"]
+    view = CODEC.decode(run.sealers["COL"].sealed[-1])
+    assert view["version"] == 3 and view["lifecycle"] == NO_HISTORY
+    assert view["markings"]["classification"] == "RESTRINGIDO"  # the content is this version's
+    assert out.entry["action"] == "RECLASSIFY" and out.entry["reason"] == "SUPERSEDED"  # national auditors read it
+    assert _bare(out.state) == AlertState(3, {"COL": 3}, originator="SNM")
+    # From here COL holds version 3: a later version tells it what that version did, and a recall pulls back 3.
+    again = _next(lowered, "RECLASSIFY", classification="PUBLICO")
+    assert _by_partner(run.send(again))["COL"]["supersedes"] == 3
+    assert CODEC.decode(run.sealers["COL"].sealed[-1])["lifecycle"]["action"] == "RECLASSIFY"
+    recall = run.send(_next(again, "RECALL", reason="ERROR"))
+    assert _by_partner(recall)["COL"]["recalls"] == 4 and _headers(recall) == {"COL": "RECALL"}
+
+
+def test_a_holder_reads_what_a_version_did_and_a_first_copy_of_it_does_not() -> None:
+    """One version, two partners: COL held version 1 and reads the RECLASSIFY with its reason (it held what the
+    version changes); USA, consented to by the same version, gets its first copy and reads no lifecycle history.
+    The same for a CONSENT that names the partner it lets in: the consent itself is in the markings it reads."""
+    run = Run()
+    first = _first()
+    run.send(first)
+    out = run.send(_next(first, "RECLASSIFY", reason="SUPERSEDED", classification="PUBLICO",
+                         originator_consent=["USA"]))
+    assert _headers(out) == {"COL": "DELIVER", "USA": "DELIVER"}
+    col, usa = (CODEC.decode(run.sealers[p].sealed[-1]) for p in ("COL", "USA"))
+    assert col["lifecycle"] == {"action": "RECLASSIFY", "reason": "SUPERSEDED", "partners": []}
+    assert usa["lifecycle"] == NO_HISTORY and usa["version"] == col["version"] == 2
+    run = Run()
+    first = _first("SECRETO")
+    run.send(first)
+    out = run.send(_next(first, "CONSENT", partners=["USA"], originator_consent=["USA"]))
+    assert _headers(out) == {"USA": "DELIVER"} and out.entry["consent"] == ["USA"]
+    usa = CODEC.decode(run.sealers["USA"].sealed[-1])
+    assert usa["lifecycle"] == NO_HISTORY and usa["markings"]["originator_consent"] == ["USA"]
+
+
 def test_a_recall_notifies_every_holder_and_no_one_else_and_is_for_good() -> None:
     run = Run()
     first = _first(consent=["USA"])
