@@ -583,7 +583,7 @@ def archive(path: Path, done: Path, identity: tuple[int, int, int, int] | None =
     """
     done.mkdir(exist_ok=True)
     try:
-        folder = os.open(done, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        folder = _open_done(done)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise OSError(exc.errno, "done/ is not a folder of its own (a symbolic link?)", str(done)) from None
@@ -609,34 +609,44 @@ def finish_move(path: Path, done: Path, journal: Journal | None = None) -> bool:
     names = re.compile(re.escape(path.stem) + r"(?:\.[0-9]+)?" + re.escape(path.suffix))  # what archive names it
     try:
         st = path.lstat()
-        if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode) or done.is_symlink() or not done.is_dir():
+        if st.st_nlink != 2 or not stat.S_ISREG(st.st_mode):
             return False
-        with os.scandir(done) as entries:
+        folder = _open_done(done)  # listed and unlinked in through it: a link swapped in for done/ is never followed
+    except OSError:  # gone, or done/ away, not a folder, or a link
+        return False
+    try:
+        with os.scandir(folder) as entries:
             linked = next((e.name for e in entries if e.is_file(follow_symlinks=False) and names.fullmatch(e.name)
                            and e.inode() == st.st_ino and e.stat(follow_symlinks=False).st_dev == st.st_dev), None)
         again = path.lstat()  # still that file: one renamed over it meanwhile is a new export, to be read
         if linked is None or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
             return False
-        if not _unlink_same(done, linked, again):
+        if not _unlink_same(folder, linked, again):
             return False
     except OSError:
         return False
+    finally:
+        os.close(folder)
     if journal is not None:
         journal.forget(linked)
     return True
 
 
-def _unlink_same(done: Path, name: str, st: os.stat_result) -> bool:
-    """Remove ``done/<name>`` if it is still the file ``st`` is (never a file put in its place since)."""
-    folder = os.open(done, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        now = os.stat(name, dir_fd=folder, follow_symlinks=False)
-        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-            return False
-        os.unlink(name, dir_fd=folder)
-        return True
-    finally:
-        os.close(folder)
+def _unlink_same(folder: int, name: str, st: os.stat_result) -> bool:
+    """Remove ``<name>`` in ``folder`` (the descriptor of done/) if it is still the file ``st`` is (never a file put
+    in its place since)."""
+    now = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        return False
+    os.unlink(name, dir_fd=folder)
+    return True
+
+
+def _open_done(done: Path) -> int:
+    """A descriptor of the folder ``done`` (OSError if it is a link, or no folder): whoever may write the drop folder
+    may replace ``done`` by a link to a folder of the watcher's own at any time, so each look at done/ opens it once
+    and makes every look, listing, rename and unlink in it through this descriptor, never by a path anew."""
+    return os.open(done, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def _numbered(path: Path, n: int) -> str:
@@ -969,21 +979,32 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
     never read otherwise. One unchanged ``JOURNAL_KEEP_S`` past its window is pruned from the journal (a growth after
     that is ``_look_at_done``'s to say). One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be
     looked at (a share away), nothing is. Each file moved back is put in ``regrown`` with its size when first
-    archived: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew."""
-    done = folder / "done"
+    archived: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew.
+
+    ``done/`` is opened once, never through a link, and every look and move is made in the folder so opened
+    (``_open_done``): whoever may write the drop folder may swap ``done`` for a link to a folder of the watcher's
+    own between two steps, and a planted entry naming a file there (its device and inode) would otherwise have it
+    moved into the drop folder and read, a key in a dead letter."""
     try:
-        if not stat.S_ISDIR(done.lstat().st_mode):
-            return
-    except OSError:
+        done = _open_done(folder / "done")
+    except OSError:  # away (a share), not a folder, or a link: nothing looked at, looked at again later
         return
+    try:
+        _look_in_done(run, journal, folder, done, late, regrown)
+    finally:
+        os.close(done)
+
+
+def _look_in_done(run: AdapterRun, journal: Journal, folder: Path, done: int, late: bool,
+                  regrown: dict[Path, int] | None) -> None:
+    """``_look_at_archived`` in ``done``, the descriptor of ``done/`` opened: no name below it is looked up anew."""
     now, gone, settled = time.time(), [], {}
     for name, entry in list(journal.entries.items()):
         recent = now - entry.at <= REGROWN_WATCH_S
         if not (recent or late):
             continue
-        path = done / name
         try:
-            st = path.lstat()
+            st = os.stat(name, dir_fd=done, follow_symlinks=False)
         except FileNotFoundError:
             gone.append(name)
             continue
@@ -1010,7 +1031,7 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
             continue
         gone.append(name)
         try:
-            back = _move_free(path, folder)
+            back = _move_free(Path(name), folder, at=done)
         except OSError as exc:
             print(f"{run.adapter.name}: done/{shown} was written to after it was archived, and cannot be moved back "
                   f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
@@ -1038,7 +1059,11 @@ def _look_at_done(run: AdapterRun, journal: Journal, folder: Path, told: set[tup
         return
     seen: set[tuple[str, int, int]] = set()
     try:
-        with os.scandir(folder / "done") as entries:
+        done = _open_done(folder / "done")  # listed through it: a link swapped in for done/ is never followed
+    except OSError:  # done/ away (a share), not a folder, or a link: looked at again at the next late look
+        return
+    try:
+        with os.scandir(done) as entries:
             for entry in entries:
                 if entry.name in journal.entries or not entry.is_file(follow_symlinks=False):
                     continue
@@ -1056,8 +1081,10 @@ def _look_at_done(run: AdapterRun, journal: Journal, folder: Path, told: set[tup
                       f"holds since is not read; move it back into {one_line(str(folder))} to have it read (only "
                       "what is new is published), and have the exporter write under a temporary name (.tmp, .part) "
                       "and rename the file when done", file=run.err, flush=True)
-    except OSError:  # done/ away (a share), or not a folder: looked at again at the next late look
+    except OSError:  # done/ away (a share) meanwhile: looked at again at the next late look
         return
+    finally:
+        os.close(done)
     told.intersection_update(seen)
     told.update(seen)
 
@@ -1072,17 +1099,17 @@ def _named_in(folder: Path, st: os.stat_result) -> bool:
         return False
 
 
-def _move_free(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder`` under a name no file there has: its own, or 'name.1.ext', 'name.2.ext'... In one
-    step, never with two names (a stop between a link and an unlink would leave it with two, which ``finish_move``
-    takes for an archive a stop cut short, and reads again), and never over a file of that name (an
-    exporter's next export): ``_rename_new``."""
+def _move_free(path: Path, folder: Path, at: int | None = None) -> Path:
+    """Move ``path`` (a name in the folder ``at`` is open on, if given) into ``folder`` under a name no file there
+    has: its own, or 'name.1.ext', 'name.2.ext'... In one step, never with two names (a stop between a link and an
+    unlink would leave it with two, which ``finish_move`` takes for an archive a stop cut short, and reads again),
+    and never over a file of that name (an exporter's next export): ``_rename_new``."""
     n = 0
     while True:
         target = folder / _numbered(path, n)
         n += 1
         try:
-            _rename_new(path, target)
+            _rename_new(path, target, at)
         except FileExistsError:
             continue
         return target
@@ -1093,17 +1120,19 @@ _AT_FDCWD = -100
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def _rename_new(source: Path, target: Path) -> None:
-    """Rename ``source`` to ``target``, FileExistsError if ``target`` exists: Linux's ``renameat2`` with
-    RENAME_NOREPLACE, which decides in the same step. Where the system or the file system has no such rename (some
-    network shares), a look first, then a rename: a file made at that name in between would be replaced."""
+def _rename_new(source: Path, target: Path, at: int | None = None) -> None:
+    """Rename ``source`` (a name in the folder ``at`` is open on, if given) to ``target``, FileExistsError if
+    ``target`` exists: Linux's ``renameat2`` with RENAME_NOREPLACE, which decides in the same step. Where the system
+    or the file system has no such rename (some network shares), a look first, then a rename: a file made at that
+    name in between would be replaced."""
     renameat2 = getattr(_LIBC, "renameat2", None)
     if renameat2 is not None:
-        if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        source_dir = _AT_FDCWD if at is None else at
+        if renameat2(source_dir, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
             return
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
             raise OSError(err, os.strerror(err), str(target))  # FileExistsError for EEXIST
     if os.path.lexists(target):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-    os.rename(source, target)
+    os.rename(source, target, src_dir_fd=at)
