@@ -325,15 +325,37 @@ def reaches(acl: Acl, planned: Iterable[Acl]) -> bool:
     there."""
     if acl.permission != "ALLOW":
         return False
+    if acl.resource not in _BOUNDED or acl.pattern not in _PATTERNS:
+        # A login's resource (delegation tokens), or one the client cannot name: ``unbounded`` says whether it may.
+        return unbounded(acl, {w.principal for w in planned})
     if acl.resource == "CLUSTER":
         # It may change the ACLs, act as a node, or make any topic first (a Puente topic not made yet, wrongly), or
         # list every ACL and every SCRAM login (DESCRIBE: DescribeAcls, DescribeUserScramCredentials), the map of
-        # who may reach what. (Puente's own admin login is a super user, as the local and compose Kafka make it: no
-        # rule of its here.)
-        return acl.operation in _CLUSTER_POWERS
+        # who may reach what; or do what the client cannot name (UNKNOWN: a power of a later Kafka, such as
+        # CreateTokens), never taken to be harmless. (Puente's own admin login is a super user, as the local and
+        # compose Kafka make it: no rule of its here.)
+        return acl.operation in _CLUSTER_POWERS or acl.operation == "UNKNOWN"
     if acl.operation in _LOOK_ONLY:
         return False  # only describes: a monitoring login's, when named (``looks_in``)
     return _matches(acl, planned)
+
+
+def unbounded(acl: Acl, principals: Iterable[str]) -> bool:
+    """Whether an ALLOW rule is on a resource Puente cannot bound, and so may reach one of its parties: a USER
+    resource naming one of ``principals`` or any ``agency-`` or ``partner-`` login (``puentes``), any user
+    (``User:*``), or users by a pattern; or a resource type or pattern type other than those the plan uses (the
+    client names a type it does not know UNKNOWN: librdkafka reads Kafka's USER and DELEGATION_TOKEN so, and says
+    neither which nor whose). Fail closed: such a rule is drift whoever holds it, never "left as it is". A USER rule
+    is how a login mints delegation tokens for another (CreateTokens, DescribeTokens on ``User:partner-COL``): were
+    tokens ever enabled, its holder would authenticate as that party. Kafka's own ``kafka-acls`` names and removes
+    it; Puente's client cannot, so ``broker.kafka.acls.apply_acls`` reports it to remove by hand."""
+    if acl.permission != "ALLOW":
+        return False
+    if acl.resource == "USER":  # a later client that names the type: whose login the rule reaches is in its name
+        user = acl.name.removeprefix("User:")
+        return (acl.pattern != "LITERAL" or user == acl.name or user == "*"
+                or puentes(user, (*principals, BROKER, AUDITOR, CONSOLE, ADMIN)))
+    return acl.resource not in _BOUNDED or acl.pattern not in _PATTERNS
 
 
 def looks_in(acl: Acl, planned: Iterable[Acl], observers: Collection[str]) -> bool:
@@ -379,6 +401,10 @@ cannot know), and taking it away would stop `topics apply`, which never deletes.
 admin's own rules are known to be spared."""
 
 
+_BOUNDED = frozenset({"TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"})
+"""The resource types whose reach ``reaches`` can judge from a rule's name and pattern: those the plan grants, and
+the cluster. Any other is ``unbounded``'s."""
+_PATTERNS = frozenset({"LITERAL", "PREFIXED"})
 _LOOK_ONLY = frozenset({"DESCRIBE", "DESCRIBE_CONFIGS"})
 _CLUSTER_POWERS = frozenset({"ALL", "ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE"})
 

@@ -34,7 +34,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from broker.access import DATA_OPERATIONS, Acl, looks_in, managed, ours_alone, puentes, reaches, wildcard
+from broker.access import DATA_OPERATIONS, Acl, looks_in, managed, ours_alone, puentes, reaches, unbounded, wildcard
 from broker.kafka.admin import Admin
 from broker.topology import TopicNames
 from puente.errors import KafkaError, KafkaOperationError, KafkaUnavailableError
@@ -69,7 +69,9 @@ class AclChanges:
     """Rules of principals that are not Puente's parties (``User:*`` too) letting them read or write records of, or
     use, resources of this deployment alone (``broker.access.ours_alone``, ``DATA_OPERATIONS``): removed, as a
     party's rule outside the plan is. A login no policy names never reads a feed or writes an audit topic because
-    ``acls apply`` left it."""
+    ``acls apply`` left it. Also every such rule on a resource Puente cannot bound (``broker.access.unbounded``: a
+    USER resource naming a party, one of a type the client reads as UNKNOWN), whatever it allows: one that may let
+    its holder mint a party's delegation tokens is removed, or reported to remove by hand, never left as it is."""
 
     @property
     def mass_removal(self) -> str | None:
@@ -184,12 +186,17 @@ def acl_changes(current: Iterable[Acl], wanted: Iterable[Acl], names: TopicNames
     ``admin``, the login applying the plan, keeps its rules: it may change every ACL, so they grant it nothing. Only
     rules to read, write or use them are intruders (``DATA_OPERATIONS``; ALL too once ``admin`` is known); a rule
     to create, delete or alter them is left to the operator (``strangers``), and so is one only to describe them
-    whose login is not among ``observers`` (``broker.access.looks_in``)."""
+    whose login is not among ``observers`` (``broker.access.looks_in``). A rule on a resource Puente cannot bound (a
+    USER resource naming a party or the admin, a resource type the client cannot name: ``broker.access.unbounded``)
+    is an intruder whatever it allows, and one the client cannot name ``apply_acls`` reports to remove by hand; the
+    admin's own is a stranger."""
     have, want = set(current), set(wanted)
     who = list(principals)
     takes = DATA_OPERATIONS | ({"ALL"} if admin else set())
+    logins = [*who, *([admin] if admin else [])]  # a rule minting tokens for the admin would make its holder one
     intruders = tuple(sorted(a for a in have - want if not managed(a, who) and a.principal != admin
-                             and a.operation in takes and reaches(a, want) and ours_alone(a, want, names)))
+                             and (unbounded(a, logins) or (a.operation in takes and reaches(a, want)
+                                                           and ours_alone(a, want, names)))))
     others = tuple(sorted(a for a in have if not managed(a, who) and a not in intruders))
     everyone = tuple(a for a in others if wildcard(a))
     return AclChanges(tuple(sorted(want - have)), tuple(sorted(a for a in have - want if managed(a, who))),
@@ -235,7 +242,8 @@ async def _make(admin: Admin, changes: AclChanges) -> list[str]:
         failed += [f"add {_acl(b)}: {outcome}" for b, outcome in made.items() if isinstance(outcome, Exception)]
     unnamed = [a for a in changes.removals if _filter(a) is None]
     failed += [f"remove {a}: the Kafka client cannot name this rule's {a.resource}/{a.pattern}/{a.operation}/"
-               f"{a.permission}; remove it with Kafka's kafka-acls tool" for a in unnamed]
+               f"{a.permission}; remove it with Kafka's kafka-acls tool (`kafka-acls --list --principal "
+               f"User:{a.principal}` shows it as Kafka names it)" for a in unnamed]
     filters = [f for f in map(_filter, changes.removals) if f is not None]
     if filters:
         gone = await admin.results("deleting ACLs", await admin.call(
