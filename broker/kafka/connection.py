@@ -62,12 +62,14 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from typing import Protocol as TypingProtocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from broker.private_files import folder_refusal, read_regular, secret_problem
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
+from puente.strict import one_line
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -148,7 +150,8 @@ class KafkaConnection(BaseModel):
                               "security.protocol SASL_SSL")
         if self.security_protocol == "SASL_PLAINTEXT" and not _loopback_only(self.bootstrap):
             # Without TLS the server is never authenticated, and SCRAM as Kafka speaks it binds no channel: a
-            # relay in between signs in as this party and keeps the session.
+            # relay in between signs in as this party and keeps the session. The hosts the cluster advertises,
+            # which the client goes on to, are checked too, once it knows them (``check_advertised``).
             raise ConfigError(f"{where}: security.protocol SASL_PLAINTEXT authenticates no server, so a relay on the "
                               "way could take this login over; it is for a Kafka on this host only: set SASL_SSL")
         if self.uses_tls and not self.check_hostname:
@@ -172,6 +175,29 @@ class KafkaConnection(BaseModel):
             if path is not None:
                 _check_tls_file(Path(path), where, name.replace("_", " "), keys, secret=name == "key_file")
         return self
+
+    def check_advertised(self, brokers: Iterable[Advertised]) -> None:
+        """Refuse, with a ``ConfigError`` in one line naming what to check, a SASL_PLAINTEXT connection whose
+        cluster advertises a broker on another host than this one; any other protocol passes.
+
+        ``check`` admits SASL_PLAINTEXT only when every bootstrap server is on this host, but the bootstrap server
+        only hands out the cluster's metadata: the client then connects, in clear, to the hosts Kafka advertises
+        (``advertised.listeners``), and SCRAM as Kafka speaks it binds no channel, so a relay on the way to one of
+        them signs in as this party. A local forwarder or tunnel to a remote Kafka, or a process on the loopback
+        port advertising a host of its choosing, would take the login off this host. So a client's first metadata
+        (aiokafka's ``cluster.brokers()``, librdkafka's ``list_topics().brokers.values()``: each broker with its
+        ``host``) must name hosts on this host only (``localhost``, a loopback address; a name that merely resolves
+        to one is not taken on trust), before the client reaches any of them. No broker at all (a cluster still
+        starting) passes: the client then stays on its bootstrap connection, which ``check`` admitted."""
+        if self.security_protocol != "SASL_PLAINTEXT":
+            return  # TLS checks each broker's certificate against its name; PLAINTEXT authenticates no one
+        away = sorted({str(broker.host) for broker in brokers if not _loopback(str(broker.host))})
+        if away:
+            shown = one_line(away[0][:80]) + (f" and {len(away) - 1} more" if len(away) > 1 else "")
+            raise ConfigError(f"{self.source}: security.protocol SASL_PLAINTEXT is for a Kafka on this host only, "
+                              f"but the cluster behind {self.servers_from} advertises a broker at {shown}, which "
+                              "the client would reach in clear: set SASL_SSL, or check that Kafka's "
+                              "advertised.listeners name this host only")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for aiokafka: Puente's CA (or the system's), the client certificate if any."""
@@ -389,19 +415,29 @@ def _jaas(entry: Entry, source: str) -> dict[str, str]:
 
 
 def _loopback_only(servers: str) -> bool:
-    """Whether every server of a ``host:port,host:port`` list is on this host (localhost, or a loopback address)."""
-    hosts = [entry.strip().rsplit(":", 1)[0].strip("[]").lower() for entry in servers.split(",") if entry.strip()]
-    if not hosts:
+    """Whether every server of a ``host:port,host:port`` list is on this host (``_loopback``)."""
+    hosts = [entry.strip().rsplit(":", 1)[0] for entry in servers.split(",") if entry.strip()]
+    return bool(hosts) and all(_loopback(host) for host in hosts)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, an IPv6 one in brackets or not) is this host: ``localhost``, or a
+    loopback address. Any other name is not, even one that resolves to a loopback address: what it resolves to
+    is the resolver's to change."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
         return False
-    for host in hosts:
-        if host == "localhost":
-            continue
-        try:
-            if not ipaddress.ip_address(host).is_loopback:
-                return False
-        except ValueError:
-            return False
-    return True
+
+
+class Advertised(TypingProtocol):
+    """A broker of a cluster's metadata, as aiokafka's and librdkafka's ``BrokerMetadata`` both give it."""
+
+    @property
+    def host(self) -> str: ...
 
 
 def _server_set(servers: str) -> frozenset[str]:
