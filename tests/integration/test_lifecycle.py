@@ -119,8 +119,8 @@ async def test_every_lifecycle_path_reaches_the_partners_it_should(env: Env) -> 
     assert _views(col, ref("COL", upgraded)) == [(1, "PUBLISH"), (2, "RECALL")]
     notice = next(v for v in col if v["alert_id"] == ref("COL", upgraded) and v["version"] == 2)
     assert notice["markings"]["classification"] == "" and notice["location"] is None and notice["summary"] is None
-    assert _views(cri, ref("CRI", downgraded)) == [(2, "RECLASSIFY")]
-    assert _views(usa, ref("USA", consented)) == [(2, "CONSENT")]
+    assert _views(cri, ref("CRI", downgraded)) == [(2, "UPDATE")]  # a first copy: no history of what CRI was refused
+    assert _views(usa, ref("USA", consented)) == [(2, "UPDATE")]  # the same
     own = {a["alert_id"] for a in (corrected, upgraded, downgraded, consented)}
     assert not {v["alert_id"] for feed in (col, cri, usa) for v in feed} & own
 
