@@ -39,11 +39,14 @@ from broker.audit_index._ingest import DELIVERS, KNOWN_AS, PartitionIngest, json
 from broker.audit_index._scope import (
     ALIAS,
     ALL_HIDDEN,
+    OPEN_RULES,
     UNDELIVERED_FIELDS,
     VIEW_COLUMNS,
     Scope,
     bit,
     mask_columns,
+    open_rule_sql,
+    open_rules_sql,
     scoped,
 )
 from broker.audit_index._store import UNKNOWN_CHAIN, at_ms, chain_key, chain_name, connect, iso_ms, translated
@@ -273,6 +276,13 @@ def _shown(scope: Scope, column: str) -> str:
     """SQL for ``column`` (one of ``VIEW_COLUMNS``) as ``scope`` reads it: blank (NULL) for a scoped
     auditor where the row's view changed its field (``hidden``), as ``scoped`` blanks it in a row."""
     return column if scope.national else f"CASE WHEN hidden & {bit(column)} THEN NULL ELSE {column} END"
+
+
+def _first_rule(scope: Scope) -> str:
+    """SQL for a withheld row's reason as ``scope`` reads it: its first rule (``-`` for none); for a scoped auditor
+    the first of its rules as ``scoped`` reads them (``_scope.open_rule_sql``), so that one never counts by a rule
+    on the content of alerts its partner was not sent."""
+    return f"COALESCE({'first_rule' if scope.national else open_rule_sql('first_rule')}, '-')"
 
 
 def _decisions(scope: Scope, index: str, alias: str = "decisions") -> str:
@@ -775,7 +785,14 @@ class AuditIndex:
                 clauses.append("alert_id = ?")
                 args.append(resolved[0] if resolved is not None else None)
         if q.rule:
-            if scope.partner is not None:  # (the same: only its partner's rule rows, which ``_source`` seeks by)
+            if scope.partner is not None and q.rule not in OPEN_RULES:
+                # A rule on the alert's content: its partner's auditor reads it only on a row whose view went to the
+                # partner (``scoped``), so it matches those alone, each by its own rules (by the row's id, never by
+                # a count of the rule's rows, which would count the withheld ones too: ``_source``).
+                clauses += [_DELIVERED_SCOPED, "EXISTS (SELECT 1 FROM decision_rules WHERE decision_id = decisions.id "
+                                               "AND rule = ?)"]
+                args.append(q.rule)
+            elif scope.partner is not None:  # (the same: only its partner's rule rows, which ``_source`` seeks by)
                 clauses.append("id IN (SELECT decision_id FROM decision_rules INDEXED BY rules_by_partner WHERE "
                                "partner = ? AND rule = ?)")
                 args += [scope.partner, q.rule]
@@ -795,10 +812,12 @@ class AuditIndex:
         auditor, one alert's rows of its partner by the alert's index; else, filtered by a rule its partner's rule
         rows name at most ``RULE_SEEKS`` times, those rows each by its id (``NOT INDEXED``: by id, never by an index
         over every partner's rows; the ids only its partner's rule rows give, ``_where``); else its partner's rows by
-        outcome, when filtered by one, or by time."""
+        outcome, when filtered by one, or by time (a rule outside ``OPEN_RULES``, which matches its delivered rows
+        alone, ``_where``, by time too: how many rows of the rule there are, withheld ones included, chooses
+        nothing)."""
         if q.alert and not q.alert.endswith("*"):
             return _decisions(scope, "decisions_by_alert")
-        if q.rule and scope.partner is not None and int(self._one(
+        if q.rule in OPEN_RULES and scope.partner is not None and int(self._one(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM decision_rules INDEXED BY rules_by_partner WHERE partner = ? AND "
                 "rule = ? LIMIT ?)", [scope.partner, q.rule, RULE_SEEKS + 1]) or 0) <= RULE_SEEKS:
             return "decisions NOT INDEXED"
@@ -921,8 +940,8 @@ class AuditIndex:
         where, args = ("partner = ?", [scope.partner]) if scope.partner is not None else ("1 = 1", [])
         out: dict[str, list[str]] = {TOO_MANY: []}
 
-        def listed(name: str, sql: str) -> None:
-            values = [v for (v,) in self._all(f"{sql} LIMIT {MAX_CHOICES + 1}", args)]
+        def listed(name: str, sql: str, bound: list[Any] = args) -> None:
+            values = [v for (v,) in self._all(f"{sql} LIMIT {MAX_CHOICES + 1}", bound)]
             if len(values) > MAX_CHOICES:
                 out[TOO_MANY].append(name)
                 values = []
@@ -935,7 +954,13 @@ class AuditIndex:
                 only += f" AND (hidden & {bit(column)}) = 0"
             listed(name, f"SELECT DISTINCT {column} FROM {_decisions(scope, 'decisions_by_partner_decision')} WHERE "
                          f"{where}{only} AND {column} IS NOT NULL ORDER BY 1")
-        listed("rules", f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1")
+        if scope.national:
+            listed("rules", f"SELECT DISTINCT rule FROM decision_rules WHERE {where} ORDER BY 1")
+        else:  # as ``scoped`` reads them: on a row not sent to its partner, only ``OPEN_RULES`` (``_where`` matches so)
+            delivered = (f"SELECT id FROM {_decisions(scope, 'decisions_by_partner_decision')} WHERE {where} AND "
+                         f"{_DELIVERED}")
+            listed("rules", f"SELECT DISTINCT rule FROM decision_rules INDEXED BY rules_by_partner WHERE {where} AND "
+                            f"(rule IN ({open_rules_sql()}) OR decision_id IN ({delivered})) ORDER BY 1", args * 2)
         return out
 
     def alert_name(self, scope: Scope, given: str) -> str | None:
@@ -1358,7 +1383,7 @@ class AuditIndex:
             f"WHERE {where} AND went = 1 AND decision IN (?, ?) GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             [*args, *DELIVERS])]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
-            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM {table} WHERE {where} AND "
+            f"SELECT {_first_rule(scope)}, partner, COUNT(*) FROM {table} WHERE {where} AND "
             "decision = 'WITHHOLD' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", args)]
         latency = []
         for to, expr in (("delivery", "at_ms - ingress_ms"), ("receipt", "receipt_at_ms - ingress_ms")):
@@ -1387,7 +1412,7 @@ class AuditIndex:
             f"COUNT(DISTINCT alert_id) FROM decisions "
             f"INDEXED BY {shared_index} WHERE {mine}{_SHARED} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4", args)]
         withheld = [{"reason": r, "partner": p, "count": n} for r, p, n in self._all(
-            f"SELECT COALESCE(first_rule, '-'), partner, COUNT(*) FROM decisions INDEXED BY decisions_withheld "
+            f"SELECT {_first_rule(scope)}, partner, COUNT(*) FROM decisions INDEXED BY decisions_withheld "
             f"WHERE {mine}decision = 'WITHHOLD' "
             "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", args)]
         latency = []

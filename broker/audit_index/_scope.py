@@ -10,11 +10,16 @@ only what that partner's view kept. Every field of a decision row falls under on
 - ``VIEW_COLUMNS``: the alert's descriptions, each keyed to the field of the alert it was copied
   from, shown only in a row whose view went to the partner and kept that field.
 
-Anything else (a field the audit adds later, a province, the markings) is blanked. Every other row that leaves
-the index for such an auditor (an alert's timeline events, its "why" rows) falls under the allow-list of its kind,
-``ROW_FIELDS``, though each is made from decision rows already scoped: a field the index adds to one later is
-blanked until it is named there. A row of a kind no allow-list names (a dead letter, which a partner's auditor is
-never shown; a kind the index adds later), or one naming another partner, keeps only its ``kind``: fails closed.
+Anything else (a field the audit adds later, a province, the markings) is blanked. Of a row whose view did not go to
+the partner, its rule ids are read under their own allow-list, ``OPEN_RULES`` (``shown_rules``): nearly every rule id
+is a function of the alert's content (``caveat.PANAMA_ONLY``: its markings), so each other is read as one placeholder,
+and the index's rule filter, choices and "withheld by reason" read them so too (``open_rule_sql``).
+
+Every other row that leaves the index for such an auditor (an alert's timeline events, its "why" rows) falls under
+the allow-list of its kind, ``ROW_FIELDS``, though each is made from decision rows already scoped: a field the index
+adds to one later is blanked until it is named there. A row of a kind no allow-list names (a dead letter, which a
+partner's auditor is never shown; a kind the index adds later), or one naming another partner, keeps only its
+``kind``: fails closed.
 
 No row names the alert by its own id: an id is ``AGENCY:reference``, and references carry content (a post, a date,
 a sequence). An alert the partner held (a feed record or recall notice of it went to the partner, at some version)
@@ -74,7 +79,8 @@ UNDELIVERED_FIELDS = frozenset({
     "kind", "delivered",
     # which decision, about whom, when; of the alert, the partner's reference or alias, never its id (``scoped``)
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",
-    "agreement", "policy_version", "rules", "reasons",  # under what (reasons emptied)
+    "agreement", "policy_version", "reasons",  # under what (reasons emptied)
+    "rules",  # of their ids, only those that read nothing of the alert (``OPEN_RULES``; ``shown_rules``)
 })
 """What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
 a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
@@ -166,6 +172,50 @@ def mask_columns(mask: int) -> list[str]:
     return [c for c in VIEW_COLUMNS if mask & _BIT[c]]
 
 
+OPEN_RULES = frozenset({
+    "unknown.partner",  # the partner the decision was asked about is not one the policy knows: nothing of the alert
+    "time.naive",  # the decision's own time was no time with a UTC offset: nothing of the alert
+})
+"""The rule ids (``policies._decide``) a partner's auditor reads on a row whose view did not go to its partner: those
+that depend on nothing the alert holds. An allow-list: every other rule id is a function of the alert's content
+(``caveat.X``, ``handling.X``: its markings; ``partner.clearance``, ``<agreement>.max_classification``: its
+classification; ``agreement.coverage``, ``unknown.alert_type``: its type; ``originator.foreign``: its origin or a
+list it names; ``<rule>.<condition>``: what the condition reads; ``alert.*``: its dates or form), and so are some
+that look as though they were about the agreement: ``<agreement>.validity`` is only checked for an alert of a type
+that agreement covers, and ``agreement.none`` only for one of a type the policy knows. A rule id added to the policy
+is such a one until it is named here. Each is read as ``CONTENT_RULE`` (``shown_rules``)."""
+
+CONTENT_RULE = "(a rule on the alert's content)"
+"""What a partner's auditor reads, once, in place of the rule ids outside ``OPEN_RULES`` of a row whose view did not
+go to its partner: that such rules withheld or applied, never which, nor how many (the number of caveats is content
+too). No rule id can be it: a policy's ids are codes (letters, digits, ``_.-``), so filtering by it matches nothing."""
+
+
+def shown_rules(rules: Iterable[Any]) -> list[str]:
+    """``rules`` (a row's rule ids, in order) as a partner's auditor reads them on a row whose view did not go to its
+    partner: those in ``OPEN_RULES`` as they are, every other one (a value that is no string included) as one
+    ``CONTENT_RULE``, where the first of them stood. Its first is the row's first rule as that auditor reads it
+    (``open_rule_sql``): what "withheld by reason" counts by."""
+    return list(dict.fromkeys(r if isinstance(r, str) and r in OPEN_RULES else CONTENT_RULE for r in rules))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_rule_sql(column: str) -> str:
+    """SQL for rule id ``column`` as ``shown_rules`` reads it on a row its partner was not sent: the id when it is in
+    ``OPEN_RULES``, else ``CONTENT_RULE`` (NULL stays NULL), so that the searches, choices and indicators the index
+    answers in SQL name rules exactly as ``scoped`` does."""
+    return (f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} IN ({', '.join(map(_literal, sorted(OPEN_RULES)))}) "
+            f"THEN {column} ELSE {_literal(CONTENT_RULE)} END")
+
+
+def open_rules_sql() -> str:
+    """SQL listing ``OPEN_RULES``, for ``rule IN (...)``."""
+    return ", ".join(map(_literal, sorted(OPEN_RULES)))
+
+
 LIFECYCLE_FIELDS = frozenset({"kind", "at", "version"})
 """What a partner's auditor may read of an alert's publication, update or recall (a timeline's ``PUBLISHED``,
 ``UPDATED``, ``RECALLED`` naming no partner): which version, and when it was published to Puente, which it reads
@@ -217,6 +267,7 @@ a kind not named here (``DEAD_LETTER``, ``DEAD_LETTERS_NOT_SHOWN``: dead letters
 kind added later) keeps only its ``kind``, every other field blanked."""
 
 _LIFECYCLE = ("PUBLISHED", "UPDATED", "RECALLED")
+_UNSENT_EVENTS = frozenset({"WITHHELD", "DECIDED", "RECALLED"})  # a timeline's decisions whose view did not go
 _KIND_ONLY = frozenset({"kind"})
 _CHANGE_KEYS = ("field", "action", "rule", "named")
 
@@ -233,7 +284,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     named is refused, a field the audit or the index adds later included. Reason texts quote the alert and name
     other partners ("releasable_to (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text:
     a partner's auditor gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never
-    the texts (``reasons`` emptied; of each change in ``redacted`` or ``changes``, ``_CHANGE_KEYS`` alone).
+    the texts (``reasons`` emptied; of each change in ``redacted`` or ``changes``, ``_CHANGE_KEYS`` alone); and of a
+    row whose view did not go to its partner, only the rule ids that read nothing of the alert (``shown_rules``).
 
     A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
@@ -267,6 +319,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
         if out.get("delivered") is not True:
             # ``redacted`` too: a view's changed field paths say what the alert held (a passport: a person).
             out = _kept(out, UNDELIVERED_FIELDS)
+            # And its rule ids but those that read nothing of the alert: the others name its markings, type...
+            out["rules"] = shown_rules(out["rules"] if isinstance(out.get("rules"), list) else [])
         else:
             hidden = out.get("hidden")
             covered = (set(hidden) if isinstance(hidden, list) and all(isinstance(h, str) for h in hidden)
@@ -281,6 +335,9 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
                 out[name] = []
     else:
         out = _kept(out, _row_fields(scope, out))
+        if out.get("kind") in _UNSENT_EVENTS and isinstance(out.get("rules"), list):
+            # Made from decision rows scoped above, so already so; read again so, should one come another way.
+            out["rules"] = shown_rules(out["rules"])
     if out.get("reasons") is not None:
         out["reasons"] = []  # the texts: never a partner's auditor's, whatever the row
     for name in ("redacted", "changes"):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.audit import ChainWriter, verify_partition
 from broker.audit_index import AlwaysKept, AuditIndex, Query, Scope, scoped
+from broker.audit_index._scope import CONTENT_RULE
 from broker.crypto import checker, sign_checkpoint
 from puente.wire import iso_utc
 
@@ -553,7 +554,7 @@ def test_a_partner_scope_reads_nothing_descriptive_of_an_alert_it_was_not_sent(t
     # A view never sent: its changed paths would say what the alert held (a passport: a person).
     assert not any("passport" in repr(r) for r in hidden)
     never_sent = index.why(USA, w2, "USA", "subject.passport")
-    assert [(w["outcome"], w["rule"]) for w in never_sent] == [("not sent", "usa.cover")]
+    assert [(w["outcome"], w["rule"]) for w in never_sent] == [("not sent", CONTENT_RULE)]  # usa.cover: its type
     assert index.why(Scope(), "W:2", "USA", "subject.passport")[0]["outcome"] == "dropped"
     assert [e["kind"] for e in index.timeline(USA, "SNM:1") or []] == ["PUBLISHED", "DELIVERED"]
     national = index.search(Scope(), Query(alert="W:1", partner="USA")).rows[0]
@@ -574,12 +575,12 @@ def test_a_partner_scope_cannot_filter_or_count_what_it_was_not_sent_by_its_desc
     assert index.search(Scope(), Query(decision="WITHHOLD", agency="DNI")).total == 1
     facets = index.facets(USA)
     assert facets["agencies"] == ["SENAFRONT"] and facets["alert_types"] == ["SMUGGLING"]
-    assert "WITHHOLD" in facets["decisions"] and "partner.clearance" in facets["rules"]
+    assert "WITHHOLD" in facets["decisions"] and facets["rules"] == ["usa.cover"]  # partner.clearance: withheld
     assert "DNI" in index.facets(Scope())["agencies"]
     everything = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
     for found in (index.indicators(USA), index.indicators(USA, *everything)):
         assert not any(h in repr(found) for h in ("ARMS", "BOCAS", "DNI"))
-        assert found["withheld_by_reason"] == [{"reason": "partner.clearance", "partner": "USA", "count": 1}]
+        assert found["withheld_by_reason"] == [{"reason": CONTENT_RULE, "partner": "USA", "count": 1}]
 
 
 def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
@@ -594,7 +595,8 @@ def test_the_scoped_row_is_an_allow_list_and_fails_closed() -> None:
         out = scoped(USA, given)
         assert out["future_marking"] is None and out["alert_type"] is None and out["reasons"] == []
         assert out["redacted"] == []  # the view's changed paths say what the alert held (a passport: a person)
-        assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == (None, "USA", "DELIVER", ["r"])
+        assert (out["alert_id"], out["partner"], out["decision"], out["rules"]) == (None, "USA", "DELIVER",
+                                                                                    [CONTENT_RULE])
         # The index says USA was sent it, and by which id USA knows it: that one, never the alert's own.
         assert scoped(USA, {**given, "held_as": "ref-abc"})["alert_id"] == "ref-abc"
     shown = scoped(USA, {**row, "delivered": True})
@@ -662,7 +664,10 @@ def test_a_scoped_search_walks_only_its_partners_rows(big_index: AuditIndex, q: 
     plan = " ".join(str(row[-1]) for row in index._all(
         f"EXPLAIN QUERY PLAN SELECT id FROM decisions WHERE {where} ORDER BY at_ms DESC, id DESC", args))  # noqa: S608 - the index's own clause
     used = set(re.findall(r"(?:INDEX|USING COVERING INDEX) (\w+)", plan))
-    assert used and used <= {"decisions_by_partner", "decisions_by_partner_decision", "rules_by_partner"}, plan
+    # A rule on the content matches a row by its own id (``_where``): a seek of one rule row, by rule and that id.
+    assert all(m == "(rule=? AND decision_id=?)" for m in re.findall(r"INDEX rules_by_rule (\([^)]*\))", plan)), plan
+    assert used and used <= {"decisions_by_partner", "decisions_by_partner_decision", "rules_by_partner",
+                             "rules_by_rule"}, plan
 
 
 def test_count_is_uncapped_where_a_search_page_stops(index: AuditIndex, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -725,10 +730,13 @@ def test_why_names_a_recall_notice_and_an_unknown_decision_never_withheld(tmp_pa
     with AuditIndex(tmp_path / "index.sqlite") as index:
         _ingest(index, {DECISIONS: blocks})
         for scope in (Scope(), Scope("COL")):
+            # COL's auditor reads no rule id of a row whose view did not go to COL (``OPEN_RULES``): a placeholder.
+            hid = (lambda rule: rule) if scope.national else (lambda rule: CONTENT_RULE)
             assert [(r["decision"], r["outcome"], r["rule"]) for r in index.why(scope, "X", "COL", "subject.name")] == [
-                ("DELIVER", "kept", "col.cover"), ("RECALL", "recall notice sent", "lifecycle.recall"),
-                ("RECALL", "recall notice not sent", "lifecycle.recall"),
-                ("QUARANTINE", "unknown decision", "future.rule"), ("WITHHOLD", "withheld", "partner.clearance")]
+                ("DELIVER", "kept", "col.cover"), ("RECALL", "recall notice sent", hid("lifecycle.recall")),
+                ("RECALL", "recall notice not sent", hid("lifecycle.recall")),
+                ("QUARANTINE", "unknown decision", hid("future.rule")),
+                ("WITHHOLD", "withheld", hid("partner.clearance"))]
 
 
 def _col_receipts(*receipts: tuple[int | None, str, int, int], batch: int = 1 << 30) -> list[bytes]:
