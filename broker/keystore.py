@@ -26,7 +26,11 @@ holder signs or seals with), except an agency's key-agreement key, which the age
 key-agreement key an agency pairs with, named the same way once it holds several (``broker-in-use``,
 ``broker_key_in_use``), since its id is only what was typed at import. Older ones stay
 loadable, and a reader verifies or decrypts with every generation it holds (``load_verify_keys``,
-``load_decryption_keys``, ``signature_check``), so records made before a rotation still open.
+``load_decryption_keys``, ``signature_check``), so records made before a rotation still open. A key-agreement
+key is the exception: every generation held would MAC for its owner for good, so once what the old one MACed is
+processed the broker's operator retires it (``retire_kex``; ``puente keys retire``, named by ``keys use`` and
+``keys import-public`` at each rotation, and flagged by ``keys list`` until it is done), and no MAC pair with it
+is derived again, even from a copy imported later.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
+import hashlib
 import hmac
 import json
 import os
@@ -143,6 +149,12 @@ def _read_key_file(path: Path, key_id: str) -> tuple[bytes, os.stat_result]:
 IN_USE = "in-use"
 # In an agency's folder: the id of the broker's key-agreement key its adapter pairs with, once it holds more than one.
 BROKER_IN_USE = "broker-in-use"
+# In the broker's folder: the key-agreement keys retired for good (``Keystore.retire_kex``; ``puente keys retire``),
+# one ``<key id> <SHA-256 hex of its public half>`` line each: no MAC pair with one is derived again, whatever file
+# holds it, under its id or another, so a leaked key imported again stays refused.
+RETIRED_KEX = "retired-kex"
+_MAX_RETIRED_KEX = 256 * 1024  # some 2,500 lines: far beyond the keys any site retires
+_RETIRED_LINE = re.compile(r"(?P<key_id>\S+) (?P<digest>[0-9a-f]{64})")
 # A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
 CLIENT_CONFIG = "client.properties"
 PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before Kafka took its password
@@ -393,9 +405,10 @@ class _Custody:
 
 
 _BROKER_CUSTODY = _Custody(
-    BROKER_OWNER, "the broker", _broker_makes, frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE}), None,
+    BROKER_OWNER, "the broker", _broker_makes,
+    frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE, RETIRED_KEX}), None,
     "`puente keys generate --for broker` makes its signing and key-agreement keys",
-    f"only <key id>.json key files and {CLIENT_CONFIG}")
+    f"only <key id>.json key files, {CLIENT_CONFIG} and {RETIRED_KEX}")
 
 
 def _agency_custody(agency: str) -> _Custody:
@@ -423,8 +436,9 @@ def _kept_name(name: str, custody: _Custody) -> bool:
     """Whether the keystore itself writes ``name`` into ``custody``'s folder, besides its key files: a party's Kafka
     login (and its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password, and,
     in an agency's folder, the one it moved aside when the agency was no longer named and its login disabled), the
-    agency's ``in-use`` and ``broker-in-use`` choices, a retired shared agency-mac key (``retired_files``), or
-    ``write_atomic``'s temporary name for any of them or for a key file, left by a write that crashed."""
+    agency's ``in-use`` and ``broker-in-use`` choices, the broker's ``retired-kex`` list (``Keystore.retire_kex``), a
+    retired shared agency-mac key (``retired_files``), or ``write_atomic``'s temporary name for any of them or for a
+    key file, left by a write that crashed."""
     temporary = _TEMPORARY.fullmatch(name)
     if temporary is not None:
         inner = temporary["name"]
@@ -712,6 +726,12 @@ class Keystore:
             return (f"{shown}: cannot be read as a regular file of yours, so no one can tell whether it holds a key: "
                     f"move it out of {one_line(str(self.path))}")
         if not _holds_foreign_secret(path.name, data, custody):
+            if path.name == RETIRED_KEX:
+                try:
+                    self.retired_kex()  # one that does not read has the MAC table refused: named here before
+                except KeyMaterialError as exc:
+                    return str(exc)
+                return None
             if _RETIRED.fullmatch(path.name) is None:
                 return None
             secret = _retired_secret(data)
@@ -892,21 +912,139 @@ class Keystore:
     def _in_use(self, name: str = IN_USE) -> str | None:
         """The key id the ``in-use`` file (or ``name``) names, or None without one; refused as a public file is when
         others may rewrite it (whoever may could switch the adapter to a key the broker does not hold)."""
+        data = self._read_state(name, 200)
+        if data is None:
+            return None
+        path = self.path / name
+        text = data.decode("ascii", "replace").strip()
+        if len(data) > 200 or not KEY_ID_PATTERN.fullmatch(text):
+            raise KeyMaterialError(f"{path} does not hold one key id: run `puente keys use KEY_ID --dir {self.path}`")
+        return text
+
+    def _read_state(self, name: str, limit: int) -> bytes | None:
+        """The first ``limit + 1`` bytes of the state file ``name`` here (``in-use``, ``retired-kex``), or None when
+        there is none; KeyMaterialError (one line) when it cannot be read, or others may rewrite it or its folder:
+        whoever may could switch the adapter to a key the broker does not hold, or take a key off the retired list."""
         path = self.path / name
         if not os.path.lexists(path):
             return None
         try:
-            data, info = read_regular(path, 200, KeyMaterialError)
+            data, info = read_regular(path, limit, KeyMaterialError)
         except OSError as exc:
             raise KeyMaterialError(f"cannot read {path}: {exc.strerror}") from None
         problem = (f"writable by others (mode {stat.S_IMODE(info.st_mode):04o}); run chmod 644 on it"
                    if stat.S_IMODE(info.st_mode) & 0o022 else folder_refusal(path.parent))
         if problem is not None:
             raise KeyMaterialError(f"{path}: {problem}")
-        text = data.decode("ascii", "replace").strip()
-        if len(data) > 200 or not KEY_ID_PATTERN.fullmatch(text):
-            raise KeyMaterialError(f"{path} does not hold one key id: run `puente keys use KEY_ID --dir {self.path}`")
-        return text
+        return data
+
+    def retired_kex(self) -> dict[str, str]:
+        """The key-agreement keys retired here (``retire_kex``), key id to the SHA-256 hex of its public half; empty
+        without ``retired-kex``. KeyMaterialError (one line) when the list is there but cannot be read, others may
+        rewrite it, or a line is not as ``retire_kex`` writes it: a list no one can read cannot say which keys it
+        retires, so every reader refuses rather than take one of them again."""
+        data = self._read_state(RETIRED_KEX, _MAX_RETIRED_KEX)
+        if data is None:
+            return {}
+        path = self.path / RETIRED_KEX
+        if len(data) > _MAX_RETIRED_KEX:
+            raise KeyMaterialError(f"{path} is too large to be the list `puente keys retire` writes: check what it is")
+        retired: dict[str, str] = {}
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            text = "\0"  # refused below, by its first line
+        for number, line in enumerate(text.splitlines(), 1):
+            found = _RETIRED_LINE.fullmatch(line)
+            if found is None or not KEY_ID_PATTERN.fullmatch(found["key_id"]):
+                raise KeyMaterialError(f"{path} line {number} is not '<key id> <sha256 hex>' as `puente keys retire` "
+                                       "writes it, so no one can tell which keys it retires: restore it from a backup")
+            retired[found["key_id"]] = found["digest"]
+        return retired
+
+    def retire_kex(self, key_id: str, *, force: bool = False) -> tuple[KeyRecord, bool]:
+        """Retire the key-agreement key ``key_id`` (an agency's public half or the broker's own) in this folder, the
+        broker's, for good; return it and whether this call retired it (False: retired already).
+
+        Its id and the SHA-256 of its public half go on the ``retired-kex`` list, and ``agency_mac_lookup`` derives
+        no pair with a key either names again, whatever file holds it: removing the key file alone revoked it only
+        until someone imported the same PEM again (``import_public`` refuses a retired key too). The file itself is
+        kept: it is what stops the same public half coming back under another id. Refused, with nothing written:
+        an agency's own folder (it stops using a key with `keys use`), a key not held here (its public half names
+        it on the list), and, unless ``force``, the only key-agreement key of its owner left unretired (for an
+        agency, every record it MACs would then be dead-lettered; for the broker, every agency's)."""
+        parsed = parse_key_id(key_id)
+        if parsed.kind is not KeyKind.KEY_AGREEMENT:
+            raise KeyMaterialError(f"key {key_id} is not a key-agreement key (<AGENCY>-kex-<generation>, or the "
+                                   "broker's broker-kex-<generation>): only those derive ingress MAC keys; other "
+                                   "keys rotate by their generation")
+        with self._alone():  # two retirements at once never lose one of them
+            if self._holds_agency_private():
+                raise KeyMaterialError(f"keystore {self.path} holds an agency's own key: keys are retired in the "
+                                       "broker's folder (--dir <keys>/broker); an agency stops using a key with "
+                                       "`puente keys use`")
+            if not (self.path / f"{key_id}.json").exists():
+                raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds no such key, and a key is retired "
+                                       "by its public half: import its PEM (`puente keys import-public`), then retire "
+                                       "it")
+            record = self.load(key_id, KeyKind.KEY_AGREEMENT)
+            if record.owner != BROKER_OWNER:
+                self.refuse_private(record)
+            retired = self.retired_kex()
+            if key_id in retired:
+                return record, False
+            digest = hashlib.sha256(record.public or b"").hexdigest()
+            left = [r.key_id for r in self.generations(record.owner, KeyKind.KEY_AGREEMENT)
+                    if r.key_id != key_id and r.key_id not in retired
+                    and hashlib.sha256(r.public or b"").hexdigest() not in retired.values()
+                    and (record.owner != BROKER_OWNER or r.secret is not None)]
+            if not left and not force:
+                whose = "the broker's" if record.owner == BROKER_OWNER else f"{record.owner}'s"
+                cut = ("every agency's records" if record.owner == BROKER_OWNER
+                       else f"every record {record.owner} MACs")
+                raise KeyMaterialError(
+                    f"key {key_id} is {whose} only key-agreement key in {self.path} not retired: retired, {cut} would "
+                    "be dead-lettered until a new generation is in use; make and hand over the new generation first "
+                    "(`puente keys generate --generation G`, `keys import-public`, `keys use`), or add --force to cut "
+                    f"{record.owner} off now (a leaked key); nothing was written")
+            retired[key_id] = digest
+            text = "".join(f"{kid} {value}\n" for kid, value in retired.items())
+            try:
+                write_atomic(self.path / RETIRED_KEX, text.encode("ascii"), 0o644)
+            except OSError as exc:
+                raise KeyMaterialError(f"cannot write {self.path / RETIRED_KEX}: {exc.strerror}; {key_id} was not "
+                                       "retired") from None
+        return record, True
+
+    def older_kex(self) -> list[tuple[str, list[str], str]]:
+        """(owner, its older generations not retired, its newest) for each owner of which this folder, the broker's,
+        holds more than one key-agreement generation not retired (``retire_kex``), the broker's own counted only with
+        their private half; newest by generation label (``compare_generations``), then by when made or imported.
+        Every generation held keeps verifying what it MACs, so after a rotation the older one is a leaked key's way
+        in until it is retired: what `keys list` and `keys import-public` name."""
+        retired = self.retired_kex()
+        by_owner: dict[str, list[KeyRecord]] = {}
+        for record in self.parsed_keys():
+            if record.kind is not KeyKind.KEY_AGREEMENT or record.key_id in retired:
+                continue
+            if hashlib.sha256(record.public or b"").hexdigest() in retired.values():
+                continue
+            if record.owner == BROKER_OWNER and record.secret is None:
+                continue
+            by_owner.setdefault(record.owner, []).append(record)
+
+        def order(a: KeyRecord, b: KeyRecord) -> int:
+            label = compare_generations(parse_key_id(a.key_id).generation, parse_key_id(b.key_id).generation)
+            if label:
+                return label
+            return (a.created_at > b.created_at) - (a.created_at < b.created_at)
+
+        found = []
+        for owner, records in sorted(by_owner.items()):
+            if len(records) > 1:
+                ranked = sorted(records, key=functools.cmp_to_key(order))
+                found.append((owner, [r.key_id for r in ranked[:-1]], ranked[-1].key_id))
+        return found
 
     def use_agency_key(self, key_id: str) -> KeyRecord:
         """Name ``key_id``, one of this folder's agency key-agreement keys with its private half, as the one
@@ -1009,11 +1147,14 @@ class Keystore:
 
         One key per pair of a broker key-agreement key held here (with its private half) and an
         agency's imported public half, so every generation on either side stays valid and records
-        MACed before a rotation still verify; remove a key file to revoke it. ``lookup(agency,
-        key_id)`` answers only for an exact pair id (``<agency>-kex-<gen>+broker-kex-<gen>``) of
-        that agency's own key. An agency's private half found here is refused: only the agency holds it;
-        so is a key-agreement key whose public half is held under another key id, of any owner and kind
-        (``_public_owners``): that owner could MAC as this one.
+        MACed before a rotation still verify, until it is retired (``retire_kex``; ``puente keys
+        retire``, which ``keys use`` and ``keys import-public`` name at each rotation): a key on the
+        ``retired-kex`` list, by its id or its public half, is in no pair, and a list that does not read
+        refuses the whole table (fails closed). Removing a key file revokes it too, but only until its PEM
+        is imported again. ``lookup(agency, key_id)`` answers only for an exact pair id
+        (``<agency>-kex-<gen>+broker-kex-<gen>``) of that agency's own key. An agency's private half found
+        here is refused: only the agency holds it; so is a key-agreement key whose public half is held
+        under another key id, of any owner and kind (``_public_owners``): that owner could MAC as this one.
 
         A key-agreement file that does not load, or is refused, refuses the whole table; with ``skip`` it is
         left out instead and its problem (one line, naming the file) handed to ``skip`` (``_mac_table``: what a
@@ -1041,7 +1182,9 @@ class Keystore:
         committing; one that fails a read is read again first (``_load_held``: a file replaced by a rename may fail
         one). A file ``held`` that now holds another public half than it did counts as stopped loading too: a key
         is never replaced under its id, and one rewritten to copy another held key must not have that key's innocent
-        owner dropped beside it. Only a file removed from a folder that still lists revokes a key: a folder that cannot
+        owner dropped beside it. A key retired (``retire_kex``) is left out, and a ``retired-kex`` list that no longer
+        reads raises ``KeyUnusable`` (which keys it retires is unknown). Only a file removed from a folder that still
+        lists revokes a key otherwise: a folder that cannot
         be listed (``_listed_ids``), or a read that would leave out every file ``held`` at once, raises ``KeyUnusable``
         too, since that is a folder moved aside or remounting, not a revocation; so does a folder that is no longer
         the one the last read listed (``folder``), though it holds the broker's own files (a copy under way). Each
@@ -1058,9 +1201,16 @@ class Keystore:
                                "key) and start it again")
 
         listed, found = (self.key_ids(), None) if skip is None else self._listed_ids(folder)
+        try:
+            retired = self.retired_kex()
+        except KeyMaterialError as exc:
+            # Which keys it retires is unknown: none may be taken as not retired.
+            if skip is None:
+                raise
+            raise stopped(str(exc)) from None
         for key_id in listed:
             parsed = parse_key_id(key_id)
-            if parsed.kind is not KeyKind.KEY_AGREEMENT:
+            if parsed.kind is not KeyKind.KEY_AGREEMENT or key_id in retired:
                 continue
             try:
                 record = (self._load_held(key_id) if skip is not None and key_id in held
@@ -1072,7 +1222,7 @@ class Keystore:
                     raise stopped(str(exc)) from None
                 problems.append(str(exc))
                 continue
-            problem = self._mac_file_problem(record, held.get(key_id) if skip is not None else None)
+            problem = self._mac_file_problem(record, held.get(key_id) if skip is not None else None, retired)
             if problem is not None:
                 if skip is not None and key_id in held:
                     raise stopped(problem)
@@ -1119,7 +1269,8 @@ class Keystore:
         if skip is not None:
             for key_id in sorted(held.keys() - {r.key_id for r in usable}):
                 # Revocation is silent to the records (a dead letter ``origin``): the operator hears of it here.
-                log.warning("key-agreement key revoked: its file was removed from the keystore", key_id=key_id,
+                how = "retired (`puente keys retire`)" if key_id in retired else "its file was removed"
+                log.warning(f"key-agreement key revoked: {how}", key_id=key_id,
                             agency=parse_key_id(key_id).owner, file=str(self.path / f"{key_id}.json"))
         return table, {r.key_id: r.public or b"" for r in usable}, found
 
@@ -1169,18 +1320,25 @@ class Keystore:
         return sorted(name[:-5] for name in names
                       if name.endswith(".json") and KEY_ID_PATTERN.fullmatch(name[:-5])), identity
 
-    def _mac_file_problem(self, record: KeyRecord, was: bytes | None) -> str | None:
+    def _mac_file_problem(self, record: KeyRecord, was: bytes | None, retired: Mapping[str, str]) -> str | None:
         """Why the key-agreement file of ``record`` is refused for the MAC table, or None; ``was``, the public half
-        it held when a running broker last read it, if it did."""
+        it held when a running broker last read it, if it did; ``retired``, the ``retired-kex`` list, whose keys
+        come back under no other id."""
         path = self.path / f"{record.key_id}.json"
+        digest = hashlib.sha256(record.public or b"").hexdigest()
+        if digest in retired.values():
+            old = next(key_id for key_id, value in retired.items() if value == digest)
+            return (f"key {record.key_id}: {path} holds the public key of {old}, retired ({self.path / RETIRED_KEX}): "
+                    "a retired key is never taken again under any id; remove the file (its owner makes a new "
+                    "generation)")
         if record.owner != BROKER_OWNER and record.secret is not None:
             return (f"key {record.key_id}: keystore {self.path} holds agency {record.owner}'s private half, which "
                     "only the agency may hold: delete that file and import the agency's public half instead")
         if record.owner == BROKER_OWNER and record.secret is None:
             # Left out, the broker would pair with it no more, and every agency told to use it be dead-lettered.
             return (f"key {record.key_id}: {path} holds only the public half of the broker's own key-agreement key, "
-                    "so nothing MACed with it can be verified: put its private half back, or remove the file to "
-                    "retire the key")
+                    "so nothing MACed with it can be verified: put its private half back, or retire the key "
+                    f"(`puente keys retire {record.key_id} --dir {self.path}`)")
         if was is not None and record.public != was:
             return (f"key {record.key_id}: {path} now holds another key than the one the broker verified with under "
                     "this id (a key is never replaced: a new key needs a new generation); put the file back as it was")
@@ -1243,13 +1401,13 @@ class Keystore:
         key-agreement key (which agencies use once they name it, `keys use`) without a restart, rather than
         dead-letter, for good, what they MACed meanwhile. A pair it holds is checked too: once ``every_s`` has
         passed, a moved modification time reads the keystore again (at the latest every ``REREAD_HELD`` such
-        intervals whatever the time says), so a key file removed to revoke it (``agency_mac_lookup``) stops
+        intervals whatever the time says), so a key retired (``retire_kex``), or its file removed, stops
         verifying within about that, not at the next restart.
 
         The first read refuses what ``agency_mac_lookup`` refuses (the start names the file). A re-read never keeps
-        the old table: a key file removed is revoked (and logged, by id), but only from the folder it read first,
-        and never every key it held at once: a folder moved aside, remounting or put in another's place (its device
-        and inode no longer the first read's, a link pointed elsewhere, a copy still filling it) raises
+        the old table: a key retired or its file removed is revoked (and logged, by id), but only from the folder it
+        read first, and never every key it held at once: a folder moved aside, remounting or put in another's place
+        (its device and inode no longer the first read's, a link pointed elsewhere, a copy still filling it) raises
         ``KeyUnusable``, as does one it could not list for want of a file descriptor. A file it was made from that
         is still there but stopped loading (a mode others may write, say; after a read again) or now holds another
         key raises ``KeyUnusable``, so the worker stops before committing rather than dead-letter that key's genuine
@@ -1325,6 +1483,7 @@ class Keystore:
         two that do not order would make neither the newer, so a leaked old key never retires.
         """
         record = public_from_pem(pem, key_id=key_id, created_at=now, source=source)
+        self._refuse_retired(record, source)
         self._refuse_held_by_another(record, source)
         self._refuse_unordered(record, source)
         target = self.path / f"{key_id}.json"
@@ -1345,6 +1504,20 @@ class Keystore:
             raise KeyMaterialError(f"{source}: keystore {self.path} already holds a different public key "
                                    f"{key_id}; a new key needs a new generation")
         return existing, False
+
+    def _refuse_retired(self, record: KeyRecord, source: str) -> None:
+        """Refuse a key-agreement key retired here (``retire_kex``), by its id or by its public half under any id: a
+        retired key is often a leaked one, and imported again it would MAC for its owner once more."""
+        if record.kind is not KeyKind.KEY_AGREEMENT:
+            return
+        retired = self.retired_kex()
+        digest = hashlib.sha256(record.public or b"").hexdigest()
+        old = record.key_id if record.key_id in retired else next(
+            (key_id for key_id, value in retired.items() if value == digest), None)
+        if old is not None:
+            raise KeyMaterialError(f"{source}: {old} was retired in {self.path} ({RETIRED_KEX}), and a retired key "
+                                   f"is never taken again: {record.owner} makes a new generation and hands over its "
+                                   "public half; nothing stored")
 
     def _refuse_unordered(self, record: KeyRecord, source: str) -> None:
         """Refuse ``record`` when its generation label does not order against another generation of its owner's key
