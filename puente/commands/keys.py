@@ -1,4 +1,4 @@
-"""``puente keys generate|export-public|import-public|init``: keys made and kept by their owners.
+"""``puente keys generate|export-public|import-public|use|retire|list|init``: keys made and kept by their owners.
 
 Each party runs ``generate`` on its own side, and the parties exchange public halves only, as PEM
 SubjectPublicKeyInfo (``export-public`` on one side, ``import-public`` on the other)::
@@ -28,6 +28,12 @@ A PEM can be swapped on its way, so ``export-public`` and ``import-public`` each
 fingerprint (``sha256:ab12 cd34 ...``, SHA-256 of the raw public half): the two parties compare
 them over another channel (a call, a signed letter), and ``import-public --fingerprint`` refuses a
 key whose fingerprint is not the one its owner read out, storing nothing.
+
+Every generation of a key-agreement key the broker holds keeps verifying what it MACs, so a rotation ends with the
+broker's operator retiring the old one (``retire``: ``broker.keystore.Keystore.retire_kex``), for good, even if its
+PEM is imported again. The rotation's own steps name that command where they run: ``use`` on the agency's side,
+``import-public`` and ``generate --for broker`` on the broker's; ``list`` flags an owner whose older generation is
+still not retired.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.crypto import KeyKind, KeyRecord, parse_key_id, public_from_pem
-from broker.crypto.keys import BROKER_OWNER, KEY_OWNER, fingerprint, parse_fingerprint
+from broker.crypto.keys import BROKER_OWNER, KEY_OWNER, compare_generations, fingerprint, parse_fingerprint
 from broker.keystore import (
     BROKER_IN_USE,
     IN_USE,
     KEY_GENERATION,
+    RETIRED_KEX,
     TRIAL_MARK,
     Holder,
     Keystore,
@@ -126,6 +133,22 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     use.add_argument("--dir", type=Path, help="the agency's keystore (default: <keys>/agencies/<AGENCY>)")
     use.set_defaults(func=_use)
 
+    text = ("the broker: retire an agency's key-agreement key (or its own) for good, once every record it MACed is "
+            "processed (at once if it leaked): no MAC with it verifies again, even if its PEM is imported again")
+    ret = keys.add_parser("retire", help=text, description=text)
+    ret.add_argument("key_id", metavar="KEY_ID", help="e.g. SENAN-kex-2026a, or the broker's own broker-kex-2026a")
+    ret.add_argument("--dir", type=Path, help="the broker's keystore (default: <keys>/broker)")
+    ret.add_argument("--force", action="store_true",
+                     help="retire it even when it is its owner's only key-agreement key not retired: everything MACed "
+                          "with it is then dead-lettered until a new generation is in use (a leaked key)")
+    ret.set_defaults(func=_retire)
+
+    text = ("list a keystore's keys, and flag each owner whose older key-agreement generation still verifies beside "
+            "its newer one, naming the `keys retire` to run")
+    lst = keys.add_parser("list", help=text, description=text)
+    lst.add_argument("--dir", type=Path, help="the keystore (default: the broker's, <keys>/broker)")
+    lst.set_defaults(func=_list)
+
     text = ("a single-site trial or demo: make EVERY party's private keys on this machine, each in its own folder, "
             "only public halves crossing; a deployment has each party run `keys generate` on its own side and the "
             "broker `keys import-public` the halves it is handed")
@@ -205,6 +228,7 @@ def _generate(args: argparse.Namespace) -> int:
     if holder is Holder.BROKER and kex:
         say(f"an agency that already holds an older broker key pairs with {kex[0]} once it has imported it and run",
             f"  puente keys use {kex[0]} --dir ITS_KEYSTORE")
+        _say_retire(store, BROKER_OWNER, "every agency pairs with the new one (`keys use`) and")
     if holder is Holder.AGENCY:
         in_use = store.agency_key_in_use(ident)
         if all(in_use.key_id != record.key_id for record in made):
@@ -221,15 +245,92 @@ def _use(args: argparse.Namespace) -> int:
             raise ConfigError(f"keys use {args.key_id}: say which agency's keystore pairs with the broker's key with "
                               "--dir (e.g. <keys>/agencies/<A>)")
         store = Keystore(args.dir)
+        try:
+            paired: str | None = store.broker_key_in_use().key_id
+        except KeyMaterialError:
+            paired = None  # several held and none named yet: the broker's operator knows its old one
         record = store.use_agency_key(args.key_id)
         say(f"the adapter of {store.path} pairs with {record.key_id} from its next start (named in "
             f"{store.path / BROKER_IN_USE}); the broker verifies only the pairs of keys it holds under these ids")
+        if paired is not None and paired != record.key_id:
+            say(f"  the broker's {paired} keeps verifying until retired: once every agency pairs with "
+                f"{record.key_id} and the broker has processed what they MACed before, its operator runs: puente "
+                f"keys retire {paired}")
         return 0
     store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.AGENCY,
                                                                          parsed.owner))
+    before = _agency_key_before(store, parsed.owner, parsed.generation)
     record = store.use_agency_key(args.key_id)
     say(f"{parsed.owner}'s adapter MACs with {record.key_id} from its next start (named in {store.path / IN_USE}); "
         f"the broker dead-letters what it cannot verify, so it must already hold this key's public half")
+    for old in before:
+        if old != record.key_id:
+            # The broker's operator runs it, in the broker's folder: `keys retire` takes that by default.
+            say(f"  {old} keeps verifying at the broker until retired: once the broker has processed every record "
+                f"{old} MACed (this adapter's, from before its restart on {record.key_id}), the broker's operator "
+                f"runs: puente keys retire {old}")
+    return 0
+
+
+def _agency_key_before(store: Keystore, agency: str, generation: str) -> list[str]:
+    """The agency's key the adapter MACs with before ``keys use`` names another: the one named in use (or the one
+    held), or, when several are held and none is named, every generation older than ``generation`` held here. Each
+    keeps verifying at the broker until its operator retires it."""
+    try:
+        return [store.agency_key_in_use(agency).key_id]
+    except KeyMaterialError:
+        pass  # none held, or several and none named: the older ones are all candidates
+    try:
+        held = store.generations(agency, KeyKind.KEY_AGREEMENT)
+    except KeyMaterialError:
+        return []  # `use_agency_key` names what does not load
+    return sorted(r.key_id for r in held
+                  if compare_generations(parse_key_id(r.key_id).generation, generation) == -1)
+
+
+def _say_retire(store: Keystore, owner: str, once: str) -> None:
+    """Name, for each older key-agreement generation of ``owner`` still verifying in the broker's ``store``
+    (``Keystore.older_kex``), the `keys retire` that ends it, and when to run it (``once``: what must happen first)."""
+    for whose, older, newest in store.older_kex():
+        if whose != owner:
+            continue
+        for old in older:
+            say(f"  {old} keeps verifying beside {newest} until retired: once {once} the broker has processed every "
+                f"record {old} MACed (at once if it leaked), run: puente keys retire {old} --dir {store.path}")
+
+
+def _retire(args: argparse.Namespace) -> int:
+    store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.BROKER,
+                                                                         BROKER_OWNER))
+    record, done = store.retire_kex(args.key_id, force=args.force)
+    if done:
+        say(f"retired {record.key_id} in {store.path} (listed in {RETIRED_KEX}): the broker verifies nothing MACed "
+            "with it from its next read of the folder (a running broker's within seconds), dead-lettering it as "
+            "origin, and refuses its PEM if imported again")
+    else:
+        say(f"{record.key_id} was retired in {store.path} already; nothing changed")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.BROKER,
+                                                                         BROKER_OWNER))
+    retired = store.retired_kex()  # a list that does not read stops the listing: it could not say what is retired
+    parsed = {record.key_id: record for record in store.parsed_keys()}
+    ids = store.key_ids()
+    say(f"{len(ids)} key file(s) in {store.path}:")
+    for key_id in ids:
+        record = parsed.get(key_id)
+        if record is None:
+            say(f"  {key_id}  does not read as a key file")
+            continue
+        half = "private and public" if record.secret is not None else "public half"
+        say(f"  {key_id}  {record.kind}  {half}{'  retired' if key_id in retired else ''}")
+    for owner, older, newest in store.older_kex():
+        for old in older:
+            say(f"older generation not retired: {old} still verifies what it MACs beside {owner}'s {newest}: once "
+                f"every record it MACed is processed (at once if it leaked), run: puente keys retire {old} --dir "
+                f"{store.path}")
     return 0
 
 
@@ -304,6 +405,8 @@ def _import_public(args: argparse.Namespace) -> int:
         if len(held) > 1:
             say(f"  the adapter pairs with it from its next start once you run: puente keys use {record.key_id} "
                 f"--dir {folder}")
+    if record.owner != BROKER_OWNER and record.kind is KeyKind.KEY_AGREEMENT and written:
+        _say_retire(Keystore(folder), record.owner, f"{record.owner}'s adapter MACs with the new one (`keys use`) and")
     return 0
 
 
