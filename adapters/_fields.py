@@ -44,6 +44,9 @@ INVISIBLE = "invisible-character"
 MIXED_SCRIPT = "mixed-script"
 LOCATION_MISMATCH = "location-mismatch"  # the coordinates lie in another province than the one labelled
 TRAILER_MISMATCH = "trailer-mismatch"  # a complete file whose trailer does not count what it holds
+# A file whose first record is not in the adapter's format (another agency's export in its folder): refused whole,
+# before any record, so none of another agency's records reaches this agency's dead-letter topic.
+WRONG_FORMAT = "wrong-format"
 
 OLDEST_EVENT = date(2000, 1, 1)  # older events are typing errors (a year of 0025, 1925), not archives
 _NEAR = 0.8  # difflib's ratio for a near miss: 'COMBAT' for 'COMBATE', not 'GARCIA' for 'GARITA'

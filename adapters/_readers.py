@@ -16,6 +16,11 @@ line without its end, which looks like a file cut short: every reader refuses it
 A file in UTF-16 or UTF-32 (Excel's "Unicode text") is refused once as ``encoding`` before either,
 saying so (``wide``): split at its LF bytes, its lines were bad bytes each, its CRLF a CR alone, and
 its last line a NUL without its end, which looked cut.
+
+A file in another adapter's format (another agency's export dropped in this agency's folder) is refused once too,
+whole, as ``wrong-format`` (``recognised``, ``wrong_format``): read on, each of its lines or records would be a dead
+letter holding that agency's content, on a topic that agency's readers are not meant to see. A format is recognised
+by what only it shows on a record (``FORMATS``), never by whether the record is valid.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, fail
+from adapters._fields import DUPLICATE_KEY, ENCODING, INVALID, SYNTAX, TOO_LONG, TRUNCATED, WRONG_FORMAT, fail
 from puente.errors import AdapterError
 from puente.strict import DuplicateKey, finite_float, no_constants, unique_keys
 
@@ -156,6 +161,92 @@ def stops_within(exc: AdapterError) -> AdapterError:
     where the file was cut, or where its writer has got to."""
     return AdapterError(f"{exc}; the file stops within this record (cut short, or still being written)", exc.reason,
                         cut=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """What an adapter's export shows on its file's first record, valid or not (``shows``), and says so (``what``)."""
+
+    shows: re.Pattern[bytes]
+    what: str
+
+
+# Each adapter's export, by what only it shows on a record of it: an allow-list of what the format is, judged on the
+# record's bytes, so a record of the right format that is itself bad (cut, a bad byte, a key twice, a field wrong)
+# still shows it, and stays one dead letter. JSON: a key of its own, written as a key ('"key":'; a quote within a value
+# is escaped, so no value can write one); PN: a record kind, then a capital, a digit or a space, as each line's layout
+# begins (prose does not: 'This...'); SENAFRONT: a header naming its report number (``senafront.read`` recognises
+# its header by every column it reads; this mark only names the format). Looked for in this order when naming what a
+# refused file looks like.
+FORMATS: dict[str, Format] = {
+    "snm": Format(re.compile(rb'"(?:id_control|viajero|coincidencia)"\s*:'),
+                  "JSON lines, each hit an object on one line holding id_control, viajero or coincidencia"),
+    "combifron": Format(re.compile(rb'"(?:id_mensaje|entidad|restricciones)"\s*:'),
+                        "JSON lines, each message an object on one line holding id_mensaje, entidad or restricciones"),
+    "senan": Format(re.compile(rb'"(?:numero_operacion|embarcacion|carga|tripulacion)"\s*:'),
+                    "JSON documents holding numero_operacion, embarcacion, carga or tripulacion"),
+    "senafront": Format(re.compile(rb"(?i)\A[^\r\n]*\binforme\b[^\r\n]*[;,\t]"),
+                        "CSV whose header names the columns it reads (No. Informe, Fecha, Hora, Tipo de evento...)"),
+    "pn": Format(re.compile(rb"\A[HSIPT][A-Z0-9 ]"),
+                 "fixed-width lines, each starting with its kind: H, S, I, P or T"),
+}
+# Records that show no export's format (a JSON array, a line of prose) a reader holds back, at most, waiting for one
+# that does: they are dead letters of the file once a record shows its adapter's format, and part of its refusal if
+# none does. Memory: this many records (``limits.record_bytes`` each, 64 KiB by default).
+HELD = 16
+
+
+def looks_like(first: bytes, but: str) -> str | None:
+    """The adapter other than ``but`` whose export ``first``, a record, shows (``FORMATS``), if any."""
+    return next((name for name, form in FORMATS.items() if name != but and form.shows.search(first)), None)
+
+
+def wrong_format(adapter: str, line: int, other: str | None, *, cut: bool = False) -> Item:
+    """The file's one refusal when it is not in ``adapter``'s format: its record at ``line`` is in ``other``'s, or
+    (``other`` None) no record up to ``line`` shows ``adapter``'s.
+
+    Read on, another agency's export gives one dead letter per line or record, each holding that agency's content,
+    on this agency's dead-letter topic, whose readers must never see it. The message names the format expected and
+    the adapter whose export the file looks like, never a byte of it (nor does the dead letter: its value is empty).
+    ``cut``: the file stops within its last record, which its writer may not have finished; a watcher reads the file
+    again once it changes.
+    """
+    why = (f"line {line} is as {other}'s export writes it: give the file to that adapter" if other else
+           f"no record up to line {line} shows it")
+    return Item(0, line, b"", error=AdapterError(
+        f"the file is not in {adapter}'s format ({FORMATS[adapter].what}): {why}; nothing was read", WRONG_FORMAT,
+        cut=cut))
+
+
+def recognised(items: Iterator[Item], adapter: str) -> Iterator[Item]:
+    """``items``, a reader's, once a record shows ``adapter``'s format (``FORMATS``); else the file's one refusal.
+
+    The file's first record that shows a format decides: ``adapter``'s, and the file is read, the records before it
+    (which show none: a JSON array, a line of prose) each a dead letter; another adapter's, or none within ``HELD``
+    records or before the file's end, and the file is refused whole, before any record is given. Whether a record is
+    valid is never asked: one bad record of the right format is one dead letter, and the rest of the file is read. A
+    result of the file's own (record 0: UTF-16, line ends CR only, no record at all) is given as it is.
+    """
+    held: list[Item] = []
+    for item in items:
+        if not item.number:
+            yield from held
+            yield item
+            held = []
+            continue
+        form = adapter if FORMATS[adapter].shows.search(item.raw) else looks_like(item.raw, adapter)
+        if form == adapter:
+            yield from held
+            yield item
+            yield from items
+            return
+        if form is not None or len(held) == HELD:
+            yield wrong_format(adapter, item.line, form)
+            return
+        held.append(item)
+    if held:
+        last = held[-1]
+        yield wrong_format(adapter, last.line, None, cut=last.error is not None and last.error.cut)
 
 
 def decode(raw: bytes, encoding: str, what: str) -> str:

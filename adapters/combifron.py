@@ -68,7 +68,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, json_lines
+from adapters._readers import Item, json_lines, recognised
 from adapters.config import Context
 from adapters.core import (
     Adapter,
@@ -120,8 +120,8 @@ KEYS = Keys("version", "id_mensaje", "tipo", "entidad", "dependencia", "fecha_ev
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
-    """Messages, parsed."""
-    return json_lines(stream, ctx.profile.encoding, ctx.limits.record_bytes)
+    """Messages, parsed; a file whose first line is no message (``FORMATS["combifron"]``) is refused whole."""
+    return recognised(json_lines(stream, ctx.profile.encoding, ctx.limits.record_bytes), "combifron")
 
 
 def _border(c: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], str]:

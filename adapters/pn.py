@@ -83,7 +83,17 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, cut_line, decode, physical_lines, too_long, whole_file
+from adapters._readers import (
+    FORMATS,
+    Item,
+    cut_line,
+    decode,
+    looks_like,
+    physical_lines,
+    too_long,
+    whole_file,
+    wrong_format,
+)
 from adapters.config import Context
 from adapters.core import Adapter, alert, alert_id, location, markings
 from puente.errors import AdapterError
@@ -484,6 +494,7 @@ def _records(stream: BinaryIO, ctx: Context) -> Iterator[tuple[Item, bytes | Non
     # The last T line read; the first T line a line follows, the line after it, and how many such T lines in all
     # (one refusal for them all: a file of nothing but T lines must not hold one per line until its end).
     ended, misplaced, strays = 0, None, 0
+    shown = False  # a line that is not blank was read: the first, which shows the format
     for line_no, raw, long in physical_lines(stream, 4096):
         if line_no == 1 and (refused := whole_file(raw, enc)) is not None:
             yield Item(0, 1, b"", error=refused), None
@@ -491,6 +502,13 @@ def _records(stream: BinaryIO, ctx: Context) -> Iterator[tuple[Item, bytes | Non
         last = line_no
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue
+        # The first line shows the format, by its kind (however bad the line): another agency's export, read on,
+        # would be a dead letter per line, each holding that agency's content (``_readers.wrong_format``). Unless the
+        # file stops within it: its writer may not have got to it (a watcher reads the file again once it changes).
+        if not shown and raw.endswith(b"\n") and not FORMATS["pn"].shows.match(raw):
+            yield wrong_format("pn", line_no, looks_like(raw, "pn")), None
+            return
+        shown = True
         try:
             if long:
                 raise too_long(f"line {line_no}", 4096)

@@ -28,12 +28,13 @@ guard every code passes (``adapters.core.plain_name``), as a "Panama only" Difus
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters._codes import norm_key
-from adapters._readers import Item, csv_rows, no_record
+from adapters._readers import Item, csv_rows, looks_like, no_record, wrong_format
 from adapters.config import Context
 from adapters.core import (
     DOMESTIC_LABELS,
@@ -121,6 +122,13 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
     number, header = 0, 0
     for line, raw, fields in rows:
         if not columns:
+            # Another agency's export, refused whole before its header is judged, the header's bytes not kept: they
+            # are that agency's content. Not judged: a header the file stops within (its writer may go on), and a
+            # refusal of the file before any record (UTF-16, line ends CR only), which keeps no bytes.
+            cut = isinstance(fields, AdapterError) and fields.cut
+            if raw and not cut and not _shows_header(raw, ctx.profile.encoding):
+                yield wrong_format("senafront", line, looks_like(raw, "senafront"))
+                return
             if isinstance(fields, Exception):
                 yield Item(0, line, raw, error=fields)
                 return
@@ -165,6 +173,24 @@ def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
                                                  "was read", f.MISSING_COLUMN, cut=True))
     elif not number:
         yield no_record(header, " after its header")
+
+
+def _shows_header(raw: bytes, encoding: str) -> bool:
+    """Whether ``raw``, the file's first record, names a column this adapter reads (``COLUMNS``): what shows a
+    patrol-report export, however bad the rest of its header (a bad byte, a stray quote, a column missing or unknown,
+    each refused as such). Cells are split at every delimiter the reader takes, blanks and enclosing quotes dropped;
+    a cell holding JSON's punctuation is no column's name ('"advertencias":[]' is a key, not a header)."""
+    text = raw.decode(encoding if encoding.lower().replace("_", "-") != "utf-8-sig" else "utf-8", "replace")
+    for cell in re.split(r"[;,\t]", text):
+        cell = cell.strip(" \t\r\n")
+        if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+            cell = cell[1:-1]
+        if not _NOT_A_NAME.search(cell) and norm_key(cell) in _BY_HEADER:
+            return True
+    return False
+
+
+_NOT_A_NAME = re.compile(r'[:{}\[\]"]')
 
 
 def _multiline(header: list[str]) -> list[int]:

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from adapters import _fields as f
 from adapters import _shared as sh
-from adapters._readers import Item, json_documents
+from adapters._readers import Item, json_documents, recognised
 from adapters.config import Context
 from adapters.core import Adapter, Each, Keys, alert, alert_id, either, location, markings, obj, seq
 
@@ -52,8 +52,8 @@ KEYS = Keys("numero_operacion", "fecha_hora", "fecha_hora_reporte", "unidad", "o
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
-    """Interdiction documents, parsed."""
-    return json_documents(stream, ctx.profile.encoding, ctx.limits.record_bytes)
+    """Interdiction documents, parsed; one whose first is no interdiction (``FORMATS["senan"]``) refuses the file."""
+    return recognised(json_documents(stream, ctx.profile.encoding, ctx.limits.record_bytes), "senan")
 
 
 def marking_overrides(doc: dict[str, Any], field: str = "marcado") -> dict[str, Any]:

@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 from adapters import _fields as f
 from adapters import _shared as sh
 from adapters._codes import norm_key
-from adapters._readers import Item, json_lines
+from adapters._readers import Item, json_lines, recognised
 from adapters.config import Context
 from adapters.core import (
     Adapter,
@@ -101,8 +101,8 @@ ACTIONS = {
 
 
 def read(stream: BinaryIO, ctx: Context) -> Iterator[Item]:
-    """Screening hits, parsed."""
-    return json_lines(stream, ctx.profile.encoding, ctx.limits.record_bytes)
+    """Screening hits, parsed; a file whose first line is no hit (``FORMATS["snm"]``) is refused whole."""
+    return recognised(json_lines(stream, ctx.profile.encoding, ctx.limits.record_bytes), "snm")
 
 
 def traveller(v: dict[str, Any], field: str, ctx: Context) -> dict[str, Any]:

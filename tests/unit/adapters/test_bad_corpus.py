@@ -23,7 +23,7 @@ EXPECTED: dict[str, dict[str, dict[int, str]]] = yaml.safe_load((BAD / "expected
 CASES = [(name, file) for name, files in sorted(EXPECTED.items()) for file in sorted(files)]
 REASONS = {"encoding", "syntax", "truncated", "missing-column", "missing-field", "invalid-date", "future-date",
            "out-of-region", "negative-quantity", "unknown-code", "too-long", "invalid-value", "schema-violation",
-           "duplicate-key", "invisible-character", "mixed-script", "trailer-mismatch"}
+           "duplicate-key", "invisible-character", "mixed-script", "trailer-mismatch", "wrong-format"}
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
                     max_leaves=8)

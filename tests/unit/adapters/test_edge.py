@@ -672,7 +672,7 @@ def test_a_file_name_cannot_write_the_terminals_lines(tmp_path: Path, ctx_for: C
     """A dropped file's name reaches the terminal escaped, line breaks included: it can neither send escape
     sequences nor forge a summary line of its own, in the watcher's lines or in the run's rejection lines."""
     name = "hits\x1b[2J\x07\nsnm ok.jsonl: read 1, published 1, duplicates 0, rejected 0\r.jsonl"
-    (tmp_path / name).write_bytes(b'{"broken" 1}\n')
+    (tmp_path / name).write_bytes(b'{"id_control": 1 2}\n')
     out = io.StringIO()
     adapter_run = _offline_run(ctx_for, "snm", FakeKafka())
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.4, out=out))

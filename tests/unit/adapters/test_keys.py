@@ -319,10 +319,11 @@ def test_a_column_without_a_header_may_only_hold_empty_cells(run: Callable[..., 
 
 
 def test_a_first_row_of_data_is_not_quoted_as_a_header(run: Callable[..., list[Result]]) -> None:
-    """A file without its header is refused for the missing columns, before any cell could be named as a column."""
+    """A file without its header is refused whole, its first line naming no column (not SENAFRONT's format), before
+    any cell could be named as a column; the line's bytes are not kept."""
     results = run("senafront", f"SF-1;02/11/2026;05:15;Cruce;{SECRET}\n".encode())
-    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.MISSING_COLUMN)]
-    assert SECRET not in str(results[0].error)
+    assert [(r.item.number, r.error.reason if r.error else "ok") for r in results] == [(0, f.WRONG_FORMAT)]
+    assert SECRET not in str(results[0].error) and results[0].item.raw == b""
 
 
 @pytest.mark.parametrize(("units", "refused"), [
