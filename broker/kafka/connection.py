@@ -434,10 +434,11 @@ def _loopback(host: str) -> bool:
 
 
 class Advertised(TypingProtocol):
-    """A broker of a cluster's metadata, as aiokafka's and librdkafka's ``BrokerMetadata`` both give it."""
+    """A broker of a cluster's metadata, as aiokafka's and librdkafka's ``BrokerMetadata`` both give it: its
+    ``host`` read as text (librdkafka's is typed None until filled in; a host that is none is not this one)."""
 
     @property
-    def host(self) -> str: ...
+    def host(self) -> object: ...
 
 
 def _server_set(servers: str) -> frozenset[str]:
