@@ -41,9 +41,12 @@ share) longer than that. A file whose reader says it stops within a record (its 
 end, whatever error that gives: a JSON line cut within a number reads as bad syntax) or before its end
 (PN: no trailer), or that holds no record at all (an exporter that opened its file and has not written
 yet), is therefore not archived: it is left in place, and read again once it changes; what the first read
-published is then a duplicate, and the records after the cut are published. Nor does a whole last record: an
-exporter writing in place may pause at a record's end and write on through its open file, into the file ``done/``
-names by then. So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and moved back into the
+published is then a duplicate, and the records after the cut are published. One still so when the watcher stops is
+named left unfinished, with what to do, its held records counted (``Tally.held``: those held at the stop, neither
+published nor dead-lettered), and ``puente adapt --watch`` exits 3, as for a file whose read still fails.
+Nor does a whole last record: an exporter writing in place may pause at a record's end and write on through its open
+file, into the file ``done/`` names by then.
+So a file archived is still looked at for an hour (``REGROWN_WATCH_S``), and moved back into the
 folder if it grows, saying so: read again as any file there (once still, a cut record held, safe across a restart),
 publishing only what is new. What was archived, and when, is kept in a journal in the folder
 (``.puente-watch.archived``, beside the lock), so that a watcher restarted meanwhile looks at it as the one that
@@ -797,6 +800,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     told_done: set[tuple[str, int, int]] = set()  # ``_look_at_done``'s warnings, each said once per change
     retries = _Retries(interval, clock)
     regrown: dict[Path, int] = {}  # files moved back from done/ once grown: their size when first archived
+    holding: dict[Path, tuple[int, bool]] = {}  # files whose last read ended within a record: held, and whether empty
     while not stop.is_set():
         if clock.now() >= refresh_at:  # between files: none is in flight
             try:
@@ -827,6 +831,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             told = {entry for entry in told if entry[0] in listed}
             sizes = {path: sig for path, sig in sizes.items() if path in listed}
             regrown = {path: size for path, size in regrown.items() if path in listed}
+            holding = {path: held for path, held in holding.items() if path in listed}
             retries.keep(listed)
         for path, why in refused:
             if (path, why) not in told:
@@ -896,6 +901,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             total.add(tally)
             retries.due.pop(path, None)
+            if tally.cut:  # its held results wait for the file to change; said at the stop if it has not by then
+                holding[path] = (tally.held, tally.empty)
+            else:
+                holding.pop(path, None)
             print(f"{run.adapter.name} {name}: {tally.line()}", file=out, flush=True)
             if not same:  # written to or replaced meanwhile: read again once it is still (what was read is kept)
                 print(f"{run.adapter.name}: {name} changed while it was read; left in place to be read "
@@ -936,12 +945,30 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
         if idle_exit is not None and clock.now() - idle_since >= idle_exit and not retries.holding(idle_exit):
             break
         await clock.pause(interval, stop)
+    _left(run, where, retries, holding, total)
+    return total
+
+
+def _left(run: AdapterRun, where: str, retries: _Retries, holding: dict[Path, tuple[int, bool]], total: Tally) -> None:
+    """Name, at the stop, each file left unfinished (its read still failing) and each left held (it ends within a
+    record, or holds none: what it holds past its last whole record is neither published nor dead-lettered), each
+    with what to do; and count them in ``total``: ``unfinished``, and ``held`` as the results held at the stop (not
+    the sum of every read's, which counts again a file read twice while it was written)."""
     for path, (count, _, why, advice) in retries.due.items():
         print(f"{run.adapter.name}: {one_line(path.name)} in {where} is left unfinished: reading it failed {count} "
               f"time(s) ({why}); what was read of it is published; {advice}, then run the watcher again: it reads "
               "the file again, publishing only what is missing", file=run.err, flush=True)
     total.unfinished = len(retries.due)
-    return total
+    for path, (held, empty) in holding.items():
+        if empty:
+            what = ("holds no record (empty, or still being written); if the export really is empty, remove it; "
+                    "otherwise let its exporter finish it")
+        else:
+            what = (f"ends within a record ({held} result(s) held, neither published nor dead-lettered; what came "
+                    "before is published); if the export is complete, end its last line with a line break")
+        print(f"{run.adapter.name}: {one_line(path.name)} in {where} is left unfinished: it {what}, then run the "
+              "watcher again: it reads the file again, publishing only what is missing", file=run.err, flush=True)
+    total.held = sum(held for held, _ in holding.values())
 
 
 def _failed(run: AdapterRun, retries: _Retries, path: Path, exc: OSError, partial: Tally | None,

@@ -4,10 +4,12 @@ Exit status: 0 when every record was published or had been already; 1 when some 
 rejected (each is in the dead-letter topic with its reason, written by this run or, counted
 "already rejected", by an earlier one, and listed on stderr); 3 on bad
 configuration or input that stopped the run (keys or topics missing, a file that cannot be
-read), and for ``--watch`` when a file was left unfinished (reading it failed partway, or could
-not start, and still failed when the watcher stopped: what was read of it is published; with
+read), and for ``--watch`` when a file was left unfinished: reading it failed partway, or could
+not start, and still failed when the watcher stopped (what was read of it is published; with
 ``--exit-when-idle`` each such file was tried again 3 times first, unless its folder could not
-be listed meanwhile); 4 when Kafka is unavailable.
+be listed meanwhile), or it still ended within a record, or held none, when the watcher stopped
+(what it holds past its last whole record is held, neither published nor dead-lettered); 4 when
+Kafka is unavailable.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from puente.strict import one_line
 _EPILOG = ("Summary on stdout; rejected records, with file, line and reason, and progress on large files on "
            "stderr. Running the same file again publishes nothing new. Exit 0: all published or already "
            "published; 1: some records rejected (see the dead-letter topic); 3: bad configuration or input, or "
-           "with --watch a file left unfinished (its read failed; run again); 4: Kafka unavailable.")
+           "with --watch a file left unfinished (its read failed, or it ends within a record; see its line, then "
+           "run again); 4: Kafka unavailable.")
 
 
 _INTERVAL_S = 2.0  # how often --watch polls its folder by default
@@ -55,7 +58,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         p.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
                        help="with --watch: stop when no file arrived, was read or failed for this long, and each "
                             "file whose read failed was tried again 3 times, or could not be (its folder not "
-                            "listed): one still failing then is left unfinished, exit 3; default: run until SIGTERM")
+                            "listed): one still failing then, or still ending within a record, is left unfinished, "
+                            "exit 3; default: run until SIGTERM")
         p.add_argument("--check", action="store_true",
                        help="map and validate only, without Kafka: print every rejected record and a summary")
         p.add_argument("--config", type=Path, metavar="YAML", help="adapter configuration (default: the shipped "
@@ -149,5 +153,11 @@ async def _watch(cfg: PuenteSettings, conn: KafkaConnection, adapter: Adapter, c
               "published. Do what each one's line above says (its disk or "
               "share, or its owner and mode), then run the watcher again: it reads them again, publishing only "
               "what is missing", file=sys.stderr)
+    if total.held:  # records neither published nor dead-lettered: the input was not all read either
+        print(f"{adapter.name}: {total.held} record(s) in {folder} held (their files named above end within a "
+              "record, or hold none, and did not change before the watcher stopped): neither published nor "
+              "dead-lettered. Do what each file's line above says, then run the watcher again: it reads them "
+              "again, publishing only what is missing", file=sys.stderr)
+    if total.unfinished or total.held:
         return EXIT_CONFIG
     return 1 if total.rejected or total.already_rejected else 0
