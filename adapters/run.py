@@ -37,7 +37,9 @@ Dead letters
     not written again and counted *already rejected*, not rejected, as a duplicate is counted for
     a record already published: a re-run of a file adds nothing, and neither does a file read
     again once it grew (a watcher's: moved back, or cut short then completed), whose earlier
-    records keep their keys; another export under the same name, differing before a bad record,
+    records keep their keys, under the name the file had when first read (``AdapterRun.run``'s ``named``: a file
+    archived as ``done/export.1.jsonl`` and moved back under that name keeps ``export.jsonl``'s);
+    another export under the same name, differing before a bad record,
     gets that record a dead letter of its own. A file refused before any record (UTF-16, line
     ends CR only, a bad header) is keyed by all its bytes instead, so two different exports of
     one name refused so are each dead-lettered; one a watcher moved back because it grew after its archive is keyed
@@ -187,7 +189,8 @@ def dead_key(adapter: str, source: str, result: Result, prefix: bytes) -> bytes:
     The key is what makes dead letters idempotent (a key already on the topic is not written
     again, so a re-run adds nothing, and is counted already rejected), so two distinct failures must
     never share one: the second would never be written. A failure is named by the file's name (not its
-    folder: a file moved to done/ and read again is the same file), ``prefix``, the record's number, raw
+    folder: a file moved to done/ and read again is the same file; a watcher gives the name it had when first
+    read, for a file moved back under a numbered name), ``prefix``, the record's number, raw
     bytes and reason; and for a failure of the file as a whole (record 0: no trailer, a trailer miscount, a
     file unreadable after line N, a bad header), which has no bytes of its own, its detail too.
 
@@ -382,7 +385,7 @@ class AdapterRun:
             dead.add(rec.key)
 
     async def run(self, stream: BinaryIO, source: str, *, hold_cut: bool = False,
-                  whole_upto: int | None = None) -> Tally:
+                  whole_upto: int | None = None, named: str | None = None) -> Tally:
         """Adapt one export; returns its tally. A Kafka failure raises the PuenteError ``broker.kafka.translate``
         gives it (a re-run is safe), never aiokafka's own error, which a watcher would take for a fault of the file.
 
@@ -395,7 +398,8 @@ class AdapterRun:
 
         ``whole_upto`` (a watcher's, for a file it moved back because it grew after its archive): its size then; a
         refusal of the file before any record is keyed by that many of its first bytes (``whole_digest``), as it was
-        when first read, not by all it holds now.
+        when first read, not by all it holds now; ``named``: its name then, which keys its dead letters (``dead_key``)
+        whatever name it comes back under (a numbered one), so a read again makes no new dead letter.
 
         The ledger takes each record as it is queued, before Kafka acknowledges it: a run that fails may leave in
         it records Kafka never took, which a later run of this object would then skip as duplicates, never
@@ -413,7 +417,7 @@ class AdapterRun:
                 await self.refresh()
                 self._stale = False
             self._stale = True
-            tally = await self._run(stream, source, hold_cut, whole_upto)
+            tally = await self._run(stream, source, hold_cut, whole_upto, named or source)
         except UnfinishedRead:
             self._stale = False  # what was read was settled, every send acknowledged: the ledger is as Kafka has it
             raise
@@ -424,7 +428,8 @@ class AdapterRun:
         self._stale = False
         return tally
 
-    async def _run(self, stream: BinaryIO, source: str, hold_cut: bool, whole_upto: int | None) -> Tally:
+    async def _run(self, stream: BinaryIO, source: str, hold_cut: bool, whole_upto: int | None,
+                   keyed: str) -> Tally:
         ctx = self.ctx.at(datetime.now(UTC))
         tally, shown, name = Tally(), 0, one_line(source)
         pending: list[asyncio.Future[Any]] = []
@@ -442,7 +447,7 @@ class AdapterRun:
             nonlocal shown
             bad = await self._publish(result, pending, tally)
             if bad is not None and bad.error is not None:
-                new = await self._dead_letter(bad, bad.error, source, ctx.now, tally, upto)
+                new = await self._dead_letter(bad, bad.error, source, ctx.now, tally, upto, keyed)
                 if shown < SHOW_REJECTS:
                     shown += 1
                     before = "" if new else " (already in the dead-letter topic)"
@@ -520,11 +525,12 @@ class AdapterRun:
               file=self.err, flush=True)
 
     async def _dead_letter(self, result: Result, err: AdapterError, source: str, now: datetime, tally: Tally,
-                           prefix: bytes) -> bool:
+                           prefix: bytes, keyed: str) -> bool:
         """Dead-letter ``result`` unless its key is on the topic already; whether it was new (counted rejected, not
-        already rejected), as the ledger tells a record published from a duplicate."""
+        already rejected), as the ledger tells a record published from a duplicate. Its key names ``keyed`` (the
+        file's name when first read), its headers ``source`` (where it lies now)."""
         reason = err.reason
-        key = dead_key(self.adapter.name, source, result, prefix)
+        key = dead_key(self.adapter.name, keyed, result, prefix)
         if key in self.dead:
             tally.already_rejected += 1
             return False

@@ -190,6 +190,17 @@ class _Archived:
     at: float
     told: tuple[int, int, int, int] | None = None
     whole: int | None = None  # its size when first archived, if it grew and was moved back since
+    read_as: str | None = None  # its name when first read, if not its name in done/ (its dead letters' keys name it)
+
+
+@dataclass(frozen=True)
+class _Regrown:
+    """A file moved back from ``done/`` because it grew after its archive, as its first read knew it: its size then
+    (``whole``: a refusal of it whole keyed by those bytes) and its name then (``read_as``: each dead letter keyed by
+    it, ``AdapterRun.run``'s ``named``), so that its reads again make no new dead letter under a numbered name."""
+
+    whole: int
+    read_as: str
 
 
 class Journal:
@@ -259,16 +270,22 @@ class Journal:
                 f"new is published).{keep}")
         return journal
 
-    def note(self, name: str, identity: tuple[int, int, int, int], whole: int | None = None) -> None:
+    def note(self, name: str, identity: tuple[int, int, int, int], whole: int | None = None,
+             read_as: str | None = None) -> None:
         """Record ``done/<name>`` as archived now, read as ``identity``; ``whole``: its size when first archived, for
-        a file that grew after it and was moved back (a refusal of it whole keyed by those bytes: ``whole_upto``)."""
-        entry = _Archived(identity, time.time(), whole=whole)
+        a file that grew after it and was moved back (a refusal of it whole keyed by those bytes: ``whole_upto``);
+        ``read_as``: its name when first read (its dead letters keyed by it, whatever name it comes back under)."""
+        entry = _Archived(identity, time.time(), whole=whole, read_as=None if read_as == name else read_as)
         self.entries[name] = entry
         self._append([_line(name, entry)])
 
-    def noting(self, identity: tuple[int, int, int, int], whole: int | None = None) -> Callable[[Path], None]:
-        """``note`` of a file read as ``identity``, for ``archive`` to call with the path it gave it in ``done/``."""
-        return lambda kept: self.note(kept.name, identity, whole)
+    def noting(self, identity: tuple[int, int, int, int], first: _Regrown | None,
+               read_as: str) -> Callable[[Path], None]:
+        """``note`` of a file read as ``identity`` under the name ``read_as`` (``first``: as its first read knew it,
+        if it was moved back), for ``archive`` to call with the path it gave it in ``done/``."""
+        if first is None:
+            return lambda kept: self.note(kept.name, identity, None, read_as)
+        return lambda kept: self.note(kept.name, identity, first.whole, first.read_as)
 
     def forget(self, *names: str) -> None:
         """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
@@ -345,8 +362,12 @@ def _bytes(n: int) -> str:
 
 
 def _line(name: str, entry: _Archived) -> dict[str, Any]:
-    line = {"name": name, "identity": list(entry.identity), "at": entry.at}
-    return line if entry.whole is None else {**line, "whole": entry.whole}
+    line: dict[str, Any] = {"name": name, "identity": list(entry.identity), "at": entry.at}
+    if entry.whole is not None:
+        line["whole"] = entry.whole
+    if entry.read_as is not None:
+        line["read_as"] = entry.read_as
+    return line
 
 
 def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
@@ -388,14 +409,21 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
                 settled = max(settled or 0, item["settled_ns"])
                 continue
             name, identity, at, whole = item["name"], tuple(item["identity"]), item["at"], item.get("whole")
-            if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name
+            read_as = item.get("read_as")
+            if (not _a_name(name) or not (read_as is None or _a_name(read_as))
                     or len(identity) != 4 or not all(type(n) is int for n in identity)
                     or not isinstance(at, int | float) or not (whole is None or type(whole) is int)):
                 raise ValueError
-            entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at), whole=whole)
+            entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at), whole=whole,
+                                      read_as=read_as)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         raise _Garbled("not a journal this watcher wrote") from None
     return entries, settled, len(data) if data.endswith(b"\n") else -1
+
+
+def _a_name(name: object) -> bool:
+    """Whether ``name`` is a file's name in a folder (not below it), as the journal may hold one."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 class _Garbled(ValueError):
@@ -799,7 +827,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     late_at = clock.now()  # files archived before the window: looked at now, then every LATE_LOOK_S
     told_done: set[tuple[str, int, int]] = set()  # ``_look_at_done``'s warnings, each said once per change
     retries = _Retries(interval, clock)
-    regrown: dict[Path, int] = {}  # files moved back from done/ once grown: their size when first archived
+    regrown: dict[Path, _Regrown] = {}  # files moved back from done/ once grown: as their first read knew them
     holding: dict[Path, tuple[int, bool]] = {}  # files whose last read ended within a record: held, and whether empty
     while not stop.is_set():
         if clock.now() >= refresh_at:  # between files: none is in flight
@@ -830,7 +858,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             handled = {entry for entry in handled if entry[0] in listed}
             told = {entry for entry in told if entry[0] in listed}
             sizes = {path: sig for path, sig in sizes.items() if path in listed}
-            regrown = {path: size for path, size in regrown.items() if path in listed}
+            regrown = {path: first for path, first in regrown.items() if path in listed}
             holding = {path: held for path, held in holding.items() if path in listed}
             retries.keep(listed)
         for path, why in refused:
@@ -875,7 +903,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             try:
                 with stream:
-                    tally = await run.run(stream, str(path), hold_cut=True, whole_upto=regrown.get(path))
+                    first = regrown.get(path)
+                    tally = await run.run(stream, str(path), hold_cut=True,
+                                          whole_upto=None if first is None else first.whole,
+                                          named=None if first is None else first.read_as)
                     same = unchanged(path, stream, identity)
             except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
                 total.add(exc.tally)
@@ -924,7 +955,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 idle_since = clock.now()
                 continue
             try:
-                moved = archive(path, done_dir, identity, journal.noting(identity, regrown.get(path)))
+                moved = archive(path, done_dir, identity, journal.noting(identity, regrown.get(path), path.name))
             except OSError as exc:
                 print(f"{run.adapter.name}: could not move {name} to done/: {exc.strerror}", file=run.err)
             else:
@@ -991,7 +1022,7 @@ def _failed(run: AdapterRun, retries: _Retries, path: Path, exc: OSError, partia
 
 
 def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: bool,
-                      regrown: dict[Path, int] | None = None) -> None:
+                      regrown: dict[Path, _Regrown] | None = None) -> None:
     """Look at each file the journal names in ``done/`` for growth: its exporter kept it open and wrote on after a
     pause at a record's end (two polls without change do not prove a file complete, and one whose last record is
     whole looks complete), into the file ``done/`` names since.
@@ -1005,8 +1036,9 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
     change and again after a restart, with what to do, until it is moved back or removed: what it holds since is
     never read otherwise. One unchanged ``JOURNAL_KEEP_S`` past its window is pruned from the journal (a growth after
     that is ``_look_at_done``'s to say). One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be
-    looked at (a share away), nothing is. Each file moved back is put in ``regrown`` with its size when first
-    archived: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew.
+    looked at (a share away), nothing is. Each file moved back is put in ``regrown`` with its size and name when first
+    read: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew, and
+    each dead letter by that name (``named``), whatever numbered name it comes back under.
 
     ``done/`` is opened once, never through a link, and every look and move is made in the folder so opened
     (``_open_done``): whoever may write the drop folder may swap ``done`` for a link to a folder of the watcher's
@@ -1023,7 +1055,7 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
 
 
 def _look_in_done(run: AdapterRun, journal: Journal, folder: Path, done: int, late: bool,
-                  regrown: dict[Path, int] | None) -> None:
+                  regrown: dict[Path, _Regrown] | None) -> None:
     """``_look_at_archived`` in ``done``, the descriptor of ``done/`` opened: no name below it is looked up anew."""
     now, gone, settled = time.time(), [], {}
     for name, entry in list(journal.entries.items()):
@@ -1065,7 +1097,7 @@ def _look_in_done(run: AdapterRun, journal: Journal, folder: Path, done: int, la
                   file=run.err, flush=True)
             continue
         if regrown is not None:
-            regrown[back] = entry.identity[2] if entry.whole is None else entry.whole
+            regrown[back] = _Regrown(entry.identity[2] if entry.whole is None else entry.whole, entry.read_as or name)
         print(f"{run.adapter.name}: done/{shown} was written to after it was archived (its exporter kept it open); "
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)

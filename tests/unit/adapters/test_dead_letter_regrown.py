@@ -49,3 +49,24 @@ def test_another_export_refused_whole_still_gets_its_own(
     (tmp_path / "hits.jsonl").write_bytes(_cr(LINES[1:4]))
     asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
     assert len(kafka.dead) == 2
+
+
+def test_a_numbered_archive_moved_back_keeps_its_first_names_keys(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
+    """Two exports named export.jsonl, each with its own bad record, the second archived as done/export.1.jsonl, which
+    then grows and is moved back as export.1.jsonl: its bad record keeps the key it had under export.jsonl, counted
+    already rejected, two dead letters in all; and so after a restart (the journal keeps the name). Before, the
+    numbered name made new keys: a third dead letter for a record rejected already."""
+    bad = b'{"id_control": "PTY-1", "oops": 1}\n'
+    adapter_run, kafka = offline("snm")
+    for first in LINES[:2]:
+        (tmp_path / "export.jsonl").write_bytes(first + bad)
+        asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    numbered = tmp_path / "done" / "export.1.jsonl"
+    assert numbered.exists() and len(kafka.dead) == 2
+    later, restarted = offline("snm", after=adapter_run)  # a restart: the name is the journal's to keep
+    with numbered.open("ab") as file:
+        file.write(LINES[2])
+    total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    assert "moved back as export.1.jsonl" in later.err.getvalue() and numbered.read_bytes() == LINES[1] + bad + LINES[2]
+    assert (total.rejected, total.already_rejected) == (0, 1) and restarted.dead == []
