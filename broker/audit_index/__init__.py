@@ -53,30 +53,31 @@ alert, and why) and refused when others may read it or write its folder, as the 
 errors name the file (``StoreError``, exit status 3; ``StoreBusy`` when another writer holds it).
 One writer at a time holds ``writer_lock``; readers open with ``readonly=True``.
 
-What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but
-of an alert only what that partner's view kept. A decision that delivered nothing shows the fields
-``UNDELIVERED_FIELDS`` names (an allow-list: alert id, partner, decision, rules, time...) and nothing
-of the alert (type, agency, sector, markings, publication). No row, page, timeline, export or search of that scope
-holds an alert's own id (``AGENCY:reference``, which names the agency and often a post, a date and a sequence,
-and which partners are never given): an alert the partner was sent at some version (a view or a recall notice) is
-named on every row by the id the partner knows it by, its reference (``policies.alert_reference``, recorded in
-the audit for each partner sent a feed record: what its feed and receipts name; the alert's own id only where
-every record sent named it so, in blocks written before references); one it was never sent by an alias, an HMAC
-of partner and id under a key only the index holds, the same on every row and page of that scope. By that
+What a joint-oversight auditor reads (``Scope``): the decisions about its partner, of any outcome, but of an alert
+only what that partner's view kept. A decision that delivered nothing shows the fields ``UNDELIVERED_FIELDS`` names
+(an allow-list: alert id, partner, decision, rules, time...) and nothing of the alert (type, agency, sector,
+markings, publication; nor its agreement, which says what type it was). No row, page, timeline, export or search of
+that scope holds an alert's own id (``AGENCY:reference``, which names the agency and often a post, a date and a
+sequence, and which partners are never given): an alert the partner was sent at some version (a view or a recall
+notice) is named on every row by the id the partner knows it by, its reference (``policies.alert_reference``,
+recorded in the audit for each partner sent a feed record: what its feed and receipts name; the alert's own id only
+where every record sent named it so, in blocks written before references); one it was never sent by an alias, an
+HMAC of partner and id under a key only the index holds, the same on every row and page of that scope. By that
 reference or alias the auditor searches and opens the alert's timeline; the alert's own id, or another partner's
 reference, finds nothing, as an absent one's. A national auditor reads each alert's own id, with each decision's
-reference beside it (``ref``), and finds the alert by any partner's reference too. A decision that delivered
-shows the scoped auditor besides ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each
-keyed to the alert field it is copied from) whose field no change of that view covers (``scoped``). Filters outside
-``ANY_ROW_FILTERS``, search choices and indicators on those descriptions see those values only. Of
-the decision chains, which hold every partner's blocks, it reads each one's state and problem count
-only (``AuditIndex.integrity``: an allow-list of chain fields per scope), never their size,
+reference beside it (``ref``), and finds the alert by any partner's reference too. A decision that delivered shows
+the scoped auditor besides ``DELIVERY_FIELDS`` and each of ``VIEW_COLUMNS`` (type, agency, sector... each keyed to
+the alert field it is copied from) whose field no change of that view covers (``scoped``). Filters outside
+``ANY_ROW_FILTERS`` (an agreement's among them: ``DELIVERED_FILTERS``), search choices and indicators on those
+descriptions see those values only. Of the decision chains, which hold every partner's blocks, it reads each one's
+state and problem count only (``AuditIndex.integrity``: an allow-list of chain fields per scope), never their size,
 checkpoints or position: those grow with what other partners were sent.
 """
 
 from broker.audit_index._index import (
     ANY_ROW_FILTERS,
     DEAD_LETTERS_NOT_SHOWN,
+    DELIVERED_FILTERS,
     FILTER_COLUMNS,
     MAX_FINDINGS,
     MAX_PER_PAGE,
@@ -114,6 +115,7 @@ __all__ = [
     "ANY_ROW_FILTERS",
     "DEAD_LETTERS_NOT_SHOWN",
     "DEFAULT_INDEX",
+    "DELIVERED_FILTERS",
     "DELIVERY_FIELDS",
     "FILTER_COLUMNS",
     "MAX_FINDINGS",

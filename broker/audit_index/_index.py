@@ -176,13 +176,20 @@ class Query:
     until: datetime | None = None
 
 
-ANY_ROW_FILTERS = frozenset({"partner", "alert", "agreement", "rule", "decision", "since", "until"})
+ANY_ROW_FILTERS = frozenset({"partner", "alert", "rule", "decision", "since", "until"})
 """The ``Query`` filters on what a decision says about its partner (and so shown for any row in scope):
-they match a scoped auditor's every row. Any other filter is on the alert's descriptions (agency,
+they match a scoped auditor's every row (a rule on the alert's content its delivered rows alone, as
+``scoped`` reads such rules: ``_where``). Any other filter is on the alert's descriptions (agency,
 type...) and matches only rows delivered to the scoped partner whose view kept that description
-(``FILTER_COLUMNS``): filtering withheld decisions by agency or type, or delivered ones by a field their
-view dropped, would count and characterise what that partner was never sent. A filter added to
-``Query`` is such a one until it is named here."""
+(``FILTER_COLUMNS``), or on what its partner read only of a delivered row (``DELIVERED_FILTERS``): filtering
+withheld decisions by agency or type, or delivered ones by a field their view dropped, would count and
+characterise what that partner was never sent. A filter added to ``Query`` is such a one until it is named here."""
+
+DELIVERED_FILTERS = frozenset({"agreement"})
+"""The ``Query`` filters a scoped auditor's search matches on the rows delivered to its partner alone, whatever their
+view kept: what ``scoped`` shows only on such a row (``_scope.DELIVERY_FIELDS``). A withheld decision's agreement
+would say which type the alert was (those of the partner's agreements that cover it); the one a delivery was sent
+under its partner read."""
 
 FILTER_COLUMNS = {"agency": "originator", "alert_type": "alert_type"}
 """The ``VIEW_COLUMNS`` column each filter outside ``ANY_ROW_FILTERS`` matches: a scoped auditor's filter
@@ -737,12 +744,14 @@ class AuditIndex:
     def _where(self, scope: Scope, q: Query) -> tuple[str, list[Any]]:
         """The SQL condition of ``q`` within ``scope``. For a scoped auditor, a filter outside
         ``ANY_ROW_FILTERS`` also keeps to the rows delivered to its partner whose view kept the field it
-        filters on (``FILTER_COLUMNS``; one not named there, to rows whose view kept every one of them):
-        a row whose column the auditor reads blank must not match a value it was never sent."""
+        filters on (``FILTER_COLUMNS``; one in ``DELIVERED_FILTERS``, to those rows whatever their view kept; any
+        other, to rows whose view kept every one of them): a row whose column the auditor reads blank must not
+        match a value it was never sent."""
         clauses: list[str] = ["1 = 1"]
         args: list[Any] = []
-        describing = [f.name for f in fields(Query) if f.name not in ANY_ROW_FILTERS and getattr(q, f.name) is not None]
-        if not scope.national and describing:
+        given = [f.name for f in fields(Query) if f.name not in ANY_ROW_FILTERS and getattr(q, f.name) is not None]
+        describing = [n for n in given if n not in DELIVERED_FILTERS]
+        if not scope.national and given:
             clauses.append(_DELIVERED_SCOPED)
             clauses += [f"(hidden & {bit(FILTER_COLUMNS[n]) if n in FILTER_COLUMNS else ALL_HIDDEN}) = 0"
                         for n in describing]
@@ -934,9 +943,10 @@ class AuditIndex:
         return int(self._one("SELECT COALESCE(SUM(next_offset), 0) FROM positions") or 0)
 
     def _facets(self, scope: Scope) -> dict[str, list[str]]:
-        """For a scoped auditor, a column outside ``UNDELIVERED_FIELDS`` (the alert's descriptions) lists
-        only the values of rows delivered to its partner whose view kept it, as its rows show them; the
-        others list every value of the partner's rows (WITHHOLD among the decisions, say)."""
+        """For a scoped auditor, a column outside ``UNDELIVERED_FIELDS`` (the alert's descriptions, and the
+        agreement, which a withheld decision names by the alert's type) lists only the values of rows delivered to its
+        partner whose view kept it, as its rows show them; the others list every value of the partner's rows
+        (WITHHOLD among the decisions, say)."""
         where, args = ("partner = ?", [scope.partner]) if scope.partner is not None else ("1 = 1", [])
         out: dict[str, list[str]] = {TOO_MANY: []}
 

@@ -13,7 +13,8 @@ only what that partner's view kept. Every field of a decision row falls under on
 Anything else (a field the audit adds later, a province, the markings) is blanked. Of a row whose view did not go to
 the partner, its rule ids are read under their own allow-list, ``OPEN_RULES`` (``shown_rules``): nearly every rule id
 is a function of the alert's content (``caveat.PANAMA_ONLY``: its markings), so each other is read as one placeholder,
-and the index's rule filter, choices and "withheld by reason" read them so too (``open_rule_sql``).
+and the index's rule filter, choices and "withheld by reason" read them so too (``open_rule_sql``). Nor is its
+``agreement`` read (a withheld decision's agreements are those covering the alert's type), by row, filter or choice.
 
 Every other row that leaves the index for such an auditor (an alert's timeline events, its "why" rows) falls under
 the allow-list of its kind, ``ROW_FIELDS``, though each is made from decision rows already scoped: a field the index
@@ -79,16 +80,20 @@ UNDELIVERED_FIELDS = frozenset({
     "kind", "delivered",
     # which decision, about whom, when; of the alert, the partner's reference or alias, never its id (``scoped``)
     "alert_id", "version", "partner", "decision", "at", "sent", "feed",
-    "agreement", "policy_version", "reasons",  # under what (reasons emptied)
+    "policy_version", "reasons",  # under what (reasons emptied)
     "rules",  # of their ids, only those that read nothing of the alert (``OPEN_RULES``; ``shown_rules``)
 })
 """What a partner's auditor may read of a decision about its partner that delivered nothing (WITHHOLD,
 a view not sent, a content-free recall notice): the decision and what concerns the partner, never the
 alert's descriptions (type, agency, sector, classification or markings, publication time...), which
 that partner was never sent. An allow-list: any other field of such a row, including one the audit
-adds later, is blanked (None)."""
+adds later, is blanked (None). Not its ``agreement``: a withheld decision names the partner's agreements that cover
+the alert's type (none exactly when none does, ``agreement.coverage``), so where a partner's agreements cover
+different types it says which type the alert was; an agreement filter and the agreement choices keep to delivered
+rows so too (``AuditIndex._where``, ``facets``)."""
 
 DELIVERY_FIELDS = UNDELIVERED_FIELDS | {
+    "agreement",  # the one its feed record was sent under (the feed's retention): the partner read it
     "redacted", "truncated", "hidden",  # what the view changed (paths, actions, rules), and whether the list is whole
     "supersedes", "recalls", "previous_version", "notice_version",  # versions: replaced, held, a notice's
     "ingress_ms",  # when the alert was published to Puente (the latency indicators' start)
@@ -223,7 +228,8 @@ only where that version went to its partner (``DELIVERY_FIELDS``' ``ingress_ms``
 agency's lifecycle action and free-text reason."""
 
 DECISION_EVENT_FIELDS = frozenset({
-    "kind", "at", "partner", "version", "decision", "agreement", "rules",
+    "kind", "at", "partner", "version", "decision", "rules",
+    "agreement",  # None on a decision whose view did not go (``_UNSENT_EVENTS``), as on its decision row
     "reasons",  # emptied, as a decision row's
     "redacted",  # the changed fields' paths, actions and rules, and only those (``scoped``)
     "detail",  # the index's own words: "the feed record was not sent"
@@ -243,6 +249,7 @@ and the index's own sentence saying so."""
 
 WHY_FIELDS = frozenset({
     "kind", "version", "decision", "agreement", "rules", "policy_version", "at",  # of the decision row, scoped
+    # (so its agreement and rules as the row reads them: none, and only ``OPEN_RULES``, when its view did not go)
     "outcome", "rule", "named",  # what became of the field asked about, and which rule said so
     "changes",  # the changes inside that field: paths, actions and rules, and only those (``scoped``)
 })
@@ -285,7 +292,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     other partners ("releasable_to (COL, CRI) omits USA"), and an agency's lifecycle ``reason`` is its free text:
     a partner's auditor gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never
     the texts (``reasons`` emptied; of each change in ``redacted`` or ``changes``, ``_CHANGE_KEYS`` alone); and of a
-    row whose view did not go to its partner, only the rule ids that read nothing of the alert (``shown_rules``).
+    row whose view did not go to its partner, only the rule ids that read nothing of the alert (``shown_rules``) and
+    no agreement.
 
     A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
@@ -335,9 +343,12 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
                 out[name] = []
     else:
         out = _kept(out, _row_fields(scope, out))
-        if out.get("kind") in _UNSENT_EVENTS and isinstance(out.get("rules"), list):
+        if out.get("kind") in _UNSENT_EVENTS:
             # Made from decision rows scoped above, so already so; read again so, should one come another way.
-            out["rules"] = shown_rules(out["rules"])
+            if isinstance(out.get("rules"), list):
+                out["rules"] = shown_rules(out["rules"])
+            if "agreement" in out:
+                out["agreement"] = None
     if out.get("reasons") is not None:
         out["reasons"] = []  # the texts: never a partner's auditor's, whatever the row
     for name in ("redacted", "changes"):

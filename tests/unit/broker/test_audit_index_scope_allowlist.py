@@ -94,6 +94,8 @@ def test_each_kind_keeps_what_its_allow_list_names(name: str, allowed: frozenset
             assert value in ([], None)
         elif key == "rules" and name in ("recalled (the notice)", "withheld", "decided"):
             assert value == [CONTENT_RULE]  # its view did not go: no rule id on the alert's content (``OPEN_RULES``)
+        elif key == "agreement" and name in ("recalled (the notice)", "withheld", "decided"):
+            assert value is None  # its view did not go: a withheld decision's agreement says the alert's type
         elif key in ("redacted", "changes") and isinstance(row[key], list):
             assert value == [{k: c[k] for k in CHANGE if k in c} for c in row[key]]
         elif key in allowed:
