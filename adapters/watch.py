@@ -247,9 +247,10 @@ class Journal:
             journal.entries, journal.settled_ns, journal._size = _read_journal(journal.path)
             journal._whole = max(journal._size, 0)
             if journal.settled_ns is not None:
-                # No file was pruned after the journal was last written: a time past that (a watcher before ``prune``
-                # capped times at its clock, folding in a file dated ahead) would hide every write to done/ until it.
-                journal.settled_ns = min(journal.settled_ns, os.stat(journal.path).st_mtime_ns)
+                # No file was pruned after the journal was last written, nor after now: a time past either (a watcher
+                # before ``prune`` capped times at its clock, folding in a file dated ahead; a journal's modification
+                # time set ahead, touch -d, by whoever may write the folder) would hide every write to done/ until it.
+                journal.settled_ns = min(journal.settled_ns, os.stat(journal.path).st_mtime_ns, time.time_ns())
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as exc:

@@ -66,3 +66,23 @@ def test_a_future_watermark_in_a_journal_written_before_the_cap_hides_no_write(t
     done.mkdir()
     (done / "late.jsonl").write_bytes(b"a\n")
     assert _looked(tmp_path).count("WARNING: done/late.jsonl") == 1
+
+
+def test_a_journal_dated_ahead_hides_no_write(tmp_path: Path) -> None:
+    """A journal whose watermark and modification time were both set a year ahead (touch -d, by whoever may write the
+    folder): loaded, the watermark is no later than the watcher's clock, so a file in done/ written to after the
+    load, and not named, is warned of. Before, the journal's own time capped it: every write for a year went unsaid."""
+    ahead = time.time_ns() + 365 * 86_400 * 10**9
+    (tmp_path / ".puente-watch.archived").write_text(f'{{"version": 2, "settled_ns": {ahead}}}\n')
+    os.utime(tmp_path / ".puente-watch.archived", ns=(ahead, ahead))
+    journal = Journal.load(tmp_path, print)
+    assert journal.settled_ns is not None and journal.settled_ns < ahead
+    done = tmp_path / "done"
+    done.mkdir()
+    late = done / "late.jsonl"
+    late.write_bytes(b"a\n")
+    written = journal.settled_ns + 10**9  # a second after the load, a year before the journal's date
+    os.utime(late, ns=(written, written))
+    run = _run()
+    _look_at_done(run, journal, tmp_path, set())
+    assert run.err.getvalue().count("WARNING: done/late.jsonl") == 1
