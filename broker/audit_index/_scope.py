@@ -293,7 +293,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     a partner's auditor gets the rule ids, decision, agreement and changed fields' paths, actions and rules, never
     the texts (``reasons`` emptied; of each change in ``redacted`` or ``changes``, ``_CHANGE_KEYS`` alone); and of a
     row whose view did not go to its partner, only the rule ids that read nothing of the alert (``shown_rules``) and
-    no agreement.
+    no agreement. Its ``action`` is the lifecycle action its partner's feed read: a CONSENT naming another partner,
+    and any action of a later version sent to a partner that held none before it (no ``supersedes``), read UPDATE.
 
     A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
@@ -317,6 +318,13 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
                                                    and out.get("partner") in out["consent"]):
             # As the partner's feed read it (``policies.build_view``): that the originator consented to release
             # the alert to another partner is nothing its auditor may learn, as its partner did not.
+            out["action"] = "UPDATE"
+        if out.get("delivered") is True and out.get("action") is not None and type(out.get("supersedes")) is not int:
+            # A later version sent to a partner that held none of it (the pipeline records ``supersedes``, the
+            # version it held, on every delivery to a holder, and on no other): its feed read a lifecycle made anew,
+            # an UPDATE (``broker.pipeline._first_copy``), never what the version did (a RECLASSIFY that let it in, a
+            # CONSENT naming it), which would tell its auditor the marking history its partner was kept from. A
+            # first publication (no action) stays as it is; a row of unreadable ``supersedes`` reads UPDATE too.
             out["action"] = "UPDATE"
         # Never the alert's own id (an agency's reference, which its partner's feed and receipts no longer name):
         # the id the partner knows it by, which only the index sets (``held_as``), else its alias.

@@ -129,8 +129,10 @@ def test_whether_a_scoped_partner_held_an_alert_is_looked_up_by_alert(tmp_path: 
 def test_a_consent_to_another_partner_reads_to_a_scoped_auditor_as_an_update(partner: str, consent: Any,
                                                                              read: str) -> None:
     """A partner the consent does not name read that version as an UPDATE in its feed; its auditor reads the same
-    (fails closed when the record names no list), while the national auditor reads CONSENT."""
+    (fails closed when the record names no list), while the national auditor reads CONSENT. (Each partner held the
+    version before, ``supersedes``: one that held none read an UPDATE whatever the version did.)"""
     row = {"kind": "DECISION", "partner": partner, "action": "CONSENT", "consent": consent, "delivered": True,
-           "alert_id": "SNM:TOC-2025-3321", "decision": "DELIVER_REDACTED", "held_as": "ref-x", "hidden": []}
+           "alert_id": "SNM:TOC-2025-3321", "decision": "DELIVER_REDACTED", "held_as": "ref-x", "hidden": [],
+           "supersedes": 1}
     assert scoped(Scope(partner), row)["action"] == read
     assert scoped(Scope(), row)["action"] == "CONSENT"
