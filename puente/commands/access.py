@@ -192,32 +192,34 @@ def _observer_hint(acl: Acl) -> str:
     return ""
 
 
-# The resources and patterns a rule of this deployment's alone is on (``broker.access.ours_alone``); an intruder on
-# any other is one ``broker.access.unbounded`` found: a USER resource, or one the client reads as UNKNOWN.
+# The resources and patterns a rule on this deployment's resources is on (``broker.access.ours_alone``, ``reaches``);
+# a rule on any other is one ``broker.access.unbounded`` found: a USER resource, or one the client reads as UNKNOWN.
 _NAMED_RESOURCES = ("TOPIC", "GROUP", "TRANSACTIONAL_ID")
 _NAMED_PATTERNS = ("LITERAL", "PREFIXED")
 
 
-def _intruder_why(acl: Acl) -> str:
-    """Why a rule of a login no policy names is removed: it reaches this deployment's resources alone, or it is on a
-    resource or by a pattern Puente cannot bound (``broker.access.unbounded``: a party's delegation tokens are a USER
-    resource, which librdkafka reads as UNKNOWN), which says nothing of this deployment's topics or groups."""
+def _on(acl: Acl, alone: str = "") -> str:
+    """Where a rule of a login no policy names is: this deployment's topics, groups or transactional ids (followed by
+    ``alone``), the cluster, or a resource or pattern Puente cannot bound (``broker.access.unbounded``: a party's
+    delegation tokens are a USER resource, which librdkafka reads as UNKNOWN), which says nothing of this
+    deployment's own resources, so it is never printed as one of them ("this deployment's unknowns")."""
     kind = f"{acl.resource.lower().replace('_', ' ')}s"
+    if acl.resource == "CLUSTER":
+        return "on the cluster"
     if acl.resource not in _NAMED_RESOURCES:
-        return ("a login no policy names, on a resource the Kafka client cannot name: a party's delegation tokens, "
-                "perhaps")
+        return "on a resource the Kafka client cannot name: a party's delegation tokens, perhaps"
     if acl.pattern not in _NAMED_PATTERNS:
-        return f"a login no policy names, on {kind} by a pattern the Kafka client cannot name"
-    return f"a login no policy names, on this deployment's {kind} alone"
+        return f"on {kind} by a pattern the Kafka client cannot name"
+    return f"on this deployment's {kind}{alone}"
 
 
 def _lines(changes: AclChanges, others: list[str], quotas: QuotaChanges) -> list[str]:
     lines = [*(f"+ {acl}" for acl in changes.add), *(f"- {acl}" for acl in changes.remove)]
-    lines += [f"- {acl} ({_intruder_why(acl)})" for acl in changes.intruders]
+    lines += [f"- {acl} (a login no policy names, {_on(acl, ' alone')})" for acl in changes.intruders]
     lines += [f"! for every user, Puente's parties included; not removed here, remove it if it is not needed: {acl}"
               for acl in changes.everyone]
-    lines += [f"! a login no policy names, on this deployment's {acl.resource.lower().replace('_', ' ')}s; not "
-              f"removed here, remove it if it is not needed{_observer_hint(acl)}: {acl}" for acl in changes.strangers]
+    lines += [f"! a login no policy names, {_on(acl)}; not removed here, remove it if it is not needed"
+              f"{_observer_hint(acl)}: {acl}" for acl in changes.strangers]
     flagged = {*changes.everyone, *changes.strangers}
     lines += [f"? not Puente's to manage, left as it is: {line}"
               for line in [*(str(a) for a in changes.others if a not in flagged), *others]]

@@ -74,3 +74,19 @@ def test_a_rule_by_a_pattern_the_client_cannot_name_says_so(cluster: dict[str, A
     assert _puente("acls", "plan") == 1
     assert f"- {rule} (a login no policy names, on topics by a pattern the Kafka client cannot name)" \
         in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(("rule", "where"), [
+    (Acl("admin", "UNKNOWN", "User:partner-COL", "LITERAL", "UNKNOWN"),  # the admin's own: left to the operator
+     "on a resource the Kafka client cannot name: a party's delegation tokens, perhaps"),
+    (Acl("ops", "CLUSTER", "kafka-cluster", "LITERAL", "UNKNOWN"), "on the cluster"),  # a later Kafka's power
+], ids=str)
+def test_a_rule_left_to_the_operator_says_where_it_is(rule: Acl, where: str, cluster: dict[str, Any],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule left to the operator (`!`) on a resource the client cannot name, or on the cluster, says so, never
+    "this deployment's unknowns" or "this deployment's clusters"."""
+    cluster["acls"].add(rule)
+    assert _puente("acls", "plan") == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.endswith(f": {rule}")] == [
+        f"! a login no policy names, {where}; not removed here, remove it if it is not needed: {rule}"], out
