@@ -904,10 +904,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 continue
             try:
                 with stream:
-                    first = regrown.get(path)
-                    tally = await run.run(stream, str(path), hold_cut=True,
-                                          whole_upto=None if first is None else first.whole,
-                                          named=None if first is None else first.read_as)
+                    first = regrown.get(path)  # moved back: read as its first read knew it (its dead letters' keys)
+                    reading = (run.run(stream, str(path), hold_cut=True) if first is None else
+                               run.run(stream, str(path), hold_cut=True, whole_upto=first.whole, named=first.read_as))
+                    tally = await reading
                     same = unchanged(path, stream, identity)
             except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
                 total.add(exc.tally)
