@@ -32,9 +32,10 @@ published is counted, and a file still failing when the watcher stops is counted
 (``Tally.unfinished``) and named, with what to do. A file gone between the listing and its read (removed, moved away)
 is no failure: nothing to read, nothing retried. An idle exit (``--exit-when-idle``) waits for the retries: it comes
 only once every failing file has been tried again ``IDLE_RETRIES`` times, or was not tried within the idle seconds
-after its try was due (its folder could not be listed), and idle seconds count from the last read, archive or failure;
-a file still failing then is left unfinished, and ``puente adapt --watch`` exits 3. A fault that is no I/O error (an
-adapter's bug met in one file) is a failed try too; a file refused, or gone, is no longer retried.
+after its try was due (its folder could not be listed), and idle seconds count from the last arrival (a file new
+or grown), read, archive or failure; a file still failing then is left unfinished, and ``puente adapt --watch``
+exits 3. A fault that is no I/O error (an adapter's bug met in one file) is a failed try too; a file refused, or
+gone, is no longer retried.
 
 Two polls without change do not prove a file complete: an exporter may pause (a slow query, a stalled
 share) longer than that. A file whose reader says it stops within a record (its last, without its line
@@ -880,8 +881,12 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             if sig is None:  # gone, or no longer a regular file, since the listing: nothing to try again
                 retries.due.pop(path, None)
                 continue
-            if sizes.get(path) != sig or (path, *sig) in handled:
-                sizes[path] = sig  # seen for the first time, or still changing: wait one more poll
+            if sizes.get(path) != sig:  # seen for the first time, or still changing: wait one more poll
+                sizes[path] = sig
+                if (path, *sig) not in handled:  # a file arrived or grew: no idle exit before it is read
+                    idle_since = clock.now()
+                continue
+            if (path, *sig) in handled:  # read already as it is (held, refused): read again once it changes
                 continue
             if retries.waiting(path):  # its read failed: tried again once its wait is over
                 continue
