@@ -295,6 +295,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     row whose view did not go to its partner, only the rule ids that read nothing of the alert (``shown_rules``) and
     no agreement. Its ``action`` is the lifecycle action its partner's feed read: a CONSENT naming another partner,
     and any action of a later version sent to a partner that held none before it (no ``supersedes``), read UPDATE.
+    Such a row written before the pipeline made first copies anew (cf1f5f2) reads UPDATE too, though its partner's
+    feed then read the version's own action: fails safe, hiding what the partner read, never revealing more.
 
     A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
