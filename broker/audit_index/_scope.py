@@ -95,7 +95,8 @@ rows so too (``AuditIndex._where``, ``facets``)."""
 DELIVERY_FIELDS = UNDELIVERED_FIELDS | {
     "agreement",  # the one its feed record was sent under (the feed's retention): the partner read it
     "redacted", "truncated", "hidden",  # what the view changed (paths, actions, rules), and whether the list is whole
-    "supersedes", "recalls", "previous_version", "notice_version",  # versions: replaced, held, a notice's
+    "supersedes", "recalls", "notice_version",  # versions: replaced, held, a notice's
+    "previous_version",  # the version before this one, only where the partner held it (``scoped``)
     "ingress_ms",  # when the alert was published to Puente (the latency indicators' start)
 }
 """What a partner's auditor may read of a decision whose view went to its partner, besides the
@@ -296,7 +297,8 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
     no agreement. Its ``action`` is the lifecycle action its partner's feed read: a CONSENT naming another partner,
     and any action of a later version sent to a partner that held none before it (no ``supersedes``), read UPDATE.
     Such a row written before the pipeline made first copies anew (cf1f5f2) reads UPDATE too, though its partner's
-    feed then read the version's own action: fails safe, hiding what the partner read, never revealing more.
+    feed then read the version's own action: fails safe, hiding what the partner read, never revealing more. Its
+    ``previous_version`` only where the partner held that version (equal to ``supersedes``), else blanked.
 
     A decision row keeps only what its allow-lists name (module docstring):
     ``UNDELIVERED_FIELDS`` when it did not deliver to its partner (``delivered`` not True: fails closed),
@@ -344,6 +346,13 @@ def scoped(scope: Scope, row: dict[str, Any]) -> dict[str, Any]:
             covered = (set(hidden) if isinstance(hidden, list) and all(isinstance(h, str) for h in hidden)
                        else covered_columns(out))
             out = _kept(out, DELIVERY_FIELDS | (set(VIEW_COLUMNS) - covered))
+            held = out.get("supersedes")
+            if "previous_version" in out and not (type(held) is int and out["previous_version"] == held
+                                                  and type(out["previous_version"]) is int):
+                # The version before this one, which the partner read only where it held it (``supersedes``, an
+                # int: the same number): on a first copy it says how many versions the partner was not sent, on a
+                # holder's row above what it held that one was kept from it (held 1, previous 2). Else blanked.
+                out["previous_version"] = None
             if isinstance(out.get("ingress"), str):
                 # The agency's topic, which the view kept; not the partition and offset: the gaps between two
                 # offsets the partner may read would count, and place, the alerts of that agency it was not sent.

@@ -75,3 +75,35 @@ def test_scoped_reads_a_delivered_rows_action_as_its_partners_feed_did(row: dict
              "version": 3, **row}
     assert scoped(USA, whole)["action"] == read
     assert scoped(Scope(), whole) == whole
+
+
+def _previous(rows: list[dict[str, Any]]) -> list[tuple[int | None, Any, Any]]:
+    return sorted(((r.get("version") or 1, r.get("supersedes"), r.get("previous_version")) for r in rows
+                   if r["delivered"]), key=repr)
+
+
+def test_a_first_copy_does_not_say_which_version_came_before_it(tmp_path: Path) -> None:
+    """Searched and exported, USA's auditor reads no ``previous_version`` on its first copies (R v3, C v2: version 1
+    was never its partner's), only on H v2, re-sent while it held v1; the national auditor reads it on each."""
+    index = _index(tmp_path)
+    for rows in (index.search(USA, Query(partner="USA")).rows, list(index.export(USA, Query()))):
+        assert _previous(rows) == sorted([(1, None, None), (2, None, None), (2, 1, 1), (3, None, None)], key=repr)
+    national = index.search(Scope(), Query(partner="USA")).rows
+    assert _previous(national) == sorted([(1, None, None), (2, None, 1), (2, 1, 1), (3, None, 1)], key=repr)
+
+
+@pytest.mark.parametrize(("row", "read"), [
+    ({"previous_version": 6}, None),  # a first copy at v7: the versions before it were never its partner's
+    ({"previous_version": 2, "supersedes": 1}, None),  # held v1, sent v3: v2 was kept from it
+    ({"previous_version": 2, "supersedes": 2}, 2),  # held the version before: it read it
+    ({"previous_version": 2, "supersedes": "2"}, None),  # unreadable ``supersedes``: fails closed
+    ({"previous_version": True, "supersedes": 1}, None),  # no version number
+    ({"previous_version": 1, "supersedes": True}, None),
+])
+def test_scoped_shows_the_previous_version_only_where_its_partner_held_it(row: dict[str, Any], read: Any) -> None:
+    """A delivered row's ``previous_version`` reads only where it is the version its partner held (``supersedes``,
+    both ints), else None; a national auditor reads the row whole."""
+    whole = {"kind": "DECISION", "partner": "USA", "decision": "DELIVER", "delivered": True, "hidden": [],
+             "version": 7, "action": "UPDATE", **row}
+    assert scoped(USA, whole)["previous_version"] == read
+    assert scoped(Scope(), whole) == whole
