@@ -198,10 +198,12 @@ class _Archived:
 class _Regrown:
     """A file moved back from ``done/`` because it grew after its archive, as its first read knew it: its size then
     (``whole``: a refusal of it whole keyed by those bytes) and its name then (``read_as``: each dead letter keyed by
-    it, ``AdapterRun.run``'s ``named``), so that its reads again make no new dead letter under a numbered name."""
+    it, ``AdapterRun.run``'s ``named``), so that its reads again make no new dead letter under a numbered name.
+    ``file``: its device and inode, so that a file put at its name since (a dropper's new export) inherits neither."""
 
     whole: int
     read_as: str
+    file: tuple[int, int]
 
 
 class Journal:
@@ -226,11 +228,19 @@ class Journal:
     if that fails), said, and a new one begun; a link or a file with other names at its name is replaced, never
     followed. A write that would pass ``JOURNAL_BYTES`` is refused, said, and the journal on disk kept. An append the
     disk takes only part of (full) is cut back to what was there, and the journal written whole instead (all this
-    watcher holds, renamed over: never less than the appends held); until a whole write succeeds, none is appended."""
+    watcher holds, renamed over: never less than the appends held); until a whole write succeeds, none is appended.
+
+    It keeps too each file moved back into the folder until it is archived again (``back``, keyed by its device and
+    inode: its name there, its size and name when first read), written before the move, so that a watcher restarted
+    between the move back and the archive reads it as the first read knew it (``regrown``): else its dead letters
+    would be keyed by its numbered name, made and counted again. A line written and the move not made (a stop
+    between them, a move refused) names a file not there: ``regrown`` passes it over, as it does a file put at that
+    name since (another device or inode: a dropper's replacement inherits nothing)."""
 
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.path, self.say = folder / JOURNAL_NAME, say
         self.entries: dict[str, _Archived] = {}
+        self.back: dict[tuple[int, int], tuple[str, _Regrown]] = {}  # moved back, not archived again: its name there
         # The newest modification time of a file the journal stopped naming, unchanged then (``prune``): a file in
         # done/ the journal does not name and modified after it was written to after it was archived.
         self.settled_ns: int | None = None
@@ -245,7 +255,7 @@ class Journal:
         """The folder's journal as its last watcher left it; empty (said so) when it cannot be read."""
         journal = cls(folder, say)
         try:
-            journal.entries, journal.settled_ns, journal._size = _read_journal(journal.path)
+            journal.entries, journal.back, journal.settled_ns, journal._size = _read_journal(journal.path)
             journal._whole = max(journal._size, 0)
             if journal.settled_ns is not None:
                 # No file was pruned after the journal was last written, nor after now: a time past either (a watcher
@@ -288,6 +298,46 @@ class Journal:
         if first is None:
             return lambda kept: self.note(kept.name, identity, None, read_as)
         return lambda kept: self.note(kept.name, identity, first.whole, first.read_as)
+
+    def moving_back(self, name: str, first: _Regrown) -> None:
+        """Record, before the move is tried, that the file ``first.file`` names is moved back from ``done/`` into
+        the folder as ``name`` (each name tried replaces the last), as its first read knew it (``first``)."""
+        self.back[first.file] = (name, first)
+        self._append([_back_line(name, first)])
+
+    def moving(self, first: _Regrown) -> Callable[[Path], None]:
+        """``moving_back`` of the file ``first`` names, for ``_move_free`` to call with each name it tries."""
+        return lambda target: self.moving_back(target.name, first)
+
+    def moved_away(self, *files: tuple[int, int]) -> None:
+        """Keep no more the files moved back that ``files`` name (device, inode): archived again, gone from the
+        folder, or never moved."""
+        gone = [file for file in files if self.back.pop(file, None) is not None]
+        if gone:
+            self._append([{"unback": list(file)} for file in gone])
+
+    def regrown(self, folder: Path) -> dict[Path, _Regrown]:
+        """The files moved back into ``folder`` and not archived again, each as its first read knew it: only those
+        still at the name and the file (device, inode) the journal gives; the others are let go (never moved, or
+        removed, or replaced by a dropper's file, which must not be read as the one moved back)."""
+        found, stale = {}, []
+        for file, (name, first) in self.back.items():
+            try:
+                st = os.lstat(folder / name)
+            except OSError:
+                stale.append(file)
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == file:
+                found[folder / name] = first
+            else:
+                stale.append(file)
+        self.moved_away(*stale)
+        return found
+
+    def keep_back(self, listed: set[Path]) -> None:
+        """Keep no more the files moved back whose names ``listed`` (the folder's files now) no longer holds."""
+        self.moved_away(*(file for file, (name, _) in self.back.items()
+                          if self.path.parent / name not in listed))
 
     def forget(self, *names: str) -> None:
         """Look no more at ``done/<name>``: moved back, removed, or another file by now."""
@@ -334,7 +384,8 @@ class Journal:
     def _save(self) -> None:
         if self._full_at is not None and len(self.entries) >= self._full_at:
             return  # refused for size, and no smaller since: said already
-        lines = [{"version": 2, "settled_ns": self.settled_ns}, *(_line(n, e) for n, e in self.entries.items())]
+        lines = [{"version": 2, "settled_ns": self.settled_ns}, *(_line(n, e) for n, e in self.entries.items()),
+                 *(_back_line(name, first) for name, first in self.back.values())]
         data = b"".join(json.dumps(item).encode() + b"\n" for item in lines)
         if len(data) > JOURNAL_BYTES:
             self._full_at = len(self.entries)
@@ -372,10 +423,24 @@ def _line(name: str, entry: _Archived) -> dict[str, Any]:
     return line
 
 
-def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
-    """The entries of the journal at ``path``, its ``settled_ns`` and size; ValueError when it is not one (OSError
-    when it cannot be read). A last line cut short (a stop within an append) is left out, and the size is then -1:
-    the next write is whole, never an append after the cut."""
+def _back_line(name: str, first: _Regrown) -> dict[str, Any]:
+    return {"back": name, "file": list(first.file), "whole": first.whole, "read_as": first.read_as}
+
+
+def _read_back(item: dict[str, Any]) -> tuple[str, _Regrown]:
+    """A ``back`` line's name and file as its first read knew it; ValueError when it is not one."""
+    name, file, whole, read_as = item["back"], item["file"], item["whole"], item["read_as"]
+    if (not _a_name(name) or not _a_name(read_as) or type(whole) is not int or not isinstance(file, list)
+            or len(file) != 2 or not all(type(n) is int for n in file)):
+        raise ValueError
+    return name, _Regrown(whole, read_as, (file[0], file[1]))
+
+
+def _read_journal(path: Path) -> tuple[dict[str, _Archived], dict[tuple[int, int], tuple[str, _Regrown]],
+                                       int | None, int]:
+    """The entries of the journal at ``path``, the files it says moved back (``Journal.back``), its ``settled_ns``
+    and size; ValueError when it is not one (OSError when it cannot be read). A last line cut short (a stop within
+    an append) is left out, and the size is then -1: the next write is whole, never an append after the cut."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -390,6 +455,7 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
     if len(data) > JOURNAL_BYTES:
         raise ValueError(f"larger than {_bytes(JOURNAL_BYTES)}")
     entries: dict[str, _Archived] = {}
+    back: dict[tuple[int, int], tuple[str, _Regrown]] = {}
     settled: int | None = None
     try:
         lines = data.split(b"\n")
@@ -404,6 +470,16 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
         for item in items:
             if "forget" in item:
                 entries.pop(item["forget"], None)
+                continue
+            if "back" in item:
+                name, first = _read_back(item)
+                back[first.file] = (name, first)
+                continue
+            if "unback" in item:
+                file = item["unback"]
+                if not isinstance(file, list) or len(file) != 2:
+                    raise ValueError
+                back.pop((file[0], file[1]), None)
                 continue
             if "settled_ns" in item:
                 if type(item["settled_ns"]) is not int:
@@ -420,7 +496,7 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], int | None, int]:
                                       read_as=read_as)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         raise _Garbled("not a journal this watcher wrote") from None
-    return entries, settled, len(data) if data.endswith(b"\n") else -1
+    return entries, back, settled, len(data) if data.endswith(b"\n") else -1
 
 
 def _a_name(name: object) -> bool:
@@ -829,7 +905,9 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
     late_at = clock.now()  # files archived before the window: looked at now, then every LATE_LOOK_S
     told_done: set[tuple[str, int, int]] = set()  # ``_look_at_done``'s warnings, each said once per change
     retries = _Retries(interval, clock)
-    regrown: dict[Path, _Regrown] = {}  # files moved back from done/ once grown: as their first read knew them
+    # Files moved back from done/ once grown: as their first read knew them, a restart between the move and the
+    # archive again included (the journal keeps them until then).
+    regrown = journal.regrown(folder)
     holding: dict[Path, tuple[int, bool]] = {}  # files whose last read ended within a record: held, and whether empty
     while not stop.is_set():
         if clock.now() >= refresh_at:  # between files: none is in flight
@@ -861,6 +939,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             told = {entry for entry in told if entry[0] in listed}
             sizes = {path: sig for path, sig in sizes.items() if path in listed}
             regrown = {path: first for path, first in regrown.items() if path in listed}
+            journal.keep_back(listed)
             holding = {path: held for path, held in holding.items() if path in listed}
             retries.keep(listed)
         for path, why in refused:
@@ -910,6 +989,10 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             try:
                 with stream:
                     first = regrown.get(path)  # moved back: read as its first read knew it (its dead letters' keys)
+                    if first is not None and first.file != identity[:2]:
+                        # another file put at its name since: a new export, read as its own, never as the one moved
+                        journal.moved_away(regrown.pop(path).file)
+                        first = None
                     reading = (run.run(stream, str(path), hold_cut=True) if first is None else
                                run.run(stream, str(path), hold_cut=True, whole_upto=first.whole, named=first.read_as))
                     tally = await reading
@@ -970,6 +1053,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                           "in place to be read again", file=run.err, flush=True)
                     handled.discard((path, *sig))
                 else:
+                    journal.moved_away(identity[:2])  # archived again: its journal entry in done/ keeps its facts
                     # Moved out of the folder: a later export of the same name, size and time (a copy keeping
                     # its time, an unzip) is a new file, not this one, and is read.
                     handled.discard((path, *sig))
@@ -1044,7 +1128,9 @@ def _look_at_archived(run: AdapterRun, journal: Journal, folder: Path, *, late: 
     that is ``_look_at_done``'s to say). One replaced or removed in ``done/`` is forgotten; while ``done/`` cannot be
     looked at (a share away), nothing is. Each file moved back is put in ``regrown`` with its size and name when first
     read: a refusal of it whole is keyed by those bytes (``AdapterRun.run``'s ``whole_upto``), however it grew, and
-    each dead letter by that name (``named``), whatever numbered name it comes back under.
+    each dead letter by that name (``named``), whatever numbered name it comes back under; and in the journal, each
+    name tried written before the try (``Journal.moving_back``), kept until it is archived again: a watcher
+    restarted meanwhile reads it so too (``Journal.regrown``).
 
     ``done/`` is opened once, never through a link, and every look and move is made in the folder so opened
     (``_open_done``): whoever may write the drop folder may swap ``done`` for a link to a folder of the watcher's
@@ -1095,15 +1181,18 @@ def _look_in_done(run: AdapterRun, journal: Journal, folder: Path, done: int, la
                       file=run.err, flush=True)
             continue
         gone.append(name)
-        try:
-            back = _move_free(Path(name), folder, at=done)
+        first = _Regrown(entry.identity[2] if entry.whole is None else entry.whole, entry.read_as or name,
+                         (st.st_dev, st.st_ino))
+        try:  # each name tried is journalled before the try: a restart after the move reads it as ``first``
+            back = _move_free(Path(name), folder, at=done, trying=journal.moving(first))
         except OSError as exc:
+            journal.moved_away(first.file)  # not moved: nothing in the folder is this file
             print(f"{run.adapter.name}: done/{shown} was written to after it was archived, and cannot be moved back "
                   f"to be read again ({exc.strerror or type(exc).__name__}): move it back into the folder by hand",
                   file=run.err, flush=True)
             continue
         if regrown is not None:
-            regrown[back] = _Regrown(entry.identity[2] if entry.whole is None else entry.whole, entry.read_as or name)
+            regrown[back] = first
         print(f"{run.adapter.name}: done/{shown} was written to after it was archived (its exporter kept it open); "
               f"moved back as {one_line(back.name)} to be read again: have the exporter write under a temporary name "
               "(.tmp, .part) and rename the file when done", file=run.err, flush=True)
@@ -1164,15 +1253,19 @@ def _named_in(folder: Path, st: os.stat_result) -> bool:
         return False
 
 
-def _move_free(path: Path, folder: Path, at: int | None = None) -> Path:
+def _move_free(path: Path, folder: Path, at: int | None = None,
+               trying: Callable[[Path], None] | None = None) -> Path:
     """Move ``path`` (a name in the folder ``at`` is open on, if given) into ``folder`` under a name no file there
     has: its own, or 'name.1.ext', 'name.2.ext'... In one step, never with two names (a stop between a link and an
     unlink would leave it with two, which ``finish_move`` takes for an archive a stop cut short, and reads again),
-    and never over a file of that name (an exporter's next export): ``_rename_new``."""
+    and never over a file of that name (an exporter's next export): ``_rename_new``. ``trying(target)`` is called
+    before each name is tried (the watcher journals it: a stop just after the move must leave it recorded)."""
     n = 0
     while True:
         target = folder / _numbered(path, n)
         n += 1
+        if trying is not None:
+            trying(target)
         try:
             _rename_new(path, target, at)
         except FileExistsError:
