@@ -29,8 +29,9 @@ loadable, and a reader verifies or decrypts with every generation it holds (``lo
 ``load_decryption_keys``, ``signature_check``), so records made before a rotation still open. A key-agreement
 key is the exception: every generation held would MAC for its owner for good, so once what the old one MACed is
 processed the broker's operator retires it (``retire_kex``; ``puente keys retire``, named by ``keys use`` and
-``keys import-public`` at each rotation, and flagged by ``keys list`` until it is done), and no MAC pair with it
-is derived again, even from a copy imported later.
+``keys import-public`` at each rotation, and flagged by ``keys list`` until it is done): its file is moved aside as
+``<key id>.json.retired``, out of what the MAC table reads, and no MAC pair with it is derived again, even from a copy
+imported later, nor when the ``retired-kex`` list is lost (a running broker stops instead).
 """
 
 from __future__ import annotations
@@ -155,6 +156,10 @@ BROKER_IN_USE = "broker-in-use"
 RETIRED_KEX = "retired-kex"
 _MAX_RETIRED_KEX = 256 * 1024  # some 2,500 lines: far beyond the keys any site retires
 _RETIRED_LINE = re.compile(r"(?P<key_id>\S+) (?P<digest>[0-9a-f]{64})")
+# In the broker's folder: a retired key-agreement key's public half alone, ``<key id>.json.retired``, moved out of the
+# ``<key id>.json`` files the MAC table reads (``Keystore.retire_kex``): the revocation needs no list to survive, and
+# the public half it keeps refuses the same key imported again even when ``retired-kex`` is lost.
+RETIRED_FORM = ".json.retired"
 # A party's Kafka login, kept in the folder of its keys (``broker.credentials``, which imports this module).
 CLIENT_CONFIG = "client.properties"
 PENDING_CLIENT_CONFIG = f".{CLIENT_CONFIG}.pending"  # a new one written before Kafka took its password
@@ -400,15 +405,16 @@ class _Custody:
     keeps: Callable[[KeyRecord], bool]  # whether it holds this key with its private half
     names: frozenset[str]  # what it keeps besides key files: its login, its choices of key
     retired_owner: str | None  # whose retired shared agency-mac keys it keeps: any (None), or its own
+    retired_forms: bool  # whether it keeps retired key-agreement keys' public halves (``<key id>.json.retired``)
     makes: str  # what makes the private keys it holds, for one in its name it never makes
     kept: str  # the entries it keeps, as a message says them
 
 
 _BROKER_CUSTODY = _Custody(
     BROKER_OWNER, "the broker", _broker_makes,
-    frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE, RETIRED_KEX}), None,
+    frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, IN_USE, RETIRED_KEX}), None, True,
     "`puente keys generate --for broker` makes its signing and key-agreement keys",
-    f"only <key id>.json key files, {CLIENT_CONFIG} and {RETIRED_KEX}")
+    f"only <key id>.json key files, {CLIENT_CONFIG}, {RETIRED_KEX} and <key id>{RETIRED_FORM}")
 
 
 def _agency_custody(agency: str) -> _Custody:
@@ -416,7 +422,7 @@ def _agency_custody(agency: str) -> _Custody:
     halves, its login, and its choices of key (``in-use``, ``broker-in-use``)."""
     return _Custody(
         agency, f"agency {agency}", lambda record: record.owner == agency and record.kind is KeyKind.KEY_AGREEMENT,
-        frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, FORMER_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency,
+        frozenset({CLIENT_CONFIG, PENDING_CLIENT_CONFIG, FORMER_CLIENT_CONFIG, IN_USE, BROKER_IN_USE}), agency, False,
         f"`puente keys generate --for agency {agency}` makes its key-agreement key",
         f"only <key id>.json key files, {CLIENT_CONFIG}, {IN_USE} and {BROKER_IN_USE}")
 
@@ -424,6 +430,12 @@ def _agency_custody(agency: str) -> _Custody:
 def _key_file_name(name: str) -> bool:
     """Whether ``name`` is a key file's, ``<key id>.json``."""
     return name.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(name[:-5]))
+
+
+def _retired_form_id(name: str) -> str | None:
+    """The key id of ``name`` when it is a retired key-agreement key's file (``<key id>.json.retired``), else None."""
+    key_id = name.removesuffix(RETIRED_FORM)
+    return key_id if key_id != name and KEY_ID_PATTERN.fullmatch(key_id) else None
 
 
 def _retired_kept(name: str, custody: _Custody) -> bool:
@@ -436,14 +448,16 @@ def _kept_name(name: str, custody: _Custody) -> bool:
     """Whether the keystore itself writes ``name`` into ``custody``'s folder, besides its key files: a party's Kafka
     login (and its next one, which ``broker.credentials.apply_users`` writes before Kafka takes its password, and,
     in an agency's folder, the one it moved aside when the agency was no longer named and its login disabled), the
-    agency's ``in-use`` and ``broker-in-use`` choices, the broker's ``retired-kex`` list (``Keystore.retire_kex``), a
-    retired shared agency-mac key (``retired_files``), or ``write_atomic``'s temporary name for any of them or for a
+    agency's ``in-use`` and ``broker-in-use`` choices, the broker's ``retired-kex`` list and retired key-agreement keys'
+    public halves (``<key id>.json.retired``; ``Keystore.retire_kex``), a retired shared agency-mac key
+    (``retired_files``), or ``write_atomic``'s temporary name for any of them or for a
     key file, left by a write that crashed."""
     temporary = _TEMPORARY.fullmatch(name)
     if temporary is not None:
         inner = temporary["name"]
         return _kept_name(inner, custody) or (inner.endswith(".json") and bool(KEY_ID_PATTERN.fullmatch(inner[:-5])))
-    return name in custody.names or _retired_kept(name, custody)
+    return (name in custody.names or _retired_kept(name, custody)
+            or (custody.retired_forms and _retired_form_id(name) is not None))
 
 
 def _holds_foreign_secret(name: str, data: bytes, custody: _Custody) -> bool:
@@ -512,6 +526,15 @@ def _retired_secret(data: bytes) -> bytes | None:
     except (ValueError, TypeError, binascii.Error):
         return b""
     return secret if len(secret) == KEY_LEN else b""
+
+
+@dataclass
+class _Retirements:
+    """What a running broker has read of the retirements (``Keystore._mac_table``), each key id to the SHA-256 hex of
+    its public half; it only grows, since a retirement is never taken back."""
+
+    listed: dict[str, str]  # every entry the ``retired-kex`` list held at a read
+    kept: dict[str, str]  # every key retired, on the list or moved aside (``Keystore.retired_keys``)
 
 
 class Keystore:
@@ -727,11 +750,9 @@ class Keystore:
                     f"move it out of {one_line(str(self.path))}")
         if not _holds_foreign_secret(path.name, data, custody):
             if path.name == RETIRED_KEX:
-                try:
-                    self.retired_kex()  # one that does not read has the MAC table refused: named here before
-                except KeyMaterialError as exc:
-                    return str(exc)
-                return None
+                return self._retired_list_problem()
+            if _retired_form_id(path.name) is not None:
+                return self._retired_form_problem(path)
             if _RETIRED.fullmatch(path.name) is None:
                 return None
             secret = _retired_secret(data)
@@ -744,6 +765,43 @@ class Keystore:
             return None
         return (f"{shown}: holds a private key under a name no reader checks, so no one can tell whose it is: move it "
                 f"out of {one_line(str(self.path))} (if it is another party's, its owner must make a new generation)")
+
+    def _retired_list_problem(self) -> str | None:
+        """Why ``retired-kex`` must not be started from: it does not read (the MAC table would refuse it: named here
+        before), or it names a key whose ``<key id>.json`` is still here, as ``retire_kex`` left it before retired
+        keys were moved aside: that key's revocation would then last only as long as the list, and a list emptied,
+        removed or restored from an older backup would have it verify again."""
+        try:
+            listed = self.retired_kex()
+        except KeyMaterialError as exc:
+            return str(exc)
+        live = sorted(key_id for key_id in listed if os.path.lexists(self.path / f"{key_id}.json"))
+        if not live:
+            return None
+        return (f"{self.path / RETIRED_KEX} retires {', '.join(live)}, whose key file is still in {self.path}, so it "
+                f"would verify again were the list lost: run `puente keys retire {live[0]} --dir {self.path}` (for "
+                f"each of them) to move it aside as {live[0]}{RETIRED_FORM}")
+
+    def _retired_form_problem(self, path: Path) -> str | None:
+        """Why ``path``, a retired key's public half (``<key id>.json.retired``), must not be started from: it does
+        not read as one (no one can tell which key it retires), the list lost it, or the key's own file is back."""
+        try:
+            record = self._retired_form(path)
+        except KeyMaterialError as exc:
+            return str(exc)
+        if os.path.lexists(self.path / f"{record.key_id}.json"):
+            return (f"key {record.key_id}: {self.path / f'{record.key_id}.json'} is back beside {path.name}, the "
+                    f"key retired under that id: run `puente keys retire {record.key_id} --dir {self.path}` to move it "
+                    "aside again (or remove it)")
+        try:
+            listed = self.retired_kex()
+        except KeyMaterialError:
+            return None  # named by the list's own check
+        if record.key_id not in listed:
+            return (f"key {record.key_id}: {path} is retired but not on {self.path / RETIRED_KEX} (the list was "
+                    "emptied, removed or restored from an older backup): the key stays revoked; run `puente keys "
+                    f"retire {record.key_id} --dir {self.path}` to list it again, and find out what changed the list")
+        return None
 
     def generations(self, owner: str, kind: KeyKind) -> list[KeyRecord]:
         """Every key of ``kind`` belonging to ``owner`` here, newest ``created_at`` first (then by id).
@@ -962,17 +1020,64 @@ class Keystore:
             retired[found["key_id"]] = found["digest"]
         return retired
 
+    def _retired_form(self, path: Path) -> KeyRecord:
+        """The retired key-agreement key whose public half alone ``path`` (``<key id>.json.retired``) holds;
+        KeyMaterialError (one line) when it is not that: no one could tell which key it retires."""
+        key_id = _retired_form_id(path.name) or path.name
+        record, info = _parse_key_file(path, key_id)
+        if record.kind is not KeyKind.KEY_AGREEMENT or record.secret is not None or record.public is None:
+            raise KeyMaterialError(f"key {key_id}: {path} is not a key-agreement key's public half alone, as `puente "
+                                   "keys retire` writes it: restore it from a backup")
+        if stat.S_IMODE(info.st_mode) & 0o022:
+            raise KeyMaterialError(f"key {key_id}: {path} is writable by others (mode "
+                                   f"{stat.S_IMODE(info.st_mode):04o}); run chmod 644 on it")
+        return record
+
+    def retired_forms(self) -> dict[str, str]:
+        """The retired key-agreement keys moved aside here (``<key id>.json.retired``; ``retire_kex``), key id to the
+        SHA-256 hex of its public half; KeyMaterialError (one line) when one does not read or the folder does not
+        list: which keys are retired would then be unknown."""
+        try:
+            names = sorted(os.listdir(self.path))
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise KeyMaterialError(f"{self.path}: cannot list the folder: {exc.strerror}") from None
+        found: dict[str, str] = {}
+        for name in names:
+            if _retired_form_id(name) is not None:
+                record = self._retired_form(self.path / name)
+                found[record.key_id] = hashlib.sha256(record.public or b"").hexdigest()
+        return found
+
+    def retired_keys(self, listed: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Every key-agreement key retired here, key id to the SHA-256 hex of its public half: those the
+        ``retired-kex`` list names (``listed``, when read already) and those moved aside (``retired_forms``), so
+        losing either one alone takes back no retirement. KeyMaterialError (one line) when either does not read, or
+        the two give one id two keys."""
+        retired = dict(self.retired_kex() if listed is None else listed)
+        for key_id, digest in self.retired_forms().items():
+            if retired.setdefault(key_id, digest) != digest:
+                raise KeyMaterialError(f"key {key_id}: {self.path / (key_id + RETIRED_FORM)} holds another public key "
+                                       f"than {self.path / RETIRED_KEX} names for it: restore both from a backup")
+        return retired
+
     def retire_kex(self, key_id: str, *, force: bool = False) -> tuple[KeyRecord, bool]:
         """Retire the key-agreement key ``key_id`` (an agency's public half or the broker's own) in this folder, the
         broker's, for good; return it and whether this call retired it (False: retired already).
 
-        Its id and the SHA-256 of its public half go on the ``retired-kex`` list, and ``agency_mac_lookup`` derives
-        no pair with a key either names again, whatever file holds it: removing the key file alone revoked it only
-        until someone imported the same PEM again (``import_public`` refuses a retired key too). The file itself is
-        kept: it is what stops the same public half coming back under another id. Refused, with nothing written:
-        an agency's own folder (it stops using a key with `keys use`), a key not held here (its public half names
-        it on the list), and, unless ``force``, the only key-agreement key of its owner left unretired (for an
-        agency, every record it MACs would then be dead-lettered; for the broker, every agency's)."""
+        Its id and the SHA-256 of its public half go on the ``retired-kex`` list, and its file ``<key id>.json`` is
+        moved aside as ``<key id>.json.retired``, holding its public half alone (the broker's own key's private half
+        is destroyed: no pair with it is derived again). The MAC table reads only ``<key id>.json`` files, so the
+        revocation lasts whatever becomes of the list (emptied, removed, restored from an older backup, left behind
+        by a copy of ``*.json``); the list and the public half moved aside each refuse the same key under any id,
+        in the MAC table and at ``import_public``. Retiring again a key on the list whose file is still (or again)
+        here, as ``retire_kex`` left it before keys were moved aside, moves it aside; one moved aside but off the
+        list is listed again; either returns True. Refused, with nothing written: an agency's own folder (it stops
+        using a key with `keys use`), a key not held here (its public half names it on the list), a file under a
+        retired id holding another key than the one retired, and, unless ``force``, the only key-agreement key of
+        its owner left unretired (for an agency, every record it MACs would then be dead-lettered; for the broker,
+        every agency's)."""
         parsed = parse_key_id(key_id)
         if parsed.kind is not KeyKind.KEY_AGREEMENT:
             raise KeyMaterialError(f"key {key_id} is not a key-agreement key (<AGENCY>-kex-<generation>, or the "
@@ -983,38 +1088,61 @@ class Keystore:
                 raise KeyMaterialError(f"keystore {self.path} holds an agency's own key: keys are retired in the "
                                        "broker's folder (--dir <keys>/broker); an agency stops using a key with "
                                        "`puente keys use`")
-            if not (self.path / f"{key_id}.json").exists():
-                raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds no such key, and a key is retired "
-                                       "by its public half: import its PEM (`puente keys import-public`), then retire "
-                                       "it")
+            live, aside = self.path / f"{key_id}.json", self.path / f"{key_id}{RETIRED_FORM}"
+            moved = self._retired_form(aside) if os.path.lexists(aside) else None
+            if not os.path.lexists(live):
+                if moved is None:
+                    raise KeyMaterialError(f"key {key_id}: keystore {self.path} holds no such key, and a key is "
+                                           "retired by its public half: import its PEM (`puente keys import-public`), "
+                                           "then retire it")
+                return moved, self._list_retired(moved, self.retired_kex())
             record = self.load(key_id, KeyKind.KEY_AGREEMENT)
             if record.owner != BROKER_OWNER:
                 self.refuse_private(record)
-            retired = self.retired_kex()
-            if key_id in retired:
-                return record, False
-            digest = hashlib.sha256(record.public or b"").hexdigest()
-            left = [r.key_id for r in self.generations(record.owner, KeyKind.KEY_AGREEMENT)
-                    if r.key_id != key_id and r.key_id not in retired
-                    and hashlib.sha256(r.public or b"").hexdigest() not in retired.values()
-                    and (record.owner != BROKER_OWNER or r.secret is not None)]
-            if not left and not force:
-                whose = "the broker's" if record.owner == BROKER_OWNER else f"{record.owner}'s"
-                cut = ("every agency's records" if record.owner == BROKER_OWNER
-                       else f"every record {record.owner} MACs")
-                raise KeyMaterialError(
-                    f"key {key_id} is {whose} only key-agreement key in {self.path} not retired: retired, {cut} would "
-                    "be dead-lettered until a new generation is in use; make and hand over the new generation first "
-                    "(`puente keys generate --generation G`, `keys import-public`, `keys use`), or add --force to cut "
-                    f"{record.owner} off now (a leaked key); nothing was written")
-            retired[key_id] = digest
-            text = "".join(f"{kid} {value}\n" for kid, value in retired.items())
+            if moved is not None and moved.public != record.public:
+                raise KeyMaterialError(f"key {key_id}: {live} holds another key than the one retired under that id "
+                                       f"({aside.name}): a key is never replaced under its id; remove {live.name}")
+            retired = self.retired_keys()
+            if key_id not in retired:
+                self._refuse_last(record, retired, force)
+            self._list_retired(record, self.retired_kex())
             try:
-                write_atomic(self.path / RETIRED_KEX, text.encode("ascii"), 0o644)
+                write_atomic(aside, record_to_json(record.public_only()), 0o644)
+                live.unlink()
             except OSError as exc:
-                raise KeyMaterialError(f"cannot write {self.path / RETIRED_KEX}: {exc.strerror}; {key_id} was not "
-                                       "retired") from None
+                raise KeyMaterialError(f"cannot move {live} aside as {aside.name}: {exc.strerror}; {key_id} is on "
+                                       f"{RETIRED_KEX} but its file is still read: run the retire again") from None
         return record, True
+
+    def _refuse_last(self, record: KeyRecord, retired: Mapping[str, str], force: bool) -> None:
+        """Refuse, unless ``force``, retiring ``record`` when it is its owner's only key-agreement key here left
+        unretired (``retired``): every record its owner MACs (every agency's, for the broker's own) would then be
+        dead-lettered."""
+        left = [r.key_id for r in self.generations(record.owner, KeyKind.KEY_AGREEMENT)
+                if r.key_id != record.key_id and r.key_id not in retired
+                and hashlib.sha256(r.public or b"").hexdigest() not in retired.values()
+                and (record.owner != BROKER_OWNER or r.secret is not None)]
+        if not left and not force:
+            whose = "the broker's" if record.owner == BROKER_OWNER else f"{record.owner}'s"
+            cut = "every agency's records" if record.owner == BROKER_OWNER else f"every record {record.owner} MACs"
+            raise KeyMaterialError(
+                f"key {record.key_id} is {whose} only key-agreement key in {self.path} not retired: retired, {cut} "
+                "would be dead-lettered until a new generation is in use; make and hand over the new generation first "
+                "(`puente keys generate --generation G`, `keys import-public`, `keys use`), or add --force to cut "
+                f"{record.owner} off now (a leaked key); nothing was written")
+
+    def _list_retired(self, record: KeyRecord, listed: dict[str, str]) -> bool:
+        """Put ``record`` on the ``retired-kex`` list (``listed``, as read) unless it is there; whether it wrote."""
+        if record.key_id in listed:
+            return False
+        listed[record.key_id] = hashlib.sha256(record.public or b"").hexdigest()
+        text = "".join(f"{kid} {value}\n" for kid, value in listed.items())
+        try:
+            write_atomic(self.path / RETIRED_KEX, text.encode("ascii"), 0o644)
+        except OSError as exc:
+            raise KeyMaterialError(f"cannot write {self.path / RETIRED_KEX}: {exc.strerror}; {record.key_id} was not "
+                                   "retired") from None
+        return True
 
     def older_kex(self) -> list[tuple[str, list[str], str]]:
         """(owner, its older generations not retired, its newest) for each owner of which this folder, the broker's,
@@ -1022,7 +1150,7 @@ class Keystore:
         their private half; newest by generation label (``compare_generations``), then by when made or imported.
         Every generation held keeps verifying what it MACs, so after a rotation the older one is a leaked key's way
         in until it is retired: what `keys list` and `keys import-public` name."""
-        retired = self.retired_kex()
+        retired = self.retired_keys()
         by_owner: dict[str, list[KeyRecord]] = {}
         for record in self.parsed_keys():
             if record.kind is not KeyKind.KEY_AGREEMENT or record.key_id in retired:
@@ -1168,7 +1296,7 @@ class Keystore:
         return lookup
 
     def _mac_table(self, skip: Callable[[str], None] | None, held: Mapping[str, bytes],
-                   folder: tuple[int, int] | None,
+                   folder: tuple[int, int] | None, seen: _Retirements | None = None,
                    ) -> tuple[dict[tuple[str, str], SecretBytes], dict[str, bytes], tuple[int, int] | None]:
         """``agency_mac_lookup``'s table, the ids of the key-agreement files it was made from, each with its
         public half, and (with ``skip``) the identity of the folder read (``_listed_ids``; ``folder``, the last
@@ -1182,9 +1310,13 @@ class Keystore:
         committing; one that fails a read is read again first (``_load_held``: a file replaced by a rename may fail
         one). A file ``held`` that now holds another public half than it did counts as stopped loading too: a key
         is never replaced under its id, and one rewritten to copy another held key must not have that key's innocent
-        owner dropped beside it. A key retired (``retire_kex``) is left out, and a ``retired-kex`` list that no longer
-        reads raises ``KeyUnusable`` (which keys it retires is unknown). Only a file removed from a folder that still
-        lists revokes a key otherwise: a folder that cannot
+        owner dropped beside it. A key retired (``retire_kex``: on the list, or moved aside) is left out, and a
+        ``retired-kex`` list that no longer reads raises ``KeyUnusable`` (which keys it retires is unknown). ``seen``,
+        the running broker's memory of every retirement it has read (updated here), only grows: a re-read whose
+        list lost one of its entries, or whose list and moved-aside keys together lost one (emptied, removed,
+        restored from an older backup), raises
+        ``KeyUnusable`` rather than derive its pairs again. Only a file removed from a folder that still lists revokes
+        a key otherwise: a folder that cannot
         be listed (``_listed_ids``), or a read that would leave out every file ``held`` at once, raises ``KeyUnusable``
         too, since that is a folder moved aside or remounting, not a revocation; so does a folder that is no longer
         the one the last read listed (``folder``), though it holds the broker's own files (a copy under way). Each
@@ -1202,12 +1334,27 @@ class Keystore:
 
         listed, found = (self.key_ids(), None) if skip is None else self._listed_ids(folder)
         try:
-            retired = self.retired_kex()
+            on_list = self.retired_kex()
+            retired = self.retired_keys(on_list)
         except KeyMaterialError as exc:
             # Which keys it retires is unknown: none may be taken as not retired.
             if skip is None:
                 raise
             raise stopped(str(exc)) from None
+        if seen is not None:
+            # The list is checked on its own: a retired key moved aside still revokes, but a list that lost it is
+            # one emptied, removed or restored from an older backup, which a running broker never takes in silence.
+            lost = sorted({key_id for key_id, digest in seen.listed.items() if on_list.get(key_id) != digest}
+                          | {key_id for key_id, digest in seen.kept.items() if retired.get(key_id) != digest})
+            if lost:
+                raise KeyUnusable(
+                    f"keystore {self.path}: {', '.join(lost)}, retired when the running broker last read it, is no "
+                    f"longer on {RETIRED_KEX} nor moved aside ({lost[0]}{RETIRED_FORM}): a retirement is never taken "
+                    "back, so it stopped without committing the record it was checking or any after it; restore the "
+                    f"list and the files from a backup, or retire the keys again (`puente keys retire KEY_ID --dir "
+                    f"{self.path}`), and find out what changed them")
+            seen.listed.update(on_list)
+            seen.kept.update(retired)
         for key_id in listed:
             parsed = parse_key_id(key_id)
             if parsed.kind is not KeyKind.KEY_AGREEMENT or key_id in retired:
@@ -1328,9 +1475,9 @@ class Keystore:
         digest = hashlib.sha256(record.public or b"").hexdigest()
         if digest in retired.values():
             old = next(key_id for key_id, value in retired.items() if value == digest)
-            return (f"key {record.key_id}: {path} holds the public key of {old}, retired ({self.path / RETIRED_KEX}): "
-                    "a retired key is never taken again under any id; remove the file (its owner makes a new "
-                    "generation)")
+            return (f"key {record.key_id}: {path} holds the public key of {old}, retired ({RETIRED_KEX}, "
+                    f"{old}{RETIRED_FORM}): a retired key is never taken again under any id; remove the file (its "
+                    "owner makes a new generation)")
         if record.owner != BROKER_OWNER and record.secret is not None:
             return (f"key {record.key_id}: keystore {self.path} holds agency {record.owner}'s private half, which "
                     "only the agency may hold: delete that file and import the agency's public half instead")
@@ -1423,6 +1570,7 @@ class Keystore:
 
         reported: set[str] = set()
         held: Mapping[str, bytes] = {}
+        retirements = _Retirements({}, {})  # every retirement read so far: it only grows (``_mac_table``)
         # Which folder the first read read, taken before it: one swapped in meanwhile stops the worker at a re-read.
         folder: tuple[int, int] | None
         try:
@@ -1433,7 +1581,7 @@ class Keystore:
         def read_again() -> dict[tuple[str, str], SecretBytes]:
             nonlocal reported, held, folder
             found: list[str] = []
-            pairs, held, folder = self._mac_table(found.append, held, folder)
+            pairs, held, folder = self._mac_table(found.append, held, folder, retirements)
             for problem in found:
                 if problem not in reported and on_problem is not None:
                     on_problem(problem)
@@ -1441,7 +1589,7 @@ class Keystore:
             return pairs
 
         seen = changed()  # before the read: a file written meanwhile makes the first miss read again
-        table, held, _ = self._mac_table(None, held, None)
+        table, held, _ = self._mac_table(None, held, None, retirements)
         read_at = checked = clock()  # when the keystore was last read; when a held pair last looked at the folder
 
         def lookup(agency: str, key_id: str) -> SecretBytes | None:
@@ -1510,12 +1658,13 @@ class Keystore:
         retired key is often a leaked one, and imported again it would MAC for its owner once more."""
         if record.kind is not KeyKind.KEY_AGREEMENT:
             return
-        retired = self.retired_kex()
+        retired = self.retired_keys()
         digest = hashlib.sha256(record.public or b"").hexdigest()
         old = record.key_id if record.key_id in retired else next(
             (key_id for key_id, value in retired.items() if value == digest), None)
         if old is not None:
-            raise KeyMaterialError(f"{source}: {old} was retired in {self.path} ({RETIRED_KEX}), and a retired key "
+            raise KeyMaterialError(f"{source}: {old} was retired in {self.path} ({RETIRED_KEX}, {old}{RETIRED_FORM}), "
+                                   "and a retired key "
                                    f"is never taken again: {record.owner} makes a new generation and hands over its "
                                    "public half; nothing stored")
 

@@ -50,6 +50,7 @@ from broker.keystore import (
     BROKER_IN_USE,
     IN_USE,
     KEY_GENERATION,
+    RETIRED_FORM,
     RETIRED_KEX,
     TRIAL_MARK,
     Holder,
@@ -304,7 +305,8 @@ def _retire(args: argparse.Namespace) -> int:
                                                                          BROKER_OWNER))
     record, done = store.retire_kex(args.key_id, force=args.force)
     if done:
-        say(f"retired {record.key_id} in {store.path} (listed in {RETIRED_KEX}): the broker verifies nothing MACed "
+        say(f"retired {record.key_id} in {store.path} (listed in {RETIRED_KEX}, its file moved aside as "
+            f"{record.key_id}{RETIRED_FORM}): the broker verifies nothing MACed "
             "with it from its next read of the folder (a running broker's within seconds), dead-lettering it as "
             "origin, and refuses its PEM if imported again")
     else:
@@ -315,7 +317,8 @@ def _retire(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     store = Keystore(args.dir if args.dir is not None else holder_path(settings(args).keys, Holder.BROKER,
                                                                          BROKER_OWNER))
-    retired = store.retired_kex()  # a list that does not read stops the listing: it could not say what is retired
+    # A list or a moved-aside key that does not read stops the listing: it could not say what is retired.
+    retired = store.retired_keys()
     parsed = {record.key_id: record for record in store.parsed_keys()}
     ids = store.key_ids()
     say(f"{len(ids)} key file(s) in {store.path}:")
@@ -326,6 +329,8 @@ def _list(args: argparse.Namespace) -> int:
             continue
         half = "private and public" if record.secret is not None else "public half"
         say(f"  {key_id}  {record.kind}  {half}{'  retired' if key_id in retired else ''}")
+    for key_id in sorted(retired.keys() - set(ids)):
+        say(f"  {key_id}  {KeyKind.KEY_AGREEMENT}  public half  retired")
     for owner, older, newest in store.older_kex():
         for old in older:
             say(f"older generation not retired: {old} still verifies what it MACs beside {owner}'s {newest}: once "

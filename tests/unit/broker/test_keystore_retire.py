@@ -66,8 +66,8 @@ def test_a_retired_key_imported_again_stays_refused(tmp_path: Path) -> None:
     running broker's re-read leaves it out, naming it."""
     site = _site(tmp_path)
     site.broker.retire_kex("SNM-kex-2026a")
-    kept = (site.broker.path / "SNM-kex-2026a.json").read_bytes()
-    (site.broker.path / "SNM-kex-2026a.json").unlink()
+    kept = (site.broker.path / "SNM-kex-2026a.json.retired").read_bytes()
+    assert not (site.broker.path / "SNM-kex-2026a.json").exists()  # moved aside by the retire
     for as_id in ("SNM-kex-2026a", "SNM-kex-2026c"):
         with pytest.raises(KeyMaterialError, match="SNM-kex-2026a was retired"):
             _hand_over(site.snm, "SNM-kex-2026a", site.broker, as_id)
@@ -167,3 +167,118 @@ def test_older_generations_not_retired_are_named(tmp_path: Path) -> None:
     assert site.broker.older_kex() == [("SNM", ["SNM-kex-2026a"], "SNM-kex-2026b")]
     site.broker.retire_kex("SNM-kex-2026a")
     assert site.broker.older_kex() == []
+
+
+def _lose_list(store: Keystore, how: str) -> None:
+    """Empty the ``retired-kex`` list in place (a truncation, a backup of an empty one) or remove it."""
+    listed = store.path / RETIRED_KEX
+    if how == "emptied":
+        listed.write_bytes(b"")
+    else:
+        listed.unlink()
+
+
+def test_retire_moves_the_key_file_aside_holding_its_public_half_alone(tmp_path: Path) -> None:
+    """The retired key's ``<id>.json`` is gone from what the MAC table reads, its public half alone kept as
+    ``<id>.json.retired``, which the broker's custody rules allow; the broker's own key loses its private half."""
+    site = _site(tmp_path)
+    site.broker.generate(KeyKind.KEY_AGREEMENT, "broker", generation="2026b", now=NOW)
+    for key_id in ("SNM-kex-2026a", "broker-kex-2026a"):
+        site.broker.retire_kex(key_id)
+        aside = site.broker.path / f"{key_id}.json.retired"
+        assert not (site.broker.path / f"{key_id}.json").exists() and aside.exists()
+        assert "secret" not in json.loads(aside.read_bytes())
+    assert site.broker.broker_custody_problems() == []
+    assert set(site.broker.retired_keys()) == {"SNM-kex-2026a", "broker-kex-2026a"}
+
+
+@pytest.mark.parametrize("how", ["emptied", "removed"])
+def test_a_lost_list_revokes_nothing_back_at_restart(tmp_path: Path, how: str) -> None:
+    """The retired list emptied or removed after a retirement: a start still derives no pair with the retired key,
+    still refuses its PEM imported again, and the custody check names the key the list lost."""
+    site = _site(tmp_path)
+    site.broker.retire_kex("SNM-kex-2026a")
+    _lose_list(site.broker, how)
+    assert _answers(site.broker) == {OLD: False, NEW: True}
+    for as_id in ("SNM-kex-2026a", "SNM-kex-2026c"):
+        with pytest.raises(KeyMaterialError, match="SNM-kex-2026a was retired"):
+            _hand_over(site.snm, "SNM-kex-2026a", site.broker, as_id)
+    problems = site.broker.broker_custody_problems()
+    assert len(problems) == 1 and "SNM-kex-2026a" in problems[0] and "puente keys retire" in problems[0], problems
+    assert site.broker.retire_kex("SNM-kex-2026a")[1]  # listed again
+    assert site.broker.broker_custody_problems() == []
+
+
+@pytest.mark.parametrize("how", ["emptied", "removed"])
+@pytest.mark.parametrize("retired_before_start", [False, True])
+def test_a_running_broker_stops_when_the_list_loses_a_key(tmp_path: Path, how: str,
+                                                          retired_before_start: bool) -> None:
+    """A running broker remembers every retirement it read: a re-read whose list lost one stops it (KeyUnusable)
+    rather than take the key back, whether it was retired before its start or while it ran."""
+    site = _site(tmp_path)
+    if retired_before_start:
+        site.broker.retire_kex("SNM-kex-2026a")
+    now = [0.0]
+    lookup = site.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+    if not retired_before_start:
+        site.broker.retire_kex("SNM-kex-2026a")
+    now[0] = 5.0
+    assert lookup("SNM", OLD) is None and lookup("SNM", NEW) is not None
+    _lose_list(site.broker, how)
+    now[0] = 10.0
+    with pytest.raises(KeyUnusable, match="SNM-kex-2026a, retired when the running broker last read it"):
+        lookup("SNM", OLD)
+
+
+def test_a_running_broker_stops_when_a_retired_key_is_put_back_with_no_list(tmp_path: Path) -> None:
+    """The list removed and the key file put back (a backup from before the retirement restored): a running broker
+    stops rather than verify with the retired key again."""
+    site = _site(tmp_path)
+    kept = (site.broker.path / "SNM-kex-2026a.json").read_bytes()
+    now = [0.0]
+    lookup = site.broker.fresh_agency_mac_lookup(every_s=5.0, clock=lambda: now[0])
+    site.broker.retire_kex("SNM-kex-2026a")
+    now[0] = 5.0
+    assert lookup("SNM", OLD) is None
+    (site.broker.path / RETIRED_KEX).unlink()
+    (site.broker.path / "SNM-kex-2026a.json.retired").unlink()
+    (site.broker.path / "SNM-kex-2026a.json").write_bytes(kept)
+    now[0] = 10.0
+    with pytest.raises(KeyUnusable, match="SNM-kex-2026a"):
+        lookup("SNM", OLD)
+
+
+def test_a_key_retired_before_keys_were_moved_aside_is_refused_until_retired_again(tmp_path: Path) -> None:
+    """A folder whose list names a key whose file is still ``<id>.json`` (as the first `keys retire` left it) is
+    refused by the custody check, with the command that moves it aside; the MAC table keeps it out meanwhile, and
+    that command moves it."""
+    site = _site(tmp_path)
+    site.broker.retire_kex("SNM-kex-2026a")
+    (site.broker.path / "SNM-kex-2026a.json.retired").rename(site.broker.path / "SNM-kex-2026a.json")
+    problems = site.broker.broker_custody_problems()
+    assert len(problems) == 1 and "puente keys retire SNM-kex-2026a" in problems[0], problems
+    assert _answers(site.broker) == {OLD: False, NEW: True}
+    assert site.broker.retire_kex("SNM-kex-2026a")[1]
+    assert not (site.broker.path / "SNM-kex-2026a.json").exists()
+    assert site.broker.broker_custody_problems() == []
+    _lose_list(site.broker, "removed")
+    assert _answers(site.broker) == {OLD: False, NEW: True}
+
+
+def test_a_retired_key_back_under_its_id_is_named(tmp_path: Path) -> None:
+    """The retired key's file put back beside its moved-aside public half is named by the custody check and kept out
+    of the MAC table; another key under the retired id is refused by the retire rather than replace what it keeps."""
+    site = _site(tmp_path)
+    site.broker.retire_kex("SNM-kex-2026a")
+    aside = site.broker.path / "SNM-kex-2026a.json.retired"
+    back = site.broker.path / "SNM-kex-2026a.json"
+    back.write_bytes(aside.read_bytes())
+    os.chmod(back, 0o644)
+    assert any("is back beside" in problem for problem in site.broker.broker_custody_problems())
+    assert _answers(site.broker) == {OLD: False, NEW: True}
+    doc = json.loads((site.broker.path / "SNM-kex-2026b.json").read_bytes())
+    doc["key_id"] = "SNM-kex-2026a"
+    back.write_text(json.dumps(doc))
+    with pytest.raises(KeyMaterialError, match="another key than the one retired"):
+        site.broker.retire_kex("SNM-kex-2026a")
+    assert aside.exists()

@@ -73,7 +73,7 @@ def test_retire_ends_the_old_key_for_good(tmp_path: Path, capsys: pytest.Capture
     pem = tmp_path / "snm-a.pem"
     assert _keys(root, capsys, "export-public", "SNM-kex-2026a", "--dir", str(root / "agencies" / "SNM"),
                  "--out", str(pem))[0] == 0
-    (root / "broker" / "SNM-kex-2026a.json").unlink()
+    assert not (root / "broker" / "SNM-kex-2026a.json").exists()  # moved aside by the retire
     code, _, err = _keys(root, capsys, "import-public", str(pem), "--id", "SNM-kex-2026a")
     assert code == 3 and "was retired" in err and len(err.strip().splitlines()) == 1, err
     assert not (root / "broker" / "SNM-kex-2026a.json").exists()
