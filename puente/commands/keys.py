@@ -331,11 +331,20 @@ def _list(args: argparse.Namespace) -> int:
         say(f"  {key_id}  {record.kind}  {half}{'  retired' if key_id in retired else ''}")
     for key_id in sorted(retired.keys() - set(ids)):
         say(f"  {key_id}  {KeyKind.KEY_AGREEMENT}  public half  retired")
+    # An agency's own folder (it holds its private half) retires nothing: the broker's operator does, in its folder.
+    agencies = sorted({record.owner for record in parsed.values() if record.kind is KeyKind.KEY_AGREEMENT
+                       and record.secret is not None and record.owner != BROKER_OWNER})
     for owner, older, newest in store.older_kex():
         for old in older:
-            say(f"older generation not retired: {old} still verifies what it MACs beside {owner}'s {newest}: once "
-                f"every record it MACed is processed (at once if it leaked), run: puente keys retire {old} --dir "
-                f"{store.path}")
+            if agencies:
+                say(f"older generation held: {old}, beside {owner}'s {newest}, verifies at the broker until retired "
+                    f"there: once {newest} is in use and the broker has processed every record {old} MACed (at once "
+                    f"if it leaked), the broker's operator runs `puente keys retire {old}` in the broker's folder "
+                    "(nothing to do if done)")
+            else:
+                say(f"older generation not retired: {old} still verifies what it MACs beside {owner}'s {newest}: once "
+                    f"every record it MACed is processed (at once if it leaked), run: puente keys retire {old} --dir "
+                    f"{store.path}")
     return 0
 
 

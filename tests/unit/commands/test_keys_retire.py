@@ -91,3 +91,15 @@ def test_retire_refuses_an_agencys_only_key_unless_forced(tmp_path: Path,
     assert _answers(root)[OLD]
     assert _keys(root, capsys, "retire", "SNM-kex-2026a", "--force")[0] == 0
     assert not _answers(root)[OLD]
+
+
+def test_list_on_an_agencys_folder_points_at_the_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`keys list` on an agency's own folder, which retires nothing, names no `keys retire` there: it says the broker's
+    operator retires the older generation in the broker's folder."""
+    root, _, _ = _rotated(tmp_path, capsys)
+    snm = root / "agencies" / "SNM"
+    code, listed, err = _keys(root, capsys, "list", "--dir", str(snm))
+    assert code == 0, err
+    assert f"--dir {snm}" not in listed and "not retired" not in listed, listed
+    flagged = [line for line in listed.splitlines() if "SNM-kex-2026a" in line and "keys retire" in line]
+    assert len(flagged) == 1 and "in the broker's folder" in flagged[0], listed
