@@ -62,8 +62,6 @@ class Admin:
         # reason only to the error callback: kept here, so that the error says what to check.
         self._refused: RdKafkaError | None = None
         self._administers = False  # ``require_admin`` found that this login may administer the cluster
-        # SASL_PLAINTEXT: the brokers the cluster advertises are checked before the first call (``_check_hosts``).
-        self._hosts_checked = conn.security_protocol != "SASL_PLAINTEXT"
         # Its log lines at "error" repeat what the error callback gets, once per retry: only critical
         # ones are logged (log_level is syslog's scale); the failure itself reaches the caller once.
         config: dict[str, Any] = {**conn.librdkafka(), "logger": _LOG, "client.id": conn.client_id or "puente-admin",
@@ -86,8 +84,6 @@ class Admin:
         """``operation(client)`` in a thread, with its Kafka errors made Puente's."""
         try:
             async with asyncio.timeout(self.conn.timeout_s + 5):
-                if not self._hosts_checked:
-                    await _off_loop(self._check_hosts, self.client)
                 return await _off_loop(operation, self.client)
         except TimeoutError:
             raise KafkaUnavailableError(f"Kafka at {self.conn.bootstrap} did not answer within "
@@ -96,12 +92,6 @@ class Admin:
         except KafkaException as exc:
             self.client.poll(0)  # serves the error callback, which holds the reason a login was refused
             raise self.error(exc, what) from None
-
-    def _check_hosts(self, client: AdminClient) -> None:
-        """The cluster's first metadata, before any other call: with SASL_PLAINTEXT, every broker it advertises must
-        be on this host (``KafkaConnection.check_advertised``), or the call is refused with that ConfigError."""
-        self.conn.check_advertised(client.list_topics(timeout=self.conn.timeout_s).brokers.values())
-        self._hosts_checked = True
 
     async def results(self, what: str, futures: Mapping[Any, Future[Any]]) -> dict[Any, Any]:
         """Each future's result, or the Puente error it failed with (one per resource: all are checked).

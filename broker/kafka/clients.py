@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiokafka.errors as aiokafka_errors
-import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.producer import sender as _aiokafka_sender
@@ -46,8 +45,6 @@ from puente.errors import (
     KafkaUnavailableError,
     PuenteError,
 )
-
-_log = structlog.get_logger("puente.broker.kafka")
 
 Client = TypeVar("Client", AIOKafkaProducer, AIOKafkaConsumer)
 Held = TypeVar("Held", AIOKafkaProducer, AIOKafkaConsumer, AIOKafkaAdminClient)
@@ -434,7 +431,6 @@ async def _start_within(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAd
                         begin: Callable[[], Awaitable[Any]], conn: KafkaConnection, what: str) -> None:
     """``begin()`` within ``conn.timeout_s``; on failure ``client`` is stopped (``stop_client``), then Puente's error
     raised for a third-party one (``_start_failure``)."""
-    _keep_to_this_host(client, conn)
     try:
         async with asyncio.timeout(conn.timeout_s):
             await begin()
@@ -443,45 +439,6 @@ async def _start_within(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAd
         if exc is (failure := await _start_failure(exc, conn, what)):
             raise
         raise failure from exc
-
-
-def _keep_to_this_host(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient,
-                       conn: KafkaConnection) -> None:
-    """SASL_PLAINTEXT: every metadata ``client`` gets is checked (``KafkaConnection.check_advertised``) before it
-    takes it in, so the client reaches no broker advertised off this host. The first comes inside ``bootstrap``:
-    refused, it ends the start with that ConfigError. A later one (a refresh) is refused whole: the client keeps
-    the brokers it had, a line names the refusal, and its metadata task ends with the error, which every wait on
-    metadata then raises (aiokafka keeps that answer), rather than waiting for an update that never comes; a
-    restart meets the refusal at its start.
-
-    aiokafka calls its metadata listeners only after the new brokers are taken in, so the check wraps
-    ``update_metadata`` itself: no other protocol pays for it."""
-    if conn.security_protocol != "SASL_PLAINTEXT":
-        return
-    inner = client.client if isinstance(client, AIOKafkaProducer) else client._client  # no public seam
-    cluster = inner.cluster
-    take_in = cluster.update_metadata
-
-    def checked(metadata: Any) -> None:
-        try:  # each broker of a MetadataResponse: (node_id, host, port[, rack])
-            conn.check_advertised(_Advertised(str(broker[1])) for broker in metadata.brokers)
-        except ConfigError as refused:
-            if inner._sync_task is not None:  # started: a refresh, run by aiokafka's metadata task
-                _log.error("kafka_metadata_refused", bootstrap=conn.bootstrap, error=str(refused))
-                waited = inner._md_update_fut  # what every wait on metadata awaits: it ends with the error
-                if waited is not None and not waited.done():
-                    waited.set_exception(refused)
-            raise
-        take_in(metadata)
-
-    cluster.update_metadata = checked  # the one hook before brokers are taken in
-
-
-@dataclass(frozen=True)
-class _Advertised:
-    """A broker host of a metadata response, as ``KafkaConnection.check_advertised`` reads one."""
-
-    host: str
 
 
 async def _start_failure(exc: BaseException, conn: KafkaConnection, what: str) -> BaseException:

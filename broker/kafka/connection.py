@@ -16,6 +16,13 @@ Kafka's own console tools (``--command-config``)::
 The server's name is always checked: ``ssl.endpoint.identification.algorithm`` turned off is refused
 (``KafkaConnection.check``), since any certificate the CA signed would then pass for Kafka.
 
+``security.protocol=SASL_PLAINTEXT`` is refused, whatever the host: it sends the SCRAM exchange and every record
+in clear and authenticates no server, and SCRAM as Kafka speaks it binds no channel, so a relay on the way signs
+in as this party. A Kafka on this host is no exception: the bootstrap server only hands out the cluster's metadata,
+and the client goes on, in clear, to the hosts Kafka advertises (``advertised.listeners``), which no client library
+lets Puente check before it connects (librdkafka reaches them on its own threads). ``PLAINTEXT`` stays, for a
+Kafka without security: it sends no login.
+
 A client certificate for mutual TLS is ``ssl.keystore.type=PEM`` with ``ssl.keystore.location``
 naming one PEM file that holds the private key and its certificate chain, as the Java client
 reads it (``ssl.key.password`` if the key is encrypted). The Java client's inline forms
@@ -54,7 +61,6 @@ Pure but for reading the properties file: no Kafka here (``broker.kafka.clients`
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 import ssl
@@ -62,16 +68,14 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
-from typing import Protocol as TypingProtocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from broker.private_files import folder_refusal, read_regular, secret_problem
 from puente.errors import ConfigError
 from puente.settings import PuenteSettings
-from puente.strict import one_line
 
-Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_SSL"]  # an allow-list: SASL_PLAINTEXT is refused (``_protocol``)
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 _MAX_FILE = 64 * 1024
 _MAX_TLS_FILE = 4 * 1024 * 1024  # a CA bundle (the system's is some 200 KiB), a certificate chain or a key
@@ -119,6 +123,18 @@ class KafkaConnection(BaseModel):
                                  "host:port,host:port; an IPv6 address goes in brackets: [::1]:19093)")
         return bootstrap
 
+    @field_validator("security_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, protocol: object) -> object:
+        """SASL_PLAINTEXT is refused for every host, with what to set (the allow-list ``Protocol`` would refuse it
+        too, but without saying why): no server is authenticated, the login and every record go in clear, and a
+        Kafka on this host still sends the client on to the hosts it advertises, out of Puente's sight."""
+        if isinstance(protocol, str) and protocol.strip().upper() == "SASL_PLAINTEXT":
+            raise ValueError("SASL_PLAINTEXT sends the login and every record in clear and authenticates no "
+                             "server: use SASL_SSL with the cluster's CA (ssl.truststore.location or "
+                             "ssl.ca.location)")
+        return protocol
+
     @property
     def uses_sasl(self) -> bool:
         return self.security_protocol.startswith("SASL")
@@ -145,15 +161,6 @@ class KafkaConnection(BaseModel):
         if not self.uses_sasl and (self.username or self.password is not None or self.sasl_mechanism):
             raise ConfigError(f"{where}: a SASL mechanism, username or password is set but security.protocol is "
                               f"{self.security_protocol}: set SASL_SSL")
-        if self.security_protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
-            raise ConfigError(f"{where}: sasl.mechanism PLAIN over SASL_PLAINTEXT sends the password in clear: set "
-                              "security.protocol SASL_SSL")
-        if self.security_protocol == "SASL_PLAINTEXT" and not _loopback_only(self.bootstrap):
-            # Without TLS the server is never authenticated, and SCRAM as Kafka speaks it binds no channel: a
-            # relay in between signs in as this party and keeps the session. The hosts the cluster advertises,
-            # which the client goes on to, are checked too, once it knows them (``check_advertised``).
-            raise ConfigError(f"{where}: security.protocol SASL_PLAINTEXT authenticates no server, so a relay on the "
-                              "way could take this login over; it is for a Kafka on this host only: set SASL_SSL")
         if self.uses_tls and not self.check_hostname:
             # Any certificate the CA signed, for any name, would then pass: another party's client certificate
             # from a deployment's own CA too. Its holder could pose as Kafka, read what this party sends (an
@@ -175,29 +182,6 @@ class KafkaConnection(BaseModel):
             if path is not None:
                 _check_tls_file(Path(path), where, name.replace("_", " "), keys, secret=name == "key_file")
         return self
-
-    def check_advertised(self, brokers: Iterable[Advertised]) -> None:
-        """Refuse, with a ``ConfigError`` in one line naming what to check, a SASL_PLAINTEXT connection whose
-        cluster advertises a broker on another host than this one; any other protocol passes.
-
-        ``check`` admits SASL_PLAINTEXT only when every bootstrap server is on this host, but the bootstrap server
-        only hands out the cluster's metadata: the client then connects, in clear, to the hosts Kafka advertises
-        (``advertised.listeners``), and SCRAM as Kafka speaks it binds no channel, so a relay on the way to one of
-        them signs in as this party. A local forwarder or tunnel to a remote Kafka, or a process on the loopback
-        port advertising a host of its choosing, would take the login off this host. So a client's first metadata
-        (aiokafka's ``cluster.brokers()``, librdkafka's ``list_topics().brokers.values()``: each broker with its
-        ``host``) must name hosts on this host only (``localhost``, a loopback address; a name that merely resolves
-        to one is not taken on trust), before the client reaches any of them. No broker at all (a cluster still
-        starting) passes: the client then stays on its bootstrap connection, which ``check`` admitted."""
-        if self.security_protocol != "SASL_PLAINTEXT":
-            return  # TLS checks each broker's certificate against its name; PLAINTEXT authenticates no one
-        away = sorted({str(broker.host) for broker in brokers if not _loopback(str(broker.host))})
-        if away:
-            shown = one_line(away[0][:80]) + (f" and {len(away) - 1} more" if len(away) > 1 else "")
-            raise ConfigError(f"{self.source}: security.protocol SASL_PLAINTEXT is for a Kafka on this host only, "
-                              f"but the cluster behind {self.servers_from} advertises a broker at {shown}, which "
-                              "the client would reach in clear: set SASL_SSL, or check that Kafka's "
-                              "advertised.listeners name this host only")
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for aiokafka: Puente's CA (or the system's), the client certificate if any."""
@@ -412,33 +396,6 @@ def _jaas(entry: Entry, source: str) -> dict[str, str]:
             f"an option other than username and password{_did_you_mean(unknown[0], ('username', 'password'))}"
         raise ConfigError(f"{where}: {named} is not supported")
     return options
-
-
-def _loopback_only(servers: str) -> bool:
-    """Whether every server of a ``host:port,host:port`` list is on this host (``_loopback``)."""
-    hosts = [entry.strip().rsplit(":", 1)[0] for entry in servers.split(",") if entry.strip()]
-    return bool(hosts) and all(_loopback(host) for host in hosts)
-
-
-def _loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, an IPv6 one in brackets or not) is this host: ``localhost``, or a
-    loopback address. Any other name is not, even one that resolves to a loopback address: what it resolves to
-    is the resolver's to change."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class Advertised(TypingProtocol):
-    """A broker of a cluster's metadata, as aiokafka's and librdkafka's ``BrokerMetadata`` both give it: its
-    ``host`` read as text (librdkafka's is typed None until filled in; a host that is none is not this one)."""
-
-    @property
-    def host(self) -> object: ...
 
 
 def _server_set(servers: str) -> frozenset[str]:

@@ -20,7 +20,7 @@ from puente.errors import ConfigError
 def _login(folder: Path, user: str) -> Path:
     """A client configuration logging in as ``user`` to a Kafka at a closed port."""
     path = folder / f"{user}.properties"
-    path.write_text(f"bootstrap.servers=127.0.0.1:{closed_port()}\nsecurity.protocol=SASL_PLAINTEXT\n"
+    path.write_text(f"bootstrap.servers=127.0.0.1:{closed_port()}\nsecurity.protocol=SASL_SSL\n"
                     "sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram."
                     f'ScramLoginModule required username="{user}" password="not-a-real-one";\n', encoding="utf-8")
     path.chmod(0o600)
