@@ -174,10 +174,15 @@ class Format:
 # Each adapter's export, by what only it shows on a record of it: an allow-list of what the format is, judged on the
 # record's bytes, so a record of the right format that is itself bad (cut, a bad byte, a key twice, a field wrong)
 # still shows it, and stays one dead letter. JSON: a key of its own, written as a key ('"key":'; a quote within a value
-# is escaped, so no value can write one); PN: a record kind, then a capital, a digit or a space, as each line's layout
-# begins (prose does not: 'This...'); SENAFRONT: a header naming its report number (``senafront.read`` recognises
-# its header by every column it reads; this mark only names the format). Looked for in this order when naming what a
-# refused file looks like.
+# is escaped, so no value can write one); PN: its first line's layout (``pn.LAYOUTS``), the H line's ('H', the system's
+# 10 characters, the export time's 14 digits), or where the H line is missing an S line's (the case's 14 characters, its
+# date and time's 12 digits) or the T trailer's ('T', the count's 8 digits), after any spaces or tabs a transfer tool
+# put before it (a bad line of PN's own, one dead letter). The digits in their place, not the kind letter alone, tell
+# it: a CSV header whose first column is HORA, TIPO, SECTOR, PROVINCIA or INFORME starts with a kind and a capital too,
+# and no header holds 8 digits in a row. Whether they make a valid date is not looked at;
+# SENAFRONT: a header naming its report number, which every header it reads names (``senafront.REQUIRED``, each alias
+# holding INFORME; ``senafront.read`` recognises its header by every column it reads; this mark names the format).
+# Looked for in this order when naming what a refused file looks like.
 FORMATS: dict[str, Format] = {
     "snm": Format(re.compile(rb'"(?:id_control|viajero|coincidencia)"\s*:'),
                   "JSON lines, each hit an object on one line holding id_control, viajero or coincidencia"),
@@ -187,8 +192,9 @@ FORMATS: dict[str, Format] = {
                     "JSON documents holding numero_operacion, embarcacion, carga or tripulacion"),
     "senafront": Format(re.compile(rb"(?i)\A[^\r\n]*\binforme\b[^\r\n]*[;,\t]"),
                         "CSV whose header names the columns it reads (No. Informe, Fecha, Hora, Tipo de evento...)"),
-    "pn": Format(re.compile(rb"\A[HSIPT][A-Z0-9 ]"),
-                 "fixed-width lines, each starting with its kind: H, S, I, P or T"),
+    "pn": Format(re.compile(rb"\A[ \t]*(?:H[^\r\n]{10}[0-9]{14}|S[^\r\n]{14}[0-9]{12}|T[0-9]{8})"),
+                 "fixed-width lines, each starting with its kind: H, S, I, P or T; the first an H line, with the "
+                 "export time's 14 digits"),
 }
 # Records that show no export's format (a JSON array, a line of prose) a reader holds back, at most, waiting for one
 # that does: they are dead letters of the file once a record shows its adapter's format, and part of its refusal if

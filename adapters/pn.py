@@ -502,9 +502,11 @@ def _records(stream: BinaryIO, ctx: Context) -> Iterator[tuple[Item, bytes | Non
         last = line_no
         if not raw.strip() and not long:  # a long line is not blank: only its start was looked at
             continue
-        # The first line shows the format, by its kind (however bad the line): another agency's export, read on,
-        # would be a dead letter per line, each holding that agency's content (``_readers.wrong_format``). Unless the
-        # file stops within it: its writer may not have got to it (a watcher reads the file again once it changes).
+        # The first line shows the format, by its layout's digits in place (``FORMATS``), however bad the line
+        # otherwise (a bad date, leading blanks, a line too long are a dead letter of PN's own): another agency's
+        # export, read on, would be a dead letter per line, each holding that agency's content
+        # (``_readers.wrong_format``); a SENAFRONT header starting 'HORA;' has a kind letter and a capital too. Unless
+        # the file stops within it: its writer may not have got to it (a watcher reads the file again once it changes).
         if not shown and raw.endswith(b"\n") and not FORMATS["pn"].shows.match(raw):
             yield wrong_format("pn", line_no, looks_like(raw, "pn")), None
             return

@@ -111,3 +111,33 @@ def test_a_file_showing_no_format_whose_writer_is_not_done_is_left_to_change(
     for empty in (b"", codecs.BOM_UTF8, b"\n\n"):
         (only,) = run(name, empty)
         assert only.error is not None and only.error.reason == "truncated" and only.error.cut
+
+
+@pytest.mark.parametrize("first", ["Hora", "Tipo de evento", "Sector", "Provincia", "Informe"])
+def test_a_senafront_header_starting_as_a_pn_kind_is_refused_whole_by_pn(
+        first: str, run: Callable[..., list[Result]]) -> None:
+    """A SENAFRONT export whose upper-case header (no byte-order mark) starts with a column whose first letters fit a
+    PN kind and a capital (HORA, TIPO, SECTOR, PROVINCIA, INFORME) is not PN's: refused whole, no row dead-lettered."""
+    data = (SAMPLES / "senafront" / "patrullas-2026-11.csv").read_bytes().removeprefix(codecs.BOM_UTF8)
+    header, rows = data.split(b"\n", 1)
+    cells = [cell.replace("N° Informe", "Informe") for cell in header.decode().split(";")]  # an alias it reads
+    cells.insert(0, cells.pop(cells.index(first)))  # header order is free: the rows are not looked at
+    message = _refused(run("pn", ";".join(cells).upper().encode() + b"\n" + rows), "pn")
+    assert "line 1 is as senafront's export writes it" in message
+
+
+def test_pn_h_line_with_leading_blanks_is_one_dead_letter(run: Callable[..., list[Result]]) -> None:
+    """PN: spaces or a tab before the H line (a transfer tool's) make it a bad line of PN's own, one dead letter;
+    the file is not refused whole, and its 40 cases are read."""
+    data = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
+    for blanks in (b"  ", b"\t", b" \t "):
+        results = run("pn", blanks + data)
+        assert [r.error.reason for r in results if r.error] == ["unknown-code"], blanks
+        assert len(results) == 41
+
+
+def test_pn_h_line_with_a_bad_export_time_is_still_pn(run: Callable[..., list[Result]]) -> None:
+    """PN's format is told by the H line's layout, never by whether its date is one: the file is read."""
+    data = (SAMPLES / "pn" / "incautaciones-2026-11.txt").read_bytes()
+    results = run("pn", data[:11] + b"20261399999999" + data[25:])
+    assert [r for r in results if r.error and r.error.reason == "wrong-format"] == [] and len(results) == 40
