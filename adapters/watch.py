@@ -998,6 +998,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                     tally = await reading
                     same = unchanged(path, stream, identity)
             except UnfinishedRead as exc:  # what was read is published and counted; the rest is read again later
+                _read_again(total, holding, path)
                 total.add(exc.tally)
                 handled.discard((path, *sig))  # tried again after a wait, changed or not
                 if _failed(run, retries, path, exc.cause, exc.tally, out):
@@ -1019,6 +1020,7 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
                 print(f"{run.adapter.name}: reading {name} in {where} failed ({type(exc).__name__}); left in place, "
                       f"trying again in {wait:g}s, and the other files go on", file=run.err, flush=True)
                 continue
+            _read_again(total, holding, path)
             total.add(tally)
             retries.due.pop(path, None)
             if tally.cut:  # its held results wait for the file to change; said at the stop if it has not by then
@@ -1068,6 +1070,16 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
         await clock.pause(interval, stop)
     _left(run, where, retries, holding, total)
     return total
+
+
+def _read_again(total: Tally, holding: dict[Path, tuple[int, bool]], path: Path) -> None:
+    """Take off ``total.read`` what an earlier read of ``path`` held (``holding``), as it is read again: the read
+    again counts those records anew (published, a duplicate, rejected or held again), and ``_left`` counts held
+    only what is held at the stop, so that the summary adds up: read == published + duplicates + rejected +
+    already rejected + held."""
+    earlier = holding.pop(path, None)
+    if earlier is not None:
+        total.read -= earlier[0]
 
 
 def _left(run: AdapterRun, where: str, retries: _Retries, holding: dict[Path, tuple[int, bool]], total: Tally) -> None:

@@ -30,6 +30,7 @@ def test_a_file_held_at_the_stop_is_named_and_counted(
     adapter_run, kafka = offline("snm")
     total = asyncio.run(watch(adapter_run, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
     assert (total.read, total.published, total.held, kafka.published) == (2, 1, 1, 1)
+    assert total.read == _accounted(total)
     said = adapter_run.err.getvalue()
     assert "cut.jsonl in " in said and "is left unfinished: it ends within a record (1 result(s) held" in said
     assert (tmp_path / "cut.jsonl").exists()
@@ -53,6 +54,12 @@ def test_a_file_completed_after_a_cut_read_is_held_no_longer(
                               out=io.StringIO()))
     assert kafka.published == 3 and (tmp_path / "done" / "cut.jsonl").exists()
     assert total.held == 0 and "left unfinished" not in adapter_run.err.getvalue()
+    assert total.read == _accounted(total) == 4  # 3 published, 1 read again; before: read 5, the held one twice
+
+
+def _accounted(total: Tally) -> int:
+    """What the summary says became of the records read: it must add up to ``read``."""
+    return total.published + total.duplicates + total.rejected + total.already_rejected + total.held
 
 
 class _Run:
