@@ -308,7 +308,10 @@ def _retire(args: argparse.Namespace) -> int:
         say(f"retired {record.key_id} in {store.path} (listed in {RETIRED_KEX}, its file moved aside as "
             f"{record.key_id}{RETIRED_FORM}): the broker verifies nothing MACed "
             "with it from its next read of the folder (a running broker's within seconds), dead-lettering it as "
-            "origin, and refuses its PEM if imported again")
+            "origin, and refuses its PEM if imported again; a backup of the folder older than this retire brings "
+            "the key back: back the folder up again"
+            + ("; every agency whose adapter still pairs with it (not yet switched by `keys use` on its side) is "
+               "dead-lettered from now on" if record.owner == BROKER_OWNER else ""))
     else:
         say(f"{record.key_id} was retired in {store.path} already; nothing changed")
     return 0

@@ -103,3 +103,17 @@ def test_list_on_an_agencys_folder_points_at_the_broker(tmp_path: Path, capsys: 
     assert f"--dir {snm}" not in listed and "not retired" not in listed, listed
     flagged = [line for line in listed.splitlines() if "SNM-kex-2026a" in line and "keys retire" in line]
     assert len(flagged) == 1 and "in the broker's folder" in flagged[0], listed
+
+
+def test_retiring_the_brokers_own_key_warns_of_agencies_still_pairing(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Retiring the broker's own key-agreement key says that every agency not yet switched to the newer one is
+    dead-lettered from then on; an agency's key's retire does not say so. Both say a backup taken before brings it
+    back."""
+    root, _, _ = _rotated(tmp_path, capsys)
+    code, out, err = _keys(root, capsys, "retire", "SNM-kex-2026a")
+    assert code == 0 and "backup" in out and "dead-lettered from now on" not in out, (out, err)
+    assert _keys(root, capsys, "generate", "--for", "broker", "--generation", "2026b")[0] == 0
+    code, out, err = _keys(root, capsys, "retire", "broker-kex-2026a")
+    assert code == 0 and len(out.strip().splitlines()) == 1, (out, err)
+    assert "every agency whose adapter still pairs with it" in out and "dead-lettered from now on" in out, out
