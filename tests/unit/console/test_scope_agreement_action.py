@@ -21,16 +21,9 @@ from broker.crypto import checker, sign_checkpoint
 from puente.console import ConsoleConfig, create_app
 
 from .conftest import Sink, _sign_in, local_client
+from .test_scope_reasons import _entry
 
 _KEY = Ed25519PrivateKey.generate()
-
-
-def _entry(alert_id: str, minute: int, decisions: list[dict[str, Any]], **about: Any) -> dict[str, Any]:
-    at = datetime(2026, 11, 1, 10, minute, tzinfo=UTC)
-    return {"kind": "ALERT", "alert_id": alert_id, "alert_type": "SMUGGLING", "originator": "SENAFRONT",
-            "classification": "RESTRICTED", "sector": "DARIEN", "ingress": f"t.ingress.SENAFRONT:0:{minute}",
-            "ingress_ms": int(at.timestamp() * 1000) - 500, "at": at.isoformat().replace("+00:00", "Z"),
-            "decisions": decisions, **about}
 
 
 def _to(partner: str, outcome: str, agreement: str | None, **more: Any) -> dict[str, Any]:
