@@ -65,6 +65,7 @@ import ctypes
 import errno
 import fcntl
 import fnmatch
+import hashlib
 import io
 import json
 import os
@@ -168,6 +169,12 @@ JOURNAL_BYTES = 64 << 20
 """The most a journal may hold: one past it is not read (no journal this watcher wrote), and a write that would pass
 it is refused, said, and the journal on disk kept as it was. Pruning (``JOURNAL_KEEP_S``) keeps a journal far below
 it: about 130 bytes a file archived within the last week, so half a million files a week before it is reached."""
+VERSION = 3
+"""The journal's version, in its header: 3 since files moved back are journalled (``back`` lines, with what vouches
+for them). A watcher from before reads no version it does not know: it sets the journal aside as not its own (said),
+never reading its lines as it would its own (it has no word for a newer version: any unknown one is garbled to it).
+A journal of version 1 or 2 is still read, and written whole at its next write, as 3 (``_read_journal``'s size -1):
+never appended to under an older header. Its ``back`` lines, if any, vouch for nothing: their files are read as new."""
 JOURNAL_KEEP_S = 7 * 86_400.0
 """How long past ``REGROWN_WATCH_S`` a file archived stays named in the journal, looked at every ``LATE_LOOK_S``:
 after it, one unchanged is pruned (its name dropped, its modification time folded into ``Journal.settled_ns``), so the
@@ -204,6 +211,13 @@ class _Regrown:
     whole: int
     read_as: str
     file: tuple[int, int]
+    # The journal's own check of a ``back`` line it reads after a restart (``Journal.regrown``): the identity its
+    # ``done/`` entry had when it was archived (``archived``, the line honoured only after an entry of it), and a
+    # digest of its first ``whole`` bytes as moved back (``head``: an append keeps them, a file put at its name or on
+    # its inode since, or one never archived, does not). ``vouched``: read after such an entry, or made by this one.
+    archived: tuple[int, int, int, int] | None = None
+    head: str | None = None
+    vouched: bool = False
 
 
 class Journal:
@@ -235,7 +249,10 @@ class Journal:
     between the move back and the archive reads it as the first read knew it (``regrown``): else its dead letters
     would be keyed by its numbered name, made and counted again. A line written and the move not made (a stop
     between them, a move refused) names a file not there: ``regrown`` passes it over, as it does a file put at that
-    name since (another device or inode: a dropper's replacement inherits nothing)."""
+    name since (another device or inode: a dropper's replacement inherits nothing). Whoever may write the folder may
+    write these lines too: after a restart one is honoured only when it reads after its file's archive entry, with
+    its size and name, names it by its own name or a numbered form, and the file still begins with the bytes it had
+    when moved back (``_honoured``); any other is let go, said, and its file read as new."""
 
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.path, self.say = folder / JOURNAL_NAME, say
@@ -301,7 +318,8 @@ class Journal:
 
     def moving_back(self, name: str, first: _Regrown) -> None:
         """Record, before the move is tried, that the file ``first.file`` names is moved back from ``done/`` into
-        the folder as ``name`` (each name tried replaces the last), as its first read knew it (``first``)."""
+        the folder as ``name`` (each name tried replaces the last), as its first read knew it (``first``, with the
+        identity of its entry in done/ and the digest of its first bytes, ``_Regrown.head``)."""
         self.back[first.file] = (name, first)
         self._append([_back_line(name, first)])
 
@@ -322,15 +340,15 @@ class Journal:
         removed, or replaced by a dropper's file, which must not be read as the one moved back)."""
         found, stale = {}, []
         for file, (name, first) in self.back.items():
-            try:
-                st = os.lstat(folder / name)
-            except OSError:
-                stale.append(file)
-                continue
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == file:
+            honoured = _honoured(folder / name, first)
+            if honoured:
                 found[folder / name] = first
-            else:
+            elif honoured is not None:  # None: cannot be looked at just now (EIO, EACCES): the line kept
                 stale.append(file)
+                if os.path.lexists(folder / name):
+                    self.say(f"the journal says {one_line(name)} was moved back from done/, and the file there is "
+                             "not the one it names (nothing vouches for the line, or its first bytes differ): it is "
+                             "read as a new file, its dead letters its own")
         self.moved_away(*stale)
         return found
 
@@ -384,8 +402,9 @@ class Journal:
     def _save(self) -> None:
         if self._full_at is not None and len(self.entries) >= self._full_at:
             return  # refused for size, and no smaller since: said already
-        lines = [{"version": 2, "settled_ns": self.settled_ns}, *(_line(n, e) for n, e in self.entries.items()),
-                 *(_back_line(name, first) for name, first in self.back.values())]
+        lines = [{"version": VERSION, "settled_ns": self.settled_ns},
+                 *(_line(n, e) for n, e in self.entries.items()),
+                 *(line for name, first in self.back.values() for line in _back_lines(name, first))]
         data = b"".join(json.dumps(item).encode() + b"\n" for item in lines)
         if len(data) > JOURNAL_BYTES:
             self._full_at = len(self.entries)
@@ -424,16 +443,110 @@ def _line(name: str, entry: _Archived) -> dict[str, Any]:
 
 
 def _back_line(name: str, first: _Regrown) -> dict[str, Any]:
-    return {"back": name, "file": list(first.file), "whole": first.whole, "read_as": first.read_as}
+    line: dict[str, Any] = {"back": name, "file": list(first.file), "whole": first.whole, "read_as": first.read_as}
+    if first.archived is not None:
+        line["archived"] = list(first.archived)
+    if first.head is not None:
+        line["head"] = first.head
+    return line
 
 
-def _read_back(item: dict[str, Any]) -> tuple[str, _Regrown]:
-    """A ``back`` line's name and file as its first read knew it; ValueError when it is not one."""
+def _back_lines(name: str, first: _Regrown) -> list[dict[str, Any]]:
+    """A file moved back as a whole write keeps it: its ``done/`` entry as archived (forgotten at once) before its
+    line, so that the line reads after an entry of it, as it did when appended (``_read_journal``)."""
+    if not first.vouched or first.archived is None:
+        return [_back_line(name, first)]
+    entry = _Archived(first.archived, 0.0, whole=first.whole, read_as=first.read_as)
+    return [_line(_ENTRY, entry), {"forget": _ENTRY}, _back_line(name, first)]
+
+
+_ENTRY = ".puente-moved-back"  # the name a whole write gives a moved-back file's entry, forgotten at once
+
+
+def _read_back(item: dict[str, Any],
+               archived: dict[tuple[int, int, int, int], tuple[int, str]]) -> tuple[str, _Regrown]:
+    """A ``back`` line's name and file as its first read knew it; ValueError when it is not one. ``archived``: the
+    entries read before it (identity: size when first archived, name when first read); the line is ``vouched`` only
+    when one of them is its file, as the line says, with the same size and name."""
     name, file, whole, read_as = item["back"], item["file"], item["whole"], item["read_as"]
+    identity, head = item.get("archived"), item.get("head")
     if (not _a_name(name) or not _a_name(read_as) or type(whole) is not int or not isinstance(file, list)
-            or len(file) != 2 or not all(type(n) is int for n in file)):
+            or len(file) != 2 or not all(type(n) is int for n in file) or not (head is None or type(head) is str)
+            or not (identity is None or (isinstance(identity, list) and len(identity) == 4
+                                         and all(type(n) is int for n in identity)))):
         raise ValueError
-    return name, _Regrown(whole, read_as, (file[0], file[1]))
+    ids = None if identity is None else (identity[0], identity[1], identity[2], identity[3])
+    vouched = ids is not None and ids[:2] == (file[0], file[1]) and archived.get(ids) == (whole, read_as)
+    return name, _Regrown(whole, read_as, (file[0], file[1]), ids, head, vouched)
+
+
+def _head(fd: int, whole: int) -> str | None:
+    """A digest of the first ``whole`` bytes of the file open at ``fd``; None when it holds fewer."""
+    h, at = hashlib.blake2b(digest_size=16), 0
+    while at < whole:
+        block = os.pread(fd, min(whole - at, 1 << 20), at)
+        if not block:
+            return None
+        h.update(block)
+        at += len(block)
+    return h.hexdigest()
+
+
+def _family(name: str, read_as: str) -> bool:
+    """Whether ``name`` is ``read_as`` or a numbered form of it (``_numbered``): the names ``_move_free`` gives."""
+    read = Path(read_as)
+    if name == read_as:
+        return True
+    if not (name.startswith(read.stem + ".") and name.endswith(read.suffix)):
+        return False
+    n = name[len(read.stem) + 1:len(name) - len(read.suffix)]
+    return n.isdigit() and n == str(int(n)) and _numbered(read, int(n)) == name
+
+
+def _head_in(done: int, name: str, st: os.stat_result, whole: int) -> str | None:
+    """``_head`` of ``done/<name>``, the file ``st`` is; None when it cannot be read (its line then vouches for
+    nothing after a restart: the file is read as new, its dead letters made again rather than one passed over)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=done)
+    except OSError:
+        return None
+    try:
+        seen = os.fstat(fd)
+        return _head(fd, whole) if (seen.st_dev, seen.st_ino) == (st.st_dev, st.st_ino) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _honoured(path: Path, first: _Regrown) -> bool | None:
+    """Whether the file at ``path`` is to be read as the file a ``back`` line read after a restart says was moved
+    back there (``first``); None when it cannot be looked at just now (the line is kept). Whoever may write the
+    folder may write the journal: a planted line must not make a file never archived (a new export) be read with
+    another's first size and name (a refusal of it keyed by bytes it chose, colliding with a dead letter it made).
+    So a line is honoured only when it is ``vouched`` (read after its file's archive entry, with its size and
+    name), names its file by its own name or a numbered form (``_family``: only its name's own family keys its
+    dead letters), holds 0 < ``whole`` <= its size, and the file's first ``whole`` bytes are those it had when moved
+    back (``head``). Neither its change time nor its modification time could tell an append since the move (a
+    file moved back is one its exporter kept writing) from a new export on the inode of one removed: both are later;
+    its first bytes do (an append keeps them)."""
+    if not first.vouched or first.head is None or first.whole <= 0 or not _family(path.name, first.read_as):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        return False if exc.errno == errno.ELOOP else None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != first.file or st.st_size < first.whole:
+            return False
+        return _head(fd, first.whole) == first.head
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read_journal(path: Path) -> tuple[dict[str, _Archived], dict[tuple[int, int], tuple[str, _Regrown]],
@@ -456,13 +569,14 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], dict[tuple[int, int
         raise ValueError(f"larger than {_bytes(JOURNAL_BYTES)}")
     entries: dict[str, _Archived] = {}
     back: dict[tuple[int, int], tuple[str, _Regrown]] = {}
+    archived: dict[tuple[int, int, int, int], tuple[int, str]] = {}  # every entry read, forgotten since or not
     settled: int | None = None
     try:
         lines = data.split(b"\n")
         head = json.loads(lines[0])
         if head["version"] == 1:  # one JSON document, as the first journals were written
             items, settled = json.loads(data)["archived"], None
-        elif head["version"] == 2 and (head["settled_ns"] is None or type(head["settled_ns"]) is int):
+        elif head["version"] in (2, VERSION) and (head["settled_ns"] is None or type(head["settled_ns"]) is int):
             settled = head["settled_ns"]
             items = [json.loads(line) for line in lines[1:-1]]  # the last: empty, or an append cut short
         else:
@@ -472,7 +586,7 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], dict[tuple[int, int
                 entries.pop(item["forget"], None)
                 continue
             if "back" in item:
-                name, first = _read_back(item)
+                name, first = _read_back(item, archived)
                 back[first.file] = (name, first)
                 continue
             if "unback" in item:
@@ -494,9 +608,10 @@ def _read_journal(path: Path) -> tuple[dict[str, _Archived], dict[tuple[int, int
                 raise ValueError
             entries[name] = _Archived((identity[0], identity[1], identity[2], identity[3]), float(at), whole=whole,
                                       read_as=read_as)
+            archived[entries[name].identity] = (identity[2] if whole is None else whole, read_as or name)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         raise _Garbled("not a journal this watcher wrote") from None
-    return entries, back, settled, len(data) if data.endswith(b"\n") else -1
+    return entries, back, settled, len(data) if data.endswith(b"\n") and head["version"] == VERSION else -1
 
 
 def _a_name(name: object) -> bool:
@@ -989,6 +1104,14 @@ async def _watch(run: AdapterRun, folder: Path, interval: float, idle_exit: floa
             try:
                 with stream:
                     first = regrown.get(path)  # moved back: read as its first read knew it (its dead letters' keys)
+                    if first is None and path.name == journal.back.get(identity[:2], ("",))[0]:
+                        # its line kept at the start, the file not to be looked at then (EIO, EACCES): looked at now
+                        first = journal.back[identity[:2]][1]
+                        if _honoured(path, first):
+                            regrown[path] = first
+                        else:
+                            journal.moved_away(first.file)
+                            first = None
                     if first is not None and first.file != identity[:2]:
                         # another file put at its name since: a new export, read as its own, never as the one moved
                         journal.moved_away(regrown.pop(path).file)
@@ -1193,8 +1316,9 @@ def _look_in_done(run: AdapterRun, journal: Journal, folder: Path, done: int, la
                       file=run.err, flush=True)
             continue
         gone.append(name)
-        first = _Regrown(entry.identity[2] if entry.whole is None else entry.whole, entry.read_as or name,
-                         (st.st_dev, st.st_ino))
+        whole = entry.identity[2] if entry.whole is None else entry.whole
+        first = _Regrown(whole, entry.read_as or name, (st.st_dev, st.st_ino), entry.identity,
+                         _head_in(done, name, st, whole), vouched=True)
         try:  # each name tried is journalled before the try: a restart after the move reads it as ``first``
             back = _move_free(Path(name), folder, at=done, trying=journal.moving(first))
         except OSError as exc:

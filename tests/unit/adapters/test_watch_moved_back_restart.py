@@ -4,11 +4,16 @@ restart before it is archived again: the journal keeps it until then, and only f
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
 import io
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from adapters.watch import JOURNAL_NAME, watch
 
@@ -111,4 +116,109 @@ def test_a_file_refused_whole_moved_back_then_restarted_keeps_its_key(
     later, restarted = offline("snm", after=stopped)
     total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
     assert (tmp_path / "done" / "hits.jsonl").read_bytes() == cr
+    assert (total.rejected, total.already_rejected) == (0, 1) and restarted.dead == []
+
+
+def _plant(tmp_path: Path, *lines: dict[str, Any]) -> None:
+    """Append ``lines`` to the folder's journal (begun if there is none), as whoever may write the folder may."""
+    journal = tmp_path / JOURNAL_NAME
+    if not journal.exists():
+        journal.write_text(json.dumps({"version": 2, "settled_ns": None}) + "\n")
+    with journal.open("a") as file:
+        file.writelines(json.dumps(line) + "\n" for line in lines)
+
+
+def _forged(path: Path, whole: int, read_as: str, entry: bool) -> list[dict[str, Any]]:
+    """A ``back`` line for ``path`` (never archived), its head digest right, after a forged archive entry if
+    ``entry``."""
+    st = path.stat()
+    identity = [st.st_dev, st.st_ino, whole, st.st_mtime_ns]
+    head = hashlib.blake2b(path.read_bytes()[:whole], digest_size=16).hexdigest()
+    back = {"back": path.name, "file": identity[:2], "whole": whole, "read_as": read_as, "archived": identity,
+            "head": head}
+    return [{"name": "x.jsonl", "identity": identity, "at": 0, "whole": whole, "read_as": read_as}, back] \
+        if entry else [back]
+
+
+CR = b"".join(line.rstrip(b"\r\n") + b"\r" for line in LINES)  # line ends CR only: refused whole
+
+
+@pytest.mark.parametrize(("whole", "read_as", "entry"), [(0, "y.jsonl", False), (0, "y.jsonl", True),
+                                                         (len(LINES[0]), "y.jsonl", True)])
+def test_a_planted_back_line_makes_no_file_skip_its_dead_letter(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any, whole: int, read_as: str,
+        entry: bool) -> None:
+    """A dropper plants back lines for its own CR-only file and then for a new export of another's (never archived,
+    refused whole too, the same first line): at a restart each is read as new, under its own name, a dead letter of
+    its own. Before, both were keyed by the name and first bytes the lines chose: the victim's refusal collided with
+    the dropper's dead letter, counted already rejected, its own never written."""
+    (tmp_path / "mine.jsonl").write_bytes(CR[:len(LINES[0])] + b"junk\r")
+    _plant(tmp_path, *_forged(tmp_path / "mine.jsonl", whole, read_as, entry))
+    dropper, _ = offline("snm")
+    asyncio.run(watch(dropper, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    (tmp_path / "victim.jsonl").write_bytes(CR)
+    _plant(tmp_path, *_forged(tmp_path / "victim.jsonl", whole, read_as, entry))
+    later, restarted = offline("snm", after=dropper)
+    total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    assert (total.rejected, total.already_rejected) == (1, 0) and len(restarted.dead) == 1
+    assert "victim.jsonl was moved back from done/, and the file there is not the one" in later.err.getvalue()
+    # begun as version 2 (as a watcher before back lines wrote it): written whole since, as 3, never appended to
+    assert json.loads((tmp_path / JOURNAL_NAME).read_bytes().splitlines()[0])["version"] == 3
+
+
+def test_a_new_export_on_a_moved_back_files_inode_inherits_nothing(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
+    """The moved-back file written over in place before a restart (a new export on its inode, as one removed and
+    its inode reused): its first bytes are not those moved back, so it is read as its own, a dead letter of its own.
+    Before, it was read under the first name: its bad record, as the first export's, counted already rejected."""
+    first_run, _ = _numbered_archive(tmp_path, offline, ticks)
+    stopped, _ = offline("snm", after=first_run)
+    _move_back_and_stop(tmp_path, stopped, ticks)
+    moved = tmp_path / "export.1.jsonl"
+    inode = moved.stat().st_ino
+    moved.write_bytes(LINES[0] + BAD + LINES[2] + LINES[1])  # as the first export began: its dead letter's key
+    assert moved.stat().st_ino == inode
+    later, restarted = offline("snm", after=stopped)
+    total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    assert (total.rejected, total.already_rejected) == (1, 0) and len(restarted.dead) == 1
+
+
+def test_a_moved_back_file_not_to_be_looked_at_at_the_start_keeps_its_line(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moved-back file failing its first look at the restart (EIO): its line is kept, and its read, once it can
+    be looked at, keeps its first name's keys. Before, any error let the line go: read under its numbered name, a
+    new dead letter for a record rejected already."""
+    first_run, _ = _numbered_archive(tmp_path, offline, ticks)
+    stopped, _ = offline("snm", after=first_run)
+    _move_back_and_stop(tmp_path, stopped, ticks)
+    moved, failed = tmp_path / "export.1.jsonl", []
+    real_open, real_lstat = os.open, os.lstat
+
+    def once(real: Callable[..., Any]) -> Callable[..., Any]:
+        def look(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path) == str(moved) and not failed:
+                failed.append(True)
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real(path, *args, **kwargs)
+        return look
+
+    monkeypatch.setattr(os, "open", once(real_open))
+    monkeypatch.setattr(os, "lstat", once(real_lstat))
+    later, restarted = offline("snm", after=stopped)
+    total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
+    assert failed and (total.rejected, total.already_rejected) == (0, 1) and restarted.dead == []
+
+
+def test_a_move_back_written_whole_still_vouches_for_its_file(
+        tmp_path: Path, offline: Callable[..., tuple[Any, Any]], ticks: Any) -> None:
+    """The move back journalled by a whole write (the journal ended in an append cut short): the line still reads
+    after an entry of its file, and the restart keeps the first name's keys."""
+    first_run, _ = _numbered_archive(tmp_path, offline, ticks)
+    with (tmp_path / JOURNAL_NAME).open("ab") as journal:
+        journal.write(b'{"forg')  # a stop within an append: the next write is whole
+    stopped, _ = offline("snm", after=first_run)
+    _move_back_and_stop(tmp_path, stopped, ticks)
+    assert json.loads((tmp_path / JOURNAL_NAME).read_bytes().splitlines()[0])["version"] == 3
+    later, restarted = offline("snm", after=stopped)
+    total = asyncio.run(watch(later, tmp_path, interval=0.05, idle_exit=0.5, clock=ticks(), out=io.StringIO()))
     assert (total.rejected, total.already_rejected) == (0, 1) and restarted.dead == []
