@@ -125,6 +125,10 @@ other slots): by time, not by count, since one record may take a thousand times 
 NAME_CHECK_S = 5.0  # the longest a static worker asks Kafka who holds its group.instance.id
 COMMIT_EVERY_S = 0.2
 """How often a worker commits its slots' positions to its group (outside the transactions: see the module's doc)."""
+CAUGHT_UP_WAIT_S = 10.0
+"""The longest the idle exit's question to Kafka (each assigned partition's end: ``BrokerWorker._caught_up``) may
+take. Past it, or failing, the worker is not known to be caught up: it goes on, and asks again after another quiet
+period. Asked only once the worker has been quiet that long, so the main loop it holds meanwhile has nothing queued."""
 QUIET_AFTER_S = 1.0
 QUIET_FETCH_WAIT_MS = 100
 """A worker that has read nothing for ``QUIET_AFTER_S`` long-polls instead of gathering: its fetches wait up to
@@ -1385,8 +1389,12 @@ class BrokerWorker:
             state.arrived.set()
 
     async def run(self, topics: list[str], *, idle_exit_s: float | None = None, max_restarts: int = 5) -> None:
-        """Consume until stopped; with ``idle_exit_s``, also stop after that long without records
-        (counted from the later of the last record and the last join of the group).
+        """Consume until stopped; with ``idle_exit_s``, also stop once caught up with every assigned partition and
+        quiet for ``idle_exit_s`` seconds: no record fetched and no slot busy for that long (counted from the later
+        of the last record and the last join of the group), and then, asked of Kafka at that moment, every record
+        committed to each partition assigned here processed (``_caught_up``). Quiet alone is not enough: on a loaded
+        machine a fetch can take longer than the quiet time, and the worker would stop with records unread. Not
+        caught up, or Kafka not answering the question, it goes on, and asks again after another quiet period.
 
         A retriable Kafka error (a fenced producer after a rebalance, a broker failing over, Kafka
         out of reach for a while) aborts the transaction in flight; the worker then leaves the
@@ -1463,6 +1471,7 @@ class BrokerWorker:
         self._joining = True
         await start(group, self.config.conn, f"joining the broker group {self.config.group_id}")
         idle_since = time.monotonic()
+        asked_at = 0.0  # when the idle exit last asked whether the worker was caught up: a quiet period each time
         too_large = TooLarge(f"routing alerts in the broker group {self.config.group_id}")
         watcher: asyncio.Task[None] | None = None
         committer: asyncio.Task[None] | None = None
@@ -1510,8 +1519,10 @@ class BrokerWorker:
                 elif any(state.busy for state in self._owned.values()):
                     idle_since = time.monotonic()
                 elif (idle_exit_s is not None and self._joined_at is not None
-                      and time.monotonic() - max(idle_since, self._joined_at) > idle_exit_s):
-                    break
+                      and time.monotonic() - max(idle_since, self._joined_at, asked_at) > idle_exit_s):
+                    if await self._caught_up(group):
+                        break
+                    asked_at = time.monotonic()
                 if gathering == (not batch and time.monotonic() - idle_since > QUIET_AFTER_S):
                     gathering = not gathering  # quiet now, or records again after a quiet spell
                     self._fetching(group, gathering)
@@ -1535,6 +1546,45 @@ class BrokerWorker:
             raise ConfigError(self._taken)
         if self._failure is not None:
             raise self._failure
+
+    async def _caught_up(self, group: Consumer) -> bool:
+        """Whether this worker has processed every record committed to each partition assigned to it, as Kafka
+        answers now: the idle exit's second condition (``run``). False while a rebalance or a load is under way,
+        a slot is busy (records queued, a transaction or its feed records in flight), a partition's end is past
+        where its slot stands, or Kafka does not answer within ``CAUGHT_UP_WAIT_S`` (logged, never raised: the
+        worker goes on).
+
+        The ends are the last stable offsets: the group consumer reads ``read_committed``, and aiokafka asks for its
+        partitions' ends at its own isolation level, so a transaction still open on an ingress partition holds its
+        end where the worker can read to. A slot stands at the offset after the last record a committed transaction
+        of it took (``done_to``), or, with nothing queued or in flight, at the consumer's position if that is further
+        (past transaction markers and aborted records, which no batch takes). The ingress topics are all the group
+        consumer reads: a slot's audit and lifecycle partitions are read back whole before it is loaded."""
+        if self._joining or (self._loading is not None and not self._loading.done()):
+            return False
+        assigned = sorted(group.assignment())
+        if any(tp not in self._owned or self._owned[tp].busy for tp in assigned):
+            return False
+        try:
+            async with asyncio.timeout(CAUGHT_UP_WAIT_S):
+                ends = await group.end_offsets(assigned)
+        except Exception as exc:  # noqa: BLE001 - not knowing is not caught up: the worker goes on and asks again
+            log.info("idle exit put off: the partitions' ends not known", count=len(assigned),
+                     error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        if self._joining or sorted(group.assignment()) != assigned:
+            return False  # a rebalance meanwhile: the ends asked are of partitions no longer all this worker's
+        behind = 0
+        for tp in assigned:
+            state = self._owned.get(tp)
+            if state is None or state.busy:
+                return False
+            seen = fetch_view(group, tp)
+            stands = max(state.done_to or 0, seen.position if seen is not None and seen.position is not None else 0)
+            behind += max(0, ends.get(tp, stands + 1) - stands)
+        if behind:
+            log.info("idle exit put off: records not processed yet", lag=behind, count=len(assigned))
+        return not behind
 
     def _fetching(self, group: Consumer, gathering: bool) -> None:
         """Set how the group consumer's next fetches wait: gathering records while they come (the settings), or a
