@@ -18,7 +18,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     start = broker.add_parser("run", help="run the routing service", description=text, parents=[kafka_options()])
     start.add_argument("--workers", type=whole(1, 64), default=1, help="workers in this process (one consumer group)")
     start.add_argument("--exit-when-idle", type=seconds(0, 7 * 86400), metavar="SECONDS",
-                       help="stop after this long without input")
+                       help="stop once caught up with every assigned partition and quiet for SECONDS: "
+                            "nothing read or in flight for that long, then every record Kafka holds committed in "
+                            "this worker's ingress partitions processed (asked of Kafka then; if not, it goes on "
+                            "and asks again after another quiet period)")
     start.add_argument("--metrics-port", type=whole(1, 65535), help="serve /metrics, /healthz and /readyz on this port "
                                                         "(address: PUENTE_METRICS_ADDRESS, default 127.0.0.1)")
     start.add_argument("--group-instance-id", metavar="NAME",
