@@ -116,6 +116,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -1344,8 +1345,11 @@ class PartnerStore:
             row = self._conn.execute(f"SELECT {_COLUMNS}, view FROM alerts WHERE alert_id = ?",  # noqa: S608
                                      (alert_id,)).fetchone()
         if row is None:
+            # The hint names this store's file: without ``--store`` the command would read the default store,
+            # which may be another file than the one asked.
             raise NotInStore(f"no alert {alert_id[:200]} in {self.partner}'s store ({self.path}): `puente store "
-                             f"list --partner {self.partner}` shows what it holds")
+                             f"list --partner {self.partner} --store {shlex.quote(str(self.path))}` shows what it "
+                             "holds")
         return _entry(row, self.path)
 
     def counts(self) -> Counts:
