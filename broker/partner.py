@@ -151,6 +151,7 @@ from broker.kafka import (
     chain_records,
     committed_with_metadata,
     consumer,
+    fetch_view,
     last_before,
     offsets_visible,
     producer,
@@ -233,6 +234,8 @@ it, ``puente store``) gives up after the store's 30 s (``PartnerStore.open``).""
 ABORT_WAIT_S = 5.0
 """Past ``DELIVERY_WAIT_S``, the longest the transaction's abort is waited for before the producer is stopped (Kafka
 aborts a transaction left open itself, after ``RECEIPT_TXN_TIMEOUT_S``): aiokafka's abort waits without end too."""
+IDLE_EXIT_S = 2.0  # a run without --follow ends once caught up and quiet this long (``Subscriber._caught_up``)
+END_WAIT_S = 10.0  # the longest a quiet run waits for Kafka to say where the feed ends, before another quiet spell
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,7 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
             self.subscriber._resume_failed = exc
         finally:
             self.feed.resume(*(set(assigned) & self.feed.assignment()))
+            self.subscriber._assigned_at = time.monotonic()  # the idle clock starts here (``_quiet_for``)
 
 
 class _Bounds(NamedTuple):
@@ -389,6 +393,10 @@ class Subscriber:
         self._fresh = False  # a batch had Kafka vouch for a time since the last purge
         self._deferred = False  # the last purge held back some alert past its time by this host's clock
         self._asked_at: float | None = None  # the monotonic clock when a checkpoint alone last asked Kafka's time
+        self._assigned_at: float | None = None
+        """The monotonic clock when the group's last assignment was set up (None: not joined yet): a run's idle
+        clock starts there, never before the join, which may take longer than the quiet time (``_quiet_for``)."""
+        self._end_unknown = False  # a note said Kafka did not answer where the feed ends (``_caught_up``)
 
     @property
     def commit_tag(self) -> str:
@@ -658,9 +666,10 @@ class Subscriber:
         if self.store is not None:
             self.store.keep_chain_head(self._kept_key(part), chain.head.seq - 1, chain.head.prev, offset)
 
-    async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = 5.0,
+    async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = IDLE_EXIT_S,
                   limit: int | None = None) -> SubscribeStats:
-        """Consume until idle for ``idle_exit_s`` (None: forever) or ``limit`` records."""
+        """Consume until caught up and quiet for ``idle_exit_s`` seconds from the group's assignment (None: for ever;
+        ``_caught_up``), or ``limit`` records."""
         self.purge(force=True)
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
                             transactional_id=self.transactional_id,
@@ -749,8 +758,10 @@ class Subscriber:
             if not batch:
                 if feed.paused() & feed.assignment():
                     idle_since = time.monotonic()  # still setting where the assignment starts: not idle yet
-                elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                    break
+                elif idle_exit_s is not None and self._quiet_for(idle_since) > idle_exit_s:
+                    if await self._caught_up(feed, generation):
+                        break
+                    idle_since = time.monotonic()  # behind, or not known: another quiet spell, then ask again
                 continue
             idle_since = time.monotonic()
             async with self._busy:
@@ -768,6 +779,46 @@ class Subscriber:
             if unread is not None:
                 return unread
         return None
+
+    def _quiet_for(self, idle_since: float) -> float:
+        """How long the feed has been quiet: since ``idle_since`` (the last batch, or the last look at where the feed
+        ends) or the group's last assignment, whichever came later; 0 before the first assignment, so that a slow
+        join never counts as quiet."""
+        if self._assigned_at is None:
+            return 0.0
+        return time.monotonic() - max(idle_since, self._assigned_at)
+
+    async def _caught_up(self, feed: Consumer, generation: int) -> bool:
+        """Whether a quiet run may end: every feed partition assigned has been read, applied and committed up to where
+        its committed records end as Kafka answers now (the feed consumer is read_committed: its ``end_offsets`` are
+        the last stable offsets), and nothing else is due. Why: quiet alone is no proof of being caught up, since a
+        fetch may be slow to come back (a busy node, a long fetch wait) while records wait unread, and a run that
+        ends then leaves them for the next. Every batch handed out is applied and committed before the next fetch
+        (``_follow``), so the position the consumer reached (past transaction markers and aborted records) is what
+        this subscriber applied and committed. False, for another quiet spell: any partition behind; an assignment
+        that changed, or set where it starts, while Kafka was asked; Kafka not answering (a note says so, once); or
+        a time Kafka is to vouch for before the purge (``_time_wanted``), which the loop's next turn asks for."""
+        if self._time_wanted():
+            return False
+        assigned = feed.assignment()
+        if not assigned:
+            return True  # more instances than partitions: this one holds none
+        try:
+            async with asyncio.timeout(END_WAIT_S):
+                ends = await feed.end_offsets(sorted(assigned))
+        except (ClientError, TimeoutError) as exc:
+            if not self._end_unknown:
+                self._end_unknown = True
+                self.on_note(f"Kafka did not say where {self.feed_topic} ends ({type(exc).__name__}): the run goes "
+                             "on reading until it does, and ends only once caught up")
+            return False
+        if generation != self._generation or feed.assignment() != assigned or feed.paused() & assigned:
+            return False
+        for tp in assigned:
+            view = fetch_view(feed, tp)
+            if view is None or view.position is None or tp not in ends or view.position < ends[tp]:
+                return False
+        return True
 
     async def _resume(self, feed: Consumer, assigned: set[TopicPartition]) -> None:
         """Set where each newly assigned feed partition is read from (``resume_at``; the caller has paused them and

@@ -45,6 +45,10 @@ class _QuietFeed:
     def assignment(self) -> set[TopicPartition]:
         return set()
 
+    def pause(self, *tps: TopicPartition) -> None: ...
+
+    def resume(self, *tps: TopicPartition) -> None: ...
+
 
 class _At12(Receipts):
     """A receipts producer whose records Kafka holds at offset 12 (a batch's fake holds them at 7)."""
@@ -59,7 +63,9 @@ async def _quiet_run(sub: Subscriber, receipts: Receipts) -> None:
     """A run of ``sub`` as ``Subscriber.run`` makes it, over a feed with no record: the start's purge, then reading
     until idle."""
     sub.purge(force=True)
-    await sub._follow(_QuietFeed(), None, receipts, ChainWriter(RECEIPTS, 0, chain="COL"), 0,  # type: ignore[arg-type]
+    feed = _QuietFeed()
+    await partner._Handover(sub, feed).on_partitions_assigned(set())  # type: ignore[arg-type]  # joined
+    await sub._follow(feed, None, receipts, ChainWriter(RECEIPTS, 0, chain="COL"), 0,  # type: ignore[arg-type]
                       idle_exit_s=0, limit=None)
 
 
