@@ -14,13 +14,13 @@ from typing import TextIO
 
 from broker.access import partner_principal
 from broker.credentials import require_party
-from broker.partner import Subscriber, open_copy, subscriber_for
+from broker.partner import IDLE_EXIT_S, Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from policies import DEFAULT_INSTANCE
 from puente import logs
 from puente.commands import store as store_commands
-from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, settings
+from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, seconds, settings
 from puente.errors import PuenteError
 from puente.signals import on_stop_signals
 
@@ -46,7 +46,13 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                            "recall notices included, and a content-free EXPIRED line when a newer version ends an "
                            "alert copied there: a copy this subscriber cannot delete from (a run without --out "
                            "names, in a note, each alert passed on earlier that the store deletes or replaces)")
-    subs.add_argument("--follow", action="store_true", help="keep reading; default: stop when idle for 5 s")
+    until = subs.add_mutually_exclusive_group()
+    until.add_argument("--follow", action="store_true",
+                       help="keep reading until stopped (SIGTERM, Ctrl-C); default: stop once caught up and idle")
+    until.add_argument("--exit-when-idle", type=seconds(0.1, 7 * 86400), default=IDLE_EXIT_S, metavar="SECONDS",
+                       help="stop once the feed has been quiet this long, counted from joining the partner's group, "
+                            "and every committed record Kafka holds for the partitions read has been applied and "
+                            f"receipted; while any is left it reads on (default {IDLE_EXIT_S:g})")
     subs.add_argument("--accept-gap", action="store_true",
                       help="when the feed no longer holds records this partner had not read (deleted by retention), "
                            "read on from its first record, naming what was skipped; default: stop (exit 1)")
@@ -81,11 +87,12 @@ def _place(text: str) -> str:
     return text
 
 
-async def _follow(sub: Subscriber, out: TextIO | None, follow: bool) -> None:
-    """Run the subscriber; SIGTERM and Ctrl-C finish its batch in flight, hand its partitions over, and stop (a
-    second one stops it at once: ``puente.signals``)."""
+async def _follow(sub: Subscriber, out: TextIO | None, idle_exit_s: float | None) -> None:
+    """Run the subscriber until caught up and idle for ``idle_exit_s`` (None: until stopped); SIGTERM and Ctrl-C
+    finish its batch in flight, hand its partitions over, and stop (a second one stops it at once:
+    ``puente.signals``)."""
     on_stop_signals(sub.stop, f"{sub.partner}'s subscriber")
-    await sub.run(out, idle_exit_s=None if follow else 5.0)
+    await sub.run(out, idle_exit_s=idle_exit_s)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -113,7 +120,7 @@ def _subscribe(args: argparse.Namespace) -> int:
         raise
     failed = False
     try:
-        run(_follow(sub, out, args.follow))
+        run(_follow(sub, out, None if args.follow else args.exit_when_idle))
     except PuenteError:
         failed = True
         raise
