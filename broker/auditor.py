@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -25,7 +26,7 @@ import orjson
 
 from broker.access import Acl, denials_transaction, subscriber_group
 from broker.audit.chain import ChainHead, ChainWriter, flatten, last_ingress, listed
-from broker.audit.denials import concerns, denial, log_lines
+from broker.audit.denials import CutLine, concerns, denial, log_lines
 from broker.audit.recalls import ReceiptsCut, deadline_hours
 from broker.audit.receipts import (
     Unvouched,
@@ -1057,18 +1058,30 @@ def signature_checks(keys_dir: Path, verify_files: list[Path] | None, *, signer:
     return checker({rec.key_id: rec.ed25519_public() for rec in records})
 
 
-_LOG_LINE = 16_384  # bytes: more than any denial line (``denial`` takes up to 4,000 characters, 4 bytes at most each)
+_LOG_LINE = 262_144
+"""Bytes of one authorizer log line held whole: more than any line Kafka writes (a name is at most 32,767 bytes, twice
+that once the appender escapes its line breaks, and a matching ACL's name may follow it)."""
+_CUT_HEAD = 4_096  # characters of a longer line kept for ``denial``: its time, principal and operation come first
 
 
-def _authorizer_lines(path: Path) -> Iterator[str]:
+def _authorizer_lines(path: Path) -> Iterator[str | CutLine]:
     """The lines of an authorizer log file as ``log_lines`` splits them (at ``\n`` only, a ``\r`` before it
     dropped), read line by line from a regular file (``open_regular``), so a log of any size is never held
-    whole; a line longer than ``_LOG_LINE`` bytes is skipped whole (no denial is that long)."""
+    whole; a line longer than ``_LOG_LINE`` bytes is read through to its end and given as a ``CutLine`` (its start,
+    with the whole line's length and hash), never passed over: ``denial`` still records it when it says a request
+    was denied."""
     with open_regular(path) as fh:
         while raw := fh.readline(_LOG_LINE):
             if not raw.endswith(b"\n") and len(raw) == _LOG_LINE:
+                head, length, digest = raw[:_CUT_HEAD * 4], 0, hashlib.sha256()
                 while raw and not raw.endswith(b"\n"):
+                    length += len(raw)
+                    digest.update(raw)
                     raw = fh.readline(_LOG_LINE)
+                whole = raw.removesuffix(b"\n").removesuffix(b"\r")
+                length += len(whole)
+                digest.update(whole)
+                yield CutLine(head.decode("utf-8", "replace")[:_CUT_HEAD], length, digest.hexdigest())
                 continue
             yield from log_lines(raw.removesuffix(b"\n").decode("utf-8", "replace"))
 
@@ -1102,7 +1115,9 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     chain: its transactional id fences any earlier one, and it extends the chain only when the whole
     of it verifies as `audit verify` would find it (``_denials_head``), never from a head that merely
     carries a good signature (an old block replayed at the end does). Log lines are read as
-    ``denials.log_lines`` and ``denials.denial`` take them: whole lines only, split at newlines only.
+    ``denials.log_lines`` and ``denials.denial`` take them, split at newlines only: every line that says a request
+    was denied is an entry, one that cannot be read whole (or too long to hold) marked ``unparsed``; such an entry
+    concerns the deployment whoever it names, and one of no readable time is kept whatever ``since`` says.
     The logs are read as a stream, ``per_transaction`` new denials at a time, each run in time order and
     committed in its own transaction: what a failure leaves unwritten is collected by the next run (each
     line once, by its hash).
@@ -1136,7 +1151,7 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
                     or not concerns(entry, names.prefix, principals, planned=planned)):
                 continue
             at = when(entry["at"])
-            if since is None or (at is not None and at >= since):
+            if since is None or at is None or at >= since:  # a denial of no readable time may be a new one: kept
                 fresh[entry["line_sha256"]] = entry
                 if len(fresh) >= per_transaction:
                     await write()
@@ -1145,7 +1160,7 @@ async def collect_denials(conn: KafkaConnection, names: TopicNames, logs: list[P
     return added
 
 
-def _lines_of(logs: list[Path]) -> Iterator[str]:
+def _lines_of(logs: list[Path]) -> Iterator[str | CutLine]:
     """Every line of the authorizer ``logs`` in turn (``_authorizer_lines``); a log that cannot be read is a
     ConfigError naming it (only the reading: an OSError of Kafka's, a timeout say, is not the log's)."""
     for path in logs:

@@ -13,22 +13,31 @@ them as broker-signed blocks into the deployment's denials topic, where auditors
 decisions and receipts. Strings are cut short: a denial names resources, never payloads.
 
 The message holds names a client chose: Kafka allows any character in a group or transactional id,
-newlines included, and ``%m`` writes them as they are, so one refused request could write a second
-"line" that reads as another principal's denial. Hence three rules, which hold together:
+newlines included, and up to 32,767 of them; ``%m`` writes them as they are. So one refused request
+could write a second "line" that reads as another principal's denial, or a name built to look like
+the end of a message. Hence these rules, which hold together:
 
 * the local Kafka's authorizer appender escapes CR and LF in the message (``%enc{%m}{CRLF}`` writes
   them as the two characters ``\r`` and ``\n``), so every line of the file ends where Kafka ended one
   message; the parser takes the escaped text as it is (a resource name then shows ``\n``);
 * ``log_lines`` splits the file at ``\n`` only (``str.splitlines`` would also split at ``\x1c``,
   ``\x85``, ``\u2028`` and others, which no escaping covers);
-* a line counts only when it is one whole denial message from its start to its end, the tail Kafka
-  writes after the resource included (`` for request = R with resourceRefCount = N based on rule
-  ...``), and holds no character that is not printable (control, format or separator characters).
-  (A client that puts such a character in a name of its own loses only the record of that refusal:
-  no resource of Puente's has such a name, so no such request could have reached one.)
+* a line is read by the fixed parts Kafka writes around the names, never by what a name may hold: the
+  principal (the cluster's, not the client's) ends at the first `` is Denied operation = ``; the
+  resource name is everything between `` on resource = Type:PATTERN:`` and the tail Kafka writes after
+  it (`` for request = R with resourceRefCount = N based on rule ...``), found from the end of the line,
+  where no name of the client's can follow it. A name holding a forged message, any character at all or
+  a fake tail is then that name, recorded as the request of the principal who sent it. Each step is one
+  pass over the line: no name makes the parse slow;
+* nothing that says a request was denied is passed over. A name or principal too long for an entry is
+  cut short, with its whole length and SHA-256 beside it (``name_length``, ``name_sha256``,
+  ``principal_length``, ``principal_sha256``); a line that says ``is Denied operation`` but is not whole
+  (cut short, edited, of another Kafka's format, its time without an offset) is still a DENIAL entry,
+  marked ``unparsed`` and with ``?`` for what could not be read, carrying the line's length and hash and
+  the time, principal and operation when they can be read: never its text, which may hold anything.
 
-The time must carry its offset (the appender writes ``Z``): a time without one is no time, and its
-line no denial.
+The time must carry its offset (the appender writes ``Z``): a time without one is no time (the
+entry's ``at`` is then None, and the denial sorts after every timed one).
 """
 
 from __future__ import annotations
@@ -36,17 +45,39 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from broker.access import Acl, overlaps, puentes
 
-# One whole line, as the appender writes it (``[%d] %p %enc{%m}{CRLF}``): Kafka's message, tail and all.
-_LINE = re.compile(
-    r"\[(?P<at>[^\]]{1,40})\] \w+ Principal = (?P<principal>\S{1,200}) is Denied operation = (?P<operation>\w{1,40})"
-    r" from host = (?P<host>\S{1,100}) on resource = (?P<type>\w{1,40}):(?P<pattern>\w{1,20}):(?P<name>.{1,400}?)"
-    r" for request = (?P<request>\w{1,60}) with resourceRefCount = \d{1,10}"
-    r" based on rule (?:DefaultDeny|MatchingAcl\(acl=StandardAcl\(.{1,1000}\)\))")
+# The fixed parts of Kafka's message (``[%d] %p %enc{%m}{CRLF}``), in the order they come.
+_HEAD = re.compile(r"\[(?P<at>[^\]]{1,40})\] \w{1,10} Principal = ")
+_DENIED = " is Denied operation = "
+_MIDDLE = re.compile(r"(?P<operation>\w{1,40}) from host = (?P<host>\S{1,100}) on resource = "
+                     r"(?P<type>\w{1,40}):(?P<pattern>\w{1,20}):")
+_TAIL_STARTS = " for request = "
+_TAIL = re.compile(r" for request = (?P<request>\w{1,60}) with resourceRefCount = \d{1,10}"
+                   r" based on rule (?:DefaultDeny|MatchingAcl\(acl=StandardAcl\(.*\)\))", re.DOTALL)
+_TAIL_TRIES = 16  # places the tail may start, from the end: each is one pass over what follows
+# What marks a line as a denial even when it cannot be read whole (any case: Kafka 3's ``Operation``).
+_SAYS_DENIED = re.compile(r" is Denied operation = ", re.IGNORECASE)
+_OPERATION = re.compile(r" is Denied operation = (?P<operation>\w{1,40})", re.IGNORECASE)
+
+NAME_CHARS = 400
+"""The longest resource name an entry holds whole: Puente's own are far shorter; a longer one is cut."""
+PRINCIPAL_CHARS = 200
+"""The longest principal an entry holds whole."""
+
+
+@dataclass(frozen=True)
+class CutLine:
+    """A log line too long to hold whole: its first characters (``head``), and the length in bytes and the
+    SHA-256 of the whole line as the file holds it."""
+
+    head: str
+    length: int
+    sha256: str
 
 
 def log_lines(text: str) -> Iterator[str]:
@@ -56,33 +87,106 @@ def log_lines(text: str) -> Iterator[str]:
         yield line.removesuffix("\r")
 
 
-def denial(line: str) -> dict[str, Any] | None:
-    """The DENIAL entry of one authorizer log line (as ``log_lines`` gives it), or None when the line is
-    not one whole denial message, or holds a character that is not printable (module docstring)."""
-    if len(line) > 4_000 or not line.isprintable():
-        return None
-    match = _LINE.fullmatch(line)
-    if match is None:
-        return None
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _held(field: str, value: str, limit: int) -> dict[str, Any]:
+    """``value`` as an entry holds it under ``field``: whole, or cut to ``limit`` characters with the whole one's
+    length and hash beside it (``<field>_length``, ``<field>_sha256``)."""
+    if len(value) <= limit:
+        return {field: value}
+    return {field: value[:limit], f"{field}_length": len(value), f"{field}_sha256": _sha256(value)}
+
+
+def _time(text: str) -> str | None:
+    """``text`` as an entry's time (ISO 8601, UTC, ``Z``), or None when it is none with an offset."""
     try:
-        at = datetime.fromisoformat(match["at"])
-        if at.tzinfo is None:
-            return None
-        at = at.astimezone(UTC)
+        at = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         return None
+    if at.tzinfo is None:
+        return None
+    try:
+        return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        return None
+
+
+def _parsed(line: str) -> dict[str, Any] | None:
+    """The entry of a whole denial line, or None when ``line`` is not one (module docstring)."""
+    head = _HEAD.match(line)
+    if head is None:
+        return None
+    denied = line.find(_DENIED, head.end())
+    if denied <= head.end():  # no marker, or no principal before it
+        return None
+    middle = _MIDDLE.match(line, denied + len(_DENIED))
+    if middle is None:
+        return None
+    found, tail, end = None, -1, len(line)
+    for _ in range(_TAIL_TRIES):  # from the end: the text of a matching ACL (the operator's) may hold the words too
+        tail = line.rfind(_TAIL_STARTS, middle.end(), end)
+        if tail < 0 or (found := _TAIL.fullmatch(line, tail)) is not None:
+            break
+        end = tail + len(_TAIL_STARTS) - 1
+    at = _time(head["at"])
+    if found is None or at is None:
+        return None
+    name = line[middle.end():tail]
+    resource = _held("name", name, NAME_CHARS)
     return {
         "kind": "DENIAL",
-        "at": at.isoformat().replace("+00:00", "Z"),
-        "principal": match["principal"],
-        "operation": match["operation"],
-        "resource": f"{match['type']}:{match['name']}",
-        "pattern": match["pattern"],
-        "host": match["host"],
-        "request": match["request"],
-        # Identifies the line, so that collecting the same log twice adds nothing.
-        "line_sha256": hashlib.sha256(line.encode()).hexdigest(),
+        "at": at,
+        **_held("principal", line[head.end():denied], PRINCIPAL_CHARS),
+        "operation": middle["operation"],
+        "resource": f"{middle['type']}:{resource.pop('name')}",
+        **resource,
+        "pattern": middle["pattern"],
+        "host": middle["host"],
+        "request": found["request"],
     }
+
+
+def _unparsed(head: str) -> dict[str, Any] | None:
+    """The entry of a line (of which ``head`` is the start, or the whole) that says a request was denied but is no
+    whole denial message: what can be read of it, ``?`` for the rest; None when it says no such thing."""
+    said = _SAYS_DENIED.search(head)
+    if said is None:
+        return None
+    start = _HEAD.match(head)
+    operation = _OPERATION.match(head, said.start())
+    principal = head[start.end():said.start()] if start is not None and said.start() > start.end() else "?"
+    return {
+        "kind": "DENIAL",
+        "at": _time(start["at"]) if start is not None else None,
+        **_held("principal", principal, PRINCIPAL_CHARS),
+        "operation": operation["operation"] if operation is not None else "?",
+        "resource": "?",
+        "pattern": "?",
+        "host": "?",
+        "request": "?",
+        "unparsed": True,
+    }
+
+
+def denial(line: str | CutLine) -> dict[str, Any] | None:
+    """The DENIAL entry of one authorizer log line (as ``log_lines`` gives it, or a ``CutLine`` for one too long to
+    hold), or None when the line does not say a request was denied. A line that says so but is no whole denial
+    message gives an entry marked ``unparsed`` (module docstring): never None."""
+    if isinstance(line, CutLine):
+        entry = _unparsed(line.head)
+        length, digest = line.length, line.sha256
+    else:
+        entry = _parsed(line) or _unparsed(line)
+        length, digest = len(line.encode("utf-8", "surrogatepass")), _sha256(line)
+    if entry is None:
+        return None
+    if entry.get("unparsed"):
+        entry["line_length"] = length  # UTF-8 bytes: the line can be found in the log by it and its hash
+    # Identifies the line, so that collecting the same log twice adds nothing.
+    entry["line_sha256"] = digest
+    return entry
 
 
 # Kafka's log names a resource type as its authorizer prints it (``TransactionalId``), the plan as its enum
@@ -100,7 +204,11 @@ def concerns(entry: dict[str, Any], prefix: str, principals: frozenset[str], *, 
     the broker's consumer group and its ``<group>-slot-N`` transactional ids, named by ``PUENTE_GROUP_ID`` and not
     by the prefix; and any name under the deployment's ``prefix`` (its topics, a subscriber's transactional id
     ``puente-subscriber:<prefix>.receipts...``), planned or not. Without ``planned`` only the prefix names its
-    resources. Kept rather than dropped when in doubt: a denial left out is one no auditor sees."""
+    resources. Kept rather than dropped when in doubt: a denial left out is one no auditor sees; so is every
+    ``unparsed`` one, whose principal and resource are not known for sure. A resource name cut short (``denial``)
+    is judged by the start it keeps, which holds any name of Puente's whole."""
+    if entry.get("unparsed"):
+        return True
     principal = str(entry.get("principal", "")).removeprefix("User:")
     kind, _, name = str(entry.get("resource", "")).partition(":")
     if puentes(principal, principals) or name.startswith(prefix) or f":{prefix}." in name:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from broker.audit.denials import CutLine
 from broker.audit_index import ChainEnds
 from broker.auditor import _authorizer_lines
 from broker.kafka import KafkaConnection
@@ -75,11 +77,14 @@ def test_a_pipe_someone_writes_is_read() -> None:
 
 
 def test_an_authorizer_log_is_streamed_and_a_device_refused(tmp_path: Path) -> None:
-    """Denials are read line by line (a log of any size is never held whole); a line longer than any denial is
-    skipped whole, and the lines around it are read as before."""
+    """Denials are read line by line (a log of any size is never held whole); a line longer than any Kafka writes
+    is given cut, with the whole line's length and hash (``denial`` still records it if it says denied), and the
+    lines around it are read as before."""
     log = tmp_path / "authorizer.log"
-    log.write_bytes(b"first\r\n" + b"x" * 40_000 + b"\nsecond\nlast")
-    assert list(_authorizer_lines(log)) == ["first", "second", "last"]
+    long = b"x" * 600_000
+    log.write_bytes(b"first\r\n" + long + b"\r\nsecond\nlast")
+    assert list(_authorizer_lines(log)) == [
+        "first", CutLine("x" * 4_096, len(long), hashlib.sha256(long).hexdigest()), "second", "last"]
     zero = tmp_path / "zero"
     zero.symlink_to("/dev/zero")
     with pytest.raises(OSError, match="not a regular file or a pipe"):

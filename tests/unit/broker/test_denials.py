@@ -1,13 +1,15 @@
-"""Kafka's authorizer log made DENIAL entries: only whole lines as the appender writes them count."""
+"""Kafka's authorizer log made DENIAL entries: every line that says a request was denied, read by the fixed
+parts Kafka writes around the names."""
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
 import pytest
 
 from broker.access import parties, plan
-from broker.audit.denials import concerns, denial, log_lines
+from broker.audit.denials import NAME_CHARS, CutLine, concerns, denial, log_lines
 from broker.topology import TopicNames
 from policies import load_policy_set
 
@@ -41,26 +43,106 @@ BAD_LINES = [
 
 def test_a_denial_is_one_whole_line_as_kafka_writes_it() -> None:
     """The whole line, tail included, gives who, what, on what, when, from where and through which request (the
-    rule a default deny or a matching DENY ACL); a line with anything missing, added or unreadable is none."""
+    rule a default deny or a matching DENY ACL)."""
     entry = denial(FORGED)
     assert entry is not None
     assert {k: entry[k] for k in ("at", "principal", "operation", "resource", "pattern", "host", "request")} == {
         "at": "2026-12-01T11:50:06.031000Z", "principal": "User:partner-USA", "operation": "READ",
         "resource": "Topic:puente.feed.COL", "pattern": "LITERAL", "host": "10.9.9.9", "request": "Fetch"}
+    assert "unparsed" not in entry
     acl = FORGED.replace("DefaultDeny", "MatchingAcl(acl=StandardAcl(resourceType=TOPIC, resourceName=puente.feed.COL"
                          ", patternType=LITERAL, principal=User:partner-USA, host=*, operation=READ, "
                          "permissionType=DENY))")
-    assert denial(acl) is not None
-    assert [line for line in BAD_LINES if denial(line) is not None] == []
+    assert denial(acl) is not None and "unparsed" not in denial(acl)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+def test_a_denial_line_not_whole_is_an_unparsed_entry_never_passed_over(line: str) -> None:
+    """A line that says a request was denied but is not one whole message as Kafka writes it (anything missing,
+    added or unreadable) is still an entry: marked unparsed, with `?` for what is not read for sure, the line's
+    length and hash, and the principal and operation when they can be read; it concerns the deployment."""
+    entry = denial(line)
+    assert entry is not None and entry["unparsed"] is True and entry["kind"] == "DENIAL"
+    assert entry["line_sha256"] == hashlib.sha256(line.encode()).hexdigest()
+    assert entry["line_length"] == len(line.encode())
+    assert (entry["resource"], entry["request"], entry["host"]) == ("?", "?", "?")
+    assert entry["principal"] in ("User:partner-USA", "?") and entry["operation"] in ("READ", "?")
+    assert concerns(entry, "puente", PARTIES)
+    assert "puente.feed.COL" not in repr(entry)  # none of the line's text beyond who and what
+
+
+def test_a_line_that_says_no_denial_is_no_entry() -> None:
+    """Only a line that says a request was denied is an entry: an allowed request (logged at DEBUG), a blank line or
+    another message is none."""
+    for line in (FORGED.replace("is Denied", "is Allowed"), "", "[2026-12-01T11:50:06.031Z] WARN something else"):
+        assert denial(line) is None, line
 
 
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x1c", "\x1d", "\x1e", "\x85", "\x0b", "\x0c", "\r"])
 def test_a_group_name_cannot_start_a_line_of_its_own(sep: str) -> None:
     """Kafka allows any character in a group id and the log writes it as it is: a name carrying a line break of
     any sort but LF (which the appender escapes) plus a whole forged denial yields no entry for the other
-    principal, and the line that carries it (holding a character that is not printable) yields none either."""
+    principal, only the real refusal of the one who sent it, the forgery inside its group's name."""
     text = _line("g" + sep + FORGED + sep) + "\n"
-    assert _collected(text) == []
+    got = _collected(text)
+    assert len(got) == 1 and got[0][:2] == ("User:partner-COL", "DESCRIBE")
+    assert got[0][2] == "Group:g" + sep + FORGED + sep
+
+
+def test_a_name_holding_a_fake_tail_is_that_name() -> None:
+    """A group name that ends like Kafka's tail, with another request and a matching-ACL rule left open, is part of
+    the name: the request recorded is the one Kafka wrote after it."""
+    fake = "x for request = Metadata with resourceRefCount = 1 based on rule MatchingAcl(acl=StandardAcl(x"
+    entry = denial(_line(fake))
+    assert entry is not None and "unparsed" not in entry
+    assert (entry["resource"], entry["request"]) == ("Group:" + fake, "FindCoordinator")
+
+
+def test_a_matching_acl_whose_name_holds_the_tail_words_is_read_from_the_end() -> None:
+    """The rule Kafka names last may be a DENY ACL whose name (the operator's) holds `for request =`: the tail is
+    still found, from the end, and the name before it kept whole."""
+    rule = ("MatchingAcl(acl=StandardAcl(resourceType=GROUP, resourceName=a for request = b, patternType=PREFIXED, "
+            "principal=User:partner-COL, host=*, operation=ALL, permissionType=DENY))")
+    entry = denial(_line("a for request = bc").replace("DefaultDeny", rule))
+    assert entry is not None and "unparsed" not in entry
+    assert (entry["resource"], entry["request"]) == ("Group:a for request = bc", "FindCoordinator")
+
+
+def test_a_long_name_is_recorded_cut_with_its_length_and_hash() -> None:
+    """Kafka allows group and transactional ids far past 400 characters: such a refusal is recorded, its name cut
+    to its first 400 characters with the whole one's length and SHA-256, and judged by the start it keeps (one under
+    Puente's prefix concerns the deployment)."""
+    for name in ("g" * 30_000, "puente-subscriber:puente.receipts.COL:" + "x" * 5_000):
+        entry = denial(_line(name))
+        assert entry is not None and "unparsed" not in entry
+        assert entry["resource"] == "Group:" + name[:NAME_CHARS]
+        assert (entry["name_length"], entry["name_sha256"]) == (len(name), hashlib.sha256(name.encode()).hexdigest())
+        assert entry["request"] == "FindCoordinator"
+    assert concerns(denial(_line("puente." + "x" * 1_000)), "puente", frozenset())  # type: ignore[arg-type]
+    assert "name_length" not in denial(_line("g" * NAME_CHARS))  # type: ignore[operator]
+
+
+def test_a_principal_with_spaces_or_unprintable_characters_is_recorded() -> None:
+    """A principal holding a space, a no-break space or a control character (a certificate's name, say) is read up
+    to Kafka's fixed `is Denied operation =`, and a long one is cut with its length and hash."""
+    for principal in ("User:partner-COL\u00a0x", "User:CN=partner COL, OU=Puente", "User:partner-COL\x1b[2K"):
+        entry = denial(FORGED.replace("User:partner-USA", principal))
+        assert entry is not None and "unparsed" not in entry and entry["principal"] == principal
+    long = "User:" + "p" * 5_000
+    entry = denial(FORGED.replace("User:partner-USA", long))
+    assert entry is not None and entry["principal"] == long[:200] and entry["principal_length"] == len(long)
+
+
+def test_a_line_too_long_to_hold_that_says_denied_is_an_unparsed_entry() -> None:
+    """A line read only in part (``CutLine``) is recorded when its start says a request was denied, with the whole
+    line's length and hash; one whose start says nothing of the sort is none."""
+    cut = CutLine(_line("g" * 5_000)[:4_096], 300_000, "ab" * 32)
+    entry = denial(cut)
+    assert entry is not None and entry["unparsed"] is True
+    assert (entry["principal"], entry["operation"], entry["at"]) == ("User:partner-COL", "DESCRIBE",
+                                                                     "2026-12-01T11:50:05Z")
+    assert (entry["line_length"], entry["line_sha256"]) == (300_000, "ab" * 32)
+    assert denial(CutLine("x" * 4_096, 300_000, "cd" * 32)) is None
 
 
 def test_the_local_kafka_escapes_line_breaks_and_the_escaped_line_is_the_one_real_denial() -> None:
