@@ -46,6 +46,7 @@ from broker.access import (
     plan,
     quota_changes,
     quota_plan,
+    subscriber_group,
 )
 from broker.audit.recalls import ACKNOWLEDGED, LATE, OUTSTANDING, OVERDUE, RecallBook
 from broker.audit.verify import GroupEnds, Retention
@@ -89,7 +90,7 @@ from puente import logs
 from puente.dev import samplegen
 from puente.dev.localkafka import LocalKafka
 from puente.dev.synthetic import generate
-from puente.errors import ConfigError, KafkaError, KafkaUnavailableError
+from puente.errors import ConfigError, KafkaAccessError, KafkaError, KafkaUnavailableError
 from puente.settings import PuenteSettings, load_settings
 from puente.strict import printable
 
@@ -309,17 +310,39 @@ async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: Audit
     return decisions, dead, receipts, denials, Counter(versions.values())
 
 
+TRESPASSER, TRESPASSED = "COL", "USA"  # the partner that asks for another's feed, and whose feed it asks for
+
+
 async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
-    """COL's subscriber login asks for USA's feed: Kafka refuses it, and says so in one line."""
-    login = party_connection(cfg.login_root, partner_principal("COL"), timeout_s=10)
-    feed = TopicNames(cfg.topic_prefix).feed(policy.partners["USA"].feed_topic)
+    """COL's subscriber login asks for USA's feed, in COL's own subscriber group: the line Kafka refused it with.
+
+    The group is one COL's ACLs grant, so that the topic's ACL is the only thing that can refuse it: a refusal of the
+    group, a timeout or an unreachable Kafka shows nothing about who may read a feed. Anything but Kafka refusing
+    the topic itself (``TopicAuthorizationFailedError``), a read that is let through among them, is a ConfigError
+    in one line: the demo does not claim a refusal it did not see."""
+    login = party_connection(cfg.login_root, partner_principal(TRESPASSER), timeout_s=10)
+    names = TopicNames(cfg.topic_prefix)
+    feed = names.feed(policy.partners[TRESPASSED].feed_topic)
+    own_group = subscriber_group(names.feed(policy.partners[TRESPASSER].feed_topic))
     try:
-        async with running(consumer(login, "puente-demo-trespass", feed, group_id=f"{feed}.subscriber",
+        async with running(consumer(login, "puente-demo-trespass", feed, group_id=own_group,
                                     enable_auto_commit=False), login, f"reading {feed}") as intruder:
             await intruder.getmany(timeout_ms=3000)
     except KafkaError as refused:
+        if not (isinstance(refused, KafkaAccessError) and refused.resource == "TOPIC"):
+            raise ConfigError(f"{login.principal} asking for {feed} in its own group {own_group} was not refused by "
+                              f"the topic's ACL, so the demo shows no such refusal: {refused}") from refused
         return str(refused)
     raise ConfigError(f"{login.principal} read {feed}: the ACLs let a partner read another's feed")
+
+
+def trespass_denials(denials: list[dict[str, Any]], principal: str, feed: str) -> list[dict[str, Any]]:
+    """The collected DENIAL entries that show ``principal`` (a login, as ``partner_principal`` names it) refused
+    ``feed``: READ or DESCRIBE on the topic of that exact name, read whole from Kafka's log. Any other denial (of
+    a group, of another topic or login, an ``unparsed`` line) shows nothing about the feed's ACL."""
+    return [d for d in denials
+            if not d.get("unparsed") and d.get("principal") == f"User:{principal}"
+            and d.get("operation") in ("READ", "DESCRIBE") and d.get("resource") == f"Topic:{feed}"]
 
 
 async def _collect(cfg: PuenteSettings, conn: KafkaConnection, policy: PolicySet, since: datetime) -> int:
@@ -439,10 +462,15 @@ async def demo(alerts: int, workers: int, seed: int) -> int:
     print(f"\n  records read by adapters     {sum(t.read for t in tallies.values()):>7}")
     print(f"  rejected at the adapters     {rejected:>7}   (dead-lettered with file, line and reason)")
     ok = _table(total + 4, decisions, dead, receipts, stats, reports, problems, stores, recalls, actions)
-    for d in denials[:3]:
+    trespass = TopicNames(cfg.topic_prefix).feed(policy.partners[TRESPASSED].feed_topic)
+    shown = trespass_denials(denials, partner_principal(TRESPASSER), trespass)
+    for d in shown[:3]:
         print(f"  denied at the Kafka layer: {d.get('at')} {d.get('principal')} {d.get('operation')} "
               f"{d.get('resource')}")
-    ok = ok and bool(denials)
+    if not shown:
+        print(f"  NO denial of {partner_principal(TRESPASSER)} reading {trespass} was collected from the authorizer's "
+              f"log ({len(denials)} other denial(s))")
+    ok = ok and bool(shown)
     print()
     _step(10, "auditors' console: index the audit (verifying every chain again) and make two console accounts")
     indexed, lines = await _console(cfg, auditor, found, policy, run_id, ends)
