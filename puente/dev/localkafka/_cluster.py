@@ -458,9 +458,23 @@ class LocalKafka:
             self._pid_file(node).unlink(missing_ok=True)
 
     def wipe(self) -> None:
-        """Stop every node and delete its data."""
+        """Stop every node and delete this shape's folder, its data with it. KafkaSetupError, naming the first path
+        that could not be removed, when any remains: a wipe is reported done only once the folder is gone, since
+        what a partial one leaves (passwords beside formatted storage, or half of it) misleads the next `up`."""
         self.down()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not os.path.lexists(self.folder):
+            return
+        failed: list[tuple[str, BaseException]] = []
+        # onerror, not a raised error, for the path: rmtree's own error names an entry alone, relative to its folder
+        shutil.rmtree(self.folder, onerror=lambda _, path, info: failed.append((path, info[1])))
+        if failed:
+            where, exc = failed[0]
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            raise KafkaSetupError(f"could not delete {where} ({reason}): the local Kafka's folder {self.folder} is "
+                                  f"only partly deleted; make that removable and run `puente kafka wipe` again")
+        if os.path.lexists(self.folder):  # something wrote into it while it was deleted
+            raise KafkaSetupError(f"{self.folder} is still there after it was deleted (something wrote into it "
+                                  f"meanwhile); run `puente kafka wipe` again")
 
     def status(self) -> list[NodeStatus]:
         """The state of every node of this shape."""
