@@ -53,7 +53,7 @@ class _Sealer:
         return b"sealed"
 
 
-def _admitted(agency: str, change: Callable[[dict[str, Any]], None], areas: Sequence[str] = ()) -> Any:
+def _admitted(agency: str, change: Callable[[dict[str, Any]], None], areas: Sequence[str] | None = None) -> Any:
     alert = copy.deepcopy(next(a for a in generate(60, seed=5, now=NOW) if a["agency"] == agency))
     change(alert)
     key = alert["alert_id"].encode()
