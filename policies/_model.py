@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -185,6 +186,33 @@ def _one_line(value: str) -> str:
     return value
 
 
+# Unicode's categories of characters a reader sees as written: letters, marks, digits, punctuation, symbols and
+# spaces. Left out: control (an ESC sequence rewrites a terminal), format (a bidi override reverses what a reader
+# sees, a zero-width one hides), surrogate, private-use and unassigned characters, and line and paragraph separators.
+_SHOWN = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
+                    "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs"})
+
+_UNSHOWN = {"Cc": "a control character", "Cf": "an invisible format character", "Cs": "a surrogate",
+            "Co": "a private-use character", "Zl": "a line separator", "Zp": "a paragraph separator"}
+
+
+def _printable(*also: str) -> AfterValidator:
+    """A validator taking a text only when every character of it is one a reader sees as written (``_SHOWN``), or one
+    of ``also``: a title, a name or a reason reaches every decision, the audit and the console as it is."""
+    allowed = frozenset(also)
+
+    def check(value: str) -> str:
+        for char in value:
+            if char not in allowed and unicodedata.category(char) not in _SHOWN:
+                kind = _UNSHOWN.get(unicodedata.category(char), "an unassigned character")
+                raise ValueError(f"character U+{ord(char):04X} ({kind}) refused: this text holds printable "
+                                 "characters only (letters, marks, digits, punctuation, symbols, spaces"
+                                 + (", line breaks)" if allowed else ")"))
+        return value
+
+    return AfterValidator(check)
+
+
 class _Prose:
     """Marks a text a policy file may write over several lines (``_source.texts_of`` reads the mark)."""
 
@@ -195,10 +223,12 @@ class _Prose:
 PROSE = _Prose()
 # A short text is one line, in the file and in the value: a title or a why shows in reasons and error lines, and a
 # text block under it could take in lines a reviewer reads as rules (``_yamlio.Texts``). Prose (a legal basis, a
-# purpose, a description) may run over lines; the loader refuses a line of it that reads as an entry.
+# purpose, a description) may run over lines; the loader refuses a line of it that reads as an entry. Both hold
+# printable characters only (``_printable``): nothing in a title, a name or a reason can rewrite a terminal, hide
+# or reverse what a reviewer reads.
 _TEXT = StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
-Text = Annotated[str, _TEXT, AfterValidator(_one_line)]
-Prose = Annotated[str, _TEXT, PROSE]
+Text = Annotated[str, _TEXT, AfterValidator(_one_line), _printable()]
+Prose = Annotated[str, _TEXT, PROSE, _printable("\n")]
 
 
 MIN_GRID = 0.001

@@ -1,0 +1,76 @@
+"""Policy texts (titles, names, whys, legal bases, purposes) hold printable characters only, refused alike by load
+and lint with the field named: they reach every decision's reasons, the audit and the console as written."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from policies import lint
+from puente.errors import PolicyError
+
+NOW_TEXT = "2025-06-02T14:00:00+00:00"
+TITLE = "title: Panamá–Estados Unidos, viajeros de alto riesgo e interdicción marítima"
+PARTNER = "name: Fuerza Especial Antidrogas (Policía Nacional), joint task force"
+DESCRIPTION = "Not to be used as evidence in court without the originator's consent."
+
+# YAML double-quoted escapes for characters a reader does not see as written.
+UNSHOWN = {
+    "escape sequence": ("\\e[2KOK", "U+001B (a control character)"),
+    "tab": ("a\\tb", "U+0009 (a control character)"),
+    "bidi override": ("\\u202Elartsua", "U+202E (an invisible format character)"),
+    "zero-width space": ("FE\\u200BAN", "U+200B (an invisible format character)"),
+    "private use": ("\\uE000", "U+E000 (a private-use character)"),
+    "line separator": ("a\\u2028b", "U+2028 (a line separator)"),
+}
+
+
+def _problems(policy_copy: Any) -> list[str]:
+    """The problem lines of a policy that does not load, and lint refuses it alike."""
+    with pytest.raises(PolicyError) as loaded:
+        policy_copy.load()
+    with pytest.raises(PolicyError) as linted:
+        lint(policy_copy.root, now=datetime.fromisoformat(NOW_TEXT))
+    problems = str(loaded.value).splitlines()[1:]
+    assert str(linted.value).splitlines()[1:] == problems
+    return problems
+
+
+@pytest.mark.parametrize("what", sorted(UNSHOWN))
+def test_a_title_or_partner_name_with_a_character_not_shown_is_refused(policy_copy: Any, what: str) -> None:
+    """A title or a partner's name holding a control, format, private-use or separator character is refused at its
+    line, naming the field and the character."""
+    escape, named = UNSHOWN[what]
+    policy_copy.replace("agreements/pan-usa.yaml", TITLE, f'title: "PAN-USA {escape}"')
+    policy_copy.replace("partners.yaml", PARTNER, f'name: "FEAN {escape}"')
+    problems = _problems(policy_copy)
+    assert len(problems) == 2, problems
+    title = policy_copy.line_of("agreements/pan-usa.yaml", "title: ")
+    assert any(p.startswith(f"agreements/pan-usa.yaml:{title}: title: ") for p in problems), problems
+    assert any(": partners[" in p and "].name: " in p for p in problems), problems
+    if what != "line separator":  # a line break in a one-line text is refused as such first
+        assert all(f"character {named} refused" in p for p in problems), problems
+
+
+def test_prose_with_a_control_character_is_refused_but_keeps_its_line_breaks(policy_copy: Any) -> None:
+    """Prose (a handling code's description) may run over lines, but a control or format character in it (written
+    as a YAML escape) is refused as in a title."""
+    policy_copy.replace("vocabulary.yaml", f"description: {DESCRIPTION}", f'description: "{DESCRIPTION}\\nSecond."')
+    assert policy_copy.load().notes["handling.H1"] == DESCRIPTION + "\nSecond."
+    for escape, named in (("\\e[8m", "U+001B (a control character)"), ("\\r", "U+000D (a control character)"),
+                          ("\\u202E", "U+202E (an invisible format character)")):
+        policy_copy.replace("vocabulary.yaml", "\\nSecond.", f"\\nSecond {escape}.")
+        problems = _problems(policy_copy)
+        assert len(problems) == 1 and "handling_codes.H1.description: " in problems[0], problems
+        assert f"character {named} refused" in problems[0]
+        policy_copy.replace("vocabulary.yaml", f"\\nSecond {escape}.", "\\nSecond.")
+
+
+def test_letters_marks_symbols_and_spaces_of_any_script_load(policy_copy: Any) -> None:
+    """What a reader sees as written loads: accents, combining marks, other scripts, symbols, a no-break space."""
+    policy_copy.replace("agreements/pan-usa.yaml", TITLE,
+                        'title: "Panamá–EE.\u00a0UU. n\u0303 Ελλάδα 日本 № 5 € ✓"')
+    titles = {a.model.id: a.model.title for a in policy_copy.load().sources.agreements}
+    assert "Panamá–EE.\u00a0UU. n\u0303 Ελλάδα 日本 № 5 € ✓" in titles.values()
