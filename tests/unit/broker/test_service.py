@@ -197,6 +197,19 @@ def test_the_worker_takes_the_configured_units_and_refuses_units_of_a_home_agenc
         build_worker(cfg, KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
 
 
+def test_the_worker_holds_both_area_labels_to_the_policys_areas(tmp_path: Path) -> None:
+    """The service gives the pipeline the policy's provinces and border sectors, so an alert naming any other is
+    withheld: with either left out, the pipeline would leave that label unchecked and send the agency's text."""
+    made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
+                              generation="2026a")
+    worker, _, _ = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"),
+                                audit_kept_forever=False)
+    areas = load_policy_set().areas
+    held = {name: codes for name, _, codes in worker.pipeline._held}
+    assert held == {"province": frozenset(areas.provinces), "border_sector": frozenset(areas.border_sectors)}
+    assert held["province"] and held["border_sector"]
+
+
 class _Built(Exception):
     """Raised by the stand-in for the consumer's constructor: the worker got as far as making it."""
 
