@@ -27,8 +27,9 @@ the end of a message. Hence these rules, which hold together:
   resource name is everything between `` on resource = Type:PATTERN:`` and the tail Kafka writes after
   it (`` for request = R with resourceRefCount = N based on rule ...``), found from the end of the line,
   where no name of the client's can follow it. A name holding a forged message, any character at all or
-  a fake tail is then that name, recorded as the request of the principal who sent it. Each step is one
-  pass over the line: no name makes the parse slow;
+  a fake tail is then that name, recorded as the request of the principal who sent it. The parse makes a
+  bounded number of passes over the line (the tail is tried at most ``_TAIL_TRIES`` places from the end,
+  past text of a matching ACL, the operator's): no name makes it slow;
 * nothing that says a request was denied is passed over. A name or principal too long for an entry is
   cut short, with its whole length and SHA-256 beside it (``name_length``, ``name_sha256``,
   ``principal_length``, ``principal_sha256``); a line that says ``is Denied operation`` but is not whole
