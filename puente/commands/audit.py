@@ -54,7 +54,8 @@ from broker.spill import TimeSorted, row_time
 from broker.topology import TopicNames
 from policies import PolicySet, load_policy_set
 from puente.commands._common import Subparsers, kafka, kafka_options, run, say, settings, when
-from puente.commands.console import check_index, index_path, register_audit_verbs
+from puente.commands._index import check_index, index_path
+from puente.commands.console_verbs import register_audit_verbs
 from puente.errors import (
     EXIT_PROBLEMS,
     EXIT_UNCHECKED,
