@@ -343,14 +343,26 @@ def check_profile(agency: str, cfg: AdaptersConfig, vocab: Vocabulary) -> list[s
         out.append(f"originator country {p.country!r} is unknown to the policy")
     out += [f"classification_map sends {k!r} to {v!r}, not on the policy scale"
             for k, v in p.classification_map.items() if v not in vocab.classifications]
-    # A sector the policy's areas lack is inside no area a rule names, and the audit records it as no area: a
-    # configuration naming one is a mistake to say now, not an alert's sector to lose later. (A policy with no
-    # areas at all outlines nothing, and no sector can be held to it.)
+    # A province or sector the policy's areas lack is inside no area a rule names, and the broker withholds every
+    # alert naming it from every partner (rule unknown.area): a configuration naming one is a mistake to say now,
+    # not every such alert to lose later. (A policy with no areas at all outlines nothing, and no label can be held
+    # to it.)
     if vocab.areas.outlines:
-        known = vocab.areas.border_sectors
-        out += [f"border_sectors names {code!r}, not a border sector of the policy's areas"
-                for code in cfg.border_sectors if code not in known]
+        out += _unknown_areas(p, cfg, vocab.areas)
     return [f"{agency}: {problem}" for problem in out]
+
+
+def _unknown_areas(profile: AgencyProfile, cfg: AdaptersConfig, areas: Areas) -> list[str]:
+    """The province and border sector codes the agency's alerts may carry that ``areas`` has no outline of. Every
+    province an adapter writes is a value of its province table (``provinces`` and the agency's
+    ``extra_provinces``; aliases and ports' provinces are looked up in it), every sector a key of ``border_sectors``
+    (ports' sectors are looked up in it)."""
+    where = (*(("provinces", code) for code in cfg.provinces),
+             *(("extra_provinces", code) for code in profile.extra_provinces))
+    out = [f"{field} names {code!r}, not a province or comarca of the policy's areas.yaml"
+           for field, code in where if code not in areas.provinces]
+    return out + [f"border_sectors names {code!r}, not a border sector of the policy's areas.yaml"
+                  for code in cfg.border_sectors if code not in areas.border_sectors]
 
 
 @dataclass(frozen=True)
