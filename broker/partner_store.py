@@ -1348,7 +1348,7 @@ class PartnerStore:
             # The hint names this store's file: without ``--store`` the command would read the default store,
             # which may be another file than the one asked.
             raise NotInStore(f"no alert {alert_id[:200]} in {self.partner}'s store ({self.path}): `puente store "
-                             f"list --partner {self.partner} --store {shlex.quote(str(self.path))}` shows what it "
+                             f"list --partner {self.partner} --store={shlex.quote(str(self.path))}` shows what it "
                              "holds")
         return _entry(row, self.path)
 
