@@ -150,7 +150,7 @@ async def _fill(env: Env, stores: Path) -> None:
         sub = subscriber_for(env.cfg, env.login(partner_principal(pid)), pid, key_file,
                              store_path=stores / f"{pid}.sqlite")
         try:
-            await sub.run(None, idle_exit_s=3.0)
+            await sub.run(None, idle_exit_s=1.0)  # the broker has finished: caught up and quiet, it ends
         finally:
             sub.close()
 

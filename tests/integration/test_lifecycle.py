@@ -233,7 +233,8 @@ async def test_sigkill_while_processing_lifecycle_messages_leaves_each_outcome_o
 
 
 def _subscribe(env: Env, store: Path) -> subprocess.CompletedProcess[str]:
-    args = cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")), "--store", str(store))
+    args = cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")), "--store", str(store),
+               "--exit-when-idle", "1")  # reads what the feed holds, then ends (caught up and quiet)
     return subprocess.run(args, env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=180,
                           check=False)
 

@@ -86,7 +86,9 @@ async def _receipts(env: Env, partner: str) -> list[dict[str, Any]]:
 
 
 def _subscribe(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cli("subscribe", "--partner", PARTNER, "--key", str(env.key_file(PARTNER)), *extra),
+    # Each run reads what the feed holds, then ends: caught up, a quiet second is enough (``Subscriber._caught_up``).
+    return subprocess.run(cli("subscribe", "--partner", PARTNER, "--key", str(env.key_file(PARTNER)),
+                              "--exit-when-idle", "1", *extra),
                           env=env.env_vars(f"partner-{PARTNER}"), capture_output=True, text=True, timeout=180,
                           check=False)
 
