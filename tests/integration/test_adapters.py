@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -47,13 +48,16 @@ def _samples(name: str) -> list[Path]:
 
 async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env: Env) -> None:
     """Each adapter publishes its N sample alerts; a second run publishes 0 (N duplicates); the broker refuses none."""
-    published: dict[str, int] = {}
-    for name in ADAPTERS:
+
+    async def twice(name: str) -> tuple[str, int]:
         first = await _adapt(env, name, _samples(name))
         assert first.rejected == 0 and first.duplicates == 0 and first.published == first.read >= 8, (name, first)
         again = await _adapt(env, name, _samples(name))
         assert (again.published, again.duplicates, again.rejected) == (0, first.read, 0), (name, again)
-        published[get(name).agency] = first.published
+        return get(name).agency, first.published
+
+    # Each adapter publishes for its own agency (its own login, ingress topic and producer): run side by side.
+    published = dict(await asyncio.gather(*(twice(name) for name in ADAPTERS)))
     for agency, n in published.items():
         records = await read_topic(env.conn, env.names.ingress(agency))
         assert len(records) == n and all(r.key == r.header("puente-alert-id") for r in records)
@@ -69,10 +73,13 @@ async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env
 async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reason(env: Env) -> None:
     """Every refused record of the bad corpus is one dead letter with its raw bytes and headers; a re-run adds none."""
     want: Counter[tuple[str, str, str]] = Counter()
-    good = 0
+
+    async def bad(name: str) -> Tally:
+        return await _adapt(env, name, [BAD / name / f for f in sorted(EXPECTED[name])])
+
+    # One adapter per agency, each with its own producer: the corpus of each is adapted side by side.
+    good = sum(tally.published for tally in await asyncio.gather(*(bad(name) for name in EXPECTED)))
     for name, files in EXPECTED.items():
-        tally = await _adapt(env, name, [BAD / name / f for f in sorted(files)])
-        good += tally.published
         for file, records in files.items():
             want.update((name, file, reason) for reason in records.values() if reason != "ok")
     assert good == sum(r == "ok" for files in EXPECTED.values() for recs in files.values() for r in recs.values())
@@ -92,8 +99,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
         assert EXPECTED[name][file.name][number] == header(r, "puente-dlq-reason")
         if number:  # a record's dead letter carries its raw bytes, which are in the file
             assert r.value[:200] in file.read_bytes()
-    for name, files in EXPECTED.items():
-        await _adapt(env, name, [BAD / name / f for f in sorted(files)])
+    await asyncio.gather(*(bad(name) for name in EXPECTED))
     assert len(await adapter_dead_letters(env)) == len(dead)
 
 
@@ -163,23 +169,29 @@ def test_cli_reads_stdin_and_watches_a_folder(env: Env, tmp_path: Path) -> None:
     """`adapt snm -` reads standard input; `adapt pn --watch DIR` adapts a dropped file and moves it to done/."""
     sample = _samples("snm")[0]
     cmd = [sys.executable, "-m", "puente.cli"]
-    first = subprocess.run([*cmd, "adapt", "snm", "-"], input=sample.read_bytes(), env=env.env_vars("agency-SNM"),
-                           capture_output=True, timeout=120, check=False)
-    assert first.returncode == 0, first.stderr.decode()[-2000:]
-    assert b"snm <stdin>: read 40, published 40, duplicates 0, rejected 0" in first.stdout
     drop = tmp_path / "drop"
     drop.mkdir()
     pn = _samples("pn")[0]
     (drop / pn.name).write_bytes(pn.read_bytes())
     (drop / "todavia-copiando.txt.part").write_bytes(b"S")
-    watched = subprocess.run([*cmd, "adapt", "pn", "--watch", str(drop), "--interval", "0.3",
-                              "--exit-when-idle", "2"], env=env.env_vars("agency-PN"), capture_output=True, timeout=120,
-                             check=False)
-    assert watched.returncode == 0, watched.stderr.decode()[-2000:]
-    assert f"pn {pn.name}: read 40, published 40".encode() in watched.stdout
+    # PN's watcher runs beside SNM's two runs: other agencies, other logins and producers.
+    watcher = subprocess.Popen([*cmd, "adapt", "pn", "--watch", str(drop), "--interval", "0.3",
+                                "--exit-when-idle", "2"], env=env.env_vars("agency-PN"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        first = subprocess.run([*cmd, "adapt", "snm", "-"], input=sample.read_bytes(),
+                               env=env.env_vars("agency-SNM"), capture_output=True, timeout=120, check=False)
+        bad = subprocess.run([*cmd, "adapt", "snm", str(BAD / "snm" / "json-invalido.jsonl")],
+                             env=env.env_vars("agency-SNM"), capture_output=True, timeout=120, check=False)
+        watched_out, watched_err = watcher.communicate(timeout=120)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    assert b"snm <stdin>: read 40, published 40, duplicates 0, rejected 0" in first.stdout
+    assert watcher.returncode == 0, watched_err.decode()[-2000:]
+    assert f"pn {pn.name}: read 40, published 40".encode() in watched_out
     assert (drop / "done" / pn.name).exists() and (drop / "todavia-copiando.txt.part").exists()
-    bad = subprocess.run([*cmd, "adapt", "snm", str(BAD / "snm" / "json-invalido.jsonl")],
-                         env=env.env_vars("agency-SNM"),
-                         capture_output=True, timeout=120, check=False)
     assert bad.returncode == 1 and b"rejected 5" in bad.stdout and b"Traceback" not in bad.stderr
     assert b"json-invalido.jsonl:1: truncated" in bad.stderr
