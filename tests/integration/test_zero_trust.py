@@ -306,7 +306,8 @@ async def test_every_party_does_its_own_work_end_to_end(env: Env, tmp_path: Path
     workers = await run_broker(env)
     assert sum(w.metrics.inputs for w in workers) == 150
     out = tmp_path / "col.jsonl"
-    sub = subprocess.run(cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")), "--out", str(out)),
+    sub = subprocess.run(cli("subscribe", "--partner", "COL", "--key", str(env.key_file("COL")), "--out", str(out),
+                             "--exit-when-idle", "1"),
                          env=env.env_vars("partner-COL"), capture_output=True, text=True, timeout=120, check=False)
     assert sub.returncode == 0, sub.stderr
     assert out.read_text().strip()
