@@ -312,6 +312,7 @@ async def _audit_counts(cfg: PuenteSettings, conn: KafkaConnection, found: Audit
     return decisions, dead, receipts, denials, Counter(versions.values()), caught
 
 
+_TRESPASS_WAIT_MS = 3000  # how long the trespasser's read waits for Kafka's answer
 TRESPASSER, TRESPASSED = "COL", "USA"  # the partner that asks for another's feed, and whose feed it asks for
 
 
@@ -320,8 +321,8 @@ async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
 
     The group is one COL's ACLs grant, so that the topic's ACL is the only thing that can refuse it: a refusal of the
     group, a timeout or an unreachable Kafka shows nothing about who may read a feed. Anything but Kafka refusing
-    the topic itself (``TopicAuthorizationFailedError``), a read that is let through among them, is a ConfigError
-    in one line: the demo does not claim a refusal it did not see."""
+    the topic itself (``TopicAuthorizationFailedError``) within the wait, a read that is let through among them, is a
+    ConfigError in one line: the demo does not claim a refusal it did not see, nor a read it did not see."""
     login = party_connection(cfg.login_root, partner_principal(TRESPASSER), timeout_s=10)
     names = TopicNames(cfg.topic_prefix)
     feed = names.feed(policy.partners[TRESPASSED].feed_topic)
@@ -329,13 +330,16 @@ async def _trespass(cfg: PuenteSettings, policy: PolicySet) -> str:
     try:
         async with running(consumer(login, "puente-demo-trespass", feed, group_id=own_group,
                                     enable_auto_commit=False), login, f"reading {feed}") as intruder:
-            await intruder.getmany(timeout_ms=3000)
+            fetched = await intruder.getmany(timeout_ms=_TRESPASS_WAIT_MS)
     except KafkaError as refused:
         if not (isinstance(refused, KafkaAccessError) and refused.resource == "TOPIC"):
             raise ConfigError(f"{login.principal} asking for {feed} in its own group {own_group} was not refused by "
                               f"the topic's ACL, so the demo shows no such refusal: {refused}") from refused
         return str(refused)
-    raise ConfigError(f"{login.principal} read {feed}: the ACLs let a partner read another's feed")
+    if any(fetched.values()):
+        raise ConfigError(f"{login.principal} read {feed}: the ACLs let a partner read another's feed")
+    raise ConfigError(f"{login.principal} asking for {feed} in its own group {own_group} was not refused within "
+                      f"{_TRESPASS_WAIT_MS / 1000:g} s, so the demo shows no such refusal: check the feed's ACLs")
 
 
 def uncaught(expected: list[tuple[str, str]], caught: set[tuple[str, str]]) -> list[tuple[str, str]]:

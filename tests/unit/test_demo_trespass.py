@@ -26,8 +26,10 @@ def _access(resource: str) -> KafkaAccessError:
     return refused
 
 
-def _kafka(monkeypatch: pytest.MonkeyPatch, raised: KafkaError | None) -> list[dict[str, Any]]:
-    """Stand in for the Kafka seam: reading raises ``raised`` (or returns nothing); the consumers asked for."""
+def _kafka(monkeypatch: pytest.MonkeyPatch, raised: KafkaError | None,
+           fetched: dict[Any, Any] | None = None) -> list[dict[str, Any]]:
+    """Stand in for the Kafka seam: reading raises ``raised`` (or returns ``fetched``, by default nothing); the
+    consumers asked for."""
     asked: list[dict[str, Any]] = []
 
     def consumer(conn: Any, client_id: str, *topics: str, **kw: Any) -> Any:
@@ -39,7 +41,7 @@ def _kafka(monkeypatch: pytest.MonkeyPatch, raised: KafkaError | None) -> list[d
         async def getmany(timeout_ms: int) -> dict[Any, Any]:
             if raised is not None:
                 raise raised
-            return {}
+            return fetched or {}
         yield SimpleNamespace(getmany=getmany)
 
     monkeypatch.setattr(demo, "party_connection", lambda root, who, **_: SimpleNamespace(principal=who))
@@ -68,10 +70,23 @@ async def test_any_other_failure_is_no_refusal(monkeypatch: pytest.MonkeyPatch, 
 
 
 async def test_a_read_let_through_fails_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A read Kafka let through fails the demo, saying COL read USA's feed."""
-    _kafka(monkeypatch, None)
+    """A read Kafka let through (records fetched from USA's feed) fails the demo, saying COL read it."""
+    _kafka(monkeypatch, None, {("demo-x.feed.USA", 0): [SimpleNamespace(value=b"alert")]})
     with pytest.raises(ConfigError, match=f"partner-COL read {FEED}"):
         await demo._trespass(CFG, POLICY)  # type: ignore[arg-type]
+
+
+async def test_no_answer_within_the_wait_fails_the_demo_without_claiming_a_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing fetched and nothing refused within the wait fails the demo in one line saying COL was not refused
+    within it, never that COL read the feed: no record was seen."""
+    _kafka(monkeypatch, None)
+    with pytest.raises(ConfigError) as failed:
+        await demo._trespass(CFG, POLICY)  # type: ignore[arg-type]
+    said = str(failed.value)
+    assert f"partner-COL asking for {FEED} in its own group demo-x.feed.COL.subscriber was not refused within 3 s" \
+        in said and "\n" not in said, said
+    assert " read " not in said, said
 
 
 def _denial(**changes: Any) -> dict[str, Any]:
