@@ -44,6 +44,7 @@ UNKNOWN_RELEASABLE_TO = "unknown.releasable_to"
 UNKNOWN_CONSENT = "unknown.originator_consent"
 UNKNOWN_ORIGINATOR = "unknown.originator_country"
 UNKNOWN_OWNER = "unknown.owner"  # an owner field (vocabulary ``owners``) names an owner the policy does not know
+UNKNOWN_AREA = "unknown.area"  # location.province or location.border_sector is not a code of the policy's areas
 CLEARANCE = "partner.clearance"
 RELEASABILITY = "marking.releasability"
 ORIGINATOR_FOREIGN = "originator.foreign"
@@ -174,6 +175,7 @@ class _Facts:
     owner_fails: OwnerFails  # an originator country or an owner the policy does not know
     expired_fail: tuple[str, str] | None
     review_notice: tuple[str, str] | None  # not a fail: a delivery records it (``_with_review``)
+    area_fail: tuple[str, str] | None  # a province or border sector the policy's areas do not list (``_area_fail``)
 
 
 def _listed(codes: Mapping[str, Any] | AbstractSet[str] | Sequence[str]) -> str:
@@ -258,8 +260,43 @@ def _facts(alert: Mapping[str, Any], ps: PolicySet, now: datetime) -> _Facts:
         m, cls, ps.class_rank.get(cls, -1), rel_rank, cred_rank, grading_fail, consent, consent_fail,
         tuple([(c, ps.caveat_effects.get(c)) for c in dict.fromkeys(caveats)]), code,
         "" if effect is None else "handling." + code,  # a rule id only for a known code
-        effect, rel, releasable_fail, owners, owner_fails, expired_fail, review_notice,
+        effect, rel, releasable_fail, owners, owner_fails, expired_fail, review_notice, _area_fail(alert, ps),
     )  # fmt: skip
+
+
+# The area labels of an alert's location: (field, the kind of outline its codes have in areas.yaml, as a reason says it)
+_AREA_LABELS = (("province", "province", "province or comarca"), ("border_sector", "border sector", "border sector"))
+
+
+def _area_fail(alert: Mapping[str, Any], ps: PolicySet) -> tuple[str, str] | None:
+    """The failure for an alert whose ``location.province`` or ``location.border_sector`` is not a code of the
+    policy's areas (``areas.yaml``), or None.
+
+    These fields carry a code of the policy's vocabulary, as a classification or a caveat does, and an agreement
+    that keeps the location passes them to the partner as they are: any other value, a code in form as it may be,
+    is the agency's own text (a name, a document number), so it withholds, as an unknown classification does, and
+    the reason names the field, never the value. A policy without ``areas.yaml`` knows no area: every alert naming
+    one is withheld (fail closed; ``puente policy lint`` reports the missing file). Whether known labels agree with
+    each other and with the position is the area conditions' question (``policies._conditions``)."""
+    location = alert.get("location")
+    if location is None:
+        return None
+    outlines = ps.areas.outlines
+    unknown = []
+    for name, kind, said in _AREA_LABELS:
+        code = location.get(name)
+        if code is not None:
+            outline = outlines.get(code) if type(code) is str else None
+            if outline is None or outline.kind != kind:
+                unknown.append((name, said))
+    if not unknown:
+        return None
+    # The codes are not listed, as a classification's are: areas are many and long, and every partner's audit entry
+    # copies the reason; ``puente policy explain`` and areas.yaml show them.
+    said = " and ".join(f"location.{name} is not a {what} of the policy's areas.yaml" for name, what in unknown)
+    if not outlines:
+        said += " (the policy has none)"
+    return UNKNOWN_AREA, f"{said}: the field carries only the policy's area codes"
 
 
 def _owners(alert: Mapping[str, Any], origin: Any, ps: PolicySet) -> tuple[tuple[str, ...], OwnerFails]:
@@ -486,6 +523,8 @@ def _decide_for(alert: Mapping[str, Any], partner: PartnerInfo, ps: PolicySet, n
     if f.grading_fail is not None:
         fails.append(f.grading_fail)
     _check_markings(ps, partner, f, fails, notices)
+    if f.area_fail is not None:
+        fails.append(f.area_fail)
     if f.expired_fail is not None:
         fails.append(f.expired_fail)
     considered, covers = _covers(ps, partner, alert["alert_type"], now, until, fails)
