@@ -73,7 +73,14 @@ from broker.kafka.connection import read_properties, unsafe_value
 from broker.keystore import CLIENT_CONFIG as CLIENT_CONFIG  # re-exported: where callers have found it
 from broker.keystore import FORMER_CLIENT_CONFIG, PENDING_CLIENT_CONFIG, Holder, holder_path
 from broker.private_files import check_folder, private_folder, read_regular, secret_problem, write_atomic
-from puente.errors import ConfigError, KafkaAccessError, KafkaAuthError, KeyMaterialError, PuenteError
+from puente.errors import (
+    ConfigError,
+    KafkaAccessError,
+    KafkaAuthError,
+    KafkaUnavailableError,
+    KeyMaterialError,
+    PuenteError,
+)
 
 _MAX_CONFIG = 64 * 1024  # as ``connection_from_properties`` reads a client configuration
 
@@ -610,7 +617,9 @@ async def _wait_usable(config: Path, timeout_s: float) -> None:
         try:
             await Admin(conn).call("logging in", lambda c: c.list_topics(timeout=conn.timeout_s))
             return
-        except KafkaAuthError:
+        except (KafkaAuthError, KafkaUnavailableError):
+            # A login Kafka has not taken yet, or an answer slower than one try's bound (a loaded node): both
+            # are asked again until the whole time is up, never failed on the first slow answer.
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
