@@ -4,6 +4,7 @@ Besides the checks loading enforces (``_check``: unknown names, field rules
 naming fields the schema lacks, rules that do not fit their field, rules
 under a field another rule changes, agreements in force together for one
 partner's alert type), lint reports what loads but should not stay:
+a policy without areas.yaml (every alert naming an area is withheld),
 expired agreements, a feed kept shorter than its partner's deadline to
 acknowledge a recall, partners without keys, fields a kept record holds
 that the schema added after the release the policy was reviewed against
@@ -29,7 +30,7 @@ from policies._fields import FieldInfo
 from policies._load import schema_fields, schema_releases
 from policies._model import Action, Agreement, Cover, FieldRule
 from policies._plan import Planned, ancestors, plan_fields
-from policies._source import Doc, PolicySources, read_sources
+from policies._source import AREAS, Doc, PolicySources, read_sources
 
 # The kinds of key lint asks about, as key files name them.
 ENCRYPTION_KEY = "partner-encryption"
@@ -60,6 +61,16 @@ def _open_ended(src: PolicySources, today: date) -> list[Finding]:
         for d in src.agreements
         if (d.model.valid_until - max(d.model.valid_from, today)).days > LONGEST_TERM_YEARS * 366
     ]
+
+
+def _no_areas(src: PolicySources) -> list[Finding]:
+    """A policy without ``areas.yaml``, which loads (it is optional: ``_source``), knows no province or border
+    sector, so every alert naming one is withheld from every partner (rule ``unknown.area``): silently, but for
+    this finding. Reported at the file's name, since it has no line."""
+    if src.areas is not None:
+        return []
+    return [Finding(AREAS, "area", f"the policy has no {AREAS}, so it knows no province or border sector: every "
+                    "alert naming one is withheld from every partner (rule unknown.area); add the policy's areas")]
 
 
 def _expired(src: PolicySources, today: date) -> list[Finding]:
@@ -160,8 +171,8 @@ def lint(directory: Path | str | None = None, *, now: datetime, key_problem: Key
     today = now.astimezone(src.vocabulary.model.home.tz()).date()
     releases = schema_releases()
     found = check_sources(src, schema_fields(), releases)
-    found += (_expired(src, today) + _open_ended(src, today) + _slow_recalls(src) + _notices_outlived(src)
-              + _keys(src, key_problem) + _unreviewed(src, releases)
+    found += (_no_areas(src) + _expired(src, today) + _open_ended(src, today) + _slow_recalls(src)
+              + _notices_outlived(src) + _keys(src, key_problem) + _unreviewed(src, releases)
               + _given_back(src, releases))
     return found
 

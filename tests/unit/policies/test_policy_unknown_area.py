@@ -1,6 +1,6 @@
 """Rule ``unknown.area``: an alert whose ``location.province`` or ``location.border_sector`` is not a code of the
 policy's areas is withheld from every partner by the policy core itself, so ``decide``, ``puente policy explain``,
-the agreements' test suites and the broker all say the same."""
+the agreements' test suites and the broker all say the same; ``puente policy lint`` reports a policy without areas."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from policies import Areas, decide, decide_many, load_policy_set
+from policies import Areas, decide, decide_many, lint, load_policy_set
 from policies._compile import DecisionMemo
 from puente.cli import main
 
@@ -105,3 +105,13 @@ def test_explain_withholds_an_unknown_area_as_the_broker_does(tmp_path: Path, ca
     assert out.count("Decision   WITHHOLD") == len(POLICY.partners) and "Decision   DELIVER" not in out
     assert out.count("unknown.area") >= len(POLICY.partners)
     assert "location.province is not a province or comarca of the policy's areas.yaml" in out
+
+
+def test_lint_reports_a_policy_without_areas(policy_copy: Any) -> None:
+    """Without areas.yaml every alert naming an area is withheld, so lint says so, naming the file; the shipped
+    policy, which has one, gets no such finding."""
+    assert not [f for f in lint(now=datetime.fromisoformat(AT)) if "areas.yaml" in f.where]
+    (policy_copy.root / "areas.yaml").unlink()
+    found = [f for f in lint(policy_copy.root, now=datetime.fromisoformat(AT)) if f.where.startswith("areas.yaml")]
+    assert [f.kind for f in found] == ["area"]
+    assert "withheld from every partner" in found[0].message and "unknown.area" in found[0].message
