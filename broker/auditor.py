@@ -58,8 +58,11 @@ from broker.audit.verify import (
     expired_before,
     missing_topic,
     parse_record,
+    plain,
     receipt_ends,
     retired_keys,
+    unaccounted_ingress,
+    undelivered_feeds,
     unnamed_ingress,
     when,
 )
@@ -176,6 +179,8 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
             walked.partitions = sum(len(ps) for ps in parts.values())
         # Where each partition's log starts: a chain whose first records retention deleted starts there.
         starts = await log_starts(consumer, [TopicPartition(t, p) for t, ps in parts.items() for p in ps])
+        # Before the walk, as the groups' offsets are: what is appended meanwhile is not asked of the chains.
+        held = await held_spans(consumer, topics, ends is not None, feed_ends)
         delivered.expired_before = expired_before(await decisions_starts(consumer, topics, parts, starts, verify,
                                                                          retention))
         receipts = {t: [TopicPartition(t, p) for p in parts[t]]
@@ -203,9 +208,13 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
                 if holds in ("decisions", "denials") and None in walk.chains:
                     broker_chains.append((topic, partition, walk.chains[None]))
         silent = _silent(receipts, {r.topic for r in reports if r.records}, starts, owners)
+        sent_to = delivered.feeds() if held.feeds else set()
     for found in retired_keys(broker_chains):
         next(r for r in reports if (r.topic, r.partition) == (found.topic, found.partition)).add([found])
-    return reports + _group_end_reports(reports, ends, reach, feed_ends, unsettled, silent, owners)
+    out = reports + _group_end_reports(reports, ends, reach, feed_ends, unsettled, silent, owners)
+    if ends is not None:
+        out += unaccounted_ingress(out, held.ingress, ends)
+    return out + undelivered_feeds(held.feeds, sent_to, subscriber_group) + held.unlisted
 
 
 async def _receipts_settled(conn: KafkaConnection, receipts: Mapping[str, list[TopicPartition]],
@@ -274,6 +283,53 @@ def _short_end(topic: str, partition: int, end: EndCheck | None, offset: int, ne
 async def log_starts(consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     """Each partition's first offset still held (above 0 once records were deleted or expired)."""
     return dict(await consumer.beginning_offsets(tps)) if tps else {}
+
+
+MAX_SPANS = 10_000
+"""The most ingress and feed partitions ``held_spans`` lists the offsets of: past it, the rest are not checked."""
+
+
+@dataclass(frozen=True)
+class HeldSpans:
+    """The log (start, end) offsets of the deployment's ingress and feed partitions (``held_spans``), and a report
+    saying what was not listed (``unlisted``: past ``MAX_SPANS``), for ``verify_topics``'s checks of what the
+    decision chains account for (``verify.unaccounted_ingress``, ``verify.undelivered_feeds``)."""
+
+    ingress: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    feeds: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    unlisted: list[PartitionReport] = field(default_factory=list)
+
+
+async def held_spans(consumer: Any, topics: Mapping[str, Holds], ingress: bool,
+                     feed_ends: FeedEnds | None) -> HeldSpans:
+    """Where each ingress partition's log starts and ends (when ``ingress``: the broker group's ends are checked),
+    and each feed partition's (when ``feed_ends``: the receipts' are), under the prefix of the decisions topic among
+    ``topics`` (``TopicNames.decisions``; none there: nothing). One ListOffsets round for the starts and one for the
+    ends, for at most ``MAX_SPANS`` partitions, which the auditor's DESCRIBE on those topics allows
+    (``broker.access``); a group's offsets can be deleted, the logs' offsets only with their records."""
+    suffix = TopicNames("").decisions
+    decisions = [t for t, holds in topics.items() if holds == "decisions" and t.endswith(suffix)]
+    if not decisions or not (ingress or feed_ends is not None):
+        return HeldSpans()
+    names = TopicNames(decisions[0][:-len(suffix)])
+    wanted = ([names.ingress("")] if ingress else []) + ([names.feeds] if feed_ends is not None else [])
+    tps = [TopicPartition(t, p) for t in sorted(await consumer.topics()) if t.startswith(tuple(wanted))
+           for p in await partitions_of(consumer, t)]
+    unlisted = []
+    if len(tps) > MAX_SPANS:
+        left = tps[MAX_SPANS:]
+        unlisted.append(PartitionReport(left[0].topic, left[0].partition, unchecked=(
+            f"{len(left)} ingress or feed partition(s) from {plain(left[0].topic, 120)}[{left[0].partition}] on, past "
+            f"the first {MAX_SPANS:,}: their log offsets were not listed, so what they hold was not checked against "
+            "the decision chains")))
+        tps = tps[:MAX_SPANS]
+    if not tps:
+        return HeldSpans(unlisted=unlisted)
+    starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+    spans = {(tp.topic, tp.partition): (starts.get(tp, 0), ends.get(tp, 0)) for tp in tps}
+    ingress_prefix = names.ingress("")
+    return HeldSpans({k: v for k, v in spans.items() if k[0].startswith(ingress_prefix)},
+                     {k: v for k, v in spans.items() if not k[0].startswith(ingress_prefix)}, unlisted)
 
 
 async def decisions_starts(consumer: Any, topics: Mapping[str, Holds], parts: Mapping[str, list[int]],
@@ -482,6 +538,13 @@ class _Delivered(Spill):
         walked before it are matched against no delivery, findings, never passed)."""
         if "decisions" in topics.values():
             self.known = True
+
+    def feeds(self) -> set[str]:
+        """The feed topics sound blocks record a delivery to (``sent_records``)."""
+        try:
+            return {feed for (feed,) in self.conn.execute("SELECT DISTINCT feed FROM delivered WHERE feed IS NOT NULL")}
+        except sqlite3.Error as exc:
+            raise spill_error(self._what, exc, self._folder) from None
 
     def begin(self) -> None:
         """A partition's walk begins: receipts left waiting in the one before will never be vouched for."""

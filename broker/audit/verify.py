@@ -136,6 +136,7 @@ class EndCheck:
     unsettled: bool = False  # a transaction open on the chain's partition did not end: what it commits is unread
     group: str | None = None  # receipts: the partner's subscriber group; None: the broker group
     why: str | None = None  # why the end cannot be checked at all, when that is known
+    held: tuple[int, int] | None = None  # the source partition's log (start, end), when no chain names it
 
     @property
     def checked(self) -> bool:
@@ -168,6 +169,9 @@ class EndCheck:
                 "never decided")
 
     def describe(self) -> str:
+        if self.held is not None and self.why is not None:
+            return (f"{plain(self.source, 120)} holds offsets {self.held[0]} to {self.held[1] - 1}; {self.why}: "
+                    "not checked")
         if self.of_receipts:
             where = (f"receipts reach feed {plain(self.source, 120)} offset {self.last}" if self.last >= 0
                      else f"no sound receipt names feed {plain(self.source, 120)}")
@@ -219,6 +223,58 @@ def unnamed_ingress(reports: list[PartitionReport], ends: Mapping[tuple[str, int
                 f"the broker group has committed offset {committed} here, but no sound decision chain records "
                 "any of this partition's records: its chain is missing or unsound")))
             out.append(report)
+    return out
+
+
+MARKERS_NOTE = ("offsets alone cannot tell records from transaction markers and aborted records, and this login "
+                "may not read the partition")
+"""Why a partition's log offsets never prove a record missing (``unaccounted_ingress``, ``undelivered_feeds``):
+adapters and the broker write transactionally, so every transaction leaves a marker on each partition it wrote (one
+offset, no record), and an aborted one leaves its records and its marker, none of which anyone reads committed."""
+
+
+def unaccounted_ingress(reports: list[PartitionReport], spans: Mapping[tuple[str, int], tuple[int, int]],
+                        committed: Mapping[tuple[str, int], int]) -> list[PartitionReport]:
+    """A report, its end not checked, for each ingress partition whose log holds offsets (``spans``: (topic,
+    partition) -> (log start, log end), as Kafka lists them) that no sound decision chain's end names (``reports``)
+    and no broker group offset (``committed``) vouches for.
+
+    Such a partition's records were never decided as far as anything left can tell: the broker not yet run (or
+    behind with its group gone), or the decisions topic and the broker group's offsets both deleted, which would
+    otherwise read as "no problems" (the group's offsets are what ``unnamed_ingress`` judges by, and an operator can
+    delete them). The offsets cannot tell those apart, nor prove a record there (``MARKERS_NOTE``), so it is not
+    checked, never sound. A partition a chain names, or the group has committed, is judged by its end
+    (``end_check``, ``unnamed_ingress``): a chain whose group offset is gone reads "end not checked" already."""
+    named = {r.end.source for r in reports if r.end is not None and not r.end.of_receipts}
+    out = []
+    for (topic, partition), (start, end) in sorted(spans.items()):
+        source = f"{topic}:{partition}"
+        if end > start and source not in named and committed.get((topic, partition)) is None:
+            why = ("no sound decision chain names any of them and the broker group has committed no offset there: "
+                   "check whether the decisions topic and the broker group's offsets were deleted, or the broker "
+                   f"has not yet run; {MARKERS_NOTE}")
+            out.append(PartitionReport(topic, partition, end=EndCheck(source, -1, None, why=why, held=(start, end))))
+    return out
+
+
+def undelivered_feeds(spans: Mapping[tuple[str, int], tuple[int, int]], sent_to: Container[str],
+                      group: Callable[[str], str]) -> list[PartitionReport]:
+    """A report, its end not checked, for each feed partition whose log holds offsets (``spans``, as for
+    ``unaccounted_ingress``) while no sound decision block records any delivery to its feed topic (``sent_to``).
+
+    The broker writes a feed record in the transaction of the block recording its delivery, so a feed holding
+    records no block accounts for is no lag: its decisions were deleted (the decisions topic remade, or expired
+    with retention), or something else wrote the feed. The offsets alone cannot prove a record there
+    (``MARKERS_NOTE``): not checked, never sound. ``group`` names a feed's subscriber group. Deliveries are not
+    recorded with their feed offset, so a feed to which some delivery is recorded is not judged here: its
+    partner's receipts are, against the subscriber group (``receipt_ends``)."""
+    out = []
+    for (topic, partition), (start, end) in sorted(spans.items()):
+        if end > start and topic not in sent_to:
+            why = ("no sound decision block records any delivery to this feed: check whether the decisions topic was "
+                   f"deleted or its blocks expired, and who else may write the feed; {MARKERS_NOTE}")
+            out.append(PartitionReport(topic, partition, end=EndCheck(f"{topic}:{partition}", -1, None, group=group(
+                topic), why=why, held=(start, end))))
     return out
 
 

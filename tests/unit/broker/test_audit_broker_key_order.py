@@ -18,7 +18,7 @@ from broker.audit.verify import Holds
 from broker.audit_index import AuditIndex, Scope
 from broker.crypto import checker, sign_checkpoint
 from puente.wire import iso_utc
-from tests.unit.broker.conftest import read_audit_from
+from tests.unit.broker.conftest import AuditConsumer, read_audit_from
 
 DECISIONS = "t.audit.decisions"
 OLD, NEW = "broker-sign-2026a", "broker-sign-2026b"
@@ -48,6 +48,13 @@ class _Slot:
         return self
 
 
+class _Consumer(AuditConsumer):
+    """The auditor's reader of a cluster holding the decisions topic alone: no ingress or feed log to list."""
+
+    async def topics(self) -> set[str]:
+        return {DECISIONS}
+
+
 @pytest.fixture
 def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], _Slot]:
     """The decisions partitions `verify_topics` reads: (topic, partition) -> the slot whose records they are."""
@@ -57,7 +64,7 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], _Slot]:
         slot = held[(tp.topic, tp.partition)]
         return zip(slot.blocks, slot.appended, strict=True)
 
-    read_audit_from(monkeypatch, lambda topic: sorted(p for t, p in held if t == topic), records)
+    read_audit_from(monkeypatch, lambda topic: sorted(p for t, p in held if t == topic), records, _Consumer())
     return held
 
 
