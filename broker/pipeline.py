@@ -327,8 +327,7 @@ class Pipeline:
         originators: Mapping[str, Originator] | None = None,
         lifecycle_retention_days: int | None = None,
         classifications: Collection[str] = (),
-        areas: Collection[str] | None = None,
-        provinces: Collection[str] | None = None,
+        areas: Collection[str] = (),
     ) -> None:
         """``originators``: per agency, the originator its alerts may name (``Originator``); an
         agency without an entry (all of them when None) has every alert dead-lettered.
@@ -337,18 +336,12 @@ class Pipeline:
         so a pipeline told nothing takes a state for forgotten sooner, never later (``_forgettable``).
         ``classifications``: the policy's classification scale, the only values an audit entry records as its
         classification (any other is the agency's text; a recall's markings are checked for nothing else).
-        ``areas``: the policy's border sectors (its outlines of that kind), the only ones an audit entry records;
-        ``provinces``: its provinces and comarcas. An alert whose ``location.border_sector`` or ``location.province``
-        is not one of them is withheld from every partner (``_area_problem``). None leaves that label unchecked (a
-        caller that gives no areas: a test's fake policy); an empty collection (a policy without ``areas.yaml``)
-        withholds every alert naming one, since no value of it can be told from the agency's own text."""
+        ``areas``: the policy's border sectors (its outlines of that kind), the only ones an audit entry records as its
+        sector; none given, every sector is recorded as ``(not an area)``, never as the agency wrote it. Whether an
+        alert naming another sector or province reaches a partner is the policy's to say (rule ``unknown.area``)."""
         self.policy = policy
         self._levels = frozenset(classifications)
         self._areas = frozenset(areas or ())
-        self._held: tuple[tuple[str, str, frozenset[str]], ...] = tuple(
-            (name, kind, frozenset(codes)) for name, kind, codes in
-            (("province", "province or comarca", provinces), ("border_sector", "border sector", areas))
-            if codes is not None)
         self.originators = dict(originators or {})
         self.codec = codec
         self.sealers = sealers
@@ -475,10 +468,6 @@ class Pipeline:
                 raise  # the machine's, never the alert's: not a withhold from everyone, which is final (process)
             except Exception as exc:  # noqa: BLE001 - the policy must not stop a worker: withhold from everyone
                 verdicts = [_Undecided(partner, self.policy.version, exc) for partner in self._partner_ids]
-            else:
-                unplaced = self._area_problem(alert)
-                if unplaced is not None:
-                    verdicts = [_Unplaced(decision, unplaced) for decision in verdicts]
         if prior is None and version == 1:  # the common case: a first publication
             holders: dict[str, int] = {}
             for (partner, topic), decision in zip(self._partners, verdicts, strict=True):
@@ -537,30 +526,6 @@ class Pipeline:
                                consent=(frozenset(m["originator_consent"]) if invalid is None
                                         else None if prior is None else prior.consent))
         return out
-
-    def _area_problem(self, alert: dict[str, Any]) -> str | None:
-        """Why the alert's area labels withhold it from every partner, or None: a ``location.province`` or
-        ``location.border_sector`` that is not a code of the policy's areas (``areas.yaml``). Never the value.
-
-        These fields carry a code of the policy's vocabulary, as a classification or a caveat does, and an agreement
-        that keeps the location passes them to the partner as they are: anything else, a code in form as it may be
-        (``_sanity`` holds them to the form only), is the agency's own text (a name, a document number), and must
-        reach no one. Withheld, as the policy withholds an unknown classification, caveat or grading
-        (``unknown.*``), not dead-lettered: the value is sound in form, the policy is what does not know it (an
-        agency's new sector before areas.yaml names it, say), and the alert stays on the audit's record with its
-        decisions, a later version of it pulling back what partners hold. Whether known labels agree with each other
-        and with the position is the area conditions' question (``policies._conditions``), for the agreements that
-        deliver by area: two known codes carry no text of the agency's."""
-        location = alert.get("location")
-        if not isinstance(location, dict):
-            return None
-        unknown = [(name, kind) for name, kind, codes in self._held
-                   if location.get(name) is not None and location[name] not in codes]
-        if not unknown:
-            return None
-        said = " and ".join(f"location.{name} is not a {kind} of the policy's areas" for name, kind in unknown)
-        return (f"{said} (areas.yaml): the field carries only the policy's area codes, and any other value is the "
-                "agency's own text, so the alert is withheld from every partner")
 
     def _consented(self, named: list[Any], added: list[Any], version: int, decisions: list[dict[str, Any]],
                    out: Outcome) -> None:
@@ -1215,36 +1180,6 @@ class _Invalid:
                         "a way no one can read",)
         self.audit = {"partner": partner, "decision": WITHHOLD, "agreement": None, "rules": ["alert.invalid"],
                       "reasons": list(self.reasons), "redacted": [], "policy_version": policy_version}
-
-
-UNKNOWN_AREA = "unknown.area"
-"""The rule id of a withhold for an area label the policy's areas do not list (``Pipeline._area_problem``), named as
-the policy names its other unknown codes (``unknown.classification``, ``unknown.caveat``)."""
-
-
-class _Unplaced:
-    """The decision for a partner on an alert whose location names an area the policy does not know
-    (``Pipeline._area_problem``): withhold. A policy's own withhold keeps its rules and reasons, this one added; a
-    delivery's are dropped (they say why it would have gone), its agreement kept, as a policy's withhold names the
-    agreements it considered."""
-
-    outcome = WITHHOLD
-    redactions: Sequence[tuple[str, str]] = ()
-
-    def __init__(self, decision: DecisionLike, problem: str) -> None:
-        withheld = decision.outcome == WITHHOLD
-        self.partner = decision.partner
-        self.agreement = decision.agreement
-        self.policy_version = decision.policy_version
-        self.rules: Sequence[str] = (*(decision.rules if withheld else ()), UNKNOWN_AREA)
-        self.reasons: Sequence[str] = (*(decision.reasons if withheld else ()), problem)
-        # A withhold's audit fields as the policy recorded them, the area's rule and reason added (a new dict: the
-        # decision's own is shared between alerts).
-        said = decision.audit if withheld else {"partner": self.partner, "decision": WITHHOLD,
-                                                "agreement": self.agreement, "rules": [], "reasons": [],
-                                                "redacted": [], "policy_version": self.policy_version}
-        self.audit = {**said, "decision": WITHHOLD, "rules": [*said["rules"], UNKNOWN_AREA],
-                      "reasons": [*said["reasons"], problem], "redacted": []}
 
 
 def _retyped(version: int, prior: AlertState | None) -> str:

@@ -359,8 +359,7 @@ def build_worker(settings: PuenteSettings, conn: KafkaConnection, *, client_suff
     pipeline = Pipeline(PolicyAdapter(policy_set, keystore, names), alert_codec(), dict(sealers), origin, slots,
                         replay_window_days=settings.replay_window_days, originators=originators,
                         lifecycle_retention_days=lifecycle_retention_days(policy_set, settings.replay_window_days),
-                        classifications=policy_set.scale, areas=policy_set.areas.border_sectors,
-                        provinces=policy_set.areas.provinces)
+                        classifications=policy_set.scale, areas=policy_set.areas.border_sectors)
     signer_id = signing_keys[0].key_id
 
     def sign(payload: bytes) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 
 import broker.service as service
 import broker.worker
-from broker.crypto import KeyKind, KeyRecord
+from broker.crypto import KeyKind, KeyRecord, sign_ingress
 from broker.kafka import KafkaConnection, set_fetching
 from broker.keystore import Keystore, Keystores
 from broker.service import (
@@ -26,10 +26,13 @@ from broker.service import (
     require_pseudonym_keys,
     require_sealers,
 )
-from broker.topology import TopicNames
+from broker.topology import TopicNames, key_partition
 from policies import load_policy_set
+from puente.dev.synthetic import generate
 from puente.errors import ConfigError, KafkaUnavailableError
 from puente.settings import AGENCIES, PuenteSettings
+from puente.wire import Record
+from schemas import alert_codec
 
 
 def test_each_worker_of_a_process_gets_its_own_static_name() -> None:
@@ -42,6 +45,7 @@ def test_each_worker_of_a_process_gets_its_own_static_name() -> None:
 PARTNERS = ["COL", "USA", "CRI", "FEAN"]
 AGREEMENTS = ["COMBIFRON", "FEAN-JTF", "PAN-CRI", "PAN-USA"]
 IN_FORCE = datetime(2026, 6, 1, tzinfo=UTC)  # every shipped agreement is in force
+AREA_NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def _keys(tmp_path: Path) -> Keystores:
@@ -197,17 +201,30 @@ def test_the_worker_takes_the_configured_units_and_refuses_units_of_a_home_agenc
         build_worker(cfg, KafkaConnection(bootstrap="unused:9092"), audit_kept_forever=False)
 
 
-def test_the_worker_holds_both_area_labels_to_the_policys_areas(tmp_path: Path) -> None:
-    """The service gives the pipeline the policy's provinces and border sectors, so an alert naming any other is
-    withheld: with either left out, the pipeline would leave that label unchecked and send the agency's text."""
+def test_the_built_worker_withholds_an_alert_naming_an_area_the_policy_does_not_know(tmp_path: Path) -> None:
+    """An alert whose province is no code of the policy's areas, signed by its agency and processed by the pipeline
+    the service builds, reaches no partner (rule ``unknown.area``) and leaves no trace of its text in the audit."""
     made = Keystore.provision(tmp_path / "keys", partners=PARTNERS, agencies=list(AGENCIES), agreements=AGREEMENTS,
                               generation="2026a")
     worker, _, _ = build_worker(PuenteSettings(keys=made.root), KafkaConnection(bootstrap="unused:9092"),
                                 audit_kept_forever=False)
-    areas = load_policy_set().areas
-    held = {name: codes for name, _, codes in worker.pipeline._held}
-    assert held == {"province": frozenset(areas.provinces), "border_sector": frozenset(areas.border_sectors)}
-    assert held["province"] and held["border_sector"]
+    pipeline = worker.pipeline
+    pipeline.feed_counts.update(dict.fromkeys(pipeline.uncounted_feeds, 3))
+    alert = next(a for a in generate(100, seed=5, now=AREA_NOW) if (a["location"] or {}).get("province"))
+    alert["location"].update(province="JUAN_PEREZ_PA1234567", latitude=None, longitude=None)
+    agency, alert_id = alert["agency"], alert["alert_id"]
+    value = alert_codec().encode(alert)
+    mac = Keystore(made.root / "agencies" / agency).load_agency_mac(agency)
+    now_ms = int(AREA_NOW.timestamp() * 1000)
+    key = alert_id.encode()
+    record = Record(pipeline.slots.names.ingress(agency), key_partition(key, pipeline.slots.partitions), 0, key, value,
+                    tuple(sign_ingress(agency, mac.key_id, mac, value, alert_id, now_ms)), now_ms)
+    out = pipeline.process(record, set(), AREA_NOW)
+    assert out.dead_reason is None and out.feeds == []
+    decisions = out.entry["decisions"]
+    assert sorted(d["partner"] for d in decisions) == sorted(PARTNERS)
+    assert all(d["decision"] == "WITHHOLD" and "unknown.area" in d["rules"] for d in decisions)
+    assert "JUAN_PEREZ" not in str(out.entry)
 
 
 class _Built(Exception):
