@@ -2,7 +2,7 @@
 # The chaos test (README: "Kafka alone"): set up, start a fresh 3-node local cluster, run Puente end to end
 # on it while a Kafka node and a worker are killed mid-stream, print the longest processing gaps, stop
 # the cluster. It takes several minutes, so `make test` leaves it out.
-# PUENTE_KAFKA_CLUSTER_PORT moves the cluster's ports (default 29092-29097), PUENTE_HOME its files.
+# PUENTE_KAFKA_CLUSTER_PORT moves the cluster's ports (default 29092-29100), PUENTE_HOME its files.
 # Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -6,10 +6,10 @@ addresses and paths::
 
     deploy/tls/ca.pem, ca-key.pem       the trial CA (its key stays here; nothing mounts it)
     deploy/kafka-<n>/config/            mounted read-only at /etc/puente-kafka in node n only:
-        server.properties               the node's configuration (holds the nodes' SCRAM password)
+        server.properties               the node's configuration
         node.pem, ca.pem                its key and certificate (SAN kafka-<n>), and the CA
         start.sh                        formats the storage once with the first logins, then runs Kafka
-        node-client.properties          the nodes' own login, for the health check
+        node-client.properties          the nodes' certificate login (no password), for the health check
         log4j2.properties               the local runner's logging: denials in logs/authorizer.log, UTC
     deploy/kafka-<n>/data/, logs/       the node's storage and its logs (authorizer.log: denials)
     deploy/admin/admin.properties       the operator's login, mounted only by the one-shot ``setup``
@@ -48,6 +48,7 @@ from puente.dev.localkafka._nodeconf import (
     NODE_PRINCIPAL,
     NodeConf,
     format_logins_argfile,
+    node_client_properties,
     render,
     secured_properties,
 )
@@ -57,6 +58,7 @@ NODES = 3
 FORMAT_LOGINS = "format-logins.args"  # the storage tool's argument file with the first SCRAM logins
 CLIENT_PORT = 9092
 CONTROLLER_PORT = 9093
+INTERNAL_PORT = 9094  # replication between the nodes and their health checks: certificates only
 NODE_CONFIG = "/etc/puente-kafka"  # where each node's config folder is mounted
 NODE_DATA = "/var/lib/kafka/data"
 NODE_LOGS = "/var/log/kafka"
@@ -103,8 +105,10 @@ def _copy(source: Path, dest: Path, mode: int) -> None:
 def node_conf(node_id: int, nodes: int = NODES) -> NodeConf:
     """Node ``node_id``'s addresses and paths inside its container."""
     voters = ",".join(f"{n}@{host(n)}:{CONTROLLER_PORT}" for n in range(1, nodes + 1))
-    return NodeConf(node_id=node_id, listeners=f"CLIENT://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}",
-                    advertised=f"CLIENT://{host(node_id)}:{CLIENT_PORT}", voters=voters,
+    return NodeConf(node_id=node_id,
+                    listeners=f"CLIENT://:{CLIENT_PORT},INTERNAL://:{INTERNAL_PORT},CONTROLLER://:{CONTROLLER_PORT}",
+                    advertised=f"CLIENT://{host(node_id)}:{CLIENT_PORT},INTERNAL://{host(node_id)}:{INTERNAL_PORT}",
+                    voters=voters,
                     keystore=f"{NODE_CONFIG}/node.pem", truststore=f"{NODE_CONFIG}/ca.pem", log_dirs=NODE_DATA,
                     replication=min(3, nodes), min_insync=2 if nodes >= 3 else 1)
 
@@ -162,8 +166,7 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
             private_folder(sub)
         _copy(tls / f"{name}.pem", config / "node.pem", 0o600)
         _copy(tls / "ca.pem", config / "ca.pem", 0o644)
-        _private(config / "server.properties", render(secured_properties(node_conf(node_id, nodes),
-                                                                         passwords[NODE_PRINCIPAL])))
+        _private(config / "server.properties", render(secured_properties(node_conf(node_id, nodes))))
         log4j = resources.files("puente.dev.localkafka").joinpath("log4j2.properties").read_text()
         _private(config / "log4j2.properties", log4j, 0o644)
         # The argument file holds the admin's password: the read-only mount keeps the node from removing
@@ -174,8 +177,7 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
             _private(config / FORMAT_LOGINS, format_logins_argfile(passwords))
         _private(config / "start.sh", _start_script(cluster_id), 0o700)
         _private(config / "node-client.properties",
-                 client_properties(f"{name}:{CLIENT_PORT}", Path(f"{NODE_CONFIG}/ca.pem"), NODE_PRINCIPAL,
-                                   passwords[NODE_PRINCIPAL]))
+                 node_client_properties(f"{name}:{INTERNAL_PORT}", f"{NODE_CONFIG}/node.pem", f"{NODE_CONFIG}/ca.pem"))
     private_folder(folder / "admin")
     _private(folder / "admin" / "admin.properties",
              client_properties(made.bootstrap, Path(PUENTE_CA), ADMIN_PRINCIPAL, passwords[ADMIN_PRINCIPAL]))

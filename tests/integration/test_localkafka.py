@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from puente.dev.localkafka import LocalKafka
+from broker.credentials import client_properties
+from broker.kafka import Admin, KafkaConnection, connection_from_properties
+from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
+from puente.dev.localkafka._nodeconf import node_client_properties
+from puente.errors import KafkaAuthError
 
 
 def test_a_cluster_id_starting_with_a_dash_still_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,3 +61,65 @@ def test_the_nodes_accept_only_aead_cipher_suites(tmp_path: Path, monkeypatch: p
             "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
     finally:
         kafka.down()
+
+
+def _running_single() -> LocalKafka:
+    """The running local single node the integration tests use (PUENTE_HOME, PUENTE_KAFKA_PORT)."""
+    kafka = LocalKafka("single")
+    assert [s.alive and s.listening for s in kafka.status()] == [True], "start it with `puente kafka up`"
+    return kafka
+
+
+def _logs_in(kafka: LocalKafka, tmp_path: Path, user: str, password: str) -> bool:
+    """Whether a SCRAM login as ``user`` with ``password`` lists the topics on the node's client port."""
+    config = tmp_path / f"{user}.properties"
+    config.write_text(client_properties(kafka.bootstrap, kafka.ca_file, user, password))
+    config.chmod(0o600)
+    admin = Admin(connection_from_properties(config, timeout_s=5))
+    try:
+        asyncio.run(admin.call("listing topics", lambda c: c.list_topics(timeout=5)))
+    except KafkaAuthError:
+        return False
+    return True
+
+
+def test_the_nodes_super_user_has_no_password_login_on_the_client_port(kafka_admin: KafkaConnection,
+                                                                        tmp_path: Path) -> None:
+    """The nodes' principal (kafka-node, a super user) logs in by certificate only: on the client port, which every
+    party reaches, a SCRAM login as kafka-node is refused with the nodes' password an older secrets.json kept (or any
+    other), while the admin's login works."""
+    kafka = _running_single()
+    kept = json.loads((kafka.folder / "secrets.json").read_text())
+    assert _logs_in(kafka, tmp_path, "admin", kept["admin"])
+    logged_in = [_logs_in(kafka, tmp_path, "kafka-node", password)  # a list: no password in a failure's report
+                 for password in (kept.get("kafka-node", "none-kept"), kept["admin"])]
+    assert logged_in == [False, False]
+
+
+def test_the_internal_port_takes_the_nodes_certificate_and_refuses_anyone_without_one(
+        kafka_admin: KafkaConnection, tmp_path: Path) -> None:
+    """The health check's configuration (node_client_properties, as compose-files writes it) gets Kafka's own
+    BrokerApiVersionsCommand an answer on the internal port with the node's certificate; a TLS client with no
+    certificate, as any party would be, is refused there."""
+    kafka = _running_single()
+    node = kafka.nodes[0]
+    config = tmp_path / "node-client.properties"
+    config.write_text(node_client_properties(f"127.0.0.1:{node.internal_port}", str(kafka.tls_folder / "node1.pem"),
+                                             str(kafka.ca_file)))
+    tool = "org.apache.kafka.tools.BrokerApiVersionsCommand"  # kafka-broker-api-versions.sh, the health check's
+    answered = []
+    for _ in range(5):  # the tool gives up on a node slow to answer, as on a busy machine: the check retries too
+        done = subprocess.run(["java", "-cp", f"{fetch_kafka(KAFKA_VERSION)}/*", tool, "--bootstrap-server",
+                               f"127.0.0.1:{node.internal_port}", "--command-config", str(config)],
+                              capture_output=True, text=True, check=False, timeout=120)
+        answered.append(done.returncode == 0 and f"127.0.0.1:{node.internal_port} (id: 1" in done.stdout)
+        if answered[-1] or "Request METADATA failed" not in done.stderr:
+            break
+    assert answered[-1], done.stderr[:3000]
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        context = ssl.create_default_context(cafile=str(kafka.ca_file))
+        with socket.create_connection(("127.0.0.1", node.internal_port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"\x00\x00\x00\x00")
+            if not tls.recv(1):  # TLS 1.3: the refusal of a missing certificate comes after the handshake
+                raise ConnectionError("closed")

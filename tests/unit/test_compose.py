@@ -9,7 +9,6 @@ the local runner's, which the integration tests exercise on a real Kafka.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -117,7 +116,7 @@ def test_the_nodes_form_a_kraft_quorum_with_replication_three(deploy: Path) -> N
         assert props["controller.quorum.voters"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
         assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
         assert props["transaction.state.log.min.isr"] == "2"
-        assert props["advertised.listeners"] == f"CLIENT://{name}:9092"
+        assert props["advertised.listeners"] == f"CLIENT://{name}:9092,INTERNAL://{name}:9094"
         ids.add(props["node.id"])
     assert ids == {"1", "2", "3"}
 
@@ -126,16 +125,19 @@ def test_the_nodes_take_only_authenticated_encrypted_connections(deploy: Path) -
     """No listener in clear, an authorizer that refuses what no ACL names, and the same security
     settings as the local Kafka the tests run against."""
     local = LocalKafka("cluster")
-    local_props = dict(line.split("=", 1) for line in local._properties(local.nodes[0], {
-        "admin": "x", "kafka-node": "x"}).splitlines())
+    local_props = dict(line.split("=", 1) for line in local._properties(local.nodes[0]).splitlines())
     placeholder = NodeConf(0, "", "", "", "", "", "", 3, 2)
     prefixes = ("ssl.", "sasl.", "listener.", "authorizer", "allow.", "super.", "inter.", "controller.l",
                 "connections.")
-    security = [k for k in secured_properties(placeholder, "x") if k.startswith(prefixes)]
+    security = [k for k in secured_properties(placeholder) if k.startswith(prefixes)]
     for name in NODES:
         props = _properties(deploy / name / "config" / "server.properties")
         assert "PLAINTEXT" not in props["listener.security.protocol.map"]
-        assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
+        assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL"
+        assert props["inter.broker.listener.name"] == "INTERNAL"
+        assert props["listener.name.internal.ssl.client.auth"] == "required"
+        # The nodes (a super user) log in by certificate only: no password of theirs in any file, nor on Kafka.
+        assert "username" not in props["listener.name.client.scram-sha-512.sasl.jaas.config"]
         assert props["allow.everyone.if.no.acl.found"] == "false"
         assert props["listener.name.controller.ssl.client.auth"] == "required"
         # A login lasts on a connection an hour at most: a rotated or deleted password shuts its holder out.
@@ -167,7 +169,11 @@ def test_each_node_mounts_its_own_config_and_its_certificate_names_it(deploy: Pa
         assert "kafka-node" in cert.subject.rfc4514_string()
         assert _mapped(props["ssl.principal.mapping.rules"], cert.subject.rfc4514_string()) == "kafka-node"
         health = " ".join(service["healthcheck"]["test"])
-        assert f"--bootstrap-server {name}:9092" in health and "--command-config" in health
+        assert f"--bootstrap-server {name}:9094" in health and "--command-config" in health
+        client = _properties(deploy / name / "config" / "node-client.properties")
+        assert client["security.protocol"] == "SSL" and client["bootstrap.servers"] == f"{name}:9094"
+        assert _host_path(mounts, client["ssl.keystore.location"], deploy) == deploy / name / "config" / "node.pem"
+        assert not any("sasl" in key or "password" in key for key in client)
         logs = _mounts(service)["/var/log/kafka"][0]
         assert service["environment"]["LOG_DIR"] == "/var/log/kafka" and logs == f"./deploy/{name}/logs"
 
@@ -347,7 +353,7 @@ def test_the_first_logins_reach_the_storage_tool_through_a_private_file_not_its_
                           check=True, capture_output=True, text=True, timeout=120).stdout
     made = {(d := json.loads(x.split("payload: ", 1)[1])["data"])["name"]: d for x in dump.splitlines()
             if "USER_SCRAM_CREDENTIAL_RECORD" in x}
-    assert set(made) == set(passwords) == {"admin", "kafka-node"}
+    assert set(made) == set(passwords) == {"admin"}  # the nodes log in by certificate: no SCRAM login
     for name, record in made.items():  # SCRAM (RFC 5802): StoredKey = H(HMAC(SaltedPassword, "Client Key"))
         salted = hashlib.pbkdf2_hmac("sha512", passwords[name].encode(), base64.b64decode(record["salt"]),
                                      record["iterations"])
@@ -444,7 +450,7 @@ def test_only_a_node_certificates_whole_name_maps_to_the_node_principal() -> Non
     certificate of any other organisation is not (the same CA may be made to sign one), nor a name the same CA
     signed with kafka-node as a later CN, or inside another attribute (a greedy rule took the last CN), and no
     other CN becomes a short name (CN=admin was the admin)."""
-    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2), "x")["ssl.principal.mapping.rules"]
+    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2))["ssl.principal.mapping.rules"]
     assert "\\" not in rule  # a properties file would read a backslash as an escape
 
     def principal(dn: str) -> str | None:
@@ -464,7 +470,7 @@ def test_the_node_rule_matches_the_certificates_the_local_ca_issues(tmp_path: Pa
     runner and `puente kafka compose-files` do) maps to kafka-node."""
     from puente.dev import pki
 
-    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2), "x")["ssl.principal.mapping.rules"]
+    rule = secured_properties(NodeConf(0, "", "", "", "", "", "", 3, 2))["ssl.principal.mapping.rules"]
     pem = pki.issue(tmp_path, "node1", ["127.0.0.1"], common="kafka-node").read_bytes()
     cert = x509.load_pem_x509_certificates(pem[pem.index(b"-----BEGIN CERTIFICATE"):])[0]
     assert _mapped(rule, cert.subject.rfc4514_string()) == "kafka-node"
@@ -582,7 +588,7 @@ HAND_SET = ['abc"LEAKEDTAIL', "abc\\LEAKEDTAIL", "abc\u00e9LEAKEDTAIL", "abc\tLE
 @pytest.mark.parametrize("password", HAND_SET)
 def test_a_hand_set_password_no_properties_file_carries_is_refused_on_every_run(tmp_path: Path, password: str,
                                                                                  formatted: bool) -> None:
-    """The reviewer's probe: a kafka-node password set by hand to abc"LEAKEDTAIL (or with a backslash, a non-ASCII
+    """The reviewer's probe: a password set by hand to abc"LEAKEDTAIL (or with a backslash, a non-ASCII
     character, white space) reached server.properties as abc\\"LEAKEDTAIL, which Java reads back as abc"LEAKEDTAIL
     and the JAAS parser logged the tail of. compose-files refuses it on every run, formatted or not, naming the file
     and the login and never the value, and rewrites no file with it."""
@@ -591,11 +597,11 @@ def test_a_hand_set_password_no_properties_file_carries_is_refused_on_every_run(
     if formatted:
         (deploy / "kafka-1" / "data" / "meta.properties").write_text("version=1\n")
     before = {p: p.read_bytes() for p in deploy.rglob("*.properties")}
-    (deploy / "secrets.json").write_text(json.dumps({"admin": "fine-1", "kafka-node": password}))
+    (deploy / "secrets.json").write_text(json.dumps({"admin": password}))
     with pytest.raises(ConfigError) as caught:
         compose.write(deploy, nodes=1)
     message = str(caught.value)
-    assert "'kafka-node' password" in message and str(deploy / "secrets.json") in message
+    assert "'admin' password" in message and str(deploy / "secrets.json") in message
     assert "LEAKEDTAIL" not in message and "\n" not in message
     assert {p: p.read_bytes() for p in deploy.rglob("*.properties")} == before
 
@@ -630,9 +636,7 @@ def test_every_value_written_into_server_properties_is_checked_as_client_files_a
     conf = NodeConf(node_id=1, listeners="CLIENT://:9092", advertised="CLIENT://h:9092", voters="1@h:9093",
                     keystore="/k.pem", truststore="/ca.pem", log_dirs=value, replication=1, min_insync=1)
     with pytest.raises(KafkaSetupError, match=r"log\.dirs"):
-        render(secured_properties(conf, "fine-1"))
-    with pytest.raises(KafkaSetupError, match=r"sasl\.jaas\.config"):
-        render(secured_properties(dataclasses.replace(conf, log_dirs="/data"), 'abc"LEAKEDTAIL'))
+        render(secured_properties(conf))
     assert password_problem("abc-DEF_123.~!") is None
 
 

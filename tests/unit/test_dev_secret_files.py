@@ -254,7 +254,7 @@ def test_compose_refuses_a_damaged_passwords_file_once_formatted_without_advisin
     compose.write(deploy, nodes=1)
     (deploy / "kafka-1" / "data" / "meta.properties").write_text("version=1\n")
     before = _login_files(deploy)
-    (deploy / "secrets.json").write_text(json.dumps({"admin": "only-one"}))
+    (deploy / "secrets.json").write_text(json.dumps({"kafka-node": "only-one"}))  # no admin's password
     with pytest.raises(ConfigError, match="backup") as caught:
         compose.write(deploy, nodes=1)
     assert "run again for new ones" not in str(caught.value) and "only-one" not in str(caught.value)

@@ -85,7 +85,7 @@ def test_api_versions_request_is_framed_as_kafka_reads_it() -> None:
 
 def test_recovery_settings_are_in_every_nodes_configuration() -> None:
     """Both the local runner and compose get the short broker session, with heartbeats well inside it."""
-    props = secured_properties(NodeConf(1, "", "", "", "", "", "", 3, 2), "x")
+    props = secured_properties(NodeConf(1, "", "", "", "", "", "", 3, 2))
     for key, value in RECOVERY.items():
         assert props[key] == value
     assert int(props["broker.heartbeat.interval.ms"]) * 3 <= int(props["broker.session.timeout.ms"]) < 9000

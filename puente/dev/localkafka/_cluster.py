@@ -1,10 +1,10 @@
 """Start, stop and inspect Kafka nodes on 127.0.0.1 as plain Java processes, secured as a ministry would.
 
-Every node has two listeners. ``CLIENT`` (the bootstrap port) takes only SASL_SSL: TLS with a
-certificate from a local CA (``puente.dev.pki``) and SCRAM-SHA-512 logins; nodes replicate over it
-too, as the principal ``kafka-node``. ``CONTROLLER`` (the port after it) takes only TLS with client
-certificates: controllers and brokers prove themselves with their node certificate (CN
-``kafka-node``), because Kafka's controllers cannot use SCRAM among themselves. The
+Every node has three listeners. ``CLIENT`` (the bootstrap port) takes only SASL_SSL: TLS with a
+certificate from a local CA (``puente.dev.pki``) and SCRAM-SHA-512 logins. ``CONTROLLER`` (the port after
+it) and ``INTERNAL`` (after every node's two: replication between the nodes) take only TLS with client
+certificates: nodes prove themselves with their node certificate (CN ``kafka-node``), never a password, so
+``kafka-node`` has no SCRAM login and no password reaching the client port makes a super user. The
 ``StandardAuthorizer`` allows nothing no ACL names (``allow.everyone.if.no.acl.found=false``); the
 super users are ``admin`` (the operator's SCRAM login, created when the storage is formatted) and
 ``kafka-node`` (the nodes themselves, which Kafka requires to be super users before any ACL is
@@ -43,6 +43,7 @@ from pathlib import Path
 
 from broker.credentials import client_properties
 from broker.kafka import Admin, KafkaConnection, apply_topics, connection_from_properties
+from broker.kafka.acls import delete_users, scram_users
 from broker.private_files import check_folder, private_folder, read_regular, read_secret, write_atomic, write_new
 from broker.topology import TopicSpec
 from puente.dev import pki
@@ -80,12 +81,13 @@ _HEAP = {"single": "-Xmx768m", "cluster": "-Xmx512m"}
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One Kafka node: its id, its two ports and its folder."""
+    """One Kafka node: its id, its three ports and its folder."""
 
     node_id: int
     port: int
     controller_port: int
     folder: Path
+    internal_port: int
 
     @property
     def address(self) -> str:
@@ -197,9 +199,11 @@ class LocalKafka:
         # PUENTE_KAFKA_PORT / PUENTE_KAFKA_CLUSTER_PORT move the first port when the default is taken.
         env = "PUENTE_KAFKA_PORT" if shape == "single" else "PUENTE_KAFKA_CLUSTER_PORT"
         count = 1 if shape == "single" else 3
-        base = _first_port(env, _BASE_PORT[shape], 2 * count)
+        base = _first_port(env, _BASE_PORT[shape], 3 * count)
+        # Each node's client and controller ports in pairs, then the internal ones: a client's ports stay where
+        # they were before the internal listener came.
         self.nodes = [
-            NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}")
+            NodeSpec(i + 1, base + 2 * i, base + 2 * i + 1, self.folder / f"node{i + 1}", base + 2 * count + i)
             for i in range(count)
         ]
         # Stale pid files removed so far, one line each, for the command to tell its user.
@@ -239,7 +243,8 @@ class LocalKafka:
         return self.folder / "admin.properties"
 
     def _secrets(self) -> dict[str, str]:
-        """The admin's and the nodes' SCRAM passwords, made once and kept (0600). A kept file must pass every
+        """The admin's SCRAM password (a storage formatted before the nodes logged in by certificate alone also
+        kept the nodes' there), made once and kept (0600). A kept file must pass every
         check of a secret file: one someone else could have put there never becomes the admin's password."""
         return kept_passwords(self.folder / "secrets.json", "the local Kafka's passwords",
                               [n.folder / "data" / "meta.properties" for n in self.nodes],
@@ -254,11 +259,13 @@ class LocalKafka:
         text = client_properties(self.bootstrap, self.ca_file, ADMIN_PRINCIPAL, password)
         write_atomic(self.admin_config, text.encode("utf-8"), 0o600)
 
-    def _properties(self, node: NodeSpec, keys: dict[str, str]) -> str:
+    def _properties(self, node: NodeSpec) -> str:
         conf = NodeConf(
             node_id=node.node_id,
-            listeners=f"CLIENT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            advertised=f"CLIENT://127.0.0.1:{node.port}", voters=self._voters(),
+            listeners=(f"CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port},"
+                       f"CONTROLLER://127.0.0.1:{node.controller_port}"),
+            advertised=f"CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{node.internal_port}",
+            voters=self._voters(),
             keystore=str(self.tls_folder / f"node{node.node_id}.pem"), truststore=str(self.ca_file),
             log_dirs=str(node.folder / "data"), replication=self.replication, min_insync=self.min_insync)
         # Sized for a development machine: small segments, few threads, no rebalance delay.
@@ -271,7 +278,7 @@ class LocalKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
-        return render({**secured_properties(conf, keys[NODE_PRINCIPAL]), **tuning})
+        return render({**secured_properties(conf), **tuning})
 
     def _java(self, node: NodeSpec, main: str, *args: str) -> list[str]:
         classpath = fetch_kafka(KAFKA_VERSION)
@@ -305,7 +312,7 @@ class LocalKafka:
         for node in self.nodes:
             private_folder(node.folder / "logs")  # the node's folder too: its server.properties holds passwords
             props = node.folder / "server.properties"
-            write_atomic(props, self._properties(node, keys).encode("utf-8"), 0o600)
+            write_atomic(props, self._properties(node).encode("utf-8"), 0o600)
             logins = node.folder / "format-logins.args"
             logins.unlink(missing_ok=True)  # one a killed format left behind
             if (node.folder / "data" / "meta.properties").exists():
@@ -378,10 +385,11 @@ class LocalKafka:
             # of its own start long ago.
             mark(node.folder / "logs")
             return
-        if _port_open(node.port):
-            raise KafkaSetupError(
-                f"port {node.port} is already taken by another process; stop it or set PUENTE_HOME"
-            )
+        for port in (node.port, node.controller_port, node.internal_port):
+            if _port_open(port):
+                raise KafkaSetupError(
+                    f"port {port} is already taken by another process; stop it or set PUENTE_HOME"
+                )
         cmd = self._java(node, "kafka.Kafka", str(node.folder / "server.properties"))
         mark(node.folder / "logs")  # where this run's log lines begin, for a start-up error to name its own
         with open(node.folder / "logs" / "console.log", "ab") as out:
@@ -441,7 +449,19 @@ class LocalKafka:
         for node in self.nodes:
             self.start_node(node.node_id)
         self.wait_ready(timeout=timeout)
+        asyncio.run(self._drop_node_login())
         return time.monotonic() - started
+
+    async def _drop_node_login(self) -> None:
+        """Delete the nodes' SCRAM login, which a storage formatted before the nodes logged in by certificate alone
+        still holds: with it, the nodes' password in that storage's secrets.json logs in as a super user on the
+        client port."""
+        admin = Admin(self.admin_connection())
+        held = (await scram_users(admin)).get(NODE_PRINCIPAL)
+        if held:
+            await delete_users(admin, {NODE_PRINCIPAL: held})
+            self.notes.append(f"deleted the nodes' SCRAM login ({NODE_PRINCIPAL}), left by an older Puente: the "
+                              "nodes log in with their certificates")
 
     def down(self, *, timeout: float = 30.0) -> None:
         """Stop every node at once (so the quorum stays until all have begun) and leave no process behind.

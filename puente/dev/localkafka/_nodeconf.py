@@ -1,17 +1,19 @@
 """The secured configuration of one Kafka node, shared by the local runner and the compose deployment.
 
-Both run the same security: a ``CLIENT`` listener taking only SASL_SSL (TLS, SCRAM-SHA-512 logins,
-nodes replicating over it as ``kafka-node``), a ``CONTROLLER`` listener taking only TLS with client
-certificates (CN ``kafka-node``, of the organisation the project's CA names: ``puente.dev.pki``), the
-``StandardAuthorizer`` refusing whatever no ACL names, and two super users: the operator's ``admin``
-and the nodes themselves. Only addresses, paths and sizes differ between the two; they are the arguments.
+Both run the same security: a ``CLIENT`` listener taking only SASL_SSL (TLS, SCRAM-SHA-512 logins),
+and an ``INTERNAL`` listener (replication between the nodes, and the nodes' own health checks) and a
+``CONTROLLER`` listener taking only TLS with client certificates (CN ``kafka-node``, of the organisation
+the project's CA names: ``puente.dev.pki``); the ``StandardAuthorizer`` refusing whatever no ACL names,
+and two super users: the operator's ``admin`` and the nodes themselves. The nodes are ``kafka-node`` by
+their certificate alone: that name has no SCRAM login, so no password, wherever it is kept, makes a
+super user of whoever reaches the client port. Only addresses, paths and sizes differ between the two;
+they are the arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.credentials import scram_jaas
 from broker.kafka.acls import SCRAM_ITERATIONS
 from broker.kafka.connection import unsafe_value
 from puente.dev.pki import ORGANIZATION
@@ -19,7 +21,7 @@ from puente.errors import KafkaSetupError
 
 NODE_PRINCIPAL = "kafka-node"
 ADMIN_PRINCIPAL = "admin"
-FIRST_LOGINS = (ADMIN_PRINCIPAL, NODE_PRINCIPAL)  # created when the storage is formatted
+FIRST_LOGINS = (ADMIN_PRINCIPAL,)  # created when the storage is formatted; the nodes log in by certificate
 
 # How fast a dead node is noticed. The active controller fences a broker that has sent no heartbeat
 # for broker.session.timeout.ms (Kafka's default 9000); only then are the partitions it led given new
@@ -66,8 +68,8 @@ class NodeConf:
     """Where one node listens and keeps its files."""
 
     node_id: int
-    listeners: str  # e.g. CLIENT://:9092,CONTROLLER://:9093
-    advertised: str  # e.g. CLIENT://kafka-1:9092
+    listeners: str  # e.g. CLIENT://:9092,INTERNAL://:9094,CONTROLLER://:9093
+    advertised: str  # e.g. CLIENT://kafka-1:9092,INTERNAL://kafka-1:9094
     voters: str  # id@host:port,...
     keystore: str  # PEM: the node's key, its certificate and the CA's
     truststore: str  # PEM: the CA certificate
@@ -76,7 +78,12 @@ class NodeConf:
     min_insync: int
 
 
-def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
+# The CLIENT listener's SCRAM needs a login module named, though the node logs in with none there: it only checks
+# the parties' logins against the credentials in the metadata log.
+SCRAM_SERVER_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+def secured_properties(node: NodeConf) -> dict[str, str]:
     """The node's server.properties, as names and values: security first, then storage and recovery."""
     return {
         "process.roles": "broker,controller",
@@ -85,11 +92,10 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "listeners": node.listeners,
         "advertised.listeners": node.advertised,
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "CLIENT",
-        "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SSL",
+        "inter.broker.listener.name": "INTERNAL",
+        "listener.security.protocol.map": "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        "listener.name.client.scram-sha-512.sasl.jaas.config": scram_jaas(NODE_PRINCIPAL, node_password),
+        "listener.name.client.scram-sha-512.sasl.jaas.config": SCRAM_SERVER_JAAS,
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": node.keystore,
         "ssl.truststore.type": "PEM",
@@ -97,6 +103,7 @@ def secured_properties(node: NodeConf, node_password: str) -> dict[str, str]:
         "ssl.endpoint.identification.algorithm": "https",
         "ssl.enabled.protocols": TLS_PROTOCOLS,
         "ssl.cipher.suites": CIPHER_SUITES,
+        "listener.name.internal.ssl.client.auth": "required",
         "listener.name.controller.ssl.client.auth": "required",
         # Only a node's name maps to a short principal, and only as a whole: CN=kafka-node, then the O the
         # project's CA puts in every certificate it makes. A greedy ".*CN=(...)" took the last CN of any name the
@@ -201,3 +208,20 @@ def format_logins_argfile(passwords: dict[str, str]) -> str:
         # keys must cost a guesser at least what any party's do.
         lines += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password},iterations={SCRAM_ITERATIONS}]"]
     return "".join(f"{line}\n" for line in lines)
+
+
+def node_client_properties(bootstrap: str, keystore: str, truststore: str) -> str:
+    """A Kafka client configuration logging in as the nodes, by their certificate (``keystore``, PEM: key and
+    chain) on the ``INTERNAL`` listener at ``bootstrap``: what a node's health check runs Kafka's tools with. It
+    holds no password; the certificate's key is the secret, so the file is kept as the key is."""
+    return render({
+        "bootstrap.servers": bootstrap,
+        "security.protocol": "SSL",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": keystore,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": truststore,
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.enabled.protocols": TLS_PROTOCOLS,
+        "ssl.cipher.suites": CIPHER_SUITES,
+    }, "node-client.properties")
