@@ -26,7 +26,7 @@ from broker.audit_index import ChainEnds
 from broker.auditor import _authorizer_lines
 from broker.kafka import KafkaConnection
 from puente import cli
-from puente.commands import audit, console, policy
+from puente.commands import audit, console_verbs, policy
 from puente.errors import ConfigError
 
 NO_KAFKA = KafkaConnection(bootstrap="kafka:9092")  # commands reach no Kafka here: every call is stubbed
@@ -71,7 +71,7 @@ def test_a_pipe_someone_writes_is_read() -> None:
         os.write(write_end, b"from a pipe\n")
         os.close(write_end)
         named = Path(f"/proc/self/fd/{read_end}")
-        assert console._password(argparse.Namespace(password_file=named, name="alice")) == "from a pipe"
+        assert console_verbs._password(argparse.Namespace(password_file=named, name="alice")) == "from a pipe"
     finally:
         os.close(read_end)
 
@@ -97,7 +97,7 @@ def test_a_password_file_that_is_not_utf8_never_shows_its_bytes(tmp_path: Path) 
     secret.chmod(0o600)
     args = argparse.Namespace(password_file=secret, name="alice")
     with pytest.raises(ConfigError) as caught:
-        console._password(args)
+        console_verbs._password(args)
     assert "not UTF-8" in str(caught.value) and "0xa1" not in str(caught.value) and "secret" not in \
         str(caught.value).replace(str(secret), "")
 
@@ -312,8 +312,9 @@ def test_the_problems_of_a_policy_are_a_line_each_and_escaped(tmp_path: Path,
 
 def test_policy_lint_and_test_print_what_the_policy_files_say_escaped(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """`policy lint` findings and `policy test`'s table quote field names and case names from the policy files: an
-    escape sequence or a line break in one reaches stdout escaped, on the line of its finding or case."""
+    """`policy lint` findings quote field names from the policy files: an escape sequence or a line break in one
+    reaches stdout escaped, on the line of its finding. A case name holds printable characters only: one holding an
+    escape sequence is refused at load, the refusal escaped."""
     root = tmp_path / "policy"
     shutil.copytree(Path(__file__).resolve().parents[2] / "policies" / "data", root)
     suite = root / "agreements" / "pan-cri.tests.yaml"
@@ -321,9 +322,10 @@ def test_policy_lint_and_test_print_what_the_policy_files_say_escaped(tmp_path: 
     # (a line break in a case name is refused at load: a name is one line)
     forged = '  - name: "\\e]0;pwned\\a FAKE migrant flow"\n'
     suite.write_text(suite.read_text("utf-8").replace(name, forged), "utf-8")
-    assert cli.main(["policy", "test", "--dir", str(root), "--suite", "pan-cri"]) == 0
-    out = capsys.readouterr().out
-    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;pwned\\x07 FAKE" in out, out
+    assert cli.main(["policy", "test", "--dir", str(root), "--suite", "pan-cri"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and "\x1b" not in captured.err and "\x07" not in captured.err, captured
+    assert "pan-cri.tests.yaml:" in captured.err and "U+001B" in captured.err, captured.err
     agreement = root / "agreements" / "pan-cri.yaml"
     agreement.write_text(agreement.read_text("utf-8").replace(
         "\n      location.latitude: generalise", '\n      "location.lat\\e[2J\\nFAKE": generalise'), "utf-8")
