@@ -1,6 +1,6 @@
 """The shipped samples, mapped by their adapters, name only provinces and border sectors of the shipped policy's
-areas: the broker withholds any other (``Pipeline._area_problem``), so a demo or a test counting deliveries of them
-would otherwise change outcome."""
+areas: the policy withholds any other (rule ``unknown.area``, ``policies.decide``), so a demo or a test counting
+deliveries of them would otherwise change outcome."""
 
 from __future__ import annotations
 
