@@ -233,7 +233,7 @@ async def test_a_reordered_agency_list_stops_the_broker_before_any_slot_runs(env
     before = len(await read_topic(env.conn, env.names.decisions))
     reordered = [*env.cfg.agencies[1:], env.cfg.agencies[0]]
     await publish_synthetic(env.cfg, env.conn, 100, seed=72)
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"),
                          env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps(reordered)},
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
@@ -247,13 +247,13 @@ async def test_an_agency_moved_onto_empty_slots_stops_the_broker(env: Env) -> No
     committed offset that shows the ingress partition's history is elsewhere."""
     first_order = ["SENAFRONT", "SENAN", "PN", "COMBIFRON", "SNM"]  # COMBIFRON's slots stay empty: no input
     await publish_synthetic(env.cfg, env.conn, 300, seed=73)
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"),
                          env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps(first_order)},
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
     before = len(await read_topic(env.conn, env.names.decisions))
     await publish_synthetic(env.cfg, env.conn, 100, seed=74)
-    moved = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"),
+    moved = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"),
                            env={**env.env_vars("broker"), "PUENTE_AGENCIES": json.dumps([*first_order[:3], "SNM"])},
                            capture_output=True, text=True, timeout=120, check=False)
     assert moved.returncode != 0 and "Traceback" not in moved.stderr, moved.stderr[-2000:]
@@ -280,7 +280,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(env: Env) -> None
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "4"), env=env.env_vars("broker"),
+    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                             capture_output=True, text=True, timeout=240, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
 
@@ -729,11 +729,11 @@ async def test_replay_after_a_restart_is_caught_from_the_audit_trail(env: Env) -
     async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as pub:
         framed = pub.frame(first)
         await pub.send_raw(*framed)
-    await run_broker(env, idle=1.0)
+    await run_broker(env)
     async with IngressPublisher(env.login("agency-SNM"), "SNM", mac.key_id, mac, env.names) as pub:
         await pub.send_raw(*framed)  # the same bytes and headers, captured and sent again
         await pub.send_raw(*pub.frame(second))
-    await run_broker(env, idle=1.0)
+    await run_broker(env)
     dead = await read_topic(env.conn, env.names.deadletter)
     assert [(r.key, r.header("puente-dlq-reason")) for r in dead] == [(framed[0], b"replay")]
     decided = Counter(d["alert_id"] for d in await audit_docs(env) if d["kind"] == "DECISION")
@@ -759,7 +759,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
             await probe.stop()
 
     await publish_synthetic(env.cfg, env.conn, 60, seed=81)
-    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     decided = len(await read_topic(env.conn, env.names.decisions))
@@ -792,7 +792,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     finally:
         await admin.close()
 
-    stopped = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    stopped = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                              capture_output=True, text=True, timeout=180, check=False)
     assert stopped.returncode == 1 and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
     assert "were deleted (the ingress retention) before the broker read them" in stopped.stderr
@@ -800,7 +800,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     assert len(await read_topic(env.conn, env.names.decisions)) == decided
 
     # Nothing follows the gaps: their own transactions record them and move the offsets past them.
-    accepted = subprocess.run(cli("broker", "run", "--exit-when-idle", "3", "--accept-gap"),
+    accepted = subprocess.run(cli("broker", "run", "--exit-when-idle", "1", "--accept-gap"),
                               env=env.env_vars("broker"), capture_output=True, text=True, timeout=180, check=False)
     assert accepted.returncode == 0, accepted.stderr[-2000:]
     assert "ingress records skipped" in accepted.stderr and "were deleted" in accepted.stderr
@@ -817,7 +817,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stdout.count("GAP") == len(gaps) and "were deleted" in shown.stdout
 
-    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stderr[-2000:]  # the gaps are behind the committed offsets now
     await publish_synthetic(env.cfg, env.conn, 10, seed=83)
@@ -825,7 +825,7 @@ async def test_ingress_records_deleted_before_the_broker_read_them_stop_it(env: 
     mac = Keystore(env.cfg.keys / "agencies" / agency).load_agency_mac(agency)
     async with IngressPublisher(env.login(f"agency-{agency}"), agency, mac.key_id, mac, env.names) as pub:
         await pub.send_raw(replay.key, replay.value, list(replay.headers))
-    later = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    later = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert later.returncode == 0, later.stderr[-2000:]
     docs = await audit_docs(env)
@@ -854,7 +854,7 @@ async def test_decision_blocks_deleted_within_the_audit_retention_are_reported(e
     an index rebuilt afterwards."""
     for first in (0, 40):  # two runs: each slot with records gets a block in each
         await publish_synthetic(env.cfg, env.conn, 40, seed=43 + first, first=first)
-        run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+        run = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                              capture_output=True, text=True, timeout=180, check=False)
         assert run.returncode == 0, run.stderr[-2000:]
     by_partition: dict[int, list[int]] = {}
@@ -900,7 +900,7 @@ async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env
     once, and the audit verifies from where each log starts. With a state still held, written minutes ago with a
     block deciding it, the chain cannot have expired: the broker refuses to start, naming --accept-gap."""
     await publish_synthetic(env.cfg, env.conn, 60, seed=41)
-    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    first = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     ingress = [TopicPartition(env.names.ingress(a), p) for a in env.cfg.agencies
@@ -925,7 +925,7 @@ async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env
         await admin.close()
 
     await publish_synthetic(env.cfg, env.conn, 60, seed=42, first=60)
-    refused = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    refused = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                              capture_output=True, text=True, timeout=180, check=False)
     assert refused.returncode == 1 and "still holds an alert state written at" in refused.stderr, (
         refused.stderr[-2000:])
@@ -935,7 +935,7 @@ async def test_a_slot_whose_audit_chain_retention_deleted_starts_a_new_chain(env
         await admin.delete_records({states: RecordsToDelete(states_end)})
     finally:
         await admin.close()
-    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"),
+    again = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                            capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
     assert "audit chain expired; a new chain starts" in again.stderr

@@ -303,7 +303,7 @@ async def _broker_refuses_after(env: Env, conn: KafkaConnection, value: bytes, b
         await producer.send_and_wait(env.names.decisions, value, partition=0)
     finally:
         await producer.stop()
-    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "3"), env=env.env_vars("broker"), capture_output=True,
+    run = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"), capture_output=True,
                          text=True, timeout=120, check=False)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "cannot be continued" in run.stderr and why in run.stderr

@@ -187,9 +187,10 @@ async def delete_env_topics(env: Env) -> None:
     await apply_acls(admin, acl_changes(current, set(), names, parties(env.policy, env.cfg.agencies)))
 
 
-async def run_broker(env: Env, workers: int = 1, idle: float = 3.0) -> list[Any]:
-    """Run ``workers`` workers of one group, logged in as the broker, until the input has been idle for
-    ``idle`` seconds."""
+async def run_broker(env: Env, workers: int = 1, idle: float = 1.0) -> list[Any]:
+    """Run ``workers`` workers of one group, logged in as the broker, until each is caught up with every partition
+    assigned to it and quiet for ``idle`` seconds (``BrokerWorker.run``): every record published before the call is
+    routed when it returns, however slow a fetch on a loaded machine, so the quiet time need not cover one."""
     built = [build_worker(env.cfg, env.login("broker"), client_suffix=f"-t{i}", audit_kept_forever=False)
              for i in range(workers)]
     await asyncio.gather(*(w.run(topics, idle_exit_s=idle) for w, topics, _ in built))
