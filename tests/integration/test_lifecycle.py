@@ -212,7 +212,7 @@ async def test_sigkill_while_processing_lifecycle_messages_leaves_each_outcome_o
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "4"), env=env.env_vars("broker"),
+    second = subprocess.run(cli("broker", "run", "--exit-when-idle", "1"), env=env.env_vars("broker"),
                             capture_output=True, text=True, timeout=240, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
 
