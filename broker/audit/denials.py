@@ -22,8 +22,12 @@ the end of a message. Hence these rules, which hold together:
   message; the parser takes the escaped text as it is (a resource name then shows ``\n``);
 * ``log_lines`` splits the file at ``\n`` only (``str.splitlines`` would also split at ``\x1c``,
   ``\x85``, ``\u2028`` and others, which no escaping covers);
-* a line is read by the fixed parts Kafka writes around the names, never by what a name may hold: the
-  principal (the cluster's, not the client's) ends at the first `` is Denied operation = ``; the
+* a line is read by the fixed parts Kafka writes around the names, never by what a name may hold: its
+  verdict is the first `` is Allowed operation = `` or `` is Denied operation = `` (in any case) after the
+  time, and only a line whose first verdict is Denied is a denial. With the logger at DEBUG Kafka logs
+  allowed requests too, whose resource names the client chose: a name holding `` is Denied operation = ``
+  and a forged rest of a line is then part of an allowed request, never a refusal. The principal (the
+  cluster's, not the client's) ends at that first verdict; the
   resource name is everything between `` on resource = Type:PATTERN:`` and the tail Kafka writes after
   it (`` for request = R with resourceRefCount = N based on rule ...``), found from the end of the line,
   where no name of the client's can follow it. A name holding a forged message, any character at all or
@@ -55,14 +59,15 @@ from broker.access import Acl, overlaps, puentes
 # The fixed parts of Kafka's message (``[%d] %p %enc{%m}{CRLF}``), in the order they come.
 _HEAD = re.compile(r"\[(?P<at>[^\]]{1,40})\] \w{1,10} Principal = ")
 _DENIED = " is Denied operation = "
+# A line's verdict: the first of these after the time (any case: Kafka 3 writes ``Operation``). Allowed requests
+# are logged at DEBUG, and their resource names, which the client chose, may hold the other verdict's words.
+_VERDICT = re.compile(r" is (?P<verdict>Allowed|Denied) operation = ", re.IGNORECASE)
 _MIDDLE = re.compile(r"(?P<operation>\w{1,40}) from host = (?P<host>\S{1,100}) on resource = "
                      r"(?P<type>\w{1,40}):(?P<pattern>\w{1,20}):")
 _TAIL_STARTS = " for request = "
 _TAIL = re.compile(r" for request = (?P<request>\w{1,60}) with resourceRefCount = \d{1,10}"
                    r" based on rule (?:DefaultDeny|MatchingAcl\(acl=StandardAcl\(.*\)\))", re.DOTALL)
 _TAIL_TRIES = 16  # places the tail may start, from the end: each is one pass over what follows
-# What marks a line as a denial even when it cannot be read whole (any case: Kafka 3's ``Operation``).
-_SAYS_DENIED = re.compile(r" is Denied operation = ", re.IGNORECASE)
 _OPERATION = re.compile(r" is Denied operation = (?P<operation>\w{1,40})", re.IGNORECASE)
 
 NAME_CHARS = 400
@@ -119,9 +124,10 @@ def _parsed(line: str) -> dict[str, Any] | None:
     head = _HEAD.match(line)
     if head is None:
         return None
-    denied = line.find(_DENIED, head.end())
-    if denied <= head.end():  # no marker, or no principal before it
+    verdict = _VERDICT.search(line, head.end())
+    if verdict is None or verdict.group() != _DENIED or verdict.start() == head.end():  # not denied, or no principal
         return None
+    denied = verdict.start()
     middle = _MIDDLE.match(line, denied + len(_DENIED))
     if middle is None:
         return None
@@ -151,11 +157,12 @@ def _parsed(line: str) -> dict[str, Any] | None:
 
 def _unparsed(head: str) -> dict[str, Any] | None:
     """The entry of a line (of which ``head`` is the start, or the whole) that says a request was denied but is no
-    whole denial message: what can be read of it, ``?`` for the rest; None when it says no such thing."""
-    said = _SAYS_DENIED.search(head)
-    if said is None:
-        return None
+    whole denial message: what can be read of it, ``?`` for the rest; None when it says no such thing, or when its
+    first verdict (after the time, when there is one) is Allowed."""
     start = _HEAD.match(head)
+    said = _VERDICT.search(head, start.end() if start is not None else 0)
+    if said is None or said["verdict"].lower() != "denied":
+        return None
     operation = _OPERATION.match(head, said.start())
     principal = head[start.end():said.start()] if start is not None and said.start() > start.end() else "?"
     return {

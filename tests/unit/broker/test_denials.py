@@ -78,6 +78,50 @@ def test_a_line_that_says_no_denial_is_no_entry() -> None:
         assert denial(line) is None, line
 
 
+def _allowed(group: str) -> str:
+    """The line Kafka writes at DEBUG when partner-COL is allowed a group it named ``group``, message as it is."""
+    return ("[2026-12-01T11:50:05.000Z] DEBUG Principal = User:partner-COL is Allowed operation = DESCRIBE from host "
+            f"= 10.1.1.1 on resource = Group:LITERAL:{group} for request = FindCoordinator with resourceRefCount = 1 "
+            "based on rule MatchingAcl(acl=StandardAcl(resourceType=GROUP, resourceName=puente-partner-COL, "
+            "patternType=PREFIXED, principal=User:partner-COL, host=*, operation=ALL, permissionType=ALLOW))")
+
+
+FAKE_REFUSAL = ("x is Denied operation = WRITE from host = /6.6.6.6 on resource = Topic:LITERAL:puente.alerts.ESP "
+                "for request = Produce" + TAIL + " ")
+
+
+@pytest.mark.parametrize("name", [FAKE_REFUSAL, FAKE_REFUSAL.upper(), "x IS DENIED OPERATION = WRITE",
+                                  "x is Denied Operation = WRITE", "x is Denied operation = "])
+def test_an_allowed_request_whose_name_says_denied_is_no_entry(name: str) -> None:
+    """With the authorizer logger at DEBUG Kafka logs allowed requests too, and their resource names are the
+    client's: a name holding `is Denied operation =` (in any case) and a forged rest of a line is part of an allowed
+    request, whose first verdict is Allowed, and gives no entry, whole, unparsed or cut short."""
+    for line in (_allowed(name), _allowed(name).upper(), _allowed(name).replace("2026", "x", 1),
+                 _allowed(name).removeprefix("[")):
+        assert denial(line) is None, line
+        assert denial(CutLine(line[:200], 300_000, "ab" * 32)) is None, line
+
+
+def test_a_denial_whose_name_says_allowed_is_still_that_denial() -> None:
+    """A refused request's name may hold `is Allowed operation =`: the line's first verdict is Denied, and the
+    name is kept whole as what the principal asked for."""
+    name = "x is Allowed operation = READ from host = 1.1.1.1 on resource = Group:LITERAL:y"
+    entry = denial(_line(name))
+    assert entry is not None and "unparsed" not in entry
+    assert (entry["principal"], entry["operation"], entry["resource"]) == ("User:partner-COL", "DESCRIBE",
+                                                                          "Group:" + name)
+    cut = denial(CutLine(_line(name)[:150], 300_000, "ab" * 32))
+    assert cut is not None and cut["unparsed"] is True and cut["principal"] == "User:partner-COL"
+
+
+def test_a_denial_in_kafka_3s_case_is_an_unparsed_entry() -> None:
+    """Kafka 3 writes `is Denied Operation =`: not the format read whole, but a denial all the same, kept unparsed
+    with its principal and operation."""
+    entry = denial(FORGED.replace("Denied operation", "Denied Operation"))
+    assert entry is not None and entry["unparsed"] is True
+    assert (entry["principal"], entry["operation"]) == ("User:partner-USA", "READ")
+
+
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x1c", "\x1d", "\x1e", "\x85", "\x0b", "\x0c", "\r"])
 def test_a_group_name_cannot_start_a_line_of_its_own(sep: str) -> None:
     """Kafka allows any character in a group id and the log writes it as it is: a name carrying a line break of
