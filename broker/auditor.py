@@ -155,7 +155,9 @@ async def verify_topics(conn: KafkaConnection, topics: Mapping[str, Holds], veri
     (``PartitionWalk``), unless that record says its predecessor was written since ``retention`` could take it
     (``Retention.since``): then records were deleted. Where retention took a decisions chain's first records, a
     receipt of a delivery they held is no finding (``decisions_starts``; counted in its report's ``expired``).
-    The broker's key
+    Group offsets can be deleted, the logs' own offsets only with their records: each ingress and feed
+    partition's log start and end (``held_spans``, read before the walk) that no sound chain accounts for and no
+    group offset vouches for reads "not checked" (``unaccounted_ingress``, ``undelivered_feeds``). The broker's key
     order holds across all its chains (``retired_keys``): a block signed by a
     key it had moved on from in another partition is a finding too, given once every chain is walked.
     Records are verified as they stream in: what is held is one partition's findings and
