@@ -10,12 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from broker.credentials import client_properties
+from broker.credentials import client_properties, scram_jaas
 from broker.kafka import Admin, KafkaConnection, connection_from_properties
+from broker.kafka.acls import scram_users, upsert_users
 from puente.dev.localkafka import KAFKA_VERSION, LocalKafka, fetch_kafka
 from puente.dev.localkafka._nodeconf import node_client_properties
-from puente.errors import KafkaAuthError
+from puente.errors import KafkaAuthError, KafkaSetupError
 
 
 def test_a_cluster_id_starting_with_a_dash_still_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,3 +125,75 @@ def test_the_internal_port_takes_the_nodes_certificate_and_refuses_anyone_withou
             tls.sendall(b"\x00\x00\x00\x00")
             if not tls.recv(1):  # TLS 1.3: the refusal of a missing certificate comes after the handshake
                 raise ConnectionError("closed")
+
+
+def _node_login_kept(kafka: LocalKafka, password: str | None = None) -> bool:
+    """Whether kafka-node has a SCRAM login, first giving it ``password`` as an older Puente's format did."""
+    async def run() -> bool:
+        admin = Admin(kafka.admin_connection())
+        if password is not None:
+            await upsert_users(admin, {"kafka-node": password})
+        return "kafka-node" in await scram_users(admin)
+    return asyncio.run(run())
+
+
+def _commits_a_transaction(kafka: LocalKafka) -> None:
+    """A transactional producer (the admin) commits a record: the coordinator reaches the partition's leader."""
+    async def run() -> None:
+        writer = AIOKafkaProducer(**kafka.admin_connection().aiokafka(), transactional_id="localkafka-upgrade")
+        await writer.start()
+        try:
+            await writer.begin_transaction()
+            await writer.send_and_wait("__puente_ready", b"upgraded")
+            await writer.commit_transaction()
+        finally:
+            await writer.stop()
+    asyncio.run(run())
+
+
+def _older_properties(current: str, node_password: str) -> str:
+    """A node's server.properties as before the INTERNAL listener: the nodes replicate over CLIENT, logging in
+    as kafka-node with a password."""
+    props = dict(line.split("=", 1) for line in current.splitlines() if "=" in line and not line.startswith("#"))
+    props.pop("listener.name.internal.ssl.client.auth")
+    props["listeners"] = ",".join(x for x in props["listeners"].split(",") if not x.startswith("INTERNAL:"))
+    props["advertised.listeners"] = props["advertised.listeners"].split(",INTERNAL:")[0]
+    props["inter.broker.listener.name"] = "CLIENT"
+    props["listener.security.protocol.map"] = "CLIENT:SASL_SSL,CONTROLLER:SSL"
+    props["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-512"
+    props["listener.name.client.scram-sha-512.sasl.jaas.config"] = scram_jaas("kafka-node", node_password)
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def test_kafka_up_deletes_the_nodes_old_login_only_once_every_node_runs_the_new_configuration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage an older Puente formatted holds kafka-node's SCRAM login: `up` over nodes of the current
+    configuration deletes it, with a note, and transactions still commit. Over a node started with the older
+    configuration (no INTERNAL listener: it replicates with that login), `up` refuses in one line and deletes
+    nothing, and `status` does not call that node up."""
+    monkeypatch.setenv("PUENTE_KAFKA_PORT", "18492")
+    kafka = LocalKafka("single", root=tmp_path)
+    password = "older-node-password-1"
+    try:
+        kafka.up(timeout=90)
+        assert _node_login_kept(kafka, password)
+        kafka.up(timeout=90)
+        assert not _node_login_kept(kafka)
+        assert any("deleted the nodes' SCRAM login (kafka-node)" in note for note in kafka.notes), kafka.notes
+        _commits_a_transaction(kafka)
+
+        kafka.notes.clear()
+        assert _node_login_kept(kafka, password)
+        kafka.stop_node(1)
+        props = kafka.nodes[0].folder / "server.properties"
+        props.write_text(_older_properties(props.read_text(), password))
+        kafka.start_node(1)
+        kafka.wait_ready(timeout=90)
+        with pytest.raises(KafkaSetupError) as refused:
+            kafka.up(timeout=90)
+        assert str(refused.value) == "node 1 runs an older configuration: `puente kafka down` then `puente kafka up`"
+        assert _node_login_kept(kafka) and kafka.notes == []
+        assert [(s.alive, s.listening) for s in kafka.status()] == [(True, False)]
+        _commits_a_transaction(kafka)
+    finally:
+        kafka.down()

@@ -96,7 +96,9 @@ class NodeSpec:
 
 @dataclass(frozen=True)
 class NodeStatus:
-    """What ``status`` reports for one node."""
+    """What ``status`` reports for one node. ``listening``: of a running node, that its client and internal ports
+    both listen (one not listening on its internal port runs an older configuration and is not up); of a stopped
+    node, that either is taken by another process."""
 
     spec: NodeSpec
     pid: int | None
@@ -310,7 +312,7 @@ class LocalKafka:
         self._write_admin_config(keys[ADMIN_PRINCIPAL])
         cluster_id = kept_cluster_id(self.folder / "cluster.id")
         for node in self.nodes:
-            private_folder(node.folder / "logs")  # the node's folder too: its server.properties holds passwords
+            private_folder(node.folder / "logs")  # the node's folder too: format-logins.args holds a password
             props = node.folder / "server.properties"
             write_atomic(props, self._properties(node).encode("utf-8"), 0o600)
             logins = node.folder / "format-logins.args"
@@ -318,7 +320,7 @@ class LocalKafka:
             if (node.folder / "data" / "meta.properties").exists():
                 continue
             # "=" form: a base64url id may start with "-", which the tool would take for an option.
-            # The admin's and the nodes' SCRAM logins go into the metadata log as it is made: the
+            # The admin's SCRAM login goes into the metadata log as it is made: the
             # first credentials cannot be added through the API, which needs an authenticated client.
             # They go through a 0600 argument file, not the command line, which any user of the host can read.
             text = format_logins_argfile(keys)
@@ -449,13 +451,25 @@ class LocalKafka:
         for node in self.nodes:
             self.start_node(node.node_id)
         self.wait_ready(timeout=timeout)
+        self._require_current_config()
         asyncio.run(self._drop_node_login())
         return time.monotonic() - started
+
+    def _require_current_config(self) -> None:
+        """KafkaSetupError in one line naming the first running node that does not listen on its internal port: it
+        was started with a configuration from before the nodes logged in by certificate, and still reaches the
+        others over the client port with the nodes' SCRAM login, which ``_drop_node_login`` would delete under it
+        (its transactions then fail to authenticate). Only a restart of every node together moves it over: a node
+        of the new configuration cannot reach an old one's internal address."""
+        for node in self.nodes:
+            if not _port_open(node.internal_port):
+                raise KafkaSetupError(f"node {node.node_id} runs an older configuration: "
+                                      "`puente kafka down` then `puente kafka up`")
 
     async def _drop_node_login(self) -> None:
         """Delete the nodes' SCRAM login, which a storage formatted before the nodes logged in by certificate alone
         still holds: with it, the nodes' password in that storage's secrets.json logs in as a super user on the
-        client port."""
+        client port. Only once every node runs the current configuration (``_require_current_config``)."""
         admin = Admin(self.admin_connection())
         held = (await scram_users(admin)).get(NODE_PRINCIPAL)
         if held:
@@ -501,7 +515,8 @@ class LocalKafka:
         out = []
         for node in self.nodes:
             pid = self._pid(node)
-            out.append(NodeStatus(node, pid, pid is not None, _port_open(node.port)))
+            ports = (_port_open(node.port), _port_open(node.internal_port))
+            out.append(NodeStatus(node, pid, pid is not None, all(ports) if pid is not None else any(ports)))
         return out
 
     def wait_ready(self, *, timeout: float = 120.0) -> None:
