@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from puente.strict import MAX_MARKS, unseen_mark
+
 
 def _int_to_str(value: Any) -> Any:
     # YAML reads an unquoted credibility grade such as 3 as an int; the markings carry strings.
@@ -186,28 +188,31 @@ def _one_line(value: str) -> str:
     return value
 
 
-# Unicode's categories of characters a reader sees as written: letters, marks, digits, punctuation, symbols and
-# spaces. Left out: control (an ESC sequence rewrites a terminal), format (a bidi override reverses what a reader
-# sees, a zero-width one hides), surrogate, private-use and unassigned characters, and line and paragraph separators.
-_SHOWN = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
-                    "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs"})
-
+# The categories of characters each reader names itself (``puente.strict.unseen_mark`` leaves them to it): control
+# (an ESC sequence rewrites a terminal), format (a bidi override reverses what a reader sees, a zero-width one hides),
+# surrogate, and line and paragraph separators.
 _UNSHOWN = {"Cc": "a control character", "Cf": "an invisible format character", "Cs": "a surrogate",
-            "Co": "a private-use character", "Zl": "a line separator", "Zp": "a paragraph separator"}
+            "Zl": "a line separator", "Zp": "a paragraph separator"}
 
 
 def _printable(*also: str) -> AfterValidator:
-    """A validator taking a text only when every character of it is one a reader sees as written (``_SHOWN``), or one
-    of ``also``: a title, a name or a reason reaches every decision, the audit and the console as it is."""
+    """A validator taking a text only when it shows a reader what it holds: no control, format, surrogate or separator
+    character (``_UNSHOWN``) but those of ``also``, and nothing ``puente.strict.unseen_mark`` finds (a character drawn
+    as nothing, such as a Hangul filler or a variation selector; a private-use or unassigned one; a stack of
+    combining marks), the rule every adapter's text meets. A title, a name or a reason reaches every decision, the
+    audit and the console as it is, and a name that looks like another must be that other."""
     allowed = frozenset(also)
+    rule = ("this text holds printable characters only (letters, marks, digits, punctuation, symbols, spaces"
+            + (", line breaks)" if allowed else ")") + ", none drawn as nothing, and at most "
+            f"{MAX_MARKS} combining marks on a character")
 
     def check(value: str) -> str:
         for char in value:
-            if char not in allowed and unicodedata.category(char) not in _SHOWN:
-                kind = _UNSHOWN.get(unicodedata.category(char), "an unassigned character")
-                raise ValueError(f"character U+{ord(char):04X} ({kind}) refused: this text holds printable "
-                                 "characters only (letters, marks, digits, punctuation, symbols, spaces"
-                                 + (", line breaks)" if allowed else ")"))
+            kind = _UNSHOWN.get(unicodedata.category(char))
+            if kind is not None and char not in allowed:
+                raise ValueError(f"character U+{ord(char):04X} ({kind}) refused: {rule}")
+        if (unseen := unseen_mark(value)) is not None:
+            raise ValueError(f"{unseen} refused: {rule}")
         return value
 
     return AfterValidator(check)
