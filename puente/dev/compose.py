@@ -28,6 +28,7 @@ ministry's deployment uses its own CA and its own secret store; this is a trial 
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from importlib import resources
@@ -68,10 +69,11 @@ ADMIN_CONFIG = "/run/puente/admin/admin.properties"
 
 @dataclass(frozen=True)
 class ComposeFiles:
-    """What ``write`` made: the folder and the number of nodes."""
+    """What ``write`` made: the folder, the number of nodes, and what the operator must do by hand (one line each)."""
 
     folder: Path
     nodes: int
+    notes: tuple[str, ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -129,7 +131,7 @@ def _start_script(cluster_id: str) -> str:
            "--config", config, f"@{NODE_CONFIG}/{FORMAT_LOGINS}"]
     return ("#!/bin/sh\n"
             "# Written by `puente kafka compose-files`. Formats the storage on first start with the first\n"
-            "# SCRAM logins (admin and the nodes), then runs the node. The passwords reach Kafka's storage\n"
+            "# SCRAM login (the admin's), then runs the node. The passwords reach Kafka's storage\n"
             f"# tool through the 0600 argument file {FORMAT_LOGINS} (\"@file\": the tool reads it itself),\n"
             "# never on a command line, which other users of the host could read; run compose-files again\n"
             "# after the first start and it removes that file.\n"
@@ -139,6 +141,28 @@ def _start_script(cluster_id: str) -> str:
             f"  {shlex.join(fmt)} >/dev/null\n"
             "fi\n"
             f"exec /opt/kafka/bin/kafka-server-start.sh {config}\n")
+
+
+def _drop_node_password(path: Path, passwords: dict[str, str], nodes: int) -> tuple[str, ...]:
+    """Remove the nodes' password from ``passwords`` and from ``path`` (rewritten whole, 0600), when a deployment
+    formatted before the nodes logged in by certificate kept one; then a note of what the operator must do.
+
+    The nodes need no password now, but such a storage still holds ``kafka-node``'s SCRAM login: a super user's,
+    on the client port every party reaches. Only a client of that deployment can delete it, and only once every node
+    runs the new configuration (an old one reaches the others with that login), so the note says how: every node
+    restarted together, since a node of the new configuration cannot reach an old one's internal address, then
+    Kafka's own tool, run in a node's container with the nodes' certificate login on the internal port."""
+    if passwords.pop(NODE_PRINCIPAL, None) is None:
+        return ()
+    write_atomic(path, json.dumps(passwords).encode("utf-8"), 0o600)
+    services = " ".join(host(n) for n in range(1, nodes + 1))
+    delete = (f"docker compose exec {host(1)} /opt/kafka/bin/kafka-configs.sh --bootstrap-server "
+              f"{host(1)}:{INTERNAL_PORT} --command-config {NODE_CONFIG}/node-client.properties --alter "
+              f"--entity-type users --entity-name {NODE_PRINCIPAL} --delete-config SCRAM-SHA-512")
+    return (f"this deployment was formatted with a {NODE_PRINCIPAL} password login (its password is now removed from "
+            f"{path}); the nodes log in by certificate: restart every node together, not one at a time (a node of "
+            f"the new configuration cannot reach an old one's internal address): `docker compose stop {services}` "
+            f"then `docker compose up -d`; then delete that login once: `{delete}`",)
 
 
 def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
@@ -154,8 +178,9 @@ def write(folder: Path, nodes: int = NODES) -> ComposeFiles:
                                "restore it from a backup (new passwords would not be the ones the nodes hold), "
                                f"or start the deployment over: stop it and delete {folder}/kafka-*/data "
                                "(its data is lost)")
+    notes = _drop_node_password(folder / "secrets.json", passwords, nodes)
     cluster_id = kept_cluster_id(folder / "cluster.id")
-    made = ComposeFiles(folder, nodes)
+    made = ComposeFiles(folder, nodes, notes)
     for node_id in range(1, nodes + 1):
         name = host(node_id)
         if pki.needs_issue(tls, name):  # missing, or ending within pki.RENEW_DAYS: a node's starts with it

@@ -650,3 +650,25 @@ def test_the_nodes_offer_only_aead_suites_with_forward_secrecy(deploy: Path) -> 
     for suite in suites:
         assert suite.endswith(("_GCM_SHA256", "_GCM_SHA384", "_POLY1305_SHA256")), suite
         assert suite.startswith(("TLS_AES_", "TLS_CHACHA20_", "TLS_ECDHE_ECDSA_WITH_")), suite
+
+
+def test_a_kept_node_password_is_dropped_with_a_note_saying_how_to_delete_its_login(tmp_path: Path) -> None:
+    """A deployment formatted when the nodes logged in by password kept kafka-node's in secrets.json: compose-files
+    removes it from the file (0600 still, the admin's kept), and says once, in one line, to restart every node
+    together and then delete that SCRAM login with Kafka's tool over the internal port by the nodes' certificate."""
+    deploy = tmp_path / "deploy"
+    assert compose.write(deploy).notes == ()
+    secrets_file = deploy / "secrets.json"
+    kept = json.loads(secrets_file.read_text())
+    secrets_file.write_text(json.dumps({**kept, "kafka-node": "old-node-password-1"}))
+    for n in NODES:
+        (deploy / n / "data" / "meta.properties").write_text("version=1\n")
+    notes = compose.write(deploy).notes
+    assert json.loads(secrets_file.read_text()) == kept
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert len(notes) == 1 and "\n" not in notes[0] and "old-node-password-1" not in notes[0]
+    assert "docker compose stop kafka-1 kafka-2 kafka-3" in notes[0] and "not one at a time" in notes[0]
+    assert ("docker compose exec kafka-1 /opt/kafka/bin/kafka-configs.sh --bootstrap-server kafka-1:9094 "
+            "--command-config /etc/puente-kafka/node-client.properties --alter --entity-type users "
+            "--entity-name kafka-node --delete-config SCRAM-SHA-512") in notes[0]
+    assert compose.write(deploy).notes == ()
