@@ -189,4 +189,6 @@ def _compose_files(args: argparse.Namespace) -> int:
           "  PUENTE_UID=$(id -u) PUENTE_GID=$(id -g) docker compose up -d\n"
           "  puente kafka compose-files    # again, once the nodes have started: removes the first logins' file, "
           "which holds the admin's password")
+    for note in made.notes:
+        say(f"puente kafka compose-files: note: {note}", file=sys.stderr)
     return 0
