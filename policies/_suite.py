@@ -24,6 +24,7 @@ from policies._decide import (
     NOT_COVERED,
     ORIGINATOR_FOREIGN,
     RELEASABILITY,
+    UNKNOWN_AREA,
     UNKNOWN_CAVEAT,
     UNKNOWN_CLASSIFICATION,
     UNKNOWN_CONSENT,
@@ -45,10 +46,11 @@ from puente.errors import CodecError, PolicyError
 # Only for the pseudonyms suites compute; not a secret, and never the broker's key.
 SUITE_KEY = b"puente-policy-suite-key--not-a-secret"
 
-# Checks any valid alert can trigger; a suite should exercise each one at least once.
+# Checks any valid alert can trigger; a suite should exercise each one at least once. Every alert type has a
+# location, so any alert can name a province or border sector the policy's areas do not list (``unknown.area``).
 _GENERIC = (
     UNKNOWN_PARTNER, UNKNOWN_CLASSIFICATION, UNKNOWN_CAVEAT, UNKNOWN_HANDLING, UNKNOWN_GRADING,
-    UNKNOWN_RELEASABLE_TO, UNKNOWN_CONSENT, UNKNOWN_ORIGINATOR, CLEARANCE, RELEASABILITY,
+    UNKNOWN_RELEASABLE_TO, UNKNOWN_CONSENT, UNKNOWN_ORIGINATOR, UNKNOWN_AREA, CLEARANCE, RELEASABILITY,
     ORIGINATOR_FOREIGN, NO_AGREEMENT, NOT_COVERED, ALERT_EXPIRED, ALERT_REVIEW_OVERDUE,
 )  # fmt: skip
 

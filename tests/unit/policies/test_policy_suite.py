@@ -92,3 +92,20 @@ def test_unexercised_rule_fails_the_command(policy_copy: Any, capsys: pytest.Cap
     policy_copy.write("agreements/pan-usa.tests.yaml", body[:start])
     assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 1
     assert "never: unknown.originator_country" in capsys.readouterr().out
+
+
+def test_unknown_area_is_a_rule_suites_must_exercise(policy_set: PolicySet) -> None:
+    """``unknown.area`` is in the rule universe (any alert has a location), and a shipped case exercises it."""
+    assert "unknown.area" in all_rules(policy_set)
+    assert "unknown.area" in run_suites(policy_set).exercised["combifron"]
+
+
+def test_a_suite_without_an_unknown_area_case_fails_the_command(policy_copy: Any,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Removing the only ``unknown.area`` case makes `puente policy test` name the rule as never exercised, exit 1."""
+    body = policy_copy.text("agreements/combifron.tests.yaml")
+    start = body.index("  - name: a province that is no code of the policy's areas")
+    end = body.index("  - name: without coordinates the labels decide")
+    policy_copy.write("agreements/combifron.tests.yaml", body[:start] + body[end:])
+    assert main(["policy", "test", "--dir", str(policy_copy.root)]) == 1
+    assert "never: unknown.area" in capsys.readouterr().out
