@@ -66,11 +66,20 @@ def _open_ended(src: PolicySources, today: date) -> list[Finding]:
 def _no_areas(src: PolicySources) -> list[Finding]:
     """A policy without ``areas.yaml``, which loads (it is optional: ``_source``), knows no province or border
     sector, so every alert naming one is withheld from every partner (rule ``unknown.area``): silently, but for
-    this finding. Reported at the file's name, since it has no line."""
-    if src.areas is not None:
-        return []
-    return [Finding(AREAS, "area", f"the policy has no {AREAS}, so it knows no province or border sector: every "
-                    "alert naming one is withheld from every partner (rule unknown.area); add the policy's areas")]
+    this finding. Reported at the file's name, since it has no line. An ``areas.yaml`` that lists no province, or
+    no border sector, loads too (no agreement need name an area) and withholds every alert naming one of that kind
+    alike: one finding for each kind it lacks, at its key (or the file's start)."""
+    if src.areas is None:
+        return [Finding(AREAS, "area", f"the policy has no {AREAS}, so it knows no province or border sector: every "
+                        "alert naming one is withheld from every partner (rule unknown.area); add the policy's areas")]
+    found = []
+    for key, listed, what in (("provinces", src.areas.model.provinces, "province"),
+                              ("border_sectors", src.areas.model.border_sectors, "border sector")):
+        if not listed:
+            found.append(Finding(src.areas.where(key), "area", f"{AREAS} lists no {what}: every alert naming one "
+                                 f"(location.{key[:-1]}) is withheld from every partner (rule unknown.area); add "
+                                 f"the policy's {key.replace('_', ' ')}"))
+    return found
 
 
 def _expired(src: PolicySources, today: date) -> list[Finding]:

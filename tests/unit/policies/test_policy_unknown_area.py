@@ -115,3 +115,26 @@ def test_lint_reports_a_policy_without_areas(policy_copy: Any) -> None:
     found = [f for f in lint(policy_copy.root, now=datetime.fromisoformat(AT)) if f.where.startswith("areas.yaml")]
     assert [f.kind for f in found] == ["area"]
     assert "withheld from every partner" in found[0].message and "unknown.area" in found[0].message
+
+
+@pytest.mark.parametrize(("kept", "lacking"), [("provinces", "border_sectors"), ("border_sectors", "provinces")])
+def test_lint_reports_an_areas_file_lacking_a_kind(policy_copy: Any, kept: str, lacking: str) -> None:
+    """An areas.yaml listing no province, or no border sector, withholds every alert naming one of that kind, so lint
+    reports it at areas.yaml, naming the kind it lacks and not the one it lists."""
+    body = policy_copy.text("areas.yaml")
+    head, rest = body.split("\nprovinces:", 1)
+    provinces, sectors = rest.split("\nborder_sectors:", 1)
+    kinds = {"provinces": "\nprovinces:" + provinces, "border_sectors": "\nborder_sectors:" + sectors}
+    policy_copy.write("areas.yaml", head + kinds[kept])
+    found = [f for f in lint(policy_copy.root, now=datetime.fromisoformat(AT)) if f.where.startswith("areas.yaml")]
+    said = {"provinces": "lists no province:", "border_sectors": "lists no border sector:"}
+    assert [f.kind for f in found] == ["area"]
+    assert said[lacking] in found[0].message and "unknown.area" in found[0].message
+
+
+def test_lint_reports_each_kind_an_empty_areas_file_lacks(policy_copy: Any) -> None:
+    """An areas.yaml with empty lists of both kinds gets one finding for each, at its line."""
+    policy_copy.write("areas.yaml", "source: none\nprecision_km: 10\nprovinces: {}\nborder_sectors: {}\n")
+    found = [f for f in lint(policy_copy.root, now=datetime.fromisoformat(AT)) if f.where.startswith("areas.yaml")]
+    assert [(f.where, f.kind) for f in found] == [("areas.yaml:3", "area"), ("areas.yaml:4", "area")]
+    assert "no province:" in found[0].message and "no border sector:" in found[1].message
