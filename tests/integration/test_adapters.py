@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -24,6 +26,7 @@ from broker.keystore import Keystore
 from schemas import AlertCodec, alert_codec, releases
 
 pytestmark = pytest.mark.kafka
+T = TypeVar("T")
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BAD = SAMPLES / "bad"
@@ -42,6 +45,14 @@ async def _adapt(env: Env, name: str, paths: list[Path]) -> Tally:
     return total
 
 
+async def _side_by_side(runs: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of ``runs``, run side by side, in order. The first to fail cancels the others (a TaskGroup), so
+    its error is the one raised, in an ExceptionGroup, rather than left behind runs that still wait on Kafka."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(run) for run in runs]
+    return [task.result() for task in tasks]
+
+
 def _samples(name: str) -> list[Path]:
     return sorted(p for p in (SAMPLES / name).iterdir() if p.is_file())
 
@@ -57,7 +68,7 @@ async def test_samples_publish_once_then_nothing_and_the_broker_accepts_them(env
         return get(name).agency, first.published
 
     # Each adapter publishes for its own agency (its own login, ingress topic and producer): run side by side.
-    published = dict(await asyncio.gather(*(twice(name) for name in ADAPTERS)))
+    published = dict(await _side_by_side(twice(name) for name in ADAPTERS))
     for agency, n in published.items():
         records = await read_topic(env.conn, env.names.ingress(agency))
         assert len(records) == n and all(r.key == r.header("puente-alert-id") for r in records)
@@ -78,7 +89,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
         return await _adapt(env, name, [BAD / name / f for f in sorted(EXPECTED[name])])
 
     # One adapter per agency, each with its own producer: the corpus of each is adapted side by side.
-    good = sum(tally.published for tally in await asyncio.gather(*(bad(name) for name in EXPECTED)))
+    good = sum(tally.published for tally in await _side_by_side(bad(name) for name in EXPECTED))
     for name, files in EXPECTED.items():
         for file, records in files.items():
             want.update((name, file, reason) for reason in records.values() if reason != "ok")
@@ -99,7 +110,7 @@ async def test_bad_records_land_in_the_dead_letter_topic_with_file_line_and_reas
         assert EXPECTED[name][file.name][number] == header(r, "puente-dlq-reason")
         if number:  # a record's dead letter carries its raw bytes, which are in the file
             assert r.value[:200] in file.read_bytes()
-    await asyncio.gather(*(bad(name) for name in EXPECTED))
+    await _side_by_side(bad(name) for name in EXPECTED)
     assert len(await adapter_dead_letters(env)) == len(dead)
 
 
