@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,6 +19,19 @@ from puente_testing import Env, cli
 from puente.dev.localkafka import LocalKafka
 
 pytestmark = pytest.mark.kafka
+LOGGED_WITHIN = 30.0  # seconds: Kafka logs a refusal before it answers, and the appender flushes each line
+
+
+async def _logged(logs: list[Path], text: str) -> bool:
+    """Whether one of the authorizer ``logs`` holds ``text``, looked for until it does or ``LOGGED_WITHIN`` passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOGGED_WITHIN
+    while True:
+        if any(log.is_file() and text in log.read_text("utf-8", "replace") for log in logs):
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
 
 
 async def test_a_denial_of_a_long_group_id_is_collected(env: Env) -> None:
@@ -35,8 +49,8 @@ async def test_a_denial_of_a_long_group_id_is_collected(env: Env) -> None:
             await consumer.commit({tp: OffsetAndMetadata(0, "")})
     finally:
         await consumer.stop()
-    logs = [str(node.folder / "logs" / "authorizer.log") for node in LocalKafka("single").nodes]
-    await asyncio.sleep(1.0)  # the log appender flushes each line; give it a moment on a loaded machine
+    logs = [node.folder / "logs" / "authorizer.log" for node in LocalKafka("single").nodes]
+    assert await _logged(logs, group), "Kafka's authorizer log never showed the refusal"
     args = ["audit", "collect-denials", "--since", began.isoformat()] + [f"--log={p}" for p in logs]
     collect = subprocess.run(cli(*args), env=env.env_vars("broker"), capture_output=True, text=True, timeout=120,
                              check=False)
