@@ -179,6 +179,7 @@ from puente.errors import (
     KafkaAccessError,
     KafkaUnavailableError,
     KeyMaterialError,
+    PuenteError,
     SignatureError,
     StoreBusy,
     StoreError,
@@ -236,6 +237,11 @@ ABORT_WAIT_S = 5.0
 aborts a transaction left open itself, after ``RECEIPT_TXN_TIMEOUT_S``): aiokafka's abort waits without end too."""
 IDLE_EXIT_S = 2.0  # a run without --follow ends once caught up and quiet this long (``Subscriber._caught_up``)
 END_WAIT_S = 10.0  # the longest a quiet run waits for Kafka to say where the feed ends, before another quiet spell
+BEHIND_NOTE_S = 30.0  # while a quiet run is not caught up, a note says why at most this often (``_still_behind``)
+BEHIND_STOP_S = 300.0
+"""The longest a run without --follow goes on through quiet spells that do not catch it up (a partition behind with
+no record coming, or Kafka not saying where the feed ends) before it stops, not caught up, with exit 4
+(``_still_behind``): a run from cron would otherwise never end. A batch read starts the count again."""
 
 
 @dataclass(frozen=True)
@@ -396,7 +402,10 @@ class Subscriber:
         self._assigned_at: float | None = None
         """The monotonic clock when the group's last assignment was set up (None: not joined yet): a run's idle
         clock starts there, never before the join, which may take longer than the quiet time (``_quiet_for``)."""
-        self._end_unknown = False  # a note said Kafka did not answer where the feed ends (``_caught_up``)
+        self._steady: Callable[[], float] = time.monotonic  # the clock of ``_still_behind`` (tests give theirs)
+        self._behind: tuple[float, float] | None = None
+        """While quiet spells end with the run not caught up: when the first did, and when a note last said why
+        (``_still_behind``); None once a batch is read or the run is caught up."""
 
     @property
     def commit_tag(self) -> str:
@@ -669,7 +678,8 @@ class Subscriber:
     async def run(self, out: TextIO | None = None, *, idle_exit_s: float | None = IDLE_EXIT_S,
                   limit: int | None = None) -> SubscribeStats:
         """Consume until caught up and quiet for ``idle_exit_s`` seconds from the group's assignment (None: for ever;
-        ``_caught_up``), or ``limit`` records."""
+        ``_caught_up``), or ``limit`` records; a run with ``idle_exit_s`` that quiet spells do not catch up for
+        ``BEHIND_STOP_S`` stops with ``KafkaUnavailableError`` (``_still_behind``)."""
         self.purge(force=True)
         receipts = producer(self.conn, f"puente-subscriber-{self.partner}", acks="all", enable_idempotence=True,
                             transactional_id=self.transactional_id,
@@ -718,8 +728,9 @@ class Subscriber:
         self._stopping.set()
 
     async def _follow(self, feed: Consumer, out: TextIO | None, receipts: Producer, chain: ChainWriter, part: int,
-                      idle_exit_s: float | None, limit: int | None) -> UnreadableFeedError | None:
-        """The feed, batch by batch, until idle, ``limit``, ``stop()`` or a record that does not open."""
+                      idle_exit_s: float | None, limit: int | None) -> PuenteError | None:
+        """The feed, batch by batch, until idle, ``limit``, ``stop()``, a record that does not open, or quiet spells
+        that do not catch it up for ``BEHIND_STOP_S`` (the last two: the error the run stops with)."""
         idle_since = time.monotonic()
         too_large = TooLarge(f"reading {self.feed_topic} for {self.partner}")
         while not self._stopping.is_set() and (limit is None or self.stats.received + self.stats.rejected < limit):
@@ -759,11 +770,15 @@ class Subscriber:
                 if feed.paused() & feed.assignment():
                     idle_since = time.monotonic()  # still setting where the assignment starts: not idle yet
                 elif idle_exit_s is not None and self._quiet_for(idle_since) > idle_exit_s:
-                    if await self._caught_up(feed, generation):
+                    verdict = await self._caught_up(feed, generation)
+                    if verdict is True:
                         break
+                    stuck = self._still_behind(verdict) if verdict is not False else None
+                    if stuck is not None:
+                        return stuck
                     idle_since = time.monotonic()  # behind, or not known: another quiet spell, then ask again
                 continue
-            idle_since = time.monotonic()
+            idle_since, self._behind = time.monotonic(), None
             async with self._busy:
                 if generation != self._generation:
                     continue  # revoked meanwhile: the records come again from the committed offsets
@@ -788,16 +803,17 @@ class Subscriber:
             return 0.0
         return time.monotonic() - max(idle_since, self._assigned_at)
 
-    async def _caught_up(self, feed: Consumer, generation: int) -> bool:
+    async def _caught_up(self, feed: Consumer, generation: int) -> bool | str:
         """Whether a quiet run may end: every feed partition assigned has been read, applied and committed up to where
         its committed records end as Kafka answers now (the feed consumer is read_committed: its ``end_offsets`` are
         the last stable offsets), and nothing else is due. Why: quiet alone is no proof of being caught up, since a
         fetch may be slow to come back (a busy node, a long fetch wait) while records wait unread, and a run that
         ends then leaves them for the next. Every batch handed out is applied and committed before the next fetch
         (``_follow``), so the position the consumer reached (past transaction markers and aborted records) is what
-        this subscriber applied and committed. False, for another quiet spell: any partition behind; an assignment
-        that changed, or set where it starts, while Kafka was asked; Kafka not answering (a note says so, once); or
-        a time Kafka is to vouch for before the purge (``_time_wanted``), which the loop's next turn asks for."""
+        this subscriber applied and committed. Otherwise, for another quiet spell: why, when it is a partition
+        behind (which, by how much) or Kafka not answering (which ``_still_behind`` bounds); False when it is an
+        assignment that changed, or set where it starts, while Kafka was asked, or a time Kafka is to vouch for
+        before the purge (``_time_wanted``), which the loop's next turn asks for."""
         if self._time_wanted():
             return False
         assigned = feed.assignment()
@@ -807,18 +823,40 @@ class Subscriber:
             async with asyncio.timeout(END_WAIT_S):
                 ends = await feed.end_offsets(sorted(assigned))
         except (ClientError, TimeoutError) as exc:
-            if not self._end_unknown:
-                self._end_unknown = True
-                self.on_note(f"Kafka did not say where {self.feed_topic} ends ({type(exc).__name__}): the run goes "
-                             "on reading until it does, and ends only once caught up")
-            return False
+            return f"Kafka did not say where {self.feed_topic} ends ({type(exc).__name__})"
         if generation != self._generation or feed.assignment() != assigned or feed.paused() & assigned:
             return False
-        for tp in assigned:
+        behind = []
+        for tp in sorted(assigned):
             view = fetch_view(feed, tp)
-            if view is None or view.position is None or tp not in ends or view.position < ends[tp]:
-                return False
-        return True
+            if view is None or view.position is None or tp not in ends:
+                behind.append(f"{tp.topic}[{tp.partition}] (position unknown)")
+            elif view.position < ends[tp]:
+                behind.append(f"{tp.topic}[{tp.partition}] ({ends[tp] - view.position} record(s) behind, at "
+                              f"{view.position} of {ends[tp]})")
+        return f"{', '.join(behind)} not read up to where Kafka says it ends" if behind else True
+
+    def _still_behind(self, why: str) -> KafkaUnavailableError | None:
+        """A quiet spell ended with the run not caught up, for ``why``: a note says so once that has lasted
+        ``BEHIND_NOTE_S``, and again at most that often; once it has lasted ``BEHIND_STOP_S``, the error the run
+        stops with (``KafkaUnavailableError``, exit 4) after handing its partitions over: never as if caught up.
+        Why: a run without --follow (from cron) whose partition stays behind with no record coming, or whose Kafka
+        never says where the feed ends, would read on for ever; what it applied is committed, so the next run goes
+        on from there."""
+        now = self._steady()
+        if self._behind is None:
+            self._behind = (now, now)
+        since, noted = self._behind
+        if now - since >= BEHIND_STOP_S:
+            return KafkaUnavailableError(
+                f"{self.partner}'s subscriber stopped, not caught up after {now - since:.0f} s of quiet: {why}; what "
+                f"it read is applied and committed: check that the Kafka nodes at {self.conn.bootstrap} are up and "
+                f"lead {self.feed_topic}'s partitions, then run again")
+        if now - noted >= BEHIND_NOTE_S:
+            self._behind = (since, now)
+            self.on_note(f"quiet for {now - since:.0f} s but not caught up: {why}; reading on, and stopping (exit 4) "
+                         f"if still not caught up after {BEHIND_STOP_S:.0f} s")
+        return None
 
     async def _resume(self, feed: Consumer, assigned: set[TopicPartition]) -> None:
         """Set where each newly assigned feed partition is read from (``resume_at``; the caller has paused them and

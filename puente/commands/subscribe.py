@@ -14,7 +14,7 @@ from typing import TextIO
 
 from broker.access import partner_principal
 from broker.credentials import require_party
-from broker.partner import IDLE_EXIT_S, Subscriber, open_copy, subscriber_for
+from broker.partner import BEHIND_STOP_S, IDLE_EXIT_S, Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
 from policies import DEFAULT_INSTANCE
@@ -52,7 +52,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     until.add_argument("--exit-when-idle", type=seconds(0.1, 7 * 86400), default=IDLE_EXIT_S, metavar="SECONDS",
                        help="stop once the feed has been quiet this long, counted from joining the partner's group, "
                             "and every committed record Kafka holds for the partitions read has been applied and "
-                            f"receipted; while any is left it reads on (default {IDLE_EXIT_S:g})")
+                            "receipted; while any is left it reads on, and once quiet spells have not caught it up "
+                            f"for {BEHIND_STOP_S:g} s (a partition behind with no record coming, Kafka not saying "
+                            f"where the feed ends) it stops with exit 4, naming why (default {IDLE_EXIT_S:g})")
     subs.add_argument("--accept-gap", action="store_true",
                       help="when the feed no longer holds records this partner had not read (deleted by retention), "
                            "read on from its first record, naming what was skipped; default: stop (exit 1)")
