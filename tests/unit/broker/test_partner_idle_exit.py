@@ -174,3 +174,19 @@ async def test_a_record_read_starts_the_count_of_quiet_spells_behind_again(monke
     fake, stopped, _ = await _run(monkeypatch, notes, step=10.0, end=3, every=20)
     assert stopped is None and fake.handed == 3 and fake.fetches == 61
 
+
+async def test_an_assignment_that_changes_while_kafka_is_asked_is_another_quiet_spell(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partition 1 joins the assignment while Kafka says where partition 0 ends: the answer, of partition 0 alone, is
+    no proof of being caught up; the run asks again at the next quiet spell, and ends then."""
+    notes: list[str] = []
+    fake, stopped, _ = await _run(monkeypatch, notes, end=0, grow=True)
+    assert stopped is None and fake.asked == 2 and fake.fetches == 2
+
+
+async def test_a_time_due_for_kafka_to_vouch_for_is_asked_before_the_run_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge held an alert back during the first fetch (a time ask due, none made): the quiet spell does not end
+    the run; the next turn has Kafka vouch for a time, and the run ends at the quiet spell after."""
+    notes: list[str] = []
+    fake, stopped, asked_time = await _run(monkeypatch, notes, end=0, defer=1)
+    assert stopped is None and asked_time == [1] and fake.fetches == 2 and fake.asked == 1
