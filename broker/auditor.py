@@ -1134,7 +1134,10 @@ def _authorizer_lines(path: Path) -> Iterator[str | CutLine]:
     dropped), read line by line from a regular file (``open_regular``), so a log of any size is never held
     whole; a line longer than ``_LOG_LINE`` bytes is read through to its end and given as a ``CutLine`` (its start,
     with the whole line's length and hash), never passed over: ``denial`` still records it when it says a request
-    was denied."""
+    was denied. A last line not ended by ``\n`` is not given: Kafka may be writing it (a line longer than its log
+    library's buffer reaches the file in parts), and read now it would be recorded once cut (unparsed) and again,
+    whole, by the next run; the next run reads it whole (after a crash mid-line, with the next message Kafka
+    appends to it)."""
     with open_regular(path) as fh:
         while raw := fh.readline(_LOG_LINE):
             if not raw.endswith(b"\n") and len(raw) == _LOG_LINE:
@@ -1143,11 +1146,15 @@ def _authorizer_lines(path: Path) -> Iterator[str | CutLine]:
                     length += len(raw)
                     digest.update(raw)
                     raw = fh.readline(_LOG_LINE)
+                if not raw:
+                    return  # the file ends inside this line: not yet written whole
                 whole = raw.removesuffix(b"\n").removesuffix(b"\r")
                 length += len(whole)
                 digest.update(whole)
                 yield CutLine(head.decode("utf-8", "replace")[:_CUT_HEAD], length, digest.hexdigest())
                 continue
+            if not raw.endswith(b"\n"):
+                return  # the file ends inside this line: not yet written whole
             yield from log_lines(raw.removesuffix(b"\n").decode("utf-8", "replace"))
 
 

@@ -88,3 +88,21 @@ def test_long_odd_and_unreadable_denials_are_all_collected_once(
     assert all(e["principal"] == "User:mallory" and e["resource"] == "?" for e in unparsed)
     audit_topics[NAMES.denials] = list(sent)
     assert _collect(monkeypatch, log) == (0, [])
+
+
+@pytest.mark.parametrize("size", [400, 300_000])
+def test_a_denial_kafka_is_still_writing_is_collected_once_whole(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_topics: dict[str, list[bytes]], size: int) -> None:
+    """A run that meets a denial only partly written (a long line reaches the file in parts) leaves it for the next
+    run, which records it once, whole: never first as an unparsed piece, then again."""
+    audit_topics[NAMES.denials] = []
+    line = _line("User:partner-COL", "g" * size)
+    log = tmp_path / "authorizer.log"
+    log.write_text(line[:len(line) * 2 // 3], encoding="utf-8")
+    assert _collect(monkeypatch, log) == (0, [])
+    log.write_text(line + "\n", encoding="utf-8")
+    added, sent = _collect(monkeypatch, log)
+    assert added == 1
+    entries = [e for block in sent for e in json.loads(block)["entries"]]
+    assert len(entries) == 1 and entries[0]["principal"] == "User:partner-COL"
+    assert entries[0].get("unparsed", False) is (size > 256 * 1024)  # a line past what is held whole is given cut
