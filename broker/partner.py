@@ -1402,6 +1402,10 @@ class Subscriber:
         agreement = (rec.header(wire.AGREEMENT) or b"").decode("utf-8", "replace")[:100] or None
         unread = None
         version: int | None = None
+        # A record that does not open gets a receipt without its policy header (anyone's text until the record
+        # opens, which the partner's checkpoint would otherwise sign); its alert id header stays, for auditors bind
+        # the place to it (``broker.audit.receipts``).
+        policy = ""
         opened_here = False  # opened, and of an alert this store holds or held (not another store's)
         end = self._passed_by_another(rec.topic, rec.partition, rec.offset)
         try:
@@ -1456,6 +1460,7 @@ class Subscriber:
         else:
             self.stats.received += 1
             version = delivery.version
+            policy = (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100]  # verified as the record opened
             self._note_broker_key(opened, now, keys_seen)
             status, applied = self._apply(delivery, now)
             passed_on = applied is not None and applied.passed_on
@@ -1484,8 +1489,7 @@ class Subscriber:
                                  f"writes none: {RECALL_PASSED_ON}, no acknowledgement; the copy it went to must "
                                  "apply the recall (delete the alert)")
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
-        await self._receipt(producer, chain, part, where, status, alert_id or None, version,
-                            (rec.header(wire.POLICY) or b"").decode("utf-8", "replace")[:100])
+        await self._receipt(producer, chain, part, where, status, alert_id or None, version, policy)
         return unread
 
     async def _receipt(self, producer: Producer, chain: ChainWriter, part: int, where: str, status: str,
