@@ -14,6 +14,7 @@ from typing import TextIO
 
 from broker.access import partner_principal
 from broker.credentials import require_party
+from broker.keystore import Holder, holder_path
 from broker.partner import BEHIND_STOP_S, IDLE_EXIT_S, Subscriber, open_copy, subscriber_for
 from broker.partner_store import default_store_path
 from broker.private_files import PrivateFile
@@ -21,7 +22,7 @@ from policies import DEFAULT_INSTANCE
 from puente import logs
 from puente.commands import store as store_commands
 from puente.commands._common import Subparsers, given_folder, kafka, kafka_options, run, say, seconds, settings
-from puente.errors import PuenteError
+from puente.errors import ConfigError, PuenteError
 from puente.signals import on_stop_signals
 
 
@@ -89,6 +90,21 @@ def _place(text: str) -> str:
     return text
 
 
+def _own_folder(keys: Path, partner: str, store: Path) -> None:
+    """Refuse a ``--store`` inside another partner's keys folder (``holder_path``): that folder (0700) is the other
+    partner's, and a store of decrypted alerts made there would be readable by whoever holds it, and mistaken for
+    its own. Paths are compared resolved, so a link or ``..`` does not hide the folder."""
+    own = holder_path(keys, Holder.PARTNER, partner).resolve()
+    partners = own.parent
+    try:
+        inside = store.resolve().relative_to(partners).parts
+    except ValueError:
+        return
+    if len(inside) > 1 and partners / inside[0] != own:
+        raise ConfigError(f"--store {store} lies in {partners / inside[0]}, another partner's keys folder, not "
+                          f"{partner}'s ({own}): name a file in {partner}'s folder or outside the partners' folders")
+
+
 async def _follow(sub: Subscriber, out: TextIO | None, idle_exit_s: float | None) -> None:
     """Run the subscriber until caught up and idle for ``idle_exit_s`` (None: until stopped); SIGTERM and Ctrl-C
     finish its batch in flight, hand its partitions over, and stop (a second one stops it at once:
@@ -106,6 +122,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     # A store or --out file named is checked here, before Kafka: the store would be made, folders and all.
     if args.store is not None:
         given_folder("--store", args.store)
+        _own_folder(cfg.keys, args.partner, args.store)
     store = args.store or default_store_path(cfg.keys, args.partner)
     if args.out is not None and str(args.out) != "-":
         given_folder("--out", args.out)
