@@ -220,6 +220,15 @@ class SlotState:
     def busy(self) -> bool:
         return bool(self.queue) or (self.task is not None and not self.task.done())
 
+    def stands(self, processed: int | None, seen: FetchView | None) -> int | None:
+        """Where the slot stands in its partition: ``processed``, the offset after the last record it took as the
+        caller counts it (``done_to`` or ``next_offset``), or, with nothing queued or in flight, the consumer's
+        position (``seen``) if that is further: all before it is processed or is a transaction marker or an aborted
+        record (an offset but no record a batch takes), which would otherwise count as behind. None: neither known."""
+        if not self.busy and seen is not None and seen.position is not None:
+            return max(processed or 0, seen.position)
+        return processed
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -1556,9 +1565,9 @@ class BrokerWorker:
 
         The ends are the last stable offsets: the group consumer reads ``read_committed``, and aiokafka asks for its
         partitions' ends at its own isolation level, so a transaction still open on an ingress partition holds its
-        end where the worker can read to. A slot stands at the offset after the last record a committed transaction
-        of it took (``done_to``), or, with nothing queued or in flight, at the consumer's position if that is further
-        (past transaction markers and aborted records, which no batch takes). The ingress topics are all the group
+        end where the worker can read to. A slot stands (``SlotState.stands``) at the offset after the last record a
+        committed transaction of it took (``done_to``), or at the consumer's position if that is further (past
+        transaction markers and aborted records, which no batch takes). The ingress topics are all the group
         consumer reads: a slot's audit and lifecycle partitions are read back whole before it is loaded."""
         if self._joining or (self._loading is not None and not self._loading.done()):
             return False
@@ -1579,8 +1588,7 @@ class BrokerWorker:
             state = self._owned.get(tp)
             if state is None or state.busy:
                 return False
-            seen = fetch_view(group, tp)
-            stands = max(state.done_to or 0, seen.position if seen is not None and seen.position is not None else 0)
+            stands = state.stands(state.done_to, fetch_view(group, tp)) or 0
             behind += max(0, ends.get(tp, stands + 1) - stands)
         if behind:
             log.info("idle exit put off: records not processed yet", lag=behind, count=len(assigned))
@@ -1754,11 +1762,7 @@ class BrokerWorker:
         self.metrics.fetch_age(tp.topic, tp.partition, 0.0 if state.paused else max(0.0, now - since))
         if seen.end is None:
             return 0, None
-        done_to = state.next_offset
-        if not state.busy and seen.position is not None:
-            # Nothing queued or in flight: all before the position is processed or is a
-            # transaction marker (an offset but no record), which would otherwise count as lag.
-            done_to = max(done_to or 0, seen.position)
+        done_to = state.stands(state.next_offset, seen)
         if done_to is None:
             return 0, answered
         behind = max(0, seen.end - done_to)

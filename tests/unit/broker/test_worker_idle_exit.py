@@ -167,3 +167,17 @@ async def test_a_worker_that_cannot_learn_the_ends_goes_on_without_failing(monke
     assert (group.fetches, group.asked) == (BOUND, 13)
     put_off = [event for event, _ in lines if event.startswith("idle exit")]
     assert put_off == ["idle exit put off: the partitions' ends not known"] * 13
+
+
+def test_a_slot_stands_at_the_consumers_position_only_with_nothing_queued() -> None:
+    """Where a slot stands (the idle exit's and the lag's measure): what it processed, or the consumer's position if
+    further once nothing is queued or in flight (what lies between is markers and aborted records); None when
+    neither is known."""
+    state = SlotState(TP, 0, HeldProducer(), ChainWriter("t.audit", 0), ReplayWindow(7))  # type: ignore[arg-type]
+    assert state.stands(None, None) is None
+    assert state.stands(5, FetchView(None, 9, None)) == 5
+    assert state.stands(5, FetchView(7, 9, None)) == 7
+    assert state.stands(None, FetchView(7, 9, None)) == 7
+    assert state.stands(8, FetchView(7, 9, None)) == 8
+    state.queue.append(object())
+    assert state.stands(5, FetchView(7, 9, None)) == 5
