@@ -128,7 +128,8 @@ COMMIT_EVERY_S = 0.2
 CAUGHT_UP_WAIT_S = 10.0
 """The longest the idle exit's question to Kafka (each assigned partition's end: ``BrokerWorker._caught_up``) may
 take. Past it, or failing, the worker is not known to be caught up: it goes on, and asks again after another quiet
-period. Asked only once the worker has been quiet that long, so the main loop it holds meanwhile has nothing queued."""
+period. Asked only once the worker has been quiet that long, so the main loop it holds meanwhile has nothing queued;
+a stop (SIGTERM) does not wait for the answer."""
 QUIET_AFTER_S = 1.0
 QUIET_FETCH_WAIT_MS = 100
 """A worker that has read nothing for ``QUIET_AFTER_S`` long-polls instead of gathering: its fetches wait up to
@@ -1575,13 +1576,12 @@ class BrokerWorker:
         if any(tp not in self._owned or self._owned[tp].busy for tp in assigned):
             return False
         try:
-            async with asyncio.timeout(CAUGHT_UP_WAIT_S):
-                ends = await group.end_offsets(assigned)
+            ends = await self._ends_unless_stopped(group, assigned)
         except Exception as exc:  # noqa: BLE001 - not knowing is not caught up: the worker goes on and asks again
             log.info("idle exit put off: the partitions' ends not known", count=len(assigned),
                      error=f"{type(exc).__name__}: {exc}"[:300])
             return False
-        if self._joining or sorted(group.assignment()) != assigned:
+        if ends is None or self._joining or sorted(group.assignment()) != assigned:
             return False  # a rebalance meanwhile: the ends asked are of partitions no longer all this worker's
         behind = 0
         for tp in assigned:
@@ -1593,6 +1593,27 @@ class BrokerWorker:
         if behind:
             log.info("idle exit put off: records not processed yet", lag=behind, count=len(assigned))
         return not behind
+
+    async def _ends_unless_stopped(self, group: Consumer, tps: list[TopicPartition],
+                                   ) -> dict[TopicPartition, int] | None:
+        """Kafka's end of each of ``tps`` (``_caught_up``), or None once the worker is asked to stop: a stop never
+        waits for the answer, nor is taken for being caught up. TimeoutError past ``CAUGHT_UP_WAIT_S``."""
+        ask = asyncio.ensure_future(group.end_offsets(tps))
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((ask, stop), timeout=CAUGHT_UP_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (ask, stop):
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # seen here, never "never retrieved" (an answer failing as the stop came)
+        if self._stopping.is_set():
+            return None
+        if not ask.done() or ask.cancelled():
+            raise TimeoutError(f"Kafka did not answer within {CAUGHT_UP_WAIT_S:g}s")
+        ends: dict[TopicPartition, int] = ask.result()
+        return ends
 
     def _fetching(self, group: Consumer, gathering: bool) -> None:
         """Set how the group consumer's next fetches wait: gathering records while they come (the settings), or a

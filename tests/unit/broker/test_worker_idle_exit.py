@@ -181,3 +181,30 @@ def test_a_slot_stands_at_the_consumers_position_only_with_nothing_queued() -> N
     assert state.stands(8, FetchView(7, 9, None)) == 8
     state.queue.append(object())
     assert state.stands(5, FetchView(7, 9, None)) == 5
+
+
+async def test_a_stop_while_kafka_is_asked_for_the_ends_does_not_wait_for_the_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is stopped (SIGTERM) while its question of the partitions' ends is unanswered: it returns without
+    waiting for the answer, nor for ``CAUGHT_UP_WAIT_S``, counted in turns of the event loop, not in time."""
+    monkeypatch.setattr("broker.worker.CAUGHT_UP_WAIT_S", 3600.0)
+    worker, group, lines = _quiet(monkeypatch, stands=5, end=5, position=5)
+    answered = asyncio.Event()
+
+    async def stopped_meanwhile(tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        worker.stop()
+        await answered.wait()
+        return dict.fromkeys(tps, 5)
+
+    group.answer = stopped_meanwhile
+    run = asyncio.create_task(worker.run([TP.topic], idle_exit_s=1.0))
+    for _ in range(1000):
+        if run.done():
+            break
+        await asyncio.sleep(0)
+    waited_for_the_answer = not run.done()
+    answered.set()
+    await run
+    assert not waited_for_the_answer
+    assert group.asked == 1
+    assert not [event for event, _ in lines if event.startswith("idle exit")]
