@@ -467,8 +467,7 @@ EMPTIED_REMEDY = {
                "collect-denials --new-chain` begins a new chain",
     "decisions": "if retention took them, the broker's next start (`puente broker run`) begins a new chain there "
                  "with a GAP entry saying so, once its ingress partition has a committed offset",
-    "receipts": "the partner's next receipt starts the partition again (a new chain stating the log start it began "
-                "after, else a finding: ``NEW_CHAIN_MARKS``); until then it stays not checked here, and "
+    "receipts": "the partner's next receipt starts the partition again; until then it stays not checked here, and "
                 "only an audit index that read those receipts before they went (`puente audit index`) judges it, by "
                 "the receipts topic's retention.ms",
 }
