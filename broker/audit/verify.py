@@ -52,7 +52,6 @@ from broker.audit.chain import (
     chain_owner,
     checkpoint_payload,
     last_ingress,
-    listed,
     sealed,
     shown,
     unresolved_decisions,
@@ -419,27 +418,6 @@ def emptied(retention: Retention, appended_ms: int | None, newest_ms: int | None
     if prev is not None and int(prev.timestamp() * 1000) >= since:
         return True
     return None
-
-
-NEW_CHAIN_MARKS = {
-    "decisions": "a new chain's first block holds a GAP entry of reason audit-expired or audit-deleted",
-    "receipts": "a new chain's first receipt states new_chain_after, the partition's log start when it began",
-}
-"""What the first record of a chain begun anew in a partition whose log starts past offset 0 states, per what the
-partition holds (``new_chain_marked``)."""
-
-
-def new_chain_marked(doc: dict[str, Any], holds: str | None, offset: int) -> bool:
-    """Whether ``doc``, a chain's record at seq 0 at ``offset``, states that its chain began anew after the records
-    before the partition's log start went (``NEW_CHAIN_MARKS``). The broker's block says so with its GAP entry
-    (``broker.worker``, when a slot's partition held no block); a receipt with ``new_chain_after``: the log start
-    its subscriber saw, above 0 and no later than the record itself."""
-    if holds == "decisions":
-        return any(isinstance(e, dict) and e.get("kind") == "GAP" and e.get("reason") in ("audit-expired",
-                                                                                           "audit-deleted")
-                   for e in listed(doc.get("entries")))
-    mark = doc.get("new_chain_after")
-    return holds == "receipts" and type(mark) is int and 0 < mark <= offset
 
 
 def emptied_deleted(topic: str, partition: int, log_start: int, chain: str | None, seq: Any, kept: int | None,
@@ -1440,9 +1418,6 @@ class PartitionWalk:
         self.settled: list[Finding] = []
         self.given_up: list[str] = []  # the chains whose states were dropped at this record (``MAX_CHAINS``)
         self.prunes = prunes
-        # A fresh walk (no chain states given) reads the partition from its log start: until its first record, a
-        # chain starting at seq 0 is the first record held there (``_restarted``).
-        self._at_log_start = not self.chains
         self._max_chains = max(2, max_chains)
         self._owned: dict[str, int] = {}  # chains held per owner: an owner none is held for keeps no key order
         self._owners_ahead = False  # ``feed``: this record is a break signed with a key that may sign its chain
@@ -1556,8 +1531,6 @@ class PartitionWalk:
         if self.log_start > 0 and state.records == 0 and state.seq == 0 and seq > 0:
             # Records before the log start were deleted (retention): the chain now starts here (class docstring).
             state.seq, state.prev, state.first_seq = seq, prev, seq
-        restarted = self._at_log_start and state.records == 0 and seq == 0 and self._restarted(doc, offset)
-        self._at_log_start = False
         state.records += 1
         label = f"chain {plain(chain)} " if chain is not None else ""
         signed = "sig" in doc or doc.get("kind") in _SIGNED_KINDS
@@ -1598,8 +1571,6 @@ class PartitionWalk:
             self._main(offset, doc, seq, prev, claimed, chain, state, signed, sound, flag)
         if self.retention is not None and not found and seq == state.first_seq > 0:
             found.extend(self._start_check(offset, doc, self.retention))
-        if restarted and not found:
-            found.append(self._restart_finding(offset, chain))
         if self.pruned and not self.prunes:
             # A reader that holds a chain's waiting records as one lot cannot tell the branches apart: it
             # takes none of them (the chain is cut) and the forks are findings at the settling record.
@@ -1607,24 +1578,6 @@ class PartitionWalk:
             found.extend(f for f in self.settled if not isinstance(f, ChainFinding))
             self.pruned, self.settled = {}, [f for f in self.settled if isinstance(f, ChainFinding)]
         return doc, found
-
-    def _restarted(self, doc: dict[str, Any], offset: int) -> bool:
-        """Whether a chain at seq 0, the first record held of a partition whose log starts past offset 0, says
-        nothing of the records before it: a chain begun anew there states it (``NEW_CHAIN_MARKS``); one that does
-        not may have had its records deleted (DeleteRecords) and begun again at seq 0, which nothing else shows.
-        Only the decisions and the receipts are judged: the denials' and the queries' new chains (``--new-chain``)
-        state nothing yet. A chain at seq 0 after other records held (a subscriber instance added later) is not."""
-        if self.log_start <= 0 or self.holds not in ("decisions", "receipts"):
-            return False
-        return not new_chain_marked(doc, self.holds, offset)
-
-    def _restart_finding(self, offset: int, chain: str | None) -> StartFinding:
-        label = f"chain {plain(chain)}" if chain is not None else "the chain"
-        return StartFinding(self.topic, self.partition, offset, (
-            f"{label} starts at seq 0 at offset {offset}, the first record held, but the partition's log starts at "
-            f"offset {self.log_start} and that record does not say a new chain began after the records before it "
-            f"went ({NEW_CHAIN_MARKS[self.holds or '']}): its earlier records may have been deleted (DeleteRecords) "
-            "and the chain begun again; restore the topic, or check that retention took them"))
 
     def _start_check(self, offset: int, doc: dict[str, Any], retention: Retention) -> list[Finding]:
         """The start check of a chain whose first records are no longer held (``first_seq``), at its first record
