@@ -130,6 +130,11 @@ CAUGHT_UP_WAIT_S = 10.0
 take. Past it, or failing, the worker is not known to be caught up: it goes on, and asks again after another quiet
 period. Asked only once the worker has been quiet that long, so the main loop it holds meanwhile has nothing queued;
 a stop (SIGTERM) does not wait for the answer."""
+PUT_OFF_WARN_S = 30.0
+"""Once the idle exit has been put off this long since the worker's last record (behind on a partition it cannot read
+on, or Kafka not answering the question), its note of why (``BrokerWorker._put_off``) is a warning, at most once this
+often: such a worker runs on rather than exit as if done, and an operator waiting for it to end must learn why."""
+PUT_OFF_LISTED = 3  # partitions behind a put-off note spells out; it counts the rest
 QUIET_AFTER_S = 1.0
 QUIET_FETCH_WAIT_MS = 100
 """A worker that has read nothing for ``QUIET_AFTER_S`` long-polls instead of gathering: its fetches wait up to
@@ -431,6 +436,8 @@ class BrokerWorker:
         self._lock = asyncio.Lock()
         self._failure: BaseException | None = None  # the first error of a slot's loop, raised by the main loop
         self._joined_at: float | None = None
+        self._put_off_at: float | None = None  # the idle exit's first put-off since the last record (``_put_off``)
+        self._put_off_warned = float("-inf")  # when ``_put_off`` last warned
         self._stopping = asyncio.Event()
         # A bound on the slot transactions open at once (PUENTE_MAX_CONCURRENT_TXNS): fewer commit
         # sooner and let the slots waiting gather larger batches; more overlap their round trips.
@@ -1404,7 +1411,8 @@ class BrokerWorker:
         of the last record and the last join of the group), and then, asked of Kafka at that moment, every record
         committed to each partition assigned here processed (``_caught_up``). Quiet alone is not enough: on a loaded
         machine a fetch can take longer than the quiet time, and the worker would stop with records unread. Not
-        caught up, or Kafka not answering the question, it goes on, and asks again after another quiet period.
+        caught up, or Kafka not answering the question, it goes on, and asks again after another quiet period; put
+        off that way for ``PUT_OFF_WARN_S``, it warns, naming why, once per ``PUT_OFF_WARN_S`` (``_put_off``).
 
         A retriable Kafka error (a fenced producer after a rebalance, a broker failing over, Kafka
         out of reach for a while) aborts the transaction in flight; the worker then leaves the
@@ -1524,6 +1532,7 @@ class BrokerWorker:
                 too_large.took_batch(batch)  # a cut now behind is forgotten: met again later, it counts from none
                 if batch:
                     idle_since = time.monotonic()
+                    self._put_off_at = None
                     async with self._lock:  # a join in progress finishes loading the slots first
                         self._dispatch(group, batch)
                 elif any(state.busy for state in self._owned.values()):
@@ -1578,21 +1587,40 @@ class BrokerWorker:
         try:
             ends = await self._ends_unless_stopped(group, assigned)
         except Exception as exc:  # noqa: BLE001 - not knowing is not caught up: the worker goes on and asks again
-            log.info("idle exit put off: the partitions' ends not known", count=len(assigned),
-                     error=f"{type(exc).__name__}: {exc}"[:300])
+            self._put_off("idle exit put off: the partitions' ends not known", count=len(assigned),
+                          error=f"{type(exc).__name__}: {exc}"[:300])
             return False
         if ends is None or self._joining or sorted(group.assignment()) != assigned:
             return False  # a rebalance meanwhile: the ends asked are of partitions no longer all this worker's
-        behind = 0
+        behind = {}
         for tp in assigned:
             state = self._owned.get(tp)
             if state is None or state.busy:
                 return False
             stands = state.stands(state.done_to, fetch_view(group, tp)) or 0
-            behind += max(0, ends.get(tp, stands + 1) - stands)
+            if (lag := ends.get(tp, stands + 1) - stands) > 0:
+                behind[tp] = lag
         if behind:
-            log.info("idle exit put off: records not processed yet", lag=behind, count=len(assigned))
+            listed = [f"{tp.topic}[{tp.partition}]: {lag} behind" for tp, lag in list(behind.items())[:PUT_OFF_LISTED]]
+            if (more := len(behind) - PUT_OFF_LISTED) > 0:
+                listed.append(f"and {more} more partition(s)")
+            self._put_off("idle exit put off: records not processed yet", lag=sum(behind.values()),
+                          count=len(assigned), waiting_for="; ".join(listed))
         return not behind
+
+    def _put_off(self, event: str, **fields: Any) -> None:
+        """Log why the idle exit is put off (``_caught_up``), at each quiet deadline: a note, or a warning once it
+        has been put off ``PUT_OFF_WARN_S`` (counted from its first put-off since the worker's last record), at most
+        once per ``PUT_OFF_WARN_S``. Each says how long it has been put off (``waited_s``)."""
+        now = time.monotonic()
+        if self._put_off_at is None:
+            self._put_off_at = now
+        waited = now - self._put_off_at
+        if waited >= PUT_OFF_WARN_S and now - self._put_off_warned >= PUT_OFF_WARN_S:
+            self._put_off_warned = now
+            log.warning(event, waited_s=round(waited, 1), **fields)
+        else:
+            log.info(event, waited_s=round(waited, 1), **fields)
 
     async def _ends_unless_stopped(self, group: Consumer, tps: list[TopicPartition],
                                    ) -> dict[TopicPartition, int] | None:

@@ -30,13 +30,14 @@ BOUND = 40  # fetches after which the test stops a worker that has not exited by
 class QuietGroup:
     """A group consumer whose first fetch joins the worker with slot 0 standing at ``stands`` (its last committed
     transaction's end), and whose fetches bring nothing; Kafka's end of the partition is ``end``. Each fetch moves
-    the fake clock on ``FETCH_S``; the ``BOUND``-th stops the worker. ``answer`` stands in for Kafka's answer to
-    the question of the partition's end (a coroutine function of the partitions asked)."""
+    the fake clock on ``FETCH_S``; the ``bound``-th (``BOUND`` unless set) stops the worker. ``answer`` stands in for
+    Kafka's answer to the question of the partition's end (a coroutine function of the partitions asked)."""
 
     def __init__(self, worker: BrokerWorker, clock: list[float], stands: int, end: int) -> None:
         self.worker, self.clock, self.stands, self.end = worker, clock, stands, end
         self.fetches = 0
         self.asked = 0
+        self.bound = BOUND
         self.answer: Any = self._ends
 
     async def _ends(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
@@ -58,7 +59,7 @@ class QuietGroup:
             self.worker._owned[TP] = state
             self.worker._joined(0, 1, self.clock[0], {})
         self.clock[0] += FETCH_S
-        if self.fetches == BOUND:
+        if self.fetches == self.bound:
             self.worker.stop()
         return {}
 
@@ -111,7 +112,8 @@ async def test_a_quiet_worker_with_records_unread_at_the_partitions_end_does_not
     await worker.run([TP.topic], idle_exit_s=1.0)
     assert group.fetches == BOUND  # stopped by the test, not by the idle exit
     assert group.asked == 13  # after 1.5 s quiet (the first fetch past 1 s), then each 1.5 s
-    assert lines.count(("idle exit put off: records not processed yet", {"lag": 5, "count": 1})) == 13
+    put_off = [(event, kw["lag"], kw["count"]) for event, kw in lines if event.startswith("idle exit")]
+    assert put_off == [("idle exit put off: records not processed yet", 5, 1)] * 13
 
 
 async def test_a_quiet_worker_caught_up_exits_at_the_first_quiet_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,3 +210,26 @@ async def test_a_stop_while_kafka_is_asked_for_the_ends_does_not_wait_for_the_an
     assert not waited_for_the_answer
     assert group.asked == 1
     assert not [event for event, _ in lines if event.startswith("idle exit")]
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (None, {"lag": 5, "count": 1, "waiting_for": "t.ingress.SENAN[0]: 5 behind"}),
+    (_refused, {"count": 1, "error": f"KafkaConnectionError: {KafkaConnectionError('no node answered')}"}),
+])
+async def test_a_worker_put_off_for_long_warns_every_30_s_and_does_not_exit(monkeypatch: pytest.MonkeyPatch,
+                                                                            answer: Any, why: dict[str, Any]) -> None:
+    """Behind for good (a partition it cannot read on), or Kafka refusing the question: the worker never exits, and
+    its note of why the idle exit is put off is a warning once it has been put off 30 s, then once per 30 s, naming
+    the partitions behind and by how much, or Kafka's error: 3 warnings in the 100 s until the test stops it."""
+    worker, group, lines = _quiet(monkeypatch, stands=0, end=5, position=0)
+    warnings: list[dict[str, Any]] = []
+    monkeypatch.setattr("broker.worker.log", SimpleNamespace(
+        warning=lambda event, **kw: warnings.append({"event": event, **kw}),
+        info=lambda event, **kw: lines.append((event, kw))))
+    group.bound = 200
+    group.answer = answer or group.answer
+    await worker.run([TP.topic], idle_exit_s=1.0)
+    assert group.fetches == group.bound  # stopped by the test, not by the idle exit
+    event = "idle exit put off: records not processed yet" if answer is None else \
+        "idle exit put off: the partitions' ends not known"
+    assert warnings == [{"event": event, "waited_s": waited, **why} for waited in (30.0, 60.0, 90.0)]
