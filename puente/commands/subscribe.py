@@ -7,6 +7,7 @@ the two read and write the same store, and ``puente.cli`` stays one registration
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -91,18 +92,34 @@ def _place(text: str) -> str:
 
 
 def _own_folder(keys: Path, partner: str, store: Path) -> None:
-    """Refuse a ``--store`` inside another partner's keys folder (``holder_path``): that folder (0700) is the other
-    partner's, and a store of decrypted alerts made there would be readable by whoever holds it, and mistaken for
-    its own. Paths are compared resolved, so a link or ``..`` does not hide the folder."""
-    own = holder_path(keys, Holder.PARTNER, partner).resolve()
-    partners = own.parent
-    try:
-        inside = store.resolve().relative_to(partners).parts
-    except ValueError:
-        return
-    if len(inside) > 1 and partners / inside[0] != own:
-        raise ConfigError(f"--store {store} lies in {partners / inside[0]}, another partner's keys folder, not "
-                          f"{partner}'s ({own}): name a file in {partner}'s folder or outside the partners' folders")
+    """Refuse a ``--store`` inside the keys folder anywhere but the partner's own folder (``holder_path``): another
+    partner's folder (0700) is that partner's, and a store of decrypted alerts made there would be readable by
+    whoever holds it, and mistaken for its own; an agency's, the broker's or the auditors' no more. An allow-list:
+    the partner's own folder, or outside the keys folder. Judged both as written (``..`` normalised) and with
+    links resolved, and against every folder of the keys folder that is a link, so a link neither hides the store's
+    place nor moves the partner's own folder elsewhere."""
+    own = holder_path(keys, Holder.PARTNER, partner)
+    written, resolved = Path(os.path.abspath(store)), store.resolve()
+    checks = [(written, Path(os.path.abspath(keys)), Path(os.path.abspath(own))),
+              (resolved, keys.resolve(), own.resolve())]
+    checks += [(resolved, link.resolve(), own.resolve()) for link in _links_within(keys)]
+    for path, root, mine in checks:
+        if path.is_relative_to(root) and not path.is_relative_to(mine):
+            raise ConfigError(f"--store {store} lies in the keys folder {keys} outside {partner}'s own folder "
+                              f"({own}): name a file in {partner}'s folder or outside the keys folder")
+
+
+def _links_within(keys: Path) -> list[Path]:
+    """The folders under ``keys``, two levels down (``partners/<P>``, ``agencies/<A>``, ``broker``), that are links:
+    a store under where they lead lies in the keys folder all the same."""
+    found: list[Path] = []
+    for top in (keys, *(keys / name for name in ("partners", "agencies"))):
+        try:
+            entries = list(top.iterdir())
+        except OSError:
+            continue
+        found += [entry for entry in entries if entry.is_symlink() and entry.is_dir()]
+    return found
 
 
 async def _follow(sub: Subscriber, out: TextIO | None, idle_exit_s: float | None) -> None:
