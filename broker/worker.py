@@ -134,7 +134,6 @@ PUT_OFF_WARN_S = 30.0
 """Once the idle exit has been put off this long since the worker's last record (behind on a partition it cannot read
 on, or Kafka not answering the question), its note of why (``BrokerWorker._put_off``) is a warning, at most once this
 often: such a worker runs on rather than exit as if done, and an operator waiting for it to end must learn why."""
-PUT_OFF_LISTED = 3  # partitions behind a put-off note spells out; it counts the rest
 QUIET_AFTER_S = 1.0
 QUIET_FETCH_WAIT_MS = 100
 """A worker that has read nothing for ``QUIET_AFTER_S`` long-polls instead of gathering: its fetches wait up to
@@ -344,9 +343,14 @@ STALLS_LISTED = 3  # stalls a log line spells out; it counts the rest
 
 def _listed(notes: list[StallNote]) -> str:
     """What the stalled slots (or the join) wait for, in one line: the first few spelled out, the rest counted."""
-    shown = "; ".join(n.waiting for n in notes[:STALLS_LISTED])
-    more = len(notes) - STALLS_LISTED
-    return shown if more <= 0 else f"{shown}; and {more} more slot(s)"
+    return _first_few([n.waiting for n in notes], "slot(s)")
+
+
+def _first_few(items: list[str], noun: str) -> str:
+    """``items`` in one line: the first ``STALLS_LISTED`` spelled out, the rest counted as ``noun``."""
+    shown = "; ".join(items[:STALLS_LISTED])
+    more = len(items) - STALLS_LISTED
+    return shown if more <= 0 else f"{shown}; and {more} more {noun}"
 
 
 def _slots_of(notes: list[StallNote]) -> list[int | str]:
@@ -1601,11 +1605,10 @@ class BrokerWorker:
             if (lag := ends.get(tp, stands + 1) - stands) > 0:
                 behind[tp] = lag
         if behind:
-            listed = [f"{tp.topic}[{tp.partition}]: {lag} behind" for tp, lag in list(behind.items())[:PUT_OFF_LISTED]]
-            if (more := len(behind) - PUT_OFF_LISTED) > 0:
-                listed.append(f"and {more} more partition(s)")
+            listed = _first_few([f"{tp.topic}[{tp.partition}]: {lag} behind" for tp, lag in behind.items()],
+                                "partition(s)")
             self._put_off("idle exit put off: records not processed yet", lag=sum(behind.values()),
-                          count=len(assigned), waiting_for="; ".join(listed))
+                          count=len(assigned), waiting_for=listed)
         return not behind
 
     def _put_off(self, event: str, **fields: Any) -> None:
